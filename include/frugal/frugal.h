@@ -1,0 +1,11 @@
+/* frugal: deep learning that fits the memory and the time you have. One include for all. */
+#ifndef FRUGAL_H
+#define FRUGAL_H
+#include "frugal/core.h"
+#include "frugal/pool.h"
+#include "frugal/ops.h"
+#include "frugal/io.h"
+#include "frugal/graph.h"
+#include "frugal/zoo.h"
+#define FRUGAL_VERSION "0.1.0"
+#endif

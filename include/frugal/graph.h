@@ -1,0 +1,265 @@
+/* frugal graph: build a network once for a batch shape, run forward and backward through
+ * memory-policy hooks, optimizers, checkpoints.
+ *
+ * Building is ggml-like: every fg_nn_* call returns a tensor handle (fg_id). Errors are sticky:
+ * the first shape error is kept (fg_graph_status / fg_graph_error name the op and both shapes)
+ * and later calls return FG_NONE, so a model can be written without checking each line.
+ *
+ * Timeline: with N nodes, forward of node i is step i and backward of node i is step 2N-1-i.
+ * Liveness (first and last step at which every tensor's storage is used) is computed by
+ * fg_graph_build. The executor never allocates on its own: at every node boundary it calls the
+ * memory policy's before/after hooks (DESIGN.md), which allocate, release, offload, prefetch.
+ *
+ * Gradients: parameter gradients accumulate (+=) until fg_graph_zero_grad; activation
+ * gradients are written by the first consumer processed in backward and accumulated by the
+ * executor for the others (through backward workspace), so ops only ever write input grads. */
+#ifndef FRUGAL_GRAPH_H
+#define FRUGAL_GRAPH_H
+
+#include <stdio.h>
+
+#include "frugal/core.h"
+#include "frugal/ops.h"
+#include "frugal/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int32_t fg_id;
+#define FG_NONE ((fg_id)-1)
+
+typedef struct fg_graph fg_graph;
+
+typedef enum fg_op {
+    FG_OP_CONV2D, FG_OP_LINEAR, FG_OP_MATMUL, FG_OP_RELU, FG_OP_GELU, FG_OP_TANH, FG_OP_SIGMOID,
+    FG_OP_SOFTMAX, FG_OP_XENT, FG_OP_DROPOUT, FG_OP_ADD, FG_OP_CONCAT, FG_OP_MAXPOOL,
+    FG_OP_AVGPOOL, FG_OP_GAP, FG_OP_LRN, FG_OP_BATCHNORM,
+    FG_OP_COUNT
+} fg_op;
+const char *fg_op_name(fg_op op);
+
+typedef enum fg_tkind {
+    FG_T_INPUT,  /* fed by the caller each step (images, labels); persistent on device */
+    FG_T_PARAM,  /* trainable weight; persistent on device */
+    FG_T_STATE,  /* non-trainable persistent state (batch-norm running stats) */
+    FG_T_ACT,    /* an op's output */
+    FG_T_AUX,    /* an op's extra output kept for backward (softmax probs, bn mean/invstd) */
+    FG_T_GRAD,   /* gradient of an ACT */
+    FG_T_PGRAD,  /* gradient of a PARAM; persistent */
+    FG_TKIND_COUNT
+} fg_tkind;
+
+typedef enum fg_pass { FG_FORWARD, FG_BACKWARD, FG_PASS_COUNT } fg_pass;
+
+typedef enum fg_init {
+    FG_INIT_ZEROS, FG_INIT_ONES,
+    FG_INIT_KAIMING_UNIFORM, /* PyTorch's default for conv/linear weights: U(-1/sqrt(fan_in), +) */
+    FG_INIT_FANIN_UNIFORM,   /* PyTorch's default for biases: U(-1/sqrt(fan_in), +), fan_in = arg */
+    FG_INIT_NORMAL,          /* N(0, arg^2) */
+    FG_INIT_COUNT
+} fg_init;
+
+/* ---------------------------------------------------------------- building */
+
+fg_status fg_graph_create(fg_graph **out, const char *name);
+void fg_graph_free(fg_graph *g);
+const char *fg_graph_name(const fg_graph *g);
+/* First builder error (sticky), and its message. */
+fg_status fg_graph_status(const fg_graph *g);
+const char *fg_graph_error(const fg_graph *g);
+
+fg_id fg_nn_input(fg_graph *g, const char *name, fg_dtype dtype, int ndim, const int64_t *shape);
+/* init_arg: fan_in for FG_INIT_FANIN_UNIFORM, std for FG_INIT_NORMAL, unused otherwise. */
+fg_id fg_nn_param(fg_graph *g, const char *name, int ndim, const int64_t *shape, fg_init init, float init_arg);
+
+typedef struct fg_conv_opts { int64_t stride, pad, dilation, groups; } fg_conv_opts;
+/* x (N,C,H,W), w (OC, C/groups, K, K), b (OC) or FG_NONE */
+fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_conv_opts o);
+/* x (B, IC) (or any rank, flattened to (prod of leading dims, IC)), w (OC, IC), b (OC) or FG_NONE */
+fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
+fg_id fg_nn_matmul(fg_graph *g, const char *name, fg_id a, fg_id b, int trans_a, int trans_b);
+fg_id fg_nn_relu(fg_graph *g, const char *name, fg_id x);
+fg_id fg_nn_gelu(fg_graph *g, const char *name, fg_id x);
+fg_id fg_nn_tanh(fg_graph *g, const char *name, fg_id x);
+fg_id fg_nn_sigmoid(fg_graph *g, const char *name, fg_id x);
+fg_id fg_nn_softmax(fg_graph *g, const char *name, fg_id x);
+/* logits (B, C), labels (B) int32 input -> scalar mean loss */
+fg_id fg_nn_xent(fg_graph *g, const char *name, fg_id logits, fg_id labels);
+fg_id fg_nn_dropout(fg_graph *g, const char *name, fg_id x, float p);
+fg_id fg_nn_add(fg_graph *g, const char *name, fg_id a, fg_id b);
+fg_id fg_nn_concat(fg_graph *g, const char *name, const fg_id *xs, int k, int axis);
+/* A view with another shape (no copy, no node): same number of elements. */
+fg_id fg_nn_reshape(fg_graph *g, const char *name, fg_id x, int ndim, const int64_t *shape);
+/* (N, ...) -> (N, prod ...) */
+fg_id fg_nn_flatten(fg_graph *g, const char *name, fg_id x);
+typedef struct fg_pool_opts { int64_t kernel, stride, pad; int ceil_mode; int count_include_pad; } fg_pool_opts;
+fg_id fg_nn_maxpool2d(fg_graph *g, const char *name, fg_id x, fg_pool_opts o);
+fg_id fg_nn_avgpool2d(fg_graph *g, const char *name, fg_id x, fg_pool_opts o);
+fg_id fg_nn_global_avgpool(fg_graph *g, const char *name, fg_id x); /* (N,C,H,W) -> (N,C) */
+fg_id fg_nn_lrn(fg_graph *g, const char *name, fg_id x, int64_t size, float alpha, float beta, float k);
+/* Creates its own gamma/beta params and running-stat state named "<name>.weight" etc. */
+fg_id fg_nn_batchnorm(fg_graph *g, const char *name, fg_id x, float momentum, float eps);
+
+/* Layers: create the parameters ("<name>.weight", "<name>.bias") with PyTorch's default
+ * initialization and apply the op. */
+fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel,
+                      int64_t stride, int64_t pad, int bias);
+fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias);
+
+/* ---------------------------------------------------------------- introspection */
+
+typedef struct fg_tinfo {
+    fg_tkind kind;
+    fg_tensor t;          /* shape, dtype, name; t.data / t.residence are live state */
+    size_t bytes;         /* storage bytes */
+    fg_id alias_of;       /* storage root (itself when not a view) */
+    fg_id grad;           /* gradient tensor of this ACT/INPUT/PARAM, FG_NONE if none */
+    fg_id grad_of;        /* for GRAD/PGRAD: the tensor it is the gradient of */
+    int producer;         /* node that writes it (forward for ACT/AUX; backward for GRAD), -1 */
+    int first_use, last_use; /* steps on the 2N timeline; -1 for persistent tensors */
+    int requires_grad;
+} fg_tinfo;
+
+#define FG_NODE_MAX_IN 16
+#define FG_NODE_MAX_AUX 2
+#define FG_NODE_MAX_SAVE 8
+
+typedef struct fg_ninfo {
+    fg_op op;
+    char name[FG_NAME_MAX];
+    int n_in;
+    fg_id in[FG_NODE_MAX_IN];
+    fg_id out;
+    int n_aux;
+    fg_id aux[FG_NODE_MAX_AUX];
+    int n_save;                 /* what backward reads besides grad(out) */
+    fg_id save[FG_NODE_MAX_SAVE];
+    fg_conv_algo algo;          /* conv only */
+    size_t ws_bytes[FG_PASS_COUNT]; /* workspace for the current algo, per pass (backward includes
+                                       scratch for gradient accumulation) */
+    double flops;               /* forward FLOPs of the whole batch */
+} fg_ninfo;
+
+int fg_graph_n_nodes(const fg_graph *g);
+int fg_graph_n_tensors(const fg_graph *g);
+const fg_ninfo *fg_graph_node(const fg_graph *g, int i);
+const fg_tinfo *fg_graph_tinfo(const fg_graph *g, fg_id id);
+/* The live view (data, residence) of a tensor; policies update data/residence through it. */
+fg_tensor *fg_graph_tensor(fg_graph *g, fg_id id);
+fg_id fg_graph_find(const fg_graph *g, const char *name); /* FG_NONE if absent */
+int fg_graph_n_params(const fg_graph *g);
+fg_id fg_graph_param(const fg_graph *g, int i);
+int fg_graph_n_states(const fg_graph *g);
+fg_id fg_graph_state(const fg_graph *g, int i);
+/* Set a conv node's algorithm (before or after build; recomputes its workspace). */
+fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo);
+/* Prints every tensor with kind, bytes, first and last use, and every node with its saves. */
+void fg_graph_print_liveness(const fg_graph *g, FILE *f);
+
+/* ---------------------------------------------------------------- memory policies */
+
+typedef struct fg_mem_policy {
+    const char *name;
+    /* once after build: sees nodes, sizes, liveness, saved lists */
+    fg_status (*plan)(void *self, fg_graph *g, fg_pool *pool);
+    fg_status (*before)(void *self, fg_graph *g, int node, fg_pass pass);
+    fg_status (*after)(void *self, fg_graph *g, int node, fg_pass pass);
+    /* end of an iteration (after backward, or after forward when there is no backward) */
+    fg_status (*end)(void *self, fg_graph *g);
+    void (*destroy)(void *self);
+    void *self;
+} fg_mem_policy;
+
+/* Baseline: every tensor allocated network-wide for the whole iteration, one shared workspace
+ * sized to the largest node (as frameworks of vDNN's time did). */
+fg_status fg_policy_network_wide(fg_mem_policy *out);
+/* Allocate at first use, release after last use (the storage-level lower bound without offload). */
+fg_status fg_policy_free_when_dead(fg_mem_policy *out);
+
+/* Policies call these to move storage in and out of the device pool. They work on the storage
+ * root of `id` and update every alias's view. */
+fg_status fg_graph_storage_alloc(fg_graph *g, fg_id id);
+void fg_graph_storage_release(fg_graph *g, fg_id id);
+/* Workspace for the node being run (the executor reads it): policies set it in before(). */
+void fg_graph_set_workspace(fg_graph *g, void *ws, size_t bytes);
+fg_pool *fg_graph_pool(fg_graph *g);
+
+/* ---------------------------------------------------------------- build and run */
+
+/* Freezes the graph: computes requires_grad, gradient tensors, saved lists, liveness and
+ * workspace; allocates persistent tensors (inputs, params, state, param grads) in `pool`;
+ * calls policy->plan. loss = FG_NONE builds for inference only. The graph takes ownership of
+ * the policy (destroy is called by fg_graph_free). */
+fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy);
+/* Initializes every param with its declared init from the rng, and state (running mean 0, var 1). */
+void fg_graph_init_params(fg_graph *g, fg_rng *rng);
+/* Copies host data into an input tensor (bytes must match). */
+fg_status fg_graph_set_input(fg_graph *g, fg_id id, const void *data, size_t bytes);
+void fg_graph_set_training(fg_graph *g, int training);
+/* Seed for this iteration's dropout masks (a node's mask uses a hash of seed and node index). */
+void fg_graph_set_seed(fg_graph *g, uint64_t seed);
+fg_status fg_graph_forward(fg_graph *g);
+fg_status fg_graph_backward(fg_graph *g);
+void fg_graph_zero_grad(fg_graph *g);
+/* The loss value after forward (the scalar loss tensor). */
+float fg_graph_loss(const fg_graph *g);
+/* Copies a tensor out to host memory (e.g. logits after forward); FG_ERR_INVALID if its storage
+ * is not resident. */
+fg_status fg_graph_read(fg_graph *g, fg_id id, void *dst, size_t bytes);
+
+/* Totals for `frugal model info` and for vmem's budgets. */
+typedef struct fg_graph_info {
+    int64_t n_params;
+    double flops_fwd;       /* whole batch */
+    size_t weight_bytes;    /* params + state */
+    size_t grad_bytes;      /* param grads */
+    size_t act_bytes;       /* every ACT/AUX storage (network-wide allocation of activations) */
+    size_t saved_bytes;     /* storage saved for backward (read by some backward node) */
+    size_t act_grad_bytes;  /* every GRAD storage */
+    size_t peak_ws_bytes;   /* largest workspace of any node in either pass */
+    size_t input_bytes;
+} fg_graph_info;
+void fg_graph_get_info(const fg_graph *g, fg_graph_info *out);
+
+/* ---------------------------------------------------------------- optimizers */
+
+typedef enum fg_optim_kind { FG_OPTIM_SGD, FG_OPTIM_ADAM, FG_OPTIM_ADAMW, FG_OPTIM_RMSPROP, FG_OPTIM_KIND_COUNT } fg_optim_kind;
+typedef struct fg_optim_cfg {
+    fg_optim_kind kind;
+    float lr;
+    float momentum;      /* SGD (PyTorch semantics, dampening 0) */
+    float weight_decay;  /* SGD/Adam/RMSProp: L2 added to the gradient; AdamW: decoupled */
+    float beta1, beta2;  /* Adam/AdamW */
+    float eps;           /* Adam/AdamW/RMSProp */
+    float alpha;         /* RMSProp decay of the squared-gradient average */
+    int eps_inside_sqrt; /* RMSProp: GA3C/TensorFlow form lr*g/sqrt(v+eps) instead of lr*g/(sqrt(v)+eps) */
+} fg_optim_cfg;
+fg_optim_cfg fg_optim_defaults(fg_optim_kind kind, float lr);
+const char *fg_optim_kind_name(fg_optim_kind k);
+fg_status fg_optim_kind_parse(const char *s, fg_optim_kind *out);
+
+typedef struct fg_optim fg_optim;
+/* State buffers are allocated in host memory, one per param per moment, zeroed. */
+fg_status fg_optim_create(fg_optim **out, fg_graph *g, const fg_optim_cfg *cfg);
+void fg_optim_free(fg_optim *o);
+fg_status fg_optim_step(fg_optim *o);
+/* Optimizer state for checkpoints: n buffers, each named "<param>.<moment>". */
+int fg_optim_n_state(const fg_optim *o);
+float *fg_optim_state(fg_optim *o, int i, const char **name, int64_t *numel);
+int64_t fg_optim_steps(const fg_optim *o);
+void fg_optim_set_steps(fg_optim *o, int64_t steps);
+
+/* ---------------------------------------------------------------- checkpoints (safetensors) */
+
+/* Writes params and state (and optimizer state when o != NULL) with metadata (model name,
+ * format version, and the extra key/value pairs, n_meta of them). Atomic. */
+fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_meta,
+                        const char *const *meta_keys, const char *const *meta_values);
+/* Loads params and state by name, shapes checked (and optimizer state when o != NULL). */
+fg_status fg_graph_load(fg_graph *g, fg_optim *o, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

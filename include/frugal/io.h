@@ -1,0 +1,101 @@
+/* frugal file formats: safetensors (weights and checkpoints) and IDX (MNIST-style data sets).
+ *
+ * Loaders parse from memory (fg_*_parse) so the fuzz harnesses exercise exactly the code that
+ * reads files; fg_*_load reads a file and calls parse. Every loader rejects malformed input with
+ * FG_ERR_FORMAT and a message that names the file and what was expected; none crashes.
+ * Writers are atomic: temporary file in the same directory, fsync, rename (and fsync of the
+ * directory), so a crash or a full disk never leaves a half-written file under the real name. */
+#ifndef FRUGAL_IO_H
+#define FRUGAL_IO_H
+
+#include "frugal/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- safetensors
+ * 8-byte little-endian header length N, N bytes of JSON
+ *   {"__metadata__": {"k": "v", ...}, "name": {"dtype": "F32", "shape": [..],
+ *    "data_offsets": [begin, end]}, ...}
+ * then the data area; offsets are relative to the data area. */
+
+typedef enum fg_st_dtype { FG_ST_F32, FG_ST_F16, FG_ST_BF16, FG_ST_F64, FG_ST_I64, FG_ST_I32,
+                           FG_ST_I16, FG_ST_I8, FG_ST_U8, FG_ST_BOOL, FG_ST_U64, FG_ST_U32,
+                           FG_ST_U16, FG_ST_DTYPE_COUNT } fg_st_dtype;
+
+typedef struct fg_st_entry {
+    const char *name;
+    fg_st_dtype dtype;
+    int ndim;
+    int64_t shape[FG_MAX_DIMS];
+    const void *data;   /* points into the file's buffer (not aligned in general: memcpy out) */
+    size_t nbytes;
+} fg_st_entry;
+
+typedef struct fg_st_file fg_st_file;
+
+/* Validates everything: header length within the buffer, JSON well formed, every entry has a
+ * known dtype, a shape whose product times the dtype size equals end - begin, offsets within
+ * the data area, no two entries overlapping, names unique. `what` names the source in messages.
+ * The buffer is copied; the caller keeps ownership of buf. */
+fg_status fg_st_parse(const void *buf, size_t len, const char *what, fg_st_file **out);
+fg_status fg_st_load(const char *path, fg_st_file **out);
+void fg_st_free(fg_st_file *f);
+size_t fg_st_count(const fg_st_file *f);
+const fg_st_entry *fg_st_at(const fg_st_file *f, size_t i);
+const fg_st_entry *fg_st_find(const fg_st_file *f, const char *name); /* NULL if absent */
+const char *fg_st_meta(const fg_st_file *f, const char *key);         /* NULL if absent */
+/* Copies an F32 entry named `name` with exactly the expected shape into dst; a missing entry,
+ * another dtype or another shape is FG_ERR_FORMAT naming the entry and both shapes. */
+fg_status fg_st_read_f32(const fg_st_file *f, const char *name, int ndim, const int64_t *shape, float *dst);
+
+typedef struct fg_st_writer fg_st_writer;
+fg_status fg_st_writer_create(fg_st_writer **out);
+void fg_st_writer_free(fg_st_writer *w);
+/* Data is referenced, not copied: it must stay valid until fg_st_writer_save returns. */
+fg_status fg_st_writer_add(fg_st_writer *w, const char *name, fg_st_dtype dtype, int ndim,
+                           const int64_t *shape, const void *data);
+fg_status fg_st_writer_meta(fg_st_writer *w, const char *key, const char *value);
+/* Atomic write (temp file, fsync, rename). FG_ERR_IO with the reason (e.g. "No space left on
+ * device") on failure, and the temp file removed. */
+fg_status fg_st_writer_save(fg_st_writer *w, const char *path);
+
+/* ---------------------------------------------------------------- IDX
+ * The original MNIST format: magic 0x0000 | type byte | ndim byte, then ndim big-endian u32
+ * dims, then the data (big-endian for multi-byte types). Only unsigned byte data (0x08) is
+ * accepted, which is what MNIST and Fashion-MNIST use. */
+typedef struct fg_idx {
+    int ndim;
+    int64_t dims[FG_MAX_DIMS];
+    uint8_t *data; /* owned; numel bytes */
+    size_t numel;
+} fg_idx;
+fg_status fg_idx_parse(const void *buf, size_t len, const char *what, fg_idx *out);
+fg_status fg_idx_load(const char *path, fg_idx *out);
+void fg_idx_free(fg_idx *x);
+/* Writes an IDX u8 file atomically. */
+fg_status fg_idx_save(const char *path, int ndim, const int64_t *dims, const uint8_t *data);
+
+/* ---------------------------------------------------------------- data sets */
+
+/* An image classification set in memory: images (n, c, h, w) as float scaled to [0, 1]
+ * then normalized with (x - mean) / std, labels int32. */
+typedef struct fg_dataset {
+    int64_t n, c, h, w;
+    int32_t n_classes;
+    float *images;
+    int32_t *labels;
+} fg_dataset;
+
+/* Loads "<dir>/<prefix>-images-idx3-ubyte" and "<dir>/<prefix>-labels-idx1-ubyte"
+ * (as written by scripts/fetch-data.sh), checks counts agree, normalizes with mean/std. */
+fg_status fg_dataset_load_idx(const char *dir, const char *prefix, float mean, float std, fg_dataset *out);
+void fg_dataset_free(fg_dataset *d);
+/* The data directory: $FRUGAL_DATA, else $HOME/.cache/frugal. */
+const char *fg_data_dir(char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
