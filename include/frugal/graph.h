@@ -187,6 +187,10 @@ fg_pool *fg_graph_pool(fg_graph *g);
 
 /* ---------------------------------------------------------------- build and run */
 
+/* Marks a tensor (e.g. the logits) as an output: it is allocated for the whole run, like inputs,
+ * so the caller can read it after forward or backward with any policy. The loss is always an
+ * output. Call before fg_graph_build. */
+void fg_graph_mark_output(fg_graph *g, fg_id id);
 /* Freezes the graph: computes requires_grad, gradient tensors, saved lists, liveness and
  * workspace; allocates persistent tensors (inputs, params, state, param grads) in `pool`;
  * calls policy->plan. loss = FG_NONE builds for inference only. The graph takes ownership of
@@ -207,6 +211,11 @@ float fg_graph_loss(const fg_graph *g);
 /* Copies a tensor out to host memory (e.g. logits after forward); FG_ERR_INVALID if its storage
  * is not resident. */
 fg_status fg_graph_read(fg_graph *g, fg_id id, void *dst, size_t bytes);
+
+/* Seconds spent in node i's op for the pass (excluding the policy's hooks), summed since the
+ * last fg_graph_reset_times: the measured layer times of the benchmarks and of vmem's planner. */
+double fg_graph_node_time(const fg_graph *g, int node, fg_pass pass);
+void fg_graph_reset_times(fg_graph *g);
 
 /* Totals for `frugal model info` and for vmem's budgets. */
 typedef struct fg_graph_info {
@@ -248,6 +257,7 @@ fg_status fg_optim_step(fg_optim *o);
 int fg_optim_n_state(const fg_optim *o);
 float *fg_optim_state(fg_optim *o, int i, const char **name, int64_t *numel);
 int64_t fg_optim_steps(const fg_optim *o);
+const fg_optim_cfg *fg_optim_get_cfg(const fg_optim *o);
 void fg_optim_set_steps(fg_optim *o, int64_t steps);
 
 /* ---------------------------------------------------------------- checkpoints (safetensors) */

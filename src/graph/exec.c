@@ -1,0 +1,262 @@
+/* The executor: walks forward then backward, calling the memory policy at every node boundary,
+ * and the glue from graph nodes to the kernels of src/ops/. The executor never allocates: the
+ * policy makes a node's tensors resident and gives it a workspace. Input gradients that another
+ * consumer already wrote are computed into scratch at the end of the workspace and added. */
+#include <string.h>
+
+#include "graph/graph_impl.h"
+
+static float *F(fg_graph *g, fg_id id) { return id == FG_NONE ? NULL : (float *)g->t[id].info.t.data; }
+
+static uint64_t node_seed(const fg_graph *g, int i) {
+    uint64_t x = (g->seed + 1) * 0x9E3779B97F4A7C15ull;
+    return x ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull);
+}
+
+size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass) {
+    (void)g;
+    (void)pass;
+    if (n->info.op == FG_OP_CONV2D) return fg_conv2d_workspace_bytes(&n->p.conv, n->info.algo);
+    return 0;
+}
+
+void fg_graph_set_training(fg_graph *g, int training) { g->training = training; }
+void fg_graph_set_seed(fg_graph *g, uint64_t seed) { g->seed = seed; }
+
+fg_status fg_graph_set_input(fg_graph *g, fg_id id, const void *data, size_t bytes) {
+    if (id < 0 || id >= g->nt) return fg_fail(FG_ERR_INVALID, "set_input: invalid tensor handle %d", (int)id);
+    fg_tslot *s = &g->t[id];
+    if (s->info.kind != FG_T_INPUT) return fg_fail(FG_ERR_INVALID, "set_input: '%s' is not an input", s->info.t.name);
+    if (bytes != s->info.bytes)
+        return fg_fail(FG_ERR_SHAPE, "set_input: '%s' holds %zu bytes, got %zu", s->info.t.name, s->info.bytes, bytes);
+    if (!s->info.t.data) return fg_fail(FG_ERR_INVALID, "set_input: graph '%s' is not built", g->name);
+    memcpy(s->info.t.data, data, bytes);
+    return FG_OK;
+}
+
+fg_status fg_graph_read(fg_graph *g, fg_id id, void *dst, size_t bytes) {
+    if (id < 0 || id >= g->nt) return fg_fail(FG_ERR_INVALID, "read: invalid tensor handle %d", (int)id);
+    fg_tslot *s = &g->t[id];
+    if (bytes != s->info.bytes)
+        return fg_fail(FG_ERR_SHAPE, "read: '%s' holds %zu bytes, asked for %zu", s->info.t.name, s->info.bytes, bytes);
+    if (s->info.t.residence != FG_RES_DEVICE || !s->info.t.data)
+        return fg_fail(FG_ERR_INVALID, "read: '%s' is not resident (mark it with fg_graph_mark_output before build)",
+                       s->info.t.name);
+    memcpy(dst, s->info.t.data, bytes);
+    return FG_OK;
+}
+
+float fg_graph_loss(const fg_graph *g) {
+    if (g->loss == FG_NONE || !g->t[g->loss].info.t.data) return 0.0f;
+    return *(const float *)g->t[g->loss].info.t.data;
+}
+
+void fg_graph_zero_grad(fg_graph *g) {
+    for (int i = 0; i < g->np; i++) {
+        fg_id gid = g->t[g->params[i]].info.grad;
+        if (gid != FG_NONE && g->t[gid].info.t.data) memset(g->t[gid].info.t.data, 0, g->t[gid].info.bytes);
+    }
+}
+
+static void check_resident(fg_graph *g, int i, fg_id id, const char *role) {
+    if (id == FG_NONE) return;
+    const fg_tensor *t = &g->t[id].info.t;
+    if (t->residence != FG_RES_DEVICE || !t->data) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "node %d '%s': %s tensor '%s' is not resident on the device (policy bug)", i,
+                 g->nodes[i].info.name, role, t->name);
+        fg_assert_fail("resident", __FILE__, __LINE__, msg);
+    }
+}
+
+static fg_status run_forward(fg_graph *g, int i) {
+    fg_node *n = &g->nodes[i];
+    const fg_ninfo *ni = &n->info;
+    for (int k = 0; k < ni->n_in; k++) check_resident(g, i, ni->in[k], "input");
+    check_resident(g, i, ni->out, "output");
+    for (int a = 0; a < ni->n_aux; a++) check_resident(g, i, ni->aux[a], "aux");
+    float *y = F(g, ni->out);
+    const float *x = F(g, ni->in[0]);
+    switch (ni->op) {
+    case FG_OP_CONV2D:
+        return fg_conv2d_forward(y, x, F(g, ni->in[1]), n->has_bias ? F(g, ni->in[2]) : NULL, &n->p.conv, ni->algo, g->ws,
+                                 g->ws_bytes);
+    case FG_OP_LINEAR:
+        return fg_linear_forward(y, x, F(g, ni->in[1]), n->has_bias ? F(g, ni->in[2]) : NULL, n->p.lin.B, n->p.lin.IC,
+                                 n->p.lin.OC);
+    case FG_OP_MATMUL:
+        return fg_matmul_forward(y, x, F(g, ni->in[1]), n->p.mm.batch, n->p.mm.M, n->p.mm.K, n->p.mm.N, n->p.mm.ta, n->p.mm.tb);
+    case FG_OP_RELU: fg_relu_forward(y, x, n->p.n); return FG_OK;
+    case FG_OP_GELU: fg_gelu_forward(y, x, n->p.n); return FG_OK;
+    case FG_OP_TANH: fg_tanh_forward(y, x, n->p.n); return FG_OK;
+    case FG_OP_SIGMOID: fg_sigmoid_forward(y, x, n->p.n); return FG_OK;
+    case FG_OP_SOFTMAX: fg_softmax_forward(y, x, n->p.sm.rows, n->p.sm.cols); return FG_OK;
+    case FG_OP_XENT: {
+        fg_status s = fg_xent_forward(y, F(g, ni->aux[0]), x, (const int32_t *)g->t[ni->in[1]].info.t.data, n->p.sm.rows,
+                                      n->p.sm.cols);
+        if (s != FG_OK) return fg_fail(s, "xent '%s': %s", ni->name, fg_last_error());
+        return FG_OK;
+    }
+    case FG_OP_DROPOUT:
+        if (g->training && n->p.drop.p > 0.0f) fg_dropout_forward(y, x, n->p.n, n->p.drop.p, node_seed(g, i));
+        else memcpy(y, x, n->p.n * sizeof(float));
+        return FG_OK;
+    case FG_OP_ADD: fg_add_forward(y, x, F(g, ni->in[1]), n->p.n); return FG_OK;
+    case FG_OP_CONCAT: {
+        const float *ins[FG_NODE_MAX_IN];
+        for (int k = 0; k < ni->n_in; k++) ins[k] = F(g, ni->in[k]);
+        fg_concat_forward(y, ins, n->p.cat.chunk, ni->n_in, n->p.cat.outer);
+        return FG_OK;
+    }
+    case FG_OP_MAXPOOL: fg_maxpool2d_forward(y, x, &n->p.pool); return FG_OK;
+    case FG_OP_AVGPOOL: fg_avgpool2d_forward(y, x, &n->p.pool); return FG_OK;
+    case FG_OP_GAP: fg_global_avgpool_forward(y, x, n->p.gap.N, n->p.gap.C, n->p.gap.HW); return FG_OK;
+    case FG_OP_LRN: fg_lrn_forward(y, x, &n->p.lrn); return FG_OK;
+    case FG_OP_BATCHNORM:
+        if (g->training)
+            fg_batchnorm_forward_train(y, F(g, ni->aux[0]), F(g, ni->aux[1]), F(g, n->p.bn.running_mean),
+                                       F(g, n->p.bn.running_var), x, F(g, ni->in[1]), F(g, ni->in[2]), n->p.bn.N, n->p.bn.C,
+                                       n->p.bn.HW, n->p.bn.momentum, n->p.bn.eps);
+        else
+            fg_batchnorm_forward_eval(y, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, n->p.bn.running_mean),
+                                      F(g, n->p.bn.running_var), n->p.bn.N, n->p.bn.C, n->p.bn.HW, n->p.bn.eps);
+        return FG_OK;
+    default: return fg_fail(FG_ERR_UNSUPPORTED, "forward of op %s is not implemented", fg_op_name(ni->op));
+    }
+}
+
+/* Where the op writes grad(in[k]): the gradient itself, or scratch to be added afterwards. */
+typedef struct dgrad {
+    float *dst[FG_NODE_MAX_IN];
+    float *real[FG_NODE_MAX_IN];
+    size_t n[FG_NODE_MAX_IN];
+} dgrad;
+
+static fg_status run_backward(fg_graph *g, int i) {
+    fg_node *n = &g->nodes[i];
+    const fg_ninfo *ni = &n->info;
+    if (!n->bwd_active) return FG_OK;
+    for (int s = 0; s < ni->n_save; s++) check_resident(g, i, ni->save[s], "saved");
+    check_resident(g, i, g->t[ni->out].info.grad, "output gradient");
+    size_t algo_ws = fg_exec_op_ws(g, n, FG_BACKWARD);
+    unsigned char *scratch = (unsigned char *)g->ws + algo_ws;
+    dgrad d;
+    memset(&d, 0, sizeof d);
+    for (int k = 0; k < ni->n_in; k++) {
+        fg_id x = ni->in[k];
+        fg_id gx = g->t[x].info.grad;
+        if (gx == FG_NONE) continue;
+        if (g->t[g->t[x].info.alias_of].info.kind == FG_T_PARAM) {
+            d.dst[k] = F(g, gx); /* accumulated inside the op */
+            continue;
+        }
+        if (ni->op == FG_OP_XENT && k == 1) continue;
+        check_resident(g, i, gx, "input gradient");
+        d.real[k] = F(g, gx);
+        d.n[k] = (size_t)fg_tensor_numel(&g->t[x].info.t);
+        if (n->accum[k]) {
+            FG_ASSERT_MSG(g->ws && (size_t)(scratch - (unsigned char *)g->ws) + d.n[k] * 4 <= g->ws_bytes,
+                          "backward workspace too small for gradient accumulation");
+            d.dst[k] = (float *)scratch;
+            scratch += (d.n[k] * 4 + 63) / 64 * 64;
+        } else {
+            d.dst[k] = d.real[k];
+        }
+    }
+    const float *dy = F(g, g->t[ni->out].info.grad);
+    const float *x = F(g, ni->in[0]);
+    const float *y = F(g, ni->out);
+    fg_status st = FG_OK;
+    switch (ni->op) {
+    case FG_OP_CONV2D:
+        st = fg_conv2d_backward(d.dst[0], d.dst[1], n->has_bias ? d.dst[2] : NULL, dy, x, F(g, ni->in[1]), &n->p.conv,
+                                ni->algo, g->ws, algo_ws);
+        break;
+    case FG_OP_LINEAR:
+        st = fg_linear_backward(d.dst[0], d.dst[1], n->has_bias ? d.dst[2] : NULL, dy, x, F(g, ni->in[1]), n->p.lin.B,
+                                n->p.lin.IC, n->p.lin.OC);
+        break;
+    case FG_OP_MATMUL:
+        st = fg_matmul_backward(d.dst[0], d.dst[1], dy, x, F(g, ni->in[1]), n->p.mm.batch, n->p.mm.M, n->p.mm.K, n->p.mm.N,
+                                n->p.mm.ta, n->p.mm.tb);
+        break;
+    case FG_OP_RELU: if (d.dst[0]) fg_relu_backward(d.dst[0], dy, y, n->p.n); break;
+    case FG_OP_GELU: if (d.dst[0]) fg_gelu_backward(d.dst[0], dy, x, n->p.n); break;
+    case FG_OP_TANH: if (d.dst[0]) fg_tanh_backward(d.dst[0], dy, y, n->p.n); break;
+    case FG_OP_SIGMOID: if (d.dst[0]) fg_sigmoid_backward(d.dst[0], dy, y, n->p.n); break;
+    case FG_OP_SOFTMAX: if (d.dst[0]) fg_softmax_backward(d.dst[0], dy, y, n->p.sm.rows, n->p.sm.cols); break;
+    case FG_OP_XENT:
+        if (d.dst[0])
+            fg_xent_backward(d.dst[0], dy[0], F(g, ni->aux[0]), (const int32_t *)g->t[ni->in[1]].info.t.data, n->p.sm.rows,
+                             n->p.sm.cols);
+        break;
+    case FG_OP_DROPOUT:
+        if (d.dst[0]) {
+            if (g->training && n->p.drop.p > 0.0f) fg_dropout_backward(d.dst[0], dy, n->p.n, n->p.drop.p, node_seed(g, i));
+            else memcpy(d.dst[0], dy, n->p.n * sizeof(float));
+        }
+        break;
+    case FG_OP_ADD:
+        for (int k = 0; k < 2; k++)
+            if (d.dst[k]) memcpy(d.dst[k], dy, n->p.n * sizeof(float));
+        break;
+    case FG_OP_CONCAT: fg_concat_backward(d.dst, dy, n->p.cat.chunk, ni->n_in, n->p.cat.outer); break;
+    case FG_OP_MAXPOOL: if (d.dst[0]) fg_maxpool2d_backward(d.dst[0], dy, x, &n->p.pool); break;
+    case FG_OP_AVGPOOL: if (d.dst[0]) fg_avgpool2d_backward(d.dst[0], dy, &n->p.pool); break;
+    case FG_OP_GAP: if (d.dst[0]) fg_global_avgpool_backward(d.dst[0], dy, n->p.gap.N, n->p.gap.C, n->p.gap.HW); break;
+    case FG_OP_LRN: if (d.dst[0]) fg_lrn_backward(d.dst[0], dy, x, y, &n->p.lrn); break;
+    case FG_OP_BATCHNORM:
+        fg_batchnorm_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->aux[0]), F(g, ni->aux[1]), F(g, ni->in[1]),
+                              n->p.bn.N, n->p.bn.C, n->p.bn.HW);
+        break;
+    default: return fg_fail(FG_ERR_UNSUPPORTED, "backward of op %s is not implemented", fg_op_name(ni->op));
+    }
+    if (st != FG_OK) return st;
+    for (int k = 0; k < ni->n_in; k++)
+        if (d.real[k] && d.dst[k] != d.real[k]) fg_accumulate(d.real[k], d.dst[k], d.n[k]);
+    return FG_OK;
+}
+
+fg_status fg_exec_node(fg_graph *g, int i, fg_pass pass) {
+    return pass == FG_FORWARD ? run_forward(g, i) : run_backward(g, i);
+}
+
+static fg_status step(fg_graph *g, int i, fg_pass pass) {
+    fg_mem_policy *p = &g->policy;
+    g->ws = NULL;
+    g->ws_bytes = 0;
+    if (p->before) FG_TRY(p->before(p->self, g, i, pass));
+    double t0 = fg_time_now();
+    fg_status s = fg_exec_node(g, i, pass);
+    g->nodes[i].seconds[pass] += fg_time_now() - t0;
+    if (s != FG_OK) return s;
+    if (p->after) FG_TRY(p->after(p->self, g, i, pass));
+    return FG_OK;
+}
+
+fg_status fg_graph_forward(fg_graph *g) {
+    if (!g->built) return fg_fail(FG_ERR_INVALID, "forward: graph '%s' is not built", g->name);
+    for (int i = 0; i < g->nn; i++) FG_TRY(step(g, i, FG_FORWARD));
+    if (g->loss == FG_NONE && g->policy.end) FG_TRY(g->policy.end(g->policy.self, g));
+    return FG_OK;
+}
+
+fg_status fg_graph_backward(fg_graph *g) {
+    if (!g->built) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' is not built", g->name);
+    if (g->loss == FG_NONE) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' was built without a loss", g->name);
+    fg_id lg = g->t[g->t[g->loss].info.alias_of].info.grad;
+    FG_ASSERT(lg != FG_NONE && g->t[lg].info.t.data);
+    *(float *)g->t[lg].info.t.data = 1.0f;
+    for (int i = g->nn - 1; i >= 0; i--) FG_TRY(step(g, i, FG_BACKWARD));
+    if (g->policy.end) FG_TRY(g->policy.end(g->policy.self, g));
+    return FG_OK;
+}
+
+double fg_graph_node_time(const fg_graph *g, int node, fg_pass pass) {
+    FG_ASSERT(node >= 0 && node < g->nn);
+    return g->nodes[node].seconds[pass];
+}
+
+void fg_graph_reset_times(fg_graph *g) {
+    for (int i = 0; i < g->nn; i++) g->nodes[i].seconds[0] = g->nodes[i].seconds[1] = 0;
+}

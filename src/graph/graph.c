@@ -1,0 +1,889 @@
+/* The graph builder and build step: tensors and nodes are appended in topological order by the
+ * fg_nn_* calls (each returns a handle; the first shape error is sticky); fg_graph_build then
+ * derives requires_grad, gradient tensors, what each op saves for backward, which gradients must
+ * be accumulated, liveness on the 2N-step timeline and workspace sizes, allocates the persistent
+ * tensors and hands the graph to the memory policy. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph_impl.h"
+
+static const char *op_names[FG_OP_COUNT] = {"conv2d", "linear",  "matmul",  "relu",      "gelu",
+                                            "tanh",   "sigmoid", "softmax", "xent",      "dropout",
+                                            "add",    "concat",  "maxpool", "avgpool",   "global_avgpool",
+                                            "lrn",    "batchnorm"};
+
+const char *fg_op_name(fg_op op) { return (op >= 0 && op < FG_OP_COUNT) ? op_names[op] : "?"; }
+
+fg_status fg_graph_create(fg_graph **out, const char *name) {
+    fg_graph *g = calloc(1, sizeof *g);
+    if (!g) return fg_fail(FG_ERR_OOM, "graph: out of host memory");
+    snprintf(g->name, sizeof g->name, "%s", name ? name : "graph");
+    g->loss = FG_NONE;
+    g->training = 1;
+    *out = g;
+    return FG_OK;
+}
+
+void fg_graph_free(fg_graph *g) {
+    if (!g) return;
+    if (g->has_policy && g->policy.destroy) g->policy.destroy(g->policy.self);
+    if (g->pool)
+        for (int i = 0; i < g->nt; i++)
+            if (g->t[i].storage) fg_pool_free(g->pool, g->t[i].storage);
+    free(g->t);
+    free(g->nodes);
+    free(g->params);
+    free(g->states);
+    free(g);
+}
+
+const char *fg_graph_name(const fg_graph *g) { return g->name; }
+fg_status fg_graph_status(const fg_graph *g) { return g->status; }
+const char *fg_graph_error(const fg_graph *g) { return g->error; }
+
+/* Records the first error; later ones are ignored (their cause is usually the first). */
+static fg_id gfail(fg_graph *g, fg_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static fg_id gfail(fg_graph *g, fg_status s, const char *fmt, ...) {
+    if (g->status == FG_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(g->error, sizeof g->error, fmt, ap);
+        va_end(ap);
+        g->status = s;
+    }
+    return FG_NONE;
+}
+
+fg_tslot *fg_graph_slot(fg_graph *g, fg_id id) {
+    FG_ASSERT(id >= 0 && id < g->nt);
+    return &g->t[id];
+}
+fg_node *fg_graph_nodep(fg_graph *g, int i) {
+    FG_ASSERT(i >= 0 && i < g->nn);
+    return &g->nodes[i];
+}
+
+static void *grow(void *p, int *cap, int need, size_t elem) {
+    if (need <= *cap) return p;
+    int nc = *cap ? *cap * 2 : 64;
+    while (nc < need) nc *= 2;
+    void *q = realloc(p, (size_t)nc * elem);
+    FG_ASSERT_MSG(q, "out of host memory growing the graph");
+    *cap = nc;
+    return q;
+}
+
+static fg_id new_tensor(fg_graph *g, fg_tkind kind, const char *name, fg_dtype dtype, int ndim, const int64_t *shape) {
+    g->t = grow(g->t, &g->cap_t, g->nt + 1, sizeof *g->t);
+    fg_id id = g->nt++;
+    fg_tslot *s = &g->t[id];
+    memset(s, 0, sizeof *s);
+    s->info.kind = kind;
+    s->info.t = fg_tensor_make(name, dtype, ndim, shape, NULL);
+    s->info.bytes = fg_tensor_bytes(&s->info.t);
+    s->info.alias_of = id;
+    s->info.grad = FG_NONE;
+    s->info.grad_of = FG_NONE;
+    s->info.producer = -1;
+    s->info.first_use = s->info.last_use = -1;
+    s->next_alias = FG_NONE;
+    return id;
+}
+
+/* Validates that id is a live handle; a FG_NONE from an earlier failed call propagates silently. */
+static int ok_id(fg_graph *g, fg_id id, const char *op, const char *name) {
+    if (g->status != FG_OK) return 0;
+    if (g->built) {
+        gfail(g, FG_ERR_INVALID, "%s '%s': graph '%s' is already built", op, name, g->name);
+        return 0;
+    }
+    if (id < 0 || id >= g->nt) {
+        gfail(g, FG_ERR_INVALID, "%s '%s': invalid tensor handle %d", op, name, (int)id);
+        return 0;
+    }
+    return 1;
+}
+
+static const fg_tensor *T(fg_graph *g, fg_id id) { return &g->t[id].info.t; }
+
+static char *shp(char *buf, size_t cap, fg_graph *g, fg_id id) {
+    return fg_shape_str(buf, cap, T(g, id)->ndim, T(g, id)->shape);
+}
+
+static const char *autoname(fg_graph *g, const char *name, fg_op op, char *buf, size_t cap) {
+    if (name && *name) return name;
+    snprintf(buf, cap, "%s_%d", fg_op_name(op), g->nn);
+    return buf;
+}
+
+/* Appends a node with one output of the given shape; returns the node index or -1. */
+static int new_node(fg_graph *g, fg_op op, const char *name, const fg_id *in, int n_in, int ndim, const int64_t *shape,
+                    fg_dtype dtype) {
+    g->nodes = grow(g->nodes, &g->cap_n, g->nn + 1, sizeof *g->nodes);
+    int i = g->nn++;
+    fg_node *n = &g->nodes[i];
+    memset(n, 0, sizeof *n);
+    n->info.op = op;
+    snprintf(n->info.name, sizeof n->info.name, "%s", name);
+    FG_ASSERT(n_in <= FG_NODE_MAX_IN);
+    n->info.n_in = n_in;
+    for (int k = 0; k < n_in; k++) n->info.in[k] = in[k];
+    n->info.algo = FG_CONV_DNNL;
+    n->info.out = new_tensor(g, FG_T_ACT, name, dtype, ndim, shape);
+    g->t[n->info.out].info.producer = i;
+    return i;
+}
+
+static fg_id add_aux(fg_graph *g, int node, const char *suffix, int ndim, const int64_t *shape) {
+    fg_node *n = &g->nodes[node];
+    char nm[FG_NAME_MAX];
+    snprintf(nm, sizeof nm, "%.40s.%s", n->info.name, suffix);
+    fg_id id = new_tensor(g, FG_T_AUX, nm, FG_F32, ndim, shape);
+    g->t[id].info.producer = node;
+    n = &g->nodes[node];
+    FG_ASSERT(n->info.n_aux < FG_NODE_MAX_AUX);
+    n->info.aux[n->info.n_aux++] = id;
+    return id;
+}
+
+fg_id fg_nn_input(fg_graph *g, const char *name, fg_dtype dtype, int ndim, const int64_t *shape) {
+    if (g->status != FG_OK) return FG_NONE;
+    if (ndim < 1 || ndim > FG_MAX_DIMS) return gfail(g, FG_ERR_SHAPE, "input '%s': %d dims, expected 1..%d", name, ndim, FG_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0) return gfail(g, FG_ERR_SHAPE, "input '%s': dim %d is %lld, expected > 0", name, i, (long long)shape[i]);
+    return new_tensor(g, FG_T_INPUT, name, dtype, ndim, shape);
+}
+
+fg_id fg_nn_param(fg_graph *g, const char *name, int ndim, const int64_t *shape, fg_init init, float init_arg) {
+    if (g->status != FG_OK) return FG_NONE;
+    if (ndim < 1 || ndim > FG_MAX_DIMS) return gfail(g, FG_ERR_SHAPE, "param '%s': %d dims, expected 1..%d", name, ndim, FG_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0) return gfail(g, FG_ERR_SHAPE, "param '%s': dim %d is %lld, expected > 0", name, i, (long long)shape[i]);
+    if (fg_graph_find(g, name) != FG_NONE) return gfail(g, FG_ERR_INVALID, "param '%s': name already used", name);
+    fg_id id = new_tensor(g, FG_T_PARAM, name, FG_F32, ndim, shape);
+    g->t[id].init = init;
+    g->t[id].init_arg = init_arg;
+    g->t[id].info.requires_grad = 1;
+    g->params = grow(g->params, &g->cap_p, g->np + 1, sizeof *g->params);
+    g->params[g->np++] = id;
+    return id;
+}
+
+static fg_id new_state(fg_graph *g, const char *name, int64_t c, fg_init init) {
+    fg_id id = new_tensor(g, FG_T_STATE, name, FG_F32, 1, &c);
+    g->t[id].init = init;
+    g->states = grow(g->states, &g->cap_s, g->ns + 1, sizeof *g->states);
+    g->states[g->ns++] = id;
+    return id;
+}
+
+fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_conv_opts o) {
+    char nb[FG_NAME_MAX], s1[96], s2[96];
+    name = autoname(g, name, FG_OP_CONV2D, nb, sizeof nb);
+    if (!ok_id(g, x, "conv2d", name) || !ok_id(g, w, "conv2d", name)) return FG_NONE;
+    if (b != FG_NONE && !ok_id(g, b, "conv2d", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x), *tw = T(g, w);
+    if (tx->ndim != 4 || tw->ndim != 4)
+        return gfail(g, FG_ERR_SHAPE, "conv2d '%s': input %s and weight %s must both be 4-D (N,C,H,W) and (OC,C/groups,KH,KW)",
+                     name, shp(s1, sizeof s1, g, x), shp(s2, sizeof s2, g, w));
+    fg_conv2d_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], tx->shape[3], tw->shape[0], tw->shape[2], tw->shape[3],
+                        o.stride ? o.stride : 1, o.stride ? o.stride : 1, o.pad, o.pad, o.dilation ? o.dilation : 1,
+                        o.dilation ? o.dilation : 1, o.groups ? o.groups : 1};
+    if (d.groups <= 0 || d.c % d.groups || tw->shape[1] * d.groups != d.c)
+        return gfail(g, FG_ERR_SHAPE, "conv2d '%s': input %s has %lld channels but weight %s with groups=%lld expects %lld",
+                     name, shp(s1, sizeof s1, g, x), (long long)d.c, shp(s2, sizeof s2, g, w), (long long)d.groups,
+                     (long long)(tw->shape[1] * d.groups));
+    if (fg_conv2d_check(&d) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "conv2d '%s': input %s, weight %s: %s", name, shp(s1, sizeof s1, g, x),
+                     shp(s2, sizeof s2, g, w), fg_last_error());
+    if (b != FG_NONE && (T(g, b)->ndim != 1 || T(g, b)->shape[0] != d.oc))
+        return gfail(g, FG_ERR_SHAPE, "conv2d '%s': bias %s, expected [%lld]", name, shp(s1, sizeof s1, g, b), (long long)d.oc);
+    int64_t shape[4] = {d.n, d.oc, fg_conv2d_out_h(&d), fg_conv2d_out_w(&d)};
+    fg_id in[3] = {x, w, b};
+    int i = new_node(g, FG_OP_CONV2D, name, in, b != FG_NONE ? 3 : 2, 4, shape, FG_F32);
+    g->nodes[i].p.conv = d;
+    g->nodes[i].has_bias = b != FG_NONE;
+    g->nodes[i].info.flops = fg_conv2d_flops(&d);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) {
+    char nb[FG_NAME_MAX], s1[96], s2[96];
+    name = autoname(g, name, FG_OP_LINEAR, nb, sizeof nb);
+    if (!ok_id(g, x, "linear", name) || !ok_id(g, w, "linear", name)) return FG_NONE;
+    if (b != FG_NONE && !ok_id(g, b, "linear", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x), *tw = T(g, w);
+    int64_t ic = tx->shape[tx->ndim - 1];
+    if (tw->ndim != 2 || tw->shape[1] != ic)
+        return gfail(g, FG_ERR_SHAPE, "linear '%s': input %s has %lld features but weight %s expects (OC, %lld)", name,
+                     shp(s1, sizeof s1, g, x), (long long)ic, shp(s2, sizeof s2, g, w),
+                     (long long)(tw->ndim == 2 ? tw->shape[1] : -1));
+    int64_t oc = tw->shape[0];
+    if (b != FG_NONE && (T(g, b)->ndim != 1 || T(g, b)->shape[0] != oc))
+        return gfail(g, FG_ERR_SHAPE, "linear '%s': bias %s, expected [%lld]", name, shp(s1, sizeof s1, g, b), (long long)oc);
+    int64_t shape[FG_MAX_DIMS];
+    for (int k = 0; k < tx->ndim; k++) shape[k] = tx->shape[k];
+    shape[tx->ndim - 1] = oc;
+    int64_t B = fg_tensor_numel(tx) / ic;
+    fg_id in[3] = {x, w, b};
+    int i = new_node(g, FG_OP_LINEAR, name, in, b != FG_NONE ? 3 : 2, tx->ndim, shape, FG_F32);
+    g->nodes[i].p.lin.B = B;
+    g->nodes[i].p.lin.IC = ic;
+    g->nodes[i].p.lin.OC = oc;
+    g->nodes[i].has_bias = b != FG_NONE;
+    g->nodes[i].info.flops = fg_linear_flops(B, ic, oc);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_matmul(fg_graph *g, const char *name, fg_id a, fg_id b, int trans_a, int trans_b) {
+    char nb[FG_NAME_MAX], s1[96], s2[96];
+    name = autoname(g, name, FG_OP_MATMUL, nb, sizeof nb);
+    if (!ok_id(g, a, "matmul", name) || !ok_id(g, b, "matmul", name)) return FG_NONE;
+    const fg_tensor *ta = T(g, a), *tb = T(g, b);
+    if (ta->ndim < 2 || ta->ndim != tb->ndim)
+        return gfail(g, FG_ERR_SHAPE, "matmul '%s': a %s and b %s must have the same rank >= 2", name,
+                     shp(s1, sizeof s1, g, a), shp(s2, sizeof s2, g, b));
+    int nd = ta->ndim;
+    int64_t batch = 1;
+    for (int k = 0; k < nd - 2; k++) {
+        if (ta->shape[k] != tb->shape[k])
+            return gfail(g, FG_ERR_SHAPE, "matmul '%s': batch dims of a %s and b %s differ", name,
+                         shp(s1, sizeof s1, g, a), shp(s2, sizeof s2, g, b));
+        batch *= ta->shape[k];
+    }
+    int64_t M = trans_a ? ta->shape[nd - 1] : ta->shape[nd - 2], K = trans_a ? ta->shape[nd - 2] : ta->shape[nd - 1];
+    int64_t K2 = trans_b ? tb->shape[nd - 1] : tb->shape[nd - 2], N = trans_b ? tb->shape[nd - 2] : tb->shape[nd - 1];
+    if (K != K2)
+        return gfail(g, FG_ERR_SHAPE, "matmul '%s': inner dims differ: a %s%s and b %s%s", name, shp(s1, sizeof s1, g, a),
+                     trans_a ? "^T" : "", shp(s2, sizeof s2, g, b), trans_b ? "^T" : "");
+    int64_t shape[FG_MAX_DIMS];
+    for (int k = 0; k < nd - 2; k++) shape[k] = ta->shape[k];
+    shape[nd - 2] = M;
+    shape[nd - 1] = N;
+    fg_id in[2] = {a, b};
+    int i = new_node(g, FG_OP_MATMUL, name, in, 2, nd, shape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.mm.batch = batch;
+    n->p.mm.M = M;
+    n->p.mm.K = K;
+    n->p.mm.N = N;
+    n->p.mm.ta = trans_a;
+    n->p.mm.tb = trans_b;
+    n->info.flops = fg_matmul_flops(batch, M, K, N);
+    return n->info.out;
+}
+
+static fg_id unary(fg_graph *g, fg_op op, const char *name, fg_id x) {
+    char nb[FG_NAME_MAX];
+    name = autoname(g, name, op, nb, sizeof nb);
+    if (!ok_id(g, x, fg_op_name(op), name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->dtype != FG_F32) return gfail(g, FG_ERR_SHAPE, "%s '%s': input must be f32", fg_op_name(op), name);
+    int i = new_node(g, op, name, &x, 1, tx->ndim, tx->shape, FG_F32);
+    g->nodes[i].p.n = (size_t)fg_tensor_numel(T(g, x));
+    g->nodes[i].info.flops = (double)g->nodes[i].p.n;
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_relu(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_RELU, name, x); }
+fg_id fg_nn_gelu(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_GELU, name, x); }
+fg_id fg_nn_tanh(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_TANH, name, x); }
+fg_id fg_nn_sigmoid(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_SIGMOID, name, x); }
+
+fg_id fg_nn_softmax(fg_graph *g, const char *name, fg_id x) {
+    fg_id y = unary(g, FG_OP_SOFTMAX, name, x);
+    if (y == FG_NONE) return y;
+    fg_node *n = &g->nodes[g->nn - 1];
+    const fg_tensor *tx = T(g, x);
+    n->p.sm.cols = tx->shape[tx->ndim - 1];
+    n->p.sm.rows = fg_tensor_numel(tx) / n->p.sm.cols;
+    return y;
+}
+
+fg_id fg_nn_dropout(fg_graph *g, const char *name, fg_id x, float p) {
+    if (!(p >= 0.0f && p < 1.0f)) return gfail(g, FG_ERR_INVALID, "dropout '%s': p = %g, expected 0 <= p < 1", name ? name : "", p);
+    fg_id y = unary(g, FG_OP_DROPOUT, name, x);
+    if (y != FG_NONE) g->nodes[g->nn - 1].p.drop.p = p;
+    return y;
+}
+
+fg_id fg_nn_xent(fg_graph *g, const char *name, fg_id logits, fg_id labels) {
+    char nb[FG_NAME_MAX], s1[96], s2[96];
+    name = autoname(g, name, FG_OP_XENT, nb, sizeof nb);
+    if (!ok_id(g, logits, "xent", name) || !ok_id(g, labels, "xent", name)) return FG_NONE;
+    const fg_tensor *tl = T(g, logits), *ty = T(g, labels);
+    if (tl->ndim != 2 || ty->ndim != 1 || ty->shape[0] != tl->shape[0] || ty->dtype != FG_I32)
+        return gfail(g, FG_ERR_SHAPE, "xent '%s': logits %s must be (B, C) and labels %s an i32 (B)", name,
+                     shp(s1, sizeof s1, g, logits), shp(s2, sizeof s2, g, labels));
+    int64_t one = 1;
+    fg_id in[2] = {logits, labels};
+    int i = new_node(g, FG_OP_XENT, name, in, 2, 1, &one, FG_F32);
+    g->nodes[i].p.sm.rows = tl->shape[0];
+    g->nodes[i].p.sm.cols = tl->shape[1];
+    add_aux(g, i, "probs", 2, tl->shape);
+    g->nodes[i].info.flops = 4.0 * (double)fg_tensor_numel(tl);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_add(fg_graph *g, const char *name, fg_id a, fg_id b) {
+    char nb[FG_NAME_MAX], s1[96], s2[96];
+    name = autoname(g, name, FG_OP_ADD, nb, sizeof nb);
+    if (!ok_id(g, a, "add", name) || !ok_id(g, b, "add", name)) return FG_NONE;
+    if (!fg_tensor_same_shape(T(g, a), T(g, b)))
+        return gfail(g, FG_ERR_SHAPE, "add '%s': shapes %s and %s differ", name, shp(s1, sizeof s1, g, a), shp(s2, sizeof s2, g, b));
+    fg_id in[2] = {a, b};
+    int i = new_node(g, FG_OP_ADD, name, in, 2, T(g, a)->ndim, T(g, a)->shape, FG_F32);
+    g->nodes[i].p.n = (size_t)fg_tensor_numel(T(g, a));
+    g->nodes[i].info.flops = (double)g->nodes[i].p.n;
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_concat(fg_graph *g, const char *name, const fg_id *xs, int k, int axis) {
+    char nb[FG_NAME_MAX], s1[96], s2[96];
+    name = autoname(g, name, FG_OP_CONCAT, nb, sizeof nb);
+    if (g->status != FG_OK) return FG_NONE;
+    if (k < 1 || k > FG_NODE_MAX_IN) return gfail(g, FG_ERR_INVALID, "concat '%s': %d inputs, expected 1..%d", name, k, FG_NODE_MAX_IN);
+    for (int j = 0; j < k; j++)
+        if (!ok_id(g, xs[j], "concat", name)) return FG_NONE;
+    const fg_tensor *t0 = T(g, xs[0]);
+    if (axis < 0 || axis >= t0->ndim) return gfail(g, FG_ERR_SHAPE, "concat '%s': axis %d out of range for %d dims", name, axis, t0->ndim);
+    int64_t shape[FG_MAX_DIMS];
+    memcpy(shape, t0->shape, sizeof shape);
+    shape[axis] = 0;
+    int64_t inner = 1, outer = 1;
+    for (int d = axis + 1; d < t0->ndim; d++) inner *= t0->shape[d];
+    for (int d = 0; d < axis; d++) outer *= t0->shape[d];
+    int64_t chunk[FG_NODE_MAX_IN];
+    for (int j = 0; j < k; j++) {
+        const fg_tensor *tj = T(g, xs[j]);
+        int same = tj->ndim == t0->ndim;
+        for (int d = 0; same && d < t0->ndim; d++)
+            if (d != axis && tj->shape[d] != t0->shape[d]) same = 0;
+        if (!same)
+            return gfail(g, FG_ERR_SHAPE, "concat '%s': input %d %s does not match input 0 %s outside axis %d", name, j,
+                         shp(s1, sizeof s1, g, xs[j]), shp(s2, sizeof s2, g, xs[0]), axis);
+        shape[axis] += tj->shape[axis];
+        chunk[j] = tj->shape[axis] * inner;
+    }
+    int i = new_node(g, FG_OP_CONCAT, name, xs, k, t0->ndim, shape, FG_F32);
+    g->nodes[i].p.cat.axis = axis;
+    g->nodes[i].p.cat.outer = outer;
+    memcpy(g->nodes[i].p.cat.chunk, chunk, sizeof(int64_t) * (size_t)k);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_reshape(fg_graph *g, const char *name, fg_id x, int ndim, const int64_t *shape) {
+    char s1[96], s2[96];
+    if (!ok_id(g, x, "reshape", name ? name : "")) return FG_NONE;
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    if (ndim < 1 || ndim > FG_MAX_DIMS || n != fg_tensor_numel(T(g, x)))
+        return gfail(g, FG_ERR_SHAPE, "reshape '%s': cannot view %s as %s", name ? name : "", shp(s1, sizeof s1, g, x),
+                     fg_shape_str(s2, sizeof s2, ndim, shape));
+    fg_id root = g->t[x].info.alias_of;
+    char nm[FG_NAME_MAX];
+    snprintf(nm, sizeof nm, "%s", name && *name ? name : "view");
+    fg_id y = new_tensor(g, g->t[root].info.kind, nm, T(g, x)->dtype, ndim, shape);
+    g->t[y].info.alias_of = root;
+    g->t[y].info.producer = g->t[root].info.producer;
+    g->t[y].next_alias = g->t[root].next_alias;
+    g->t[root].next_alias = y;
+    return y;
+}
+
+fg_id fg_nn_flatten(fg_graph *g, const char *name, fg_id x) {
+    if (!ok_id(g, x, "flatten", name ? name : "")) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    int64_t shape[2] = {tx->shape[0], fg_tensor_numel(tx) / tx->shape[0]};
+    return fg_nn_reshape(g, name, x, 2, shape);
+}
+
+static fg_id pool_op(fg_graph *g, fg_op op, const char *name, fg_id x, fg_pool_opts o) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, op, nb, sizeof nb);
+    if (!ok_id(g, x, fg_op_name(op), name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->ndim != 4) return gfail(g, FG_ERR_SHAPE, "%s '%s': input %s must be 4-D", fg_op_name(op), name, shp(s1, sizeof s1, g, x));
+    fg_pooling_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], tx->shape[3], o.kernel, o.kernel,
+                         o.stride ? o.stride : o.kernel, o.stride ? o.stride : o.kernel, o.pad, o.pad, o.ceil_mode,
+                         o.count_include_pad};
+    if (fg_pooling_check(&d) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "%s '%s': input %s: %s", fg_op_name(op), name, shp(s1, sizeof s1, g, x), fg_last_error());
+    int64_t shape[4] = {d.n, d.c, fg_pooling_out_h(&d), fg_pooling_out_w(&d)};
+    int i = new_node(g, op, name, &x, 1, 4, shape, FG_F32);
+    g->nodes[i].p.pool = d;
+    g->nodes[i].info.flops = (double)(shape[0] * shape[1] * shape[2] * shape[3] * d.kh * d.kw);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_maxpool2d(fg_graph *g, const char *name, fg_id x, fg_pool_opts o) { return pool_op(g, FG_OP_MAXPOOL, name, x, o); }
+fg_id fg_nn_avgpool2d(fg_graph *g, const char *name, fg_id x, fg_pool_opts o) { return pool_op(g, FG_OP_AVGPOOL, name, x, o); }
+
+fg_id fg_nn_global_avgpool(fg_graph *g, const char *name, fg_id x) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_GAP, nb, sizeof nb);
+    if (!ok_id(g, x, "global_avgpool", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->ndim != 4) return gfail(g, FG_ERR_SHAPE, "global_avgpool '%s': input %s must be 4-D", name, shp(s1, sizeof s1, g, x));
+    int64_t shape[2] = {tx->shape[0], tx->shape[1]};
+    int i = new_node(g, FG_OP_GAP, name, &x, 1, 2, shape, FG_F32);
+    g->nodes[i].p.gap.N = tx->shape[0];
+    g->nodes[i].p.gap.C = tx->shape[1];
+    g->nodes[i].p.gap.HW = tx->shape[2] * tx->shape[3];
+    g->nodes[i].info.flops = (double)fg_tensor_numel(T(g, x));
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_lrn(fg_graph *g, const char *name, fg_id x, int64_t size, float alpha, float beta, float k) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_LRN, nb, sizeof nb);
+    if (!ok_id(g, x, "lrn", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->ndim != 4 || size < 1) return gfail(g, FG_ERR_SHAPE, "lrn '%s': input %s must be 4-D and size >= 1", name, shp(s1, sizeof s1, g, x));
+    fg_lrn_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], tx->shape[3], size, alpha, beta, k};
+    int i = new_node(g, FG_OP_LRN, name, &x, 1, 4, tx->shape, FG_F32);
+    g->nodes[i].p.lrn = d;
+    g->nodes[i].info.flops = (double)fg_tensor_numel(T(g, x)) * (double)(size + 4);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_batchnorm(fg_graph *g, const char *name, fg_id x, float momentum, float eps) {
+    char s1[96], nm[FG_NAME_MAX + 16];
+    if (!ok_id(g, x, "batchnorm", name ? name : "")) return FG_NONE;
+    if (!name || !*name) return gfail(g, FG_ERR_INVALID, "batchnorm: a name is required (it names the parameters)");
+    const fg_tensor *tx = T(g, x);
+    if (tx->ndim != 4 && tx->ndim != 2)
+        return gfail(g, FG_ERR_SHAPE, "batchnorm '%s': input %s must be (N,C,H,W) or (N,C)", name, shp(s1, sizeof s1, g, x));
+    int64_t N = tx->shape[0], C = tx->shape[1], HW = tx->ndim == 4 ? tx->shape[2] * tx->shape[3] : 1;
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    fg_id gamma = fg_nn_param(g, nm, 1, &C, FG_INIT_ONES, 0);
+    snprintf(nm, sizeof nm, "%s.bias", name);
+    fg_id beta = fg_nn_param(g, nm, 1, &C, FG_INIT_ZEROS, 0);
+    snprintf(nm, sizeof nm, "%s.running_mean", name);
+    fg_id rm = new_state(g, nm, C, FG_INIT_ZEROS);
+    snprintf(nm, sizeof nm, "%s.running_var", name);
+    fg_id rv = new_state(g, nm, C, FG_INIT_ONES);
+    if (g->status != FG_OK) return FG_NONE;
+    fg_id in[3] = {x, gamma, beta};
+    int i = new_node(g, FG_OP_BATCHNORM, name, in, 3, tx->ndim, tx->shape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.bn.momentum = momentum;
+    n->p.bn.eps = eps;
+    n->p.bn.N = N;
+    n->p.bn.C = C;
+    n->p.bn.HW = HW;
+    n->p.bn.running_mean = rm;
+    n->p.bn.running_var = rv;
+    add_aux(g, i, "mean", 1, &C);
+    add_aux(g, i, "invstd", 1, &C);
+    g->nodes[i].info.flops = 8.0 * (double)fg_tensor_numel(T(g, x));
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,
+                      int64_t pad, int bias) {
+    if (!ok_id(g, x, "conv2d", name ? name : "")) return FG_NONE;
+    char nm[FG_NAME_MAX + 16];
+    int64_t c = T(g, x)->ndim == 4 ? T(g, x)->shape[1] : 0;
+    int64_t ws[4] = {out_channels, c, kernel, kernel};
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    fg_id w = fg_nn_param(g, nm, 4, ws, FG_INIT_KAIMING_UNIFORM, 0);
+    fg_id b = FG_NONE;
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.bias", name);
+        b = fg_nn_param(g, nm, 1, &out_channels, FG_INIT_FANIN_UNIFORM, (float)(c * kernel * kernel));
+    }
+    fg_conv_opts o = {stride, pad, 1, 1};
+    return fg_nn_conv2d(g, name, x, w, b, o);
+}
+
+fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias) {
+    if (!ok_id(g, x, "linear", name ? name : "")) return FG_NONE;
+    char nm[FG_NAME_MAX + 16];
+    int64_t ic = T(g, x)->shape[T(g, x)->ndim - 1];
+    int64_t ws[2] = {out_features, ic};
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    fg_id w = fg_nn_param(g, nm, 2, ws, FG_INIT_KAIMING_UNIFORM, 0);
+    fg_id b = FG_NONE;
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.bias", name);
+        b = fg_nn_param(g, nm, 1, &out_features, FG_INIT_FANIN_UNIFORM, (float)ic);
+    }
+    return fg_nn_linear(g, name, x, w, b);
+}
+
+/* ---------------------------------------------------------------- introspection */
+
+int fg_graph_n_nodes(const fg_graph *g) { return g->nn; }
+int fg_graph_n_tensors(const fg_graph *g) { return g->nt; }
+const fg_ninfo *fg_graph_node(const fg_graph *g, int i) {
+    FG_ASSERT(i >= 0 && i < g->nn);
+    return &g->nodes[i].info;
+}
+const fg_tinfo *fg_graph_tinfo(const fg_graph *g, fg_id id) {
+    FG_ASSERT(id >= 0 && id < g->nt);
+    return &g->t[id].info;
+}
+fg_tensor *fg_graph_tensor(fg_graph *g, fg_id id) {
+    FG_ASSERT(id >= 0 && id < g->nt);
+    return &g->t[id].info.t;
+}
+fg_id fg_graph_find(const fg_graph *g, const char *name) {
+    for (int i = 0; i < g->nt; i++)
+        if (strcmp(g->t[i].info.t.name, name) == 0) return i;
+    return FG_NONE;
+}
+int fg_graph_n_params(const fg_graph *g) { return g->np; }
+fg_id fg_graph_param(const fg_graph *g, int i) {
+    FG_ASSERT(i >= 0 && i < g->np);
+    return g->params[i];
+}
+int fg_graph_n_states(const fg_graph *g) { return g->ns; }
+fg_id fg_graph_state(const fg_graph *g, int i) {
+    FG_ASSERT(i >= 0 && i < g->ns);
+    return g->states[i];
+}
+fg_pool *fg_graph_pool(fg_graph *g) { return g->pool; }
+
+void fg_graph_mark_output(fg_graph *g, fg_id id) {
+    FG_ASSERT(!g->built);
+    if (id < 0 || id >= g->nt) return;
+    g->t[g->t[id].info.alias_of].is_output = 1;
+}
+
+static void compute_ws(fg_graph *g, fg_node *n) {
+    for (int pass = 0; pass < FG_PASS_COUNT; pass++) {
+        size_t ws = fg_exec_op_ws(g, n, (fg_pass)pass);
+        if (pass == FG_BACKWARD)
+            for (int k = 0; k < n->info.n_in; k++)
+                if (n->accum[k]) ws += (g->t[n->info.in[k]].info.bytes + 63) / 64 * 64;
+        n->info.ws_bytes[pass] = ws;
+    }
+}
+
+fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo) {
+    if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_CONV2D)
+        return fg_fail(FG_ERR_INVALID, "set_algo: node %d is not a conv2d", node);
+    if (algo < 0 || algo >= FG_CONV_ALGO_COUNT) return fg_fail(FG_ERR_INVALID, "set_algo: bad algorithm %d", (int)algo);
+    g->nodes[node].info.algo = algo;
+    compute_ws(g, &g->nodes[node]);
+    return FG_OK;
+}
+
+/* ---------------------------------------------------------------- build */
+
+/* What backward of each op reads besides grad(out); params are persistent and listed too. */
+static void set_saves(fg_graph *g, fg_node *n) {
+    fg_ninfo *in = &n->info;
+    in->n_save = 0;
+#define SAVE(id) (in->save[in->n_save++] = (id))
+    switch (in->op) {
+    case FG_OP_CONV2D:
+    case FG_OP_LINEAR:
+    case FG_OP_MATMUL: SAVE(in->in[0]); SAVE(in->in[1]); break;
+    case FG_OP_RELU:
+    case FG_OP_TANH:
+    case FG_OP_SIGMOID:
+    case FG_OP_SOFTMAX: SAVE(in->out); break;
+    case FG_OP_GELU:
+    case FG_OP_MAXPOOL: SAVE(in->in[0]); break;
+    case FG_OP_XENT: SAVE(in->aux[0]); SAVE(in->in[1]); break;
+    case FG_OP_LRN: SAVE(in->in[0]); SAVE(in->out); break;
+    case FG_OP_BATCHNORM: SAVE(in->in[0]); SAVE(in->aux[0]); SAVE(in->aux[1]); SAVE(in->in[1]); break;
+    case FG_OP_DROPOUT:
+    case FG_OP_ADD:
+    case FG_OP_CONCAT:
+    case FG_OP_AVGPOOL:
+    case FG_OP_GAP: break;
+    default: FG_ASSERT_MSG(0, "unknown op in set_saves");
+    }
+#undef SAVE
+    (void)g;
+}
+
+static void use(fg_graph *g, fg_id id, int step) {
+    if (id == FG_NONE) return;
+    fg_tslot *r = &g->t[g->t[id].info.alias_of];
+    if (r->persistent) return;
+    if (r->info.first_use < 0 || step < r->info.first_use) r->info.first_use = step;
+    if (step > r->info.last_use) r->info.last_use = step;
+}
+
+/* Copies the root's liveness and storage state to its views. */
+static void sync_aliases(fg_graph *g) {
+    for (int i = 0; i < g->nt; i++) {
+        fg_tslot *s = &g->t[i];
+        if (s->info.alias_of != i) {
+            fg_tslot *r = &g->t[s->info.alias_of];
+            s->info.first_use = r->info.first_use;
+            s->info.last_use = r->info.last_use;
+            s->persistent = r->persistent;
+        }
+    }
+}
+
+fg_status fg_graph_storage_alloc(fg_graph *g, fg_id id) {
+    fg_id root = g->t[id].info.alias_of;
+    fg_tslot *r = &g->t[root];
+    if (r->storage) return FG_OK;
+    void *p = NULL;
+    FG_TRY(fg_pool_alloc(g->pool, r->info.bytes, r->info.t.name, &p));
+    r->storage = p;
+    for (fg_id a = root; a != FG_NONE; a = g->t[a].next_alias) {
+        g->t[a].info.t.data = p;
+        g->t[a].info.t.residence = FG_RES_DEVICE;
+    }
+    return FG_OK;
+}
+
+void fg_graph_storage_release(fg_graph *g, fg_id id) {
+    fg_id root = g->t[id].info.alias_of;
+    fg_tslot *r = &g->t[root];
+    if (!r->storage) return;
+    fg_pool_free(g->pool, r->storage);
+    r->storage = NULL;
+    for (fg_id a = root; a != FG_NONE; a = g->t[a].next_alias) {
+        g->t[a].info.t.data = NULL;
+        g->t[a].info.t.residence = FG_RES_NONE;
+    }
+}
+
+void fg_graph_set_workspace(fg_graph *g, void *ws, size_t bytes) {
+    g->ws = ws;
+    g->ws_bytes = bytes;
+}
+
+static fg_id make_grad(fg_graph *g, fg_id id) {
+    fg_tslot *s = &g->t[id];
+    if (s->info.grad != FG_NONE) return s->info.grad;
+    char nm[FG_NAME_MAX];
+    snprintf(nm, sizeof nm, "%.56s.grad", s->info.t.name);
+    fg_tkind kind = s->info.kind == FG_T_PARAM ? FG_T_PGRAD : FG_T_GRAD;
+    fg_id gid = new_tensor(g, kind, nm, FG_F32, s->info.t.ndim, s->info.t.shape);
+    g->t[gid].info.grad_of = id;
+    g->t[id].info.grad = gid;
+    return gid;
+}
+
+fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy) {
+    if (g->status != FG_OK) return fg_fail(g->status, "%s", g->error);
+    if (g->built) return fg_fail(FG_ERR_INVALID, "graph '%s' is already built", g->name);
+    if (loss != FG_NONE && (loss < 0 || loss >= g->nt || fg_tensor_numel(&g->t[loss].info.t) != 1))
+        return fg_fail(FG_ERR_INVALID, "graph '%s': the loss must be a scalar tensor of the graph", g->name);
+    g->pool = pool;
+    g->loss = loss;
+    int N = g->nn;
+
+    /* requires_grad flows forward; views take their root's */
+    for (int i = 0; i < N; i++) {
+        fg_node *n = &g->nodes[i];
+        int rg = 0;
+        for (int k = 0; k < n->info.n_in; k++) rg |= g->t[g->t[n->info.in[k]].info.alias_of].info.requires_grad;
+        if (n->info.op == FG_OP_XENT) rg = g->t[g->t[n->info.in[0]].info.alias_of].info.requires_grad;
+        g->t[n->info.out].info.requires_grad = rg;
+        for (fg_id a = g->t[n->info.out].next_alias; a != FG_NONE; a = g->t[a].next_alias) g->t[a].info.requires_grad = rg;
+    }
+    for (int i = 0; i < g->nt; i++) {
+        fg_tslot *s = &g->t[i];
+        if (s->info.alias_of != i) s->info.requires_grad = g->t[s->info.alias_of].info.requires_grad;
+    }
+    for (int i = 0; i < N; i++) set_saves(g, &g->nodes[i]);
+
+    /* persistent tensors */
+    for (int i = 0; i < g->nt; i++) {
+        fg_tkind k = g->t[i].info.kind;
+        if (g->t[i].info.alias_of == i && (k == FG_T_INPUT || k == FG_T_PARAM || k == FG_T_STATE || g->t[i].is_output))
+            g->t[i].persistent = 1;
+    }
+    if (loss != FG_NONE) g->t[g->t[loss].info.alias_of].persistent = 1;
+
+    /* gradients: which backward nodes run, in backward order, and which input grads accumulate */
+    if (loss != FG_NONE) {
+        int nt0 = g->nt;
+        int *written = calloc((size_t)nt0 * 2 + 16, sizeof(int));
+        if (!written) return fg_fail(FG_ERR_OOM, "graph build: out of host memory");
+        fg_id lroot = g->t[loss].info.alias_of;
+        for (int i = N - 1; i >= 0; i--) {
+            fg_node *n = &g->nodes[i];
+            fg_id out = n->info.out;
+            n->bwd_active = g->t[out].info.requires_grad && (out == lroot || written[out]);
+            if (!n->bwd_active) continue;
+            make_grad(g, out);
+            for (int k = 0; k < n->info.n_in; k++) {
+                fg_id x = n->info.in[k];
+                fg_id root = g->t[x].info.alias_of;
+                if (!g->t[root].info.requires_grad) continue;
+                if (n->info.op == FG_OP_XENT && k == 1) continue;
+                if (g->t[root].info.kind == FG_T_PARAM) {
+                    make_grad(g, root);
+                    continue; /* param grads always accumulate (+=) inside the op */
+                }
+                n = &g->nodes[i];
+                n->accum[k] = written[root];
+                written[root] = 1;
+            }
+        }
+        free(written);
+        /* grads of views are views of the root's grad */
+        for (int i = 0; i < nt0; i++) {
+            fg_tslot *s = &g->t[i];
+            fg_id root = s->info.alias_of;
+            if (root != i && g->t[root].info.grad != FG_NONE && s->info.grad == FG_NONE) {
+                fg_id rg = g->t[root].info.grad;
+                char nm[FG_NAME_MAX];
+                snprintf(nm, sizeof nm, "%.56s.grad", s->info.t.name);
+                fg_id gv = new_tensor(g, FG_T_GRAD, nm, FG_F32, s->info.t.ndim, s->info.t.shape);
+                g->t[gv].info.alias_of = rg;
+                g->t[gv].info.grad_of = i;
+                g->t[gv].next_alias = g->t[rg].next_alias;
+                g->t[rg].next_alias = gv;
+                g->t[i].info.grad = gv;
+            }
+        }
+        for (int i = 0; i < g->nt; i++)
+            if (g->t[i].info.kind == FG_T_PGRAD) g->t[i].persistent = 1;
+        g->t[g->t[lroot].info.grad].persistent = 1; /* d loss / d loss = 1, set by the executor */
+    }
+
+    /* liveness */
+    for (int i = 0; i < N; i++) {
+        fg_node *n = &g->nodes[i];
+        int sf = fg_step_of(g, i, FG_FORWARD);
+        for (int k = 0; k < n->info.n_in; k++) use(g, n->info.in[k], sf);
+        use(g, n->info.out, sf);
+        for (int a = 0; a < n->info.n_aux; a++) use(g, n->info.aux[a], sf);
+        if (loss != FG_NONE && n->bwd_active) {
+            int sb = fg_step_of(g, i, FG_BACKWARD);
+            for (int s = 0; s < n->info.n_save; s++) use(g, n->info.save[s], sb);
+            use(g, g->t[n->info.out].info.grad, sb);
+            for (int k = 0; k < n->info.n_in; k++) {
+                fg_id x = n->info.in[k];
+                if (g->t[x].info.grad != FG_NONE && g->t[g->t[x].info.alias_of].info.kind != FG_T_PARAM)
+                    use(g, g->t[x].info.grad, sb);
+            }
+        }
+    }
+    sync_aliases(g);
+    for (int i = 0; i < N; i++) compute_ws(g, &g->nodes[i]);
+
+    /* persistent storage */
+    for (int i = 0; i < g->nt; i++)
+        if (g->t[i].persistent && g->t[i].info.alias_of == i) {
+            fg_status s = fg_graph_storage_alloc(g, i);
+            if (s != FG_OK) return s;
+            memset(g->t[i].storage, 0, g->t[i].info.bytes);
+        }
+    g->built = 1;
+    if (policy) {
+        g->policy = *policy;
+        g->has_policy = 1;
+        if (g->policy.plan) FG_TRY(g->policy.plan(g->policy.self, g, pool));
+    } else {
+        return fg_fail(FG_ERR_INVALID, "graph '%s': a memory policy is required", g->name);
+    }
+    return FG_OK;
+}
+
+void fg_graph_init_params(fg_graph *g, fg_rng *rng) {
+    for (int i = 0; i < g->np; i++) {
+        fg_tslot *s = &g->t[g->params[i]];
+        float *d = s->info.t.data;
+        FG_ASSERT_MSG(d, "init_params: graph not built");
+        size_t n = (size_t)fg_tensor_numel(&s->info.t);
+        float bound;
+        switch (s->init) {
+        case FG_INIT_ZEROS: memset(d, 0, n * sizeof(float)); break;
+        case FG_INIT_ONES:
+            for (size_t j = 0; j < n; j++) d[j] = 1.0f;
+            break;
+        case FG_INIT_KAIMING_UNIFORM: {
+            int64_t fan_in = 1;
+            for (int k = 1; k < s->info.t.ndim; k++) fan_in *= s->info.t.shape[k];
+            bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t j = 0; j < n; j++) d[j] = (2.0f * fg_rng_uniform(rng) - 1.0f) * bound;
+            break;
+        }
+        case FG_INIT_FANIN_UNIFORM:
+            bound = s->init_arg > 0 ? 1.0f / sqrtf(s->init_arg) : 0.0f;
+            for (size_t j = 0; j < n; j++) d[j] = (2.0f * fg_rng_uniform(rng) - 1.0f) * bound;
+            break;
+        case FG_INIT_NORMAL:
+            for (size_t j = 0; j < n; j++) d[j] = fg_rng_normal(rng) * s->init_arg;
+            break;
+        default: FG_ASSERT_MSG(0, "bad init");
+        }
+    }
+    for (int i = 0; i < g->ns; i++) {
+        fg_tslot *s = &g->t[g->states[i]];
+        float *d = s->info.t.data;
+        size_t n = (size_t)fg_tensor_numel(&s->info.t);
+        for (size_t j = 0; j < n; j++) d[j] = s->init == FG_INIT_ONES ? 1.0f : 0.0f;
+    }
+}
+
+void fg_graph_get_info(const fg_graph *g, fg_graph_info *out) {
+    memset(out, 0, sizeof *out);
+    char *saved = calloc((size_t)g->nt, 1);
+    FG_ASSERT(saved);
+    for (int i = 0; i < g->nn; i++) {
+        const fg_node *n = &g->nodes[i];
+        out->flops_fwd += n->info.flops;
+        for (int p = 0; p < FG_PASS_COUNT; p++)
+            if (n->info.ws_bytes[p] > out->peak_ws_bytes) out->peak_ws_bytes = n->info.ws_bytes[p];
+        if (g->loss != FG_NONE && n->bwd_active)
+            for (int s = 0; s < n->info.n_save; s++) saved[g->t[n->info.save[s]].info.alias_of] = 1;
+    }
+    for (int i = 0; i < g->nt; i++) {
+        const fg_tslot *s = &g->t[i];
+        if (s->info.alias_of != i) continue;
+        size_t b = s->info.bytes;
+        switch (s->info.kind) {
+        case FG_T_PARAM: out->n_params += fg_tensor_numel(&s->info.t); out->weight_bytes += b; break;
+        case FG_T_STATE: out->weight_bytes += b; break;
+        case FG_T_PGRAD: out->grad_bytes += b; break;
+        case FG_T_INPUT: out->input_bytes += b; break;
+        case FG_T_ACT:
+        case FG_T_AUX:
+            out->act_bytes += b;
+            if (saved[i]) out->saved_bytes += b;
+            break;
+        case FG_T_GRAD: out->act_grad_bytes += b; break;
+        default: break;
+        }
+    }
+    free(saved);
+}
+
+void fg_graph_print_liveness(const fg_graph *g, FILE *f) {
+    static const char *kinds[FG_TKIND_COUNT] = {"input", "param", "state", "act", "aux", "grad", "pgrad"};
+    int N = g->nn;
+    fprintf(f, "graph %s: %d nodes, %d tensors; steps 0..%d forward, %d..%d backward\n", g->name, N, g->nt, N - 1, N,
+            2 * N - 1);
+    fprintf(f, "%-5s %-40s %-6s %-22s %12s %6s %6s %s\n", "id", "tensor", "kind", "shape", "bytes", "first", "last", "storage");
+    for (int i = 0; i < g->nt; i++) {
+        const fg_tslot *s = &g->t[i];
+        char sh[96];
+        fg_shape_str(sh, sizeof sh, s->info.t.ndim, s->info.t.shape);
+        if (s->persistent)
+            fprintf(f, "%-5d %-40s %-6s %-22s %12zu %6s %6s %s\n", i, s->info.t.name, kinds[s->info.kind], sh,
+                    s->info.bytes, "-", "-", s->info.alias_of == i ? "persistent" : "view");
+        else
+            fprintf(f, "%-5d %-40s %-6s %-22s %12zu %6d %6d %s\n", i, s->info.t.name, kinds[s->info.kind], sh,
+                    s->info.bytes, s->info.first_use, s->info.last_use, s->info.alias_of == i ? "own" : "view");
+    }
+    fprintf(f, "%-5s %-24s %-14s %-12s %s\n", "node", "name", "op", "workspace", "saves for backward");
+    for (int i = 0; i < N; i++) {
+        const fg_node *n = &g->nodes[i];
+        fprintf(f, "%-5d %-24s %-14s %-12zu", i, n->info.name, fg_op_name(n->info.op),
+                n->info.ws_bytes[0] > n->info.ws_bytes[1] ? n->info.ws_bytes[0] : n->info.ws_bytes[1]);
+        for (int s = 0; s < n->info.n_save; s++) fprintf(f, " %s", g->t[n->info.save[s]].info.t.name);
+        fprintf(f, "\n");
+    }
+}

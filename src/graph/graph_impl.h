@@ -1,0 +1,80 @@
+/* Private layout of fg_graph, shared by the builder (graph.c), the executor (exec.c), the
+ * built-in memory policies (policy.c) and checkpoints (checkpoint.c). */
+#ifndef FG_GRAPH_IMPL_H
+#define FG_GRAPH_IMPL_H
+
+#include "frugal/graph.h"
+
+/* Typed per-op parameters (no untyped byte arrays). Only the member of the node's op is used. */
+typedef struct fg_node_params {
+    fg_conv2d_desc conv;
+    fg_pooling_desc pool;
+    fg_lrn_desc lrn;
+    struct { int64_t B, IC, OC; } lin;
+    struct { int64_t batch, M, K, N; int ta, tb; } mm;
+    struct { float p; } drop;
+    struct { int axis; int64_t outer; int64_t chunk[FG_NODE_MAX_IN]; } cat;
+    struct { float momentum, eps; int64_t N, C, HW; fg_id running_mean, running_var; } bn;
+    struct { int64_t rows, cols; } sm;
+    struct { int64_t N, C, HW; } gap;
+    size_t n;   /* element count for elementwise ops */
+} fg_node_params;
+
+typedef struct fg_node {
+    fg_ninfo info;
+    fg_node_params p;
+    int has_bias;
+    /* backward: whether grad(in[k]) must be accumulated (another consumer wrote it first) */
+    int accum[FG_NODE_MAX_IN];
+    int bwd_active; /* backward runs (its output's gradient is written by someone) */
+    double seconds[FG_PASS_COUNT]; /* time in the op, summed since fg_graph_reset_times */
+} fg_node;
+
+typedef struct fg_tslot {
+    fg_tinfo info;
+    fg_init init;
+    float init_arg;
+    int persistent;   /* allocated at build for the whole lifetime */
+    int is_output;
+    fg_id next_alias; /* linked list of views sharing this root's storage, FG_NONE ends */
+    void *storage;    /* pool pointer of a root (NULL when not allocated) */
+} fg_tslot;
+
+struct fg_graph {
+    char name[FG_NAME_MAX];
+    fg_status status;
+    char error[512];
+
+    fg_tslot *t;
+    int nt, cap_t;
+    fg_node *nodes;
+    int nn, cap_n;
+    fg_id *params;
+    int np, cap_p;
+    fg_id *states;
+    int ns, cap_s;
+
+    int built;
+    fg_id loss;
+    fg_pool *pool;
+    fg_mem_policy policy;
+    int has_policy;
+    int training;
+    uint64_t seed;
+
+    void *ws;         /* workspace of the node being run (set by the policy) */
+    size_t ws_bytes;
+};
+
+fg_tslot *fg_graph_slot(fg_graph *g, fg_id id);
+fg_node *fg_graph_nodep(fg_graph *g, int i);
+/* Steps of the 2N timeline. */
+static inline int fg_step_of(const fg_graph *g, int node, fg_pass pass) {
+    return pass == FG_FORWARD ? node : 2 * g->nn - 1 - node;
+}
+/* Runs node i's op for the pass (exec.c). */
+fg_status fg_exec_node(fg_graph *g, int i, fg_pass pass);
+/* Workspace bytes a node's op needs for the pass (excluding accumulation scratch). */
+size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass);
+
+#endif

@@ -1,0 +1,212 @@
+/* Graph tests: gradients of a whole DAG (branches, concat, a tensor read by three consumers,
+ * views) against finite differences; the two built-in memory policies give bit-identical losses
+ * and gradients and free-when-dead uses less memory; liveness of a chain; shape errors name the
+ * op and both shapes; the device pool's best fit, coalescing and OOM message. */
+#include <math.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef struct net {
+    fg_graph *g;
+    fg_pool *pool;
+    fg_id x, y, loss;
+} net;
+
+/* x (2,3,8,8) -> conv3x3 -> bn -> relu = a; a feeds three consumers:
+ *   b1 = conv1x1(a) (2 ch); b2 = conv1x1(maxpool3s1p1(a)) (3 ch); b3 = conv1x1(a) (5 ch)
+ * c = concat(b1, b2) + b3 -> lrn -> tanh -> avgpool 2 -> flatten (view) -> linear 16 -> gelu
+ * -> dropout 0.25 -> linear 4 -> sigmoid -> linear 5 -> xent */
+static void build_net(net *n, int policy_kind, uint64_t seed) {
+    CHECK_OK(fg_pool_create(&n->pool, 0));
+    CHECK_OK(fg_graph_create(&n->g, "dag"));
+    fg_graph *g = n->g;
+    int64_t xs[4] = {2, 3, 8, 8}, ys[1] = {2};
+    n->x = fg_nn_input(g, "x", FG_F32, 4, xs);
+    n->y = fg_nn_input(g, "y", FG_I32, 1, ys);
+    fg_id a = fg_layer_conv2d(g, "c0", n->x, 4, 3, 1, 1, 1);
+    a = fg_nn_batchnorm(g, "bn0", a, 0.1f, 1e-5f);
+    a = fg_nn_relu(g, "r0", a);
+    fg_id b1 = fg_layer_conv2d(g, "b1", a, 2, 1, 1, 0, 1);
+    fg_pool_opts po = {3, 1, 1, 0, 1};
+    fg_id b2 = fg_layer_conv2d(g, "b2", fg_nn_maxpool2d(g, "mp", a, po), 3, 1, 1, 0, 0);
+    fg_id b3 = fg_layer_conv2d(g, "b3", a, 5, 1, 1, 0, 1);
+    fg_id cat[2] = {b1, b2};
+    fg_id c = fg_nn_add(g, "sum", fg_nn_concat(g, "cat", cat, 2, 1), b3);
+    c = fg_nn_lrn(g, "lrn", c, 3, 0.1f, 0.75f, 2.0f);
+    c = fg_nn_tanh(g, "th", c);
+    fg_pool_opts ap = {2, 2, 0, 0, 1};
+    c = fg_nn_avgpool2d(g, "ap", c, ap);
+    c = fg_nn_flatten(g, "flat", c);
+    c = fg_nn_gelu(g, "ge", fg_layer_linear(g, "fc1", c, 16, 1));
+    c = fg_nn_dropout(g, "drop", c, 0.25f);
+    c = fg_nn_sigmoid(g, "sg", fg_layer_linear(g, "fc2", c, 4, 1));
+    c = fg_layer_linear(g, "fc3", c, 5, 1);
+    n->loss = fg_nn_xent(g, "loss", c, n->y);
+    CHECK_OK(fg_graph_status(g));
+    fg_mem_policy p;
+    if (policy_kind == 0) CHECK_OK(fg_policy_network_wide(&p));
+    else CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(g, n->loss, n->pool, &p));
+    fg_rng r;
+    fg_rng_seed(&r, seed);
+    fg_graph_init_params(g, &r);
+    float xd[2 * 3 * 8 * 8];
+    fg_fill_uniform(xd, sizeof xd / sizeof *xd, -1, 1, &r);
+    int32_t yd[2] = {1, 3};
+    CHECK_OK(fg_graph_set_input(g, n->x, xd, sizeof xd));
+    CHECK_OK(fg_graph_set_input(g, n->y, yd, sizeof yd));
+    fg_graph_set_seed(g, 42);
+}
+
+static void free_net(net *n) {
+    fg_graph_free(n->g);
+    fg_pool_destroy(n->pool);
+}
+
+static double loss_of(void *user) {
+    net *n = user;
+    CHECK_OK(fg_graph_forward(n->g));
+    return fg_graph_loss(n->g);
+}
+
+static void test_dag_gradients(void) {
+    net n;
+    build_net(&n, 0, 7);
+    fg_graph_zero_grad(n.g);
+    CHECK_OK(fg_graph_forward(n.g));
+    CHECK_OK(fg_graph_backward(n.g));
+    float l0 = fg_graph_loss(n.g);
+    CHECK(isfinite(l0) && l0 > 0);
+    fg_rng r;
+    fg_rng_seed(&r, 1);
+    for (int i = 0; i < fg_graph_n_params(n.g); i++) {
+        fg_id p = fg_graph_param(n.g, i);
+        const fg_tinfo *ti = fg_graph_tinfo(n.g, p);
+        fg_tensor *t = fg_graph_tensor(n.g, p);
+        size_t numel = (size_t)fg_tensor_numel(t);
+        float *grad = malloc(numel * sizeof(float));
+        memcpy(grad, fg_graph_tensor(n.g, ti->grad)->data, numel * sizeof(float));
+        /* eps 1e-2 in f32: central differences stay accurate to ~1e-4 for these smooth ops
+         * (relu/maxpool kinks are unlikely at random points) */
+        fg_check_grad(t->name, t->data, grad, numel, loss_of, &n, 12, 1e-2f, 5e-2f, 2e-4f, &r);
+        free(grad);
+    }
+    free_net(&n);
+}
+
+static void test_policies_identical(void) {
+    net a, b;
+    build_net(&a, 0, 11);
+    build_net(&b, 1, 11);
+    for (int it = 0; it < 2; it++) {
+        fg_graph_zero_grad(a.g);
+        fg_graph_zero_grad(b.g);
+        CHECK_OK(fg_graph_forward(a.g));
+        CHECK_OK(fg_graph_backward(a.g));
+        CHECK_OK(fg_graph_forward(b.g));
+        CHECK_OK(fg_graph_backward(b.g));
+        float la = fg_graph_loss(a.g), lb = fg_graph_loss(b.g);
+        fg_check_equal("loss", &lb, &la, 1);
+        for (int i = 0; i < fg_graph_n_params(a.g); i++) {
+            fg_id pa = fg_graph_param(a.g, i), pb = fg_graph_param(b.g, i);
+            const fg_tensor *ga = fg_graph_tensor(a.g, fg_graph_tinfo(a.g, pa)->grad);
+            const fg_tensor *gb = fg_graph_tensor(b.g, fg_graph_tinfo(b.g, pb)->grad);
+            fg_check_equal(ga->name, gb->data, ga->data, (size_t)fg_tensor_numel(ga));
+        }
+    }
+    fg_pool_stats sa = fg_pool_get_stats(a.pool), sb = fg_pool_get_stats(b.pool);
+    if (!(sb.peak < sa.peak)) {
+        fprintf(stderr, "  free-when-dead peak %zu not below network-wide peak %zu\n", sb.peak, sa.peak);
+        fg_test_failures++;
+    }
+    free_net(&a);
+    free_net(&b);
+}
+
+static void test_liveness_chain(void) {
+    fg_graph *g;
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    CHECK_OK(fg_graph_create(&g, "chain"));
+    int64_t xs[2] = {4, 6}, ys[1] = {4};
+    fg_id x = fg_nn_input(g, "x", FG_F32, 2, xs), y = fg_nn_input(g, "y", FG_I32, 1, ys);
+    fg_id h = fg_layer_linear(g, "fc1", x, 8, 1); /* node 0 */
+    fg_id r = fg_nn_relu(g, "relu", h);           /* node 1 */
+    fg_id o = fg_layer_linear(g, "fc2", r, 3, 1); /* node 2 */
+    fg_id l = fg_nn_xent(g, "loss", o, y);        /* node 3 */
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(g, l, pool, &p));
+    /* 4 nodes: forward steps 0..3, backward of node i at 7-i */
+    const fg_tinfo *th = fg_graph_tinfo(g, h), *tr = fg_graph_tinfo(g, r), *to = fg_graph_tinfo(g, o);
+    CHECK(th->first_use == 0 && th->last_use == 1); /* relu saves its output, not its input */
+    CHECK(tr->first_use == 1 && tr->last_use == 6); /* saved by fc2 (backward step 5) and relu (step 6) */
+    CHECK(to->first_use == 2 && to->last_use == 3);
+    const fg_tinfo *gr = fg_graph_tinfo(g, tr->grad);
+    CHECK(gr->first_use == 5 && gr->last_use == 6);
+    FILE *devnull = fopen("/dev/null", "w");
+    fg_graph_print_liveness(g, devnull);
+    fclose(devnull);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+}
+
+static void test_shape_errors(void) {
+    fg_graph *g;
+    CHECK_OK(fg_graph_create(&g, "bad"));
+    int64_t xs[4] = {2, 3, 8, 8}, ws[4] = {4, 5, 3, 3};
+    fg_id x = fg_nn_input(g, "x", FG_F32, 4, xs);
+    fg_id w = fg_nn_param(g, "w", 4, ws, FG_INIT_ZEROS, 0);
+    fg_conv_opts o = {1, 1, 1, 1};
+    fg_id y = fg_nn_conv2d(g, "convX", x, w, FG_NONE, o);
+    CHECK(y == FG_NONE);
+    CHECK(fg_graph_status(g) == FG_ERR_SHAPE);
+    const char *e = fg_graph_error(g);
+    CHECK(strstr(e, "conv2d") && strstr(e, "convX") && strstr(e, "[2, 3, 8, 8]") && strstr(e, "[4, 5, 3, 3]"));
+    /* later calls keep the first error */
+    CHECK(fg_nn_relu(g, "r", y) == FG_NONE);
+    CHECK(strstr(fg_graph_error(g), "convX") != NULL);
+    fg_graph_free(g);
+}
+
+static void test_pool(void) {
+    fg_pool *p;
+    CHECK_OK(fg_pool_create(&p, 1000));
+    void *a, *b, *c, *d;
+    CHECK_OK(fg_pool_alloc(p, 100, "a", &a)); /* 128 */
+    CHECK_OK(fg_pool_alloc(p, 200, "b", &b)); /* 256 */
+    CHECK_OK(fg_pool_alloc(p, 100, "c", &c)); /* 128 */
+    CHECK(((uintptr_t)a % 64) == 0 && ((uintptr_t)b % 64) == 0);
+    fg_pool_stats s = fg_pool_get_stats(p);
+    CHECK(s.in_use == 512 && s.peak == 512);
+    fg_pool_free(p, b);
+    /* best fit: 100 bytes go into the 256 hole, not the tail */
+    CHECK_OK(fg_pool_alloc(p, 100, "d", &d));
+    CHECK(d == b);
+    fg_pool_free(p, d);
+    fg_pool_free(p, a);
+    /* coalescing: a(128) + hole(256) merge into one 384 block at a */
+    void *e;
+    CHECK_OK(fg_pool_alloc(p, 384, "e", &e));
+    CHECK(e == a);
+    /* capacity: 1000 - 512 in use */
+    void *f;
+    CHECK_STATUS(fg_pool_alloc(p, 600, "big_tensor", &f), FG_ERR_OOM);
+    CHECK(strstr(fg_last_error(), "big_tensor") && strstr(fg_last_error(), "640") && strstr(fg_last_error(), "488"));
+    fg_pool_free(p, e);
+    fg_pool_free(p, c);
+    s = fg_pool_get_stats(p);
+    CHECK(s.in_use == 0 && s.n_blocks == 0 && s.largest_free >= 1000);
+    fg_pool_destroy(p);
+}
+
+int main(void) {
+    fg_threads_set(2);
+    test_pool();
+    test_shape_errors();
+    test_liveness_chain();
+    test_dag_gradients();
+    test_policies_identical();
+    return fg_test_finish("test_graph");
+}
