@@ -38,11 +38,10 @@ fg_status fg_pool_create(fg_pool **out, size_t capacity) {
     fg_pool *p = calloc(1, sizeof *p);
     if (!p) return fg_fail(FG_ERR_OOM, "pool: cannot allocate the pool descriptor");
     size_t want = capacity ? round_up(capacity) : ((size_t)1 << 40);
-    void *base = MAP_FAILED;
-    while (want >= ((size_t)1 << 20)) {
-        base = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (base != MAP_FAILED || capacity) break;
+    void *base = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    while (base == MAP_FAILED && !capacity && want > ((size_t)1 << 30)) {
         want /= 2; /* unlimited: take the largest range the kernel grants */
+        base = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     }
     if (base == MAP_FAILED) {
         free(p);

@@ -80,7 +80,14 @@ static void *grow(void *p, int *cap, int need, size_t elem) {
     return q;
 }
 
-static fg_id new_tensor(fg_graph *g, fg_tkind kind, const char *name, fg_dtype dtype, int ndim, const int64_t *shape) {
+static fg_id new_tensor(fg_graph *g, fg_tkind kind, const char *name, fg_dtype dtype, int ndim, const int64_t *shape_in) {
+    /* shape_in and name may point into g->t (another tensor's view), which grow() may move */
+    int64_t shape[FG_MAX_DIMS];
+    char nm[FG_NAME_MAX];
+    FG_ASSERT(ndim >= 0 && ndim <= FG_MAX_DIMS);
+    memcpy(shape, shape_in, sizeof(int64_t) * (size_t)ndim);
+    snprintf(nm, sizeof nm, "%s", name);
+    name = nm;
     g->t = grow(g->t, &g->cap_t, g->nt + 1, sizeof *g->t);
     fg_id id = g->nt++;
     fg_tslot *s = &g->t[id];
@@ -322,13 +329,13 @@ fg_id fg_nn_xent(fg_graph *g, const char *name, fg_id logits, fg_id labels) {
     if (tl->ndim != 2 || ty->ndim != 1 || ty->shape[0] != tl->shape[0] || ty->dtype != FG_I32)
         return gfail(g, FG_ERR_SHAPE, "xent '%s': logits %s must be (B, C) and labels %s an i32 (B)", name,
                      shp(s1, sizeof s1, g, logits), shp(s2, sizeof s2, g, labels));
-    int64_t one = 1;
+    int64_t one = 1, ls[2] = {tl->shape[0], tl->shape[1]}; /* tl moves when new_node grows g->t */
     fg_id in[2] = {logits, labels};
     int i = new_node(g, FG_OP_XENT, name, in, 2, 1, &one, FG_F32);
-    g->nodes[i].p.sm.rows = tl->shape[0];
-    g->nodes[i].p.sm.cols = tl->shape[1];
-    add_aux(g, i, "probs", 2, tl->shape);
-    g->nodes[i].info.flops = 4.0 * (double)fg_tensor_numel(tl);
+    g->nodes[i].p.sm.rows = ls[0];
+    g->nodes[i].p.sm.cols = ls[1];
+    add_aux(g, i, "probs", 2, ls);
+    g->nodes[i].info.flops = 4.0 * (double)(ls[0] * ls[1]);
     return g->nodes[i].info.out;
 }
 
@@ -432,11 +439,11 @@ fg_id fg_nn_global_avgpool(fg_graph *g, const char *name, fg_id x) {
     if (!ok_id(g, x, "global_avgpool", name)) return FG_NONE;
     const fg_tensor *tx = T(g, x);
     if (tx->ndim != 4) return gfail(g, FG_ERR_SHAPE, "global_avgpool '%s': input %s must be 4-D", name, shp(s1, sizeof s1, g, x));
-    int64_t shape[2] = {tx->shape[0], tx->shape[1]};
-    int i = new_node(g, FG_OP_GAP, name, &x, 1, 2, shape, FG_F32);
-    g->nodes[i].p.gap.N = tx->shape[0];
-    g->nodes[i].p.gap.C = tx->shape[1];
-    g->nodes[i].p.gap.HW = tx->shape[2] * tx->shape[3];
+    int64_t shape[2] = {tx->shape[0], tx->shape[1]}, hw = tx->shape[2] * tx->shape[3];
+    int i = new_node(g, FG_OP_GAP, name, &x, 1, 2, shape, FG_F32); /* tx is stale after this */
+    g->nodes[i].p.gap.N = shape[0];
+    g->nodes[i].p.gap.C = shape[1];
+    g->nodes[i].p.gap.HW = hw;
     g->nodes[i].info.flops = (double)fg_tensor_numel(T(g, x));
     return g->nodes[i].info.out;
 }
@@ -462,6 +469,9 @@ fg_id fg_nn_batchnorm(fg_graph *g, const char *name, fg_id x, float momentum, fl
     if (tx->ndim != 4 && tx->ndim != 2)
         return gfail(g, FG_ERR_SHAPE, "batchnorm '%s': input %s must be (N,C,H,W) or (N,C)", name, shp(s1, sizeof s1, g, x));
     int64_t N = tx->shape[0], C = tx->shape[1], HW = tx->ndim == 4 ? tx->shape[2] * tx->shape[3] : 1;
+    int xnd = tx->ndim;
+    int64_t xshape[FG_MAX_DIMS];
+    memcpy(xshape, tx->shape, sizeof xshape); /* tx is stale once params are added */
     snprintf(nm, sizeof nm, "%s.weight", name);
     fg_id gamma = fg_nn_param(g, nm, 1, &C, FG_INIT_ONES, 0);
     snprintf(nm, sizeof nm, "%s.bias", name);
@@ -472,7 +482,7 @@ fg_id fg_nn_batchnorm(fg_graph *g, const char *name, fg_id x, float momentum, fl
     fg_id rv = new_state(g, nm, C, FG_INIT_ONES);
     if (g->status != FG_OK) return FG_NONE;
     fg_id in[3] = {x, gamma, beta};
-    int i = new_node(g, FG_OP_BATCHNORM, name, in, 3, tx->ndim, tx->shape, FG_F32);
+    int i = new_node(g, FG_OP_BATCHNORM, name, in, 3, xnd, xshape, FG_F32);
     fg_node *n = &g->nodes[i];
     n->p.bn.momentum = momentum;
     n->p.bn.eps = eps;
