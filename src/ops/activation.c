@@ -1,0 +1,69 @@
+/* Pointwise activations and their gradients, as PyTorch defines them:
+ *   relu     out = max(x, 0) (NaN propagates)     dinp = dout * (out > 0)      saves out
+ *   gelu     out = x * Phi(x), exact erf form      dinp = dout * (Phi(x) + x * phi(x))   saves inp
+ *            (Phi the standard normal CDF 0.5 * (1 + erf(x / sqrt 2)), phi its density;
+ *             torch.nn.functional.gelu's default approximate='none')
+ *   tanh     out = tanh(x)                         dinp = dout * (1 - out^2)    saves out
+ *   sigmoid  out = 1 / (1 + exp(-x))               dinp = dout * out * (1 - out) saves out
+ * Each works on n contiguous floats; dinp is written. Loops are OpenMP-parallel and vectorised,
+ * but only past PAR_MIN elements so that small tensors do not pay for waking threads. Elements are
+ * independent (no reductions), so the thread count does not change results. */
+#include <math.h>
+
+#include "frugal/ops.h"
+
+/* Elements below which a loop runs on the calling thread (a fork/join costs a few microseconds,
+ * about what 16K cheap elements take). */
+#define PAR_MIN 16384
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+void fg_relu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
+}
+
+void fg_relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void fg_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    }
+}
+
+void fg_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        dinp[i] = dout[i] * (cdf + x * pdf);
+    }
+}
+
+void fg_tanh_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+}
+
+void fg_tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void fg_sigmoid_forward(float *out, const float *inp, size_t n) {
+    /* exp(-x) overflows to +inf for x < -88 and the quotient is then exactly 0, which is right */
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-inp[i]));
+}
+
+void fg_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * out[i] * (1.0f - out[i]);
+}
