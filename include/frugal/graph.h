@@ -181,6 +181,12 @@ fg_status fg_policy_free_when_dead(fg_mem_policy *out);
  * root of `id` and update every alias's view. */
 fg_status fg_graph_storage_alloc(fg_graph *g, fg_id id);
 void fg_graph_storage_release(fg_graph *g, fg_id id);
+/* The device pointer of id's storage root (NULL when not on the device). */
+void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id);
+/* Points every view of id's storage root at `data` with residence `res`, without touching the
+ * pool: offload policies use it to say "these bytes now live in the host tier at data" after
+ * releasing the device copy (res = FG_RES_HOST or FG_RES_DISK, data may be NULL for disk). */
+void fg_graph_storage_mark(fg_graph *g, fg_id id, fg_residence res, void *data);
 /* Workspace for the node being run (the executor reads it): policies set it in before(). */
 void fg_graph_set_workspace(fg_graph *g, void *ws, size_t bytes);
 fg_pool *fg_graph_pool(fg_graph *g);

@@ -665,6 +665,20 @@ void fg_graph_storage_release(fg_graph *g, fg_id id) {
     }
 }
 
+void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id) {
+    FG_ASSERT(id >= 0 && id < g->nt);
+    return g->t[g->t[id].info.alias_of].storage;
+}
+
+void fg_graph_storage_mark(fg_graph *g, fg_id id, fg_residence res, void *data) {
+    fg_id root = g->t[id].info.alias_of;
+    FG_ASSERT_MSG(!g->t[root].storage, "storage_mark: release the device copy first");
+    for (fg_id a = root; a != FG_NONE; a = g->t[a].next_alias) {
+        g->t[a].info.t.data = data;
+        g->t[a].info.t.residence = res;
+    }
+}
+
 void fg_graph_set_workspace(fg_graph *g, void *ws, size_t bytes) {
     g->ws = ws;
     g->ws_bytes = bytes;
