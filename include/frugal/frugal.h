@@ -7,5 +7,7 @@
 #include "frugal/io.h"
 #include "frugal/graph.h"
 #include "frugal/zoo.h"
+#include "frugal/train.h"
+#include "frugal/vmem.h"
 #define FRUGAL_VERSION "0.1.0"
 #endif

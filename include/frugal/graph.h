@@ -200,7 +200,7 @@ void fg_graph_mark_output(fg_graph *g, fg_id id);
 /* Freezes the graph: computes requires_grad, gradient tensors, saved lists, liveness and
  * workspace; allocates persistent tensors (inputs, params, state, param grads) in `pool`;
  * calls policy->plan. loss = FG_NONE builds for inference only. The graph takes ownership of
- * the policy (destroy is called by fg_graph_free). */
+ * the policy, also when build fails (destroy is called by fg_graph_free). */
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy);
 /* Initializes every param with its declared init from the rng, and state (running mean 0, var 1). */
 void fg_graph_init_params(fg_graph *g, fg_rng *rng);

@@ -697,8 +697,12 @@ static fg_id make_grad(fg_graph *g, fg_id id) {
 }
 
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy) {
-    if (g->status != FG_OK) return fg_fail(g->status, "%s", g->error);
     if (g->built) return fg_fail(FG_ERR_INVALID, "graph '%s' is already built", g->name);
+    if (!policy) return fg_fail(FG_ERR_INVALID, "graph '%s': a memory policy is required", g->name);
+    /* take ownership first, so every failure below frees the policy with the graph */
+    g->policy = *policy;
+    g->has_policy = 1;
+    if (g->status != FG_OK) return fg_fail(g->status, "%s", g->error);
     if (loss != FG_NONE && (loss < 0 || loss >= g->nt || fg_tensor_numel(&g->t[loss].info.t) != 1))
         return fg_fail(FG_ERR_INVALID, "graph '%s': the loss must be a scalar tensor of the graph", g->name);
     g->pool = pool;
@@ -805,13 +809,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
             memset(g->t[i].storage, 0, g->t[i].info.bytes);
         }
     g->built = 1;
-    if (policy) {
-        g->policy = *policy;
-        g->has_policy = 1;
-        if (g->policy.plan) FG_TRY(g->policy.plan(g->policy.self, g, pool));
-    } else {
-        return fg_fail(FG_ERR_INVALID, "graph '%s': a memory policy is required", g->name);
-    }
+    if (g->policy.plan) FG_TRY(g->policy.plan(g->policy.self, g, pool));
     return FG_OK;
 }
 

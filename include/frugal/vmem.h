@@ -1,0 +1,167 @@
+/* frugal vmem: train beyond the device-memory budget (vDNN, Rhu et al., MICRO 2016).
+ *
+ * Three pieces, each mapping one-to-one onto what vDNN does with CUDA (DESIGN.md):
+ *  - tiers: the host tier is ONE arena allocated at plan time and reused every iteration
+ *    (vDNN's cudaMallocHost'd pinned buffer); the disk tier is one spill file per tensor under a
+ *    spill directory, written with pwrite and read back with pread;
+ *  - the link: copy threads with request queues (vDNN's second CUDA stream and cudaMemcpyAsync);
+ *    every request returns an event to wait on (cudaStreamSynchronize); an optional model paces
+ *    each copy to latency + bytes / bandwidth so GPU-like compute/transfer ratios can be replayed;
+ *  - policies on the graph's memory hooks (fg_mem_policy): none (network-wide baseline), all and
+ *    conv (offload what backward reads, prefetch it back one offloading layer ahead), with a
+ *    memory-over-time trace and the smallest device budget the policy needs, checked at plan.
+ *
+ * Offload and prefetch change no number: they move bytes, never compute on them. */
+#ifndef FRUGAL_VMEM_H
+#define FRUGAL_VMEM_H
+
+#include "frugal/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- the link */
+
+typedef struct fg_vmem_link_cfg {
+    int threads_out;   /* copy threads for offloads (device -> host/disk); <= 0 means 1 */
+    int threads_in;    /* copy threads for prefetches (host/disk -> device); <= 0 means 1 */
+    double gbps;       /* modelled bandwidth in GB/s (1e9 bytes/s); 0 = unpaced (memcpy speed) */
+    double latency_us; /* modelled per-copy latency in microseconds (used only when paced) */
+} fg_vmem_link_cfg;
+
+typedef enum fg_vmem_dir {
+    FG_VMEM_D2H,    /* device -> host tier (offload), memcpy */
+    FG_VMEM_H2D,    /* host tier -> device (prefetch), memcpy */
+    FG_VMEM_D2DISK, /* device -> spill file (offload), pwrite */
+    FG_VMEM_DISK2D, /* spill file -> device (prefetch), pread */
+    FG_VMEM_DIR_COUNT
+} fg_vmem_dir;
+
+typedef struct fg_vmem_link fg_vmem_link;
+typedef struct fg_vmem_event fg_vmem_event;
+
+typedef struct fg_vmem_link_stats {
+    uint64_t bytes_offloaded;  /* completed D2H + D2DISK bytes */
+    uint64_t bytes_prefetched; /* completed H2D + DISK2D bytes */
+    uint64_t bytes_to_disk, bytes_from_disk;
+    uint64_t n_copies;         /* completed requests (failed ones included) */
+    double model_seconds;      /* sum over paced copies of latency + bytes / bandwidth */
+    double busy_seconds;       /* measured seconds copy threads spent on requests (incl. pacing) */
+    double stall_seconds;      /* seconds callers of fg_vmem_event_wait blocked */
+} fg_vmem_link_stats;
+
+fg_status fg_vmem_link_create(fg_vmem_link **out, const fg_vmem_link_cfg *cfg);
+/* Finishes queued requests, stops and joins the copy threads, frees events never waited on. */
+void fg_vmem_link_destroy(fg_vmem_link *l);
+/* Queues a copy. For D2H/H2D, dst/src are memory and fd/off unused; for D2DISK src is memory
+ * and (fd, off) the destination; for DISK2D dst is memory and (fd, off) the source. `path`
+ * names the file in error messages, `what` the tensor (both may be NULL); `tag` is passed to
+ * the observer. *ev receives the event; it must be waited on exactly once. */
+fg_status fg_vmem_link_submit(fg_vmem_link *l, fg_vmem_dir dir, void *dst, const void *src, size_t bytes, int fd,
+                              int64_t off, const char *path, const char *what, int64_t tag, fg_vmem_event **ev);
+/* Called by a copy thread when a request's copy has finished (before its event completes);
+ * must be thread-safe. Set it before the first submit. */
+typedef void (*fg_vmem_link_observer)(void *user, fg_vmem_dir dir, size_t bytes, int64_t tag, fg_status status);
+void fg_vmem_link_set_observer(fg_vmem_link *l, fg_vmem_link_observer fn, void *user);
+/* Blocks until the request is done and frees the event. Returns the request's status (FG_ERR_IO
+ * with the file, bytes and reason when a pwrite/pread failed or was short). */
+fg_status fg_vmem_event_wait(fg_vmem_link *l, fg_vmem_event *ev);
+/* Non-blocking: 1 when the request has completed. */
+int fg_vmem_event_done(fg_vmem_link *l, const fg_vmem_event *ev);
+/* The modelled seconds of this (completed or not) request: latency + bytes / bandwidth, 0 when
+ * unpaced. */
+double fg_vmem_event_model_seconds(const fg_vmem_event *ev);
+fg_vmem_link_stats fg_vmem_link_get_stats(fg_vmem_link *l);
+void fg_vmem_link_reset_stats(fg_vmem_link *l);
+
+/* ---------------------------------------------------------------- policies */
+
+typedef enum fg_vmem_kind {
+    FG_VMEM_NONE, /* network-wide allocation, no offload: the paper's baseline */
+    FG_VMEM_ALL,  /* offload every tensor a backward node reads (vDNN_all) */
+    FG_VMEM_CONV, /* offload the input feature maps of conv layers only (vDNN_conv) */
+    FG_VMEM_DYN,  /* vDNN_dyn: not implemented yet (FG_ERR_UNSUPPORTED) */
+    FG_VMEM_KIND_COUNT
+} fg_vmem_kind;
+const char *fg_vmem_kind_name(fg_vmem_kind k);
+fg_status fg_vmem_kind_parse(const char *s, fg_vmem_kind *out);
+
+typedef enum fg_vmem_trace_mode {
+    FG_VMEM_TRACE_OFF,
+    FG_VMEM_TRACE_LAST, /* keep the events of the most recent iteration (reset at each forward) */
+    FG_VMEM_TRACE_ALL,  /* keep every iteration's events, up to trace_max */
+    FG_VMEM_TRACE_MODE_COUNT
+} fg_vmem_trace_mode;
+
+typedef struct fg_vmem_config {
+    fg_vmem_kind kind;
+    fg_vmem_link_cfg link;
+    const char *spill_dir;     /* disk tier directory (copied at create); NULL = no disk tier */
+    size_t host_capacity;      /* host-tier bytes; 0 = unlimited; past it tensors spill to disk */
+    fg_vmem_trace_mode trace;
+    size_t trace_max;          /* events kept at most (0 = 1,000,000) */
+} fg_vmem_config;
+
+fg_vmem_config fg_vmem_config_defaults(fg_vmem_kind kind);
+
+typedef struct fg_vmem fg_vmem;
+
+/* A policy for fg_graph_build. The graph owns it afterwards (fg_graph_free destroys it). */
+fg_status fg_vmem_policy_create(fg_mem_policy *out, const fg_vmem_config *cfg);
+/* The vmem state behind a policy made by fg_vmem_policy_create (NULL for other policies); valid
+ * until the graph that owns the policy is freed. */
+fg_vmem *fg_vmem_of(const fg_mem_policy *p);
+
+typedef struct fg_vmem_stats {
+    fg_vmem_link_stats link;
+    size_t peak_device_bytes;     /* predicted pool peak (bytes in use) of one iteration, from plan */
+    size_t min_device_bytes;      /* smallest pool capacity this policy runs in: the peak plus what
+                                     the pool's fragmentation costs (plan replays the allocations) */
+    size_t persistent_bytes;      /* inputs, params, state, param grads, outputs (pool-rounded) */
+    size_t host_tier_bytes;       /* the host arena (allocated once) */
+    size_t disk_tier_bytes;       /* bytes of spill files per iteration */
+    size_t offload_bytes_per_iter;
+    int n_offload_tensors;        /* storage roots offloaded per iteration */
+    int n_disk_tensors;           /* of which spilled to disk */
+    int64_t iterations;           /* completed (forward + backward) */
+} fg_vmem_stats;
+void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out);
+void fg_vmem_reset_stats(fg_vmem *v);
+/* 1 when storage root `id` is offloaded by this policy (after plan). */
+int fg_vmem_is_offloaded(const fg_vmem *v, fg_id id);
+
+/* ---------------------------------------------------------------- the trace */
+
+typedef enum fg_vmem_ev_kind {
+    FG_VMEM_EV_BEGIN,          /* a node's before hook starts */
+    FG_VMEM_EV_END,            /* a node's after hook ends */
+    FG_VMEM_EV_ALLOC,          /* pool allocation (tensor or workspace) */
+    FG_VMEM_EV_FREE,           /* pool release */
+    FG_VMEM_EV_OFFLOAD_ISSUE,
+    FG_VMEM_EV_OFFLOAD_DONE,   /* copy finished (recorded by the copy thread) */
+    FG_VMEM_EV_PREFETCH_ISSUE,
+    FG_VMEM_EV_PREFETCH_DONE,
+    FG_VMEM_EV_KIND_COUNT
+} fg_vmem_ev_kind;
+const char *fg_vmem_ev_kind_name(fg_vmem_ev_kind k);
+
+typedef struct fg_vmem_trace_event {
+    double t;            /* seconds since the trace was (re)started */
+    size_t device_bytes; /* pool bytes in use at that moment */
+    fg_vmem_ev_kind kind;
+    int node;            /* -1 when not tied to a node */
+    fg_pass pass;
+    fg_id tensor;        /* FG_NONE when not tied to a tensor */
+} fg_vmem_trace_event;
+
+/* Events recorded so far (copied out under the trace's lock); returns the count written. */
+size_t fg_vmem_trace_get(fg_vmem *v, fg_vmem_trace_event *dst, size_t cap);
+size_t fg_vmem_trace_count(fg_vmem *v);
+/* CSV with header "t_seconds,device_bytes,event,node,pass,tensor". Atomic. */
+fg_status fg_vmem_trace_write_csv(fg_vmem *v, const fg_graph *g, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,547 @@
+/* vmem tests.
+ *  - The link: copies in both directions and to/from a spill file arrive intact with several
+ *    copy threads; stats count the bytes exactly; a paced request's modelled time is exactly
+ *    latency + bytes / bandwidth; a short read and a write past RLIMIT_FSIZE fail with FG_ERR_IO
+ *    naming the file and the bytes.
+ *  - The issue's key acceptance: offload, prefetch and the disk tier change no number. LeNet,
+ *    AlexNet, VGG-16 and GoogLeNet (batch 2, conv algorithms pinned) run two iterations with an
+ *    SGD step between under the baseline (fg_policy_network_wide) and under vmem none, all, conv
+ *    and all with a host tier small enough to spill to disk: losses and every parameter gradient
+ *    are bit-identical; every offloaded byte is prefetched back; the pool's measured peak equals
+ *    the peak plan() predicted, and all's peak is below the baseline's.
+ *  - Budgets: a pool of exactly all's measured peak runs (bit-identical again); one 64-byte
+ *    block less fails in plan with FG_ERR_OOM naming the smallest budget; half the baseline's
+ *    peak fails or runs as the predicted minimum says.
+ *  - The trace: CSV with offload/prefetch events whose device bytes peak at the pool's peak.
+ *  - A full disk during an iteration: FG_ERR_IO naming the spill file; backward then refuses to
+ *    read anything back; after the limit is lifted the next iteration is bit-identical again. */
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "frugal/vmem.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- the link */
+
+static void fill_pattern(unsigned char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) p[i] = (unsigned char)((i * 131u + seed * 7u + (i >> 9)) & 0xff);
+}
+
+static void test_link(const char *dir) {
+    /* several threads per direction, various sizes, device -> host -> device */
+    fg_vmem_link_cfg lc = {2, 2, 0.0, 0.0};
+    fg_vmem_link *l;
+    CHECK_OK(fg_vmem_link_create(&l, &lc));
+    enum { NR = 8 };
+    size_t sizes[NR] = {0, 1, 63, 4096, 100000, 1 << 20, 3 << 20, 12345};
+    unsigned char *dev[NR], *host[NR], *back[NR];
+    fg_vmem_event *ev[NR];
+    uint64_t total = 0;
+    for (int i = 0; i < NR; i++) {
+        dev[i] = malloc(sizes[i] + 1);
+        host[i] = malloc(sizes[i] + 1);
+        back[i] = malloc(sizes[i] + 1);
+        fill_pattern(dev[i], sizes[i], (unsigned)i);
+        total += sizes[i];
+        CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_D2H, host[i], dev[i], sizes[i], -1, 0, NULL, "t", i, &ev[i]));
+    }
+    for (int i = NR - 1; i >= 0; i--) CHECK_OK(fg_vmem_event_wait(l, ev[i]));
+    for (int i = 0; i < NR; i++) CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_H2D, back[i], host[i], sizes[i], -1, 0, NULL, "t", i, &ev[i]));
+    for (int i = 0; i < NR; i++) {
+        CHECK_OK(fg_vmem_event_wait(l, ev[i]));
+        if (memcmp(back[i], dev[i], sizes[i]) != 0) {
+            fprintf(stderr, "link: request %d (%zu bytes) came back different\n", i, sizes[i]);
+            fg_test_failures++;
+        }
+    }
+    fg_vmem_link_stats st = fg_vmem_link_get_stats(l);
+    CHECK(st.bytes_offloaded == total);
+    CHECK(st.bytes_prefetched == total);
+    CHECK(st.n_copies == 2 * NR);
+    CHECK(st.model_seconds == 0.0);
+    if (st.bytes_offloaded != total) fprintf(stderr, "  offloaded %llu, expected %llu\n", (unsigned long long)st.bytes_offloaded, (unsigned long long)total);
+
+    /* device -> spill file -> device */
+    char path[512];
+    snprintf(path, sizeof path, "%s/link.bin", dir);
+    FILE *f = fopen(path, "w+b");
+    CHECK(f != NULL);
+    int fd = fileno(f);
+    fg_vmem_link_reset_stats(l);
+    CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_D2DISK, NULL, dev[6], sizes[6], fd, 4096, path, "big", 0, &ev[0]));
+    CHECK_OK(fg_vmem_event_wait(l, ev[0]));
+    memset(back[6], 0, sizes[6]);
+    CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_DISK2D, back[6], NULL, sizes[6], fd, 4096, path, "big", 0, &ev[0]));
+    CHECK_OK(fg_vmem_event_wait(l, ev[0]));
+    CHECK(memcmp(back[6], dev[6], sizes[6]) == 0);
+    st = fg_vmem_link_get_stats(l);
+    CHECK(st.bytes_to_disk == sizes[6] && st.bytes_from_disk == sizes[6]);
+    /* reading past the end: a short read is an error naming the file */
+    CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_DISK2D, back[6], NULL, sizes[6], fd, 8192, path, "big", 0, &ev[0]));
+    fg_status s = fg_vmem_event_wait(l, ev[0]);
+    CHECK(s == FG_ERR_IO);
+    if (!strstr(fg_last_error(), path) || !strstr(fg_last_error(), "end of file"))
+        fprintf(stderr, "  short read message lacks the path or reason: %s\n", fg_last_error()), fg_test_failures++;
+    /* a write past RLIMIT_FSIZE (a full disk, as far as the writer can tell) */
+    struct rlimit old, lim;
+    if (getrlimit(RLIMIT_FSIZE, &old) == 0) {
+        lim = old;
+        lim.rlim_cur = 1 << 20;
+        void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &lim) == 0) {
+            CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_D2DISK, NULL, dev[6], sizes[6], fd, 0, path, "big", 0, &ev[0]));
+            s = fg_vmem_event_wait(l, ev[0]);
+            char msg[1200];
+            snprintf(msg, sizeof msg, "%s", fg_last_error());
+            setrlimit(RLIMIT_FSIZE, &old);
+            CHECK(s == FG_ERR_IO);
+            char want[64];
+            snprintf(want, sizeof want, "of %zu bytes", sizes[6]);
+            if (!strstr(msg, path) || !strstr(msg, want) || !strstr(msg, "File too large"))
+                fprintf(stderr, "  failed write message lacks path, bytes or reason: %s\n", msg), fg_test_failures++;
+        }
+        signal(SIGXFSZ, prev);
+    }
+    fclose(f);
+    unlink(path);
+    fg_vmem_link_destroy(l);
+
+    /* pacing: modelled time is latency + bytes / bandwidth, per request and summed */
+    fg_vmem_link_cfg pc = {1, 1, 20.0, 5.0};
+    CHECK_OK(fg_vmem_link_create(&l, &pc));
+    size_t b = sizes[5];
+    CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_D2H, host[5], dev[5], b, -1, 0, NULL, "t", 0, &ev[0]));
+    CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_H2D, back[5], host[5], b, -1, 0, NULL, "t", 0, &ev[1]));
+    double want = 5e-6 + (double)b / 20e9;
+    double m0 = fg_vmem_event_model_seconds(ev[0]);
+    CHECK(m0 == want);
+    if (m0 != want) fprintf(stderr, "  modelled %.12g s, expected %.12g s\n", m0, want);
+    CHECK_OK(fg_vmem_event_wait(l, ev[0]));
+    CHECK_OK(fg_vmem_event_wait(l, ev[1]));
+    st = fg_vmem_link_get_stats(l);
+    CHECK(st.model_seconds == 2 * want);
+    CHECK(st.bytes_offloaded == b && st.bytes_prefetched == b);
+    fg_vmem_link_destroy(l);
+    /* an event never waited on is freed by destroy (ASan would report a leak otherwise) */
+    CHECK_OK(fg_vmem_link_create(&l, &pc));
+    CHECK_OK(fg_vmem_link_submit(l, FG_VMEM_D2H, host[4], dev[4], sizes[4], -1, 0, NULL, "t", 0, &ev[0]));
+    fg_vmem_link_destroy(l);
+    for (int i = 0; i < NR; i++) {
+        free(dev[i]);
+        free(host[i]);
+        free(back[i]);
+    }
+    fg_vmem_link_cfg bad = {1, 1, -1.0, 0.0};
+    CHECK_STATUS(fg_vmem_link_create(&l, &bad), FG_ERR_INVALID);
+}
+
+/* ---------------------------------------------------------------- training runs */
+
+enum { BASELINE = -1 };
+
+typedef struct run_spec {
+    const char *model;
+    int64_t hw, channels;
+    fg_conv_algo algo;
+    int kind;            /* BASELINE or an fg_vmem_kind */
+    size_t pool_cap;     /* 0 = unlimited */
+    size_t host_cap;     /* 0 = unlimited */
+    const char *spill_dir;
+    const char *trace_csv;
+} run_spec;
+
+typedef struct run_out {
+    fg_status status;    /* of build (plan) */
+    char msg[1024];
+    float loss[2];
+    int np;
+    float **grads;
+    size_t *numel;
+    size_t peak;
+    size_t end_in_use;
+    fg_vmem_stats st;
+    size_t trace_max_bytes;
+    size_t trace_n[FG_VMEM_EV_KIND_COUNT];
+} run_out;
+
+static void run_free(run_out *o) {
+    for (int i = 0; i < o->np; i++) free(o->grads[i]);
+    free(o->grads);
+    free(o->numel);
+    memset(o, 0, sizeof *o);
+}
+
+static fg_graph *make_graph(const run_spec *sp, fg_pool *pool, fg_model_io *io, fg_vmem **vm, fg_status *st) {
+    fg_graph *g;
+    *vm = NULL;
+    CHECK_OK(fg_graph_create(&g, sp->model));
+    fg_model_cfg cfg = {2, sp->channels, sp->hw, sp->hw, 10, -1};
+    CHECK_OK(fg_zoo_build(g, sp->model, &cfg, io));
+    for (int i = 0; i < fg_graph_n_nodes(g); i++)
+        if (fg_graph_node(g, i)->op == FG_OP_CONV2D) CHECK_OK(fg_graph_set_algo(g, i, sp->algo));
+    fg_mem_policy p;
+    if (sp->kind == BASELINE) {
+        CHECK_OK(fg_policy_network_wide(&p));
+    } else {
+        fg_vmem_config vc = fg_vmem_config_defaults((fg_vmem_kind)sp->kind);
+        vc.spill_dir = sp->spill_dir;
+        vc.host_capacity = sp->host_cap;
+        vc.trace = sp->trace_csv ? FG_VMEM_TRACE_LAST : FG_VMEM_TRACE_OFF;
+        CHECK_OK(fg_vmem_policy_create(&p, &vc));
+        *vm = fg_vmem_of(&p);
+        CHECK(*vm != NULL);
+    }
+    *st = fg_graph_build(g, io->loss, pool, &p);
+    return g;
+}
+
+static void setup_data(fg_graph *g, const fg_model_io *io, const run_spec *sp) {
+    fg_rng r;
+    fg_rng_seed(&r, 1234);
+    fg_graph_init_params(g, &r);
+    size_t n = (size_t)(2 * sp->channels * sp->hw * sp->hw);
+    float *x = malloc(n * sizeof *x);
+    fg_fill_uniform(x, n, -1, 1, &r);
+    int32_t y[2] = {3, 7};
+    CHECK_OK(fg_graph_set_input(g, io->input, x, n * sizeof *x));
+    CHECK_OK(fg_graph_set_input(g, io->labels, y, sizeof y));
+    free(x);
+    fg_graph_set_training(g, 1);
+}
+
+/* Iteration 1, an SGD step, iteration 2; returns the status of the first failing call. */
+static fg_status two_iterations(fg_graph *g, fg_optim *o, float loss[2]) {
+    for (int it = 0; it < 2; it++) {
+        fg_graph_set_seed(g, 100 + (uint64_t)it);
+        fg_graph_zero_grad(g);
+        FG_TRY(fg_graph_forward(g));
+        FG_TRY(fg_graph_backward(g));
+        loss[it] = fg_graph_loss(g);
+        if (it == 0) FG_TRY(fg_optim_step(o));
+    }
+    return FG_OK;
+}
+
+static void collect(fg_graph *g, run_out *o) {
+    o->np = fg_graph_n_params(g);
+    o->grads = calloc((size_t)o->np, sizeof *o->grads);
+    o->numel = calloc((size_t)o->np, sizeof *o->numel);
+    for (int i = 0; i < o->np; i++) {
+        const fg_tensor *gt = fg_graph_tensor(g, fg_graph_tinfo(g, fg_graph_param(g, i))->grad);
+        o->numel[i] = (size_t)fg_tensor_numel(gt);
+        o->grads[i] = malloc(o->numel[i] * sizeof(float));
+        memcpy(o->grads[i], gt->data, o->numel[i] * sizeof(float));
+    }
+}
+
+static void trace_stats(fg_vmem *vm, run_out *o) {
+    size_t n = fg_vmem_trace_count(vm);
+    fg_vmem_trace_event *ev = malloc((n + 1) * sizeof *ev);
+    n = fg_vmem_trace_get(vm, ev, n);
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].device_bytes > o->trace_max_bytes) o->trace_max_bytes = ev[i].device_bytes;
+        o->trace_n[ev[i].kind]++;
+    }
+    free(ev);
+}
+
+static void run(const run_spec *sp, run_out *o) {
+    memset(o, 0, sizeof *o);
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, sp->pool_cap));
+    fg_model_io io;
+    fg_vmem *vm;
+    fg_graph *g = make_graph(sp, pool, &io, &vm, &o->status);
+    if (o->status != FG_OK) {
+        snprintf(o->msg, sizeof o->msg, "%s", fg_last_error());
+        fg_graph_free(g);
+        fg_pool_destroy(pool);
+        return;
+    }
+    setup_data(g, &io, sp);
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_SGD, 0.01f);
+    oc.momentum = 0.9f;
+    fg_optim *opt;
+    CHECK_OK(fg_optim_create(&opt, g, &oc));
+    fg_status s = two_iterations(g, opt, o->loss);
+    if (s != FG_OK) {
+        fprintf(stderr, "%s/%s: iteration failed: %s: %s\n", sp->model,
+                sp->kind == BASELINE ? "baseline" : fg_vmem_kind_name((fg_vmem_kind)sp->kind), fg_status_name(s),
+                fg_last_error());
+        fg_test_failures++;
+    }
+    collect(g, o);
+    fg_pool_stats ps = fg_pool_get_stats(pool);
+    o->peak = ps.peak;
+    o->end_in_use = ps.in_use;
+    if (vm) {
+        fg_vmem_get_stats(vm, &o->st);
+        if (sp->trace_csv) {
+            trace_stats(vm, o);
+            CHECK_OK(fg_vmem_trace_write_csv(vm, g, sp->trace_csv));
+        }
+    }
+    fg_optim_free(opt);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+}
+
+static void compare(const char *what, const run_out *base, const run_out *o) {
+    char nm[128];
+    snprintf(nm, sizeof nm, "%s loss", what);
+    fg_check_equal(nm, o->loss, base->loss, 2);
+    CHECK(o->np == base->np);
+    for (int i = 0; i < o->np && i < base->np; i++) {
+        snprintf(nm, sizeof nm, "%s grad of param %d", what, i);
+        CHECK(o->numel[i] == base->numel[i]);
+        fg_check_equal(nm, o->grads[i], base->grads[i], o->numel[i]);
+    }
+}
+
+static int count_lines_with(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle)) n++;
+    fclose(f);
+    return n;
+}
+
+static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo algo, const char *dir, int budgets) {
+    run_spec sp = {model, hw, ch, algo, BASELINE, 0, 0, NULL, NULL};
+    run_out base, o;
+    run(&sp, &base);
+    CHECK(base.status == FG_OK);
+    printf("%-10s baseline: loss %.6f %.6f, peak %zu bytes\n", model, base.loss[0], base.loss[1], base.peak);
+
+    /* vmem none: the same network-wide allocation */
+    sp.kind = FG_VMEM_NONE;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK);
+    compare("none", &base, &o);
+    CHECK(o.peak == base.peak);
+    CHECK(o.st.peak_device_bytes == o.peak && o.st.min_device_bytes == o.peak);
+    CHECK(o.st.n_offload_tensors == 0 && o.st.link.bytes_offloaded == 0);
+    run_free(&o);
+
+    /* all, with the trace */
+    char csv[512];
+    snprintf(csv, sizeof csv, "%s/%s.csv", dir, model);
+    sp.kind = FG_VMEM_ALL;
+    sp.trace_csv = csv;
+    run_out all;
+    run(&sp, &all);
+    sp.trace_csv = NULL;
+    CHECK(all.status == FG_OK);
+    compare("all", &base, &all);
+    printf("%-10s all: peak %zu (predicted %zu, smallest budget %zu), %d tensors offloaded, %zu bytes per "
+           "iteration, host tier %zu\n",
+           model, all.peak, all.st.peak_device_bytes, all.st.min_device_bytes, all.st.n_offload_tensors,
+           all.st.offload_bytes_per_iter, all.st.host_tier_bytes);
+    CHECK(all.peak < base.peak);
+    CHECK(all.st.peak_device_bytes == all.peak);
+    CHECK(all.st.min_device_bytes >= all.peak);
+    if (all.st.peak_device_bytes != all.peak)
+        fprintf(stderr, "  %s all: plan predicted a peak of %zu bytes, the pool measured %zu\n", model,
+                all.st.peak_device_bytes, all.peak);
+    CHECK(all.end_in_use == all.st.persistent_bytes);
+    CHECK(all.st.n_offload_tensors > 0);
+    CHECK(all.st.iterations == 2);
+    CHECK(all.st.link.bytes_offloaded == 2 * (uint64_t)all.st.offload_bytes_per_iter);
+    CHECK(all.st.link.bytes_prefetched == 2 * (uint64_t)all.st.offload_bytes_per_iter);
+    CHECK(all.st.host_tier_bytes >= all.st.offload_bytes_per_iter && all.st.n_disk_tensors == 0);
+    CHECK(all.trace_max_bytes == all.peak);
+    CHECK(all.trace_n[FG_VMEM_EV_OFFLOAD_ISSUE] == (size_t)all.st.n_offload_tensors);
+    CHECK(all.trace_n[FG_VMEM_EV_OFFLOAD_DONE] == (size_t)all.st.n_offload_tensors);
+    CHECK(all.trace_n[FG_VMEM_EV_PREFETCH_DONE] == (size_t)all.st.n_offload_tensors);
+    CHECK(count_lines_with(csv, "t_seconds,device_bytes,event,node,pass,tensor") == 1);
+    CHECK(count_lines_with(csv, ",prefetch_issue,") == all.st.n_offload_tensors);
+    unlink(csv);
+
+    /* conv: fewer offloads, still identical */
+    sp.kind = FG_VMEM_CONV;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK);
+    compare("conv", &base, &o);
+    CHECK(o.st.peak_device_bytes == o.peak);
+    CHECK(o.peak <= base.peak);
+    CHECK(o.st.n_offload_tensors <= all.st.n_offload_tensors);
+    CHECK(o.st.link.bytes_prefetched == 2 * (uint64_t)o.st.offload_bytes_per_iter);
+    printf("%-10s conv: peak %zu, %d tensors offloaded\n", model, o.peak, o.st.n_offload_tensors);
+    run_free(&o);
+
+    /* all with half the offloaded bytes allowed on the host: the rest goes to spill files */
+    sp.kind = FG_VMEM_ALL;
+    sp.spill_dir = dir;
+    sp.host_cap = all.st.offload_bytes_per_iter / 2;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK);
+    compare("all+disk", &base, &o);
+    CHECK(o.st.n_disk_tensors > 0);
+    CHECK(o.st.host_tier_bytes <= sp.host_cap);
+    CHECK(o.st.link.bytes_to_disk == 2 * (uint64_t)o.st.disk_tier_bytes);
+    CHECK(o.st.link.bytes_from_disk == 2 * (uint64_t)o.st.disk_tier_bytes);
+    CHECK(o.peak == all.peak);
+    printf("%-10s all+disk: %d of %d tensors on disk (%zu bytes)\n", model, o.st.n_disk_tensors, o.st.n_offload_tensors,
+           o.st.disk_tier_bytes);
+    run_free(&o);
+    sp.spill_dir = NULL;
+    sp.host_cap = 0;
+
+    if (budgets) {
+        /* exactly the smallest budget plan found runs (the measured peak plus what fragmentation
+         * costs; equal to the peak when the pool does not fragment) */
+        sp.pool_cap = all.st.min_device_bytes;
+        run(&sp, &o);
+        CHECK(o.status == FG_OK);
+        if (o.status != FG_OK) fprintf(stderr, "  %s all at its smallest budget: %s\n", model, o.msg);
+        else compare("all at its smallest budget", &base, &o);
+        CHECK(o.peak == all.peak);
+        run_free(&o);
+        /* one pool block less fails in plan, naming the smallest budget */
+        sp.pool_cap = all.st.min_device_bytes - FG_POOL_ALIGN;
+        run(&sp, &o);
+        CHECK(o.status == FG_ERR_OOM);
+        char want[64];
+        snprintf(want, sizeof want, "(%zu bytes)", all.st.min_device_bytes);
+        if (!strstr(o.msg, "smallest budget") || !strstr(o.msg, want))
+            fprintf(stderr, "  budget message lacks the smallest budget %s: %s\n", want, o.msg), fg_test_failures++;
+        printf("%-10s all at %zu bytes: %s\n", model, sp.pool_cap, o.msg);
+        run_free(&o);
+        /* half the baseline's peak: runs exactly when it is at least the smallest budget. (Below
+         * the persistent bytes fg_graph_build fails in the pool before plan, and before it takes
+         * the policy, which then leaks: that case is left out until graph.c takes ownership
+         * first.) */
+        sp.pool_cap = base.peak / 2;
+        if (sp.pool_cap > all.st.persistent_bytes) {
+            run(&sp, &o);
+            if (sp.pool_cap < all.st.min_device_bytes) CHECK(o.status == FG_ERR_OOM);
+            else CHECK(o.status == FG_OK);
+            run_free(&o);
+        } else {
+            printf("%-10s half the baseline's peak (%zu) is below the persistent bytes (%zu)\n", model, sp.pool_cap,
+                   all.st.persistent_bytes);
+        }
+        sp.pool_cap = 0;
+    }
+    run_free(&all);
+    run_free(&base);
+}
+
+/* The disk fills up during forward: FG_ERR_IO naming the spill file; backward refuses; once
+ * there is room again, the next iteration gives the baseline's numbers. */
+static void test_disk_full(const char *dir) {
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL};
+    run_out base;
+    run(&sp, &base);
+
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    fg_model_io io;
+    fg_vmem *vm;
+    fg_status bs;
+    sp.kind = FG_VMEM_ALL;
+    sp.spill_dir = dir;
+    sp.host_cap = 1; /* everything on disk */
+    fg_graph *g = make_graph(&sp, pool, &io, &vm, &bs);
+    CHECK_OK(bs);
+    setup_data(g, &io, &sp);
+    fg_vmem_stats st;
+    fg_vmem_get_stats(vm, &st);
+    CHECK(st.n_disk_tensors == st.n_offload_tensors && st.n_disk_tensors > 0);
+
+    struct rlimit old, lim;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = 1000; /* smaller than any LeNet activation at batch 2 */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    fg_graph_set_seed(g, 100);
+    fg_status s = fg_graph_forward(g);
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s", fg_last_error());
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, prev);
+    CHECK(s == FG_ERR_IO);
+    printf("disk full: %s: %s\n", fg_status_name(s), msg);
+    if (!strstr(msg, dir) || !strstr(msg, "spill file") || !strstr(msg, "bytes"))
+        fprintf(stderr, "  disk-full message lacks the spill file or bytes: %s\n", msg), fg_test_failures++;
+    s = fg_graph_backward(g);
+    CHECK(s != FG_OK);
+    printf("backward after it: %s: %s\n", fg_status_name(s), fg_last_error());
+    fg_vmem_get_stats(vm, &st);
+    CHECK(st.link.bytes_from_disk == 0 && st.link.bytes_prefetched == 0); /* nothing was read back */
+    CHECK(st.link.bytes_offloaded < st.offload_bytes_per_iter);
+
+    /* room again: the same two iterations as the baseline */
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_SGD, 0.01f);
+    oc.momentum = 0.9f;
+    fg_optim *opt;
+    CHECK_OK(fg_optim_create(&opt, g, &oc));
+    run_out o;
+    memset(&o, 0, sizeof o);
+    CHECK_OK(two_iterations(g, opt, o.loss));
+    collect(g, &o);
+    compare("all on disk after a full disk", &base, &o);
+    run_free(&o);
+    run_free(&base);
+    fg_optim_free(opt);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+}
+
+static void test_misc(void) {
+    fg_vmem_kind k;
+    CHECK_OK(fg_vmem_kind_parse("conv", &k));
+    CHECK(k == FG_VMEM_CONV);
+    CHECK_STATUS(fg_vmem_kind_parse("most", &k), FG_ERR_INVALID);
+    fg_mem_policy p;
+    fg_vmem_config c = fg_vmem_config_defaults(FG_VMEM_DYN);
+    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_UNSUPPORTED);
+    CHECK_OK(fg_policy_network_wide(&p));
+    CHECK(fg_vmem_of(&p) == NULL);
+    p.destroy(p.self);
+    /* a host tier too small and no spill directory: plan says so */
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 1, NULL, NULL};
+    run_out o;
+    run(&sp, &o);
+    CHECK(o.status == FG_ERR_OOM);
+    if (!strstr(o.msg, "spill directory")) fprintf(stderr, "  host tier message: %s\n", o.msg), fg_test_failures++;
+    run_free(&o);
+}
+
+int main(void) {
+#if defined(__SANITIZE_THREAD__)
+    /* libgomp is not instrumented: TSan cannot see that an OpenMP worker starts after the main
+     * thread waited for a prefetch, and reports every op reading prefetched bytes. With one
+     * compute thread the only threads left are the link's, which is what this build checks. */
+    fg_threads_set(1);
+    const int full = 0;
+#else
+    fg_threads_set(2);
+    const int full = 1;
+#endif
+    char dir[] = "/tmp/fg-vmem-test-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_misc();
+    test_link(dir);
+    test_model("lenet", 28, 1, FG_CONV_IMPLICIT, dir, 1);
+    if (full) {
+        test_model("alexnet", 67, 3, FG_CONV_DNNL, dir, 0);
+        test_model("vgg16", 32, 3, FG_CONV_DNNL, dir, 1);
+    }
+    test_model("googlenet", 64, 3, FG_CONV_DNNL, dir, 1);
+    test_disk_full(dir);
+    if (rmdir(dir) != 0) {
+        fprintf(stderr, "spill directory %s not empty after the tests (spill files left behind)\n", dir);
+        fg_test_failures++;
+    }
+    return fg_test_finish("test_vmem");
+}
