@@ -264,6 +264,8 @@ int fg_optim_n_state(const fg_optim *o);
 float *fg_optim_state(fg_optim *o, int i, const char **name, int64_t *numel);
 int64_t fg_optim_steps(const fg_optim *o);
 const fg_optim_cfg *fg_optim_get_cfg(const fg_optim *o);
+/* Changes the learning rate (schedules); takes effect at the next step. */
+void fg_optim_set_lr(fg_optim *o, float lr);
 void fg_optim_set_steps(fg_optim *o, int64_t steps);
 
 /* ---------------------------------------------------------------- checkpoints (safetensors) */

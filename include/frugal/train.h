@@ -77,7 +77,8 @@ typedef struct fg_ckpt_info {
     char model[FG_NAME_MAX];
     char data[FG_NAME_MAX];   /* data set name ("" if not recorded) */
     fg_model_cfg mc;          /* input shape and classes (batch = the batch it was trained with) */
-    fg_optim_cfg optim;       /* checkpoints only */
+    fg_optim_cfg optim;       /* checkpoints only (optim.lr: the first epoch's) */
+    float lr_decay;           /* checkpoints only */
     uint64_t seed;            /* checkpoints only */
     int epoch;                /* epochs completed */
     int64_t step;             /* batches completed in the current epoch */
@@ -111,7 +112,10 @@ typedef void (*fg_train_epoch_fn)(const fg_epoch_result *r, void *user);
 typedef struct fg_train_cfg {
     int epochs;                   /* total epochs; a resumed run continues up to this */
     int64_t batch;
-    fg_optim_cfg optim;
+    fg_optim_cfg optim;           /* optim.lr is the learning rate of the first epoch */
+    float lr_decay;               /* epoch e (0-based) trains with optim.lr * lr_decay^e; 1 (or 0) = constant.
+                                     A per-epoch factor does not depend on the number of epochs, so a
+                                     resumed run with a larger --epochs continues the same schedule. */
     uint64_t seed;
     const char *data_name;        /* recorded in checkpoints ("mnist"); may be NULL */
     const char *checkpoint_path;  /* written after every epoch and every checkpoint_every batches; NULL = none */
@@ -122,7 +126,7 @@ typedef struct fg_train_cfg {
     void *user;
 } fg_train_cfg;
 
-/* Defaults: 10 epochs, batch 64, Adam lr 1e-3, seed 1, no checkpoints. */
+/* Defaults: 10 epochs, batch 64, Adam lr 1e-3, no decay, seed 1, no checkpoints. */
 fg_train_cfg fg_train_defaults(void);
 
 typedef struct fg_trainer fg_trainer;

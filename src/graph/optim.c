@@ -159,3 +159,4 @@ float *fg_optim_state(fg_optim *o, int i, const char **name, int64_t *numel) {
 int64_t fg_optim_steps(const fg_optim *o) { return o->t; }
 void fg_optim_set_steps(fg_optim *o, int64_t steps) { o->t = steps; }
 const fg_optim_cfg *fg_optim_get_cfg(const fg_optim *o) { return &o->cfg; }
+void fg_optim_set_lr(fg_optim *o, float lr) { o->cfg.lr = lr; }

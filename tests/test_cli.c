@@ -1,0 +1,230 @@
+/* The frugal command-line tool, run as a program (the binary built next to this test): help and
+ * usage errors with their exit codes, `model list` / `model info`, and a tiny end-to-end
+ * training on a synthetic IDX data set written here (no MNIST needed): the final line, --json,
+ * --save then `eval`, same seed twice, and `--epochs 2` equal to `--epochs 1 --checkpoint c`
+ * followed by `--epochs 2 --resume c` (the JSON loss lists compared as text). */
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char exe[PATH_MAX + 16];
+static char tmpdir[256];
+static char out_path[400], err_path[400];
+
+/* Runs `frugal ARGS` with stdout and stderr captured; returns the exit code. */
+static int run(const char *args) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "FRUGAL_DATA='%s/data' '%s' %s >'%s' 2>'%s'", tmpdir, exe, args, out_path, err_path);
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    FG_ASSERT(s);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Checks the exit code and that stdout (or stderr) contains `want`. */
+static void expect(const char *args, int code, const char *in_out, const char *in_err) {
+    int rc = run(args);
+    char *o = slurp(out_path), *e = slurp(err_path);
+    int bad = rc != code || (in_out && !strstr(o, in_out)) || (in_err && !strstr(e, in_err));
+    if (bad) {
+        fprintf(stderr, "  frugal %s: exit %d (expected %d)%s%s%s%s\n  stdout: %.600s\n  stderr: %.600s\n", args, rc,
+                code, in_out ? ", stdout should contain: " : "", in_out ? in_out : "",
+                in_err ? ", stderr should contain: " : "", in_err ? in_err : "", o, e);
+        fg_test_failures++;
+    }
+    free(o);
+    free(e);
+}
+
+/* The last line of stdout. */
+static void last_line(char *buf, size_t cap) {
+    char *o = slurp(out_path);
+    size_t n = strlen(o);
+    while (n && o[n - 1] == '\n') o[--n] = 0;
+    char *p = strrchr(o, '\n');
+    snprintf(buf, cap, "%s", p ? p + 1 : o);
+    free(o);
+}
+
+/* The text of a JSON array value "key": [ ... ] in a file (whitespace kept). */
+static char *json_array(const char *path, const char *key) {
+    char *s = slurp(path);
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": [", key);
+    char *p = strstr(s, pat);
+    char *r = NULL;
+    if (p) {
+        char *e = strchr(p, ']');
+        if (e) {
+            *e = 0;
+            r = strdup(p + strlen(pat));
+        }
+    }
+    free(s);
+    return r ? r : strdup("<missing>");
+}
+
+static void write_data(void) {
+    /* 2,256 images: the last 2,000 are held out, 256 train; 4 classes, a bright square per
+     * quadrant with noise, as u8 pixels */
+    int64_t n = 2256;
+    uint8_t *px = malloc((size_t)n * 784), *lb = malloc((size_t)n);
+    FG_ASSERT(px && lb);
+    fg_rng r;
+    fg_rng_seed(&r, 5);
+    for (int64_t i = 0; i < n; i++) {
+        int y = (int)fg_rng_below(&r, 4);
+        lb[i] = (uint8_t)y;
+        for (int p = 0; p < 784; p++) px[i * 784 + p] = (uint8_t)fg_rng_below(&r, 100);
+        int oy = (y / 2) * 14 + 3, ox = (y % 2) * 14 + 3;
+        for (int a = 0; a < 8; a++)
+            for (int b = 0; b < 8; b++) px[i * 784 + (oy + a) * 28 + ox + b] = 255;
+    }
+    char dir[300], p[400];
+    snprintf(dir, sizeof dir, "%s/data", tmpdir);
+    mkdir(dir, 0755);
+    int64_t dims[3] = {n, 28, 28};
+    snprintf(p, sizeof p, "%s/mnist-images-idx3-ubyte", dir);
+    CHECK_OK(fg_idx_save(p, 3, dims, px));
+    snprintf(p, sizeof p, "%s/mnist-labels-idx1-ubyte", dir);
+    CHECK_OK(fg_idx_save(p, 1, dims, lb));
+    free(px);
+    free(lb);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    /* the frugal binary sits next to this test in the build directory */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    FG_ASSERT(n > 0);
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    FG_ASSERT(slash);
+    *slash = 0;
+    snprintf(exe, sizeof exe, "%s/frugal", self);
+    if (access(exe, X_OK) != 0) {
+        fprintf(stderr, "%s: the frugal binary is not at %s (build the 'frugal' target)\n", argv[0], exe);
+        return 1;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/fg_test_cli.XXXXXX");
+    FG_ASSERT(mkdtemp(tmpdir));
+    snprintf(out_path, sizeof out_path, "%s/stdout", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/stderr", tmpdir);
+
+    /* help and usage errors */
+    expect("--help", 0, "commands:", NULL);
+    expect("", 2, NULL, "usage:");
+    expect("frobnicate", 2, NULL, "unknown command 'frobnicate'");
+    expect("train --help", 0, "--checkpoint-every", NULL);
+    expect("train --help", 0, "--device-mem", NULL);
+    expect("eval --help", 0, "--load", NULL);
+    expect("model info --help", 0, "--liveness", NULL);
+    expect("demo --help", 0, "gnuplot", NULL);
+    expect("train --bogus 3", 2, NULL, "unknown option '--bogus'");
+    expect("train --epochs", 2, NULL, "--epochs needs a value");
+    expect("train --epochs three", 2, NULL, "is not an integer");
+    expect("train --device-mem lots", 2, NULL, "not a size");
+    expect("train --checkpoint-every 5", 2, NULL, "needs --checkpoint");
+    expect("train --optim adagrad --data mnist", 2, NULL, "--optim");
+    expect("model", 2, NULL, "usage:");
+    expect("model frob", 2, NULL, "unknown subcommand");
+    expect("model info", 2, NULL, "missing argument");
+    expect("model info nosuchnet", 2, NULL, "unknown model");
+    expect("eval", 2, NULL, "--load FILE is required");
+
+    /* the zoo */
+    expect("model list", 0, "lenet", NULL);
+    expect("model info lenet --batch 64", 0, "parameters", NULL);
+    expect("model info lenet --batch 64", 0, "saved for backward", NULL);
+    char jpath[400], args[2048];
+    snprintf(jpath, sizeof jpath, "%s/info.json", tmpdir);
+    snprintf(args, sizeof args, "model info lenet --batch 8 --json '%s'", jpath);
+    expect(args, 0, NULL, NULL);
+    char *js = slurp(jpath);
+    CHECK(strstr(js, "\"parameters\": 61706") != NULL); /* LeNet-5: 61,706 parameters */
+    free(js);
+
+    /* missing data: a clear message, non-zero exit */
+    expect("train --data fashion --epochs 1", 1, NULL, "fetch-data.sh");
+
+    /* end-to-end on the synthetic set */
+    write_data();
+    char j1[400], j2[400], j3[400], ck[400], w[400], line[256];
+    snprintf(j1, sizeof j1, "%s/a.json", tmpdir);
+    snprintf(j2, sizeof j2, "%s/b.json", tmpdir);
+    snprintf(j3, sizeof j3, "%s/c.json", tmpdir);
+    snprintf(ck, sizeof ck, "%s/run.ckpt", tmpdir);
+    snprintf(w, sizeof w, "%s/w.st", tmpdir);
+    snprintf(args, sizeof args, "train --model lenet --data mnist --epochs 2 --batch 32 --threads 2 --seed 3 --json '%s' --save '%s'",
+             j1, w);
+    expect(args, 0, "test accuracy: ", NULL);
+    last_line(line, sizeof line);
+    double acc = -1;
+    CHECK(sscanf(line, "test accuracy: %lf", &acc) == 1 && strlen(line) == strlen("test accuracy: 0.0000"));
+    CHECK(acc > 0.9);
+    js = slurp(j1);
+    CHECK(strstr(js, "\"model\": \"lenet\"") && strstr(js, "\"data\": \"mnist\"") && strstr(js, "\"test_accuracy\"") &&
+          strstr(js, "\"loss\": [") && strstr(js, "\"accuracy\": [") && strstr(js, "\"test_accuracy_per_epoch\": [") &&
+          strstr(js, "\"seconds\""));
+    free(js);
+
+    /* eval of the saved weights gives the same accuracy line */
+    snprintf(args, sizeof args, "eval --load '%s' --threads 2", w);
+    expect(args, 0, line, NULL);
+    snprintf(args, sizeof args, "eval --load '%s' --data mnist --batch 8 --threads 2", w);
+    expect(args, 0, "test accuracy: ", NULL);
+    snprintf(args, sizeof args, "eval --load '%s/nothing.st'", tmpdir);
+    expect(args, 1, NULL, "nothing.st");
+
+    /* same seed, same numbers */
+    snprintf(args, sizeof args, "train --model lenet --data mnist --epochs 2 --batch 32 --threads 2 --seed 3 --json '%s'", j2);
+    expect(args, 0, line, NULL);
+    char *l1 = json_array(j1, "loss"), *l2 = json_array(j2, "loss");
+    if (strcmp(l1, l2) != 0) {
+        fprintf(stderr, "  same seed: losses differ:\n  [%s]\n  [%s]\n", l1, l2);
+        fg_test_failures++;
+    }
+    free(l2);
+
+    /* 1 epoch + checkpoint, then resume to 2 == 2 straight */
+    snprintf(args, sizeof args, "train --model lenet --data mnist --epochs 1 --batch 32 --threads 2 --seed 3 --checkpoint '%s'",
+             ck);
+    expect(args, 0, "test accuracy: ", NULL);
+    snprintf(args, sizeof args, "train --epochs 2 --threads 2 --resume '%s' --json '%s'", ck, j3);
+    expect(args, 0, line, NULL);
+    char *l3 = json_array(j3, "loss");
+    if (strcmp(l1, l3) != 0) {
+        fprintf(stderr, "  resume: losses differ from the straight run:\n  [%s]\n  [%s]\n", l1, l3);
+        fg_test_failures++;
+    }
+    free(l1);
+    free(l3);
+    /* resuming with another batch size is refused */
+    snprintf(args, sizeof args, "train --epochs 3 --batch 16 --threads 2 --resume '%s'", ck);
+    expect(args, 1, NULL, "batch");
+    /* weights are not a checkpoint */
+    snprintf(args, sizeof args, "train --epochs 3 --resume '%s'", w);
+    expect(args, 1, NULL, "weights only");
+
+    snprintf(args, sizeof args, "rm -rf '%s'", tmpdir);
+    if (system(args) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return fg_test_finish("test_cli");
+}

@@ -1,0 +1,363 @@
+/* Shared pieces of the frugal CLI: table-driven option parsing and help, exit codes, the log
+ * callback, SIGINT, the progress line and the JSON writer (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- options */
+
+cli_opt *cli_find(cli_opt *opts, const char *name) {
+    for (cli_opt *o = opts; o->name; o++)
+        if (strcmp(o->name, name) == 0) return o;
+    FG_ASSERT_MSG(0, "cli_find: no such option in the table");
+    return NULL;
+}
+
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "frugal: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd) fprintf(stderr, "\n(run 'frugal %s --help' for the options)\n", cmd->name);
+    else fprintf(stderr, "\n(run 'frugal --help' for the commands)\n");
+    return CLI_EXIT_USAGE;
+}
+
+int cli_fail(const char *what, fg_status s) {
+    const char *msg = fg_last_error();
+    fprintf(stderr, "frugal: %s: %s\n", what, msg[0] ? msg : fg_status_name(s));
+    return CLI_EXIT_FAIL;
+}
+
+static const char *type_metavar(const cli_opt *o) {
+    if (o->metavar) return o->metavar;
+    switch (o->type) {
+    case CLI_STR: return "STR";
+    case CLI_INT:
+    case CLI_I64:
+    case CLI_U64: return "N";
+    case CLI_FLOAT: return "X";
+    case CLI_SIZE: return "SIZE";
+    default: return "";
+    }
+}
+
+/* Prints `text` in a column starting at `indent`, wrapped at word boundaries to 100 columns. */
+static void print_wrapped(FILE *f, const char *text, int indent, int first_col) {
+    const int width = 100;
+    int col = first_col;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') p++;
+        size_t w = strcspn(p, " ");
+        if (col > indent && col + 1 + (int)w > width) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", (int)w, p);
+        col += (int)w;
+        p += w;
+    }
+    fputc('\n', f);
+}
+
+void cli_print_help(FILE *f, const cli_cmd *cmd) {
+    fprintf(f, "usage: %s\n\n%s\n", cmd->usage, cmd->summary);
+    if (cmd->pos_help) fprintf(f, "\n%s\n", cmd->pos_help);
+    if (!cmd->opts || !cmd->opts[0].name) return;
+    fprintf(f, "\noptions:\n");
+    for (const cli_opt *o = cmd->opts; o->name; o++) {
+        char left[64];
+        if (o->type == CLI_FLAG) snprintf(left, sizeof left, "--%s", o->name);
+        else snprintf(left, sizeof left, "--%s %s", o->name, type_metavar(o));
+        if (strlen(left) <= 24) fprintf(f, "  %-24s ", left);
+        else fprintf(f, "  %s\n  %-24s ", left, "");
+        print_wrapped(f, o->help, 27, 27);
+    }
+    fprintf(f, "  %-24s %s\n", "--help", "show this help");
+}
+
+static int set_value(const cli_cmd *cmd, cli_opt *o, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case CLI_FLAG: *(int *)o->dst = 1; break;
+    case CLI_STR:
+        if (!v[0]) return cli_usage_error(cmd, "--%s: empty value", o->name);
+        *(const char **)o->dst = v;
+        break;
+    case CLI_INT: {
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < -2147483647L || x > 2147483647L)
+            return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
+        *(int *)o->dst = (int)x;
+        break;
+    }
+    case CLI_I64: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end) return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
+        *(int64_t *)o->dst = x;
+        break;
+    }
+    case CLI_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-')
+            return cli_usage_error(cmd, "--%s: '%s' is not a non-negative integer", o->name, v);
+        *(uint64_t *)o->dst = x;
+        break;
+    }
+    case CLI_FLOAT: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x)) return cli_usage_error(cmd, "--%s: '%s' is not a number", o->name, v);
+        *(double *)o->dst = x;
+        break;
+    }
+    case CLI_SIZE: {
+        size_t x;
+        if (fg_bytes_parse(v, &x) != FG_OK)
+            return cli_usage_error(cmd, "--%s: '%s' is not a size (e.g. 512M, 8G, 1.5GiB, 1000000): %s", o->name, v,
+                                   fg_last_error());
+        *(size_t *)o->dst = x;
+        break;
+    }
+    }
+    o->set = 1;
+    return CLI_EXIT_OK;
+}
+
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *npos) {
+    *npos = 0;
+    int only_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] == 0) {
+            if (*npos >= cmd->max_pos)
+                return cli_usage_error(cmd, "%s: unexpected argument '%s'", cmd->name, a);
+            pos[(*npos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cli_print_help(stdout, cmd);
+            return -1;
+        }
+        if (a[1] != '-') return cli_usage_error(cmd, "%s: unknown option '%s'", cmd->name, a);
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        cli_opt *o = NULL;
+        for (cli_opt *c = cmd->opts; c && c->name; c++)
+            if (strlen(c->name) == len && strncmp(c->name, name, len) == 0) o = c;
+        if (!o) return cli_usage_error(cmd, "%s: unknown option '--%.*s'", cmd->name, (int)len, name);
+        const char *v;
+        if (o->type == CLI_FLAG) {
+            if (eq) return cli_usage_error(cmd, "--%s takes no value", o->name);
+            v = "";
+        } else if (eq) {
+            v = eq + 1;
+        } else {
+            if (i + 1 >= argc) return cli_usage_error(cmd, "--%s needs a value (%s)", o->name, type_metavar(o));
+            v = argv[++i];
+        }
+        int rc = set_value(cmd, o, v);
+        if (rc != CLI_EXIT_OK) return rc;
+    }
+    if (*npos < cmd->min_pos)
+        return cli_usage_error(cmd, "%s: missing argument%s", cmd->name, cmd->pos_help ? " (see --help)" : "");
+    return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- log, signals */
+
+static void log_to_stderr(fg_log_level level, const char *msg, void *user) {
+    int verbose = user != NULL;
+    static const char *names[FG_LOG_LEVEL_COUNT] = {"debug", "info", "warning", "error"};
+    if (level == FG_LOG_DEBUG && !verbose) return;
+    fprintf(stderr, "frugal: %s: %s\n", level < FG_LOG_LEVEL_COUNT ? names[level] : "?", msg);
+}
+
+void cli_log_init(int verbose) {
+    /* the user pointer carries the verbosity: non-NULL = verbose */
+    static int on = 1;
+    fg_log_set_callback(log_to_stderr, verbose ? &on : NULL);
+}
+
+volatile sig_atomic_t cli_stop_flag = 0;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    cli_stop_flag = 1;
+    /* a second Ctrl-C ends the process the default way */
+    signal(SIGINT, SIG_DFL);
+}
+
+void cli_sigint_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+void cli_sigint_restore(void) { signal(SIGINT, SIG_DFL); }
+
+/* ---------------------------------------------------------------- progress */
+
+void cli_progress_init(cli_progress *p) {
+    memset(p, 0, sizeof *p);
+    p->tty = isatty(2);
+    p->interval = p->tty ? 0.25 : 5.0;
+    p->last = fg_time_now();
+}
+
+void cli_progress_show(cli_progress *p, const char *line, int force) {
+    double now = fg_time_now();
+    if (!force && now - p->last < p->interval) return;
+    p->last = now;
+    if (p->tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        p->drawn = 1;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_clear(cli_progress *p) {
+    if (p->tty && p->drawn) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+    }
+    p->drawn = 0;
+}
+
+void cli_bar(char *buf, size_t cap, double f, int width) {
+    if (f < 0) f = 0;
+    if (f > 1) f = 1;
+    int full = (int)(f * width + 0.5);
+    size_t k = 0;
+    if (cap < (size_t)width + 3) {
+        if (cap) buf[0] = 0;
+        return;
+    }
+    buf[k++] = '[';
+    for (int i = 0; i < width; i++) buf[k++] = i < full ? '#' : '.';
+    buf[k++] = ']';
+    buf[k] = 0;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+fg_status cli_json_open(cli_json *j, const char *path) {
+    memset(j, 0, sizeof *j);
+    size_t n = strlen(path);
+    j->path = strdup(path);
+    j->tmp = malloc(n + 8);
+    if (!j->path || !j->tmp) {
+        free(j->path);
+        free(j->tmp);
+        return fg_fail(FG_ERR_OOM, "json: out of memory");
+    }
+    snprintf(j->tmp, n + 8, "%s.tmp", path);
+    j->f = fopen(j->tmp, "w");
+    if (!j->f) {
+        fg_status s = fg_fail(FG_ERR_IO, "cannot write %s: %s", j->tmp, strerror(errno));
+        free(j->path);
+        free(j->tmp);
+        j->path = j->tmp = NULL;
+        return s;
+    }
+    return FG_OK;
+}
+
+fg_status cli_json_close(cli_json *j) {
+    fg_status s = FG_OK;
+    if (!j->f) return fg_fail(FG_ERR_IO, "json: not open");
+    fputc('\n', j->f);
+    if (ferror(j->f) || j->error) s = fg_fail(FG_ERR_IO, "writing %s failed: %s", j->tmp, strerror(errno));
+    if (fclose(j->f) != 0 && s == FG_OK) s = fg_fail(FG_ERR_IO, "writing %s failed: %s", j->tmp, strerror(errno));
+    if (s == FG_OK && rename(j->tmp, j->path) != 0)
+        s = fg_fail(FG_ERR_IO, "cannot rename %s to %s: %s", j->tmp, j->path, strerror(errno));
+    if (s != FG_OK) remove(j->tmp);
+    free(j->path);
+    free(j->tmp);
+    memset(j, 0, sizeof *j);
+    return s;
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* Comma, newline and indentation before an item, then the key if any. */
+static void json_item(cli_json *j, const char *key) {
+    if (j->depth > 0) {
+        fputs(j->count[j->depth] ? ",\n" : "\n", j->f);
+        for (int i = 0; i < j->depth; i++) fputs("  ", j->f);
+        j->count[j->depth]++;
+    }
+    if (key) {
+        json_string(j->f, key);
+        fputs(": ", j->f);
+    }
+}
+
+static void json_open(cli_json *j, const char *key, char c) {
+    json_item(j, key);
+    fputc(c, j->f);
+    if (j->depth + 1 < (int)(sizeof j->count / sizeof j->count[0])) j->depth++;
+    else j->error = 1;
+    j->count[j->depth] = 0;
+}
+
+static void json_close(cli_json *j, char c) {
+    int had = j->count[j->depth];
+    j->depth--;
+    if (had) {
+        fputc('\n', j->f);
+        for (int i = 0; i < j->depth; i++) fputs("  ", j->f);
+    }
+    fputc(c, j->f);
+}
+
+void cli_json_obj_begin(cli_json *j, const char *key) { json_open(j, key, '{'); }
+void cli_json_obj_end(cli_json *j) { json_close(j, '}'); }
+void cli_json_arr_begin(cli_json *j, const char *key) { json_open(j, key, '['); }
+void cli_json_arr_end(cli_json *j) { json_close(j, ']'); }
+
+void cli_json_str(cli_json *j, const char *key, const char *v) {
+    json_item(j, key);
+    json_string(j->f, v ? v : "");
+}
+
+void cli_json_num(cli_json *j, const char *key, double v) {
+    json_item(j, key);
+    if (isfinite(v)) fprintf(j->f, "%.10g", v);
+    else fputs("null", j->f);
+}
+
+void cli_json_int(cli_json *j, const char *key, long long v) {
+    json_item(j, key);
+    fprintf(j->f, "%lld", v);
+}

@@ -1,0 +1,148 @@
+/* Shared pieces of the frugal command-line tool: the option parser (every subcommand declares a
+ * table of options, which also drives its --help), exit codes, the log callback, SIGINT handling,
+ * the progress display, a small JSON writer, and the training run shared by `train` and `demo`. */
+#ifndef FRUGAL_CLI_H
+#define FRUGAL_CLI_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "frugal/frugal.h"
+#include "frugal/train.h"
+
+/* Exit codes: 0 success, 1 a failure (the library's message is printed), 2 a usage error,
+ * 130 training interrupted by SIGINT (a checkpoint was written when --checkpoint was given). */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2, CLI_EXIT_INTERRUPTED = 130 };
+
+/* ---------------------------------------------------------------- options */
+
+typedef enum cli_type {
+    CLI_FLAG,  /* int, set to 1 */
+    CLI_STR,   /* const char * */
+    CLI_INT,   /* int */
+    CLI_I64,   /* int64_t */
+    CLI_U64,   /* uint64_t */
+    CLI_FLOAT, /* double */
+    CLI_SIZE,  /* size_t, with units: 512M, 8G, 1.5GiB */
+} cli_type;
+
+typedef struct cli_opt {
+    const char *name; /* "epochs" for --epochs; NULL ends a table */
+    cli_type type;
+    void *dst;
+    const char *metavar; /* "N"; NULL for flags */
+    const char *help;
+    int set;             /* set by the parser when the option was given */
+} cli_opt;
+
+typedef struct cli_cmd {
+    const char *name;    /* "train", "model info" */
+    const char *usage;   /* "frugal train [options]" */
+    const char *summary; /* one paragraph */
+    cli_opt *opts;
+    int min_pos, max_pos; /* positional arguments accepted */
+    const char *pos_help; /* describes the positionals, may be NULL */
+} cli_cmd;
+
+/* Parses argv[0..argc) (the arguments after the subcommand name) into the table; positionals go
+ * to pos[0..*npos). Accepts "--name value" and "--name=value"; "--" ends options. Returns
+ * CLI_EXIT_OK to go on, CLI_EXIT_USAGE after printing an error, or -1 after printing --help
+ * (the caller then exits 0). */
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *npos);
+void cli_print_help(FILE *f, const cli_cmd *cmd);
+/* The option named `name` in the table (asserts it exists). */
+cli_opt *cli_find(cli_opt *opts, const char *name);
+/* Prints "frugal: <message>" to stderr and returns CLI_EXIT_USAGE. */
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Prints "frugal: <what>: <library message>" and returns CLI_EXIT_FAIL. */
+int cli_fail(const char *what, fg_status s);
+
+/* ---------------------------------------------------------------- setup */
+
+/* Installs the log callback (stderr, level prefix; debug lines only when verbose). */
+void cli_log_init(int verbose);
+/* The flag SIGINT raises; the first SIGINT sets it, a second one restores the default action
+ * (so a second Ctrl-C kills the process). */
+extern volatile sig_atomic_t cli_stop_flag;
+void cli_sigint_install(void);
+void cli_sigint_restore(void);
+
+/* ---------------------------------------------------------------- progress */
+
+typedef struct cli_progress {
+    int tty;          /* stderr is a terminal: redraw one line in place */
+    double last;      /* time of the last draw */
+    double interval;  /* seconds between draws: 0.25 on a terminal, 5 otherwise */
+    int drawn;        /* a partial line is on screen */
+} cli_progress;
+void cli_progress_init(cli_progress *p);
+/* Draws `line` if the interval has passed (or force). */
+void cli_progress_show(cli_progress *p, const char *line, int force);
+/* Clears the in-place line (terminal) so the next output starts on a clean line. */
+void cli_progress_clear(cli_progress *p);
+/* "[#########.........]" of `width` cells for fraction f in [0, 1]. */
+void cli_bar(char *buf, size_t cap, double f, int width);
+
+/* ---------------------------------------------------------------- JSON */
+
+typedef struct cli_json {
+    FILE *f;
+    char *path, *tmp;
+    int depth;
+    int count[32]; /* items written at each depth (for commas) */
+    int error;
+} cli_json;
+/* Opens path.tmp for writing; cli_json_close renames it to path (atomic) and reports errors. */
+fg_status cli_json_open(cli_json *j, const char *path);
+fg_status cli_json_close(cli_json *j);
+void cli_json_obj_begin(cli_json *j, const char *key); /* key NULL at top level or inside arrays */
+void cli_json_obj_end(cli_json *j);
+void cli_json_arr_begin(cli_json *j, const char *key);
+void cli_json_arr_end(cli_json *j);
+void cli_json_str(cli_json *j, const char *key, const char *v);
+void cli_json_num(cli_json *j, const char *key, double v); /* non-finite values become null */
+void cli_json_int(cli_json *j, const char *key, long long v);
+
+/* ---------------------------------------------------------------- training (train, demo) */
+
+typedef struct cli_train_args {
+    const char *model, *data, *data_dir, *optim, *json, *save, *resume, *checkpoint;
+    int epochs, threads, verbose, quiet;
+    int64_t batch, checkpoint_every;
+    double lr, lr_decay, momentum, weight_decay;
+    uint64_t seed;
+    size_t device_mem;
+    /* which of the tunables were given explicitly (else data-set or checkpoint defaults apply) */
+    int set_model, set_data, set_epochs, set_batch, set_lr, set_lr_decay, set_optim, set_seed, set_momentum, set_wd;
+} cli_train_args;
+
+typedef struct cli_train_result {
+    double test_acc;
+    double seconds;          /* wall time of this process's training */
+    int n_epochs;
+    fg_epoch_result *hist;   /* n_epochs entries, malloc'ed; free with free() */
+    char model[FG_NAME_MAX], data[FG_NAME_MAX];
+    int64_t batch;
+    int64_t n_train, n_test;
+    char optim[32];
+    double lr, lr_decay;
+} cli_train_result;
+
+/* Default values of the args (no data-set tuning yet). */
+void cli_train_args_init(cli_train_args *a);
+/* Runs a whole training as `frugal train` does: loads data, applies the per-data-set defaults,
+ * resumes, trains with progress, writes --json/--save; prints epoch lines to stdout but not the
+ * final "test accuracy" line. Returns a CLI exit code; fills r on success. */
+int cli_train_run(cli_train_args *a, cli_train_result *r);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_model(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+
+#endif

@@ -1,0 +1,38 @@
+/* `frugal data`: prints the data directory and, for each known data set, which files it found
+ * and how `frugal train` splits them. */
+#include "cli.h"
+
+int cmd_data(int argc, char **argv) {
+    const char *data_dir = NULL;
+    cli_opt opts[] = {
+        {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"data", "frugal data [--data-dir DIR]",
+                   "Shows the data directory and the data sets in it (fetch them with scripts/fetch-data.sh).", opts,
+                   0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc < 0) return CLI_EXIT_OK;
+    if (rc != CLI_EXIT_OK) return rc;
+    char buf[4096];
+    const char *dir = data_dir ? data_dir : fg_data_dir(buf, sizeof buf);
+    printf("data directory: %s\n", dir);
+    static const char *names[] = {"mnist", "fashion"};
+    int missing = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        fg_data_split s;
+        if (fg_data_split_load(names[i], dir, &s) == FG_OK) {
+            printf("  %-8s %lld train + %lld test images of %lldx%lldx%lld, %d classes: %s\n", names[i],
+                   (long long)s.train.n, (long long)s.test.n, (long long)s.train.c, (long long)s.train.h,
+                   (long long)s.train.w, s.train.n_classes, s.source);
+            fg_data_split_free(&s);
+        } else {
+            printf("  %-8s missing (%s)\n", names[i], fg_last_error());
+            missing = 1;
+        }
+    }
+    if (missing) printf("fetch the missing data sets with: bash scripts/fetch-data.sh\n");
+    return CLI_EXIT_OK;
+}
