@@ -100,7 +100,7 @@ static int run_ours(result *r, int iters, int warmup) {
 
 static void run_peer(result *r, int iters, int warmup, int threads) {
     const char *src = getenv("FRUGAL_SOURCE_DIR");
-    char cmd[1024];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd,
              "OPENBLAS_CORETYPE=COOPERLAKE OMP_NUM_THREADS=%d /usr/bin/python3 %s/bench/peer_train_step.py --model %s "
              "--batch %lld --size %lld --iters %d --warmup %d --threads %d",
