@@ -18,24 +18,6 @@
 
 #include "testutil.h"
 
-#define GUARD 16
-#define GUARD_VAL 12345.0f
-
-static float *alloc_guarded(size_t n) {
-    float *p = malloc((n + GUARD) * sizeof(float));
-    FG_ASSERT(p);
-    for (size_t i = 0; i < n + GUARD; i++) p[i] = GUARD_VAL;
-    return p;
-}
-
-static void check_guard(const char *what, const float *p, size_t n) {
-    for (size_t i = n; i < n + GUARD; i++)
-        if (p[i] != GUARD_VAL) {
-            fprintf(stderr, "  %s: wrote past the end: [%zu] (size %zu) = %g\n", what, i, n, p[i]);
-            fg_test_failures++;
-            return;
-        }
-}
 
 static char *desc_str(char *buf, size_t cap, const fg_conv2d_desc *d, int has_bias) {
     snprintf(buf, cap, "in %lldx%lldx%lldx%lld oc %lld k %lldx%lld s %lldx%lld p %lldx%lld d %lldx%lld g %lld%s",
@@ -123,7 +105,7 @@ static void test_against_naive(fg_conv_algo algo, const shape *sh, fg_rng *rng) 
     const double fan_dx = (double)(OCg * d->kh * d->kw);
     const double fan_dw = (double)(d->n * fg_conv2d_out_h(d) * fg_conv2d_out_w(d));
 
-    float *x = alloc_guarded(ni), *w = alloc_guarded(nw), *b = alloc_guarded(nb), *dy = alloc_guarded(no);
+    float *x = fg_alloc_guarded(ni), *w = fg_alloc_guarded(nw), *b = fg_alloc_guarded(nb), *dy = fg_alloc_guarded(no);
     fg_fill_uniform(x, ni, -1, 1, rng);
     fg_fill_uniform(w, nw, -1, 1, rng);
     fg_fill_uniform(b, nb, -1, 1, rng);
@@ -131,22 +113,22 @@ static void test_against_naive(fg_conv_algo algo, const shape *sh, fg_rng *rng) 
     const float *bias = sh->has_bias ? b : NULL;
 
     /* forward */
-    float *y = alloc_guarded(no), *y_ref = alloc_guarded(no);
+    float *y = fg_alloc_guarded(no), *y_ref = fg_alloc_guarded(no);
     fg_conv2d_forward_naive(y_ref, x, w, bias, d);
     CHECK_OK(run_forward(y, x, w, bias, d, algo));
     snprintf(what, sizeof what, "%s forward [%s]", fg_conv_algo_name(algo), ds);
     fg_check_close(what, y, y_ref, no, RTOL, atol_for(fan_fwd));
-    check_guard(what, y, no);
+    fg_check_guard(what, y, no);
 
     /* backward reference (dweight, dbias from zero) */
-    float *dx_ref = alloc_guarded(ni), *dw_ref = alloc_guarded(nw), *db_ref = alloc_guarded(nb);
+    float *dx_ref = fg_alloc_guarded(ni), *dw_ref = fg_alloc_guarded(nw), *db_ref = fg_alloc_guarded(nb);
     memset(dw_ref, 0, nw * sizeof(float));
     memset(db_ref, 0, nb * sizeof(float));
     fg_conv2d_backward_naive(dx_ref, dw_ref, db_ref, dy, x, w, d);
 
     /* all three grads; dweight/dbias prefilled, backward called twice: prefill + 2 * grad */
-    float *dx = alloc_guarded(ni), *dw = alloc_guarded(nw), *db = alloc_guarded(nb);
-    float *pw = alloc_guarded(nw), *pb = alloc_guarded(nb), *want_w = alloc_guarded(nw), *want_b = alloc_guarded(nb);
+    float *dx = fg_alloc_guarded(ni), *dw = fg_alloc_guarded(nw), *db = fg_alloc_guarded(nb);
+    float *pw = fg_alloc_guarded(nw), *pb = fg_alloc_guarded(nb), *want_w = fg_alloc_guarded(nw), *want_b = fg_alloc_guarded(nb);
     fg_fill_uniform(pw, nw, -1, 1, rng);
     fg_fill_uniform(pb, nb, -1, 1, rng);
     for (size_t i = 0; i < ni; i++) dx[i] = 777.0f; /* must be overwritten, not added to */
@@ -155,15 +137,15 @@ static void test_against_naive(fg_conv_algo algo, const shape *sh, fg_rng *rng) 
     CHECK_OK(run_backward(dx, dw, db, dy, x, w, d, algo));
     snprintf(what, sizeof what, "%s backward dinp [%s]", fg_conv_algo_name(algo), ds);
     fg_check_close(what, dx, dx_ref, ni, RTOL, atol_for(fan_dx));
-    check_guard(what, dx, ni);
+    fg_check_guard(what, dx, ni);
     for (size_t i = 0; i < nw; i++) want_w[i] = pw[i] + dw_ref[i];
     for (size_t i = 0; i < nb; i++) want_b[i] = pb[i] + db_ref[i];
     snprintf(what, sizeof what, "%s backward dweight += (1 call) [%s]", fg_conv_algo_name(algo), ds);
     fg_check_close(what, dw, want_w, nw, RTOL, atol_for(fan_dw));
-    check_guard(what, dw, nw);
+    fg_check_guard(what, dw, nw);
     snprintf(what, sizeof what, "%s backward dbias += (1 call) [%s]", fg_conv_algo_name(algo), ds);
     fg_check_close(what, db, want_b, nb, RTOL, atol_for(fan_dw));
-    check_guard(what, db, nb);
+    fg_check_guard(what, db, nb);
 
     CHECK_OK(run_backward(dx, dw, db, dy, x, w, d, algo));
     snprintf(what, sizeof what, "%s backward dinp (2nd call, still written) [%s]", fg_conv_algo_name(algo), ds);
@@ -194,9 +176,9 @@ static void test_against_naive(fg_conv_algo algo, const shape *sh, fg_rng *rng) 
         if (want_dw) fg_check_close(what, dw, dw_ref, nw, RTOL, atol_for(fan_dw));
         snprintf(what, sizeof what, "%s backward mask %d dbias [%s]", fg_conv_algo_name(algo), mask, ds);
         if (want_db) fg_check_close(what, db, db_ref, nb, RTOL, atol_for(fan_dw));
-        check_guard(what, dx, ni);
-        check_guard(what, dw, nw);
-        check_guard(what, db, nb);
+        fg_check_guard(what, dx, ni);
+        fg_check_guard(what, dw, nw);
+        fg_check_guard(what, db, nb);
     }
 
     free(x), free(w), free(b), free(dy), free(y), free(y_ref), free(dx_ref), free(dw_ref), free(db_ref);
@@ -358,7 +340,7 @@ static void test_fixtures(void) {
         const float at_dw = (float)(1e-5 * sqrt((double)(d.n * fg_conv2d_out_h(&d) * fg_conv2d_out_w(&d))));
         char ds[200], what[300];
         desc_str(ds, sizeof ds, &d, has_bias);
-        float *y = alloc_guarded(no), *gx = alloc_guarded(ni), *gw = alloc_guarded(nw), *gb = alloc_guarded(nb);
+        float *y = fg_alloc_guarded(no), *gx = fg_alloc_guarded(ni), *gw = fg_alloc_guarded(nw), *gb = fg_alloc_guarded(nb);
         for (int a = -1; a < FG_CONV_ALGO_COUNT; a++) {
             const char *an = a < 0 ? "naive" : fg_conv_algo_name((fg_conv_algo)a);
             memset(gw, 0, nw * 4);
@@ -378,10 +360,10 @@ static void test_fixtures(void) {
             fg_check_close(what, gw, dw, nw, RTOL, at_dw);
             snprintf(what, sizeof what, "fixture conv%d %s dbias [%s]", i, an, ds);
             if (has_bias) fg_check_close(what, gb, db, nb, RTOL, at_dw);
-            check_guard(what, y, no);
-            check_guard(what, gx, ni);
-            check_guard(what, gw, nw);
-            check_guard(what, gb, nb);
+            fg_check_guard(what, y, no);
+            fg_check_guard(what, gx, ni);
+            fg_check_guard(what, gw, nw);
+            fg_check_guard(what, gb, nb);
         }
         free(y), free(gx), free(gw), free(gb);
     }

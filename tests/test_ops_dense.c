@@ -24,25 +24,8 @@
 
 #include "testutil.h"
 
-#define GUARD 16
-#define GUARD_VAL 12345.0f
 #define RTOL 1e-4f
 
-static float *alloc_guarded(size_t n) {
-    float *p = malloc((n + GUARD) * sizeof(float));
-    FG_ASSERT(p);
-    for (size_t i = 0; i < n + GUARD; i++) p[i] = GUARD_VAL;
-    return p;
-}
-
-static void check_guard(const char *what, const float *p, size_t n) {
-    for (size_t i = n; i < n + GUARD; i++)
-        if (p[i] != GUARD_VAL) {
-            fprintf(stderr, "  %s: wrote past the end: [%zu] (size %zu) = %g\n", what, i, n, p[i]);
-            fg_test_failures++;
-            return;
-        }
-}
 
 static void fill_const(float *x, size_t n, float v) {
     for (size_t i = 0; i < n; i++) x[i] = v;
@@ -82,7 +65,7 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
     const int64_t B = sh->B, IC = sh->IC, OC = sh->OC;
     const size_t ni = (size_t)(B * IC), nw = (size_t)(OC * IC), no = (size_t)(B * OC), nb = (size_t)OC;
     char what[200];
-    float *x = alloc_guarded(ni), *w = alloc_guarded(nw), *b = alloc_guarded(nb), *dy = alloc_guarded(no);
+    float *x = fg_alloc_guarded(ni), *w = fg_alloc_guarded(nw), *b = fg_alloc_guarded(nb), *dy = fg_alloc_guarded(no);
     fg_fill_uniform(x, ni, -1, 1, rng);
     fg_fill_uniform(w, nw, -1, 1, rng);
     fg_fill_uniform(b, nb, -1, 1, rng);
@@ -91,12 +74,12 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
 #define LWHAT(s) (snprintf(what, sizeof what, "linear %s [B %lld IC %lld OC %lld%s]", s, (long long)B, (long long)IC, \
                            (long long)OC, sh->has_bias ? " bias" : ""), what)
 
-    float *y = alloc_guarded(no), *y_ref = alloc_guarded(no);
+    float *y = fg_alloc_guarded(no), *y_ref = fg_alloc_guarded(no);
     fill_const(y, no, 777.0f);
     fg_linear_forward_naive(y_ref, x, w, bias, B, IC, OC);
     CHECK_OK(fg_linear_forward(y, x, w, bias, B, IC, OC));
     fg_check_close(LWHAT("forward"), y, y_ref, no, RTOL, atol_for((double)IC));
-    check_guard(what, y, no);
+    fg_check_guard(what, y, no);
     /* the naive twin itself, on one value computed here */
     if (B > 0 && OC > 0) {
         double acc = bias ? bias[OC - 1] : 0.0;
@@ -104,13 +87,13 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
         CHECK(fabs(y_ref[no - 1] - acc) <= 1e-6 * (1 + fabs(acc)));
     }
 
-    float *dx_ref = alloc_guarded(ni), *dw_ref = alloc_guarded(nw), *db_ref = alloc_guarded(nb);
+    float *dx_ref = fg_alloc_guarded(ni), *dw_ref = fg_alloc_guarded(nw), *db_ref = fg_alloc_guarded(nb);
     memset(dw_ref, 0, nw * sizeof(float));
     memset(db_ref, 0, nb * sizeof(float));
     fg_linear_backward_naive(dx_ref, dw_ref, db_ref, dy, x, w, B, IC, OC);
 
-    float *dx = alloc_guarded(ni), *dw = alloc_guarded(nw), *db = alloc_guarded(nb);
-    float *pw = alloc_guarded(nw), *pb = alloc_guarded(nb), *want_w = alloc_guarded(nw), *want_b = alloc_guarded(nb);
+    float *dx = fg_alloc_guarded(ni), *dw = fg_alloc_guarded(nw), *db = fg_alloc_guarded(nb);
+    float *pw = fg_alloc_guarded(nw), *pb = fg_alloc_guarded(nb), *want_w = fg_alloc_guarded(nw), *want_b = fg_alloc_guarded(nb);
     fg_fill_uniform(pw, nw, -1, 1, rng);
     fg_fill_uniform(pb, nb, -1, 1, rng);
     fill_const(dx, ni, 777.0f);
@@ -122,13 +105,13 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
         for (size_t i = 0; i < nb; i++) want_b[i] = pb[i] + (float)call * db_ref[i];
         fg_check_close(LWHAT(call == 1 ? "backward dinp written" : "backward dinp written (2nd call)"), dx, dx_ref,
                        ni, RTOL, atol_for((double)OC));
-        check_guard(what, dx, ni);
+        fg_check_guard(what, dx, ni);
         fg_check_close(LWHAT(call == 1 ? "backward dweight += (1 call)" : "backward dweight += (2 calls)"), dw,
                        want_w, nw, RTOL, (float)call * atol_for((double)B));
-        check_guard(what, dw, nw);
+        fg_check_guard(what, dw, nw);
         fg_check_close(LWHAT(call == 1 ? "backward dbias += (1 call)" : "backward dbias += (2 calls)"), db, want_b,
                        nb, RTOL, (float)call * atol_for((double)B));
-        check_guard(what, db, nb);
+        fg_check_guard(what, db, nb);
     }
     /* the naive backward accumulates too */
     memcpy(dw, pw, nw * sizeof(float));
@@ -153,9 +136,9 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
         else CHECK(all_equal_to(dw, nw, 0.0f));
         if (want_db) fg_check_close(what, db, db_ref, nb, RTOL, atol_for((double)B));
         else CHECK(all_equal_to(db, nb, 0.0f));
-        check_guard(what, dx, ni);
-        check_guard(what, dw, nw);
-        check_guard(what, db, nb);
+        fg_check_guard(what, dx, ni);
+        fg_check_guard(what, dw, nw);
+        fg_check_guard(what, db, nb);
     }
 #undef LWHAT
     free(x), free(w), free(b), free(dy), free(y), free(y_ref), free(dx_ref), free(dw_ref), free(db_ref);
@@ -205,18 +188,18 @@ static void test_matmul_vs_ref(const mm_shape *sh, int ta, int tb, fg_rng *rng) 
     char what[200];
 #define MWHAT(s) (snprintf(what, sizeof what, "matmul %s [batch %lld M %lld K %lld N %lld ta %d tb %d]", s, \
                            (long long)batch, (long long)M, (long long)K, (long long)N, ta, tb), what)
-    float *a = alloc_guarded(na), *b = alloc_guarded(nb), *dc = alloc_guarded(nc);
+    float *a = fg_alloc_guarded(na), *b = fg_alloc_guarded(nb), *dc = fg_alloc_guarded(nc);
     fg_fill_uniform(a, na, -1, 1, rng);
     fg_fill_uniform(b, nb, -1, 1, rng);
     fg_fill_uniform(dc, nc, -1, 1, rng);
-    float *c = alloc_guarded(nc), *c_ref = alloc_guarded(nc);
+    float *c = fg_alloc_guarded(nc), *c_ref = fg_alloc_guarded(nc);
     fill_const(c, nc, 777.0f);
     fg_matmul_forward_naive(c_ref, a, b, batch, M, K, N, ta, tb);
     CHECK_OK(fg_matmul_forward(c, a, b, batch, M, K, N, ta, tb));
     fg_check_close(MWHAT("forward"), c, c_ref, nc, RTOL, atol_for((double)K));
-    check_guard(what, c, nc);
+    fg_check_guard(what, c, nc);
 
-    float *da_ref = alloc_guarded(na), *db_ref = alloc_guarded(nb), *da = alloc_guarded(na), *db = alloc_guarded(nb);
+    float *da_ref = fg_alloc_guarded(na), *db_ref = fg_alloc_guarded(nb), *da = fg_alloc_guarded(na), *db = fg_alloc_guarded(nb);
     matmul_backward_ref(da_ref, db_ref, dc, a, b, batch, M, K, N, ta, tb);
     /* the naive forward agrees with the reference's reading of the layouts: c = sum over k of
      * op(a)[m, k] * op(b)[k, n] <=> dot(c, dc) = dot(a, da) = dot(b, db) */
@@ -233,8 +216,8 @@ static void test_matmul_vs_ref(const mm_shape *sh, int ta, int tb, fg_rng *rng) 
         else CHECK(all_equal_to(da, na, 777.0f));
         if (want_db) fg_check_close(MWHAT("backward db"), db, db_ref, nb, RTOL, atol_for((double)M));
         else CHECK(all_equal_to(db, nb, 777.0f));
-        check_guard(MWHAT("backward"), da, na);
-        check_guard(what, db, nb);
+        fg_check_guard(MWHAT("backward"), da, na);
+        fg_check_guard(what, db, nb);
     }
 #undef MWHAT
     free(a), free(b), free(dc), free(c), free(c_ref), free(da_ref), free(db_ref), free(da), free(db);
@@ -455,7 +438,7 @@ static void test_fixtures_linear_matmul(fg_fixture *f) {
         const size_t ni = (size_t)(B * IC), nw = (size_t)(OC * IC), no = (size_t)(B * OC);
         const float *x = fx(f, p, "x", ni), *w = fx(f, p, "w", nw), *b = fx(f, p, "b", (size_t)OC);
         const float *dout = fx(f, p, "dout", no);
-        float *y = alloc_guarded(no), *dx = alloc_guarded(ni), *dw = alloc_guarded(nw), *db = alloc_guarded((size_t)OC);
+        float *y = fg_alloc_guarded(no), *dx = fg_alloc_guarded(ni), *dw = fg_alloc_guarded(nw), *db = fg_alloc_guarded((size_t)OC);
         CHECK_OK(fg_linear_forward(y, x, w, has_bias ? b : NULL, B, IC, OC));
         snprintf(what, sizeof what, "torch linear %d out", i);
         fg_check_close(what, y, fx(f, p, "out", no), no, FX_RTOL, FX_ATOL);
@@ -494,7 +477,7 @@ static void test_fixtures_linear_matmul(fg_fixture *f) {
         combos |= 1 << (ta * 2 + tb);
         const size_t na = (size_t)(batch * M * K), nb = (size_t)(batch * K * N), nc = (size_t)(batch * M * N);
         const float *a = fx(f, p, "a", na), *b = fx(f, p, "b", nb), *dout = fx(f, p, "dout", nc);
-        float *c = alloc_guarded(nc), *da = alloc_guarded(na), *db = alloc_guarded(nb);
+        float *c = fg_alloc_guarded(nc), *da = fg_alloc_guarded(na), *db = fg_alloc_guarded(nb);
         CHECK_OK(fg_matmul_forward(c, a, b, batch, M, K, N, ta, tb));
         snprintf(what, sizeof what, "torch matmul ta %d tb %d out", ta, tb);
         fg_check_close(what, c, fx(f, p, "out", nc), nc, FX_RTOL, FX_ATOL);
@@ -536,10 +519,10 @@ static void test_fixtures_softmax_xent(fg_fixture *f) {
     const float *pr = fg_fixture_get(f, "softmax.params", 2);
     const int64_t rows = (int64_t)pr[0], cols = (int64_t)pr[1];
     const size_t n = (size_t)(rows * cols);
-    float *y = alloc_guarded(n), *dx = alloc_guarded(n);
+    float *y = fg_alloc_guarded(n), *dx = fg_alloc_guarded(n);
     fg_softmax_forward(y, fg_fixture_get(f, "softmax.x", n), rows, cols);
     fg_check_close("torch softmax out", y, fg_fixture_get(f, "softmax.out", n), n, FX_RTOL, FX_ATOL);
-    check_guard("torch softmax out", y, n);
+    fg_check_guard("torch softmax out", y, n);
     fg_softmax_backward(dx, fg_fixture_get(f, "softmax.dout", n), y, rows, cols);
     fg_check_close("torch softmax dx", dx, fg_fixture_get(f, "softmax.dx", n), n, FX_RTOL, FX_ATOL);
     free(y), free(dx);
@@ -558,15 +541,15 @@ static void test_fixtures_softmax_xent(fg_fixture *f) {
         const float *lab = fx(f, p, "labels", (size_t)B);
         int32_t *labels = malloc((size_t)B * sizeof(int32_t));
         for (int64_t b = 0; b < B; b++) labels[b] = (int32_t)lab[b];
-        float *probs = alloc_guarded(nl), *dl = alloc_guarded(nl), loss = -1;
+        float *probs = fg_alloc_guarded(nl), *dl = fg_alloc_guarded(nl), loss = -1;
         CHECK_OK(fg_xent_forward(&loss, probs, fx(f, p, "logits", nl), labels, B, C));
         snprintf(what, sizeof what, "torch cross_entropy %d loss", i);
         fg_check_close(what, &loss, fx(f, p, "loss", 1), 1, FX_RTOL, FX_ATOL);
-        check_guard(what, probs, nl);
+        fg_check_guard(what, probs, nl);
         fg_xent_backward(dl, fx(f, p, "dloss", 1)[0], probs, labels, B, C);
         snprintf(what, sizeof what, "torch cross_entropy %d dlogits", i);
         fg_check_close(what, dl, fx(f, p, "dlogits", nl), nl, FX_RTOL, FX_ATOL);
-        check_guard(what, dl, nl);
+        fg_check_guard(what, dl, nl);
         free(labels), free(probs), free(dl);
     }
 }
@@ -585,22 +568,22 @@ static void test_fixtures_concat(fg_fixture *f) {
         total += chunk[j];
         snprintf(name, sizeof name, "cat.x%d", j);
         ins[j] = fg_fixture_get(f, name, (size_t)(N * chunk[j]));
-        dins[j] = alloc_guarded((size_t)(N * chunk[j]));
+        dins[j] = fg_alloc_guarded((size_t)(N * chunk[j]));
     }
     const size_t no = (size_t)(N * total);
-    float *y = alloc_guarded(no);
+    float *y = fg_alloc_guarded(no);
     fg_concat_forward(y, ins, chunk, k, N); /* outer = N, the dims before dim 1 */
     fg_check_equal("torch cat out", y, fg_fixture_get(f, "cat.out", no), no);
-    check_guard("torch cat out", y, no);
+    fg_check_guard("torch cat out", y, no);
     fg_concat_backward(dins, fg_fixture_get(f, "cat.dout", no), chunk, k, N);
     for (int j = 0; j < 3; j++) {
         snprintf(name, sizeof name, "cat.dx%d", j);
         fg_check_equal(name, dins[j], fg_fixture_get(f, name, (size_t)(N * chunk[j])), (size_t)(N * chunk[j]));
-        check_guard(name, dins[j], (size_t)(N * chunk[j]));
+        fg_check_guard(name, dins[j], (size_t)(N * chunk[j]));
         free(dins[j]);
     }
     /* a NULL gradient is skipped; the others are still written */
-    float *d0 = alloc_guarded((size_t)(N * chunk[0]));
+    float *d0 = fg_alloc_guarded((size_t)(N * chunk[0]));
     float *const some[3] = {d0, NULL, NULL};
     fg_concat_backward(some, fg_fixture_get(f, "cat.dout", no), chunk, k, N);
     fg_check_equal("torch cat dx0 (others NULL)", d0, fg_fixture_get(f, "cat.dx0", (size_t)(N * chunk[0])),
@@ -643,8 +626,8 @@ static void run_act(int o, float *out, float *dx, const float *x, const float *d
 static void test_large_activations(fg_rng *rng) {
     const size_t n = 100003;
     const char *names[] = {"relu", "gelu", "tanh", "sigmoid"};
-    float *x = alloc_guarded(n), *dout = alloc_guarded(n), *out = alloc_guarded(n), *dx = alloc_guarded(n);
-    float *out1 = alloc_guarded(n), *dx1 = alloc_guarded(n), *want = alloc_guarded(n), *dwant = alloc_guarded(n);
+    float *x = fg_alloc_guarded(n), *dout = fg_alloc_guarded(n), *out = fg_alloc_guarded(n), *dx = fg_alloc_guarded(n);
+    float *out1 = fg_alloc_guarded(n), *dx1 = fg_alloc_guarded(n), *want = fg_alloc_guarded(n), *dwant = fg_alloc_guarded(n);
     fg_fill_uniform(x, n, -10, 10, rng);
     fg_fill_uniform(dout, n, -1, 1, rng);
     char what[64];
@@ -657,10 +640,10 @@ static void test_large_activations(fg_rng *rng) {
         run_act(o, out, dx, x, dout, n);
         snprintf(what, sizeof what, "%s forward (n %zu) vs double", names[o], n);
         fg_check_close(what, out, want, n, 1e-5f, 1e-6f);
-        check_guard(what, out, n);
+        fg_check_guard(what, out, n);
         snprintf(what, sizeof what, "%s backward (n %zu) vs double", names[o], n);
         fg_check_close(what, dx, dwant, n, 1e-4f, 1e-6f);
-        check_guard(what, dx, n);
+        fg_check_guard(what, dx, n);
         fg_threads_set(1);
         run_act(o, out1, dx1, x, dout, n);
         fg_threads_set(2);
@@ -675,7 +658,7 @@ static void test_large_activations(fg_rng *rng) {
 static void test_large_softmax_xent(fg_rng *rng) {
     const int64_t rows = 300, cols = 101;
     const size_t n = (size_t)(rows * cols);
-    float *x = alloc_guarded(n), *y = alloc_guarded(n), *want = alloc_guarded(n), *y1 = alloc_guarded(n);
+    float *x = fg_alloc_guarded(n), *y = fg_alloc_guarded(n), *want = fg_alloc_guarded(n), *y1 = fg_alloc_guarded(n);
     fg_fill_uniform(x, n, -20, 20, rng);
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
@@ -686,7 +669,7 @@ static void test_large_softmax_xent(fg_rng *rng) {
     }
     fg_softmax_forward(y, x, rows, cols);
     fg_check_close("softmax (300 x 101) vs double", y, want, n, 1e-5f, 1e-7f);
-    check_guard("softmax (300 x 101)", y, n);
+    fg_check_guard("softmax (300 x 101)", y, n);
     fg_threads_set(1);
     fg_softmax_forward(y1, x, rows, cols);
     fg_threads_set(2);
@@ -762,15 +745,15 @@ static void test_dropout(fg_rng *rng) {
     const size_t n = 200000;
     const float p = 0.3f;
     const uint64_t seed = 0x5eedULL;
-    float *x = alloc_guarded(n), *y = alloc_guarded(n), *y2 = alloc_guarded(n), *dy = alloc_guarded(n),
-          *dx = alloc_guarded(n);
+    float *x = fg_alloc_guarded(n), *y = fg_alloc_guarded(n), *y2 = fg_alloc_guarded(n), *dy = fg_alloc_guarded(n),
+          *dx = fg_alloc_guarded(n);
     fg_fill_uniform(x, n, 0.5f, 1.5f, rng);
     for (size_t i = 0; i < n; i += 2) x[i] = -x[i]; /* nonzero everywhere: a zero output means dropped */
     fg_fill_uniform(dy, n, 0.5f, 1.5f, rng);
     const float scale = 1.0f / (1.0f - p);
 
     fg_dropout_forward(y, x, n, p, seed);
-    check_guard("dropout forward", y, n);
+    fg_check_guard("dropout forward", y, n);
     size_t dropped = 0, bad_mask = 0, bad_scale = 0, first_bad = n;
     for (size_t i = 0; i < n; i++) {
         const int drop = fg_hash_uniform(seed, i) < p;
@@ -802,7 +785,7 @@ static void test_dropout(fg_rng *rng) {
 
     /* backward: the forward's mask, the same scale */
     fg_dropout_backward(dx, dy, n, p, seed);
-    check_guard("dropout backward", dx, n);
+    fg_check_guard("dropout backward", dx, n);
     size_t bad_bwd = 0;
     for (size_t i = 0; i < n; i++) {
         const float want = y[i] == 0.0f ? 0.0f : dy[i] * scale;
@@ -832,30 +815,30 @@ static void test_dropout(fg_rng *rng) {
 
 static void test_add_accumulate_concat(fg_rng *rng) {
     const size_t n = 50001;
-    float *a = alloc_guarded(n), *b = alloc_guarded(n), *y = alloc_guarded(n), *want = alloc_guarded(n);
+    float *a = fg_alloc_guarded(n), *b = fg_alloc_guarded(n), *y = fg_alloc_guarded(n), *want = fg_alloc_guarded(n);
     fg_fill_uniform(a, n, -1, 1, rng);
     fg_fill_uniform(b, n, -1, 1, rng);
     for (size_t i = 0; i < n; i++) want[i] = a[i] + b[i];
     fg_add_forward(y, a, b, n);
     fg_check_equal("add", y, want, n);
-    check_guard("add", y, n);
+    fg_check_guard("add", y, n);
     for (size_t i = 0; i < n; i++) want[i] = y[i] + a[i];
     fg_accumulate(y, a, n);
     fg_check_equal("accumulate", y, want, n);
-    check_guard("accumulate", y, n);
+    fg_check_guard("accumulate", y, n);
     fg_accumulate(y, a, 3); /* a short one touches only its elements */
     CHECK(y[2] == want[2] + a[2] && y[3] == want[3]);
 
     /* concat of 3 inputs (one empty) with a large outer dimension: the parallel path */
     const int64_t outer = 3000, chunk[3] = {5, 0, 7};
-    float *p0 = alloc_guarded((size_t)(outer * 5)), *p2 = alloc_guarded((size_t)(outer * 7));
-    float *cat = alloc_guarded((size_t)(outer * 12)), *q0 = alloc_guarded((size_t)(outer * 5)),
-          *q2 = alloc_guarded((size_t)(outer * 7));
+    float *p0 = fg_alloc_guarded((size_t)(outer * 5)), *p2 = fg_alloc_guarded((size_t)(outer * 7));
+    float *cat = fg_alloc_guarded((size_t)(outer * 12)), *q0 = fg_alloc_guarded((size_t)(outer * 5)),
+          *q2 = fg_alloc_guarded((size_t)(outer * 7));
     fg_fill_uniform(p0, (size_t)(outer * 5), -1, 1, rng);
     fg_fill_uniform(p2, (size_t)(outer * 7), -1, 1, rng);
     const float *ins[3] = {p0, NULL, p2};
     fg_concat_forward(cat, ins, chunk, 3, outer);
-    check_guard("concat forward", cat, (size_t)(outer * 12));
+    fg_check_guard("concat forward", cat, (size_t)(outer * 12));
     size_t bad = 0;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < 12; j++) {
@@ -867,8 +850,8 @@ static void test_add_accumulate_concat(fg_rng *rng) {
     fg_concat_backward(dins, cat, chunk, 3, outer);
     fg_check_equal("concat backward 0", q0, p0, (size_t)(outer * 5));
     fg_check_equal("concat backward 2", q2, p2, (size_t)(outer * 7));
-    check_guard("concat backward 0", q0, (size_t)(outer * 5));
-    check_guard("concat backward 2", q2, (size_t)(outer * 7));
+    fg_check_guard("concat backward 0", q0, (size_t)(outer * 5));
+    fg_check_guard("concat backward 2", q2, (size_t)(outer * 7));
     free(a), free(b), free(y), free(want), free(p0), free(p2), free(cat), free(q0), free(q2);
 }
 

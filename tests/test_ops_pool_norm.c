@@ -11,24 +11,6 @@
 
 #include "testutil.h"
 
-#define GUARD 16
-#define GUARD_VAL 12345.0f
-
-static float *alloc_guarded(size_t n) {
-    float *p = malloc((n + GUARD) * sizeof(float));
-    FG_ASSERT(p);
-    for (size_t i = 0; i < n + GUARD; i++) p[i] = GUARD_VAL;
-    return p;
-}
-
-static void check_guard(const char *what, const float *p, size_t n) {
-    for (size_t i = n; i < n + GUARD; i++)
-        if (p[i] != GUARD_VAL) {
-            fprintf(stderr, "  %s: wrote past the end: [%zu] (size %zu) = %g\n", what, i, n, p[i]);
-            fg_test_failures++;
-            return;
-        }
-}
 
 static float *dup(const float *x, size_t n) {
     float *p = malloc(n * sizeof(float) + 1);
@@ -122,7 +104,7 @@ static void pool_compare(const fg_pooling_desc *d, in_mode mode, fg_rng *rng) {
     desc_str(ds, sizeof ds, d);
     size_t ni = pool_in_numel(d), no = pool_out_numel(d);
     float *x = malloc(ni * sizeof(float)), *g = malloc(no * sizeof(float));
-    float *o1 = alloc_guarded(no), *o2 = alloc_guarded(no), *d1 = alloc_guarded(ni), *d2 = malloc(ni * sizeof(float));
+    float *o1 = fg_alloc_guarded(no), *o2 = fg_alloc_guarded(no), *d1 = fg_alloc_guarded(ni), *d2 = malloc(ni * sizeof(float));
     for (size_t i = 0; i < ni; i++) x[i] = draw(mode, rng);
     fg_fill_uniform(g, no, -1, 1, rng);
     char what[256];
@@ -132,15 +114,15 @@ static void pool_compare(const fg_pooling_desc *d, in_mode mode, fg_rng *rng) {
     fg_maxpool2d_forward_naive(o2, x, d);
     snprintf(what, sizeof what, "maxpool fwd fast vs naive (%s)", ds);
     fg_check_equal(what, o1, o2, no);
-    check_guard(what, o1, no);
-    check_guard(what, o2, no);
+    fg_check_guard(what, o1, no);
+    fg_check_guard(what, o2, no);
 
     for (size_t i = 0; i < ni; i++) d1[i] = NAN; /* backward must write every element */
     fg_maxpool2d_backward(d1, g, x, d);
     ref_maxpool_backward(d2, g, x, d);
     snprintf(what, sizeof what, "maxpool bwd vs reference (%s)", ds);
     fg_check_close(what, d1, d2, ni, 1e-6f, 1e-6f);
-    check_guard(what, d1, ni);
+    fg_check_guard(what, d1, ni);
 
     /* average pooling sees finite inputs (infinities and NaN carry no information there) */
     for (size_t i = 0; i < ni; i++)
@@ -149,15 +131,15 @@ static void pool_compare(const fg_pooling_desc *d, in_mode mode, fg_rng *rng) {
     fg_avgpool2d_forward_naive(o2, x, d);
     snprintf(what, sizeof what, "avgpool fwd fast vs naive (%s)", ds);
     fg_check_close(what, o1, o2, no, 1e-5f, 1e-6f);
-    check_guard(what, o1, no);
-    check_guard(what, o2, no);
+    fg_check_guard(what, o1, no);
+    fg_check_guard(what, o2, no);
 
     for (size_t i = 0; i < ni; i++) d1[i] = NAN;
     fg_avgpool2d_backward(d1, g, d);
     ref_avgpool_backward(d2, g, d);
     snprintf(what, sizeof what, "avgpool bwd vs reference (%s)", ds);
     fg_check_close(what, d1, d2, ni, 1e-5f, 1e-6f);
-    check_guard(what, d1, ni);
+    fg_check_guard(what, d1, ni);
 
     if (fg_test_failures != before) fprintf(stderr, "  (failing case: %s, input mode %d)\n", ds, (int)mode);
     free(x);
@@ -314,7 +296,7 @@ static void test_lrn_sweep(void) {
         d.beta = betas[fg_rng_below(&rng, 4)];
         d.k = 0.5f + 2.0f * fg_rng_uniform(&rng);
         size_t n = (size_t)(d.n * d.c * d.h * d.w);
-        float *x = malloc(n * sizeof(float)), *o1 = alloc_guarded(n), *o2 = alloc_guarded(n);
+        float *x = malloc(n * sizeof(float)), *o1 = fg_alloc_guarded(n), *o2 = fg_alloc_guarded(n);
         for (size_t i = 0; i < n; i++) x[i] = 2.0f * fg_rng_normal(&rng);
         fg_lrn_forward(o1, x, &d);
         fg_lrn_forward_naive(o2, x, &d);
@@ -322,7 +304,7 @@ static void test_lrn_sweep(void) {
         snprintf(what, sizeof what, "lrn fwd fast vs naive (N %lld C %lld HW %lldx%lld size %lld beta %g)",
                  (long long)d.n, (long long)d.c, (long long)d.h, (long long)d.w, (long long)d.size, d.beta);
         fg_check_close(what, o1, o2, n, 1e-5f, 1e-6f);
-        check_guard(what, o1, n);
+        fg_check_guard(what, o1, n);
         free(x);
         free(o1);
         free(o2);
@@ -405,12 +387,12 @@ static void test_pool_gradcheck(void) {
     /* global average pooling */
     int64_t N = 2, C = 3, HW = 10;
     size_t ni = (size_t)(N * C * HW), no = (size_t)(N * C);
-    float *x = malloc(ni * sizeof(float)), *dx = alloc_guarded(ni), out[6], g[6];
+    float *x = malloc(ni * sizeof(float)), *dx = fg_alloc_guarded(ni), out[6], g[6];
     fg_fill_uniform(x, ni, -1, 1, &rng);
     fg_fill_uniform(g, no, -1, 1, &rng);
     fd_ctx c = {.op = FD_GAP, .N = N, .C = C, .HW = HW, .x = x, .out = out, .g = g, .nout = no};
     fg_global_avgpool_backward(dx, g, N, C, HW);
-    check_guard("global avgpool bwd", dx, ni);
+    fg_check_guard("global avgpool bwd", dx, ni);
     fg_check_grad("global avgpool grad", x, dx, ni, fd_loss, &c, ni, 1e-2f, 1e-2f, 1e-3f, &rng);
     free(x);
     free(dx);
@@ -430,13 +412,13 @@ static void test_lrn_gradcheck(void) {
         const fg_lrn_desc *d = &descs[k];
         size_t n = (size_t)(d->n * d->c * d->h * d->w);
         float *x = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
-        float *dx = alloc_guarded(n);
+        float *dx = fg_alloc_guarded(n);
         for (size_t i = 0; i < n; i++) x[i] = fg_rng_normal(&rng);
         x[0] = 0.0f; /* the first term must not divide by inp */
         fg_fill_uniform(g, n, -1, 1, &rng);
         fg_lrn_forward(out, x, d);
         fg_lrn_backward(dx, g, x, out, d);
-        check_guard("lrn bwd", dx, n);
+        fg_check_guard("lrn bwd", dx, n);
         fd_ctx c = {.op = FD_LRN, .ld = d, .x = x, .out = out, .g = g, .nout = n};
         char what[160];
         snprintf(what, sizeof what, "lrn grad (C %lld size %lld alpha %g beta %g k %g)", (long long)d->c,
@@ -457,7 +439,7 @@ static void test_bn_gradcheck(void) {
         int64_t N = shapes[k][0], C = shapes[k][1], HW = shapes[k][2];
         size_t n = (size_t)(N * C * HW);
         float *x = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
-        float *dx = alloc_guarded(n), gamma[4], beta[4], dgamma[4], dbeta[4], mean[4], invstd[4];
+        float *dx = fg_alloc_guarded(n), gamma[4], beta[4], dgamma[4], dbeta[4], mean[4], invstd[4];
         for (size_t i = 0; i < n; i++) x[i] = 1.5f * fg_rng_normal(&rng) + 0.5f;
         fg_fill_uniform(g, n, -1, 1, &rng);
         fg_fill_uniform(gamma, (size_t)C, 0.5f, 1.5f, &rng);
@@ -466,7 +448,7 @@ static void test_bn_gradcheck(void) {
         memset(dgamma, 0, sizeof dgamma);
         memset(dbeta, 0, sizeof dbeta);
         fg_batchnorm_backward(dx, dgamma, dbeta, g, x, mean, invstd, gamma, N, C, HW);
-        check_guard("batchnorm bwd", dx, n);
+        fg_check_guard("batchnorm bwd", dx, n);
         fd_ctx c = {.op = FD_BN, .N = N, .C = C, .HW = HW, .x = x, .gamma = gamma, .beta = beta, .out = out,
                     .g = g, .nout = n};
         char what[160];
@@ -530,7 +512,7 @@ static void test_pool_fixtures(fg_fixture *fx) {
 #define GET(field, n) (snprintf(name, sizeof name, "pool%d." field, i), fg_fixture_get(fx, name, (n)))
         const float *x = GET("x", ni), *out = GET("out", no), *g = GET("dout", no), *dx = GET("dx", ni);
 #undef GET
-        float *o = alloc_guarded(no), *di = alloc_guarded(ni);
+        float *o = fg_alloc_guarded(no), *di = fg_alloc_guarded(ni);
         for (size_t k = 0; k < ni; k++) di[k] = NAN;
         const char *op = is_max ? "maxpool" : "avgpool";
         if (is_max) {
@@ -552,8 +534,8 @@ static void test_pool_fixtures(fg_fixture *fx) {
         }
         snprintf(what, sizeof what, "pool%d %s dinp vs torch (%s)", i, op, ds);
         fg_check_close(what, di, dx, ni, RTOL, ATOL);
-        check_guard(what, o, no);
-        check_guard(what, di, ni);
+        fg_check_guard(what, o, no);
+        fg_check_guard(what, di, ni);
         free(o);
         free(di);
         cases++;
@@ -563,13 +545,13 @@ static void test_pool_fixtures(fg_fixture *fx) {
     const float *gp = fg_fixture_get(fx, "gap.params", 3);
     int64_t N = (int64_t)gp[0], C = (int64_t)gp[1], HW = (int64_t)gp[2];
     size_t ni = (size_t)(N * C * HW), no = (size_t)(N * C);
-    float *o = alloc_guarded(no), *di = alloc_guarded(ni);
+    float *o = fg_alloc_guarded(no), *di = fg_alloc_guarded(ni);
     fg_global_avgpool_forward(o, fg_fixture_get(fx, "gap.x", ni), N, C, HW);
     fg_check_close("global avgpool fwd vs torch", o, fg_fixture_get(fx, "gap.out", no), no, RTOL, ATOL);
     fg_global_avgpool_backward(di, fg_fixture_get(fx, "gap.dout", no), N, C, HW);
     fg_check_close("global avgpool dinp vs torch", di, fg_fixture_get(fx, "gap.dx", ni), ni, RTOL, ATOL);
-    check_guard("global avgpool fwd", o, no);
-    check_guard("global avgpool bwd", di, ni);
+    fg_check_guard("global avgpool fwd", o, no);
+    fg_check_guard("global avgpool bwd", di, ni);
     free(o);
     free(di);
 }
@@ -587,13 +569,13 @@ static void test_lrn_fixtures(fg_fixture *fx) {
 #define GET(field) (snprintf(name, sizeof name, "lrn%d." field, i), fg_fixture_get(fx, name, n))
         const float *x = GET("x"), *out = GET("out"), *g = GET("dout"), *dx = GET("dx");
 #undef GET
-        float *o = alloc_guarded(n), *di = alloc_guarded(n);
+        float *o = fg_alloc_guarded(n), *di = fg_alloc_guarded(n);
         for (size_t k = 0; k < n; k++) di[k] = NAN;
         fg_lrn_forward(o, x, &d);
         snprintf(what, sizeof what, "lrn%d fwd vs torch (size %lld alpha %g beta %g k %g)", i, (long long)d.size,
                  d.alpha, d.beta, d.k);
         fg_check_close(what, o, out, n, RTOL, ATOL);
-        check_guard(what, o, n);
+        fg_check_guard(what, o, n);
         fg_lrn_forward_naive(o, x, &d);
         snprintf(what, sizeof what, "lrn%d naive fwd vs torch", i);
         fg_check_close(what, o, out, n, RTOL, ATOL);
@@ -601,7 +583,7 @@ static void test_lrn_fixtures(fg_fixture *fx) {
         snprintf(what, sizeof what, "lrn%d dinp vs torch (size %lld alpha %g beta %g k %g)", i, (long long)d.size,
                  d.alpha, d.beta, d.k);
         fg_check_close(what, di, dx, n, RTOL, ATOL);
-        check_guard(what, di, n);
+        fg_check_guard(what, di, n);
         free(o);
         free(di);
         cases++;
@@ -622,19 +604,19 @@ static void test_bn_fixtures(fg_fixture *fx) {
 #define GET(field, k) (snprintf(name, sizeof name, "bn%d." field, i), fg_fixture_get(fx, name, (k)))
         const float *x = GET("x", n), *gamma = GET("gamma", c), *beta = GET("beta", c);
         float *rm = dup(GET("rm0", c), c), *rv = dup(GET("rv0", c), c);
-        float *o = alloc_guarded(n), *di = alloc_guarded(n), *mean = alloc_guarded(c), *invstd = alloc_guarded(c);
+        float *o = fg_alloc_guarded(n), *di = fg_alloc_guarded(n), *mean = fg_alloc_guarded(c), *invstd = fg_alloc_guarded(c);
         float *dgamma = calloc(c, sizeof(float)), *dbeta = calloc(c, sizeof(float));
         fg_batchnorm_forward_train(o, mean, invstd, rm, rv, x, gamma, beta, N, C, HW, momentum, eps);
         snprintf(what, sizeof what, "bn%d train fwd vs torch (N %lld C %lld HW %lld)", i, (long long)N,
                  (long long)C, (long long)HW);
         fg_check_close(what, o, GET("out", n), n, RTOL, ATOL);
-        check_guard(what, o, n);
+        fg_check_guard(what, o, n);
         snprintf(what, sizeof what, "bn%d batch mean", i);
         fg_check_close(what, mean, GET("mean", c), c, RTOL, ATOL);
-        check_guard(what, mean, c);
+        fg_check_guard(what, mean, c);
         snprintf(what, sizeof what, "bn%d batch invstd", i);
         fg_check_close(what, invstd, GET("invstd", c), c, RTOL, ATOL);
-        check_guard(what, invstd, c);
+        fg_check_guard(what, invstd, c);
         snprintf(what, sizeof what, "bn%d running_mean after one step vs torch", i);
         fg_check_close(what, rm, GET("rm1", c), c, RTOL, ATOL);
         snprintf(what, sizeof what, "bn%d running_var after one step vs torch", i);
@@ -644,7 +626,7 @@ static void test_bn_fixtures(fg_fixture *fx) {
         fg_batchnorm_backward(di, dgamma, dbeta, GET("dout", n), x, mean, invstd, gamma, N, C, HW);
         snprintf(what, sizeof what, "bn%d dinp vs torch", i);
         fg_check_close(what, di, GET("dx", n), n, RTOL, ATOL);
-        check_guard(what, di, n);
+        fg_check_guard(what, di, n);
         snprintf(what, sizeof what, "bn%d dgamma vs torch", i);
         fg_check_close(what, dgamma, GET("dgamma", c), c, RTOL, ATOL);
         snprintf(what, sizeof what, "bn%d dbeta vs torch", i);
@@ -653,7 +635,7 @@ static void test_bn_fixtures(fg_fixture *fx) {
         fg_batchnorm_forward_eval(o, x, gamma, beta, GET("rm0", c), GET("rv0", c), N, C, HW, eps);
         snprintf(what, sizeof what, "bn%d eval fwd vs torch", i);
         fg_check_close(what, o, GET("out_eval", n), n, RTOL, ATOL);
-        check_guard(what, o, n);
+        fg_check_guard(what, o, n);
 #undef GET
         free(rm);
         free(rv);

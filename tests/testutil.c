@@ -160,3 +160,22 @@ int fg_test_finish(const char *name) {
     printf("%s: ok\n", name);
     return 0;
 }
+
+#define FG_GUARD 16
+#define FG_GUARD_VAL 12345.0f
+
+float *fg_alloc_guarded(size_t n) {
+    float *p = malloc((n + FG_GUARD) * sizeof(float));
+    FG_ASSERT(p);
+    for (size_t i = 0; i < n + FG_GUARD; i++) p[i] = FG_GUARD_VAL;
+    return p;
+}
+
+void fg_check_guard(const char *what, const float *p, size_t n) {
+    for (size_t i = n; i < n + FG_GUARD; i++)
+        if (p[i] != FG_GUARD_VAL) {
+            fprintf(stderr, "  %s: wrote past the end: [%zu] (size %zu) = %g\n", what, i, n, p[i]);
+            fg_test_failures++;
+            return;
+        }
+}

@@ -69,6 +69,9 @@ int fg_fixture_has(fg_fixture *f, const char *name);
 
 /* Fills n floats with U(lo, hi). */
 void fg_fill_uniform(float *x, size_t n, float lo, float hi, fg_rng *rng);
+/* n floats followed by 16 guard values; fg_check_guard reports a write past the end. */
+float *fg_alloc_guarded(size_t n);
+void fg_check_guard(const char *what, const float *p, size_t n);
 /* Prints "name: ok" / "name: N failures" and returns the exit code. */
 int fg_test_finish(const char *name);
 
