@@ -2,7 +2,10 @@
  * usage errors with their exit codes, `model list` / `model info`, and a tiny end-to-end
  * training on a synthetic IDX data set written here (no MNIST needed): the final line, --json,
  * --save then `eval`, same seed twice, and `--epochs 2` equal to `--epochs 1 --checkpoint c`
- * followed by `--epochs 2 --resume c` (the JSON loss lists compared as text). */
+ * followed by `--epochs 2 --resume c` (the JSON loss lists compared as text); vmem (issue 3):
+ * `train --policy none|all|conv` gives the same losses and final line as no policy, --trace
+ * writes the CSV, dyn/plan exit 1, a budget too small fails before training naming the smallest
+ * budget, and `vmem report --json` has one record per policy with the measured keys. */
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -149,6 +152,13 @@ int main(int argc, char **argv) {
     expect("model info", 2, NULL, "missing argument");
     expect("model info nosuchnet", 2, NULL, "unknown model");
     expect("eval", 2, NULL, "--load FILE is required");
+    expect("train --help", 0, "--policy", NULL);
+    expect("vmem report --help", 0, "--device-mem", NULL);
+    expect("vmem", 2, NULL, "usage:");
+    expect("vmem report --batch 4", 2, NULL, "--model NAME is required");
+    expect("vmem report --model lenet", 2, NULL, "--batch B is required");
+    expect("train --policy bogus", 2, NULL, "unknown policy 'bogus'");
+    expect("train --trace t.csv", 2, NULL, "need --policy");
 
     /* the zoo */
     expect("model list", 0, "lenet", NULL);
@@ -223,6 +233,68 @@ int main(int argc, char **argv) {
     /* weights are not a checkpoint */
     snprintf(args, sizeof args, "train --epochs 3 --resume '%s'", w);
     expect(args, 1, NULL, "weights only");
+
+    /* vmem (issue 3): dyn and plan are not implemented yet: exit 1 with a message */
+    expect("train --policy dyn --epochs 1", 1, NULL, "not implemented yet (issue 3)");
+    expect("train --policy plan --epochs 1", 1, NULL, "not implemented yet (issue 3)");
+    /* offload and prefetch change no number: the same final line under none, all and conv as
+     * without a policy (`line`, the run above) */
+    char tr[400], jv[400];
+    snprintf(tr, sizeof tr, "%s/trace.csv", tmpdir);
+    snprintf(jv, sizeof jv, "%s/v.json", tmpdir);
+    char *l0 = json_array(j1, "loss");
+    static const char *const pols[] = {"none", "all", "conv"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args,
+                 "train --model lenet --data mnist --epochs 2 --batch 32 --threads 2 --seed 3 --policy %s --json '%s'%s%s%s",
+                 pols[k], jv, k == 1 ? " --trace '" : "", k == 1 ? tr : "", k == 1 ? "'" : "");
+        expect(args, 0, line, NULL);
+        char *lv = json_array(jv, "loss");
+        if (strcmp(l0, lv) != 0) {
+            fprintf(stderr, "  --policy %s: losses differ from the run without a policy:\n  [%s]\n  [%s]\n", pols[k], l0, lv);
+            fg_test_failures++;
+        }
+        free(lv);
+    }
+    free(l0);
+    js = slurp(tr);
+    CHECK(strncmp(js, "t_seconds,device_bytes,event,node,pass,tensor\n", 46) == 0 && strstr(js, "offload"));
+    free(js);
+    /* a budget too small fails before training, naming the smallest budget */
+    for (int k = 0; k < 2; k++) {
+        /* 1M: plan refuses it (LeNet batch 32 under all needs ~5.7 MiB); 100K: too small even
+         * for the parameters, so build fails before plan and the CLI plans in an unlimited pool */
+        snprintf(args, sizeof args, "train --model lenet --data mnist --epochs 1 --batch 32 --threads 2 --policy all --device-mem %s",
+                 k == 0 ? "1M" : "100K");
+        expect(args, 1, NULL, "the smallest budget that would work is ");
+        char *o = slurp(out_path);
+        CHECK(strstr(o, "epoch") == NULL); /* no epoch ran */
+        free(o);
+    }
+
+    /* vmem report: one JSON record per policy with the measured keys */
+    snprintf(jpath, sizeof jpath, "%s/report.json", tmpdir);
+    snprintf(args, sizeof args, "vmem report --model lenet --batch 4 --iters 1 --threads 2 --json '%s'", jpath);
+    expect(args, 0, "frugal vmem report --model lenet", NULL);
+    expect(args, 0, "overhead", NULL);
+    js = slurp(jpath);
+    static const char *const keys[] = {"\"policy\": ", "\"peak_device_bytes\": ", "\"avg_device_bytes\": ",
+                                       "\"iter_seconds\": ", "\"overhead_vs_oracle\": ", "\"bytes_offloaded\": ",
+                                       "\"bytes_prefetched\": ", "\"stall_seconds\": "};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        int cnt = 0;
+        for (const char *p = js; (p = strstr(p, keys[k])) != NULL; p++) cnt++;
+        if (cnt != 3) {
+            fprintf(stderr, "  vmem report --json: key %s appears %d times, expected 3 (one per policy)\n", keys[k], cnt);
+            fg_test_failures++;
+        }
+    }
+    CHECK(strstr(js, "\"policy\": \"none\"") && strstr(js, "\"policy\": \"all\"") && strstr(js, "\"policy\": \"conv\""));
+    CHECK(strstr(js, "\"peak_device_bytes\": null") == NULL); /* every policy fits an unlimited pool */
+    free(js);
+    /* a budget no policy fits: rows naming the smallest budget, not an abort */
+    expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "conv   does not fit in", NULL);
+    expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "needs at least", NULL);
 
     snprintf(args, sizeof args, "rm -rf '%s'", tmpdir);
     if (system(args) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

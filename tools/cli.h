@@ -116,6 +116,10 @@ typedef struct cli_train_args {
     double lr, lr_decay, momentum, weight_decay;
     uint64_t seed;
     size_t device_mem;
+    /* vmem (issue 3): --policy none|all|conv (NULL = the network-wide baseline, as before vmem),
+     * the disk tier's directory, the host tier's capacity (0 = unlimited) and a trace CSV */
+    const char *policy, *spill_dir, *trace;
+    size_t host_mem;
     /* which of the tunables were given explicitly (else data-set or checkpoint defaults apply) */
     int set_model, set_data, set_epochs, set_batch, set_lr, set_lr_decay, set_optim, set_seed, set_momentum, set_wd;
 } cli_train_args;
@@ -139,10 +143,20 @@ void cli_train_args_init(cli_train_args *a);
  * final "test accuracy" line. Returns a CLI exit code; fills r on success. */
 int cli_train_run(cli_train_args *a, cli_train_result *r);
 
+/* vmem (issue 3): checks --policy and the tier options: no --policy (then no tier option either)
+ * or none|all|conv is CLI_EXIT_OK; dyn and plan print "not implemented yet (issue 3)" and return
+ * CLI_EXIT_FAIL; anything else is a usage error. */
+int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace);
+/* Checks as above, then makes the policy into *pol (*have = 1; the caller gives it to a graph)
+ * or leaves *have = 0 when policy is NULL. trace != 0 keeps every iteration's events. */
+int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, fg_mem_policy *pol,
+                    int *have);
+
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_vmem(int argc, char **argv);
 
 #endif

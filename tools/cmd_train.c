@@ -154,6 +154,85 @@ static int apply_checkpoint(cli_train_args *a, fg_ckpt_info *info, int *have_opt
     return CLI_EXIT_OK;
 }
 
+/* ---------------------------------------------------------------- vmem policy (issue 3) */
+
+int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace) {
+    if (!policy) {
+        if (spill_dir || host_mem || trace)
+            return cli_usage_error(NULL, "--spill-dir, --host-mem and --trace need --policy none|all|conv");
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(policy, "dyn") == 0 || strcmp(policy, "plan") == 0) {
+        fprintf(stderr, "frugal: --policy %s: not implemented yet (issue 3); use none, all or conv\n", policy);
+        return CLI_EXIT_FAIL;
+    }
+    fg_vmem_kind kind;
+    if (fg_vmem_kind_parse(policy, &kind) != FG_OK)
+        return cli_usage_error(NULL, "--policy: unknown policy '%s' (expected none, all or conv)", policy);
+    return CLI_EXIT_OK;
+}
+
+int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, fg_mem_policy *pol,
+                    int *have) {
+    *have = 0;
+    int rc = cli_vmem_policy_check(policy, spill_dir, host_mem, trace);
+    if (rc != CLI_EXIT_OK || !policy) return rc;
+    fg_vmem_kind kind;
+    (void)fg_vmem_kind_parse(policy, &kind); /* checked above */
+    fg_vmem_config vc = fg_vmem_config_defaults(kind);
+    vc.spill_dir = spill_dir;
+    vc.host_capacity = host_mem;
+    /* the trace of a whole run: every iteration (training and test forwards), capped at
+     * trace_max events (the library's default, 1,000,000) */
+    vc.trace = trace ? FG_VMEM_TRACE_ALL : FG_VMEM_TRACE_OFF;
+    fg_status s = fg_vmem_policy_create(pol, &vc);
+    if (s != FG_OK) return cli_fail("--policy", s);
+    *have = 1;
+    return CLI_EXIT_OK;
+}
+
+/* The trainer could not be built in --device-mem bytes. When vmem's plan refused the budget its
+ * message names the smallest budget; when the budget is too small even for the persistent
+ * tensors (build fails before plan) the policy is planned in an unlimited pool to name it. */
+static int budget_fail(const cli_train_args *a, const fg_train_cfg *cfg, const fg_data_split *data) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", fg_last_error());
+    if (strstr(msg, "smallest budget")) {
+        fprintf(stderr, "frugal: building the trainer: %s\n", msg);
+        return CLI_EXIT_FAIL;
+    }
+    fg_pool *pool = NULL;
+    fg_trainer *t = NULL;
+    fg_mem_policy pol;
+    int have = 0;
+    size_t min_bytes = 0;
+    fg_train_cfg c = *cfg;
+    c.on_batch = NULL;
+    c.on_epoch = NULL;
+    if (fg_pool_create(&pool, 0) == FG_OK &&
+        cli_vmem_policy(a->policy, NULL, 0, 0, &pol, &have) == CLI_EXIT_OK && have) {
+        fg_vmem *vm = fg_vmem_of(&pol);
+        if (fg_trainer_create(&t, a->model, NULL, &c, &data->train, &data->test, pool, &pol) == FG_OK) {
+            fg_vmem_stats st;
+            fg_vmem_get_stats(vm, &st);
+            min_bytes = st.min_device_bytes;
+        }
+    }
+    fg_trainer_free(t);
+    fg_pool_destroy(pool);
+    if (min_bytes) {
+        char b[32], m[32];
+        fprintf(stderr,
+                "frugal: building the trainer: vmem policy '%s': a device budget of %s (%zu bytes) is too small for "
+                "'%s'; the smallest budget that would work is %s (%zu bytes) (%s)\n",
+                a->policy, fg_bytes_str(b, sizeof b, (double)a->device_mem), a->device_mem, a->model,
+                fg_bytes_str(m, sizeof m, (double)min_bytes), min_bytes, msg);
+    } else {
+        fprintf(stderr, "frugal: building the trainer: %s\n", msg);
+    }
+    return CLI_EXIT_FAIL;
+}
+
 int cli_train_run(cli_train_args *a, cli_train_result *r) {
     memset(r, 0, sizeof *r);
     fg_ckpt_info info;
@@ -177,6 +256,10 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     if (a->checkpoint_every < 0)
         return cli_usage_error(NULL, "--checkpoint-every must be >= 0, got %lld", (long long)a->checkpoint_every);
     if (a->threads < 0) return cli_usage_error(NULL, "--threads must be >= 0 (0 = all cores), got %d", a->threads);
+    /* checked before the data is loaded so a bad --policy fails at once; the policy itself is
+     * made after (the trainer owns it) */
+    int prc = cli_vmem_policy_check(a->policy, a->spill_dir, a->host_mem, a->trace != NULL);
+    if (prc != CLI_EXIT_OK) return prc;
 
     fg_train_cfg cfg = fg_train_defaults();
     fg_status s;
@@ -220,11 +303,26 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     cfg.user = &ui;
 
     int rc = CLI_EXIT_OK;
+    fg_mem_policy pol;
+    int have_pol = 0;
+    fg_vmem *vm = NULL; /* valid while the trainer's graph lives */
     s = fg_pool_create(&pool, a->device_mem);
     if (s != FG_OK) rc = cli_fail("device pool", s);
+    if (rc == CLI_EXIT_OK) rc = cli_vmem_policy(a->policy, a->spill_dir, a->host_mem, a->trace != NULL, &pol, &have_pol);
     if (rc == CLI_EXIT_OK) {
-        s = fg_trainer_create(&t, a->model, NULL, &cfg, &data.train, &data.test, pool, NULL);
-        if (s != FG_OK) rc = cli_fail("building the trainer", s);
+        if (have_pol) vm = fg_vmem_of(&pol);
+        /* the trainer takes the policy (also on failure); a budget too small for the policy
+         * fails here, in plan, before any training, with the smallest budget in the message */
+        s = fg_trainer_create(&t, a->model, NULL, &cfg, &data.train, &data.test, pool, have_pol ? &pol : NULL);
+        if (s == FG_ERR_OOM && have_pol && a->device_mem) {
+            rc = budget_fail(a, &cfg, &data);
+            vm = NULL;
+        } else if (s != FG_OK) {
+            rc = cli_fail("building the trainer", s);
+            vm = NULL;
+        } else if (have_pol) {
+            fg_log(FG_LOG_INFO, "vmem policy %s", a->policy);
+        }
     }
     if (rc == CLI_EXIT_OK && a->resume) {
         s = fg_trainer_resume(t, a->resume);
@@ -286,6 +384,16 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
         }
         if (rc == CLI_EXIT_OK && a->json) rc = write_json(a, r);
     }
+    if (vm && a->trace) {
+        /* also after a failed or interrupted run: the trace shows what happened up to there */
+        s = fg_vmem_trace_write_csv(vm, fg_trainer_graph(t), a->trace);
+        if (s != FG_OK) {
+            int trc = cli_fail("--trace", s);
+            if (rc == CLI_EXIT_OK) rc = trc;
+        } else {
+            fg_log(FG_LOG_INFO, "vmem trace (%zu events) written to %s", fg_vmem_trace_count(vm), a->trace);
+        }
+    }
     if (rc != CLI_EXIT_OK) {
         free(r->hist);
         r->hist = NULL;
@@ -315,6 +423,12 @@ int cmd_train(int argc, char **argv) {
         {"seed", CLI_U64, &a.seed, "S", "seed of weights, data order and dropout (default 1)", 0},
         {"threads", CLI_INT, &a.threads, "T", "threads (default 0 = all cores); fix it for bit-identical reruns", 0},
         {"device-mem", CLI_SIZE, &a.device_mem, "SIZE", "device pool capacity, e.g. 512M (default unlimited)", 0},
+        {"policy", CLI_STR, &a.policy, "KIND",
+         "vmem policy: none (network-wide), all or conv (offload what backward reads); dyn and plan are not "
+         "implemented yet (default: network-wide allocation without vmem)", 0},
+        {"spill-dir", CLI_STR, &a.spill_dir, "DIR", "vmem disk tier: spill offloaded tensors past --host-mem to files in DIR", 0},
+        {"host-mem", CLI_SIZE, &a.host_mem, "SIZE", "vmem host tier capacity, e.g. 2G (default unlimited)", 0},
+        {"trace", CLI_STR, &a.trace, "FILE.csv", "write vmem's memory-over-time trace of the run (needs --policy)", 0},
         {"json", CLI_STR, &a.json, "FILE", "write results (per-epoch loss and accuracy) as JSON", 0},
         {"save", CLI_STR, &a.save, "FILE", "write the trained weights (safetensors) for frugal eval", 0},
         {"checkpoint", CLI_STR, &a.checkpoint, "FILE", "write a resumable checkpoint after every epoch and on Ctrl-C", 0},

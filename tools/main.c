@@ -15,6 +15,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "test accuracy of saved weights"},
     {"model", cmd_model, "list the zoo; parameters, FLOPs and memory of a model (model list | model info NAME)"},
     {"demo", cmd_demo, "train LeNet-5 on MNIST with the defaults, summarize, plot the learning curve"},
+    {"vmem", cmd_vmem, "training beyond the device budget: compare the offload policies (vmem report)"},
     {"data", cmd_data, "where the data directory is and which data sets it holds"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
