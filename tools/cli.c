@@ -152,7 +152,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             cli_print_help(stdout, cmd);
-            return -1;
+            return CLI_EXIT_OK;
         }
         if (a[1] != '-') return cli_usage_error(cmd, "%s: unknown option '%s'", cmd->name, a);
         const char *name = a + 2;
@@ -177,7 +177,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
     }
     if (*npos < cmd->min_pos)
         return cli_usage_error(cmd, "%s: missing argument%s", cmd->name, cmd->pos_help ? " (see --help)" : "");
-    return CLI_EXIT_OK;
+    return CLI_CONTINUE;
 }
 
 /* ---------------------------------------------------------------- log, signals */

@@ -13,6 +13,8 @@
 /* Exit codes: 0 success, 1 a failure (the library's message is printed), 2 a usage error,
  * 130 training interrupted by SIGINT (a checkpoint was written when --checkpoint was given). */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2, CLI_EXIT_INTERRUPTED = 130 };
+/* cli_parse's "go on with the command" (any other value is the exit code) */
+enum { CLI_CONTINUE = -1 };
 
 /* ---------------------------------------------------------------- options */
 
@@ -46,8 +48,8 @@ typedef struct cli_cmd {
 
 /* Parses argv[0..argc) (the arguments after the subcommand name) into the table; positionals go
  * to pos[0..*npos). Accepts "--name value" and "--name=value"; "--" ends options. Returns
- * CLI_EXIT_OK to go on, CLI_EXIT_USAGE after printing an error, or -1 after printing --help
- * (the caller then exits 0). */
+ * CLI_CONTINUE to go on, else the exit code: CLI_EXIT_USAGE after printing an error, CLI_EXIT_OK
+ * after printing --help. Callers write `if (rc != CLI_CONTINUE) return rc;`. */
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *npos);
 void cli_print_help(FILE *f, const cli_cmd *cmd);
 /* The option named `name` in the table (asserts it exists). */

@@ -14,8 +14,7 @@ int cmd_data(int argc, char **argv) {
     const char *pos[1];
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
-    if (rc < 0) return CLI_EXIT_OK;
-    if (rc != CLI_EXIT_OK) return rc;
+    if (rc != CLI_CONTINUE) return rc;
     char buf[4096];
     const char *dir = data_dir ? data_dir : fg_data_dir(buf, sizeof buf);
     printf("data directory: %s\n", dir);

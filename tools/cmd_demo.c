@@ -73,8 +73,7 @@ int cmd_demo(int argc, char **argv) {
     const char *pos[1];
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
-    if (rc < 0) return CLI_EXIT_OK;
-    if (rc != CLI_EXIT_OK) return rc;
+    if (rc != CLI_CONTINUE) return rc;
     cli_log_init(a.verbose);
     a.set_epochs = cli_find(opts, "epochs")->set;
 

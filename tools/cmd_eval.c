@@ -27,8 +27,7 @@ int cmd_eval(int argc, char **argv) {
     const char *pos[1];
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
-    if (rc < 0) return CLI_EXIT_OK;
-    if (rc != CLI_EXIT_OK) return rc;
+    if (rc != CLI_CONTINUE) return rc;
     cli_log_init(verbose);
     if (!load) return cli_usage_error(&cmd, "eval: --load FILE is required");
     if (cli_find(opts, "batch")->set && batch <= 0) return cli_usage_error(&cmd, "--batch must be > 0");

@@ -22,8 +22,7 @@ static int cmd_model_list(int argc, char **argv) {
     const char *pos[1];
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
-    if (rc < 0) return CLI_EXIT_OK;
-    if (rc != CLI_EXIT_OK) return rc;
+    if (rc != CLI_CONTINUE) return rc;
     printf("%-16s %-14s %s\n", "model", "input", "description");
     for (const fg_model_def *d = fg_zoo_models(); d && d->name; d++) {
         char in[64];
@@ -89,8 +88,7 @@ static int cmd_model_info(int argc, char **argv) {
     const char *pos[1];
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
-    if (rc < 0) return CLI_EXIT_OK;
-    if (rc != CLI_EXIT_OK) return rc;
+    if (rc != CLI_CONTINUE) return rc;
     cli_log_init(0);
     const fg_model_def *def = fg_zoo_find(pos[0]);
     if (!def) {

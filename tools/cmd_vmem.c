@@ -199,8 +199,7 @@ static int vmem_report(int argc, char **argv) {
     const char *pos[1];
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
-    if (rc < 0) return CLI_EXIT_OK;
-    if (rc != CLI_EXIT_OK) return rc;
+    if (rc != CLI_CONTINUE) return rc;
     cli_log_init(a.verbose);
     if (!a.model) return cli_usage_error(&cmd, "--model NAME is required");
     if (!cli_find(opts, "batch")->set) return cli_usage_error(&cmd, "--batch B is required");
