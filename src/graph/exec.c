@@ -138,7 +138,7 @@ static fg_status run_backward(fg_graph *g, int i) {
     if (!n->bwd_active) return FG_OK;
     for (int s = 0; s < ni->n_save; s++) check_resident(g, i, ni->save[s], "saved");
     check_resident(g, i, g->t[ni->out].info.grad, "output gradient");
-    size_t algo_ws = fg_exec_op_ws(g, n, FG_BACKWARD);
+    size_t algo_ws = n->op_ws[FG_BACKWARD];
     unsigned char *scratch = (unsigned char *)g->ws + algo_ws;
     dgrad d;
     memset(&d, 0, sizeof d);

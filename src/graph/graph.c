@@ -570,7 +570,7 @@ void fg_graph_mark_output(fg_graph *g, fg_id id) {
 
 static void compute_ws(fg_graph *g, fg_node *n) {
     for (int pass = 0; pass < FG_PASS_COUNT; pass++) {
-        size_t ws = fg_exec_op_ws(g, n, (fg_pass)pass);
+        size_t ws = n->op_ws[pass] = fg_exec_op_ws(g, n, (fg_pass)pass);
         if (pass == FG_BACKWARD)
             for (int k = 0; k < n->info.n_in; k++)
                 if (n->accum[k]) ws += (g->t[n->info.in[k]].info.bytes + 63) / 64 * 64;

@@ -28,6 +28,7 @@ typedef struct fg_node {
     int accum[FG_NODE_MAX_IN];
     int bwd_active; /* backward runs (its output's gradient is written by someone) */
     double seconds[FG_PASS_COUNT]; /* time in the op, summed since fg_graph_reset_times */
+    size_t op_ws[FG_PASS_COUNT];   /* the op's own workspace; info.ws_bytes adds accumulation scratch */
 } fg_node;
 
 typedef struct fg_tslot {
@@ -74,7 +75,8 @@ static inline int fg_step_of(const fg_graph *g, int node, fg_pass pass) {
 }
 /* Runs node i's op for the pass (exec.c). */
 fg_status fg_exec_node(fg_graph *g, int i, fg_pass pass);
-/* Workspace bytes a node's op needs for the pass (excluding accumulation scratch). */
+/* Workspace bytes a node's op needs for the pass (excluding accumulation scratch); computed at
+ * build and on fg_graph_set_algo, kept in fg_node.op_ws. */
 size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass);
 
 #endif
