@@ -590,7 +590,7 @@ fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo) {
 /* ---------------------------------------------------------------- build */
 
 /* What backward of each op reads besides grad(out); params are persistent and listed too. */
-static void set_saves(fg_graph *g, fg_node *n) {
+static void set_saves(fg_node *n) {
     fg_ninfo *in = &n->info;
     in->n_save = 0;
 #define SAVE(id) (in->save[in->n_save++] = (id))
@@ -615,7 +615,6 @@ static void set_saves(fg_graph *g, fg_node *n) {
     default: FG_ASSERT_MSG(0, "unknown op in set_saves");
     }
 #undef SAVE
-    (void)g;
 }
 
 static void use(fg_graph *g, fg_id id, int step) {
@@ -722,7 +721,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
         fg_tslot *s = &g->t[i];
         if (s->info.alias_of != i) s->info.requires_grad = g->t[s->info.alias_of].info.requires_grad;
     }
-    for (int i = 0; i < N; i++) set_saves(g, &g->nodes[i]);
+    for (int i = 0; i < N; i++) set_saves(&g->nodes[i]);
 
     /* persistent tensors */
     for (int i = 0; i < g->nt; i++) {
@@ -735,7 +734,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
     /* gradients: which backward nodes run, in backward order, and which input grads accumulate */
     if (loss != FG_NONE) {
         int nt0 = g->nt;
-        int *written = calloc((size_t)nt0 * 2 + 16, sizeof(int));
+        int *written = calloc((size_t)(unsigned)nt0 + 1, sizeof(int)); /* per storage root: grad written yet */
         if (!written) return fg_fail(FG_ERR_OOM, "graph build: out of host memory");
         fg_id lroot = g->t[loss].info.alias_of;
         for (int i = N - 1; i >= 0; i--) {
@@ -753,7 +752,6 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
                     make_grad(g, root);
                     continue; /* param grads always accumulate (+=) inside the op */
                 }
-                n = &g->nodes[i];
                 n->accum[k] = written[root];
                 written[root] = 1;
             }

@@ -38,7 +38,7 @@ fg_optim_cfg fg_optim_defaults(fg_optim_kind kind, float lr) {
     c.lr = lr;
     c.beta1 = 0.9f;
     c.beta2 = 0.999f;
-    c.eps = kind == FG_OPTIM_RMSPROP ? 1e-8f : 1e-8f;
+    c.eps = 1e-8f;
     c.alpha = 0.99f;
     if (kind == FG_OPTIM_ADAMW) c.weight_decay = 0.01f;
     return c;
