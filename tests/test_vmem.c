@@ -15,6 +15,7 @@
  *  - The trace: CSV with offload/prefetch events whose device bytes peak at the pool's peak.
  *  - A full disk during an iteration: FG_ERR_IO naming the spill file; backward then refuses to
  *    read anything back; after the limit is lifted the next iteration is bit-identical again. */
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -150,6 +151,9 @@ typedef struct run_spec {
     size_t host_cap;     /* 0 = unlimited */
     const char *spill_dir;
     const char *trace_csv;
+    const double *step_seconds; /* dyn/plan: fg_vmem_config.step_seconds */
+    double model_gbps;          /* plan: the link bandwidth it plans with (0 = measured memcpy) */
+    int fixed_algos;
 } run_spec;
 
 typedef struct run_out {
@@ -164,12 +168,16 @@ typedef struct run_out {
     fg_vmem_stats st;
     size_t trace_max_bytes;
     size_t trace_n[FG_VMEM_EV_KIND_COUNT];
+    double *secs;        /* 2N measured step seconds, averaged over the two iterations */
+    int steps;
+    double predicted;    /* fg_vmem_predict with spec's step_seconds (0 when none) */
 } run_out;
 
 static void run_free(run_out *o) {
     for (int i = 0; i < o->np; i++) free(o->grads[i]);
     free(o->grads);
     free(o->numel);
+    free(o->secs);
     memset(o, 0, sizeof *o);
 }
 
@@ -189,6 +197,10 @@ static fg_graph *make_graph(const run_spec *sp, fg_pool *pool, fg_model_io *io, 
         vc.spill_dir = sp->spill_dir;
         vc.host_capacity = sp->host_cap;
         vc.trace = sp->trace_csv ? FG_VMEM_TRACE_LAST : FG_VMEM_TRACE_OFF;
+        vc.step_seconds = sp->step_seconds;
+        vc.model.gbps = sp->model_gbps;
+        vc.model.compute_share = -1;
+        vc.fixed_algos = sp->fixed_algos;
         CHECK_OK(fg_vmem_policy_create(&p, &vc));
         *vm = fg_vmem_of(&p);
         CHECK(*vm != NULL);
@@ -273,6 +285,18 @@ static void run(const run_spec *sp, run_out *o) {
         fg_test_failures++;
     }
     collect(g, o);
+    o->steps = 2 * fg_graph_n_nodes(g);
+    o->secs = malloc(sizeof(double) * (size_t)o->steps);
+    for (int i = 0; i < o->steps / 2; i++) {
+        o->secs[i] = fg_graph_node_time(g, i, FG_FORWARD) / 2;
+        o->secs[o->steps - 1 - i] = fg_graph_node_time(g, i, FG_BACKWARD) / 2;
+    }
+    if (vm && sp->step_seconds) {
+        fg_vmem_link_model lm = {sp->model_gbps, 0, -1};
+        fg_vmem_prediction pr;
+        CHECK_OK(fg_vmem_predict(vm, sp->step_seconds, &lm, &pr));
+        o->predicted = pr.iter_seconds;
+    }
     fg_pool_stats ps = fg_pool_get_stats(pool);
     o->peak = ps.peak;
     o->end_in_use = ps.in_use;
@@ -312,7 +336,7 @@ static int count_lines_with(const char *path, const char *needle) {
 }
 
 static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo algo, const char *dir, int budgets) {
-    run_spec sp = {model, hw, ch, algo, BASELINE, 0, 0, NULL, NULL};
+    run_spec sp = {model, hw, ch, algo, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0};
     run_out base, o;
     run(&sp, &base);
     CHECK(base.status == FG_OK);
@@ -432,10 +456,151 @@ static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo a
     run_free(&base);
 }
 
+/* ---------------------------------------------------------------- dyn and plan */
+
+/* Where dyn/plan changed conv algorithms the numbers may round differently: losses and every
+ * gradient agree with the baseline within 1e-5 relative (L2 over the tensor). */
+static void compare_close(const char *what, const run_out *base, const run_out *o) {
+    char nm[128];
+    for (int it = 0; it < 2; it++)
+        if (fabsf(o->loss[it] - base->loss[it]) > 1e-5f * fabsf(base->loss[it]))
+            fprintf(stderr, "  %s: loss %d is %.9g, baseline %.9g\n", what, it, o->loss[it], base->loss[it]), fg_test_failures++;
+    CHECK(o->np == base->np);
+    for (int i = 0; i < o->np && i < base->np; i++) {
+        double d = 0, n = 0;
+        for (size_t k = 0; k < o->numel[i]; k++) {
+            double e = (double)o->grads[i][k] - base->grads[i][k];
+            d += e * e;
+            n += (double)base->grads[i][k] * base->grads[i][k];
+        }
+        snprintf(nm, sizeof nm, "%s grad of param %d", what, i);
+        if (sqrt(d) > 1e-5 * sqrt(n) + 1e-12)
+            fprintf(stderr, "  %s: relative L2 error %.3g > 1e-5\n", nm, sqrt(d / (n > 0 ? n : 1))), fg_test_failures++;
+    }
+}
+
+/* Exact when no algorithm changed, within 1e-5 otherwise. */
+static void compare_policy(const char *what, const run_out *base, const run_out *o) {
+    if (o->st.n_algo_changed == 0) compare(what, base, o);
+    else compare_close(what, base, o);
+}
+
+static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char *dir) {
+    run_spec sp = {model, hw, ch, FG_CONV_DNNL, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0};
+    run_out base, conv, all, o;
+    run(&sp, &base);
+    sp.kind = FG_VMEM_CONV;
+    run(&sp, &conv);
+    sp.kind = FG_VMEM_ALL;
+    run(&sp, &all);
+    CHECK(base.status == FG_OK && conv.status == FG_OK && all.status == FG_OK);
+
+    /* dyn, no budget: no offload, the graph's algorithms, layer-wise allocation */
+    sp.kind = FG_VMEM_DYN;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK);
+    compare("dyn unlimited", &base, &o);
+    CHECK(o.st.n_offload_tensors == 0 && o.st.n_algo_changed == 0);
+    CHECK(o.peak <= base.peak && o.st.peak_device_bytes == o.peak);
+    size_t floor = o.st.min_device_bytes;
+    printf("%-10s dyn unlimited: %s; peak %zu, floor %zu\n", model, o.st.decision, o.peak, floor);
+    run_free(&o);
+    CHECK(floor <= all.st.min_device_bytes);
+
+    /* dyn at conv's and all's smallest budgets: fits without changing an algorithm */
+    size_t budgets[2] = {conv.st.min_device_bytes, all.st.min_device_bytes};
+    for (int b = 0; b < 2; b++) {
+        sp.pool_cap = budgets[b];
+        run(&sp, &o);
+        CHECK(o.status == FG_OK);
+        if (o.status != FG_OK) fprintf(stderr, "  dyn at %zu: %s\n", budgets[b], o.msg);
+        compare("dyn at a vDNN budget", &base, &o);
+        CHECK(o.st.n_algo_changed == 0 && o.peak <= budgets[b]);
+        printf("%-10s dyn at %zu: %s, peak %zu\n", model, budgets[b], o.st.decision, o.peak);
+        run_free(&o);
+    }
+    /* dyn between its floor and all's budget: algorithms change, numbers agree within 1e-5 */
+    if (floor + 2 * FG_POOL_ALIGN < all.st.min_device_bytes) {
+        sp.pool_cap = floor + (all.st.min_device_bytes - floor) / 2;
+        run(&sp, &o);
+        CHECK(o.status == FG_OK);
+        CHECK(o.st.n_algo_changed > 0 && o.peak <= sp.pool_cap);
+        compare_policy("dyn with other algorithms", &base, &o);
+        printf("%-10s dyn at %zu: %s, peak %zu\n", model, sp.pool_cap, o.st.decision, o.peak);
+        run_free(&o);
+    }
+    /* below the floor nothing fits, and the message names the floor */
+    sp.pool_cap = floor - FG_POOL_ALIGN;
+    run(&sp, &o);
+    CHECK(o.status == FG_ERR_OOM);
+    char want[64];
+    snprintf(want, sizeof want, "(%zu bytes", floor);
+    if (!strstr(o.msg, "smallest budget") || !strstr(o.msg, want))
+        fprintf(stderr, "  dyn budget message lacks %s: %s\n", want, o.msg), fg_test_failures++;
+    run_free(&o);
+    sp.pool_cap = floor;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK);
+    compare_policy("dyn at its floor", &base, &o);
+    run_free(&o);
+
+    /* plan at all's budget, from the baseline's measured step times: never predicted slower than
+     * dyn on the same model, and bit-identical unless it changed an algorithm */
+    sp.pool_cap = all.st.min_device_bytes;
+    sp.step_seconds = base.secs;
+    sp.kind = FG_VMEM_DYN;
+    run_out dyn;
+    run(&sp, &dyn);
+    sp.kind = FG_VMEM_PLAN;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK && dyn.status == FG_OK);
+    compare_policy("plan", &base, &o);
+    CHECK(o.peak <= sp.pool_cap && o.st.peak_device_bytes == o.peak);
+    CHECK(o.predicted > 0 && o.predicted <= dyn.predicted * (1 + 1e-9));
+    printf("%-10s plan at %zu: %s; predicted %.4f s (dyn %.4f s)\n", model, sp.pool_cap, o.st.decision, o.predicted,
+           dyn.predicted);
+    int dyn_moved = dyn.st.n_offload_tensors > 0;
+    run_free(&o);
+    run_free(&dyn);
+
+    /* plan with a very slow link and the algorithms fixed: it recomputes rather than copies, and
+     * recompute, offload and the disk tier together change no bit */
+    sp.model_gbps = 0.001;
+    sp.spill_dir = dir;
+    sp.host_cap = 4096;
+    sp.fixed_algos = 1;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK);
+    compare("plan, slow link", &base, &o);
+    CHECK(o.st.n_algo_changed == 0);
+    if (dyn_moved) CHECK(o.st.n_recompute_tensors > 0);
+    CHECK(o.st.link.bytes_prefetched == 2 * (uint64_t)o.st.offload_bytes_per_iter);
+    printf("%-10s plan at %zu, slow link: %s; %d recomputed (%zu bytes), %d offloaded (%d on disk)\n", model,
+           sp.pool_cap, o.st.decision, o.st.n_recompute_tensors, o.st.recompute_bytes_per_iter, o.st.n_offload_tensors,
+           o.st.n_disk_tensors);
+    run_free(&o);
+    sp.model_gbps = 0;
+    sp.spill_dir = NULL;
+    sp.host_cap = 0;
+    sp.fixed_algos = 0;
+
+    /* plan measuring itself: iteration 1 runs dyn's choice, then it re-plans once */
+    sp.step_seconds = NULL;
+    run(&sp, &o);
+    CHECK(o.status == FG_OK);
+    CHECK(o.st.replans == 1);
+    compare_policy("plan, self-measured", &base, &o);
+    printf("%-10s plan self-measured: %s\n", model, o.st.decision);
+    run_free(&o);
+    run_free(&all);
+    run_free(&conv);
+    run_free(&base);
+}
+
 /* The disk fills up during forward: FG_ERR_IO naming the spill file; backward refuses; once
  * there is room again, the next iteration gives the baseline's numbers. */
 static void test_disk_full(const char *dir) {
-    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL};
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0};
     run_out base;
     run(&sp, &base);
 
@@ -499,14 +664,17 @@ static void test_misc(void) {
     CHECK_OK(fg_vmem_kind_parse("conv", &k));
     CHECK(k == FG_VMEM_CONV);
     CHECK_STATUS(fg_vmem_kind_parse("most", &k), FG_ERR_INVALID);
+    CHECK_OK(fg_vmem_kind_parse("plan", &k));
+    CHECK(k == FG_VMEM_PLAN);
     fg_mem_policy p;
-    fg_vmem_config c = fg_vmem_config_defaults(FG_VMEM_DYN);
-    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_UNSUPPORTED);
+    fg_vmem_config c = fg_vmem_config_defaults(FG_VMEM_PLAN);
+    c.link.gbps = -1;
+    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_INVALID);
     CHECK_OK(fg_policy_network_wide(&p));
     CHECK(fg_vmem_of(&p) == NULL);
     p.destroy(p.self);
     /* a host tier too small and no spill directory: plan says so */
-    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 1, NULL, NULL};
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 1, NULL, NULL, NULL, 0, 0};
     run_out o;
     run(&sp, &o);
     CHECK(o.status == FG_ERR_OOM);
@@ -538,6 +706,9 @@ int main(void) {
         test_model("vgg16", 32, 3, FG_CONV_DNNL, dir, 1);
     }
     test_model("googlenet", 64, 3, FG_CONV_DNNL, dir, 1);
+    test_dyn_plan("lenet", 28, 1, dir);
+    if (full) test_dyn_plan("vgg16", 32, 3, dir);
+    test_dyn_plan("googlenet", 64, 3, dir);
     test_disk_full(dir);
     if (rmdir(dir) != 0) {
         fprintf(stderr, "spill directory %s not empty after the tests (spill files left behind)\n", dir);

@@ -189,6 +189,17 @@ void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id);
 void fg_graph_storage_mark(fg_graph *g, fg_id id, fg_residence res, void *data);
 /* Workspace for the node being run (the executor reads it): policies set it in before(). */
 void fg_graph_set_workspace(fg_graph *g, void *ws, size_t bytes);
+/* 1 when node i's forward can be run again during backward to rebuild its output (activation
+ * checkpointing): the op writes only its output (no AUX tensors) and has no side effect (batch
+ * norm in training updates its running statistics, so it cannot). */
+int fg_graph_node_recomputable(const fg_graph *g, int i);
+/* Runs node i's forward op again, from a policy's before() hook during backward, into its output's
+ * current storage with the workspace last set by fg_graph_set_workspace (the node's forward
+ * workspace, ws_bytes[FG_FORWARD]). Same inputs and algorithm give the same bytes as the first
+ * forward (dropout masks are regenerated from the iteration's seed). The inputs and the output
+ * must be resident. The seconds spent are added to fg_graph_recompute_time. */
+fg_status fg_graph_recompute(fg_graph *g, int i);
+double fg_graph_recompute_time(const fg_graph *g);
 fg_pool *fg_graph_pool(fg_graph *g);
 
 /* ---------------------------------------------------------------- build and run */
@@ -221,7 +232,7 @@ fg_status fg_graph_read(fg_graph *g, fg_id id, void *dst, size_t bytes);
 /* Seconds spent in node i's op for the pass (excluding the policy's hooks), summed since the
  * last fg_graph_reset_times: the measured layer times of the benchmarks and of vmem's planner. */
 double fg_graph_node_time(const fg_graph *g, int node, fg_pass pass);
-void fg_graph_reset_times(fg_graph *g);
+void fg_graph_reset_times(fg_graph *g); /* also resets fg_graph_recompute_time */
 
 /* Totals for `frugal model info` and for vmem's budgets. */
 typedef struct fg_graph_info {

@@ -8,10 +8,13 @@
  *    every request returns an event to wait on (cudaStreamSynchronize); an optional model paces
  *    each copy to latency + bytes / bandwidth so GPU-like compute/transfer ratios can be replayed;
  *  - policies on the graph's memory hooks (fg_mem_policy): none (network-wide baseline), all and
- *    conv (offload what backward reads, prefetch it back one offloading layer ahead), with a
- *    memory-over-time trace and the smallest device budget the policy needs, checked at plan.
+ *    conv (offload what backward reads, prefetch it back one offloading layer ahead), dyn (vDNN's
+ *    search over those and the conv algorithms for the first that fits the budget) and plan (ours:
+ *    per saved tensor keep, offload or recompute, chosen on a model of the iteration's time), with
+ *    a memory-over-time trace and the smallest device budget the policy needs, checked at plan.
  *
- * Offload and prefetch change no number: they move bytes, never compute on them. */
+ * Offload, prefetch and recompute change no number: they move bytes or rerun the same op on the
+ * same bytes. Only a change of conv algorithm (dyn, plan) changes rounding. */
 #ifndef FRUGAL_VMEM_H
 #define FRUGAL_VMEM_H
 
@@ -81,7 +84,13 @@ typedef enum fg_vmem_kind {
     FG_VMEM_NONE, /* network-wide allocation, no offload: the paper's baseline */
     FG_VMEM_ALL,  /* offload every tensor a backward node reads (vDNN_all) */
     FG_VMEM_CONV, /* offload the input feature maps of conv layers only (vDNN_conv) */
-    FG_VMEM_DYN,  /* vDNN_dyn: not implemented yet (FG_ERR_UNSUPPORTED) */
+    FG_VMEM_DYN,  /* vDNN_dyn: the first of (no offload, conv, all) with the fastest conv algorithms
+                     that fits the budget; else all with, per conv layer in order, the fastest
+                     algorithm whose workspace still fits; memory-optimal algorithms last */
+    FG_VMEM_PLAN, /* ours: keep / offload / recompute per saved tensor and conv algorithms, chosen
+                     greedily on a model of the iteration (measured layer times, link bandwidth)
+                     to fit the budget at the least predicted time; never predicted slower than
+                     dyn's choice (docs/VMEM.md) */
     FG_VMEM_KIND_COUNT
 } fg_vmem_kind;
 const char *fg_vmem_kind_name(fg_vmem_kind k);
@@ -94,6 +103,15 @@ typedef enum fg_vmem_trace_mode {
     FG_VMEM_TRACE_MODE_COUNT
 } fg_vmem_trace_mode;
 
+/* How the planner (plan) and fg_vmem_predict model the link. */
+typedef struct fg_vmem_link_model {
+    double gbps;          /* bandwidth per direction, GB/s (1e9 bytes/s); 0 = measure memcpy at plan */
+    double latency_us;    /* per copy */
+    double compute_share; /* fraction of each copy's seconds that slows compute too: copies on the
+                             CPU share its cores and memory bandwidth with the ops (0 for a GPU's
+                             copy engines); < 0 = the default, 1 / (number of threads) */
+} fg_vmem_link_model;
+
 typedef struct fg_vmem_config {
     fg_vmem_kind kind;
     fg_vmem_link_cfg link;
@@ -101,6 +119,16 @@ typedef struct fg_vmem_config {
     size_t host_capacity;      /* host-tier bytes; 0 = unlimited; past it tensors spill to disk */
     fg_vmem_trace_mode trace;
     size_t trace_max;          /* events kept at most (0 = 1,000,000) */
+    /* dyn / plan */
+    const double *step_seconds; /* 2N seconds on the 2N timeline (forward of node i at i, backward at
+                                   2N-1-i) that plan decides on (copied at plan); NULL = plan
+                                   runs its first iteration as dyn, measures it and re-plans */
+    fg_vmem_link_model model;   /* the link as plan sees it (gbps 0: link.gbps when paced, else
+                                   memcpy measured at plan) */
+    int fixed_algos;            /* dyn / plan never change a conv algorithm (bit-identical results
+                                   to the baseline; the smallest budget may be larger) */
+    int dry_run;                /* plan only (schedule, budget, predictions): no tiers, no link, no
+                                   allocation; forward fails. For `frugal vmem simulate`. */
 } fg_vmem_config;
 
 fg_vmem_config fg_vmem_config_defaults(fg_vmem_kind kind);
@@ -124,12 +152,42 @@ typedef struct fg_vmem_stats {
     size_t offload_bytes_per_iter;
     int n_offload_tensors;        /* storage roots offloaded per iteration */
     int n_disk_tensors;           /* of which spilled to disk */
+    int n_recompute_tensors;      /* storage roots dropped after forward and recomputed in backward */
+    size_t recompute_bytes_per_iter;
+    int n_algo_changed;           /* conv nodes whose algorithm dyn/plan changed from the graph's */
+    int replans;                  /* plan: times the schedule was re-derived from measured times */
+    double recompute_seconds;     /* measured, since the last reset */
     int64_t iterations;           /* completed (forward + backward) */
+    char decision[256];           /* what dyn/plan chose, e.g. "all, 3 convs memory-optimal" */
 } fg_vmem_stats;
 void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out);
 void fg_vmem_reset_stats(fg_vmem *v);
 /* 1 when storage root `id` is offloaded by this policy (after plan). */
 int fg_vmem_is_offloaded(const fg_vmem *v, fg_id id);
+/* 1 when storage root `id` is dropped after forward and recomputed in backward. */
+int fg_vmem_is_recomputed(const fg_vmem *v, fg_id id);
+
+/* ---------------------------------------------------------------- prediction */
+
+/* What the schedule chosen at plan would cost on a machine whose steps take step_seconds (2N, as
+ * fg_vmem_config.step_seconds, measured with the conv algorithms the graph had when it was built;
+ * a conv step whose algorithm dyn/plan changed is scaled by the algorithms' relative cost) and
+ * whose link is `m`: a replay of the iteration on two resources,
+ * compute (steps in order, plus recomputed forwards) and the link (one FIFO queue per direction,
+ * copies start when issued and the queue is free, each latency + bytes / bandwidth); compute waits
+ * where the hooks wait (prefetch before the reading step, offload at its release step). Device
+ * memory follows the schedule's allocations over that predicted time. */
+typedef struct fg_vmem_prediction {
+    double iter_seconds;
+    double compute_seconds;    /* sum of step_seconds */
+    double recompute_seconds;
+    double stall_seconds;      /* compute waiting on the link */
+    double interference_seconds; /* compute slowed by copies (compute_share) */
+    double offload_bytes, prefetch_bytes;
+    size_t peak_device_bytes;
+    double avg_device_bytes;   /* time-weighted over the predicted iteration */
+} fg_vmem_prediction;
+fg_status fg_vmem_predict(fg_vmem *v, const double *step_seconds, const fg_vmem_link_model *m, fg_vmem_prediction *out);
 
 /* ---------------------------------------------------------------- the trace */
 
@@ -142,6 +200,7 @@ typedef enum fg_vmem_ev_kind {
     FG_VMEM_EV_OFFLOAD_DONE,   /* copy finished (recorded by the copy thread) */
     FG_VMEM_EV_PREFETCH_ISSUE,
     FG_VMEM_EV_PREFETCH_DONE,
+    FG_VMEM_EV_RECOMPUTE,      /* a dropped tensor recomputed (after its producer's forward reran) */
     FG_VMEM_EV_KIND_COUNT
 } fg_vmem_ev_kind;
 const char *fg_vmem_ev_kind_name(fg_vmem_ev_kind k);

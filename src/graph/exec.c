@@ -221,6 +221,26 @@ fg_status fg_exec_node(fg_graph *g, int i, fg_pass pass) {
     return pass == FG_FORWARD ? run_forward(g, i) : run_backward(g, i);
 }
 
+int fg_graph_node_recomputable(const fg_graph *g, int i) {
+    FG_ASSERT(i >= 0 && i < g->nn);
+    const fg_ninfo *ni = &g->nodes[i].info;
+    return ni->n_aux == 0 && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
+}
+
+fg_status fg_graph_recompute(fg_graph *g, int i) {
+    if (!g->built) return fg_fail(FG_ERR_INVALID, "recompute: graph '%s' is not built", g->name);
+    if (i < 0 || i >= g->nn) return fg_fail(FG_ERR_INVALID, "recompute: node %d out of range", i);
+    if (!fg_graph_node_recomputable(g, i))
+        return fg_fail(FG_ERR_UNSUPPORTED, "recompute: node '%s' (%s) writes aux outputs or state and cannot be rerun",
+                       g->nodes[i].info.name, fg_op_name(g->nodes[i].info.op));
+    double t0 = fg_time_now();
+    fg_status s = run_forward(g, i);
+    g->recompute_seconds += fg_time_now() - t0;
+    return s;
+}
+
+double fg_graph_recompute_time(const fg_graph *g) { return g->recompute_seconds; }
+
 static fg_status step(fg_graph *g, int i, fg_pass pass) {
     fg_mem_policy *p = &g->policy;
     g->ws = NULL;
@@ -259,4 +279,5 @@ double fg_graph_node_time(const fg_graph *g, int node, fg_pass pass) {
 
 void fg_graph_reset_times(fg_graph *g) {
     for (int i = 0; i < g->nn; i++) g->nodes[i].seconds[0] = g->nodes[i].seconds[1] = 0;
+    g->recompute_seconds = 0;
 }

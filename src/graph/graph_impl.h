@@ -63,6 +63,7 @@ struct fg_graph {
     int training;
     uint64_t seed;
 
+    double recompute_seconds; /* fg_graph_recompute's time since fg_graph_reset_times */
     void *ws;         /* workspace of the node being run (set by the policy) */
     size_t ws_bytes;
 };

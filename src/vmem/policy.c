@@ -28,7 +28,7 @@
 
 #include "vmem/vmem_impl.h"
 
-static const char *kind_names[FG_VMEM_KIND_COUNT] = {"none", "all", "conv", "dyn"};
+static const char *kind_names[FG_VMEM_KIND_COUNT] = {"none", "all", "conv", "dyn", "plan"};
 
 const char *fg_vmem_kind_name(fg_vmem_kind k) { return (k >= 0 && k < FG_VMEM_KIND_COUNT) ? kind_names[k] : "?"; }
 
@@ -38,7 +38,7 @@ fg_status fg_vmem_kind_parse(const char *s, fg_vmem_kind *out) {
             *out = (fg_vmem_kind)k;
             return FG_OK;
         }
-    return fg_fail(FG_ERR_INVALID, "unknown vmem policy '%s' (expected none, all, conv or dyn)", s ? s : "(null)");
+    return fg_fail(FG_ERR_INVALID, "unknown vmem policy '%s' (expected none, all, conv, dyn or plan)", s ? s : "(null)");
 }
 
 fg_vmem_config fg_vmem_config_defaults(fg_vmem_kind kind) {
@@ -51,112 +51,9 @@ fg_vmem_config fg_vmem_config_defaults(fg_vmem_kind kind) {
     return c;
 }
 
-/* ---------------------------------------------------------------- per-step action lists */
-
-/* CSR: ids of step s are ids[start[s] .. start[s+1]). */
-typedef struct sched {
-    int *start;
-    int *ids;
-} sched;
-
-typedef struct pair {
-    int step, id;
-} pair;
-
-typedef struct pairs {
-    pair *p;
-    int n, cap;
-} pairs;
-
-static fg_status pairs_add(pairs *v, int step, int id) {
-    if (v->n == v->cap) {
-        int nc = v->cap ? 2 * v->cap : 64;
-        pair *np = realloc(v->p, (size_t)nc * sizeof *np);
-        if (!np) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-        v->p = np;
-        v->cap = nc;
-    }
-    v->p[v->n++] = (pair){step, id};
-    return FG_OK;
-}
-
-/* Stable: ids of one step keep the order they were added in. */
-static fg_status sched_build(sched *s, const pairs *v, int steps) {
-    s->start = calloc((size_t)steps + 1, sizeof(int));
-    s->ids = malloc(sizeof(int) * (size_t)(v->n ? v->n : 1));
-    int *fill = calloc((size_t)steps + 1, sizeof(int));
-    if (!s->start || !s->ids || !fill) {
-        free(fill);
-        return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-    }
-    for (int i = 0; i < v->n; i++) {
-        FG_ASSERT(v->p[i].step >= 0 && v->p[i].step < steps);
-        s->start[v->p[i].step + 1]++;
-    }
-    for (int k = 0; k < steps; k++) s->start[k + 1] += s->start[k];
-    for (int i = 0; i < v->n; i++) s->ids[s->start[v->p[i].step] + fill[v->p[i].step]++] = v->p[i].id;
-    free(fill);
-    return FG_OK;
-}
-
-static void sched_free(sched *s) {
-    free(s->start);
-    free(s->ids);
-    s->start = NULL;
-    s->ids = NULL;
-}
-
-#define SCHED_FOR(sc, s, k) for (int k = (sc).start[s]; k < (sc).start[(s) + 1]; k++)
-
-/* ---------------------------------------------------------------- state */
-
-enum {
-    S_ALLOC,        /* before: roots whose first use is this step */
-    S_PF_ISSUE,     /* before: slots whose prefetch is issued (allocates the device copy) */
-    S_PF_WAIT,      /* before: slots this node reads, wait for their prefetch */
-    S_RELEASE,      /* after: roots whose last use is this step */
-    S_OFF_WAIT,     /* after: slots whose offload is waited for, then released and marked */
-    S_OFF_ISSUE,    /* after: slots whose offload is issued (the producer just wrote them) */
-    S_COUNT
-};
-
-struct fg_vmem {
-    fg_vmem_config cfg;
-    fg_graph *g;
-    fg_pool *pool;
-    int N, steps, has_backward;
-    sched s[S_COUNT];
-    fg_vmem_slot *slots;
-    int n_slots;
-    int *slot_of;                /* per tensor id: slot index of its root, -1 */
-    fg_vmem_event **off_ev, **pf_ev; /* per slot, in flight */
-    fg_vmem_tiers tiers;
-    fg_vmem_link *link;
-    fg_vmem_trace trace;
-    void *ws;                    /* workspace of the running node (layer-wise policies) */
-    void *shared_ws;             /* none: one workspace for every node */
-    size_t shared_ws_bytes;
-    size_t min_bytes, peak_bytes, persistent_bytes, offload_bytes;
-    int64_t iterations;
-    int forward_done;            /* the current iteration's forward completed */
-    /* context for the pool observer (executor thread only) */
-    int cur_node;
-    fg_pass cur_pass;
-    fg_id cur_tensor;
-};
-
-static int bwd_runs(const fg_graph *g, int i) { return fg_graph_tinfo(g, fg_graph_node(g, i)->out)->grad != FG_NONE; }
 static int step_of(const fg_vmem *v, int node, fg_pass pass) { return pass == FG_FORWARD ? node : 2 * v->N - 1 - node; }
-static fg_id root_of(const fg_graph *g, fg_id id) { return fg_graph_tinfo(g, id)->alias_of; }
-/* A storage root this policy allocates and releases (not persistent, used by some step). */
-static int is_planned(const fg_graph *g, fg_id i) {
-    const fg_tinfo *t = fg_graph_tinfo(g, i);
-    return t->alias_of == i && t->first_use >= 0;
-}
-static size_t ws_need(const fg_vmem *v, int node, fg_pass pass) {
-    if (pass == FG_BACKWARD && !bwd_runs(v->g, node)) return 0;
-    return fg_graph_node(v->g, node)->ws_bytes[pass];
-}
+#define is_planned fg_vmem_is_planned
+#define ws_need fg_vmem_ws_need
 
 static size_t pool_in_use(fg_vmem *v) { return fg_pool_get_stats(v->pool).in_use; }
 
@@ -178,7 +75,7 @@ static void on_link(void *user, fg_vmem_dir dir, size_t bytes, int64_t tag, fg_s
     (void)bytes;
     (void)status;
     fg_vmem_ev_kind k = (dir == FG_VMEM_D2H || dir == FG_VMEM_D2DISK) ? FG_VMEM_EV_OFFLOAD_DONE : FG_VMEM_EV_PREFETCH_DONE;
-    fg_vmem_trace_add(&v->trace, fg_time_now(), pool_in_use(v), k, -1, FG_FORWARD, v->slots[tag].root);
+    fg_vmem_trace_add(&v->trace, fg_time_now(), pool_in_use(v), k, -1, FG_FORWARD, v->sc.slots[tag].root);
 }
 
 static void trace_here(fg_vmem *v, fg_vmem_ev_kind k, int node, fg_pass pass, fg_id t) {
@@ -216,6 +113,14 @@ static fg_status alloc_ws(fg_vmem *v, size_t bytes, const char *what, void **p) 
 
 static fg_status budget_error(fg_vmem *v, size_t capacity, size_t peak_ws, int peak_step) {
     char a[32], b[32], c[32], d[32], e[32];
+    if (peak_step < 0) /* dyn / plan: no configuration fits */
+        return fg_fail(FG_ERR_OOM,
+                       "vmem policy '%s': a device budget of %s (%zu bytes) is too small for '%s' under any choice; "
+                       "the smallest budget that would work is %s (%zu bytes: offload everything backward reads, "
+                       "memory-optimal conv algorithms; %s of it persistent: inputs, params, grads, outputs)",
+                       fg_vmem_kind_name(v->cfg.kind), fg_bytes_str(a, sizeof a, (double)capacity), capacity,
+                       fg_graph_name(v->g), fg_bytes_str(b, sizeof b, (double)v->min_bytes), v->min_bytes,
+                       fg_bytes_str(c, sizeof c, (double)v->persistent_bytes));
     int node = peak_step < v->N ? peak_step : 2 * v->N - 1 - peak_step;
     return fg_fail(FG_ERR_OOM,
                    "vmem policy '%s': a device budget of %s (%zu bytes) is too small for '%s'; the smallest budget "
@@ -228,146 +133,50 @@ static fg_status budget_error(fg_vmem *v, size_t capacity, size_t peak_ws, int p
                    fg_bytes_str(e, sizeof e, (double)(v->min_bytes - v->peak_bytes)));
 }
 
-/* The device allocations and releases of one iteration, in exactly the order the hooks issue
- * them (before: first uses, prefetches, workspace; after: workspace, last uses, finished
- * offloads). Workspace has id nt. */
-typedef struct memops {
-    fg_vmem_memop *op;
-    size_t n, cap;
-} memops;
-
-static fg_status memops_add(memops *m, int alloc, int id, size_t bytes, int step) {
-    if (m->n == m->cap) {
-        size_t nc = m->cap ? 2 * m->cap : 256;
-        fg_vmem_memop *np = realloc(m->op, nc * sizeof *np);
-        if (!np) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-        m->op = np;
-        m->cap = nc;
+/* The schedule's device peak, the smallest budget it runs in (dyn/plan: set by the search to
+ * their floor), and the check against the pool's capacity. */
+static fg_status check_budget(fg_vmem *v, size_t capacity) {
+    fg_vmem_memops m = {NULL, 0, 0};
+    fg_status s = fg_vmem_memops_build(v, &v->sc, v->cfg.kind == FG_VMEM_NONE, v->shared_ws_bytes, &m);
+    if (s != FG_OK) {
+        free(m.op);
+        return s;
     }
-    m->op[m->n++] = (fg_vmem_memop){alloc, id, bytes, step};
+    fg_vmem_replay_out r;
+    fg_vmem_replay(m.op, m.n, v->nt + 1, v->persistent_bytes, (size_t)1 << 50, &r);
+    v->peak_bytes = r.peak;
+    int peak_step = m.n ? m.op[r.peak_op].step : 0;
+    if (v->cfg.kind != FG_VMEM_DYN && v->cfg.kind != FG_VMEM_PLAN)
+        v->min_bytes = fg_vmem_replay_min_capacity(m.op, m.n, v->nt + 1, v->persistent_bytes);
+    int fits = !capacity || fg_vmem_replay(m.op, m.n, v->nt + 1, v->persistent_bytes, capacity, &r);
+    free(m.op);
+    if (!fits) return budget_error(v, capacity, v->peak_bytes - v->persistent_bytes, peak_step);
     return FG_OK;
 }
 
-static fg_status build_memops(fg_vmem *v, memops *m) {
-    const fg_graph *g = v->g;
-    int nt = fg_graph_n_tensors(g);
-    if (v->cfg.kind == FG_VMEM_NONE) {
-        for (fg_id r = 0; r < nt; r++)
-            if (is_planned(g, r)) FG_TRY(memops_add(m, 1, r, fg_graph_tinfo(g, r)->bytes, 0));
-        return memops_add(m, 1, nt, v->shared_ws_bytes, 0);
-    }
-    int last = v->has_backward ? v->steps : v->N;
-    for (int s = 0; s < last; s++) {
-        int node = s < v->N ? s : 2 * v->N - 1 - s;
-        fg_pass pass = s < v->N ? FG_FORWARD : FG_BACKWARD;
-        SCHED_FOR(v->s[S_ALLOC], s, k) {
-            fg_id r = v->s[S_ALLOC].ids[k];
-            FG_TRY(memops_add(m, 1, r, fg_graph_tinfo(g, r)->bytes, s));
-        }
-        SCHED_FOR(v->s[S_PF_ISSUE], s, k) {
-            const fg_vmem_slot *sl = &v->slots[v->s[S_PF_ISSUE].ids[k]];
-            FG_TRY(memops_add(m, 1, sl->root, sl->bytes, s));
-        }
-        size_t ws = ws_need(v, node, pass);
-        FG_TRY(memops_add(m, 1, nt, ws, s));
-        FG_TRY(memops_add(m, 0, nt, ws, s));
-        SCHED_FOR(v->s[S_RELEASE], s, k) {
-            fg_id r = v->s[S_RELEASE].ids[k];
-            FG_TRY(memops_add(m, 0, r, fg_graph_tinfo(g, r)->bytes, s));
-        }
-        SCHED_FOR(v->s[S_OFF_WAIT], s, k) {
-            const fg_vmem_slot *sl = &v->slots[v->s[S_OFF_WAIT].ids[k]];
-            FG_TRY(memops_add(m, 0, sl->root, sl->bytes, s));
+/* Tiers, events and the link for the current schedule (plan time, and after a re-plan). */
+static fg_status setup_slots(fg_vmem *v) {
+    v->off_ev = calloc((size_t)v->sc.n_slots + 1, sizeof *v->off_ev);
+    v->pf_ev = calloc((size_t)v->sc.n_slots + 1, sizeof *v->pf_ev);
+    if (!v->off_ev || !v->pf_ev) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    if (v->sc.n_slots) {
+        FG_TRY(fg_vmem_tiers_place(&v->tiers, v->sc.slots, v->sc.n_slots, v->cfg.host_capacity));
+        if (!v->link) {
+            FG_TRY(fg_vmem_link_create(&v->link, &v->cfg.link));
+            if (v->cfg.trace != FG_VMEM_TRACE_OFF) fg_vmem_link_set_observer(v->link, on_link, v);
         }
     }
     return FG_OK;
 }
 
-/* Backward order of first need; ties by tensor id (deterministic). */
-static int cmp_slot_bf(const void *a, const void *b) {
-    const fg_vmem_slot *x = a, *y = b;
-    if (x->bf != y->bf) return x->bf < y->bf ? -1 : 1;
-    return x->root < y->root ? -1 : (x->root > y->root);
-}
-
-typedef struct root_info {
-    int fl;   /* last forward step using it, -1 */
-    int bf;   /* first backward step reading it as saved, -1 */
-    int cand; /* chosen for offload by the policy kind */
-} root_info;
-
-static fg_status plan_layerwise(fg_vmem *v, root_info *ri) {
-    fg_graph *g = v->g;
-    int N = v->N, nt = fg_graph_n_tensors(g);
-    /* candidates and their forward/backward uses */
-    for (int i = 0; i < N; i++) {
-        const fg_ninfo *n = fg_graph_node(g, i);
-        for (int k = 0; k < n->n_in; k++) ri[root_of(g, n->in[k])].fl = i;
-        ri[root_of(g, n->out)].fl = i;
-        for (int a = 0; a < n->n_aux; a++) ri[root_of(g, n->aux[a])].fl = i;
-    }
-    for (int i = N - 1; i >= 0; i--) {
-        if (!bwd_runs(g, i)) continue;
-        const fg_ninfo *n = fg_graph_node(g, i);
-        for (int s = 0; s < n->n_save; s++) {
-            fg_id r = root_of(g, n->save[s]);
-            if (!is_planned(g, r)) continue;
-            if (ri[r].bf < 0) ri[r].bf = step_of(v, i, FG_BACKWARD);
-            int want = v->cfg.kind == FG_VMEM_ALL || (v->cfg.kind == FG_VMEM_CONV && n->op == FG_OP_CONV2D && s == 0);
-            if (want) ri[r].cand = 1;
-        }
-    }
-    /* slots: candidates that would be off the device for at least one step */
-    v->slots = calloc((size_t)nt + 1, sizeof *v->slots);
-    v->slot_of = malloc(sizeof(int) * (size_t)nt);
-    if (!v->slots || !v->slot_of) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-    for (fg_id r = 0; r < nt; r++) v->slot_of[r] = -1;
-    for (fg_id r = 0; r < nt; r++) {
-        const fg_tinfo *t = fg_graph_tinfo(g, r);
-        if (!ri[r].cand || (t->kind != FG_T_ACT && t->kind != FG_T_AUX) || t->producer < 0) continue;
-        int w = ri[r].fl > t->producer + 1 ? ri[r].fl : t->producer + 1; /* offload wait step */
-        if (w > N - 1 || ri[r].bf <= w + 1) continue;
-        fg_vmem_slot *sl = &v->slots[v->n_slots++];
-        sl->root = r;
-        sl->bytes = t->bytes;
-        sl->producer = t->producer;
-        sl->off_wait = w;
-        sl->bf = ri[r].bf;
-        snprintf(sl->name, sizeof sl->name, "%s", t->t.name);
-        v->offload_bytes += t->bytes;
-    }
-    /* host tier preference: the tensors backward needs first get the host arena */
-    qsort(v->slots, (size_t)v->n_slots, sizeof *v->slots, cmp_slot_bf);
-    for (int k = 0; k < v->n_slots; k++) v->slot_of[v->slots[k].root] = k;
-    for (fg_id id = 0; id < nt; id++) v->slot_of[id] = v->slot_of[root_of(g, id)];
-
-    pairs pv[S_COUNT];
-    memset(pv, 0, sizeof pv);
-    fg_status st = FG_OK;
-    for (fg_id r = 0; r < nt && st == FG_OK; r++) {
-        if (!is_planned(g, r)) continue;
-        const fg_tinfo *t = fg_graph_tinfo(g, r);
-        st = pairs_add(&pv[S_ALLOC], t->first_use, r);
-        if (st == FG_OK) st = pairs_add(&pv[S_RELEASE], t->last_use, r);
-    }
-    /* prefetch groups: the slots read first by the same backward step, in backward order (slots
-     * are sorted by bf); group k is issued at the step of group k-1, the first at backward's start */
-    int cur_bf = -1, prev_bf = -1;
-    for (int k = 0; k < v->n_slots && st == FG_OK; k++) {
-        fg_vmem_slot *sl = &v->slots[k];
-        if (sl->bf != cur_bf) {
-            prev_bf = cur_bf;
-            cur_bf = sl->bf;
-        }
-        int issue = prev_bf < 0 ? N : prev_bf;
-        st = pairs_add(&pv[S_OFF_ISSUE], sl->producer, k);
-        if (st == FG_OK) st = pairs_add(&pv[S_OFF_WAIT], sl->off_wait, k);
-        if (st == FG_OK) st = pairs_add(&pv[S_PF_ISSUE], issue, k);
-        if (st == FG_OK) st = pairs_add(&pv[S_PF_WAIT], sl->bf, k);
-    }
-    for (int k = 0; k < S_COUNT && st == FG_OK; k++) st = sched_build(&v->s[k], &pv[k], v->steps);
-    for (int k = 0; k < S_COUNT; k++) free(pv[k].p);
-    return st;
+static void teardown_slots(fg_vmem *v) {
+    fg_vmem_tiers_free(&v->tiers, v->sc.slots, v->sc.n_slots);
+    v->tiers.host = NULL;
+    v->tiers.host_bytes = v->tiers.disk_bytes = 0;
+    v->tiers.n_disk = 0;
+    free(v->off_ev);
+    free(v->pf_ev);
+    v->off_ev = v->pf_ev = NULL;
 }
 
 static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
@@ -376,56 +185,71 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
     v->pool = pool;
     v->N = fg_graph_n_nodes(g);
     v->steps = 2 * v->N;
-    for (int i = 0; i < v->N; i++) v->has_backward |= bwd_runs(g, i);
-    int nt = fg_graph_n_tensors(g);
+    v->nt = fg_graph_n_tensors(g);
+    for (int i = 0; i < v->N; i++) v->has_backward |= fg_vmem_bwd_runs(g, i);
     fg_pool_stats ps = fg_pool_get_stats(pool);
     v->persistent_bytes = ps.in_use;
+    v->ri = malloc(sizeof *v->ri * (size_t)(v->nt + 1));
+    v->ref_algo = malloc(sizeof *v->ref_algo * (size_t)(v->N + 1));
+    if (!v->ri || !v->ref_algo) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    fg_vmem_rinfo_compute(v);
+    for (int i = 0; i < v->N; i++) v->ref_algo[i] = fg_graph_node(g, i)->algo;
+    if (v->cfg.step_seconds) {
+        v->step_seconds = malloc(sizeof(double) * (size_t)v->steps);
+        if (!v->step_seconds) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+        memcpy(v->step_seconds, v->cfg.step_seconds, sizeof(double) * (size_t)v->steps);
+    }
 
     if (v->cfg.kind == FG_VMEM_NONE) {
         for (int i = 0; i < v->N; i++)
             for (int p = 0; p < FG_PASS_COUNT; p++)
                 if (ws_need(v, i, (fg_pass)p) > v->shared_ws_bytes) v->shared_ws_bytes = ws_need(v, i, (fg_pass)p);
-    } else {
-        root_info *ri = malloc(sizeof *ri * (size_t)nt);
-        if (!ri) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-        for (int r = 0; r < nt; r++) ri[r] = (root_info){-1, -1, 0};
-        fg_status s = plan_layerwise(v, ri);
-        free(ri);
+    } else if (v->cfg.kind == FG_VMEM_ALL || v->cfg.kind == FG_VMEM_CONV) {
+        unsigned char *act = malloc((size_t)v->nt + 1);
+        if (!act) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+        fg_vmem_kind_actions(v, v->cfg.kind, act);
+        fg_status s = fg_vmem_schedule_build(v, act, &v->sc);
+        free(act);
         FG_TRY(s);
+    } else {
+        fg_status s = fg_vmem_search(v, ps.capacity);
+        if (s == FG_ERR_OOM && v->min_bytes) {
+            v->peak_bytes = v->min_bytes;
+            return budget_error(v, ps.capacity, 0, -1);
+        }
+        FG_TRY(s);
+        v->need_profile = v->cfg.kind == FG_VMEM_PLAN && !v->step_seconds;
     }
-    /* the budget: replay the iteration's allocations on a model of the pool */
-    memops m = {NULL, 0, 0};
-    fg_status s = build_memops(v, &m);
-    if (s != FG_OK) {
-        free(m.op);
-        return s;
-    }
-    fg_vmem_replay_out r;
-    fg_vmem_replay(m.op, m.n, nt + 1, v->persistent_bytes, (size_t)1 << 50, &r);
-    v->peak_bytes = r.peak;
-    int peak_step = m.n ? m.op[r.peak_op].step : 0;
-    v->min_bytes = fg_vmem_replay_min_capacity(m.op, m.n, nt + 1, v->persistent_bytes);
-    int fits = !ps.capacity || fg_vmem_replay(m.op, m.n, nt + 1, v->persistent_bytes, ps.capacity, &r);
-    free(m.op);
-    if (!fits) return budget_error(v, ps.capacity, v->peak_bytes - v->persistent_bytes, peak_step);
-
-    v->off_ev = calloc((size_t)v->n_slots + 1, sizeof *v->off_ev);
-    v->pf_ev = calloc((size_t)v->n_slots + 1, sizeof *v->pf_ev);
-    if (!v->off_ev || !v->pf_ev) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-    if (v->n_slots) {
-        FG_TRY(fg_vmem_tiers_place(&v->tiers, v->slots, v->n_slots, v->cfg.host_capacity));
-        FG_TRY(fg_vmem_link_create(&v->link, &v->cfg.link));
-        if (v->cfg.trace != FG_VMEM_TRACE_OFF) fg_vmem_link_set_observer(v->link, on_link, v);
-    }
+    FG_TRY(check_budget(v, ps.capacity));
+    if (v->cfg.dry_run) return FG_OK;
+    FG_TRY(setup_slots(v));
     v->cur_tensor = FG_NONE;
     v->cur_node = -1;
     if (v->cfg.trace != FG_VMEM_TRACE_OFF) fg_pool_set_observer(pool, on_pool, v);
     if (v->cfg.kind == FG_VMEM_NONE) {
-        for (fg_id t = 0; t < nt; t++)
+        for (fg_id t = 0; t < v->nt; t++)
             if (is_planned(g, t)) FG_TRY(alloc_root(v, t));
         FG_TRY(alloc_ws(v, v->shared_ws_bytes, "shared workspace", &v->shared_ws));
     }
     return FG_OK;
+}
+
+/* plan, after its first measured iteration: the step times it decides on, then the search again. */
+static fg_status replan(fg_vmem *v) {
+    v->need_profile = 0;
+    v->step_seconds = malloc(sizeof(double) * (size_t)v->steps);
+    if (!v->step_seconds) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    for (int i = 0; i < v->N; i++)
+        for (int p = 0; p < FG_PASS_COUNT; p++)
+            v->step_seconds[step_of(v, i, (fg_pass)p)] =
+                fg_graph_node_time(v->g, i, (fg_pass)p) - v->t_start[step_of(v, i, (fg_pass)p)];
+    for (int i = 0; i < v->N; i++) v->ref_algo[i] = fg_graph_node(v->g, i)->algo;
+    teardown_slots(v);
+    fg_status s = fg_vmem_search(v, fg_pool_get_stats(v->pool).capacity);
+    if (s == FG_OK) s = check_budget(v, fg_pool_get_stats(v->pool).capacity);
+    if (s == FG_OK) s = setup_slots(v);
+    v->replans++;
+    return s;
 }
 
 /* ---------------------------------------------------------------- hooks */
@@ -433,7 +257,7 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
 /* Start of an iteration: whatever a failed or forward-only iteration left behind is dropped
  * (in-flight copies finished, device copies released, host/disk copies invalidated). */
 static void iteration_reset(fg_vmem *v) {
-    for (int k = 0; k < v->n_slots; k++) {
+    for (int k = 0; k < v->sc.n_slots; k++) {
         if (v->off_ev[k]) {
             (void)fg_vmem_event_wait(v->link, v->off_ev[k]);
             v->off_ev[k] = NULL;
@@ -442,20 +266,20 @@ static void iteration_reset(fg_vmem *v) {
             (void)fg_vmem_event_wait(v->link, v->pf_ev[k]);
             v->pf_ev[k] = NULL;
         }
-        v->slots[k].valid = 0;
-        fg_id r = v->slots[k].root;
-        if (!fg_graph_storage_device_ptr(v->g, r)) fg_graph_storage_mark(v->g, r, FG_RES_NONE, NULL);
+        v->sc.slots[k].valid = 0;
     }
     free_ws(v, &v->ws);
-    int nt = fg_graph_n_tensors(v->g);
-    for (fg_id r = 0; r < nt; r++)
-        if (is_planned(v->g, r)) release_root(v, r);
+    for (fg_id r = 0; r < v->nt; r++)
+        if (is_planned(v->g, r)) {
+            release_root(v, r);
+            fg_graph_storage_mark(v->g, r, FG_RES_NONE, NULL);
+        }
     fg_clear_error();
     v->forward_done = 0;
 }
 
 static fg_status prefetch_issue(fg_vmem *v, int k) {
-    fg_vmem_slot *sl = &v->slots[k];
+    fg_vmem_slot *sl = &v->sc.slots[k];
     if (!sl->valid)
         return fg_fail(FG_ERR_IO,
                        "vmem: '%s' cannot be read back: its offload to the %s tier did not complete in this "
@@ -472,7 +296,7 @@ static fg_status prefetch_issue(fg_vmem *v, int k) {
 }
 
 static fg_status offload_issue(fg_vmem *v, int k) {
-    fg_vmem_slot *sl = &v->slots[k];
+    fg_vmem_slot *sl = &v->sc.slots[k];
     void *dev = fg_graph_storage_device_ptr(v->g, sl->root);
     FG_ASSERT_MSG(dev, "vmem: offloading a tensor that is not on the device");
     sl->valid = 0;
@@ -487,7 +311,7 @@ static fg_status offload_issue(fg_vmem *v, int k) {
 /* vDNN's layer-boundary synchronization: the copy is done, the device copy goes. A failed copy
  * leaves the slot invalid (never read back) and fails the iteration. */
 static fg_status offload_finish(fg_vmem *v, int k) {
-    fg_vmem_slot *sl = &v->slots[k];
+    fg_vmem_slot *sl = &v->sc.slots[k];
     fg_status s = fg_vmem_event_wait(v->link, v->off_ev[k]);
     v->off_ev[k] = NULL;
     release_root(v, sl->root);
@@ -498,12 +322,41 @@ static fg_status offload_finish(fg_vmem *v, int k) {
     return FG_OK;
 }
 
+/* A dropped root comes back: allocated, then its producer's forward reruns on resident inputs. */
+static fg_status recompute(fg_vmem *v, fg_id r) {
+    int p = fg_graph_tinfo(v->g, r)->producer;
+    FG_TRY(alloc_root(v, r));
+    char what[FG_NAME_MAX + 32];
+    snprintf(what, sizeof what, "recompute workspace of %s", fg_graph_node(v->g, p)->name);
+    size_t ws = ws_need(v, p, FG_FORWARD);
+    FG_TRY(alloc_ws(v, ws, what, &v->ws));
+    fg_graph_set_workspace(v->g, v->ws, ws);
+    double t0 = fg_time_now();
+    fg_status s = fg_graph_recompute(v->g, p);
+    v->recompute_seconds += fg_time_now() - t0;
+    free_ws(v, &v->ws);
+    fg_graph_set_workspace(v->g, NULL, 0);
+    if (s != FG_OK) return s;
+    trace_here(v, FG_VMEM_EV_RECOMPUTE, v->cur_node, FG_BACKWARD, r);
+    return FG_OK;
+}
+
 static fg_status vm_before(void *self, fg_graph *g, int node, fg_pass pass) {
     fg_vmem *v = self;
+    if (v->cfg.dry_run)
+        return fg_fail(FG_ERR_INVALID, "vmem: policy '%s' was planned as a dry run (simulation only) and cannot run",
+                       fg_vmem_kind_name(v->cfg.kind));
     if (node == 0 && pass == FG_FORWARD) {
         if (v->cfg.trace == FG_VMEM_TRACE_LAST) fg_vmem_trace_restart(&v->trace);
         if (v->cfg.kind != FG_VMEM_NONE) iteration_reset(v);
         v->forward_done = 0;
+        if (v->need_profile) {
+            if (!v->t_start) v->t_start = malloc(sizeof(double) * (size_t)v->steps);
+            if (!v->t_start) return fg_fail(FG_ERR_OOM, "vmem: out of host memory");
+            for (int i = 0; i < v->N; i++)
+                for (int p = 0; p < FG_PASS_COUNT; p++)
+                    v->t_start[step_of(v, i, (fg_pass)p)] = fg_graph_node_time(g, i, (fg_pass)p);
+        }
     }
     v->cur_node = node;
     v->cur_pass = pass;
@@ -521,16 +374,18 @@ static fg_status vm_before(void *self, fg_graph *g, int node, fg_pass pass) {
         fg_graph_set_workspace(g, v->shared_ws, v->shared_ws_bytes);
         return FG_OK;
     }
+    const fg_vmem_schedule *sc = &v->sc;
     int s = step_of(v, node, pass);
-    SCHED_FOR(v->s[S_ALLOC], s, k) FG_TRY(alloc_root(v, v->s[S_ALLOC].ids[k]));
-    SCHED_FOR(v->s[S_PF_ISSUE], s, k) FG_TRY(prefetch_issue(v, v->s[S_PF_ISSUE].ids[k]));
-    SCHED_FOR(v->s[S_PF_WAIT], s, k) {
-        int j = v->s[S_PF_WAIT].ids[k];
+    FG_SCHED_FOR(sc->s[S_ALLOC], s, k) FG_TRY(alloc_root(v, sc->s[S_ALLOC].ids[k]));
+    FG_SCHED_FOR(sc->s[S_PF_ISSUE], s, k) FG_TRY(prefetch_issue(v, sc->s[S_PF_ISSUE].ids[k]));
+    FG_SCHED_FOR(sc->s[S_PF_WAIT], s, k) {
+        int j = sc->s[S_PF_WAIT].ids[k];
         FG_ASSERT_MSG(v->pf_ev[j], "vmem: waiting for a prefetch that was never issued");
         fg_status st = fg_vmem_event_wait(v->link, v->pf_ev[j]);
         v->pf_ev[j] = NULL;
         if (st != FG_OK) return st;
     }
+    FG_SCHED_FOR(sc->s[S_RECOMP], s, k) FG_TRY(recompute(v, sc->s[S_RECOMP].ids[k]));
     size_t ws = ws_need(v, node, pass);
     char what[FG_NAME_MAX + 16];
     snprintf(what, sizeof what, "workspace of %s", fg_graph_node(g, node)->name);
@@ -543,11 +398,17 @@ static fg_status vm_after(void *self, fg_graph *g, int node, fg_pass pass) {
     fg_vmem *v = self;
     (void)g;
     if (v->cfg.kind != FG_VMEM_NONE) {
+        const fg_vmem_schedule *sc = &v->sc;
         int s = step_of(v, node, pass);
         free_ws(v, &v->ws);
-        SCHED_FOR(v->s[S_RELEASE], s, k) release_root(v, v->s[S_RELEASE].ids[k]);
-        SCHED_FOR(v->s[S_OFF_WAIT], s, k) FG_TRY(offload_finish(v, v->s[S_OFF_WAIT].ids[k]));
-        SCHED_FOR(v->s[S_OFF_ISSUE], s, k) FG_TRY(offload_issue(v, v->s[S_OFF_ISSUE].ids[k]));
+        FG_SCHED_FOR(sc->s[S_RELEASE], s, k) release_root(v, sc->s[S_RELEASE].ids[k]);
+        FG_SCHED_FOR(sc->s[S_OFF_WAIT], s, k) FG_TRY(offload_finish(v, sc->s[S_OFF_WAIT].ids[k]));
+        FG_SCHED_FOR(sc->s[S_DROP], s, k) {
+            fg_id r = sc->s[S_DROP].ids[k];
+            release_root(v, r);
+            fg_graph_storage_mark(v->g, r, FG_RES_NONE, NULL);
+        }
+        FG_SCHED_FOR(sc->s[S_OFF_ISSUE], s, k) FG_TRY(offload_issue(v, sc->s[S_OFF_ISSUE].ids[k]));
     }
     if (pass == FG_FORWARD && node == v->N - 1) v->forward_done = 1;
     trace_here(v, FG_VMEM_EV_END, node, pass, FG_NONE);
@@ -557,18 +418,19 @@ static fg_status vm_after(void *self, fg_graph *g, int node, fg_pass pass) {
 static fg_status vm_end(void *self, fg_graph *g) {
     fg_vmem *v = self;
     (void)g;
-    for (int k = 0; k < v->n_slots; k++)
+    for (int k = 0; k < v->sc.n_slots; k++)
         FG_ASSERT_MSG(!v->off_ev[k] && !v->pf_ev[k], "vmem: a copy is still in flight at the end of an iteration");
     if (v->has_backward) v->iterations++;
     v->forward_done = 0;
     v->cur_node = -1;
+    if (v->need_profile && v->has_backward) FG_TRY(replan(v));
     return FG_OK;
 }
 
 static void vm_destroy(void *self) {
     fg_vmem *v = self;
     if (v->link) {
-        for (int k = 0; k < v->n_slots; k++) {
+        for (int k = 0; k < v->sc.n_slots; k++) {
             if (v->off_ev && v->off_ev[k]) (void)fg_vmem_event_wait(v->link, v->off_ev[k]);
             if (v->pf_ev && v->pf_ev[k]) (void)fg_vmem_event_wait(v->link, v->pf_ev[k]);
         }
@@ -579,12 +441,14 @@ static void vm_destroy(void *self) {
         if (v->ws) fg_pool_free(v->pool, v->ws);
         if (v->shared_ws) fg_pool_free(v->pool, v->shared_ws);
     }
-    fg_vmem_tiers_free(&v->tiers, v->slots, v->n_slots);
-    for (int k = 0; k < S_COUNT; k++) sched_free(&v->s[k]);
-    free(v->slots);
-    free(v->slot_of);
+    fg_vmem_tiers_free(&v->tiers, v->sc.slots, v->sc.n_slots);
+    fg_vmem_schedule_free(&v->sc);
     free(v->off_ev);
     free(v->pf_ev);
+    free(v->ri);
+    free(v->ref_algo);
+    free(v->step_seconds);
+    free(v->t_start);
     free(v->tiers.spill_dir);
     fg_vmem_trace_destroy(&v->trace);
     free(v);
@@ -594,8 +458,6 @@ fg_status fg_vmem_policy_create(fg_mem_policy *out, const fg_vmem_config *cfg) {
     memset(out, 0, sizeof *out);
     if (cfg->kind < 0 || cfg->kind >= FG_VMEM_KIND_COUNT)
         return fg_fail(FG_ERR_INVALID, "vmem: policy kind %d out of range", (int)cfg->kind);
-    if (cfg->kind == FG_VMEM_DYN)
-        return fg_fail(FG_ERR_UNSUPPORTED, "vmem: policy 'dyn' is not implemented yet (use none, all or conv)");
     if (cfg->link.gbps < 0 || cfg->link.latency_us < 0)
         return fg_fail(FG_ERR_INVALID, "vmem: link bandwidth %g GB/s and latency %g us must be >= 0", cfg->link.gbps,
                        cfg->link.latency_us);
@@ -637,8 +499,14 @@ void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out) {
     out->persistent_bytes = v->persistent_bytes;
     out->host_tier_bytes = v->tiers.host_bytes;
     out->disk_tier_bytes = v->tiers.disk_bytes;
-    out->offload_bytes_per_iter = v->offload_bytes;
-    out->n_offload_tensors = v->n_slots;
+    out->offload_bytes_per_iter = v->sc.offload_bytes;
+    out->n_offload_tensors = v->sc.n_slots;
+    out->n_recompute_tensors = v->sc.n_recompute;
+    out->recompute_bytes_per_iter = v->sc.recompute_bytes;
+    out->n_algo_changed = v->n_algo_changed;
+    out->replans = v->replans;
+    out->recompute_seconds = v->recompute_seconds;
+    snprintf(out->decision, sizeof out->decision, "%s", v->decision[0] ? v->decision : fg_vmem_kind_name(v->cfg.kind));
     out->n_disk_tensors = v->tiers.n_disk;
     out->iterations = v->iterations;
 }
@@ -646,11 +514,17 @@ void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out) {
 void fg_vmem_reset_stats(fg_vmem *v) {
     if (v->link) fg_vmem_link_reset_stats(v->link);
     v->iterations = 0;
+    v->recompute_seconds = 0;
 }
 
 int fg_vmem_is_offloaded(const fg_vmem *v, fg_id id) {
-    if (!v->slot_of || !v->g || id < 0 || id >= fg_graph_n_tensors(v->g)) return 0;
-    return v->slot_of[id] >= 0;
+    if (!v->sc.slot_of || !v->g || id < 0 || id >= v->nt) return 0;
+    return v->sc.slot_of[id] >= 0;
+}
+
+int fg_vmem_is_recomputed(const fg_vmem *v, fg_id id) {
+    if (!v->sc.eff || !v->g || id < 0 || id >= v->nt) return 0;
+    return v->sc.eff[fg_graph_tinfo(v->g, id)->alias_of] == FG_VMEM_RECOMPUTE;
 }
 
 size_t fg_vmem_trace_get(fg_vmem *v, fg_vmem_trace_event *dst, size_t cap) { return fg_vmem_trace_copy(&v->trace, dst, cap); }

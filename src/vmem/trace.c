@@ -9,7 +9,7 @@
 #include "vmem/vmem_impl.h"
 
 static const char *ev_names[FG_VMEM_EV_KIND_COUNT] = {"begin", "end", "alloc", "free", "offload_issue", "offload_done",
-                                                       "prefetch_issue", "prefetch_done"};
+                                                       "prefetch_issue", "prefetch_done", "recompute"};
 
 const char *fg_vmem_ev_kind_name(fg_vmem_ev_kind k) {
     return (k >= 0 && k < FG_VMEM_EV_KIND_COUNT) ? ev_names[k] : "?";

@@ -1,5 +1,7 @@
-/* Private pieces of vmem shared by its files: the tiers (tier.c), the trace (trace.c) and the
- * policy state (policy.c). The link (link.c) is used only through include/frugal/vmem.h. */
+/* Private pieces of vmem shared by its files: the tiers (tier.c), the replay of the pool
+ * (replay.c), the trace (trace.c), the schedule (schedule.c), the searches of dyn and plan
+ * (search.c), the time model (predict.c) and the policy state and hooks (policy.c). The link
+ * (link.c) is used only through include/frugal/vmem.h. */
 #ifndef FG_VMEM_IMPL_H
 #define FG_VMEM_IMPL_H
 
@@ -89,5 +91,117 @@ size_t fg_vmem_trace_copy(fg_vmem_trace *tr, fg_vmem_trace_event *dst, size_t ca
 size_t fg_vmem_trace_size(fg_vmem_trace *tr);
 /* CSV, atomic (node and tensor names from g). */
 fg_status fg_vmem_trace_write_file(fg_vmem_trace *tr, const fg_graph *g, const char *path);
+
+/* ---------------------------------------------------------------- schedule (schedule.c) */
+
+/* What happens to a saved storage root between its last forward use and its first backward read. */
+enum { FG_VMEM_KEEP, FG_VMEM_OFFLOAD, FG_VMEM_RECOMPUTE };
+
+/* Per-step action lists, CSR: ids of step s are ids[start[s] .. start[s+1]). */
+typedef struct fg_vmem_sched {
+    int *start;
+    int *ids;
+} fg_vmem_sched;
+#define FG_SCHED_FOR(sc, s, k) for (int k = (sc).start[s]; k < (sc).start[(s) + 1]; k++)
+
+enum {
+    S_ALLOC,     /* before: roots whose first use is this step */
+    S_PF_ISSUE,  /* before: slots whose prefetch is issued (allocates the device copy) */
+    S_PF_WAIT,   /* before: slots this node reads, wait for their prefetch */
+    S_RECOMP,    /* before: roots recomputed (allocated, producer's forward rerun), producer order */
+    S_RELEASE,   /* after: roots whose last use is this step */
+    S_OFF_WAIT,  /* after: slots whose offload is waited for, then released and marked */
+    S_DROP,      /* after: recomputed roots released after their last forward use */
+    S_OFF_ISSUE, /* after: slots whose offload is issued (the producer just wrote them) */
+    S_COUNT
+};
+
+/* Static facts about each storage root, computed once at plan. */
+typedef struct fg_vmem_rinfo {
+    int fl;      /* last forward step using it, -1 */
+    int bf;      /* first backward step reading it as saved, -1 */
+    int conv_in; /* it is the input feature map of a conv whose backward runs (vDNN_conv's choice) */
+} fg_vmem_rinfo;
+
+/* One schedule: where each root lives and the per-step actions of the hooks. */
+typedef struct fg_vmem_schedule {
+    fg_vmem_sched s[S_COUNT];
+    fg_vmem_slot *slots; /* offloaded roots, in backward order of first need */
+    int n_slots;
+    int *slot_of;        /* per tensor id: slot of its root, -1 */
+    unsigned char *eff;  /* per tensor id (roots): the action in effect (an asked-for action that
+                            cannot apply, e.g. an offload with no gap, becomes KEEP) */
+    int *bf, *lu;        /* per root: first backward read and last use including recompute reads */
+    int n_recompute;
+    size_t offload_bytes, recompute_bytes;
+} fg_vmem_schedule;
+
+struct fg_vmem {
+    fg_vmem_config cfg;
+    fg_graph *g;
+    fg_pool *pool;
+    int N, steps, has_backward, nt;
+    fg_vmem_rinfo *ri;
+    fg_vmem_schedule sc;
+    fg_conv_algo *ref_algo;      /* per node: the algorithms step_seconds were measured with */
+    double *step_seconds;        /* 2N, NULL until known (plan) */
+    int need_profile;            /* plan: re-plan after the first measured iteration */
+    double *t_start;             /* 2N: node times at the start of the profiled iteration */
+    int replans, n_algo_changed;
+    char decision[256];
+    double memcpy_gbps;          /* measured once when the model needs it */
+    fg_vmem_event **off_ev, **pf_ev; /* per slot, in flight */
+    fg_vmem_tiers tiers;
+    fg_vmem_link *link;
+    fg_vmem_trace trace;
+    void *ws;                    /* workspace of the running node (layer-wise policies) */
+    void *shared_ws;             /* none: one workspace for every node */
+    size_t shared_ws_bytes;
+    size_t min_bytes, peak_bytes, persistent_bytes;
+    double recompute_seconds;
+    int64_t iterations;
+    int forward_done;            /* the current iteration's forward completed */
+    /* context for the pool observer (executor thread only) */
+    int cur_node;
+    fg_pass cur_pass;
+    fg_id cur_tensor;
+};
+
+int fg_vmem_bwd_runs(const fg_graph *g, int i);
+int fg_vmem_is_planned(const fg_graph *g, fg_id i);
+size_t fg_vmem_ws_need(const fg_vmem *v, int node, fg_pass pass);
+/* Fills v->ri (allocated by the caller, v->nt entries). */
+void fg_vmem_rinfo_compute(fg_vmem *v);
+/* The action each root gets under a built-in kind (none/all/conv; KEEP everywhere for none). */
+void fg_vmem_kind_actions(const fg_vmem *v, fg_vmem_kind kind, unsigned char *act);
+/* Builds the schedule of `act` (per tensor id) with the graph's current conv algorithms. */
+fg_status fg_vmem_schedule_build(const fg_vmem *v, const unsigned char *act, fg_vmem_schedule *out);
+void fg_vmem_schedule_free(fg_vmem_schedule *sc);
+
+typedef struct fg_vmem_memops {
+    fg_vmem_memop *op;
+    size_t n, cap;
+} fg_vmem_memops;
+/* The device allocations and releases of one iteration in the order the hooks issue them
+ * (workspace has id nt). network_wide: the none policy's (everything at step 0). */
+fg_status fg_vmem_memops_build(const fg_vmem *v, const fg_vmem_schedule *sc, int network_wide, size_t shared_ws,
+                               fg_vmem_memops *m);
+
+/* ---------------------------------------------------------------- search (search.c) */
+
+/* Chooses actions and conv algorithms for dyn or plan, leaves the algorithms set on the graph and
+ * the schedule in v->sc; fills v->decision. capacity 0 = unlimited. On a budget too small for
+ * every choice: FG_ERR_OOM with v->min_bytes set to the smallest that works (the caller words it). */
+fg_status fg_vmem_search(fg_vmem *v, size_t capacity);
+/* Relative cost of a conv algorithm against the graph's default (performance-optimal) one, used
+ * to estimate a step's time under an algorithm it was not measured with. */
+double fg_vmem_algo_cost(fg_conv_algo a);
+
+/* ---------------------------------------------------------------- prediction (predict.c) */
+
+fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc, const double *step_seconds,
+                                   const fg_vmem_link_model *m, fg_vmem_prediction *out);
+/* memcpy bandwidth of this machine in GB/s (measured once, ~50 ms). */
+double fg_vmem_memcpy_gbps(void);
 
 #endif

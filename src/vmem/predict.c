@@ -1,0 +1,172 @@
+/* The time model of a schedule: an event replay of one iteration on two resources, the compute
+ * stream (the steps in order, each taking its step seconds, plus the forwards a step reruns) and
+ * the link (one FIFO queue per direction; a copy starts when it is issued and its queue is free and
+ * takes latency + bytes / bandwidth). Compute waits exactly where the hooks wait: for a prefetch
+ * before the step that reads it, for an offload at the boundary where its device copy is released.
+ * On a CPU the copies share the cores and the memory bandwidth with the ops, so each copy also
+ * slows compute by compute_share of its seconds (0 for a GPU's copy engines).
+ *
+ * Device memory follows the schedule's allocations over that predicted time: allocations happen at
+ * a step's start, releases at its end, so the time-weighted average is comparable to the one the
+ * trace measures. plan (search.c) ranks its choices with this model; `frugal vmem simulate` feeds
+ * it a roofline GPU's step times and a PCIe link. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmem/vmem_impl.h"
+
+static size_t round_pool(size_t x) { return (x + FG_POOL_ALIGN - 1) / FG_POOL_ALIGN * FG_POOL_ALIGN; }
+
+double fg_vmem_memcpy_gbps(void) {
+    static double cached;
+    if (cached > 0) return cached;
+    size_t n = (size_t)64 << 20;
+    unsigned char *a = malloc(n), *b = malloc(n);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return 10.0; /* a typical DDR memcpy figure; only a planning estimate */
+    }
+    memset(a, 1, n);
+    memset(b, 2, n);
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = fg_time_now();
+        memcpy(b, a, n);
+        double dt = fg_time_now() - t0;
+        if (dt < best) best = dt;
+    }
+    volatile unsigned char sink = b[n / 2];
+    (void)sink;
+    free(a);
+    free(b);
+    cached = best > 0 ? (double)n / best / 1e9 : 10.0;
+    return cached;
+}
+
+typedef struct memtrack {
+    size_t cur, peak;
+    double area, last_t;
+} memtrack;
+
+static void mem_at(memtrack *m, double t, long long delta) {
+    m->area += (double)m->cur * (t - m->last_t);
+    m->last_t = t;
+    m->cur = (size_t)((long long)m->cur + delta);
+    if (m->cur > m->peak) m->peak = m->cur;
+}
+
+static double copy_seconds(const fg_vmem_link_model *m, size_t bytes) {
+    double gbps = m->gbps > 0 ? m->gbps : fg_vmem_memcpy_gbps();
+    return m->latency_us * 1e-6 + (double)bytes / (gbps * 1e9);
+}
+
+fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc, const double *step_seconds,
+                                   const fg_vmem_link_model *m, fg_vmem_prediction *out) {
+    memset(out, 0, sizeof *out);
+    const fg_graph *g = v->g;
+    double share = m->compute_share >= 0 ? m->compute_share : 1.0 / (fg_threads_get() > 0 ? fg_threads_get() : 1);
+    int last = v->has_backward ? v->steps : v->N;
+    for (int s = 0; s < last; s++) out->compute_seconds += step_seconds[s];
+    memtrack mt = {round_pool(v->persistent_bytes), round_pool(v->persistent_bytes), 0, 0};
+    if (v->cfg.kind == FG_VMEM_NONE) {
+        long long all = 0;
+        for (fg_id r = 0; r < v->nt; r++)
+            if (fg_vmem_is_planned(g, r)) all += (long long)round_pool(fg_graph_tinfo(g, r)->bytes);
+        mem_at(&mt, 0, all + (long long)round_pool(v->shared_ws_bytes));
+        out->iter_seconds = out->compute_seconds;
+        mem_at(&mt, out->iter_seconds, 0);
+        out->peak_device_bytes = mt.peak;
+        out->avg_device_bytes = out->iter_seconds > 0 ? mt.area / out->iter_seconds : (double)mt.peak;
+        return FG_OK;
+    }
+    double *off_done = calloc((size_t)sc->n_slots + 1, sizeof(double));
+    double *pf_done = calloc((size_t)sc->n_slots + 1, sizeof(double));
+    if (!off_done || !pf_done) {
+        free(off_done);
+        free(pf_done);
+        return fg_fail(FG_ERR_OOM, "vmem predict: out of host memory");
+    }
+    double t = 0, out_free = 0, in_free = 0;
+    for (int s = 0; s < last; s++) {
+        int node = s < v->N ? s : 2 * v->N - 1 - s;
+        fg_pass pass = s < v->N ? FG_FORWARD : FG_BACKWARD;
+        FG_SCHED_FOR(sc->s[S_ALLOC], s, k)
+            mem_at(&mt, t, (long long)round_pool(fg_graph_tinfo(g, sc->s[S_ALLOC].ids[k])->bytes));
+        FG_SCHED_FOR(sc->s[S_PF_ISSUE], s, k) {
+            int j = sc->s[S_PF_ISSUE].ids[k];
+            const fg_vmem_slot *sl = &sc->slots[j];
+            mem_at(&mt, t, (long long)round_pool(sl->bytes));
+            double c = copy_seconds(m, sl->bytes);
+            double start = t > in_free ? t : in_free;
+            pf_done[j] = in_free = start + c;
+            out->interference_seconds += c * share;
+            out->prefetch_bytes += (double)sl->bytes;
+        }
+        FG_SCHED_FOR(sc->s[S_PF_WAIT], s, k) {
+            double d = pf_done[sc->s[S_PF_WAIT].ids[k]];
+            if (d > t) {
+                out->stall_seconds += d - t;
+                t = d;
+            }
+        }
+        FG_SCHED_FOR(sc->s[S_RECOMP], s, k) {
+            fg_id r = sc->s[S_RECOMP].ids[k];
+            mem_at(&mt, t, (long long)round_pool(fg_graph_tinfo(g, r)->bytes));
+            double rs = step_seconds[fg_graph_tinfo(g, r)->producer];
+            out->recompute_seconds += rs;
+            t += rs;
+        }
+        size_t ws = round_pool(fg_vmem_ws_need(v, node, pass));
+        mem_at(&mt, t, (long long)ws);
+        t += step_seconds[s];
+        mem_at(&mt, t, -(long long)ws);
+        FG_SCHED_FOR(sc->s[S_RELEASE], s, k)
+            mem_at(&mt, t, -(long long)round_pool(fg_graph_tinfo(g, sc->s[S_RELEASE].ids[k])->bytes));
+        FG_SCHED_FOR(sc->s[S_OFF_WAIT], s, k) {
+            int j = sc->s[S_OFF_WAIT].ids[k];
+            if (off_done[j] > t) {
+                out->stall_seconds += off_done[j] - t;
+                t = off_done[j];
+            }
+            mem_at(&mt, t, -(long long)round_pool(sc->slots[j].bytes));
+        }
+        FG_SCHED_FOR(sc->s[S_DROP], s, k)
+            mem_at(&mt, t, -(long long)round_pool(fg_graph_tinfo(g, sc->s[S_DROP].ids[k])->bytes));
+        FG_SCHED_FOR(sc->s[S_OFF_ISSUE], s, k) {
+            int j = sc->s[S_OFF_ISSUE].ids[k];
+            double c = copy_seconds(m, sc->slots[j].bytes);
+            double start = t > out_free ? t : out_free;
+            off_done[j] = out_free = start + c;
+            out->interference_seconds += c * share;
+            out->offload_bytes += (double)sc->slots[j].bytes;
+        }
+    }
+    free(off_done);
+    free(pf_done);
+    out->iter_seconds = t + out->interference_seconds;
+    mem_at(&mt, out->iter_seconds, 0);
+    out->peak_device_bytes = mt.peak;
+    out->avg_device_bytes = out->iter_seconds > 0 ? mt.area / out->iter_seconds : (double)mt.peak;
+    return FG_OK;
+}
+
+fg_status fg_vmem_predict(fg_vmem *v, const double *step_seconds, const fg_vmem_link_model *m, fg_vmem_prediction *out) {
+    if (!v->g) return fg_fail(FG_ERR_INVALID, "vmem predict: the policy has not been planned (build the graph first)");
+    if (!step_seconds) return fg_fail(FG_ERR_INVALID, "vmem predict: step_seconds is NULL (2N seconds expected)");
+    if (m->gbps < 0 || m->latency_us < 0)
+        return fg_fail(FG_ERR_INVALID, "vmem predict: link bandwidth %g GB/s and latency %g us must be >= 0", m->gbps,
+                       m->latency_us);
+    double *secs = malloc(sizeof(double) * (size_t)(v->steps + 1));
+    if (!secs) return fg_fail(FG_ERR_OOM, "vmem predict: out of host memory");
+    for (int s = 0; s < v->steps; s++) {
+        int node = s < v->N ? s : 2 * v->N - 1 - s;
+        const fg_ninfo *n = fg_graph_node(v->g, node);
+        secs[s] = step_seconds[s];
+        if (n->op == FG_OP_CONV2D && n->algo != v->ref_algo[node])
+            secs[s] *= fg_vmem_algo_cost(n->algo) / fg_vmem_algo_cost(v->ref_algo[node]);
+    }
+    fg_status st = fg_vmem_predict_schedule(v, &v->sc, secs, m, out);
+    free(secs);
+    return st;
+}
