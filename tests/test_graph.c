@@ -143,8 +143,11 @@ static void test_liveness_chain(void) {
     CHECK(th->first_use == 0 && th->last_use == 1); /* relu saves its output, not its input */
     CHECK(tr->first_use == 1 && tr->last_use == 6); /* saved by fc2 (backward step 5) and relu (step 6) */
     CHECK(to->first_use == 2 && to->last_use == 3);
-    const fg_tinfo *gr = fg_graph_tinfo(g, tr->grad);
-    CHECK(gr->first_use == 5 && gr->last_use == 6);
+    /* relu's backward writes grad(h) in place over grad(r): one storage, live from fc2's backward
+     * (step 5, writes grad(r)) to fc1's (step 7, reads grad(h)) */
+    const fg_tinfo *gr = fg_graph_tinfo(g, tr->grad), *gh = fg_graph_tinfo(g, th->grad);
+    CHECK(gh->alias_of == tr->grad && gr->alias_of == tr->grad);
+    CHECK(gr->first_use == 5 && gr->last_use == 7);
     FILE *devnull = fopen("/dev/null", "w");
     fg_graph_print_liveness(g, devnull);
     fclose(devnull);

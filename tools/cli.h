@@ -122,6 +122,8 @@ typedef struct cli_train_args {
      * the disk tier's directory, the host tier's capacity (0 = unlimited) and a trace CSV */
     const char *policy, *spill_dir, *trace;
     size_t host_mem;
+    /* --plot FILE.png: device memory over the last training iteration of the trace (gnuplot) */
+    const char *plot;
     /* which of the tunables were given explicitly (else data-set or checkpoint defaults apply) */
     int set_model, set_data, set_epochs, set_batch, set_lr, set_lr_decay, set_optim, set_seed, set_momentum, set_wd;
 } cli_train_args;
@@ -160,5 +162,6 @@ int cmd_model(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_vmem(int argc, char **argv);
+int cmd_vmem_simulate(int argc, char **argv); /* tools/cmd_vmem_sim.c */
 
 #endif

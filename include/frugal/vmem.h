@@ -220,6 +220,58 @@ size_t fg_vmem_trace_count(fg_vmem *v);
 /* CSV with header "t_seconds,device_bytes,event,node,pass,tensor". Atomic. */
 fg_status fg_vmem_trace_write_csv(fg_vmem *v, const fg_graph *g, const char *path);
 
+/* ---------------------------------------------------------------- simulating a GPU (roofline.c) */
+
+/* A GPU for `frugal vmem simulate`: the step times of a network come from a roofline model of it
+ * (fg_vmem_roofline_steps), the link from fg_gpu_link. Assumptions: docs/VMEM.md, "Simulating a GPU". */
+typedef struct fg_gpu_model {
+    const char *name;        /* "titanx", "v100", "a100", "h100" */
+    double fp32_tflops;      /* peak fp32 (non-tensor-core) TFLOPS, 1e12 FLOP/s */
+    double mem_gbps;         /* peak device-memory bandwidth, GB/s (1e9 bytes/s) */
+    double mem_bytes;        /* device memory, bytes (the default budget) */
+    double efficiency;       /* fraction of fp32_tflops that conv / linear / matmul kernels reach */
+    const char *description; /* "Maxwell GTX Titan X, 12 GiB GDDR5" */
+} fg_gpu_model;
+
+/* The host <-> device link of a GPU: achieved (not theoretical) bandwidth per direction. */
+typedef struct fg_gpu_link {
+    const char *name;        /* "pcie3", "pcie4", "pcie5" */
+    double gbps;             /* achieved GB/s per direction (pinned host memory) */
+    double latency_us;       /* per copy */
+    const char *description;
+} fg_gpu_link;
+
+/* Fraction of the memory bandwidth every kernel reaches, and the fixed cost of every kernel launch
+ * (one per node and pass). */
+#define FG_ROOFLINE_MEM_EFFICIENCY 0.8
+#define FG_ROOFLINE_LAUNCH_SECONDS 5e-6
+
+/* Tables terminated by a NULL name. */
+const fg_gpu_model *fg_gpu_models(void);
+const fg_gpu_link *fg_gpu_links(void);
+/* FG_ERR_INVALID naming the valid values for an unknown name. */
+fg_status fg_gpu_model_parse(const char *name, fg_gpu_model *out);
+fg_status fg_gpu_link_parse(const char *name, fg_gpu_link *out);
+/* The link as fg_vmem_config.model / fg_vmem_predict see it: compute_share 0 (copy engines). */
+fg_vmem_link_model fg_gpu_link_model(const fg_gpu_link *l);
+
+/* The roofline cost of one step (node, pass) of a built graph on `gpu`. */
+typedef struct fg_roofline_cost {
+    double flops;           /* FLOPs of the step (backward: data + weight gradients) */
+    double bytes;           /* device bytes read and written */
+    double compute_seconds; /* flops / (fp32_tflops * 1e12 * efficiency) */
+    double memory_seconds;  /* bytes / (mem_gbps * 1e9 * FG_ROOFLINE_MEM_EFFICIENCY) */
+    double seconds;         /* max(compute, memory) + FG_ROOFLINE_LAUNCH_SECONDS; 0 when the step
+                               does not run (a backward with no gradient to compute) */
+    int compute_bound;      /* compute_seconds >= memory_seconds */
+} fg_roofline_cost;
+fg_status fg_vmem_roofline_cost(const fg_graph *g, const fg_gpu_model *gpu, int node, fg_pass pass,
+                                fg_roofline_cost *out);
+/* step_seconds[2N] on the 2N timeline (forward of node i at i, backward at 2N-1-i), for
+ * fg_vmem_config.step_seconds and fg_vmem_predict. The graph must be built (saved lists and
+ * gradients are known then); the conv algorithms are taken as the performance-optimal ones. */
+fg_status fg_vmem_roofline_steps(const fg_graph *g, const fg_gpu_model *gpu, double *step_seconds);
+
 #ifdef __cplusplus
 }
 #endif

@@ -193,7 +193,7 @@ static fg_status run_backward(fg_graph *g, int i) {
     case FG_OP_DROPOUT:
         if (d.dst[0]) {
             if (g->training && n->p.drop.p > 0.0f) fg_dropout_backward(d.dst[0], dy, n->p.n, n->p.drop.p, node_seed(g, i));
-            else memcpy(d.dst[0], dy, n->p.n * sizeof(float));
+            else if (d.dst[0] != dy) memcpy(d.dst[0], dy, n->p.n * sizeof(float)); /* in place: nothing to do */
         }
         break;
     case FG_OP_ADD:

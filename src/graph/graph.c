@@ -695,6 +695,35 @@ static fg_id make_grad(fg_graph *g, fg_id id) {
     return gid;
 }
 
+/* In-place gradients of elementwise ops (Caffe's in-place ReLU, for the backward pass): when node
+ * i maps x to y element by element and x (an activation, not a view) is read by no other node,
+ * grad(x) is a view of grad(y): the backward kernel reads dy[k] and writes dx[k] at the same
+ * index, and dy is dead after it. One tensor fewer is live at every such step (VGG-16's working
+ * set at conv1_2/relu1_2 backward drops from four to three 3 GiB feature maps at batch 256). */
+static void inplace_grad(fg_graph *g, int i, const int *consumers) {
+    fg_node *n = &g->nodes[i];
+    fg_op op = n->info.op;
+    if (op != FG_OP_RELU && op != FG_OP_TANH && op != FG_OP_SIGMOID && op != FG_OP_GELU && op != FG_OP_DROPOUT) return;
+    fg_id x = n->info.in[0], y = n->info.out;
+    fg_tslot *xs = &g->t[x];
+    if (xs->info.alias_of != x || xs->next_alias != FG_NONE || xs->info.kind != FG_T_ACT || !xs->info.requires_grad || xs->persistent ||
+        xs->info.grad != FG_NONE || consumers[x] != 1 || g->t[y].info.alias_of != y || xs->info.bytes != g->t[y].info.bytes)
+        return;
+    fg_id rg = g->t[g->t[y].info.grad].info.alias_of;
+    if (g->t[rg].persistent) return;
+    char nm[FG_NAME_MAX];
+    snprintf(nm, sizeof nm, "%.56s.grad", xs->info.t.name);
+    int64_t shape[FG_MAX_DIMS]; /* new_tensor may move g->t */
+    int ndim = xs->info.t.ndim;
+    memcpy(shape, xs->info.t.shape, sizeof(int64_t) * (size_t)ndim);
+    fg_id gv = new_tensor(g, FG_T_GRAD, nm, FG_F32, ndim, shape);
+    g->t[gv].info.alias_of = rg;
+    g->t[gv].info.grad_of = x;
+    g->t[gv].next_alias = g->t[rg].next_alias;
+    g->t[rg].next_alias = gv;
+    g->t[x].info.grad = gv;
+}
+
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy) {
     if (g->built) return fg_fail(FG_ERR_INVALID, "graph '%s' is already built", g->name);
     if (!policy) return fg_fail(FG_ERR_INVALID, "graph '%s': a memory policy is required", g->name);
@@ -735,7 +764,14 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
     if (loss != FG_NONE) {
         int nt0 = g->nt;
         int *written = calloc((size_t)(unsigned)nt0 + 1, sizeof(int)); /* per storage root: grad written yet */
-        if (!written) return fg_fail(FG_ERR_OOM, "graph build: out of host memory");
+        int *consumers = calloc((size_t)(unsigned)nt0 + 1, sizeof(int)); /* per storage root: forward reads */
+        if (!written || !consumers) {
+            free(written);
+            free(consumers);
+            return fg_fail(FG_ERR_OOM, "graph build: out of host memory");
+        }
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < g->nodes[i].info.n_in; k++) consumers[g->t[g->nodes[i].info.in[k]].info.alias_of]++;
         fg_id lroot = g->t[loss].info.alias_of;
         for (int i = N - 1; i >= 0; i--) {
             fg_node *n = &g->nodes[i];
@@ -743,6 +779,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
             n->bwd_active = g->t[out].info.requires_grad && (out == lroot || written[out]);
             if (!n->bwd_active) continue;
             make_grad(g, out);
+            inplace_grad(g, i, consumers);
             for (int k = 0; k < n->info.n_in; k++) {
                 fg_id x = n->info.in[k];
                 fg_id root = g->t[x].info.alias_of;
@@ -757,6 +794,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
             }
         }
         free(written);
+        free(consumers);
         /* grads of views are views of the root's grad */
         for (int i = 0; i < nt0; i++) {
             fg_tslot *s = &g->t[i];

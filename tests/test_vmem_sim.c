@@ -1,0 +1,311 @@
+/* Tests of the GPU simulation behind `frugal vmem simulate` (src/vmem/roofline.c with vmem's
+ * dry-run plans and fg_vmem_predict).
+ *  - The roofline: a conv with 64 channels is compute-bound and takes exactly
+ *    flops / (peak * efficiency) + launch; a ReLU is memory-bound and takes exactly
+ *    (input + output bytes) / (bandwidth * 0.8) + launch; a conv's backward counts one forward's
+ *    FLOPs per input that gets a gradient (2x for a hidden conv, 1x for the first one); doubling
+ *    the TFLOPS halves a compute-bound step (launch excluded) and leaves a memory-bound one alone;
+ *    fg_vmem_roofline_steps puts each node's costs on the 2N timeline; an unbuilt graph and a GPU
+ *    without FLOPs are refused.
+ *  - The tables and their parsers: unknown names fail naming every valid value.
+ *  - The simulation on a small VGG-16 (32x32, batch 4): at a budget below none's smallest one,
+ *    none does not fit (FG_ERR_OOM naming the budget) while all, dyn and plan fit; their predicted
+ *    peaks are within the budget; the oracle is the sum of the step seconds; dyn's and plan's
+ *    predicted iterations are no faster than the oracle's and plan's no slower than dyn's; all's
+ *    average device memory is below none's; with the same schedule a slower link never predicts
+ *    less stall (and a 100x slower one predicts strictly more). */
+#include <math.h>
+#include <string.h>
+
+#include "frugal/train.h"
+#include "frugal/vmem.h"
+#include "testutil.h"
+
+static int close_rel(const char *what, double got, double want, double rtol) {
+    double d = fabs(got - want), tol = rtol * fabs(want);
+    if (d <= tol) return 1;
+    fprintf(stderr, "%s: got %.12g, want %.12g (difference %.3g, tolerance %.3g)\n", what, got, want, d, tol);
+    fg_test_failures++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the roofline */
+
+/* input (8,64,32,32) -> conv1 64 3x3 -> relu -> conv2 64 3x3 -> gap -> fc 10 -> xent */
+static fg_graph *small_convnet(fg_pool *pool, int *conv1, int *relu, int *conv2) {
+    fg_graph *g;
+    CHECK_OK(fg_graph_create(&g, "roof"));
+    int64_t xs[4] = {8, 64, 32, 32}, ls[1] = {8};
+    fg_id x = fg_nn_input(g, "x", FG_F32, 4, xs);
+    fg_id y = fg_nn_input(g, "y", FG_I32, 1, ls);
+    fg_id h = fg_layer_conv2d(g, "conv1", x, 64, 3, 1, 1, 1);
+    h = fg_nn_relu(g, "relu1", h);
+    h = fg_layer_conv2d(g, "conv2", h, 64, 3, 1, 1, 1);
+    h = fg_nn_global_avgpool(g, "gap", h);
+    h = fg_layer_linear(g, "fc", h, 10, 1);
+    fg_id loss = fg_nn_xent(g, "loss", h, y);
+    CHECK_OK(fg_graph_status(g));
+    *conv1 = *relu = *conv2 = -1;
+    for (int i = 0; i < fg_graph_n_nodes(g); i++) {
+        const char *n = fg_graph_node(g, i)->name;
+        if (strcmp(n, "conv1") == 0) *conv1 = i;
+        if (strcmp(n, "relu1") == 0) *relu = i;
+        if (strcmp(n, "conv2") == 0) *conv2 = i;
+    }
+    CHECK(*conv1 >= 0 && *relu >= 0 && *conv2 >= 0);
+    double dummy;
+    fg_gpu_model gpu;
+    CHECK_OK(fg_gpu_model_parse("titanx", &gpu));
+    CHECK_STATUS(fg_vmem_roofline_steps(g, &gpu, &dummy), FG_ERR_INVALID); /* not built yet */
+    fg_mem_policy pol;
+    CHECK_OK(fg_policy_network_wide(&pol));
+    CHECK_OK(fg_graph_build(g, loss, pool, &pol));
+    return g;
+}
+
+static void test_roofline(void) {
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    int c1, r1, c2;
+    fg_graph *g = small_convnet(pool, &c1, &r1, &c2);
+    fg_gpu_model gpu;
+    CHECK_OK(fg_gpu_model_parse("titanx", &gpu));
+    const double L = FG_ROOFLINE_LAUNCH_SECONDS;
+    double flops_s = gpu.fp32_tflops * 1e12 * gpu.efficiency;
+    double bytes_s = gpu.mem_gbps * 1e9 * FG_ROOFLINE_MEM_EFFICIENCY;
+
+    /* conv2 forward: 2 * 8 * 64 * 64 * 9 * 32 * 32 = 604 MFLOP, ~4 MB: compute-bound */
+    fg_roofline_cost c;
+    const fg_ninfo *n2 = fg_graph_node(g, c2);
+    CHECK_OK(fg_vmem_roofline_cost(g, &gpu, c2, FG_FORWARD, &c));
+    CHECK(c.compute_bound);
+    close_rel("conv2 forward flops", c.flops, 2.0 * 8 * 64 * 64 * 9 * 32 * 32, 1e-12);
+    close_rel("conv2 forward seconds", c.seconds, n2->flops / flops_s + L, 1e-12);
+    /* backward of a hidden conv: data + weight gradients */
+    CHECK_OK(fg_vmem_roofline_cost(g, &gpu, c2, FG_BACKWARD, &c));
+    CHECK(c.compute_bound);
+    close_rel("conv2 backward flops", c.flops, 2.0 * n2->flops, 1e-12);
+    close_rel("conv2 backward seconds", c.seconds, 2.0 * n2->flops / flops_s + L, 1e-12);
+    /* the first conv's input is an INPUT: only the weight gradient */
+    CHECK_OK(fg_vmem_roofline_cost(g, &gpu, c1, FG_BACKWARD, &c));
+    close_rel("conv1 backward flops", c.flops, fg_graph_node(g, c1)->flops, 1e-12);
+
+    /* relu forward: reads its input, writes its output, nothing else: memory-bound */
+    const fg_ninfo *nr = fg_graph_node(g, r1);
+    double rbytes = (double)fg_graph_tinfo(g, nr->in[0])->bytes + (double)fg_graph_tinfo(g, nr->out)->bytes;
+    CHECK_OK(fg_vmem_roofline_cost(g, &gpu, r1, FG_FORWARD, &c));
+    CHECK(!c.compute_bound);
+    close_rel("relu forward bytes", c.bytes, rbytes, 1e-12);
+    close_rel("relu forward seconds", c.seconds, rbytes / bytes_s + L, 1e-12);
+    double relu_s = c.seconds;
+
+    /* twice the FLOPS: a compute-bound step's compute halves, a memory-bound one is unchanged */
+    CHECK_OK(fg_vmem_roofline_cost(g, &gpu, c2, FG_FORWARD, &c));
+    double conv_s = c.seconds;
+    fg_gpu_model fast = gpu;
+    fast.fp32_tflops *= 2;
+    CHECK_OK(fg_vmem_roofline_cost(g, &fast, c2, FG_FORWARD, &c));
+    close_rel("conv2 forward, 2x TFLOPS", c.seconds - L, (conv_s - L) / 2, 1e-12);
+    CHECK_OK(fg_vmem_roofline_cost(g, &fast, r1, FG_FORWARD, &c));
+    close_rel("relu forward, 2x TFLOPS", c.seconds, relu_s, 1e-12);
+
+    /* the 2N timeline */
+    int N = fg_graph_n_nodes(g);
+    double *steps = calloc((size_t)(2 * N), sizeof(double));
+    CHECK_OK(fg_vmem_roofline_steps(g, &gpu, steps));
+    for (int i = 0; i < N; i++) {
+        fg_roofline_cost f, b;
+        CHECK_OK(fg_vmem_roofline_cost(g, &gpu, i, FG_FORWARD, &f));
+        CHECK_OK(fg_vmem_roofline_cost(g, &gpu, i, FG_BACKWARD, &b));
+        if (steps[i] != f.seconds || steps[2 * N - 1 - i] != b.seconds) {
+            fprintf(stderr, "roofline steps: node %d: forward %g vs %g, backward %g vs %g\n", i, steps[i], f.seconds,
+                    steps[2 * N - 1 - i], b.seconds);
+            fg_test_failures++;
+        }
+        CHECK(f.seconds >= L); /* every forward runs and pays a launch */
+    }
+    free(steps);
+
+    /* refusals */
+    fg_gpu_model bad = gpu;
+    bad.fp32_tflops = 0;
+    CHECK_STATUS(fg_vmem_roofline_cost(g, &bad, c2, FG_FORWARD, &c), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "fp32_tflops") != NULL);
+    CHECK_STATUS(fg_vmem_roofline_cost(g, &gpu, N, FG_FORWARD, &c), FG_ERR_INVALID);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+}
+
+/* ---------------------------------------------------------------- the tables */
+
+static void test_parse(void) {
+    fg_gpu_model gpu;
+    fg_gpu_link link;
+    CHECK_OK(fg_gpu_model_parse("titanx", &gpu));
+    CHECK(gpu.fp32_tflops == 6.1 && gpu.mem_gbps > 300 && gpu.mem_bytes == 12.0 * 1024 * 1024 * 1024);
+    int n = 0;
+    for (const fg_gpu_model *m = fg_gpu_models(); m->name; m++, n++) {
+        CHECK(m->fp32_tflops > 0 && m->mem_gbps > 0 && m->mem_bytes > 0 && m->efficiency > 0 && m->efficiency <= 1);
+        CHECK_OK(fg_gpu_model_parse(m->name, &gpu));
+        CHECK(gpu.fp32_tflops == m->fp32_tflops);
+    }
+    CHECK(n == 4);
+    CHECK_STATUS(fg_gpu_model_parse("k80", &gpu), FG_ERR_INVALID);
+    const char *want_gpus[] = {"'k80'", "titanx", "v100", "a100", "h100"};
+    for (int i = 0; i < 5; i++)
+        if (!strstr(fg_last_error(), want_gpus[i])) {
+            fprintf(stderr, "gpu parse error '%s' does not name %s\n", fg_last_error(), want_gpus[i]);
+            fg_test_failures++;
+        }
+    CHECK_STATUS(fg_gpu_model_parse(NULL, &gpu), FG_ERR_INVALID);
+
+    CHECK_OK(fg_gpu_link_parse("pcie3", &link));
+    CHECK(link.gbps == 12.0 && link.latency_us > 0);
+    fg_vmem_link_model lm = fg_gpu_link_model(&link);
+    CHECK(lm.gbps == 12.0 && lm.latency_us == link.latency_us && lm.compute_share == 0.0);
+    double prev = 0;
+    for (const fg_gpu_link *l = fg_gpu_links(); l->name; l++) {
+        CHECK(l->gbps > prev); /* pcie3 < pcie4 < pcie5 */
+        prev = l->gbps;
+    }
+    CHECK_STATUS(fg_gpu_link_parse("nvlink", &link), FG_ERR_INVALID);
+    const char *want_links[] = {"'nvlink'", "pcie3", "pcie4", "pcie5"};
+    for (int i = 0; i < 4; i++)
+        if (!strstr(fg_last_error(), want_links[i])) {
+            fprintf(stderr, "link parse error '%s' does not name %s\n", fg_last_error(), want_links[i]);
+            fg_test_failures++;
+        }
+}
+
+/* ---------------------------------------------------------------- the simulation */
+
+typedef struct planned {
+    fg_pool *pool;
+    fg_graph *g;
+    fg_vmem *vm;
+    fg_vmem_stats st;
+} planned;
+
+/* Plans `kind` as a dry run in a pool of `capacity` (0 = unlimited) with the given step seconds
+ * (may be NULL) and link. Returns the status of the build; on success p holds the graph. */
+static fg_status plan(const fg_model_cfg *mc, fg_vmem_kind kind, size_t capacity, const double *steps,
+                      const fg_vmem_link_model *lm, planned *p) {
+    memset(p, 0, sizeof *p);
+    fg_model_io io;
+    fg_mem_policy pol;
+    fg_vmem_config vc = fg_vmem_config_defaults(kind);
+    vc.dry_run = 1;
+    vc.step_seconds = steps;
+    vc.model = *lm;
+    vc.link.gbps = lm->gbps;
+    vc.link.latency_us = lm->latency_us;
+    CHECK_OK(fg_pool_create(&p->pool, capacity));
+    CHECK_OK(fg_vmem_policy_create(&pol, &vc));
+    p->vm = fg_vmem_of(&pol);
+    fg_status s = fg_train_build_model(&p->g, &io, "vgg16", mc, 1, p->pool, &pol);
+    if (s == FG_OK) fg_vmem_get_stats(p->vm, &p->st);
+    return s;
+}
+
+static void unplan(planned *p) {
+    fg_graph_free(p->g);
+    fg_pool_destroy(p->pool);
+    memset(p, 0, sizeof *p);
+}
+
+static void test_simulate(void) {
+    fg_model_cfg mc = {4, 3, 32, 32, 10, -1};
+    fg_gpu_model gpu;
+    fg_gpu_link l3, l5;
+    CHECK_OK(fg_gpu_model_parse("titanx", &gpu));
+    CHECK_OK(fg_gpu_link_parse("pcie3", &l3));
+    CHECK_OK(fg_gpu_link_parse("pcie5", &l5));
+    fg_vmem_link_model m3 = fg_gpu_link_model(&l3), m5 = fg_gpu_link_model(&l5);
+
+    /* the oracle: none in an unlimited pool, and the roofline steps of its graph */
+    planned o;
+    CHECK_OK(plan(&mc, FG_VMEM_NONE, 0, NULL, &m3, &o));
+    if (!o.g) return;
+    int N = fg_graph_n_nodes(o.g);
+    double *steps = calloc((size_t)(2 * N), sizeof(double));
+    CHECK_OK(fg_vmem_roofline_steps(o.g, &gpu, steps));
+    double sum = 0;
+    for (int s = 0; s < 2 * N; s++) sum += steps[s];
+    fg_vmem_prediction po;
+    CHECK_OK(fg_vmem_predict(o.vm, steps, &m3, &po));
+    close_rel("oracle iteration = sum of the steps", po.iter_seconds, sum, 1e-12);
+    CHECK(po.stall_seconds == 0 && po.offload_bytes == 0);
+    size_t none_min = o.st.min_device_bytes;
+    unplan(&o);
+
+    /* the budget: all's smallest, which must be below none's */
+    planned a;
+    CHECK_OK(plan(&mc, FG_VMEM_ALL, 0, steps, &m3, &a));
+    size_t budget = a.st.min_device_bytes;
+    unplan(&a);
+    if (!(budget < none_min)) {
+        fprintf(stderr, "simulate: all's smallest budget %zu is not below none's %zu\n", budget, none_min);
+        fg_test_failures++;
+        free(steps);
+        return;
+    }
+
+    planned p;
+    fg_status s = plan(&mc, FG_VMEM_NONE, budget, steps, &m3, &p);
+    CHECK(s == FG_ERR_OOM);
+    if (s == FG_ERR_OOM) CHECK(strstr(fg_last_error(), "smallest budget") != NULL);
+    unplan(&p);
+
+    fg_vmem_prediction pr[FG_VMEM_KIND_COUNT];
+    memset(pr, 0, sizeof pr);
+    const fg_vmem_kind fit[] = {FG_VMEM_ALL, FG_VMEM_DYN, FG_VMEM_PLAN};
+    for (int i = 0; i < 3; i++) {
+        fg_vmem_kind k = fit[i];
+        s = plan(&mc, k, budget, steps, &m3, &p);
+        if (s != FG_OK) {
+            fprintf(stderr, "simulate: %s does not fit %zu bytes: %s\n", fg_vmem_kind_name(k), budget, fg_last_error());
+            fg_test_failures++;
+            unplan(&p);
+            continue;
+        }
+        CHECK_OK(fg_vmem_predict(p.vm, steps, &m3, &pr[k]));
+        if (pr[k].peak_device_bytes > budget || pr[k].iter_seconds < sum * (1 - 1e-12)) {
+            fprintf(stderr, "simulate: %s predicts peak %zu (budget %zu), %.9g s (oracle %.9g s)\n", fg_vmem_kind_name(k),
+                    pr[k].peak_device_bytes, budget, pr[k].iter_seconds, sum);
+            fg_test_failures++;
+        }
+        /* the same schedule over a slower link: never less stall; 100x slower: strictly more */
+        fg_vmem_prediction p5, pslow;
+        fg_vmem_link_model slow = m3;
+        slow.gbps = m3.gbps / 100;
+        CHECK_OK(fg_vmem_predict(p.vm, steps, &m5, &p5));
+        CHECK_OK(fg_vmem_predict(p.vm, steps, &slow, &pslow));
+        if (p5.stall_seconds > pr[k].stall_seconds || pr[k].stall_seconds > pslow.stall_seconds ||
+            p5.iter_seconds > pr[k].iter_seconds) {
+            fprintf(stderr, "simulate: %s stall pcie5 %.9g s, pcie3 %.9g s, 0.12 GB/s %.9g s (must not decrease)\n",
+                    fg_vmem_kind_name(k), p5.stall_seconds, pr[k].stall_seconds, pslow.stall_seconds);
+            fg_test_failures++;
+        }
+        if (p.st.n_offload_tensors > 0 && !(pslow.stall_seconds > pr[k].stall_seconds)) {
+            fprintf(stderr, "simulate: %s offloads %d tensors but a 100x slower link adds no stall (%.9g vs %.9g s)\n",
+                    fg_vmem_kind_name(k), p.st.n_offload_tensors, pslow.stall_seconds, pr[k].stall_seconds);
+            fg_test_failures++;
+        }
+        unplan(&p);
+    }
+    CHECK(pr[FG_VMEM_ALL].offload_bytes > 0);
+    CHECK(pr[FG_VMEM_ALL].avg_device_bytes < po.avg_device_bytes);
+    if (pr[FG_VMEM_PLAN].iter_seconds > pr[FG_VMEM_DYN].iter_seconds * (1 + 1e-12)) {
+        fprintf(stderr, "simulate: plan predicts %.9g s, slower than dyn's %.9g s\n", pr[FG_VMEM_PLAN].iter_seconds,
+                pr[FG_VMEM_DYN].iter_seconds);
+        fg_test_failures++;
+    }
+    free(steps);
+}
+
+int main(void) {
+    test_parse();
+    test_roofline();
+    test_simulate();
+    return fg_test_finish("test_vmem_sim");
+}
