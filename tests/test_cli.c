@@ -4,7 +4,7 @@
  * --save then `eval`, same seed twice, and `--epochs 2` equal to `--epochs 1 --checkpoint c`
  * followed by `--epochs 2 --resume c` (the JSON loss lists compared as text); vmem (issue 3):
  * `train --policy none|all|conv` gives the same losses and final line as no policy, --trace
- * writes the CSV, dyn/plan exit 1, a budget too small fails before training naming the smallest
+ * writes the CSV, an unknown policy is a usage error, a budget too small fails before training naming the smallest
  * budget, and `vmem report --json` has one record per policy with the measured keys. */
 #include <limits.h>
 #include <string.h>
@@ -234,17 +234,16 @@ int main(int argc, char **argv) {
     snprintf(args, sizeof args, "train --epochs 3 --resume '%s'", w);
     expect(args, 1, NULL, "weights only");
 
-    /* vmem (issue 3): dyn and plan are not implemented yet: exit 1 with a message */
-    expect("train --policy dyn --epochs 1", 1, NULL, "not implemented yet (issue 3)");
-    expect("train --policy plan --epochs 1", 1, NULL, "not implemented yet (issue 3)");
-    /* offload and prefetch change no number: the same final line under none, all and conv as
-     * without a policy (`line`, the run above) */
+    expect("train --policy most --epochs 1", 2, NULL, "expected none, all, conv, dyn or plan");
+    /* offload and prefetch change no number: the same final line under every policy as without
+     * one (`line`, the run above); dyn and plan keep the graph's algorithms when nothing forces
+     * them to change */
     char tr[400], jv[400];
     snprintf(tr, sizeof tr, "%s/trace.csv", tmpdir);
     snprintf(jv, sizeof jv, "%s/v.json", tmpdir);
     char *l0 = json_array(j1, "loss");
-    static const char *const pols[] = {"none", "all", "conv"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const pols[] = {"none", "all", "conv", "dyn", "plan"};
+    for (int k = 0; k < 5; k++) {
         snprintf(args, sizeof args,
                  "train --model lenet --data mnist --epochs 2 --batch 32 --threads 2 --seed 3 --policy %s --json '%s'%s%s%s",
                  pols[k], jv, k == 1 ? " --trace '" : "", k == 1 ? tr : "", k == 1 ? "'" : "");
@@ -284,17 +283,96 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         int cnt = 0;
         for (const char *p = js; (p = strstr(p, keys[k])) != NULL; p++) cnt++;
-        if (cnt != 3) {
-            fprintf(stderr, "  vmem report --json: key %s appears %d times, expected 3 (one per policy)\n", keys[k], cnt);
+        if (cnt != 5) {
+            fprintf(stderr, "  vmem report --json: key %s appears %d times, expected 5 (one per policy)\n", keys[k], cnt);
             fg_test_failures++;
         }
     }
-    CHECK(strstr(js, "\"policy\": \"none\"") && strstr(js, "\"policy\": \"all\"") && strstr(js, "\"policy\": \"conv\""));
+    CHECK(strstr(js, "\"policy\": \"none\"") && strstr(js, "\"policy\": \"all\"") && strstr(js, "\"policy\": \"conv\"") &&
+          strstr(js, "\"policy\": \"dyn\"") && strstr(js, "\"policy\": \"plan\""));
     CHECK(strstr(js, "\"peak_device_bytes\": null") == NULL); /* every policy fits an unlimited pool */
     free(js);
     /* a budget no policy fits: rows naming the smallest budget, not an abort */
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "conv   does not fit in", NULL);
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "needs at least", NULL);
+    expect("vmem report --model lenet --batch 4 --policies dyn,most", 2, NULL, "--policies");
+
+    /* vmem --plot (issue 3): train draws the memory over the last training iteration as a PNG
+     * with gnuplot; --plot needs --policy; without gnuplot on PATH the command fails at once,
+     * naming it; a gnuplot that fails after training fails the command but --json is written */
+    {
+        char png[400], pj[400], bin[400], cmd[16384];
+        snprintf(png, sizeof png, "%s/mem.png", tmpdir);
+        snprintf(pj, sizeof pj, "%s/plot.json", tmpdir);
+        snprintf(bin, sizeof bin, "%s/fakebin", tmpdir);
+        const char *train = "train --model lenet --data mnist --epochs 1 --batch 32 --threads 2 --policy all";
+        expect("train --model lenet --epochs 1 --plot x.png", 2, NULL, "--plot needs --policy");
+        snprintf(args, sizeof args, "%s --plot \"%s/it's.png\"", train, tmpdir);
+        expect(args, 2, NULL, "may not contain a quote");
+        FILE *gp = popen("command -v gnuplot", "r");
+        char where[512] = "";
+        if (gp) {
+            if (!fgets(where, sizeof where, gp)) where[0] = 0;
+            pclose(gp);
+        }
+        if (where[0]) {
+            snprintf(args, sizeof args, "%s --plot '%s'", train, png);
+            expect(args, 0, "memory plot: ", NULL);
+            FILE *f = fopen(png, "rb");
+            unsigned char sig[8] = {0};
+            size_t got = f ? fread(sig, 1, 8, f) : 0;
+            if (f) fclose(f);
+            static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+            if (got != 8 || memcmp(sig, png_sig, 8) != 0) {
+                fprintf(stderr, "  --plot: %s is missing or not a PNG (read %zu bytes: %02x %02x %02x %02x)\n", png, got,
+                        sig[0], sig[1], sig[2], sig[3]);
+                fg_test_failures++;
+            }
+        } else {
+            printf("  gnuplot is not installed: the PNG check of --plot is skipped\n");
+        }
+        /* PATH without gnuplot (an empty directory): exit 1 before training, naming gnuplot */
+        mkdir(bin, 0755);
+        snprintf(cmd, sizeof cmd, "PATH='%s' FRUGAL_DATA='%s/data' '%s' %s --plot '%s' >'%s' 2>'%s'", bin, tmpdir, exe, train,
+                 png, out_path, err_path);
+        int st = system(cmd);
+        char *o = slurp(out_path), *e = slurp(err_path);
+        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(e, "gnuplot is not installed") || strstr(o, "epoch")) {
+            fprintf(stderr, "  --plot without gnuplot on PATH: status %d, expected exit 1 before any epoch with "
+                            "'gnuplot is not installed'\n  stdout: %.300s\n  stderr: %.300s\n", st, o, e);
+            fg_test_failures++;
+        }
+        free(o);
+        free(e);
+        /* a gnuplot that fails (exits 1 without reading its input): exit 1 after training, the
+         * reason in the message, --json written, no PNG left behind */
+        char fake[450];
+        snprintf(fake, sizeof fake, "%s/gnuplot", bin);
+        FILE *fs = fopen(fake, "w");
+        CHECK(fs != NULL);
+        if (fs) {
+            fputs("#!/bin/sh\necho 'simulated gnuplot failure' >&2\nexit 1\n", fs);
+            fclose(fs);
+            chmod(fake, 0755);
+            unlink(png);
+            snprintf(cmd, sizeof cmd, "PATH='%s':/usr/bin:/bin FRUGAL_DATA='%s/data' '%s' %s --plot '%s' --json '%s' >'%s' 2>'%s'",
+                     bin, tmpdir, exe, train, png, pj, out_path, err_path);
+            st = system(cmd);
+            o = slurp(out_path);
+            e = slurp(err_path);
+            char *jl = json_array(pj, "loss");
+            if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(e, "simulated gnuplot failure") ||
+                !strstr(o, "epoch   1") || strcmp(jl, "<missing>") == 0 || access(png, F_OK) == 0) {
+                fprintf(stderr, "  --plot with a failing gnuplot: status %d, expected exit 1 after training with the "
+                                "reason, the JSON written and no PNG\n  stdout: %.300s\n  stderr: %.300s\n  json loss: %s\n",
+                        st, o, e, jl);
+                fg_test_failures++;
+            }
+            free(jl);
+            free(o);
+            free(e);
+        }
+    }
 
     snprintf(args, sizeof args, "rm -rf '%s'", tmpdir);
     if (system(args) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "plot.h"
 
 /* Per-data-set defaults, chosen by sweeps of LeNet-5 on 2 cores (seeds 1-4): Adam at 3e-3
  * decayed by 0.88 per epoch settles where a constant rate keeps jumping by +-0.5% between
@@ -159,16 +160,12 @@ static int apply_checkpoint(cli_train_args *a, fg_ckpt_info *info, int *have_opt
 int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace) {
     if (!policy) {
         if (spill_dir || host_mem || trace)
-            return cli_usage_error(NULL, "--spill-dir, --host-mem and --trace need --policy none|all|conv");
+            return cli_usage_error(NULL, "--spill-dir, --host-mem and --trace need --policy none|all|conv|dyn|plan");
         return CLI_EXIT_OK;
-    }
-    if (strcmp(policy, "dyn") == 0 || strcmp(policy, "plan") == 0) {
-        fprintf(stderr, "frugal: --policy %s: not implemented yet (issue 3); use none, all or conv\n", policy);
-        return CLI_EXIT_FAIL;
     }
     fg_vmem_kind kind;
     if (fg_vmem_kind_parse(policy, &kind) != FG_OK)
-        return cli_usage_error(NULL, "--policy: unknown policy '%s' (expected none, all or conv)", policy);
+        return cli_usage_error(NULL, "--policy: unknown policy '%s' (expected none, all, conv, dyn or plan)", policy);
     return CLI_EXIT_OK;
 }
 
@@ -233,6 +230,37 @@ static int budget_fail(const cli_train_args *a, const fg_train_cfg *cfg, const f
     return CLI_EXIT_FAIL;
 }
 
+/* --plot: vmem's device memory over the last training iteration in the trace (the trace keeps
+ * the first 1,000,000 events of a run, so for a very long run that is the last one it holds). */
+static int write_plot(const cli_train_args *a, fg_vmem *vm) {
+    size_t n = fg_vmem_trace_count(vm), first = 0;
+    fg_vmem_trace_event *ev = malloc((n ? n : 1) * sizeof *ev);
+    if (!ev) return cli_fail("--plot", fg_fail(FG_ERR_OOM, "out of host memory for %zu trace events", n));
+    n = fg_vmem_trace_get(vm, ev, n);
+    size_t m = cli_plot_iteration(ev, n, &first);
+    char why[1024];
+    int ok = 0;
+    if (m == 0) {
+        snprintf(why, sizeof why, "the trace holds no training iteration (%zu events)", n);
+    } else {
+        char title[512], b[32] = "";
+        if (a->device_mem) fg_bytes_str(b, sizeof b, (double)a->device_mem);
+        snprintf(title, sizeof title, "%s on %s, batch %lld, policy %s%s%s: device memory over the last training iteration",
+                 a->model, a->data, (long long)a->batch, a->policy, b[0] ? ", budget " : "", b);
+        const char *labels[1] = {a->policy};
+        const fg_vmem_trace_event *evs[1] = {ev + first};
+        ok = cli_plot_memory(a->plot, title, 1, labels, evs, &m, why, sizeof why);
+    }
+    free(ev);
+    if (!ok) {
+        fprintf(stderr, "frugal: --plot: %s\n", why);
+        return CLI_EXIT_FAIL;
+    }
+    printf("memory plot: %s (device memory over the last training iteration under %s)\n", a->plot, a->policy);
+    fflush(stdout);
+    return CLI_EXIT_OK;
+}
+
 int cli_train_run(cli_train_args *a, cli_train_result *r) {
     memset(r, 0, sizeof *r);
     fg_ckpt_info info;
@@ -256,6 +284,18 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     if (a->checkpoint_every < 0)
         return cli_usage_error(NULL, "--checkpoint-every must be >= 0, got %lld", (long long)a->checkpoint_every);
     if (a->threads < 0) return cli_usage_error(NULL, "--threads must be >= 0 (0 = all cores), got %d", a->threads);
+    /* --plot draws vmem's trace: it needs a policy, a file name gnuplot can quote and gnuplot,
+     * all checked before any training */
+    if (a->plot) {
+        if (!a->policy) return cli_usage_error(NULL, "--plot needs --policy none|all|conv|dyn|plan");
+        char why[512];
+        int usage = 0;
+        if (!cli_plot_check(a->plot, why, sizeof why, &usage)) {
+            if (usage) return cli_usage_error(NULL, "--plot: %s", why);
+            fprintf(stderr, "frugal: --plot: %s, or leave out --plot\n", why);
+            return CLI_EXIT_FAIL;
+        }
+    }
     /* checked before the data is loaded so a bad --policy fails at once; the policy itself is
      * made after (the trainer owns it) */
     int prc = cli_vmem_policy_check(a->policy, a->spill_dir, a->host_mem, a->trace != NULL);
@@ -308,7 +348,9 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     fg_vmem *vm = NULL; /* valid while the trainer's graph lives */
     s = fg_pool_create(&pool, a->device_mem);
     if (s != FG_OK) rc = cli_fail("device pool", s);
-    if (rc == CLI_EXIT_OK) rc = cli_vmem_policy(a->policy, a->spill_dir, a->host_mem, a->trace != NULL, &pol, &have_pol);
+    /* --plot takes the same whole-run trace as --trace and draws its last training iteration */
+    if (rc == CLI_EXIT_OK)
+        rc = cli_vmem_policy(a->policy, a->spill_dir, a->host_mem, a->trace != NULL || a->plot != NULL, &pol, &have_pol);
     if (rc == CLI_EXIT_OK) {
         if (have_pol) vm = fg_vmem_of(&pol);
         /* the trainer takes the policy (also on failure); a budget too small for the policy
@@ -394,6 +436,12 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
             fg_log(FG_LOG_INFO, "vmem trace (%zu events) written to %s", fg_vmem_trace_count(vm), a->trace);
         }
     }
+    if (vm && a->plot) {
+        /* like the trace, also after a failed run; a failed plot fails the command but loses no
+         * results (checkpoint, --save and --json are written by now) */
+        int plot_rc = write_plot(a, vm);
+        if (rc == CLI_EXIT_OK) rc = plot_rc;
+    }
     if (rc != CLI_EXIT_OK) {
         free(r->hist);
         r->hist = NULL;
@@ -424,11 +472,16 @@ int cmd_train(int argc, char **argv) {
         {"threads", CLI_INT, &a.threads, "T", "threads (default 0 = all cores); fix it for bit-identical reruns", 0},
         {"device-mem", CLI_SIZE, &a.device_mem, "SIZE", "device pool capacity, e.g. 512M (default unlimited)", 0},
         {"policy", CLI_STR, &a.policy, "KIND",
-         "vmem policy: none (network-wide), all or conv (offload what backward reads); dyn and plan are not "
-         "implemented yet (default: network-wide allocation without vmem)", 0},
+         "vmem policy: none (network-wide), all or conv (offload what backward reads), dyn (vDNN's search "
+         "for the first that fits --device-mem) or plan (keep/offload/recompute per tensor, planned from the "
+         "first iteration's measured times) (default: network-wide allocation without vmem)", 0},
         {"spill-dir", CLI_STR, &a.spill_dir, "DIR", "vmem disk tier: spill offloaded tensors past --host-mem to files in DIR", 0},
         {"host-mem", CLI_SIZE, &a.host_mem, "SIZE", "vmem host tier capacity, e.g. 2G (default unlimited)", 0},
         {"trace", CLI_STR, &a.trace, "FILE.csv", "write vmem's memory-over-time trace of the run (needs --policy)", 0},
+        {"plot", CLI_STR, &a.plot, "FILE.png",
+         "draw vmem's device memory over the last training iteration with gnuplot (needs --policy and gnuplot; "
+         "records the whole run's trace as --trace does, up to 1,000,000 events, and draws the last training "
+         "iteration it holds)", 0},
         {"json", CLI_STR, &a.json, "FILE", "write results (per-epoch loss and accuracy) as JSON", 0},
         {"save", CLI_STR, &a.save, "FILE", "write the trained weights (safetensors) for frugal eval", 0},
         {"checkpoint", CLI_STR, &a.checkpoint, "FILE", "write a resumable checkpoint after every epoch and on Ctrl-C", 0},
