@@ -7,11 +7,11 @@
 set -euo pipefail
 F=${1:-build/frugal}
 run() { echo; "$F" vmem report "$@"; }
-run --model alexnet --batch 128 --iters 2
-run --model alexnet --batch 128 --iters 2 --device-mem 1.2G --policies dyn,plan
-run --model overfeat --batch 128 --iters 2
-run --model overfeat --batch 128 --iters 2 --device-mem 1.8G --policies dyn,plan
-run --model vgg16 --batch 32 --iters 2
-run --model vgg16 --batch 32 --iters 2 --device-mem 2.85G --policies dyn,plan
-run --model googlenet --batch 64 --iters 2
-run --model googlenet --batch 64 --iters 2 --device-mem 1G --policies dyn,plan
+run --model alexnet --batch 128 --iters 4
+run --model alexnet --batch 128 --iters 4 --device-mem 1.2G --policies dyn,plan
+run --model overfeat --batch 128 --iters 4
+run --model overfeat --batch 128 --iters 4 --device-mem 1.7G --policies dyn,plan
+run --model vgg16 --batch 32 --iters 4
+run --model vgg16 --batch 32 --iters 4 --device-mem 2.85G --policies dyn,plan
+run --model googlenet --batch 64 --iters 4
+run --model googlenet --batch 64 --iters 4 --device-mem 1G --policies dyn,plan

@@ -707,7 +707,10 @@ int main(void) {
     }
     test_model("googlenet", 64, 3, FG_CONV_DNNL, dir, 1);
     test_dyn_plan("lenet", 28, 1, dir);
-    if (full) test_dyn_plan("vgg16", 32, 3, dir);
+    if (full) {
+        test_dyn_plan("alexnet", 67, 3, dir);
+        test_dyn_plan("vgg16", 32, 3, dir);
+    }
     test_dyn_plan("googlenet", 64, 3, dir);
     test_disk_full(dir);
     if (rmdir(dir) != 0) {

@@ -361,3 +361,22 @@ void cli_json_int(cli_json *j, const char *key, long long v) {
     json_item(j, key);
     fprintf(j->f, "%lld", v);
 }
+
+int cli_model_cfg(const cli_cmd *cmd, const fg_model_def *def, int64_t batch, const char *input, fg_model_cfg *out) {
+    *out = (fg_model_cfg){batch, def->default_channels, def->default_height, def->default_width, def->default_classes, -1.0f};
+    if (!input) return CLI_CONTINUE;
+    long long a, b, c;
+    char extra;
+    if (sscanf(input, "%lldx%lldx%lld%c", &a, &b, &c, &extra) == 3 && a > 0 && b > 0 && c > 0) {
+        out->channels = a;
+        out->height = b;
+        out->width = c;
+        return CLI_CONTINUE;
+    }
+    if (sscanf(input, "%lldx%lld%c", &a, &b, &extra) == 2 && a > 0 && b > 0) {
+        out->height = a;
+        out->width = b;
+        return CLI_CONTINUE;
+    }
+    return cli_usage_error(cmd, "--input '%s': expected HxW (e.g. 64x64) or CxHxW", input);
+}

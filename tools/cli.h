@@ -156,6 +156,10 @@ int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host
 int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, fg_mem_policy *pol,
                     int *have);
 
+/* The model config of zoo model `def` at `batch`, with --input "HxW" (channels from the model) or
+ * "CxHxW" applied when given: CLI_CONTINUE, or the usage error's exit code (printed). */
+int cli_model_cfg(const cli_cmd *cmd, const fg_model_def *def, int64_t batch, const char *input, fg_model_cfg *out);
+
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_model(int argc, char **argv);

@@ -33,24 +33,6 @@ static int cmd_model_list(int argc, char **argv) {
     return CLI_EXIT_OK;
 }
 
-/* "28x28" (channels from the model) or "3x224x224". */
-static int parse_input(const char *s, fg_model_cfg *mc) {
-    long long a, b, c;
-    char extra;
-    if (sscanf(s, "%lldx%lldx%lld%c", &a, &b, &c, &extra) == 3 && a > 0 && b > 0 && c > 0) {
-        mc->channels = a;
-        mc->height = b;
-        mc->width = c;
-        return 1;
-    }
-    if (sscanf(s, "%lldx%lld%c", &a, &b, &extra) == 2 && a > 0 && b > 0) {
-        mc->height = a;
-        mc->width = b;
-        return 1;
-    }
-    return 0;
-}
-
 static void row_bytes(const char *what, size_t bytes) {
     char h[32];
     fg_bytes_str(h, sizeof h, (double)bytes);
@@ -98,8 +80,10 @@ static int cmd_model_info(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     if (batch <= 0) return cli_usage_error(&cmd, "--batch must be > 0");
-    fg_model_cfg mc = {batch, def->default_channels, def->default_height, def->default_width, def->default_classes, -1.0f};
-    if (input && !parse_input(input, &mc)) return cli_usage_error(&cmd, "--input '%s': expected HxW or CxHxW", input);
+    fg_model_cfg mc;
+    rc = cli_model_cfg(&cmd, def, batch, input, &mc);
+    if (rc != CLI_CONTINUE) return rc;
+    rc = CLI_EXIT_OK;
     if (cli_find(opts, "classes")->set) {
         if (classes <= 0) return cli_usage_error(&cmd, "--classes must be > 0");
         mc.classes = classes;

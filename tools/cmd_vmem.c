@@ -1,7 +1,7 @@
 /* `frugal vmem report`: the vDNN comparison on one model. For each policy (none, all, conv, dyn,
  * plan) it builds the model in a fresh pool of --device-mem bytes, runs N training iterations
- * (forward, backward, SGD step) on one random batch and reports the last iteration: peak and
- * time-weighted average device bytes (the pool's stats, reset at the start of that iteration),
+ * (forward, backward, SGD step) on one random batch and reports the iterations after the first,
+ * averaged: peak and time-weighted average device bytes (the pool's stats over them),
  * bytes offloaded and prefetched, seconds per iteration, the overhead against the oracle (`none`
  * in an unlimited pool) and the seconds spent waiting on the link. A policy that does not fit
  * the budget is a row saying so with the smallest budget it needs (from vmem's plan).
@@ -120,19 +120,23 @@ static fg_status run_policy(const report_args *a, const fg_model_cfg *mc, fg_vme
         r->secs = calloc((size_t)(2 * fg_graph_n_nodes(g)), sizeof(double));
         if (s == FG_OK && !r->secs) s = fg_fail(FG_ERR_OOM, "vmem report: out of host memory");
     }
+    /* the timed window: every iteration after the first (plan's first may be its profiling one,
+     * and the first of any run fills caches), averaged; a single iteration is timed alone */
+    int first_timed = iters > 1 ? 1 : 0, n_timed = iters - first_timed;
+    double t_window = 0;
     for (int it = 0; s == FG_OK && it < iters; it++) {
         int last = it == iters - 1;
         s = fg_graph_set_input(g, io.input, x, nx * sizeof(float));
         if (s == FG_OK) s = fg_graph_set_input(g, io.labels, y, (size_t)mc->batch * sizeof(int32_t));
         if (s != FG_OK) break;
         fg_graph_set_training(g, 1);
-        fg_graph_set_seed(g, (uint64_t)it + 1);
+        fg_graph_set_seed(g, 1); /* the same dropout masks every iteration: the loss tracks the weights alone */
         double t0 = fg_time_now();
-        if (last) {
+        if (it == first_timed) {
             fg_pool_reset_stats(pool);
             fg_vmem_reset_stats(vm);
             fg_graph_reset_times(g);
-            t0 = fg_time_now();
+            t0 = t_window = fg_time_now();
         }
         s = fg_graph_forward(g);
         if (s == FG_OK) s = fg_graph_backward(g);
@@ -144,18 +148,18 @@ static fg_status run_policy(const report_args *a, const fg_model_cfg *mc, fg_vme
         if (s == FG_OK && last) {
             int N = fg_graph_n_nodes(g);
             for (int i = 0; i < N; i++) {
-                r->secs[i] = fg_graph_node_time(g, i, FG_FORWARD);
-                r->secs[2 * N - 1 - i] = fg_graph_node_time(g, i, FG_BACKWARD);
+                r->secs[i] = fg_graph_node_time(g, i, FG_FORWARD) / n_timed;
+                r->secs[2 * N - 1 - i] = fg_graph_node_time(g, i, FG_BACKWARD) / n_timed;
             }
-            r->iter_seconds = fg_time_now() - t0;
+            r->iter_seconds = (fg_time_now() - t_window) / n_timed;
             fg_pool_stats ps = fg_pool_get_stats(pool);
             r->peak_device = ps.peak;
             r->avg_device = ps.avg_in_use;
             fg_vmem_stats st;
             fg_vmem_get_stats(vm, &st);
-            r->offloaded = st.link.bytes_offloaded;
-            r->prefetched = st.link.bytes_prefetched;
-            r->stall_seconds = st.link.stall_seconds;
+            r->offloaded = st.link.bytes_offloaded / (uint64_t)n_timed;
+            r->prefetched = st.link.bytes_prefetched / (uint64_t)n_timed;
+            r->stall_seconds = st.link.stall_seconds / n_timed;
             r->loss = fg_graph_loss(g);
             r->n_algo_changed = st.n_algo_changed;
             r->n_recompute = st.n_recompute_tensors;
@@ -258,7 +262,7 @@ static int vmem_report(int argc, char **argv) {
         {"input", CLI_STR, &a.input, "HxW", "input image size (default: the model's, e.g. 224x224 for alexnet)", 0},
         {"device-mem", CLI_SIZE, &a.device_mem, "SIZE", "device pool capacity for every policy, e.g. 2G (default unlimited)", 0},
         {"policies", CLI_STR, &a.policies, "LIST", "comma-separated subset of none,all,conv,dyn,plan (default all five)", 0},
-        {"iters", CLI_INT, &a.iters, "N", "training iterations per policy on one repeated batch; the last is measured (default 2)", 0},
+        {"iters", CLI_INT, &a.iters, "N", "training iterations per policy on one repeated batch; all but the first are timed (default 2)", 0},
         {"lr", CLI_FLOAT, &a.lr, "LR", "SGD learning rate, momentum 0.9 (default 0.001)", 0},
         {"oracle-batch", CLI_STR, &a.oracle_batch, "B|fit",
          "run the oracle at batch B (or the largest batch none fits in --device-mem) and compare per image", 0},
@@ -273,8 +277,8 @@ static int vmem_report(int argc, char **argv) {
     };
     cli_cmd cmd = {"vmem report", "frugal vmem report --model NAME --batch B [options]",
                    "Trains N iterations (forward, backward, SGD) on one random batch under each vmem policy\n"
-                   "(none, all, conv, dyn, plan) and prints, for the last iteration: peak and time-weighted\n"
-                   "average device bytes, bytes offloaded and prefetched, seconds, overhead against the oracle\n"
+                   "(none, all, conv, dyn, plan) and prints, averaged over all iterations but the first: peak and\n"
+                   "time-weighted average device bytes, bytes offloaded and prefetched, seconds, overhead against the oracle\n"
                    "(none in an unlimited pool) and seconds stalled on the link. A policy that does not fit\n"
                    "--device-mem is reported with the smallest budget it needs. plan decides from the oracle's\n"
                    "measured layer times.",
@@ -297,15 +301,10 @@ static int vmem_report(int argc, char **argv) {
     if (rc != CLI_EXIT_OK) return rc;
     const fg_model_def *def = fg_zoo_find(a.model);
     if (!def) return cli_usage_error(&cmd, "unknown model '%s' (frugal model list)", a.model);
-    fg_model_cfg mc = {a.batch, def->default_channels, def->default_height, def->default_width, def->default_classes, -1};
-    if (a.input) {
-        long long h, w;
-        char extra;
-        if (sscanf(a.input, "%lldx%lld%c", &h, &w, &extra) != 2 || h <= 0 || w <= 0)
-            return cli_usage_error(&cmd, "--input: expected HxW such as 64x64, got '%s'", a.input);
-        mc.height = h;
-        mc.width = w;
-    }
+    fg_model_cfg mc;
+    rc = cli_model_cfg(&cmd, def, a.batch, a.input, &mc);
+    if (rc != CLI_CONTINUE) return rc;
+    rc = CLI_EXIT_OK;
     fg_model_cfg omc = mc; /* the oracle's */
     if (a.oracle_batch) {
         long long ob;
@@ -330,7 +329,7 @@ static int vmem_report(int argc, char **argv) {
     printf("\n");
     char dm[32];
     fg_bytes_str(dm, sizeof dm, (double)a.device_mem);
-    printf("model %s, batch %lld, input %lldx%lldx%lld, %d iterations (the last measured), %d threads, device %s, link %s\n",
+    printf("model %s, batch %lld, input %lldx%lldx%lld, %d iterations (all but the first timed, averaged), %d threads, device %s, link %s\n",
            a.model, (long long)mc.batch, (long long)mc.channels, (long long)mc.height, (long long)mc.width, a.iters,
            fg_threads_get(), a.device_mem ? dm : "unlimited", a.link_gbps > 0 ? "paced" : "unpaced");
     if (a.link_gbps > 0) printf("link paced to %.2f GB/s, %.1f us per copy\n", a.link_gbps, a.link_latency_us);

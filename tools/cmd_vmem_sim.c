@@ -221,15 +221,9 @@ int cmd_vmem_simulate(int argc, char **argv) {
     sim_ctx c;
     memset(&c, 0, sizeof c);
     c.model = model;
-    c.mc = (fg_model_cfg){batch, def->default_channels, def->default_height, def->default_width, def->default_classes, -1};
-    if (input) {
-        long long h, w;
-        char extra;
-        if (sscanf(input, "%lldx%lld%c", &h, &w, &extra) != 2 || h <= 0 || w <= 0)
-            return cli_usage_error(&cmd, "--input: expected HxW such as 224x224, got '%s'", input);
-        c.mc.height = h;
-        c.mc.width = w;
-    }
+    rc = cli_model_cfg(&cmd, def, batch, input, &c.mc);
+    if (rc != CLI_CONTINUE) return rc;
+    rc = CLI_EXIT_OK;
     if (fg_gpu_model_parse(gpu_name, &c.gpu) != FG_OK) return cli_usage_error(&cmd, "--gpu: %s", fg_last_error());
     if (fg_gpu_link_parse(link_name, &c.link) != FG_OK) return cli_usage_error(&cmd, "--link: %s", fg_last_error());
     c.lm = fg_gpu_link_model(&c.link);
