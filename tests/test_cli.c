@@ -328,6 +328,18 @@ int main(int argc, char **argv) {
                         sig[0], sig[1], sig[2], sig[3]);
                 fg_test_failures++;
             }
+            /* vmem report --plot: one line per policy, the same PNG checks */
+            remove(png);
+            snprintf(args, sizeof args, "vmem report --model lenet --batch 4 --iters 1 --threads 2 --plot '%s'", png);
+            expect(args, 0, "memory plot: ", NULL);
+            f = fopen(png, "rb");
+            memset(sig, 0, sizeof sig);
+            got = f ? fread(sig, 1, 8, f) : 0;
+            if (f) fclose(f);
+            if (got != 8 || memcmp(sig, png_sig, 8) != 0)
+                fprintf(stderr, "  vmem report --plot: %s is missing or not a PNG\n", png), fg_test_failures++;
+            snprintf(args, sizeof args, "vmem report --model lenet --batch 4 --plot \"%s/it's.png\"", tmpdir);
+            expect(args, 2, NULL, "quote");
         } else {
             printf("  gnuplot is not installed: the PNG check of --plot is skipped\n");
         }

@@ -14,9 +14,10 @@
 #include <string.h>
 
 #include "cli.h"
+#include "plot.h"
 
 typedef struct report_args {
-    const char *model, *input, *json, *policies, *spill_dir, *oracle_batch;
+    const char *model, *input, *json, *policies, *spill_dir, *oracle_batch, *plot;
     int64_t batch;
     size_t device_mem, host_mem;
     int iters, threads, verbose;
@@ -40,12 +41,15 @@ typedef struct report_row {
     int n_algo_changed, n_recompute;
     double *secs;             /* 2N step seconds of the timed iteration (the oracle's feed plan) */
     char decision[256];
+    fg_vmem_trace_event *ev;  /* --plot: the trace of the last iteration */
+    size_t n_ev;
 } report_row;
 
 static fg_status make_policy(const report_args *a, fg_vmem_kind kind, int dry_run, fg_mem_policy *pol, fg_vmem **vm) {
     fg_vmem_config vc = fg_vmem_config_defaults(kind);
     vc.dry_run = dry_run;
     if (a) {
+        vc.trace = a->plot ? FG_VMEM_TRACE_LAST : FG_VMEM_TRACE_OFF;
         vc.spill_dir = a->spill_dir;
         vc.host_capacity = a->host_mem;
         vc.link.gbps = a->link_gbps;
@@ -161,6 +165,12 @@ static fg_status run_policy(const report_args *a, const fg_model_cfg *mc, fg_vme
             r->prefetched = st.link.bytes_prefetched / (uint64_t)n_timed;
             r->stall_seconds = st.link.stall_seconds / n_timed;
             r->loss = fg_graph_loss(g);
+            if (a->plot) { /* the last iteration's trace (TRACE_LAST restarts at each forward) */
+                size_t n = fg_vmem_trace_count(vm);
+                r->ev = malloc((n + 1) * sizeof *r->ev);
+                if (!r->ev) s = fg_fail(FG_ERR_OOM, "vmem report: out of host memory for the trace");
+                else r->n_ev = fg_vmem_trace_get(vm, r->ev, n);
+            }
             r->n_algo_changed = st.n_algo_changed;
             r->n_recompute = st.n_recompute_tensors;
             snprintf(r->decision, sizeof r->decision, "%s", st.decision);
@@ -251,6 +261,15 @@ static int parse_policies(const char *list, fg_vmem_kind *kinds, int *n) {
     return CLI_EXIT_OK;
 }
 
+static void free_rows(report_row *rows, int n, report_row *oracle) {
+    for (int i = 0; i < n; i++) {
+        free(rows[i].secs);
+        free(rows[i].ev);
+    }
+    free(oracle->secs);
+    free(oracle->ev);
+}
+
 static int vmem_report(int argc, char **argv) {
     report_args a;
     memset(&a, 0, sizeof a);
@@ -271,6 +290,7 @@ static int vmem_report(int argc, char **argv) {
         {"link-gbps", CLI_FLOAT, &a.link_gbps, "GB/s", "pace the link to this bandwidth (default 0 = unpaced memcpy)", 0},
         {"link-latency-us", CLI_FLOAT, &a.link_latency_us, "US", "per-copy latency of the paced link", 0},
         {"json", CLI_STR, &a.json, "FILE", "write one record per policy as JSON", 0},
+        {"plot", CLI_STR, &a.plot, "FILE.png", "device memory over the last iteration, one line per policy (gnuplot)", 0},
         {"threads", CLI_INT, &a.threads, "T", "threads (default 0 = all cores)", 0},
         {"verbose", CLI_FLAG, &a.verbose, NULL, "debug messages", 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
@@ -299,6 +319,15 @@ static int vmem_report(int argc, char **argv) {
     int nk;
     rc = parse_policies(a.policies, kinds, &nk);
     if (rc != CLI_EXIT_OK) return rc;
+    if (a.plot) { /* fail before minutes of training, not after */
+        char why[256];
+        int usage = 0;
+        if (!cli_plot_check(a.plot, why, sizeof why, &usage)) {
+            if (usage) return cli_usage_error(&cmd, "--plot: %s", why);
+            fprintf(stderr, "frugal: --plot: %s\n", why);
+            return CLI_EXIT_FAIL;
+        }
+    }
     const fg_model_def *def = fg_zoo_find(a.model);
     if (!def) return cli_usage_error(&cmd, "unknown model '%s' (frugal model list)", a.model);
     fg_model_cfg mc;
@@ -347,17 +376,23 @@ static int vmem_report(int argc, char **argv) {
      * not pay for starting the thread pool and filling oneDNN's primitive cache */
     s = run_policy(&a, &omc, FG_VMEM_NONE, 0, 1, &oracle);
     free(oracle.secs);
+    free(oracle.ev);
     if (s != FG_OK) return cli_fail("warm-up (none, unlimited pool)", s);
     memset(&oracle, 0, sizeof oracle);
     /* the oracle: none with an unlimited pool */
     s = run_policy(&a, &omc, FG_VMEM_NONE, 0, a.iters, &oracle);
-    if (s != FG_OK) return cli_fail("oracle (none, unlimited pool)", s);
+    if (s != FG_OK) {
+        rc = cli_fail("oracle (none, unlimited pool)", s);
+        free_rows(rows, 0, &oracle);
+        return rc;
+    }
     /* plan decides on the oracle's layer times when they are for this batch (else it measures) */
     a.step_seconds = omc.batch == mc.batch ? oracle.secs : NULL;
     for (int i = 0; i < nk; i++) {
         if (!separate_oracle && kinds[i] == FG_VMEM_NONE) {
             rows[i] = oracle;
             rows[i].secs = NULL;
+            oracle.ev = NULL; /* the row owns the trace now */
             continue;
         }
         s = run_policy(&a, &mc, kinds[i], a.device_mem, a.iters, &rows[i]);
@@ -365,10 +400,13 @@ static int vmem_report(int argc, char **argv) {
             /* plan refused the budget: report the smallest one instead of aborting */
             fg_log(FG_LOG_DEBUG, "%s: %s", fg_vmem_kind_name(kinds[i]), fg_last_error());
             s = min_budget(a.model, &mc, kinds[i], &rows[i].min_device);
-            if (s != FG_OK) return cli_fail(fg_vmem_kind_name(kinds[i]), s);
-            continue;
+            if (s == FG_OK) continue;
         }
-        if (s != FG_OK) return cli_fail(fg_vmem_kind_name(kinds[i]), s);
+        if (s != FG_OK) {
+            rc = cli_fail(fg_vmem_kind_name(kinds[i]), s);
+            free_rows(rows, nk, &oracle);
+            return rc;
+        }
     }
     double oracle_per_image = oracle.iter_seconds / (double)omc.batch;
     for (int i = 0; i < nk; i++)
@@ -421,8 +459,29 @@ static int vmem_report(int argc, char **argv) {
                        (double)rows[i].loss, (double)oracle.loss);
         }
     if (a.json) rc = write_report_json(&a, &mc, rows, nk, &oracle);
-    for (int i = 0; i < nk; i++) free(rows[i].secs);
-    free(oracle.secs);
+    if (a.plot) {
+        const char *labels[FG_VMEM_KIND_COUNT];
+        const fg_vmem_trace_event *evs[FG_VMEM_KIND_COUNT];
+        size_t nev[FG_VMEM_KIND_COUNT];
+        int ns = 0;
+        for (int i = 0; i < nk; i++) {
+            size_t first, n = rows[i].fits ? cli_plot_iteration(rows[i].ev, rows[i].n_ev, &first) : 0;
+            if (!n) continue;
+            labels[ns] = fg_vmem_kind_name(kinds[i]);
+            evs[ns] = rows[i].ev + first;
+            nev[ns++] = n;
+        }
+        char title[256], why[256];
+        snprintf(title, sizeof title, "%s, batch %lld, device %s: device memory over one iteration", a.model,
+                 (long long)mc.batch, a.device_mem ? dm : "unlimited");
+        if (ns && cli_plot_memory(a.plot, title, ns, labels, evs, nev, why, sizeof why)) {
+            printf("memory plot: %s (one line per policy that fits)\n", a.plot);
+        } else {
+            fprintf(stderr, "frugal: --plot: %s\n", ns ? why : "no policy fits the budget: nothing to plot");
+            if (rc == CLI_EXIT_OK) rc = CLI_EXIT_FAIL;
+        }
+    }
+    free_rows(rows, nk, &oracle);
     return rc;
 }
 
