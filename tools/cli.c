@@ -380,3 +380,13 @@ int cli_model_cfg(const cli_cmd *cmd, const fg_model_def *def, int64_t batch, co
     }
     return cli_usage_error(cmd, "--input '%s': expected HxW (e.g. 64x64) or CxHxW", input);
 }
+
+int cli_zoo_model_cfg(const cli_cmd *cmd, const char *model, int batch_set, int64_t batch, const char *input,
+                      fg_model_cfg *out) {
+    if (!model) return cli_usage_error(cmd, "--model NAME is required");
+    if (!batch_set) return cli_usage_error(cmd, "--batch B is required");
+    if (batch <= 0) return cli_usage_error(cmd, "--batch must be > 0, got %lld", (long long)batch);
+    const fg_model_def *def = fg_zoo_find(model);
+    if (!def) return cli_usage_error(cmd, "unknown model '%s' (frugal model list)", model);
+    return cli_model_cfg(cmd, def, batch, input, out);
+}

@@ -159,6 +159,10 @@ int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, 
 /* The model config of zoo model `def` at `batch`, with --input "HxW" (channels from the model) or
  * "CxHxW" applied when given: CLI_CONTINUE, or the usage error's exit code (printed). */
 int cli_model_cfg(const cli_cmd *cmd, const fg_model_def *def, int64_t batch, const char *input, fg_model_cfg *out);
+/* --model NAME (required, a zoo model), --batch B (required, > 0, `batch_set` from cli_find) and
+ * --input, as `vmem report` and `vmem simulate` take them: CLI_CONTINUE, or the usage error's code. */
+int cli_zoo_model_cfg(const cli_cmd *cmd, const char *model, int batch_set, int64_t batch, const char *input,
+                      fg_model_cfg *out);
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

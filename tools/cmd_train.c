@@ -288,13 +288,8 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
      * all checked before any training */
     if (a->plot) {
         if (!a->policy) return cli_usage_error(NULL, "--plot needs --policy none|all|conv|dyn|plan");
-        char why[512];
-        int usage = 0;
-        if (!cli_plot_check(a->plot, why, sizeof why, &usage)) {
-            if (usage) return cli_usage_error(NULL, "--plot: %s", why);
-            fprintf(stderr, "frugal: --plot: %s, or leave out --plot\n", why);
-            return CLI_EXIT_FAIL;
-        }
+        int prc0 = cli_plot_option_check(a->plot);
+        if (prc0 != CLI_CONTINUE) return prc0;
     }
     /* checked before the data is loaded so a bad --policy fails at once; the policy itself is
      * made after (the trainer owns it) */

@@ -308,9 +308,9 @@ static int vmem_report(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
     cli_log_init(a.verbose);
-    if (!a.model) return cli_usage_error(&cmd, "--model NAME is required");
-    if (!cli_find(opts, "batch")->set) return cli_usage_error(&cmd, "--batch B is required");
-    if (a.batch <= 0) return cli_usage_error(&cmd, "--batch must be > 0, got %lld", (long long)a.batch);
+    fg_model_cfg mc;
+    rc = cli_zoo_model_cfg(&cmd, a.model, cli_find(opts, "batch")->set, a.batch, a.input, &mc);
+    if (rc != CLI_CONTINUE) return rc;
     if (a.iters <= 0) return cli_usage_error(&cmd, "--iters must be > 0, got %d", a.iters);
     if (a.threads < 0) return cli_usage_error(&cmd, "--threads must be >= 0 (0 = all cores), got %d", a.threads);
     if (a.link_gbps < 0 || a.link_latency_us < 0) return cli_usage_error(&cmd, "--link-gbps and --link-latency-us must be >= 0");
@@ -319,20 +319,10 @@ static int vmem_report(int argc, char **argv) {
     int nk;
     rc = parse_policies(a.policies, kinds, &nk);
     if (rc != CLI_EXIT_OK) return rc;
-    if (a.plot) { /* fail before minutes of training, not after */
-        char why[256];
-        int usage = 0;
-        if (!cli_plot_check(a.plot, why, sizeof why, &usage)) {
-            if (usage) return cli_usage_error(&cmd, "--plot: %s", why);
-            fprintf(stderr, "frugal: --plot: %s\n", why);
-            return CLI_EXIT_FAIL;
-        }
+    if (a.plot) { /* before minutes of training, not after */
+        int prc = cli_plot_option_check(a.plot);
+        if (prc != CLI_CONTINUE) return prc;
     }
-    const fg_model_def *def = fg_zoo_find(a.model);
-    if (!def) return cli_usage_error(&cmd, "unknown model '%s' (frugal model list)", a.model);
-    fg_model_cfg mc;
-    rc = cli_model_cfg(&cmd, def, a.batch, a.input, &mc);
-    if (rc != CLI_CONTINUE) return rc;
     rc = CLI_EXIT_OK;
     fg_model_cfg omc = mc; /* the oracle's */
     if (a.oracle_batch) {

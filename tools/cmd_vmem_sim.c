@@ -213,15 +213,10 @@ int cmd_vmem_simulate(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
     cli_log_init(verbose);
-    if (!model) return cli_usage_error(&cmd, "--model NAME is required");
-    if (!cli_find(opts, "batch")->set) return cli_usage_error(&cmd, "--batch B is required");
-    if (batch <= 0) return cli_usage_error(&cmd, "--batch must be > 0, got %lld", (long long)batch);
-    const fg_model_def *def = fg_zoo_find(model);
-    if (!def) return cli_usage_error(&cmd, "unknown model '%s' (frugal model list)", model);
     sim_ctx c;
     memset(&c, 0, sizeof c);
     c.model = model;
-    rc = cli_model_cfg(&cmd, def, batch, input, &c.mc);
+    rc = cli_zoo_model_cfg(&cmd, model, cli_find(opts, "batch")->set, batch, input, &c.mc);
     if (rc != CLI_CONTINUE) return rc;
     rc = CLI_EXIT_OK;
     if (fg_gpu_model_parse(gpu_name, &c.gpu) != FG_OK) return cli_usage_error(&cmd, "--gpu: %s", fg_last_error());

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "plot.h"
+#include "cli.h"
 
 int cli_on_path(const char *prog) {
     const char *path = getenv("PATH");
@@ -280,4 +281,13 @@ int cli_plot_memory(const char *png, const char *title, int n_series, const char
             data_block(f, ev[k], n_ev[k], FG_VMEM_EV_PREFETCH_ISSUE, unit);
     }
     return cli_gnuplot_close(&gp, why, why_len);
+}
+
+int cli_plot_option_check(const char *png) {
+    char why[512];
+    int usage = 0;
+    if (cli_plot_check(png, why, sizeof why, &usage)) return CLI_CONTINUE;
+    if (usage) return cli_usage_error(NULL, "--plot: %s", why);
+    fprintf(stderr, "frugal: --plot: %s, or leave out --plot\n", why);
+    return CLI_EXIT_FAIL;
 }

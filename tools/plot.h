@@ -19,6 +19,9 @@ int cli_on_path(const char *prog);
  * or newline) and gnuplot is on PATH. Returns 1, or 0 with the reason in why; *usage is set to
  * 1 when the reason is the file name (a usage error), 0 otherwise. usage may be NULL. */
 int cli_plot_check(const char *png, char *why, size_t why_len, int *usage);
+/* The same check for a command's --plot option, before a long run: CLI_CONTINUE, or the exit
+ * code after printing why (a usage error for the file name, exit 1 when gnuplot is missing). */
+int cli_plot_option_check(const char *png);
 
 /* A gnuplot process writing a PNG. */
 typedef struct cli_gnuplot {

@@ -151,6 +151,17 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
     return FG_OK;
 }
 
+void fg_vmem_scale_steps(const fg_vmem *v, const fg_conv_algo *algo, const double *in, double *out) {
+    for (int s = 0; s < v->steps; s++) {
+        int node = s < v->N ? s : 2 * v->N - 1 - s;
+        const fg_ninfo *n = fg_graph_node(v->g, node);
+        fg_conv_algo a = algo ? algo[node] : n->algo;
+        out[s] = in[s];
+        if (n->op == FG_OP_CONV2D && a != v->ref_algo[node])
+            out[s] *= fg_vmem_algo_cost(a) / fg_vmem_algo_cost(v->ref_algo[node]);
+    }
+}
+
 fg_status fg_vmem_predict(fg_vmem *v, const double *step_seconds, const fg_vmem_link_model *m, fg_vmem_prediction *out) {
     if (!v->g) return fg_fail(FG_ERR_INVALID, "vmem predict: the policy has not been planned (build the graph first)");
     if (!step_seconds) return fg_fail(FG_ERR_INVALID, "vmem predict: step_seconds is NULL (2N seconds expected)");
@@ -159,13 +170,7 @@ fg_status fg_vmem_predict(fg_vmem *v, const double *step_seconds, const fg_vmem_
                        m->latency_us);
     double *secs = malloc(sizeof(double) * (size_t)(v->steps + 1));
     if (!secs) return fg_fail(FG_ERR_OOM, "vmem predict: out of host memory");
-    for (int s = 0; s < v->steps; s++) {
-        int node = s < v->N ? s : 2 * v->N - 1 - s;
-        const fg_ninfo *n = fg_graph_node(v->g, node);
-        secs[s] = step_seconds[s];
-        if (n->op == FG_OP_CONV2D && n->algo != v->ref_algo[node])
-            secs[s] *= fg_vmem_algo_cost(n->algo) / fg_vmem_algo_cost(v->ref_algo[node]);
-    }
+    fg_vmem_scale_steps(v, NULL, step_seconds, secs);
     fg_status st = fg_vmem_predict_schedule(v, &v->sc, secs, m, out);
     free(secs);
     return st;

@@ -128,7 +128,8 @@ static void describe_algos(const fg_vmem *v, const config *c, const config *fast
 
 /* ---------------------------------------------------------------- dyn */
 
-/* dyn's choice into `out` (and e, evaluated); FG_ERR_OOM with v->min_bytes when nothing fits. */
+/* dyn's choice into `out` (and e, evaluated); FG_ERR_OOM when nothing fits (the caller has put
+ * the floor's smallest budget in v->min_bytes). */
 static fg_status dyn_choose(fg_vmem *v, size_t capacity, const config *fast, config *out, evald *e, const char **what) {
     static const struct { fg_vmem_kind kind; const char *name; } tries[] = {
         {FG_VMEM_NONE, "no offload"}, {FG_VMEM_CONV, "offload conv inputs"}, {FG_VMEM_ALL, "offload all"}};
@@ -141,18 +142,13 @@ static fg_status dyn_choose(fg_vmem *v, size_t capacity, const config *fast, con
             return FG_OK;
         }
     }
-    if (v->cfg.fixed_algos) {
-        v->min_bytes = min_capacity(v, e);
-        return fg_fail(FG_ERR_OOM, "no configuration fits");
-    }
-    /* all-offload, memory-optimal algorithms: the floor */
+    /* the floor (its smallest budget is already in v->min_bytes): with fixed algorithms it is
+     * all-offload just tried; else all-offload with memory-optimal algorithms */
+    if (v->cfg.fixed_algos) return fg_fail(FG_ERR_OOM, "no configuration fits");
     for (int i = 0; i < v->N; i++)
         if (is_conv(v, i)) out->algo[i] = FG_CONV_IMPLICIT;
     FG_TRY(evaluate(v, out, capacity, e));
-    if (!e->fits) {
-        v->min_bytes = min_capacity(v, e);
-        return fg_fail(FG_ERR_OOM, "no configuration fits");
-    }
+    if (!e->fits) return fg_fail(FG_ERR_OOM, "no configuration fits");
     /* greedy, layer by layer: the fastest algorithm whose workspace still fits */
     for (int i = 0; i < v->N; i++) {
         if (!is_conv(v, i)) continue;
@@ -177,17 +173,6 @@ static fg_status dyn_choose(fg_vmem *v, size_t capacity, const config *fast, con
 
 /* ---------------------------------------------------------------- plan */
 
-/* Step seconds under c's algorithms, scaled from those measured with v->ref_algo. */
-static void scaled_seconds(const fg_vmem *v, const config *c, double *out) {
-    for (int s = 0; s < v->steps; s++) {
-        int node = s < v->N ? s : 2 * v->N - 1 - s;
-        double x = v->step_seconds[s];
-        if (is_conv(v, node) && c->algo[node] != v->ref_algo[node])
-            x *= fg_vmem_algo_cost(c->algo[node]) / fg_vmem_algo_cost(v->ref_algo[node]);
-        out[s] = x;
-    }
-}
-
 static fg_vmem_link_model plan_model(const fg_vmem *v) {
     fg_vmem_link_model m = v->cfg.model;
     if (m.gbps <= 0) m.gbps = v->cfg.link.gbps > 0 ? v->cfg.link.gbps : fg_vmem_memcpy_gbps();
@@ -196,7 +181,7 @@ static fg_vmem_link_model plan_model(const fg_vmem *v) {
 }
 
 static fg_status predict_time(const fg_vmem *v, const config *c, const evald *e, double *secs, double *t) {
-    scaled_seconds(v, c, secs);
+    fg_vmem_scale_steps(v, c->algo, v->step_seconds, secs);
     fg_vmem_link_model m = plan_model(v);
     fg_vmem_prediction p;
     FG_TRY(fg_vmem_predict_schedule(v, &e->sc, secs, &m, &p));

@@ -201,6 +201,9 @@ double fg_vmem_algo_cost(fg_conv_algo a);
 
 fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc, const double *step_seconds,
                                    const fg_vmem_link_model *m, fg_vmem_prediction *out);
+/* in (2N step seconds measured with v->ref_algo) scaled to the conv algorithms `algo` (per node;
+ * NULL = the graph's current ones) by fg_vmem_algo_cost. */
+void fg_vmem_scale_steps(const fg_vmem *v, const fg_conv_algo *algo, const double *in, double *out);
 /* memcpy bandwidth of this machine in GB/s (measured once, ~50 ms). */
 double fg_vmem_memcpy_gbps(void);
 
