@@ -200,13 +200,43 @@ static void test_pool(void) {
     fg_pool_free(p, e);
     fg_pool_free(p, c);
     s = fg_pool_get_stats(p);
-    CHECK(s.in_use == 0 && s.n_blocks == 0 && s.largest_free >= 1000);
+    CHECK(s.in_use == 0 && s.n_blocks == 0 && s.largest_free >= 1000 && s.top == 0);
+    fg_pool_destroy(p);
+}
+
+/* fg_pool_alloc_at: exact placement in the middle of a free block, refusals, and coalescing of
+ * the pieces it split off. */
+static void test_pool_alloc_at(void) {
+    fg_pool *p;
+    CHECK_OK(fg_pool_create(&p, 1024));
+    void *a, *b, *c, *x;
+    CHECK_OK(fg_pool_alloc_at(p, 256, 100, "a", &a)); /* [256, 384) */
+    fg_pool_stats s = fg_pool_get_stats(p);
+    CHECK(s.in_use == 128 && s.top == 384 && s.largest_free == 1024 - 384);
+    CHECK_OK(fg_pool_alloc_at(p, 0, 256, "b", &b)); /* exactly the hole on the left */
+    CHECK((unsigned char *)a - (unsigned char *)b == 256);
+    /* overlapping a live block, and past the capacity */
+    CHECK_STATUS(fg_pool_alloc_at(p, 320, 64, "overlap", &x), FG_ERR_OOM);
+    CHECK(strstr(fg_last_error(), "overlap") && strstr(fg_last_error(), "in use"));
+    CHECK_STATUS(fg_pool_alloc_at(p, 960, 128, "tail", &x), FG_ERR_OOM);
+    CHECK(strstr(fg_last_error(), "tail") && strstr(fg_last_error(), "1024"));
+    /* best-fit still works around placed blocks: 640 bytes only fit at 384 */
+    CHECK_OK(fg_pool_alloc(p, 640, "c", &c));
+    CHECK((unsigned char *)c - (unsigned char *)b == 384);
+    fg_pool_free(p, a);
+    fg_pool_free(p, b);
+    s = fg_pool_get_stats(p);
+    CHECK(s.largest_free == 384 && s.top == 1024); /* a's block merged with b's */
+    fg_pool_free(p, c);
+    s = fg_pool_get_stats(p);
+    CHECK(s.in_use == 0 && s.n_blocks == 0 && s.largest_free == 1024);
     fg_pool_destroy(p);
 }
 
 int main(void) {
     fg_threads_set(2);
     test_pool();
+    test_pool_alloc_at();
     test_shape_errors();
     test_liveness_chain();
     test_dag_gradients();

@@ -369,6 +369,12 @@ static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo a
     CHECK(all.peak < base.peak);
     CHECK(all.st.peak_device_bytes == all.peak);
     CHECK(all.st.min_device_bytes >= all.peak);
+    /* the offset-planned arena lays these networks' allocations out without a byte lost to
+     * fragmentation (the best-fit pool needed up to 6 % more than the peak here) */
+    if (all.st.min_device_bytes != all.peak)
+        fprintf(stderr, "  %s all: smallest budget %zu bytes, in-use peak %zu: the layout fragments\n", model,
+                all.st.min_device_bytes, all.peak);
+    CHECK(all.st.min_device_bytes == all.peak);
     if (all.st.peak_device_bytes != all.peak)
         fprintf(stderr, "  %s all: plan predicted a peak of %zu bytes, the pool measured %zu\n", model,
                 all.st.peak_device_bytes, all.peak);

@@ -180,6 +180,9 @@ fg_status fg_policy_free_when_dead(fg_mem_policy *out);
 /* Policies call these to move storage in and out of the device pool. They work on the storage
  * root of `id` and update every alias's view. */
 fg_status fg_graph_storage_alloc(fg_graph *g, fg_id id);
+/* The same at a given pool offset (fg_pool_alloc_at; SIZE_MAX = best-fit): for policies that
+ * lay out the iteration's allocations ahead of time. */
+fg_status fg_graph_storage_alloc_at(fg_graph *g, fg_id id, size_t offset);
 void fg_graph_storage_release(fg_graph *g, fg_id id);
 /* The device pointer of id's storage root (NULL when not on the device). */
 void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id);

@@ -24,6 +24,7 @@ typedef struct fg_pool_stats {
     size_t peak;            /* max in_use since create or fg_pool_reset_stats */
     double avg_in_use;      /* time-weighted average of in_use since the last reset */
     size_t largest_free;    /* largest free block inside the reserved range (capacity pools) */
+    size_t top;             /* end offset of the highest live block (0 when empty) */
     size_t n_blocks;        /* live blocks */
     uint64_t n_allocs;      /* allocations since create */
 } fg_pool_stats;
@@ -34,6 +35,11 @@ void fg_pool_destroy(fg_pool *p);
 /* bytes == 0 returns a valid unique pointer-free result: *out = NULL, FG_OK. `what` names the
  * request in the OOM message (a tensor name). */
 fg_status fg_pool_alloc(fg_pool *p, size_t bytes, const char *what, void **out);
+/* Allocates exactly [offset, offset + bytes) of the pool (offset from the pool's base, a multiple
+ * of FG_POOL_ALIGN): for planners that lay out a known sequence of allocations ahead of time (an
+ * offset-planned arena, as TFLite's and XLA's buffer assignment) instead of asking best-fit.
+ * FG_ERR_OOM when the range passes the capacity or any byte of it is in use. */
+fg_status fg_pool_alloc_at(fg_pool *p, size_t offset, size_t bytes, const char *what, void **out);
 void fg_pool_free(fg_pool *p, void *ptr);
 fg_pool_stats fg_pool_get_stats(fg_pool *p);
 void fg_pool_reset_stats(fg_pool *p);

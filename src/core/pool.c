@@ -91,17 +91,54 @@ static size_t largest_free_locked(const fg_pool *p) {
     return best;
 }
 
+static fg_status grow_table(fg_pool *p) {
+    if (p->n + 2 <= p->cap) return FG_OK;
+    block *nb = realloc(p->blocks, 2 * p->cap * sizeof *nb);
+    if (!nb) return fg_fail(FG_ERR_OOM, "device pool: cannot grow block table");
+    p->blocks = nb;
+    p->cap *= 2;
+    return FG_OK;
+}
+
+/* Marks [off, off + need) of free block i used, splitting off the free parts on either side;
+ * updates the statistics and returns the pointer. Caller holds the lock and has checked the fit
+ * and grown the table. */
+static void *take(fg_pool *p, size_t i, size_t off, size_t need) {
+    block b = p->blocks[i];
+    if (off > b.off) { /* free part on the left stays at i */
+        memmove(&p->blocks[i + 1], &p->blocks[i], (p->n - i) * sizeof(block));
+        p->blocks[i].size = off - b.off;
+        p->n++;
+        i++;
+    }
+    if (b.off + b.size > off + need) {
+        memmove(&p->blocks[i + 1], &p->blocks[i], (p->n - i) * sizeof(block));
+        p->blocks[i + 1] = (block){off + need, b.off + b.size - off - need, 1};
+        p->n++;
+    }
+    p->blocks[i] = (block){off, need, 0};
+    tick(p);
+    p->in_use += need;
+    if (p->in_use > p->peak) p->peak = p->in_use;
+    p->n_live++;
+    p->n_allocs++;
+    notify(p);
+    return p->base + off;
+}
+
+static fg_status over_capacity(fg_pool *p, size_t need, const char *what) {
+    size_t avail = p->capacity - p->in_use;
+    pthread_mutex_unlock(&p->mu);
+    return fg_fail(FG_ERR_OOM, "device pool: cannot allocate %zu bytes for %s: %zu of %zu bytes available", need,
+                   what ? what : "a tensor", avail, p->capacity);
+}
+
 fg_status fg_pool_alloc(fg_pool *p, size_t bytes, const char *what, void **out) {
     *out = NULL;
     if (bytes == 0) return FG_OK;
     size_t need = round_up(bytes);
     pthread_mutex_lock(&p->mu);
-    if (p->capacity && p->in_use + need > p->capacity) {
-        size_t avail = p->capacity - p->in_use;
-        pthread_mutex_unlock(&p->mu);
-        return fg_fail(FG_ERR_OOM, "device pool: cannot allocate %zu bytes for %s: %zu of %zu bytes available",
-                       need, what ? what : "a tensor", avail, p->capacity);
-    }
+    if (p->capacity && p->in_use + need > p->capacity) return over_capacity(p, need, what);
     size_t best = SIZE_MAX;
     for (size_t i = 0; i < p->n; i++)
         if (p->blocks[i].free && p->blocks[i].size >= need &&
@@ -116,31 +153,41 @@ fg_status fg_pool_alloc(fg_pool *p, size_t bytes, const char *what, void **out) 
                        "(largest free block %zu bytes)",
                        need, what ? what : "a tensor", avail, lf);
     }
-    if (p->blocks[best].size > need) {
-        if (p->n == p->cap) {
-            block *nb = realloc(p->blocks, 2 * p->cap * sizeof *nb);
-            if (!nb) {
-                pthread_mutex_unlock(&p->mu);
-                return fg_fail(FG_ERR_OOM, "device pool: cannot grow block table");
-            }
-            p->blocks = nb;
-            p->cap *= 2;
-        }
-        memmove(&p->blocks[best + 2], &p->blocks[best + 1], (p->n - best - 1) * sizeof(block));
-        p->blocks[best + 1] = (block){p->blocks[best].off + need, p->blocks[best].size - need, 1};
-        p->blocks[best].size = need;
-        p->n++;
-    }
-    p->blocks[best].free = 0;
-    tick(p);
-    p->in_use += need;
-    if (p->in_use > p->peak) p->peak = p->in_use;
-    p->n_live++;
-    p->n_allocs++;
-    *out = p->base + p->blocks[best].off;
-    notify(p);
+    fg_status s = grow_table(p);
+    if (s == FG_OK) *out = take(p, best, p->blocks[best].off, need);
     pthread_mutex_unlock(&p->mu);
-    return FG_OK;
+    return s;
+}
+
+fg_status fg_pool_alloc_at(fg_pool *p, size_t offset, size_t bytes, const char *what, void **out) {
+    *out = NULL;
+    if (bytes == 0) return FG_OK;
+    FG_ASSERT_MSG(offset % FG_POOL_ALIGN == 0, "pool: alloc_at offset not aligned");
+    size_t need = round_up(bytes);
+    pthread_mutex_lock(&p->mu);
+    if (p->capacity && p->in_use + need > p->capacity) return over_capacity(p, need, what);
+    size_t limit = p->capacity ? p->capacity : p->reserved;
+    if (offset > limit || need > limit - offset) {
+        pthread_mutex_unlock(&p->mu);
+        return fg_fail(FG_ERR_OOM, "device pool: cannot place %zu bytes for %s at offset %zu: the pool ends at %zu",
+                       need, what ? what : "a tensor", offset, limit);
+    }
+    size_t lo = 0, hi = p->n; /* the block containing offset: last with off <= offset */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p->blocks[mid].off <= offset) lo = mid + 1;
+        else hi = mid;
+    }
+    const block *b = &p->blocks[lo - 1];
+    if (!b->free || b->off + b->size < offset + need) {
+        pthread_mutex_unlock(&p->mu);
+        return fg_fail(FG_ERR_OOM, "device pool: cannot place %zu bytes for %s at offset %zu: the range is in use",
+                       need, what ? what : "a tensor", offset);
+    }
+    fg_status s = grow_table(p);
+    if (s == FG_OK) *out = take(p, lo - 1, offset, need);
+    pthread_mutex_unlock(&p->mu);
+    return s;
 }
 
 void fg_pool_free(fg_pool *p, void *ptr) {
@@ -185,6 +232,12 @@ fg_pool_stats fg_pool_get_stats(fg_pool *p) {
     double span = p->t_last - p->t_reset;
     s.avg_in_use = span > 0 ? p->integral / span : (double)p->in_use;
     s.largest_free = largest_free_locked(p);
+    s.top = 0;
+    for (size_t i = p->n; i-- > 0;)
+        if (!p->blocks[i].free) {
+            s.top = p->blocks[i].off + p->blocks[i].size;
+            break;
+        }
     s.n_blocks = p->n_live;
     s.n_allocs = p->n_allocs;
     pthread_mutex_unlock(&p->mu);

@@ -638,12 +638,15 @@ static void sync_aliases(fg_graph *g) {
     }
 }
 
-fg_status fg_graph_storage_alloc(fg_graph *g, fg_id id) {
+fg_status fg_graph_storage_alloc(fg_graph *g, fg_id id) { return fg_graph_storage_alloc_at(g, id, SIZE_MAX); }
+
+fg_status fg_graph_storage_alloc_at(fg_graph *g, fg_id id, size_t offset) {
     fg_id root = g->t[id].info.alias_of;
     fg_tslot *r = &g->t[root];
     if (r->storage) return FG_OK;
     void *p = NULL;
-    FG_TRY(fg_pool_alloc(g->pool, r->info.bytes, r->info.t.name, &p));
+    if (offset == SIZE_MAX) FG_TRY(fg_pool_alloc(g->pool, r->info.bytes, r->info.t.name, &p));
+    else FG_TRY(fg_pool_alloc_at(g->pool, offset, r->info.bytes, r->info.t.name, &p));
     r->storage = p;
     for (fg_id a = root; a != FG_NONE; a = g->t[a].next_alias) {
         g->t[a].info.t.data = p;

@@ -83,9 +83,19 @@ static void trace_here(fg_vmem *v, fg_vmem_ev_kind k, int node, fg_pass pass, fg
     fg_vmem_trace_add(&v->trace, fg_time_now(), pool_in_use(v), k, node, pass, t);
 }
 
+/* The pool offset of the next allocation of the iteration (SIZE_MAX = best-fit): with the
+ * offset-planned arena, the allocations come in exactly the order of the layout's memops. */
+static size_t layout_next(fg_vmem *v, int id) {
+    if (!v->layout_n) return SIZE_MAX;
+    FG_ASSERT_MSG(v->layout_next < v->layout_n && v->layout_id[v->layout_next] == id,
+                  "vmem: allocation out of the planned order (schedule and memops disagree)");
+    return v->layout_off[v->layout_next++];
+}
+
 static fg_status alloc_root(fg_vmem *v, fg_id r) {
+    size_t off = layout_next(v, r);
     v->cur_tensor = r;
-    fg_status s = fg_graph_storage_alloc(v->g, r);
+    fg_status s = fg_graph_storage_alloc_at(v->g, r, off);
     v->cur_tensor = FG_NONE;
     return s;
 }
@@ -106,7 +116,10 @@ static void free_ws(fg_vmem *v, void **p) {
 
 static fg_status alloc_ws(fg_vmem *v, size_t bytes, const char *what, void **p) {
     v->cur_tensor = FG_NONE;
-    return fg_pool_alloc(v->pool, bytes, what, p);
+    if (v->cfg.kind == FG_VMEM_NONE) return fg_pool_alloc(v->pool, bytes, what, p);
+    size_t off = layout_next(v, v->nt);
+    if (off == SIZE_MAX) return fg_pool_alloc(v->pool, bytes, what, p);
+    return fg_pool_alloc_at(v->pool, off, bytes, what, p);
 }
 
 /* ---------------------------------------------------------------- plan */
@@ -133,6 +146,43 @@ static fg_status budget_error(fg_vmem *v, size_t capacity, size_t peak_ws, int p
                    fg_bytes_str(e, sizeof e, (double)(v->min_bytes - v->peak_bytes)));
 }
 
+/* The offset-planned arena for memops m when its layout fits the capacity (else the hooks ask the
+ * pool best-fit, which the caller found fits). The layout sits above the pool's highest live
+ * block at plan time (the persistent tensors). */
+static fg_status make_layout(fg_vmem *v, const fg_vmem_memops *m, size_t capacity) {
+    free(v->layout_off);
+    free(v->layout_id);
+    v->layout_off = NULL;
+    v->layout_id = NULL;
+    v->layout_n = v->layout_next = 0;
+    if (v->cfg.kind == FG_VMEM_NONE || !m->n) return FG_OK;
+    size_t *off = malloc(sizeof *off * m->n);
+    if (!off) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    size_t prefix = (v->persistent_bytes + FG_POOL_ALIGN - 1) / FG_POOL_ALIGN * FG_POOL_ALIGN;
+    size_t base = fg_pool_get_stats(v->pool).top;
+    if (base < prefix) base = prefix;
+    size_t top = fg_vmem_pack(m->op, m->n, v->nt + 1, prefix, off) - prefix + base;
+    if (capacity && top > capacity) {
+        free(off);
+        return FG_OK;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++) n += m->op[i].alloc;
+    v->layout_off = malloc(sizeof *v->layout_off * (n + 1));
+    v->layout_id = malloc(sizeof *v->layout_id * (n + 1));
+    if (!v->layout_off || !v->layout_id) {
+        free(off);
+        return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    }
+    for (size_t i = 0; i < m->n; i++)
+        if (m->op[i].alloc) {
+            v->layout_off[v->layout_n] = off[i] == SIZE_MAX ? SIZE_MAX : off[i] - prefix + base;
+            v->layout_id[v->layout_n++] = m->op[i].id;
+        }
+    free(off);
+    return FG_OK;
+}
+
 /* The schedule's device peak, the smallest budget it runs in (dyn/plan: set by the search to
  * their floor), and the check against the pool's capacity. */
 static fg_status check_budget(fg_vmem *v, size_t capacity) {
@@ -147,11 +197,12 @@ static fg_status check_budget(fg_vmem *v, size_t capacity) {
     v->peak_bytes = r.peak;
     int peak_step = m.n ? m.op[r.peak_op].step : 0;
     if (v->cfg.kind != FG_VMEM_DYN && v->cfg.kind != FG_VMEM_PLAN)
-        v->min_bytes = fg_vmem_replay_min_capacity(m.op, m.n, v->nt + 1, v->persistent_bytes);
-    int fits = !capacity || fg_vmem_replay(m.op, m.n, v->nt + 1, v->persistent_bytes, capacity, &r);
+        v->min_bytes = fg_vmem_min_capacity(m.op, m.n, v->nt + 1, v->persistent_bytes);
+    int fits = fg_vmem_fits(m.op, m.n, v->nt + 1, v->persistent_bytes, capacity);
+    if (fits) s = make_layout(v, &m, capacity);
     free(m.op);
     if (!fits) return budget_error(v, capacity, v->peak_bytes - v->persistent_bytes, peak_step);
-    return FG_OK;
+    return s;
 }
 
 /* Tiers, events and the link for the current schedule (plan time, and after a re-plan). */
@@ -268,6 +319,7 @@ static void iteration_reset(fg_vmem *v) {
         }
         v->sc.slots[k].valid = 0;
     }
+    v->layout_next = 0;
     free_ws(v, &v->ws);
     for (fg_id r = 0; r < v->nt; r++)
         if (is_planned(v->g, r)) {
@@ -445,6 +497,8 @@ static void vm_destroy(void *self) {
     fg_vmem_schedule_free(&v->sc);
     free(v->off_ev);
     free(v->pf_ev);
+    free(v->layout_off);
+    free(v->layout_id);
     free(v->ri);
     free(v->ref_algo);
     free(v->step_seconds);

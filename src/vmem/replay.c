@@ -105,3 +105,93 @@ size_t fg_vmem_replay_min_capacity(const fg_vmem_memop *ops, size_t n, int n_ids
     }
     return hi;
 }
+
+/* ---------------------------------------------------------------- the offset-planned arena
+ *
+ * The allocations of one iteration are known before it runs, so instead of asking the best-fit
+ * pool at run time (which fragments: VGG-16 at batch 256 loses a 3 GiB block to it) the policy
+ * can lay them out once, as TFLite's and XLA's buffer assignment do: each allocation is an
+ * interval [its index, the index of its release) in the sequence; intervals are placed largest
+ * first (earlier first among equals), each into the smallest gap, between the intervals already
+ * placed that overlap it in time, that holds it, else on top of them. The layout does not depend
+ * on the capacity, so "fits" is monotone in it and the smallest budget is simply the top. */
+
+typedef struct pitem {
+    size_t start, end, size, off;
+    size_t op; /* index of the allocation in ops */
+} pitem;
+
+static int by_size_desc(const void *a, const void *b) {
+    const pitem *x = a, *y = b;
+    if (x->size != y->size) return x->size > y->size ? -1 : 1;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int by_off(const void *a, const void *b) {
+    const pitem *x = *(const pitem *const *)a, *y = *(const pitem *const *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+size_t fg_vmem_pack(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix, size_t *off) {
+    prefix = round_pool(prefix);
+    pitem *it = malloc(sizeof *it * (n + 1));
+    pitem **conf = malloc(sizeof *conf * (n + 1));
+    size_t *open = malloc(sizeof(size_t) * (size_t)(n_ids > 0 ? n_ids : 1));
+    FG_ASSERT_MSG(it && conf && open, "vmem pack: out of host memory");
+    for (int i = 0; i < n_ids; i++) open[i] = SIZE_MAX;
+    size_t ni = 0;
+    for (size_t i = 0; i < n; i++) {
+        const fg_vmem_memop *op = &ops[i];
+        FG_ASSERT(op->id >= 0 && op->id < n_ids);
+        if (off) off[i] = SIZE_MAX;
+        size_t need = round_pool(op->bytes);
+        if (!need) continue;
+        if (op->alloc) {
+            FG_ASSERT_MSG(open[op->id] == SIZE_MAX, "vmem pack: allocation of a block that is allocated");
+            open[op->id] = ni;
+            it[ni++] = (pitem){i, n, need, 0, i};
+        } else {
+            FG_ASSERT_MSG(open[op->id] != SIZE_MAX, "vmem pack: release of a block that is not allocated");
+            it[open[op->id]].end = i;
+            open[op->id] = SIZE_MAX;
+        }
+    }
+    qsort(it, ni, sizeof *it, by_size_desc);
+    size_t top = prefix;
+    for (size_t k = 0; k < ni; k++) {
+        size_t nc = 0;
+        for (size_t j = 0; j < k; j++)
+            if (it[j].start < it[k].end && it[k].start < it[j].end) conf[nc++] = &it[j];
+        qsort(conf, nc, sizeof *conf, by_off);
+        size_t cand = prefix, best = SIZE_MAX, best_gap = SIZE_MAX;
+        for (size_t c = 0; c < nc; c++) {
+            if (conf[c]->off > cand) {
+                size_t gap = conf[c]->off - cand;
+                if (gap >= it[k].size && gap < best_gap) {
+                    best = cand;
+                    best_gap = gap;
+                }
+            }
+            if (conf[c]->off + conf[c]->size > cand) cand = conf[c]->off + conf[c]->size;
+        }
+        it[k].off = best != SIZE_MAX ? best : cand;
+        if (it[k].off + it[k].size > top) top = it[k].off + it[k].size;
+        if (off) off[it[k].op] = it[k].off;
+    }
+    free(it);
+    free(conf);
+    free(open);
+    return top;
+}
+
+int fg_vmem_fits(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix, size_t capacity) {
+    if (!capacity || fg_vmem_pack(ops, n, n_ids, prefix, NULL) <= capacity) return 1;
+    fg_vmem_replay_out r;
+    return fg_vmem_replay(ops, n, n_ids, prefix, capacity, &r);
+}
+
+size_t fg_vmem_min_capacity(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix) {
+    size_t packed = fg_vmem_pack(ops, n, n_ids, prefix, NULL);
+    size_t best_fit = fg_vmem_replay_min_capacity(ops, n, n_ids, prefix);
+    return packed < best_fit ? packed : best_fit;
+}

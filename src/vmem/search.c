@@ -80,9 +80,7 @@ static void evald_free(evald *e) {
 }
 
 static int replay_fits(const fg_vmem *v, const fg_vmem_memops *m, size_t capacity) {
-    if (!capacity) return 1;
-    fg_vmem_replay_out r;
-    return fg_vmem_replay(m->op, m->n, v->nt + 1, v->persistent_bytes, capacity, &r);
+    return fg_vmem_fits(m->op, m->n, v->nt + 1, v->persistent_bytes, capacity);
 }
 
 /* Sets c's algorithms on the graph and builds and checks its schedule. */
@@ -96,7 +94,7 @@ static fg_status evaluate(fg_vmem *v, const config *c, size_t capacity, evald *e
 }
 
 static size_t min_capacity(const fg_vmem *v, const evald *e) {
-    return fg_vmem_replay_min_capacity(e->m.op, e->m.n, v->nt + 1, v->persistent_bytes);
+    return fg_vmem_min_capacity(e->m.op, e->m.n, v->nt + 1, v->persistent_bytes);
 }
 
 /* Makes c the policy's schedule (e was evaluated from c, its schedule moves into v). */

@@ -68,6 +68,14 @@ int fg_vmem_replay(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix,
 /* The smallest capacity at which the replay succeeds (binary search between the in-use peak and
  * the highest address used with unlimited capacity, assuming success is monotone in between). */
 size_t fg_vmem_replay_min_capacity(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix);
+/* The offset-planned arena (replay.c): lays out the allocations of ops above `prefix` and returns
+ * the top (the smallest capacity the layout runs in); off[i] (may be NULL) gets the offset of
+ * allocation i (SIZE_MAX for releases and empty allocations). */
+size_t fg_vmem_pack(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix, size_t *off);
+/* Whether a pool of `capacity` (0 = unlimited) runs ops: with the arena's layout, or else best-fit. */
+int fg_vmem_fits(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix, size_t capacity);
+/* The smallest such capacity: the lower of the arena's top and best-fit's smallest capacity. */
+size_t fg_vmem_min_capacity(const fg_vmem_memop *ops, size_t n, int n_ids, size_t prefix);
 
 /* ---------------------------------------------------------------- trace (trace.c) */
 
@@ -155,6 +163,11 @@ struct fg_vmem {
     fg_vmem_link *link;
     fg_vmem_trace trace;
     void *ws;                    /* workspace of the running node (layer-wise policies) */
+    /* the offset-planned arena (layer-wise policies, when its layout fits the budget): the pool
+     * offset of every allocation of the iteration in hook order (SIZE_MAX: best-fit), the next one */
+    size_t *layout_off;
+    int *layout_id;
+    size_t layout_n, layout_next;
     void *shared_ws;             /* none: one workspace for every node */
     size_t shared_ws_bytes;
     size_t min_bytes, peak_bytes, persistent_bytes;
