@@ -154,6 +154,8 @@ int fg_graph_n_states(const fg_graph *g);
 fg_id fg_graph_state(const fg_graph *g, int i);
 /* Set a conv node's algorithm (before or after build; recomputes its workspace). */
 fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo);
+/* A conv node's descriptor (shapes, stride, padding, groups at the built batch size). */
+fg_status fg_graph_conv_desc(const fg_graph *g, int node, fg_conv2d_desc *out);
 /* Prints every tensor with kind, bytes, first and last use, and every node with its saves. */
 void fg_graph_print_liveness(const fg_graph *g, FILE *f);
 

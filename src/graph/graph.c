@@ -587,6 +587,13 @@ fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo) {
     return FG_OK;
 }
 
+fg_status fg_graph_conv_desc(const fg_graph *g, int node, fg_conv2d_desc *out) {
+    if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_CONV2D)
+        return fg_fail(FG_ERR_INVALID, "conv_desc: node %d is not a conv2d", node);
+    *out = g->nodes[node].p.conv;
+    return FG_OK;
+}
+
 /* ---------------------------------------------------------------- build */
 
 /* What backward of each op reads besides grad(out); params are persistent and listed too. */

@@ -263,6 +263,7 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
         free(act);
         FG_TRY(s);
     } else {
+        if (v->cfg.kind == FG_VMEM_PLAN && !v->cfg.dry_run) FG_TRY(fg_vmem_profile_convs(v));
         fg_status s = fg_vmem_search(v, ps.capacity);
         if (s == FG_ERR_OOM && v->min_bytes) {
             v->peak_bytes = v->min_bytes;
@@ -502,6 +503,7 @@ static void vm_destroy(void *self) {
     free(v->ri);
     free(v->ref_algo);
     free(v->step_seconds);
+    free(v->algo_sec);
     free(v->t_start);
     free(v->tiers.spill_dir);
     fg_vmem_trace_destroy(&v->trace);

@@ -158,7 +158,7 @@ void fg_vmem_scale_steps(const fg_vmem *v, const fg_conv_algo *algo, const doubl
         fg_conv_algo a = algo ? algo[node] : n->algo;
         out[s] = in[s];
         if (n->op == FG_OP_CONV2D && a != v->ref_algo[node])
-            out[s] *= fg_vmem_algo_cost(a) / fg_vmem_algo_cost(v->ref_algo[node]);
+            out[s] *= fg_vmem_algo_ratio(v, node, s < v->N ? FG_FORWARD : FG_BACKWARD, a, v->ref_algo[node]);
     }
 }
 

@@ -153,6 +153,8 @@ struct fg_vmem {
     fg_vmem_schedule sc;
     fg_conv_algo *ref_algo;      /* per node: the algorithms step_seconds were measured with */
     double *step_seconds;        /* 2N, NULL until known (plan) */
+    double *algo_sec;            /* plan: per node x algorithm x pass, seconds at the profile batch
+                                    (profile.c); NULL = the static ratios of fg_vmem_algo_cost */
     int need_profile;            /* plan: re-plan after the first measured iteration */
     double *t_start;             /* 2N: node times at the start of the profiled iteration */
     int replans, n_algo_changed;
@@ -210,12 +212,19 @@ fg_status fg_vmem_search(fg_vmem *v, size_t capacity);
  * to estimate a step's time under an algorithm it was not measured with. */
 double fg_vmem_algo_cost(fg_conv_algo a);
 
+/* ---------------------------------------------------------------- conv profile (profile.c) */
+
+/* Times every conv node under every algorithm (forward, backward) at a small batch: v->algo_sec. */
+fg_status fg_vmem_profile_convs(fg_vmem *v);
+/* Time of node's pass under algorithm a relative to ref: measured when profiled, else static. */
+double fg_vmem_algo_ratio(const fg_vmem *v, int node, fg_pass pass, fg_conv_algo a, fg_conv_algo ref);
+
 /* ---------------------------------------------------------------- prediction (predict.c) */
 
 fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc, const double *step_seconds,
                                    const fg_vmem_link_model *m, fg_vmem_prediction *out);
 /* in (2N step seconds measured with v->ref_algo) scaled to the conv algorithms `algo` (per node;
- * NULL = the graph's current ones) by fg_vmem_algo_cost. */
+ * NULL = the graph's current ones) by fg_vmem_algo_ratio. */
 void fg_vmem_scale_steps(const fg_vmem *v, const fg_conv_algo *algo, const double *in, double *out);
 /* memcpy bandwidth of this machine in GB/s (measured once, ~50 ms). */
 double fg_vmem_memcpy_gbps(void);
