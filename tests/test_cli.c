@@ -6,6 +6,7 @@
  * `train --policy none|all|conv` gives the same losses and final line as no policy, --trace
  * writes the CSV, an unknown policy is a usage error, a budget too small fails before training naming the smallest
  * budget, and `vmem report --json` has one record per policy with the measured keys. */
+#include <math.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -82,6 +83,22 @@ static char *json_array(const char *path, const char *key) {
     }
     free(s);
     return r ? r : strdup("<missing>");
+}
+
+/* The numbers of two JSON arrays (as json_array returns them) agree within rel (relative). */
+static int numbers_close(const char *a, const char *b, double rel) {
+    int n = 0;
+    for (;;) {
+        while (*a && !strchr("-0123456789", *a)) a++;
+        while (*b && !strchr("-0123456789", *b)) b++;
+        if (!*a || !*b) return !*a && !*b && n > 0;
+        char *ea, *eb;
+        double x = strtod(a, &ea), y = strtod(b, &eb);
+        if (fabs(x - y) > rel * fmax(fabs(x), fabs(y))) return 0;
+        a = ea;
+        b = eb;
+        n++;
+    }
 }
 
 static void write_data(void) {
@@ -236,8 +253,9 @@ int main(int argc, char **argv) {
 
     expect("train --policy most --epochs 1", 2, NULL, "expected none, all, conv, dyn or plan");
     /* offload and prefetch change no number: the same final line under every policy as without
-     * one (`line`, the run above); dyn and plan keep the graph's algorithms when nothing forces
-     * them to change */
+     * one (`line`, the run above); dyn keeps the graph's algorithms when nothing forces it to
+     * change them. plan takes any algorithm its profile measures faster, so its losses agree within
+     * 1e-5 relative (other algorithms sum in another order) */
     char tr[400], jv[400];
     snprintf(tr, sizeof tr, "%s/trace.csv", tmpdir);
     snprintf(jv, sizeof jv, "%s/v.json", tmpdir);
@@ -247,9 +265,9 @@ int main(int argc, char **argv) {
         snprintf(args, sizeof args,
                  "train --model lenet --data mnist --epochs 2 --batch 32 --threads 2 --seed 3 --policy %s --json '%s'%s%s%s",
                  pols[k], jv, k == 1 ? " --trace '" : "", k == 1 ? tr : "", k == 1 ? "'" : "");
-        expect(args, 0, line, NULL);
+        expect(args, 0, k == 4 ? NULL : line, NULL);
         char *lv = json_array(jv, "loss");
-        if (strcmp(l0, lv) != 0) {
+        if (k == 4 ? !numbers_close(l0, lv, 1e-5) : strcmp(l0, lv) != 0) {
             fprintf(stderr, "  --policy %s: losses differ from the run without a policy:\n  [%s]\n  [%s]\n", pols[k], l0, lv);
             fg_test_failures++;
         }
