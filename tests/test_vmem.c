@@ -487,7 +487,8 @@ static void compare_close(const char *what, const run_out *base, const run_out *
 
 /* Exact when no algorithm changed, within 1e-5 otherwise. */
 static void compare_policy(const char *what, const run_out *base, const run_out *o) {
-    if (o->st.n_algo_changed == 0) compare(what, base, o);
+    /* bit for bit unless some iteration ran other conv algorithms (now, or before a check) */
+    if (o->st.n_algo_changed == 0 && o->st.algo_checks == 0) compare(what, base, o);
     else compare_close(what, base, o);
 }
 
@@ -594,7 +595,8 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
     sp.step_seconds = NULL;
     run(&sp, &o);
     CHECK(o.status == FG_OK);
-    CHECK(o.st.replans == 1);
+    /* once from its own times, and once more per check of conv algorithms it switched to */
+    CHECK(o.st.replans == 1 + o.st.algo_checks);
     compare_policy("plan, self-measured", &base, &o);
     printf("%-10s plan self-measured: %s\n", model, o.st.decision);
     run_free(&o);

@@ -156,6 +156,8 @@ typedef struct fg_vmem_stats {
     size_t recompute_bytes_per_iter;
     int n_algo_changed;           /* conv nodes whose algorithm dyn/plan changed from the graph's */
     int replans;                  /* plan: times the schedule was re-derived from measured times */
+    int algo_checks;              /* plan: of those, re-plans after timing the conv algorithms it
+                                     switched to at the full batch (its profile runs 2 images) */
     double recompute_seconds;     /* measured, since the last reset */
     int64_t iterations;           /* completed (forward + backward) */
     char decision[256];           /* what dyn/plan chose, e.g. "all, 3 convs memory-optimal" */

@@ -271,6 +271,7 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
         }
         FG_TRY(s);
         v->need_profile = v->cfg.kind == FG_VMEM_PLAN && !v->step_seconds;
+        v->check_algos = v->cfg.kind == FG_VMEM_PLAN && v->step_seconds && fg_vmem_algos_unchecked(v);
     }
     FG_TRY(check_budget(v, ps.capacity));
     if (v->cfg.dry_run) return FG_OK;
@@ -286,21 +287,39 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
     return FG_OK;
 }
 
-/* plan, after its first measured iteration: the step times it decides on, then the search again. */
-static fg_status replan(fg_vmem *v) {
-    v->need_profile = 0;
-    v->step_seconds = malloc(sizeof(double) * (size_t)v->steps);
-    if (!v->step_seconds) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+/* The step seconds of the iteration that just ended (the node times since t_start). */
+static double *measured_steps(fg_vmem *v) {
+    double *m = malloc(sizeof(double) * (size_t)v->steps);
+    if (!m) return NULL;
     for (int i = 0; i < v->N; i++)
         for (int p = 0; p < FG_PASS_COUNT; p++)
-            v->step_seconds[step_of(v, i, (fg_pass)p)] =
-                fg_graph_node_time(v->g, i, (fg_pass)p) - v->t_start[step_of(v, i, (fg_pass)p)];
-    for (int i = 0; i < v->N; i++) v->ref_algo[i] = fg_graph_node(v->g, i)->algo;
+            m[step_of(v, i, (fg_pass)p)] = fg_graph_node_time(v->g, i, (fg_pass)p) - v->t_start[step_of(v, i, (fg_pass)p)];
+    return m;
+}
+
+/* plan, after a measured iteration: without step times yet (need_profile), the iteration's become
+ * them; after switching conv algorithms (check_algos), the iteration timed them at the full batch,
+ * which overrides the 2-image profile. Then the search again; a new unchecked switch is checked
+ * at the next iteration. */
+static fg_status replan(fg_vmem *v) {
+    double *m = measured_steps(v);
+    if (!m) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    if (v->need_profile) {
+        v->step_seconds = m;
+        for (int i = 0; i < v->N; i++) v->ref_algo[i] = fg_graph_node(v->g, i)->algo;
+    } else {
+        fg_status s = fg_vmem_algos_record(v, m);
+        free(m);
+        FG_TRY(s);
+        v->algo_checks++;
+    }
+    v->need_profile = 0;
     teardown_slots(v);
     fg_status s = fg_vmem_search(v, fg_pool_get_stats(v->pool).capacity);
     if (s == FG_OK) s = check_budget(v, fg_pool_get_stats(v->pool).capacity);
     if (s == FG_OK) s = setup_slots(v);
     v->replans++;
+    v->check_algos = s == FG_OK && fg_vmem_algos_unchecked(v);
     return s;
 }
 
@@ -403,7 +422,7 @@ static fg_status vm_before(void *self, fg_graph *g, int node, fg_pass pass) {
         if (v->cfg.trace == FG_VMEM_TRACE_LAST) fg_vmem_trace_restart(&v->trace);
         if (v->cfg.kind != FG_VMEM_NONE) iteration_reset(v);
         v->forward_done = 0;
-        if (v->need_profile) {
+        if (v->need_profile || v->check_algos) {
             if (!v->t_start) v->t_start = malloc(sizeof(double) * (size_t)v->steps);
             if (!v->t_start) return fg_fail(FG_ERR_OOM, "vmem: out of host memory");
             for (int i = 0; i < v->N; i++)
@@ -476,7 +495,7 @@ static fg_status vm_end(void *self, fg_graph *g) {
     if (v->has_backward) v->iterations++;
     v->forward_done = 0;
     v->cur_node = -1;
-    if (v->need_profile && v->has_backward) FG_TRY(replan(v));
+    if ((v->need_profile || v->check_algos) && v->has_backward) FG_TRY(replan(v));
     return FG_OK;
 }
 
@@ -504,6 +523,7 @@ static void vm_destroy(void *self) {
     free(v->ref_algo);
     free(v->step_seconds);
     free(v->algo_sec);
+    free(v->algo_full);
     free(v->t_start);
     free(v->tiers.spill_dir);
     fg_vmem_trace_destroy(&v->trace);
@@ -561,6 +581,7 @@ void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out) {
     out->recompute_bytes_per_iter = v->sc.recompute_bytes;
     out->n_algo_changed = v->n_algo_changed;
     out->replans = v->replans;
+    out->algo_checks = v->algo_checks;
     out->recompute_seconds = v->recompute_seconds;
     snprintf(out->decision, sizeof out->decision, "%s", v->decision[0] ? v->decision : fg_vmem_kind_name(v->cfg.kind));
     out->n_disk_tensors = v->tiers.n_disk;

@@ -96,7 +96,40 @@ fg_status fg_vmem_profile_convs(fg_vmem *v) {
 
 double fg_vmem_algo_ratio(const fg_vmem *v, int node, fg_pass pass, fg_conv_algo a, fg_conv_algo ref) {
     if (a == ref) return 1.0;
+    size_t base = (size_t)node * FG_CONV_ALGO_COUNT * FG_PASS_COUNT;
+    if (v->algo_full) { /* both timed at the full batch in a real iteration: the truth */
+        const double *f = &v->algo_full[base];
+        if (f[a * FG_PASS_COUNT + pass] > 0 && f[ref * FG_PASS_COUNT + pass] > 0)
+            return f[a * FG_PASS_COUNT + pass] / f[ref * FG_PASS_COUNT + pass];
+    }
     if (!v->algo_sec) return fg_vmem_algo_cost(a) / fg_vmem_algo_cost(ref);
-    const double *s = &v->algo_sec[(size_t)node * FG_CONV_ALGO_COUNT * FG_PASS_COUNT];
+    const double *s = &v->algo_sec[base];
     return s[a * FG_PASS_COUNT + pass] / s[ref * FG_PASS_COUNT + pass];
+}
+
+/* 1 when some conv runs an algorithm other than its reference one that has not been timed at
+ * the full batch yet. */
+int fg_vmem_algos_unchecked(const fg_vmem *v) {
+    for (int i = 0; i < v->N; i++) {
+        const fg_ninfo *n = fg_graph_node(v->g, i);
+        if (n->op != FG_OP_CONV2D || n->algo == v->ref_algo[i]) continue;
+        if (!v->algo_full || !(v->algo_full[((size_t)i * FG_CONV_ALGO_COUNT + n->algo) * FG_PASS_COUNT] > 0)) return 1;
+    }
+    return 0;
+}
+
+fg_status fg_vmem_algos_record(fg_vmem *v, const double *measured) {
+    size_t per = (size_t)FG_CONV_ALGO_COUNT * FG_PASS_COUNT;
+    if (!v->algo_full) v->algo_full = calloc((size_t)v->N * per + 1, sizeof *v->algo_full);
+    if (!v->algo_full) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    for (int i = 0; i < v->N; i++) {
+        const fg_ninfo *n = fg_graph_node(v->g, i);
+        if (n->op != FG_OP_CONV2D || n->algo == v->ref_algo[i]) continue;
+        for (int p = 0; p < FG_PASS_COUNT; p++) {
+            int s = p == FG_FORWARD ? i : 2 * v->N - 1 - i;
+            v->algo_full[(size_t)i * per + (size_t)n->algo * FG_PASS_COUNT + (size_t)p] = measured[s];
+            v->algo_full[(size_t)i * per + (size_t)v->ref_algo[i] * FG_PASS_COUNT + (size_t)p] = v->step_seconds[s];
+        }
+    }
+    return FG_OK;
 }

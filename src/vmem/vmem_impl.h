@@ -156,6 +156,10 @@ struct fg_vmem {
     double *algo_sec;            /* plan: per node x algorithm x pass, seconds at the profile batch
                                     (profile.c); NULL = the static ratios of fg_vmem_algo_cost */
     int need_profile;            /* plan: re-plan after the first measured iteration */
+    int check_algos;             /* plan: time this iteration's switched conv algorithms, re-plan */
+    int algo_checks;
+    double *algo_full;           /* plan: per node x algorithm x pass, seconds measured at the full
+                                    batch (0 = not measured); overrides the profile's ratio */
     double *t_start;             /* 2N: node times at the start of the profiled iteration */
     int replans, n_algo_changed;
     char decision[256];
@@ -218,6 +222,11 @@ double fg_vmem_algo_cost(fg_conv_algo a);
 fg_status fg_vmem_profile_convs(fg_vmem *v);
 /* Time of node's pass under algorithm a relative to ref: measured when profiled, else static. */
 double fg_vmem_algo_ratio(const fg_vmem *v, int node, fg_pass pass, fg_conv_algo a, fg_conv_algo ref);
+/* plan's check of its algorithm choices: whether a switched conv algorithm has not been timed at
+ * the full batch, and recording the timings of an iteration (measured: 2N step seconds) for every
+ * switched conv, beside the reference algorithm's step_seconds. */
+int fg_vmem_algos_unchecked(const fg_vmem *v);
+fg_status fg_vmem_algos_record(fg_vmem *v, const double *measured);
 
 /* ---------------------------------------------------------------- prediction (predict.c) */
 
