@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "plot.h"
@@ -337,6 +338,24 @@ static int vmem_report(int argc, char **argv) {
             omc.batch = ob;
         } else {
             return cli_usage_error(&cmd, "--oracle-batch: expected a batch size or 'fit', got '%s'", a.oracle_batch);
+        }
+    }
+    { /* the oracle allocates network-wide in an unlimited pool: refuse what this machine cannot hold
+       * rather than be killed by the kernel minutes later */
+        size_t need = 0;
+        fg_status s = min_budget(a.model, &omc, FG_VMEM_NONE, &need);
+        if (s != FG_OK) return cli_fail("oracle plan", s);
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+        if (ram > 0 && (double)need > ram) {
+            char nb[32], rb[32];
+            fg_bytes_str(nb, sizeof nb, (double)need);
+            fg_bytes_str(rb, sizeof rb, ram);
+            return cli_usage_error(&cmd,
+                                   "the oracle (none in an unlimited pool at batch %lld) needs %s, more than this "
+                                   "machine's %s of RAM; pass --oracle-batch fit (with --device-mem) or a smaller "
+                                   "--oracle-batch",
+                                   (long long)omc.batch, nb, rb);
         }
     }
     int separate_oracle = a.device_mem || omc.batch != mc.batch;

@@ -1084,13 +1084,32 @@ static size_t ws_align(size_t b) { return (b + 63) & ~(size_t)63; }
 
 static pthread_once_t dn_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t dn_engine;
-static dnnl_stream_t dn_stream;
+static pthread_key_t dn_stream_key;
 static dnnl_status_t dn_init_status = dnnl_success;
+
+static void dn_stream_free(void *s) { dnnl_stream_destroy(s); }
 
 static void dn_init(void) {
     dn_init_status = dnnl_engine_create(&dn_engine, dnnl_cpu, 0);
-    if (dn_init_status == dnnl_success)
-        dn_init_status = dnnl_stream_create(&dn_stream, dn_engine, dnnl_stream_default_flags);
+    if (dn_init_status == dnnl_success && pthread_key_create(&dn_stream_key, dn_stream_free) != 0)
+        dn_init_status = dnnl_out_of_memory;
+}
+
+/* The calling thread's stream. Several threads may run convolutions at once (forwards of one
+ * model on predictor threads while a trainer runs its own): oneDNN primitives with a user-managed
+ * scratchpad may execute concurrently, a stream is one thread's execution context, so every
+ * thread gets its own, created on first use and destroyed when the thread exits. */
+static dnnl_stream_t dn_thread_stream(dnnl_status_t *st) {
+    dnnl_stream_t s = pthread_getspecific(dn_stream_key);
+    if (s) return s;
+    *st = dnnl_stream_create(&s, dn_engine, dnnl_stream_default_flags);
+    if (*st != dnnl_success) return NULL;
+    if (pthread_setspecific(dn_stream_key, s) != 0) {
+        dnnl_stream_destroy(s);
+        *st = dnnl_out_of_memory;
+        return NULL;
+    }
+    return s;
 }
 
 static fg_status dn_fail(dnnl_status_t st, const char *what, const fg_conv2d_desc *d) {
@@ -1456,12 +1475,15 @@ static dnnl_status_t dn_reorder(const dn_pass *p, const dn_arg *a, dn_mems *ms, 
                                 char *ws) {
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, NULL}};
     int na = 2;
+    dnnl_status_t st = dnnl_success;
+    dnnl_stream_t stream = dn_thread_stream(&st);
+    if (!stream) return st;
     if (a->rscratch_bytes > 0) {
-        dnnl_status_t st = dn_mem(ms, &args[2].memory, &a->rscratch, ws + p->scratch_off);
+        st = dn_mem(ms, &args[2].memory, &a->rscratch, ws + p->scratch_off);
         if (st != dnnl_success) return st;
         na = 3;
     }
-    return dnnl_primitive_execute(a->rp, dn_stream, na, args);
+    return dnnl_primitive_execute(a->rp, stream, na, args);
 }
 
 /* Runs one pass: reorders inputs into their buffers, runs the primitive, reorders outputs back.
@@ -1510,9 +1532,14 @@ static fg_status dn_run(dn_entry *e, dn_pass *p, void *const *user, const int *s
         st = dn_mem(&ms, &args[na].memory, &p->scratch, ws + p->scratch_off);
         na++;
     }
+    dnnl_stream_t stream = NULL;
+    if (st == dnnl_success) {
+        what = "stream creation";
+        stream = dn_thread_stream(&st);
+    }
     if (st == dnnl_success) {
         what = "convolution execution";
-        st = dnnl_primitive_execute(p->prim, dn_stream, na, args);
+        st = dnnl_primitive_execute(p->prim, stream, na, args);
     }
     for (int i = 0; i < p->na && st == dnnl_success; i++) {
         const dn_arg *a = &p->a[i];
@@ -1523,7 +1550,7 @@ static fg_status dn_run(dn_entry *e, dn_pass *p, void *const *user, const int *s
         st = dn_mem(&ms, &um, &a->user, user[i]);
         if (st == dnnl_success) st = dn_reorder(p, a, &ms, args[i].memory, um, ws);
     }
-    if (st == dnnl_success) st = dnnl_stream_wait(dn_stream);
+    if (st == dnnl_success) st = dnnl_stream_wait(stream);
     dn_mems_free(&ms);
     if (st != dnnl_success) return dn_fail(st, what, d);
     return FG_OK;
