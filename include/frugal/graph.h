@@ -253,6 +253,25 @@ typedef struct fg_graph_info {
 } fg_graph_info;
 void fg_graph_get_info(const fg_graph *g, fg_graph_info *out);
 
+/* ---------------------------------------------------------------- shared weights
+ *
+ * One model, several threads (GA3C: predictor threads run forward on batches of states while a
+ * trainer thread updates the weights). Each thread builds its own graph (own activations, batch
+ * size, pool and policy) with the same parameter and state names and shapes, for inference
+ * (loss FG_NONE), and points it at the owner's weights. A sharing graph's forward holds the
+ * owner's weights lock for reading, so it always sees one whole version of the weights; every
+ * update of the owner's weights (fg_optim_step, fg_graph_load, fg_graph_init_params, batch norm's
+ * running statistics in a training forward) holds it for writing. Free sharing graphs before the
+ * owner. */
+
+/* g reads owner's params and state from now on (g's own copies are released). FG_ERR_SHAPE naming
+ * the tensor when a name is missing in owner or the shapes differ; FG_ERR_INVALID when g was built
+ * with a loss, either graph is unbuilt, or either already shares (one owner, no chains). */
+fg_status fg_graph_share_weights(fg_graph *g, fg_graph *owner);
+/* Writes of the weights so far (the owner's count); for a sharing graph, the owner's count its
+ * last forward ran with (how stale its policy was, in GA3C's terms). */
+uint64_t fg_graph_weights_version(const fg_graph *g);
+
 /* ---------------------------------------------------------------- optimizers */
 
 typedef enum fg_optim_kind { FG_OPTIM_SGD, FG_OPTIM_ADAM, FG_OPTIM_ADAMW, FG_OPTIM_RMSPROP, FG_OPTIM_KIND_COUNT } fg_optim_kind;

@@ -49,14 +49,19 @@ fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_
 }
 
 fg_status fg_graph_load(fg_graph *g, fg_optim *o, const char *path) {
+    if (g->owner)
+        return fg_fail(FG_ERR_INVALID, "load: graph '%s' reads the weights of '%s'; load %s into that graph", g->name,
+                       g->owner->name, path);
     fg_st_file *f = NULL;
     FG_TRY(fg_st_load(path, &f));
     fg_status s = FG_OK;
+    fg_weights_write_begin(g);
     for (int i = 0; s == FG_OK && i < g->np + g->ns; i++) {
         fg_tslot *t = &g->t[i < g->np ? g->params[i] : g->states[i - g->np]];
         s = fg_st_read_f32(f, t->info.t.name, t->info.t.ndim, t->info.t.shape, t->info.t.data);
         if (s != FG_OK) s = fg_fail(s, "checkpoint %s does not fit graph '%s': %s", path, g->name, fg_last_error());
     }
+    fg_weights_write_end(g);
     if (s == FG_OK && o) {
         const char *kind = fg_st_meta(f, "optim.kind");
         const char *steps = fg_st_meta(f, "optim.steps");

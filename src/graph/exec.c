@@ -246,19 +246,34 @@ static fg_status step(fg_graph *g, int i, fg_pass pass) {
     g->ws = NULL;
     g->ws_bytes = 0;
     if (p->before) FG_TRY(p->before(p->self, g, i, pass));
+    /* batch norm in training writes its running statistics: state that sharing graphs read */
+    int writes_state = pass == FG_FORWARD && g->training && g->nodes[i].info.op == FG_OP_BATCHNORM;
+    if (writes_state) fg_weights_write_begin(g);
     double t0 = fg_time_now();
     fg_status s = fg_exec_node(g, i, pass);
     g->nodes[i].seconds[pass] += fg_time_now() - t0;
+    if (writes_state) fg_weights_write_end(g);
     if (s != FG_OK) return s;
     if (p->after) FG_TRY(p->after(p->self, g, i, pass));
     return FG_OK;
 }
 
-fg_status fg_graph_forward(fg_graph *g) {
-    if (!g->built) return fg_fail(FG_ERR_INVALID, "forward: graph '%s' is not built", g->name);
+static fg_status forward_steps(fg_graph *g) {
     for (int i = 0; i < g->nn; i++) FG_TRY(step(g, i, FG_FORWARD));
     if (g->loss == FG_NONE && g->policy.end) FG_TRY(g->policy.end(g->policy.self, g));
     return FG_OK;
+}
+
+fg_status fg_graph_forward(fg_graph *g) {
+    if (!g->built) return fg_fail(FG_ERR_INVALID, "forward: graph '%s' is not built", g->name);
+    if (!g->owner) return forward_steps(g);
+    /* reading another graph's weights: one whole version of them for the whole forward */
+    int rc = pthread_rwlock_rdlock(&g->owner->wlock);
+    FG_ASSERT_MSG(rc == 0, "weights lock: rdlock failed");
+    g->seen_version = (uint64_t)atomic_load(&g->owner->wversion);
+    fg_status s = forward_steps(g);
+    pthread_rwlock_unlock(&g->owner->wlock);
+    return s;
 }
 
 fg_status fg_graph_backward(fg_graph *g) {

@@ -23,16 +23,23 @@ fg_status fg_graph_create(fg_graph **out, const char *name) {
     snprintf(g->name, sizeof g->name, "%s", name ? name : "graph");
     g->loss = FG_NONE;
     g->training = 1;
+    if (pthread_rwlock_init(&g->wlock, NULL) != 0) {
+        free(g);
+        return fg_fail(FG_ERR_OOM, "graph: cannot create the weights lock");
+    }
     *out = g;
     return FG_OK;
 }
 
 void fg_graph_free(fg_graph *g) {
     if (!g) return;
+    FG_ASSERT_MSG(atomic_load(&g->n_sharers) == 0, "graph freed while other graphs read its weights");
+    if (g->owner) atomic_fetch_sub(&g->owner->n_sharers, 1);
     if (g->has_policy && g->policy.destroy) g->policy.destroy(g->policy.self);
     if (g->pool)
         for (int i = 0; i < g->nt; i++)
-            if (g->t[i].storage) fg_pool_free(g->pool, g->t[i].storage);
+            if (g->t[i].storage && !g->t[i].borrowed) fg_pool_free(g->pool, g->t[i].storage);
+    pthread_rwlock_destroy(&g->wlock);
     free(g->t);
     free(g->nodes);
     free(g->params);
@@ -860,6 +867,8 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
 }
 
 void fg_graph_init_params(fg_graph *g, fg_rng *rng) {
+    FG_ASSERT_MSG(!g->owner, "init_params: this graph reads another graph's weights; initialize the owner");
+    fg_weights_write_begin(g);
     for (int i = 0; i < g->np; i++) {
         fg_tslot *s = &g->t[g->params[i]];
         float *d = s->info.t.data;
@@ -894,6 +903,7 @@ void fg_graph_init_params(fg_graph *g, fg_rng *rng) {
         size_t n = (size_t)fg_tensor_numel(&s->info.t);
         for (size_t j = 0; j < n; j++) d[j] = s->init == FG_INIT_ONES ? 1.0f : 0.0f;
     }
+    fg_weights_write_end(g);
 }
 
 void fg_graph_get_info(const fg_graph *g, fg_graph_info *out) {

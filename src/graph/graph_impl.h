@@ -3,6 +3,9 @@
 #ifndef FG_GRAPH_IMPL_H
 #define FG_GRAPH_IMPL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "frugal/graph.h"
 
 /* Typed per-op parameters (no untyped byte arrays). Only the member of the node's op is used. */
@@ -39,6 +42,7 @@ typedef struct fg_tslot {
     int is_output;
     fg_id next_alias; /* linked list of views sharing this root's storage, FG_NONE ends */
     void *storage;    /* pool pointer of a root (NULL when not allocated) */
+    int borrowed;     /* storage is another graph's weights (fg_graph_share_weights): never freed here */
 } fg_tslot;
 
 struct fg_graph {
@@ -66,9 +70,20 @@ struct fg_graph {
     double recompute_seconds; /* fg_graph_recompute's time since fg_graph_reset_times */
     void *ws;         /* workspace of the node being run (set by the policy) */
     size_t ws_bytes;
+    /* weights shared with other graphs (share.c): readers are forwards of the graphs that read
+     * these weights, the writer any update of them (optimizer step, load, batch-norm statistics) */
+    pthread_rwlock_t wlock;
+    atomic_uint_fast64_t wversion; /* completed writes */
+    atomic_int n_sharers;          /* graphs reading these weights */
+    fg_graph *owner;               /* the graph whose weights this one reads, NULL */
+    uint64_t seen_version;         /* a sharer: the owner's version its last forward ran with */
 };
 
 fg_tslot *fg_graph_slot(fg_graph *g, fg_id id);
+/* share.c: the write side around an update of g's own weights or state (no-ops' cost when no
+ * graph shares them: an uncontended lock). */
+void fg_weights_write_begin(fg_graph *g);
+void fg_weights_write_end(fg_graph *g);
 fg_node *fg_graph_nodep(fg_graph *g, int i);
 /* Steps of the 2N timeline. */
 static inline int fg_step_of(const fg_graph *g, int node, fg_pass pass) {

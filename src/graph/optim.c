@@ -92,7 +92,7 @@ void fg_optim_free(fg_optim *o) {
     free(o);
 }
 
-fg_status fg_optim_step(fg_optim *o) {
+static fg_status update(fg_optim *o) {
     const fg_optim_cfg *c = &o->cfg;
     fg_graph *g = o->g;
     o->t++;
@@ -147,6 +147,14 @@ fg_status fg_optim_step(fg_optim *o) {
         }
     }
     return FG_OK;
+}
+
+/* The write side of the weights lock: graphs sharing these weights never see half a step. */
+fg_status fg_optim_step(fg_optim *o) {
+    fg_weights_write_begin(o->g);
+    fg_status s = update(o);
+    fg_weights_write_end(o->g);
+    return s;
 }
 
 int fg_optim_n_state(const fg_optim *o) { return o->np * o->n_moments; }

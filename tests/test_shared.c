@@ -1,0 +1,267 @@
+/* Shared weights (src/graph/share.c): two predictor graphs read a trainer graph's weights while
+ * the trainer updates them on another thread, as GA3C's predictors and trainer do.
+ *
+ * Checked: sharing binds storage (no copy; the sharer's own parameter bytes go back to its pool);
+ * the refusals (a graph with a loss, a shape or name mismatch, loading into a sharer); and the
+ * point of the lock: every output a predictor produced while training ran equals, bit for bit,
+ * the output of a separate graph given the exact weights of the version that forward reported,
+ * i.e. no forward ever saw a half-written optimizer step. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frugal/graph.h"
+#include "testutil.h"
+
+/* big enough that an optimizer step (a pass over 100k weights) overlaps many forwards */
+enum { IN = 192, HID = 512, CLS = 5, TB = 16, PB = 4, STEPS = 40, NPRED = 2, MAXS = 256 };
+
+typedef struct net {
+    fg_graph *g;
+    fg_pool *pool;
+    fg_id x, y, logits;
+} net;
+
+static void build(net *n, const char *name, int64_t batch, int64_t hidden, int train) {
+    CHECK_OK(fg_pool_create(&n->pool, 0));
+    CHECK_OK(fg_graph_create(&n->g, name));
+    int64_t xs[2] = {batch, IN}, ys[1] = {batch};
+    n->x = fg_nn_input(n->g, "x", FG_F32, 2, xs);
+    fg_id h = fg_nn_tanh(n->g, "act", fg_layer_linear(n->g, "fc1", n->x, hidden, 1));
+    n->logits = fg_layer_linear(n->g, "fc2", h, CLS, 1);
+    fg_id loss = FG_NONE;
+    if (train) {
+        n->y = fg_nn_input(n->g, "y", FG_I32, 1, ys);
+        loss = fg_nn_xent(n->g, "loss", n->logits, n->y);
+    }
+    fg_graph_mark_output(n->g, n->logits);
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(n->g, loss, n->pool, &p));
+    fg_graph_set_training(n->g, train);
+}
+
+static void net_free(net *n) {
+    fg_graph_free(n->g);
+    fg_pool_destroy(n->pool);
+}
+
+/* ---------------------------------------------------------------- the concurrent run */
+
+typedef struct snapshot {
+    float *w; /* every parameter of the owner, concatenated in parameter order */
+} snapshot;
+
+typedef struct shared_run {
+    net owner;
+    fg_optim *opt;
+    snapshot snap[STEPS + 2]; /* by weights version */
+    atomic_int done, started;
+    float xt[TB * IN];
+    int32_t yt[TB];
+} shared_run;
+
+typedef struct pred {
+    shared_run *r;
+    net n;
+    float x[PB * IN];
+    int ns;
+    uint64_t ver[MAXS];
+    float out[MAXS][PB * CLS];
+    fg_status st;
+} pred;
+
+static size_t param_floats(fg_graph *g) {
+    size_t n = 0;
+    for (int i = 0; i < fg_graph_n_params(g); i++) n += fg_graph_tinfo(g, fg_graph_param(g, i))->bytes / sizeof(float);
+    return n;
+}
+
+static void take_snapshot(shared_run *r) {
+    fg_graph *g = r->owner.g;
+    uint64_t v = fg_graph_weights_version(g);
+    FG_ASSERT(v < STEPS + 2);
+    float *w = malloc(param_floats(g) * sizeof(float));
+    FG_ASSERT(w);
+    size_t o = 0;
+    for (int i = 0; i < fg_graph_n_params(g); i++) {
+        const fg_tinfo *t = fg_graph_tinfo(g, fg_graph_param(g, i));
+        memcpy(w + o, t->t.data, t->bytes);
+        o += t->bytes / sizeof(float);
+    }
+    r->snap[v].w = w;
+}
+
+static void *trainer(void *arg) {
+    shared_run *r = arg;
+    fg_threads_set(1);
+    while (atomic_load(&r->started) < NPRED) sched_yield(); /* every predictor ran once */
+    for (int s = 0; s < STEPS; s++) {
+        fg_graph *g = r->owner.g;
+        fg_status st = fg_graph_set_input(g, r->owner.x, r->xt, sizeof r->xt);
+        if (st == FG_OK) st = fg_graph_set_input(g, r->owner.y, r->yt, sizeof r->yt);
+        fg_graph_zero_grad(g);
+        if (st == FG_OK) st = fg_graph_forward(g);
+        if (st == FG_OK) st = fg_graph_backward(g);
+        if (st == FG_OK) st = fg_optim_step(r->opt);
+        if (st != FG_OK) {
+            fprintf(stderr, "trainer step %d: %s\n", s, fg_last_error());
+            break;
+        }
+        take_snapshot(r);
+    }
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static fg_status predict_once(pred *p) {
+    FG_TRY(fg_graph_set_input(p->n.g, p->n.x, p->x, sizeof p->x));
+    FG_TRY(fg_graph_forward(p->n.g));
+    /* keep up to 4 outputs per version (at most 4 * 42 < MAXS): samples across the whole run */
+    uint64_t v = fg_graph_weights_version(p->n.g);
+    int same = 0;
+    for (int s = p->ns - 1; s >= 0 && p->ver[s] == v; s--) same++;
+    if (same < 4 && p->ns < MAXS) {
+        p->ver[p->ns] = v;
+        FG_TRY(fg_graph_read(p->n.g, p->n.logits, p->out[p->ns], sizeof p->out[0]));
+        p->ns++;
+    }
+    return FG_OK;
+}
+
+static void *predictor(void *arg) {
+    pred *p = arg;
+    fg_threads_set(1);
+    p->st = predict_once(p);
+    atomic_fetch_add(&p->r->started, 1);
+    while (p->st == FG_OK && !atomic_load(&p->r->done)) p->st = predict_once(p);
+    if (p->st == FG_OK) p->st = predict_once(p); /* and once after the last step */
+    return NULL;
+}
+
+static void test_concurrent(void) {
+    shared_run *r = calloc(1, sizeof *r);
+    pred *pr = calloc(NPRED, sizeof *pr);
+    FG_ASSERT(r && pr);
+    fg_rng rng;
+    fg_rng_seed(&rng, 7);
+    build(&r->owner, "trainer", TB, HID, 1);
+    fg_graph_init_params(r->owner.g, &rng);
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_SGD, 0.2f);
+    oc.momentum = 0.9f;
+    CHECK_OK(fg_optim_create(&r->opt, r->owner.g, &oc));
+    for (int i = 0; i < TB * IN; i++) r->xt[i] = 2.0f * fg_rng_uniform(&rng) - 1.0f;
+    for (int i = 0; i < TB; i++) r->yt[i] = (int32_t)fg_rng_below(&rng, CLS);
+    take_snapshot(r); /* the version init_params wrote */
+
+    for (int k = 0; k < NPRED; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "predictor%d", k);
+        build(&pr[k].n, name, PB, HID, 0);
+        pr[k].r = r;
+        for (int i = 0; i < PB * IN; i++) pr[k].x[i] = 2.0f * fg_rng_uniform(&rng) - 1.0f;
+        size_t before = fg_pool_get_stats(pr[k].n.pool).in_use;
+        CHECK_OK(fg_graph_share_weights(pr[k].n.g, r->owner.g));
+        /* bound, not copied: the same bytes, and the sharer's own copies went back to its pool */
+        fg_id w = fg_graph_find(pr[k].n.g, "fc1.weight");
+        CHECK(fg_graph_tinfo(pr[k].n.g, w)->t.data == fg_graph_tinfo(r->owner.g, fg_graph_find(r->owner.g, "fc1.weight"))->t.data);
+        CHECK(fg_pool_get_stats(pr[k].n.pool).in_use + param_floats(r->owner.g) * sizeof(float) <= before);
+    }
+
+    pthread_t tt, tp[NPRED];
+    for (int k = 0; k < NPRED; k++) pthread_create(&tp[k], NULL, predictor, &pr[k]);
+    pthread_create(&tt, NULL, trainer, r);
+    pthread_join(tt, NULL);
+    for (int k = 0; k < NPRED; k++) pthread_join(tp[k], NULL);
+    CHECK(fg_graph_weights_version(r->owner.g) == STEPS + 1);
+
+    /* every output against a separate graph holding that version's weights */
+    net ref;
+    build(&ref, "reference", PB, HID, 0);
+    fg_threads_set(1);
+    int checked = 0, bad = 0, first_v = STEPS + 2, last_v = -1;
+    for (int k = 0; k < NPRED; k++) {
+        CHECK(pr[k].st == FG_OK);
+        for (int s = 0; s < pr[k].ns; s++) {
+            uint64_t v = pr[k].ver[s];
+            if (v >= STEPS + 2 || !r->snap[v].w) {
+                fprintf(stderr, "predictor %d sample %d: version %llu has no snapshot\n", k, s, (unsigned long long)v);
+                bad++;
+                continue;
+            }
+            if ((int)v < first_v) first_v = (int)v;
+            if ((int)v > last_v) last_v = (int)v;
+            size_t o = 0;
+            for (int i = 0; i < fg_graph_n_params(ref.g); i++) {
+                fg_id id = fg_graph_param(ref.g, i);
+                const fg_tinfo *t = fg_graph_tinfo(ref.g, id);
+                /* same build order, so the same parameter order as the owner */
+                CHECK(strcmp(t->t.name, fg_graph_tinfo(r->owner.g, fg_graph_param(r->owner.g, i))->t.name) == 0);
+                memcpy(t->t.data, r->snap[v].w + o, t->bytes);
+                o += t->bytes / sizeof(float);
+            }
+            float want[PB * CLS];
+            CHECK_OK(fg_graph_set_input(ref.g, ref.x, pr[k].x, sizeof pr[k].x));
+            CHECK_OK(fg_graph_forward(ref.g));
+            CHECK_OK(fg_graph_read(ref.g, ref.logits, want, sizeof want));
+            if (memcmp(want, pr[k].out[s], sizeof want) != 0) {
+                if (bad < 5)
+                    fprintf(stderr, "predictor %d sample %d (version %llu): logits[0] %.9g, the version's weights give %.9g\n",
+                            k, s, (unsigned long long)v, pr[k].out[s][0], want[0]);
+                bad++;
+            }
+            checked++;
+        }
+    }
+    printf("shared weights: %d predictor outputs checked against their weights version (versions %d..%d seen), %d "
+           "differ\n",
+           checked, first_v, last_v, bad);
+    CHECK(bad == 0 && checked >= 2 * NPRED);
+    /* each predictor ran before the first step and after the last */
+    CHECK(first_v == 1 && last_v == STEPS + 1);
+
+    net_free(&ref);
+    for (int k = 0; k < NPRED; k++) net_free(&pr[k].n);
+    fg_optim_free(r->opt);
+    net_free(&r->owner);
+    for (int v = 0; v < STEPS + 2; v++) free(r->snap[v].w);
+    free(r);
+    free(pr);
+}
+
+/* ---------------------------------------------------------------- refusals */
+
+static void test_refusals(void) {
+    fg_rng rng;
+    fg_rng_seed(&rng, 3);
+    net owner, trainer2, wrong, p;
+    build(&owner, "owner", TB, HID, 1);
+    fg_graph_init_params(owner.g, &rng);
+    build(&trainer2, "trainer2", TB, HID, 1);
+    CHECK_STATUS(fg_graph_share_weights(trainer2.g, owner.g), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "trainer2") && strstr(fg_last_error(), "loss"));
+    build(&wrong, "wrong", PB, HID + 1, 0);
+    CHECK_STATUS(fg_graph_share_weights(wrong.g, owner.g), FG_ERR_SHAPE);
+    char have[64], want[64];
+    snprintf(have, sizeof have, "(%d, %d)", HID + 1, IN);
+    snprintf(want, sizeof want, "(%d, %d)", HID, IN);
+    CHECK(strstr(fg_last_error(), "fc1.weight") && strstr(fg_last_error(), have) && strstr(fg_last_error(), want));
+    build(&p, "p", PB, HID, 0);
+    CHECK_OK(fg_graph_share_weights(p.g, owner.g));
+    CHECK_STATUS(fg_graph_share_weights(p.g, owner.g), FG_ERR_INVALID); /* already shares */
+    CHECK_STATUS(fg_graph_share_weights(owner.g, p.g), FG_ERR_INVALID); /* no chains */
+    CHECK_STATUS(fg_graph_load(p.g, NULL, "/nonexistent.safetensors"), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "owner"));
+    net_free(&p);
+    net_free(&wrong);
+    net_free(&trainer2);
+    net_free(&owner);
+}
+
+int main(void) {
+    test_refusals();
+    test_concurrent();
+    return fg_test_finish("test_shared");
+}
