@@ -154,10 +154,14 @@ typedef struct run_spec {
     const double *step_seconds; /* dyn/plan: fg_vmem_config.step_seconds */
     double model_gbps;          /* plan: the link bandwidth it plans with (0 = measured memcpy) */
     int fixed_algos;
+    const fg_conv_algo *node_algos; /* per node (conv nodes), overrides algo; NULL = algo everywhere */
 } run_spec;
+
+#define MAX_NODES 512
 
 typedef struct run_out {
     fg_status status;    /* of build (plan) */
+    fg_conv_algo algos[MAX_NODES]; /* per node, as the run ended */
     char msg[1024];
     float loss[2];
     int np;
@@ -188,7 +192,8 @@ static fg_graph *make_graph(const run_spec *sp, fg_pool *pool, fg_model_io *io, 
     fg_model_cfg cfg = {2, sp->channels, sp->hw, sp->hw, 10, -1};
     CHECK_OK(fg_zoo_build(g, sp->model, &cfg, io));
     for (int i = 0; i < fg_graph_n_nodes(g); i++)
-        if (fg_graph_node(g, i)->op == FG_OP_CONV2D) CHECK_OK(fg_graph_set_algo(g, i, sp->algo));
+        if (fg_graph_node(g, i)->op == FG_OP_CONV2D)
+            CHECK_OK(fg_graph_set_algo(g, i, sp->node_algos ? sp->node_algos[i] : sp->algo));
     fg_mem_policy p;
     if (sp->kind == BASELINE) {
         CHECK_OK(fg_policy_network_wide(&p));
@@ -285,6 +290,8 @@ static void run(const run_spec *sp, run_out *o) {
         fg_test_failures++;
     }
     collect(g, o);
+    FG_ASSERT(fg_graph_n_nodes(g) <= MAX_NODES);
+    for (int i = 0; i < fg_graph_n_nodes(g); i++) o->algos[i] = fg_graph_node(g, i)->algo;
     o->steps = 2 * fg_graph_n_nodes(g);
     o->secs = malloc(sizeof(double) * (size_t)o->steps);
     for (int i = 0; i < o->steps / 2; i++) {
@@ -336,7 +343,7 @@ static int count_lines_with(const char *path, const char *needle) {
 }
 
 static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo algo, const char *dir, int budgets) {
-    run_spec sp = {model, hw, ch, algo, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0};
+    run_spec sp = {model, hw, ch, algo, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL};
     run_out base, o;
     run(&sp, &base);
     CHECK(base.status == FG_OK);
@@ -466,34 +473,37 @@ static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo a
 
 /* Where dyn/plan changed conv algorithms the numbers may round differently: losses and every
  * gradient agree with the baseline within 1e-5 relative (L2 over the tensor). */
-static void compare_close(const char *what, const run_out *base, const run_out *o) {
-    char nm[128];
+/* Exact when no algorithm changed. When dyn or plan chose other algorithms: exact against the
+ * baseline run with those same algorithms (offload, prefetch and recompute still change no bit),
+ * and the losses within 1e-5 of the baseline's. Gradients are not compared across algorithms at
+ * 1e-5: the ~1e-7 differences of another summation order can flip a max-pooling window's argmax
+ * (VGG-16 at 32x32, without AVX-512: conv2_2's weight gradient moves 1 %, its bias gradient, the
+ * sum over positions, does not); tests/test_ops_conv.c holds each algorithm to the naive
+ * convolution. When the algorithms changed between the two iterations (plan checking a switch),
+ * only the losses are compared. */
+static void compare_policy(const char *what, const run_out *base, const run_out *o, const run_spec *sp) {
+    if (o->st.n_algo_changed == 0 && o->st.algo_checks == 0) {
+        compare(what, base, o);
+        return;
+    }
     for (int it = 0; it < 2; it++)
         if (fabsf(o->loss[it] - base->loss[it]) > 1e-5f * fabsf(base->loss[it]))
             fprintf(stderr, "  %s: loss %d is %.9g, baseline %.9g\n", what, it, o->loss[it], base->loss[it]), fg_test_failures++;
-    CHECK(o->np == base->np);
-    for (int i = 0; i < o->np && i < base->np; i++) {
-        double d = 0, n = 0;
-        for (size_t k = 0; k < o->numel[i]; k++) {
-            double e = (double)o->grads[i][k] - base->grads[i][k];
-            d += e * e;
-            n += (double)base->grads[i][k] * base->grads[i][k];
-        }
-        snprintf(nm, sizeof nm, "%s grad of param %d", what, i);
-        if (sqrt(d) > 1e-5 * sqrt(n) + 1e-12)
-            fprintf(stderr, "  %s: relative L2 error %.3g > 1e-5\n", nm, sqrt(d / (n > 0 ? n : 1))), fg_test_failures++;
-    }
-}
-
-/* Exact when no algorithm changed, within 1e-5 otherwise. */
-static void compare_policy(const char *what, const run_out *base, const run_out *o) {
-    /* bit for bit unless some iteration ran other conv algorithms (now, or before a check) */
-    if (o->st.n_algo_changed == 0 && o->st.algo_checks == 0) compare(what, base, o);
-    else compare_close(what, base, o);
+    if (o->st.algo_checks) return;
+    run_spec twin = *sp;
+    twin.kind = BASELINE;
+    twin.pool_cap = 0;
+    twin.node_algos = o->algos;
+    run_out t;
+    run(&twin, &t);
+    char nm[160];
+    snprintf(nm, sizeof nm, "%s (against the baseline with its algorithms)", what);
+    compare(nm, &t, o);
+    run_free(&t);
 }
 
 static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char *dir) {
-    run_spec sp = {model, hw, ch, FG_CONV_DNNL, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0};
+    run_spec sp = {model, hw, ch, FG_CONV_DNNL, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL};
     run_out base, conv, all, o;
     run(&sp, &base);
     sp.kind = FG_VMEM_CONV;
@@ -532,7 +542,7 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
         run(&sp, &o);
         CHECK(o.status == FG_OK);
         CHECK(o.st.n_algo_changed > 0 && o.peak <= sp.pool_cap);
-        compare_policy("dyn with other algorithms", &base, &o);
+        compare_policy("dyn with other algorithms", &base, &o, &sp);
         printf("%-10s dyn at %zu: %s, peak %zu\n", model, sp.pool_cap, o.st.decision, o.peak);
         run_free(&o);
     }
@@ -548,7 +558,9 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
     sp.pool_cap = floor;
     run(&sp, &o);
     CHECK(o.status == FG_OK);
-    compare_policy("dyn at its floor", &base, &o);
+    compare_policy("dyn at its floor", &base, &o, &sp);
+    printf("%-10s dyn at its floor %zu: %s, peak %zu, %d algorithm checks\n", model, floor, o.st.decision, o.peak,
+           o.st.algo_checks);
     run_free(&o);
 
     /* plan at all's budget, from the baseline's measured step times: never predicted slower than
@@ -561,7 +573,7 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
     sp.kind = FG_VMEM_PLAN;
     run(&sp, &o);
     CHECK(o.status == FG_OK && dyn.status == FG_OK);
-    compare_policy("plan", &base, &o);
+    compare_policy("plan", &base, &o, &sp);
     CHECK(o.peak <= sp.pool_cap && o.st.peak_device_bytes == o.peak);
     CHECK(o.predicted > 0 && o.predicted <= dyn.predicted * (1 + 1e-9));
     printf("%-10s plan at %zu: %s; predicted %.4f s (dyn %.4f s)\n", model, sp.pool_cap, o.st.decision, o.predicted,
@@ -597,7 +609,7 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
     CHECK(o.status == FG_OK);
     /* once from its own times, and once more per check of conv algorithms it switched to */
     CHECK(o.st.replans == 1 + o.st.algo_checks);
-    compare_policy("plan, self-measured", &base, &o);
+    compare_policy("plan, self-measured", &base, &o, &sp);
     printf("%-10s plan self-measured: %s\n", model, o.st.decision);
     run_free(&o);
     run_free(&all);
@@ -608,7 +620,7 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
 /* The disk fills up during forward: FG_ERR_IO naming the spill file; backward refuses; once
  * there is room again, the next iteration gives the baseline's numbers. */
 static void test_disk_full(const char *dir) {
-    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0};
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL};
     run_out base;
     run(&sp, &base);
 
@@ -682,7 +694,7 @@ static void test_misc(void) {
     CHECK(fg_vmem_of(&p) == NULL);
     p.destroy(p.self);
     /* a host tier too small and no spill directory: plan says so */
-    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 1, NULL, NULL, NULL, 0, 0};
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 1, NULL, NULL, NULL, 0, 0, NULL};
     run_out o;
     run(&sp, &o);
     CHECK(o.status == FG_ERR_OOM);
