@@ -140,8 +140,12 @@ static void test_liveness_chain(void) {
     CHECK_OK(fg_graph_build(g, l, pool, &p));
     /* 4 nodes: forward steps 0..3, backward of node i at 7-i */
     const fg_tinfo *th = fg_graph_tinfo(g, h), *tr = fg_graph_tinfo(g, r), *to = fg_graph_tinfo(g, o);
-    CHECK(th->first_use == 0 && th->last_use == 1); /* relu saves its output, not its input */
-    CHECK(tr->first_use == 1 && tr->last_use == 6); /* saved by fc2 (backward step 5) and relu (step 6) */
+    CHECK(th->first_use == 0 && th->last_use == 1); /* relu saves neither its input nor its output */
+    CHECK(tr->first_use == 1 && tr->last_use == 5); /* saved by fc2 (backward step 5) */
+    const fg_ninfo *rn = fg_graph_node(g, 1);        /* relu's backward reads its 1-bit mask (step 6) */
+    CHECK(rn->n_aux == 1 && rn->n_save == 1 && rn->save[0] == rn->aux[0]);
+    const fg_tinfo *tm = fg_graph_tinfo(g, rn->aux[0]);
+    CHECK(tm->t.dtype == FG_U8 && tm->bytes == 4 && tm->first_use == 1 && tm->last_use == 6);
     CHECK(to->first_use == 2 && to->last_use == 3);
     /* relu's backward writes grad(h) in place over grad(r): one storage, live from fc2's backward
      * (step 5, writes grad(r)) to fc1's (step 7, reads grad(h)) */

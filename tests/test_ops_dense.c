@@ -855,6 +855,35 @@ static void test_add_accumulate_concat(fg_rng *rng) {
     free(a), free(b), free(y), free(want), free(p0), free(p2), free(cat), free(q0), free(q2);
 }
 
+/* ReLU with a 1-bit mask (what the graph saves instead of the output): the same output and the
+ * same gradient bit for bit, at sizes around the 8-element byte boundary and past the threaded
+ * threshold, with zeros, signed zeros, infinities and NaN in the input; nothing written past the
+ * mask's last byte. */
+static void test_relu_mask(fg_rng *rng) {
+    const size_t sizes[] = {1, 7, 8, 9, 63, 100003};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si], nb = fg_relu_mask_bytes(n);
+        CHECK(nb == (n + 7) / 8);
+        float *x = malloc(n * sizeof(float)), *o1 = malloc(n * sizeof(float)), *o2 = malloc(n * sizeof(float));
+        float *dout = malloc(n * sizeof(float)), *d1 = malloc(n * sizeof(float)), *d2 = malloc(n * sizeof(float));
+        uint8_t *mask = malloc(nb + 1);
+        const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-38f, -1e-38f};
+        for (size_t i = 0; i < n; i++) x[i] = (i % 5 == 0) ? special[(i / 5) % 7] : fg_rng_normal(rng);
+        fg_fill_uniform(dout, n, -1, 1, rng);
+        mask[nb] = 0xA5;
+        fg_relu_forward(o1, x, n);
+        fg_relu_forward_mask(o2, mask, x, n);
+        CHECK(mask[nb] == 0xA5);
+        CHECK(memcmp(o1, o2, n * sizeof(float)) == 0);
+        fg_relu_backward(d1, dout, o1, n);
+        fg_relu_backward_mask(d2, dout, mask, n);
+        char what[64];
+        snprintf(what, sizeof what, "relu bwd from mask vs from output (n %zu)", n);
+        fg_check_equal(what, d2, d1, n);
+        free(x), free(o1), free(o2), free(dout), free(d1), free(d2), free(mask);
+    }
+}
+
 int main(void) {
     fg_rng rng;
     fg_rng_seed(&rng, 20240612);
@@ -879,6 +908,7 @@ int main(void) {
     fg_fixture_close(f);
 
     test_large_activations(&rng);
+    test_relu_mask(&rng);
     test_large_softmax_xent(&rng);
     test_xent_errors();
     test_dropout(&rng);

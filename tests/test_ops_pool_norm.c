@@ -124,6 +124,22 @@ static void pool_compare(const fg_pooling_desc *d, in_mode mode, fg_rng *rng) {
     fg_check_close(what, d1, d2, ni, 1e-6f, 1e-6f);
     fg_check_guard(what, d1, ni);
 
+    /* the stored argmax (what the graph saves instead of the input): the same gradient, bit for bit */
+    if (fg_maxpool2d_argmax_ok(d)) {
+        uint8_t *arg = malloc(no + 1);
+        memset(arg, 0xEE, no + 1);
+        fg_maxpool2d_argmax(arg, x, d);
+        CHECK(arg[no] == 0xEE); /* nothing written past the end */
+        int bad = 0;
+        for (size_t i = 0; i < no && !bad; i++) bad = arg[i] >= d->kh * d->kw;
+        CHECK(!bad);
+        for (size_t i = 0; i < ni; i++) d2[i] = NAN;
+        fg_maxpool2d_backward_argmax(d2, g, arg, d);
+        snprintf(what, sizeof what, "maxpool bwd from argmax vs from input (%s)", ds);
+        fg_check_equal(what, d2, d1, ni);
+        free(arg);
+    }
+
     /* average pooling sees finite inputs (infinities and NaN carry no information there) */
     for (size_t i = 0; i < ni; i++)
         if (!isfinite(x[i])) x[i] = fg_rng_normal(rng);
@@ -205,6 +221,9 @@ static void test_maxpool_nan(void) {
     CHECK(isnan(out2[0]) && out2[1] == 8.0f && out2[2] == 14.0f && out2[3] == 12.0f);
     fg_maxpool2d_backward(dx, g, x, &d);
     CHECK(dx[5] == 1.0f && dx[0] == 0.0f && dx[1] == 0.0f && dx[4] == 0.0f);
+    uint8_t arg[4];
+    fg_maxpool2d_argmax(arg, x, &d); /* window offsets: NaN at (1,1), 8 at (1,1), 14 at (1,1), 12 at (0,1) */
+    CHECK(arg[0] == 3 && arg[1] == 3 && arg[2] == 3 && arg[3] == 1);
     /* all -inf window: the gradient goes to its first element */
     float y[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, o1, dy[4];
     fg_pooling_desc d1 = {1, 1, 2, 2, 2, 2, 2, 2, 0, 0, 0, 1};

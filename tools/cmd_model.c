@@ -92,7 +92,7 @@ static int cmd_model_info(int argc, char **argv) {
     fg_pool *pool = NULL;
     fg_graph *g = NULL;
     fg_model_io io;
-    fg_mem_policy pol = {"none", null_plan, NULL, NULL, NULL, NULL, NULL};
+    fg_mem_policy pol = {.name = "none", .plan = null_plan};
     fg_status s = fg_pool_create(&pool, 0);
     if (s != FG_OK) return cli_fail("device pool", s);
     s = fg_train_build_model(&g, &io, def->name, &mc, !inference, pool, &pol);

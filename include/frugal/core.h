@@ -108,7 +108,7 @@ float fg_hash_uniform(uint64_t seed, uint64_t i);
 #define FG_MAX_DIMS 6
 #define FG_NAME_MAX 64
 
-typedef enum fg_dtype { FG_F32, FG_I32, FG_DTYPE_COUNT } fg_dtype;
+typedef enum fg_dtype { FG_F32, FG_I32, FG_U8, FG_DTYPE_COUNT } fg_dtype;
 size_t fg_dtype_size(fg_dtype t);
 const char *fg_dtype_name(fg_dtype t);
 

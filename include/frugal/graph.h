@@ -152,6 +152,11 @@ int fg_graph_n_params(const fg_graph *g);
 fg_id fg_graph_param(const fg_graph *g, int i);
 int fg_graph_n_states(const fg_graph *g);
 fg_id fg_graph_state(const fg_graph *g, int i);
+/* Splits (on = 1) a conv node's backward into its weight half (dW, db from the input and the
+ * output gradient) and its data half (dX from the output gradient and the weights), with the
+ * policy's mid hook between: a policy can release the input before allocating the input's
+ * gradient, so the two 3-map halves never hold three maps at once. Same numbers either way. */
+fg_status fg_graph_set_split_backward(fg_graph *g, int node, int on);
 /* Set a conv node's algorithm (before or after build; recomputes its workspace). */
 fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo);
 /* A conv node's descriptor (shapes, stride, padding, groups at the built batch size). */
@@ -167,6 +172,10 @@ typedef struct fg_mem_policy {
     fg_status (*plan)(void *self, fg_graph *g, fg_pool *pool);
     fg_status (*before)(void *self, fg_graph *g, int node, fg_pass pass);
     fg_status (*after)(void *self, fg_graph *g, int node, fg_pass pass);
+    /* backward of a conv node split by fg_graph_set_split_backward, between its weight half and
+     * its data half: the node's input (in[0]) is not read after it, grad(in[0]) is not written
+     * before it. May be NULL. */
+    fg_status (*mid)(void *self, fg_graph *g, int node);
     /* end of an iteration (after backward, or after forward when there is no backward) */
     fg_status (*end)(void *self, fg_graph *g);
     void (*destroy)(void *self);

@@ -101,6 +101,12 @@ double fg_matmul_flops(int64_t batch, int64_t M, int64_t K, int64_t N);
  * n = number of elements. */
 void fg_relu_forward(float *out, const float *inp, size_t n);
 void fg_relu_backward(float *dinp, const float *dout, const float *out, size_t n); /* saves out */
+/* ReLU saving one bit per element instead of its output: mask bit i (byte i / 8, bit i % 8) is
+ * out[i] > 0; mask holds fg_relu_mask_bytes(n) bytes. Backward from the mask writes the same
+ * gradient as fg_relu_backward, bit for bit. */
+size_t fg_relu_mask_bytes(size_t n);
+void fg_relu_forward_mask(float *out, uint8_t *mask, const float *inp, size_t n);
+void fg_relu_backward_mask(float *dinp, const float *dout, const uint8_t *mask, size_t n);
 void fg_gelu_forward(float *out, const float *inp, size_t n);                      /* exact (erf) */
 void fg_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n); /* saves inp */
 void fg_tanh_forward(float *out, const float *inp, size_t n);
@@ -155,6 +161,13 @@ int64_t fg_pooling_out_w(const fg_pooling_desc *d);
 void fg_maxpool2d_forward(float *out, const float *inp, const fg_pooling_desc *d);
 /* Saves: inp only; the argmax (first maximum in window order, as PyTorch) is recomputed. */
 void fg_maxpool2d_backward(float *dinp, const float *dout, const float *inp, const fg_pooling_desc *d);
+/* The argmax stored instead: arg (N, C, OH, OW) bytes, each the offset kh_i * kw + kw_i of the
+ * maximum in its (unclipped) window, the element fg_maxpool2d_backward would pick. Only for
+ * windows of at most 256 elements (fg_maxpool2d_argmax_ok). Backward from it writes the same
+ * gradient, bit for bit. */
+int fg_maxpool2d_argmax_ok(const fg_pooling_desc *d);
+void fg_maxpool2d_argmax(uint8_t *arg, const float *inp, const fg_pooling_desc *d);
+void fg_maxpool2d_backward_argmax(float *dinp, const float *dout, const uint8_t *arg, const fg_pooling_desc *d);
 void fg_avgpool2d_forward(float *out, const float *inp, const fg_pooling_desc *d);
 void fg_avgpool2d_backward(float *dinp, const float *dout, const fg_pooling_desc *d); /* saves nothing */
 void fg_maxpool2d_forward_naive(float *out, const float *inp, const fg_pooling_desc *d);
@@ -192,6 +205,106 @@ void fg_batchnorm_forward_eval(float *out, const float *inp, const float *gamma,
 void fg_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                            const float *inp, const float *mean, const float *invstd,
                            const float *gamma, int64_t N, int64_t C, int64_t HW);
+
+/* ---------------------------------------------------------------- LSTM (src/ops/lstm.c)
+ * One fused layer, unidirectional, time-major, torch.nn.LSTM semantics and gate order i, f, g, o:
+ * x (T, B, I), w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (4H) (each may be NULL), h0, c0 (B, H)
+ * (NULL = zeros), y (T, B, H), hT, cT (B, H) (NULL = not wanted). The op runs its own time loop:
+ * one GEMM for X W_ih^T over all steps, then one (B, H) x (H, 4H) GEMM and a fused gate kernel per
+ * step. */
+typedef struct fg_lstm_desc {
+    int64_t T, B, I, H; /* time steps, batch, input size, hidden size */
+} fg_lstm_desc;
+
+/* FG_ERR_SHAPE with a message naming the field when a size is not positive (or the buffers would
+ * be too large to address); FG_ERR_INVALID for a NULL descriptor. */
+fg_status fg_lstm_check(const fg_lstm_desc *d);
+/* Bytes of the buffer forward fills and backward reads: 5*T*B*H floats, laid out as the activated
+ * gates (T, B, 4H) followed by the cell states c_1..c_T (T, B, H). 0 for a bad descriptor. */
+size_t fg_lstm_saved_bytes(const fg_lstm_desc *d);
+/* Scratch bytes for forward and backward (the max of both): backward's gate gradients dG
+ * (T*B, 4H) plus dh and dc (B, H). 0 for a bad descriptor. */
+size_t fg_lstm_workspace_bytes(const fg_lstm_desc *d);
+/* Forward FLOPs of the GEMMs: 2 * T * B * 4H * (I + H). */
+double fg_lstm_flops(const fg_lstm_desc *d);
+
+/* Fills y, hT, cT and `saved` (fg_lstm_saved_bytes). ws holds ws_bytes >= fg_lstm_workspace_bytes
+ * (FG_ERR_INVALID otherwise). */
+fg_status fg_lstm_forward(float *y, float *hT, float *cT, float *saved, const float *x, const float *h0,
+                          const float *c0, const float *w_ih, const float *w_hh, const float *b_ih,
+                          const float *b_hh, const fg_lstm_desc *d, void *ws, size_t ws_bytes);
+/* BPTT. Saves (reads): x, h0, c0, w_ih, w_hh, the output y and `saved` from the forward.
+ * dy (T, B, H), dhT, dcT (B, H) may be NULL (= zeros). dx (T, B, I), dh0, dc0 (B, H) written;
+ * dw_ih (4H, I), dw_hh (4H, H), db_ih, db_hh (4H) accumulated; every gradient may be NULL. */
+fg_status fg_lstm_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh, float *db_ih,
+                           float *db_hh, const float *dy, const float *dhT, const float *dcT,
+                           const float *x, const float *h0, const float *c0, const float *w_ih,
+                           const float *w_hh, const float *y, const float *saved,
+                           const fg_lstm_desc *d, void *ws, size_t ws_bytes);
+/* Naive twins (plain loops, double accumulation, no GEMM): same arguments, same saved layout. */
+fg_status fg_lstm_forward_naive(float *y, float *hT, float *cT, float *saved, const float *x,
+                                const float *h0, const float *c0, const float *w_ih, const float *w_hh,
+                                const float *b_ih, const float *b_hh, const fg_lstm_desc *d, void *ws,
+                                size_t ws_bytes);
+fg_status fg_lstm_backward_naive(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
+                                 float *db_ih, float *db_hh, const float *dy, const float *dhT,
+                                 const float *dcT, const float *x, const float *h0, const float *c0,
+                                 const float *w_ih, const float *w_hh, const float *y,
+                                 const float *saved, const fg_lstm_desc *d, void *ws, size_t ws_bytes);
+
+/* ---------------------------------------------------------------- layer norm (src/ops/layernorm.c)
+ * Over the last dimension, as torch.nn.functional.layer_norm: inp, out (rows, C); weight, bias (C),
+ * either may be NULL (1 and 0); mean, rstd (rows) = mean and 1/sqrt(biased var + eps) of each row,
+ * written for backward (either may be NULL when no backward follows). */
+void fg_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                          const float *bias, int64_t rows, int64_t C, float eps);
+/* Saves: inp, weight, mean, rstd. dinp written; dweight, dbias accumulated. */
+void fg_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, const float *mean, const float *rstd, int64_t rows, int64_t C);
+void fg_layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                                const float *bias, int64_t rows, int64_t C, float eps);
+void fg_layernorm_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                 const float *weight, const float *mean, const float *rstd, int64_t rows,
+                                 int64_t C);
+
+/* ---------------------------------------------------------------- attention (src/ops/attention.c)
+ * Scaled dot-product multi-head attention per (batch, head), heads already split by the caller:
+ *   probs = softmax(scale * q @ k^T),  out = probs @ v,  scale usually 1/sqrt(D).
+ * q, out (B, H, Tq, D); k, v (B, H, Tk, D); probs (B, H, Tq, Tk); all contiguous. causal masks key j
+ * for query i when j > i (torch's tril(ones(Tq, Tk))); masked probs are exactly 0. */
+/* FG_ERR_SHAPE unless B, H >= 0 and Tq, Tk, D >= 1. */
+fg_status fg_attention_check(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D);
+/* Forward FLOPs (the two products; softmax excluded). */
+double fg_attention_flops(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D);
+/* Backward scratch: one (Tq, Tk) float matrix per (b, h) item in flight, as many items as the
+ * current thread count allows (fg_threads_get). A smaller ws (>= one matrix) only runs fewer items
+ * at once. 0 when a size is < 1. */
+size_t fg_attention_workspace_bytes(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D);
+/* Writes out and probs (saved for backward). No workspace. */
+fg_status fg_attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                               int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal);
+/* Saves: q, k, v, probs (the mask is in probs). dq, dk, dv written; any may be NULL. ws of ws_bytes
+ * (see fg_attention_workspace_bytes) is needed when dq or dk is wanted: FG_ERR_INVALID when it is
+ * smaller than one (Tq, Tk) matrix. */
+fg_status fg_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
+                                int64_t D, float scale, void *ws, size_t ws_bytes);
+/* Token keeping for run-time skipping (dynamic ViT), forward only, no causal mask: attends to the
+ * key/value tokens keep[0..n_keep) (indices into Tk, the same list for every batch item and head;
+ * a repeated index counts twice), exactly as fg_attention_forward on k, v gathered along Tk.
+ * All Tq queries are computed: out (B, H, Tq, D), probs (B, H, Tq, n_keep). FG_ERR_SHAPE unless
+ * 1 <= n_keep <= Tk; FG_ERR_INVALID for an index outside [0, Tk) or a workspace smaller than one
+ * slot (the gathered k and v of one item, 2 * n_keep * D floats). */
+size_t fg_attention_keep_workspace_bytes(int64_t B, int64_t H, int64_t Tq, int64_t n_keep, int64_t D);
+fg_status fg_attention_forward_keep(float *out, float *probs, const float *q, const float *k, const float *v,
+                                    const int32_t *keep, int64_t n_keep, int64_t B, int64_t H, int64_t Tq,
+                                    int64_t Tk, int64_t D, float scale, void *ws, size_t ws_bytes);
+/* Plain loops in double, single thread. */
+void fg_attention_forward_naive(float *out, float *probs, const float *q, const float *k, const float *v,
+                                int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal);
+void fg_attention_backward_naive(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                 const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
+                                 int64_t D, float scale);
 
 #ifdef __cplusplus
 }

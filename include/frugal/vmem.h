@@ -155,6 +155,8 @@ typedef struct fg_vmem_stats {
     int n_recompute_tensors;      /* storage roots dropped after forward and recomputed in backward */
     size_t recompute_bytes_per_iter;
     int n_algo_changed;           /* conv nodes whose algorithm dyn/plan changed from the graph's */
+    int n_split_convs;            /* conv backwards split in two: input released before its gradient
+                                     is allocated (fg_graph_set_split_backward) */
     int replans;                  /* plan: times the schedule was re-derived from measured times */
     int algo_checks;              /* plan: of those, re-plans after timing the conv algorithms it
                                      switched to at the full batch (its profile runs 2 images) */

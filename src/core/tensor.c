@@ -10,11 +10,12 @@ size_t fg_dtype_size(fg_dtype t) {
     switch (t) {
     case FG_F32: return 4;
     case FG_I32: return 4;
+    case FG_U8: return 1;
     default: FG_ASSERT_MSG(0, "bad dtype"); return 0;
     }
 }
 
-const char *fg_dtype_name(fg_dtype t) { return t == FG_F32 ? "f32" : t == FG_I32 ? "i32" : "?"; }
+const char *fg_dtype_name(fg_dtype t) { return t == FG_F32 ? "f32" : t == FG_I32 ? "i32" : t == FG_U8 ? "u8" : "?"; }
 
 fg_tensor fg_tensor_make(const char *name, fg_dtype dtype, int ndim, const int64_t *shape, void *data) {
     FG_ASSERT(ndim >= 0 && ndim <= FG_MAX_DIMS);

@@ -69,12 +69,19 @@ static void check_resident(fg_graph *g, int i, fg_id id, const char *role) {
     }
 }
 
-static fg_status run_forward(fg_graph *g, int i) {
+static const uint8_t *U8(fg_graph *g, fg_id id) { return id == FG_NONE ? NULL : (const uint8_t *)g->t[id].info.t.data; }
+
+/* recompute: rebuild the output only (a ReLU's mask and a max pool's argmax, which only backward
+ * reads, stay where the first forward put them). The mask and argmax are written only when
+ * backward runs. */
+static fg_status run_forward(fg_graph *g, int i, int recompute) {
     fg_node *n = &g->nodes[i];
     const fg_ninfo *ni = &n->info;
     for (int k = 0; k < ni->n_in; k++) check_resident(g, i, ni->in[k], "input");
     check_resident(g, i, ni->out, "output");
-    for (int a = 0; a < ni->n_aux; a++) check_resident(g, i, ni->aux[a], "aux");
+    const int aux_out = !recompute && n->bwd_active;
+    if (!recompute)
+        for (int a = 0; a < ni->n_aux; a++) check_resident(g, i, ni->aux[a], "aux");
     float *y = F(g, ni->out);
     const float *x = F(g, ni->in[0]);
     switch (ni->op) {
@@ -86,7 +93,10 @@ static fg_status run_forward(fg_graph *g, int i) {
                                  n->p.lin.OC);
     case FG_OP_MATMUL:
         return fg_matmul_forward(y, x, F(g, ni->in[1]), n->p.mm.batch, n->p.mm.M, n->p.mm.K, n->p.mm.N, n->p.mm.ta, n->p.mm.tb);
-    case FG_OP_RELU: fg_relu_forward(y, x, n->p.n); return FG_OK;
+    case FG_OP_RELU:
+        if (ni->n_aux && aux_out) fg_relu_forward_mask(y, (uint8_t *)g->t[ni->aux[0]].info.t.data, x, n->p.n);
+        else fg_relu_forward(y, x, n->p.n);
+        return FG_OK;
     case FG_OP_GELU: fg_gelu_forward(y, x, n->p.n); return FG_OK;
     case FG_OP_TANH: fg_tanh_forward(y, x, n->p.n); return FG_OK;
     case FG_OP_SIGMOID: fg_sigmoid_forward(y, x, n->p.n); return FG_OK;
@@ -108,7 +118,10 @@ static fg_status run_forward(fg_graph *g, int i) {
         fg_concat_forward(y, ins, n->p.cat.chunk, ni->n_in, n->p.cat.outer);
         return FG_OK;
     }
-    case FG_OP_MAXPOOL: fg_maxpool2d_forward(y, x, &n->p.pool); return FG_OK;
+    case FG_OP_MAXPOOL:
+        fg_maxpool2d_forward(y, x, &n->p.pool);
+        if (ni->n_aux && aux_out) fg_maxpool2d_argmax((uint8_t *)g->t[ni->aux[0]].info.t.data, x, &n->p.pool);
+        return FG_OK;
     case FG_OP_AVGPOOL: fg_avgpool2d_forward(y, x, &n->p.pool); return FG_OK;
     case FG_OP_GAP: fg_global_avgpool_forward(y, x, n->p.gap.N, n->p.gap.C, n->p.gap.HW); return FG_OK;
     case FG_OP_LRN: fg_lrn_forward(y, x, &n->p.lrn); return FG_OK;
@@ -132,45 +145,74 @@ typedef struct dgrad {
     size_t n[FG_NODE_MAX_IN];
 } dgrad;
 
+/* Points d at where the op writes grad(in[k]) for k in [k0, n_in): the gradient itself, a
+ * parameter gradient (accumulated by the op), or scratch taken from *scratch onwards. */
+static void dgrad_prepare(fg_graph *g, int i, dgrad *d, int k0, unsigned char **scratch) {
+    const fg_ninfo *ni = &g->nodes[i].info;
+    for (int k = k0; k < ni->n_in; k++) {
+        fg_id x = ni->in[k];
+        fg_id gx = g->t[x].info.grad;
+        if (gx == FG_NONE) continue;
+        if (g->t[g->t[x].info.alias_of].info.kind == FG_T_PARAM) {
+            d->dst[k] = F(g, gx); /* accumulated inside the op */
+            continue;
+        }
+        if (ni->op == FG_OP_XENT && k == 1) continue;
+        check_resident(g, i, gx, "input gradient");
+        d->real[k] = F(g, gx);
+        d->n[k] = (size_t)fg_tensor_numel(&g->t[x].info.t);
+        if (g->nodes[i].accum[k]) {
+            FG_ASSERT_MSG(g->ws && (size_t)(*scratch - (unsigned char *)g->ws) + d->n[k] * 4 <= g->ws_bytes,
+                          "backward workspace too small for gradient accumulation");
+            d->dst[k] = (float *)*scratch;
+            *scratch += (d->n[k] * 4 + 63) / 64 * 64;
+        } else {
+            d->dst[k] = d->real[k];
+        }
+    }
+}
+
+/* A conv backward split in two (fg_graph_set_split_backward): the weight half (dW, db: reads
+ * the input and dy) first, then the policy's mid hook, which may release the input and must make
+ * grad(input) resident, then the data half (dX: reads dy and the weights). Each half computes
+ * exactly what the whole backward would, so the split changes no bit. */
+static fg_status conv_backward_split(fg_graph *g, int i, dgrad *d, unsigned char **scratch, const float *dy) {
+    fg_node *n = &g->nodes[i];
+    const fg_ninfo *ni = &n->info;
+    const float *w = F(g, ni->in[1]);
+    size_t algo_ws = n->op_ws[FG_BACKWARD];
+    if (d->dst[1] || (n->has_bias && d->dst[2]))
+        FG_TRY(fg_conv2d_backward(NULL, d->dst[1], n->has_bias ? d->dst[2] : NULL, dy, F(g, ni->in[0]), w, &n->p.conv,
+                                  ni->algo, g->ws, algo_ws));
+    fg_mem_policy *p = &g->policy;
+    if (p->mid) FG_TRY(p->mid(p->self, g, i));
+    dgrad_prepare(g, i, d, 0, scratch);
+    if (!d->dst[0]) return FG_OK;
+    return fg_conv2d_backward(d->dst[0], NULL, NULL, dy, NULL, w, &n->p.conv, ni->algo, g->ws, algo_ws);
+}
+
 static fg_status run_backward(fg_graph *g, int i) {
     fg_node *n = &g->nodes[i];
     const fg_ninfo *ni = &n->info;
     if (!n->bwd_active) return FG_OK;
+    const int split = ni->op == FG_OP_CONV2D && n->split_bwd;
     for (int s = 0; s < ni->n_save; s++) check_resident(g, i, ni->save[s], "saved");
     check_resident(g, i, g->t[ni->out].info.grad, "output gradient");
     size_t algo_ws = n->op_ws[FG_BACKWARD];
     unsigned char *scratch = (unsigned char *)g->ws + algo_ws;
     dgrad d;
     memset(&d, 0, sizeof d);
-    for (int k = 0; k < ni->n_in; k++) {
-        fg_id x = ni->in[k];
-        fg_id gx = g->t[x].info.grad;
-        if (gx == FG_NONE) continue;
-        if (g->t[g->t[x].info.alias_of].info.kind == FG_T_PARAM) {
-            d.dst[k] = F(g, gx); /* accumulated inside the op */
-            continue;
-        }
-        if (ni->op == FG_OP_XENT && k == 1) continue;
-        check_resident(g, i, gx, "input gradient");
-        d.real[k] = F(g, gx);
-        d.n[k] = (size_t)fg_tensor_numel(&g->t[x].info.t);
-        if (n->accum[k]) {
-            FG_ASSERT_MSG(g->ws && (size_t)(scratch - (unsigned char *)g->ws) + d.n[k] * 4 <= g->ws_bytes,
-                          "backward workspace too small for gradient accumulation");
-            d.dst[k] = (float *)scratch;
-            scratch += (d.n[k] * 4 + 63) / 64 * 64;
-        } else {
-            d.dst[k] = d.real[k];
-        }
-    }
+    dgrad_prepare(g, i, &d, split ? 1 : 0, &scratch);
     const float *dy = F(g, g->t[ni->out].info.grad);
     const float *x = F(g, ni->in[0]);
     const float *y = F(g, ni->out);
     fg_status st = FG_OK;
     switch (ni->op) {
     case FG_OP_CONV2D:
-        st = fg_conv2d_backward(d.dst[0], d.dst[1], n->has_bias ? d.dst[2] : NULL, dy, x, F(g, ni->in[1]), &n->p.conv,
-                                ni->algo, g->ws, algo_ws);
+        if (split) st = conv_backward_split(g, i, &d, &scratch, dy);
+        else
+            st = fg_conv2d_backward(d.dst[0], d.dst[1], n->has_bias ? d.dst[2] : NULL, dy, x, F(g, ni->in[1]), &n->p.conv,
+                                    ni->algo, g->ws, algo_ws);
         break;
     case FG_OP_LINEAR:
         st = fg_linear_backward(d.dst[0], d.dst[1], n->has_bias ? d.dst[2] : NULL, dy, x, F(g, ni->in[1]), n->p.lin.B,
@@ -180,7 +222,11 @@ static fg_status run_backward(fg_graph *g, int i) {
         st = fg_matmul_backward(d.dst[0], d.dst[1], dy, x, F(g, ni->in[1]), n->p.mm.batch, n->p.mm.M, n->p.mm.K, n->p.mm.N,
                                 n->p.mm.ta, n->p.mm.tb);
         break;
-    case FG_OP_RELU: if (d.dst[0]) fg_relu_backward(d.dst[0], dy, y, n->p.n); break;
+    case FG_OP_RELU:
+        if (!d.dst[0]) break;
+        if (ni->n_aux) fg_relu_backward_mask(d.dst[0], dy, U8(g, ni->aux[0]), n->p.n);
+        else fg_relu_backward(d.dst[0], dy, y, n->p.n);
+        break;
     case FG_OP_GELU: if (d.dst[0]) fg_gelu_backward(d.dst[0], dy, x, n->p.n); break;
     case FG_OP_TANH: if (d.dst[0]) fg_tanh_backward(d.dst[0], dy, y, n->p.n); break;
     case FG_OP_SIGMOID: if (d.dst[0]) fg_sigmoid_backward(d.dst[0], dy, y, n->p.n); break;
@@ -201,7 +247,11 @@ static fg_status run_backward(fg_graph *g, int i) {
             if (d.dst[k]) memcpy(d.dst[k], dy, n->p.n * sizeof(float));
         break;
     case FG_OP_CONCAT: fg_concat_backward(d.dst, dy, n->p.cat.chunk, ni->n_in, n->p.cat.outer); break;
-    case FG_OP_MAXPOOL: if (d.dst[0]) fg_maxpool2d_backward(d.dst[0], dy, x, &n->p.pool); break;
+    case FG_OP_MAXPOOL:
+        if (!d.dst[0]) break;
+        if (ni->n_aux) fg_maxpool2d_backward_argmax(d.dst[0], dy, U8(g, ni->aux[0]), &n->p.pool);
+        else fg_maxpool2d_backward(d.dst[0], dy, x, &n->p.pool);
+        break;
     case FG_OP_AVGPOOL: if (d.dst[0]) fg_avgpool2d_backward(d.dst[0], dy, &n->p.pool); break;
     case FG_OP_GAP: if (d.dst[0]) fg_global_avgpool_backward(d.dst[0], dy, n->p.gap.N, n->p.gap.C, n->p.gap.HW); break;
     case FG_OP_LRN: if (d.dst[0]) fg_lrn_backward(d.dst[0], dy, x, y, &n->p.lrn); break;
@@ -218,13 +268,15 @@ static fg_status run_backward(fg_graph *g, int i) {
 }
 
 fg_status fg_exec_node(fg_graph *g, int i, fg_pass pass) {
-    return pass == FG_FORWARD ? run_forward(g, i) : run_backward(g, i);
+    return pass == FG_FORWARD ? run_forward(g, i, 0) : run_backward(g, i);
 }
 
 int fg_graph_node_recomputable(const fg_graph *g, int i) {
     FG_ASSERT(i >= 0 && i < g->nn);
     const fg_ninfo *ni = &g->nodes[i].info;
-    return ni->n_aux == 0 && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
+    /* a ReLU's mask and a max pool's argmax are not rewritten by a rerun (run_forward) */
+    int aux_ok = ni->n_aux == 0 || ni->op == FG_OP_RELU || ni->op == FG_OP_MAXPOOL;
+    return aux_ok && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
 }
 
 fg_status fg_graph_recompute(fg_graph *g, int i) {
@@ -234,7 +286,7 @@ fg_status fg_graph_recompute(fg_graph *g, int i) {
         return fg_fail(FG_ERR_UNSUPPORTED, "recompute: node '%s' (%s) writes aux outputs or state and cannot be rerun",
                        g->nodes[i].info.name, fg_op_name(g->nodes[i].info.op));
     double t0 = fg_time_now();
-    fg_status s = run_forward(g, i);
+    fg_status s = run_forward(g, i, 1);
     g->recompute_seconds += fg_time_now() - t0;
     return s;
 }

@@ -155,16 +155,20 @@ static int new_node(fg_graph *g, fg_op op, const char *name, const fg_id *in, in
     return i;
 }
 
-static fg_id add_aux(fg_graph *g, int node, const char *suffix, int ndim, const int64_t *shape) {
+static fg_id add_aux_typed(fg_graph *g, int node, const char *suffix, fg_dtype dtype, int ndim, const int64_t *shape) {
     fg_node *n = &g->nodes[node];
     char nm[FG_NAME_MAX];
     snprintf(nm, sizeof nm, "%.40s.%s", n->info.name, suffix);
-    fg_id id = new_tensor(g, FG_T_AUX, nm, FG_F32, ndim, shape);
+    fg_id id = new_tensor(g, FG_T_AUX, nm, dtype, ndim, shape);
     g->t[id].info.producer = node;
     n = &g->nodes[node];
     FG_ASSERT(n->info.n_aux < FG_NODE_MAX_AUX);
     n->info.aux[n->info.n_aux++] = id;
     return id;
+}
+
+static fg_id add_aux(fg_graph *g, int node, const char *suffix, int ndim, const int64_t *shape) {
+    return add_aux_typed(g, node, suffix, FG_F32, ndim, shape);
 }
 
 fg_id fg_nn_input(fg_graph *g, const char *name, fg_dtype dtype, int ndim, const int64_t *shape) {
@@ -306,7 +310,16 @@ static fg_id unary(fg_graph *g, fg_op op, const char *name, fg_id x) {
     return g->nodes[i].info.out;
 }
 
-fg_id fg_nn_relu(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_RELU, name, x); }
+/* ReLU's backward reads a 1-bit mask of out > 0 (an AUX output, 1/32 of out's bytes) instead of
+ * out, so a ReLU output that only a max pool (or nothing) reads afterwards dies in forward. */
+fg_id fg_nn_relu(fg_graph *g, const char *name, fg_id x) {
+    fg_id y = unary(g, FG_OP_RELU, name, x);
+    if (y == FG_NONE) return FG_NONE;
+    int i = g->t[y].info.producer;
+    int64_t nb = (int64_t)fg_relu_mask_bytes(g->nodes[i].p.n);
+    add_aux_typed(g, i, "mask", FG_U8, 1, &nb);
+    return y;
+}
 fg_id fg_nn_gelu(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_GELU, name, x); }
 fg_id fg_nn_tanh(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_TANH, name, x); }
 fg_id fg_nn_sigmoid(fg_graph *g, const char *name, fg_id x) { return unary(g, FG_OP_SIGMOID, name, x); }
@@ -434,6 +447,8 @@ static fg_id pool_op(fg_graph *g, fg_op op, const char *name, fg_id x, fg_pool_o
     int i = new_node(g, op, name, &x, 1, 4, shape, FG_F32);
     g->nodes[i].p.pool = d;
     g->nodes[i].info.flops = (double)(shape[0] * shape[1] * shape[2] * shape[3] * d.kh * d.kw);
+    /* max pool's backward reads the argmax bytes forward stores, not the input */
+    if (op == FG_OP_MAXPOOL && fg_maxpool2d_argmax_ok(&d)) add_aux_typed(g, i, "argmax", FG_U8, 4, shape);
     return g->nodes[i].info.out;
 }
 
@@ -594,6 +609,13 @@ fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo) {
     return FG_OK;
 }
 
+fg_status fg_graph_set_split_backward(fg_graph *g, int node, int on) {
+    if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_CONV2D)
+        return fg_fail(FG_ERR_INVALID, "set_split_backward: node %d is not a conv2d", node);
+    g->nodes[node].split_bwd = on != 0;
+    return FG_OK;
+}
+
 fg_status fg_graph_conv_desc(const fg_graph *g, int node, fg_conv2d_desc *out) {
     if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_CONV2D)
         return fg_fail(FG_ERR_INVALID, "conv_desc: node %d is not a conv2d", node);
@@ -612,12 +634,12 @@ static void set_saves(fg_node *n) {
     case FG_OP_CONV2D:
     case FG_OP_LINEAR:
     case FG_OP_MATMUL: SAVE(in->in[0]); SAVE(in->in[1]); break;
-    case FG_OP_RELU:
+    case FG_OP_RELU: SAVE(in->n_aux ? in->aux[0] : in->out); break;
+    case FG_OP_MAXPOOL: SAVE(in->n_aux ? in->aux[0] : in->in[0]); break;
     case FG_OP_TANH:
     case FG_OP_SIGMOID:
     case FG_OP_SOFTMAX: SAVE(in->out); break;
-    case FG_OP_GELU:
-    case FG_OP_MAXPOOL: SAVE(in->in[0]); break;
+    case FG_OP_GELU: SAVE(in->in[0]); break;
     case FG_OP_XENT: SAVE(in->aux[0]); SAVE(in->in[1]); break;
     case FG_OP_LRN: SAVE(in->in[0]); SAVE(in->out); break;
     case FG_OP_BATCHNORM: SAVE(in->in[0]); SAVE(in->aux[0]); SAVE(in->aux[1]); SAVE(in->in[1]); break;

@@ -30,6 +30,7 @@ typedef struct fg_node {
     /* backward: whether grad(in[k]) must be accumulated (another consumer wrote it first) */
     int accum[FG_NODE_MAX_IN];
     int bwd_active; /* backward runs (its output's gradient is written by someone) */
+    int split_bwd;  /* conv: backward in two halves with the policy's mid hook between */
     double seconds[FG_PASS_COUNT]; /* time in the op, summed since fg_graph_reset_times */
     size_t op_ws[FG_PASS_COUNT];   /* the op's own workspace; info.ws_bytes adds accumulation scratch */
 } fg_node;

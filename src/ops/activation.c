@@ -1,5 +1,6 @@
 /* Pointwise activations and their gradients, as PyTorch defines them:
- *   relu     out = max(x, 0) (NaN propagates)     dinp = dout * (out > 0)      saves out
+ *   relu     out = max(x, 0) (NaN propagates)     dinp = dout * (out > 0)      saves out, or a
+ *            1-bit mask of out > 0 (fg_relu_forward_mask: 1/32 of out's bytes, the graph's choice)
  *   gelu     out = x * Phi(x), exact erf form      dinp = dout * (Phi(x) + x * phi(x))   saves inp
  *            (Phi the standard normal CDF 0.5 * (1 + erf(x / sqrt 2)), phi its density;
  *             torch.nn.functional.gelu's default approximate='none')
@@ -27,6 +28,38 @@ void fg_relu_forward(float *out, const float *inp, size_t n) {
 void fg_relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+size_t fg_relu_mask_bytes(size_t n) { return (n + 7) / 8; }
+
+/* One mask byte per 8 elements, so threads never share a byte. */
+void fg_relu_forward_mask(float *out, uint8_t *mask, const float *inp, size_t n) {
+    const size_t nb = n / 8;
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t b = 0; b < nb; b++) {
+        unsigned bits = 0;
+        for (unsigned j = 0; j < 8; j++) {
+            float v = inp[8 * b + j];
+            float o = v < 0.0f ? 0.0f : v;
+            out[8 * b + j] = o;
+            bits |= (unsigned)(o > 0.0f) << j;
+        }
+        mask[b] = (uint8_t)bits;
+    }
+    if (n % 8) {
+        unsigned bits = 0;
+        for (size_t i = 8 * nb; i < n; i++) {
+            float o = inp[i] < 0.0f ? 0.0f : inp[i];
+            out[i] = o;
+            bits |= (unsigned)(o > 0.0f) << (i - 8 * nb);
+        }
+        mask[nb] = (uint8_t)bits;
+    }
+}
+
+void fg_relu_backward_mask(float *dinp, const float *dout, const uint8_t *mask, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] = (mask[i >> 3] >> (i & 7)) & 1u ? dout[i] : 0.0f;
 }
 
 void fg_gelu_forward(float *out, const float *inp, size_t n) {

@@ -1648,7 +1648,7 @@ fg_status fg_conv2d_backward(float *dinp, float *dweight, float *dbias, const fl
     FG_TRY(fg_conv2d_check(d));
     if (!dout) return fg_fail(FG_ERR_INVALID, "conv2d backward: dout must not be NULL");
     if (dinp && !weight) return fg_fail(FG_ERR_INVALID, "conv2d backward: dinp requested but weight is NULL");
-    if (dweight && !inp) return fg_fail(FG_ERR_INVALID, "conv2d backward: dweight requested but inp is NULL");
+    if ((dweight || dbias) && !inp) return fg_fail(FG_ERR_INVALID, "conv2d backward: dweight or dbias requested but inp is NULL");
     if (!dinp && !dweight && !dbias) return FG_OK;
     switch (algo) {
     case FG_CONV_IMPLICIT:
@@ -1661,8 +1661,7 @@ fg_status fg_conv2d_backward(float *dinp, float *dweight, float *dbias, const fl
         FG_TRY(conv_check_call("backward", algo, ws, ws_bytes, gemm_ws_bytes(d)));
         return gemm_backward(dinp, dweight, dbias, dout, inp, weight, d, (float *)ws);
     case FG_CONV_DNNL: {
-        if (!inp || !weight)
-            return fg_fail(FG_ERR_INVALID, "conv2d backward (dnnl): inp and weight must not be NULL");
+
         dn_entry *e;
         FG_TRY(dn_acquire(&e, d));
         fg_status s = conv_check_call("backward", algo, ws, ws_bytes, e->ws);

@@ -16,10 +16,14 @@
  * stack buffer fall back to direct loops over the clipped window.
  *
  * Backward: avgpool writes dinp (zeroed, then each output's gradient / divisor added to its window);
- * maxpool saves only inp, recomputes each window's argmax as PyTorch's CPU kernel does (the first
- * maximum in row-major scan of the clipped window; a NaN wins, the last NaN if several; a window
- * of -inf picks its first element) and adds dout there, so overlapping windows accumulate. The
- * argmax scan is vectorised over the outputs of a row the same way as the forward passes.
+ * maxpool finds each window's argmax as PyTorch's CPU kernel does (the first maximum in row-major
+ * scan of the clipped window; a NaN wins, the last NaN if several; a window of -inf picks its first
+ * element) and adds dout there, so overlapping windows accumulate. Either backward recomputes the
+ * argmax from the saved input, or forward stores it (fg_maxpool2d_argmax: one byte per output, the
+ * offset in the window, for windows of at most 256 elements) and backward reads it: the graph
+ * saves that byte instead of the input (a quarter of the output's bytes against four times them for
+ * a 2x2 window), with the same gradient bit for bit. The argmax scan is vectorised over the outputs
+ * of a row the same way as the forward passes.
  *
  * fg_pooling_check is a little stricter than PyTorch: it rejects a kernel larger than the padded
  * input even where ceil_mode would still give PyTorch a 1-wide output. */
@@ -206,68 +210,75 @@ void fg_maxpool2d_forward_naive(float *out, const float *inp, const fg_pooling_d
         }
 }
 
-/* ---------------------------------------------------------------- max pool backward */
+/* ---------------------------------------------------------------- max pool argmax and backward */
 
-/* One plane, direct loops: PyTorch's scan starts at the clipped window's first element and
- * replaces on a strictly greater value or a NaN, so an all -inf window routes to its first element. */
-static void maxpool_bwd_plane_direct(float *di, const float *g, const float *in, const fg_pooling_desc *d, int64_t OH,
-                                     int64_t OW) {
+/* Argmax of output (oh, ow) as a plane index, direct loops: PyTorch's scan starts at the clipped
+ * window's first element and replaces on a strictly greater value or a NaN, so an all -inf
+ * window routes to its first element. */
+static int64_t argmax_one(const float *in, const fg_pooling_desc *d, int64_t oh, int64_t ow) {
     const int64_t W = d->w;
-    for (int64_t oh = 0; oh < OH; oh++) {
-        int64_t h0, h1;
-        window(oh, d->kh, d->stride_h, d->pad_h, d->h, &h0, &h1);
-        for (int64_t ow = 0; ow < OW; ow++) {
-            int64_t w0, w1;
-            window(ow, d->kw, d->stride_w, d->pad_w, W, &w0, &w1);
-            int64_t best = h0 * W + w0;
-            float m = -INFINITY;
-            for (int64_t ih = h0; ih < h1; ih++)
-                for (int64_t iw = w0; iw < w1; iw++) {
-                    float v = in[ih * W + iw];
-                    int take = (v > m) | (v != v);
-                    m = take ? v : m;
-                    best = take ? ih * W + iw : best;
-                }
-            di[best] += g[oh * OW + ow];
+    int64_t h0, h1, w0, w1;
+    window(oh, d->kh, d->stride_h, d->pad_h, d->h, &h0, &h1);
+    window(ow, d->kw, d->stride_w, d->pad_w, W, &w0, &w1);
+    int64_t best = h0 * W + w0;
+    float m = -INFINITY;
+    for (int64_t ih = h0; ih < h1; ih++)
+        for (int64_t iw = w0; iw < w1; iw++) {
+            float v = in[ih * W + iw];
+            int take = (v > m) | (v != v);
+            m = take ? v : m;
+            best = take ? ih * W + iw : best;
+        }
+    return best;
+}
+
+/* The same scan vectorised over the outputs of row oh (argmax into arg[0..OW)): every output ow visits its window in the
+ * same (ih, then column) order, one padded input row at a time; `m` (OW entries) holds the running
+ * maximum. `row` (row_len entries) must hold -inf in its padding columns. Padding never replaces,
+ * so the result equals the direct scan's. */
+static void argmax_row_vec(int64_t *arg, const float *in, const fg_pooling_desc *d, int64_t oh, int64_t OW, float *row,
+                           float *m) {
+    const int64_t W = d->w, sw = d->stride_w, kw = d->kw, pw = d->pad_w;
+    int64_t h0, h1;
+    window(oh, d->kh, d->stride_h, d->pad_h, d->h, &h0, &h1);
+#pragma omp simd
+    for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t a = ow * sw - pw;
+        m[ow] = -INFINITY;
+        arg[ow] = h0 * W + (a < 0 ? 0 : a);
+    }
+    for (int64_t ih = h0; ih < h1; ih++) {
+        memcpy(row + pw, in + ih * W, (size_t)W * sizeof(float));
+        const int64_t base = ih * W - pw; /* plane index of padded column 0 of this row */
+        for (int64_t j = 0; j < kw; j++) {
+#pragma omp simd
+            for (int64_t ow = 0; ow < OW; ow++) {
+                float v = row[ow * sw + j];
+                int take = (v > m[ow]) | (v != v);
+                m[ow] = take ? v : m[ow];
+                arg[ow] = take ? base + ow * sw + j : arg[ow];
+            }
         }
     }
 }
 
-/* One plane, the same scan vectorised over the outputs of a row: every output ow visits its
- * window in the same (ih, then column) order, one padded input row at a time; `m` and `arg`
- * (OW entries each) hold the running maximum and its index in the plane. Padding holds -inf,
- * which never replaces, so the result equals the direct scan's. */
-static void maxpool_bwd_plane_rows(float *di, const float *g, const float *in, const fg_pooling_desc *d, int64_t OH,
-                                   int64_t OW, float *row, float *m, int64_t *arg) {
-    const int64_t W = d->w, L = row_len(d, OW), sw = d->stride_w, kw = d->kw, pw = d->pad_w;
-    for (int64_t j = 0; j < pw; j++) row[j] = -INFINITY;
-    for (int64_t j = pw + W; j < L; j++) row[j] = -INFINITY;
-    for (int64_t oh = 0; oh < OH; oh++) {
-        int64_t h0, h1;
-        window(oh, d->kh, d->stride_h, d->pad_h, d->h, &h0, &h1);
-#pragma omp simd
-        for (int64_t ow = 0; ow < OW; ow++) {
-            int64_t a = ow * sw - pw;
-            m[ow] = -INFINITY;
-            arg[ow] = h0 * W + (a < 0 ? 0 : a);
-        }
-        for (int64_t ih = h0; ih < h1; ih++) {
-            memcpy(row + pw, in + ih * W, (size_t)W * sizeof(float));
-            const int64_t base = ih * W - pw; /* plane index of padded column 0 of this row */
-            for (int64_t j = 0; j < kw; j++) {
-#pragma omp simd
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    float v = row[ow * sw + j];
-                    int take = (v > m[ow]) | (v != v);
-                    m[ow] = take ? v : m[ow];
-                    arg[ow] = take ? base + ow * sw + j : arg[ow];
-                }
-            }
-        }
-        /* same accumulation order as PyTorch: outputs in row-major order */
-        const float *go = g + oh * OW;
-        for (int64_t ow = 0; ow < OW; ow++) di[arg[ow]] += go[ow];
-    }
+/* Per-plane scratch of the argmax scans (on the stack: three POOL_ROW_MAX arrays, 32 KiB). */
+typedef struct argmax_scratch {
+    float row[POOL_ROW_MAX], m[POOL_ROW_MAX];
+    int64_t arg[POOL_ROW_MAX];
+} argmax_scratch;
+
+/* Argmax of output (oh, ow) after argmax_row_vec filled s->arg for row oh (use_rows), else direct. */
+static inline int64_t argmax_at(const argmax_scratch *s, int use_rows, const float *in, const fg_pooling_desc *d,
+                                int64_t oh, int64_t ow) {
+    return use_rows ? s->arg[ow] : argmax_one(in, d, oh, ow);
+}
+
+static void argmax_scratch_init(argmax_scratch *s, const fg_pooling_desc *d, int64_t OW, int use_rows) {
+    if (!use_rows) return;
+    const int64_t L = row_len(d, OW), pw = d->pad_w;
+    for (int64_t j = 0; j < pw; j++) s->row[j] = -INFINITY;
+    for (int64_t j = pw + d->w; j < L; j++) s->row[j] = -INFINITY;
 }
 
 void fg_maxpool2d_backward(float *dinp, const float *dout, const float *inp, const fg_pooling_desc *d) {
@@ -279,13 +290,61 @@ void fg_maxpool2d_backward(float *dinp, const float *dout, const float *inp, con
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < planes; p++) {
         float *di = dinp + p * HW;
+        const float *in = inp + p * HW, *g = dout + p * OHW;
         memset(di, 0, (size_t)HW * sizeof(float));
-        if (use_rows) {
-            float row[POOL_ROW_MAX], m[POOL_ROW_MAX];
-            int64_t arg[POOL_ROW_MAX];
-            maxpool_bwd_plane_rows(di, dout + p * OHW, inp + p * HW, d, OH, OW, row, m, arg);
-        } else {
-            maxpool_bwd_plane_direct(di, dout + p * OHW, inp + p * HW, d, OH, OW);
+        argmax_scratch s;
+        argmax_scratch_init(&s, d, OW, use_rows);
+        for (int64_t oh = 0; oh < OH; oh++) {
+            if (use_rows) argmax_row_vec(s.arg, in, d, oh, OW, s.row, s.m);
+            /* same accumulation order as PyTorch: outputs in row-major order */
+            for (int64_t ow = 0; ow < OW; ow++) di[argmax_at(&s, use_rows, in, d, oh, ow)] += g[oh * OW + ow];
+        }
+    }
+}
+
+int fg_maxpool2d_argmax_ok(const fg_pooling_desc *d) { return d->kh * d->kw <= 256; }
+
+void fg_maxpool2d_argmax(uint8_t *arg, const float *inp, const fg_pooling_desc *d) {
+    FG_ASSERT_MSG(fg_pooling_check(d) == FG_OK, "pooling descriptor not validated by fg_pooling_check");
+    FG_ASSERT_MSG(fg_maxpool2d_argmax_ok(d), "max pool argmax: window larger than 256 elements");
+    const int64_t OH = fg_pooling_out_h(d), OW = fg_pooling_out_w(d), planes = d->n * d->c;
+    const int64_t W = d->w, HW = d->h * W, OHW = OH * OW;
+    const int use_rows = row_len(d, OW) <= POOL_ROW_MAX;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        argmax_scratch s;
+        argmax_scratch_init(&s, d, OW, use_rows);
+        uint8_t *a = arg + p * OHW;
+        const float *in = inp + p * HW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            if (use_rows) argmax_row_vec(s.arg, in, d, oh, OW, s.row, s.m);
+            const int64_t hs = oh * d->stride_h - d->pad_h; /* the unclipped window's first row */
+            for (int64_t ow = 0; ow < OW; ow++) {
+                const int64_t ws = ow * d->stride_w - d->pad_w, at = argmax_at(&s, use_rows, in, d, oh, ow);
+                const int64_t ih = at / W, iw = at % W;
+                a[oh * OW + ow] = (uint8_t)((ih - hs) * d->kw + (iw - ws));
+            }
+        }
+    }
+}
+
+void fg_maxpool2d_backward_argmax(float *dinp, const float *dout, const uint8_t *arg, const fg_pooling_desc *d) {
+    if (!dinp) return;
+    FG_ASSERT_MSG(fg_pooling_check(d) == FG_OK, "pooling descriptor not validated by fg_pooling_check");
+    const int64_t OH = fg_pooling_out_h(d), OW = fg_pooling_out_w(d), planes = d->n * d->c;
+    const int64_t W = d->w, HW = d->h * W, OHW = OH * OW, kw = d->kw;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        float *di = dinp + p * HW;
+        const float *g = dout + p * OHW;
+        const uint8_t *a = arg + p * OHW;
+        memset(di, 0, (size_t)HW * sizeof(float));
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int64_t hs = oh * d->stride_h - d->pad_h;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                const int64_t k = a[oh * OW + ow], ws = ow * d->stride_w - d->pad_w;
+                di[(hs + k / kw) * W + ws + k % kw] += g[oh * OW + ow];
+            }
         }
     }
 }

@@ -186,6 +186,9 @@ static fg_status make_layout(fg_vmem *v, const fg_vmem_memops *m, size_t capacit
 /* The schedule's device peak, the smallest budget it runs in (dyn/plan: set by the search to
  * their floor), and the check against the pool's capacity. */
 static fg_status check_budget(fg_vmem *v, size_t capacity) {
+    for (int i = 0; i < v->N; i++)
+        if (fg_graph_node(v->g, i)->op == FG_OP_CONV2D)
+            FG_TRY(fg_graph_set_split_backward(v->g, i, v->sc.split && v->sc.split[i]));
     fg_vmem_memops m = {NULL, 0, 0};
     fg_status s = fg_vmem_memops_build(v, &v->sc, v->cfg.kind == FG_VMEM_NONE, v->shared_ws_bytes, &m);
     if (s != FG_OK) {
@@ -466,6 +469,17 @@ static fg_status vm_before(void *self, fg_graph *g, int node, fg_pass pass) {
     return FG_OK;
 }
 
+/* Between the halves of a split conv backward: the input goes, its gradient comes. */
+static fg_status vm_mid(void *self, fg_graph *g, int node) {
+    fg_vmem *v = self;
+    (void)g;
+    const fg_vmem_schedule *sc = &v->sc;
+    int s = step_of(v, node, FG_BACKWARD);
+    FG_SCHED_FOR(sc->s[S_MID_RELEASE], s, k) release_root(v, sc->s[S_MID_RELEASE].ids[k]);
+    FG_SCHED_FOR(sc->s[S_MID_ALLOC], s, k) FG_TRY(alloc_root(v, sc->s[S_MID_ALLOC].ids[k]));
+    return FG_OK;
+}
+
 static fg_status vm_after(void *self, fg_graph *g, int node, fg_pass pass) {
     fg_vmem *v = self;
     (void)g;
@@ -557,6 +571,7 @@ fg_status fg_vmem_policy_create(fg_mem_policy *out, const fg_vmem_config *cfg) {
     out->plan = vm_plan;
     out->before = vm_before;
     out->after = vm_after;
+    out->mid = vm_mid;
     out->end = vm_end;
     out->destroy = vm_destroy;
     out->self = v;
@@ -580,6 +595,7 @@ void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out) {
     out->n_recompute_tensors = v->sc.n_recompute;
     out->recompute_bytes_per_iter = v->sc.recompute_bytes;
     out->n_algo_changed = v->n_algo_changed;
+    for (int i = 0; v->sc.split && i < v->N; i++) out->n_split_convs += v->sc.split[i];
     out->replans = v->replans;
     out->algo_checks = v->algo_checks;
     out->recompute_seconds = v->recompute_seconds;

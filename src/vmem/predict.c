@@ -119,7 +119,12 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
         }
         size_t ws = round_pool(fg_vmem_ws_need(v, node, pass));
         mem_at(&mt, t, (long long)ws);
-        t += step_seconds[s];
+        t += step_seconds[s] / 2; /* a split conv backward: the weight half, then the data half */
+        FG_SCHED_FOR(sc->s[S_MID_RELEASE], s, k)
+            mem_at(&mt, t, -(long long)round_pool(fg_graph_tinfo(g, sc->s[S_MID_RELEASE].ids[k])->bytes));
+        FG_SCHED_FOR(sc->s[S_MID_ALLOC], s, k)
+            mem_at(&mt, t, (long long)round_pool(fg_graph_tinfo(g, sc->s[S_MID_ALLOC].ids[k])->bytes));
+        t += step_seconds[s] / 2;
         mem_at(&mt, t, -(long long)ws);
         FG_SCHED_FOR(sc->s[S_RELEASE], s, k)
             mem_at(&mt, t, -(long long)round_pool(fg_graph_tinfo(g, sc->s[S_RELEASE].ids[k])->bytes));

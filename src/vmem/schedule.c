@@ -123,6 +123,7 @@ void fg_vmem_schedule_free(fg_vmem_schedule *sc) {
     free(sc->eff);
     free(sc->bf);
     free(sc->lu);
+    free(sc->split);
     memset(sc, 0, sizeof *sc);
 }
 
@@ -172,7 +173,10 @@ fg_status fg_vmem_schedule_build(const fg_vmem *v, const unsigned char *act, fg_
     sc->eff = malloc((size_t)nt + 1);
     sc->bf = malloc(sizeof(int) * (size_t)nt);
     sc->lu = malloc(sizeof(int) * (size_t)nt);
-    if (!sc->slots || !sc->slot_of || !sc->eff || !sc->bf || !sc->lu) {
+    sc->split = calloc((size_t)N + 1, 1);
+    unsigned char *mid = calloc((size_t)nt + 1, 1); /* per root: 1 released at mid, 2 allocated at mid */
+    if (!sc->slots || !sc->slot_of || !sc->eff || !sc->bf || !sc->lu || !sc->split || !mid) {
+        free(mid);
         fg_vmem_schedule_free(sc);
         return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
     }
@@ -201,14 +205,29 @@ fg_status fg_vmem_schedule_build(const fg_vmem *v, const unsigned char *act, fg_
     for (int k = 0; k < sc->n_slots; k++) sc->slot_of[sc->slots[k].root] = k;
     for (fg_id id = 0; id < nt; id++) sc->slot_of[id] = sc->slot_of[root_of(g, id)];
 
+    /* split conv backwards: where the input's last use is the conv's backward, it is released
+     * between the weight half and the data half, before the input's gradient is allocated */
+    for (int i = 0; i < N; i++) {
+        const fg_ninfo *n = fg_graph_node(g, i);
+        if (n->op != FG_OP_CONV2D || !fg_vmem_bwd_runs(g, i)) continue;
+        fg_id x = root_of(g, n->in[0]), gx = fg_graph_tinfo(g, n->in[0])->grad;
+        int b = bstep(v, i);
+        if (gx == FG_NONE || !fg_vmem_is_planned(g, x) || sc->lu[x] != b) continue;
+        gx = root_of(g, gx);
+        if (gx == x || gx == root_of(g, fg_graph_tinfo(g, n->out)->grad)) continue;
+        sc->split[i] = 1;
+        mid[x] = 1;
+        if (fg_vmem_is_planned(g, gx) && fg_graph_tinfo(g, gx)->first_use == b && sc->lu[gx] > b) mid[gx] = 2;
+    }
     pairs pv[S_COUNT];
     memset(pv, 0, sizeof pv);
     fg_status st = FG_OK;
     for (fg_id r = 0; r < nt && st == FG_OK; r++) {
         if (!fg_vmem_is_planned(g, r)) continue;
-        st = pairs_add(&pv[S_ALLOC], fg_graph_tinfo(g, r)->first_use, r);
-        if (st == FG_OK) st = pairs_add(&pv[S_RELEASE], sc->lu[r], r);
+        st = pairs_add(&pv[mid[r] == 2 ? S_MID_ALLOC : S_ALLOC], fg_graph_tinfo(g, r)->first_use, r);
+        if (st == FG_OK) st = pairs_add(&pv[mid[r] == 1 ? S_MID_RELEASE : S_RELEASE], sc->lu[r], r);
     }
+    free(mid);
     /* recomputes in producer order (a recomputed input is rebuilt before its consumer) */
     for (int p = 0; p < N && st == FG_OK; p++) {
         fg_id r = fg_graph_node(g, p)->out;
@@ -283,6 +302,14 @@ fg_status fg_vmem_memops_build(const fg_vmem *v, const fg_vmem_schedule *sc, int
         }
         size_t ws = fg_vmem_ws_need(v, node, pass);
         FG_TRY(memops_add(m, 1, nt, ws, s));
+        FG_SCHED_FOR(sc->s[S_MID_RELEASE], s, k) {
+            fg_id r = sc->s[S_MID_RELEASE].ids[k];
+            FG_TRY(memops_add(m, 0, r, fg_graph_tinfo(g, r)->bytes, s));
+        }
+        FG_SCHED_FOR(sc->s[S_MID_ALLOC], s, k) {
+            fg_id r = sc->s[S_MID_ALLOC].ids[k];
+            FG_TRY(memops_add(m, 1, r, fg_graph_tinfo(g, r)->bytes, s));
+        }
         FG_TRY(memops_add(m, 0, nt, ws, s));
         FG_SCHED_FOR(sc->s[S_RELEASE], s, k) {
             fg_id r = sc->s[S_RELEASE].ids[k];

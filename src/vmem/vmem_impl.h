@@ -121,6 +121,8 @@ enum {
     S_OFF_WAIT,  /* after: slots whose offload is waited for, then released and marked */
     S_DROP,      /* after: recomputed roots released after their last forward use */
     S_OFF_ISSUE, /* after: slots whose offload is issued (the producer just wrote them) */
+    S_MID_RELEASE, /* mid (split conv backward): the input, read by the weight half only */
+    S_MID_ALLOC,   /* mid: the input's gradient, written by the data half */
     S_COUNT
 };
 
@@ -140,6 +142,7 @@ typedef struct fg_vmem_schedule {
     unsigned char *eff;  /* per tensor id (roots): the action in effect (an asked-for action that
                             cannot apply, e.g. an offload with no gap, becomes KEEP) */
     int *bf, *lu;        /* per root: first backward read and last use including recompute reads */
+    unsigned char *split; /* per node: its conv backward runs in two halves (S_MID_* at its step) */
     int n_recompute;
     size_t offload_bytes, recompute_bytes;
 } fg_vmem_schedule;
