@@ -1,0 +1,356 @@
+/* Scaled dot-product multi-head attention, the mixing step of every transformer block (ViT, and
+ * SegFormer's efficient self-attention whose keys/values are a spatially reduced sequence, hence
+ * Tq != Tk). The caller makes q, k, v with the linear op and splits the heads; this file does
+ *   probs = softmax(scale * q @ k^T (+ causal mask)),  out = probs @ v      per (batch, head).
+ *
+ * Shapes (contiguous): q, out, dq (B, H, Tq, D); k, v, dk, dv (B, H, Tk, D); probs (B, H, Tq, Tk).
+ * scale is usually 1/sqrt(D). causal masks key j for query i when j > i (top-left aligned, as
+ * torch's tril(ones(Tq, Tk))): every query keeps key 0, so no row is empty.
+ * Forward writes probs: they are what backward needs (saved: q, k, v, probs). Masked entries of
+ * probs are exactly 0, so backward needs no mask flag. For one (b, h), with dP = dout @ v^T:
+ *   dv = probs^T @ dout,  dS = probs * (dP - rowsum(dP * probs)),
+ *   dq = scale * dS @ k,  dk = scale * dS^T @ q                              all written.
+ * Backward needs a scratch (Tq, Tk) matrix for dP/dS per (b, h) in flight: the caller passes ws of
+ * fg_attention_workspace_bytes(); the kernel runs as many (b, h) items at once as ws has slots.
+ *
+ * Token keeping (dynamic ViT's run-time skipping, forward only): fg_attention_forward_keep attends
+ * to the kept key/value tokens keep[0..n_keep) only, as if k and v had been gathered along Tk; all
+ * Tq queries are still computed. It gathers each (b, h)'s kept rows into workspace and runs the same
+ * kernel, so the skipped tokens cost neither QK^T nor PV work.
+ *
+ * Threads: the products go to fg_sgemm (oneDNN, threaded by itself outside a parallel region and
+ * sequential inside one). When there are at least as many (b, h) items as threads, or the items are
+ * small, items run in parallel (one single-threaded sgemm each, softmax rows in the same thread);
+ * otherwise items run one after another, each sgemm threaded by oneDNN and softmax rows split by
+ * OpenMP. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "frugal/ops.h"
+
+/* Multiply-adds per item below which items always run in parallel (as linear.c's matmul). */
+#define ITEM_SMALL_MACS (64.0 * 64.0 * 64.0)
+/* Elements below which a single item's softmax rows stay on one thread. */
+#define PAR_MIN 16384
+
+fg_status fg_attention_check(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D) {
+    if (B < 0 || H < 0 || Tq < 1 || Tk < 1 || D < 1)
+        return fg_fail(FG_ERR_SHAPE,
+                       "attention: B = %lld, H = %lld, Tq = %lld, Tk = %lld, D = %lld; expected B, H >= 0 and "
+                       "Tq, Tk, D >= 1",
+                       (long long)B, (long long)H, (long long)Tq, (long long)Tk, (long long)D);
+    return FG_OK;
+}
+
+double fg_attention_flops(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D) {
+    return 4.0 * (double)B * (double)H * (double)Tq * (double)Tk * (double)D;
+}
+
+/* Items run at once: all of them when parallel over items, else 1. */
+static int64_t items_in_flight(int64_t BH, int64_t Tq, int64_t Tk, int64_t D) {
+    const int64_t nt = fg_threads_get();
+    if (BH <= 1 || nt <= 1) return 1;
+    const double macs = (double)Tq * (double)Tk * (double)D;
+    if (BH >= nt || macs < ITEM_SMALL_MACS) return BH < nt ? BH : nt;
+    return 1;
+}
+
+size_t fg_attention_workspace_bytes(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D) {
+    if (B < 1 || H < 1 || Tq < 1 || Tk < 1 || D < 1) return 0;
+    return (size_t)items_in_flight(B * H, Tq, Tk, D) * (size_t)Tq * (size_t)Tk * sizeof(float);
+}
+
+size_t fg_attention_keep_workspace_bytes(int64_t B, int64_t H, int64_t Tq, int64_t n_keep, int64_t D) {
+    if (B < 1 || H < 1 || Tq < 1 || n_keep < 1 || D < 1) return 0;
+    return (size_t)items_in_flight(B * H, Tq, n_keep, D) * 2 * (size_t)n_keep * (size_t)D * sizeof(float);
+}
+
+/* e^x for x <= 0 (softmax's x - max), written so that the row loops vectorise (libm's expf is a
+ * scalar call and was most of the forward's time at ViT sizes): x = n ln2 + r with |r| <= ln2/2,
+ * e^r by the degree-6 polynomial of Cephes' expf (error ~1 ulp), 2^n put in the exponent bits.
+ * Below -87 (e^x < 1.7e-38, nothing next to the row maximum's 1) it returns 0. */
+static inline float exp_nonpos(float x) {
+    const float xc = x < -87.0f ? -87.0f : x;
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would keep GCC from vectorising) */
+    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 in two parts: n * ln2_hi is exact */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    /* n in [-126, 0]: 2^n is a normal float, its exponent field n + 127 */
+    const union { int32_t i; float f; } two_n = {.i = ((int32_t)n + 127) * (1 << 23)};
+    return x < -87.0f ? 0.0f : p * two_n.f;
+}
+
+/* Row-wise softmax in place over p (Tq, Tk); with causal, row i keeps columns 0..i and the rest
+ * become 0. par: split rows over threads. */
+static void softmax_rows(float *p, int64_t Tq, int64_t Tk, int causal, int par) {
+#pragma omp parallel for schedule(static) if (par && Tq > 1 && Tq * Tk > PAR_MIN)
+    for (int64_t i = 0; i < Tq; i++) {
+        float *row = p + i * Tk;
+        const int64_t n = causal && i + 1 < Tk ? i + 1 : Tk;
+        float mx = row[0];
+#pragma omp simd reduction(max : mx)
+        for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < n; j++) {
+            row[j] = exp_nonpos(row[j] - mx);
+            sum += row[j];
+        }
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) row[j] *= inv;
+        for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
+    }
+}
+
+/* One (b, h): p (Tq, Tk) = softmax(scale * q k^T), o (Tq, D) = p v. */
+static fg_status item_forward(float *o, float *p, const float *q, const float *k, const float *v, int64_t Tq,
+                              int64_t Tk, int64_t D, float scale, int causal, int par) {
+    fg_status s = fg_sgemm('N', 'T', Tq, Tk, D, scale, q, D, k, D, 0.0f, p, Tk);
+    if (s != FG_OK) return s;
+    softmax_rows(p, Tq, Tk, causal, par);
+    return fg_sgemm('N', 'N', Tq, D, Tk, 1.0f, p, Tk, v, D, 0.0f, o, D);
+}
+
+/* One (b, h) backward; ds is scratch (Tq, Tk). */
+static fg_status item_backward(float *dq, float *dk, float *dv, float *ds, const float *dout, const float *q,
+                               const float *k, const float *v, const float *p, int64_t Tq, int64_t Tk, int64_t D,
+                               float scale, int par) {
+    fg_status s = FG_OK;
+    if (dv) s = fg_sgemm('T', 'N', Tk, D, Tq, 1.0f, p, Tk, dout, D, 0.0f, dv, D);
+    if (s != FG_OK || (!dq && !dk)) return s;
+    s = fg_sgemm('N', 'T', Tq, Tk, D, 1.0f, dout, D, v, D, 0.0f, ds, Tk); /* dP */
+    if (s != FG_OK) return s;
+#pragma omp parallel for schedule(static) if (par && Tq > 1 && Tq * Tk > PAR_MIN)
+    for (int64_t i = 0; i < Tq; i++) {
+        float *d = ds + i * Tk;
+        const float *pr = p + i * Tk;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t j = 0; j < Tk; j++) dot += d[j] * pr[j];
+#pragma omp simd
+        for (int64_t j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
+    }
+    if (dq) s = fg_sgemm('N', 'N', Tq, D, Tk, scale, ds, Tk, k, D, 0.0f, dq, D);
+    if (s == FG_OK && dk) s = fg_sgemm('T', 'N', Tk, D, Tq, scale, ds, Tk, q, D, 0.0f, dk, D);
+    return s;
+}
+
+/* One call's worth of work, split into B*H independent (b, h) items. */
+typedef enum item_kind { ITEM_FORWARD, ITEM_BACKWARD, ITEM_KEEP } item_kind;
+
+typedef struct attn_job {
+    item_kind kind;
+    const char *what;
+    float *out, *probs, *dq, *dk, *dv; /* outputs, any gradient may be NULL */
+    const float *q, *k, *v, *dout, *saved_probs;
+    const int32_t *keep;
+    float *ws;         /* slots of slot_floats each, or NULL */
+    int64_t slot_floats;
+    int64_t Tq, Tk, D, n_keep;
+    float scale;
+    int causal;
+} attn_job;
+
+/* One (b, h) of the token-keeping forward: gather kept k, v rows into kg, vg (n_keep, D), then the
+ * plain item forward over them. */
+static fg_status item_forward_keep(float *o, float *p, const float *q, const float *k, const float *v,
+                                   const int32_t *keep, int64_t n_keep, float *kg, float *vg, int64_t Tq, int64_t D,
+                                   float scale, int par) {
+    for (int64_t j = 0; j < n_keep; j++) {
+        const float *ks = k + (int64_t)keep[j] * D, *vs = v + (int64_t)keep[j] * D;
+        float *kd = kg + j * D, *vd = vg + j * D;
+        for (int64_t d = 0; d < D; d++) kd[d] = ks[d], vd[d] = vs[d];
+    }
+    return item_forward(o, p, q, kg, vg, Tq, n_keep, D, scale, 0, par);
+}
+
+static fg_status run_item(const attn_job *j, int64_t it, int64_t slot, int par) {
+    const int64_t Tq = j->Tq, Tk = j->Tk, D = j->D;
+    const float *q = j->q + it * Tq * D, *k = j->k + it * Tk * D, *v = j->v + it * Tk * D;
+    float *ws = j->ws ? j->ws + slot * j->slot_floats : NULL;
+    switch (j->kind) {
+    case ITEM_FORWARD:
+        return item_forward(j->out + it * Tq * D, j->probs + it * Tq * Tk, q, k, v, Tq, Tk, D, j->scale, j->causal,
+                            par);
+    case ITEM_BACKWARD:
+        return item_backward(j->dq ? j->dq + it * Tq * D : NULL, j->dk ? j->dk + it * Tk * D : NULL,
+                             j->dv ? j->dv + it * Tk * D : NULL, ws, j->dout + it * Tq * D, q, k, v,
+                             j->saved_probs + it * Tq * Tk, Tq, Tk, D, j->scale, par);
+    case ITEM_KEEP:
+        return item_forward_keep(j->out + it * Tq * D, j->probs + it * Tq * j->n_keep, q, k, v, j->keep, j->n_keep,
+                                 ws, ws + j->n_keep * D, Tq, D, j->scale, par);
+    }
+    return FG_ERR_INVALID;
+}
+
+/* Runs items [0, BH) with `slots` of them in flight: in parallel over items (one thread per slot,
+ * each item's loops single-threaded) when slots > 1, else one after another with threaded loops. */
+static fg_status run_items(const attn_job *j, int64_t BH, int64_t slots) {
+    if (slots > 1) {
+        int64_t failed = -1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads((int)slots)
+        for (int64_t it = 0; it < BH; it++) {
+            if (run_item(j, it, omp_get_thread_num(), 0) != FG_OK) {
+#pragma omp critical(fg_attention_failed)
+                failed = it;
+            }
+        }
+        /* the worker's message stayed on its own thread: name the failure again here */
+        if (failed >= 0)
+            return fg_fail(FG_ERR_BACKEND, "%s: sgemm failed for (b, h) item %lld", j->what, (long long)failed);
+        return FG_OK;
+    }
+    for (int64_t it = 0; it < BH; it++) {
+        fg_status s = run_item(j, it, 0, 1);
+        if (s != FG_OK) return fg_fail(s, "%s, (b, h) item %lld: %s", j->what, (long long)it, fg_last_error());
+    }
+    return FG_OK;
+}
+
+fg_status fg_attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                               int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal) {
+    fg_status s = fg_attention_check(B, H, Tq, Tk, D);
+    if (s != FG_OK) return s;
+    const int64_t BH = B * H;
+    if (BH == 0) return FG_OK;
+    FG_ASSERT(out && probs && q && k && v);
+    const attn_job j = {.kind = ITEM_FORWARD, .what = "attention forward", .out = out, .probs = probs, .q = q,
+                        .k = k, .v = v, .Tq = Tq, .Tk = Tk, .D = D, .scale = scale, .causal = causal};
+    return run_items(&j, BH, items_in_flight(BH, Tq, Tk, D));
+}
+
+fg_status fg_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
+                                int64_t D, float scale, void *ws, size_t ws_bytes) {
+    fg_status s = fg_attention_check(B, H, Tq, Tk, D);
+    if (s != FG_OK) return s;
+    const int64_t BH = B * H;
+    if (BH == 0 || (!dq && !dk && !dv)) return FG_OK;
+    FG_ASSERT(dout && q && k && v && probs);
+    const size_t slot_bytes = (size_t)Tq * (size_t)Tk * sizeof(float);
+    const int needs_ws = dq || dk; /* dv alone needs no scratch */
+    int64_t slots = items_in_flight(BH, Tq, Tk, D);
+    if (needs_ws) {
+        if (!ws || ws_bytes < slot_bytes)
+            return fg_fail(FG_ERR_INVALID,
+                           "attention backward: workspace of %zu bytes, need at least %zu (one Tq x Tk = %lld x %lld "
+                           "scratch); see fg_attention_workspace_bytes",
+                           ws ? ws_bytes : (size_t)0, slot_bytes, (long long)Tq, (long long)Tk);
+        if ((size_t)slots > ws_bytes / slot_bytes) slots = (int64_t)(ws_bytes / slot_bytes);
+    }
+    const attn_job j = {.kind = ITEM_BACKWARD, .what = "attention backward", .dq = dq, .dk = dk, .dv = dv,
+                        .q = q, .k = k, .v = v, .dout = dout, .saved_probs = probs, .ws = needs_ws ? ws : NULL,
+                        .slot_floats = Tq * Tk, .Tq = Tq, .Tk = Tk, .D = D, .scale = scale};
+    return run_items(&j, BH, slots);
+}
+
+fg_status fg_attention_forward_keep(float *out, float *probs, const float *q, const float *k, const float *v,
+                                    const int32_t *keep, int64_t n_keep, int64_t B, int64_t H, int64_t Tq,
+                                    int64_t Tk, int64_t D, float scale, void *ws, size_t ws_bytes) {
+    fg_status s = fg_attention_check(B, H, Tq, Tk, D);
+    if (s != FG_OK) return s;
+    if (n_keep < 1 || n_keep > Tk)
+        return fg_fail(FG_ERR_SHAPE, "attention keep: n_keep = %lld, expected 1 <= n_keep <= Tk = %lld",
+                       (long long)n_keep, (long long)Tk);
+    FG_ASSERT(keep);
+    for (int64_t i = 0; i < n_keep; i++)
+        if (keep[i] < 0 || keep[i] >= Tk)
+            return fg_fail(FG_ERR_INVALID, "attention keep: keep[%lld] = %d, expected 0 <= index < Tk = %lld",
+                           (long long)i, (int)keep[i], (long long)Tk);
+    const int64_t BH = B * H;
+    if (BH == 0) return FG_OK;
+    FG_ASSERT(out && probs && q && k && v);
+    const size_t slot_bytes = 2 * (size_t)n_keep * (size_t)D * sizeof(float);
+    if (!ws || ws_bytes < slot_bytes)
+        return fg_fail(FG_ERR_INVALID,
+                       "attention keep: workspace of %zu bytes, need at least %zu (kept k and v, 2 x %lld x %lld); "
+                       "see fg_attention_keep_workspace_bytes",
+                       ws ? ws_bytes : (size_t)0, slot_bytes, (long long)n_keep, (long long)D);
+    int64_t slots = items_in_flight(BH, Tq, n_keep, D);
+    if ((size_t)slots > ws_bytes / slot_bytes) slots = (int64_t)(ws_bytes / slot_bytes);
+    const attn_job j = {.kind = ITEM_KEEP, .what = "attention keep forward", .out = out, .probs = probs, .q = q,
+                        .k = k, .v = v, .keep = keep, .ws = ws, .slot_floats = 2 * n_keep * D, .Tq = Tq, .Tk = Tk,
+                        .D = D, .n_keep = n_keep, .scale = scale};
+    return run_items(&j, BH, slots);
+}
+
+/* ---------------------------------------------------------------- naive twins */
+
+void fg_attention_forward_naive(float *out, float *probs, const float *q, const float *k, const float *v,
+                                int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal) {
+    double *row = malloc((size_t)Tk * sizeof(double));
+    FG_ASSERT(row);
+    for (int64_t it = 0; it < B * H; it++) {
+        const float *qi = q + it * Tq * D, *ki = k + it * Tk * D, *vi = v + it * Tk * D;
+        for (int64_t i = 0; i < Tq; i++) {
+            double mx = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j < Tk; j++) {
+                double acc = 0.0;
+                for (int64_t d = 0; d < D; d++) acc += (double)qi[i * D + d] * ki[j * D + d];
+                row[j] = causal && j > i ? -INFINITY : acc * scale;
+                if (row[j] > mx) mx = row[j];
+            }
+            for (int64_t j = 0; j < Tk; j++) {
+                row[j] = row[j] == -INFINITY ? 0.0 : exp(row[j] - mx);
+                sum += row[j];
+            }
+            for (int64_t j = 0; j < Tk; j++) {
+                row[j] /= sum;
+                probs[(it * Tq + i) * Tk + j] = (float)row[j];
+            }
+            for (int64_t d = 0; d < D; d++) {
+                double acc = 0.0;
+                for (int64_t j = 0; j < Tk; j++) acc += row[j] * vi[j * D + d];
+                out[(it * Tq + i) * D + d] = (float)acc;
+            }
+        }
+    }
+    free(row);
+}
+
+void fg_attention_backward_naive(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                 const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
+                                 int64_t D, float scale) {
+    double *ds = malloc((size_t)(Tq * Tk) * sizeof(double));
+    FG_ASSERT(ds);
+    for (int64_t it = 0; it < B * H; it++) {
+        const float *qi = q + it * Tq * D, *ki = k + it * Tk * D, *vi = v + it * Tk * D;
+        const float *go = dout + it * Tq * D, *p = probs + it * Tq * Tk;
+        for (int64_t i = 0; i < Tq; i++) {
+            double dot = 0.0;
+            for (int64_t j = 0; j < Tk; j++) {
+                double dp = 0.0;
+                for (int64_t d = 0; d < D; d++) dp += (double)go[i * D + d] * vi[j * D + d];
+                ds[i * Tk + j] = dp;
+                dot += dp * p[i * Tk + j];
+            }
+            for (int64_t j = 0; j < Tk; j++) ds[i * Tk + j] = p[i * Tk + j] * (ds[i * Tk + j] - dot);
+        }
+        for (int64_t d = 0; d < D; d++) {
+            if (dq)
+                for (int64_t i = 0; i < Tq; i++) {
+                    double acc = 0.0;
+                    for (int64_t j = 0; j < Tk; j++) acc += ds[i * Tk + j] * ki[j * D + d];
+                    dq[(it * Tq + i) * D + d] = (float)(scale * acc);
+                }
+            for (int64_t j = 0; j < Tk; j++) {
+                double ak = 0.0, av = 0.0;
+                for (int64_t i = 0; i < Tq; i++) {
+                    ak += ds[i * Tk + j] * qi[i * D + d];
+                    av += (double)p[i * Tk + j] * go[i * D + d];
+                }
+                if (dk) dk[(it * Tk + j) * D + d] = (float)(scale * ak);
+                if (dv) dv[(it * Tk + j) * D + d] = (float)av;
+            }
+        }
+    }
+    free(ds);
+}

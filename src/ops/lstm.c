@@ -1,0 +1,395 @@
+/* Fused LSTM layer (one layer, unidirectional, time-major) that runs its own time loop: the
+ * recurrent core of frugal's LSTM system and the base on which the sparse backward of Zhu et al.
+ * (arXiv 1806.00512) is built. Semantics are torch.nn.LSTM's (num_layers 1, batch_first False),
+ * gates stacked in the order i, f, g, o along the 4H axis of the weights:
+ *
+ *   G_t   = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh           (B, 4H) pre-activations
+ *   i = sigmoid(G_t[:, 0:H])   f = sigmoid(G_t[:, H:2H])   g = tanh(G_t[:, 2H:3H])   o = sigmoid(G_t[:, 3H:4H])
+ *   c_t = f * c_{t-1} + i * g          h_t = o * tanh(c_t)         y_t = h_t
+ *
+ * Shapes: x (T, B, I), w_ih (4H, I), w_hh (4H, H), b_ih and b_hh (4H), h0, c0, hT, cT (B, H),
+ * y (T, B, H). Everything is contiguous f32, row-major.
+ *
+ * Forward: X W_ih^T for all T steps is ONE (T*B, I) x (I, 4H) GEMM, written straight into the
+ * saved gate buffer (which starts as b_ih + b_hh); then per step one (B, H) x (H, 4H) GEMM adds
+ * h_{t-1} W_hh^T and a fused elementwise kernel applies the activations, updates the cell and
+ * writes h_t.
+ *
+ * Backward (BPTT) walks t = T-1 .. 0 with one fused elementwise kernel per step, writing the gate
+ * gradients dG_t (gradients of the pre-activations) into one (T*B, 4H) workspace buffer, and one
+ * (B, 4H) x (4H, H) GEMM per step for the recurrent gradient dh_{t-1} = dG_t W_hh. After the loop
+ * every parameter gradient and dx are big GEMMs over all steps at once:
+ *   dW_ih += dG^T X                 (4H, T*B) x (T*B, I)
+ *   dW_hh += dG[1:]^T h[:-1]        (4H, (T-1)*B) x ((T-1)*B, H), plus dG[0]^T h0 when h0 is given
+ *   db_ih += colsum(dG), db_hh += colsum(dG)
+ *   dx     = dG W_ih                (T*B, 4H) x (4H, I)
+ * This split (a thin recurrent loop, then large GEMMs) is what makes gate-gradient sparsity pay
+ * off: once dG is sparsified per step, both the recurrent GEMM and the final ones shrink.
+ *
+ * What forward saves for backward (the `saved` buffer, fg_lstm_saved_bytes = 5*T*B*H floats):
+ *   gates (T, B, 4H)  the activated gates i, f, g, o of every step (post-sigmoid / tanh)
+ *   cells (T, B, H)   the cell states c_1 .. c_T
+ * Backward further reads x, h0, c0, w_ih, w_hh and the output y (h_1 .. h_T: h_{t-1} for dW_hh).
+ * tanh(c_t) is recomputed in backward rather than saved.
+ *
+ * Workspace (fg_lstm_workspace_bytes = (4*T*B*H + 2*B*H) floats): backward's dG (T*B, 4H), the
+ * running dh and dc (B, H) each. Forward needs none today; it takes the same workspace so that
+ * algorithms needing one (a packed W_hh, say) can come without an API change.
+ *
+ * Gradient conventions (include/frugal/ops.h): dx, dh0, dc0 are WRITTEN; dw_ih, dw_hh, db_ih,
+ * db_hh are ACCUMULATED; any of them may be NULL. dy, dhT, dcT may be NULL (= zeros).
+ * The `_naive` twins are plain loops with double accumulation and no GEMM calls, for tests. */
+#include <math.h>
+#include <string.h>
+
+#include "frugal/ops.h"
+
+/* Elements (B*H) per step below which the elementwise gate kernels run on the calling thread:
+ * each element costs a few transcendental functions, so a fork/join pays off earlier than for
+ * the plain activations (PAR_MIN in activation.c). */
+#define LSTM_PAR_MIN 4096
+/* Hidden units per parallel chunk: rows of a small batch still split across threads. */
+#define LSTM_CHUNK 256
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* ---------------------------------------------------------------- sizes */
+
+fg_status fg_lstm_check(const fg_lstm_desc *d) {
+    if (!d) return fg_fail(FG_ERR_INVALID, "lstm: descriptor is NULL");
+    const struct {
+        const char *name, *what;
+        int64_t v;
+    } f[4] = {{"T", "time steps", d->T}, {"B", "batch size", d->B}, {"I", "input size", d->I}, {"H", "hidden size", d->H}};
+    for (int k = 0; k < 4; k++)
+        if (f[k].v <= 0)
+            return fg_fail(FG_ERR_SHAPE, "lstm: %s (%s) = %lld, expected > 0 (desc T %lld, B %lld, I %lld, H %lld)",
+                           f[k].name, f[k].what, (long long)f[k].v, (long long)d->T, (long long)d->B,
+                           (long long)d->I, (long long)d->H);
+    /* The largest buffers are 5*T*B*H floats (saved), T*B*max(I, 4H) (x, dG) and 4H*max(I, H)
+     * (weights); each must be addressable in bytes. */
+    const double lim = (double)INT64_MAX / 64.0;
+    double tbh = (double)d->T * (double)d->B * (double)d->H, tbi = (double)d->T * (double)d->B * (double)d->I;
+    double w = 4.0 * (double)d->H * (double)(d->I > d->H ? d->I : d->H);
+    if (5.0 * tbh > lim || tbi > lim || w > lim)
+        return fg_fail(FG_ERR_SHAPE, "lstm: T %lld, B %lld, I %lld, H %lld make buffers too large to address",
+                       (long long)d->T, (long long)d->B, (long long)d->I, (long long)d->H);
+    return FG_OK;
+}
+
+size_t fg_lstm_saved_bytes(const fg_lstm_desc *d) {
+    if (!d || fg_lstm_check(d) != FG_OK) return 0;
+    return (size_t)(5 * d->T * d->B * d->H) * sizeof(float);
+}
+
+size_t fg_lstm_workspace_bytes(const fg_lstm_desc *d) {
+    if (!d || fg_lstm_check(d) != FG_OK) return 0;
+    return (size_t)(4 * d->T * d->B * d->H + 2 * d->B * d->H) * sizeof(float);
+}
+
+double fg_lstm_flops(const fg_lstm_desc *d) {
+    if (!d || fg_lstm_check(d) != FG_OK) return 0.0;
+    return 2.0 * (double)d->T * (double)d->B * 4.0 * (double)d->H * (double)(d->I + d->H);
+}
+
+static fg_status check_ws(const char *what, const fg_lstm_desc *d, const void *ws, size_t ws_bytes) {
+    size_t need = fg_lstm_workspace_bytes(d);
+    if (ws_bytes < need || (need > 0 && !ws))
+        return fg_fail(FG_ERR_INVALID, "%s: workspace of %zu bytes%s, needs %zu (fg_lstm_workspace_bytes)", what,
+                       ws_bytes, ws ? "" : " (NULL)", need);
+    return FG_OK;
+}
+
+/* ---------------------------------------------------------------- fused gate kernels */
+
+/* One forward step after the GEMMs: g (B, 4H) holds pre-activations on entry and the activated
+ * gates on exit; c (B, H) = f * cprev + i * g (cprev NULL = zeros); h (B, H) = o * tanh(c). */
+static void gates_forward(float *restrict g, float *restrict c, float *restrict h, const float *restrict cprev,
+                          int64_t B, int64_t H) {
+    const int64_t nch = (H + LSTM_CHUNK - 1) / LSTM_CHUNK;
+#pragma omp parallel for schedule(static) if (B * H >= LSTM_PAR_MIN)
+    for (int64_t bc = 0; bc < B * nch; bc++) {
+        const int64_t b = bc / nch, j0 = (bc % nch) * LSTM_CHUNK, j1 = j0 + LSTM_CHUNK < H ? j0 + LSTM_CHUNK : H;
+        float *gi = g + b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
+        float *cb = c + b * H, *hb = h + b * H;
+        const float *cp = cprev ? cprev + b * H : NULL;
+#pragma omp simd
+        for (int64_t j = j0; j < j1; j++) {
+            float i_ = sigmoidf(gi[j]), f_ = sigmoidf(gf[j]), g_ = tanhf(gg[j]), o_ = sigmoidf(go[j]);
+            float cv = i_ * g_ + (cp ? f_ * cp[j] : 0.0f);
+            gi[j] = i_, gf[j] = f_, gg[j] = g_, go[j] = o_;
+            cb[j] = cv;
+            hb[j] = o_ * tanhf(cv);
+        }
+    }
+}
+
+/* One backward step: from the activated gates a (B, 4H), the cell c (B, H), the previous cell
+ * cprev (NULL = zeros), dh = dy_t (NULL = zeros) + dhr (the recurrent part, B, H) and the running
+ * dc (B, H, the gradient reaching c_t from step t+1), writes the pre-activation gradients
+ * dg (B, 4H) and replaces dc by the gradient reaching c_{t-1}. */
+static void gates_backward(float *restrict dg, float *restrict dc, const float *restrict a, const float *restrict c,
+                           const float *restrict cprev, const float *restrict dy, const float *restrict dhr,
+                           int64_t B, int64_t H) {
+    const int64_t nch = (H + LSTM_CHUNK - 1) / LSTM_CHUNK;
+#pragma omp parallel for schedule(static) if (B * H >= LSTM_PAR_MIN)
+    for (int64_t bc = 0; bc < B * nch; bc++) {
+        const int64_t b = bc / nch, j0 = (bc % nch) * LSTM_CHUNK, j1 = j0 + LSTM_CHUNK < H ? j0 + LSTM_CHUNK : H;
+        const float *ai = a + b * 4 * H, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
+        float *di = dg + b * 4 * H, *df = di + H, *dgg = di + 2 * H, *dout = di + 3 * H;
+        const float *cb = c + b * H, *cp = cprev ? cprev + b * H : NULL, *dyb = dy ? dy + b * H : NULL;
+        const float *dhb = dhr + b * H;
+        float *dcb = dc + b * H;
+#pragma omp simd
+        for (int64_t j = j0; j < j1; j++) {
+            const float i_ = ai[j], f_ = af[j], g_ = ag[j], o_ = ao[j];
+            const float tc = tanhf(cb[j]);
+            const float dh = dhb[j] + (dyb ? dyb[j] : 0.0f);
+            const float dcv = dcb[j] + dh * o_ * (1.0f - tc * tc);
+            const float cpv = cp ? cp[j] : 0.0f;
+            di[j] = dcv * g_ * i_ * (1.0f - i_);
+            df[j] = dcv * cpv * f_ * (1.0f - f_);
+            dgg[j] = dcv * i_ * (1.0f - g_ * g_);
+            dout[j] = dh * tc * o_ * (1.0f - o_);
+            dcb[j] = dcv * f_;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+
+fg_status fg_lstm_forward(float *y, float *hT, float *cT, float *saved, const float *x, const float *h0,
+                          const float *c0, const float *w_ih, const float *w_hh, const float *b_ih,
+                          const float *b_hh, const fg_lstm_desc *d, void *ws, size_t ws_bytes) {
+    fg_status s = fg_lstm_check(d);
+    if (s != FG_OK) return s;
+    if ((s = check_ws("lstm forward", d, ws, ws_bytes)) != FG_OK) return s;
+    FG_ASSERT(y && saved && x && w_ih && w_hh);
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, G4 = 4 * H, TB = T * B;
+    float *gates = saved, *cells = saved + TB * G4;
+
+    /* gates (T*B, 4H) = b_ih + b_hh, then += X (T*B, I) W_ih^T (I, 4H) in one GEMM */
+    float beta = 0.0f;
+    if (b_ih || b_hh) {
+        for (int64_t k = 0; k < G4; k++) gates[k] = (b_ih ? b_ih[k] : 0.0f) + (b_hh ? b_hh[k] : 0.0f);
+        for (int64_t r = 1; r < TB; r++) memcpy(gates + r * G4, gates, (size_t)G4 * sizeof(float));
+        beta = 1.0f;
+    }
+    s = fg_sgemm('N', 'T', TB, G4, I, 1.0f, x, I, w_ih, I, beta, gates, G4);
+    if (s != FG_OK) return fg_fail(s, "lstm forward, input GEMM (T*B %lld, I %lld, 4H %lld): %s", (long long)TB,
+                                   (long long)I, (long long)G4, fg_last_error());
+
+    for (int64_t t = 0; t < T; t++) {
+        float *gt = gates + t * B * G4;
+        const float *hprev = t > 0 ? y + (t - 1) * B * H : h0;
+        const float *cprev = t > 0 ? cells + (t - 1) * B * H : c0;
+        /* gates_t (B, 4H) += h_{t-1} (B, H) W_hh^T (H, 4H); h_{-1} = h0, skipped when zero */
+        if (hprev) {
+            s = fg_sgemm('N', 'T', B, G4, H, 1.0f, hprev, H, w_hh, H, 1.0f, gt, G4);
+            if (s != FG_OK) return fg_fail(s, "lstm forward, recurrent GEMM at step %lld: %s", (long long)t,
+                                           fg_last_error());
+        }
+        gates_forward(gt, cells + t * B * H, y + t * B * H, cprev, B, H);
+    }
+    if (hT) memcpy(hT, y + (T - 1) * B * H, (size_t)(B * H) * sizeof(float));
+    if (cT) memcpy(cT, cells + (T - 1) * B * H, (size_t)(B * H) * sizeof(float));
+    return FG_OK;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+/* dbias_a += colsum(dg), dbias_b += colsum(dg) (either may be NULL): dg (rows, cols). Blocks of
+ * columns in parallel, rows streamed contiguously within each. */
+static void bias_grads(float *dbias_a, float *dbias_b, const float *dg, int64_t rows, int64_t cols) {
+    if (!dbias_a && !dbias_b) return;
+    const int64_t blk = 256, nblk = (cols + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t ob = 0; ob < nblk; ob++) {
+        const int64_t o0 = ob * blk, o1 = o0 + blk < cols ? o0 + blk : cols;
+        float acc[256];
+        for (int64_t o = o0; o < o1; o++) acc[o - o0] = 0.0f;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *row = dg + r * cols;
+#pragma omp simd
+            for (int64_t o = o0; o < o1; o++) acc[o - o0] += row[o];
+        }
+        for (int64_t o = o0; o < o1; o++) {
+            if (dbias_a) dbias_a[o] += acc[o - o0];
+            if (dbias_b) dbias_b[o] += acc[o - o0];
+        }
+    }
+}
+
+fg_status fg_lstm_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh,
+                           const float *dy, const float *dhT, const float *dcT, const float *x, const float *h0,
+                           const float *c0, const float *w_ih, const float *w_hh, const float *y,
+                           const float *saved, const fg_lstm_desc *d, void *ws, size_t ws_bytes) {
+    fg_status s = fg_lstm_check(d);
+    if (s != FG_OK) return s;
+    if ((s = check_ws("lstm backward", d, ws, ws_bytes)) != FG_OK) return s;
+    FG_ASSERT(saved && x && w_ih && w_hh && y);
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, G4 = 4 * H, TB = T * B, BH = B * H;
+    const float *gates = saved, *cells = saved + TB * G4;
+    float *dG = ws, *dhr = dG + TB * G4, *dc = dhr + BH;
+
+    /* dh and dc entering step T-1 from after the sequence */
+    if (dhT) memcpy(dhr, dhT, (size_t)BH * sizeof(float));
+    else memset(dhr, 0, (size_t)BH * sizeof(float));
+    if (dcT) memcpy(dc, dcT, (size_t)BH * sizeof(float));
+    else memset(dc, 0, (size_t)BH * sizeof(float));
+
+    for (int64_t t = T - 1; t >= 0; t--) {
+        float *dgt = dG + t * B * G4;
+        const float *cprev = t > 0 ? cells + (t - 1) * B * H : c0;
+        gates_backward(dgt, dc, gates + t * B * G4, cells + t * BH, cprev, dy ? dy + t * BH : NULL, dhr, B, H);
+        /* SPARSITY HOOK (arXiv 1806.00512): this is where dG_t (B, 4H) gets sparsified - by a
+         * threshold, or structurally by zeroing whole hidden-unit columns (the same j in all four
+         * gates, across the minibatch) - BEFORE it feeds the recurrent GEMM below, so that the
+         * dropped gradient does not flow back in time either. With structured sparsity the GEMM
+         * below and the weight-gradient GEMMs after the loop run over the kept columns only. */
+
+        /* dh_{t-1} (B, H) = dG_t (B, 4H) W_hh (4H, H); at t = 0 that is dh0 (skipped when unwanted) */
+        float *dst = t > 0 ? dhr : dh0;
+        if (dst) {
+            s = fg_sgemm('N', 'N', B, H, G4, 1.0f, dgt, G4, w_hh, H, 0.0f, dst, H);
+            if (s != FG_OK) return fg_fail(s, "lstm backward, recurrent GEMM at step %lld: %s", (long long)t,
+                                           fg_last_error());
+        }
+    }
+    if (dc0) memcpy(dc0, dc, (size_t)BH * sizeof(float));
+
+    /* Everything below is big GEMMs over all steps; with a column-sparse dG they shrink to the
+     * kept rows of W (dW_ih, dW_hh, db) and to the kept columns of dG (dx). */
+    if (dw_ih) { /* dW_ih (4H, I) += dG^T (4H, T*B) X (T*B, I) */
+        s = fg_sgemm('T', 'N', G4, I, TB, 1.0f, dG, G4, x, I, 1.0f, dw_ih, I);
+        if (s != FG_OK) return fg_fail(s, "lstm backward, dW_ih GEMM: %s", fg_last_error());
+    }
+    if (dw_hh) { /* dW_hh (4H, H) += dG[1:]^T h[0:T-1] + dG[0]^T h0 */
+        if (T > 1) {
+            s = fg_sgemm('T', 'N', G4, H, (T - 1) * B, 1.0f, dG + B * G4, G4, y, H, 1.0f, dw_hh, H);
+            if (s != FG_OK) return fg_fail(s, "lstm backward, dW_hh GEMM: %s", fg_last_error());
+        }
+        if (h0) {
+            s = fg_sgemm('T', 'N', G4, H, B, 1.0f, dG, G4, h0, H, 1.0f, dw_hh, H);
+            if (s != FG_OK) return fg_fail(s, "lstm backward, dW_hh (h0 term) GEMM: %s", fg_last_error());
+        }
+    }
+    bias_grads(db_ih, db_hh, dG, TB, G4);
+    if (dx) { /* dx (T*B, I) = dG (T*B, 4H) W_ih (4H, I) */
+        s = fg_sgemm('N', 'N', TB, I, G4, 1.0f, dG, G4, w_ih, I, 0.0f, dx, I);
+        if (s != FG_OK) return fg_fail(s, "lstm backward, dx GEMM: %s", fg_last_error());
+    }
+    return FG_OK;
+}
+
+/* ---------------------------------------------------------------- naive twins */
+
+static double sigmoid_d(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+fg_status fg_lstm_forward_naive(float *y, float *hT, float *cT, float *saved, const float *x, const float *h0,
+                                const float *c0, const float *w_ih, const float *w_hh, const float *b_ih,
+                                const float *b_hh, const fg_lstm_desc *d, void *ws, size_t ws_bytes) {
+    fg_status s = fg_lstm_check(d);
+    if (s != FG_OK) return s;
+    if ((s = check_ws("lstm forward (naive)", d, ws, ws_bytes)) != FG_OK) return s;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H;
+    float *gates = saved, *cells = saved + T * B * 4 * H;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t b = 0; b < B; b++) {
+            const float *xt = x + (t * B + b) * I;
+            const float *hp = t > 0 ? y + ((t - 1) * B + b) * H : (h0 ? h0 + b * H : NULL);
+            const float *cp = t > 0 ? cells + ((t - 1) * B + b) * H : (c0 ? c0 + b * H : NULL);
+            float *a = gates + (t * B + b) * 4 * H;
+            for (int64_t k = 0; k < 4 * H; k++) {
+                double acc = (b_ih ? b_ih[k] : 0.0) + (b_hh ? b_hh[k] : 0.0);
+                for (int64_t i = 0; i < I; i++) acc += (double)xt[i] * w_ih[k * I + i];
+                if (hp)
+                    for (int64_t j = 0; j < H; j++) acc += (double)hp[j] * w_hh[k * H + j];
+                a[k] = (float)(k / H == 2 ? tanh(acc) : sigmoid_d(acc));
+            }
+            for (int64_t j = 0; j < H; j++) {
+                double c = (double)a[j] * a[2 * H + j] + (cp ? (double)a[H + j] * cp[j] : 0.0);
+                cells[(t * B + b) * H + j] = (float)c;
+                y[(t * B + b) * H + j] = (float)(a[3 * H + j] * tanh((double)(float)c));
+            }
+        }
+    if (hT) memcpy(hT, y + (T - 1) * B * H, (size_t)(B * H) * sizeof(float));
+    if (cT) memcpy(cT, cells + (T - 1) * B * H, (size_t)(B * H) * sizeof(float));
+    return FG_OK;
+}
+
+fg_status fg_lstm_backward_naive(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh, float *db_ih,
+                                 float *db_hh, const float *dy, const float *dhT, const float *dcT, const float *x,
+                                 const float *h0, const float *c0, const float *w_ih, const float *w_hh,
+                                 const float *y, const float *saved, const fg_lstm_desc *d, void *ws,
+                                 size_t ws_bytes) {
+    fg_status s = fg_lstm_check(d);
+    if (s != FG_OK) return s;
+    if ((s = check_ws("lstm backward (naive)", d, ws, ws_bytes)) != FG_OK) return s;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, G4 = 4 * H;
+    const float *gates = saved, *cells = saved + T * B * G4;
+    /* same workspace layout as the fast kernel: dG (T*B, 4H), dh (B, H), dc (B, H) */
+    float *dG = ws, *dh = dG + T * B * G4, *dc = dh + B * H;
+    for (int64_t i = 0; i < B * H; i++) {
+        dh[i] = dhT ? dhT[i] : 0.0f;
+        dc[i] = dcT ? dcT[i] : 0.0f;
+    }
+    for (int64_t t = T - 1; t >= 0; t--) {
+        for (int64_t b = 0; b < B; b++) {
+            const float *a = gates + (t * B + b) * G4;
+            float *g = dG + (t * B + b) * G4;
+            for (int64_t j = 0; j < H; j++) {
+                double i_ = a[j], f_ = a[H + j], g_ = a[2 * H + j], o_ = a[3 * H + j];
+                double tc = tanh((double)cells[(t * B + b) * H + j]);
+                double cp = t > 0 ? cells[((t - 1) * B + b) * H + j] : (c0 ? c0[b * H + j] : 0.0);
+                double dhv = dh[b * H + j] + (dy ? dy[(t * B + b) * H + j] : 0.0);
+                double dcv = dc[b * H + j] + dhv * o_ * (1.0 - tc * tc);
+                g[j] = (float)(dcv * g_ * i_ * (1.0 - i_));
+                g[H + j] = (float)(dcv * cp * f_ * (1.0 - f_));
+                g[2 * H + j] = (float)(dcv * i_ * (1.0 - g_ * g_));
+                g[3 * H + j] = (float)(dhv * tc * o_ * (1.0 - o_));
+                dc[b * H + j] = (float)(dcv * f_);
+            }
+        }
+        for (int64_t b = 0; b < B; b++) /* dh_{t-1} = dG_t W_hh */
+            for (int64_t j = 0; j < H; j++) {
+                double acc = 0.0;
+                for (int64_t k = 0; k < G4; k++) acc += (double)dG[(t * B + b) * G4 + k] * w_hh[k * H + j];
+                dh[b * H + j] = (float)acc;
+            }
+    }
+    if (dh0) memcpy(dh0, dh, (size_t)(B * H) * sizeof(float));
+    if (dc0) memcpy(dc0, dc, (size_t)(B * H) * sizeof(float));
+    for (int64_t k = 0; k < G4; k++) {
+        if (dw_ih)
+            for (int64_t i = 0; i < I; i++) {
+                double acc = 0.0;
+                for (int64_t r = 0; r < T * B; r++) acc += (double)dG[r * G4 + k] * x[r * I + i];
+                dw_ih[k * I + i] += (float)acc;
+            }
+        if (dw_hh)
+            for (int64_t j = 0; j < H; j++) {
+                double acc = 0.0;
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t b = 0; b < B; b++) {
+                        const float *hp = t > 0 ? y + ((t - 1) * B + b) * H : (h0 ? h0 + b * H : NULL);
+                        if (hp) acc += (double)dG[(t * B + b) * G4 + k] * hp[j];
+                    }
+                dw_hh[k * H + j] += (float)acc;
+            }
+        if (db_ih || db_hh) {
+            double acc = 0.0;
+            for (int64_t r = 0; r < T * B; r++) acc += dG[r * G4 + k];
+            if (db_ih) db_ih[k] += (float)acc;
+            if (db_hh) db_hh[k] += (float)acc;
+        }
+    }
+    if (dx)
+        for (int64_t r = 0; r < T * B; r++)
+            for (int64_t i = 0; i < I; i++) {
+                double acc = 0.0;
+                for (int64_t k = 0; k < G4; k++) acc += (double)dG[r * G4 + k] * w_ih[k * I + i];
+                dx[r * I + i] = (float)acc;
+            }
+    return FG_OK;
+}
