@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "frugal/vmem.h"
@@ -414,12 +415,18 @@ static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo a
     printf("%-10s conv: peak %zu, %d tensors offloaded\n", model, o.peak, o.st.n_offload_tensors);
     run_free(&o);
 
-    /* all with half the offloaded bytes allowed on the host: the rest goes to spill files */
+    /* all with half the offloaded bytes allowed on the host: the rest goes to spill files, in a
+     * spill directory that does not exist yet (created) */
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/spill-%s", dir, model);
     sp.kind = FG_VMEM_ALL;
-    sp.spill_dir = dir;
+    sp.spill_dir = sub;
     sp.host_cap = all.st.offload_bytes_per_iter / 2;
     run(&sp, &o);
     CHECK(o.status == FG_OK);
+    struct stat sst;
+    CHECK(stat(sub, &sst) == 0 && S_ISDIR(sst.st_mode));
+    rmdir(sub);
     compare("all+disk", &base, &o);
     CHECK(o.st.n_disk_tensors > 0);
     CHECK(o.st.host_tier_bytes <= sp.host_cap);

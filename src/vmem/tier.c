@@ -7,8 +7,8 @@
  * Allocating per tensor per iteration is the known failure of PyTorch's save_on_cpu, and what
  * this avoids.
  *
- * Disk tier: beyond the host capacity, a root gets its own spill file under the spill directory,
- * created (empty) at plan time, written with pwrite by the link's copy threads and read back with
+ * Disk tier: beyond the host capacity, a root gets its own spill file under the spill directory
+ * (created if missing, not its parents), created (empty) at plan time, written with pwrite by the link's copy threads and read back with
  * pread, removed when the policy is destroyed. */
 #include <ctype.h>
 #include <errno.h>
@@ -68,6 +68,9 @@ fg_status fg_vmem_tiers_place(fg_vmem_tiers *t, fg_vmem_slot *slots, int n, size
                        "spill directory for the disk tier",
                        fg_bytes_str(a, sizeof a, (double)need), fg_bytes_str(b, sizeof b, (double)host_capacity));
     }
+    /* the spill directory is created when missing (its parent must exist), like a cache dir */
+    if (n_disk && mkdir(t->spill_dir, 0700) != 0 && errno != EEXIST)
+        return fg_fail(FG_ERR_IO, "disk tier: cannot create the spill directory '%s': %s", t->spill_dir, strerror(errno));
     t->host_bytes = host;
     if (host) {
         void *p = NULL;
