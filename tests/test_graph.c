@@ -95,6 +95,59 @@ static void test_dag_gradients(void) {
     free_net(&n);
 }
 
+/* A parameter fed as data to ops that write their input gradients (a position embedding added
+ * twice, then multiplied): its gradient is the sum over its uses, against finite differences. */
+typedef struct pe_net {
+    fg_graph *g;
+    fg_pool *pool;
+} pe_net;
+
+static double pe_loss(void *user) {
+    pe_net *n = user;
+    CHECK_OK(fg_graph_forward(n->g));
+    return fg_graph_loss(n->g);
+}
+
+static void test_param_as_data(void) {
+    pe_net n;
+    CHECK_OK(fg_pool_create(&n.pool, 0));
+    CHECK_OK(fg_graph_create(&n.g, "posemb"));
+    fg_graph *g = n.g;
+    int64_t xs[2] = {3, 4}, ws[2] = {4, 4}, ls[2] = {4, 4}, ys[1] = {4};
+    fg_id x = fg_nn_input(g, "x", FG_F32, 2, xs), y = fg_nn_input(g, "y", FG_I32, 1, ys);
+    fg_id pe = fg_nn_param(g, "pos", 2, xs, FG_INIT_NORMAL, 0.5f);
+    fg_id w = fg_nn_param(g, "w", 2, ws, FG_INIT_NORMAL, 0.5f);
+    fg_id h = fg_nn_add(g, "add1", x, pe);
+    h = fg_nn_add(g, "add2", fg_nn_tanh(g, "t", h), pe);
+    h = fg_nn_matmul(g, "mm", h, w, 0, 1);
+    h = fg_nn_matmul(g, "mm2", pe, h, 1, 0); /* pe as the first operand: (4,3)x(3,4) */
+    fg_id l = fg_nn_xent(g, "loss", fg_nn_reshape(g, "r", h, 2, ls), y);
+    CHECK_OK(fg_graph_status(g));
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(g, l, n.pool, &p));
+    fg_rng r;
+    fg_rng_seed(&r, 5);
+    fg_graph_init_params(g, &r);
+    float xd[12];
+    fg_fill_uniform(xd, 12, -1, 1, &r);
+    int32_t yd[4] = {3, 0, 2, 1};
+    CHECK_OK(fg_graph_set_input(g, x, xd, sizeof xd));
+    CHECK_OK(fg_graph_set_input(g, y, yd, sizeof yd));
+    fg_graph_zero_grad(g);
+    CHECK_OK(fg_graph_forward(g));
+    CHECK_OK(fg_graph_backward(g));
+    const fg_id ps[2] = {pe, w};
+    for (int i = 0; i < 2; i++) {
+        fg_tensor *t = fg_graph_tensor(g, ps[i]);
+        float grad[16];
+        memcpy(grad, fg_graph_tensor(g, fg_graph_tinfo(g, ps[i])->grad)->data, (size_t)fg_tensor_numel(t) * sizeof(float));
+        fg_check_grad(t->name, t->data, grad, (size_t)fg_tensor_numel(t), pe_loss, &n, 16, 1e-2f, 2e-2f, 2e-4f, &r);
+    }
+    fg_graph_free(g);
+    fg_pool_destroy(n.pool);
+}
+
 static void test_policies_identical(void) {
     net a, b;
     build_net(&a, 0, 11);
@@ -244,6 +297,7 @@ int main(void) {
     test_shape_errors();
     test_liveness_chain();
     test_dag_gradients();
+    test_param_as_data();
     test_policies_identical();
     return fg_test_finish("test_graph");
 }

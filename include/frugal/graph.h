@@ -12,7 +12,9 @@
  *
  * Gradients: parameter gradients accumulate (+=) until fg_graph_zero_grad; activation
  * gradients are written by the first consumer processed in backward and accumulated by the
- * executor for the others (through backward workspace), so ops only ever write input grads. */
+ * executor for the others (through backward workspace), so ops only ever write input grads. A
+ * parameter fed as data to an op that writes that input's gradient (a position embedding added
+ * to activations, a learned query) gets it the same way, through scratch added by the executor. */
 #ifndef FRUGAL_GRAPH_H
 #define FRUGAL_GRAPH_H
 
@@ -34,7 +36,7 @@ typedef struct fg_graph fg_graph;
 typedef enum fg_op {
     FG_OP_CONV2D, FG_OP_LINEAR, FG_OP_MATMUL, FG_OP_RELU, FG_OP_GELU, FG_OP_TANH, FG_OP_SIGMOID,
     FG_OP_SOFTMAX, FG_OP_XENT, FG_OP_DROPOUT, FG_OP_ADD, FG_OP_CONCAT, FG_OP_MAXPOOL,
-    FG_OP_AVGPOOL, FG_OP_GAP, FG_OP_LRN, FG_OP_BATCHNORM,
+    FG_OP_AVGPOOL, FG_OP_GAP, FG_OP_LRN, FG_OP_BATCHNORM, FG_OP_LSTM, FG_OP_LAYERNORM, FG_OP_ATTENTION,
     FG_OP_COUNT
 } fg_op;
 const char *fg_op_name(fg_op op);
@@ -44,7 +46,8 @@ typedef enum fg_tkind {
     FG_T_PARAM,  /* trainable weight; persistent on device */
     FG_T_STATE,  /* non-trainable persistent state (batch-norm running stats) */
     FG_T_ACT,    /* an op's output */
-    FG_T_AUX,    /* an op's extra output kept for backward (softmax probs, bn mean/invstd) */
+    FG_T_AUX,    /* an op's extra output kept for backward (softmax probs, bn mean/invstd, layer norm
+                    mean/rstd, attention probs, the LSTM's gates and cells) */
     FG_T_GRAD,   /* gradient of an ACT */
     FG_T_PGRAD,  /* gradient of a PARAM; persistent */
     FG_TKIND_COUNT
@@ -100,6 +103,24 @@ fg_id fg_nn_global_avgpool(fg_graph *g, const char *name, fg_id x); /* (N,C,H,W)
 fg_id fg_nn_lrn(fg_graph *g, const char *name, fg_id x, int64_t size, float alpha, float beta, float k);
 /* Creates its own gamma/beta params and running-stat state named "<name>.weight" etc. */
 fg_id fg_nn_batchnorm(fg_graph *g, const char *name, fg_id x, float momentum, float eps);
+/* Layer norm over the last dim C of x (any rank, rows = the leading dims flattened), as
+ * torch.nn.LayerNorm(C, eps): creates params "<name>.weight" (ones) and "<name>.bias" (zeros), C
+ * each (a name is required). AUX outputs "<name>.mean" and "<name>.rstd" (rows); backward reads x,
+ * weight, mean and rstd. eps >= 0. */
+fg_id fg_nn_layernorm(fg_graph *g, const char *name, fg_id x, float eps);
+/* Scaled dot-product attention, heads already split: q (B,H,Tq,D), k and v (B,H,Tk,D) -> out
+ * (B,H,Tq,D) = softmax(scale * q k^T) v; scale <= 0 means 1/sqrt(D); causal masks key j > query i.
+ * AUX output "<name>.probs" (B,H,Tq,Tk); backward reads q, k, v and probs and takes a workspace
+ * (fg_attention_workspace_bytes, sized with the thread count at build). No parameters. */
+fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, float scale, int causal);
+/* One LSTM layer (torch.nn.LSTM, num_layers 1, time-major): x (T,B,I) -> y (T,B,hidden), h0 = c0 =
+ * 0; y[T-1] is the last hidden state (hT, cT are not outputs). Creates params named as
+ * torch.nn.LSTM's state_dict so safetensors checkpoints line up: "<name>.weight_ih_l0" (4H,I),
+ * "<name>.weight_hh_l0" (4H,H) and, when bias, "<name>.bias_ih_l0", "<name>.bias_hh_l0" (4H), all
+ * U(-1/sqrt(H), 1/sqrt(H)) as PyTorch (a name is required). AUX output "<name>.saved" (the
+ * kernel's gates and cells, fg_lstm_saved_bytes); backward reads x, the weights, y and saved;
+ * both passes take fg_lstm_workspace_bytes of workspace. */
+fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias);
 
 /* Layers: create the parameters ("<name>.weight", "<name>.bias") with PyTorch's default
  * initialization and apply the op. */

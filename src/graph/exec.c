@@ -1,7 +1,9 @@
 /* The executor: walks forward then backward, calling the memory policy at every node boundary,
  * and the glue from graph nodes to the kernels of src/ops/. The executor never allocates: the
  * policy makes a node's tensors resident and gives it a workspace. Input gradients that another
- * consumer already wrote are computed into scratch at the end of the workspace and added. */
+ * consumer already wrote (and parameters fed as data to an op that writes that gradient, e.g. a
+ * position embedding added to activations) are computed into scratch at the end of the
+ * workspace and added. */
 #include <string.h>
 
 #include "graph/graph_impl.h"
@@ -14,10 +16,17 @@ static uint64_t node_seed(const fg_graph *g, int i) {
 }
 
 size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass) {
-    (void)g;
-    (void)pass;
-    if (n->info.op == FG_OP_CONV2D) return fg_conv2d_workspace_bytes(&n->p.conv, n->info.algo);
-    return 0;
+    switch (n->info.op) {
+    case FG_OP_CONV2D: return fg_conv2d_workspace_bytes(&n->p.conv, n->info.algo);
+    case FG_OP_LSTM: return fg_lstm_workspace_bytes(&n->p.lstm); /* forward takes it too (ops.h) */
+    case FG_OP_ATTENTION: {
+        if (pass != FG_BACKWARD) return 0;
+        /* the scratch serves dq and dk only: none when neither q nor k wants a gradient */
+        if (g->t[n->info.in[0]].info.grad == FG_NONE && g->t[n->info.in[1]].info.grad == FG_NONE) return 0;
+        return fg_attention_workspace_bytes(n->p.attn.B, n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D);
+    }
+    default: return 0;
+    }
 }
 
 void fg_graph_set_training(fg_graph *g, int training) { g->training = training; }
@@ -134,6 +143,26 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
             fg_batchnorm_forward_eval(y, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, n->p.bn.running_mean),
                                       F(g, n->p.bn.running_var), n->p.bn.N, n->p.bn.C, n->p.bn.HW, n->p.bn.eps);
         return FG_OK;
+    case FG_OP_LAYERNORM:
+        fg_layernorm_forward(y, F(g, ni->aux[0]), F(g, ni->aux[1]), x, F(g, ni->in[1]), F(g, ni->in[2]), n->p.ln.rows,
+                             n->p.ln.C, n->p.ln.eps);
+        return FG_OK;
+    case FG_OP_ATTENTION: {
+        fg_status s = fg_attention_forward(y, F(g, ni->aux[0]), x, F(g, ni->in[1]), F(g, ni->in[2]), n->p.attn.B,
+                                           n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D, n->p.attn.scale,
+                                           n->p.attn.causal);
+        if (s != FG_OK) return fg_fail(s, "attention '%s': %s", ni->name, fg_last_error());
+        return FG_OK;
+    }
+    case FG_OP_LSTM: {
+        /* h0 = c0 = 0, hT and cT not wanted (y[T-1] is hT); `saved` is always written: the kernel
+         * builds the gates in it */
+        fg_status s = fg_lstm_forward(y, NULL, NULL, F(g, ni->aux[0]), x, NULL, NULL, F(g, ni->in[1]), F(g, ni->in[2]),
+                                      n->has_bias ? F(g, ni->in[3]) : NULL, n->has_bias ? F(g, ni->in[4]) : NULL,
+                                      &n->p.lstm, g->ws, g->ws_bytes);
+        if (s != FG_OK) return fg_fail(s, "lstm '%s': %s", ni->name, fg_last_error());
+        return FG_OK;
+    }
     default: return fg_fail(FG_ERR_UNSUPPORTED, "forward of op %s is not implemented", fg_op_name(ni->op));
     }
 }
@@ -153,10 +182,12 @@ static void dgrad_prepare(fg_graph *g, int i, dgrad *d, int k0, unsigned char **
         fg_id x = ni->in[k];
         fg_id gx = g->t[x].info.grad;
         if (gx == FG_NONE) continue;
-        if (g->t[g->t[x].info.alias_of].info.kind == FG_T_PARAM) {
+        if (g->t[g->t[x].info.alias_of].info.kind == FG_T_PARAM && !g->nodes[i].accum[k]) {
             d->dst[k] = F(g, gx); /* accumulated inside the op */
             continue;
         }
+        /* a parameter fed as data to an op that writes its gradient (accum set at build) goes
+         * through scratch below, like an activation whose gradient another consumer wrote */
         if (ni->op == FG_OP_XENT && k == 1) continue;
         check_resident(g, i, gx, "input gradient");
         d->real[k] = F(g, gx);
@@ -259,6 +290,23 @@ static fg_status run_backward(fg_graph *g, int i) {
         fg_batchnorm_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->aux[0]), F(g, ni->aux[1]), F(g, ni->in[1]),
                               n->p.bn.N, n->p.bn.C, n->p.bn.HW);
         break;
+    case FG_OP_LAYERNORM:
+        fg_layernorm_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->in[1]), F(g, ni->aux[0]), F(g, ni->aux[1]),
+                              n->p.ln.rows, n->p.ln.C);
+        break;
+    case FG_OP_ATTENTION:
+        /* the op's own scratch only: accumulation scratch follows it in the workspace */
+        st = fg_attention_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, ni->aux[0]),
+                                   n->p.attn.B, n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D, n->p.attn.scale,
+                                   algo_ws ? g->ws : NULL, algo_ws);
+        if (st != FG_OK) st = fg_fail(st, "attention '%s': %s", ni->name, fg_last_error());
+        break;
+    case FG_OP_LSTM:
+        st = fg_lstm_backward(d.dst[0], NULL, NULL, d.dst[1], d.dst[2], n->has_bias ? d.dst[3] : NULL,
+                              n->has_bias ? d.dst[4] : NULL, dy, NULL, NULL, x, NULL, NULL, F(g, ni->in[1]),
+                              F(g, ni->in[2]), y, F(g, ni->aux[0]), &n->p.lstm, g->ws, algo_ws);
+        if (st != FG_OK) st = fg_fail(st, "lstm '%s': %s", ni->name, fg_last_error());
+        break;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "backward of op %s is not implemented", fg_op_name(ni->op));
     }
     if (st != FG_OK) return st;
@@ -276,7 +324,9 @@ int fg_graph_node_recomputable(const fg_graph *g, int i) {
     const fg_ninfo *ni = &g->nodes[i].info;
     /* a ReLU's mask and a max pool's argmax are not rewritten by a rerun (run_forward) */
     int aux_ok = ni->n_aux == 0 || ni->op == FG_OP_RELU || ni->op == FG_OP_MAXPOOL;
-    return aux_ok && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
+    /* layer norm (mean, rstd), attention (probs) and the LSTM (gates, cells) write AUX outputs */
+    int writes_aux = ni->op == FG_OP_LAYERNORM || ni->op == FG_OP_ATTENTION || ni->op == FG_OP_LSTM;
+    return aux_ok && !writes_aux && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
 }
 
 fg_status fg_graph_recompute(fg_graph *g, int i) {

@@ -13,7 +13,7 @@
 static const char *op_names[FG_OP_COUNT] = {"conv2d", "linear",  "matmul",  "relu",      "gelu",
                                             "tanh",   "sigmoid", "softmax", "xent",      "dropout",
                                             "add",    "concat",  "maxpool", "avgpool",   "global_avgpool",
-                                            "lrn",    "batchnorm"};
+                                            "lrn",    "batchnorm", "lstm",    "layernorm", "attention"};
 
 const char *fg_op_name(fg_op op) { return (op >= 0 && op < FG_OP_COUNT) ? op_names[op] : "?"; }
 
@@ -519,6 +519,112 @@ fg_id fg_nn_batchnorm(fg_graph *g, const char *name, fg_id x, float momentum, fl
     return g->nodes[i].info.out;
 }
 
+/* Layer norm over the last dim, with torch.nn.LayerNorm's parameter names and initial values. */
+fg_id fg_nn_layernorm(fg_graph *g, const char *name, fg_id x, float eps) {
+    char s1[96], nm[FG_NAME_MAX + 16];
+    if (!ok_id(g, x, "layernorm", name ? name : "")) return FG_NONE;
+    if (!name || !*name) return gfail(g, FG_ERR_INVALID, "layernorm: a name is required (it names the parameters)");
+    const fg_tensor *tx = T(g, x);
+    if (tx->dtype != FG_F32) return gfail(g, FG_ERR_SHAPE, "layernorm '%s': input %s must be f32", name, shp(s1, sizeof s1, g, x));
+    if (!(eps >= 0.0f && eps < INFINITY))
+        return gfail(g, FG_ERR_INVALID, "layernorm '%s': eps = %g, expected a finite value >= 0", name, (double)eps);
+    int xnd = tx->ndim;
+    int64_t xshape[FG_MAX_DIMS];
+    memcpy(xshape, tx->shape, sizeof xshape); /* tx is stale once params are added */
+    int64_t C = xshape[xnd - 1], rows = fg_tensor_numel(tx) / C;
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    fg_id w = fg_nn_param(g, nm, 1, &C, FG_INIT_ONES, 0);
+    snprintf(nm, sizeof nm, "%s.bias", name);
+    fg_id b = fg_nn_param(g, nm, 1, &C, FG_INIT_ZEROS, 0);
+    if (g->status != FG_OK) return FG_NONE;
+    fg_id in[3] = {x, w, b};
+    int i = new_node(g, FG_OP_LAYERNORM, name, in, 3, xnd, xshape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.ln.rows = rows;
+    n->p.ln.C = C;
+    n->p.ln.eps = eps;
+    n->has_bias = 1;
+    n->info.flops = 8.0 * (double)(rows * C);
+    add_aux(g, i, "mean", 1, &rows);
+    add_aux(g, i, "rstd", 1, &rows);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, float scale, int causal) {
+    char nb[FG_NAME_MAX], s1[96], s2[96], s3[96];
+    name = autoname(g, name, FG_OP_ATTENTION, nb, sizeof nb);
+    if (!ok_id(g, q, "attention", name) || !ok_id(g, k, "attention", name) || !ok_id(g, v, "attention", name))
+        return FG_NONE;
+    const fg_tensor *tq = T(g, q), *tk = T(g, k), *tv = T(g, v);
+    if (tq->ndim != 4 || tk->ndim != 4 || tv->ndim != 4 || tq->dtype != FG_F32 || tk->dtype != FG_F32 || tv->dtype != FG_F32)
+        return gfail(g, FG_ERR_SHAPE, "attention '%s': q %s, k %s and v %s must be f32 4-D (B,H,T,D)", name,
+                     shp(s1, sizeof s1, g, q), shp(s2, sizeof s2, g, k), shp(s3, sizeof s3, g, v));
+    if (tk->shape[0] != tq->shape[0] || tk->shape[1] != tq->shape[1] || tk->shape[3] != tq->shape[3])
+        return gfail(g, FG_ERR_SHAPE, "attention '%s': k %s does not fit q %s: expected (B,H,Tk,D) with q's B, H and D",
+                     name, shp(s1, sizeof s1, g, k), shp(s2, sizeof s2, g, q));
+    if (!fg_tensor_same_shape(tv, tk))
+        return gfail(g, FG_ERR_SHAPE, "attention '%s': v %s must have k's shape %s (B,H,Tk,D)", name,
+                     shp(s1, sizeof s1, g, v), shp(s2, sizeof s2, g, k));
+    int64_t B = tq->shape[0], H = tq->shape[1], Tq = tq->shape[2], Tk = tk->shape[2], D = tq->shape[3];
+    if (fg_attention_check(B, H, Tq, Tk, D) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "attention '%s': q %s, k %s: %s", name, shp(s1, sizeof s1, g, q),
+                     shp(s2, sizeof s2, g, k), fg_last_error());
+    int64_t oshape[4] = {B, H, Tq, D}, pshape[4] = {B, H, Tq, Tk};
+    fg_id in[3] = {q, k, v};
+    int i = new_node(g, FG_OP_ATTENTION, name, in, 3, 4, oshape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.attn.B = B;
+    n->p.attn.H = H;
+    n->p.attn.Tq = Tq;
+    n->p.attn.Tk = Tk;
+    n->p.attn.D = D;
+    n->p.attn.scale = scale > 0.0f ? scale : 1.0f / sqrtf((float)D);
+    n->p.attn.causal = causal != 0;
+    n->info.flops = fg_attention_flops(B, H, Tq, Tk, D);
+    add_aux(g, i, "probs", 4, pshape);
+    return g->nodes[i].info.out;
+}
+
+/* One LSTM layer with torch.nn.LSTM's parameter names ("weight_ih_l0" ...) and initialization
+ * U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias (FG_INIT_FANIN_UNIFORM with fan_in = H). */
+fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias) {
+    char s1[96], nm[FG_NAME_MAX + 16];
+    if (!ok_id(g, x, "lstm", name ? name : "")) return FG_NONE;
+    if (!name || !*name) return gfail(g, FG_ERR_INVALID, "lstm: a name is required (it names the parameters)");
+    const fg_tensor *tx = T(g, x);
+    if (tx->ndim != 3 || tx->dtype != FG_F32)
+        return gfail(g, FG_ERR_SHAPE, "lstm '%s': input %s must be an f32 (T,B,I) tensor (time-major)", name,
+                     shp(s1, sizeof s1, g, x));
+    if (hidden <= 0)
+        return gfail(g, FG_ERR_SHAPE, "lstm '%s': hidden = %lld, expected > 0 (input %s)", name, (long long)hidden,
+                     shp(s1, sizeof s1, g, x));
+    fg_lstm_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], hidden};
+    if (fg_lstm_check(&d) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "lstm '%s': input %s, hidden %lld: %s", name, shp(s1, sizeof s1, g, x),
+                     (long long)hidden, fg_last_error());
+    int64_t wih[2] = {4 * hidden, d.I}, whh[2] = {4 * hidden, hidden}, b4 = 4 * hidden;
+    fg_id in[5] = {x, FG_NONE, FG_NONE, FG_NONE, FG_NONE};
+    snprintf(nm, sizeof nm, "%s.weight_ih_l0", name);
+    in[1] = fg_nn_param(g, nm, 2, wih, FG_INIT_FANIN_UNIFORM, (float)hidden);
+    snprintf(nm, sizeof nm, "%s.weight_hh_l0", name);
+    in[2] = fg_nn_param(g, nm, 2, whh, FG_INIT_FANIN_UNIFORM, (float)hidden);
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.bias_ih_l0", name);
+        in[3] = fg_nn_param(g, nm, 1, &b4, FG_INIT_FANIN_UNIFORM, (float)hidden);
+        snprintf(nm, sizeof nm, "%s.bias_hh_l0", name);
+        in[4] = fg_nn_param(g, nm, 1, &b4, FG_INIT_FANIN_UNIFORM, (float)hidden);
+    }
+    if (g->status != FG_OK) return FG_NONE;
+    int64_t yshape[3] = {d.T, d.B, hidden}, saved = (int64_t)(fg_lstm_saved_bytes(&d) / sizeof(float));
+    int i = new_node(g, FG_OP_LSTM, name, in, bias ? 5 : 3, 3, yshape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.lstm = d;
+    n->has_bias = bias != 0;
+    n->info.flops = fg_lstm_flops(&d);
+    add_aux(g, i, "saved", 1, &saved);
+    return g->nodes[i].info.out;
+}
+
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,
                       int64_t pad, int bias) {
     if (!ok_id(g, x, "conv2d", name ? name : "")) return FG_NONE;
@@ -643,6 +749,17 @@ static void set_saves(fg_node *n) {
     case FG_OP_XENT: SAVE(in->aux[0]); SAVE(in->in[1]); break;
     case FG_OP_LRN: SAVE(in->in[0]); SAVE(in->out); break;
     case FG_OP_BATCHNORM: SAVE(in->in[0]); SAVE(in->aux[0]); SAVE(in->aux[1]); SAVE(in->in[1]); break;
+    case FG_OP_LAYERNORM: SAVE(in->in[0]); SAVE(in->in[1]); SAVE(in->aux[0]); SAVE(in->aux[1]); break;
+    case FG_OP_LSTM: SAVE(in->in[0]); SAVE(in->in[1]); SAVE(in->in[2]); SAVE(in->out); SAVE(in->aux[0]); break;
+    case FG_OP_ATTENTION:
+        /* q, k, v may be one tensor (self-attention without projections): list it once */
+        for (int k = 0; k < 3; k++) {
+            int dup = 0;
+            for (int j = 0; j < k; j++) dup |= in->in[j] == in->in[k];
+            if (!dup) SAVE(in->in[k]);
+        }
+        SAVE(in->aux[0]);
+        break;
     case FG_OP_DROPOUT:
     case FG_OP_ADD:
     case FG_OP_CONCAT:
@@ -763,6 +880,20 @@ static void inplace_grad(fg_graph *g, int i, const int *consumers) {
     g->t[x].info.grad = gv;
 }
 
+/* 1 when node n's backward writes (=) the gradient of input k: every input of most ops, the data
+ * input of the ops with weights. A parameter fed there (a learned query, a ViT's position
+ * embedding added to the patches) must get its gradient through scratch, added by the executor. */
+static int writes_data_grad(const fg_node *n, int k) {
+    switch (n->info.op) {
+    case FG_OP_CONV2D:
+    case FG_OP_LINEAR:
+    case FG_OP_BATCHNORM:
+    case FG_OP_LSTM:
+    case FG_OP_LAYERNORM: return k == 0; /* the rest are the op's weights, accumulated inside */
+    default: return 1;                   /* matmul, add, concat, attention, ...: every input written */
+    }
+}
+
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy) {
     if (g->built) return fg_fail(FG_ERR_INVALID, "graph '%s' is already built", g->name);
     if (!policy) return fg_fail(FG_ERR_INVALID, "graph '%s': a memory policy is required", g->name);
@@ -826,6 +957,9 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
                 if (n->info.op == FG_OP_XENT && k == 1) continue;
                 if (g->t[root].info.kind == FG_T_PARAM) {
                     make_grad(g, root);
+                    /* a parameter fed as data to an op that WRITES that input's gradient gets it
+                     * through scratch, which the executor adds */
+                    if (writes_data_grad(n, k)) n->accum[k] = 1;
                     continue; /* param grads always accumulate (+=) inside the op */
                 }
                 n->accum[k] = written[root];

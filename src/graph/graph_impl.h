@@ -20,6 +20,9 @@ typedef struct fg_node_params {
     struct { float momentum, eps; int64_t N, C, HW; fg_id running_mean, running_var; } bn;
     struct { int64_t rows, cols; } sm;
     struct { int64_t N, C, HW; } gap;
+    fg_lstm_desc lstm;
+    struct { int64_t rows, C; float eps; } ln;
+    struct { int64_t B, H, Tq, Tk, D; float scale; int causal; } attn;
     size_t n;   /* element count for elementwise ops */
 } fg_node_params;
 
