@@ -11,7 +11,15 @@
  *  - central finite differences of loss = sum(y*r) + sum(hT*r2) + sum(cT*r3) on tiny cases, for
  *    x, h0, c0, w_ih, w_hh, b_ih, b_hh;
  *  - PyTorch references from tests/fixtures/lstm.bin (gen_lstm.py, torch.nn.LSTM in float64):
- *    forward outputs and all gradients, for the fast kernels and the naive twins. */
+ *    forward outputs and all gradients, for the fast kernels and the naive twins;
+ *  - the structurally sparse backward (arXiv 1806.00512): bad drop / block rejected with a message
+ *    naming the field; drop = 0 (or too few blocks to drop one) bit-identical to fg_lstm_backward;
+ *    for drop 0.25, 0.5, 0.9 and block 1, 4, H on four shapes (T = 1, H = 33 with a short last
+ *    block, one parallel): every gradient against the naive twin, exactly the expected number of
+ *    blocks dropped at every step, the fast kernel's kept set equal to the naive's at every step
+ *    and, at the last step (whose dG equals the dense one bit for bit), equal to the test's own
+ *    selection with the kept columns untouched and the dropped ones zero; dropped columns zero in
+ *    the masked dG of every step; kept units and GEMM FLOPs adding up, also with gradients left out. */
 #include <math.h>
 #include <string.h>
 
@@ -464,6 +472,338 @@ static void test_fixtures(fg_fixture *f) {
     }
 }
 
+/* ---------------------------------------------------------------- structured sparse backward */
+
+/* One problem with random inputs and a forward already run; gradients go to g[7] (all wanted). */
+typedef struct sp_case {
+    fg_lstm_desc d;
+    lstm_sizes s;
+    lstm_bufs b;
+    float *g[7]; /* dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh */
+    size_t gsz[7];
+} sp_case;
+
+static const char *const SP_GNAME[7] = {"dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"};
+
+static void sp_case_init(sp_case *c, int64_t T, int64_t B, int64_t I, int64_t H, fg_rng *rng) {
+    c->d = (fg_lstm_desc){T, B, I, H};
+    c->s = sizes_of(&c->d);
+    bufs_alloc(&c->b, &c->s);
+    const lstm_sizes *s = &c->s;
+    const float k = 1.0f / sqrtf((float)H);
+    fg_fill_uniform(c->b.x, s->x, -1, 1, rng), fg_fill_uniform(c->b.h0, s->bh, -1, 1, rng);
+    fg_fill_uniform(c->b.c0, s->bh, -2, 2, rng), fg_fill_uniform(c->b.w_ih, s->wih, -k, k, rng);
+    fg_fill_uniform(c->b.w_hh, s->whh, -k, k, rng), fg_fill_uniform(c->b.b_ih, s->b4, -k, k, rng);
+    fg_fill_uniform(c->b.b_hh, s->b4, -k, k, rng), fg_fill_uniform(c->b.dy, s->y, -1, 1, rng);
+    fg_fill_uniform(c->b.dhT, s->bh, -1, 1, rng), fg_fill_uniform(c->b.dcT, s->bh, -1, 1, rng);
+    const size_t gsz[7] = {s->x, s->bh, s->bh, s->wih, s->whh, s->b4, s->b4};
+    for (int j = 0; j < 7; j++) c->gsz[j] = gsz[j], c->g[j] = fg_alloc_guarded(gsz[j]);
+    void *ws = malloc(fg_lstm_workspace_bytes(&c->d));
+    CHECK_OK(fg_lstm_forward(c->b.y, c->b.hT, c->b.cT, c->b.saved, c->b.x, c->b.h0, c->b.c0, c->b.w_ih, c->b.w_hh,
+                             c->b.b_ih, c->b.b_hh, &c->d, ws, fg_lstm_workspace_bytes(&c->d)));
+    free(ws);
+}
+
+static void sp_case_free(sp_case *c) {
+    bufs_free(&c->b);
+    for (int j = 0; j < 7; j++) free(c->g[j]);
+}
+
+/* Input gradients over garbage, parameter gradients prefilled with `pre` (NULL = zeros). */
+static void sp_reset(sp_case *c, float *const *pre) {
+    for (int j = 0; j < 7; j++) {
+        if (j < 3) fill_const(c->g[j], c->gsz[j], 777.0f);
+        else if (pre) memcpy(c->g[j], pre[j], c->gsz[j] * sizeof(float));
+        else memset(c->g[j], 0, c->gsz[j] * sizeof(float));
+    }
+}
+
+typedef fg_status (*lstm_sbwd_fn)(float *, float *, float *, float *, float *, float *, float *, const float *,
+                                  const float *, const float *, const float *, const float *, const float *,
+                                  const float *, const float *, const float *, const float *, const fg_lstm_desc *,
+                                  void *, size_t, const fg_lstm_sparsity *, fg_lstm_sparse_stats *);
+
+static fg_status sp_run(lstm_sbwd_fn fn, sp_case *c, const fg_lstm_sparsity *sp, fg_lstm_sparse_stats *st, void *ws,
+                        size_t ws_bytes) {
+    return fn(c->g[0], c->g[1], c->g[2], c->g[3], c->g[4], c->g[5], c->g[6], c->b.dy, c->b.dhT, c->b.dcT, c->b.x,
+              c->b.h0, c->b.c0, c->b.w_ih, c->b.w_hh, c->b.y, c->b.saved, &c->d, ws, ws_bytes, sp, st);
+}
+
+/* Bad sparsity arguments are rejected with a message naming the field; sizes are 0 for them. */
+static void test_sparse_args(void) {
+    const fg_lstm_desc d = {3, 2, 5, 8};
+    const struct {
+        float drop;
+        int64_t block;
+        const char *field;
+    } bad[] = {{-0.1f, 4, "drop"}, {1.0f, 4, "drop"}, {1.5f, 4, "drop"}, {NAN, 4, "drop"},
+               {0.5f, 0, "block"}, {0.5f, -3, "block"}, {0.5f, 9, "block"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const fg_lstm_sparsity sp = {bad[i].drop, bad[i].block};
+        fg_clear_error();
+        fg_status st = fg_lstm_sparsity_check(&d, &sp);
+        char want[32];
+        snprintf(want, sizeof want, "%s = ", bad[i].field);
+        if (st != FG_ERR_INVALID || !strstr(fg_last_error(), want)) {
+            fprintf(stderr, "  sparsity drop %g block %lld: status %s, message \"%s\"; expected %s naming '%s'\n",
+                    (double)bad[i].drop, (long long)bad[i].block, fg_status_name(st), fg_last_error(),
+                    fg_status_name(FG_ERR_INVALID), bad[i].field);
+            fg_test_failures++;
+        }
+        CHECK(fg_lstm_sparse_workspace_bytes(&d, &sp) == 0);
+        /* the kernels refuse it before touching anything */
+        float buf[8] = {0};
+        CHECK_STATUS(fg_lstm_backward_sparse(buf, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, buf, NULL,
+                                             NULL, buf, buf, buf, buf, &d, buf, 1 << 30, &sp, NULL),
+                     FG_ERR_INVALID);
+        CHECK_STATUS(fg_lstm_backward_sparse_naive(buf, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, buf, NULL,
+                                                   NULL, buf, buf, buf, buf, &d, buf, 1 << 30, &sp, NULL),
+                     FG_ERR_INVALID);
+    }
+    CHECK_STATUS(fg_lstm_sparsity_check(&d, NULL), FG_ERR_INVALID);
+    const fg_lstm_desc badd = {3, 2, 0, 8};
+    const fg_lstm_sparsity ok = {0.5f, 2};
+    CHECK_STATUS(fg_lstm_sparsity_check(&badd, &ok), FG_ERR_SHAPE);
+    CHECK_OK(fg_lstm_sparsity_check(&d, &ok));
+    /* no block dropped: the dense workspace; else more */
+    const fg_lstm_sparsity none = {0.0f, 2}, one_block = {0.9f, 8};
+    CHECK(fg_lstm_sparse_workspace_bytes(&d, &none) == fg_lstm_workspace_bytes(&d));
+    CHECK(fg_lstm_sparse_workspace_bytes(&d, &one_block) == fg_lstm_workspace_bytes(&d));
+    CHECK(fg_lstm_sparse_workspace_bytes(&d, &ok) > fg_lstm_workspace_bytes(&d));
+    /* too small a workspace */
+    const size_t need = fg_lstm_sparse_workspace_bytes(&d, &ok);
+    void *ws = malloc(need);
+    float *buf = calloc(4096, sizeof(float));
+    CHECK_STATUS(fg_lstm_backward_sparse(buf, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, buf + 2048, NULL,
+                                         NULL, buf + 2048, buf + 2048, buf, buf + 1024, &d, ws, need - 1, &ok, NULL),
+                 FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "fg_lstm_sparse_workspace_bytes") != NULL);
+    free(ws), free(buf);
+}
+
+/* drop = 0 (and a drop too small to remove one block) runs the dense code: bit-identical to
+ * fg_lstm_backward, parameter gradients accumulated on prefilled buffers. */
+static void test_sparse_dense_identical(fg_rng *rng) {
+    static const int64_t shapes[][4] = {{5, 3, 6, 16}, {6, 4, 10, 33}, {12, 32, 48, 150}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        sp_case c;
+        sp_case_init(&c, shapes[si][0], shapes[si][1], shapes[si][2], shapes[si][3], rng);
+        const int64_t H = c.d.H;
+        float *pre[7] = {NULL}, *ref[7];
+        for (int j = 0; j < 7; j++) {
+            pre[j] = malloc(c.gsz[j] * sizeof(float)), ref[j] = malloc(c.gsz[j] * sizeof(float));
+            fg_fill_uniform(pre[j], c.gsz[j], -1, 1, rng);
+        }
+        const size_t dws = fg_lstm_workspace_bytes(&c.d);
+        void *ws = malloc(dws);
+        sp_reset(&c, pre);
+        CHECK_OK(fg_lstm_backward(c.g[0], c.g[1], c.g[2], c.g[3], c.g[4], c.g[5], c.g[6], c.b.dy, c.b.dhT, c.b.dcT,
+                                  c.b.x, c.b.h0, c.b.c0, c.b.w_ih, c.b.w_hh, c.b.y, c.b.saved, &c.d, ws, dws));
+        for (int j = 0; j < 7; j++) memcpy(ref[j], c.g[j], c.gsz[j] * sizeof(float));
+        /* the last two drop nothing: one block; two blocks and round(0.2 * 2) = 0 */
+        const fg_lstm_sparsity sps[] = {{0.0f, 1}, {0.0f, 4}, {0.0f, H}, {0.9f, H}, {0.2f, (H + 1) / 2}};
+        for (size_t k = 0; k < sizeof sps / sizeof sps[0]; k++) {
+            const size_t need = fg_lstm_sparse_workspace_bytes(&c.d, &sps[k]);
+            CHECK(need == dws);
+            sp_reset(&c, pre);
+            uint8_t *keep = malloc((size_t)(c.d.T * H));
+            fg_lstm_sparse_stats st = {.keep = keep};
+            CHECK_OK(sp_run(fg_lstm_backward_sparse, &c, &sps[k], &st, ws, dws));
+            char what[160];
+            for (int j = 0; j < 7; j++) {
+                snprintf(what, sizeof what, "sparse drop %g block %lld == dense [T %lld B %lld I %lld H %lld] %s",
+                         (double)sps[k].drop, (long long)sps[k].block, (long long)c.d.T, (long long)c.d.B,
+                         (long long)c.d.I, (long long)H, SP_GNAME[j]);
+                fg_check_equal(what, c.g[j], ref[j], c.gsz[j]);
+                fg_check_guard(what, c.g[j], c.gsz[j]);
+            }
+            CHECK(st.dropped == 0 && st.kept_units == c.d.T * H && st.kept_blocks == c.d.T * st.blocks);
+            CHECK(st.gemm_flops == st.gemm_flops_dense && st.gemm_flops > 0);
+            for (int64_t i = 0; i < c.d.T * st.blocks; i++) CHECK(keep[i] == 1);
+            free(keep);
+        }
+        for (int j = 0; j < 7; j++) free(pre[j]), free(ref[j]);
+        free(ws);
+        sp_case_free(&c);
+    }
+}
+
+/* The test's own selection on one step's gate gradients dg (B, 4H): scores in double in the
+ * documented order, block q dropped when fewer than ndrop blocks rank below it. */
+static void ref_select(uint8_t *keep, const float *dg, int64_t B, int64_t H, int64_t block, int64_t nb, int64_t ndrop) {
+    double *sc = malloc((size_t)nb * sizeof(double));
+    for (int64_t q = 0; q < nb; q++) {
+        double a = 0.0;
+        const int64_t j1 = (q + 1) * block < H ? (q + 1) * block : H;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t g = 0; g < 4; g++)
+                for (int64_t j = q * block; j < j1; j++) a += fabs((double)dg[b * 4 * H + g * H + j]);
+        sc[q] = a;
+    }
+    for (int64_t q = 0; q < nb; q++) {
+        int64_t below = 0;
+        for (int64_t r = 0; r < nb; r++) below += sc[r] < sc[q] || (sc[r] == sc[q] && r < q);
+        keep[q] = below >= ndrop;
+    }
+    free(sc);
+}
+
+static void test_sparse_vs_naive(fg_rng *rng) {
+    static const int64_t shapes[][4] = {{1, 3, 5, 7}, {5, 3, 6, 16}, {6, 4, 10, 33}, {12, 32, 48, 150}};
+    static const float drops[] = {0.25f, 0.5f, 0.9f};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        sp_case f, n;
+        fg_rng r2 = *rng;
+        sp_case_init(&f, shapes[si][0], shapes[si][1], shapes[si][2], shapes[si][3], rng);
+        sp_case_init(&n, shapes[si][0], shapes[si][1], shapes[si][2], shapes[si][3], &r2); /* same inputs */
+        const fg_lstm_desc d = f.d;
+        const int64_t T = d.T, B = d.B, H = d.H, G4 = 4 * H;
+        /* the dense backward's dG of the last step: the sparse one must keep exactly its top blocks */
+        const size_t dws = fg_lstm_workspace_bytes(&d);
+        float *dense_ws = malloc(dws);
+        sp_reset(&f, NULL);
+        CHECK_OK(fg_lstm_backward(f.g[0], f.g[1], f.g[2], f.g[3], f.g[4], f.g[5], f.g[6], f.b.dy, f.b.dhT, f.b.dcT,
+                                  f.b.x, f.b.h0, f.b.c0, f.b.w_ih, f.b.w_hh, f.b.y, f.b.saved, &d, dense_ws, dws));
+        const float *dg_last = dense_ws + (T - 1) * B * G4;
+        const int64_t blocks[] = {1, 4, H};
+        for (size_t bi = 0; bi < 3; bi++)
+            for (size_t di = 0; di < 3; di++) {
+                const fg_lstm_sparsity sp = {drops[di], blocks[bi]};
+                const int64_t nb = (H + sp.block - 1) / sp.block;
+                int64_t ndrop = (int64_t)floor((double)sp.drop * (double)nb + 0.5);
+                if (ndrop > nb - 1) ndrop = nb - 1;
+                const size_t need = fg_lstm_sparse_workspace_bytes(&d, &sp);
+                float *ws = malloc(need), *wsn = malloc(need);
+                uint8_t *kf = malloc((size_t)(T * nb)), *kn = malloc((size_t)(T * nb)), *kr = malloc((size_t)nb);
+                fg_lstm_sparse_stats sf = {.keep = kf}, sn = {.keep = kn};
+                sp_reset(&f, NULL), sp_reset(&n, NULL);
+                CHECK_OK(sp_run(fg_lstm_backward_sparse, &f, &sp, &sf, ws, need));
+                CHECK_OK(sp_run(fg_lstm_backward_sparse_naive, &n, &sp, &sn, wsn, need));
+                char what[200];
+#define SWHAT(str) (snprintf(what, sizeof what, "sparse drop %g block %lld [T %lld B %lld I %lld H %lld] %s", \
+                             (double)sp.drop, (long long)sp.block, (long long)T, (long long)B, (long long)d.I,      \
+                             (long long)H, str), what)
+                /* every gradient against the naive twin */
+                const double TB = (double)(T * B);
+                for (int j = 0; j < 7; j++) {
+                    const float atol = j < 3 ? atol_for(4.0 * (double)(H + d.I) * (double)T) : atol_for(TB) * 4;
+                    fg_check_close(SWHAT(SP_GNAME[j]), f.g[j], n.g[j], f.gsz[j], RTOL, atol);
+                    fg_check_guard(what, f.g[j], f.gsz[j]);
+                }
+                /* the counts */
+                if (sf.blocks != nb || sf.dropped != ndrop || sf.kept_blocks != T * (nb - ndrop) || sn.blocks != nb ||
+                    sn.dropped != ndrop || sn.kept_blocks != sf.kept_blocks) {
+                    fprintf(stderr, "  %s: stats blocks %lld/%lld dropped %lld/%lld kept_blocks %lld/%lld (fast/naive), "
+                            "expected %lld, %lld, %lld\n", SWHAT("stats"), (long long)sf.blocks, (long long)sn.blocks,
+                            (long long)sf.dropped, (long long)sn.dropped, (long long)sf.kept_blocks,
+                            (long long)sn.kept_blocks, (long long)nb, (long long)ndrop, (long long)(T * (nb - ndrop)));
+                    fg_test_failures++;
+                }
+                /* per step: exactly ndrop zeros in keep; the same set as the naive's; the kept units and
+                 * the recurrent FLOPs add up; dropped gate columns are zero in the masked dG */
+                int64_t units = 0;
+                double rec_saved = 0.0;
+                int bad_step = 0;
+                for (int64_t t = 0; t < T && !bad_step; t++) {
+                    int64_t zeros = 0, kunits = 0;
+                    for (int64_t q = 0; q < nb; q++) {
+                        const int64_t j1 = (q + 1) * sp.block < H ? (q + 1) * sp.block : H;
+                        zeros += kf[t * nb + q] == 0;
+                        if (kf[t * nb + q]) kunits += j1 - q * sp.block;
+                        if (kf[t * nb + q] != kn[t * nb + q]) {
+                            fprintf(stderr, "  %s: step %lld block %lld kept by %s only\n", SWHAT("mask"), (long long)t,
+                                    (long long)q, kf[t * nb + q] ? "the fast kernel" : "the naive twin");
+                            fg_test_failures++, bad_step = 1;
+                            break;
+                        }
+                        for (int64_t b = 0; b < B && !kf[t * nb + q]; b++)
+                            for (int64_t g = 0; g < 4; g++)
+                                for (int64_t j = q * sp.block; j < j1; j++)
+                                    if (ws[(t * B + b) * G4 + g * H + j] != 0.0f && !bad_step) {
+                                        fprintf(stderr, "  %s: dG[t %lld, b %lld, col %lld] = %g in dropped block %lld\n",
+                                                SWHAT("masked dG"), (long long)t, (long long)b, (long long)(g * H + j),
+                                                (double)ws[(t * B + b) * G4 + g * H + j], (long long)q);
+                                        fg_test_failures++, bad_step = 1;
+                                    }
+                    }
+                    if (zeros != ndrop) {
+                        fprintf(stderr, "  %s: step %lld dropped %lld blocks, expected %lld\n", SWHAT("mask"),
+                                (long long)t, (long long)zeros, (long long)ndrop);
+                        fg_test_failures++, bad_step = 1;
+                    }
+                    units += kunits;
+                    rec_saved += 2.0 * (double)B * 4.0 * (double)(H - kunits) * (double)H; /* dh0 is wanted */
+                }
+                if (sf.kept_units != units || sn.kept_units != units) {
+                    fprintf(stderr, "  %s: kept_units %lld (fast) %lld (naive), the mask says %lld\n", SWHAT("stats"),
+                            (long long)sf.kept_units, (long long)sn.kept_units, (long long)units);
+                    fg_test_failures++;
+                }
+                if (fabs(sf.gemm_flops - (sf.gemm_flops_dense - rec_saved)) > 1e-9 * sf.gemm_flops_dense ||
+                    sf.gemm_flops != sn.gemm_flops || sf.gemm_flops_dense != sn.gemm_flops_dense ||
+                    (ndrop > 0 && !(sf.gemm_flops < sf.gemm_flops_dense))) {
+                    fprintf(stderr, "  %s: gemm_flops %.0f of dense %.0f (fast), %.0f of %.0f (naive), expected %.0f\n",
+                            SWHAT("stats"), sf.gemm_flops, sf.gemm_flops_dense, sn.gemm_flops, sn.gemm_flops_dense,
+                            sf.gemm_flops_dense - rec_saved);
+                    fg_test_failures++;
+                }
+                /* last step: its dG is computed before any mask acts, so equals the dense one bit for bit;
+                 * the kept set must be the test's own selection on it, kept columns untouched */
+                ref_select(kr, dg_last, B, H, sp.block, nb, ndrop);
+                for (int64_t q = 0; q < nb; q++)
+                    if (kr[q] != kf[(T - 1) * nb + q]) {
+                        fprintf(stderr, "  %s: last step, block %lld kept %d, the reference selection says %d\n",
+                                SWHAT("mask"), (long long)q, kf[(T - 1) * nb + q], kr[q]);
+                        fg_test_failures++;
+                        break;
+                    }
+                for (int64_t b = 0; b < B; b++)
+                    for (int64_t k = 0; k < G4; k++) {
+                        const size_t i = (size_t)((T - 1) * B * G4 + b * G4 + k);
+                        const float want = kr[(k % H) / sp.block] ? dense_ws[i] : 0.0f;
+                        if (ws[i] != want) {
+                            fprintf(stderr, "  %s: last step dG[b %lld, col %lld] = %.9g, expected %.9g\n",
+                                    SWHAT("masked dG"), (long long)b, (long long)k, (double)ws[i], (double)want);
+                            fg_test_failures++;
+                            b = B, k = G4;
+                        }
+                    }
+                /* with something dropped, the gradients differ from the dense ones */
+                if (ndrop > 0 && fg_test_failures == 0) {
+                    float maxd = 0.0f;
+                    for (size_t i = 0; i < f.gsz[4]; i++) maxd = fmaxf(maxd, fabsf(f.g[4][i]));
+                    CHECK(maxd > 0.0f);
+                }
+#undef SWHAT
+                free(ws), free(wsn), free(kf), free(kn), free(kr);
+            }
+        free(dense_ws);
+        sp_case_free(&f), sp_case_free(&n);
+    }
+}
+
+/* Stats with gradients left out: the FLOPs count only what is issued, dense and sparse alike. */
+static void test_sparse_stats_partial(fg_rng *rng) {
+    sp_case c;
+    sp_case_init(&c, 4, 3, 5, 12, rng);
+    const fg_lstm_sparsity sp = {0.5f, 3};
+    const size_t need = fg_lstm_sparse_workspace_bytes(&c.d, &sp);
+    void *ws = malloc(need);
+    fg_lstm_sparse_stats st = {0};
+    /* only dw_hh wanted: the recurrent GEMM runs for t = T-1 .. 1 (dh0 not wanted), dW_hh over T-1
+     * steps plus the h0 term */
+    CHECK_OK(fg_lstm_backward_sparse(NULL, NULL, NULL, NULL, c.g[4], NULL, NULL, c.b.dy, NULL, NULL, c.b.x, c.b.h0,
+                                     c.b.c0, c.b.w_ih, c.b.w_hh, c.b.y, c.b.saved, &c.d, ws, need, &sp, &st));
+    const double T = 4, B = 3, H = 12;
+    const double dense = 2 * B * 4 * H * H * (T - 1) + 2 * 4 * H * H * T * B;
+    CHECK(st.gemm_flops_dense == dense);
+    CHECK(st.blocks == 4 && st.dropped == 2 && st.kept_blocks == 8 && st.kept_units == 4 * 6);
+    /* T-1 recurrent GEMMs over half the columns */
+    CHECK(st.gemm_flops == dense - (T - 1) * 2 * B * 4 * 6 * H);
+    free(ws);
+    sp_case_free(&c);
+}
+
 int main(void) {
     fg_rng rng;
     fg_rng_seed(&rng, 20240613);
@@ -472,6 +812,10 @@ int main(void) {
     test_check();
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) test_vs_naive(&SHAPES[i], &rng);
     test_gradcheck(&rng);
+    test_sparse_args();
+    test_sparse_dense_identical(&rng);
+    test_sparse_vs_naive(&rng);
+    test_sparse_stats_partial(&rng);
 
     fg_fixture *f = fg_fixture_open("lstm.bin");
     test_fixtures(f);

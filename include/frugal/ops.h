@@ -252,6 +252,61 @@ fg_status fg_lstm_backward_naive(float *dx, float *dh0, float *dc0, float *dw_ih
                                  const float *w_ih, const float *w_hh, const float *y,
                                  const float *saved, const fg_lstm_desc *d, void *ws, size_t ws_bytes);
 
+/* Structurally sparsified backward (Zhu et al., arXiv 1806.00512; what is implemented and how it
+ * differs from the paper: the opening comment of src/ops/lstm.c). Per step, after the gate
+ * gradients dG_t (B, 4H) are computed, the hidden units are cut into blocks of `block` consecutive
+ * units (the last one may be shorter); a block's score is sum over the batch and its 4*block gate
+ * columns (j, H+j, 2H+j, 3H+j) of |dG_t|, and the round(drop * blocks) lowest-scoring blocks (at
+ * most blocks - 1; ties go to the lower index) have their gate gradients zeroed before they feed
+ * the recurrent GEMM, which then runs over the kept columns only. */
+typedef struct fg_lstm_sparsity {
+    float drop;    /* fraction of blocks whose gate gradients are zeroed per time step, in [0, 1); 0 = dense */
+    int64_t block; /* hidden units per structural block, in [1, H] */
+} fg_lstm_sparsity;
+
+/* What a sparse backward did. */
+typedef struct fg_lstm_sparse_stats {
+    int64_t blocks;        /* blocks per step: ceil(H / block) */
+    int64_t dropped;       /* blocks dropped per step: min(round(drop * blocks), blocks - 1) */
+    int64_t kept_blocks;   /* kept blocks summed over the T steps: T * (blocks - dropped) */
+    int64_t kept_units;    /* kept hidden units summed over the T steps (<= T * H) */
+    double gemm_flops;     /* GEMM FLOPs this backward issued */
+    double gemm_flops_dense; /* GEMM FLOPs fg_lstm_backward issues for the same call */
+    /* In: NULL, or a caller-owned (T, blocks) byte buffer; out: keep[t * blocks + q] = 1 when
+     * block q was kept at step t, 0 when dropped. */
+    uint8_t *keep;
+} fg_lstm_sparse_stats;
+
+/* FG_ERR_INVALID with a message naming the field when sp is NULL, drop is not in [0, 1) or block
+ * is not in [1, H]; the descriptor is checked first (fg_lstm_check). */
+fg_status fg_lstm_sparsity_check(const fg_lstm_desc *d, const fg_lstm_sparsity *sp);
+/* Workspace bytes of fg_lstm_backward_sparse: fg_lstm_workspace_bytes(d) plus, when blocks are
+ * dropped, W_hh in block-major row order (4H, H), a compact (B, 4H) gate-gradient buffer and the
+ * per-step scores and order (blocks each). The dense and the sparse dG share the layout: dG
+ * (T*B, 4H) at the start of the workspace holds the MASKED gate gradients after the call.
+ * 0 for a bad descriptor or sparsity. */
+size_t fg_lstm_sparse_workspace_bytes(const fg_lstm_desc *d, const fg_lstm_sparsity *sp);
+/* fg_lstm_backward's arguments, then the sparsity and the stats; the structured gate-gradient
+ * mask above; same saves, same gradient conventions. Gradients are those of the masked backward (dc is not masked: the cell path
+ * c_{t-1} <- c_t is elementwise and flows as in the dense backward). When no block is dropped
+ * (drop = 0, or blocks too few for one) it runs the dense backward's code: results are bit-identical
+ * to fg_lstm_backward. stats may be NULL. */
+fg_status fg_lstm_backward_sparse(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh, float *db_ih,
+                                  float *db_hh, const float *dy, const float *dhT, const float *dcT,
+                                  const float *x, const float *h0, const float *c0, const float *w_ih,
+                                  const float *w_hh, const float *y, const float *saved, const fg_lstm_desc *d,
+                                  void *ws, size_t ws_bytes, const fg_lstm_sparsity *sp,
+                                  fg_lstm_sparse_stats *stats);
+/* Naive twin: plain loops, double accumulation, the mask chosen by ranking every block against
+ * every other. Same workspace size as the fast one; fills the same stats (gemm_flops counts the
+ * multiply-adds the fast kernel would issue). */
+fg_status fg_lstm_backward_sparse_naive(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
+                                        float *db_ih, float *db_hh, const float *dy, const float *dhT,
+                                        const float *dcT, const float *x, const float *h0, const float *c0,
+                                        const float *w_ih, const float *w_hh, const float *y,
+                                        const float *saved, const fg_lstm_desc *d, void *ws, size_t ws_bytes,
+                                        const fg_lstm_sparsity *sp, fg_lstm_sparse_stats *stats);
+
 /* ---------------------------------------------------------------- layer norm (src/ops/layernorm.c)
  * Over the last dimension, as torch.nn.functional.layer_norm: inp, out (rows, C); weight, bias (C),
  * either may be NULL (1 and 0); mean, rstd (rows) = mean and 1/sqrt(biased var + eps) of each row,
