@@ -12,6 +12,6 @@ run --model alexnet --batch 128 --iters 4 --device-mem 1.2G --policies dyn,plan
 run --model overfeat --batch 128 --iters 4
 run --model overfeat --batch 128 --iters 4 --device-mem 1.7G --policies dyn,plan
 run --model vgg16 --batch 32 --iters 4
-run --model vgg16 --batch 32 --iters 4 --device-mem 2.85G --policies dyn,plan
+run --model vgg16 --batch 32 --iters 4 --device-mem 2.4G --policies dyn,plan
 run --model googlenet --batch 64 --iters 4
 run --model googlenet --batch 64 --iters 4 --device-mem 1G --policies dyn,plan

@@ -17,6 +17,7 @@ googlenet --batch 128
 vgg16 --batch 128
 vgg16 --batch 256
 vgg16 --batch 256 --device-mem 16G
+vgg16 --batch 256 --device-mem 8G
 vgg16 --batch 256 --gpu v100 --link pcie3
 vgg16 --batch 256 --gpu a100 --link pcie4
 vgg16 --batch 256 --gpu h100 --link pcie5

@@ -314,6 +314,15 @@ int main(int argc, char **argv) {
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "conv   does not fit in", NULL);
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "needs at least", NULL);
     expect("vmem report --model lenet --batch 4 --policies dyn,most", 2, NULL, "--policies");
+    /* all with a 1 KiB host tier: the rest spills into a new directory, the report says how much */
+    snprintf(args, sizeof args,
+             "vmem report --model lenet --batch 4 --iters 1 --threads 2 --policies all --host-mem 1K --spill-dir '%s/spill' "
+             "--json '%s'",
+             tmpdir, jpath);
+    expect(args, 0, "all: host tier ", NULL);
+    js = slurp(jpath);
+    CHECK(strstr(js, "\"disk_tier_bytes\": ") && !strstr(js, "\"disk_tier_bytes\": 0,"));
+    free(js);
 
     /* vmem --plot (issue 3): train draws the memory over the last training iteration as a PNG
      * with gnuplot; --plot needs --policy; without gnuplot on PATH the command fails at once,

@@ -40,6 +40,8 @@ typedef struct report_row {
     float first_loss;         /* of the first iteration */
     int64_t batch;
     int n_algo_changed, n_recompute;
+    size_t host_tier, disk_tier;  /* bytes placed in the host arena and in spill files */
+    int n_disk;
     double *secs;             /* 2N step seconds of the timed iteration (the oracle's feed plan) */
     char decision[256];
     fg_vmem_trace_event *ev;  /* --plot: the trace of the last iteration */
@@ -174,6 +176,9 @@ static fg_status run_policy(const report_args *a, const fg_model_cfg *mc, fg_vme
             }
             r->n_algo_changed = st.n_algo_changed;
             r->n_recompute = st.n_recompute_tensors;
+            r->host_tier = st.host_tier_bytes;
+            r->disk_tier = st.disk_tier_bytes;
+            r->n_disk = st.n_disk_tensors;
             snprintf(r->decision, sizeof r->decision, "%s", st.decision);
         }
         if (s == FG_OK) fg_graph_zero_grad(g);
@@ -218,6 +223,8 @@ static int write_report_json(const report_args *a, const fg_model_cfg *mc, const
         cli_json_num(&j, "iter_seconds", r->fits ? r->iter_seconds : nan);
         cli_json_num(&j, "overhead_vs_oracle", r->fits ? r->overhead : nan);
         cli_json_num(&j, "stall_seconds", r->fits ? r->stall_seconds : nan);
+        cli_json_num(&j, "host_tier_bytes", r->fits ? (double)r->host_tier : nan);
+        cli_json_num(&j, "disk_tier_bytes", r->fits ? (double)r->disk_tier : nan);
         cli_json_num(&j, "loss", r->fits ? (double)r->loss : nan);
         cli_json_obj_end(&j);
     }
@@ -451,6 +458,13 @@ static int vmem_report(int argc, char **argv) {
     for (int i = 0; i < nk; i++)
         if (rows[i].fits && (kinds[i] == FG_VMEM_DYN || kinds[i] == FG_VMEM_PLAN))
             printf("%s chose: %s\n", fg_vmem_kind_name(kinds[i]), rows[i].decision);
+    for (int i = 0; i < nk; i++)
+        if (rows[i].fits && rows[i].disk_tier) {
+            char h[32], d[32];
+            printf("%s: host tier %s, disk tier %s (%d tensors in spill files)\n", fg_vmem_kind_name(kinds[i]),
+                   fg_bytes_str(h, sizeof h, (double)rows[i].host_tier), fg_bytes_str(d, sizeof d, (double)rows[i].disk_tier),
+                   rows[i].n_disk);
+        }
     if (a.iters > 1)
         for (int i = 0; i < nk; i++)
             if (rows[i].fits)
