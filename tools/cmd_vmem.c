@@ -41,7 +41,9 @@ typedef struct report_row {
     int64_t batch;
     int n_algo_changed, n_recompute;
     size_t host_tier, disk_tier;  /* bytes placed in the host arena and in spill files */
+    size_t persistent;            /* inputs, params, their gradients, outputs: on the device always */
     int n_disk;
+    int replans;                  /* plan: searches again after measuring (its own times, conv algorithms) */
     double *secs;             /* 2N step seconds of the timed iteration (the oracle's feed plan) */
     char decision[256];
     fg_vmem_trace_event *ev;  /* --plot: the trace of the last iteration */
@@ -128,8 +130,11 @@ static fg_status run_policy(const report_args *a, const fg_model_cfg *mc, fg_vme
         if (s == FG_OK && !r->secs) s = fg_fail(FG_ERR_OOM, "vmem report: out of host memory");
     }
     /* the timed window: every iteration after the first (plan's first may be its profiling one,
-     * and the first of any run fills caches), averaged; a single iteration is timed alone */
-    int first_timed = iters > 1 ? 1 : 0, n_timed = iters - first_timed;
+     * and the first of any run fills caches), averaged; a single iteration is timed alone. When
+     * plan re-plans at the end of an iteration, the next one runs the new schedule cold (a new
+     * host arena, other conv primitives): the window restarts after it, keeping at least the last
+     * iteration */
+    int first_timed = iters > 1 ? 1 : 0, n_timed = iters - first_timed, replans_seen = 0;
     double t_window = 0;
     for (int it = 0; s == FG_OK && it < iters; it++) {
         int last = it == iters - 1;
@@ -149,6 +154,17 @@ static fg_status run_policy(const report_args *a, const fg_model_cfg *mc, fg_vme
         if (s == FG_OK) s = fg_graph_backward(g);
         if (s == FG_OK) s = fg_optim_step(opt);
         if (s == FG_OK && it == 0) r->first_loss = fg_graph_loss(g);
+        if (s == FG_OK && vm) {
+            fg_vmem_stats rs;
+            fg_vmem_get_stats(vm, &rs);
+            if (rs.replans > replans_seen && it + 1 >= first_timed && !last) {
+                replans_seen = rs.replans;
+                first_timed = it + 2 < iters ? it + 2 : iters - 1;
+                n_timed = iters - first_timed;
+                fg_log(FG_LOG_INFO, "%s re-planned after iteration %d: timing from iteration %d", fg_vmem_kind_name(kind),
+                       it + 1, first_timed + 1);
+            }
+        }
         if (s == FG_OK && iters > 2)
             fg_log(FG_LOG_INFO, "%s: iteration %d/%d: loss %.6f, %.2f s", fg_vmem_kind_name(kind), it + 1, iters,
                    (double)fg_graph_loss(g), fg_time_now() - t0);
@@ -177,8 +193,10 @@ static fg_status run_policy(const report_args *a, const fg_model_cfg *mc, fg_vme
             r->n_algo_changed = st.n_algo_changed;
             r->n_recompute = st.n_recompute_tensors;
             r->host_tier = st.host_tier_bytes;
+            r->persistent = st.persistent_bytes;
             r->disk_tier = st.disk_tier_bytes;
             r->n_disk = st.n_disk_tensors;
+            r->replans = st.replans;
             snprintf(r->decision, sizeof r->decision, "%s", st.decision);
         }
         if (s == FG_OK) fg_graph_zero_grad(g);
@@ -223,6 +241,7 @@ static int write_report_json(const report_args *a, const fg_model_cfg *mc, const
         cli_json_num(&j, "iter_seconds", r->fits ? r->iter_seconds : nan);
         cli_json_num(&j, "overhead_vs_oracle", r->fits ? r->overhead : nan);
         cli_json_num(&j, "stall_seconds", r->fits ? r->stall_seconds : nan);
+        cli_json_num(&j, "persistent_bytes", r->fits ? (double)r->persistent : nan);
         cli_json_num(&j, "host_tier_bytes", r->fits ? (double)r->host_tier : nan);
         cli_json_num(&j, "disk_tier_bytes", r->fits ? (double)r->disk_tier : nan);
         cli_json_num(&j, "loss", r->fits ? (double)r->loss : nan);
@@ -429,8 +448,8 @@ static int vmem_report(int argc, char **argv) {
         if (rows[i].fits)
             rows[i].overhead = oracle_per_image > 0 ? rows[i].iter_seconds / (double)mc.batch / oracle_per_image - 1.0 : 0.0;
 
-    printf("%-6s %11s %11s %7s %11s %11s %11s %9s %9s %9s\n", "policy", "peak dev", "avg dev", "avg/none", "min budget",
-           "offloaded", "prefetched", "iter s", "overhead", "stall s");
+    printf("%-6s %11s %11s %8s %8s %11s %11s %11s %9s %9s %9s\n", "policy", "peak dev", "avg dev", "avg/none", "act/none",
+           "min budget", "offloaded", "prefetched", "iter s", "overhead", "stall s");
     double none_avg = 0;
     for (int i = 0; i < nk; i++)
         if (kinds[i] == FG_VMEM_NONE && rows[i].fits) none_avg = rows[i].avg_device;
@@ -448,16 +467,29 @@ static int vmem_report(int argc, char **argv) {
         fg_bytes_str(av, sizeof av, r->avg_device);
         fg_bytes_str(of, sizeof of, (double)r->offloaded);
         fg_bytes_str(pf, sizeof pf, (double)r->prefetched);
-        if (none_avg > 0) snprintf(rel, sizeof rel, "%+.0f%%", 100.0 * (r->avg_device / none_avg - 1.0));
+        char act[16];
+        double p = (double)r->persistent;
+        if (none_avg > 0) snprintf(rel, sizeof rel, "%+.1f%%", 100.0 * (r->avg_device / none_avg - 1.0));
         else snprintf(rel, sizeof rel, "-");
-        printf("%-6s %11s %11s %7s %11s %11s %11s %9.4f %+8.1f%% %9.4f\n", fg_vmem_kind_name(kinds[i]), pk, av, rel, mn, of,
-               pf, r->iter_seconds, 100.0 * r->overhead, r->stall_seconds);
+        if (none_avg > p) snprintf(act, sizeof act, "%+.1f%%", 100.0 * ((r->avg_device - p) / (none_avg - p) - 1.0));
+        else snprintf(act, sizeof act, "-");
+        printf("%-6s %11s %11s %8s %8s %11s %11s %11s %9.4f %+8.1f%% %9.4f\n", fg_vmem_kind_name(kinds[i]), pk, av, rel, act,
+               mn, of, pf, r->iter_seconds, 100.0 * r->overhead, r->stall_seconds);
     }
+    for (int i = 0; i < nk; i++)
+        if (rows[i].fits) {
+            char pb[32];
+            printf("act/none: the average without the persistent bytes (%s: inputs, parameters, their gradients, "
+                   "outputs)\n",
+                   fg_bytes_str(pb, sizeof pb, (double)rows[i].persistent));
+            break;
+        }
     printf("\noracle: none in an unlimited pool at batch %lld, %.4f s per iteration (%.2f ms per image)\n",
            (long long)omc.batch, oracle.iter_seconds, 1e3 * oracle_per_image);
     for (int i = 0; i < nk; i++)
         if (rows[i].fits && (kinds[i] == FG_VMEM_DYN || kinds[i] == FG_VMEM_PLAN))
-            printf("%s chose: %s\n", fg_vmem_kind_name(kinds[i]), rows[i].decision);
+            printf("%s chose: %s%s\n", fg_vmem_kind_name(kinds[i]), rows[i].decision,
+                   rows[i].replans ? " (after re-planning from a measured iteration)" : "");
     for (int i = 0; i < nk; i++)
         if (rows[i].fits && rows[i].disk_tier) {
             char h[32], d[32];
