@@ -37,7 +37,8 @@ static int run_ours(result *r, int iters, int warmup) {
     fg_pool *pool;
     fg_graph *g;
     fg_model_io io;
-    fg_model_cfg cfg = {r->batch, def->default_channels, size, size, 1000, -1};
+    fg_model_cfg cfg = {.batch = r->batch, .channels = def->default_channels, .height = size, .width = size, .classes = 1000,
+                        .dropout = -1};
     if (fg_pool_create(&pool, 0) || fg_graph_create(&g, r->model) || fg_zoo_build(g, r->model, &cfg, &io)) {
         fprintf(stderr, "train_step: %s\n", fg_last_error());
         return 0;

@@ -314,6 +314,10 @@ int main(int argc, char **argv) {
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "conv   does not fit in", NULL);
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "needs at least", NULL);
     expect("vmem report --model lenet --batch 4 --policies dyn,most", 2, NULL, "--policies");
+    expect("vmem report --model lenet --batch 4 --conv-algo winograd", 2, NULL, "--conv-algo: expected implicit, gemm or dnnl");
+    /* vDNN's memory-optimal variant: every conv on the implicit algorithm, none and all agree */
+    expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --policies none,all --conv-algo implicit", 0, "act/none",
+           NULL);
     /* all with a 1 KiB host tier: the rest spills into a new directory, the report says how much */
     snprintf(args, sizeof args,
              "vmem report --model lenet --batch 4 --iters 1 --threads 2 --policies all --host-mem 1K --spill-dir '%s/spill' "

@@ -15,7 +15,7 @@ typedef struct lenet {
 static void build(lenet *n, fg_fixture *fx) {
     CHECK_OK(fg_pool_create(&n->pool, 0));
     CHECK_OK(fg_graph_create(&n->g, "lenet"));
-    fg_model_cfg cfg = {8, 1, 28, 28, 10, -1};
+    fg_model_cfg cfg = {.batch = 8, .channels = 1, .height = 28, .width = 28, .classes = 10, .dropout = -1};
     CHECK_OK(fg_zoo_build(n->g, "lenet", &cfg, &n->io));
     fg_mem_policy p;
     CHECK_OK(fg_policy_network_wide(&p));

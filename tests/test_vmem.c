@@ -190,7 +190,7 @@ static fg_graph *make_graph(const run_spec *sp, fg_pool *pool, fg_model_io *io, 
     fg_graph *g;
     *vm = NULL;
     CHECK_OK(fg_graph_create(&g, sp->model));
-    fg_model_cfg cfg = {2, sp->channels, sp->hw, sp->hw, 10, -1};
+    fg_model_cfg cfg = {.batch = 2, .channels = sp->channels, .height = sp->hw, .width = sp->hw, .classes = 10, .dropout = -1};
     CHECK_OK(fg_zoo_build(g, sp->model, &cfg, io));
     for (int i = 0; i < fg_graph_n_nodes(g); i++)
         if (fg_graph_node(g, i)->op == FG_OP_CONV2D)

@@ -216,7 +216,7 @@ static void unplan(planned *p) {
 }
 
 static void test_simulate(void) {
-    fg_model_cfg mc = {4, 3, 32, 32, 10, -1};
+    fg_model_cfg mc = {.batch = 4, .channels = 3, .height = 32, .width = 32, .classes = 10, .dropout = -1};
     fg_gpu_model gpu;
     fg_gpu_link l3, l5;
     CHECK_OK(fg_gpu_model_parse("titanx", &gpu));

@@ -76,7 +76,7 @@ static int count_ops(const fg_graph *g, fg_op a, fg_op b) {
 }
 
 static fg_model_cfg cfg_of(int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes, float dropout) {
-    fg_model_cfg cfg = {batch, c, h, w, classes, dropout};
+    fg_model_cfg cfg = {.batch = batch, .channels = c, .height = h, .width = w, .classes = classes, .dropout = dropout};
     return cfg;
 }
 

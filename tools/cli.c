@@ -363,7 +363,8 @@ void cli_json_int(cli_json *j, const char *key, long long v) {
 }
 
 int cli_model_cfg(const cli_cmd *cmd, const fg_model_def *def, int64_t batch, const char *input, fg_model_cfg *out) {
-    *out = (fg_model_cfg){batch, def->default_channels, def->default_height, def->default_width, def->default_classes, -1.0f};
+    *out = (fg_model_cfg){.batch = batch, .channels = def->default_channels, .height = def->default_height,
+                          .width = def->default_width, .classes = def->default_classes, .dropout = -1.0f};
     if (!input) return CLI_CONTINUE;
     long long a, b, c;
     char extra;

@@ -18,7 +18,7 @@
 #include "plot.h"
 
 typedef struct report_args {
-    const char *model, *input, *json, *policies, *spill_dir, *oracle_batch, *plot;
+    const char *model, *input, *json, *policies, *spill_dir, *oracle_batch, *plot, *conv_algo;
     int64_t batch;
     size_t device_mem, host_mem;
     int iters, threads, verbose;
@@ -313,6 +313,8 @@ static int vmem_report(int argc, char **argv) {
         {"oracle-batch", CLI_STR, &a.oracle_batch, "B|fit",
          "run the oracle at batch B (or the largest batch none fits in --device-mem) and compare per image", 0},
         {"spill-dir", CLI_STR, &a.spill_dir, "DIR", "disk tier: offloaded tensors past --host-mem go to files in DIR", 0},
+        {"conv-algo", CLI_STR, &a.conv_algo, "ALGO",
+         "start every conv on implicit (memory-optimal, vDNN's (m)), gemm or dnnl (default; vDNN's (p))", 0},
         {"host-mem", CLI_SIZE, &a.host_mem, "SIZE", "host tier capacity (default unlimited)", 0},
         {"link-gbps", CLI_FLOAT, &a.link_gbps, "GB/s", "pace the link to this bandwidth (default 0 = unpaced memcpy)", 0},
         {"link-latency-us", CLI_FLOAT, &a.link_latency_us, "US", "per-copy latency of the paced link", 0},
@@ -342,6 +344,16 @@ static int vmem_report(int argc, char **argv) {
     if (a.threads < 0) return cli_usage_error(&cmd, "--threads must be >= 0 (0 = all cores), got %d", a.threads);
     if (a.link_gbps < 0 || a.link_latency_us < 0) return cli_usage_error(&cmd, "--link-gbps and --link-latency-us must be >= 0");
     if (!(a.lr > 0)) return cli_usage_error(&cmd, "--lr must be > 0, got %g", a.lr);
+    if (a.conv_algo) {
+        mc.force_conv_algo = 0;
+        for (int k = 0; k < FG_CONV_ALGO_COUNT; k++)
+            if (strcmp(a.conv_algo, fg_conv_algo_name((fg_conv_algo)k)) == 0) {
+                mc.force_conv_algo = 1;
+                mc.conv_algo = (fg_conv_algo)k;
+            }
+        if (!mc.force_conv_algo)
+            return cli_usage_error(&cmd, "--conv-algo: expected implicit, gemm or dnnl, got '%s'", a.conv_algo);
+    }
     fg_vmem_kind kinds[FG_VMEM_KIND_COUNT];
     int nk;
     rc = parse_policies(a.policies, kinds, &nk);

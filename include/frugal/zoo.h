@@ -16,6 +16,9 @@ typedef struct fg_model_cfg {
     int64_t channels, height, width; /* input image */
     int64_t classes;
     float dropout;                   /* for models that have dropout (AlexNet, VGG...); < 0 = model default */
+    int force_conv_algo;             /* 1: every conv starts on conv_algo (fg_train_build_model), e.g. vDNN's
+                                        memory-optimal variants; 0: the graph's default (oneDNN) */
+    fg_conv_algo conv_algo;
 } fg_model_cfg;
 
 typedef struct fg_model_io {

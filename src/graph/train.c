@@ -132,6 +132,8 @@ fg_status fg_train_build_model(fg_graph **out, fg_model_io *io, const char *mode
     fg_graph *g = NULL;
     fg_status s = fg_graph_create(&g, model);
     if (s == FG_OK) s = fg_zoo_build(g, model, mc, io);
+    for (int i = 0; s == FG_OK && mc->force_conv_algo && i < fg_graph_n_nodes(g); i++)
+        if (fg_graph_node(g, i)->op == FG_OP_CONV2D) s = fg_graph_set_algo(g, i, mc->conv_algo);
     if (s != FG_OK) {
         /* fg_graph_build was not reached: the policy is still ours to destroy */
         if (pol.destroy) pol.destroy(pol.self);
