@@ -174,11 +174,11 @@ typedef struct dgrad {
     size_t n[FG_NODE_MAX_IN];
 } dgrad;
 
-/* Points d at where the op writes grad(in[k]) for k in [k0, n_in): the gradient itself, a
+/* Points d at where the op writes grad(in[k]) for k in [k0, k1): the gradient itself, a
  * parameter gradient (accumulated by the op), or scratch taken from *scratch onwards. */
-static void dgrad_prepare(fg_graph *g, int i, dgrad *d, int k0, unsigned char **scratch) {
+static void dgrad_prepare(fg_graph *g, int i, dgrad *d, int k0, int k1, unsigned char **scratch) {
     const fg_ninfo *ni = &g->nodes[i].info;
-    for (int k = k0; k < ni->n_in; k++) {
+    for (int k = k0; k < k1; k++) {
         fg_id x = ni->in[k];
         fg_id gx = g->t[x].info.grad;
         if (gx == FG_NONE) continue;
@@ -217,7 +217,7 @@ static fg_status conv_backward_split(fg_graph *g, int i, dgrad *d, unsigned char
                                   ni->algo, g->ws, algo_ws));
     fg_mem_policy *p = &g->policy;
     if (p->mid) FG_TRY(p->mid(p->self, g, i));
-    dgrad_prepare(g, i, d, 0, scratch);
+    dgrad_prepare(g, i, d, 0, 1, scratch); /* the input only: the weight half prepared the rest */
     if (!d->dst[0]) return FG_OK;
     return fg_conv2d_backward(d->dst[0], NULL, NULL, dy, NULL, w, &n->p.conv, ni->algo, g->ws, algo_ws);
 }
@@ -233,7 +233,7 @@ static fg_status run_backward(fg_graph *g, int i) {
     unsigned char *scratch = (unsigned char *)g->ws + algo_ws;
     dgrad d;
     memset(&d, 0, sizeof d);
-    dgrad_prepare(g, i, &d, split ? 1 : 0, &scratch);
+    dgrad_prepare(g, i, &d, split ? 1 : 0, ni->n_in, &scratch);
     const float *dy = F(g, g->t[ni->out].info.grad);
     const float *x = F(g, ni->in[0]);
     const float *y = F(g, ni->out);
