@@ -29,25 +29,6 @@
 #define FX_RTOL 1e-4f
 #define FX_ATOL 1e-5f
 
-static void fill_const(float *x, size_t n, float v) {
-    for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
-static int all_equal_to(const float *x, size_t n, float v) {
-    for (size_t i = 0; i < n; i++)
-        if (x[i] != v) return 0;
-    return 1;
-}
-
-/* Tolerance of a float32 sum of `fan` products of O(1) values against a double reference. */
-static float atol_for(double fan) { return (float)(2e-5 * sqrt(fan > 1 ? fan : 1)); }
-
-static double dot_d(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
 /* ---------------------------------------------------------------- layer norm against the naive twin */
 
 typedef struct ln_shape {
@@ -79,7 +60,7 @@ static void test_layernorm_vs_naive(const ln_shape *sh, int affine, fg_rng *rng)
 
     float *y = fg_alloc_guarded(n), *y_ref = fg_alloc_guarded(n);
     float *mu = fg_alloc_guarded(nr), *rs = fg_alloc_guarded(nr), *mu_ref = fg_alloc_guarded(nr), *rs_ref = fg_alloc_guarded(nr);
-    fill_const(y, n, 777.0f);
+    fg_fill_const(y, n, 777.0f);
     fg_layernorm_forward_naive(y_ref, mu_ref, rs_ref, x, wp, bp, rows, C, eps);
     fg_layernorm_forward(y, mu, rs, x, wp, bp, rows, C, eps);
     fg_check_close(LNWHAT("forward out"), y, y_ref, n, RTOL, 2e-5f);
@@ -101,14 +82,14 @@ static void test_layernorm_vs_naive(const ln_shape *sh, int affine, fg_rng *rng)
 
     /* backward from the fast forward's statistics */
     float *dx_ref = fg_alloc_guarded(n), *dw_ref = fg_alloc_guarded(nc), *db_ref = fg_alloc_guarded(nc);
-    fill_const(dw_ref, nc, 0.0f);
-    fill_const(db_ref, nc, 0.0f);
+    fg_fill_const(dw_ref, nc, 0.0f);
+    fg_fill_const(db_ref, nc, 0.0f);
     fg_layernorm_backward_naive(dx_ref, dw_ref, db_ref, dy, x, wp, mu, rs, rows, C);
     float *dx = fg_alloc_guarded(n), *dw = fg_alloc_guarded(nc), *db = fg_alloc_guarded(nc);
     float *pw = fg_alloc_guarded(nc), *pb = fg_alloc_guarded(nc), *want_w = fg_alloc_guarded(nc), *want_b = fg_alloc_guarded(nc);
     fg_fill_uniform(pw, nc, -1, 1, rng);
     fg_fill_uniform(pb, nc, -1, 1, rng);
-    fill_const(dx, n, 777.0f);
+    fg_fill_const(dx, n, 777.0f);
     memcpy(dw, pw, nc * sizeof(float));
     memcpy(db, pb, nc * sizeof(float));
     /* dinp is a difference of O(1) terms scaled by rstd: tolerance relative to rstd */
@@ -122,30 +103,30 @@ static void test_layernorm_vs_naive(const ln_shape *sh, int affine, fg_rng *rng)
         fg_check_close(LNWHAT(call == 1 ? "backward dinp" : "backward dinp (2nd call)"), dx, dx_ref, n, RTOL, dx_atol);
         fg_check_guard(what, dx, n);
         fg_check_close(LNWHAT(call == 1 ? "backward dweight += (1 call)" : "backward dweight += (2 calls)"), dw,
-                       want_w, nc, RTOL, (float)call * atol_for((double)rows));
+                       want_w, nc, RTOL, (float)call * fg_atol_for((double)rows));
         fg_check_guard(what, dw, nc);
         fg_check_close(LNWHAT(call == 1 ? "backward dbias += (1 call)" : "backward dbias += (2 calls)"), db, want_b,
-                       nc, RTOL, (float)call * atol_for((double)rows));
+                       nc, RTOL, (float)call * fg_atol_for((double)rows));
         fg_check_guard(what, db, nc);
     }
     for (int mask = 0; mask < 8; mask++) {
         const int want_dx = mask & 1, want_dw = mask & 2, want_db = mask & 4;
-        fill_const(dx, n, -5.0f);
-        fill_const(dw, nc, 0.0f);
-        fill_const(db, nc, 0.0f);
+        fg_fill_const(dx, n, -5.0f);
+        fg_fill_const(dw, nc, 0.0f);
+        fg_fill_const(db, nc, 0.0f);
         fg_layernorm_backward(want_dx ? dx : NULL, want_dw ? dw : NULL, want_db ? db : NULL, dy, x, wp, mu, rs, rows, C);
         snprintf(what, sizeof what, "layernorm backward mask %d [rows %lld C %lld]", mask, (long long)rows, (long long)C);
         if (want_dx) fg_check_close(what, dx, dx_ref, n, RTOL, dx_atol);
-        else CHECK(all_equal_to(dx, n, -5.0f));
-        if (want_dw) fg_check_close(what, dw, dw_ref, nc, RTOL, atol_for((double)rows));
-        else CHECK(all_equal_to(dw, nc, 0.0f));
-        if (want_db) fg_check_close(what, db, db_ref, nc, RTOL, atol_for((double)rows));
-        else CHECK(all_equal_to(db, nc, 0.0f));
+        else CHECK(fg_all_equal_to(dx, n, -5.0f));
+        if (want_dw) fg_check_close(what, dw, dw_ref, nc, RTOL, fg_atol_for((double)rows));
+        else CHECK(fg_all_equal_to(dw, nc, 0.0f));
+        if (want_db) fg_check_close(what, db, db_ref, nc, RTOL, fg_atol_for((double)rows));
+        else CHECK(fg_all_equal_to(db, nc, 0.0f));
     }
 
     /* 1 and 2 threads: the same bits (rows split, columns split, per-element order unchanged) */
     float *y1 = fg_alloc_guarded(n), *dx1 = fg_alloc_guarded(n), *dw1 = fg_alloc_guarded(nc), *db1 = fg_alloc_guarded(nc);
-    fill_const(dw, nc, 0.0f), fill_const(db, nc, 0.0f), fill_const(dw1, nc, 0.0f), fill_const(db1, nc, 0.0f);
+    fg_fill_const(dw, nc, 0.0f), fg_fill_const(db, nc, 0.0f), fg_fill_const(dw1, nc, 0.0f), fg_fill_const(db1, nc, 0.0f);
     fg_layernorm_forward(y, NULL, NULL, x, wp, bp, rows, C, eps);
     fg_layernorm_backward(dx, dw, db, dy, x, wp, mu, rs, rows, C);
     fg_threads_set(1);
@@ -193,13 +174,13 @@ static void test_attention_vs_naive(const att_shape *sh, int causal, fg_rng *rng
     fg_fill_uniform(dy, nq, -1, 1, rng);
 
     float *y = fg_alloc_guarded(nq), *y_ref = fg_alloc_guarded(nq), *p = fg_alloc_guarded(np), *p_ref = fg_alloc_guarded(np);
-    fill_const(y, nq, 777.0f);
-    fill_const(p, np, 777.0f);
+    fg_fill_const(y, nq, 777.0f);
+    fg_fill_const(p, np, 777.0f);
     fg_attention_forward_naive(y_ref, p_ref, q, k, v, B, H, Tq, Tk, D, scale, causal);
     CHECK_OK(fg_attention_forward(y, p, q, k, v, B, H, Tq, Tk, D, scale, causal));
     fg_check_close(AWHAT("forward probs"), p, p_ref, np, RTOL, 1e-6f);
     fg_check_guard(what, p, np);
-    fg_check_close(AWHAT("forward out"), y, y_ref, nq, RTOL, atol_for((double)Tk));
+    fg_check_close(AWHAT("forward out"), y, y_ref, nq, RTOL, fg_atol_for((double)Tk));
     fg_check_guard(what, y, nq);
     /* masked probs are exactly 0, every row sums to 1 */
     int64_t bad_mask = 0, bad_sum = 0;
@@ -224,11 +205,11 @@ static void test_attention_vs_naive(const att_shape *sh, int causal, fg_rng *rng
         double mx = -INFINITY, sum = 0, s0 = 0;
         const int64_t n0 = causal ? 1 : Tk;
         for (int64_t j = 0; j < n0; j++) {
-            double sc = scale * dot_d(q, k + j * D, (size_t)D);
+            double sc = scale * fg_dot_d(q, k + j * D, (size_t)D);
             if (j == 0) s0 = sc;
             mx = sc > mx ? sc : mx;
         }
-        for (int64_t j = 0; j < n0; j++) sum += exp(scale * dot_d(q, k + j * D, (size_t)D) - mx);
+        for (int64_t j = 0; j < n0; j++) sum += exp(scale * fg_dot_d(q, k + j * D, (size_t)D) - mx);
         CHECK(fabs(p_ref[0] - exp(s0 - mx) / sum) <= 1e-6);
     }
 
@@ -240,22 +221,22 @@ static void test_attention_vs_naive(const att_shape *sh, int causal, fg_rng *rng
     const size_t slot = (size_t)(Tq * Tk) * sizeof(float);
     CHECK(ws_bytes >= slot && ws_bytes % slot == 0 && ws_bytes <= (size_t)(B * H) * slot);
     float *ws = malloc(ws_bytes);
-    const float tq_atol = atol_for((double)(Tk + D)), tk_atol = atol_for((double)(Tq + D));
+    const float tq_atol = fg_atol_for((double)(Tk + D)), tk_atol = fg_atol_for((double)(Tq + D));
     for (int one_slot = 0; one_slot <= 1; one_slot++) {
         for (int mask = 0; mask < 8; mask++) {
             const int want_dq = mask & 1, want_dk = mask & 2, want_dv = mask & 4;
-            fill_const(dq, nq, 777.0f), fill_const(dk, nk, 777.0f), fill_const(dv, nk, 777.0f);
+            fg_fill_const(dq, nq, 777.0f), fg_fill_const(dk, nk, 777.0f), fg_fill_const(dv, nk, 777.0f);
             CHECK_OK(fg_attention_backward(want_dq ? dq : NULL, want_dk ? dk : NULL, want_dv ? dv : NULL, dy, q, k, v,
                                            p, B, H, Tq, Tk, D, scale, ws, one_slot ? slot : ws_bytes));
             snprintf(what, sizeof what, "attention backward mask %d%s [B %lld H %lld Tq %lld Tk %lld D %lld%s]", mask,
                      one_slot ? " one-slot ws" : "", (long long)B, (long long)H, (long long)Tq, (long long)Tk,
                      (long long)D, causal ? " causal" : "");
             if (want_dq) fg_check_close(what, dq, dq_ref, nq, RTOL, tq_atol);
-            else CHECK(all_equal_to(dq, nq, 777.0f));
+            else CHECK(fg_all_equal_to(dq, nq, 777.0f));
             if (want_dk) fg_check_close(what, dk, dk_ref, nk, RTOL, tk_atol);
-            else CHECK(all_equal_to(dk, nk, 777.0f));
+            else CHECK(fg_all_equal_to(dk, nk, 777.0f));
             if (want_dv) fg_check_close(what, dv, dv_ref, nk, RTOL, tk_atol);
-            else CHECK(all_equal_to(dv, nk, 777.0f));
+            else CHECK(fg_all_equal_to(dv, nk, 777.0f));
             fg_check_guard(what, dq, nq);
             fg_check_guard(what, dk, nk);
             fg_check_guard(what, dv, nk);
@@ -275,7 +256,7 @@ static void test_attention_vs_naive(const att_shape *sh, int causal, fg_rng *rng
     CHECK_OK(fg_attention_backward(dq, dk, dv, dy, q, k, v, p1, B, H, Tq, Tk, D, scale, ws,
                                    fg_attention_workspace_bytes(B, H, Tq, Tk, D)));
     fg_threads_set(2);
-    fg_check_close(AWHAT("forward out, 1 thread"), y1, y_ref, nq, RTOL, atol_for((double)Tk));
+    fg_check_close(AWHAT("forward out, 1 thread"), y1, y_ref, nq, RTOL, fg_atol_for((double)Tk));
     fg_check_close(AWHAT("forward probs, 1 thread"), p1, p_ref, np, RTOL, 1e-6f);
     fg_check_close(AWHAT("backward dq, 1 thread"), dq, dq_ref, nq, RTOL, tq_atol);
     fg_check_close(AWHAT("backward dk, 1 thread"), dk, dk_ref, nk, RTOL, tk_atol);
@@ -334,7 +315,7 @@ static double gloss(void *user) {
     else
         CHECK_OK(fg_attention_forward(c->out, c->aux, c->x[0], c->x[1], c->x[2], c->d[0], c->d[1], c->d[2], c->d[3],
                                       c->d[4], 1.0f / sqrtf((float)c->d[4]), c->flag));
-    return dot_d(c->out, c->r, c->nout);
+    return fg_dot_d(c->out, c->r, c->nout);
 }
 
 static void gcheck(const char *what, gctx *c, float **g, const size_t *n, fg_rng *rng) {
@@ -421,11 +402,11 @@ static void test_keep_case(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t
     CHECK(ws_bytes >= slot && ws_bytes % slot == 0);
     float *ws = malloc(ws_bytes);
     for (int one_slot = 0; one_slot <= 1; one_slot++) {
-        fill_const(y, nq, 777.0f);
-        fill_const(p, np, 777.0f);
+        fg_fill_const(y, nq, 777.0f);
+        fg_fill_const(p, np, 777.0f);
         CHECK_OK(fg_attention_forward_keep(y, p, q, k, v, keep, n_keep, B, H, Tq, Tk, D, scale, ws,
                                            one_slot ? slot : ws_bytes));
-        fg_check_close(what, y, y_ref, nq, RTOL, atol_for((double)n_keep));
+        fg_check_close(what, y, y_ref, nq, RTOL, fg_atol_for((double)n_keep));
         fg_check_guard(what, y, nq);
         fg_check_close(what, p, p_ref, np, RTOL, 1e-6f);
         fg_check_guard(what, p, np);
@@ -516,8 +497,8 @@ static void test_fixtures_layernorm(fg_fixture *f) {
             fg_check_close(what, mu, fx(f, p, "mean", nr), nr, FX_RTOL, FX_ATOL);
             snprintf(what, sizeof what, "torch layer_norm %d rstd%s", i, tag);
             fg_check_close(what, rs, fx(f, p, "rstd", nr), nr, FX_RTOL, FX_ATOL);
-            fill_const(dw, nc, 0.0f);
-            fill_const(db, nc, 0.0f);
+            fg_fill_const(dw, nc, 0.0f);
+            fg_fill_const(db, nc, 0.0f);
             if (naive) fg_layernorm_backward_naive(dx, dw, db, dout, x, w, mu, rs, rows, C);
             else fg_layernorm_backward(dx, dw, db, dout, x, w, mu, rs, rows, C);
             /* dinp scales with rstd (C = 1: 1/sqrt(eps)), so its tolerance does too */
@@ -614,10 +595,10 @@ static void test_shape_errors(void) {
     CHECK_STATUS(fg_attention_forward(x, x, x, x, x, 1, 1, 1, -2, 1, 1.0f, 1), FG_ERR_SHAPE);
     CHECK_STATUS(fg_attention_backward(x, x, x, x, x, x, x, x, 1, 1, 0, 1, 1, 1.0f, x, sizeof x), FG_ERR_SHAPE);
     /* an empty batch does nothing and needs nothing */
-    fill_const(x, 4, 3.0f);
+    fg_fill_const(x, 4, 3.0f);
     CHECK_OK(fg_attention_forward(x, x, x, x, x, 0, 4, 2, 2, 2, 1.0f, 0));
     CHECK_OK(fg_attention_backward(x, x, x, x, x, x, x, x, 2, 0, 2, 2, 2, 1.0f, NULL, 0));
-    CHECK(all_equal_to(x, 4, 3.0f));
+    CHECK(fg_all_equal_to(x, 4, 3.0f));
     CHECK(fg_attention_workspace_bytes(1, 1, 0, 3, 3) == 0);
     CHECK(fg_attention_workspace_bytes(0, 1, 3, 3, 3) == 0);
     CHECK(fg_attention_workspace_bytes(1, 1, 5, 7, 3) == 5 * 7 * sizeof(float));

@@ -36,8 +36,6 @@ static size_t out_numel(const fg_conv2d_desc *d) {
 
 /* Tolerances: |err| <= 1e-5 * sqrt(fan) + 1e-4 * |ref|, fan = terms summed per value, inputs ~U(-1,1). */
 #define RTOL 1e-4f
-static float atol_for(double fan) { return (float)(2e-5 * sqrt(fan > 1 ? fan : 1)); }
-
 typedef struct shape {
     fg_conv2d_desc d;
     int has_bias;
@@ -117,7 +115,7 @@ static void test_against_naive(fg_conv_algo algo, const shape *sh, fg_rng *rng) 
     fg_conv2d_forward_naive(y_ref, x, w, bias, d);
     CHECK_OK(run_forward(y, x, w, bias, d, algo));
     snprintf(what, sizeof what, "%s forward [%s]", fg_conv_algo_name(algo), ds);
-    fg_check_close(what, y, y_ref, no, RTOL, atol_for(fan_fwd));
+    fg_check_close(what, y, y_ref, no, RTOL, fg_atol_for(fan_fwd));
     fg_check_guard(what, y, no);
 
     /* backward reference (dweight, dbias from zero) */
@@ -136,26 +134,26 @@ static void test_against_naive(fg_conv_algo algo, const shape *sh, fg_rng *rng) 
     memcpy(db, pb, nb * sizeof(float));
     CHECK_OK(run_backward(dx, dw, db, dy, x, w, d, algo));
     snprintf(what, sizeof what, "%s backward dinp [%s]", fg_conv_algo_name(algo), ds);
-    fg_check_close(what, dx, dx_ref, ni, RTOL, atol_for(fan_dx));
+    fg_check_close(what, dx, dx_ref, ni, RTOL, fg_atol_for(fan_dx));
     fg_check_guard(what, dx, ni);
     for (size_t i = 0; i < nw; i++) want_w[i] = pw[i] + dw_ref[i];
     for (size_t i = 0; i < nb; i++) want_b[i] = pb[i] + db_ref[i];
     snprintf(what, sizeof what, "%s backward dweight += (1 call) [%s]", fg_conv_algo_name(algo), ds);
-    fg_check_close(what, dw, want_w, nw, RTOL, atol_for(fan_dw));
+    fg_check_close(what, dw, want_w, nw, RTOL, fg_atol_for(fan_dw));
     fg_check_guard(what, dw, nw);
     snprintf(what, sizeof what, "%s backward dbias += (1 call) [%s]", fg_conv_algo_name(algo), ds);
-    fg_check_close(what, db, want_b, nb, RTOL, atol_for(fan_dw));
+    fg_check_close(what, db, want_b, nb, RTOL, fg_atol_for(fan_dw));
     fg_check_guard(what, db, nb);
 
     CHECK_OK(run_backward(dx, dw, db, dy, x, w, d, algo));
     snprintf(what, sizeof what, "%s backward dinp (2nd call, still written) [%s]", fg_conv_algo_name(algo), ds);
-    fg_check_close(what, dx, dx_ref, ni, RTOL, atol_for(fan_dx));
+    fg_check_close(what, dx, dx_ref, ni, RTOL, fg_atol_for(fan_dx));
     for (size_t i = 0; i < nw; i++) want_w[i] = pw[i] + 2.0f * dw_ref[i];
     for (size_t i = 0; i < nb; i++) want_b[i] = pb[i] + 2.0f * db_ref[i];
     snprintf(what, sizeof what, "%s backward dweight += (2 calls) [%s]", fg_conv_algo_name(algo), ds);
-    fg_check_close(what, dw, want_w, nw, RTOL, 2 * atol_for(fan_dw));
+    fg_check_close(what, dw, want_w, nw, RTOL, 2 * fg_atol_for(fan_dw));
     snprintf(what, sizeof what, "%s backward dbias += (2 calls) [%s]", fg_conv_algo_name(algo), ds);
-    fg_check_close(what, db, want_b, nb, RTOL, 2 * atol_for(fan_dw));
+    fg_check_close(what, db, want_b, nb, RTOL, 2 * fg_atol_for(fan_dw));
 
     /* NULL gradients: every non-empty subset of (dinp, dweight, dbias) */
     for (int mask = 1; mask < 8; mask++) {
@@ -166,16 +164,16 @@ static void test_against_naive(fg_conv_algo algo, const shape *sh, fg_rng *rng) 
         CHECK_OK(run_backward(want_dx ? dx : NULL, want_dw ? dw : NULL, want_db ? db : NULL, dy, x, w, d, algo));
         snprintf(what, sizeof what, "%s backward mask %d dinp [%s]", fg_conv_algo_name(algo), mask, ds);
         if (want_dx) {
-            fg_check_close(what, dx, dx_ref, ni, RTOL, atol_for(fan_dx));
+            fg_check_close(what, dx, dx_ref, ni, RTOL, fg_atol_for(fan_dx));
         } else {
             int untouched = 1;
             for (size_t i = 0; i < ni; i++) untouched &= dx[i] == -5.0f;
             CHECK(untouched);
         }
         snprintf(what, sizeof what, "%s backward mask %d dweight [%s]", fg_conv_algo_name(algo), mask, ds);
-        if (want_dw) fg_check_close(what, dw, dw_ref, nw, RTOL, atol_for(fan_dw));
+        if (want_dw) fg_check_close(what, dw, dw_ref, nw, RTOL, fg_atol_for(fan_dw));
         snprintf(what, sizeof what, "%s backward mask %d dbias [%s]", fg_conv_algo_name(algo), mask, ds);
-        if (want_db) fg_check_close(what, db, db_ref, nb, RTOL, atol_for(fan_dw));
+        if (want_db) fg_check_close(what, db, db_ref, nb, RTOL, fg_atol_for(fan_dw));
         fg_check_guard(what, dx, ni);
         fg_check_guard(what, dw, nw);
         fg_check_guard(what, db, nb);
@@ -448,17 +446,17 @@ static void test_dnnl_cache(fg_rng *rng) {
             CHECK_OK(run_forward(y, x, w, NULL, &d, FG_CONV_DNNL));
             char what[64];
             snprintf(what, sizeof what, "dnnl cache shape %d pass %d", k, rep);
-            fg_check_close(what, y, y_ref, out_numel(&d), RTOL, atol_for(27));
+            fg_check_close(what, y, y_ref, out_numel(&d), RTOL, fg_atol_for(27));
         }
     int t0 = fg_threads_get();
     fg_threads_set(1);
     fg_conv2d_desc d = {2, 3, 12, 12, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1};
     fg_conv2d_forward_naive(y_ref, x, w, NULL, &d);
     CHECK_OK(run_forward(y, x, w, NULL, &d, FG_CONV_DNNL));
-    fg_check_close("dnnl forward with 1 thread", y, y_ref, out_numel(&d), RTOL, atol_for(27));
+    fg_check_close("dnnl forward with 1 thread", y, y_ref, out_numel(&d), RTOL, fg_atol_for(27));
     fg_threads_set(t0);
     CHECK_OK(run_forward(y, x, w, NULL, &d, FG_CONV_DNNL));
-    fg_check_close("dnnl forward with the thread count restored", y, y_ref, out_numel(&d), RTOL, atol_for(27));
+    fg_check_close("dnnl forward with the thread count restored", y, y_ref, out_numel(&d), RTOL, fg_atol_for(27));
 }
 
 /* Two threads use the dnnl path at once, on a shape neither has seen, so they race to create the
@@ -504,9 +502,9 @@ static void test_dnnl_threads(fg_rng *rng) {
         pthread_join(th[t], NULL);
         CHECK(a[t].st == FG_OK);
         if (a[t].st != FG_OK) fprintf(stderr, "  dnnl thread %d: %s\n", t, a[t].msg);
-        fg_check_close("dnnl concurrent forward", a[t].y, y_ref, no, RTOL, atol_for(144));
-        fg_check_close("dnnl concurrent dinp", a[t].dx, dx_ref, ni, RTOL, atol_for(144));
-        fg_check_close("dnnl concurrent dweight", a[t].dw, dw_ref, nw, RTOL, atol_for(2 * 11 * 13));
+        fg_check_close("dnnl concurrent forward", a[t].y, y_ref, no, RTOL, fg_atol_for(144));
+        fg_check_close("dnnl concurrent dinp", a[t].dx, dx_ref, ni, RTOL, fg_atol_for(144));
+        fg_check_close("dnnl concurrent dweight", a[t].dw, dw_ref, nw, RTOL, fg_atol_for(2 * 11 * 13));
         free(a[t].y), free(a[t].dx), free(a[t].dw);
     }
     free(x), free(w), free(b), free(dy), free(y_ref), free(dx_ref), free(dw_ref);

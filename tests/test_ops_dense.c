@@ -27,25 +27,6 @@
 #define RTOL 1e-4f
 
 
-static void fill_const(float *x, size_t n, float v) {
-    for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
-static int all_equal_to(const float *x, size_t n, float v) {
-    for (size_t i = 0; i < n; i++)
-        if (x[i] != v) return 0;
-    return 1;
-}
-
-/* Tolerance of a float32 sum of `fan` products of U(-1,1) values against a double reference. */
-static float atol_for(double fan) { return (float)(2e-5 * sqrt(fan > 1 ? fan : 1)); }
-
-static double dot_d(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
 /* ---------------------------------------------------------------- linear against the naive twin */
 
 typedef struct lin_shape {
@@ -75,10 +56,10 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
                            (long long)OC, sh->has_bias ? " bias" : ""), what)
 
     float *y = fg_alloc_guarded(no), *y_ref = fg_alloc_guarded(no);
-    fill_const(y, no, 777.0f);
+    fg_fill_const(y, no, 777.0f);
     fg_linear_forward_naive(y_ref, x, w, bias, B, IC, OC);
     CHECK_OK(fg_linear_forward(y, x, w, bias, B, IC, OC));
-    fg_check_close(LWHAT("forward"), y, y_ref, no, RTOL, atol_for((double)IC));
+    fg_check_close(LWHAT("forward"), y, y_ref, no, RTOL, fg_atol_for((double)IC));
     fg_check_guard(what, y, no);
     /* the naive twin itself, on one value computed here */
     if (B > 0 && OC > 0) {
@@ -96,7 +77,7 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
     float *pw = fg_alloc_guarded(nw), *pb = fg_alloc_guarded(nb), *want_w = fg_alloc_guarded(nw), *want_b = fg_alloc_guarded(nb);
     fg_fill_uniform(pw, nw, -1, 1, rng);
     fg_fill_uniform(pb, nb, -1, 1, rng);
-    fill_const(dx, ni, 777.0f);
+    fg_fill_const(dx, ni, 777.0f);
     memcpy(dw, pw, nw * sizeof(float));
     memcpy(db, pb, nb * sizeof(float));
     for (int call = 1; call <= 2; call++) {
@@ -104,13 +85,13 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
         for (size_t i = 0; i < nw; i++) want_w[i] = pw[i] + (float)call * dw_ref[i];
         for (size_t i = 0; i < nb; i++) want_b[i] = pb[i] + (float)call * db_ref[i];
         fg_check_close(LWHAT(call == 1 ? "backward dinp written" : "backward dinp written (2nd call)"), dx, dx_ref,
-                       ni, RTOL, atol_for((double)OC));
+                       ni, RTOL, fg_atol_for((double)OC));
         fg_check_guard(what, dx, ni);
         fg_check_close(LWHAT(call == 1 ? "backward dweight += (1 call)" : "backward dweight += (2 calls)"), dw,
-                       want_w, nw, RTOL, (float)call * atol_for((double)B));
+                       want_w, nw, RTOL, (float)call * fg_atol_for((double)B));
         fg_check_guard(what, dw, nw);
         fg_check_close(LWHAT(call == 1 ? "backward dbias += (1 call)" : "backward dbias += (2 calls)"), db, want_b,
-                       nb, RTOL, (float)call * atol_for((double)B));
+                       nb, RTOL, (float)call * fg_atol_for((double)B));
         fg_check_guard(what, db, nb);
     }
     /* the naive backward accumulates too */
@@ -124,18 +105,18 @@ static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
 
     for (int mask = 0; mask < 8; mask++) {
         const int want_dx = mask & 1, want_dw = mask & 2, want_db = mask & 4;
-        fill_const(dx, ni, -5.0f);
-        fill_const(dw, nw, 0.0f);
-        fill_const(db, nb, 0.0f);
+        fg_fill_const(dx, ni, -5.0f);
+        fg_fill_const(dw, nw, 0.0f);
+        fg_fill_const(db, nb, 0.0f);
         CHECK_OK(fg_linear_backward(want_dx ? dx : NULL, want_dw ? dw : NULL, want_db ? db : NULL, dy, x, w, B, IC, OC));
         snprintf(what, sizeof what, "linear backward mask %d [B %lld IC %lld OC %lld]", mask, (long long)B,
                  (long long)IC, (long long)OC);
-        if (want_dx) fg_check_close(what, dx, dx_ref, ni, RTOL, atol_for((double)OC));
-        else CHECK(all_equal_to(dx, ni, -5.0f));
-        if (want_dw) fg_check_close(what, dw, dw_ref, nw, RTOL, atol_for((double)B));
-        else CHECK(all_equal_to(dw, nw, 0.0f));
-        if (want_db) fg_check_close(what, db, db_ref, nb, RTOL, atol_for((double)B));
-        else CHECK(all_equal_to(db, nb, 0.0f));
+        if (want_dx) fg_check_close(what, dx, dx_ref, ni, RTOL, fg_atol_for((double)OC));
+        else CHECK(fg_all_equal_to(dx, ni, -5.0f));
+        if (want_dw) fg_check_close(what, dw, dw_ref, nw, RTOL, fg_atol_for((double)B));
+        else CHECK(fg_all_equal_to(dw, nw, 0.0f));
+        if (want_db) fg_check_close(what, db, db_ref, nb, RTOL, fg_atol_for((double)B));
+        else CHECK(fg_all_equal_to(db, nb, 0.0f));
         fg_check_guard(what, dx, ni);
         fg_check_guard(what, dw, nw);
         fg_check_guard(what, db, nb);
@@ -193,10 +174,10 @@ static void test_matmul_vs_ref(const mm_shape *sh, int ta, int tb, fg_rng *rng) 
     fg_fill_uniform(b, nb, -1, 1, rng);
     fg_fill_uniform(dc, nc, -1, 1, rng);
     float *c = fg_alloc_guarded(nc), *c_ref = fg_alloc_guarded(nc);
-    fill_const(c, nc, 777.0f);
+    fg_fill_const(c, nc, 777.0f);
     fg_matmul_forward_naive(c_ref, a, b, batch, M, K, N, ta, tb);
     CHECK_OK(fg_matmul_forward(c, a, b, batch, M, K, N, ta, tb));
-    fg_check_close(MWHAT("forward"), c, c_ref, nc, RTOL, atol_for((double)K));
+    fg_check_close(MWHAT("forward"), c, c_ref, nc, RTOL, fg_atol_for((double)K));
     fg_check_guard(what, c, nc);
 
     float *da_ref = fg_alloc_guarded(na), *db_ref = fg_alloc_guarded(nb), *da = fg_alloc_guarded(na), *db = fg_alloc_guarded(nb);
@@ -204,18 +185,18 @@ static void test_matmul_vs_ref(const mm_shape *sh, int ta, int tb, fg_rng *rng) 
     /* the naive forward agrees with the reference's reading of the layouts: c = sum over k of
      * op(a)[m, k] * op(b)[k, n] <=> dot(c, dc) = dot(a, da) = dot(b, db) */
     if (nc > 0) {
-        const double e = dot_d(c_ref, dc, nc), fa = dot_d(a, da_ref, na), fb = dot_d(b, db_ref, nb);
+        const double e = fg_dot_d(c_ref, dc, nc), fa = fg_dot_d(a, da_ref, na), fb = fg_dot_d(b, db_ref, nb);
         CHECK(fabs(e - fa) <= 1e-4 * (1 + fabs(e)) && fabs(e - fb) <= 1e-4 * (1 + fabs(e)));
     }
     for (int mask = 0; mask < 4; mask++) {
         const int want_da = mask & 1, want_db = mask & 2;
-        fill_const(da, na, 777.0f); /* written, not added to */
-        fill_const(db, nb, 777.0f);
+        fg_fill_const(da, na, 777.0f); /* written, not added to */
+        fg_fill_const(db, nb, 777.0f);
         CHECK_OK(fg_matmul_backward(want_da ? da : NULL, want_db ? db : NULL, dc, a, b, batch, M, K, N, ta, tb));
-        if (want_da) fg_check_close(MWHAT("backward da"), da, da_ref, na, RTOL, atol_for((double)N));
-        else CHECK(all_equal_to(da, na, 777.0f));
-        if (want_db) fg_check_close(MWHAT("backward db"), db, db_ref, nb, RTOL, atol_for((double)M));
-        else CHECK(all_equal_to(db, nb, 777.0f));
+        if (want_da) fg_check_close(MWHAT("backward da"), da, da_ref, na, RTOL, fg_atol_for((double)N));
+        else CHECK(fg_all_equal_to(da, na, 777.0f));
+        if (want_db) fg_check_close(MWHAT("backward db"), db, db_ref, nb, RTOL, fg_atol_for((double)M));
+        else CHECK(fg_all_equal_to(db, nb, 777.0f));
         fg_check_guard(MWHAT("backward"), da, na);
         fg_check_guard(what, db, nb);
     }
@@ -283,7 +264,7 @@ static double gloss(void *user) {
     gctx *c = user;
     gfwd(c);
     if (c->op == G_XENT) return (double)c->r[0] * c->out[0];
-    return dot_d(c->out, c->r, c->nout);
+    return fg_dot_d(c->out, c->r, c->nout);
 }
 
 /* Checks every gradient in g[0..nx) (sizes n[]) of the loss against central differences. */
@@ -445,15 +426,15 @@ static void test_fixtures_linear_matmul(fg_fixture *f) {
         fg_linear_forward_naive(y, x, w, has_bias ? b : NULL, B, IC, OC);
         snprintf(what, sizeof what, "torch linear %d out (naive)", i);
         fg_check_close(what, y, fx(f, p, "out", no), no, 1e-6f, 1e-6f);
-        fill_const(dw, nw, 0.0f);
-        fill_const(db, (size_t)OC, 0.0f);
+        fg_fill_const(dw, nw, 0.0f);
+        fg_fill_const(db, (size_t)OC, 0.0f);
         fg_linear_backward_naive(dx, dw, has_bias ? db : NULL, dout, x, w, B, IC, OC);
         snprintf(what, sizeof what, "torch linear %d dx, dw, db (naive)", i);
         fg_check_close(what, dx, fx(f, p, "dx", ni), ni, 1e-6f, 1e-6f);
         fg_check_close(what, dw, fx(f, p, "dw", nw), nw, 1e-6f, 1e-6f);
         fg_check_close(what, db, fx(f, p, "db", (size_t)OC), (size_t)OC, 1e-6f, 1e-6f);
-        fill_const(dw, nw, 0.0f);
-        fill_const(db, (size_t)OC, 0.0f);
+        fg_fill_const(dw, nw, 0.0f);
+        fg_fill_const(db, (size_t)OC, 0.0f);
         CHECK_OK(fg_linear_backward(dx, dw, has_bias ? db : NULL, dout, x, w, B, IC, OC));
         snprintf(what, sizeof what, "torch linear %d dx", i);
         fg_check_close(what, dx, fx(f, p, "dx", ni), ni, FX_RTOL, FX_ATOL);

@@ -30,19 +30,6 @@
 #define FX_RTOL 1e-4f
 #define FX_ATOL 1e-5f
 
-/* Tolerance of a float32 sum of `fan` O(1) products against a double reference. */
-static float atol_for(double fan) { return (float)(2e-5 * sqrt(fan > 1 ? fan : 1)); }
-
-static void fill_const(float *x, size_t n, float v) {
-    for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
-static int all_equal_to(const float *x, size_t n, float v) {
-    for (size_t i = 0; i < n; i++)
-        if (x[i] != v) return 0;
-    return 1;
-}
-
 /* ---------------------------------------------------------------- descriptor checks */
 
 static void expect_shape_error(int64_t T, int64_t B, int64_t I, int64_t H, const char *field) {
@@ -178,7 +165,7 @@ static void run_pair(lstm_fwd_fn fwd, lstm_bwd_fn bwd, lstm_bufs *b, const lstm_
     const float *h0 = sh->has_h0 ? b->h0 : NULL, *c0 = sh->has_h0 ? b->c0 : NULL;
     CHECK_OK(fwd(b->y, b->hT, b->cT, b->saved, b->x, h0, c0, b->w_ih, b->w_hh, sh->has_bih ? b->b_ih : NULL,
                  sh->has_bhh ? b->b_hh : NULL, d, ws, ws_bytes));
-    fill_const(b->dx, s->x, 777.0f), fill_const(b->dh0, s->bh, 777.0f), fill_const(b->dc0, s->bh, 777.0f);
+    fg_fill_const(b->dx, s->x, 777.0f), fg_fill_const(b->dh0, s->bh, 777.0f), fg_fill_const(b->dc0, s->bh, 777.0f);
     memset(b->dw_ih, 0, s->wih * sizeof(float)), memset(b->dw_hh, 0, s->whh * sizeof(float));
     memset(b->db_ih, 0, s->b4 * sizeof(float)), memset(b->db_hh, 0, s->b4 * sizeof(float));
     CHECK_OK(bwd(b->dx, b->dh0, b->dc0, b->dw_ih, b->dw_hh, b->db_ih, b->db_hh, up_mask & 1 ? b->dy : NULL,
@@ -214,7 +201,7 @@ static void test_vs_naive(const lstm_shape *sh, fg_rng *rng) {
     memcpy(n.w_hh, f.w_hh, s.whh * sizeof(float)), memcpy(n.b_ih, f.b_ih, s.b4 * sizeof(float));
     memcpy(n.b_hh, f.b_hh, s.b4 * sizeof(float)), memcpy(n.dy, f.dy, s.y * sizeof(float));
     memcpy(n.dhT, f.dhT, s.bh * sizeof(float)), memcpy(n.dcT, f.dcT, s.bh * sizeof(float));
-    fill_const(f.y, s.y, 777.0f), fill_const(f.saved, s.saved, 777.0f);
+    fg_fill_const(f.y, s.y, 777.0f), fg_fill_const(f.saved, s.saved, 777.0f);
 
     const double TB = (double)(d.T * d.B), fan_y = (double)(d.I + d.H) * 2;
     /* every upstream combination: all present (7), only dy (1), only dhT, dcT (6), none (0) */
@@ -225,16 +212,16 @@ static void test_vs_naive(const lstm_shape *sh, fg_rng *rng) {
         run_pair(fg_lstm_forward_naive, fg_lstm_backward_naive, &n, &s, sh, &d, ws, ws_bytes, up);
         char tag[64];
         if (um == 0) {
-            fg_check_close(WHAT("forward y"), f.y, n.y, s.y, RTOL, atol_for(fan_y));
-            fg_check_close(WHAT("forward hT"), f.hT, n.hT, s.bh, RTOL, atol_for(fan_y));
-            fg_check_close(WHAT("forward cT"), f.cT, n.cT, s.bh, RTOL, atol_for(fan_y * (double)d.T));
+            fg_check_close(WHAT("forward y"), f.y, n.y, s.y, RTOL, fg_atol_for(fan_y));
+            fg_check_close(WHAT("forward hT"), f.hT, n.hT, s.bh, RTOL, fg_atol_for(fan_y));
+            fg_check_close(WHAT("forward cT"), f.cT, n.cT, s.bh, RTOL, fg_atol_for(fan_y * (double)d.T));
             fg_check_close(WHAT("forward saved (gates, cells)"), f.saved, n.saved, s.saved, RTOL,
-                           atol_for(fan_y * (double)d.T));
+                           fg_atol_for(fan_y * (double)d.T));
             /* hT and cT are the last step of y and of the saved cells */
             fg_check_equal(WHAT("hT == y[T-1]"), f.hT, f.y + (d.T - 1) * d.B * d.H, s.bh);
             fg_check_equal(WHAT("cT == cells[T-1]"), f.cT, f.saved + s.saved - s.bh, s.bh);
         }
-        const float ag = atol_for(4.0 * (double)(d.H + d.I) * (double)d.T);
+        const float ag = fg_atol_for(4.0 * (double)(d.H + d.I) * (double)d.T);
         snprintf(tag, sizeof tag, "backward (upstream mask %d) dx", up);
         fg_check_close(WHAT(tag), f.dx, n.dx, s.x, RTOL, ag);
         snprintf(tag, sizeof tag, "backward (upstream mask %d) dh0", up);
@@ -242,15 +229,15 @@ static void test_vs_naive(const lstm_shape *sh, fg_rng *rng) {
         snprintf(tag, sizeof tag, "backward (upstream mask %d) dc0", up);
         fg_check_close(WHAT(tag), f.dc0, n.dc0, s.bh, RTOL, ag);
         snprintf(tag, sizeof tag, "backward (upstream mask %d) dw_ih", up);
-        fg_check_close(WHAT(tag), f.dw_ih, n.dw_ih, s.wih, RTOL, atol_for(TB) * 4);
+        fg_check_close(WHAT(tag), f.dw_ih, n.dw_ih, s.wih, RTOL, fg_atol_for(TB) * 4);
         snprintf(tag, sizeof tag, "backward (upstream mask %d) dw_hh", up);
-        fg_check_close(WHAT(tag), f.dw_hh, n.dw_hh, s.whh, RTOL, atol_for(TB) * 4);
+        fg_check_close(WHAT(tag), f.dw_hh, n.dw_hh, s.whh, RTOL, fg_atol_for(TB) * 4);
         snprintf(tag, sizeof tag, "backward (upstream mask %d) db_ih", up);
-        fg_check_close(WHAT(tag), f.db_ih, n.db_ih, s.b4, RTOL, atol_for(TB) * 4);
+        fg_check_close(WHAT(tag), f.db_ih, n.db_ih, s.b4, RTOL, fg_atol_for(TB) * 4);
         snprintf(tag, sizeof tag, "backward (upstream mask %d) db_hh", up);
-        fg_check_close(WHAT(tag), f.db_hh, n.db_hh, s.b4, RTOL, atol_for(TB) * 4);
+        fg_check_close(WHAT(tag), f.db_hh, n.db_hh, s.b4, RTOL, fg_atol_for(TB) * 4);
         if (up == 0) { /* no upstream gradient at all: every gradient is zero */
-            CHECK(all_equal_to(f.dx, s.x, 0.0f) && all_equal_to(f.dw_hh, s.whh, 0.0f));
+            CHECK(fg_all_equal_to(f.dx, s.x, 0.0f) && fg_all_equal_to(f.dw_hh, s.whh, 0.0f));
         }
         bufs_check_guards(WHAT("guards"), &f, &s);
         bufs_check_guards(WHAT("guards (naive)"), &n, &s);
@@ -304,14 +291,14 @@ static void test_vs_naive(const lstm_shape *sh, fg_rng *rng) {
         for (size_t i = 0; i < gsz[j]; i++) want[i] = pre[j][i] + ref[j][i];
         char tag[64];
         snprintf(tag, sizeof tag, "naive %s accumulated", gname[j]);
-        fg_check_close(WHAT(tag), out[j], want, gsz[j], RTOL, atol_for(TB) * 4);
+        fg_check_close(WHAT(tag), out[j], want, gsz[j], RTOL, fg_atol_for(TB) * 4);
         free(want);
     }
 
     /* every gradient output NULL but one: that one matches, the rest is not touched */
     for (int only = 0; only < 7; only++) {
         float *p[7] = {NULL};
-        for (int j = 0; j < 7; j++) fill_const(out[j], gsz[j], only == j && j < 3 ? 777.0f : 0.0f);
+        for (int j = 0; j < 7; j++) fg_fill_const(out[j], gsz[j], only == j && j < 3 ? 777.0f : 0.0f);
         p[only] = out[only];
         CHECK_OK(fg_lstm_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], f.dy, f.dhT, f.dcT, f.x, h0, c0, f.w_ih,
                                   f.w_hh, f.y, f.saved, &d, ws, ws_bytes));
@@ -319,7 +306,7 @@ static void test_vs_naive(const lstm_shape *sh, fg_rng *rng) {
         snprintf(tag, sizeof tag, "only %s wanted", gname[only]);
         fg_check_close(WHAT(tag), out[only], ref[only], gsz[only], RTOL, 1e-6f);
         for (int j = 0; j < 7; j++)
-            if (j != only && !all_equal_to(out[j], gsz[j], 0.0f)) {
+            if (j != only && !fg_all_equal_to(out[j], gsz[j], 0.0f)) {
                 fprintf(stderr, "  %s: %s written although NULL was passed for it\n", WHAT(tag), gname[j]);
                 fg_test_failures++;
             }
@@ -451,7 +438,7 @@ static void test_fixtures(fg_fixture *f) {
             fg_check_close(FWHAT("y"), y, fx(f, p, "y", s.y), s.y, FX_RTOL, FX_ATOL);
             fg_check_close(FWHAT("hT"), hT, fx(f, p, "hT", s.bh), s.bh, FX_RTOL, FX_ATOL);
             fg_check_close(FWHAT("cT"), cT, fx(f, p, "cT", s.bh), s.bh, FX_RTOL, FX_ATOL);
-            for (int j = 0; j < 7; j++) fill_const(g[j], gsz[j], j < 3 ? 777.0f : 0.0f);
+            for (int j = 0; j < 7; j++) fg_fill_const(g[j], gsz[j], j < 3 ? 777.0f : 0.0f);
             /* h0 = NULL (zero state) still yields the gradient with respect to it */
             CHECK_OK(bwd(g[0], g[1], g[2], g[3], g[4], has_bias ? g[5] : NULL, has_bias ? g[6] : NULL, dy, dhT, dcT,
                          x, h0, c0, w_ih, w_hh, y, saved, &d, ws, ws_bytes));
@@ -512,7 +499,7 @@ static void sp_case_free(sp_case *c) {
 /* Input gradients over garbage, parameter gradients prefilled with `pre` (NULL = zeros). */
 static void sp_reset(sp_case *c, float *const *pre) {
     for (int j = 0; j < 7; j++) {
-        if (j < 3) fill_const(c->g[j], c->gsz[j], 777.0f);
+        if (j < 3) fg_fill_const(c->g[j], c->gsz[j], 777.0f);
         else if (pre) memcpy(c->g[j], pre[j], c->gsz[j] * sizeof(float));
         else memset(c->g[j], 0, c->gsz[j] * sizeof(float));
     }
@@ -686,7 +673,7 @@ static void test_sparse_vs_naive(fg_rng *rng) {
                 /* every gradient against the naive twin */
                 const double TB = (double)(T * B);
                 for (int j = 0; j < 7; j++) {
-                    const float atol = j < 3 ? atol_for(4.0 * (double)(H + d.I) * (double)T) : atol_for(TB) * 4;
+                    const float atol = j < 3 ? fg_atol_for(4.0 * (double)(H + d.I) * (double)T) : fg_atol_for(TB) * 4;
                     fg_check_close(SWHAT(SP_GNAME[j]), f.g[j], n.g[j], f.gsz[j], RTOL, atol);
                     fg_check_guard(what, f.g[j], f.gsz[j]);
                 }

@@ -179,3 +179,21 @@ void fg_check_guard(const char *what, const float *p, size_t n) {
             return;
         }
 }
+
+void fg_fill_const(float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) x[i] = v;
+}
+
+int fg_all_equal_to(const float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != v) return 0;
+    return 1;
+}
+
+double fg_dot_d(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+float fg_atol_for(double fan) { return (float)(2e-5 * sqrt(fan > 1 ? fan : 1)); }

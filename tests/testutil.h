@@ -46,6 +46,14 @@ extern int fg_test_failures;
 /* Compares n floats: |a-b| <= atol + rtol*|b| everywhere. On failure prints the worst index,
  * both values and the max abs/rel error, counts a failure and returns 0. */
 int fg_check_close(const char *what, const float *got, const float *want, size_t n, float rtol, float atol);
+/* Small helpers of the op tests: fill with a constant; whether every element equals v; a float64
+ * dot product; the tolerance of a float32 sum of `fan` products of O(1) values against a double
+ * reference (2e-5 * sqrt(fan)). */
+void fg_fill_const(float *x, size_t n, float v);
+int fg_all_equal_to(const float *x, size_t n, float v);
+double fg_dot_d(const float *a, const float *b, size_t n);
+float fg_atol_for(double fan);
+
 /* Bitwise equality of n floats; prints the first differing index. */
 int fg_check_equal(const char *what, const float *got, const float *want, size_t n);
 
