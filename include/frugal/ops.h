@@ -138,6 +138,9 @@ void fg_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint
 void fg_add_forward(float *out, const float *a, const float *b, size_t n);
 /* y += x (n elements): the executor's gradient accumulation. */
 void fg_accumulate(float *y, const float *x, size_t n);
+/* dst_a += colsum(src) and dst_b += colsum(src) (either may be NULL): src (rows, cols), the bias
+ * gradients of linear and the LSTM. */
+void fg_colsum_accumulate(float *dst_a, float *dst_b, const float *src, int64_t rows, int64_t cols);
 /* Concatenation along one axis. With `outer` = product of dims before the axis and
  * chunk[i] = (input i's size along the axis) * (product of dims after it):
  * out is (outer, sum chunk[i]); input i is (outer, chunk[i]). */

@@ -72,3 +72,24 @@ void fg_concat_backward(float *const *dins, const float *dout, const int64_t *ch
         }
     }
 }
+
+/* Bias gradients (linear, LSTM): blocks of columns in parallel, rows streamed contiguously within each. */
+void fg_colsum_accumulate(float *dst_a, float *dst_b, const float *src, int64_t rows, int64_t cols) {
+    if (!dst_a && !dst_b) return;
+    const int64_t blk = 256, nblk = (cols + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t ob = 0; ob < nblk; ob++) {
+        const int64_t o0 = ob * blk, o1 = o0 + blk < cols ? o0 + blk : cols;
+        float acc[256];
+        for (int64_t o = o0; o < o1; o++) acc[o - o0] = 0.0f;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *row = src + r * cols;
+#pragma omp simd
+            for (int64_t o = o0; o < o1; o++) acc[o - o0] += row[o];
+        }
+        for (int64_t o = o0; o < o1; o++) {
+            if (dst_a) dst_a[o] += acc[o - o0];
+            if (dst_b) dst_b[o] += acc[o - o0];
+        }
+    }
+}

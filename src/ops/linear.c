@@ -70,22 +70,7 @@ fg_status fg_linear_backward(float *dinp, float *dweight, float *dbias, const fl
     if (s == FG_OK && dweight) s = gemm('T', 'N', OC, IC, B, dout, OC, inp, IC, 1.0f, dweight, IC);
     if (s != FG_OK) return fg_fail(s, "linear backward (B %lld, IC %lld, OC %lld): %s", (long long)B, (long long)IC,
                                    (long long)OC, fg_last_error());
-    if (dbias && B > 0 && OC > 0) {
-        /* Column sums of dout: blocks of columns in parallel, rows streamed contiguously in each. */
-        const int64_t blk = 256, nblk = (OC + blk - 1) / blk;
-#pragma omp parallel for schedule(static) if (B * OC > 65536)
-        for (int64_t ob = 0; ob < nblk; ob++) {
-            const int64_t o0 = ob * blk, o1 = o0 + blk < OC ? o0 + blk : OC;
-            float acc[256];
-            for (int64_t o = o0; o < o1; o++) acc[o - o0] = 0.0f;
-            for (int64_t b = 0; b < B; b++) {
-                const float *row = dout + b * OC;
-#pragma omp simd
-                for (int64_t o = o0; o < o1; o++) acc[o - o0] += row[o];
-            }
-            for (int64_t o = o0; o < o1; o++) dbias[o] += acc[o - o0];
-        }
-    }
+    if (dbias && B > 0 && OC > 0) fg_colsum_accumulate(dbias, NULL, dout, B, OC);
     return FG_OK;
 }
 

@@ -226,28 +226,6 @@ fg_status fg_lstm_forward(float *y, float *hT, float *cT, float *saved, const fl
 
 /* ---------------------------------------------------------------- backward */
 
-/* dbias_a += colsum(dg), dbias_b += colsum(dg) (either may be NULL): dg (rows, cols). Blocks of
- * columns in parallel, rows streamed contiguously within each. */
-static void bias_grads(float *dbias_a, float *dbias_b, const float *dg, int64_t rows, int64_t cols) {
-    if (!dbias_a && !dbias_b) return;
-    const int64_t blk = 256, nblk = (cols + blk - 1) / blk;
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-    for (int64_t ob = 0; ob < nblk; ob++) {
-        const int64_t o0 = ob * blk, o1 = o0 + blk < cols ? o0 + blk : cols;
-        float acc[256];
-        for (int64_t o = o0; o < o1; o++) acc[o - o0] = 0.0f;
-        for (int64_t r = 0; r < rows; r++) {
-            const float *row = dg + r * cols;
-#pragma omp simd
-            for (int64_t o = o0; o < o1; o++) acc[o - o0] += row[o];
-        }
-        for (int64_t o = o0; o < o1; o++) {
-            if (dbias_a) dbias_a[o] += acc[o - o0];
-            if (dbias_b) dbias_b[o] += acc[o - o0];
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- structured sparsity */
 
 /* One block's score and index, sorted together so that the order is total: (score, index). */
@@ -512,7 +490,7 @@ static fg_status lstm_backward(float *dx, float *dh0, float *dc0, float *dw_ih, 
             flops += 2.0 * (double)G4 * (double)H * (double)B;
         }
     }
-    bias_grads(db_ih, db_hh, dG, TB, G4);
+    fg_colsum_accumulate(db_ih, db_hh, dG, TB, G4);
     if (dx) { /* dx (T*B, I) = dG (T*B, 4H) W_ih (4H, I) */
         s = fg_sgemm('N', 'N', TB, I, G4, 1.0f, dG, G4, w_ih, I, 0.0f, dx, I);
         if (s != FG_OK) return fg_fail(s, "lstm backward, dx GEMM: %s", fg_last_error());
