@@ -176,6 +176,9 @@ int main(int argc, char **argv) {
     expect("vmem report --model lenet", 2, NULL, "--batch B is required");
     expect("train --policy bogus", 2, NULL, "unknown policy 'bogus'");
     expect("train --trace t.csv", 2, NULL, "need --policy");
+    expect("train --offload-weights", 2, NULL, "need --policy");
+    expect("train --policy none --offload-weights", 2, NULL, "needs a layer-wise policy");
+    expect("vmem report --help", 0, "--offload-weights", NULL);
 
     /* the zoo */
     expect("model list", 0, "lenet", NULL);

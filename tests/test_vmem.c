@@ -156,6 +156,7 @@ typedef struct run_spec {
     double model_gbps;          /* plan: the link bandwidth it plans with (0 = measured memcpy) */
     int fixed_algos;
     const fg_conv_algo *node_algos; /* per node (conv nodes), overrides algo; NULL = algo everywhere */
+    int offload_weights;
 } run_spec;
 
 #define MAX_NODES 512
@@ -207,6 +208,7 @@ static fg_graph *make_graph(const run_spec *sp, fg_pool *pool, fg_model_io *io, 
         vc.model.gbps = sp->model_gbps;
         vc.model.compute_share = -1;
         vc.fixed_algos = sp->fixed_algos;
+        vc.offload_weights = sp->offload_weights;
         CHECK_OK(fg_vmem_policy_create(&p, &vc));
         *vm = fg_vmem_of(&p);
         CHECK(*vm != NULL);
@@ -344,7 +346,7 @@ static int count_lines_with(const char *path, const char *needle) {
 }
 
 static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo algo, const char *dir, int budgets) {
-    run_spec sp = {model, hw, ch, algo, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL};
+    run_spec sp = {model, hw, ch, algo, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0};
     run_out base, o;
     run(&sp, &base);
     CHECK(base.status == FG_OK);
@@ -414,6 +416,47 @@ static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo a
     CHECK(o.st.link.bytes_prefetched == 2 * (uint64_t)o.st.offload_bytes_per_iter);
     printf("%-10s conv: peak %zu, %d tensors offloaded\n", model, o.peak, o.st.n_offload_tensors);
     run_free(&o);
+
+    /* all with weight offload: params, their grads and the inputs at host homes, on the device
+     * only around their uses; the same bits, a lower peak, and nothing left on the device but
+     * the outputs at the end */
+    sp.offload_weights = 1;
+    run_out w;
+    run(&sp, &w);
+    CHECK(w.status == FG_OK);
+    compare("all+weights", &base, &w);
+    printf("%-10s all+weights: peak %zu (all: %zu), persistent %zu (all: %zu), %d weight copies, %zu bytes per "
+           "iteration\n",
+           model, w.peak, all.peak, w.st.persistent_bytes, all.st.persistent_bytes, w.st.n_weight_copies,
+           w.st.weight_bytes_per_iter);
+    CHECK(w.peak < all.peak);
+    CHECK(w.st.persistent_bytes < all.st.persistent_bytes);
+    CHECK(w.st.peak_device_bytes == w.peak);
+    CHECK(w.end_in_use == w.st.persistent_bytes);
+    CHECK(w.st.n_weight_copies > 0 && w.st.weight_bytes_per_iter > 0);
+    /* every param is filled at least twice (forward, backward) and its grad copied home once */
+    CHECK(w.st.weight_bytes_per_iter >= 3 * (all.st.persistent_bytes - w.st.persistent_bytes) / 2);
+    CHECK(w.st.link.bytes_offloaded + w.st.link.bytes_prefetched ==
+          2 * (uint64_t)(2 * w.st.offload_bytes_per_iter + w.st.weight_bytes_per_iter));
+    if (budgets) {
+        /* plan with the same algorithms at the smallest budget of all+weights, which is below all's
+         * without weight offload: fits, same bits */
+        CHECK(w.st.min_device_bytes < all.st.min_device_bytes);
+        sp.kind = FG_VMEM_PLAN;
+        sp.fixed_algos = 1;
+        sp.pool_cap = w.st.min_device_bytes;
+        run(&sp, &o);
+        CHECK(o.status == FG_OK);
+        if (o.status != FG_OK) fprintf(stderr, "  %s plan+weights at %zu: %s\n", model, sp.pool_cap, o.msg);
+        else compare("plan+weights at all+weights' smallest budget", &base, &o);
+        CHECK(o.peak <= sp.pool_cap);
+        run_free(&o);
+        sp.kind = FG_VMEM_ALL;
+        sp.fixed_algos = 0;
+        sp.pool_cap = 0;
+    }
+    run_free(&w);
+    sp.offload_weights = 0;
 
     /* all with half the offloaded bytes allowed on the host: the rest goes to spill files, in a
      * spill directory that does not exist yet (created) */
@@ -516,7 +559,7 @@ static void compare_policy(const char *what, const run_out *base, const run_out 
 static int slow_link_recomputes;
 
 static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char *dir) {
-    run_spec sp = {model, hw, ch, FG_CONV_DNNL, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL};
+    run_spec sp = {model, hw, ch, FG_CONV_DNNL, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0};
     run_out base, conv, all, o;
     run(&sp, &base);
     sp.kind = FG_VMEM_CONV;
@@ -641,7 +684,7 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
 /* The disk fills up during forward: FG_ERR_IO naming the spill file; backward refuses; once
  * there is room again, the next iteration gives the baseline's numbers. */
 static void test_disk_full(const char *dir) {
-    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL};
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0};
     run_out base;
     run(&sp, &base);
 
@@ -715,7 +758,7 @@ static void test_misc(void) {
     CHECK(fg_vmem_of(&p) == NULL);
     p.destroy(p.self);
     /* a host tier too small and no spill directory: plan says so */
-    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 1, NULL, NULL, NULL, 0, 0, NULL};
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 1, NULL, NULL, NULL, 0, 0, NULL, 0};
     run_out o;
     run(&sp, &o);
     CHECK(o.status == FG_ERR_OOM);

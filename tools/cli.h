@@ -122,6 +122,7 @@ typedef struct cli_train_args {
      * the disk tier's directory, the host tier's capacity (0 = unlimited) and a trace CSV */
     const char *policy, *spill_dir, *trace;
     size_t host_mem;
+    int offload_weights; /* --offload-weights: params, grads and inputs at host homes between uses */
     /* --plot FILE.png: device memory over the last training iteration of the trace (gnuplot) */
     const char *plot;
     /* which of the tunables were given explicitly (else data-set or checkpoint defaults apply) */
@@ -147,14 +148,14 @@ void cli_train_args_init(cli_train_args *a);
  * final "test accuracy" line. Returns a CLI exit code; fills r on success. */
 int cli_train_run(cli_train_args *a, cli_train_result *r);
 
-/* vmem (issue 3): checks --policy and the tier options: no --policy (then no tier option either)
- * or none|all|conv is CLI_EXIT_OK; dyn and plan print "not implemented yet (issue 3)" and return
- * CLI_EXIT_FAIL; anything else is a usage error. */
-int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace);
+/* vmem (issue 3): checks --policy and the tier options: no --policy (then no tier option and no
+ * --offload-weights either) or none|all|conv|dyn|plan is CLI_EXIT_OK (--offload-weights not with
+ * none); anything else is a usage error. */
+int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights);
 /* Checks as above, then makes the policy into *pol (*have = 1; the caller gives it to a graph)
  * or leaves *have = 0 when policy is NULL. trace != 0 keeps every iteration's events. */
-int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, fg_mem_policy *pol,
-                    int *have);
+int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights,
+                    fg_mem_policy *pol, int *have);
 
 /* The model config of zoo model `def` at `batch`, with --input "HxW" (channels from the model) or
  * "CxHxW" applied when given: CLI_CONTINUE, or the usage error's exit code (printed). */

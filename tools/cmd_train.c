@@ -157,28 +157,33 @@ static int apply_checkpoint(cli_train_args *a, fg_ckpt_info *info, int *have_opt
 
 /* ---------------------------------------------------------------- vmem policy (issue 3) */
 
-int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace) {
+int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights) {
     if (!policy) {
-        if (spill_dir || host_mem || trace)
-            return cli_usage_error(NULL, "--spill-dir, --host-mem and --trace need --policy none|all|conv|dyn|plan");
+        if (spill_dir || host_mem || trace || offload_weights)
+            return cli_usage_error(NULL, "--spill-dir, --host-mem, --trace and --offload-weights need --policy "
+                                         "none|all|conv|dyn|plan");
         return CLI_EXIT_OK;
     }
     fg_vmem_kind kind;
     if (fg_vmem_kind_parse(policy, &kind) != FG_OK)
         return cli_usage_error(NULL, "--policy: unknown policy '%s' (expected none, all, conv, dyn or plan)", policy);
+    if (offload_weights && kind == FG_VMEM_NONE)
+        return cli_usage_error(NULL, "--offload-weights needs a layer-wise policy (all, conv, dyn or plan); none is the "
+                                     "network-wide baseline");
     return CLI_EXIT_OK;
 }
 
-int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, fg_mem_policy *pol,
-                    int *have) {
+int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights,
+                    fg_mem_policy *pol, int *have) {
     *have = 0;
-    int rc = cli_vmem_policy_check(policy, spill_dir, host_mem, trace);
+    int rc = cli_vmem_policy_check(policy, spill_dir, host_mem, trace, offload_weights);
     if (rc != CLI_EXIT_OK || !policy) return rc;
     fg_vmem_kind kind;
     (void)fg_vmem_kind_parse(policy, &kind); /* checked above */
     fg_vmem_config vc = fg_vmem_config_defaults(kind);
     vc.spill_dir = spill_dir;
     vc.host_capacity = host_mem;
+    vc.offload_weights = offload_weights;
     /* the trace of a whole run: every iteration (training and test forwards), capped at
      * trace_max events (the library's default, 1,000,000) */
     vc.trace = trace ? FG_VMEM_TRACE_ALL : FG_VMEM_TRACE_OFF;
@@ -207,7 +212,7 @@ static int budget_fail(const cli_train_args *a, const fg_train_cfg *cfg, const f
     c.on_batch = NULL;
     c.on_epoch = NULL;
     if (fg_pool_create(&pool, 0) == FG_OK &&
-        cli_vmem_policy(a->policy, NULL, 0, 0, &pol, &have) == CLI_EXIT_OK && have) {
+        cli_vmem_policy(a->policy, NULL, 0, 0, a->offload_weights, &pol, &have) == CLI_EXIT_OK && have) {
         fg_vmem *vm = fg_vmem_of(&pol);
         if (fg_trainer_create(&t, a->model, NULL, &c, &data->train, &data->test, pool, &pol) == FG_OK) {
             fg_vmem_stats st;
@@ -293,7 +298,7 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     }
     /* checked before the data is loaded so a bad --policy fails at once; the policy itself is
      * made after (the trainer owns it) */
-    int prc = cli_vmem_policy_check(a->policy, a->spill_dir, a->host_mem, a->trace != NULL);
+    int prc = cli_vmem_policy_check(a->policy, a->spill_dir, a->host_mem, a->trace != NULL, a->offload_weights);
     if (prc != CLI_EXIT_OK) return prc;
 
     fg_train_cfg cfg = fg_train_defaults();
@@ -345,7 +350,8 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     if (s != FG_OK) rc = cli_fail("device pool", s);
     /* --plot takes the same whole-run trace as --trace and draws its last training iteration */
     if (rc == CLI_EXIT_OK)
-        rc = cli_vmem_policy(a->policy, a->spill_dir, a->host_mem, a->trace != NULL || a->plot != NULL, &pol, &have_pol);
+        rc = cli_vmem_policy(a->policy, a->spill_dir, a->host_mem, a->trace != NULL || a->plot != NULL, a->offload_weights,
+                             &pol, &have_pol);
     if (rc == CLI_EXIT_OK) {
         if (have_pol) vm = fg_vmem_of(&pol);
         /* the trainer takes the policy (also on failure); a budget too small for the policy
@@ -472,6 +478,9 @@ int cmd_train(int argc, char **argv) {
          "first iteration's measured times) (default: network-wide allocation without vmem)", 0},
         {"spill-dir", CLI_STR, &a.spill_dir, "DIR", "vmem disk tier: spill offloaded tensors past --host-mem to files in DIR", 0},
         {"host-mem", CLI_SIZE, &a.host_mem, "SIZE", "vmem host tier capacity, e.g. 2G (default unlimited)", 0},
+        {"offload-weights", CLI_FLAG, &a.offload_weights, NULL,
+         "vmem: keep params, their gradients and the inputs in host memory, on the device only around the layers "
+         "that use them (needs --policy all|conv|dyn|plan)", 0},
         {"trace", CLI_STR, &a.trace, "FILE.csv", "write vmem's memory-over-time trace of the run (needs --policy)", 0},
         {"plot", CLI_STR, &a.plot, "FILE.png",
          "draw vmem's device memory over the last training iteration with gnuplot (needs --policy and gnuplot; "

@@ -201,6 +201,13 @@ typedef struct fg_mem_policy {
     fg_status (*end)(void *self, fg_graph *g);
     void (*destroy)(void *self);
     void *self;
+    /* 1: parameters, their gradients and the inputs are not allocated in the pool at build; each
+     * lives in host memory (its "home", where fg_graph_set_input, fg_graph_init_params, the
+     * optimizer and the weight files read and write it between iterations), and the policy makes a
+     * device copy resident for the steps that use it (fg_graph_storage_alloc, then a copy from the
+     * home; a gradient is copied back before its device copy is released, which points it at its
+     * home again). Weight offload, beyond vDNN (which keeps weights on the device). */
+    int home_host;
 } fg_mem_policy;
 
 /* Baseline: every tensor allocated network-wide for the whole iteration, one shared workspace
@@ -218,6 +225,9 @@ fg_status fg_graph_storage_alloc_at(fg_graph *g, fg_id id, size_t offset);
 void fg_graph_storage_release(fg_graph *g, fg_id id);
 /* The device pointer of id's storage root (NULL when not on the device). */
 void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id);
+/* The host home of id's storage root (NULL unless the policy has home_host and the root is a
+ * parameter, a parameter gradient or an input). */
+void *fg_graph_storage_home(const fg_graph *g, fg_id id);
 /* Points every view of id's storage root at `data` with residence `res`, without touching the
  * pool: offload policies use it to say "these bytes now live in the host tier at data" after
  * releasing the device copy (res = FG_RES_HOST or FG_RES_DISK, data may be NULL for disk). */

@@ -129,6 +129,10 @@ typedef struct fg_vmem_config {
                                    to the baseline; the smallest budget may be larger) */
     int dry_run;                /* plan only (schedule, budget, predictions): no tiers, no link, no
                                    allocation; forward fails. For `frugal vmem simulate`. */
+    int offload_weights;        /* layer-wise kinds: parameters, their gradients and the inputs live
+                                   in host memory and are on the device only around the steps that
+                                   use them (fg_mem_policy.home_host; beyond vDNN, which keeps the
+                                   weights on the device). Same numbers bit for bit. */
 } fg_vmem_config;
 
 fg_vmem_config fg_vmem_config_defaults(fg_vmem_kind kind);
@@ -161,6 +165,9 @@ typedef struct fg_vmem_stats {
     int algo_checks;              /* plan: of those, re-plans after timing the conv algorithms it
                                      switched to at the full batch (its profile runs 2 images) */
     double recompute_seconds;     /* measured, since the last reset */
+    size_t weight_bytes_per_iter; /* offload_weights: bytes copied between the host homes of params,
+                                     their grads and inputs and the device per iteration */
+    int n_weight_copies;          /* of which copies per iteration (fills + gradient copy-backs) */
     int64_t iterations;           /* completed (forward + backward) */
     char decision[256];           /* what dyn/plan chose, e.g. "all, 3 convs memory-optimal" */
 } fg_vmem_stats;
@@ -188,6 +195,7 @@ typedef struct fg_vmem_prediction {
     double stall_seconds;      /* compute waiting on the link */
     double interference_seconds; /* compute slowed by copies (compute_share) */
     double offload_bytes, prefetch_bytes;
+    double weight_bytes;       /* copied between the homes and the device (offload_weights) */
     size_t peak_device_bytes;
     double avg_device_bytes;   /* time-weighted over the predicted iteration */
 } fg_vmem_prediction;

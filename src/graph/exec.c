@@ -48,7 +48,8 @@ fg_status fg_graph_read(fg_graph *g, fg_id id, void *dst, size_t bytes) {
     fg_tslot *s = &g->t[id];
     if (bytes != s->info.bytes)
         return fg_fail(FG_ERR_SHAPE, "read: '%s' holds %zu bytes, asked for %zu", s->info.t.name, s->info.bytes, bytes);
-    if (s->info.t.residence != FG_RES_DEVICE || !s->info.t.data)
+    /* on the device, or at its host home / in the host tier between uses */
+    if ((s->info.t.residence != FG_RES_DEVICE && s->info.t.residence != FG_RES_HOST) || !s->info.t.data)
         return fg_fail(FG_ERR_INVALID, "read: '%s' is not resident (mark it with fg_graph_mark_output before build)",
                        s->info.t.name);
     memcpy(dst, s->info.t.data, bytes);
@@ -183,6 +184,7 @@ static void dgrad_prepare(fg_graph *g, int i, dgrad *d, int k0, int k1, unsigned
         fg_id gx = g->t[x].info.grad;
         if (gx == FG_NONE) continue;
         if (g->t[g->t[x].info.alias_of].info.kind == FG_T_PARAM && !g->nodes[i].accum[k]) {
+            check_resident(g, i, gx, "parameter gradient");
             d->dst[k] = F(g, gx); /* accumulated inside the op */
             continue;
         }

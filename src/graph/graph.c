@@ -39,6 +39,7 @@ void fg_graph_free(fg_graph *g) {
     if (g->pool)
         for (int i = 0; i < g->nt; i++)
             if (g->t[i].storage && !g->t[i].borrowed) fg_pool_free(g->pool, g->t[i].storage);
+    for (int i = 0; i < g->nt; i++) free(g->t[i].home);
     pthread_rwlock_destroy(&g->wlock);
     free(g->t);
     free(g->nodes);
@@ -815,10 +816,18 @@ void fg_graph_storage_release(fg_graph *g, fg_id id) {
     fg_pool_free(g->pool, r->storage);
     r->storage = NULL;
     for (fg_id a = root; a != FG_NONE; a = g->t[a].next_alias) {
-        g->t[a].info.t.data = NULL;
-        g->t[a].info.t.residence = FG_RES_NONE;
+        g->t[a].info.t.data = r->home;
+        g->t[a].info.t.residence = r->home ? FG_RES_HOST : FG_RES_NONE;
     }
 }
+
+void *fg_graph_storage_home(const fg_graph *g, fg_id id) {
+    FG_ASSERT(id >= 0 && id < g->nt);
+    return g->t[g->t[id].info.alias_of].home;
+}
+
+/* Kinds that live in host memory between uses under a home_host policy. */
+static int homed_kind(fg_tkind k) { return k == FG_T_PARAM || k == FG_T_PGRAD || k == FG_T_INPUT; }
 
 void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id) {
     FG_ASSERT(id >= 0 && id < g->nt);
@@ -926,7 +935,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
     for (int i = 0; i < g->nt; i++) {
         fg_tkind k = g->t[i].info.kind;
         if (g->t[i].info.alias_of == i && (k == FG_T_INPUT || k == FG_T_PARAM || k == FG_T_STATE || g->t[i].is_output))
-            g->t[i].persistent = 1;
+            g->t[i].persistent = !(policy->home_host && homed_kind(k) && !g->t[i].is_output);
     }
     if (loss != FG_NONE) g->t[g->t[loss].info.alias_of].persistent = 1;
 
@@ -985,7 +994,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
             }
         }
         for (int i = 0; i < g->nt; i++)
-            if (g->t[i].info.kind == FG_T_PGRAD) g->t[i].persistent = 1;
+            if (g->t[i].info.kind == FG_T_PGRAD) g->t[i].persistent = !policy->home_host;
         g->t[g->t[lroot].info.grad].persistent = 1; /* d loss / d loss = 1, set by the executor */
     }
 
@@ -1002,20 +1011,31 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
             use(g, g->t[n->info.out].info.grad, sb);
             for (int k = 0; k < n->info.n_in; k++) {
                 fg_id x = n->info.in[k];
-                if (g->t[x].info.grad != FG_NONE && g->t[g->t[x].info.alias_of].info.kind != FG_T_PARAM)
-                    use(g, g->t[x].info.grad, sb);
+                use(g, g->t[x].info.grad, sb); /* a param grad: only when it is not persistent */
             }
         }
     }
     sync_aliases(g);
     for (int i = 0; i < N; i++) compute_ws(g, &g->nodes[i]);
 
-    /* persistent storage */
+    /* persistent storage, and the homes of a home_host policy */
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].persistent && g->t[i].info.alias_of == i) {
             fg_status s = fg_graph_storage_alloc(g, i);
             if (s != FG_OK) return s;
             memset(g->t[i].storage, 0, g->t[i].info.bytes);
+        } else if (policy->home_host && g->t[i].info.alias_of == i && homed_kind(g->t[i].info.kind) &&
+                   !g->t[i].is_output) {
+            size_t b = (g->t[i].info.bytes + 63) / 64 * 64;
+            g->t[i].home = aligned_alloc(64, b ? b : 64);
+            if (!g->t[i].home)
+                return fg_fail(FG_ERR_OOM, "graph build: out of host memory for the home of '%s' (%zu bytes)",
+                               g->t[i].info.t.name, b);
+            memset(g->t[i].home, 0, b);
+            for (fg_id a = i; a != FG_NONE; a = g->t[a].next_alias) {
+                g->t[a].info.t.data = g->t[i].home;
+                g->t[a].info.t.residence = FG_RES_HOST;
+            }
         }
     g->built = 1;
     if (g->policy.plan) FG_TRY(g->policy.plan(g->policy.self, g, pool));

@@ -47,6 +47,8 @@ typedef struct fg_tslot {
     fg_id next_alias; /* linked list of views sharing this root's storage, FG_NONE ends */
     void *storage;    /* pool pointer of a root (NULL when not allocated) */
     int borrowed;     /* storage is another graph's weights (fg_graph_share_weights): never freed here */
+    void *home;       /* a root kept in host memory between its uses (fg_mem_policy.home_host):
+                         params, their grads and inputs; the device copy is the policy's */
 } fg_tslot;
 
 struct fg_graph {

@@ -72,6 +72,12 @@ fg_status fg_graph_share_weights(fg_graph *g, fg_graph *owner) {
                        "share weights: graph '%s' was built with a loss; only an inference graph (built with loss "
                        "FG_NONE) reads another graph's weights, the owner trains them",
                        g->name);
+    for (int i = 0; i < owner->np; i++)
+        if (owner->t[owner->t[owner->params[i]].info.alias_of].home)
+            return fg_fail(FG_ERR_UNSUPPORTED,
+                           "share weights: graph '%s' keeps its weights in host memory between uses (a vmem policy "
+                           "with weight offload); other graphs can only read weights that stay on the device",
+                           owner->name);
     int n = g->np + g->ns;
     fg_id *src = malloc(sizeof *src * (size_t)(n + 1));
     if (!src) return fg_fail(FG_ERR_OOM, "share weights: out of host memory");

@@ -75,7 +75,9 @@ static void on_link(void *user, fg_vmem_dir dir, size_t bytes, int64_t tag, fg_s
     (void)bytes;
     (void)status;
     fg_vmem_ev_kind k = (dir == FG_VMEM_D2H || dir == FG_VMEM_D2DISK) ? FG_VMEM_EV_OFFLOAD_DONE : FG_VMEM_EV_PREFETCH_DONE;
-    fg_vmem_trace_add(&v->trace, fg_time_now(), pool_in_use(v), k, -1, FG_FORWARD, v->sc.slots[tag].root);
+    /* tags: slot k is k, home interval k is n_slots + k */
+    fg_id root = tag < v->sc.n_slots ? v->sc.slots[tag].root : v->sc.homes[tag - v->sc.n_slots].root;
+    fg_vmem_trace_add(&v->trace, fg_time_now(), pool_in_use(v), k, -1, FG_FORWARD, root);
 }
 
 static void trace_here(fg_vmem *v, fg_vmem_ev_kind k, int node, fg_pass pass, fg_id t) {
@@ -124,24 +126,30 @@ static fg_status alloc_ws(fg_vmem *v, size_t bytes, const char *what, void **p) 
 
 /* ---------------------------------------------------------------- plan */
 
+static const char *persistent_what(const fg_vmem *v) {
+    return v->cfg.offload_weights ? "outputs and state; the weights and inputs are offloaded"
+                                  : "inputs, params, grads, outputs";
+}
+
 static fg_status budget_error(fg_vmem *v, size_t capacity, size_t peak_ws, int peak_step) {
     char a[32], b[32], c[32], d[32], e[32];
     if (peak_step < 0) /* dyn / plan: no configuration fits */
         return fg_fail(FG_ERR_OOM,
                        "vmem policy '%s': a device budget of %s (%zu bytes) is too small for '%s' under any choice; "
                        "the smallest budget that would work is %s (%zu bytes: offload everything backward reads, "
-                       "memory-optimal conv algorithms; %s of it persistent: inputs, params, grads, outputs)",
+                       "memory-optimal conv algorithms; %s of it persistent: %s)",
                        fg_vmem_kind_name(v->cfg.kind), fg_bytes_str(a, sizeof a, (double)capacity), capacity,
                        fg_graph_name(v->g), fg_bytes_str(b, sizeof b, (double)v->min_bytes), v->min_bytes,
-                       fg_bytes_str(c, sizeof c, (double)v->persistent_bytes));
+                       fg_bytes_str(c, sizeof c, (double)v->persistent_bytes), persistent_what(v));
     int node = peak_step < v->N ? peak_step : 2 * v->N - 1 - peak_step;
     return fg_fail(FG_ERR_OOM,
                    "vmem policy '%s': a device budget of %s (%zu bytes) is too small for '%s'; the smallest budget "
-                   "that would work is %s (%zu bytes): %s persistent (inputs, params, grads, outputs) + a peak "
+                   "that would work is %s (%zu bytes): %s persistent (%s) + a peak "
                    "working set of %s at %s of node '%s' + %s lost to the pool's fragmentation",
                    fg_vmem_kind_name(v->cfg.kind), fg_bytes_str(a, sizeof a, (double)capacity), capacity,
                    fg_graph_name(v->g), fg_bytes_str(b, sizeof b, (double)v->min_bytes), v->min_bytes,
-                   fg_bytes_str(c, sizeof c, (double)v->persistent_bytes), fg_bytes_str(d, sizeof d, (double)peak_ws),
+                   fg_bytes_str(c, sizeof c, (double)v->persistent_bytes), persistent_what(v),
+                   fg_bytes_str(d, sizeof d, (double)peak_ws),
                    peak_step < v->N ? "forward" : "backward", fg_graph_node(v->g, node)->name,
                    fg_bytes_str(e, sizeof e, (double)(v->min_bytes - v->peak_bytes)));
 }
@@ -212,9 +220,10 @@ static fg_status check_budget(fg_vmem *v, size_t capacity) {
 static fg_status setup_slots(fg_vmem *v) {
     v->off_ev = calloc((size_t)v->sc.n_slots + 1, sizeof *v->off_ev);
     v->pf_ev = calloc((size_t)v->sc.n_slots + 1, sizeof *v->pf_ev);
-    if (!v->off_ev || !v->pf_ev) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-    if (v->sc.n_slots) {
-        FG_TRY(fg_vmem_tiers_place(&v->tiers, v->sc.slots, v->sc.n_slots, v->cfg.host_capacity));
+    v->home_ev = calloc((size_t)v->sc.n_homes + 1, sizeof *v->home_ev);
+    if (!v->off_ev || !v->pf_ev || !v->home_ev) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    if (v->sc.n_slots) FG_TRY(fg_vmem_tiers_place(&v->tiers, v->sc.slots, v->sc.n_slots, v->cfg.host_capacity));
+    if (v->sc.n_slots || v->sc.n_homes) {
         if (!v->link) {
             FG_TRY(fg_vmem_link_create(&v->link, &v->cfg.link));
             if (v->cfg.trace != FG_VMEM_TRACE_OFF) fg_vmem_link_set_observer(v->link, on_link, v);
@@ -230,7 +239,9 @@ static void teardown_slots(fg_vmem *v) {
     v->tiers.n_disk = 0;
     free(v->off_ev);
     free(v->pf_ev);
+    free(v->home_ev);
     v->off_ev = v->pf_ev = NULL;
+    v->home_ev = NULL;
 }
 
 static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
@@ -342,6 +353,13 @@ static void iteration_reset(fg_vmem *v) {
         }
         v->sc.slots[k].valid = 0;
     }
+    for (int k = 0; k < v->sc.n_homes; k++) {
+        if (v->home_ev[k]) {
+            (void)fg_vmem_event_wait(v->link, v->home_ev[k]);
+            v->home_ev[k] = NULL;
+        }
+        release_root(v, v->sc.homes[k].root); /* back at its home */
+    }
     v->layout_next = 0;
     free_ws(v, &v->ws);
     for (fg_id r = 0; r < v->nt; r++)
@@ -416,6 +434,42 @@ static fg_status recompute(fg_vmem *v, fg_id r) {
     return FG_OK;
 }
 
+/* Weight offload: the device copy of a homed root is allocated and filled from its home. */
+static fg_status home_fill(fg_vmem *v, int k) {
+    const fg_vmem_home *h = &v->sc.homes[k];
+    FG_TRY(alloc_root(v, h->root));
+    trace_here(v, FG_VMEM_EV_PREFETCH_ISSUE, v->cur_node, v->cur_pass, h->root);
+    return fg_vmem_link_submit(v->link, FG_VMEM_H2D, fg_graph_storage_device_ptr(v->g, h->root),
+                               fg_graph_storage_home(v->g, h->root), h->bytes, -1, 0, NULL, h->name, v->sc.n_slots + k,
+                               &v->home_ev[k]);
+}
+
+static fg_status home_wait(fg_vmem *v, int k) {
+    FG_ASSERT_MSG(v->home_ev[k], "vmem: waiting for a weight copy that was never issued");
+    fg_status s = fg_vmem_event_wait(v->link, v->home_ev[k]);
+    v->home_ev[k] = NULL;
+    return s;
+}
+
+/* After the interval's last use: released (its home is current), or a gradient copied home first. */
+static fg_status home_out(fg_vmem *v, int k) {
+    const fg_vmem_home *h = &v->sc.homes[k];
+    if (!h->writeback) {
+        release_root(v, h->root);
+        return FG_OK;
+    }
+    trace_here(v, FG_VMEM_EV_OFFLOAD_ISSUE, v->cur_node, v->cur_pass, h->root);
+    return fg_vmem_link_submit(v->link, FG_VMEM_D2H, fg_graph_storage_home(v->g, h->root),
+                               fg_graph_storage_device_ptr(v->g, h->root), h->bytes, -1, 0, NULL, h->name,
+                               v->sc.n_slots + k, &v->home_ev[k]);
+}
+
+static fg_status home_done(fg_vmem *v, int k) {
+    fg_status s = home_wait(v, k);
+    release_root(v, v->sc.homes[k].root);
+    return s;
+}
+
 static fg_status vm_before(void *self, fg_graph *g, int node, fg_pass pass) {
     fg_vmem *v = self;
     if (v->cfg.dry_run)
@@ -453,6 +507,7 @@ static fg_status vm_before(void *self, fg_graph *g, int node, fg_pass pass) {
     int s = step_of(v, node, pass);
     FG_SCHED_FOR(sc->s[S_ALLOC], s, k) FG_TRY(alloc_root(v, sc->s[S_ALLOC].ids[k]));
     FG_SCHED_FOR(sc->s[S_PF_ISSUE], s, k) FG_TRY(prefetch_issue(v, sc->s[S_PF_ISSUE].ids[k]));
+    FG_SCHED_FOR(sc->s[S_HOME_FILL], s, k) FG_TRY(home_fill(v, sc->s[S_HOME_FILL].ids[k]));
     FG_SCHED_FOR(sc->s[S_PF_WAIT], s, k) {
         int j = sc->s[S_PF_WAIT].ids[k];
         FG_ASSERT_MSG(v->pf_ev[j], "vmem: waiting for a prefetch that was never issued");
@@ -460,6 +515,7 @@ static fg_status vm_before(void *self, fg_graph *g, int node, fg_pass pass) {
         v->pf_ev[j] = NULL;
         if (st != FG_OK) return st;
     }
+    FG_SCHED_FOR(sc->s[S_HOME_WAIT], s, k) FG_TRY(home_wait(v, sc->s[S_HOME_WAIT].ids[k]));
     FG_SCHED_FOR(sc->s[S_RECOMP], s, k) FG_TRY(recompute(v, sc->s[S_RECOMP].ids[k]));
     size_t ws = ws_need(v, node, pass);
     char what[FG_NAME_MAX + 16];
@@ -495,6 +551,8 @@ static fg_status vm_after(void *self, fg_graph *g, int node, fg_pass pass) {
             fg_graph_storage_mark(v->g, r, FG_RES_NONE, NULL);
         }
         FG_SCHED_FOR(sc->s[S_OFF_ISSUE], s, k) FG_TRY(offload_issue(v, sc->s[S_OFF_ISSUE].ids[k]));
+        FG_SCHED_FOR(sc->s[S_HOME_OUT], s, k) FG_TRY(home_out(v, sc->s[S_HOME_OUT].ids[k]));
+        FG_SCHED_FOR(sc->s[S_HOME_DONE], s, k) FG_TRY(home_done(v, sc->s[S_HOME_DONE].ids[k]));
     }
     if (pass == FG_FORWARD && node == v->N - 1) v->forward_done = 1;
     trace_here(v, FG_VMEM_EV_END, node, pass, FG_NONE);
@@ -506,6 +564,8 @@ static fg_status vm_end(void *self, fg_graph *g) {
     (void)g;
     for (int k = 0; k < v->sc.n_slots; k++)
         FG_ASSERT_MSG(!v->off_ev[k] && !v->pf_ev[k], "vmem: a copy is still in flight at the end of an iteration");
+    for (int k = 0; v->has_backward && k < v->sc.n_homes; k++)
+        FG_ASSERT_MSG(!v->home_ev[k], "vmem: a weight copy is still in flight at the end of an iteration");
     if (v->has_backward) v->iterations++;
     v->forward_done = 0;
     v->cur_node = -1;
@@ -520,6 +580,8 @@ static void vm_destroy(void *self) {
             if (v->off_ev && v->off_ev[k]) (void)fg_vmem_event_wait(v->link, v->off_ev[k]);
             if (v->pf_ev && v->pf_ev[k]) (void)fg_vmem_event_wait(v->link, v->pf_ev[k]);
         }
+        for (int k = 0; v->home_ev && k < v->sc.n_homes; k++)
+            if (v->home_ev[k]) (void)fg_vmem_event_wait(v->link, v->home_ev[k]);
         fg_vmem_link_destroy(v->link);
     }
     if (v->pool) {
@@ -531,6 +593,7 @@ static void vm_destroy(void *self) {
     fg_vmem_schedule_free(&v->sc);
     free(v->off_ev);
     free(v->pf_ev);
+    free(v->home_ev);
     free(v->layout_off);
     free(v->layout_id);
     free(v->ri);
@@ -553,6 +616,10 @@ fg_status fg_vmem_policy_create(fg_mem_policy *out, const fg_vmem_config *cfg) {
                        cfg->link.latency_us);
     if (cfg->trace < 0 || cfg->trace >= FG_VMEM_TRACE_MODE_COUNT)
         return fg_fail(FG_ERR_INVALID, "vmem: trace mode %d out of range", (int)cfg->trace);
+    if (cfg->offload_weights && cfg->kind == FG_VMEM_NONE)
+        return fg_fail(FG_ERR_INVALID,
+                       "vmem: policy 'none' is the network-wide baseline and keeps the weights on the device; weight "
+                       "offload needs a layer-wise policy (all, conv, dyn or plan)");
     fg_vmem *v = calloc(1, sizeof *v);
     if (!v) return fg_fail(FG_ERR_OOM, "vmem: out of host memory");
     v->cfg = *cfg;
@@ -575,6 +642,7 @@ fg_status fg_vmem_policy_create(fg_mem_policy *out, const fg_vmem_config *cfg) {
     out->end = vm_end;
     out->destroy = vm_destroy;
     out->self = v;
+    out->home_host = cfg->offload_weights != 0;
     return FG_OK;
 }
 
@@ -601,6 +669,8 @@ void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out) {
     out->recompute_seconds = v->recompute_seconds;
     snprintf(out->decision, sizeof out->decision, "%s", v->decision[0] ? v->decision : fg_vmem_kind_name(v->cfg.kind));
     out->n_disk_tensors = v->tiers.n_disk;
+    out->weight_bytes_per_iter = v->sc.home_bytes;
+    for (int k = 0; k < v->sc.n_homes; k++) out->n_weight_copies += 1 + v->sc.homes[k].writeback;
     out->iterations = v->iterations;
 }
 

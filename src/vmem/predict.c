@@ -82,9 +82,11 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
     }
     double *off_done = calloc((size_t)sc->n_slots + 1, sizeof(double));
     double *pf_done = calloc((size_t)sc->n_slots + 1, sizeof(double));
-    if (!off_done || !pf_done) {
+    double *home_done = calloc((size_t)sc->n_homes + 1, sizeof(double));
+    if (!off_done || !pf_done || !home_done) {
         free(off_done);
         free(pf_done);
+        free(home_done);
         return fg_fail(FG_ERR_OOM, "vmem predict: out of host memory");
     }
     double t = 0, out_free = 0, in_free = 0;
@@ -103,8 +105,24 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
             out->interference_seconds += c * share;
             out->prefetch_bytes += (double)sl->bytes;
         }
+        FG_SCHED_FOR(sc->s[S_HOME_FILL], s, k) {
+            const fg_vmem_home *h = &sc->homes[sc->s[S_HOME_FILL].ids[k]];
+            mem_at(&mt, t, (long long)round_pool(h->bytes));
+            double c = copy_seconds(m, h->bytes);
+            double start = t > in_free ? t : in_free;
+            home_done[sc->s[S_HOME_FILL].ids[k]] = in_free = start + c;
+            out->interference_seconds += c * share;
+            out->weight_bytes += (double)h->bytes;
+        }
         FG_SCHED_FOR(sc->s[S_PF_WAIT], s, k) {
             double d = pf_done[sc->s[S_PF_WAIT].ids[k]];
+            if (d > t) {
+                out->stall_seconds += d - t;
+                t = d;
+            }
+        }
+        FG_SCHED_FOR(sc->s[S_HOME_WAIT], s, k) {
+            double d = home_done[sc->s[S_HOME_WAIT].ids[k]];
             if (d > t) {
                 out->stall_seconds += d - t;
                 t = d;
@@ -146,9 +164,31 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
             out->interference_seconds += c * share;
             out->offload_bytes += (double)sc->slots[j].bytes;
         }
+        FG_SCHED_FOR(sc->s[S_HOME_OUT], s, k) {
+            int j = sc->s[S_HOME_OUT].ids[k];
+            const fg_vmem_home *h = &sc->homes[j];
+            if (!h->writeback) {
+                mem_at(&mt, t, -(long long)round_pool(h->bytes));
+                continue;
+            }
+            double c = copy_seconds(m, h->bytes);
+            double start = t > out_free ? t : out_free;
+            home_done[j] = out_free = start + c;
+            out->interference_seconds += c * share;
+            out->weight_bytes += (double)h->bytes;
+        }
+        FG_SCHED_FOR(sc->s[S_HOME_DONE], s, k) {
+            int j = sc->s[S_HOME_DONE].ids[k];
+            if (home_done[j] > t) {
+                out->stall_seconds += home_done[j] - t;
+                t = home_done[j];
+            }
+            mem_at(&mt, t, -(long long)round_pool(sc->homes[j].bytes));
+        }
     }
     free(off_done);
     free(pf_done);
+    free(home_done);
     out->iter_seconds = t + out->interference_seconds;
     mem_at(&mt, out->iter_seconds, 0);
     out->peak_device_bytes = mt.peak;

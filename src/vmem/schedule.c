@@ -15,7 +15,9 @@
  *    producer's inputs, so their first backward read moves to that step (a kept input lives longer,
  *    an offloaded one is prefetched earlier, a recomputed one is recomputed first: roots are
  *    processed from the last producer back, and recomputes of one step run in producer order).
- * Persistent tensors (inputs, params, state, param grads, outputs) never move. */
+ * Persistent tensors (inputs, params, state, param grads, outputs) never move, unless the policy
+ * offloads weights (cfg.offload_weights): then params, their grads and the inputs live at their
+ * host homes and get a device copy for each interval of steps that uses them (build_homes). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,9 +25,10 @@
 
 int fg_vmem_bwd_runs(const fg_graph *g, int i) { return fg_graph_tinfo(g, fg_graph_node(g, i)->out)->grad != FG_NONE; }
 
+/* A root the policy allocates and releases on the timeline (homed roots have their own intervals). */
 int fg_vmem_is_planned(const fg_graph *g, fg_id i) {
     const fg_tinfo *t = fg_graph_tinfo(g, i);
-    return t->alias_of == i && t->first_use >= 0;
+    return t->alias_of == i && t->first_use >= 0 && !fg_graph_storage_home(g, i);
 }
 
 size_t fg_vmem_ws_need(const fg_vmem *v, int node, fg_pass pass) {
@@ -124,6 +127,7 @@ void fg_vmem_schedule_free(fg_vmem_schedule *sc) {
     free(sc->bf);
     free(sc->lu);
     free(sc->split);
+    free(sc->homes);
     memset(sc, 0, sizeof *sc);
 }
 
@@ -162,6 +166,70 @@ static void resolve_actions(const fg_vmem *v, const unsigned char *act, fg_vmem_
     for (fg_id r = 0; r < v->nt; r++)
         if (sc->eff[r] == FG_VMEM_RECOMPUTE && fg_graph_node(g, fg_graph_tinfo(g, r)->producer)->out != r)
             sc->eff[r] = FG_VMEM_KEEP;
+}
+
+static int cmp_pair(const void *a, const void *b) {
+    const pair *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->step < y->step ? -1 : (x->step > y->step);
+}
+
+static fg_status add_home_use(const fg_graph *g, pairs *u, fg_id id, int step) {
+    if (id == FG_NONE || !fg_graph_storage_home(g, root_of(g, id))) return FG_OK;
+    return pairs_add(u, step, root_of(g, id));
+}
+
+/* Weight offload: every step that reads or writes a homed root (forward: its inputs; backward:
+ * what it saves, which lists the params, and the gradients it writes, which include the param
+ * grads; a recompute: the producer's inputs at the recompute's step), grouped per root into
+ * intervals of uses at most one step apart, and their action lists. */
+static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) {
+    const fg_graph *g = v->g;
+    int N = v->N, last = v->has_backward ? v->steps : N;
+    pairs u = {NULL, 0, 0};
+    fg_status st = FG_OK;
+    for (int i = 0; i < N && st == FG_OK; i++) {
+        const fg_ninfo *n = fg_graph_node(g, i);
+        for (int k = 0; k < n->n_in && st == FG_OK; k++) st = add_home_use(g, &u, n->in[k], i);
+        if (!v->has_backward || !fg_vmem_bwd_runs(g, i)) continue;
+        int b = bstep(v, i);
+        for (int k = 0; k < n->n_save && st == FG_OK; k++) st = add_home_use(g, &u, n->save[k], b);
+        for (int k = 0; k < n->n_in && st == FG_OK; k++) st = add_home_use(g, &u, fg_graph_tinfo(g, n->in[k])->grad, b);
+    }
+    for (fg_id r = 0; r < v->nt && st == FG_OK; r++) {
+        if (sc->eff[r] != FG_VMEM_RECOMPUTE) continue;
+        const fg_ninfo *n = fg_graph_node(g, fg_graph_tinfo(g, r)->producer);
+        for (int k = 0; k < n->n_in && st == FG_OK; k++) st = add_home_use(g, &u, n->in[k], sc->bf[r]);
+    }
+    if (st == FG_OK && u.n) {
+        qsort(u.p, (size_t)u.n, sizeof *u.p, cmp_pair);
+        sc->homes = calloc((size_t)u.n, sizeof *sc->homes);
+        if (!sc->homes) st = fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    }
+    for (int k = 0; k < u.n && st == FG_OK;) {
+        int j = k;
+        while (j + 1 < u.n && u.p[j + 1].id == u.p[k].id && u.p[j + 1].step <= u.p[j].step + 2) j++;
+        const fg_tinfo *t = fg_graph_tinfo(g, u.p[k].id);
+        fg_vmem_home *h = &sc->homes[sc->n_homes];
+        h->root = u.p[k].id;
+        snprintf(h->name, sizeof h->name, "%s", t->t.name);
+        h->bytes = t->bytes;
+        h->a = u.p[k].step;
+        h->b = u.p[j].step;
+        /* one step ahead within the pass, so the copy overlaps the previous node */
+        h->fill = (h->a == 0 || h->a == N) ? h->a : h->a - 1;
+        h->writeback = t->kind == FG_T_PGRAD;
+        h->done = h->writeback && h->b + 1 < last ? h->b + 1 : h->b;
+        sc->home_bytes += h->bytes * (size_t)(1 + h->writeback);
+        st = pairs_add(&pv[S_HOME_FILL], h->fill, sc->n_homes);
+        if (st == FG_OK) st = pairs_add(&pv[S_HOME_WAIT], h->a, sc->n_homes);
+        if (st == FG_OK) st = pairs_add(&pv[S_HOME_OUT], h->b, sc->n_homes);
+        if (st == FG_OK && h->writeback) st = pairs_add(&pv[S_HOME_DONE], h->done, sc->n_homes);
+        sc->n_homes++;
+        k = j + 1;
+    }
+    free(u.p);
+    return st;
 }
 
 fg_status fg_vmem_schedule_build(const fg_vmem *v, const unsigned char *act, fg_vmem_schedule *sc) {
@@ -251,6 +319,7 @@ fg_status fg_vmem_schedule_build(const fg_vmem *v, const unsigned char *act, fg_
         if (st == FG_OK) st = pairs_add(&pv[S_PF_ISSUE], issue, k);
         if (st == FG_OK) st = pairs_add(&pv[S_PF_WAIT], sl->bf, k);
     }
+    if (st == FG_OK) st = build_homes(v, sc, pv);
     for (int k = 0; k < S_COUNT && st == FG_OK; k++) st = sched_build(&sc->s[k], &pv[k], v->steps);
     for (int k = 0; k < S_COUNT; k++) free(pv[k].p);
     if (st != FG_OK) fg_vmem_schedule_free(sc);
@@ -293,6 +362,10 @@ fg_status fg_vmem_memops_build(const fg_vmem *v, const fg_vmem_schedule *sc, int
             const fg_vmem_slot *sl = &sc->slots[sc->s[S_PF_ISSUE].ids[k]];
             FG_TRY(memops_add(m, 1, sl->root, sl->bytes, s));
         }
+        FG_SCHED_FOR(sc->s[S_HOME_FILL], s, k) {
+            const fg_vmem_home *h = &sc->homes[sc->s[S_HOME_FILL].ids[k]];
+            FG_TRY(memops_add(m, 1, h->root, h->bytes, s));
+        }
         FG_SCHED_FOR(sc->s[S_RECOMP], s, k) {
             fg_id r = sc->s[S_RECOMP].ids[k];
             size_t ws = fg_vmem_ws_need(v, fg_graph_tinfo(g, r)->producer, FG_FORWARD);
@@ -322,6 +395,14 @@ fg_status fg_vmem_memops_build(const fg_vmem *v, const fg_vmem_schedule *sc, int
         FG_SCHED_FOR(sc->s[S_DROP], s, k) {
             fg_id r = sc->s[S_DROP].ids[k];
             FG_TRY(memops_add(m, 0, r, fg_graph_tinfo(g, r)->bytes, s));
+        }
+        FG_SCHED_FOR(sc->s[S_HOME_OUT], s, k) {
+            const fg_vmem_home *h = &sc->homes[sc->s[S_HOME_OUT].ids[k]];
+            if (!h->writeback) FG_TRY(memops_add(m, 0, h->root, h->bytes, s));
+        }
+        FG_SCHED_FOR(sc->s[S_HOME_DONE], s, k) {
+            const fg_vmem_home *h = &sc->homes[sc->s[S_HOME_DONE].ids[k]];
+            FG_TRY(memops_add(m, 0, h->root, h->bytes, s));
         }
     }
     return FG_OK;

@@ -123,8 +123,26 @@ enum {
     S_OFF_ISSUE, /* after: slots whose offload is issued (the producer just wrote them) */
     S_MID_RELEASE, /* mid (split conv backward): the input, read by the weight half only */
     S_MID_ALLOC,   /* mid: the input's gradient, written by the data half */
+    S_HOME_FILL,   /* before: homes whose device copy is allocated and filled (copy issued) */
+    S_HOME_WAIT,   /* before: homes this node reads, wait for their fill */
+    S_HOME_OUT,    /* after: homes past their last use: released, or (gradients) copy-back issued */
+    S_HOME_DONE,   /* after: copy-backs waited for, device copies released */
     S_COUNT
 };
+
+/* One interval of use of a root that lives at its host home (weight offload, cfg.offload_weights):
+ * uses of the root at most one step apart share an interval; before it the device copy is
+ * allocated and filled from the home (issued one step ahead within the pass), after it the copy
+ * is released, a parameter gradient after being copied back. */
+typedef struct fg_vmem_home {
+    fg_id root;
+    char name[FG_NAME_MAX];
+    size_t bytes;
+    int a, b;        /* first and last step using it */
+    int fill;        /* step whose before() allocates the device copy and issues the fill */
+    int writeback;   /* 1: written in the interval (a parameter gradient): copied home after b */
+    int done;        /* step whose after() waits for the copy-back and releases */
+} fg_vmem_home;
 
 /* Static facts about each storage root, computed once at plan. */
 typedef struct fg_vmem_rinfo {
@@ -143,6 +161,9 @@ typedef struct fg_vmem_schedule {
                             cannot apply, e.g. an offload with no gap, becomes KEEP) */
     int *bf, *lu;        /* per root: first backward read and last use including recompute reads */
     unsigned char *split; /* per node: its conv backward runs in two halves (S_MID_* at its step) */
+    fg_vmem_home *homes;  /* weight offload: the use intervals of homed roots (S_HOME_* ids) */
+    int n_homes;
+    size_t home_bytes;    /* bytes copied between homes and the device per iteration */
     int n_recompute;
     size_t offload_bytes, recompute_bytes;
 } fg_vmem_schedule;
@@ -168,6 +189,7 @@ struct fg_vmem {
     char decision[256];
     double memcpy_gbps;          /* measured once when the model needs it */
     fg_vmem_event **off_ev, **pf_ev; /* per slot, in flight */
+    fg_vmem_event **home_ev;         /* per home interval: its fill or copy-back, in flight */
     fg_vmem_tiers tiers;
     fg_vmem_link *link;
     fg_vmem_trace trace;
