@@ -32,6 +32,7 @@ typedef struct sim_ctx {
     fg_gpu_link link;
     fg_vmem_link_model lm;
     const double *steps; /* 2N roofline seconds, NULL while planning the oracle */
+    int offload_weights; /* --offload-weights: every policy but none */
 } sim_ctx;
 
 /* Plans `kind` as a dry run in a pool of `capacity` bytes (0 = unlimited). On success fills *r
@@ -50,6 +51,7 @@ static fg_status plan_one(const sim_ctx *c, fg_vmem_kind kind, size_t capacity, 
     vc.model = c->lm;
     vc.link.gbps = c->lm.gbps;
     vc.link.latency_us = c->lm.latency_us;
+    vc.offload_weights = c->offload_weights && kind != FG_VMEM_NONE;
     FG_TRY(fg_pool_create(&pool, capacity));
     fg_status s = fg_vmem_policy_create(&pol, &vc);
     fg_vmem *vm = s == FG_OK ? fg_vmem_of(&pol) : NULL;
@@ -187,7 +189,7 @@ int cmd_vmem_simulate(int argc, char **argv) {
     const char *model = NULL, *input = NULL, *gpu_name = "titanx", *link_name = "pcie3", *json = NULL, *steps_csv = NULL;
     int64_t batch = 0;
     size_t device_mem = 0;
-    int verbose = 0;
+    int verbose = 0, offload_weights = 0;
     cli_opt opts[] = {
         {"model", CLI_STR, &model, "NAME", "zoo model (frugal model list); required", 0},
         {"batch", CLI_I64, &batch, "B", "batch size; required", 0},
@@ -197,6 +199,8 @@ int cmd_vmem_simulate(int argc, char **argv) {
         {"device-mem", CLI_SIZE, &device_mem, "SIZE", "device budget (default: the GPU's memory, e.g. 12G for titanx)", 0},
         {"json", CLI_STR, &json, "FILE", "write one record per policy as JSON", 0},
         {"steps", CLI_STR, &steps_csv, "FILE", "write the roofline of every step (flops, bytes, seconds, bound) as CSV", 0},
+        {"offload-weights", CLI_FLAG, &offload_weights, NULL,
+         "every policy but none keeps params, their gradients and the inputs in host memory between uses", 0},
         {"verbose", CLI_FLAG, &verbose, NULL, "debug messages", 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
     };
@@ -216,6 +220,7 @@ int cmd_vmem_simulate(int argc, char **argv) {
     sim_ctx c;
     memset(&c, 0, sizeof c);
     c.model = model;
+    c.offload_weights = offload_weights;
     rc = cli_zoo_model_cfg(&cmd, model, cli_find(opts, "batch")->set, batch, input, &c.mc);
     if (rc != CLI_CONTINUE) return rc;
     rc = CLI_EXIT_OK;

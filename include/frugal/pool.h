@@ -35,6 +35,10 @@ void fg_pool_destroy(fg_pool *p);
 /* bytes == 0 returns a valid unique pointer-free result: *out = NULL, FG_OK. `what` names the
  * request in the OOM message (a tensor name). */
 fg_status fg_pool_alloc(fg_pool *p, size_t bytes, const char *what, void **out);
+/* The same, and the block reads as zeros. Pages of the pool never handed out before are not
+ * written (they are mmap's zeros), so a large zeroed allocation in a fresh pool costs no page
+ * faults until it is used (a dry run that plans a model never touches its weights). */
+fg_status fg_pool_alloc_zeroed(fg_pool *p, size_t bytes, const char *what, void **out);
 /* Allocates exactly [offset, offset + bytes) of the pool (offset from the pool's base, a multiple
  * of FG_POOL_ALIGN): for planners that lay out a known sequence of allocations ahead of time (an
  * offset-planned arena, as TFLite's and XLA's buffer assignment) instead of asking best-fit.

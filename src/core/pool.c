@@ -25,6 +25,8 @@ struct fg_pool {
     block *blocks;
     size_t n, cap;
     size_t in_use, peak;
+    size_t hwm;       /* end of the highest block ever handed out: above it the range is untouched
+                         fresh mmap memory, which reads as zero */
     size_t n_live;
     uint64_t n_allocs;
     double t_reset, t_last, integral;
@@ -101,9 +103,12 @@ static fg_status grow_table(fg_pool *p) {
 }
 
 /* Marks [off, off + need) of free block i used, splitting off the free parts on either side;
- * updates the statistics and returns the pointer. Caller holds the lock and has checked the fit
- * and grown the table. */
-static void *take(fg_pool *p, size_t i, size_t off, size_t need) {
+ * updates the statistics and returns the pointer; with zero, the block reads as zeros (only the
+ * part below the high-water mark is written: pages never handed out are still mmap's zeros and
+ * are not touched). Caller holds the lock and has checked the fit and grown the table. */
+static void *take(fg_pool *p, size_t i, size_t off, size_t need, int zero) {
+    if (zero && off < p->hwm) memset(p->base + off, 0, (off + need < p->hwm ? off + need : p->hwm) - off);
+    if (off + need > p->hwm) p->hwm = off + need;
     block b = p->blocks[i];
     if (off > b.off) { /* free part on the left stays at i */
         memmove(&p->blocks[i + 1], &p->blocks[i], (p->n - i) * sizeof(block));
@@ -133,7 +138,7 @@ static fg_status over_capacity(fg_pool *p, size_t need, const char *what) {
                    what ? what : "a tensor", avail, p->capacity);
 }
 
-fg_status fg_pool_alloc(fg_pool *p, size_t bytes, const char *what, void **out) {
+static fg_status alloc_best_fit(fg_pool *p, size_t bytes, const char *what, void **out, int zero) {
     *out = NULL;
     if (bytes == 0) return FG_OK;
     size_t need = round_up(bytes);
@@ -154,9 +159,17 @@ fg_status fg_pool_alloc(fg_pool *p, size_t bytes, const char *what, void **out) 
                        need, what ? what : "a tensor", avail, lf);
     }
     fg_status s = grow_table(p);
-    if (s == FG_OK) *out = take(p, best, p->blocks[best].off, need);
+    if (s == FG_OK) *out = take(p, best, p->blocks[best].off, need, zero);
     pthread_mutex_unlock(&p->mu);
     return s;
+}
+
+fg_status fg_pool_alloc(fg_pool *p, size_t bytes, const char *what, void **out) {
+    return alloc_best_fit(p, bytes, what, out, 0);
+}
+
+fg_status fg_pool_alloc_zeroed(fg_pool *p, size_t bytes, const char *what, void **out) {
+    return alloc_best_fit(p, bytes, what, out, 1);
 }
 
 fg_status fg_pool_alloc_at(fg_pool *p, size_t offset, size_t bytes, const char *what, void **out) {
@@ -185,7 +198,7 @@ fg_status fg_pool_alloc_at(fg_pool *p, size_t offset, size_t bytes, const char *
                        need, what ? what : "a tensor", offset);
     }
     fg_status s = grow_table(p);
-    if (s == FG_OK) *out = take(p, lo - 1, offset, need);
+    if (s == FG_OK) *out = take(p, lo - 1, offset, need, 0);
     pthread_mutex_unlock(&p->mu);
     return s;
 }

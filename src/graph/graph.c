@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "graph/graph_impl.h"
 
@@ -39,7 +40,8 @@ void fg_graph_free(fg_graph *g) {
     if (g->pool)
         for (int i = 0; i < g->nt; i++)
             if (g->t[i].storage && !g->t[i].borrowed) fg_pool_free(g->pool, g->t[i].storage);
-    for (int i = 0; i < g->nt; i++) free(g->t[i].home);
+    for (int i = 0; i < g->nt; i++)
+        if (g->t[i].home) munmap(g->t[i].home, g->t[i].info.bytes ? g->t[i].info.bytes : 1);
     pthread_rwlock_destroy(&g->wlock);
     free(g->t);
     free(g->nodes);
@@ -794,12 +796,16 @@ static void sync_aliases(fg_graph *g) {
 
 fg_status fg_graph_storage_alloc(fg_graph *g, fg_id id) { return fg_graph_storage_alloc_at(g, id, SIZE_MAX); }
 
+/* offset SIZE_MAX: best-fit; ZEROED: best-fit, and the storage reads as zeros */
+#define ZEROED (SIZE_MAX - 1)
+
 fg_status fg_graph_storage_alloc_at(fg_graph *g, fg_id id, size_t offset) {
     fg_id root = g->t[id].info.alias_of;
     fg_tslot *r = &g->t[root];
     if (r->storage) return FG_OK;
     void *p = NULL;
     if (offset == SIZE_MAX) FG_TRY(fg_pool_alloc(g->pool, r->info.bytes, r->info.t.name, &p));
+    else if (offset == ZEROED) FG_TRY(fg_pool_alloc_zeroed(g->pool, r->info.bytes, r->info.t.name, &p));
     else FG_TRY(fg_pool_alloc_at(g->pool, offset, r->info.bytes, r->info.t.name, &p));
     r->storage = p;
     for (fg_id a = root; a != FG_NONE; a = g->t[a].next_alias) {
@@ -1021,17 +1027,16 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
     /* persistent storage, and the homes of a home_host policy */
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].persistent && g->t[i].info.alias_of == i) {
-            fg_status s = fg_graph_storage_alloc(g, i);
-            if (s != FG_OK) return s;
-            memset(g->t[i].storage, 0, g->t[i].info.bytes);
+            FG_TRY(fg_graph_storage_alloc_at(g, i, ZEROED));
         } else if (policy->home_host && g->t[i].info.alias_of == i && homed_kind(g->t[i].info.kind) &&
                    !g->t[i].is_output) {
-            size_t b = (g->t[i].info.bytes + 63) / 64 * 64;
-            g->t[i].home = aligned_alloc(64, b ? b : 64);
-            if (!g->t[i].home)
+            /* mmap: page-aligned zeros, not touched until written */
+            size_t b = g->t[i].info.bytes ? g->t[i].info.bytes : 1;
+            void *h = mmap(NULL, b, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (h == MAP_FAILED)
                 return fg_fail(FG_ERR_OOM, "graph build: out of host memory for the home of '%s' (%zu bytes)",
                                g->t[i].info.t.name, b);
-            memset(g->t[i].home, 0, b);
+            g->t[i].home = h;
             for (fg_id a = i; a != FG_NONE; a = g->t[a].next_alias) {
                 g->t[a].info.t.data = g->t[i].home;
                 g->t[a].info.t.residence = FG_RES_HOST;
