@@ -168,6 +168,13 @@ static void resolve_actions(const fg_vmem *v, const unsigned char *act, fg_vmem_
             sc->eff[r] = FG_VMEM_KEEP;
 }
 
+/* dst holds FG_NAME_MAX bytes; a plain copy (the searches build schedules thousands of times) */
+static void copy_name(char *dst, const char *src) {
+    size_t n = strnlen(src, FG_NAME_MAX - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 static int cmp_pair(const void *a, const void *b) {
     const pair *x = a, *y = b;
     if (x->id != y->id) return x->id < y->id ? -1 : 1;
@@ -212,7 +219,7 @@ static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) 
         const fg_tinfo *t = fg_graph_tinfo(g, u.p[k].id);
         fg_vmem_home *h = &sc->homes[sc->n_homes];
         h->root = u.p[k].id;
-        snprintf(h->name, sizeof h->name, "%s", t->t.name);
+        copy_name(h->name, t->t.name);
         h->bytes = t->bytes;
         h->a = u.p[k].step;
         h->b = u.p[j].step;
@@ -265,7 +272,7 @@ fg_status fg_vmem_schedule_build(const fg_vmem *v, const unsigned char *act, fg_
         sl->off_wait = w;
         sl->bf = sc->bf[r];
         sl->fd = -1;
-        snprintf(sl->name, sizeof sl->name, "%s", t->t.name);
+        copy_name(sl->name, t->t.name);
         sc->offload_bytes += t->bytes;
     }
     /* host tier preference: the tensors backward needs first get the host arena */
