@@ -61,6 +61,24 @@ static double copy_seconds(const fg_vmem_link_model *m, size_t bytes) {
     return m->latency_us * 1e-6 + (double)bytes / (gbps * 1e9);
 }
 
+/* A copy of `bytes` issued at t on a FIFO queue free from *queue_free: when it is done. The copy
+ * also slows compute by `share` of its seconds. */
+static double issue_copy(const fg_vmem_link_model *m, size_t bytes, double t, double *queue_free, double share,
+                         fg_vmem_prediction *out) {
+    double c = copy_seconds(m, bytes);
+    double start = t > *queue_free ? t : *queue_free;
+    *queue_free = start + c;
+    out->interference_seconds += c * share;
+    return *queue_free;
+}
+
+/* Compute at t waits for a copy done at `done`: the new time. */
+static double wait_copy(double t, double done, fg_vmem_prediction *out) {
+    if (done <= t) return t;
+    out->stall_seconds += done - t;
+    return done;
+}
+
 fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc, const double *step_seconds,
                                    const fg_vmem_link_model *m, fg_vmem_prediction *out) {
     memset(out, 0, sizeof *out);
@@ -99,35 +117,17 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
             int j = sc->s[S_PF_ISSUE].ids[k];
             const fg_vmem_slot *sl = &sc->slots[j];
             mem_at(&mt, t, (long long)round_pool(sl->bytes));
-            double c = copy_seconds(m, sl->bytes);
-            double start = t > in_free ? t : in_free;
-            pf_done[j] = in_free = start + c;
-            out->interference_seconds += c * share;
+            pf_done[j] = issue_copy(m, sl->bytes, t, &in_free, share, out);
             out->prefetch_bytes += (double)sl->bytes;
         }
         FG_SCHED_FOR(sc->s[S_HOME_FILL], s, k) {
             const fg_vmem_home *h = &sc->homes[sc->s[S_HOME_FILL].ids[k]];
             mem_at(&mt, t, (long long)round_pool(h->bytes));
-            double c = copy_seconds(m, h->bytes);
-            double start = t > in_free ? t : in_free;
-            home_done[sc->s[S_HOME_FILL].ids[k]] = in_free = start + c;
-            out->interference_seconds += c * share;
+            home_done[sc->s[S_HOME_FILL].ids[k]] = issue_copy(m, h->bytes, t, &in_free, share, out);
             out->weight_bytes += (double)h->bytes;
         }
-        FG_SCHED_FOR(sc->s[S_PF_WAIT], s, k) {
-            double d = pf_done[sc->s[S_PF_WAIT].ids[k]];
-            if (d > t) {
-                out->stall_seconds += d - t;
-                t = d;
-            }
-        }
-        FG_SCHED_FOR(sc->s[S_HOME_WAIT], s, k) {
-            double d = home_done[sc->s[S_HOME_WAIT].ids[k]];
-            if (d > t) {
-                out->stall_seconds += d - t;
-                t = d;
-            }
-        }
+        FG_SCHED_FOR(sc->s[S_PF_WAIT], s, k) t = wait_copy(t, pf_done[sc->s[S_PF_WAIT].ids[k]], out);
+        FG_SCHED_FOR(sc->s[S_HOME_WAIT], s, k) t = wait_copy(t, home_done[sc->s[S_HOME_WAIT].ids[k]], out);
         FG_SCHED_FOR(sc->s[S_RECOMP], s, k) {
             fg_id r = sc->s[S_RECOMP].ids[k];
             mem_at(&mt, t, (long long)round_pool(fg_graph_tinfo(g, r)->bytes));
@@ -148,20 +148,14 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
             mem_at(&mt, t, -(long long)round_pool(fg_graph_tinfo(g, sc->s[S_RELEASE].ids[k])->bytes));
         FG_SCHED_FOR(sc->s[S_OFF_WAIT], s, k) {
             int j = sc->s[S_OFF_WAIT].ids[k];
-            if (off_done[j] > t) {
-                out->stall_seconds += off_done[j] - t;
-                t = off_done[j];
-            }
+            t = wait_copy(t, off_done[j], out);
             mem_at(&mt, t, -(long long)round_pool(sc->slots[j].bytes));
         }
         FG_SCHED_FOR(sc->s[S_DROP], s, k)
             mem_at(&mt, t, -(long long)round_pool(fg_graph_tinfo(g, sc->s[S_DROP].ids[k])->bytes));
         FG_SCHED_FOR(sc->s[S_OFF_ISSUE], s, k) {
             int j = sc->s[S_OFF_ISSUE].ids[k];
-            double c = copy_seconds(m, sc->slots[j].bytes);
-            double start = t > out_free ? t : out_free;
-            off_done[j] = out_free = start + c;
-            out->interference_seconds += c * share;
+            off_done[j] = issue_copy(m, sc->slots[j].bytes, t, &out_free, share, out);
             out->offload_bytes += (double)sc->slots[j].bytes;
         }
         FG_SCHED_FOR(sc->s[S_HOME_OUT], s, k) {
@@ -171,18 +165,12 @@ fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc,
                 mem_at(&mt, t, -(long long)round_pool(h->bytes));
                 continue;
             }
-            double c = copy_seconds(m, h->bytes);
-            double start = t > out_free ? t : out_free;
-            home_done[j] = out_free = start + c;
-            out->interference_seconds += c * share;
+            home_done[j] = issue_copy(m, h->bytes, t, &out_free, share, out);
             out->weight_bytes += (double)h->bytes;
         }
         FG_SCHED_FOR(sc->s[S_HOME_DONE], s, k) {
             int j = sc->s[S_HOME_DONE].ids[k];
-            if (home_done[j] > t) {
-                out->stall_seconds += home_done[j] - t;
-                t = home_done[j];
-            }
+            t = wait_copy(t, home_done[j], out);
             mem_at(&mt, t, -(long long)round_pool(sc->homes[j].bytes));
         }
     }
