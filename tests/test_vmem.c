@@ -12,6 +12,9 @@
  *  - Budgets: a pool of exactly all's measured peak runs (bit-identical again); one 64-byte
  *    block less fails in plan with FG_ERR_OOM naming the smallest budget; half the baseline's
  *    peak fails or runs as the predicted minimum says.
+ *  - dyn and plan where they choose other conv algorithms: losses within 1e-5 relative, every
+ *    gradient within 1e-5 relative (L2) unless a ReLU or max-pool decision flipped at a rounding
+ *    tie (the test finds the flip), and bit-identical to the baseline run with those algorithms.
  *  - The trace: CSV with offload/prefetch events whose device bytes peak at the pool's peak.
  *  - A full disk during an iteration: FG_ERR_IO naming the spill file; backward then refuses to
  *    read anything back; after the limit is lifted the next iteration is bit-identical again. */
@@ -177,6 +180,8 @@ typedef struct run_out {
     double *secs;        /* 2N measured step seconds, averaged over the two iterations */
     int steps;
     double predicted;    /* fg_vmem_predict with spec's step_seconds (0 when none) */
+    uint8_t *decisions[2]; /* baseline runs: every ReLU mask and max-pool argmax byte, per iteration */
+    size_t n_decisions;
 } run_out;
 
 static void run_free(run_out *o) {
@@ -184,6 +189,8 @@ static void run_free(run_out *o) {
     free(o->grads);
     free(o->numel);
     free(o->secs);
+    free(o->decisions[0]);
+    free(o->decisions[1]);
     memset(o, 0, sizeof *o);
 }
 
@@ -231,13 +238,37 @@ static void setup_data(fg_graph *g, const fg_model_io *io, const run_spec *sp) {
     fg_graph_set_training(g, 1);
 }
 
-/* Iteration 1, an SGD step, iteration 2; returns the status of the first failing call. */
-static fg_status two_iterations(fg_graph *g, fg_optim *o, float loss[2]) {
+/* The forward's discrete decisions: every ReLU's mask and every max pool's argmax bytes, copied
+ * to dst when it is not NULL; returns their count. Only a run without vmem keeps them all resident
+ * after backward. */
+static size_t decisions(fg_graph *g, uint8_t *dst) {
+    size_t n = 0;
+    for (int i = 0; i < fg_graph_n_nodes(g); i++) {
+        const fg_ninfo *ni = fg_graph_node(g, i);
+        if (ni->op != FG_OP_RELU && ni->op != FG_OP_MAXPOOL) continue;
+        for (int k = 0; k < ni->n_aux; k++) {
+            const fg_tinfo *ti = fg_graph_tinfo(g, ni->aux[k]);
+            if (ti->t.dtype != FG_U8) continue;
+            if (dst) memcpy(dst + n, fg_graph_tensor(g, ni->aux[k])->data, ti->bytes);
+            n += ti->bytes;
+        }
+    }
+    return n;
+}
+
+/* Iteration 1, an SGD step, iteration 2; returns the status of the first failing call. With out,
+ * the forward's decisions of each iteration are kept in it (runs without vmem only). */
+static fg_status two_iterations(fg_graph *g, fg_optim *o, float loss[2], run_out *out) {
     for (int it = 0; it < 2; it++) {
         fg_graph_set_seed(g, 100 + (uint64_t)it);
         fg_graph_zero_grad(g);
         FG_TRY(fg_graph_forward(g));
         FG_TRY(fg_graph_backward(g));
+        if (out) {
+            out->n_decisions = decisions(g, NULL);
+            out->decisions[it] = malloc(out->n_decisions + 1);
+            decisions(g, out->decisions[it]);
+        }
         loss[it] = fg_graph_loss(g);
         if (it == 0) FG_TRY(fg_optim_step(o));
     }
@@ -285,7 +316,7 @@ static void run(const run_spec *sp, run_out *o) {
     oc.momentum = 0.9f;
     fg_optim *opt;
     CHECK_OK(fg_optim_create(&opt, g, &oc));
-    fg_status s = two_iterations(g, opt, o->loss);
+    fg_status s = two_iterations(g, opt, o->loss, vm ? NULL : o);
     if (s != FG_OK) {
         fprintf(stderr, "%s/%s: iteration failed: %s: %s\n", sp->model,
                 sp->kind == BASELINE ? "baseline" : fg_vmem_kind_name((fg_vmem_kind)sp->kind), fg_status_name(s),
@@ -524,34 +555,69 @@ static void test_model(const char *model, int64_t hw, int64_t ch, fg_conv_algo a
 
 /* ---------------------------------------------------------------- dyn and plan */
 
-/* Where dyn/plan changed conv algorithms the numbers may round differently: losses and every
- * gradient agree with the baseline within 1e-5 relative (L2 over the tensor). */
-/* Exact when no algorithm changed. When dyn or plan chose other algorithms: exact against the
- * baseline run with those same algorithms (offload, prefetch and recompute still change no bit),
- * and the losses within 1e-5 of the baseline's. Gradients are not compared across algorithms at
- * 1e-5: the ~1e-7 differences of another summation order can flip a max-pooling window's argmax
- * (VGG-16 at 32x32, without AVX-512: conv2_2's weight gradient moves 1 %, its bias gradient, the
- * sum over positions, does not); tests/test_ops_conv.c holds each algorithm to the naive
- * convolution. When the algorithms changed between the two iterations (plan checking a switch),
- * only the losses are compared. */
+/* Worst relative difference over the parameter gradients, L2 over each tensor. */
+static double worst_grad_rel(const run_out *base, const run_out *o, int *which) {
+    double worst = 0;
+    *which = -1;
+    for (int i = 0; i < o->np && i < base->np; i++) {
+        double d = 0, n = 0;
+        for (size_t k = 0; k < o->numel[i]; k++) {
+            double a = o->grads[i][k], b = base->grads[i][k];
+            d += (a - b) * (a - b);
+            n += b * b;
+        }
+        double r = n > 0 ? sqrt(d / n) : sqrt(d);
+        if (!(r <= worst)) worst = r, *which = i; /* NaN counts as worst */
+    }
+    return worst;
+}
+
+/* Forward decisions (ReLU mask, max-pool argmax bytes) that differ between two runs without vmem. */
+static size_t flipped_decisions(const run_out *a, const run_out *b) {
+    if (a->n_decisions != b->n_decisions || !a->decisions[1] || !b->decisions[1]) return 0;
+    size_t n = 0;
+    for (int it = 0; it < 2; it++)
+        for (size_t k = 0; k < a->n_decisions; k++) n += a->decisions[it][k] != b->decisions[it][k];
+    return n;
+}
+
+/* Exact when no algorithm changed. When dyn or plan chose other algorithms the sums round
+ * differently: the losses agree with the baseline's within 1e-5 relative, and every parameter
+ * gradient within 1e-5 relative (L2 over the tensor), unless the baseline run with those same
+ * algorithms shows a ReLU or max-pool decision flipped: the ~1e-7 differences of another summation
+ * order can tip a pre-activation across zero or a pooling window's near-tie, and that moves a
+ * gradient at batch 2 by up to a percent (seen on VGG-16 at 32x32 without AVX-512). And exact
+ * against that baseline run with the same algorithms (offload, prefetch and recompute still change
+ * no bit). When the algorithms changed between the two iterations (plan checking a switch) there
+ * is no single twin: its final algorithms serve for the flip check. tests/test_ops_conv.c holds
+ * each algorithm to the naive convolution. */
 static void compare_policy(const char *what, const run_out *base, const run_out *o, const run_spec *sp) {
     if (o->st.n_algo_changed == 0 && o->st.algo_checks == 0) {
         compare(what, base, o);
         return;
     }
     for (int it = 0; it < 2; it++)
-        if (fabsf(o->loss[it] - base->loss[it]) > 1e-5f * fabsf(base->loss[it]))
+        if (!(fabsf(o->loss[it] - base->loss[it]) <= 1e-5f * fabsf(base->loss[it])))
             fprintf(stderr, "  %s: loss %d is %.9g, baseline %.9g\n", what, it, o->loss[it], base->loss[it]), fg_test_failures++;
-    if (o->st.algo_checks) return;
     run_spec twin = *sp;
     twin.kind = BASELINE;
     twin.pool_cap = 0;
     twin.node_algos = o->algos;
     run_out t;
     run(&twin, &t);
-    char nm[160];
-    snprintf(nm, sizeof nm, "%s (against the baseline with its algorithms)", what);
-    compare(nm, &t, o);
+    int which;
+    double worst = worst_grad_rel(base, o, &which);
+    size_t flips = flipped_decisions(base, &t);
+    printf("%-10s %s: gradients within %.2g of the baseline's (L2, worst param %d), %zu decisions flipped\n",
+           sp->model, what, worst, which, flips);
+    if (!(worst <= 1e-5) && flips == 0)
+        fprintf(stderr, "  %s: param %d's gradient differs by %.3g (L2 relative) and no ReLU or max-pool decision "
+                "flipped\n", what, which, worst), fg_test_failures++;
+    if (!o->st.algo_checks) {
+        char nm[160];
+        snprintf(nm, sizeof nm, "%s (against the baseline with its algorithms)", what);
+        compare(nm, &t, o);
+    }
     run_free(&t);
 }
 
@@ -567,6 +633,7 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
     sp.kind = FG_VMEM_ALL;
     run(&sp, &all);
     CHECK(base.status == FG_OK && conv.status == FG_OK && all.status == FG_OK);
+    CHECK(base.n_decisions > 0); /* every zoo network has ReLUs */
 
     /* dyn, no budget: no offload, the graph's algorithms, layer-wise allocation */
     sp.kind = FG_VMEM_DYN;
@@ -733,7 +800,7 @@ static void test_disk_full(const char *dir) {
     CHECK_OK(fg_optim_create(&opt, g, &oc));
     run_out o;
     memset(&o, 0, sizeof o);
-    CHECK_OK(two_iterations(g, opt, o.loss));
+    CHECK_OK(two_iterations(g, opt, o.loss, NULL));
     collect(g, &o);
     compare("all on disk after a full disk", &base, &o);
     run_free(&o);
