@@ -228,6 +228,11 @@ void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id);
 /* The host home of id's storage root (NULL unless the policy has home_host and the root is a
  * parameter, a parameter gradient or an input). */
 void *fg_graph_storage_home(const fg_graph *g, fg_id id);
+/* Whether id's home holds zeros: set when fg_graph_zero_grad cleared it there, cleared by
+ * fg_graph_storage_home_written (a policy copying a gradient home says so before the copy). A
+ * policy can then start the device copy of a gradient with a memset instead of a copy. */
+int fg_graph_storage_home_zero(const fg_graph *g, fg_id id);
+void fg_graph_storage_home_written(fg_graph *g, fg_id id);
 /* Points every view of id's storage root at `data` with residence `res`, without touching the
  * pool: offload policies use it to say "these bytes now live in the host tier at data" after
  * releasing the device copy (res = FG_RES_HOST or FG_RES_DISK, data may be NULL for disk). */

@@ -166,8 +166,12 @@ typedef struct fg_vmem_stats {
                                      switched to at the full batch (its profile runs 2 images) */
     double recompute_seconds;     /* measured, since the last reset */
     size_t weight_bytes_per_iter; /* offload_weights: bytes copied between the host homes of params,
-                                     their grads and inputs and the device per iteration */
+                                     their grads and inputs and the device per iteration, when the
+                                     gradients are zeroed before it (fg_graph_zero_grad) */
     int n_weight_copies;          /* of which copies per iteration (fills + gradient copy-backs) */
+    int n_weight_zero_fills;      /* gradients whose device copy starts as a memset, not a copy */
+    int64_t weight_fill_fallbacks; /* of those, fills that copied after all since the last reset:
+                                     the gradient's home was not zero (accumulating over iterations) */
     int64_t iterations;           /* completed (forward + backward) */
     char decision[256];           /* what dyn/plan chose, e.g. "all, 3 convs memory-optimal" */
 } fg_vmem_stats;

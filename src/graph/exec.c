@@ -64,7 +64,12 @@ float fg_graph_loss(const fg_graph *g) {
 void fg_graph_zero_grad(fg_graph *g) {
     for (int i = 0; i < g->np; i++) {
         fg_id gid = g->t[g->params[i]].info.grad;
-        if (gid != FG_NONE && g->t[gid].info.t.data) memset(g->t[gid].info.t.data, 0, g->t[gid].info.bytes);
+        if (gid == FG_NONE || !g->t[gid].info.t.data) continue;
+        memset(g->t[gid].info.t.data, 0, g->t[gid].info.bytes);
+        /* a gradient at its host home (weight offload, between iterations): the policy may start
+         * its device copy with a memset */
+        fg_tslot *r = &g->t[g->t[gid].info.alias_of];
+        if (r->home && g->t[gid].info.t.data == r->home && r->info.bytes == g->t[gid].info.bytes) r->home_zero = 1;
     }
 }
 

@@ -835,6 +835,17 @@ void *fg_graph_storage_home(const fg_graph *g, fg_id id) {
 /* Kinds that live in host memory between uses under a home_host policy. */
 static int homed_kind(fg_tkind k) { return k == FG_T_PARAM || k == FG_T_PGRAD || k == FG_T_INPUT; }
 
+int fg_graph_storage_home_zero(const fg_graph *g, fg_id id) {
+    FG_ASSERT(id >= 0 && id < g->nt);
+    const fg_tslot *r = &g->t[g->t[id].info.alias_of];
+    return r->home && r->home_zero;
+}
+
+void fg_graph_storage_home_written(fg_graph *g, fg_id id) {
+    FG_ASSERT(id >= 0 && id < g->nt);
+    g->t[g->t[id].info.alias_of].home_zero = 0;
+}
+
 void *fg_graph_storage_device_ptr(const fg_graph *g, fg_id id) {
     FG_ASSERT(id >= 0 && id < g->nt);
     return g->t[g->t[id].info.alias_of].storage;
@@ -1037,6 +1048,7 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
                 return fg_fail(FG_ERR_OOM, "graph build: out of host memory for the home of '%s' (%zu bytes)",
                                g->t[i].info.t.name, b);
             g->t[i].home = h;
+            g->t[i].home_zero = g->t[i].info.kind == FG_T_PGRAD;
             for (fg_id a = i; a != FG_NONE; a = g->t[a].next_alias) {
                 g->t[a].info.t.data = g->t[i].home;
                 g->t[a].info.t.residence = FG_RES_HOST;

@@ -49,6 +49,7 @@ typedef struct fg_tslot {
     int borrowed;     /* storage is another graph's weights (fg_graph_share_weights): never freed here */
     void *home;       /* a root kept in host memory between its uses (fg_mem_policy.home_host):
                          params, their grads and inputs; the device copy is the policy's */
+    int home_zero;    /* the home holds zeros (fg_graph_zero_grad), until a policy writes it */
 } fg_tslot;
 
 struct fg_graph {

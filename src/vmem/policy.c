@@ -434,10 +434,18 @@ static fg_status recompute(fg_vmem *v, fg_id r) {
     return FG_OK;
 }
 
-/* Weight offload: the device copy of a homed root is allocated and filled from its home. */
+/* Weight offload: the device copy of a homed root is allocated and filled from its home, or, a
+ * gradient whose home holds zeros, cleared on the device (no copy: the link has nothing to do). */
 static fg_status home_fill(fg_vmem *v, int k) {
     const fg_vmem_home *h = &v->sc.homes[k];
     FG_TRY(alloc_root(v, h->root));
+    if (h->zero_fill) {
+        if (fg_graph_storage_home_zero(v->g, h->root)) {
+            memset(fg_graph_storage_device_ptr(v->g, h->root), 0, h->bytes);
+            return FG_OK;
+        }
+        v->fill_fallbacks++;
+    }
     trace_here(v, FG_VMEM_EV_PREFETCH_ISSUE, v->cur_node, v->cur_pass, h->root);
     return fg_vmem_link_submit(v->link, FG_VMEM_H2D, fg_graph_storage_device_ptr(v->g, h->root),
                                fg_graph_storage_home(v->g, h->root), h->bytes, -1, 0, NULL, h->name, v->sc.n_slots + k,
@@ -445,6 +453,7 @@ static fg_status home_fill(fg_vmem *v, int k) {
 }
 
 static fg_status home_wait(fg_vmem *v, int k) {
+    if (!v->home_ev[k] && v->sc.homes[k].zero_fill) return FG_OK; /* cleared on the device */
     FG_ASSERT_MSG(v->home_ev[k], "vmem: waiting for a weight copy that was never issued");
     fg_status s = fg_vmem_event_wait(v->link, v->home_ev[k]);
     v->home_ev[k] = NULL;
@@ -459,6 +468,7 @@ static fg_status home_out(fg_vmem *v, int k) {
         return FG_OK;
     }
     trace_here(v, FG_VMEM_EV_OFFLOAD_ISSUE, v->cur_node, v->cur_pass, h->root);
+    fg_graph_storage_home_written(v->g, h->root);
     return fg_vmem_link_submit(v->link, FG_VMEM_D2H, fg_graph_storage_home(v->g, h->root),
                                fg_graph_storage_device_ptr(v->g, h->root), h->bytes, -1, 0, NULL, h->name,
                                v->sc.n_slots + k, &v->home_ev[k]);
@@ -670,7 +680,9 @@ void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out) {
     snprintf(out->decision, sizeof out->decision, "%s", v->decision[0] ? v->decision : fg_vmem_kind_name(v->cfg.kind));
     out->n_disk_tensors = v->tiers.n_disk;
     out->weight_bytes_per_iter = v->sc.home_bytes;
-    for (int k = 0; k < v->sc.n_homes; k++) out->n_weight_copies += 1 + v->sc.homes[k].writeback;
+    out->n_weight_copies = v->sc.n_home_copies;
+    out->n_weight_zero_fills = v->sc.n_zero_fills;
+    out->weight_fill_fallbacks = v->fill_fallbacks;
     out->iterations = v->iterations;
 }
 
@@ -678,6 +690,7 @@ void fg_vmem_reset_stats(fg_vmem *v) {
     if (v->link) fg_vmem_link_reset_stats(v->link);
     v->iterations = 0;
     v->recompute_seconds = 0;
+    v->fill_fallbacks = 0;
 }
 
 int fg_vmem_is_offloaded(const fg_vmem *v, fg_id id) {

@@ -189,7 +189,9 @@ static fg_status add_home_use(const fg_graph *g, pairs *u, fg_id id, int step) {
 /* Weight offload: every step that reads or writes a homed root (forward: its inputs; backward:
  * what it saves, which lists the params, and the gradients it writes, which include the param
  * grads; a recompute: the producer's inputs at the recompute's step), grouped per root into
- * intervals of uses at most one step apart, and their action lists. */
+ * intervals of uses at most one step apart, and their action lists. A gradient's first interval
+ * may start from zeros (zero_fill): the trainer zeroes gradients before each iteration, and the
+ * hooks check that its home really holds zeros before filling with a memset. */
 static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) {
     const fg_graph *g = v->g;
     int N = v->N, last = v->has_backward ? v->steps : N;
@@ -227,7 +229,10 @@ static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) 
         h->fill = (h->a == 0 || h->a == N) ? h->a : h->a - 1;
         h->writeback = t->kind == FG_T_PGRAD;
         h->done = h->writeback && h->b + 1 < last ? h->b + 1 : h->b;
-        sc->home_bytes += h->bytes * (size_t)(1 + h->writeback);
+        h->zero_fill = h->writeback && (k == 0 || u.p[k - 1].id != u.p[k].id);
+        sc->home_bytes += h->bytes * (size_t)(!h->zero_fill + h->writeback);
+        sc->n_home_copies += !h->zero_fill + h->writeback;
+        sc->n_zero_fills += h->zero_fill;
         st = pairs_add(&pv[S_HOME_FILL], h->fill, sc->n_homes);
         if (st == FG_OK) st = pairs_add(&pv[S_HOME_WAIT], h->a, sc->n_homes);
         if (st == FG_OK) st = pairs_add(&pv[S_HOME_OUT], h->b, sc->n_homes);

@@ -142,6 +142,8 @@ typedef struct fg_vmem_home {
     int fill;        /* step whose before() allocates the device copy and issues the fill */
     int writeback;   /* 1: written in the interval (a parameter gradient): copied home after b */
     int done;        /* step whose after() waits for the copy-back and releases */
+    int zero_fill;   /* a gradient's first interval of the iteration: when its home holds zeros
+                        (fg_graph_zero_grad), the device copy starts as a memset, not a copy */
 } fg_vmem_home;
 
 /* Static facts about each storage root, computed once at plan. */
@@ -163,7 +165,9 @@ typedef struct fg_vmem_schedule {
     unsigned char *split; /* per node: its conv backward runs in two halves (S_MID_* at its step) */
     fg_vmem_home *homes;  /* weight offload: the use intervals of homed roots (S_HOME_* ids) */
     int n_homes;
-    size_t home_bytes;    /* bytes copied between homes and the device per iteration */
+    size_t home_bytes;    /* bytes copied between homes and the device per iteration (gradients
+                             zeroed before it: their first fill is a memset) */
+    int n_home_copies, n_zero_fills;
     int n_recompute;
     size_t offload_bytes, recompute_bytes;
 } fg_vmem_schedule;
@@ -190,6 +194,7 @@ struct fg_vmem {
     double memcpy_gbps;          /* measured once when the model needs it */
     fg_vmem_event **off_ev, **pf_ev; /* per slot, in flight */
     fg_vmem_event **home_ev;         /* per home interval: its fill or copy-back, in flight */
+    int64_t fill_fallbacks;          /* zero_fill intervals copied: the home was not zero */
     fg_vmem_tiers tiers;
     fg_vmem_link *link;
     fg_vmem_trace trace;
