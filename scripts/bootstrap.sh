@@ -5,7 +5,10 @@
 set -euo pipefail
 
 pkgs=(cmake make gcc clang libclang-rt-14-dev libdnnl-dev nodejs npm gnuplot-nox pkg-config ca-certificates)
-if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch); fi
+# libopenblas0-openmp: without it (--no-install-recommends) PyTorch's BLAS is the netlib reference
+# implementation (libblas3), 3-4 GFLOP/s, and every peer matmul (LSTM, linear layers) is 50x slow;
+# the peers set OPENBLAS_CORETYPE=COOPERLAKE, since OpenBLAS 0.3.21 mis-detects this CPU
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch libopenblas0-openmp); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
