@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "frugal/core.h"
 
@@ -15,10 +16,13 @@ const char *fg_status_name(fg_status s) {
 }
 
 fg_status fg_fail(fg_status s, const char *fmt, ...) {
+    /* formatted aside first: callers prefix the last error with fg_fail("...: %s", fg_last_error()) */
+    char buf[sizeof tls_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(tls_msg, buf, sizeof buf);
     return s;
 }
 
