@@ -19,7 +19,14 @@
  *    blocks dropped at every step, the fast kernel's kept set equal to the naive's at every step
  *    and, at the last step (whose dG equals the dense one bit for bit), equal to the test's own
  *    selection with the kept columns untouched and the dropped ones zero; dropped columns zero in
- *    the masked dG of every step; kept units and GEMM FLOPs adding up, also with gradients left out. */
+ *    the masked dG of every step; kept units and GEMM FLOPs adding up, also with gradients left out;
+ *  - the sparsity on a graph's LSTM node (fg_graph_set_lstm_sparsity): drop 0 gives every gradient
+ *    bit-identical to a node without a sparsity (with the larger backward workspace planned); drop
+ *    0.5, block 4 gives the gradients of fg_lstm_backward_sparse called on the graph's own tensors,
+ *    bit for bit, and its stats (blocks dropped); the drop switched after build (dense, sparse,
+ *    dense again) under exact-size workspaces; another block after build, a sparsity on a node built
+ *    without one, a node that is not an LSTM, bad drop / block and stats before any backward all
+ *    refused with a message naming what is wrong. */
 #include <math.h>
 #include <string.h>
 
@@ -791,6 +798,239 @@ static void test_sparse_stats_partial(fg_rng *rng) {
     sp_case_free(&c);
 }
 
+/* ---------------------------------------------------------------- sparsity on a graph node */
+
+/* x (GT, GB, GI) -> lstm GH -> rows (GT*GB, GH) -> linear GC -> cross-entropy. x is a parameter so
+ * that dx is computed and added through the executor's scratch, which sits in the workspace after
+ * the LSTM's own (the sparse one when a sparsity is set). */
+#define GT 5
+#define GB 3
+#define GI 4
+#define GH 12
+#define GC 3
+
+typedef struct lnet {
+    fg_graph *g;
+    fg_pool *pool;
+    fg_id x, y;
+    int node, fc_node;
+} lnet;
+
+/* sp (NULL = none) is set before build; network_wide: every tensor stays allocated after backward
+ * (the output's gradient can be read), else free-when-dead (exact-size workspaces). */
+static void lnet_build(lnet *n, const fg_lstm_sparsity *sp, int network_wide) {
+    memset(n, 0, sizeof *n);
+    CHECK_OK(fg_pool_create(&n->pool, 0));
+    CHECK_OK(fg_graph_create(&n->g, "lstm_sparse"));
+    fg_graph *g = n->g;
+    int64_t xs[3] = {GT, GB, GI}, rs[2] = {GT * GB, GH}, nl = GT * GB;
+    n->x = fg_nn_param(g, "x", 3, xs, FG_INIT_NORMAL, 1.0f);
+    n->y = fg_nn_lstm(g, "rnn", n->x, GH, 1);
+    fg_id logits = fg_layer_linear(g, "fc", fg_nn_reshape(g, "rows", n->y, 2, rs), GC, 1);
+    fg_id labels = fg_nn_input(g, "labels", FG_I32, 1, &nl);
+    fg_id loss = fg_nn_xent(g, "loss", logits, labels);
+    CHECK_OK(fg_graph_status(g));
+    if (fg_graph_status(g) != FG_OK) {
+        fprintf(stderr, "  build error: %s\n", fg_graph_error(g));
+        exit(1);
+    }
+    n->node = fg_graph_tinfo(g, n->y)->producer;
+    n->fc_node = fg_graph_tinfo(g, logits)->producer;
+    if (sp) CHECK_OK(fg_graph_set_lstm_sparsity(g, n->node, sp));
+    fg_mem_policy p;
+    if (network_wide) CHECK_OK(fg_policy_network_wide(&p));
+    else CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(g, loss, n->pool, &p));
+    fg_rng r;
+    fg_rng_seed(&r, 21);
+    fg_graph_init_params(g, &r);
+    int32_t lab[GT * GB];
+    for (int i = 0; i < GT * GB; i++) lab[i] = (int32_t)fg_rng_below(&r, GC);
+    CHECK_OK(fg_graph_set_input(g, labels, lab, sizeof lab));
+}
+
+static void lnet_free(lnet *n) {
+    fg_graph_free(n->g);
+    fg_pool_destroy(n->pool);
+}
+
+static void lnet_step(lnet *n) {
+    fg_graph_zero_grad(n->g);
+    CHECK_OK(fg_graph_forward(n->g));
+    CHECK_OK(fg_graph_backward(n->g));
+}
+
+static float *tdata(fg_graph *g, fg_id id) { return fg_graph_tensor(g, id)->data; }
+static float *lgrad(fg_graph *g, fg_id id) { return tdata(g, fg_graph_tinfo(g, id)->grad); }
+static size_t tnumel(fg_graph *g, fg_id id) { return (size_t)fg_tensor_numel(fg_graph_tensor(g, id)); }
+
+/* Every parameter gradient (x, the LSTM's four, fc's two) of b equals a's, bit for bit. */
+static void lnet_same_grads(const char *what, lnet *a, lnet *b) {
+    for (int i = 0; i < fg_graph_n_params(a->g); i++) {
+        fg_id p = fg_graph_param(a->g, i);
+        char w[160];
+        snprintf(w, sizeof w, "%s: grad of %s", what, fg_graph_tensor(a->g, p)->name);
+        fg_check_equal(w, lgrad(b->g, fg_graph_param(b->g, i)), lgrad(a->g, p), tnumel(a->g, p));
+    }
+}
+
+static void expect_error(const char *what, fg_status got, const char *const *need, int k) {
+    if (got != FG_ERR_INVALID) {
+        fprintf(stderr, "  %s: returned %s, expected %s\n", what, fg_status_name(got), fg_status_name(FG_ERR_INVALID));
+        fg_test_failures++;
+    }
+    for (int j = 0; j < k; j++)
+        if (!strstr(fg_last_error(), need[j])) {
+            fprintf(stderr, "  %s: message '%s' lacks '%s'\n", what, fg_last_error(), need[j]);
+            fg_test_failures++;
+        }
+}
+
+static void check_stats(const char *what, const fg_lstm_sparse_stats *st, int64_t blocks, int64_t dropped,
+                        int64_t kept_units) {
+    if (st->blocks != blocks || st->dropped != dropped || st->kept_blocks != GT * (blocks - dropped) ||
+        st->kept_units != kept_units || st->keep != NULL) {
+        fprintf(stderr, "  %s: stats blocks %lld dropped %lld kept_blocks %lld kept_units %lld keep %p, expected %lld, "
+                "%lld, %lld, %lld, NULL\n", what, (long long)st->blocks, (long long)st->dropped,
+                (long long)st->kept_blocks, (long long)st->kept_units, (void *)st->keep, (long long)blocks,
+                (long long)dropped, (long long)(GT * (blocks - dropped)), (long long)kept_units);
+        fg_test_failures++;
+    }
+}
+
+/* The graph's sparse backward equals fg_lstm_backward_sparse on the graph's own tensors. */
+static void check_vs_kernel(lnet *c, const fg_lstm_sparsity *sp) {
+    fg_graph *g = c->g;
+    const fg_ninfo *ni = fg_graph_node(g, c->node);
+    const fg_lstm_desc d = {GT, GB, GI, GH};
+    const size_t nx = (size_t)(GT * GB * GI), nwih = (size_t)(4 * GH * GI), nwhh = (size_t)(4 * GH * GH), nb = 4 * GH;
+    float *dx = malloc(nx * sizeof(float)), *dx_acc = calloc(nx, sizeof(float));
+    float *dwih = calloc(nwih, sizeof(float)), *dwhh = calloc(nwhh, sizeof(float));
+    float *dbih = calloc(nb, sizeof(float)), *dbhh = calloc(nb, sizeof(float));
+    const size_t wsb = fg_lstm_sparse_workspace_bytes(&d, sp);
+    void *ws = malloc(wsb);
+    fg_lstm_sparse_stats ks;
+    memset(&ks, 0, sizeof ks);
+    CHECK_OK(fg_lstm_backward_sparse(dx, NULL, NULL, dwih, dwhh, dbih, dbhh, lgrad(g, c->y), NULL, NULL, tdata(g, c->x),
+                                     NULL, NULL, tdata(g, ni->in[1]), tdata(g, ni->in[2]), tdata(g, c->y),
+                                     tdata(g, ni->aux[0]), &d, ws, wsb, sp, &ks));
+    /* the executor adds dx from scratch into the zeroed gradient: the same addition here */
+    fg_accumulate(dx_acc, dx, nx);
+    fg_check_equal("graph sparse backward vs kernel: dx", lgrad(g, c->x), dx_acc, nx);
+    fg_check_equal("graph sparse backward vs kernel: dw_ih", lgrad(g, ni->in[1]), dwih, nwih);
+    fg_check_equal("graph sparse backward vs kernel: dw_hh", lgrad(g, ni->in[2]), dwhh, nwhh);
+    fg_check_equal("graph sparse backward vs kernel: db_ih", lgrad(g, ni->in[3]), dbih, nb);
+    fg_check_equal("graph sparse backward vs kernel: db_hh", lgrad(g, ni->in[4]), dbhh, nb);
+    fg_lstm_sparse_stats gs;
+    CHECK_OK(fg_graph_lstm_sparse_stats(g, c->node, &gs));
+    CHECK(gs.blocks == ks.blocks && gs.dropped == ks.dropped && gs.kept_blocks == ks.kept_blocks &&
+          gs.kept_units == ks.kept_units && gs.gemm_flops == ks.gemm_flops &&
+          gs.gemm_flops_dense == ks.gemm_flops_dense);
+    CHECK(gs.gemm_flops < gs.gemm_flops_dense);
+    free(dx);
+    free(dx_acc);
+    free(dwih);
+    free(dwhh);
+    free(dbih);
+    free(dbhh);
+    free(ws);
+}
+
+static void test_graph_sparsity(void) {
+    const fg_lstm_desc d = {GT, GB, GI, GH};
+    const fg_lstm_sparsity dense0 = {0.0f, 4}, half = {0.5f, 4};
+    fg_lstm_sparse_stats st;
+    lnet a, b, c;
+
+    /* no sparsity: the dense backward, reported as one block with nothing dropped */
+    lnet_build(&a, NULL, 0);
+    CHECK_STATUS(fg_graph_lstm_sparse_stats(a.g, a.node, &st), FG_ERR_INVALID); /* no backward yet */
+    CHECK(strstr(fg_last_error(), "rnn") && strstr(fg_last_error(), "has not run"));
+    lnet_step(&a);
+    CHECK_OK(fg_graph_lstm_sparse_stats(a.g, a.node, &st));
+    check_stats("no sparsity", &st, 1, 0, GT * GH);
+
+    /* drop 0, block 4 before build: the workspace is planned for dropping blocks (so the drop can
+     * change later), and the gradients are the dense ones, bit for bit */
+    lnet_build(&b, &dense0, 0);
+    const fg_ninfo *na = fg_graph_node(a.g, a.node), *nb = fg_graph_node(b.g, b.node);
+    const size_t dense_ws = fg_lstm_workspace_bytes(&d), sparse_ws = fg_lstm_sparse_workspace_bytes(&d, &half);
+    CHECK(sparse_ws > dense_ws);
+    CHECK(na->ws_bytes[FG_BACKWARD] > dense_ws); /* plus the scratch for dx */
+    CHECK(nb->ws_bytes[FG_BACKWARD] - sparse_ws == na->ws_bytes[FG_BACKWARD] - dense_ws);
+    CHECK(nb->ws_bytes[FG_FORWARD] == na->ws_bytes[FG_FORWARD]);
+    lnet_step(&b);
+    lnet_same_grads("drop 0 vs no sparsity", &a, &b);
+    CHECK_OK(fg_graph_lstm_sparse_stats(b.g, b.node, &st));
+    check_stats("drop 0 block 4", &st, 3, 0, GT * GH);
+
+    /* drop 0.5, block 4: 2 of 3 blocks dropped per step; the kernel's gradients and stats */
+    lnet_build(&c, &half, 1);
+    lnet_step(&c);
+    CHECK_OK(fg_graph_lstm_sparse_stats(c.g, c.node, &st));
+    check_stats("drop 0.5 block 4", &st, 3, 2, GT * 4);
+    check_vs_kernel(&c, &half);
+    /* the mask is not ignored: the recurrent weight's gradient differs from the dense one */
+    const fg_id whh_a = fg_graph_node(a.g, a.node)->in[2], whh_c = fg_graph_node(c.g, c.node)->in[2];
+    CHECK(memcmp(lgrad(a.g, whh_a), lgrad(c.g, whh_c), tnumel(a.g, whh_a) * sizeof(float)) != 0);
+
+    /* the drop switched after build on one graph (free-when-dead: exact-size workspaces):
+     * dense, sparse (= the graph built sparse), dense again */
+    CHECK_OK(fg_graph_set_lstm_sparsity(b.g, b.node, &half));
+    lnet_step(&b);
+    lnet_same_grads("drop 0.5 set after build vs built with it", &c, &b);
+    CHECK_OK(fg_graph_lstm_sparse_stats(b.g, b.node, &st));
+    check_stats("drop 0.5 set after build", &st, 3, 2, GT * 4);
+    CHECK_OK(fg_graph_set_lstm_sparsity(b.g, b.node, &dense0));
+    lnet_step(&b);
+    lnet_same_grads("drop 0 again after build vs no sparsity", &a, &b);
+
+    /* refused: another block after build, a first sparsity after build, not an LSTM, bad values */
+    const fg_lstm_sparsity block3 = {0.5f, 3}, drop1 = {1.0f, 4}, block13 = {0.5f, GH + 1};
+    const char *n1[] = {"rnn", "block 3", "block 4", "before fg_graph_build"};
+    expect_error("another block after build", fg_graph_set_lstm_sparsity(b.g, b.node, &block3), n1, 4);
+    const char *n2[] = {"rnn", "no sparsity", "before fg_graph_build"};
+    expect_error("a first sparsity after build", fg_graph_set_lstm_sparsity(a.g, a.node, &half), n2, 3);
+    const char *n3[] = {"'fc'", "linear", "not an lstm"};
+    expect_error("set on a linear node", fg_graph_set_lstm_sparsity(b.g, b.fc_node, &half), n3, 3);
+    expect_error("stats of a linear node", fg_graph_lstm_sparse_stats(b.g, b.fc_node, &st), n3, 3);
+    const char *n4[] = {"node -1", "not an lstm"};
+    expect_error("node -1", fg_graph_set_lstm_sparsity(b.g, -1, &half), n4, 2);
+    const char *n5[] = {"node 99", "not an lstm"};
+    expect_error("node 99", fg_graph_set_lstm_sparsity(b.g, 99, &half), n5, 2);
+    const char *n6[] = {"rnn", "drop = 1"};
+    expect_error("drop 1", fg_graph_set_lstm_sparsity(b.g, b.node, &drop1), n6, 2);
+    const char *n7[] = {"rnn", "block = 13", "H = 12"};
+    expect_error("block H + 1", fg_graph_set_lstm_sparsity(b.g, b.node, &block13), n7, 3);
+    const char *n8[] = {"rnn", "NULL"};
+    expect_error("NULL sparsity", fg_graph_set_lstm_sparsity(b.g, b.node, NULL), n8, 2);
+    /* before build: refused values leave the node without a sparsity; a good one sizes the
+     * backward workspace at once (no accumulation scratch yet: the graph is not built) */
+    fg_graph *pg;
+    CHECK_OK(fg_graph_create(&pg, "prebuild"));
+    int64_t xs[3] = {GT, GB, GI};
+    fg_id py = fg_nn_lstm(pg, "rnn", fg_nn_input(pg, "x", FG_F32, 3, xs), GH, 0);
+    const int pnode = py == FG_NONE ? 0 : fg_graph_tinfo(pg, py)->producer;
+    expect_error("block H + 1 before build", fg_graph_set_lstm_sparsity(pg, pnode, &block13), n7, 3);
+    CHECK(fg_graph_node(pg, pnode)->ws_bytes[FG_BACKWARD] == 0);
+    CHECK_OK(fg_graph_set_lstm_sparsity(pg, pnode, &dense0));
+    CHECK(fg_graph_node(pg, pnode)->ws_bytes[FG_BACKWARD] == sparse_ws);
+    /* a block that can never be dropped (one block of H) needs only the dense workspace */
+    const fg_lstm_sparsity whole = {0.5f, GH};
+    CHECK_OK(fg_graph_set_lstm_sparsity(pg, pnode, &whole));
+    CHECK(fg_graph_node(pg, pnode)->ws_bytes[FG_BACKWARD] == dense_ws);
+    fg_graph_free(pg);
+    /* the refused calls changed nothing: still drop 0, block 4 */
+    lnet_step(&b);
+    lnet_same_grads("after refused calls", &a, &b);
+    CHECK_OK(fg_graph_lstm_sparse_stats(b.g, b.node, &st));
+    check_stats("after refused calls", &st, 3, 0, GT * GH);
+
+    lnet_free(&a);
+    lnet_free(&b);
+    lnet_free(&c);
+}
+
 int main(void) {
     fg_rng rng;
     fg_rng_seed(&rng, 20240613);
@@ -803,6 +1043,7 @@ int main(void) {
     test_sparse_dense_identical(&rng);
     test_sparse_vs_naive(&rng);
     test_sparse_stats_partial(&rng);
+    test_graph_sparsity();
 
     fg_fixture *f = fg_fixture_open("lstm.bin");
     test_fixtures(f);

@@ -37,6 +37,7 @@ typedef enum fg_op {
     FG_OP_CONV2D, FG_OP_LINEAR, FG_OP_MATMUL, FG_OP_RELU, FG_OP_GELU, FG_OP_TANH, FG_OP_SIGMOID,
     FG_OP_SOFTMAX, FG_OP_XENT, FG_OP_DROPOUT, FG_OP_ADD, FG_OP_CONCAT, FG_OP_MAXPOOL,
     FG_OP_AVGPOOL, FG_OP_GAP, FG_OP_LRN, FG_OP_BATCHNORM, FG_OP_LSTM, FG_OP_LAYERNORM, FG_OP_ATTENTION,
+    FG_OP_EMBEDDING,
     FG_OP_COUNT
 } fg_op;
 const char *fg_op_name(fg_op op);
@@ -121,6 +122,13 @@ fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, 
  * kernel's gates and cells, fg_lstm_saved_bytes); backward reads x, the weights, y and saved;
  * both passes take fg_lstm_workspace_bytes of workspace. */
 fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias);
+/* Embedding lookup (torch.nn.Embedding(num_embeddings, dim)): ids, an FG_I32 tensor of any shape
+ * with at most FG_MAX_DIMS-1 dims (an input), -> output shape(ids) + (dim), F32. Creates param
+ * "<name>.weight" (num_embeddings, dim) initialized N(0, 1) as torch (a name is required). Forward
+ * fails with FG_ERR_INVALID, naming the node, the position and the id, when an id is outside
+ * [0, num_embeddings). Backward accumulates into the weight's gradient; the ids get none. Saves
+ * the ids only; no workspace; cheap to recompute. */
+fg_id fg_nn_embedding(fg_graph *g, const char *name, fg_id ids, int64_t num_embeddings, int64_t dim);
 
 /* Layers: create the parameters ("<name>.weight", "<name>.bias") with PyTorch's default
  * initialization and apply the op. */
@@ -182,6 +190,20 @@ fg_status fg_graph_set_split_backward(fg_graph *g, int node, int on);
 fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo);
 /* A conv node's descriptor (shapes, stride, padding, groups at the built batch size). */
 fg_status fg_graph_conv_desc(const fg_graph *g, int node, fg_conv2d_desc *out);
+/* Structured sparsity of an LSTM node's backward (fg_lstm_backward_sparse, arXiv 1806.00512).
+ * FG_ERR_INVALID naming the node when it is not an LSTM node, or sp fails fg_lstm_sparsity_check
+ * for the node's sizes. Before fg_graph_build: sets the block and the drop and sizes the node's
+ * backward workspace (ws_bytes[FG_BACKWARD]) for a backward that drops blocks, whatever the drop
+ * given now, so that the drop can change later. After build only the drop may change (any value
+ * in [0, 1): a trainer switches between sparse and dense iterations, the paper's mixed schedule);
+ * another block, or a first sparsity on a node built without one, is FG_ERR_INVALID (the
+ * workspace is planned at build). drop 0 runs the dense backward: the same bits as a node never
+ * given a sparsity. */
+fg_status fg_graph_set_lstm_sparsity(fg_graph *g, int node, const fg_lstm_sparsity *sp);
+/* The stats of the LSTM node's last backward (out->keep is NULL); a node without a sparsity
+ * reports its dense backward (one block, none dropped). FG_ERR_INVALID when the node is not an
+ * LSTM node or its backward has not run yet. */
+fg_status fg_graph_lstm_sparse_stats(const fg_graph *g, int node, fg_lstm_sparse_stats *out);
 /* Prints every tensor with kind, bytes, first and last use, and every node with its saves. */
 void fg_graph_print_liveness(const fg_graph *g, FILE *f);
 
@@ -273,6 +295,12 @@ void fg_graph_set_seed(fg_graph *g, uint64_t seed);
 fg_status fg_graph_forward(fg_graph *g);
 fg_status fg_graph_backward(fg_graph *g);
 void fg_graph_zero_grad(fg_graph *g);
+/* As torch.nn.utils.clip_grad_norm_(params, max_norm): the L2 norm of all parameter gradients
+ * together (summed in double), and when it exceeds max_norm every gradient is scaled by
+ * max_norm / (norm + 1e-6). Returns the norm before clipping. Gradients that are not resident
+ * (no data: on disk, or released by the policy) are left out of both. A norm that is not finite
+ * is returned and nothing is scaled (the caller decides whether to skip the step). */
+double fg_graph_clip_grad_norm(fg_graph *g, double max_norm);
 /* The loss value after forward (the scalar loss tensor). */
 float fg_graph_loss(const fg_graph *g);
 /* Copies a tensor out to host memory (e.g. logits after forward); FG_ERR_INVALID if its storage

@@ -364,6 +364,22 @@ void fg_attention_backward_naive(float *dq, float *dk, float *dv, const float *d
                                  const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
                                  int64_t D, float scale);
 
+/* ---------------------------------------------------------------- embedding (src/ops/embedding.c)
+ * A lookup table, as torch.nn.functional.embedding: ids (n) int32, w (V, E), y (n, E) with
+ * y[i] = w[ids[i]]. n is the number of ids (every dimension of the ids tensor flattened). */
+/* FG_ERR_INVALID naming the position, the id and V when an id is outside [0, V) (what y holds
+ * then is not promised); FG_ERR_SHAPE when n < 0 or V, E < 1. */
+fg_status fg_embedding_forward(float *y, const int32_t *ids, const float *w, int64_t n, int64_t V, int64_t E);
+/* dw (V, E) row ids[i] += dy (n, E) row i, for i in order; dw accumulated (the table is a
+ * parameter), ids get no gradient. Saves: ids only. The ids must be in range (forward checked
+ * them). Deterministic: the same bits for any thread count (threads split the E columns, each
+ * column summed in the order of i). */
+void fg_embedding_backward(float *dw, const float *dy, const int32_t *ids, int64_t n, int64_t V, int64_t E);
+/* Naive twins: plain loops, single thread; same adds in the same order, so the fast kernels equal
+ * them bit for bit. The forward twin checks ids as the fast one does. */
+fg_status fg_embedding_forward_naive(float *y, const int32_t *ids, const float *w, int64_t n, int64_t V, int64_t E);
+void fg_embedding_backward_naive(float *dw, const float *dy, const int32_t *ids, int64_t n, int64_t V, int64_t E);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
  * consumer already wrote (and parameters fed as data to an op that writes that gradient, e.g. a
  * position embedding added to activations) are computed into scratch at the end of the
  * workspace and added. */
+#include <math.h>
 #include <string.h>
 
 #include "graph/graph_impl.h"
@@ -18,7 +19,17 @@ static uint64_t node_seed(const fg_graph *g, int i) {
 size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass) {
     switch (n->info.op) {
     case FG_OP_CONV2D: return fg_conv2d_workspace_bytes(&n->p.conv, n->info.algo);
-    case FG_OP_LSTM: return fg_lstm_workspace_bytes(&n->p.lstm); /* forward takes it too (ops.h) */
+    case FG_OP_LSTM: {
+        const size_t dense = fg_lstm_workspace_bytes(&n->p.lstm); /* forward takes it too (ops.h) */
+        if (pass != FG_BACKWARD || n->sparsity.block == 0) return dense;
+        /* With a sparsity, sized for a backward that drops blocks whatever the drop is now: the
+         * drop may change after build, the workspace may not. The sparse extras depend only on
+         * whether blocks are dropped, not on how many, and drop 0.5 drops one as soon as there
+         * are two blocks (a single block is never dropped: the dense size is then all it needs). */
+        const fg_lstm_sparsity dropping = {0.5f, n->sparsity.block};
+        const size_t sparse = fg_lstm_sparse_workspace_bytes(&n->p.lstm, &dropping);
+        return sparse > dense ? sparse : dense;
+    }
     case FG_OP_ATTENTION: {
         if (pass != FG_BACKWARD) return 0;
         /* the scratch serves dq and dk only: none when neither q nor k wants a gradient */
@@ -73,6 +84,42 @@ void fg_graph_zero_grad(fg_graph *g) {
     }
 }
 
+/* As torch.nn.utils.clip_grad_norm_, over the gradients the caller can see between iterations:
+ * on the device, or at their host home / in the host tier under an offloading policy. */
+double fg_graph_clip_grad_norm(fg_graph *g, double max_norm) {
+    double ss = 0.0;
+    for (int i = 0; i < g->np; i++) {
+        fg_id gid = g->t[g->params[i]].info.grad;
+        if (gid == FG_NONE) continue;
+        const fg_tensor *t = &g->t[gid].info.t;
+        if (!t->data || (t->residence != FG_RES_DEVICE && t->residence != FG_RES_HOST)) continue;
+        const float *d = t->data;
+        const size_t n = (size_t)fg_tensor_numel(t);
+        for (size_t j = 0; j < n; j++) ss += (double)d[j] * (double)d[j];
+    }
+    const double norm = sqrt(ss);
+    if (!(isfinite(norm) && norm > max_norm)) return norm;
+    const double coef = max_norm / (norm + 1e-6);
+    for (int i = 0; i < g->np; i++) {
+        fg_id gid = g->t[g->params[i]].info.grad;
+        if (gid == FG_NONE) continue;
+        const fg_tensor *t = &g->t[gid].info.t;
+        if (!t->data || (t->residence != FG_RES_DEVICE && t->residence != FG_RES_HOST)) continue;
+        float *d = t->data;
+        const size_t n = (size_t)fg_tensor_numel(t);
+        /* a home holding zeros still does after scaling: home_zero stays as it is */
+        for (size_t j = 0; j < n; j++) d[j] = (float)((double)d[j] * coef);
+    }
+    return norm;
+}
+
+/* A kernel's failure, prefixed with the node's op and name. */
+static fg_status node_fail(fg_status s, const fg_ninfo *ni) {
+    char why[768];
+    snprintf(why, sizeof why, "%s", fg_last_error());
+    return fg_fail(s, "%s '%s': %s", fg_op_name(ni->op), ni->name, why);
+}
+
 static void check_resident(fg_graph *g, int i, fg_id id, const char *role) {
     if (id == FG_NONE) return;
     const fg_tensor *t = &g->t[id].info.t;
@@ -119,7 +166,7 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
     case FG_OP_XENT: {
         fg_status s = fg_xent_forward(y, F(g, ni->aux[0]), x, (const int32_t *)g->t[ni->in[1]].info.t.data, n->p.sm.rows,
                                       n->p.sm.cols);
-        if (s != FG_OK) return fg_fail(s, "xent '%s': %s", ni->name, fg_last_error());
+        if (s != FG_OK) return node_fail(s, ni);
         return FG_OK;
     }
     case FG_OP_DROPOUT:
@@ -157,7 +204,7 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         fg_status s = fg_attention_forward(y, F(g, ni->aux[0]), x, F(g, ni->in[1]), F(g, ni->in[2]), n->p.attn.B,
                                            n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D, n->p.attn.scale,
                                            n->p.attn.causal);
-        if (s != FG_OK) return fg_fail(s, "attention '%s': %s", ni->name, fg_last_error());
+        if (s != FG_OK) return node_fail(s, ni);
         return FG_OK;
     }
     case FG_OP_LSTM: {
@@ -166,7 +213,13 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         fg_status s = fg_lstm_forward(y, NULL, NULL, F(g, ni->aux[0]), x, NULL, NULL, F(g, ni->in[1]), F(g, ni->in[2]),
                                       n->has_bias ? F(g, ni->in[3]) : NULL, n->has_bias ? F(g, ni->in[4]) : NULL,
                                       &n->p.lstm, g->ws, g->ws_bytes);
-        if (s != FG_OK) return fg_fail(s, "lstm '%s': %s", ni->name, fg_last_error());
+        if (s != FG_OK) return node_fail(s, ni);
+        return FG_OK;
+    }
+    case FG_OP_EMBEDDING: {
+        fg_status s = fg_embedding_forward(y, (const int32_t *)g->t[ni->in[0]].info.t.data, F(g, ni->in[1]), n->p.emb.n,
+                                           n->p.emb.V, n->p.emb.E);
+        if (s != FG_OK) return node_fail(s, ni); /* a token id outside the table */
         return FG_OK;
     }
     default: return fg_fail(FG_ERR_UNSUPPORTED, "forward of op %s is not implemented", fg_op_name(ni->op));
@@ -306,13 +359,30 @@ static fg_status run_backward(fg_graph *g, int i) {
         st = fg_attention_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, ni->aux[0]),
                                    n->p.attn.B, n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D, n->p.attn.scale,
                                    algo_ws ? g->ws : NULL, algo_ws);
-        if (st != FG_OK) st = fg_fail(st, "attention '%s': %s", ni->name, fg_last_error());
+        if (st != FG_OK) st = node_fail(st, ni);
         break;
-    case FG_OP_LSTM:
-        st = fg_lstm_backward(d.dst[0], NULL, NULL, d.dst[1], d.dst[2], n->has_bias ? d.dst[3] : NULL,
-                              n->has_bias ? d.dst[4] : NULL, dy, NULL, NULL, x, NULL, NULL, F(g, ni->in[1]),
-                              F(g, ni->in[2]), y, F(g, ni->aux[0]), &n->p.lstm, g->ws, algo_ws);
-        if (st != FG_OK) st = fg_fail(st, "lstm '%s': %s", ni->name, fg_last_error());
+    case FG_OP_LSTM: {
+        /* The node's structured sparsity (fg_graph_set_lstm_sparsity), or none: one block of H
+         * units can never be dropped, so the kernel runs the dense backward's code (drop 0 does
+         * too), bit for bit fg_lstm_backward's; either way the stats are kept for the caller. */
+        const fg_lstm_sparsity sp = n->sparsity.block ? n->sparsity : (fg_lstm_sparsity){0.0f, n->p.lstm.H};
+        fg_lstm_sparse_stats stats;
+        memset(&stats, 0, sizeof stats);
+        st = fg_lstm_backward_sparse(d.dst[0], NULL, NULL, d.dst[1], d.dst[2], n->has_bias ? d.dst[3] : NULL,
+                                     n->has_bias ? d.dst[4] : NULL, dy, NULL, NULL, x, NULL, NULL, F(g, ni->in[1]),
+                                     F(g, ni->in[2]), y, F(g, ni->aux[0]), &n->p.lstm, g->ws, algo_ws, &sp, &stats);
+        if (st != FG_OK) {
+            st = node_fail(st, ni);
+            break;
+        }
+        n->sparse_stats = stats;
+        n->has_stats = 1;
+        break;
+    }
+    case FG_OP_EMBEDDING:
+        /* the ids were checked by this iteration's forward */
+        fg_embedding_backward(d.dst[1], dy, (const int32_t *)g->t[ni->in[0]].info.t.data, n->p.emb.n, n->p.emb.V,
+                              n->p.emb.E);
         break;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "backward of op %s is not implemented", fg_op_name(ni->op));
     }
@@ -331,7 +401,8 @@ int fg_graph_node_recomputable(const fg_graph *g, int i) {
     const fg_ninfo *ni = &g->nodes[i].info;
     /* a ReLU's mask and a max pool's argmax are not rewritten by a rerun (run_forward) */
     int aux_ok = ni->n_aux == 0 || ni->op == FG_OP_RELU || ni->op == FG_OP_MAXPOOL;
-    /* layer norm (mean, rstd), attention (probs) and the LSTM (gates, cells) write AUX outputs */
+    /* layer norm (mean, rstd), attention (probs) and the LSTM (gates, cells) write AUX outputs; an
+     * embedding writes only its output (a gather from the ids and the table): cheap to rerun */
     int writes_aux = ni->op == FG_OP_LAYERNORM || ni->op == FG_OP_ATTENTION || ni->op == FG_OP_LSTM;
     return aux_ok && !writes_aux && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
 }

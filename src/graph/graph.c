@@ -14,7 +14,8 @@
 static const char *op_names[FG_OP_COUNT] = {"conv2d", "linear",  "matmul",  "relu",      "gelu",
                                             "tanh",   "sigmoid", "softmax", "xent",      "dropout",
                                             "add",    "concat",  "maxpool", "avgpool",   "global_avgpool",
-                                            "lrn",    "batchnorm", "lstm",    "layernorm", "attention"};
+                                            "lrn",    "batchnorm", "lstm",    "layernorm", "attention",
+                                            "embedding"};
 
 const char *fg_op_name(fg_op op) { return (op >= 0 && op < FG_OP_COUNT) ? op_names[op] : "?"; }
 
@@ -628,6 +629,42 @@ fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bia
     return g->nodes[i].info.out;
 }
 
+/* An embedding table with torch.nn.Embedding's parameter name ("<name>.weight") and initialization
+ * N(0, 1). The ids stay int32 as fed; the output appends the embedding dimension to their shape. */
+fg_id fg_nn_embedding(fg_graph *g, const char *name, fg_id ids, int64_t num_embeddings, int64_t dim) {
+    char s1[96], nm[FG_NAME_MAX + 16];
+    if (!ok_id(g, ids, "embedding", name ? name : "")) return FG_NONE;
+    if (!name || !*name) return gfail(g, FG_ERR_INVALID, "embedding: a name is required (it names the parameter)");
+    const fg_tensor *ti = T(g, ids);
+    if (ti->dtype != FG_I32)
+        return gfail(g, FG_ERR_SHAPE, "embedding '%s': ids %s are %s, expected an i32 tensor of token ids", name,
+                     shp(s1, sizeof s1, g, ids), fg_dtype_name(ti->dtype));
+    if (ti->ndim > FG_MAX_DIMS - 1)
+        return gfail(g, FG_ERR_SHAPE, "embedding '%s': ids %s have %d dims, expected at most %d (the output adds one)",
+                     name, shp(s1, sizeof s1, g, ids), ti->ndim, FG_MAX_DIMS - 1);
+    /* ids are int32: rows past INT32_MAX could never be looked up */
+    if (num_embeddings < 1 || num_embeddings > INT32_MAX || dim < 1)
+        return gfail(g, FG_ERR_SHAPE, "embedding '%s': num_embeddings = %lld and dim = %lld, expected 1 <= "
+                     "num_embeddings <= %d and dim >= 1 (ids %s)", name, (long long)num_embeddings, (long long)dim,
+                     INT32_MAX, shp(s1, sizeof s1, g, ids));
+    const int ynd = ti->ndim + 1;
+    int64_t yshape[FG_MAX_DIMS];
+    memcpy(yshape, ti->shape, sizeof(int64_t) * (size_t)ti->ndim); /* ti is stale once the param is added */
+    yshape[ynd - 1] = dim;
+    const int64_t n = fg_tensor_numel(ti), wshape[2] = {num_embeddings, dim};
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    fg_id w = fg_nn_param(g, nm, 2, wshape, FG_INIT_NORMAL, 1.0f);
+    if (g->status != FG_OK) return FG_NONE;
+    fg_id in[2] = {ids, w};
+    int i = new_node(g, FG_OP_EMBEDDING, name, in, 2, ynd, yshape, FG_F32);
+    fg_node *nd = &g->nodes[i];
+    nd->p.emb.n = n;
+    nd->p.emb.V = num_embeddings;
+    nd->p.emb.E = dim;
+    nd->info.flops = 0.0; /* a gather: it moves n * dim floats and computes nothing */
+    return nd->info.out;
+}
+
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,
                       int64_t pad, int bias) {
     if (!ok_id(g, x, "conv2d", name ? name : "")) return FG_NONE;
@@ -732,6 +769,56 @@ fg_status fg_graph_conv_desc(const fg_graph *g, int node, fg_conv2d_desc *out) {
     return FG_OK;
 }
 
+/* The node's name for messages, or its index when out of range. */
+static const char *node_label(const fg_graph *g, int node, char *buf, size_t cap) {
+    if (node >= 0 && node < g->nn) snprintf(buf, cap, "node %d '%s' (%s)", node, g->nodes[node].info.name,
+                                            fg_op_name(g->nodes[node].info.op));
+    else snprintf(buf, cap, "node %d (the graph has %d nodes)", node, g->nn);
+    return buf;
+}
+
+fg_status fg_graph_set_lstm_sparsity(fg_graph *g, int node, const fg_lstm_sparsity *sp) {
+    char nl[FG_NAME_MAX + 64];
+    if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_LSTM)
+        return fg_fail(FG_ERR_INVALID, "set_lstm_sparsity: %s is not an lstm node", node_label(g, node, nl, sizeof nl));
+    fg_node *n = &g->nodes[node];
+    if (fg_lstm_sparsity_check(&n->p.lstm, sp) != FG_OK) {
+        char why[512]; /* fg_fail overwrites the message it would read */
+        snprintf(why, sizeof why, "%s", fg_last_error());
+        return fg_fail(FG_ERR_INVALID, "set_lstm_sparsity: lstm '%s': %s", n->info.name, why);
+    }
+    if (g->built) {
+        /* the backward workspace was planned at build for this block (or for none) */
+        if (sp->block != n->sparsity.block) {
+            char was[64];
+            if (n->sparsity.block) snprintf(was, sizeof was, "block %lld", (long long)n->sparsity.block);
+            else snprintf(was, sizeof was, "no sparsity");
+            return fg_fail(FG_ERR_INVALID,
+                           "set_lstm_sparsity: lstm '%s': block %lld, but graph '%s' was built with %s; set the block "
+                           "before fg_graph_build (it sizes the backward workspace), only drop may change after",
+                           n->info.name, (long long)sp->block, g->name, was);
+        }
+        n->sparsity.drop = sp->drop;
+        return FG_OK;
+    }
+    n->sparsity = *sp;
+    compute_ws(g, n);
+    return FG_OK;
+}
+
+fg_status fg_graph_lstm_sparse_stats(const fg_graph *g, int node, fg_lstm_sparse_stats *out) {
+    char nl[FG_NAME_MAX + 64];
+    if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_LSTM)
+        return fg_fail(FG_ERR_INVALID, "lstm_sparse_stats: %s is not an lstm node", node_label(g, node, nl, sizeof nl));
+    const fg_node *n = &g->nodes[node];
+    if (!n->has_stats)
+        return fg_fail(FG_ERR_INVALID, "lstm_sparse_stats: lstm '%s' of graph '%s' has not run a backward yet",
+                       n->info.name, g->name);
+    *out = n->sparse_stats;
+    out->keep = NULL;
+    return FG_OK;
+}
+
 /* ---------------------------------------------------------------- build */
 
 /* What backward of each op reads besides grad(out); params are persistent and listed too. */
@@ -754,6 +841,7 @@ static void set_saves(fg_node *n) {
     case FG_OP_BATCHNORM: SAVE(in->in[0]); SAVE(in->aux[0]); SAVE(in->aux[1]); SAVE(in->in[1]); break;
     case FG_OP_LAYERNORM: SAVE(in->in[0]); SAVE(in->in[1]); SAVE(in->aux[0]); SAVE(in->aux[1]); break;
     case FG_OP_LSTM: SAVE(in->in[0]); SAVE(in->in[1]); SAVE(in->in[2]); SAVE(in->out); SAVE(in->aux[0]); break;
+    case FG_OP_EMBEDDING: SAVE(in->in[0]); break; /* the ids: the table's values do not enter its gradient */
     case FG_OP_ATTENTION:
         /* q, k, v may be one tensor (self-attention without projections): list it once */
         for (int k = 0; k < 3; k++) {
@@ -916,6 +1004,7 @@ static int writes_data_grad(const fg_node *n, int k) {
     case FG_OP_BATCHNORM:
     case FG_OP_LSTM:
     case FG_OP_LAYERNORM: return k == 0; /* the rest are the op's weights, accumulated inside */
+    case FG_OP_EMBEDDING: return 0;      /* the table accumulates inside; the ids get no gradient */
     default: return 1;                   /* matmul, add, concat, attention, ...: every input written */
     }
 }
@@ -980,7 +1069,8 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
                 fg_id x = n->info.in[k];
                 fg_id root = g->t[x].info.alias_of;
                 if (!g->t[root].info.requires_grad) continue;
-                if (n->info.op == FG_OP_XENT && k == 1) continue;
+                if (n->info.op == FG_OP_XENT && k == 1) continue;      /* labels */
+                if (n->info.op == FG_OP_EMBEDDING && k == 0) continue; /* token ids */
                 if (g->t[root].info.kind == FG_T_PARAM) {
                     make_grad(g, root);
                     /* a parameter fed as data to an op that WRITES that input's gradient gets it

@@ -23,6 +23,7 @@ typedef struct fg_node_params {
     fg_lstm_desc lstm;
     struct { int64_t rows, C; float eps; } ln;
     struct { int64_t B, H, Tq, Tk, D; float scale; int causal; } attn;
+    struct { int64_t n, V, E; } emb; /* ids, rows of the table, embedding size */
     size_t n;   /* element count for elementwise ops */
 } fg_node_params;
 
@@ -36,6 +37,11 @@ typedef struct fg_node {
     int split_bwd;  /* conv: backward in two halves with the policy's mid hook between */
     double seconds[FG_PASS_COUNT]; /* time in the op, summed since fg_graph_reset_times */
     size_t op_ws[FG_PASS_COUNT];   /* the op's own workspace; info.ws_bytes adds accumulation scratch */
+    /* LSTM: structured sparsity of the backward (fg_graph_set_lstm_sparsity; block 0 = none set,
+     * the dense backward) and the stats of the last backward (keep NULL; valid when has_stats) */
+    fg_lstm_sparsity sparsity;
+    fg_lstm_sparse_stats sparse_stats;
+    int has_stats;
 } fg_node;
 
 typedef struct fg_tslot {
