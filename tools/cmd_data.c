@@ -1,5 +1,5 @@
 /* `frugal data`: prints the data directory and, for each known data set, which files it found
- * and how `frugal train` splits them. */
+ * and how `frugal train` splits them; for the Brown corpus, its token counts and vocabulary. */
 #include "cli.h"
 
 int cmd_data(int argc, char **argv) {
@@ -31,6 +31,19 @@ int cmd_data(int argc, char **argv) {
             printf("  %-8s missing (%s)\n", names[i], fg_last_error());
             missing = 1;
         }
+    }
+    /* The corpus is not fetched by default (the image sets are), so it has its own hint. */
+    fg_corpus corpus;
+    fg_status cs = fg_corpus_load(dir, "brown", &corpus);
+    if (cs == FG_OK) {
+        printf("  %-8s %lld train + %lld valid + %lld test tokens (with <eos>), vocabulary %d: %s/brown.*.txt\n",
+               "brown", (long long)corpus.n[FG_CORPUS_TRAIN], (long long)corpus.n[FG_CORPUS_VALID],
+               (long long)corpus.n[FG_CORPUS_TEST], corpus.vocab_size, dir);
+        fg_corpus_free(&corpus);
+    } else if (cs == FG_ERR_IO) {
+        printf("  %-8s missing (fetch with: bash scripts/fetch-data.sh brown)\n", "brown");
+    } else {
+        printf("  %-8s unusable (%s)\n", "brown", fg_last_error());
     }
     if (missing) printf("fetch the missing data sets with: bash scripts/fetch-data.sh\n");
     return CLI_EXIT_OK;

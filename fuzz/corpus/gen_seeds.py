@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the tiny seed files of the fuzz corpora (fuzz/corpus/safetensors, fuzz/corpus/idx).
+"""Writes the tiny seed files of the fuzz corpora (fuzz/corpus/safetensors, fuzz/corpus/idx,
+fuzz/corpus/corpus).
 
 Run from anywhere: python3 fuzz/corpus/gen_seeds.py. Deterministic; no third-party modules.
 The safetensors seeds follow the format exactly as the reference implementation writes it
-(header padded with spaces to a multiple of 8, tensors back to back)."""
+(header padded with spaces to a multiple of 8, tensors back to back). The text corpus seeds are
+train, valid and test texts joined by 0xFF bytes, the way fuzz/fuzz_corpus.c cuts its input."""
 import json
 import os
 import struct
@@ -47,3 +49,18 @@ write("safetensors", "escaped_name", safetensors([("a\"b\\c\u00e9\U0001F600", "I
 write("idx", "labels", idx([5], bytes([0, 1, 2, 9, 4])))
 write("idx", "images", idx([2, 3, 3], bytes(range(18))))
 write("idx", "empty", idx([0, 28, 28], b""))
+
+
+def corpus(train, valid, test):
+    return b"\xff".join([train, valid, test])
+
+
+write("corpus", "basic", corpus(b"the cat sat\nthe dog\n", b"the cat\n", b"dog sat the\n"))
+write("corpus", "ptb_like", corpus(
+    b" aer banknote berlitz <unk> \n pierre <unk> N years old will join the board \n",
+    b" the board will join N <unk> \n", b" pierre years old \n"))
+write("corpus", "crlf_blank", corpus(b"\r\n  a\tb  \r\n\n \t \r\n\tcaf\xc3\xa9 a\r\nb", b"", b"\n\n"))
+write("corpus", "oov", corpus(b"a b\n", b"a\n\nb c\n", b""))
+write("corpus", "control", corpus(b"ab\ncd\x00e\n", b"a\x7f", b"b\x0b"))
+write("corpus", "long_word", corpus(b"a " + b"y" * 256 + b"\n", b"a\n", b"y" * 257))
+write("corpus", "eos_literal", corpus(b"<eos> x <eos>\n", b"<eos>", b"x"))

@@ -1,4 +1,5 @@
-/* frugal file formats: safetensors (weights and checkpoints) and IDX (MNIST-style data sets).
+/* frugal file formats: safetensors (weights and checkpoints), IDX (MNIST-style data sets) and
+ * PTB-style text corpora (word-level language modelling).
  *
  * Loaders parse from memory (fg_*_parse) so the fuzz harnesses exercise exactly the code that
  * reads files; fg_*_load reads a file and calls parse. Every loader rejects malformed input with
@@ -94,6 +95,51 @@ fg_status fg_dataset_load_idx(const char *dir, const char *prefix, float mean, f
 void fg_dataset_free(fg_dataset *d);
 /* The data directory: $FRUGAL_DATA, else $HOME/.cache/frugal. */
 const char *fg_data_dir(char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- text corpora
+ * Word-level language-modelling text in the format of Mikolov's PTB files (ptb.train.txt), as
+ * scripts/fetch-data.sh writes the Brown corpus: "<dir>/<prefix>.train.txt", ".valid.txt" and
+ * ".test.txt", one sentence per line, words separated by spaces or tabs, lines ending with \n or
+ * \r\n. A line with words is followed by <eos> (id 0) in the id stream; a line without words adds
+ * nothing. Any byte is allowed in a word except NUL and other control bytes (0x00-0x1f, 0x7f),
+ * which are errors outside of tab, CR and LF; words are at most FG_CORPUS_MAX_WORD bytes and a
+ * split at most INT32_MAX ids (with its <eos>).
+ *
+ * The vocabulary comes from the training text only: id 0 is <eos>, then every word in the order
+ * of its first appearance in train, so the ids are a function of the train file alone. A valid or
+ * test word that train lacks maps to <unk> when train contains "<unk>" (PTB's closed-vocabulary
+ * convention) and is otherwise FG_ERR_FORMAT naming the file, the line and the word. A literal
+ * "<eos>" in the text is id 0. Errors name "<what>.<split>.txt" and the line (1-based); load
+ * passes "<dir>/<prefix>" as `what`, so the name is the file's path. */
+
+#define FG_CORPUS_MAX_WORD 256 /* bytes; a longer "word" means the file is not text */
+
+/* Index of a split in fg_corpus's ids and n. */
+typedef enum fg_corpus_split {
+    FG_CORPUS_TRAIN,
+    FG_CORPUS_VALID,
+    FG_CORPUS_TEST,
+    FG_CORPUS_SPLIT_COUNT
+} fg_corpus_split;
+
+typedef struct fg_corpus {
+    int32_t vocab_size; /* words incl. <eos> and <unk> (when train has it) */
+    char **words;       /* id -> NUL-terminated word (owned); words[0] is "<eos>" */
+    int32_t *ids[3];    /* train, valid, test token ids (owned; never NULL after a parse); <eos> after each line */
+    int64_t n[3];       /* number of ids in each split; train's is at least 2 (a word and <eos>) */
+} fg_corpus;
+
+/* Parses the three texts (not NUL-terminated; texts[k] may be NULL when lens[k] is 0). An empty
+ * train split is FG_ERR_FORMAT, empty valid and test splits are allowed. On failure *out is
+ * zeroed and nothing is held. `what` names the source in messages (NULL: "corpus"). */
+fg_status fg_corpus_parse(const char *const texts[3], const size_t lens[3], const char *what, fg_corpus *out);
+/* Reads "<dir>/<prefix>.{train,valid,test}.txt" and parses them; a missing file is FG_ERR_IO
+ * with its path and the reason. */
+fg_status fg_corpus_load(const char *dir, const char *prefix, fg_corpus *out);
+void fg_corpus_free(fg_corpus *c);
+/* The id of `word`, -1 if absent. A linear scan (O(vocab_size)): for set-up and tests, not for
+ * inner loops. */
+int32_t fg_corpus_find(const fg_corpus *c, const char *word);
 
 #ifdef __cplusplus
 }
