@@ -17,6 +17,7 @@ static const command commands[] = {
     {"demo", cmd_demo, "train LeNet-5 on MNIST with the defaults, summarize, plot the learning curve"},
     {"vmem", cmd_vmem, "training beyond the device budget: compare the offload policies (vmem report)"},
     {"data", cmd_data, "where the data directory is and which data sets it holds"},
+    {"lm", cmd_lm, "sparse LSTM: train a word-level LSTM language model, dense or with a sparsified backward"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -9,5 +9,6 @@
 #include "frugal/zoo.h"
 #include "frugal/train.h"
 #include "frugal/vmem.h"
+#include "frugal/lm.h"
 #define FRUGAL_VERSION "0.1.0"
 #endif

@@ -1,0 +1,114 @@
+/* Word-level language modelling with stacked LSTMs: the model and training loop of the sparse
+ * LSTM system (Zhu, Zhang and Kautz, "Structurally Sparsified Backward Propagation for Faster Long
+ * Short-Term Memory Training", arXiv 1806.00512).
+ *
+ * The model is Zaremba et al.'s (embedding, `layers` LSTMs, a linear decoder over the vocabulary,
+ * dropout on the embedding, between the layers and before the decoder), trained with truncated
+ * backpropagation through time on `batch` parallel streams of the corpus, `steps` words at a time,
+ * plain SGD with gradient-norm clipping and a per-epoch learning-rate decay. Each chunk starts
+ * from a zero state (fg_nn_lstm has h0 = c0 = 0): the state is not carried from one chunk to the
+ * next, which costs perplexity against the papers' figures, where it is.
+ *
+ * Sparse training: in a sparse epoch every LSTM's backward drops the gate gradients of the
+ * `sparse_drop` fraction of lowest-scoring hidden-unit blocks per time step
+ * (fg_graph_set_lstm_sparsity), so the recurrent GEMMs of backward shrink; the last
+ * `dense_epochs` epochs train dense (the paper's mixed schedule, which recovers the accuracy). */
+#ifndef FRUGAL_LM_H
+#define FRUGAL_LM_H
+
+#include <signal.h>
+
+#include "frugal/graph.h"
+#include "frugal/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FG_LM_MAX_LAYERS 8
+
+typedef struct fg_lm_cfg {
+    int64_t vocab;        /* words incl. <eos> (fg_corpus.vocab_size) */
+    int64_t embed;        /* embedding size; 0 = hidden */
+    int64_t hidden;       /* LSTM units per layer */
+    int layers;           /* 1..FG_LM_MAX_LAYERS */
+    int64_t steps;        /* BPTT length T */
+    int64_t batch;        /* parallel streams B */
+    float dropout;        /* 0 = none */
+    int64_t sparse_block; /* hidden units per structural block of the sparse backward; 0 = dense
+                             only (the workspace is sized for sparse epochs at build) */
+} fg_lm_cfg;
+
+typedef struct fg_lm_io {
+    fg_id tokens;  /* (T, B) i32 */
+    fg_id targets; /* (T*B) i32: the word after each token */
+    fg_id logits;  /* (T*B, vocab) */
+    fg_id loss;    /* mean cross-entropy in nats per word */
+    int n_lstm;
+    int lstm_nodes[FG_LM_MAX_LAYERS];
+} fg_lm_io;
+
+/* Adds the model to the empty graph g (parameters named like PyTorch's: "embed.weight",
+ * "lstm<k>.weight_ih_l0", "decoder.weight"...) and, with sparse_block > 0, gives every LSTM node
+ * that block at drop 0. The caller builds it (fg_graph_build with io->loss). FG_ERR_INVALID
+ * naming the field for a bad size. */
+fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io);
+
+typedef struct fg_lm_progress {
+    int epoch;            /* 0-based */
+    int64_t batch, batches;
+    double loss;          /* running mean over the epoch so far, nats per word */
+    double seconds;       /* since the epoch started */
+} fg_lm_progress;
+
+typedef struct fg_lm_epoch {
+    int epoch;            /* 0-based */
+    int sparse;           /* this epoch's LSTM backwards dropped blocks */
+    double lr;
+    double train_ppl, valid_ppl;
+    double seconds;            /* the epoch's training (without validation) */
+    double lstm_backward_seconds; /* summed over the LSTM nodes' backwards */
+    double lstm_backward_flops_kept; /* recurrent-backward GEMM FLOPs issued / the dense ones (1 = dense) */
+} fg_lm_epoch;
+
+typedef struct fg_lm_train_cfg {
+    int epochs;
+    float lr;              /* SGD, no momentum */
+    float lr_decay;        /* lr *= lr_decay each epoch from epoch decay_after on; 1 = constant */
+    int decay_after;
+    float clip;            /* max global gradient norm; 0 = none */
+    float sparse_drop;     /* fraction of blocks dropped in sparse epochs, [0, 1); 0 = dense training */
+    int dense_epochs;      /* the last dense_epochs epochs train dense */
+    uint64_t seed;         /* weights and dropout */
+    int64_t max_batches;   /* per epoch; 0 = every chunk of the training split */
+    int64_t max_eval_batches; /* validation chunks per epoch; 0 = all */
+    void (*on_batch)(const fg_lm_progress *p, void *user);
+    void (*on_epoch)(const fg_lm_epoch *e, void *user);
+    void *user;
+    const volatile sig_atomic_t *stop; /* polled between batches (e.g. set by SIGINT); may be NULL */
+} fg_lm_train_cfg;
+
+/* After Zaremba et al.'s training, shortened for two CPU cores: 6 epochs, SGD lr 1, decay 1/1.2
+ * per epoch from epoch 2 (0-based) on, clip 5, dense training, seed 1, every chunk. */
+fg_lm_train_cfg fg_lm_train_defaults(void);
+
+/* Number of (T, B) chunks the split of n words yields: the words are cut into B streams of
+ * n / B words; each chunk reads T of them and predicts the T following ones. */
+int64_t fg_lm_chunks(int64_t n, int64_t T, int64_t B);
+
+/* Initializes the weights from tc->seed, trains tc->epochs epochs on corpus->ids[0], evaluates the
+ * validation perplexity after each, and fills hist[0 .. epochs-1] (hist may be NULL). g was built
+ * from fg_lm_build(c) with a loss. FG_ERR_INVALID when a sparse epoch is asked for without
+ * c->sparse_block, or the split is shorter than one chunk; stop set: returns FG_OK with fewer
+ * epochs in hist (*done says how many). */
+fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const fg_lm_train_cfg *tc,
+                      const fg_corpus *corpus, fg_lm_epoch *hist, int *done);
+
+/* Perplexity exp(mean cross-entropy) over the first max_chunks chunks (0 = all) of ids, dropout off. */
+fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
+                           int64_t max_chunks, double *ppl);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

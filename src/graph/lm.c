@@ -1,0 +1,256 @@
+/* The LSTM language model and its training loop (include/frugal/lm.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frugal/lm.h"
+
+static fg_status check_cfg(const fg_lm_cfg *c) {
+    if (!c) return fg_fail(FG_ERR_INVALID, "lm: no configuration");
+    if (c->vocab < 2) return fg_fail(FG_ERR_INVALID, "lm: vocab %lld, expected at least 2 words", (long long)c->vocab);
+    if (c->hidden < 1) return fg_fail(FG_ERR_INVALID, "lm: hidden %lld, expected >= 1", (long long)c->hidden);
+    if (c->embed < 0) return fg_fail(FG_ERR_INVALID, "lm: embed %lld, expected >= 1 (or 0 = hidden)", (long long)c->embed);
+    if (c->layers < 1 || c->layers > FG_LM_MAX_LAYERS)
+        return fg_fail(FG_ERR_INVALID, "lm: layers %d, expected 1..%d", c->layers, FG_LM_MAX_LAYERS);
+    if (c->steps < 1) return fg_fail(FG_ERR_INVALID, "lm: steps %lld, expected >= 1", (long long)c->steps);
+    if (c->batch < 1) return fg_fail(FG_ERR_INVALID, "lm: batch %lld, expected >= 1", (long long)c->batch);
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        return fg_fail(FG_ERR_INVALID, "lm: dropout %g, expected in [0, 1)", (double)c->dropout);
+    if (c->sparse_block < 0 || c->sparse_block > c->hidden)
+        return fg_fail(FG_ERR_INVALID, "lm: sparse block %lld, expected 0 (dense only) or 1..hidden (%lld)",
+                       (long long)c->sparse_block, (long long)c->hidden);
+    return FG_OK;
+}
+
+static fg_id drop(fg_graph *g, const char *name, fg_id x, float p) { return p > 0 ? fg_nn_dropout(g, name, x, p) : x; }
+
+fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io) {
+    FG_TRY(check_cfg(c));
+    memset(io, 0, sizeof *io);
+    int64_t T = c->steps, B = c->batch, E = c->embed ? c->embed : c->hidden;
+    int64_t tshape[2] = {T, B}, yshape[1] = {T * B};
+    io->tokens = fg_nn_input(g, "tokens", FG_I32, 2, tshape);
+    io->targets = fg_nn_input(g, "targets", FG_I32, 1, yshape);
+    fg_id x = fg_nn_embedding(g, "embed", io->tokens, c->vocab, E);
+    x = drop(g, "embed.drop", x, c->dropout);
+    for (int k = 0; k < c->layers; k++) {
+        char name[32], dname[40];
+        snprintf(name, sizeof name, "lstm%d", k);
+        snprintf(dname, sizeof dname, "lstm%d.drop", k);
+        x = fg_nn_lstm(g, name, x, c->hidden, 1);
+        io->lstm_nodes[io->n_lstm++] = fg_graph_n_nodes(g) - 1;
+        x = drop(g, dname, x, c->dropout);
+    }
+    int64_t fshape[2] = {T * B, c->hidden};
+    x = fg_nn_reshape(g, "flat", x, 2, fshape);
+    io->logits = fg_layer_linear(g, "decoder", x, c->vocab, 1);
+    io->loss = fg_nn_xent(g, "loss", io->logits, io->targets);
+    FG_TRY(fg_graph_status(g));
+    if (c->sparse_block > 0) {
+        fg_lstm_sparsity sp = {0.0f, c->sparse_block};
+        for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
+    }
+    return FG_OK;
+}
+
+fg_lm_train_cfg fg_lm_train_defaults(void) {
+    fg_lm_train_cfg t;
+    memset(&t, 0, sizeof t);
+    t.epochs = 6;
+    t.lr = 1.0f;
+    t.lr_decay = 1.0f / 1.2f;
+    t.decay_after = 2;
+    t.clip = 5.0f;
+    t.seed = 1;
+    return t;
+}
+
+int64_t fg_lm_chunks(int64_t n, int64_t T, int64_t B) {
+    if (T < 1 || B < 1 || n < B) return 0;
+    int64_t L = n / B; /* words per stream */
+    return L > 1 ? (L - 1) / T : 0;
+}
+
+/* Chunk k of the split: tokens (T, B) and the words that follow them. */
+static void fill_chunk(const int32_t *ids, int64_t n, int64_t T, int64_t B, int64_t k, int32_t *tok, int32_t *tgt) {
+    int64_t L = n / B, i0 = k * T;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t b = 0; b < B; b++) {
+            tok[t * B + b] = ids[b * L + i0 + t];
+            tgt[t * B + b] = ids[b * L + i0 + t + 1];
+        }
+}
+
+/* The papers' initialization of the embedding and the decoder (U(-0.1, 0.1), decoder bias 0):
+ * PyTorch's defaults (N(0, 1) embeddings) saturate the first LSTM's gates. */
+static void init_weights(fg_graph *g, uint64_t seed) {
+    fg_rng r;
+    fg_rng_seed(&r, seed);
+    fg_graph_init_params(g, &r);
+    static const char *const uni[] = {"embed.weight", "decoder.weight"};
+    for (size_t k = 0; k < sizeof uni / sizeof uni[0]; k++) {
+        fg_id id = fg_graph_find(g, uni[k]);
+        if (id == FG_NONE) continue;
+        fg_tensor *t = fg_graph_tensor(g, id);
+        float *w = t->data;
+        int64_t n = fg_tensor_numel(t);
+        for (int64_t i = 0; i < n; i++) w[i] = 0.2f * fg_rng_uniform(&r) - 0.1f;
+    }
+    fg_id b = fg_graph_find(g, "decoder.bias");
+    if (b != FG_NONE) {
+        fg_tensor *t = fg_graph_tensor(g, b);
+        memset(t->data, 0, (size_t)fg_tensor_numel(t) * sizeof(float));
+    }
+}
+
+typedef struct chunk_buf {
+    int32_t *tok, *tgt;
+    size_t bytes;
+} chunk_buf;
+
+static fg_status chunk_buf_init(chunk_buf *cb, const fg_lm_cfg *c) {
+    cb->bytes = (size_t)(c->steps * c->batch) * sizeof(int32_t);
+    cb->tok = malloc(cb->bytes);
+    cb->tgt = malloc(cb->bytes);
+    if (!cb->tok || !cb->tgt) {
+        free(cb->tok);
+        free(cb->tgt);
+        return fg_fail(FG_ERR_OOM, "lm: out of host memory for a chunk (%zu bytes)", 2 * cb->bytes);
+    }
+    return FG_OK;
+}
+
+static void chunk_buf_free(chunk_buf *cb) {
+    free(cb->tok);
+    free(cb->tgt);
+}
+
+static fg_status set_chunk(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
+                           int64_t k, chunk_buf *cb) {
+    fill_chunk(ids, n, c->steps, c->batch, k, cb->tok, cb->tgt);
+    FG_TRY(fg_graph_set_input(g, io->tokens, cb->tok, cb->bytes));
+    return fg_graph_set_input(g, io->targets, cb->tgt, cb->bytes);
+}
+
+fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
+                           int64_t max_chunks, double *ppl) {
+    int64_t chunks = fg_lm_chunks(n, c->steps, c->batch);
+    if (max_chunks > 0 && max_chunks < chunks) chunks = max_chunks;
+    if (chunks < 1)
+        return fg_fail(FG_ERR_INVALID, "lm: %lld words make no chunk of %lld steps x %lld streams", (long long)n,
+                       (long long)c->steps, (long long)c->batch);
+    chunk_buf cb;
+    FG_TRY(chunk_buf_init(&cb, c));
+    fg_graph_set_training(g, 0);
+    double sum = 0;
+    fg_status s = FG_OK;
+    for (int64_t k = 0; k < chunks && s == FG_OK; k++) {
+        s = set_chunk(g, io, c, ids, n, k, &cb);
+        if (s == FG_OK) s = fg_graph_forward(g);
+        if (s == FG_OK) sum += fg_graph_loss(g);
+    }
+    fg_graph_set_training(g, 1);
+    chunk_buf_free(&cb);
+    if (s == FG_OK) *ppl = exp(sum / (double)chunks);
+    return s;
+}
+
+static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d) {
+    if (c->sparse_block <= 0) return FG_OK;
+    fg_lstm_sparsity sp = {d, c->sparse_block};
+    for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
+    return FG_OK;
+}
+
+fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const fg_lm_train_cfg *tc,
+                      const fg_corpus *corpus, fg_lm_epoch *hist, int *done) {
+    FG_TRY(check_cfg(c));
+    if (done) *done = 0;
+    if (!(tc->sparse_drop >= 0 && tc->sparse_drop < 1))
+        return fg_fail(FG_ERR_INVALID, "lm: sparse drop %g, expected in [0, 1)", (double)tc->sparse_drop);
+    if (tc->sparse_drop > 0 && c->sparse_block <= 0)
+        return fg_fail(FG_ERR_INVALID, "lm: sparse training (drop %g) needs a sparse block size at build",
+                       (double)tc->sparse_drop);
+    if (tc->epochs < 1 || tc->dense_epochs < 0 || !(tc->lr > 0) || !(tc->clip >= 0))
+        return fg_fail(FG_ERR_INVALID, "lm: epochs %d, dense epochs %d, lr %g, clip %g; expected epochs >= 1, "
+                       "dense epochs >= 0, lr > 0, clip >= 0", tc->epochs, tc->dense_epochs, (double)tc->lr,
+                       (double)tc->clip);
+    const int32_t *ids = corpus->ids[0];
+    int64_t n = corpus->n[0];
+    int64_t chunks = fg_lm_chunks(n, c->steps, c->batch);
+    if (chunks < 1)
+        return fg_fail(FG_ERR_INVALID, "lm: the training split (%lld words) makes no chunk of %lld steps x %lld streams",
+                       (long long)n, (long long)c->steps, (long long)c->batch);
+    if (tc->max_batches > 0 && tc->max_batches < chunks) chunks = tc->max_batches;
+
+    init_weights(g, tc->seed);
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_SGD, tc->lr);
+    fg_optim *opt;
+    FG_TRY(fg_optim_create(&opt, g, &oc));
+    chunk_buf cb;
+    fg_status s = chunk_buf_init(&cb, c);
+    if (s != FG_OK) {
+        fg_optim_free(opt);
+        return s;
+    }
+    double lr = tc->lr;
+    uint64_t step = 0;
+    for (int e = 0; e < tc->epochs && s == FG_OK; e++) {
+        if (e >= tc->decay_after && e > 0 && tc->lr_decay > 0) lr *= tc->lr_decay;
+        fg_optim_set_lr(opt, (float)lr);
+        int sparse = tc->sparse_drop > 0 && e < tc->epochs - tc->dense_epochs;
+        if ((s = set_drop(g, io, c, sparse ? tc->sparse_drop : 0.0f)) != FG_OK) break;
+        fg_graph_set_training(g, 1);
+        fg_graph_reset_times(g);
+        double t0 = fg_time_now(), sum = 0, flops = 0, flops_dense = 0;
+        int64_t k = 0;
+        for (; k < chunks && s == FG_OK; k++) {
+            if (tc->stop && *tc->stop) break;
+            fg_graph_set_seed(g, tc->seed * 0x9E3779B97F4A7C15ull + step++);
+            fg_graph_zero_grad(g);
+            s = set_chunk(g, io, c, ids, n, k, &cb);
+            if (s == FG_OK) s = fg_graph_forward(g);
+            if (s == FG_OK) s = fg_graph_backward(g);
+            if (s != FG_OK) break;
+            float loss = fg_graph_loss(g);
+            if (!isfinite(loss)) {
+                s = fg_fail(FG_ERR_INVALID, "lm: training diverged: loss is %g at epoch %d, batch %lld (lower the "
+                            "learning rate, now %g, or clip the gradients)", (double)loss, e + 1, (long long)k + 1, lr);
+                break;
+            }
+            sum += loss;
+            for (int l = 0; l < io->n_lstm && c->sparse_block > 0; l++) {
+                fg_lstm_sparse_stats st;
+                if (fg_graph_lstm_sparse_stats(g, io->lstm_nodes[l], &st) == FG_OK) {
+                    flops += st.gemm_flops;
+                    flops_dense += st.gemm_flops_dense;
+                }
+            }
+            if (tc->clip > 0) fg_graph_clip_grad_norm(g, tc->clip);
+            s = fg_optim_step(opt);
+            if (tc->on_batch) {
+                fg_lm_progress p = {e, k + 1, chunks, sum / (double)(k + 1), fg_time_now() - t0};
+                tc->on_batch(&p, tc->user);
+            }
+        }
+        if (s != FG_OK || k == 0 || k < chunks) break; /* failed, or stopped (a partial epoch is not reported) */
+        fg_lm_epoch r;
+        memset(&r, 0, sizeof r);
+        r.epoch = e;
+        r.sparse = sparse;
+        r.lr = lr;
+        r.seconds = fg_time_now() - t0;
+        r.train_ppl = exp(sum / (double)k);
+        for (int l = 0; l < io->n_lstm; l++) r.lstm_backward_seconds += fg_graph_node_time(g, io->lstm_nodes[l], FG_BACKWARD);
+        r.lstm_backward_flops_kept = flops_dense > 0 ? flops / flops_dense : 1.0;
+        s = fg_lm_perplexity(g, io, c, corpus->ids[1], corpus->n[1], tc->max_eval_batches, &r.valid_ppl);
+        if (s != FG_OK) break;
+        if (hist) hist[e] = r;
+        if (done) *done = e + 1;
+        if (tc->on_epoch) tc->on_epoch(&r, tc->user);
+    }
+    chunk_buf_free(&cb);
+    fg_optim_free(opt);
+    return s;
+}

@@ -1,0 +1,252 @@
+/* `frugal lm train`: the sparse LSTM system's language model (include/frugal/lm.h) on a text
+ * corpus in the data directory (Brown: scripts/fetch-data.sh brown). Prints a progress line and
+ * one line per epoch (train and validation perplexity, seconds, the LSTM backwards' share), the
+ * test perplexity at the end, and optionally writes the epochs as JSON and the validation
+ * perplexity per epoch as a plot. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "frugal/lm.h"
+#include "plot.h"
+
+typedef struct lm_args {
+    const char *data, *data_dir, *json, *plot;
+    int64_t hidden, embed, steps, batch, block, max_batches, eval_batches;
+    int layers, epochs, decay_after, dense_epochs, threads, quiet;
+    double dropout, lr, lr_decay, clip, sparse;
+    uint64_t seed;
+} lm_args;
+
+typedef struct lm_ui {
+    cli_progress prog;
+    int epochs, quiet;
+    int64_t words_per_batch;
+} lm_ui;
+
+static void on_batch(const fg_lm_progress *p, void *user) {
+    lm_ui *ui = user;
+    if (ui->quiet) return;
+    double now = fg_time_now();
+    if (now - ui->prog.last < ui->prog.interval && p->batch != 1) return;
+    char bar[40], line[256];
+    cli_bar(bar, sizeof bar, (double)p->batch / (double)p->batches, 24);
+    double wps = p->seconds > 0 ? (double)(p->batch * ui->words_per_batch) / p->seconds : 0;
+    snprintf(line, sizeof line, "epoch %d/%d %s %3.0f%%  ppl %.1f  %.0f words/s", p->epoch + 1, ui->epochs, bar,
+             100.0 * (double)p->batch / (double)p->batches, exp(p->loss), wps);
+    cli_progress_show(&ui->prog, line, p->batch == 1 && ui->prog.tty);
+}
+
+static void on_epoch(const fg_lm_epoch *e, void *user) {
+    lm_ui *ui = user;
+    cli_progress_clear(&ui->prog);
+    printf("epoch %3d  %-6s lr %.4f  train ppl %8.2f  valid ppl %8.2f  %7.1f s  LSTM backward %6.1f s, %5.1f %% of "
+           "its dense GEMM FLOPs\n",
+           e->epoch + 1, e->sparse ? "sparse" : "dense", e->lr, e->train_ppl, e->valid_ppl, e->seconds,
+           e->lstm_backward_seconds, 100.0 * e->lstm_backward_flops_kept);
+    fflush(stdout);
+}
+
+static int plot_ppl(const lm_args *a, const fg_lm_epoch *h, int n, double test_ppl, char *why, size_t why_len) {
+    cli_gnuplot gp;
+    if (!cli_gnuplot_open(&gp, a->plot, 900, 540, why, why_len)) return 0;
+    FILE *f = gp.f;
+    char title[256];
+    snprintf(title, sizeof title, "LSTM LM on %s (%d x %lld, drop %.2f): test perplexity %.1f", a->data, a->layers,
+             (long long)a->hidden, a->sparse, test_ppl);
+    fprintf(f, "set title ");
+    cli_gnuplot_str(f, title);
+    fprintf(f, "\nset xlabel 'epoch'\nset ylabel 'perplexity'\nset logscale y\nset grid\nset key top right\n");
+    fprintf(f, "set xrange [0.5:%d.5]\nset xtics 1\n", n);
+    fprintf(f, "plot '-' using 1:2 with linespoints title 'train', '-' using 1:2 with linespoints title 'validation', "
+               "'-' using 1:2 with points pt 7 ps 1.5 title 'sparse epoch'\n");
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < n; i++) {
+            if (k == 2 && !h[i].sparse) continue;
+            fprintf(f, "%d %.6f\n", i + 1, k == 0 ? h[i].train_ppl : h[i].valid_ppl);
+        }
+        fprintf(f, "e\n");
+    }
+    return cli_gnuplot_close(&gp, why, why_len);
+}
+
+static int write_json(const lm_args *a, const fg_lm_epoch *h, int n, double test_ppl) {
+    cli_json j;
+    fg_status s = cli_json_open(&j, a->json);
+    if (s != FG_OK) return cli_fail("--json", s);
+    cli_json_obj_begin(&j, NULL);
+    cli_json_str(&j, "data", a->data);
+    cli_json_int(&j, "hidden", a->hidden);
+    cli_json_int(&j, "layers", a->layers);
+    cli_json_int(&j, "steps", a->steps);
+    cli_json_int(&j, "batch", a->batch);
+    cli_json_num(&j, "sparse_drop", a->sparse);
+    cli_json_int(&j, "sparse_block", a->block);
+    cli_json_int(&j, "dense_epochs", a->dense_epochs);
+    cli_json_num(&j, "test_ppl", test_ppl);
+    cli_json_arr_begin(&j, "epochs");
+    for (int i = 0; i < n; i++) {
+        cli_json_obj_begin(&j, NULL);
+        cli_json_int(&j, "epoch", h[i].epoch + 1);
+        cli_json_int(&j, "sparse", h[i].sparse);
+        cli_json_num(&j, "lr", h[i].lr);
+        cli_json_num(&j, "train_ppl", h[i].train_ppl);
+        cli_json_num(&j, "valid_ppl", h[i].valid_ppl);
+        cli_json_num(&j, "seconds", h[i].seconds);
+        cli_json_num(&j, "lstm_backward_seconds", h[i].lstm_backward_seconds);
+        cli_json_num(&j, "lstm_backward_flops_kept", h[i].lstm_backward_flops_kept);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_obj_end(&j);
+    s = cli_json_close(&j);
+    return s == FG_OK ? CLI_CONTINUE : cli_fail("--json", s);
+}
+
+static int lm_train(int argc, char **argv) {
+    lm_args a = {.data = "brown", .hidden = 200, .steps = 20, .batch = 20, .layers = 2, .epochs = 6,
+                 .decay_after = 2, .dropout = 0, .lr = 1.0, .lr_decay = 1.0 / 1.2, .clip = 5.0, .block = 0,
+                 .seed = 1};
+    cli_opt opts[] = {
+        {"data", CLI_STR, &a.data, "NAME", "corpus in the data directory: <NAME>.{train,valid,test}.txt (default brown)", 0},
+        {"data-dir", CLI_STR, &a.data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {"hidden", CLI_I64, &a.hidden, "H", "LSTM units per layer (default 200)", 0},
+        {"embed", CLI_I64, &a.embed, "E", "embedding size (default: hidden)", 0},
+        {"layers", CLI_INT, &a.layers, "L", "stacked LSTM layers (default 2)", 0},
+        {"steps", CLI_I64, &a.steps, "T", "BPTT length (default 20)", 0},
+        {"batch", CLI_I64, &a.batch, "B", "parallel streams (default 20)", 0},
+        {"dropout", CLI_FLOAT, &a.dropout, "P", "dropout on the embedding, between layers and before the decoder "
+                                                "(default 0)", 0},
+        {"epochs", CLI_INT, &a.epochs, "N", "epochs (default 6)", 0},
+        {"lr", CLI_FLOAT, &a.lr, "LR", "SGD learning rate (default 1)", 0},
+        {"lr-decay", CLI_FLOAT, &a.lr_decay, "F", "learning-rate factor per epoch from --decay-after on (default 1/1.2)", 0},
+        {"decay-after", CLI_INT, &a.decay_after, "E", "first epoch (0-based) with a decayed rate (default 2)", 0},
+        {"clip", CLI_FLOAT, &a.clip, "NORM", "max global gradient norm, 0 = none (default 5)", 0},
+        {"sparse", CLI_FLOAT, &a.sparse, "DROP", "fraction of hidden-unit blocks whose gate gradients each LSTM "
+                                                "backward drops per step, in [0, 1) (default 0: dense)", 0},
+        {"block", CLI_I64, &a.block, "U", "hidden units per block (default 16 with --sparse, else unused)", 0},
+        {"dense-epochs", CLI_INT, &a.dense_epochs, "N", "the last N epochs train dense (the paper's mixed schedule; "
+                                                       "default 0)", 0},
+        {"max-batches", CLI_I64, &a.max_batches, "N", "chunks per epoch (default: the whole training split)", 0},
+        {"eval-batches", CLI_I64, &a.eval_batches, "N", "validation and test chunks (default: all)", 0},
+        {"seed", CLI_U64, &a.seed, "S", "weights and dropout (default 1)", 0},
+        {"threads", CLI_INT, &a.threads, "N", "compute threads (default: all cores)", 0},
+        {"json", CLI_STR, &a.json, "FILE", "write the configuration and every epoch as JSON", 0},
+        {"plot", CLI_STR, &a.plot, "FILE.png", "plot train and validation perplexity per epoch (gnuplot)", 0},
+        {"quiet", CLI_FLAG, &a.quiet, NULL, "no progress line", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"lm train", "frugal lm train [options]",
+                   "Trains a word-level LSTM language model (embedding, stacked LSTMs, linear decoder; truncated BPTT, "
+                   "SGD with gradient clipping) on a corpus in the data directory and prints perplexities. With "
+                   "--sparse, every LSTM backward drops the gate gradients of the lowest-scoring blocks of hidden "
+                   "units per step (Zhu et al., arXiv 1806.00512), shrinking its recurrent GEMMs; --dense-epochs "
+                   "trains the last epochs dense.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    if (!(a.sparse >= 0 && a.sparse < 1)) return cli_usage_error(&cmd, "--sparse %g: expected a fraction in [0, 1)", a.sparse);
+    if (a.sparse > 0 && !cli_find(opts, "block")->set) a.block = a.hidden < 16 ? a.hidden : 16;
+    if (a.block < 0 || a.block > a.hidden)
+        return cli_usage_error(&cmd, "--block %lld: expected 1..hidden (%lld)", (long long)a.block, (long long)a.hidden);
+    if (a.dense_epochs < 0 || a.dense_epochs > a.epochs)
+        return cli_usage_error(&cmd, "--dense-epochs %d: expected 0..epochs (%d)", a.dense_epochs, a.epochs);
+    if (a.epochs < 1) return cli_usage_error(&cmd, "--epochs %d: expected >= 1", a.epochs);
+    if (a.plot && (rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
+    if (a.threads > 0) fg_threads_set(a.threads);
+
+    char buf[4096];
+    const char *dir = a.data_dir ? a.data_dir : fg_data_dir(buf, sizeof buf);
+    fg_corpus corpus;
+    fg_status s = fg_corpus_load(dir, a.data, &corpus);
+    if (s != FG_OK) {
+        fprintf(stderr, "frugal: %s\n(fetch the Brown corpus with: bash scripts/fetch-data.sh brown)\n", fg_last_error());
+        return CLI_EXIT_FAIL;
+    }
+    fg_lm_cfg c = {corpus.vocab_size, a.embed, a.hidden, a.layers, a.steps, a.batch, (float)a.dropout, a.block};
+    fg_lm_train_cfg tc = fg_lm_train_defaults();
+    tc.epochs = a.epochs;
+    tc.lr = (float)a.lr;
+    tc.lr_decay = (float)a.lr_decay;
+    tc.decay_after = a.decay_after;
+    tc.clip = (float)a.clip;
+    tc.sparse_drop = (float)a.sparse;
+    tc.dense_epochs = a.dense_epochs;
+    tc.seed = a.seed;
+    tc.max_batches = a.max_batches;
+    tc.max_eval_batches = a.eval_batches;
+    lm_ui ui = {.epochs = a.epochs, .quiet = a.quiet, .words_per_batch = a.steps * a.batch};
+    cli_progress_init(&ui.prog);
+    tc.on_batch = on_batch;
+    tc.on_epoch = on_epoch;
+    tc.user = &ui;
+    tc.stop = &cli_stop_flag;
+
+    printf("corpus %s: %lld / %lld / %lld words (train / valid / test), vocabulary %d\n", a.data,
+           (long long)corpus.n[0], (long long)corpus.n[1], (long long)corpus.n[2], corpus.vocab_size);
+    printf("model: embedding %lld, %d x LSTM %lld, decoder %d; T %lld, B %lld, %lld chunks per epoch%s\n",
+           (long long)(a.embed ? a.embed : a.hidden), a.layers, (long long)a.hidden, corpus.vocab_size,
+           (long long)a.steps, (long long)a.batch, (long long)fg_lm_chunks(corpus.n[0], a.steps, a.batch),
+           a.max_batches > 0 ? " (limited by --max-batches)" : "");
+    if (a.sparse > 0)
+        printf("sparse backward: drop %.2f of blocks of %lld units in epochs 1-%d, dense after\n", a.sparse,
+               (long long)a.block, a.epochs - a.dense_epochs);
+
+    fg_graph *g = NULL;
+    fg_pool *pool = NULL;
+    fg_lm_io io;
+    fg_lm_epoch *hist = calloc((size_t)a.epochs, sizeof *hist);
+    fg_mem_policy pol;
+    int done = 0, code = CLI_EXIT_OK;
+    double test_ppl = NAN;
+    if (!hist) s = fg_fail(FG_ERR_OOM, "lm: out of host memory");
+    if (s == FG_OK) s = fg_pool_create(&pool, 0);
+    if (s == FG_OK) s = fg_graph_create(&g, "lstm-lm");
+    if (s == FG_OK) s = fg_lm_build(g, &c, &io);
+    if (s == FG_OK) s = fg_policy_network_wide(&pol);
+    if (s == FG_OK) s = fg_graph_build(g, io.loss, pool, &pol);
+    cli_sigint_install();
+    if (s == FG_OK) s = fg_lm_train(g, &io, &c, &tc, &corpus, hist, &done);
+    cli_sigint_restore();
+    cli_progress_clear(&ui.prog);
+    if (s == FG_OK && done < a.epochs) {
+        fprintf(stderr, "frugal: interrupted after %d epochs\n", done);
+        code = CLI_EXIT_INTERRUPTED;
+    }
+    if (s == FG_OK && done > 0) s = fg_lm_perplexity(g, &io, &c, corpus.ids[2], corpus.n[2], a.eval_batches, &test_ppl);
+    if (s != FG_OK) {
+        code = cli_fail("lm train", s);
+    } else if (done > 0) {
+        double secs = 0, lstm = 0;
+        for (int i = 0; i < done; i++) secs += hist[i].seconds, lstm += hist[i].lstm_backward_seconds;
+        printf("test perplexity %.2f after %d epochs (valid %.2f); training %.1f s, of which LSTM backward %.1f s\n",
+               test_ppl, done, hist[done - 1].valid_ppl, secs, lstm);
+        if (a.json && (rc = write_json(&a, hist, done, test_ppl)) != CLI_CONTINUE) code = rc;
+        char why[512];
+        if (a.plot && !plot_ppl(&a, hist, done, test_ppl, why, sizeof why)) {
+            fprintf(stderr, "frugal: --plot: %s\n", why);
+            code = CLI_EXIT_FAIL;
+        } else if (a.plot) {
+            printf("plot: %s\n", a.plot);
+        }
+    }
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+    free(hist);
+    fg_corpus_free(&corpus);
+    return code;
+}
+
+int cmd_lm(int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "train") == 0) return lm_train(argc - 1, argv + 1);
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: frugal lm train [options]   (frugal lm train --help lists them)\n\n"
+               "Word-level LSTM language models with the structurally sparsified backward of the sparse LSTM "
+               "system.\n");
+        return CLI_EXIT_OK;
+    }
+    return cli_usage_error(NULL, "lm: expected a subcommand: train (got '%s')", argc >= 1 ? argv[0] : "");
+}
