@@ -1031,6 +1031,142 @@ static void test_graph_sparsity(void) {
     lnet_free(&c);
 }
 
+/* ---------------------------------------------------------------- an initial state on the graph */
+
+typedef struct snet {
+    fg_graph *g;
+    fg_pool *pool;
+    fg_id x, h0, c0, y, labels, loss;
+    int node;
+} snet;
+
+/* x (T, 2, 3) -> LSTM(4) from h0, c0 -> (T*2, 4) -> linear 5 -> xent */
+static void snet_build(snet *s, int64_t T) {
+    memset(s, 0, sizeof *s);
+    CHECK_OK(fg_pool_create(&s->pool, 0));
+    CHECK_OK(fg_graph_create(&s->g, "state"));
+    int64_t xs[3] = {T, 2, 3}, hs[2] = {2, 4}, ls[1] = {T * 2}, fs[2] = {T * 2, 4};
+    s->x = fg_nn_input(s->g, "x", FG_F32, 3, xs);
+    s->h0 = fg_nn_input(s->g, "h0", FG_F32, 2, hs);
+    s->c0 = fg_nn_input(s->g, "c0", FG_F32, 2, hs);
+    s->labels = fg_nn_input(s->g, "labels", FG_I32, 1, ls);
+    s->y = fg_nn_lstm_state(s->g, "rnn", s->x, 4, 1, s->h0, s->c0);
+    s->node = fg_graph_tinfo(s->g, s->y)->producer;
+    fg_id f = fg_nn_reshape(s->g, "flat", s->y, 2, fs);
+    s->loss = fg_nn_xent(s->g, "loss", fg_layer_linear(s->g, "fc", f, 5, 1), s->labels);
+    CHECK_OK(fg_graph_status(s->g));
+    fg_mem_policy pol;
+    CHECK_OK(fg_policy_network_wide(&pol));
+    CHECK_OK(fg_graph_build(s->g, s->loss, s->pool, &pol));
+    fg_rng r;
+    fg_rng_seed(&r, 77);
+    fg_graph_init_params(s->g, &r);
+}
+
+static void snet_free(snet *s) {
+    fg_graph_free(s->g);
+    fg_pool_destroy(s->pool);
+}
+
+static const float *pdata(fg_graph *g, fg_id id) { return fg_graph_tensor(g, id)->data; }
+
+/* fg_nn_lstm_state: forward equals the kernel from the same state (bit for bit) and the final state
+ * it reports is the kernel's hT and cT; the weight gradients match central differences with h0, c0
+ * non-zero (dW_hh's first step reads h0); a sequence run as two chunks, the second from the first's
+ * final state, gives the outputs of one run over both; bad state inputs are refused. */
+static void test_graph_state(fg_rng *rng) {
+    const int64_t T = 3;
+    snet s;
+    snet_build(&s, T);
+    float x[3 * 2 * 3], h0[8], c0[8];
+    fg_fill_uniform(x, 18, -1, 1, rng);
+    fg_fill_uniform(h0, 8, -1, 1, rng);
+    fg_fill_uniform(c0, 8, -1, 1, rng);
+    int32_t lab[6] = {0, 1, 2, 3, 4, 0};
+    CHECK_OK(fg_graph_set_input(s.g, s.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(s.g, s.h0, h0, sizeof h0));
+    CHECK_OK(fg_graph_set_input(s.g, s.c0, c0, sizeof c0));
+    CHECK_OK(fg_graph_set_input(s.g, s.labels, lab, sizeof lab));
+    fg_graph_set_training(s.g, 1);
+    fg_graph_zero_grad(s.g);
+    CHECK_OK(fg_graph_forward(s.g));
+    CHECK_OK(fg_graph_backward(s.g));
+    const fg_ninfo *ni = fg_graph_node(s.g, s.node);
+    const fg_lstm_desc d = {T, 2, 3, 4};
+    float y[24], hT[8], cT[8], ghT[8], gcT[8];
+    float *saved = malloc(fg_lstm_saved_bytes(&d));
+    size_t wsb = fg_lstm_workspace_bytes(&d);
+    void *ws = malloc(wsb);
+    CHECK_OK(fg_lstm_forward(y, hT, cT, saved, x, h0, c0, pdata(s.g, ni->in[1]), pdata(s.g, ni->in[2]),
+                             pdata(s.g, ni->in[3]), pdata(s.g, ni->in[4]), &d, ws, wsb));
+    fg_check_equal("state: y vs the kernel", pdata(s.g, s.y), y, 24);
+    CHECK_OK(fg_graph_lstm_final_state(s.g, s.node, ghT, gcT));
+    fg_check_equal("state: hT", ghT, hT, 8);
+    fg_check_equal("state: cT", gcT, cT, 8);
+    free(saved);
+    free(ws);
+
+    /* gradients of W_hh and W_ih against central differences of the loss (float: eps 1e-2) */
+    for (int w = 1; w <= 2; w++) {
+        fg_id wid = ni->in[w];
+        float *wd = fg_graph_tensor(s.g, wid)->data;
+        const float *gd = fg_graph_tensor(s.g, fg_graph_tinfo(s.g, wid)->grad)->data;
+        for (int k = 0; k < 16; k += 5) {
+            float keep = wd[k];
+            wd[k] = keep + 1e-2f;
+            CHECK_OK(fg_graph_forward(s.g));
+            double lp = fg_graph_loss(s.g);
+            wd[k] = keep - 1e-2f;
+            CHECK_OK(fg_graph_forward(s.g));
+            double lm = fg_graph_loss(s.g);
+            wd[k] = keep;
+            double fd = (lp - lm) / 2e-2;
+            if (fabs(fd - gd[k]) > 2e-3 + 2e-2 * fabs(fd))
+                fprintf(stderr, "  state: d loss / d %s[%d] = %g, finite differences %g\n",
+                        fg_graph_tinfo(s.g, wid)->t.name, k, (double)gd[k], fd), fg_test_failures++;
+        }
+    }
+
+    /* two chunks of T carrying the state = one run of 2T (the same weights) */
+    snet l;
+    snet_build(&l, 2 * T);
+    float x2[6 * 2 * 3], z[8] = {0}, y2[48], ya[24], yb[24], st_h[8], st_c[8];
+    fg_fill_uniform(x2, 36, -1, 1, rng);
+    int32_t lab2[12] = {0};
+    CHECK_OK(fg_graph_set_input(l.g, l.x, x2, sizeof x2));
+    CHECK_OK(fg_graph_set_input(l.g, l.h0, z, sizeof z));
+    CHECK_OK(fg_graph_set_input(l.g, l.c0, z, sizeof z));
+    CHECK_OK(fg_graph_set_input(l.g, l.labels, lab2, sizeof lab2));
+    CHECK_OK(fg_graph_forward(l.g));
+    memcpy(y2, pdata(l.g, l.y), sizeof y2);
+    CHECK_OK(fg_graph_set_input(s.g, s.x, x2, sizeof x));
+    CHECK_OK(fg_graph_set_input(s.g, s.h0, z, sizeof z));
+    CHECK_OK(fg_graph_set_input(s.g, s.c0, z, sizeof z));
+    CHECK_OK(fg_graph_forward(s.g));
+    memcpy(ya, pdata(s.g, s.y), sizeof ya);
+    CHECK_OK(fg_graph_lstm_final_state(s.g, s.node, st_h, st_c));
+    CHECK_OK(fg_graph_set_input(s.g, s.x, x2 + 18, sizeof x));
+    CHECK_OK(fg_graph_set_input(s.g, s.h0, st_h, sizeof st_h));
+    CHECK_OK(fg_graph_set_input(s.g, s.c0, st_c, sizeof st_c));
+    CHECK_OK(fg_graph_forward(s.g));
+    memcpy(yb, pdata(s.g, s.y), sizeof yb);
+    fg_check_close("state: first chunk vs one run", ya, y2, 24, 1e-5f, 1e-6f);
+    fg_check_close("state: second chunk from the first's state vs one run", yb, y2 + 24, 24, 1e-5f, 1e-6f);
+    snet_free(&l);
+
+    /* refused: a state that is not an input of (B, hidden), another node's final state */
+    fg_graph *bg;
+    CHECK_OK(fg_graph_create(&bg, "bad"));
+    int64_t xs[3] = {T, 2, 3}, wrong[2] = {2, 5};
+    fg_id bx = fg_nn_input(bg, "x", FG_F32, 3, xs);
+    fg_id bh = fg_nn_input(bg, "h0", FG_F32, 2, wrong);
+    CHECK(fg_nn_lstm_state(bg, "rnn", bx, 4, 1, bh, FG_NONE) == FG_NONE);
+    CHECK(fg_graph_status(bg) == FG_ERR_SHAPE && strstr(fg_graph_error(bg), "h0") && strstr(fg_graph_error(bg), "(2, 4)"));
+    fg_graph_free(bg);
+    CHECK_STATUS(fg_graph_lstm_final_state(s.g, s.node + 1, st_h, st_c), FG_ERR_INVALID);
+    snet_free(&s);
+}
+
 int main(void) {
     fg_rng rng;
     fg_rng_seed(&rng, 20240613);
@@ -1044,6 +1180,7 @@ int main(void) {
     test_sparse_vs_naive(&rng);
     test_sparse_stats_partial(&rng);
     test_graph_sparsity();
+    test_graph_state(&rng);
 
     fg_fixture *f = fg_fixture_open("lstm.bin");
     test_fixtures(f);

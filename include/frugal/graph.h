@@ -122,6 +122,13 @@ fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, 
  * kernel's gates and cells, fg_lstm_saved_bytes); backward reads x, the weights, y and saved;
  * both passes take fg_lstm_workspace_bytes of workspace. */
 fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias);
+/* The same from an initial state: h0 and c0, each FG_NONE (zeros) or an f32 input (B, hidden) the
+ * caller sets before forward (truncated BPTT: the previous chunk's final state). The op gives
+ * them no gradient; backward reads them. */
+fg_id fg_nn_lstm_state(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias, fg_id h0, fg_id c0);
+/* After a forward: the final state hT and cT (B, H) of LSTM node `node` copied out (either may
+ * be NULL). FG_ERR_INVALID for another node, or when the output or `saved` is not in memory. */
+fg_status fg_graph_lstm_final_state(fg_graph *g, int node, float *hT, float *cT);
 /* Embedding lookup (torch.nn.Embedding(num_embeddings, dim)): ids, an FG_I32 tensor of any shape
  * with at most FG_MAX_DIMS-1 dims (an input), -> output shape(ids) + (dim), F32. Creates param
  * "<name>.weight" (num_embeddings, dim) initialized N(0, 1) as torch (a name is required). Forward

@@ -6,8 +6,8 @@
  * dropout on the embedding, between the layers and before the decoder), trained with truncated
  * backpropagation through time on `batch` parallel streams of the corpus, `steps` words at a time,
  * plain SGD with gradient-norm clipping and a per-epoch learning-rate decay. Each chunk starts
- * from a zero state (fg_nn_lstm has h0 = c0 = 0): the state is not carried from one chunk to the
- * next, which costs perplexity against the papers' figures, where it is.
+ * from the state the previous chunk ended in (the streams continue; no gradient flows across the
+ * chunk boundary), from zeros at the start of an epoch and of an evaluation.
  *
  * Sparse training: in a sparse epoch every LSTM's backward drops the gate gradients of the
  * `sparse_drop` fraction of lowest-scoring hidden-unit blocks per time step
@@ -46,6 +46,7 @@ typedef struct fg_lm_io {
     fg_id loss;    /* mean cross-entropy in nats per word */
     int n_lstm;
     int lstm_nodes[FG_LM_MAX_LAYERS];
+    fg_id h0[FG_LM_MAX_LAYERS], c0[FG_LM_MAX_LAYERS]; /* (B, hidden) f32 inputs: each layer's initial state */
 } fg_lm_io;
 
 /* Adds the model to the empty graph g (parameters named like PyTorch's: "embed.weight",

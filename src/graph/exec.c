@@ -113,6 +113,27 @@ double fg_graph_clip_grad_norm(fg_graph *g, double max_norm) {
     return norm;
 }
 
+/* An LSTM node's initial state input k (h0_in or c0_in), NULL for zeros. */
+static const float *lstm_state(fg_graph *g, const fg_node *n, int k) {
+    return k >= 0 ? (const float *)g->t[n->info.in[k]].info.t.data : NULL;
+}
+
+fg_status fg_graph_lstm_final_state(fg_graph *g, int node, float *hT, float *cT) {
+    if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_LSTM)
+        return fg_fail(FG_ERR_INVALID, "lstm_final_state: node %d of graph '%s' is not an lstm node", node, g->name);
+    const fg_node *n = &g->nodes[node];
+    const fg_lstm_desc *d = &n->p.lstm;
+    size_t bh = (size_t)(d->B * d->H), last = (size_t)(d->T - 1) * bh;
+    const fg_tensor *y = &g->t[n->info.out].info.t, *sv = &g->t[n->info.aux[0]].info.t;
+    if (!y->data || !sv->data || y->residence == FG_RES_DISK || sv->residence == FG_RES_DISK)
+        return fg_fail(FG_ERR_INVALID, "lstm_final_state: lstm '%s': its output or saved state is not in memory (read "
+                       "it after forward, under a policy that keeps them)", n->info.name);
+    if (hT) memcpy(hT, (const float *)y->data + last, bh * sizeof(float));
+    /* saved = gates (T, B, 4H), then cells c_1 .. c_T (T, B, H) */
+    if (cT) memcpy(cT, (const float *)sv->data + 4 * (size_t)d->T * bh + last, bh * sizeof(float));
+    return FG_OK;
+}
+
 /* A kernel's failure, prefixed with the node's op and name. */
 static fg_status node_fail(fg_status s, const fg_ninfo *ni) {
     char why[768];
@@ -208,9 +229,11 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         return FG_OK;
     }
     case FG_OP_LSTM: {
-        /* h0 = c0 = 0, hT and cT not wanted (y[T-1] is hT); `saved` is always written: the kernel
-         * builds the gates in it */
-        fg_status s = fg_lstm_forward(y, NULL, NULL, F(g, ni->aux[0]), x, NULL, NULL, F(g, ni->in[1]), F(g, ni->in[2]),
+        /* h0, c0: the node's state inputs or zeros; hT and cT not wanted (y[T-1] is hT, cT the last
+         * cell in `saved`: fg_graph_lstm_final_state); `saved` is always written: the kernel builds
+         * the gates in it */
+        fg_status s = fg_lstm_forward(y, NULL, NULL, F(g, ni->aux[0]), x, lstm_state(g, n, n->h0_in),
+                                      lstm_state(g, n, n->c0_in), F(g, ni->in[1]), F(g, ni->in[2]),
                                       n->has_bias ? F(g, ni->in[3]) : NULL, n->has_bias ? F(g, ni->in[4]) : NULL,
                                       &n->p.lstm, g->ws, g->ws_bytes);
         if (s != FG_OK) return node_fail(s, ni);
@@ -369,7 +392,8 @@ static fg_status run_backward(fg_graph *g, int i) {
         fg_lstm_sparse_stats stats;
         memset(&stats, 0, sizeof stats);
         st = fg_lstm_backward_sparse(d.dst[0], NULL, NULL, d.dst[1], d.dst[2], n->has_bias ? d.dst[3] : NULL,
-                                     n->has_bias ? d.dst[4] : NULL, dy, NULL, NULL, x, NULL, NULL, F(g, ni->in[1]),
+                                     n->has_bias ? d.dst[4] : NULL, dy, NULL, NULL, x, lstm_state(g, n, n->h0_in),
+                                     lstm_state(g, n, n->c0_in), F(g, ni->in[1]),
                                      F(g, ni->in[2]), y, F(g, ni->aux[0]), &n->p.lstm, g->ws, algo_ws, &sp, &stats);
         if (st != FG_OK) {
             st = node_fail(st, ni);

@@ -589,9 +589,28 @@ fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, 
     return g->nodes[i].info.out;
 }
 
+fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias) {
+    return fg_nn_lstm_state(g, name, x, hidden, bias, FG_NONE, FG_NONE);
+}
+
+/* An initial state must be an input of shape (B, hidden): the caller feeds it (the last state of
+ * the previous chunk in truncated BPTT), and no gradient flows into it. */
+static int lstm_state_ok(fg_graph *g, const char *name, const char *what, fg_id s, int64_t B, int64_t H) {
+    char s1[96];
+    if (s == FG_NONE) return 1;
+    if (!ok_id(g, s, "lstm", name)) return 0;
+    const fg_tensor *t = T(g, s);
+    if (g->t[s].info.kind != FG_T_INPUT || t->dtype != FG_F32 || t->ndim != 2 || t->shape[0] != B || t->shape[1] != H) {
+        gfail(g, FG_ERR_SHAPE, "lstm '%s': %s %s must be an f32 input of shape (%lld, %lld) (B, hidden)", name, what,
+              shp(s1, sizeof s1, g, s), (long long)B, (long long)H);
+        return 0;
+    }
+    return 1;
+}
+
 /* One LSTM layer with torch.nn.LSTM's parameter names ("weight_ih_l0" ...) and initialization
  * U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias (FG_INIT_FANIN_UNIFORM with fan_in = H). */
-fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias) {
+fg_id fg_nn_lstm_state(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias, fg_id h0, fg_id c0) {
     char s1[96], nm[FG_NAME_MAX + 16];
     if (!ok_id(g, x, "lstm", name ? name : "")) return FG_NONE;
     if (!name || !*name) return gfail(g, FG_ERR_INVALID, "lstm: a name is required (it names the parameters)");
@@ -606,8 +625,9 @@ fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bia
     if (fg_lstm_check(&d) != FG_OK)
         return gfail(g, FG_ERR_SHAPE, "lstm '%s': input %s, hidden %lld: %s", name, shp(s1, sizeof s1, g, x),
                      (long long)hidden, fg_last_error());
+    if (!lstm_state_ok(g, name, "h0", h0, d.B, hidden) || !lstm_state_ok(g, name, "c0", c0, d.B, hidden)) return FG_NONE;
     int64_t wih[2] = {4 * hidden, d.I}, whh[2] = {4 * hidden, hidden}, b4 = 4 * hidden;
-    fg_id in[5] = {x, FG_NONE, FG_NONE, FG_NONE, FG_NONE};
+    fg_id in[7] = {x, FG_NONE, FG_NONE, FG_NONE, FG_NONE, FG_NONE, FG_NONE};
     snprintf(nm, sizeof nm, "%s.weight_ih_l0", name);
     in[1] = fg_nn_param(g, nm, 2, wih, FG_INIT_FANIN_UNIFORM, (float)hidden);
     snprintf(nm, sizeof nm, "%s.weight_hh_l0", name);
@@ -620,10 +640,15 @@ fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bia
     }
     if (g->status != FG_OK) return FG_NONE;
     int64_t yshape[3] = {d.T, d.B, hidden}, saved = (int64_t)(fg_lstm_saved_bytes(&d) / sizeof(float));
-    int i = new_node(g, FG_OP_LSTM, name, in, bias ? 5 : 3, 3, yshape, FG_F32);
+    int n_in = bias ? 5 : 3, h0_in = -1, c0_in = -1;
+    if (h0 != FG_NONE) in[h0_in = n_in++] = h0;
+    if (c0 != FG_NONE) in[c0_in = n_in++] = c0;
+    int i = new_node(g, FG_OP_LSTM, name, in, n_in, 3, yshape, FG_F32);
     fg_node *n = &g->nodes[i];
     n->p.lstm = d;
     n->has_bias = bias != 0;
+    n->h0_in = h0_in;
+    n->c0_in = c0_in;
     n->info.flops = fg_lstm_flops(&d);
     add_aux(g, i, "saved", 1, &saved);
     return g->nodes[i].info.out;
@@ -840,7 +865,12 @@ static void set_saves(fg_node *n) {
     case FG_OP_LRN: SAVE(in->in[0]); SAVE(in->out); break;
     case FG_OP_BATCHNORM: SAVE(in->in[0]); SAVE(in->aux[0]); SAVE(in->aux[1]); SAVE(in->in[1]); break;
     case FG_OP_LAYERNORM: SAVE(in->in[0]); SAVE(in->in[1]); SAVE(in->aux[0]); SAVE(in->aux[1]); break;
-    case FG_OP_LSTM: SAVE(in->in[0]); SAVE(in->in[1]); SAVE(in->in[2]); SAVE(in->out); SAVE(in->aux[0]); break;
+    case FG_OP_LSTM:
+        SAVE(in->in[0]); SAVE(in->in[1]); SAVE(in->in[2]); SAVE(in->out); SAVE(in->aux[0]);
+        /* an initial state: dW_hh's first step reads h0, the first cell gradient c0 */
+        if (n->h0_in >= 0) SAVE(in->in[n->h0_in]);
+        if (n->c0_in >= 0) SAVE(in->in[n->c0_in]);
+        break;
     case FG_OP_EMBEDDING: SAVE(in->in[0]); break; /* the ids: the table's values do not enter its gradient */
     case FG_OP_ATTENTION:
         /* q, k, v may be one tensor (self-attention without projections): list it once */

@@ -31,6 +31,7 @@ typedef struct fg_node {
     fg_ninfo info;
     fg_node_params p;
     int has_bias;
+    int h0_in, c0_in; /* LSTM: index in info.in of the initial state h0 / c0, -1 = zeros */
     /* backward: whether grad(in[k]) must be accumulated (another consumer wrote it first) */
     int accum[FG_NODE_MAX_IN];
     int bwd_active; /* backward runs (its output's gradient is written by someone) */

@@ -34,11 +34,16 @@ fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io) {
     io->targets = fg_nn_input(g, "targets", FG_I32, 1, yshape);
     fg_id x = fg_nn_embedding(g, "embed", io->tokens, c->vocab, E);
     x = drop(g, "embed.drop", x, c->dropout);
+    int64_t sshape[2] = {B, c->hidden};
     for (int k = 0; k < c->layers; k++) {
-        char name[32], dname[40];
+        char name[32], dname[40], hname[40], cname[40];
         snprintf(name, sizeof name, "lstm%d", k);
         snprintf(dname, sizeof dname, "lstm%d.drop", k);
-        x = fg_nn_lstm(g, name, x, c->hidden, 1);
+        snprintf(hname, sizeof hname, "lstm%d.h0", k);
+        snprintf(cname, sizeof cname, "lstm%d.c0", k);
+        io->h0[k] = fg_nn_input(g, hname, FG_F32, 2, sshape);
+        io->c0[k] = fg_nn_input(g, cname, FG_F32, 2, sshape);
+        x = fg_nn_lstm_state(g, name, x, c->hidden, 1, io->h0[k], io->c0[k]);
         io->lstm_nodes[io->n_lstm++] = fg_graph_n_nodes(g) - 1;
         x = drop(g, dname, x, c->dropout);
     }
@@ -104,33 +109,59 @@ static void init_weights(fg_graph *g, uint64_t seed) {
     }
 }
 
+/* A chunk's tokens and targets, and the LSTMs' state carried from chunk to chunk (h then c of
+ * each layer, (B, hidden) each). */
 typedef struct chunk_buf {
     int32_t *tok, *tgt;
     size_t bytes;
+    float *state;
+    size_t state_bytes; /* of one h or c */
 } chunk_buf;
-
-static fg_status chunk_buf_init(chunk_buf *cb, const fg_lm_cfg *c) {
-    cb->bytes = (size_t)(c->steps * c->batch) * sizeof(int32_t);
-    cb->tok = malloc(cb->bytes);
-    cb->tgt = malloc(cb->bytes);
-    if (!cb->tok || !cb->tgt) {
-        free(cb->tok);
-        free(cb->tgt);
-        return fg_fail(FG_ERR_OOM, "lm: out of host memory for a chunk (%zu bytes)", 2 * cb->bytes);
-    }
-    return FG_OK;
-}
 
 static void chunk_buf_free(chunk_buf *cb) {
     free(cb->tok);
     free(cb->tgt);
+    free(cb->state);
 }
 
+static fg_status chunk_buf_init(chunk_buf *cb, const fg_lm_cfg *c) {
+    cb->bytes = (size_t)(c->steps * c->batch) * sizeof(int32_t);
+    cb->state_bytes = (size_t)(c->batch * c->hidden) * sizeof(float);
+    cb->tok = malloc(cb->bytes);
+    cb->tgt = malloc(cb->bytes);
+    cb->state = calloc(2 * (size_t)c->layers, cb->state_bytes);
+    if (!cb->tok || !cb->tgt || !cb->state) {
+        chunk_buf_free(cb);
+        return fg_fail(FG_ERR_OOM, "lm: out of host memory for a chunk (%zu bytes)",
+                       2 * cb->bytes + 2 * (size_t)c->layers * cb->state_bytes);
+    }
+    return FG_OK;
+}
+
+static float *state_of(const chunk_buf *cb, int layer, int cell) {
+    return cb->state + (size_t)(2 * layer + cell) * (cb->state_bytes / sizeof(float));
+}
+
+static void reset_state(chunk_buf *cb, const fg_lm_cfg *c) { memset(cb->state, 0, 2 * (size_t)c->layers * cb->state_bytes); }
+
+/* Feeds chunk k and the carried state. */
 static fg_status set_chunk(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
                            int64_t k, chunk_buf *cb) {
     fill_chunk(ids, n, c->steps, c->batch, k, cb->tok, cb->tgt);
     FG_TRY(fg_graph_set_input(g, io->tokens, cb->tok, cb->bytes));
-    return fg_graph_set_input(g, io->targets, cb->tgt, cb->bytes);
+    FG_TRY(fg_graph_set_input(g, io->targets, cb->tgt, cb->bytes));
+    for (int l = 0; l < io->n_lstm; l++) {
+        FG_TRY(fg_graph_set_input(g, io->h0[l], state_of(cb, l, 0), cb->state_bytes));
+        FG_TRY(fg_graph_set_input(g, io->c0[l], state_of(cb, l, 1), cb->state_bytes));
+    }
+    return FG_OK;
+}
+
+/* After a forward: the state the next chunk starts from. */
+static fg_status keep_state(fg_graph *g, const fg_lm_io *io, chunk_buf *cb) {
+    for (int l = 0; l < io->n_lstm; l++)
+        FG_TRY(fg_graph_lstm_final_state(g, io->lstm_nodes[l], state_of(cb, l, 0), state_of(cb, l, 1)));
+    return FG_OK;
 }
 
 fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
@@ -143,11 +174,13 @@ fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, 
     chunk_buf cb;
     FG_TRY(chunk_buf_init(&cb, c));
     fg_graph_set_training(g, 0);
+    reset_state(&cb, c);
     double sum = 0;
     fg_status s = FG_OK;
     for (int64_t k = 0; k < chunks && s == FG_OK; k++) {
         s = set_chunk(g, io, c, ids, n, k, &cb);
         if (s == FG_OK) s = fg_graph_forward(g);
+        if (s == FG_OK) s = keep_state(g, io, &cb);
         if (s == FG_OK) sum += fg_graph_loss(g);
     }
     fg_graph_set_training(g, 1);
@@ -203,6 +236,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
         if ((s = set_drop(g, io, c, sparse ? tc->sparse_drop : 0.0f)) != FG_OK) break;
         fg_graph_set_training(g, 1);
         fg_graph_reset_times(g);
+        reset_state(&cb, c);
         double t0 = fg_time_now(), sum = 0, flops = 0, flops_dense = 0;
         int64_t k = 0;
         for (; k < chunks && s == FG_OK; k++) {
@@ -211,6 +245,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
             fg_graph_zero_grad(g);
             s = set_chunk(g, io, c, ids, n, k, &cb);
             if (s == FG_OK) s = fg_graph_forward(g);
+            if (s == FG_OK) s = keep_state(g, io, &cb);
             if (s == FG_OK) s = fg_graph_backward(g);
             if (s != FG_OK) break;
             float loss = fg_graph_loss(g);
