@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end check of `frugal lm train` (the sparse LSTM system) on the real Brown corpus: a tiny
+# model trains two short epochs, the first sparse and the last dense (the mixed schedule); the
+# per-epoch lines, the test perplexity, the JSON (two epochs, sparse then dense, fewer backward
+# GEMM FLOPs in the sparse one, finite perplexities below the vocabulary size) and the plot are
+# there; bad options are usage errors. ~10 s on 2 cores; the corpus must have been fetched
+# (scripts/fetch-data.sh brown). Usage: e2e_lm.sh PATH/TO/frugal
+set -euo pipefail
+frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+
+"$frugal" lm train --hidden 32 --layers 2 --steps 10 --batch 8 --epochs 2 --max-batches 40 --eval-batches 10 \
+    --sparse 0.5 --block 8 --dense-epochs 1 --threads 2 --quiet --json run.json --plot ppl.png >out.txt 2>&1 ||
+    fail "frugal lm train exited $?"
+grep -Eq '^corpus brown: [0-9]+ / [0-9]+ / [0-9]+ words \(train / valid / test\), vocabulary 10002$' out.txt ||
+    fail "no corpus line with the Brown vocabulary"
+grep -Eq '^epoch +1 +sparse ' out.txt || fail "epoch 1 is not reported sparse"
+grep -Eq '^epoch +2 +dense ' out.txt || fail "epoch 2 is not reported dense"
+grep -Eq '^test perplexity [0-9.]+ after 2 epochs' out.txt || fail "no test perplexity"
+node -e '
+const r = JSON.parse(require("fs").readFileSync("run.json", "utf8"));
+const e = r.epochs;
+const bad = (m) => { console.error("FAIL: run.json: " + m); process.exit(1); };
+if (e.length !== 2) bad("expected 2 epochs, got " + e.length);
+if (e[0].sparse !== 1 || e[1].sparse !== 0) bad("expected sparse then dense epochs");
+if (!(e[0].lstm_backward_flops_kept < 0.95 && e[1].lstm_backward_flops_kept === 1)) bad("backward FLOPs kept " + e[0].lstm_backward_flops_kept + ", " + e[1].lstm_backward_flops_kept);
+for (const x of e) if (!(x.valid_ppl > 1 && x.valid_ppl < 10002 && x.train_ppl > 1 && x.train_ppl < 10002)) bad("perplexity out of range");
+if (!(r.test_ppl > 1 && r.test_ppl < 10002)) bad("test perplexity " + r.test_ppl);
+if (!(e[1].train_ppl < e[0].train_ppl)) bad("training perplexity did not fall: " + e[0].train_ppl + " -> " + e[1].train_ppl);
+' || fail "run.json"
+if command -v gnuplot >/dev/null; then
+    [[ "$(head -c 8 ppl.png | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "ppl.png is not a PNG"
+fi
+# usage errors exit 2 and name the option
+set +e
+"$frugal" lm train --sparse 1 >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- '--sparse 1' bad.txt || { cat bad.txt; fail "--sparse 1: exit $rc, expected 2 naming the option"; }
+set +e
+"$frugal" lm train --data no-such-corpus --data-dir "$work" >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 1 ]] && grep -q 'no-such-corpus.train.txt' bad.txt || { cat bad.txt; fail "missing corpus: exit $rc, expected 1 naming the file"; }
+grep -E '^(epoch|test perplexity)' out.txt
+echo "ok: frugal lm train"
