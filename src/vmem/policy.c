@@ -258,6 +258,7 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
     v->ref_algo = malloc(sizeof *v->ref_algo * (size_t)(v->N + 1));
     if (!v->ri || !v->ref_algo) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
     fg_vmem_rinfo_compute(v);
+    FG_TRY(fg_vmem_home_uses_compute(v));
     for (int i = 0; i < v->N; i++) v->ref_algo[i] = fg_graph_node(g, i)->algo;
     if (v->cfg.step_seconds) {
         v->step_seconds = malloc(sizeof(double) * (size_t)v->steps);
@@ -607,6 +608,7 @@ static void vm_destroy(void *self) {
     free(v->layout_off);
     free(v->layout_id);
     free(v->ri);
+    free(v->home_uses);
     free(v->ref_algo);
     free(v->step_seconds);
     free(v->algo_sec);

@@ -76,9 +76,7 @@ void fg_vmem_kind_actions(const fg_vmem *v, fg_vmem_kind kind, unsigned char *ac
 
 /* ---------------------------------------------------------------- action lists */
 
-typedef struct pair {
-    int step, id;
-} pair;
+typedef fg_vmem_use pair;
 
 typedef struct pairs {
     pair *p;
@@ -186,18 +184,14 @@ static fg_status add_home_use(const fg_graph *g, pairs *u, fg_id id, int step) {
     return pairs_add(u, step, root_of(g, id));
 }
 
-/* Weight offload: every step that reads or writes a homed root (forward: its inputs; backward:
- * what it saves, which lists the params, and the gradients it writes, which include the param
- * grads; a recompute: the producer's inputs at the recompute's step), grouped per root into
- * intervals of uses at most one step apart, and their action lists. A gradient's first interval
- * may start from zeros (zero_fill): the trainer zeroes gradients before each iteration, and the
- * hooks check that its home really holds zeros before filling with a memset. */
-static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) {
+/* The uses of homed roots that no action changes: forward reads its inputs, backward what it
+ * saves (which lists the params) and the gradients it writes (which include the param grads).
+ * Sorted once here; the searches build thousands of schedules. */
+fg_status fg_vmem_home_uses_compute(fg_vmem *v) {
     const fg_graph *g = v->g;
-    int N = v->N, last = v->has_backward ? v->steps : N;
     pairs u = {NULL, 0, 0};
     fg_status st = FG_OK;
-    for (int i = 0; i < N && st == FG_OK; i++) {
+    for (int i = 0; i < v->N && st == FG_OK; i++) {
         const fg_ninfo *n = fg_graph_node(g, i);
         for (int k = 0; k < n->n_in && st == FG_OK; k++) st = add_home_use(g, &u, n->in[k], i);
         if (!v->has_backward || !fg_vmem_bwd_runs(g, i)) continue;
@@ -205,31 +199,65 @@ static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) 
         for (int k = 0; k < n->n_save && st == FG_OK; k++) st = add_home_use(g, &u, n->save[k], b);
         for (int k = 0; k < n->n_in && st == FG_OK; k++) st = add_home_use(g, &u, fg_graph_tinfo(g, n->in[k])->grad, b);
     }
+    if (st != FG_OK) {
+        free(u.p);
+        return st;
+    }
+    if (u.n) qsort(u.p, (size_t)u.n, sizeof *u.p, cmp_pair);
+    free(v->home_uses);
+    v->home_uses = u.p;
+    v->n_home_uses = u.n;
+    return FG_OK;
+}
+
+/* Weight offload: every step that uses a homed root (the static uses above, plus a recompute's
+ * reads of its producer's inputs at the recompute's step), grouped per root into intervals of
+ * uses at most one step apart, and their action lists. A gradient's first interval may start
+ * from zeros (zero_fill): the trainer zeroes gradients before each iteration, and the hooks check
+ * that its home really holds zeros before filling with a memset. */
+static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) {
+    const fg_graph *g = v->g;
+    int N = v->N, last = v->has_backward ? v->steps : N;
+    pairs rc = {NULL, 0, 0};
+    fg_status st = FG_OK;
     for (fg_id r = 0; r < v->nt && st == FG_OK; r++) {
         if (sc->eff[r] != FG_VMEM_RECOMPUTE) continue;
         const fg_ninfo *n = fg_graph_node(g, fg_graph_tinfo(g, r)->producer);
-        for (int k = 0; k < n->n_in && st == FG_OK; k++) st = add_home_use(g, &u, n->in[k], sc->bf[r]);
+        for (int k = 0; k < n->n_in && st == FG_OK; k++) st = add_home_use(g, &rc, n->in[k], sc->bf[r]);
     }
-    if (st == FG_OK && u.n) {
-        qsort(u.p, (size_t)u.n, sizeof *u.p, cmp_pair);
-        sc->homes = calloc((size_t)u.n, sizeof *sc->homes);
+    /* the static uses, with the recompute reads merged in when there are any */
+    const pair *u = v->home_uses;
+    int nu = v->n_home_uses;
+    pair *merged = NULL;
+    if (st == FG_OK && rc.n) {
+        qsort(rc.p, (size_t)rc.n, sizeof *rc.p, cmp_pair);
+        merged = malloc(sizeof *merged * (size_t)(nu + rc.n));
+        if (!merged) st = fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+        for (int i = 0, j = 0, o = 0; st == FG_OK && o < nu + rc.n; o++)
+            merged[o] = (j >= rc.n || (i < nu && cmp_pair(&u[i], &rc.p[j]) <= 0)) ? u[i++] : rc.p[j++];
+        u = merged;
+        nu += rc.n;
+    }
+    free(rc.p);
+    if (st == FG_OK && nu) {
+        sc->homes = calloc((size_t)nu, sizeof *sc->homes);
         if (!sc->homes) st = fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
     }
-    for (int k = 0; k < u.n && st == FG_OK;) {
+    for (int k = 0; k < nu && st == FG_OK;) {
         int j = k;
-        while (j + 1 < u.n && u.p[j + 1].id == u.p[k].id && u.p[j + 1].step <= u.p[j].step + 2) j++;
-        const fg_tinfo *t = fg_graph_tinfo(g, u.p[k].id);
+        while (j + 1 < nu && u[j + 1].id == u[k].id && u[j + 1].step <= u[j].step + 2) j++;
+        const fg_tinfo *t = fg_graph_tinfo(g, u[k].id);
         fg_vmem_home *h = &sc->homes[sc->n_homes];
-        h->root = u.p[k].id;
-        copy_name(h->name, t->t.name);
+        h->root = u[k].id;
+        h->name = t->t.name;
         h->bytes = t->bytes;
-        h->a = u.p[k].step;
-        h->b = u.p[j].step;
+        h->a = u[k].step;
+        h->b = u[j].step;
         /* one step ahead within the pass, so the copy overlaps the previous node */
         h->fill = (h->a == 0 || h->a == N) ? h->a : h->a - 1;
         h->writeback = t->kind == FG_T_PGRAD;
         h->done = h->writeback && h->b + 1 < last ? h->b + 1 : h->b;
-        h->zero_fill = h->writeback && (k == 0 || u.p[k - 1].id != u.p[k].id);
+        h->zero_fill = h->writeback && (k == 0 || u[k - 1].id != u[k].id);
         sc->home_bytes += h->bytes * (size_t)(!h->zero_fill + h->writeback);
         sc->n_home_copies += !h->zero_fill + h->writeback;
         sc->n_zero_fills += h->zero_fill;
@@ -240,7 +268,7 @@ static fg_status build_homes(const fg_vmem *v, fg_vmem_schedule *sc, pairs *pv) 
         sc->n_homes++;
         k = j + 1;
     }
-    free(u.p);
+    free(merged);
     return st;
 }
 

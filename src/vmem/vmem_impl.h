@@ -134,9 +134,14 @@ enum {
  * uses of the root at most one step apart share an interval; before it the device copy is
  * allocated and filled from the home (issued one step ahead within the pass), after it the copy
  * is released, a parameter gradient after being copied back. */
+/* A step that uses a root (weight offload's intervals are built from these). */
+typedef struct fg_vmem_use {
+    int step, id;
+} fg_vmem_use;
+
 typedef struct fg_vmem_home {
     fg_id root;
-    char name[FG_NAME_MAX];
+    const char *name; /* the root tensor's name (the graph's, stable while it lives) */
     size_t bytes;
     int a, b;        /* first and last step using it */
     int fill;        /* step whose before() allocates the device copy and issues the fill */
@@ -194,6 +199,11 @@ struct fg_vmem {
     double memcpy_gbps;          /* measured once when the model needs it */
     fg_vmem_event **off_ev, **pf_ev; /* per slot, in flight */
     fg_vmem_event **home_ev;         /* per home interval: its fill or copy-back, in flight */
+    fg_vmem_use *home_uses;          /* weight offload: every use of a homed root that no action
+                                        changes (forward inputs, backward saves and gradient
+                                        writes), sorted by (root, step), computed once at plan;
+                                        each schedule merges its recompute reads in */
+    int n_home_uses;
     int64_t fill_fallbacks;          /* zero_fill intervals copied: the home was not zero */
     fg_vmem_tiers tiers;
     fg_vmem_link *link;
@@ -221,6 +231,8 @@ int fg_vmem_is_planned(const fg_graph *g, fg_id i);
 size_t fg_vmem_ws_need(const fg_vmem *v, int node, fg_pass pass);
 /* Fills v->ri (allocated by the caller, v->nt entries). */
 void fg_vmem_rinfo_compute(fg_vmem *v);
+/* v->home_uses (weight offload; none without homes). */
+fg_status fg_vmem_home_uses_compute(fg_vmem *v);
 /* The action each root gets under a built-in kind (none/all/conv; KEEP everywhere for none). */
 void fg_vmem_kind_actions(const fg_vmem *v, fg_vmem_kind kind, unsigned char *act);
 /* Builds the schedule of `act` (per tensor id) with the graph's current conv algorithms. */
