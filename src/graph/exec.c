@@ -136,9 +136,7 @@ fg_status fg_graph_lstm_final_state(fg_graph *g, int node, float *hT, float *cT)
 
 /* A kernel's failure, prefixed with the node's op and name. */
 static fg_status node_fail(fg_status s, const fg_ninfo *ni) {
-    char why[768];
-    snprintf(why, sizeof why, "%s", fg_last_error());
-    return fg_fail(s, "%s '%s': %s", fg_op_name(ni->op), ni->name, why);
+    return fg_fail(s, "%s '%s': %s", fg_op_name(ni->op), ni->name, fg_last_error()); /* fg_fail formats aside */
 }
 
 static void check_resident(fg_graph *g, int i, fg_id id, const char *role) {

@@ -25,6 +25,14 @@ static fg_status check_cfg(const fg_lm_cfg *c) {
 
 static fg_id drop(fg_graph *g, const char *name, fg_id x, float p) { return p > 0 ? fg_nn_dropout(g, name, x, p) : x; }
 
+/* Every LSTM node's drop (with the model's block; nothing without one). */
+static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d) {
+    if (c->sparse_block <= 0) return FG_OK;
+    fg_lstm_sparsity sp = {d, c->sparse_block};
+    for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
+    return FG_OK;
+}
+
 fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io) {
     FG_TRY(check_cfg(c));
     memset(io, 0, sizeof *io);
@@ -52,11 +60,7 @@ fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io) {
     io->logits = fg_layer_linear(g, "decoder", x, c->vocab, 1);
     io->loss = fg_nn_xent(g, "loss", io->logits, io->targets);
     FG_TRY(fg_graph_status(g));
-    if (c->sparse_block > 0) {
-        fg_lstm_sparsity sp = {0.0f, c->sparse_block};
-        for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
-    }
-    return FG_OK;
+    return set_drop(g, io, c, 0.0f); /* sizes the sparse backward's workspace at build */
 }
 
 fg_lm_train_cfg fg_lm_train_defaults(void) {
@@ -187,13 +191,6 @@ fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, 
     chunk_buf_free(&cb);
     if (s == FG_OK) *ppl = exp(sum / (double)chunks);
     return s;
-}
-
-static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d) {
-    if (c->sparse_block <= 0) return FG_OK;
-    fg_lstm_sparsity sp = {d, c->sparse_block};
-    for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
-    return FG_OK;
 }
 
 fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const fg_lm_train_cfg *tc,
