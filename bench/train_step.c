@@ -1,6 +1,8 @@
 /* bench/train_step: images per second of one training step (forward, backward, SGD with
  * momentum) for zoo models, against PyTorch measured in the same run (bench/peer_train_step.py,
- * with OPENBLAS_CORETYPE=COOPERLAKE and the same thread count). Prints a table, the command that
+ * with OPENBLAS_CORETYPE=COOPERLAKE unless the caller set it, and the same thread count; both see
+ * ONEDNN_MAX_CPU_ISA, so `ONEDNN_MAX_CPU_ISA=AVX2 FRUGAL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell`
+ * holds both to AVX2). Prints a table, the command that
  * produced it, and a per-op-family time breakdown of ours.
  *
  *   build/bench/train_step [--threads 2] [--iters 5] [--warmup 2] [--no-peer] [MODEL:BATCH[:SIZE] ...]
@@ -103,7 +105,7 @@ static void run_peer(result *r, int iters, int warmup, int threads) {
     const char *src = getenv("FRUGAL_SOURCE_DIR");
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "OPENBLAS_CORETYPE=COOPERLAKE OMP_NUM_THREADS=%d /usr/bin/python3 %s/bench/peer_train_step.py --model %s "
+             "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=%d /usr/bin/python3 %s/bench/peer_train_step.py --model %s "
              "--batch %lld --size %lld --iters %d --warmup %d --threads %d",
              threads, src ? src : ".", r->model, (long long)r->batch, (long long)r->size, iters, warmup, threads);
     FILE *p = popen(cmd, "r");
@@ -160,7 +162,14 @@ int main(int argc, char **argv) {
         }
     }
     printf("\ncommand:");
+    static const char *const envs[] = {"ONEDNN_MAX_CPU_ISA", "FRUGAL_MAX_CPU_ISA", "OPENBLAS_CORETYPE", "OMP_WAIT_POLICY"};
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++)
+        if (getenv(envs[i])) printf(" %s=%s", envs[i], getenv(envs[i]));
     for (int i = 0; i < argc; i++) printf(" %s", argv[i]);
+    char model[64];
+    printf("\nCPU %s (%s); frugal's kernels %s, OpenMP wait policy %s; PyTorch's OpenBLAS core type %s\n",
+           fg_cpu_model(model, sizeof model), fg_cpu_isa_name(fg_cpu_isa_detected()), fg_cpu_isa_name(fg_cpu_isa_active()),
+           fg_threads_wait_policy(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "COOPERLAKE");
     printf("\nthreads %d, %d timed iterations after %d warm-up; one step = forward + backward + SGD(momentum)\n\n", threads,
            iters, warmup);
     printf("| model | batch | input | frugal img/s | PyTorch 1.13 img/s | frugal / PyTorch | frugal ms/iter | PyTorch ms/iter |\n");

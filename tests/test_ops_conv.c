@@ -510,12 +510,86 @@ static void test_dnnl_threads(fg_rng *rng) {
     free(x), free(w), free(b), free(dy), free(y_ref), free(dx_ref), free(dw_ref);
 }
 
+/* ---------------------------------------------------------------- both ISA paths of IMPLICIT */
+
+/* Bits of a and b differ at how many of n floats; the worst absolute difference into *worst. */
+static size_t count_diff_bits(const float *a, const float *b, size_t n, double *worst) {
+    size_t k = 0;
+    *worst = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+            k++;
+            double e = fabs((double)a[i] - (double)b[i]);
+            if (e > *worst) *worst = e;
+        }
+    return k;
+}
+
+/* The AVX-512 and AVX2 builds of the direct kernels (src/ops/conv2d_direct.c) on every shape:
+ * each is held to the naive twin by test_against_naive (the AVX2 one here, under
+ * fg_cpu_isa_set_max); here, where both run on this machine, they are compared with each other.
+ * Both do the same fused multiply-adds in the same order in their tiled kernels, so forward and
+ * backward weights agree bit for bit; backward data with stride > 1 uses a dedicated AVX-512
+ * kernel against the generic loops on AVX2 (another summation order), so it is only held to the
+ * naive twin. */
+static void test_isa_paths(fg_rng *rng) {
+    CHECK_OK(fg_cpu_isa_set_max(FG_ISA_AVX2));
+    CHECK(fg_cpu_isa_active() == FG_ISA_AVX2);
+    for (size_t s = 0; s < NSHAPES; s++) test_against_naive(FG_CONV_IMPLICIT, &SHAPES[s], rng);
+    CHECK_OK(fg_cpu_isa_set_max(FG_ISA_AVX512));
+    CHECK(fg_cpu_isa_active() == fg_cpu_isa_detected());
+    CHECK(fg_cpu_isa_set_max((fg_cpu_isa)FG_ISA_COUNT) == FG_ERR_INVALID);
+    if (fg_cpu_isa_detected() != FG_ISA_AVX512) {
+        printf("  test_isa_paths: this CPU has no AVX-512: only the AVX2 path ran\n");
+        return;
+    }
+    size_t fwd_diff = 0, dw_diff = 0, dx_diff = 0, dx_strided_diff = 0;
+    double fwd_worst = 0, dw_worst = 0, dx_worst = 0, w;
+    for (size_t si = 0; si < NSHAPES; si++) {
+        const fg_conv2d_desc *d = &SHAPES[si].d;
+        const size_t ni = in_numel(d), nw = w_numel(d), no = out_numel(d);
+        float *x = malloc(ni * sizeof(float)), *wt = malloc(nw * sizeof(float)), *dy = malloc(no * sizeof(float));
+        float *b = malloc((size_t)d->oc * sizeof(float));
+        float *y[2], *dx[2], *dw[2];
+        fg_fill_uniform(x, ni, -1, 1, rng);
+        fg_fill_uniform(wt, nw, -1, 1, rng);
+        fg_fill_uniform(dy, no, -1, 1, rng);
+        fg_fill_uniform(b, (size_t)d->oc, -1, 1, rng);
+        for (int p = 0; p < 2; p++) {
+            CHECK_OK(fg_cpu_isa_set_max(p == 0 ? FG_ISA_AVX512 : FG_ISA_AVX2));
+            y[p] = malloc(no * sizeof(float));
+            dx[p] = malloc(ni * sizeof(float));
+            dw[p] = calloc(nw, sizeof(float));
+            CHECK_OK(fg_conv2d_forward(y[p], x, wt, SHAPES[si].has_bias ? b : NULL, d, FG_CONV_IMPLICIT, NULL, 0));
+            CHECK_OK(fg_conv2d_backward(dx[p], dw[p], NULL, dy, x, wt, d, FG_CONV_IMPLICIT, NULL, 0));
+        }
+        fwd_diff += count_diff_bits(y[0], y[1], no, &w);
+        if (w > fwd_worst) fwd_worst = w;
+        dw_diff += count_diff_bits(dw[0], dw[1], nw, &w);
+        if (w > dw_worst) dw_worst = w;
+        size_t k = count_diff_bits(dx[0], dx[1], ni, &w);
+        if (d->stride_h == 1 && d->stride_w == 1) dx_diff += k; else dx_strided_diff += k;
+        if (w > dx_worst) dx_worst = w;
+        for (int p = 0; p < 2; p++) free(y[p]), free(dx[p]), free(dw[p]);
+        free(x), free(wt), free(dy), free(b);
+    }
+    CHECK_OK(fg_cpu_isa_set_max(FG_ISA_AVX512));
+    if (fwd_diff || dw_diff || dx_diff)
+        fprintf(stderr, "  AVX-512 and AVX2 builds differ: forward %zu values (worst %.3g), dweight %zu (worst %.3g), "
+                "stride-1 dinp %zu\n", fwd_diff, fwd_worst, dw_diff, dw_worst, dx_diff);
+    CHECK(fwd_diff == 0 && dw_diff == 0 && dx_diff == 0);
+    printf("  test_isa_paths: AVX-512 vs AVX2 build: forward %zu, dweight %zu, dinp stride 1 %zu, dinp strided %zu "
+           "values differ (worst %.3g, %.3g, %.3g)\n", fwd_diff, dw_diff, dx_diff, dx_strided_diff, fwd_worst,
+           dw_worst, dx_worst);
+}
+
 int main(void) {
     fg_rng rng;
     fg_rng_seed(&rng, 42);
     test_check();
     for (int a = 0; a < FG_CONV_ALGO_COUNT; a++)
         for (size_t s = 0; s < NSHAPES; s++) test_against_naive((fg_conv_algo)a, &SHAPES[s], &rng);
+    test_isa_paths(&rng);
     /* gradient checks: naive twin and every fast algorithm, on a few varied shapes */
     const size_t gc_shapes[] = {0, 2, 3, 4, 9, 14, 15, 16, 21, 23};
     for (size_t i = 0; i < sizeof gc_shapes / sizeof gc_shapes[0]; i++)

@@ -48,7 +48,12 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (strcmp(c, "--version") == 0) {
+        char model[64];
         printf("frugal %s\n", FRUGAL_VERSION);
+        printf("cpu: %s (%s); kernels %s (FRUGAL_MAX_CPU_ISA caps them; oneDNN picks its own, ONEDNN_MAX_CPU_ISA)\n",
+               fg_cpu_model(model, sizeof model), fg_cpu_isa_name(fg_cpu_isa_detected()),
+               fg_cpu_isa_name(fg_cpu_isa_active()));
+        printf("openmp: %d threads, wait policy %s\n", fg_threads_get(), fg_threads_wait_policy());
         return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)

@@ -78,8 +78,38 @@ void fg_log(fg_log_level level, const char *fmt, ...)
 void fg_threads_set(int n);
 int fg_threads_get(void);
 
+/* How OpenMP threads wait between parallel regions, as libgomp was told at start-up. frugal's
+ * default is passive (OMP_WAIT_POLICY=PASSIVE: a waiting thread sleeps at once) because GOMP's
+ * spinning default collapses when another process shares the cores (docs/ARCHITECTURE.md,
+ * "Threads"); a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. libgomp reads its environment
+ * before any library code runs, so the default is applied by a start-up hook (a .preinit_array
+ * entry that re-executes the program once with OMP_WAIT_POLICY=PASSIVE; src/core/omp_preinit.c)
+ * that programs linking libfrugal.a, or following `pkg-config --libs frugal`, carry. Returns
+ * "passive (frugal default)", "user's (OMP_WAIT_POLICY)" and the like, or "libgomp default
+ * (spinning: ...)" when the hook did not run. */
+const char *fg_threads_wait_policy(void);
+
 /* Monotonic wall-clock seconds. */
 double fg_time_now(void);
+
+/* ---------------------------------------------------------------- CPU (src/core/cpu.c) */
+
+/* Instruction sets frugal's own kernels are built for (oneDNN chooses its kernels itself). The
+ * library is compiled for x86-64-v3 (AVX2 + FMA); kernels that need AVX-512 to be fast have a
+ * second build that runs when the CPU has AVX-512 (F, BW, DQ, VL) and the maximum allows it. */
+typedef enum fg_cpu_isa { FG_ISA_AVX2, FG_ISA_AVX512, FG_ISA_COUNT } fg_cpu_isa;
+/* What this CPU supports. */
+fg_cpu_isa fg_cpu_isa_detected(void);
+/* What the dispatched kernels use: the detected ISA, capped by the maximum. The maximum starts as
+ * FRUGAL_MAX_CPU_ISA (AVX2 or AVX512, as oneDNN's ONEDNN_MAX_CPU_ISA; other values are ignored
+ * with a warning) and can be changed with fg_cpu_isa_set_max. */
+fg_cpu_isa fg_cpu_isa_active(void);
+/* Caps the ISA of the dispatched kernels, process-wide, effective at the next kernel call. */
+fg_status fg_cpu_isa_set_max(fg_cpu_isa isa);
+/* "avx2", "avx512" (or "unknown"). */
+const char *fg_cpu_isa_name(fg_cpu_isa isa);
+/* The CPU's brand string (CPUID), e.g. "AMD EPYC 9R14 96-Core Processor", into buf. */
+const char *fg_cpu_model(char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- rng */
 

@@ -1,6 +1,7 @@
 /* The thread-count setting and the clock. frugal's own kernels use OpenMP, and Debian's oneDNN
  * is built with OpenMP threading, so one omp_set_num_threads governs both. */
 #include <omp.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,17 @@ void fg_threads_set(int n) {
 }
 
 int fg_threads_get(void) { return omp_get_max_threads(); }
+
+/* Defined by src/core/omp_preinit.c when the program carries the start-up hook. */
+extern int fg_omp_preinit_state __attribute__((weak));
+
+const char *fg_threads_wait_policy(void) {
+    int st = &fg_omp_preinit_state ? fg_omp_preinit_state : 0;
+    if (st == 1) return "passive (frugal default)";
+    if (st == 2) return getenv("OMP_WAIT_POLICY") ? "user's (OMP_WAIT_POLICY)" : "user's (GOMP_SPINCOUNT)";
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return "user's (environment)";
+    return "libgomp default (spinning: the program was not linked with frugal's start-up hook)";
+}
 
 double fg_time_now(void) {
     struct timespec ts;
