@@ -10,10 +10,12 @@
  * observation written for that env is the first one of its next episode (the last one of the
  * finished episode stays readable through fg_env_batch_final_obs).
  *
- * Observation layout: float32, (n, C, 10, 10) for the MinAtar games (channel order as MinAtar's
- * state()), (n, 4) for CartPole. Planar NCHW because that is the layout frugal's graph and conv
- * ops take at the API, so a batch's buffer is a network's input tensor with no transpose or
- * conversion; values are 0 or 1 for the MinAtar games.
+ * Observation layout: (n, C, 10, 10) for the MinAtar games (channel order as MinAtar's state()),
+ * (n, 4) for CartPole. Planar NCHW because that is the layout frugal's graph and conv ops take at
+ * the API, so a batch's buffer is a network's input tensor with no transpose. The element type
+ * is an option: float32 (FG_F32, the default: the buffer is a network input as it stands) or one
+ * byte per cell (FG_U8, 0 or 1: MinAtar's own bool array, a quarter of the bytes to write and to
+ * queue; the grid games only). CartPole's observation is always float32.
  *
  * The GA3C runtime that uses this (agents, queues, predictors, trainers, tuner) is not built yet;
  * see docs/RL.md. */
@@ -49,9 +51,11 @@ typedef struct fg_env_options {
     int minimal_actions;
     /* Difficulty ramping as in MinAtar (space_invaders, asterix, seaquest; the others have none). */
     int ramping;
+    /* Element type of the observations: FG_F32 or FG_U8 (grid games only). */
+    fg_dtype obs_dtype;
 } fg_env_options;
 
-/* Defaults: sticky_prob -1 (the game's default), minimal_actions 0, ramping 1. */
+/* Defaults: sticky_prob -1 (the game's default), minimal_actions 0, ramping 1, obs_dtype FG_F32. */
 void fg_env_options_init(fg_env_options *o);
 
 /* The games, in a fixed order: "breakout", "space_invaders", "freeway", "asterix", "seaquest",
@@ -75,25 +79,28 @@ int fg_env_batch_num_actions(const fg_env_batch *b);
 int fg_env_batch_action_id(const fg_env_batch *b, int action);
 /* One environment's observation shape: returns ndim (3: C,10,10 or 1: 4) and fills shape. */
 int fg_env_batch_obs_shape(const fg_env_batch *b, int64_t shape[3]);
-/* Floats of one environment's observation (C*100 or 4); the step buffer holds n times this. */
+/* Elements of one environment's observation (C*100 or 4); the step buffer holds n times this,
+ * of the batch's obs_dtype. */
 size_t fg_env_batch_obs_size(const fg_env_batch *b);
+fg_dtype fg_env_batch_obs_dtype(const fg_env_batch *b);
 
 /* Resets every environment (a new episode each; the RNG streams go on, they are not reseeded)
- * and writes the observations into obs (n * obs_size floats; may be NULL). Clears the episode
- * statistics of the running episodes. */
-void fg_env_batch_reset(fg_env_batch *b, float *obs);
+ * and writes the observations into obs (n * obs_size elements of obs_dtype; may be NULL). Clears
+ * the episode statistics of the running episodes. */
+void fg_env_batch_reset(fg_env_batch *b, void *obs);
 
 /* Steps every environment with actions[i] (0 <= actions[i] < num_actions; checked for all before
  * any environment moves: FG_ERR_INVALID names the env and the action). Writes obs (n * obs_size
- * floats, may be NULL), rewards[n] and dones[n] (fg_env_done values). A finished environment is
- * reset in place: see the header paragraph. */
-fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, float *obs, float *rewards, uint8_t *dones);
+ * elements of obs_dtype, may be NULL), rewards[n] and dones[n] (fg_env_done values). A finished
+ * environment is reset in place: see the header paragraph. */
+fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones);
 
 /* After a step that ended env i's episode (dones[i] != 0): that episode's return (sum of its
  * rewards, the terminal one included) and length in steps. */
 void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int64_t *len);
-/* The last observation of env i's episode that ended on the latest step (obs_size floats). */
-void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, float *out);
+/* The last observation of env i's episode that ended on the latest step (obs_size elements of
+ * obs_dtype). */
+void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, void *out);
 /* Episodes finished by all environments since create; steps taken (sum over environments). */
 int64_t fg_env_batch_episodes(const fg_env_batch *b);
 int64_t fg_env_batch_steps(const fg_env_batch *b);

@@ -7,6 +7,15 @@
 
 #include "rl/env_impl.h"
 
+#define SPREAD(x)                                                                                  \
+    ((uint64_t)((x) & 1) | (uint64_t)((x) >> 1 & 1) << 8 | (uint64_t)((x) >> 2 & 1) << 16 |                     \
+     (uint64_t)((x) >> 3 & 1) << 24 | (uint64_t)((x) >> 4 & 1) << 32 | (uint64_t)((x) >> 5 & 1) << 40 |          \
+     (uint64_t)((x) >> 6 & 1) << 48 | (uint64_t)((x) >> 7 & 1) << 56)
+#define R4(b) SPREAD(b), SPREAD((b) + 1), SPREAD((b) + 2), SPREAD((b) + 3)
+#define R16(b) R4(b), R4((b) + 4), R4((b) + 8), R4((b) + 12)
+#define R64(b) R16(b), R16((b) + 16), R16((b) + 32), R16((b) + 48)
+const uint64_t fg_env_row_bytes[256] = {R64(0), R64(64), R64(128), R64(192)};
+
 static const fg_env_game *const games[] = {
     &fg_env_game_breakout, &fg_env_game_space_invaders, &fg_env_game_freeway,
     &fg_env_game_asterix,  &fg_env_game_seaquest,       &fg_env_game_cartpole,
@@ -18,6 +27,7 @@ struct fg_env_batch {
     size_t n;
     float sticky;
     int ramping;
+    fg_dtype obs_dtype;
     int n_actions;
     int action_id[FG_ACT_COUNT]; /* index -> full-set action */
     size_t stride;               /* bytes per game state, rounded up to 16 */
@@ -34,6 +44,7 @@ void fg_env_options_init(fg_env_options *o) {
     o->sticky_prob = -1.0f;
     o->minimal_actions = 0;
     o->ramping = 1;
+    o->obs_dtype = FG_F32;
 }
 
 size_t fg_env_count(void) { return N_GAMES; }
@@ -73,6 +84,11 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
     fg_env_options o;
     if (opts) o = *opts;
     else fg_env_options_init(&o);
+    if (o.obs_dtype != FG_F32 && o.obs_dtype != FG_U8)
+        return fg_fail(FG_ERR_INVALID, "env batch: observations are f32 or u8, not %s", fg_dtype_name(o.obs_dtype));
+    if (o.obs_dtype == FG_U8 && g->channels == 0)
+        return fg_fail(FG_ERR_INVALID, "env batch: %s's observation is a float vector; u8 is for the grid games",
+                       g->name);
     if (o.sticky_prob > 1.0f) return fg_fail(FG_ERR_INVALID, "env batch: sticky_prob %g is above 1", (double)o.sticky_prob);
 
     /* Sizes first, then one allocation carved into the arrays. */
@@ -90,6 +106,7 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
     b->n = n_envs;
     b->sticky = o.sticky_prob < 0.0f ? g->default_sticky : o.sticky_prob;
     b->ramping = o.ramping != 0;
+    b->obs_dtype = o.obs_dtype;
     b->stride = stride;
     b->states = mem + off_states;
     b->final_states = mem + off_final;
@@ -139,25 +156,42 @@ int fg_env_batch_obs_shape(const fg_env_batch *b, int64_t shape[3]) {
 }
 
 size_t fg_env_batch_obs_size(const fg_env_batch *b) { return (size_t)b->game->obs_floats; }
+fg_dtype fg_env_batch_obs_dtype(const fg_env_batch *b) { return b->obs_dtype; }
 
-void fg_env_batch_reset(fg_env_batch *b, float *obs) {
-    size_t of = fg_env_batch_obs_size(b);
+/* Env i's observation into slot i of obs. The grid games write bytes; for f32 they go through a
+ * byte scratch on the stack and are widened (a loop the compiler vectorizes). */
+static void observe(const fg_env_batch *b, const void *st, void *obs, size_t i) {
+    const fg_env_game *g = b->game;
+    size_t of = (size_t)g->obs_floats;
+    if (g->observe_vec) {
+        g->observe_vec(st, (float *)obs + i * of);
+    } else if (b->obs_dtype == FG_U8) {
+        g->observe(st, (uint8_t *)obs + i * of);
+    } else {
+        uint8_t cells[10 * 100];
+        FG_ASSERT(of <= sizeof cells);
+        g->observe(st, cells);
+        float *dst = (float *)obs + i * of;
+        for (size_t k = 0; k < of; k++) dst[k] = (float)cells[k];
+    }
+}
+
+void fg_env_batch_reset(fg_env_batch *b, void *obs) {
     for (size_t i = 0; i < b->n; i++) {
         void *st = state_at(b, b->states, i);
         b->game->reset(st, &b->rngs[i], b->ramping);
         b->ep_return[i] = 0.0;
         b->ep_length[i] = 0;
-        if (obs) b->game->observe(st, obs + i * of);
+        if (obs) observe(b, st, obs, i);
     }
 }
 
-fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, float *obs, float *rewards, uint8_t *dones) {
+fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
     for (size_t i = 0; i < b->n; i++)
         if (actions[i] < 0 || actions[i] >= b->n_actions)
             return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i,
                            (int)actions[i], b->n_actions);
     const fg_env_game *g = b->game;
-    size_t of = (size_t)g->obs_floats;
     for (size_t i = 0; i < b->n; i++) {
         void *st = state_at(b, b->states, i);
         fg_rng *rng = &b->rngs[i];
@@ -180,7 +214,7 @@ fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, float *obs,
             memcpy(state_at(b, b->final_states, i), st, g->state_bytes);
             g->reset(st, rng, b->ramping);
         }
-        if (obs) g->observe(st, obs + i * of);
+        if (obs) observe(b, st, obs, i);
     }
     b->steps += (int64_t)b->n;
     return FG_OK;
@@ -192,9 +226,9 @@ void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int
     if (len) *len = b->last_length[i];
 }
 
-void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, float *out) {
+void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, void *out) {
     FG_ASSERT(i < b->n);
-    b->game->observe(state_at(b, b->final_states, i), out);
+    observe(b, state_at(b, b->final_states, i), out, 0);
 }
 
 int64_t fg_env_batch_episodes(const fg_env_batch *b) { return b->episodes; }

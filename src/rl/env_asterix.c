@@ -35,7 +35,7 @@ static void spawn_entity(fg_asterix *s, fg_rng *rng) {
     for (int i = 0; i < 8; i++)
         if (!s->ent[i].active) free_slots[n++] = i;
     if (n == 0) return;
-    int slot = free_slots[fg_rng_below(rng, (uint64_t)n)];
+    int slot = free_slots[fg_env_below(rng, (uint32_t)n)];
     s->ent[slot] = (fg_asterix_entity){1, right ? 0 : 9, slot + 1, right, gold};
 }
 
@@ -65,19 +65,19 @@ static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     else if (a == FG_ACT_U) s->player_y = s->player_y > 1 ? s->player_y - 1 : 1;
     else if (a == FG_ACT_D) s->player_y = s->player_y < 8 ? s->player_y + 1 : 8;
 
-    for (int i = 0; i < 8; i++) {
-        fg_asterix_entity *e = &s->ent[i];
-        if (e->active && e->x == s->player_x && e->y == s->player_y) touch(s, e, &r);
-    }
+    /* The original checks every entity against the player, before and after the move; only the
+     * one in the player's row (slot player_y - 1) can be there, and the others' moves do not
+     * depend on it, so we move all without branching on `active` and check that one. */
+    fg_asterix_entity *mine = &s->ent[s->player_y - 1];
+    if (mine->active && mine->x == s->player_x) touch(s, mine, &r);
     if (s->move_timer == 0) {
         s->move_timer = s->move_speed;
         for (int i = 0; i < 8; i++) {
             fg_asterix_entity *e = &s->ent[i];
-            if (!e->active) continue;
-            e->x += e->right ? 1 : -1;
-            if (e->x < 0 || e->x > 9) e->active = 0;
-            else if (e->x == s->player_x && e->y == s->player_y) touch(s, e, &r);
+            e->x += e->active * (e->right ? 1 : -1);
+            e->active &= e->x >= 0 && e->x <= 9;
         }
+        if (mine->active && mine->x == s->player_x) touch(s, mine, &r);
     }
     s->spawn_timer--;
     s->move_timer--;
@@ -95,16 +95,16 @@ static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void asterix_observe(const void *vs, float *obs) {
+static void asterix_observe(const void *vs, uint8_t *obs) {
     const fg_asterix *s = vs;
-    memset(obs, 0, 4 * 100 * sizeof(float));
-    obs[0 * 100 + s->player_y * 10 + s->player_x] = 1.0f;
+    memset(obs, 0, 4 * 100);
+    obs[0 * 100 + s->player_y * 10 + s->player_x] = 1;
     for (int i = 0; i < 8; i++) {
         const fg_asterix_entity *e = &s->ent[i];
         if (!e->active) continue;
-        obs[(e->gold ? 3 : 1) * 100 + e->y * 10 + e->x] = 1.0f;
+        obs[(e->gold ? 3 : 1) * 100 + e->y * 10 + e->x] = 1;
         int back = e->right ? e->x - 1 : e->x + 1;
-        if (back >= 0 && back <= 9) obs[2 * 100 + e->y * 10 + back] = 1.0f;
+        if (back >= 0 && back <= 9) obs[2 * 100 + e->y * 10 + back] = 1;
     }
 }
 

@@ -20,7 +20,7 @@ static void breakout_reset(void *vs, fg_rng *rng, int ramping) {
     fg_breakout *s = vs;
     memset(s, 0, sizeof *s);
     s->ball_y = 3;
-    if (fg_rng_below(rng, 2) == 0) {
+    if (fg_env_below(rng, 2) == 0) {
         s->ball_x = 0;
         s->ball_dir = 2;
     } else {
@@ -93,17 +93,13 @@ static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void breakout_observe(const void *vs, float *obs) {
+static void breakout_observe(const void *vs, uint8_t *obs) {
     const fg_breakout *s = vs;
-    memset(obs, 0, 4 * 100 * sizeof(float));
-    obs[0 * 100 + 9 * 10 + s->pos] = 1.0f;
-    obs[1 * 100 + s->ball_y * 10 + s->ball_x] = 1.0f;
-    obs[2 * 100 + s->last_y * 10 + s->last_x] = 1.0f;
-    for (int y = 0; y < 10; y++) {
-        unsigned m = s->brick[y];
-        for (int x = 0; m; x++, m >>= 1)
-            if (m & 1u) obs[3 * 100 + y * 10 + x] = 1.0f;
-    }
+    memset(obs, 0, 3 * 100);
+    obs[0 * 100 + 9 * 10 + s->pos] = 1;
+    obs[1 * 100 + s->ball_y * 10 + s->ball_x] = 1;
+    obs[2 * 100 + s->last_y * 10 + s->last_x] = 1;
+    for (int y = 0; y < 10; y++) fg_env_put_row(obs + 3 * 100 + y * 10, s->brick[y]);
 }
 
 static int breakout_ramp(const void *vs) {

@@ -54,7 +54,7 @@ static float cartpole_step(void *vs, int a, fg_rng *rng, int *done) {
     return 1.0f;
 }
 
-static void cartpole_observe(const void *vs, float *obs) {
+static void cartpole_observe_vec(const void *vs, float *obs) {
     const fg_cartpole *s = vs;
     obs[0] = (float)s->x;
     obs[1] = (float)s->x_dot;
@@ -78,6 +78,7 @@ const fg_env_game fg_env_game_cartpole = {
     .state_bytes = sizeof(fg_cartpole),
     .reset = cartpole_reset,
     .step = cartpole_step,
-    .observe = cartpole_observe,
+    .observe = NULL,
+    .observe_vec = cartpole_observe_vec,
     .ramp = cartpole_ramp,
 };

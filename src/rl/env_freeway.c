@@ -18,7 +18,7 @@
  * sign can be 0 (a car that never moves) only when the draw is exactly 0.5, which we ignore. */
 static void randomize_cars(fg_freeway *s, fg_rng *rng, int initialize) {
     int speed[8];
-    for (int i = 0; i < 8; i++) speed[i] = 1 + (int)fg_rng_below(rng, 5);
+    for (int i = 0; i < 8; i++) speed[i] = 1 + (int)fg_env_below(rng, 5);
     for (int i = 0; i < 8; i++)
         if (fg_rng_uniform(rng) < 0.5f) speed[i] = -speed[i];
     for (int i = 0; i < 8; i++) {
@@ -82,18 +82,18 @@ static float freeway_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void freeway_observe(const void *vs, float *obs) {
+static void freeway_observe(const void *vs, uint8_t *obs) {
     const fg_freeway *s = vs;
-    memset(obs, 0, 7 * 100 * sizeof(float));
-    obs[0 * 100 + s->pos * 10 + 4] = 1.0f;
+    memset(obs, 0, 7 * 100);
+    obs[0 * 100 + s->pos * 10 + 4] = 1;
     for (int i = 0; i < 8; i++) {
         const fg_freeway_car *c = &s->cars[i];
-        obs[1 * 100 + c->y * 10 + c->x] = 1.0f;
+        obs[1 * 100 + c->y * 10 + c->x] = 1;
         int back = c->speed > 0 ? c->x - 1 : c->x + 1;
         if (back < 0) back = 9;
         else if (back > 9) back = 0;
         int speed = c->speed < 0 ? -c->speed : c->speed;
-        obs[(1 + speed) * 100 + c->y * 10 + back] = 1.0f;
+        obs[(1 + speed) * 100 + c->y * 10 + back] = 1;
     }
 }
 

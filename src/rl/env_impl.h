@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "frugal/rl.h"
 
@@ -30,8 +31,11 @@ typedef struct fg_env_game {
     /* One step of the rules with a full-set action (sticky actions are applied by the caller).
      * Returns the reward and sets *done to an fg_env_done value. */
     float (*step)(void *st, int action, fg_rng *rng, int *done);
-    /* Writes all obs_floats floats of the observation (zeros included). */
-    void (*observe)(const void *st, float *obs);
+    /* Writes all C*100 cells of a grid game's observation as 0/1 bytes (zeros included); NULL
+     * for a vector observation. */
+    void (*observe)(const void *st, uint8_t *obs);
+    /* Writes the obs_floats floats of a vector observation (CartPole); NULL for grid games. */
+    void (*observe_vec)(const void *st, float *obs);
     /* MinAtar's difficulty_ramp() (0 where the original returns None). */
     int (*ramp)(const void *st);
 } fg_env_game;
@@ -49,6 +53,33 @@ const fg_env_game *fg_env_game_find(const char *name);
 /* MinAtar's Environment.act: with probability p the previous action is taken instead of a;
  * either way the taken action becomes the previous one. No draw when p <= 0. */
 int fg_env_sticky(fg_rng *rng, float p, int *last, int a);
+
+/* Uniform integer in [0, n) without bias and, almost always, without a division (Lemire's
+ * multiply-shift with rejection): the games draw a few of these per step and a 64-bit modulo
+ * costs more than the rest of a step. */
+static inline uint32_t fg_env_below(fg_rng *rng, uint32_t n) {
+    uint64_t m = (fg_rng_u64(rng) >> 32) * (uint64_t)n;
+    uint32_t low = (uint32_t)m;
+    if (low < n) {
+        uint32_t threshold = (uint32_t)(-n) % n;
+        while (low < threshold) {
+            m = (fg_rng_u64(rng) >> 32) * (uint64_t)n;
+            low = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+/* Byte k of entry m is bit k of m: eight cells of a row in one 8-byte store (env.c). */
+extern const uint64_t fg_env_row_bytes[256];
+
+/* The ten cells of a row from its bitmask (bit x = column x), zeros included. The table lays
+ * out bytes little-endian (byte k at the k-th address), the only byte order this runs on. */
+static inline void fg_env_put_row(uint8_t *row, unsigned m) {
+    memcpy(row, &fg_env_row_bytes[m & 0xFFu], 8);
+    row[8] = (uint8_t)((m >> 8) & 1u);
+    row[9] = (uint8_t)((m >> 9) & 1u);
+}
 
 /* Env i's game state (a pointer to the game's struct below) and its rng, for tests that set up
  * a hand-made situation inside a batch. */

@@ -59,7 +59,7 @@ static void seaquest_reset(void *vs, fg_rng *rng, int ramping) {
 static void spawn_enemy(fg_seaquest *s, fg_rng *rng) {
     int right = fg_rng_uniform(rng) < 0.5f;
     int is_sub = fg_rng_uniform(rng) < 1.0f / 3.0f;
-    int y = 1 + (int)fg_rng_below(rng, 8);
+    int y = 1 + (int)fg_env_below(rng, 8);
     for (int j = 0; j < s->n_subs; j++)
         if (s->subs[j].y == y && s->subs[j].right != right) return;
     for (int j = 0; j < s->n_fish; j++)
@@ -71,7 +71,7 @@ static void spawn_enemy(fg_seaquest *s, fg_rng *rng) {
 
 static void spawn_diver(fg_seaquest *s, fg_rng *rng) {
     int right = fg_rng_uniform(rng) < 0.5f;
-    int y = 1 + (int)fg_rng_below(rng, 8);
+    int y = 1 + (int)fg_env_below(rng, 8);
     push(s->divers, &s->n_divers, (fg_seaquest_obj){right ? 0 : 9, y, right, DIVER_MOVE_INTERVAL, 0});
 }
 
@@ -238,32 +238,32 @@ static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void put_objs(float *obs, int ch, const fg_seaquest_obj *list, int n, int trail) {
+static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail) {
     for (int j = 0; j < n; j++) {
         const fg_seaquest_obj *o = &list[j];
-        obs[ch * 100 + o->y * 10 + o->x] = 1.0f;
+        obs[ch * 100 + o->y * 10 + o->x] = 1;
         if (trail) {
             int back = o->right ? o->x - 1 : o->x + 1;
-            if (back >= 0 && back <= 9) obs[3 * 100 + o->y * 10 + back] = 1.0f;
+            if (back >= 0 && back <= 9) obs[3 * 100 + o->y * 10 + back] = 1;
         }
     }
 }
 
-static void seaquest_observe(const void *vs, float *obs) {
+static void seaquest_observe(const void *vs, uint8_t *obs) {
     const fg_seaquest *s = vs;
-    memset(obs, 0, 10 * 100 * sizeof(float));
-    obs[0 * 100 + s->sub_y * 10 + s->sub_x] = 1.0f;
+    memset(obs, 0, 10 * 100);
+    obs[0 * 100 + s->sub_y * 10 + s->sub_x] = 1;
     /* The back cell is always on the board: moving left faces left, so column 0 never faces
      * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
     int back = s->sub_right ? s->sub_x - 1 : s->sub_x + 1;
     if (back < 0) back = 9;
     FG_ASSERT(back <= 9);
-    obs[1 * 100 + s->sub_y * 10 + back] = 1.0f;
+    obs[1 * 100 + s->sub_y * 10 + back] = 1;
     int oxy = (s->oxygen > 0 ? s->oxygen : 0) * 10 / MAX_OXYGEN;
-    for (int x = 0; x < oxy; x++) obs[7 * 100 + 90 + x] = 1.0f;
+    for (int x = 0; x < oxy; x++) obs[7 * 100 + 90 + x] = 1;
     /* cells 9 - diver_count .. 8 of row 9; none for a count of 0 or -1 (see do_surface) */
     for (int x = 9 - s->diver_count; x < 9; x++)
-        if (x >= 0) obs[8 * 100 + 90 + x] = 1.0f;
+        if (x >= 0) obs[8 * 100 + 90 + x] = 1;
     put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0);
     put_objs(obs, 4, s->e_bullets, s->n_e_bullets, 0);
     put_objs(obs, 5, s->fish, s->n_fish, 1);

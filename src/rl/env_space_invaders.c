@@ -140,20 +140,18 @@ static float si_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void put_map(float *plane, const uint16_t *m) {
-    for (int y = 0; y < 10; y++) {
-        unsigned b = m[y];
-        for (int x = 0; b; x++, b >>= 1)
-            if (b & 1u) plane[y * 10 + x] = 1.0f;
-    }
+/* Writes every cell of a plane from its row bitmasks (zeros included). */
+static void put_map(uint8_t *plane, const uint16_t *m) {
+    for (int y = 0; y < 10; y++) fg_env_put_row(plane + y * 10, m[y]);
 }
 
-static void si_observe(const void *vs, float *obs) {
+static void si_observe(const void *vs, uint8_t *obs) {
     const fg_space_invaders *s = vs;
-    memset(obs, 0, 6 * 100 * sizeof(float));
-    obs[0 * 100 + 9 * 10 + s->pos] = 1.0f;
+    memset(obs, 0, 100);
+    obs[0 * 100 + 9 * 10 + s->pos] = 1;
     put_map(obs + 1 * 100, s->alien);
     put_map(obs + (s->alien_dir < 0 ? 2 : 3) * 100, s->alien);
+    memset(obs + (s->alien_dir < 0 ? 3 : 2) * 100, 0, 100);
     put_map(obs + 4 * 100, s->f_bullet);
     put_map(obs + 5 * 100, s->e_bullet);
 }
