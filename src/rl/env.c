@@ -7,6 +7,8 @@
 
 #include "rl/env_impl.h"
 
+/* Row expansion table: byte k of fg_env_row_bytes[m] is bit k of m (eight cells of a row in one
+ * 8-byte store; the bytes are laid out little-endian, the only byte order this runs on). */
 #define SPREAD(x)                                                                                  \
     ((uint64_t)((x) & 1) | (uint64_t)((x) >> 1 & 1) << 8 | (uint64_t)((x) >> 2 & 1) << 16 |                     \
      (uint64_t)((x) >> 3 & 1) << 24 | (uint64_t)((x) >> 4 & 1) << 32 | (uint64_t)((x) >> 5 & 1) << 40 |          \
@@ -31,8 +33,11 @@ struct fg_env_batch {
     int n_actions;
     int action_id[FG_ACT_COUNT]; /* index -> full-set action */
     size_t stride;               /* bytes per game state, rounded up to 16 */
-    unsigned char *states;       /* n states */
-    unsigned char *final_states; /* n states: the last state of the episode that just ended */
+    /* Two state slots per env: cur[i] is the running episode's; when an episode ends the next
+     * one starts in the other slot, so the finished one's last state stays readable (the final
+     * observation) without a copy. */
+    unsigned char *states;       /* 2n states, env i's at 2i and 2i + 1 */
+    uint8_t *cur;
     fg_rng *rngs;
     int *last_action;            /* sticky actions: the previous full-set action taken */
     double *ep_return, *last_return;
@@ -61,12 +66,16 @@ const fg_env_game *fg_env_game_find(const char *name) {
 }
 
 int fg_env_sticky(fg_rng *rng, float p, int *last, int a) {
-    if (p > 0.0f && fg_rng_uniform(rng) < p) a = *last;
+    /* fg_rng_uniform(rng) < p, spelled on the 24 bits it uses to save a call per step */
+    if (p > 0.0f && (double)(fg_rng_u64(rng) >> 40) < (double)p * 16777216.0) a = *last;
     *last = a;
     return a;
 }
 
-static void *state_at(const fg_env_batch *b, unsigned char *base, size_t i) { return base + i * b->stride; }
+static void *state_at(const fg_env_batch *b, size_t i, int slot) {
+    return b->states + (2 * i + (size_t)slot) * b->stride;
+}
+static void *cur_state(const fg_env_batch *b, size_t i) { return state_at(b, i, b->cur[i]); }
 
 fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, const fg_env_options *opts,
                               fg_env_batch **out) {
@@ -94,10 +103,10 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
     /* Sizes first, then one allocation carved into the arrays. */
     size_t stride = (g->state_bytes + 15) & ~(size_t)15;
     size_t off_states = (sizeof(fg_env_batch) + 15) & ~(size_t)15;
-    size_t off_final = off_states + n_envs * stride;
-    size_t off_rng = off_final + n_envs * stride;
+    size_t off_rng = off_states + 2 * n_envs * stride;
     size_t off_last = off_rng + n_envs * sizeof(fg_rng);
-    size_t off_d = (off_last + n_envs * sizeof(int) + 7) & ~(size_t)7;
+    size_t off_cur = off_last + n_envs * sizeof(int);
+    size_t off_d = (off_cur + n_envs + 7) & ~(size_t)7;
     size_t total = off_d + n_envs * (2 * sizeof(double) + 2 * sizeof(int64_t));
     unsigned char *mem = calloc(1, total);
     if (!mem) return fg_fail(FG_ERR_OOM, "env batch: cannot allocate %zu bytes for %zu environments", total, n_envs);
@@ -109,7 +118,7 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
     b->obs_dtype = o.obs_dtype;
     b->stride = stride;
     b->states = mem + off_states;
-    b->final_states = mem + off_final;
+    b->cur = mem + off_cur;
     b->rngs = (fg_rng *)(mem + off_rng);
     b->last_action = (int *)(mem + off_last);
     b->ep_return = (double *)(mem + off_d);
@@ -158,8 +167,11 @@ int fg_env_batch_obs_shape(const fg_env_batch *b, int64_t shape[3]) {
 size_t fg_env_batch_obs_size(const fg_env_batch *b) { return (size_t)b->game->obs_floats; }
 fg_dtype fg_env_batch_obs_dtype(const fg_env_batch *b) { return b->obs_dtype; }
 
-/* Env i's observation into slot i of obs. The grid games write bytes; for f32 they go through a
- * byte scratch on the stack and are widened (a loop the compiler vectorizes). */
+void fg_env_render_u8(const fg_env_game *g, const void *st, uint8_t *out) { g->observe(st, out); }
+
+/* Env i's observation into slot i of obs, every cell written. The grid games write bytes; for
+ * f32 they go through a byte scratch on the stack and are widened (a loop the compiler
+ * vectorizes). */
 static void observe(const fg_env_batch *b, const void *st, void *obs, size_t i) {
     const fg_env_game *g = b->game;
     size_t of = (size_t)g->obs_floats;
@@ -178,7 +190,7 @@ static void observe(const fg_env_batch *b, const void *st, void *obs, size_t i) 
 
 void fg_env_batch_reset(fg_env_batch *b, void *obs) {
     for (size_t i = 0; i < b->n; i++) {
-        void *st = state_at(b, b->states, i);
+        void *st = cur_state(b, i);
         b->game->reset(st, &b->rngs[i], b->ramping);
         b->ep_return[i] = 0.0;
         b->ep_length[i] = 0;
@@ -193,7 +205,7 @@ fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, 
                            (int)actions[i], b->n_actions);
     const fg_env_game *g = b->game;
     for (size_t i = 0; i < b->n; i++) {
-        void *st = state_at(b, b->states, i);
+        void *st = cur_state(b, i);
         fg_rng *rng = &b->rngs[i];
         int a = fg_env_sticky(rng, b->sticky, &b->last_action[i], b->action_id[actions[i]]);
         int done = FG_ENV_RUNNING;
@@ -211,7 +223,8 @@ fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, 
             b->ep_return[i] = 0.0;
             b->ep_length[i] = 0;
             b->episodes++;
-            memcpy(state_at(b, b->final_states, i), st, g->state_bytes);
+            b->cur[i] ^= 1u;
+            st = cur_state(b, i);
             g->reset(st, rng, b->ramping);
         }
         if (obs) observe(b, st, obs, i);
@@ -228,7 +241,7 @@ void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int
 
 void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, void *out) {
     FG_ASSERT(i < b->n);
-    observe(b, state_at(b, b->final_states, i), out, 0);
+    observe(b, state_at(b, i, b->cur[i] ^ 1), out, 0);
 }
 
 int64_t fg_env_batch_episodes(const fg_env_batch *b) { return b->episodes; }
@@ -236,12 +249,12 @@ int64_t fg_env_batch_steps(const fg_env_batch *b) { return b->steps; }
 
 int fg_env_batch_ramp(const fg_env_batch *b, size_t i) {
     FG_ASSERT(i < b->n);
-    return b->game->ramp(state_at(b, b->states, i));
+    return b->game->ramp(cur_state(b, i));
 }
 
 void *fg_env_batch_state(fg_env_batch *b, size_t i) {
     FG_ASSERT(i < b->n);
-    return state_at(b, b->states, i);
+    return cur_state(b, i);
 }
 
 fg_rng *fg_env_batch_rng(fg_env_batch *b, size_t i) {
