@@ -37,6 +37,22 @@ if env == "cartpole" and abs(d["return_mean"] - d["length_mean"]) > 1e-9: bad("c
 PY
 done
 
+# the options: f32 observations, the minimal action set (3 for breakout), no sticky actions, no ramping
+"$frugal" rl bench-env --env breakout --episodes 20 --obs f32 --minimal --sticky 0 --no-ramping --envs 4 \
+    --json opt.json >out.txt 2>&1 || fail "bench-env with options exited $?"
+grep -q "random policy over 3 actions" out.txt || fail "--minimal: not 3 actions"
+python3 -c '
+import json, sys
+d = json.load(open("opt.json"))
+if d["obs_dtype"] != "f32" or d["num_actions"] != 3 or d["envs"] != 4 or d["episodes"] != 20: print("FAIL: opt.json", d); sys.exit(1)
+' || fail "opt.json"
+set +e
+"$frugal" rl bench-env --env cartpole --obs u8 --episodes 3 >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc -eq 1 ]] || fail "cartpole --obs u8 exited $rc, expected 1"
+grep -q "float vector" bad.txt || fail "cartpole --obs u8: no clear message: $(cat bad.txt)"
+
 # the same seed gives the same statistics
 "$frugal" rl bench-env --env seaquest --episodes 30 --seed 9 --json a.json >/dev/null 2>&1 || fail "seaquest seed 9"
 "$frugal" rl bench-env --env seaquest --episodes 30 --seed 9 --json b.json >/dev/null 2>&1 || fail "seaquest seed 9 again"

@@ -98,8 +98,8 @@ fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, 
 /* After a step that ended env i's episode (dones[i] != 0): that episode's return (sum of its
  * rewards, the terminal one included) and length in steps. */
 void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int64_t *len);
-/* The last observation of env i's episode that ended on the latest step (obs_size elements of
- * obs_dtype). */
+/* The last observation of env i's most recently finished episode (obs_size elements of
+ * obs_dtype); valid from the step that ended it until env i's next episode ends. */
 void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, void *out);
 /* Episodes finished by all environments since create; steps taken (sum over environments). */
 int64_t fg_env_batch_episodes(const fg_env_batch *b);
