@@ -1,0 +1,263 @@
+/* The batched environment interface (include/frugal/rl.h): n environments of one game in one
+ * allocation, each with its own RNG stream, stepped together into one observation buffer, with
+ * sticky actions, the minimal action set, auto-reset and episode accounting. The rules of each
+ * game live in its own file (env_breakout.c ...); this file knows none of them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl/env_impl.h"
+
+/* Row expansion table: byte k of fg_env_row_bytes[m] is bit k of m (eight cells of a row in one
+ * 8-byte store; the bytes are laid out little-endian, the only byte order this runs on). */
+#define SPREAD(x)                                                                                  \
+    ((uint64_t)((x) & 1) | (uint64_t)((x) >> 1 & 1) << 8 | (uint64_t)((x) >> 2 & 1) << 16 |                     \
+     (uint64_t)((x) >> 3 & 1) << 24 | (uint64_t)((x) >> 4 & 1) << 32 | (uint64_t)((x) >> 5 & 1) << 40 |          \
+     (uint64_t)((x) >> 6 & 1) << 48 | (uint64_t)((x) >> 7 & 1) << 56)
+#define R4(b) SPREAD(b), SPREAD((b) + 1), SPREAD((b) + 2), SPREAD((b) + 3)
+#define R16(b) R4(b), R4((b) + 4), R4((b) + 8), R4((b) + 12)
+#define R64(b) R16(b), R16((b) + 16), R16((b) + 32), R16((b) + 48)
+const uint64_t fg_env_row_bytes[256] = {R64(0), R64(64), R64(128), R64(192)};
+
+static const fg_env_game *const games[] = {
+    &fg_env_game_breakout, &fg_env_game_space_invaders, &fg_env_game_freeway,
+    &fg_env_game_asterix,  &fg_env_game_seaquest,       &fg_env_game_cartpole,
+};
+#define N_GAMES (sizeof games / sizeof games[0])
+
+struct fg_env_batch {
+    const fg_env_game *game;
+    size_t n;
+    float sticky;
+    int ramping;
+    fg_dtype obs_dtype;
+    int n_actions;
+    int action_id[FG_ACT_COUNT]; /* index -> full-set action */
+    size_t stride;               /* bytes per game state, rounded up to 16 */
+    /* Two state slots per env: cur[i] is the running episode's; when an episode ends the next
+     * one starts in the other slot, so the finished one's last state stays readable (the final
+     * observation) without a copy. */
+    unsigned char *states;       /* 2n states, env i's at 2i and 2i + 1 */
+    uint8_t *cur;
+    fg_rng *rngs;
+    int *last_action;            /* sticky actions: the previous full-set action taken */
+    double *ep_return, *last_return;
+    int64_t *ep_length, *last_length;
+    int64_t episodes, steps;
+};
+
+void fg_env_options_init(fg_env_options *o) {
+    o->sticky_prob = -1.0f;
+    o->minimal_actions = 0;
+    o->ramping = 1;
+    o->obs_dtype = FG_F32;
+}
+
+size_t fg_env_count(void) { return N_GAMES; }
+
+const char *fg_env_name(size_t i) {
+    FG_ASSERT(i < N_GAMES);
+    return games[i]->name;
+}
+
+const fg_env_game *fg_env_game_find(const char *name) {
+    for (size_t i = 0; i < N_GAMES; i++)
+        if (strcmp(games[i]->name, name) == 0) return games[i];
+    return NULL;
+}
+
+int fg_env_sticky(fg_rng *rng, float p, int *last, int a) {
+    /* fg_rng_uniform(rng) < p, spelled on the 24 bits it uses to save a call per step */
+    if (p > 0.0f && (double)(fg_rng_u64(rng) >> 40) < (double)p * 16777216.0) a = *last;
+    *last = a;
+    return a;
+}
+
+static void *state_at(const fg_env_batch *b, size_t i, int slot) {
+    return b->states + (2 * i + (size_t)slot) * b->stride;
+}
+static void *cur_state(const fg_env_batch *b, size_t i) { return state_at(b, i, b->cur[i]); }
+
+fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, const fg_env_options *opts,
+                              fg_env_batch **out) {
+    *out = NULL;
+    const fg_env_game *g = name ? fg_env_game_find(name) : NULL;
+    if (!g) {
+        char list[256] = "";
+        for (size_t i = 0; i < N_GAMES; i++) {
+            strncat(list, games[i]->name, sizeof list - strlen(list) - 1);
+            if (i + 1 < N_GAMES) strncat(list, ", ", sizeof list - strlen(list) - 1);
+        }
+        return fg_fail(FG_ERR_INVALID, "unknown environment '%s' (valid: %s)", name ? name : "(null)", list);
+    }
+    if (n_envs == 0) return fg_fail(FG_ERR_INVALID, "env batch: n_envs must be at least 1");
+    fg_env_options o;
+    if (opts) o = *opts;
+    else fg_env_options_init(&o);
+    if (o.obs_dtype != FG_F32 && o.obs_dtype != FG_U8)
+        return fg_fail(FG_ERR_INVALID, "env batch: observations are f32 or u8, not %s", fg_dtype_name(o.obs_dtype));
+    if (o.obs_dtype == FG_U8 && g->channels == 0)
+        return fg_fail(FG_ERR_INVALID, "env batch: %s's observation is a float vector; u8 is for the grid games",
+                       g->name);
+    if (o.sticky_prob > 1.0f) return fg_fail(FG_ERR_INVALID, "env batch: sticky_prob %g is above 1", (double)o.sticky_prob);
+
+    /* Sizes first, then one allocation carved into the arrays. */
+    size_t stride = (g->state_bytes + 15) & ~(size_t)15;
+    size_t off_states = (sizeof(fg_env_batch) + 15) & ~(size_t)15;
+    size_t off_rng = off_states + 2 * n_envs * stride;
+    size_t off_last = off_rng + n_envs * sizeof(fg_rng);
+    size_t off_cur = off_last + n_envs * sizeof(int);
+    size_t off_d = (off_cur + n_envs + 7) & ~(size_t)7;
+    size_t total = off_d + n_envs * (2 * sizeof(double) + 2 * sizeof(int64_t));
+    unsigned char *mem = calloc(1, total);
+    if (!mem) return fg_fail(FG_ERR_OOM, "env batch: cannot allocate %zu bytes for %zu environments", total, n_envs);
+    fg_env_batch *b = (fg_env_batch *)mem;
+    b->game = g;
+    b->n = n_envs;
+    b->sticky = o.sticky_prob < 0.0f ? g->default_sticky : o.sticky_prob;
+    b->ramping = o.ramping != 0;
+    b->obs_dtype = o.obs_dtype;
+    b->stride = stride;
+    b->states = mem + off_states;
+    b->cur = mem + off_cur;
+    b->rngs = (fg_rng *)(mem + off_rng);
+    b->last_action = (int *)(mem + off_last);
+    b->ep_return = (double *)(mem + off_d);
+    b->last_return = b->ep_return + n_envs;
+    b->ep_length = (int64_t *)(b->last_return + n_envs);
+    b->last_length = b->ep_length + n_envs;
+    if (o.minimal_actions) {
+        b->n_actions = g->n_minimal;
+        for (int a = 0; a < g->n_minimal; a++) b->action_id[a] = g->minimal[a];
+    } else {
+        b->n_actions = g->n_actions;
+        for (int a = 0; a < g->n_actions; a++) b->action_id[a] = a;
+    }
+    /* Env i's stream is seeded by the i-th draw of a master stream: independent of n_envs, so
+     * env 0 of a batch of 1 and of a batch of 64 play the same game for the same seed. */
+    fg_rng master;
+    fg_rng_seed(&master, seed);
+    for (size_t i = 0; i < n_envs; i++) fg_rng_seed(&b->rngs[i], fg_rng_u64(&master));
+    fg_env_batch_reset(b, NULL);
+    *out = b;
+    return FG_OK;
+}
+
+void fg_env_batch_destroy(fg_env_batch *b) { free(b); }
+
+const char *fg_env_batch_name(const fg_env_batch *b) { return b->game->name; }
+size_t fg_env_batch_size(const fg_env_batch *b) { return b->n; }
+int fg_env_batch_num_actions(const fg_env_batch *b) { return b->n_actions; }
+
+int fg_env_batch_action_id(const fg_env_batch *b, int action) {
+    FG_ASSERT(action >= 0 && action < b->n_actions);
+    return b->action_id[action];
+}
+
+int fg_env_batch_obs_shape(const fg_env_batch *b, int64_t shape[3]) {
+    if (b->game->channels == 0) {
+        shape[0] = b->game->obs_floats;
+        return 1;
+    }
+    shape[0] = b->game->channels;
+    shape[1] = 10;
+    shape[2] = 10;
+    return 3;
+}
+
+size_t fg_env_batch_obs_size(const fg_env_batch *b) { return (size_t)b->game->obs_floats; }
+fg_dtype fg_env_batch_obs_dtype(const fg_env_batch *b) { return b->obs_dtype; }
+
+void fg_env_render_u8(const fg_env_game *g, const void *st, uint8_t *out) { g->observe(st, out); }
+
+/* Env i's observation into slot i of obs, every cell written. The grid games write bytes; for
+ * f32 they go through a byte scratch on the stack and are widened (a loop the compiler
+ * vectorizes). */
+static void observe(const fg_env_batch *b, const void *st, void *obs, size_t i) {
+    const fg_env_game *g = b->game;
+    size_t of = (size_t)g->obs_floats;
+    if (g->observe_vec) {
+        g->observe_vec(st, (float *)obs + i * of);
+    } else if (b->obs_dtype == FG_U8) {
+        g->observe(st, (uint8_t *)obs + i * of);
+    } else {
+        uint8_t cells[10 * 100];
+        FG_ASSERT(of <= sizeof cells);
+        g->observe(st, cells);
+        float *dst = (float *)obs + i * of;
+        for (size_t k = 0; k < of; k++) dst[k] = (float)cells[k];
+    }
+}
+
+void fg_env_batch_reset(fg_env_batch *b, void *obs) {
+    for (size_t i = 0; i < b->n; i++) {
+        void *st = cur_state(b, i);
+        b->game->reset(st, &b->rngs[i], b->ramping);
+        b->ep_return[i] = 0.0;
+        b->ep_length[i] = 0;
+        if (obs) observe(b, st, obs, i);
+    }
+}
+
+fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
+    for (size_t i = 0; i < b->n; i++)
+        if (actions[i] < 0 || actions[i] >= b->n_actions)
+            return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i,
+                           (int)actions[i], b->n_actions);
+    const fg_env_game *g = b->game;
+    for (size_t i = 0; i < b->n; i++) {
+        void *st = cur_state(b, i);
+        fg_rng *rng = &b->rngs[i];
+        int a = fg_env_sticky(rng, b->sticky, &b->last_action[i], b->action_id[actions[i]]);
+        int done = FG_ENV_RUNNING;
+        float r = g->step(st, a, rng, &done);
+        b->ep_return[i] += r;
+        b->ep_length[i]++;
+        rewards[i] = r;
+        dones[i] = (uint8_t)done;
+        if (done != FG_ENV_RUNNING) {
+            /* The reward above is the terminal step's; the episode's record includes it. MinAtar's
+             * Environment keeps last_action across reset, and so do we (sticky actions can carry
+             * the last action of one episode into the first step of the next). */
+            b->last_return[i] = b->ep_return[i];
+            b->last_length[i] = b->ep_length[i];
+            b->ep_return[i] = 0.0;
+            b->ep_length[i] = 0;
+            b->episodes++;
+            b->cur[i] ^= 1u;
+            st = cur_state(b, i);
+            g->reset(st, rng, b->ramping);
+        }
+        if (obs) observe(b, st, obs, i);
+    }
+    b->steps += (int64_t)b->n;
+    return FG_OK;
+}
+
+void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int64_t *len) {
+    FG_ASSERT(i < b->n);
+    if (ret) *ret = b->last_return[i];
+    if (len) *len = b->last_length[i];
+}
+
+void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, void *out) {
+    FG_ASSERT(i < b->n);
+    observe(b, state_at(b, i, b->cur[i] ^ 1), out, 0);
+}
+
+int64_t fg_env_batch_episodes(const fg_env_batch *b) { return b->episodes; }
+int64_t fg_env_batch_steps(const fg_env_batch *b) { return b->steps; }
+
+int fg_env_batch_ramp(const fg_env_batch *b, size_t i) {
+    FG_ASSERT(i < b->n);
+    return b->game->ramp(cur_state(b, i));
+}
+
+void *fg_env_batch_state(fg_env_batch *b, size_t i) {
+    FG_ASSERT(i < b->n);
+    return cur_state(b, i);
+}
+
+fg_rng *fg_env_batch_rng(fg_env_batch *b, size_t i) {
+    FG_ASSERT(i < b->n);
+    return &b->rngs[i];
+}

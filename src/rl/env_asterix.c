@@ -1,0 +1,126 @@
+/* Asterix, ported from MinAtar v1.0.15 (minatar/environments/asterix.py, read as the rulebook).
+ * The player moves in the four directions within rows 1-8; enemies and gold spawn at a side of
+ * a free row (slot i is row i + 1) and cross the screen. Gold is +1 when touched, an enemy ends
+ * the episode. With ramping, every 102 frames (the ramp timer counts 100 down to -1) the spawn
+ * interval drops by one and, every second ramp, the move interval too, down to 1.
+ * Channels: 0 player, 1 enemy, 2 trail (the cell behind an enemy or gold), 3 gold. */
+#include <string.h>
+
+#include "rl/env_impl.h"
+
+#define RAMP_INTERVAL 100
+#define INIT_SPAWN_SPEED 10
+#define INIT_MOVE_INTERVAL 5
+
+static void asterix_reset(void *vs, fg_rng *rng, int ramping) {
+    (void)rng;
+    fg_asterix *s = vs;
+    memset(s, 0, sizeof *s);
+    s->player_x = 5;
+    s->player_y = 5;
+    s->spawn_speed = INIT_SPAWN_SPEED;
+    s->spawn_timer = INIT_SPAWN_SPEED;
+    s->move_speed = INIT_MOVE_INTERVAL;
+    s->move_timer = INIT_MOVE_INTERVAL;
+    s->ramp_timer = RAMP_INTERVAL;
+    s->ramping = ramping;
+}
+
+/* Direction and kind are drawn before looking for a free slot, as in the original; a full
+ * screen spawns nothing. */
+static void spawn_entity(fg_asterix *s, fg_rng *rng) {
+    int right = fg_rng_uniform(rng) < 0.5f;
+    int gold = fg_rng_uniform(rng) < 1.0f / 3.0f;
+    int free_slots[8], n = 0;
+    for (int i = 0; i < 8; i++)
+        if (!s->ent[i].active) free_slots[n++] = i;
+    if (n == 0) return;
+    int slot = free_slots[fg_env_below(rng, (uint32_t)n)];
+    s->ent[slot] = (fg_asterix_entity){1, right ? 0 : 9, slot + 1, right, gold};
+}
+
+/* The entity on the player's cell: gold is picked up, an enemy ends the episode. */
+static void touch(fg_asterix *s, fg_asterix_entity *e, float *r) {
+    if (e->gold) {
+        e->active = 0;
+        *r += 1.0f;
+    } else {
+        s->terminal = 1;
+    }
+}
+
+static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
+    fg_asterix *s = vs;
+    float r = 0.0f;
+    if (s->terminal) {
+        *done = FG_ENV_TERMINATED;
+        return r;
+    }
+    if (s->spawn_timer == 0) {
+        spawn_entity(s, rng);
+        s->spawn_timer = s->spawn_speed;
+    }
+    if (a == FG_ACT_L) s->player_x = s->player_x > 0 ? s->player_x - 1 : 0;
+    else if (a == FG_ACT_R) s->player_x = s->player_x < 9 ? s->player_x + 1 : 9;
+    else if (a == FG_ACT_U) s->player_y = s->player_y > 1 ? s->player_y - 1 : 1;
+    else if (a == FG_ACT_D) s->player_y = s->player_y < 8 ? s->player_y + 1 : 8;
+
+    /* The original checks every entity against the player, before and after the move; only the
+     * one in the player's row (slot player_y - 1) can be there, and the others' moves do not
+     * depend on it, so we move all without branching on `active` and check that one. */
+    fg_asterix_entity *mine = &s->ent[s->player_y - 1];
+    if (mine->active && mine->x == s->player_x) touch(s, mine, &r);
+    if (s->move_timer == 0) {
+        s->move_timer = s->move_speed;
+        for (int i = 0; i < 8; i++) {
+            fg_asterix_entity *e = &s->ent[i];
+            e->x += e->active * (e->right ? 1 : -1);
+            e->active &= e->x >= 0 && e->x <= 9;
+        }
+        if (mine->active && mine->x == s->player_x) touch(s, mine, &r);
+    }
+    s->spawn_timer--;
+    s->move_timer--;
+    if (s->ramping && (s->spawn_speed > 1 || s->move_speed > 1)) {
+        if (s->ramp_timer >= 0) {
+            s->ramp_timer--;
+        } else {
+            if (s->move_speed > 1 && (s->ramp_index % 2)) s->move_speed--;
+            if (s->spawn_speed > 1) s->spawn_speed--;
+            s->ramp_index++;
+            s->ramp_timer = RAMP_INTERVAL;
+        }
+    }
+    *done = s->terminal ? FG_ENV_TERMINATED : FG_ENV_RUNNING;
+    return r;
+}
+
+static void asterix_observe(const void *vs, uint8_t *obs) {
+    const fg_asterix *s = vs;
+    memset(obs, 0, 4 * 100);
+    obs[0 * 100 + s->player_y * 10 + s->player_x] = 1;
+    for (int i = 0; i < 8; i++) {
+        const fg_asterix_entity *e = &s->ent[i];
+        if (!e->active) continue;
+        obs[(e->gold ? 3 : 1) * 100 + e->y * 10 + e->x] = 1;
+        int back = e->right ? e->x - 1 : e->x + 1;
+        if (back >= 0 && back <= 9) obs[2 * 100 + e->y * 10 + back] = 1;
+    }
+}
+
+static int asterix_ramp(const void *vs) { return ((const fg_asterix *)vs)->ramp_index; }
+
+const fg_env_game fg_env_game_asterix = {
+    .name = "asterix",
+    .channels = 4,
+    .obs_floats = 400,
+    .n_actions = 6,
+    .n_minimal = 5,
+    .minimal = {FG_ACT_N, FG_ACT_L, FG_ACT_U, FG_ACT_R, FG_ACT_D},
+    .default_sticky = 0.1f,
+    .state_bytes = sizeof(fg_asterix),
+    .reset = asterix_reset,
+    .step = asterix_step,
+    .observe = asterix_observe,
+    .ramp = asterix_ramp,
+};

@@ -1,0 +1,158 @@
+/* Inside the rl environments: the table each game fills (one file per game, src/rl/env_*.c),
+ * the games' state structs, and the hooks the tests use to read and write a game's state and to
+ * step one game directly. Not public: the batched interface is include/frugal/rl.h.
+ *
+ * Coordinates follow MinAtar: x is the column (0 left .. 9 right), y the row (0 top .. 9
+ * bottom); an observation is (C, 10, 10) with cell (c, y, x) at c*100 + y*10 + x. Row bitmasks
+ * (uint16_t per row) hold bit x for column x. */
+#ifndef FG_RL_ENV_IMPL_H
+#define FG_RL_ENV_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "frugal/rl.h"
+
+/* MinAtar's action_map order: no-op, left, up, right, down, fire. */
+enum { FG_ACT_N = 0, FG_ACT_L, FG_ACT_U, FG_ACT_R, FG_ACT_D, FG_ACT_F, FG_ACT_COUNT };
+
+typedef struct fg_env_game {
+    const char *name;
+    int channels;      /* C of the (C, 10, 10) observation; 0 for CartPole's vector */
+    int obs_floats;    /* floats of one observation */
+    int n_actions;     /* full action set */
+    int n_minimal;     /* minimal action set, as full-set ids in MinAtar's order */
+    int minimal[FG_ACT_COUNT];
+    float default_sticky;
+    size_t state_bytes;
+    /* A new episode. ramping is MinAtar's difficulty_ramping (ignored by games without one). */
+    void (*reset)(void *st, fg_rng *rng, int ramping);
+    /* One step of the rules with a full-set action (sticky actions are applied by the caller).
+     * Returns the reward and sets *done to an fg_env_done value. */
+    float (*step)(void *st, int action, fg_rng *rng, int *done);
+    /* Writes all C*100 cells of a grid game's observation as 0/1 bytes (zeros included); NULL
+     * for a vector observation. Games clear with one memset and set the few cells that are on:
+     * wide stores plus a handful of byte stores beat drawing bit planes and expanding every row
+     * (three stores a row), which measured twice as slow. */
+    void (*observe)(const void *st, uint8_t *obs);
+    /* Writes the obs_floats floats of a vector observation (CartPole); NULL for grid games. */
+    void (*observe_vec)(const void *st, float *obs);
+    /* MinAtar's difficulty_ramp() (0 where the original returns None). */
+    int (*ramp)(const void *st);
+} fg_env_game;
+
+extern const fg_env_game fg_env_game_breakout;
+extern const fg_env_game fg_env_game_space_invaders;
+extern const fg_env_game fg_env_game_freeway;
+extern const fg_env_game fg_env_game_asterix;
+extern const fg_env_game fg_env_game_seaquest;
+extern const fg_env_game fg_env_game_cartpole;
+
+/* The game named `name`, or NULL. */
+const fg_env_game *fg_env_game_find(const char *name);
+
+/* MinAtar's Environment.act: with probability p the previous action is taken instead of a;
+ * either way the taken action becomes the previous one. No draw when p <= 0. */
+int fg_env_sticky(fg_rng *rng, float p, int *last, int a);
+
+/* Uniform integer in [0, n) without bias and, almost always, without a division (Lemire's
+ * multiply-shift with rejection): the games draw a few of these per step and a 64-bit modulo
+ * costs more than the rest of a step. */
+static inline uint32_t fg_env_below(fg_rng *rng, uint32_t n) {
+    uint64_t m = (fg_rng_u64(rng) >> 32) * (uint64_t)n;
+    uint32_t low = (uint32_t)m;
+    if (low < n) {
+        uint32_t threshold = (uint32_t)(-n) % n;
+        while (low < threshold) {
+            m = (fg_rng_u64(rng) >> 32) * (uint64_t)n;
+            low = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+/* Byte k of entry m is bit k of m: eight cells of a row in one 8-byte store (env.c). */
+extern const uint64_t fg_env_row_bytes[256];
+
+/* The ten cells of a row from its bitmask (bit x = column x), zeros included. The table lays
+ * out bytes little-endian (byte k at the k-th address), the only byte order this runs on. */
+static inline void fg_env_put_row(uint8_t *row, unsigned m) {
+    memcpy(row, &fg_env_row_bytes[m & 0xFFu], 8);
+    row[8] = (uint8_t)((m >> 8) & 1u);
+    row[9] = (uint8_t)((m >> 9) & 1u);
+}
+
+/* A grid game's observation of state st as C*100 bytes (what the batch writes for FG_U8). */
+void fg_env_render_u8(const fg_env_game *g, const void *st, uint8_t *out);
+
+/* Env i's game state (a pointer to the game's struct below) and its rng, for tests that set up
+ * a hand-made situation inside a batch. The state pointer changes when env i's episode ends (the
+ * next one runs in the other of its two slots). */
+void *fg_env_batch_state(fg_env_batch *b, size_t i);
+fg_rng *fg_env_batch_rng(fg_env_batch *b, size_t i);
+
+/* ---------------------------------------------------------------- the games' states */
+
+typedef struct fg_breakout {
+    int ball_x, ball_y, ball_dir; /* dir 0 up-left, 1 up-right, 2 down-right, 3 down-left */
+    int last_x, last_y;           /* the trail: where the ball was before this step */
+    int pos;                      /* paddle column (row 9) */
+    int strike;                   /* the ball hit a brick on the previous step */
+    int terminal;
+    uint16_t brick[10]; /* row bitmasks */
+} fg_breakout;
+
+typedef struct fg_space_invaders {
+    int pos; /* cannon column (row 9) */
+    uint16_t f_bullet[10], e_bullet[10], alien[10];
+    int alien_dir; /* -1 left, +1 right */
+    int enemy_move_interval, alien_move_timer, alien_shot_timer, shot_timer;
+    int ramp_index, ramping, terminal;
+} fg_space_invaders;
+
+typedef struct fg_freeway_car {
+    int x, y, timer, speed; /* speed: signed frames between moves, sign is the direction */
+} fg_freeway_car;
+
+typedef struct fg_freeway {
+    fg_freeway_car cars[8];
+    int pos; /* chicken row (column 4) */
+    int move_timer, terminate_timer, terminal;
+} fg_freeway;
+
+typedef struct fg_asterix_entity {
+    int active, x, y, right, gold;
+} fg_asterix_entity;
+
+typedef struct fg_asterix {
+    fg_asterix_entity ent[8]; /* slot i lives on row i + 1 */
+    int player_x, player_y;
+    int spawn_speed, spawn_timer, move_speed, move_timer, ramp_timer, ramp_index;
+    int ramping, terminal;
+} fg_asterix;
+
+/* Seaquest's lists keep MinAtar's order (append at the end, order-preserving removal) because
+ * which of two coinciding enemies a bullet removes depends on it. The bounds follow from the
+ * rules (spawns at most once a step, every enemy leaves within 66 steps) with room to spare;
+ * overflowing one is a bug and asserts. */
+#define FG_SEAQUEST_CAP 160
+typedef struct fg_seaquest_obj {
+    int x, y, right, move_timer, shot_timer; /* shot_timer: enemy subs only */
+} fg_seaquest_obj;
+
+typedef struct fg_seaquest {
+    int oxygen, diver_count, sub_x, sub_y, sub_right;
+    int e_spawn_speed, e_spawn_timer, d_spawn_timer, move_speed, ramp_index, shot_timer;
+    int surface, ramping, terminal;
+    int n_f_bullets, n_e_bullets, n_fish, n_subs, n_divers;
+    fg_seaquest_obj f_bullets[FG_SEAQUEST_CAP], e_bullets[FG_SEAQUEST_CAP], fish[FG_SEAQUEST_CAP],
+        subs[FG_SEAQUEST_CAP], divers[FG_SEAQUEST_CAP];
+} fg_seaquest;
+
+typedef struct fg_cartpole {
+    double x, x_dot, theta, theta_dot;
+    int steps; /* steps of this episode, for the 500-step limit */
+} fg_cartpole;
+
+#endif

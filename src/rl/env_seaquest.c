@@ -1,0 +1,289 @@
+/* Seaquest, ported from MinAtar v1.0.15 (minatar/environments/seaquest.py, read as the
+ * rulebook). The player's two-cell submarine moves in rows 0-8 and fires sideways (cool-down
+ * 5); enemy fish and subs (subs shoot every 11 frames) cross rows 1-8; divers cross too and are
+ * picked up by touching them (at most 6 aboard). +1 per enemy shot. Oxygen (200) drops by one
+ * per frame below the surface (row 0); at 0 the episode ends. Surfacing with no diver ends the
+ * episode; with 1-5 it costs one diver and refills oxygen; with 6 it pays oxygen*10/200 and
+ * empties the sub. Every surfacing ramps the difficulty (spawn interval down by one to 1, every
+ * second time the move interval down by one to 2). Touching an enemy or an enemy bullet ends the
+ * episode.
+ * Channels: 0 sub front, 1 sub back, 2 friendly bullet, 3 trail, 4 enemy bullet, 5 enemy fish,
+ * 6 enemy sub, 7 oxygen gauge, 8 diver gauge, 9 diver. */
+#include <string.h>
+
+#include "rl/env_impl.h"
+
+#define MAX_OXYGEN 200
+#define INIT_SPAWN_SPEED 20
+#define DIVER_SPAWN_SPEED 30
+#define INIT_MOVE_INTERVAL 5
+#define SHOT_COOL_DOWN 5
+#define ENEMY_SHOT_INTERVAL 10
+#define DIVER_MOVE_INTERVAL 5
+
+static void push(fg_seaquest_obj *list, int *n, fg_seaquest_obj o) {
+    FG_ASSERT_MSG(*n < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
+    list[(*n)++] = o;
+}
+
+/* Order-preserving removal, as Python's list.remove. */
+static void drop(fg_seaquest_obj *list, int *n, int i) {
+    memmove(&list[i], &list[i + 1], (size_t)(*n - i - 1) * sizeof *list);
+    (*n)--;
+}
+
+/* The first object of the list on (x, y), or -1. */
+static int find_at(const fg_seaquest_obj *list, int n, int x, int y) {
+    for (int j = 0; j < n; j++)
+        if (list[j].x == x && list[j].y == y) return j;
+    return -1;
+}
+
+static void seaquest_reset(void *vs, fg_rng *rng, int ramping) {
+    (void)rng;
+    fg_seaquest *s = vs;
+    /* the lists' contents past their counts are never read; only the header needs clearing */
+    memset(s, 0, offsetof(fg_seaquest, f_bullets));
+    s->oxygen = MAX_OXYGEN;
+    s->sub_x = 5;
+    s->e_spawn_speed = INIT_SPAWN_SPEED;
+    s->e_spawn_timer = INIT_SPAWN_SPEED;
+    s->d_spawn_timer = DIVER_SPAWN_SPEED;
+    s->move_speed = INIT_MOVE_INTERVAL;
+    s->surface = 1;
+    s->ramping = ramping;
+}
+
+/* Kind, direction and row are drawn first; a row holding an enemy going the other way gets no
+ * spawn this time (the original's rule, so that enemies never pass through each other). */
+static void spawn_enemy(fg_seaquest *s, fg_rng *rng) {
+    int right = fg_rng_uniform(rng) < 0.5f;
+    int is_sub = fg_rng_uniform(rng) < 1.0f / 3.0f;
+    int y = 1 + (int)fg_env_below(rng, 8);
+    for (int j = 0; j < s->n_subs; j++)
+        if (s->subs[j].y == y && s->subs[j].right != right) return;
+    for (int j = 0; j < s->n_fish; j++)
+        if (s->fish[j].y == y && s->fish[j].right != right) return;
+    fg_seaquest_obj o = {right ? 0 : 9, y, right, s->move_speed, ENEMY_SHOT_INTERVAL};
+    if (is_sub) push(s->subs, &s->n_subs, o);
+    else push(s->fish, &s->n_fish, o);
+}
+
+static void spawn_diver(fg_seaquest *s, fg_rng *rng) {
+    int right = fg_rng_uniform(rng) < 0.5f;
+    int y = 1 + (int)fg_env_below(rng, 8);
+    push(s->divers, &s->n_divers, (fg_seaquest_obj){right ? 0 : 9, y, right, DIVER_MOVE_INTERVAL, 0});
+}
+
+static int at_sub(const fg_seaquest *s, int x, int y) { return x == s->sub_x && y == s->sub_y; }
+
+/* Surfacing with at least one diver (the caller checked). The original empties a full sub
+ * (diver_count = 0) and then takes one diver off as for any surfacing, leaving -1: we keep that,
+ * so after a full surfacing the next one needs no diver (the gauge shows none). */
+static float do_surface(fg_seaquest *s) {
+    float r = 0.0f;
+    s->surface = 1;
+    if (s->diver_count == 6) {
+        s->diver_count = 0;
+        r = (float)(s->oxygen * 10 / MAX_OXYGEN);
+    }
+    s->oxygen = MAX_OXYGEN;
+    s->diver_count--;
+    if (s->ramping && (s->e_spawn_speed > 1 || s->move_speed > 2)) {
+        if (s->move_speed > 2 && (s->ramp_index % 2)) s->move_speed--;
+        if (s->e_spawn_speed > 1) s->e_spawn_speed--;
+        s->ramp_index++;
+    }
+    return r;
+}
+
+/* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
+ * removes from it while iterating, which visits every element once; so do we. */
+static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, float *r) {
+    for (int i = *n - 1; i >= 0; i--) {
+        fg_seaquest_obj e = list[i];
+        int removed = 0;
+        if (at_sub(s, e.x, e.y)) s->terminal = 1;
+        if (e.move_timer == 0) {
+            e.move_timer = s->move_speed;
+            e.x += e.right ? 1 : -1;
+            if (e.x < 0 || e.x > 9) {
+                removed = 1;
+            } else if (at_sub(s, e.x, e.y)) {
+                s->terminal = 1;
+            } else {
+                int j = find_at(s->f_bullets, s->n_f_bullets, e.x, e.y);
+                if (j >= 0) {
+                    removed = 1;
+                    drop(s->f_bullets, &s->n_f_bullets, j);
+                    *r += 1.0f;
+                }
+            }
+        } else {
+            e.move_timer--;
+        }
+        /* The original's sub fires even on the step it leaves the screen or is shot (its shot
+         * timer is read after the removal); we keep that: a shot sub's last bullet flies. */
+        if (shoots) {
+            if (e.shot_timer == 0) {
+                e.shot_timer = ENEMY_SHOT_INTERVAL;
+                push(s->e_bullets, &s->n_e_bullets, (fg_seaquest_obj){e.x, e.y, e.right, 0, 0});
+            } else {
+                e.shot_timer--;
+            }
+        }
+        if (removed) drop(list, n, i);
+        else list[i] = e;
+    }
+}
+
+static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
+    fg_seaquest *s = vs;
+    float r = 0.0f;
+    if (s->terminal) {
+        *done = FG_ENV_TERMINATED;
+        return r;
+    }
+    if (s->e_spawn_timer == 0) {
+        spawn_enemy(s, rng);
+        s->e_spawn_timer = s->e_spawn_speed;
+    }
+    if (s->d_spawn_timer == 0) {
+        spawn_diver(s, rng);
+        s->d_spawn_timer = DIVER_SPAWN_SPEED;
+    }
+    if (a == FG_ACT_F && s->shot_timer == 0) {
+        push(s->f_bullets, &s->n_f_bullets, (fg_seaquest_obj){s->sub_x, s->sub_y, s->sub_right, 0, 0});
+        s->shot_timer = SHOT_COOL_DOWN;
+    } else if (a == FG_ACT_L) {
+        s->sub_x = s->sub_x > 0 ? s->sub_x - 1 : 0;
+        s->sub_right = 0;
+    } else if (a == FG_ACT_R) {
+        s->sub_x = s->sub_x < 9 ? s->sub_x + 1 : 9;
+        s->sub_right = 1;
+    } else if (a == FG_ACT_U) {
+        s->sub_y = s->sub_y > 0 ? s->sub_y - 1 : 0;
+    } else if (a == FG_ACT_D) {
+        s->sub_y = s->sub_y < 8 ? s->sub_y + 1 : 8;
+    }
+
+    /* friendly bullets: move, then hit the first fish on their cell, else the first sub */
+    for (int i = s->n_f_bullets - 1; i >= 0; i--) {
+        fg_seaquest_obj *b = &s->f_bullets[i];
+        b->x += b->right ? 1 : -1;
+        if (b->x < 0 || b->x > 9) {
+            drop(s->f_bullets, &s->n_f_bullets, i);
+            continue;
+        }
+        int j = find_at(s->fish, s->n_fish, b->x, b->y);
+        if (j >= 0) {
+            drop(s->fish, &s->n_fish, j);
+            drop(s->f_bullets, &s->n_f_bullets, i);
+            r += 1.0f;
+            continue;
+        }
+        j = find_at(s->subs, s->n_subs, b->x, b->y);
+        if (j >= 0) {
+            drop(s->subs, &s->n_subs, j);
+            drop(s->f_bullets, &s->n_f_bullets, i);
+            r += 1.0f;
+        }
+    }
+
+    /* divers: picked up where they are, else they move and may be picked up there */
+    for (int i = s->n_divers - 1; i >= 0; i--) {
+        fg_seaquest_obj *d = &s->divers[i];
+        if (at_sub(s, d->x, d->y) && s->diver_count < 6) {
+            drop(s->divers, &s->n_divers, i);
+            s->diver_count++;
+        } else if (d->move_timer == 0) {
+            d->move_timer = DIVER_MOVE_INTERVAL;
+            d->x += d->right ? 1 : -1;
+            if (d->x < 0 || d->x > 9) {
+                drop(s->divers, &s->n_divers, i);
+            } else if (at_sub(s, d->x, d->y) && s->diver_count < 6) {
+                drop(s->divers, &s->n_divers, i);
+                s->diver_count++;
+            }
+        } else {
+            d->move_timer--;
+        }
+    }
+
+    move_enemies(s, s->subs, &s->n_subs, 1, &r);
+
+    /* enemy bullets hit the sub on their cell before or after moving */
+    for (int i = s->n_e_bullets - 1; i >= 0; i--) {
+        fg_seaquest_obj *b = &s->e_bullets[i];
+        if (at_sub(s, b->x, b->y)) s->terminal = 1;
+        b->x += b->right ? 1 : -1;
+        if (b->x < 0 || b->x > 9) drop(s->e_bullets, &s->n_e_bullets, i);
+        else if (at_sub(s, b->x, b->y)) s->terminal = 1;
+    }
+
+    move_enemies(s, s->fish, &s->n_fish, 0, &r);
+
+    s->e_spawn_timer -= s->e_spawn_timer > 0;
+    s->d_spawn_timer -= s->d_spawn_timer > 0;
+    s->shot_timer -= s->shot_timer > 0;
+    if (s->oxygen <= 0) s->terminal = 1;
+    if (s->sub_y > 0) {
+        s->oxygen--;
+        s->surface = 0;
+    } else if (!s->surface) {
+        if (s->diver_count == 0) s->terminal = 1;
+        else r += do_surface(s);
+    }
+    *done = s->terminal ? FG_ENV_TERMINATED : FG_ENV_RUNNING;
+    return r;
+}
+
+static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail) {
+    for (int j = 0; j < n; j++) {
+        const fg_seaquest_obj *o = &list[j];
+        obs[ch * 100 + o->y * 10 + o->x] = 1;
+        if (trail) {
+            int back = o->right ? o->x - 1 : o->x + 1;
+            if (back >= 0 && back <= 9) obs[3 * 100 + o->y * 10 + back] = 1;
+        }
+    }
+}
+
+static void seaquest_observe(const void *vs, uint8_t *obs) {
+    const fg_seaquest *s = vs;
+    memset(obs, 0, 10 * 100);
+    obs[0 * 100 + s->sub_y * 10 + s->sub_x] = 1;
+    /* The back cell is always on the board: moving left faces left, so column 0 never faces
+     * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
+    int back = s->sub_right ? s->sub_x - 1 : s->sub_x + 1;
+    if (back < 0) back = 9;
+    FG_ASSERT(back <= 9);
+    obs[1 * 100 + s->sub_y * 10 + back] = 1;
+    int oxy = (s->oxygen > 0 ? s->oxygen : 0) * 10 / MAX_OXYGEN;
+    for (int x = 0; x < oxy; x++) obs[7 * 100 + 90 + x] = 1;
+    /* cells 9 - diver_count .. 8 of row 9; none for a count of 0 or -1 (see do_surface) */
+    for (int x = 9 - s->diver_count; x < 9; x++)
+        if (x >= 0) obs[8 * 100 + 90 + x] = 1;
+    put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0);
+    put_objs(obs, 4, s->e_bullets, s->n_e_bullets, 0);
+    put_objs(obs, 5, s->fish, s->n_fish, 1);
+    put_objs(obs, 6, s->subs, s->n_subs, 1);
+    put_objs(obs, 9, s->divers, s->n_divers, 1);
+}
+
+static int seaquest_ramp(const void *vs) { return ((const fg_seaquest *)vs)->ramp_index; }
+
+const fg_env_game fg_env_game_seaquest = {
+    .name = "seaquest",
+    .channels = 10,
+    .obs_floats = 1000,
+    .n_actions = 6,
+    .n_minimal = 6,
+    .minimal = {FG_ACT_N, FG_ACT_L, FG_ACT_U, FG_ACT_R, FG_ACT_D, FG_ACT_F},
+    .default_sticky = 0.1f,
+    .state_bytes = sizeof(fg_seaquest),
+    .reset = seaquest_reset,
+    .step = seaquest_step,
+    .observe = seaquest_observe,
+    .ramp = seaquest_ramp,
+};
