@@ -243,6 +243,8 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         if (s != FG_OK) return node_fail(s, ni); /* a token id outside the table */
         return FG_OK;
     }
+    case FG_OP_RESIZE: fg_resize_bilinear_forward(y, x, &n->p.rs); return FG_OK;
+    case FG_OP_PERMUTE: fg_permute_forward(y, x, n->p.perm.ndim, n->p.perm.shape, n->p.perm.perm); return FG_OK;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "forward of op %s is not implemented", fg_op_name(ni->op));
     }
 }
@@ -406,6 +408,8 @@ static fg_status run_backward(fg_graph *g, int i) {
         fg_embedding_backward(d.dst[1], dy, (const int32_t *)g->t[ni->in[0]].info.t.data, n->p.emb.n, n->p.emb.V,
                               n->p.emb.E);
         break;
+    case FG_OP_RESIZE: fg_resize_bilinear_backward(d.dst[0], dy, &n->p.rs); break;
+    case FG_OP_PERMUTE: fg_permute_backward(d.dst[0], dy, n->p.perm.ndim, n->p.perm.shape, n->p.perm.perm); break;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "backward of op %s is not implemented", fg_op_name(ni->op));
     }
     if (st != FG_OK) return st;

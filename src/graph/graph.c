@@ -15,7 +15,7 @@ static const char *op_names[FG_OP_COUNT] = {"conv2d", "linear",  "matmul",  "rel
                                             "tanh",   "sigmoid", "softmax", "xent",      "dropout",
                                             "add",    "concat",  "maxpool", "avgpool",   "global_avgpool",
                                             "lrn",    "batchnorm", "lstm",    "layernorm", "attention",
-                                            "embedding"};
+                                            "embedding", "resize_bilinear", "permute"};
 
 const char *fg_op_name(fg_op op) { return (op >= 0 && op < FG_OP_COUNT) ? op_names[op] : "?"; }
 
@@ -690,6 +690,47 @@ fg_id fg_nn_embedding(fg_graph *g, const char *name, fg_id ids, int64_t num_embe
     return nd->info.out;
 }
 
+fg_id fg_nn_resize_bilinear(fg_graph *g, const char *name, fg_id x, int64_t oh, int64_t ow) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_RESIZE, nb, sizeof nb);
+    if (!ok_id(g, x, "resize_bilinear", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->ndim != 4 || tx->dtype != FG_F32)
+        return gfail(g, FG_ERR_SHAPE, "resize_bilinear '%s': input %s must be f32 4-D (N,C,H,W)", name,
+                     shp(s1, sizeof s1, g, x));
+    const fg_resize_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], tx->shape[3], oh, ow};
+    if (fg_resize_check(&d) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "resize_bilinear '%s': input %s to %lld x %lld: %s", name, shp(s1, sizeof s1, g, x),
+                     (long long)oh, (long long)ow, fg_last_error());
+    const int64_t shape[4] = {d.n, d.c, oh, ow};
+    int i = new_node(g, FG_OP_RESIZE, name, &x, 1, 4, shape, FG_F32);
+    g->nodes[i].p.rs = d;
+    g->nodes[i].info.flops = fg_resize_flops(&d);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_permute(fg_graph *g, const char *name, fg_id x, const int *perm) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_PERMUTE, nb, sizeof nb);
+    if (!ok_id(g, x, "permute", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->dtype != FG_F32 || !perm)
+        return gfail(g, FG_ERR_SHAPE, "permute '%s': input %s must be f32 and perm given", name, shp(s1, sizeof s1, g, x));
+    const int nd = tx->ndim;
+    int64_t xshape[FG_MAX_DIMS], yshape[FG_MAX_DIMS];
+    memcpy(xshape, tx->shape, sizeof xshape); /* tx is stale once the node is added */
+    if (fg_permute_check(nd, xshape, perm) != FG_OK)
+        return gfail(g, FG_ERR_INVALID, "permute '%s': input %s: %s", name, shp(s1, sizeof s1, g, x), fg_last_error());
+    for (int k = 0; k < nd; k++) yshape[k] = xshape[perm[k]];
+    int i = new_node(g, FG_OP_PERMUTE, name, &x, 1, nd, yshape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.perm.ndim = nd;
+    memcpy(n->p.perm.shape, xshape, sizeof xshape);
+    for (int k = 0; k < nd; k++) n->p.perm.perm[k] = perm[k];
+    n->info.flops = 0.0; /* a copy: it moves every element and computes nothing */
+    return n->info.out;
+}
+
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,
                       int64_t pad, int bias) {
     if (!ok_id(g, x, "conv2d", name ? name : "")) return FG_NONE;
@@ -885,7 +926,9 @@ static void set_saves(fg_node *n) {
     case FG_OP_ADD:
     case FG_OP_CONCAT:
     case FG_OP_AVGPOOL:
-    case FG_OP_GAP: break;
+    case FG_OP_GAP:
+    case FG_OP_RESIZE:  /* a fixed linear map of the sizes */
+    case FG_OP_PERMUTE: break;
     default: FG_ASSERT_MSG(0, "unknown op in set_saves");
     }
 #undef SAVE
