@@ -10,5 +10,6 @@
 #include "frugal/train.h"
 #include "frugal/vmem.h"
 #include "frugal/lm.h"
+#include "frugal/vit.h"
 #define FRUGAL_VERSION "0.1.0"
 #endif

@@ -1,0 +1,383 @@
+/* Tests of SegFormer (src/vit/segformer.c) and the weight loader (src/vit/weights.c):
+ *  - parameter counts from the built graphs: B0, B1, B2 with 150 labels against the PyTorch
+ *    reference's count (tests/fixtures/gen_segformer.py), and B0 against 3,752,694 (issue 14);
+ *  - the graph's parameter and state names and shapes are exactly the B0 state_dict entries the
+ *    reference lists (tests/fixtures/segformer_b0_names.txt), nothing missing, nothing extra;
+ *  - numerics: a safetensors file is written from that list (the reference's names, not the
+ *    builder's) with the weights of the shared formula (checked against values the reference
+ *    stored) plus the I64 num_batches_tracked an HF checkpoint carries; the graph loads it by name
+ *    and its logits (1, 5, 16, 16) from a 1x3x64x64 input, and every stage's output, match the
+ *    reference within 1e-4 relative (eval mode: batch norm on running statistics, no dropout);
+ *    saving and reloading through fg_vit_weights_save gives the same logits bit for bit;
+ *  - a file with a missing, an extra, a mis-shaped and a mis-typed tensor each fails with
+ *    FG_ERR_FORMAT naming that tensor, and leaves the graph's weights untouched;
+ *  - configurations, variant names and builder errors (an input too small for the encoder). */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frugal/io.h"
+#include "frugal/vit.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- the weight formula (gen_segformer.py) */
+
+static uint64_t fnv1a64(const char *s) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001B3ull;
+    return h;
+}
+
+static uint64_t splitmix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+static void make_weights(float *dst, const char *name, int ndim, const int64_t *shape) {
+    size_t n = 1, fan_in = 1;
+    for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
+    for (int k = 1; k < ndim; k++) fan_in *= (size_t)shape[k];
+    float scale, offset = 0.0f;
+    const int norm = strstr(name, "layer_norm") || strstr(name, "batch_norm");
+    if (ends_with(name, "running_mean")) scale = 0.1f;
+    else if (ends_with(name, "running_var")) scale = 0.25f, offset = 1.0f;
+    else if (ends_with(name, "weight") && norm) scale = 0.2f, offset = 1.0f;
+    else if (ends_with(name, "bias")) scale = 0.1f;
+    else scale = (float)(1.0 / sqrt((double)fan_in));
+    const uint64_t h0 = fnv1a64(name);
+    for (size_t j = 0; j < n; j++) {
+        const float u = (float)(splitmix64(h0 + j) >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
+        dst[j] = u * scale + offset;
+    }
+}
+
+/* ---------------------------------------------------------------- the reference's list of names */
+
+typedef struct entry {
+    char name[FG_NAME_MAX];
+    int ndim;
+    int64_t shape[FG_MAX_DIMS];
+    float *data;
+} entry;
+
+static entry *read_names(size_t *count) {
+    const char *src = getenv("FRUGAL_SOURCE_DIR");
+    char path[600];
+    snprintf(path, sizeof path, "%s/tests/fixtures/segformer_b0_names.txt", src ? src : ".");
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cannot open %s (run from the source tree or set FRUGAL_SOURCE_DIR)\n", path);
+        exit(2);
+    }
+    entry *e = calloc(512, sizeof *e);
+    size_t n = 0;
+    char line[256];
+    while (n < 512 && fgets(line, sizeof line, f)) {
+        char dims[128];
+        if (sscanf(line, "%63s %127s", e[n].name, dims) != 2) continue;
+        char *p = dims;
+        while (*p && e[n].ndim < FG_MAX_DIMS) {
+            e[n].shape[e[n].ndim++] = strtoll(p, &p, 10);
+            if (*p == ',') p++;
+        }
+        n++;
+    }
+    fclose(f);
+    *count = n;
+    return e;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+typedef struct model {
+    fg_graph *g;
+    fg_pool *pool;
+    fg_segformer_io io;
+} model;
+
+static void model_build(model *m, fg_segformer_variant v, int64_t labels, int64_t hw) {
+    fg_segformer_cfg cfg;
+    CHECK_OK(fg_segformer_config(v, labels, &cfg));
+    CHECK_OK(fg_pool_create(&m->pool, 0));
+    CHECK_OK(fg_graph_create(&m->g, "segformer"));
+    CHECK_OK(fg_segformer_build(m->g, &cfg, 1, hw, hw, 0, &m->io));
+    for (int i = 0; i < FG_SEGFORMER_STAGES; i++) fg_graph_mark_output(m->g, m->io.stage[i]);
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(m->g, FG_NONE, m->pool, &p));
+    fg_graph_set_training(m->g, 0);
+}
+
+static void model_free(model *m) {
+    fg_graph_free(m->g);
+    fg_pool_destroy(m->pool);
+}
+
+/* Writes `ents` (with data) to path, the HF step counter added when with_counter. */
+static void write_file(const char *path, entry *ents, size_t n, int with_counter) {
+    fg_st_writer *w;
+    CHECK_OK(fg_st_writer_create(&w));
+    for (size_t i = 0; i < n; i++) CHECK_OK(fg_st_writer_add(w, ents[i].name, FG_ST_F32, ents[i].ndim, ents[i].shape, ents[i].data));
+    static const int64_t counter = 12345;
+    if (with_counter) CHECK_OK(fg_st_writer_add(w, "decode_head.batch_norm.num_batches_tracked", FG_ST_I64, 0, NULL, &counter));
+    CHECK_OK(fg_st_writer_save(w, path));
+    fg_st_writer_free(w);
+}
+
+static void read_logits(model *m, float *dst, size_t n) { CHECK_OK(fg_graph_read(m->g, m->io.logits, dst, n * sizeof(float))); }
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_param_counts(fg_fixture *fx) {
+    const float *want = fg_fixture_get(fx, "n_params_150", 3);
+    for (int v = 0; v < FG_SEGFORMER_VARIANT_COUNT; v++) {
+        model m;
+        model_build(&m, (fg_segformer_variant)v, 150, 64);
+        fg_graph_info info;
+        fg_graph_get_info(m.g, &info);
+        if (info.n_params != (int64_t)want[v]) {
+            fprintf(stderr, "  segformer-%s with 150 labels: %lld parameters, the PyTorch reference has %lld\n",
+                    fg_segformer_variant_name((fg_segformer_variant)v), (long long)info.n_params, (long long)want[v]);
+            fg_test_failures++;
+        }
+        if (v == FG_SEGFORMER_B0 && info.n_params != 3752694) {
+            fprintf(stderr, "  segformer-b0 with 150 labels: %lld parameters, expected 3,752,694\n", (long long)info.n_params);
+            fg_test_failures++;
+        }
+        printf("  segformer-%s, 150 labels: %lld parameters, %.3f GFLOP at 64x64\n",
+               fg_segformer_variant_name((fg_segformer_variant)v), (long long)info.n_params, info.flops_fwd * 1e-9);
+        model_free(&m);
+    }
+}
+
+static void test_names(model *m, const entry *ents, size_t n) {
+    const int np = fg_graph_n_params(m->g), ns = fg_graph_n_states(m->g);
+    if ((size_t)(np + ns) != n) {
+        fprintf(stderr, "  graph has %d parameters + %d states, the reference's state_dict %zu float tensors\n", np, ns, n);
+        fg_test_failures++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fg_id id = fg_graph_find(m->g, ents[i].name);
+        if (id == FG_NONE) {
+            fprintf(stderr, "  reference tensor '%s' has no tensor of that name in the graph\n", ents[i].name);
+            fg_test_failures++;
+            continue;
+        }
+        const fg_tinfo *ti = fg_graph_tinfo(m->g, id);
+        int same = ti->t.ndim == ents[i].ndim && (ti->kind == FG_T_PARAM || ti->kind == FG_T_STATE);
+        for (int k = 0; same && k < ti->t.ndim; k++) same = ti->t.shape[k] == ents[i].shape[k];
+        if (!same) {
+            char s1[96], s2[96];
+            fprintf(stderr, "  '%s': graph %s (kind %d), reference %s\n", ents[i].name,
+                    fg_shape_str(s1, sizeof s1, ti->t.ndim, ti->t.shape), (int)ti->kind,
+                    fg_shape_str(s2, sizeof s2, ents[i].ndim, ents[i].shape));
+            fg_test_failures++;
+        }
+    }
+}
+
+/* The loader's errors: each bad file fails naming the tensor, and the weights stay as they were. */
+static void expect_load_error(model *m, const char *path, const char *what, const char *needle) {
+    const fg_id probe = fg_graph_find(m->g, "decode_head.classifier.bias");
+    float before[5], after[5];
+    memcpy(before, fg_graph_tensor(m->g, probe)->data, sizeof before);
+    fg_status s = fg_vit_weights_load(m->g, path);
+    if (s != FG_ERR_FORMAT || !strstr(fg_last_error(), needle)) {
+        fprintf(stderr, "  %s: load returned %s '%s', expected FORMAT naming '%s'\n", what, fg_status_name(s),
+                fg_last_error(), needle);
+        fg_test_failures++;
+    } else {
+        printf("  %s: %s\n", what, fg_last_error());
+    }
+    memcpy(after, fg_graph_tensor(m->g, probe)->data, sizeof after);
+    fg_check_equal("weights untouched by a failed load", after, before, 5);
+}
+
+static void test_numerics(fg_fixture *fx, entry *ents, size_t n, const char *dir) {
+    const float *cfg = fg_fixture_get(fx, "cfg", 3);
+    const int64_t labels = (int64_t)cfg[0], hw = (int64_t)cfg[1];
+    model m;
+    model_build(&m, FG_SEGFORMER_B0, labels, hw);
+    test_names(&m, ents, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t numel = 1;
+        for (int k = 0; k < ents[i].ndim; k++) numel *= (size_t)ents[i].shape[k];
+        ents[i].data = malloc(numel * sizeof(float));
+        make_weights(ents[i].data, ents[i].name, ents[i].ndim, ents[i].shape);
+        /* the formula against the values the reference stored for two tensors */
+        char key[FG_NAME_MAX + 8];
+        snprintf(key, sizeof key, "w:%s", ents[i].name);
+        if (fg_fixture_has(fx, key))
+            fg_check_close(key, ents[i].data, fg_fixture_get(fx, key, 8), 8, 0, 1e-7f);
+    }
+    char path[600], bad[600];
+    snprintf(path, sizeof path, "%s/b0.safetensors", dir);
+    write_file(path, ents, n, 1);
+    CHECK_OK(fg_vit_weights_load(m.g, path));
+    const int64_t hs = (hw - 1) / 4 + 1;
+    const size_t nl = (size_t)(labels * hs * hs);
+    float *x = malloc((size_t)(3 * hw * hw) * sizeof(float));
+    memcpy(x, fg_fixture_get(fx, "x", (size_t)(3 * hw * hw)), (size_t)(3 * hw * hw) * sizeof(float));
+    CHECK_OK(fg_graph_set_input(m.g, m.io.input, x, (size_t)(3 * hw * hw) * sizeof(float)));
+    CHECK_OK(fg_graph_forward(m.g));
+    float *logits = malloc(nl * sizeof(float));
+    read_logits(&m, logits, nl);
+    const float *want = fg_fixture_get(fx, "logits", nl);
+    float amax = 0;
+    for (size_t i = 0; i < nl; i++) amax = fmaxf(amax, fabsf(want[i]));
+    /* 1e-4 relative, with an absolute floor of 1e-4 of the largest logit for values near zero */
+    fg_check_close("segformer-b0 logits vs PyTorch reference", logits, want, nl, 1e-4f, 1e-4f * amax);
+    double worst = 0;
+    for (size_t i = 0; i < nl; i++) worst = fmax(worst, fabs((double)logits[i] - want[i]) / amax);
+    printf("  logits (1, %lld, %lld, %lld): max |diff| / max |logit| = %.2e (max |logit| %.4g)\n", (long long)labels,
+           (long long)hs, (long long)hs, worst, amax);
+    /* every stage, to say where a mismatch starts: reference image form (1, C, h, w), ours tokens */
+    for (int i = 0; i < FG_SEGFORMER_STAGES; i++) {
+        const fg_tensor *t = fg_graph_tensor(m.g, m.io.stage[i]);
+        const int64_t N = t->shape[1], C = t->shape[2];
+        char nm[32], what[96];
+        snprintf(nm, sizeof nm, "stage%d", i);
+        const float *ref = fg_fixture_get(fx, nm, (size_t)(N * C));
+        float *img = malloc((size_t)(N * C) * sizeof(float));
+        const float *tok = t->data;
+        for (int64_t p = 0; p < N; p++)
+            for (int64_t c = 0; c < C; c++) img[c * N + p] = tok[p * C + c];
+        float smax = 0;
+        for (int64_t k = 0; k < N * C; k++) smax = fmaxf(smax, fabsf(ref[k]));
+        snprintf(what, sizeof what, "segformer-b0 stage %d output vs PyTorch reference", i);
+        fg_check_close(what, img, ref, (size_t)(N * C), 1e-4f, 1e-4f * smax);
+        free(img);
+    }
+
+    /* save and reload: the same logits, bit for bit */
+    snprintf(bad, sizeof bad, "%s/saved.safetensors", dir);
+    CHECK_OK(fg_vit_weights_save(m.g, bad));
+    model m2;
+    model_build(&m2, FG_SEGFORMER_B0, labels, hw);
+    CHECK_OK(fg_vit_weights_load(m2.g, bad));
+    CHECK_OK(fg_graph_set_input(m2.g, m2.io.input, x, (size_t)(3 * hw * hw) * sizeof(float)));
+    CHECK_OK(fg_graph_forward(m2.g));
+    float *l2 = malloc(nl * sizeof(float));
+    read_logits(&m2, l2, nl);
+    fg_check_equal("logits after save and reload", l2, logits, nl);
+    model_free(&m2);
+    unlink(bad);
+
+    /* the files below carry the formula's values: mark the graph's classifier bias so that a load
+     * that wrote anything before failing would show */
+    fg_fill_const(fg_graph_tensor(m.g, fg_graph_find(m.g, "decode_head.classifier.bias"))->data, (size_t)labels, 42.0f);
+    /* missing: drop the sr conv of block 0.1 */
+    size_t drop = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ents[i].name, "segformer.encoder.block.0.1.attention.self.sr.weight") == 0) drop = i;
+    entry keep = ents[drop];
+    ents[drop] = ents[n - 1];
+    snprintf(bad, sizeof bad, "%s/missing.safetensors", dir);
+    write_file(bad, ents, n - 1, 1);
+    expect_load_error(&m, bad, "missing tensor", "missing tensor 'segformer.encoder.block.0.1.attention.self.sr.weight'");
+    ents[n - 1] = ents[drop];
+    ents[drop] = keep;
+    unlink(bad);
+    /* extra: an auxiliary head the graph does not have */
+    {
+        entry *more = calloc(n + 1, sizeof *more);
+        memcpy(more, ents, n * sizeof *more);
+        snprintf(more[n].name, sizeof more[n].name, "auxiliary_head.classifier.weight");
+        more[n].ndim = 1;
+        more[n].shape[0] = 5;
+        more[n].data = ents[0].data;
+        snprintf(bad, sizeof bad, "%s/extra.safetensors", dir);
+        write_file(bad, more, n + 1, 1);
+        expect_load_error(&m, bad, "extra tensor", "extra tensor 'auxiliary_head.classifier.weight'");
+        free(more);
+        unlink(bad);
+    }
+    /* mis-shaped: a classifier for 4 labels instead of 5 */
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ents[i].name, "decode_head.classifier.weight") == 0) {
+            ents[i].shape[0]--;
+            snprintf(bad, sizeof bad, "%s/shape.safetensors", dir);
+            write_file(bad, ents, n, 1);
+            expect_load_error(&m, bad, "mis-shaped tensor", "tensor 'decode_head.classifier.weight' is F32 [4, 256, 1, 1]");
+            ents[i].shape[0]++;
+            unlink(bad);
+        }
+    /* mis-typed: the running mean stored as I32 */
+    {
+        fg_st_writer *w;
+        CHECK_OK(fg_st_writer_create(&w));
+        for (size_t i = 0; i < n; i++)
+            CHECK_OK(fg_st_writer_add(w, ents[i].name, strcmp(ents[i].name, "decode_head.batch_norm.running_mean") ? FG_ST_F32 : FG_ST_I32,
+                                      ents[i].ndim, ents[i].shape, ents[i].data));
+        snprintf(bad, sizeof bad, "%s/dtype.safetensors", dir);
+        CHECK_OK(fg_st_writer_save(w, bad));
+        fg_st_writer_free(w);
+        expect_load_error(&m, bad, "mis-typed tensor", "tensor 'decode_head.batch_norm.running_mean' is I32 [256]");
+        unlink(bad);
+    }
+    /* the good file still loads after the failures, and a file that is not there is an I/O error */
+    CHECK_OK(fg_vit_weights_load(m.g, path));
+    snprintf(bad, sizeof bad, "%s/absent.safetensors", dir);
+    CHECK_STATUS(fg_vit_weights_load(m.g, bad), FG_ERR_IO);
+    unlink(path);
+    for (size_t i = 0; i < n; i++) free(ents[i].data);
+    free(x), free(logits), free(l2);
+    model_free(&m);
+}
+
+static void test_config_and_errors(void) {
+    fg_segformer_variant v;
+    CHECK_OK(fg_segformer_variant_parse("B2", &v));
+    CHECK(v == FG_SEGFORMER_B2);
+    CHECK_OK(fg_segformer_variant_parse("mit-b1", &v));
+    CHECK(v == FG_SEGFORMER_B1);
+    CHECK_STATUS(fg_segformer_variant_parse("b5", &v), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "b0, b1, b2") != NULL);
+    fg_segformer_cfg c;
+    CHECK_STATUS(fg_segformer_config(FG_SEGFORMER_B0, 0, &c), FG_ERR_INVALID);
+    CHECK_OK(fg_segformer_config(FG_SEGFORMER_B2, 19, &c));
+    CHECK(c.decoder_hidden == 768 && c.depths[2] == 6 && c.hidden[3] == 512 && c.sr[0] == 8 && c.heads[2] == 5);
+    CHECK_OK(fg_segformer_config(FG_SEGFORMER_B1, 19, &c));
+    CHECK(c.decoder_hidden == 256 && c.depths[2] == 2 && c.hidden[0] == 64);
+    /* 16x16: stage 0 is 4x4, smaller than the 8x8 spatial-reduction conv */
+    CHECK_OK(fg_segformer_config(FG_SEGFORMER_B0, 3, &c));
+    fg_graph *g;
+    CHECK_OK(fg_graph_create(&g, "small"));
+    fg_segformer_io io;
+    CHECK_STATUS(fg_segformer_build(g, &c, 1, 16, 16, 0, &io), FG_ERR_SHAPE);
+    CHECK(strstr(fg_last_error(), "segformer") && strstr(fg_last_error(), "attention.self.sr"));
+    printf("  too small: %s\n", fg_last_error());
+    fg_graph_free(g);
+    /* with a loss: labels at the logits' resolution */
+    CHECK_OK(fg_graph_create(&g, "loss"));
+    CHECK_OK(fg_segformer_build(g, &c, 2, 64, 64, 1, &io));
+    CHECK(io.loss != FG_NONE && fg_tensor_numel(&fg_graph_tinfo(g, io.labels)->t) == 2 * 16 * 16);
+    fg_graph_free(g);
+}
+
+int main(void) {
+    fg_threads_set(2);
+    char dir[] = "/tmp/fg_test_segformer_XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    fg_fixture *fx = fg_fixture_open("segformer.bin");
+    size_t n = 0;
+    entry *ents = read_names(&n);
+    CHECK(n == 207);
+    test_config_and_errors();
+    test_param_counts(fx);
+    test_numerics(fx, ents, n, dir);
+    free(ents);
+    fg_fixture_close(fx);
+    rmdir(dir);
+    return fg_test_finish("test_segformer");
+}
