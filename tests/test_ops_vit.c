@@ -1,5 +1,6 @@
-/* Tests for the vision-transformer layout ops: bilinear resize (src/ops/resize.c) and axis
- * permutation (src/ops/permute.c), as kernels and as graph nodes:
+/* Tests for the vision-transformer layout ops: bilinear resize (src/ops/resize.c), axis
+ * permutation (src/ops/permute.c), repeat and slice (src/ops/tokens.c), as kernels and as graph
+ * nodes:
  *  - resize against the naive twin: up (x2, x4, x8 as SegFormer's decoder), down, odd ratios, the
  *    identity, 1x1 sources and targets, many planes (parallel path); backward written over garbage;
  *    guard values after every output; 1 and 2 threads give the same bits; the identity is exact;
@@ -9,7 +10,10 @@
  *    align_corners=False) and x.permute(...).contiguous(), forward and autograd input gradients;
  *  - as graph nodes: every gradient of a small graph (param -> resize -> permute -> linear -> xent)
  *    against central finite differences of the loss, with the permute's input also read by a
- *    second consumer (gradient accumulation); builder errors name the op and the shapes. */
+ *    second consumer (gradient accumulation); builder errors name the op and the shapes;
+ *  - repeat (a class token or position embedding broadcast over the batch) and slice (the class
+ *    token taken out) against their twins, and as graph nodes with parameters whose gradients the
+ *    repeat writes, against finite differences. */
 #include <math.h>
 #include <string.h>
 
@@ -293,6 +297,114 @@ static void test_graph_errors(void) {
     CHECK(strcmp(fg_op_name(FG_OP_RESIZE), "resize_bilinear") == 0 && strcmp(fg_op_name(FG_OP_PERMUTE), "permute") == 0);
 }
 
+/* ---------------------------------------------------------------- repeat and slice */
+
+static void test_repeat_slice(fg_rng *rng) {
+    static const struct { size_t m; int64_t n; } R[] = {{1, 1}, {7, 3}, {16 * 17, 8}, {20000, 3}};
+    for (size_t c = 0; c < sizeof R / sizeof R[0]; c++) {
+        const size_t m = R[c].m, tot = m * (size_t)R[c].n;
+        float *x = fg_alloc_guarded(m), *y = fg_alloc_guarded(tot), *dy = fg_alloc_guarded(tot);
+        float *dx = fg_alloc_guarded(m), *dx_ref = fg_alloc_guarded(m);
+        fg_fill_uniform(x, m, -1, 1, rng);
+        fg_fill_uniform(dy, tot, -1, 1, rng);
+        fg_repeat_forward(y, x, m, R[c].n);
+        char what[96];
+        snprintf(what, sizeof what, "repeat forward [m %zu n %lld] copy %lld", m, (long long)R[c].n, (long long)R[c].n - 1);
+        fg_check_equal(what, y + (size_t)(R[c].n - 1) * m, x, m);
+        fg_check_guard(what, y, tot);
+        fg_repeat_backward_naive(dx_ref, dy, m, R[c].n);
+        fg_fill_const(dx, m, 777.0f);
+        fg_repeat_backward(dx, dy, m, R[c].n);
+        snprintf(what, sizeof what, "repeat backward [m %zu n %lld]", m, (long long)R[c].n);
+        fg_check_close(what, dx, dx_ref, m, 1e-6f, fg_atol_for((double)R[c].n));
+        fg_check_guard(what, dx, m);
+        free(x), free(y), free(dy), free(dx), free(dx_ref);
+    }
+    static const int64_t S[][5] = {{2, 5, 3, 0, 1}, {2, 5, 3, 4, 1}, {3, 17, 16, 2, 9}, {1, 4, 1, 0, 4}, {64, 197, 64, 0, 1}};
+    for (size_t c = 0; c < sizeof S / sizeof S[0]; c++) {
+        const int64_t outer = S[c][0], dim = S[c][1], inner = S[c][2], start = S[c][3], len = S[c][4];
+        const size_t ni = (size_t)(outer * dim * inner), no = (size_t)(outer * len * inner);
+        float *x = fg_alloc_guarded(ni), *y = fg_alloc_guarded(no), *y_ref = fg_alloc_guarded(no), *dx = fg_alloc_guarded(ni);
+        fg_fill_uniform(x, ni, -1, 1, rng);
+        fg_slice_forward_naive(y_ref, x, outer, dim, inner, start, len);
+        fg_slice_forward(y, x, outer, dim, inner, start, len);
+        char what[96];
+        snprintf(what, sizeof what, "slice [%lld %lld %lld] [%lld, +%lld)", (long long)outer, (long long)dim, (long long)inner,
+                 (long long)start, (long long)len);
+        fg_check_equal(what, y, y_ref, no);
+        fg_check_guard(what, y, no);
+        /* backward of the slice, sliced again, is dout; outside it is zero */
+        fg_fill_const(dx, ni, 777.0f);
+        fg_slice_backward(dx, y, outer, dim, inner, start, len);
+        fg_check_guard(what, dx, ni);
+        float *back = fg_alloc_guarded(no);
+        fg_slice_forward(back, dx, outer, dim, inner, start, len);
+        fg_check_equal(what, back, y, no);
+        double outside = 0;
+        for (size_t i = 0; i < ni; i++) outside += fabs(dx[i]);
+        for (size_t i = 0; i < no; i++) outside -= fabs(y[i]);
+        if (fabs(outside) > 1e-3) {
+            fprintf(stderr, "  %s backward: %g of mass outside the slice\n", what, outside);
+            fg_test_failures++;
+        }
+        free(x), free(y), free(y_ref), free(dx), free(back);
+    }
+}
+
+/* A class token and a position embedding as a ViT uses them: tok (param 1,1,C) repeated over B,
+ * concatenated before x (param B,N,C), plus pos (param 1,N+1,C) repeated; the class token sliced
+ * out -> linear -> xent. Every parameter's gradient against finite differences (the repeat nodes
+ * write a parameter's gradient: the executor's scratch path). */
+static void test_token_graph(void) {
+    gnet n;
+    CHECK_OK(fg_pool_create(&n.pool, 0));
+    CHECK_OK(fg_graph_create(&n.g, "tokens"));
+    fg_graph *g = n.g;
+    const int64_t B = 3, N = 4, C = 5, ts[3] = {1, 1, C}, xs[3] = {B, N, C}, ps[3] = {1, N + 1, C}, nl = B;
+    fg_id tok = fg_nn_param(g, "cls_token", 3, ts, FG_INIT_NORMAL, 1.0f);
+    fg_id x = fg_nn_param(g, "x", 3, xs, FG_INIT_NORMAL, 1.0f);
+    fg_id pos = fg_nn_param(g, "pos", 3, ps, FG_INIT_NORMAL, 1.0f);
+    fg_id parts[2] = {fg_nn_repeat(g, "cls:rep", tok, B), x};
+    fg_id h = fg_nn_add(g, "embed", fg_nn_concat(g, "cat", parts, 2, 1), fg_nn_repeat(g, "pos:rep", pos, B));
+    const int64_t s2[2] = {B, C};
+    fg_id cls = fg_nn_reshape(g, "cls2d", fg_nn_slice(g, "cls", fg_nn_gelu(g, "act", h), 1, 0, 1), 2, s2);
+    fg_id labels = fg_nn_input(g, "labels", FG_I32, 1, &nl);
+    fg_id loss = fg_nn_xent(g, "loss", fg_layer_linear(g, "fc", cls, 3, 1), labels);
+    CHECK_OK(fg_graph_status(g));
+    if (fg_graph_status(g) != FG_OK) {
+        fprintf(stderr, "  build error: %s\n", fg_graph_error(g));
+        exit(1);
+    }
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(g, loss, n.pool, &p));
+    fg_rng r;
+    fg_rng_seed(&r, 11);
+    fg_graph_init_params(g, &r);
+    const int32_t lab[3] = {0, 2, 1};
+    CHECK_OK(fg_graph_set_input(g, labels, lab, sizeof lab));
+    fg_graph_zero_grad(g);
+    CHECK_OK(fg_graph_forward(g));
+    CHECK_OK(fg_graph_backward(g));
+    for (int i = 0; i < fg_graph_n_params(g); i++) {
+        fg_id pid = fg_graph_param(g, i);
+        fg_tensor *t = fg_graph_tensor(g, pid);
+        const size_t numel = (size_t)fg_tensor_numel(t);
+        float *grad = malloc(numel * sizeof(float));
+        memcpy(grad, fg_graph_tensor(g, fg_graph_tinfo(g, pid)->grad)->data, numel * sizeof(float));
+        char what[96];
+        snprintf(what, sizeof what, "token graph d loss / d %s", t->name);
+        fg_check_grad(what, t->data, grad, numel, gloss, &n, numel, 1e-2f, 2e-2f, 2e-4f, &r);
+        free(grad);
+    }
+    fg_graph_free(n.g);
+    fg_pool_destroy(n.pool);
+    CHECK_OK(fg_graph_create(&g, "bad3"));
+    fg_id y = fg_nn_input(g, "y", FG_F32, 3, xs);
+    CHECK(fg_nn_slice(g, "s", y, 1, 3, 2) == FG_NONE && strstr(fg_graph_error(g), "slice 's'"));
+    fg_graph_free(g);
+}
+
 int main(void) {
     fg_threads_set(2);
     fg_rng rng;
@@ -309,5 +421,7 @@ int main(void) {
     test_graph_gradients(0);
     test_graph_gradients(1);
     test_graph_errors();
+    test_repeat_slice(&rng);
+    test_token_graph();
     return fg_test_finish("test_ops_vit");
 }

@@ -410,6 +410,21 @@ void fg_permute_backward(float *dinp, const float *dout, int ndim, const int64_t
 /* Every element's source index by division; single thread. */
 void fg_permute_forward_naive(float *out, const float *inp, int ndim, const int64_t *shape, const int *perm);
 
+/* ---------------------------------------------------------------- repeat, slice (src/ops/tokens.c)
+ * repeat: inp (m floats) tiled n times into out (n * m): a (1, ...) tensor broadcast over the batch
+ * (a ViT's class token and position embedding). Backward sums the n copies, dinp (m) written.
+ * slice: inp (outer, dim, inner) -> out (outer, len, inner) = inp[:, start:start+len, :]; backward
+ * writes dinp (zeros outside the slice). Neither saves anything; NULL dinp: nothing done. */
+void fg_repeat_forward(float *out, const float *inp, size_t m, int64_t n);
+void fg_repeat_backward(float *dinp, const float *dout, size_t m, int64_t n);
+void fg_repeat_backward_naive(float *dinp, const float *dout, size_t m, int64_t n); /* sums in double */
+void fg_slice_forward(float *out, const float *inp, int64_t outer, int64_t dim, int64_t inner, int64_t start,
+                      int64_t len);
+void fg_slice_backward(float *dinp, const float *dout, int64_t outer, int64_t dim, int64_t inner, int64_t start,
+                       int64_t len);
+void fg_slice_forward_naive(float *out, const float *inp, int64_t outer, int64_t dim, int64_t inner, int64_t start,
+                            int64_t len);
+
 #ifdef __cplusplus
 }
 #endif

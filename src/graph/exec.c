@@ -245,6 +245,10 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
     }
     case FG_OP_RESIZE: fg_resize_bilinear_forward(y, x, &n->p.rs); return FG_OK;
     case FG_OP_PERMUTE: fg_permute_forward(y, x, n->p.perm.ndim, n->p.perm.shape, n->p.perm.perm); return FG_OK;
+    case FG_OP_REPEAT: fg_repeat_forward(y, x, n->p.rep.m, n->p.rep.n); return FG_OK;
+    case FG_OP_SLICE:
+        fg_slice_forward(y, x, n->p.sl.outer, n->p.sl.dim, n->p.sl.inner, n->p.sl.start, n->p.sl.len);
+        return FG_OK;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "forward of op %s is not implemented", fg_op_name(ni->op));
     }
 }
@@ -410,6 +414,10 @@ static fg_status run_backward(fg_graph *g, int i) {
         break;
     case FG_OP_RESIZE: fg_resize_bilinear_backward(d.dst[0], dy, &n->p.rs); break;
     case FG_OP_PERMUTE: fg_permute_backward(d.dst[0], dy, n->p.perm.ndim, n->p.perm.shape, n->p.perm.perm); break;
+    case FG_OP_REPEAT: fg_repeat_backward(d.dst[0], dy, n->p.rep.m, n->p.rep.n); break;
+    case FG_OP_SLICE:
+        fg_slice_backward(d.dst[0], dy, n->p.sl.outer, n->p.sl.dim, n->p.sl.inner, n->p.sl.start, n->p.sl.len);
+        break;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "backward of op %s is not implemented", fg_op_name(ni->op));
     }
     if (st != FG_OK) return st;
