@@ -4,9 +4,9 @@
  * What exists (docs/DYNAMIC_VIT.md): SegFormer (Xie et al., NeurIPS 2021: the MiT encoder and the
  * all-MLP decoder) with the exact MiT-B0, B1 and B2 configurations and parameters named exactly
  * as Hugging Face transformers' SegformerForSemanticSegmentation state_dict, so an HF safetensors
- * checkpoint loads by name; the weight loader that checks such a file tensor by tensor. Not yet
- * built: the DeiT-style ViT classifier, the skip knobs, the profiler, the governor, training and
- * the CLI. */
+ * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
+ * weight loader that checks such a file tensor by tensor. Not yet built: the skip knobs, the
+ * profiler, the governor, the training runs and the CLI. */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
 
@@ -74,6 +74,50 @@ typedef struct fg_segformer_io {
  * "segformer". Build the graph with fg_graph_build afterwards (loss = io->loss or FG_NONE). */
 fg_status fg_segformer_build(fg_graph *g, const fg_segformer_cfg *cfg, int64_t batch, int64_t height, int64_t width,
                              int with_loss, fg_segformer_io *io);
+
+/* ---------------------------------------------------------------- ViT (DeiT-style) classifier */
+
+/* A plain vision transformer (Dosovitskiy et al., ICLR 2021; DeiT, Touvron et al., ICML 2021, without
+ * the distillation token): patch embedding (conv, kernel = stride = patch), a class token, a learned
+ * position embedding, `depth` pre-norm blocks x += attn(ln(x)); x += mlp(ln(x)) (GELU), a final layer
+ * norm and a linear head on the class token. Optionally a convolutional stem before the patch
+ * embedding (Xiao et al., NeurIPS 2021): conv_stem layers of 3x3 stride-2 conv + batch norm + ReLU,
+ * each halving the resolution, so the patch embedding's kernel is patch >> conv_stem. */
+typedef struct fg_vit_cfg {
+    int64_t patch;       /* patch size in input pixels; the input's height and width must be multiples */
+    int64_t dim;         /* hidden size */
+    int64_t depth;       /* blocks */
+    int64_t heads;       /* dim must be a multiple */
+    int64_t mlp_dim;     /* intermediate size */
+    int64_t num_classes;
+    int conv_stem;       /* 0: none; k: k stride-2 conv layers (patch must be a multiple of 2^k) */
+    float ln_eps;        /* every layer norm: 1e-12, HF's ViTConfig default */
+    float init_std;      /* class token and position embedding N(0, std^2): 0.02 */
+} fg_vit_cfg;
+
+/* Presets: "vit-tiny-28" (patch 7, dim 64, depth 4, heads 4, mlp 128: 16 tokens of a 28x28 image,
+ * for Fashion-MNIST), "deit-tiny" (patch 16, 192, 12, 3, 768), "deit-small" (16, 384, 12, 6, 1536).
+ * FG_ERR_INVALID naming the known ones. */
+fg_status fg_vit_config(const char *preset, int64_t num_classes, fg_vit_cfg *out);
+
+typedef struct fg_vit_io {
+    fg_id input;   /* "pixel_values" (batch, channels, height, width) f32 */
+    fg_id logits;  /* (batch, num_classes) */
+    fg_id labels;  /* with_loss: "labels" (batch) i32; else FG_NONE */
+    fg_id loss;    /* with_loss: mean cross-entropy; else FG_NONE */
+    int64_t tokens; /* patches + 1 (the class token) */
+} fg_vit_io;
+
+/* Builds the classifier into the empty graph g with Hugging Face's ViTForImageClassification names:
+ * "vit.embeddings.cls_token" (1, 1, dim), "vit.embeddings.position_embeddings" (1, tokens, dim),
+ * "vit.embeddings.patch_embeddings.projection.weight", "vit.encoder.layer.<i>.layernorm_before.weight",
+ * "...attention.attention.query.weight", "...attention.output.dense.weight", "...layernorm_after.*",
+ * "...intermediate.dense.*", "...output.dense.*", "vit.layernorm.*", "classifier.*"; the stem (not in
+ * HF's ViT) is "vit.embeddings.stem.<k>.conv.weight" and "...stem.<k>.batch_norm.*". The logits are
+ * marked as an output. FG_ERR_INVALID for a bad configuration, FG_ERR_SHAPE when the input is not a
+ * multiple of the patch, else the graph's first error prefixed with "vit". */
+fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_t channels, int64_t height,
+                       int64_t width, int with_loss, fg_vit_io *io);
 
 /* ---------------------------------------------------------------- weights by name */
 
