@@ -162,8 +162,10 @@ static void test_train_step(int stem) {
         memcpy(grad, fg_graph_tensor(n.g, fg_graph_tinfo(n.g, id)->grad)->data, numel * sizeof(float));
         char what[128];
         snprintf(what, sizeof what, "vit (stem %d) d loss / d %s", stem, probe[i]);
-        /* eps 2e-3: the stem's ReLUs bend the difference quotient at larger steps (test_segformer) */
-        fg_check_grad(what, t->data, grad, numel, loss_of, &n, 8, 2e-3f, 3e-2f, 3e-4f, &pick);
+        /* eps 5e-4: at 2e-3 the stem's ReLUs (after batch norm on 8 x 196 positions) bend the
+         * difference quotient of its first conv by ~10% (seen: -0.0293 against -0.0270); the float
+         * loss's rounding (~2.4e-7 / 1e-3) stays below the 3e-4 floor of the tolerance */
+        fg_check_grad(what, t->data, grad, numel, loss_of, &n, 8, 5e-4f, 3e-2f, 3e-4f, &pick);
         free(grad);
     }
     fg_optim *o;
