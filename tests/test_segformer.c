@@ -22,80 +22,6 @@
 #include "frugal/vit.h"
 #include "testutil.h"
 
-/* ---------------------------------------------------------------- the weight formula (gen_segformer.py) */
-
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 0xCBF29CE484222325ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001B3ull;
-    return h;
-}
-
-static uint64_t splitmix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && strcmp(s + n - m, suf) == 0;
-}
-
-static void make_weights(float *dst, const char *name, int ndim, const int64_t *shape) {
-    size_t n = 1, fan_in = 1;
-    for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
-    for (int k = 1; k < ndim; k++) fan_in *= (size_t)shape[k];
-    float scale, offset = 0.0f;
-    const int norm = strstr(name, "layer_norm") || strstr(name, "batch_norm");
-    if (ends_with(name, "running_mean")) scale = 0.1f;
-    else if (ends_with(name, "running_var")) scale = 0.25f, offset = 1.0f;
-    else if (ends_with(name, "weight") && norm) scale = 0.2f, offset = 1.0f;
-    else if (ends_with(name, "bias")) scale = 0.1f;
-    else scale = (float)(1.0 / sqrt((double)fan_in));
-    const uint64_t h0 = fnv1a64(name);
-    for (size_t j = 0; j < n; j++) {
-        const float u = (float)(splitmix64(h0 + j) >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
-        dst[j] = u * scale + offset;
-    }
-}
-
-/* ---------------------------------------------------------------- the reference's list of names */
-
-typedef struct entry {
-    char name[FG_NAME_MAX];
-    int ndim;
-    int64_t shape[FG_MAX_DIMS];
-    float *data;
-} entry;
-
-static entry *read_names(size_t *count) {
-    const char *src = getenv("FRUGAL_SOURCE_DIR");
-    char path[600];
-    snprintf(path, sizeof path, "%s/tests/fixtures/segformer_b0_names.txt", src ? src : ".");
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "cannot open %s (run from the source tree or set FRUGAL_SOURCE_DIR)\n", path);
-        exit(2);
-    }
-    entry *e = calloc(512, sizeof *e);
-    size_t n = 0;
-    char line[256];
-    while (n < 512 && fgets(line, sizeof line, f)) {
-        char dims[128];
-        if (sscanf(line, "%63s %127s", e[n].name, dims) != 2) continue;
-        char *p = dims;
-        while (*p && e[n].ndim < FG_MAX_DIMS) {
-            e[n].shape[e[n].ndim++] = strtoll(p, &p, 10);
-            if (*p == ',') p++;
-        }
-        n++;
-    }
-    fclose(f);
-    *count = n;
-    return e;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 typedef struct model {
@@ -122,15 +48,11 @@ static void model_free(model *m) {
     fg_pool_destroy(m->pool);
 }
 
+typedef fg_test_entry entry;
+
 /* Writes `ents` (with data) to path, the HF step counter added when with_counter. */
 static void write_file(const char *path, entry *ents, size_t n, int with_counter) {
-    fg_st_writer *w;
-    CHECK_OK(fg_st_writer_create(&w));
-    for (size_t i = 0; i < n; i++) CHECK_OK(fg_st_writer_add(w, ents[i].name, FG_ST_F32, ents[i].ndim, ents[i].shape, ents[i].data));
-    static const int64_t counter = 12345;
-    if (with_counter) CHECK_OK(fg_st_writer_add(w, "decode_head.batch_norm.num_batches_tracked", FG_ST_I64, 0, NULL, &counter));
-    CHECK_OK(fg_st_writer_save(w, path));
-    fg_st_writer_free(w);
+    fg_test_write_entries(path, ents, n, with_counter ? "decode_head.batch_norm.num_batches_tracked" : NULL);
 }
 
 static void read_logits(model *m, float *dst, size_t n) { CHECK_OK(fg_graph_read(m->g, m->io.logits, dst, n * sizeof(float))); }
@@ -212,7 +134,7 @@ static void test_numerics(fg_fixture *fx, entry *ents, size_t n, const char *dir
         size_t numel = 1;
         for (int k = 0; k < ents[i].ndim; k++) numel *= (size_t)ents[i].shape[k];
         ents[i].data = malloc(numel * sizeof(float));
-        make_weights(ents[i].data, ents[i].name, ents[i].ndim, ents[i].shape);
+        fg_test_formula_weights(ents[i].data, ents[i].name, ents[i].ndim, ents[i].shape);
         /* the formula against the values the reference stored for two tensors */
         char key[FG_NAME_MAX + 8];
         snprintf(key, sizeof key, "w:%s", ents[i].name);
@@ -465,7 +387,7 @@ int main(void) {
     }
     fg_fixture *fx = fg_fixture_open("segformer.bin");
     size_t n = 0;
-    entry *ents = read_names(&n);
+    entry *ents = fg_test_read_entries("segformer_b0_names.txt", &n);
     CHECK(n == 207);
     test_config_and_errors();
     test_tiny_training();

@@ -6,9 +6,13 @@
  *    parameter (class token, position embedding, patch projection, q/k/v, MLP, layer norms, head;
  *    the stem's conv) match central finite differences, and Adam steps on one repeated batch lower
  *    the loss, with and without the conv stem;
+ *  - numerics: the graph's names and shapes are the PyTorch reference's state_dict list
+ *    (tests/fixtures/gen_vit.py, vit_names_*.txt), and after loading that reference's weights by name
+ *    from safetensors the logits match within 1e-4 relative, without and with the conv stem;
  *  - configuration and builder errors. */
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frugal/vit.h"
 #include "testutil.h"
@@ -189,6 +193,62 @@ static void test_train_step(int stem) {
     net_free(&n);
 }
 
+/* Numerics against the PyTorch reference (tests/fixtures/gen_vit.py): the graph's parameter and
+ * state names and shapes are the reference's state_dict list; a safetensors file written from that
+ * list (the formula's weights) loads by name and the logits match within 1e-4 relative (eval mode). */
+static void test_reference(fg_fixture *fx, const char *cs, const char *dir) {
+    char key[64], file[64], path[600];
+    snprintf(key, sizeof key, "%s.cfg", cs);
+    const float *cf = fg_fixture_get(fx, key, 10);
+    const int64_t B = (int64_t)cf[0], C = (int64_t)cf[1], S = (int64_t)cf[2], K = (int64_t)cf[8];
+    fg_vit_cfg c;
+    CHECK_OK(fg_vit_config("vit-tiny-28", K, &c));
+    c.patch = (int64_t)cf[3], c.dim = (int64_t)cf[4], c.depth = (int64_t)cf[5], c.heads = (int64_t)cf[6];
+    c.mlp_dim = (int64_t)cf[7], c.conv_stem = (int)cf[9];
+    net n;
+    net_build(&n, &c, B, C, S, 0);
+    fg_graph_set_training(n.g, 0);
+    snprintf(file, sizeof file, "vit_names_%s.txt", cs);
+    size_t ne = 0;
+    fg_test_entry *e = fg_test_read_entries(file, &ne);
+    if ((size_t)(fg_graph_n_params(n.g) + fg_graph_n_states(n.g)) != ne) {
+        fprintf(stderr, "  vit %s: %d parameters + %d states, the reference's state_dict %zu float tensors\n", cs,
+                fg_graph_n_params(n.g), fg_graph_n_states(n.g), ne);
+        fg_test_failures++;
+    }
+    for (size_t i = 0; i < ne; i++) {
+        size_t numel = 1;
+        for (int k = 0; k < e[i].ndim; k++) numel *= (size_t)e[i].shape[k];
+        e[i].data = malloc(numel * sizeof(float));
+        fg_test_formula_weights(e[i].data, e[i].name, e[i].ndim, e[i].shape);
+    }
+    snprintf(path, sizeof path, "%s/vit_%s.safetensors", dir, cs);
+    fg_test_write_entries(path, e, ne, c.conv_stem ? "vit.embeddings.stem.0.batch_norm.num_batches_tracked" : NULL);
+    CHECK_OK(fg_vit_weights_load(n.g, path));
+    unlink(path);
+    snprintf(key, sizeof key, "%s.x", cs);
+    const size_t nx = (size_t)(B * C * S * S), nl = (size_t)(B * K);
+    CHECK_OK(fg_graph_set_input(n.g, n.io.input, fg_fixture_get(fx, key, nx), nx * sizeof(float)));
+    CHECK_OK(fg_graph_forward(n.g));
+    float *y = malloc(nl * sizeof(float));
+    CHECK_OK(fg_graph_read(n.g, n.io.logits, y, nl * sizeof(float)));
+    snprintf(key, sizeof key, "%s.logits", cs);
+    const float *want = fg_fixture_get(fx, key, nl);
+    float amax = 0;
+    for (size_t i = 0; i < nl; i++) amax = fmaxf(amax, fabsf(want[i]));
+    char what[96];
+    snprintf(what, sizeof what, "vit (%s) logits vs PyTorch reference", cs);
+    if (fg_check_close(what, y, want, nl, 1e-4f, 1e-4f * amax)) {
+        double worst = 0;
+        for (size_t i = 0; i < nl; i++) worst = fmax(worst, fabs((double)y[i] - want[i]) / amax);
+        printf("  vit (%s): logits (%lld, %lld) match the reference, max |diff| / max |logit| = %.2e\n", cs, (long long)B,
+               (long long)K, worst);
+    }
+    for (size_t i = 0; i < ne; i++) free(e[i].data);
+    free(e), free(y);
+    net_free(&n);
+}
+
 static void test_errors(void) {
     fg_vit_cfg c;
     CHECK_STATUS(fg_vit_config("vit-huge", 10, &c), FG_ERR_INVALID);
@@ -207,6 +267,16 @@ static void test_errors(void) {
 
 int main(void) {
     fg_threads_set(2);
+    char dir[] = "/tmp/fg_test_vit_XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    fg_fixture *fx = fg_fixture_open("vit.bin");
+    test_reference(fx, "plain", dir);
+    test_reference(fx, "stem", dir);
+    fg_fixture_close(fx);
+    rmdir(dir);
     test_counts();
     test_errors();
     test_train_step(0);
