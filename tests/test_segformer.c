@@ -144,6 +144,18 @@ static void test_numerics(fg_fixture *fx, entry *ents, size_t n, const char *dir
     char path[600], bad[600];
     snprintf(path, sizeof path, "%s/b0.safetensors", dir);
     write_file(path, ents, n, 1);
+    {
+        /* a graph built with the builder but not with fg_graph_build has no storage to load into */
+        fg_graph *ug;
+        fg_segformer_cfg uc;
+        fg_segformer_io uio;
+        CHECK_OK(fg_segformer_config(FG_SEGFORMER_B0, labels, &uc));
+        CHECK_OK(fg_graph_create(&ug, "unbuilt"));
+        CHECK_OK(fg_segformer_build(ug, &uc, 1, hw, hw, 0, &uio));
+        CHECK_STATUS(fg_vit_weights_load(ug, path), FG_ERR_INVALID);
+        CHECK(strstr(fg_last_error(), "not built") != NULL);
+        fg_graph_free(ug);
+    }
     CHECK_OK(fg_vit_weights_load(m.g, path));
     const int64_t hs = (hw - 1) / 4 + 1;
     const size_t nl = (size_t)(labels * hs * hs);

@@ -127,7 +127,7 @@ fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_
  * another dtype or shape, and a tensor in the file that the graph has no use for are FG_ERR_FORMAT
  * naming the file and the tensor (with both shapes when they differ). The one exception: entries
  * ending in ".num_batches_tracked" (PyTorch's batch-norm step counter, I64, unused in eval and by
- * momentum-based training) are accepted and ignored. */
+ * momentum-based training) are accepted and ignored. FG_ERR_INVALID when g is not built yet. */
 fg_status fg_vit_weights_load(fg_graph *g, const char *path);
 /* Writes the graph's parameters and states under their names (HF's for SegFormer), atomically. */
 fg_status fg_vit_weights_save(fg_graph *g, const char *path);

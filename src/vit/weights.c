@@ -36,6 +36,9 @@ static fg_status check_fit(const fg_graph *g, const fg_st_file *f, const char *p
     const int np = fg_graph_n_params(g), ns = fg_graph_n_states(g);
     for (int i = 0; i < np + ns; i++) {
         const fg_tensor *t = &fg_graph_tinfo(g, i < np ? fg_graph_param(g, i) : fg_graph_state(g, i - np))->t;
+        if (!t->data)
+            return fg_fail(FG_ERR_INVALID, "weights %s: graph '%s' is not built ('%s' has no storage yet)", path,
+                           fg_graph_name(g), t->name);
         const fg_st_entry *e = fg_st_find(f, t->name);
         if (!e)
             return fg_fail(FG_ERR_FORMAT, "weights %s: missing tensor '%s' (graph '%s' needs F32 %s)", path, t->name,
