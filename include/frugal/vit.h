@@ -5,12 +5,13 @@
  * all-MLP decoder) with the exact MiT-B0, B1 and B2 configurations and parameters named exactly
  * as Hugging Face transformers' SegformerForSemanticSegmentation state_dict, so an HF safetensors
  * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
- * weight loader that checks such a file tensor by tensor. Not yet built: the skip knobs, the
+ * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data. Not yet built: the skip knobs, the
  * profiler, the governor, the training runs and the CLI. */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
 
 #include "frugal/graph.h"
+#include "frugal/io.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -118,6 +119,40 @@ typedef struct fg_vit_io {
  * multiple of the patch, else the graph's first error prefixed with "vit". */
 fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_t channels, int64_t height,
                        int64_t width, int with_loss, fg_vit_io *io);
+
+/* ---------------------------------------------------------------- digit scenes (segmentation data) */
+
+/* "Digit scenes" (issue 14): square canvases with several MNIST or Fashion-MNIST items pasted at
+ * random positions, every pixel labelled with the class of the item it shows or background.
+ * Deterministic from the seed. Items are drawn from a range of source images only, so train, val
+ * and test scenes made from disjoint ranges (or from the test file) never share a source image. */
+typedef struct fg_scenes_cfg {
+    int64_t n;         /* scenes to make */
+    int64_t size;      /* canvas height = width, >= the source images' (64 or more) */
+    int items_min, items_max; /* items per scene, drawn uniformly in [min, max] */
+    uint8_t threshold; /* a source pixel above it is the item's (labelled), else transparent */
+    uint64_t seed;
+} fg_scenes_cfg;
+
+typedef struct fg_scenes {
+    int64_t n, size;
+    int32_t n_classes;  /* source classes + 1: label 0 is background, source class c is c + 1 */
+    float *images;      /* (n, 1, size, size) in [0, 1], owned */
+    int32_t *labels;    /* (n, size, size), owned */
+} fg_scenes;
+
+/* Makes cfg->n scenes from source images [first, first + count) of `images` (an IDX u8 (N, h, w)
+ * array) with `labels` (IDX u8 (N)) in [0, n_classes). Each item is pasted at a uniform position
+ * that keeps it inside the canvas; later items cover earlier ones where their pixels exceed the
+ * threshold (the canvas takes the item's intensity and label there). FG_ERR_INVALID for a bad range,
+ * configuration or label; FG_ERR_SHAPE for mismatched arrays or a canvas smaller than an item. */
+fg_status fg_vit_scenes_make(const fg_idx *images, const fg_idx *labels, int32_t n_classes, int64_t first, int64_t count,
+                             const fg_scenes_cfg *cfg, fg_scenes *out);
+void fg_vit_scenes_free(fg_scenes *s);
+/* The labels at 1 / factor resolution (SegFormer's logits are at 1/4): out (n, size / factor,
+ * size / factor) takes the label at the centre pixel (factor * y + factor / 2, factor * x + factor / 2)
+ * of each cell. FG_ERR_INVALID unless factor >= 1 divides size. */
+fg_status fg_vit_scenes_labels_at(const fg_scenes *s, int64_t factor, int32_t *out);
 
 /* ---------------------------------------------------------------- weights by name */
 
