@@ -374,6 +374,13 @@ static fg_status run_backward(fg_graph *g, int i) {
     case FG_OP_GAP: if (d.dst[0]) fg_global_avgpool_backward(d.dst[0], dy, n->p.gap.N, n->p.gap.C, n->p.gap.HW); break;
     case FG_OP_LRN: if (d.dst[0]) fg_lrn_backward(d.dst[0], dy, x, y, &n->p.lrn); break;
     case FG_OP_BATCHNORM:
+        /* an eval forward normalizes with the running statistics and leaves mean/invstd unwritten:
+         * the batch-statistics backward would read garbage (found by test_vit's frozen-stem case) */
+        if (!g->training) {
+            st = fg_fail(FG_ERR_UNSUPPORTED, "batchnorm '%s': backward after an eval-mode forward (running statistics) "
+                         "is not implemented; run the forward with fg_graph_set_training(g, 1)", ni->name);
+            break;
+        }
         fg_batchnorm_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->aux[0]), F(g, ni->aux[1]), F(g, ni->in[1]),
                               n->p.bn.N, n->p.bn.C, n->p.bn.HW);
         break;
