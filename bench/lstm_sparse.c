@@ -57,7 +57,7 @@ static int run_ours(result *r, int iters, int warmup, int64_t block) {
     float *db_ih = calloc((size_t)(4 * H), sizeof(float)), *db_hh = calloc((size_t)(4 * H), sizeof(float));
     size_t ws_bytes = fg_lstm_workspace_bytes(d);
     for (int i = 0; i < N_DROPS; i++) {
-        const fg_lstm_sparsity sp = {DROPS[i], block};
+        const fg_lstm_sparsity sp = {.drop = DROPS[i], .block = block};
         const size_t w = fg_lstm_sparse_workspace_bytes(d, &sp);
         if (w == 0) {
             fprintf(stderr, "lstm_sparse: %s\n", fg_last_error());
@@ -77,7 +77,7 @@ static int run_ours(result *r, int iters, int warmup, int64_t block) {
     }
     r->fwd_ms = median(t, iters) * 1e3;
     for (int i = 0; i < N_DROPS; i++) {
-        const fg_lstm_sparsity sp = {DROPS[i], block};
+        const fg_lstm_sparsity sp = {.drop = DROPS[i], .block = block};
         fg_lstm_sparse_stats st = {0};
         for (int it = 0; it < warmup + iters; it++) {
             double t0 = fg_time_now();

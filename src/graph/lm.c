@@ -28,7 +28,7 @@ static fg_id drop(fg_graph *g, const char *name, fg_id x, float p) { return p > 
 /* Every LSTM node's drop (with the model's block; nothing without one). */
 static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d) {
     if (c->sparse_block <= 0) return FG_OK;
-    fg_lstm_sparsity sp = {d, c->sparse_block};
+    fg_lstm_sparsity sp = {.drop = d, .block = c->sparse_block};
     for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
     return FG_OK;
 }
