@@ -53,14 +53,25 @@
  * contiguous slab of rows and needs one GEMM without any per-step copy of W_hh (4H*H floats of
  * extra workspace). The dropped gradient flows neither back in time through h nor into the
  * parameter gradients; the cell path dc_{t-1} = dc_t * f is elementwise and left dense.
- * The after-loop GEMMs (dW_ih, dW_hh, db, dx) stay DENSE over the zeroed dG: skipping dropped rows
- * would need one GEMM per step (the kept set changes per step). Measured at T = 35, B = 32, 2
- * threads, 50 % / 20 % kept, as one compact GEMM per step (an optimistic bound: no runs, no
- * scatter): the dW updates become T rank-B updates that stream dW from memory, 5x slower than the
- * one dense GEMM at H = 650 and 1500; the dx products pay at H = I = 650 (23 / 11 ms against
- * 31 ms) but lose at H = I = 1500 (280 ms against 144 ms: W_ih no longer stays in cache). So only
- * the recurrent GEMM is sparse; the backward gains at most what that GEMM costs (~1/4 of the
- * backward FLOPs, more of its time since M = B is small).
+ * In this per-step variant (FG_LSTM_BWD_STEP) the after-loop GEMMs (dW_ih, dW_hh, db, dx) stay
+ * DENSE over the zeroed dG: skipping dropped rows would need one GEMM per step (the kept set
+ * changes per step). Measured at T = 35, B = 32, 2 threads, 50 % / 20 % kept, as one compact GEMM
+ * per step (an optimistic bound: no runs, no scatter): the dW updates become T rank-B updates that
+ * stream dW from memory, 5x slower than the one dense GEMM at H = 650 and 1500; the dx products
+ * pay at H = I = 650 (23 / 11 ms against 31 ms) but lose at H = I = 1500 (280 ms against 144 ms:
+ * W_ih no longer stays in cache). So only the recurrent GEMM is sparse there.
+ *
+ * The per-call variant (FG_LSTM_BWD_STRUCTURED, lstm_backward_call) removes that limit: ONE kept
+ * set of blocks for all T steps, chosen on the block scores of dG_{T-1} (the first step backward
+ * computes; nothing of an earlier call is kept, the kernel stays stateless). The kept gate rows
+ * (4K of 4H) of W_hh and W_ih are gathered once per call, every step's kept dG columns go into a
+ * compact (T*B, 4K) buffer, and the recurrent GEMM, dW_ih, dW_hh and dx are all compact GEMMs:
+ * every backward GEMM's FLOPs are the dense ones times K/H (docs/BENCHMARKS.md has the times).
+ * meProp (FG_LSTM_BWD_MEPROP, Sun et al. 2017, the unified variant) keeps, per step, the top k of
+ * the 4H gate columns (the output gradient of the LSTM's one linear map) summed over the batch,
+ * found by quickselect; its recurrent GEMM is compact over W_hh rows gathered per step and, like
+ * the per-step structured variant and for the reason above, the after-loop GEMMs run over the
+ * zeroed dG. Threshold (FG_LSTM_BWD_THRESHOLD) zeroes |dG| < tau and keeps every GEMM dense.
  * How this differs from the paper, as far as we can tell: the paper sparsifies gate gradients on
  * GPUs with cuBLAS, and reports the speedup for the whole backward pass; we choose the dropped
  * fraction directly (a fixed drop per step, top-k by the block L1 norm) rather than through a

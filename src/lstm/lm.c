@@ -1,4 +1,6 @@
-/* The LSTM language model and its training loop (include/frugal/lm.h). */
+/* The LSTM language model and its training loop (include/frugal/lm.h): the sparse LSTM system's
+ * top, built on the public graph API only (src/graph knows nothing of it). The mixed schedule
+ * switches each LSTM node's backward variant and drop per epoch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
