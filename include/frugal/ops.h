@@ -226,7 +226,7 @@ fg_status fg_lstm_check(const fg_lstm_desc *d);
  * gates (T, B, 4H) followed by the cell states c_1..c_T (T, B, H). 0 for a bad descriptor. */
 size_t fg_lstm_saved_bytes(const fg_lstm_desc *d);
 /* Scratch bytes for forward and backward (the max of both): backward's gate gradients dG
- * (T*B, 4H) plus dh and dc (B, H). 0 for a bad descriptor. */
+ * (T*B, 4H) plus dh and dc (B, H); forward's W_hh^T (H, 4H). 0 for a bad descriptor. */
 size_t fg_lstm_workspace_bytes(const fg_lstm_desc *d);
 /* Forward FLOPs of the GEMMs: 2 * T * B * 4H * (I + H). */
 double fg_lstm_flops(const fg_lstm_desc *d);
