@@ -863,7 +863,7 @@ fg_status fg_lstm_backward(float *dx, float *dh0, float *dc0, float *dw_ih, floa
 /* Checks the sparsity and the workspace, fills the counting part of stats and, when blocks are
  * dropped, the plan carved from ws (*use = 1). */
 static fg_status sparse_setup(const char *what, const fg_lstm_desc *d, const fg_lstm_sparsity *sp, void *ws,
-                              size_t ws_bytes, sparse_plan *p, int *use, fg_lstm_sparse_stats *stats) {
+                              size_t ws_bytes, sparse_plan *p, int *use) {
     fg_status s = fg_lstm_sparsity_check(d, sp);
     if (s != FG_OK) return s;
     const size_t need = fg_lstm_sparse_workspace_bytes(d, sp);
@@ -886,7 +886,6 @@ static fg_status sparse_setup(const char *what, const fg_lstm_desc *d, const fg_
         p->sc = (block_score *)(base + l.sc), p->keep = (uint8_t *)(base + l.keep);
         p->map = (int64_t *)(base + l.map), p->wic = (float *)(base + l.wic), p->tmp = (float *)(base + l.tmp);
     }
-    (void)stats;
     return FG_OK;
 }
 
@@ -897,7 +896,7 @@ fg_status fg_lstm_backward_sparse(float *dx, float *dh0, float *dc0, float *dw_i
                                   size_t ws_bytes, const fg_lstm_sparsity *sp, fg_lstm_sparse_stats *stats) {
     sparse_plan plan;
     int use = 0;
-    fg_status s = sparse_setup("lstm sparse backward", d, sp, ws, ws_bytes, &plan, &use, stats);
+    fg_status s = sparse_setup("lstm sparse backward", d, sp, ws, ws_bytes, &plan, &use);
     if (s != FG_OK) return s;
     FG_ASSERT(saved && x && w_ih && w_hh && y);
     if (plan.variant == FG_LSTM_BWD_STRUCTURED)
@@ -1170,7 +1169,7 @@ fg_status fg_lstm_backward_sparse_naive(float *dx, float *dh0, float *dc0, float
                                         const fg_lstm_sparsity *sp, fg_lstm_sparse_stats *stats) {
     sparse_plan plan;
     int use = 0;
-    fg_status s = sparse_setup("lstm sparse backward (naive)", d, sp, ws, ws_bytes, &plan, &use, stats);
+    fg_status s = sparse_setup("lstm sparse backward (naive)", d, sp, ws, ws_bytes, &plan, &use);
     if (s != FG_OK) return s;
     backward_naive(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, dhT, dcT, x, h0, c0, w_ih, w_hh, y, saved, d, ws,
                    sp, stats);
