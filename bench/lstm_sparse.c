@@ -1,11 +1,13 @@
 /* bench/lstm_sparse: forward and backward time of one fused LSTM layer (src/ops/lstm.c) at
- * PTB-like sizes, dense and with the structurally sparsified backward of arXiv 1806.00512
- * (fg_lstm_backward_sparse) at several drop fractions, against PyTorch 1.13's nn.LSTM measured in
- * the same run (bench/peer_lstm.py, with OPENBLAS_CORETYPE=COOPERLAKE and the same thread count).
+ * PTB-like sizes, dense and with the sparsified backwards of fg_lstm_backward_sparse at several
+ * drop fractions: "step" (structured, kept blocks chosen per step: only the recurrent GEMM
+ * shrinks), "structured" (one kept set per call: every backward GEMM shrinks) and "meprop"
+ * (unified top-k of the gate columns per step), against PyTorch 1.13's nn.LSTM measured in the
+ * same run (bench/peer_lstm.py, with OPENBLAS_CORETYPE=COOPERLAKE and the same thread count).
  * Times are medians over --iters runs after --warmup. Prints a markdown table and the command.
  *
  *   build/bench/lstm_sparse [--threads 2] [--iters 5] [--warmup 2] [--block 16] [--no-peer] [T:B:H[:I] ...]
- * default: 35:32:650 35:64:650 35:32:1500 35:64:1500 (I = H when left out); drops 0, 0.5, 0.8, 0.9 */
+ * default: 35:32:650 35:64:650 35:32:1500 35:64:1500 (I = H when left out); drops 0.5, 0.8, 0.9 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +15,13 @@
 
 #include "frugal/frugal.h"
 
-#define N_DROPS 4
-static const float DROPS[N_DROPS] = {0.0f, 0.5f, 0.8f, 0.9f};
+/* configuration 0 is the dense backward, then every variant at every drop */
+#define N_DROPS 10
+static const float DROPS[N_DROPS] = {0.0f, 0.5f, 0.5f, 0.5f, 0.8f, 0.8f, 0.8f, 0.9f, 0.9f, 0.9f};
+static const fg_lstm_bwd VARS[N_DROPS] = {FG_LSTM_BWD_DENSE,      FG_LSTM_BWD_STEP,       FG_LSTM_BWD_STRUCTURED,
+                                          FG_LSTM_BWD_MEPROP,     FG_LSTM_BWD_STEP,       FG_LSTM_BWD_STRUCTURED,
+                                          FG_LSTM_BWD_MEPROP,     FG_LSTM_BWD_STEP,       FG_LSTM_BWD_STRUCTURED,
+                                          FG_LSTM_BWD_MEPROP};
 
 typedef struct result {
     fg_lstm_desc d;
@@ -57,7 +64,7 @@ static int run_ours(result *r, int iters, int warmup, int64_t block) {
     float *db_ih = calloc((size_t)(4 * H), sizeof(float)), *db_hh = calloc((size_t)(4 * H), sizeof(float));
     size_t ws_bytes = fg_lstm_workspace_bytes(d);
     for (int i = 0; i < N_DROPS; i++) {
-        const fg_lstm_sparsity sp = {DROPS[i], block};
+        const fg_lstm_sparsity sp = {.drop = DROPS[i], .block = block, .variant = VARS[i]};
         const size_t w = fg_lstm_sparse_workspace_bytes(d, &sp);
         if (w == 0) {
             fprintf(stderr, "lstm_sparse: %s\n", fg_last_error());
@@ -76,29 +83,36 @@ static int run_ours(result *r, int iters, int warmup, int64_t block) {
         if (it >= warmup) t[it - warmup] = fg_time_now() - t0;
     }
     r->fwd_ms = median(t, iters) * 1e3;
-    for (int i = 0; i < N_DROPS; i++) {
-        const fg_lstm_sparsity sp = {DROPS[i], block};
-        fg_lstm_sparse_stats st = {0};
-        for (int it = 0; it < warmup + iters; it++) {
+    /* Round robin: every iteration runs each configuration once, so that the load of a shared
+     * machine drifting during the run hits every configuration alike. */
+    double *tb = malloc((size_t)(iters * N_DROPS) * sizeof(double));
+    fg_lstm_sparse_stats st[N_DROPS];
+    memset(st, 0, sizeof st);
+    for (int it = 0; it < warmup + iters; it++)
+        for (int i = 0; i < N_DROPS; i++) {
+            const fg_lstm_sparsity sp = {.drop = DROPS[i], .block = block, .variant = VARS[i]};
             double t0 = fg_time_now();
             fg_status s = i == 0 ? fg_lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, NULL, NULL, x, h0, c0,
                                                     w_ih, w_hh, y, saved, d, ws, ws_bytes)
                                  : fg_lstm_backward_sparse(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, NULL, NULL, x,
-                                                           h0, c0, w_ih, w_hh, y, saved, d, ws, ws_bytes, &sp, &st);
+                                                           h0, c0, w_ih, w_hh, y, saved, d, ws, ws_bytes, &sp, &st[i]);
             if (s != FG_OK) {
                 fprintf(stderr, "lstm_sparse: %s\n", fg_last_error());
                 return 0;
             }
-            if (it >= warmup) t[it - warmup] = fg_time_now() - t0;
+            if (it >= warmup) tb[i * iters + it - warmup] = fg_time_now() - t0;
         }
-        r->bwd_ms[i] = median(t, iters) * 1e3;
-        if (i == 0) { /* the dense backward's GEMM FLOPs: drop 0 through the sparse entry fills the stats */
-            fg_lstm_backward_sparse(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, NULL, NULL, x, h0, c0, w_ih, w_hh, y,
-                                    saved, d, ws, ws_bytes, &sp, &st);
-        }
-        r->bwd_flops[i] = st.gemm_flops;
-        r->kept[i] = (double)st.kept_units / (double)(T * H);
+    { /* the dense backward's GEMM FLOPs: the dense variant through the sparse entry fills the stats */
+        const fg_lstm_sparsity sp = {.drop = 0.0f, .block = block, .variant = FG_LSTM_BWD_DENSE};
+        fg_lstm_backward_sparse(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, NULL, NULL, x, h0, c0, w_ih, w_hh, y,
+                                saved, d, ws, ws_bytes, &sp, &st[0]);
     }
+    for (int i = 0; i < N_DROPS; i++) {
+        r->bwd_ms[i] = median(tb + i * iters, iters) * 1e3;
+        r->bwd_flops[i] = st[i].gemm_flops;
+        r->kept[i] = (double)st[i].kept_cols / (double)(T * 4 * H);
+    }
+    free(tb);
     free(x), free(h0), free(c0), free(w_ih), free(w_hh), free(b_ih), free(b_hh), free(dy), free(y), free(saved);
     free(dx), free(dh0), free(dc0), free(dw_ih), free(dw_hh), free(db_ih), free(db_hh), free(ws), free(t);
     return 1;
@@ -172,28 +186,30 @@ int main(int argc, char **argv) {
            "(x, h0, c0, weights, biases) from dy; GFLOP/s = GEMM FLOPs issued (forward + backward) / (forward + "
            "backward time)\n\n",
            threads, iters, warmup, (long long)block);
-    printf("| T | B | I | H | backward | kept units | ms forward | ms backward | backward speedup vs dense | ms total | "
-           "GFLOP/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| T | B | I | H | backward | kept gate columns | ms forward | ms backward | backward speedup vs dense | "
+           "backward GFLOP issued | ms total | GFLOP/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < nr; i++) {
         const result *r = &res[i];
         const double ff = fg_lstm_flops(&r->d);
         for (int k = 0; k < N_DROPS; k++) {
             char name[48];
             if (k == 0) snprintf(name, sizeof name, "frugal dense");
-            else snprintf(name, sizeof name, "frugal sparse drop %.1f", (double)DROPS[k]);
+            else snprintf(name, sizeof name, "frugal %s drop %.1f", fg_lstm_bwd_name(VARS[k]), (double)DROPS[k]);
             const double tot = r->fwd_ms + r->bwd_ms[k];
-            printf("| %lld | %lld | %lld | %lld | %s | %.0f %% | %.2f | %.2f | %.2fx | %.2f | %.1f |\n",
+            printf("| %lld | %lld | %lld | %lld | %s | %.0f %% | %.2f | %.2f | %.2fx | %.3f | %.2f | %.1f |\n",
                    (long long)r->d.T, (long long)r->d.B, (long long)r->d.I, (long long)r->d.H, name, r->kept[k] * 100,
-                   r->fwd_ms, r->bwd_ms[k], r->bwd_ms[0] / r->bwd_ms[k], tot, (ff + r->bwd_flops[k]) / (tot * 1e6));
+                   r->fwd_ms, r->bwd_ms[k], r->bwd_ms[0] / r->bwd_ms[k], r->bwd_flops[k] * 1e-9, tot,
+                   (ff + r->bwd_flops[k]) / (tot * 1e6));
         }
         if (r->peer_ok) {
             const double tot = r->peer_fwd_ms + r->peer_bwd_ms;
-            printf("| %lld | %lld | %lld | %lld | PyTorch 1.13 nn.LSTM (dense) | 100 %% | %.2f | %.2f | %.2fx | %.2f | "
-                   "%.1f |\n",
+            printf("| %lld | %lld | %lld | %lld | PyTorch 1.13 nn.LSTM (dense) | 100 %% | %.2f | %.2f | %.2fx | %.3f | "
+                   "%.2f | %.1f |\n",
                    (long long)r->d.T, (long long)r->d.B, (long long)r->d.I, (long long)r->d.H, r->peer_fwd_ms,
-                   r->peer_bwd_ms, r->bwd_ms[0] / r->peer_bwd_ms, tot, (ff + r->bwd_flops[0]) / (tot * 1e6));
+                   r->peer_bwd_ms, r->bwd_ms[0] / r->peer_bwd_ms, r->bwd_flops[0] * 1e-9, tot,
+                   (ff + r->bwd_flops[0]) / (tot * 1e6));
         } else {
-            printf("| %lld | %lld | %lld | %lld | PyTorch 1.13 nn.LSTM | (peer not run%s) | - | - | - | - | - |\n",
+            printf("| %lld | %lld | %lld | %lld | PyTorch 1.13 nn.LSTM | (peer not run%s) | - | - | - | - | - | - |\n",
                    (long long)r->d.T, (long long)r->d.B, (long long)r->d.I, (long long)r->d.H,
                    peer ? ": torch missing or failed" : ", --no-peer");
         }

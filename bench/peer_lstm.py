@@ -1,5 +1,5 @@
-"""PyTorch peer of bench/lstm_sparse: one torch.nn.LSTM layer (num_layers 1, time-major) at the
-same sizes, forward and backward (y.backward(dy), gradients of x, h0, c0 and every parameter)
+"""PyTorch peer of bench/lstm_sparse and `frugal lstm bench`: torch.nn.LSTM (--layers, default 1,
+time-major) at the same sizes, forward and backward (y.backward(dy), gradients of x, h0, c0 and every parameter)
 timed separately; the median of --iters runs after --warmup. Prints one line:
 `peer fwd_ms=<float> bwd_ms=<float>`. Run by bench/lstm_sparse (which sets OPENBLAS_CORETYPE and
 the thread count); usable alone:
@@ -19,13 +19,14 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layers", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    lstm = nn.LSTM(a.I, a.H)
+    lstm = nn.LSTM(a.I, a.H, num_layers=a.layers)
     x = torch.randn(a.T, a.B, a.I, requires_grad=True)
-    h0 = torch.randn(1, a.B, a.H, requires_grad=True)
-    c0 = torch.randn(1, a.B, a.H, requires_grad=True)
+    h0 = torch.randn(a.layers, a.B, a.H, requires_grad=True)
+    c0 = torch.randn(a.layers, a.B, a.H, requires_grad=True)
     dy = torch.randn(a.T, a.B, a.H)
     fwd, bwd = [], []
     for it in range(a.warmup + a.iters):

@@ -26,7 +26,13 @@
  *    bit for bit, and its stats (blocks dropped); the drop switched after build (dense, sparse,
  *    dense again) under exact-size workspaces; another block after build, a sparsity on a node built
  *    without one, a node that is not an LSTM, bad drop / block and stats before any backward all
- *    refused with a message naming what is wrong. */
+ *    refused with a message naming what is wrong;
+ *  - the other backward variants (dense, threshold, structured with one kept set per call,
+ *    meprop): with nothing dropped bit-identical to fg_lstm_backward; dropping, every gradient and
+ *    the stats against the variant's naive twin, structured's kept set equal to the test's own
+ *    selection on the last step's dense dG at every step and its FLOPs the dense ones times the
+ *    kept fraction, meprop's kept column count, threshold's reported sparsity; bad variant and
+ *    tau refused naming the field. */
 #include <math.h>
 #include <string.h>
 
@@ -533,7 +539,7 @@ static void test_sparse_args(void) {
     } bad[] = {{-0.1f, 4, "drop"}, {1.0f, 4, "drop"}, {1.5f, 4, "drop"}, {NAN, 4, "drop"},
                {0.5f, 0, "block"}, {0.5f, -3, "block"}, {0.5f, 9, "block"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const fg_lstm_sparsity sp = {bad[i].drop, bad[i].block};
+        const fg_lstm_sparsity sp = {.drop = bad[i].drop, .block = bad[i].block};
         fg_clear_error();
         fg_status st = fg_lstm_sparsity_check(&d, &sp);
         char want[32];
@@ -556,11 +562,11 @@ static void test_sparse_args(void) {
     }
     CHECK_STATUS(fg_lstm_sparsity_check(&d, NULL), FG_ERR_INVALID);
     const fg_lstm_desc badd = {3, 2, 0, 8};
-    const fg_lstm_sparsity ok = {0.5f, 2};
+    const fg_lstm_sparsity ok = {.drop = 0.5f, .block = 2};
     CHECK_STATUS(fg_lstm_sparsity_check(&badd, &ok), FG_ERR_SHAPE);
     CHECK_OK(fg_lstm_sparsity_check(&d, &ok));
     /* no block dropped: the dense workspace; else more */
-    const fg_lstm_sparsity none = {0.0f, 2}, one_block = {0.9f, 8};
+    const fg_lstm_sparsity none = {.drop = 0.0f, .block = 2}, one_block = {.drop = 0.9f, .block = 8};
     CHECK(fg_lstm_sparse_workspace_bytes(&d, &none) == fg_lstm_workspace_bytes(&d));
     CHECK(fg_lstm_sparse_workspace_bytes(&d, &one_block) == fg_lstm_workspace_bytes(&d));
     CHECK(fg_lstm_sparse_workspace_bytes(&d, &ok) > fg_lstm_workspace_bytes(&d));
@@ -595,7 +601,7 @@ static void test_sparse_dense_identical(fg_rng *rng) {
                                   c.b.x, c.b.h0, c.b.c0, c.b.w_ih, c.b.w_hh, c.b.y, c.b.saved, &c.d, ws, dws));
         for (int j = 0; j < 7; j++) memcpy(ref[j], c.g[j], c.gsz[j] * sizeof(float));
         /* the last two drop nothing: one block; two blocks and round(0.2 * 2) = 0 */
-        const fg_lstm_sparsity sps[] = {{0.0f, 1}, {0.0f, 4}, {0.0f, H}, {0.9f, H}, {0.2f, (H + 1) / 2}};
+        const fg_lstm_sparsity sps[] = {{.drop = 0.0f, .block = 1}, {.drop = 0.0f, .block = 4}, {.drop = 0.0f, .block = H}, {.drop = 0.9f, .block = H}, {.drop = 0.2f, .block = (H + 1) / 2}};
         for (size_t k = 0; k < sizeof sps / sizeof sps[0]; k++) {
             const size_t need = fg_lstm_sparse_workspace_bytes(&c.d, &sps[k]);
             CHECK(need == dws);
@@ -662,7 +668,7 @@ static void test_sparse_vs_naive(fg_rng *rng) {
         const int64_t blocks[] = {1, 4, H};
         for (size_t bi = 0; bi < 3; bi++)
             for (size_t di = 0; di < 3; di++) {
-                const fg_lstm_sparsity sp = {drops[di], blocks[bi]};
+                const fg_lstm_sparsity sp = {.drop = drops[di], .block = blocks[bi]};
                 const int64_t nb = (H + sp.block - 1) / sp.block;
                 int64_t ndrop = (int64_t)floor((double)sp.drop * (double)nb + 0.5);
                 if (ndrop > nb - 1) ndrop = nb - 1;
@@ -776,11 +782,179 @@ static void test_sparse_vs_naive(fg_rng *rng) {
     }
 }
 
+/* ---------------------------------------------------------------- the other variants */
+
+/* Mean |dG| of a dense backward's gate gradients (T*B, 4H): a threshold that zeroes a good part. */
+static float mean_abs(const float *dg, size_t n) {
+    double a = 0.0;
+    for (size_t i = 0; i < n; i++) a += fabs((double)dg[i]);
+    return (float)(a / (double)n);
+}
+
+/* dense, threshold (tau 0), structured and meprop (drop 0): bit-identical to fg_lstm_backward on
+ * prefilled parameter gradients, with the dense workspace; then, with something dropped, every
+ * gradient against the naive twin of the same variant, the stats equal to the twin's, and the
+ * structural promises: structured keeps one set of blocks at every step (the test's own selection
+ * on the dense dG of the last step) and issues the dense GEMM FLOPs times kept/all; meprop keeps
+ * exactly 4H - round(drop * 4H) columns per step; threshold reports the fraction it zeroed. */
+static void test_variants(fg_rng *rng) {
+    static const int64_t shapes[][4] = {{1, 3, 5, 7}, {5, 3, 6, 16}, {6, 4, 10, 33}, {12, 32, 48, 150}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        sp_case f, n;
+        fg_rng r2 = *rng;
+        sp_case_init(&f, shapes[si][0], shapes[si][1], shapes[si][2], shapes[si][3], rng);
+        sp_case_init(&n, shapes[si][0], shapes[si][1], shapes[si][2], shapes[si][3], &r2);
+        const fg_lstm_desc d = f.d;
+        const int64_t T = d.T, B = d.B, H = d.H, G4 = 4 * H;
+        float *pre[7], *ref[7];
+        for (int j = 0; j < 7; j++) {
+            pre[j] = malloc(f.gsz[j] * sizeof(float)), ref[j] = malloc(f.gsz[j] * sizeof(float));
+            fg_fill_uniform(pre[j], f.gsz[j], -1, 1, rng);
+        }
+        const size_t dws = fg_lstm_workspace_bytes(&d);
+        float *dense_ws = malloc(dws);
+        sp_reset(&f, NULL);
+        CHECK_OK(fg_lstm_backward(f.g[0], f.g[1], f.g[2], f.g[3], f.g[4], f.g[5], f.g[6], f.b.dy, f.b.dhT, f.b.dcT,
+                                  f.b.x, f.b.h0, f.b.c0, f.b.w_ih, f.b.w_hh, f.b.y, f.b.saved, &d, dense_ws, dws));
+        const float tau = mean_abs(dense_ws, (size_t)(T * B * G4));
+        sp_reset(&f, pre);
+        float *ws0 = malloc(dws);
+        CHECK_OK(fg_lstm_backward(f.g[0], f.g[1], f.g[2], f.g[3], f.g[4], f.g[5], f.g[6], f.b.dy, f.b.dhT, f.b.dcT,
+                                  f.b.x, f.b.h0, f.b.c0, f.b.w_ih, f.b.w_hh, f.b.y, f.b.saved, &d, ws0, dws));
+        for (int j = 0; j < 7; j++) memcpy(ref[j], f.g[j], f.gsz[j] * sizeof(float));
+        char what[200];
+        const fg_lstm_bwd vs[] = {FG_LSTM_BWD_DENSE, FG_LSTM_BWD_THRESHOLD, FG_LSTM_BWD_STRUCTURED, FG_LSTM_BWD_MEPROP};
+        /* nothing dropped: the dense bits */
+        for (size_t vi = 0; vi < 4; vi++) {
+            const fg_lstm_sparsity sp = {.drop = vs[vi] == FG_LSTM_BWD_DENSE ? 0.9f : 0.0f, .block = 4 < H ? 4 : H,
+                                         .variant = vs[vi], .tau = 0.0f};
+            CHECK(fg_lstm_sparse_workspace_bytes(&d, &sp) == dws);
+            sp_reset(&f, pre);
+            fg_lstm_sparse_stats st = {0};
+            CHECK_OK(sp_run(fg_lstm_backward_sparse, &f, &sp, &st, ws0, dws));
+            for (int j = 0; j < 7; j++) {
+                snprintf(what, sizeof what, "%s with nothing dropped == dense [T %lld B %lld I %lld H %lld] %s",
+                         fg_lstm_bwd_name(vs[vi]), (long long)T, (long long)B, (long long)d.I, (long long)H,
+                         SP_GNAME[j]);
+                fg_check_equal(what, f.g[j], ref[j], f.gsz[j]);
+            }
+            CHECK(st.gemm_flops == st.gemm_flops_dense && st.kept_cols == T * G4 && st.sparsity == 0.0);
+        }
+        /* something dropped: against the naive twin */
+        const float drops[] = {0.5f, 0.8f};
+        for (size_t vi = 1; vi < 4; vi++)
+            for (size_t di = 0; di < 2; di++) {
+                if (vs[vi] == FG_LSTM_BWD_THRESHOLD && di > 0) continue;
+                const int64_t block = H >= 8 ? 4 : 1, nb = (H + block - 1) / block;
+                const fg_lstm_sparsity sp = {.drop = drops[di], .block = block, .variant = vs[vi], .tau = tau};
+                const size_t need = fg_lstm_sparse_workspace_bytes(&d, &sp);
+                float *ws = malloc(need), *wsn = malloc(need);
+                uint8_t *kf = malloc((size_t)(T * nb)), *kn = malloc((size_t)(T * nb));
+                fg_lstm_sparse_stats sf = {.keep = kf}, sn = {.keep = kn};
+                sp_reset(&f, NULL), sp_reset(&n, NULL);
+                CHECK_OK(sp_run(fg_lstm_backward_sparse, &f, &sp, &sf, ws, need));
+                CHECK_OK(sp_run(fg_lstm_backward_sparse_naive, &n, &sp, &sn, wsn, need));
+#define VWHAT(str) (snprintf(what, sizeof what, "%s drop %g tau %g [T %lld B %lld I %lld H %lld] %s",             \
+                             fg_lstm_bwd_name(sp.variant), (double)sp.drop, (double)sp.tau, (long long)T,             \
+                             (long long)B, (long long)d.I, (long long)H, str), what)
+                for (int j = 0; j < 7; j++) {
+                    const float atol = j < 3 ? fg_atol_for(4.0 * (double)(H + d.I) * (double)T)
+                                             : fg_atol_for((double)(T * B)) * 4;
+                    fg_check_close(VWHAT(SP_GNAME[j]), f.g[j], n.g[j], f.gsz[j], RTOL, atol);
+                    fg_check_guard(what, f.g[j], f.gsz[j]);
+                }
+                if (sf.kept_cols != sn.kept_cols || sf.kept_units != sn.kept_units || sf.gemm_flops != sn.gemm_flops ||
+                    sf.gemm_flops_dense != sn.gemm_flops_dense || sf.sparsity != sn.sparsity ||
+                    sf.dropped != sn.dropped || sf.blocks != sn.blocks || memcmp(kf, kn, (size_t)(T * nb)) != 0) {
+                    fprintf(stderr, "  %s: fast/naive kept_cols %lld/%lld kept_units %lld/%lld flops %.0f/%.0f "
+                            "(dense %.0f/%.0f) sparsity %.6f/%.6f dropped %lld/%lld keep %s\n", VWHAT("stats"),
+                            (long long)sf.kept_cols, (long long)sn.kept_cols, (long long)sf.kept_units,
+                            (long long)sn.kept_units, sf.gemm_flops, sn.gemm_flops, sf.gemm_flops_dense,
+                            sn.gemm_flops_dense, sf.sparsity, sn.sparsity, (long long)sf.dropped,
+                            (long long)sn.dropped, memcmp(kf, kn, (size_t)(T * nb)) ? "differ" : "equal");
+                    fg_test_failures++;
+                }
+                if (sp.variant == FG_LSTM_BWD_STRUCTURED) {
+                    uint8_t *kr = malloc((size_t)nb);
+                    int64_t ndrop = (int64_t)floor((double)sp.drop * (double)nb + 0.5), kunits = 0;
+                    if (ndrop > nb - 1) ndrop = nb - 1;
+                    ref_select(kr, dense_ws + (T - 1) * B * G4, B, H, block, nb, ndrop);
+                    for (int64_t q = 0; q < nb; q++)
+                        if (kr[q]) kunits += ((q + 1) * block < H ? (q + 1) * block : H) - q * block;
+                    for (int64_t t = 0; t < T; t++)
+                        if (memcmp(kf + t * nb, kr, (size_t)nb) != 0) {
+                            fprintf(stderr, "  %s: step %lld keeps other blocks than the selection on the last "
+                                    "step's dense dG\n", VWHAT("mask"), (long long)t);
+                            fg_test_failures++;
+                            break;
+                        }
+                    /* every GEMM shrinks: FLOPs = dense * kept / all */
+                    const double want = sf.gemm_flops_dense * (double)kunits / (double)H;
+                    if (sf.kept_units != T * kunits || fabs(sf.gemm_flops - want) > 1e-9 * want) {
+                        fprintf(stderr, "  %s: kept_units %lld, expected %lld; gemm_flops %.0f, expected %.0f\n",
+                                VWHAT("stats"), (long long)sf.kept_units, (long long)(T * kunits), sf.gemm_flops,
+                                want);
+                        fg_test_failures++;
+                    }
+                    free(kr);
+                }
+                if (sp.variant == FG_LSTM_BWD_MEPROP) {
+                    int64_t nd = (int64_t)floor((double)sp.drop * (double)G4 + 0.5);
+                    if (nd > G4 - 1) nd = G4 - 1;
+                    if (sf.kept_cols != T * (G4 - nd) || !(sf.gemm_flops < sf.gemm_flops_dense)) {
+                        fprintf(stderr, "  %s: kept_cols %lld, expected %lld; flops %.0f of dense %.0f\n",
+                                VWHAT("stats"), (long long)sf.kept_cols, (long long)(T * (G4 - nd)), sf.gemm_flops,
+                                sf.gemm_flops_dense);
+                        fg_test_failures++;
+                    }
+                    /* dropped columns are zero in the masked dG */
+                    for (int64_t r = 0; r < T * B; r++) {
+                        int64_t nz = 0;
+                        for (int64_t c = 0; c < G4; c++) nz += ws[r * G4 + c] != 0.0f;
+                        if (nz > G4 - nd) {
+                            fprintf(stderr, "  %s: dG row %lld has %lld non-zeros, at most %lld kept\n",
+                                    VWHAT("masked dG"), (long long)r, (long long)nz, (long long)(G4 - nd));
+                            fg_test_failures++;
+                            break;
+                        }
+                    }
+                }
+                if (sp.variant == FG_LSTM_BWD_THRESHOLD) {
+                    int64_t z = 0, small = 0;
+                    for (int64_t i = 0; i < T * B * G4; i++) z += ws[i] == 0.0f, small += ws[i] != 0.0f && fabsf(ws[i]) < tau;
+                    const double frac = (double)z / (double)(T * B * G4);
+                    if (small != 0 || fabs(frac - sf.sparsity) > 1e-12 || !(sf.sparsity > 0.1) ||
+                        sf.gemm_flops != sf.gemm_flops_dense) {
+                        fprintf(stderr, "  %s: %lld entries below tau survive; sparsity %.4f reported, %.4f in dG; "
+                                "flops %.0f of %.0f\n", VWHAT("mask"), (long long)small, sf.sparsity, frac,
+                                sf.gemm_flops, sf.gemm_flops_dense);
+                        fg_test_failures++;
+                    }
+                }
+#undef VWHAT
+                free(ws), free(wsn), free(kf), free(kn);
+            }
+        for (int j = 0; j < 7; j++) free(pre[j]), free(ref[j]);
+        free(dense_ws), free(ws0);
+        sp_case_free(&f), sp_case_free(&n);
+    }
+    /* names round-trip; bad variant and tau refused naming the field */
+    for (int v = 0; v < FG_LSTM_BWD_COUNT; v++) CHECK((int)fg_lstm_bwd_parse(fg_lstm_bwd_name((fg_lstm_bwd)v)) == v);
+    CHECK(fg_lstm_bwd_parse("sorted") == FG_LSTM_BWD_COUNT);
+    const fg_lstm_desc d = {3, 2, 5, 8};
+    const fg_lstm_sparsity badv = {.drop = 0.5f, .block = 2, .variant = FG_LSTM_BWD_COUNT};
+    CHECK_STATUS(fg_lstm_sparsity_check(&d, &badv), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "variant = ") != NULL);
+    const fg_lstm_sparsity badt = {.drop = 0.5f, .block = 2, .variant = FG_LSTM_BWD_THRESHOLD, .tau = -1.0f};
+    CHECK_STATUS(fg_lstm_sparsity_check(&d, &badt), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "tau = ") != NULL);
+}
+
 /* Stats with gradients left out: the FLOPs count only what is issued, dense and sparse alike. */
 static void test_sparse_stats_partial(fg_rng *rng) {
     sp_case c;
     sp_case_init(&c, 4, 3, 5, 12, rng);
-    const fg_lstm_sparsity sp = {0.5f, 3};
+    const fg_lstm_sparsity sp = {.drop = 0.5f, .block = 3};
     const size_t need = fg_lstm_sparse_workspace_bytes(&c.d, &sp);
     void *ws = malloc(need);
     fg_lstm_sparse_stats st = {0};
@@ -938,7 +1112,7 @@ static void check_vs_kernel(lnet *c, const fg_lstm_sparsity *sp) {
 
 static void test_graph_sparsity(void) {
     const fg_lstm_desc d = {GT, GB, GI, GH};
-    const fg_lstm_sparsity dense0 = {0.0f, 4}, half = {0.5f, 4};
+    const fg_lstm_sparsity dense0 = {.drop = 0.0f, .block = 4}, half = {.drop = 0.5f, .block = 4};
     fg_lstm_sparse_stats st;
     lnet a, b, c;
 
@@ -954,7 +1128,8 @@ static void test_graph_sparsity(void) {
      * change later), and the gradients are the dense ones, bit for bit */
     lnet_build(&b, &dense0, 0);
     const fg_ninfo *na = fg_graph_node(a.g, a.node), *nb = fg_graph_node(b.g, b.node);
-    const size_t dense_ws = fg_lstm_workspace_bytes(&d), sparse_ws = fg_lstm_sparse_workspace_bytes(&d, &half);
+    const size_t dense_ws = fg_lstm_workspace_bytes(&d), sparse_ws = fg_lstm_sparse_workspace_bytes_max(&d, 4);
+    CHECK(sparse_ws >= fg_lstm_sparse_workspace_bytes(&d, &half));
     CHECK(sparse_ws > dense_ws);
     CHECK(na->ws_bytes[FG_BACKWARD] > dense_ws); /* plus the scratch for dx */
     CHECK(nb->ws_bytes[FG_BACKWARD] - sparse_ws == na->ws_bytes[FG_BACKWARD] - dense_ws);
@@ -986,7 +1161,7 @@ static void test_graph_sparsity(void) {
     lnet_same_grads("drop 0 again after build vs no sparsity", &a, &b);
 
     /* refused: another block after build, a first sparsity after build, not an LSTM, bad values */
-    const fg_lstm_sparsity block3 = {0.5f, 3}, drop1 = {1.0f, 4}, block13 = {0.5f, GH + 1};
+    const fg_lstm_sparsity block3 = {.drop = 0.5f, .block = 3}, drop1 = {.drop = 1.0f, .block = 4}, block13 = {.drop = 0.5f, .block = GH + 1};
     const char *n1[] = {"rnn", "block 3", "block 4", "before fg_graph_build"};
     expect_error("another block after build", fg_graph_set_lstm_sparsity(b.g, b.node, &block3), n1, 4);
     const char *n2[] = {"rnn", "no sparsity", "before fg_graph_build"};
@@ -1015,10 +1190,13 @@ static void test_graph_sparsity(void) {
     CHECK(fg_graph_node(pg, pnode)->ws_bytes[FG_BACKWARD] == 0);
     CHECK_OK(fg_graph_set_lstm_sparsity(pg, pnode, &dense0));
     CHECK(fg_graph_node(pg, pnode)->ws_bytes[FG_BACKWARD] == sparse_ws);
-    /* a block that can never be dropped (one block of H) needs only the dense workspace */
-    const fg_lstm_sparsity whole = {0.5f, GH};
+    /* a block that can never be dropped (one block of H): still meprop's extras (it drops gate
+     * columns, not blocks), planned since the variant may change after build */
+    const fg_lstm_sparsity whole = {.drop = 0.5f, .block = GH};
     CHECK_OK(fg_graph_set_lstm_sparsity(pg, pnode, &whole));
-    CHECK(fg_graph_node(pg, pnode)->ws_bytes[FG_BACKWARD] == dense_ws);
+    const fg_lstm_sparsity whole_meprop = {.drop = 0.5f, .block = GH, .variant = FG_LSTM_BWD_MEPROP};
+    CHECK(fg_graph_node(pg, pnode)->ws_bytes[FG_BACKWARD] == fg_lstm_sparse_workspace_bytes(&d, &whole_meprop));
+    CHECK(fg_lstm_sparse_workspace_bytes(&d, &whole) == dense_ws);
     fg_graph_free(pg);
     /* the refused calls changed nothing: still drop 0, block 4 */
     lnet_step(&b);
@@ -1179,6 +1357,7 @@ int main(void) {
     test_sparse_dense_identical(&rng);
     test_sparse_vs_naive(&rng);
     test_sparse_stats_partial(&rng);
+    test_variants(&rng);
     test_graph_sparsity();
     test_graph_state(&rng);
 

@@ -12,7 +12,7 @@
 #include "plot.h"
 
 typedef struct lm_args {
-    const char *data, *data_dir, *json, *plot;
+    const char *data, *data_dir, *json, *plot, *variant;
     int64_t hidden, embed, steps, batch, block, max_batches, eval_batches;
     int layers, epochs, decay_after, dense_epochs, threads, quiet;
     double dropout, lr, lr_decay, clip, sparse;
@@ -83,6 +83,7 @@ static int write_json(const lm_args *a, const fg_lm_epoch *h, int n, double test
     cli_json_int(&j, "batch", a->batch);
     cli_json_num(&j, "sparse_drop", a->sparse);
     cli_json_int(&j, "sparse_block", a->block);
+    cli_json_str(&j, "sparse_variant", a->variant);
     cli_json_int(&j, "dense_epochs", a->dense_epochs);
     cli_json_num(&j, "test_ppl", test_ppl);
     cli_json_arr_begin(&j, "epochs");
@@ -107,7 +108,7 @@ static int write_json(const lm_args *a, const fg_lm_epoch *h, int n, double test
 static int lm_train(int argc, char **argv) {
     lm_args a = {.data = "brown", .hidden = 200, .steps = 20, .batch = 20, .layers = 2, .epochs = 6,
                  .decay_after = 2, .dropout = 0, .lr = 1.0, .lr_decay = 1.0 / 1.2, .clip = 5.0, .block = 0,
-                 .seed = 1};
+                 .seed = 1, .variant = "structured"};
     cli_opt opts[] = {
         {"data", CLI_STR, &a.data, "NAME", "corpus in the data directory: <NAME>.{train,valid,test}.txt (default brown)", 0},
         {"data-dir", CLI_STR, &a.data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
@@ -126,6 +127,9 @@ static int lm_train(int argc, char **argv) {
         {"sparse", CLI_FLOAT, &a.sparse, "DROP", "fraction of hidden-unit blocks whose gate gradients each LSTM "
                                                 "backward drops per step, in [0, 1) (default 0: dense)", 0},
         {"block", CLI_I64, &a.block, "U", "hidden units per block (default 16 with --sparse, else unused)", 0},
+        {"variant", CLI_STR, &a.variant, "NAME", "sparse epochs' backward: structured (one kept block set per chunk, "
+                                                "every backward GEMM shrinks; default), step (kept blocks per step) "
+                                                "or meprop (top-k gate columns per step)", 0},
         {"dense-epochs", CLI_INT, &a.dense_epochs, "N", "the last N epochs train dense (the paper's mixed schedule; "
                                                        "default 0)", 0},
         {"max-batches", CLI_I64, &a.max_batches, "N", "chunks per epoch (default: the whole training split)", 0},
@@ -152,6 +156,9 @@ static int lm_train(int argc, char **argv) {
     if (a.sparse > 0 && !cli_find(opts, "block")->set) a.block = a.hidden < 16 ? a.hidden : 16;
     if (a.block < 0 || a.block > a.hidden)
         return cli_usage_error(&cmd, "--block %lld: expected 1..hidden (%lld)", (long long)a.block, (long long)a.hidden);
+    const fg_lstm_bwd variant = fg_lstm_bwd_parse(a.variant);
+    if (variant != FG_LSTM_BWD_STRUCTURED && variant != FG_LSTM_BWD_STEP && variant != FG_LSTM_BWD_MEPROP)
+        return cli_usage_error(&cmd, "--variant %s: expected structured, step or meprop", a.variant);
     if (a.dense_epochs < 0 || a.dense_epochs > a.epochs)
         return cli_usage_error(&cmd, "--dense-epochs %d: expected 0..epochs (%d)", a.dense_epochs, a.epochs);
     if (a.epochs < 1) return cli_usage_error(&cmd, "--epochs %d: expected >= 1", a.epochs);
@@ -174,6 +181,7 @@ static int lm_train(int argc, char **argv) {
     tc.decay_after = a.decay_after;
     tc.clip = (float)a.clip;
     tc.sparse_drop = (float)a.sparse;
+    tc.sparse_variant = variant;
     tc.dense_epochs = a.dense_epochs;
     tc.seed = a.seed;
     tc.max_batches = a.max_batches;
@@ -192,8 +200,8 @@ static int lm_train(int argc, char **argv) {
            (long long)a.steps, (long long)a.batch, (long long)fg_lm_chunks(corpus.n[0], a.steps, a.batch),
            a.max_batches > 0 ? " (limited by --max-batches)" : "");
     if (a.sparse > 0)
-        printf("sparse backward: drop %.2f of blocks of %lld units in epochs 1-%d, dense after\n", a.sparse,
-               (long long)a.block, a.epochs - a.dense_epochs);
+        printf("sparse backward (%s): drop %.2f of blocks of %lld units in epochs 1-%d, dense after\n", a.variant,
+               a.sparse, (long long)a.block, a.epochs - a.dense_epochs);
 
     fg_graph *g = NULL;
     fg_pool *pool = NULL;

@@ -213,12 +213,13 @@ fg_status fg_graph_set_split_backward(fg_graph *g, int node, int on);
 fg_status fg_graph_set_algo(fg_graph *g, int node, fg_conv_algo algo);
 /* A conv node's descriptor (shapes, stride, padding, groups at the built batch size). */
 fg_status fg_graph_conv_desc(const fg_graph *g, int node, fg_conv2d_desc *out);
-/* Structured sparsity of an LSTM node's backward (fg_lstm_backward_sparse, arXiv 1806.00512).
+/* Sparsity of an LSTM node's backward (fg_lstm_backward_sparse: its variant, drop, block, tau).
  * FG_ERR_INVALID naming the node when it is not an LSTM node, or sp fails fg_lstm_sparsity_check
- * for the node's sizes. Before fg_graph_build: sets the block and the drop and sizes the node's
- * backward workspace (ws_bytes[FG_BACKWARD]) for a backward that drops blocks, whatever the drop
- * given now, so that the drop can change later. After build only the drop may change (any value
- * in [0, 1): a trainer switches between sparse and dense iterations, the paper's mixed schedule);
+ * for the node's sizes. Before fg_graph_build: sets it and sizes the node's backward workspace
+ * (ws_bytes[FG_BACKWARD]) for the largest need of any variant with this block
+ * (fg_lstm_sparse_workspace_bytes_max), whatever is given now, so that the rest can change later.
+ * After build the variant, the drop and tau may change (a trainer switches between sparse and
+ * dense iterations, the paper's mixed schedule), the block may not;
  * another block, or a first sparsity on a node built without one, is FG_ERR_INVALID (the
  * workspace is planned at build). drop 0 runs the dense backward: the same bits as a node never
  * given a sparsity. */

@@ -79,6 +79,7 @@ typedef struct fg_lm_train_cfg {
     int decay_after;
     float clip;            /* max global gradient norm; 0 = none */
     float sparse_drop;     /* fraction of blocks dropped in sparse epochs, [0, 1); 0 = dense training */
+    fg_lstm_bwd sparse_variant; /* the sparse epochs' backward: step, structured (the default) or meprop */
     int dense_epochs;      /* the last dense_epochs epochs train dense */
     uint64_t seed;         /* weights and dropout */
     int64_t max_batches;   /* per epoch; 0 = every chunk of the training split */

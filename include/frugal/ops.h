@@ -226,7 +226,7 @@ fg_status fg_lstm_check(const fg_lstm_desc *d);
  * gates (T, B, 4H) followed by the cell states c_1..c_T (T, B, H). 0 for a bad descriptor. */
 size_t fg_lstm_saved_bytes(const fg_lstm_desc *d);
 /* Scratch bytes for forward and backward (the max of both): backward's gate gradients dG
- * (T*B, 4H) plus dh and dc (B, H). 0 for a bad descriptor. */
+ * (T*B, 4H) plus dh and dc (B, H); forward's W_hh^T (H, 4H). 0 for a bad descriptor. */
 size_t fg_lstm_workspace_bytes(const fg_lstm_desc *d);
 /* Forward FLOPs of the GEMMs: 2 * T * B * 4H * (I + H). */
 double fg_lstm_flops(const fg_lstm_desc *d);
@@ -255,40 +255,86 @@ fg_status fg_lstm_backward_naive(float *dx, float *dh0, float *dc0, float *dw_ih
                                  const float *w_ih, const float *w_hh, const float *y,
                                  const float *saved, const fg_lstm_desc *d, void *ws, size_t ws_bytes);
 
-/* Structurally sparsified backward (Zhu et al., arXiv 1806.00512; what is implemented and how it
- * differs from the paper: the opening comment of src/ops/lstm.c). Per step, after the gate
- * gradients dG_t (B, 4H) are computed, the hidden units are cut into blocks of `block` consecutive
- * units (the last one may be shorter); a block's score is sum over the batch and its 4*block gate
- * columns (j, H+j, 2H+j, 3H+j) of |dG_t|, and the round(drop * blocks) lowest-scoring blocks (at
- * most blocks - 1; ties go to the lower index) have their gate gradients zeroed before they feed
- * the recurrent GEMM, which then runs over the kept columns only. */
+/* Sparsified backwards of the LSTM, on one kernel (fg_lstm_backward_sparse) and one graph node
+ * (fg_graph_set_lstm_sparsity). After the gate gradients dG_t (B, 4H) of a step are computed, a
+ * mask zeroes some of them before they feed the recurrent GEMM and the parameter gradients:
+ *   STEP        structured, Zhu et al. (arXiv 1806.00512), one kept set PER STEP: the hidden units
+ *               are cut into blocks of `block` consecutive units (the last may be shorter); a
+ *               block's score is the sum over the batch and its 4*block gate columns (j, H+j, 2H+j,
+ *               3H+j) of |dG_t|; the round(drop * blocks) lowest-scoring blocks (at most blocks - 1,
+ *               ties to the lower index) are zeroed. Only the recurrent GEMM shrinks.
+ *   STRUCTURED  structured, one kept set PER CALL, shared by all T steps: the blocks are scored as
+ *               above on the first backward step (t = T-1) only; the same blocks are zeroed at every
+ *               step, so the recurrent GEMM, dW_ih, dW_hh and dx are all compact GEMMs over the 4K
+ *               kept gate columns. The workspace's dG then holds the COMPACT gradients (see
+ *               fg_lstm_sparse_workspace_bytes).
+ *   DENSE       nothing zeroed: fg_lstm_backward.
+ *   THRESHOLD   Zhu et al. 2016: every |dG_t| < tau zeroed elementwise; the GEMMs stay dense (no
+ *               speed claim); stats->sparsity reports the fraction zeroed.
+ *   MEPROP      Sun et al. (ICML 2017), "unified" meProp: per step, the top k of the 4H gate columns
+ *               of dG_t (the output gradient of the LSTM's one linear map [x, h] -> G) by their
+ *               |.| summed over the minibatch, the same k columns for every sample; k = 4H -
+ *               round(drop * 4H) (at least 1), selected by quickselect; ties by column index as
+ *               above. The recurrent GEMM is compact over the k columns (W_hh's rows gathered per
+ *               step); the after-loop GEMMs run over the zeroed dG.
+ * drop is the dropped fraction for STEP, STRUCTURED and MEPROP; tau the threshold of THRESHOLD;
+ * block is checked for every variant but used by STEP and STRUCTURED only. A zero-initialised
+ * variant is STEP (the first implementation), so {drop, block} initialisers keep their meaning. */
+typedef enum fg_lstm_bwd {
+    FG_LSTM_BWD_STEP = 0,
+    FG_LSTM_BWD_STRUCTURED,
+    FG_LSTM_BWD_DENSE,
+    FG_LSTM_BWD_THRESHOLD,
+    FG_LSTM_BWD_MEPROP,
+    FG_LSTM_BWD_COUNT
+} fg_lstm_bwd;
+
+/* "step", "structured", "dense", "threshold", "meprop"; "?" out of range. */
+const char *fg_lstm_bwd_name(fg_lstm_bwd v);
+/* The variant named `name` (as fg_lstm_bwd_name), or FG_LSTM_BWD_COUNT when none is. */
+fg_lstm_bwd fg_lstm_bwd_parse(const char *name);
+
 typedef struct fg_lstm_sparsity {
-    float drop;    /* fraction of blocks whose gate gradients are zeroed per time step, in [0, 1); 0 = dense */
+    float drop;    /* fraction of blocks (columns for meprop) zeroed, in [0, 1); 0 = dense */
     int64_t block; /* hidden units per structural block, in [1, H] */
+    fg_lstm_bwd variant;
+    float tau;     /* THRESHOLD: |dG| < tau is zeroed, tau >= 0 (0 = dense); ignored otherwise */
 } fg_lstm_sparsity;
 
 /* What a sparse backward did. */
 typedef struct fg_lstm_sparse_stats {
     int64_t blocks;        /* blocks per step: ceil(H / block) */
-    int64_t dropped;       /* blocks dropped per step: min(round(drop * blocks), blocks - 1) */
+    int64_t dropped;       /* blocks dropped per step: min(round(drop * blocks), blocks - 1); 0 for
+                              dense, threshold and meprop */
     int64_t kept_blocks;   /* kept blocks summed over the T steps: T * (blocks - dropped) */
-    int64_t kept_units;    /* kept hidden units summed over the T steps (<= T * H) */
+    int64_t kept_units;    /* kept hidden units summed over the T steps (<= T * H); meprop: kept
+                              gate columns / 4, rounded down */
+    int64_t kept_cols;     /* kept gate columns summed over the T steps (<= T * 4H) */
+    double sparsity;       /* fraction of the T*B*4H gate gradients the mask zeroed (threshold:
+                              counted; the others: from the kept columns) */
     double gemm_flops;     /* GEMM FLOPs this backward issued */
     double gemm_flops_dense; /* GEMM FLOPs fg_lstm_backward issues for the same call */
     /* In: NULL, or a caller-owned (T, blocks) byte buffer; out: keep[t * blocks + q] = 1 when
-     * block q was kept at step t, 0 when dropped. */
+     * block q was kept at step t, 0 when dropped (all 1 for dense, threshold and meprop). */
     uint8_t *keep;
 } fg_lstm_sparse_stats;
 
-/* FG_ERR_INVALID with a message naming the field when sp is NULL, drop is not in [0, 1) or block
- * is not in [1, H]; the descriptor is checked first (fg_lstm_check). */
+/* FG_ERR_INVALID with a message naming the field when sp is NULL, drop is not in [0, 1), block
+ * is not in [1, H], the variant is out of range or tau is negative or not finite; the descriptor
+ * is checked first (fg_lstm_check). */
 fg_status fg_lstm_sparsity_check(const fg_lstm_desc *d, const fg_lstm_sparsity *sp);
-/* Workspace bytes of fg_lstm_backward_sparse: fg_lstm_workspace_bytes(d) plus, when blocks are
- * dropped, W_hh in block-major row order (4H, H), a compact (B, 4H) gate-gradient buffer and the
- * per-step scores and order (blocks each). The dense and the sparse dG share the layout: dG
- * (T*B, 4H) at the start of the workspace holds the MASKED gate gradients after the call.
- * 0 for a bad descriptor or sparsity. */
+/* Workspace bytes of fg_lstm_backward_sparse: fg_lstm_workspace_bytes(d) plus, when something is
+ * dropped, the variant's extras (step: W_hh in block-major row order (4H, H), a compact (B, 4H)
+ * buffer, per-step scores; structured: the kept rows of W_hh and W_ih, a (B, 4H) step buffer, a
+ * (4H, max(I, H)) weight-gradient buffer, scores; meprop: gathered W_hh rows, a compact (B, 4H)
+ * buffer, column scores). After the call, dG (T*B, 4H) at the start of the workspace holds the
+ * MASKED gate gradients, except for structured, where it holds the compact (T*B, 4K) kept
+ * columns. Threshold and dense need the dense workspace. 0 for a bad descriptor or sparsity. */
 size_t fg_lstm_sparse_workspace_bytes(const fg_lstm_desc *d, const fg_lstm_sparsity *sp);
+/* The most fg_lstm_sparse_workspace_bytes asks for with this block over every variant and every
+ * drop and tau: what a graph node plans at build so that they may change afterwards. 0 for a bad
+ * descriptor or block. */
+size_t fg_lstm_sparse_workspace_bytes_max(const fg_lstm_desc *d, int64_t block);
 /* fg_lstm_backward's arguments, then the sparsity and the stats; the structured gate-gradient
  * mask above; same saves, same gradient conventions. Gradients are those of the masked backward (dc is not masked: the cell path
  * c_{t-1} <- c_t is elementwise and flows as in the dense backward). When no block is dropped

@@ -22,12 +22,9 @@ size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass) {
     case FG_OP_LSTM: {
         const size_t dense = fg_lstm_workspace_bytes(&n->p.lstm); /* forward takes it too (ops.h) */
         if (pass != FG_BACKWARD || n->sparsity.block == 0) return dense;
-        /* With a sparsity, sized for a backward that drops blocks whatever the drop is now: the
-         * drop may change after build, the workspace may not. The sparse extras depend only on
-         * whether blocks are dropped, not on how many, and drop 0.5 drops one as soon as there
-         * are two blocks (a single block is never dropped: the dense size is then all it needs). */
-        const fg_lstm_sparsity dropping = {0.5f, n->sparsity.block};
-        const size_t sparse = fg_lstm_sparse_workspace_bytes(&n->p.lstm, &dropping);
+        /* With a sparsity, sized for the largest need of any variant at any drop with this block:
+         * the variant, drop and tau may change after build, the workspace may not. */
+        const size_t sparse = fg_lstm_sparse_workspace_bytes_max(&n->p.lstm, n->sparsity.block);
         return sparse > dense ? sparse : dense;
     }
     case FG_OP_ATTENTION: {
@@ -399,7 +396,7 @@ static fg_status run_backward(fg_graph *g, int i) {
         /* The node's structured sparsity (fg_graph_set_lstm_sparsity), or none: one block of H
          * units can never be dropped, so the kernel runs the dense backward's code (drop 0 does
          * too), bit for bit fg_lstm_backward's; either way the stats are kept for the caller. */
-        const fg_lstm_sparsity sp = n->sparsity.block ? n->sparsity : (fg_lstm_sparsity){0.0f, n->p.lstm.H};
+        const fg_lstm_sparsity sp = n->sparsity.block ? n->sparsity : (fg_lstm_sparsity){.drop = 0.0f, .block = n->p.lstm.H};
         fg_lstm_sparse_stats stats;
         memset(&stats, 0, sizeof stats);
         st = fg_lstm_backward_sparse(d.dst[0], NULL, NULL, d.dst[1], d.dst[2], n->has_bias ? d.dst[3] : NULL,

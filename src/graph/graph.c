@@ -914,6 +914,8 @@ fg_status fg_graph_set_lstm_sparsity(fg_graph *g, int node, const fg_lstm_sparsi
                            n->info.name, (long long)sp->block, g->name, was);
         }
         n->sparsity.drop = sp->drop;
+        n->sparsity.variant = sp->variant;
+        n->sparsity.tau = sp->tau;
         return FG_OK;
     }
     n->sparsity = *sp;

@@ -1,4 +1,6 @@
-/* The LSTM language model and its training loop (include/frugal/lm.h). */
+/* The LSTM language model and its training loop (include/frugal/lm.h): the sparse LSTM system's
+ * top, built on the public graph API only (src/graph knows nothing of it). The mixed schedule
+ * switches each LSTM node's backward variant and drop per epoch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +27,10 @@ static fg_status check_cfg(const fg_lm_cfg *c) {
 
 static fg_id drop(fg_graph *g, const char *name, fg_id x, float p) { return p > 0 ? fg_nn_dropout(g, name, x, p) : x; }
 
-/* Every LSTM node's drop (with the model's block; nothing without one). */
-static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d) {
+/* Every LSTM node's drop and backward variant (with the model's block; nothing without one). */
+static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d, fg_lstm_bwd v) {
     if (c->sparse_block <= 0) return FG_OK;
-    fg_lstm_sparsity sp = {d, c->sparse_block};
+    fg_lstm_sparsity sp = {.drop = d, .block = c->sparse_block, .variant = v};
     for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
     return FG_OK;
 }
@@ -60,7 +62,7 @@ fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io) {
     io->logits = fg_layer_linear(g, "decoder", x, c->vocab, 1);
     io->loss = fg_nn_xent(g, "loss", io->logits, io->targets);
     FG_TRY(fg_graph_status(g));
-    return set_drop(g, io, c, 0.0f); /* sizes the sparse backward's workspace at build */
+    return set_drop(g, io, c, 0.0f, FG_LSTM_BWD_STRUCTURED); /* sizes the sparse backward's workspace at build */
 }
 
 fg_lm_train_cfg fg_lm_train_defaults(void) {
@@ -72,6 +74,7 @@ fg_lm_train_cfg fg_lm_train_defaults(void) {
     t.decay_after = 2;
     t.clip = 5.0f;
     t.seed = 1;
+    t.sparse_variant = FG_LSTM_BWD_STRUCTURED;
     return t;
 }
 
@@ -199,6 +202,11 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     if (done) *done = 0;
     if (!(tc->sparse_drop >= 0 && tc->sparse_drop < 1))
         return fg_fail(FG_ERR_INVALID, "lm: sparse drop %g, expected in [0, 1)", (double)tc->sparse_drop);
+    if (tc->sparse_variant != FG_LSTM_BWD_STEP && tc->sparse_variant != FG_LSTM_BWD_STRUCTURED &&
+        tc->sparse_variant != FG_LSTM_BWD_MEPROP)
+        return fg_fail(FG_ERR_INVALID, "lm: sparse variant %d (%s), expected step, structured or meprop (the variants "
+                       "with a drop; threshold is on the kernel and the graph node only)", (int)tc->sparse_variant,
+                       fg_lstm_bwd_name(tc->sparse_variant));
     if (tc->sparse_drop > 0 && c->sparse_block <= 0)
         return fg_fail(FG_ERR_INVALID, "lm: sparse training (drop %g) needs a sparse block size at build",
                        (double)tc->sparse_drop);
@@ -230,7 +238,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
         if (e >= tc->decay_after && e > 0 && tc->lr_decay > 0) lr *= tc->lr_decay;
         fg_optim_set_lr(opt, (float)lr);
         int sparse = tc->sparse_drop > 0 && e < tc->epochs - tc->dense_epochs;
-        if ((s = set_drop(g, io, c, sparse ? tc->sparse_drop : 0.0f)) != FG_OK) break;
+        if ((s = set_drop(g, io, c, sparse ? tc->sparse_drop : 0.0f, tc->sparse_variant)) != FG_OK) break;
         fg_graph_set_training(g, 1);
         fg_graph_reset_times(g);
         reset_state(&cb, c);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# End-to-end check of `frugal lstm bench` (the sparse LSTM system's backward variants) at tiny
+# sizes without the PyTorch peer: the table and the command line are printed, the JSON has every
+# documented field as a number (the two speedups, the kept fraction, per variant forward_ms,
+# backward_ms, backward_gflops), the structured backward issues fewer GEMM FLOPs than dense and
+# about the kept fraction of them; bad options are usage errors (exit 2) naming the option.
+# No wall-clock assertion. A few seconds. Usage: e2e_lstm_bench.sh PATH/TO/frugal
+set -euo pipefail
+frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+
+"$frugal" lstm bench --hidden 48 --batch 4 --steps 6 --drop 0.5 --block 8 --layers 2 --iters 2 --warmup 1 \
+    --threads 2 --no-peer --json run.json >out.txt 2>&1 || fail "frugal lstm bench exited $?"
+grep -q '^command: frugal lstm bench --hidden 48' out.txt || fail "no command line"
+for v in dense step structured meprop threshold; do
+    grep -Eq "^\| $v \| [0-9.]+ % \|" out.txt || fail "no table row for $v"
+done
+grep -q 'not run: --no-peer' out.txt || fail "the peer row does not say it was not run"
+node -e '
+const r = JSON.parse(require("fs").readFileSync("run.json", "utf8"));
+const bad = (m) => { console.error("FAIL: run.json: " + m); process.exit(1); };
+const num = (x) => typeof x === "number" && isFinite(x);
+for (const k of ["structured_backward_speedup", "meprop_backward_speedup", "kept_fraction", "hidden", "batch", "steps", "drop"])
+    if (!num(r[k])) bad(k + " is not a number: " + r[k]);
+if (r.layers !== 2 || r.hidden !== 48) bad("layers/hidden " + r.layers + "/" + r.hidden);
+const names = r.variants.map((v) => v.name).join(",");
+if (names !== "dense,step,structured,meprop,threshold") bad("variants " + names);
+for (const v of r.variants)
+    for (const k of ["forward_ms", "backward_ms", "backward_gflops", "kept_fraction"])
+        if (!num(v[k]) || v[k] < 0) bad(v.name + "." + k + " = " + v[k]);
+const d = r.variants[0], s = r.variants[2];
+if (!(s.backward_gflops < d.backward_gflops)) bad("structured issues " + s.backward_gflops + " GFLOP, dense " + d.backward_gflops);
+if (Math.abs(s.backward_gflops / d.backward_gflops - s.kept_fraction) > 1e-9) bad("structured FLOPs are not the kept fraction of dense");
+if (Math.abs(r.kept_fraction - 0.5) > 1e-9) bad("kept_fraction " + r.kept_fraction + " at drop 0.5, 6 blocks");
+if ("peer" in r) bad("a peer entry with --no-peer");
+' || fail "run.json"
+# usage errors exit 2 and name the option
+set +e
+for args in "--drop 1" "--block 0" "--layers 9" "--variants dense,sorted" "--iters 0" "--tau -1"; do
+    "$frugal" lstm bench $args --no-peer >bad.txt 2>&1
+    rc=$?
+    opt=${args%% *}
+    [[ $rc == 2 ]] || { cat bad.txt; echo "FAIL: '$args' exited $rc, expected 2"; exit 1; }
+    grep -q -- "${opt}" bad.txt || { cat bad.txt; echo "FAIL: '$args' message does not name ${opt}"; exit 1; }
+done
+"$frugal" lstm frobnicate >bad.txt 2>&1
+[[ $? == 2 ]] || { echo "FAIL: unknown subcommand not a usage error"; exit 1; }
+set -e
+echo "e2e_lstm_bench: ok"
