@@ -1,0 +1,879 @@
+/* The GA3C runtime (issue 13, "Runtime"; Babaeizadeh et al., ICLR 2017): agent threads, a bounded
+ * prediction queue, predictor threads, a bounded training queue, trainer threads, all on one
+ * model's weights.
+ *
+ * Data flow. An agent steps its batch of environments (fg_env_batch) and, for every step, puts
+ * itself on the prediction queue with the states to evaluate (one request per agent at a time;
+ * the agent waits on its own condition variable). A predictor takes requests until it holds
+ * max_prediction_batch states, runs forward on the smallest of its graphs that fits (batch sizes
+ * 1, 2, 4, ... up to the max, all reading the trainer's weights through fg_graph_share_weights),
+ * and writes each agent its softmax policy, value and the weights' version. The agent samples
+ * actions, steps, and appends (state, action, reward, behaviour probability, version) to each
+ * environment's segment. A segment is flushed to the training queue with its n-step returns
+ * when the episode terminates (bootstrap 0), when it is truncated by a time limit (bootstrap V
+ * of the final observation, predicted in the same request as the next states), or when it holds
+ * t_max steps (bootstrap V of the next state, which the agent predicts anyway for its next
+ * action: no extra forward). Every step's reward, the terminal one included, is in its segment:
+ * GA3C's ProcessAgent drops the last experience of each batch and so the terminal reward (its
+ * issue #31); here nothing is dropped. A trainer takes segments until it holds at least
+ * min_training_batch experiences and runs forward, the A3C loss (ga3c_model.c), backward,
+ * gradient-norm clipping and RMSProp on the one training graph.
+ *
+ * Weight consistency. The graph's own reader-writer lock (src/graph/share.c): a predictor's
+ * forward holds the read side for the whole forward, fg_optim_step holds the write side, so a
+ * predictor sees either the weights before an update or after it, never half. A lock rather than
+ * double buffering because the update is one pass over ~150k floats (well under a millisecond
+ * here) and forwards overlap each other freely; double buffers would double the weights and add
+ * a copy per update. Trainers share one training graph (its activations and gradients), so they
+ * take turns under train_mu; with several trainers the batch gathering overlaps, the update does
+ * not (TensorFlow serializes GA3C's trainers' updates much the same way).
+ *
+ * Stop and failure. One stop flag; halting stops both queues (every blocked push and pop
+ * returns), wakes every agent waiting for its prediction and the monitor. The first failure in
+ * any thread keeps its status and message (fg_last_error is per thread, so it is copied there)
+ * and halts; fg_ga3c_run joins every thread and returns it. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rl/ga3c_impl.h"
+
+/* ---------------------------------------------------------------- bounded queue */
+
+fg_status ga3c_queue_init(ga3c_queue *q, size_t cap) {
+    memset(q, 0, sizeof *q);
+    FG_ASSERT(cap >= 1);
+    q->items = calloc(cap, sizeof *q->items);
+    if (!q->items) return fg_fail(FG_ERR_OOM, "ga3c: out of host memory for a queue of %zu", cap);
+    q->cap = cap;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+    return FG_OK;
+}
+
+void ga3c_queue_destroy(ga3c_queue *q) {
+    if (!q->items) return;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+    free(q->items);
+    q->items = NULL;
+}
+
+int ga3c_queue_push(ga3c_queue *q, void *item) {
+    pthread_mutex_lock(&q->mu);
+    while (q->count == q->cap && !q->stopped) pthread_cond_wait(&q->not_full, &q->mu);
+    int ok = !q->stopped;
+    if (ok) {
+        q->items[(q->head + q->count) % q->cap] = item;
+        q->count++;
+        pthread_cond_signal(&q->not_empty);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return ok;
+}
+
+size_t ga3c_queue_pop_batch(ga3c_queue *q, void **out, size_t max_items, ga3c_weight_fn weight, size_t max_weight) {
+    FG_ASSERT(max_items >= 1);
+    pthread_mutex_lock(&q->mu);
+    while (q->count == 0 && !q->stopped) pthread_cond_wait(&q->not_empty, &q->mu);
+    size_t n = 0, w = 0;
+    if (!q->stopped) {
+        while (q->count > 0 && n < max_items) {
+            void *it = q->items[q->head];
+            size_t wi = weight ? weight(it) : 1;
+            if (n > 0 && w + wi > max_weight) break;
+            out[n++] = it;
+            w += wi;
+            q->head = (q->head + 1) % q->cap;
+            q->count--;
+        }
+        pthread_cond_broadcast(&q->not_full);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void ga3c_queue_stop(ga3c_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    q->stopped = 1;
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->mu);
+}
+
+size_t ga3c_queue_count(ga3c_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->count;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+/* ---------------------------------------------------------------- runtime state */
+
+/* n experiences of one environment, with their n-step returns; owned by the queue, then freed by
+ * the trainer (or by fg_ga3c_free when the run stopped first). */
+typedef struct ga3c_segment {
+    size_t n;
+    float *states;      /* (n, obs_size) */
+    int32_t *actions;   /* (n) */
+    float *returns;     /* (n) */
+    uint64_t *versions; /* (n) weights version each action was predicted with */
+} ga3c_segment;
+
+typedef struct ga3c_agent {
+    struct fg_ga3c *r;
+    int id;
+    fg_env_batch *env;
+    size_t n; /* environments */
+    fg_rng rng;
+    float *obs;  /* (n, obs_size) current states */
+    float *rewards;
+    uint8_t *dones;
+    int32_t *actions;
+    /* the prediction request: k states in, k policies and values out */
+    size_t req_k;
+    float *req_states; /* (2n, obs_size): n current states, then final states of truncated episodes */
+    float *req_p;      /* (2n, A) */
+    float *req_v;      /* (2n) */
+    uint64_t req_version;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready;
+    /* per environment: the unflushed segment (t_max steps at most) */
+    float *seg_states;    /* (n, t_max, obs_size) */
+    int32_t *seg_actions; /* (n, t_max) */
+    float *seg_rewards;   /* (n, t_max) */
+    uint64_t *seg_versions;
+    size_t *seg_len;
+    uint8_t *boot_pending; /* segment full: flush with V of the next state */
+    size_t *trunc_slot;    /* truncated env i: its final state's slot in the request, or SIZE_MAX */
+    pthread_t th;
+    int started;
+} ga3c_agent;
+
+typedef struct ga3c_worker {
+    struct fg_ga3c *r;
+    int id;
+    pthread_t th;
+    int started;
+} ga3c_worker;
+
+struct fg_ga3c {
+    fg_ga3c_config cfg;
+    char env_name[64];
+    int obs_ndim;
+    int64_t obs_shape[3];
+    size_t obs_size;
+    int A;
+    int64_t train_cap; /* rows of the training graph: min_training_batch + t_max - 1 (a batch overshoots
+                          the minimum by less than one segment) */
+    ga3c_net train;
+    fg_optim *opt;
+    int n_sizes;          /* predictor graphs per predictor */
+    ga3c_net *pred_nets;  /* (predictors, n_sizes) */
+    ga3c_agent *agents;
+    ga3c_worker *predictors, *trainers;
+    ga3c_queue predq, trainq;
+    pthread_mutex_t train_mu;
+    atomic_int stop;
+    pthread_mutex_t err_mu;
+    fg_status err;
+    char errmsg[512];
+    atomic_llong frames, predictions, trainings, episodes, updates;
+    pthread_mutex_t stats_mu; /* guards everything below up to the monitor */
+    double ret_ring[100];
+    size_t ret_count;
+    double loss_last;
+    int64_t *pred_hist, *train_hist;
+    int64_t lag_hist[FG_GA3C_LAG_BINS];
+    pthread_mutex_t mon_mu;
+    pthread_cond_t mon_cv;
+    /* the monitor's (fg_ga3c_run's thread) own */
+    double t0;
+    fg_ga3c_point *curve;
+    size_t curve_len, curve_cap;
+    int64_t *pred_snap, *train_snap;
+    int ran;
+};
+
+static void halt(fg_ga3c *r) {
+    atomic_store(&r->stop, 1);
+    ga3c_queue_stop(&r->predq);
+    ga3c_queue_stop(&r->trainq);
+    for (int i = 0; i < r->cfg.agents; i++) {
+        ga3c_agent *a = &r->agents[i];
+        pthread_mutex_lock(&a->mu);
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+    pthread_mutex_lock(&r->mon_mu);
+    pthread_cond_broadcast(&r->mon_cv);
+    pthread_mutex_unlock(&r->mon_mu);
+}
+
+/* Keeps the first failure (status and the failing thread's message, prefixed with who) and halts. */
+static void fail(fg_ga3c *r, fg_status s, const char *who) {
+    pthread_mutex_lock(&r->err_mu);
+    if (r->err == FG_OK) {
+        r->err = s;
+        snprintf(r->errmsg, sizeof r->errmsg, "ga3c: %s: %s", who, fg_last_error());
+    }
+    pthread_mutex_unlock(&r->err_mu);
+    halt(r);
+}
+
+static int stopping(fg_ga3c *r) { return atomic_load(&r->stop); }
+
+/* ---------------------------------------------------------------- agents */
+
+static void softmax_row(const float *z, int A, float *p) {
+    float m = z[0];
+    for (int k = 1; k < A; k++) m = z[k] > m ? z[k] : m;
+    double s = 0.0;
+    for (int k = 0; k < A; k++) s += exp((double)(z[k] - m));
+    for (int k = 0; k < A; k++) p[k] = (float)(exp((double)(z[k] - m)) / s);
+}
+
+static int sample(fg_rng *rng, const float *p, int A) {
+    float u = fg_rng_uniform(rng), c = 0.0f;
+    for (int k = 0; k < A; k++) {
+        c += p[k];
+        if (u < c) return k;
+    }
+    return A - 1; /* rounding: the sum fell short of u */
+}
+
+/* Puts the agent's k states on the prediction queue and waits for the answer; 0 when stopped. */
+static int predict(ga3c_agent *a, size_t k) {
+    fg_ga3c *r = a->r;
+    pthread_mutex_lock(&a->mu);
+    a->req_k = k;
+    a->ready = 0;
+    pthread_mutex_unlock(&a->mu);
+    if (!ga3c_queue_push(&r->predq, a)) return 0;
+    pthread_mutex_lock(&a->mu);
+    while (!a->ready && !stopping(r)) pthread_cond_wait(&a->cv, &a->mu);
+    int ok = a->ready;
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+/* Sends env i's segment to the training queue with returns bootstrapped from `boot`; 0 when stopped
+ * or out of memory (then the run has failed). */
+static int flush(ga3c_agent *a, size_t i, float boot) {
+    fg_ga3c *r = a->r;
+    size_t n = a->seg_len[i], T = (size_t)r->cfg.t_max, os = r->obs_size;
+    a->seg_len[i] = 0;
+    a->boot_pending[i] = 0;
+    if (n == 0) return 1;
+    ga3c_segment *s = malloc(sizeof *s);
+    if (s) {
+        s->n = n;
+        s->states = malloc(n * os * sizeof(float));
+        s->actions = malloc(n * sizeof(int32_t));
+        s->returns = malloc(n * sizeof(float));
+        s->versions = malloc(n * sizeof(uint64_t));
+    }
+    if (!s || !s->states || !s->actions || !s->returns || !s->versions) {
+        if (s) free(s->states), free(s->actions), free(s->returns), free(s->versions);
+        free(s);
+        fail(r, fg_fail(FG_ERR_OOM, "out of host memory for a segment of %zu experiences", n), "agent");
+        return 0;
+    }
+    memcpy(s->states, a->seg_states + i * T * os, n * os * sizeof(float));
+    memcpy(s->actions, a->seg_actions + i * T, n * sizeof(int32_t));
+    memcpy(s->versions, a->seg_versions + i * T, n * sizeof(uint64_t));
+    fg_ga3c_returns(a->seg_rewards + i * T, n, boot, r->cfg.discount, r->cfg.clip_rewards, s->returns);
+    if (!ga3c_queue_push(&r->trainq, s)) {
+        free(s->states), free(s->actions), free(s->returns), free(s->versions), free(s);
+        return 0;
+    }
+    return 1;
+}
+
+static void record_episode(fg_ga3c *r, double ret) {
+    pthread_mutex_lock(&r->stats_mu);
+    r->ret_ring[r->ret_count % 100] = ret;
+    r->ret_count++;
+    pthread_mutex_unlock(&r->stats_mu);
+    atomic_fetch_add(&r->episodes, 1);
+}
+
+static void *agent_main(void *arg) {
+    ga3c_agent *a = arg;
+    fg_ga3c *r = a->r;
+    size_t n = a->n, os = r->obs_size, T = (size_t)r->cfg.t_max;
+    int A = r->A;
+    memcpy(a->req_states, a->obs, n * os * sizeof(float));
+    if (!predict(a, n)) return NULL;
+    while (!stopping(r)) {
+        if (atomic_load(&r->frames) >= r->cfg.frames) {
+            halt(r); /* the frame budget is spent: a normal end */
+            break;
+        }
+        /* segments that were full: the value of the state just predicted bootstraps them */
+        for (size_t i = 0; i < n; i++)
+            if (a->boot_pending[i] && !flush(a, i, a->req_v[i])) return NULL;
+        uint64_t ver = a->req_version;
+        for (size_t i = 0; i < n; i++) {
+            int act = sample(&a->rng, a->req_p + i * (size_t)A, A);
+            size_t t = a->seg_len[i]++;
+            memcpy(a->seg_states + (i * T + t) * os, a->obs + i * os, os * sizeof(float));
+            a->seg_actions[i * T + t] = act;
+            a->seg_versions[i * T + t] = ver;
+            a->actions[i] = act;
+        }
+        fg_status s = fg_env_batch_step(a->env, a->actions, a->obs, a->rewards, a->dones);
+        if (s != FG_OK) {
+            fail(r, s, "agent");
+            return NULL;
+        }
+        atomic_fetch_add(&r->frames, (long long)n);
+        size_t k = n;
+        for (size_t i = 0; i < n; i++) {
+            a->seg_rewards[i * T + a->seg_len[i] - 1] = a->rewards[i];
+            a->trunc_slot[i] = SIZE_MAX;
+            if (a->dones[i]) {
+                double ret;
+                int64_t len;
+                fg_env_batch_last_episode(a->env, i, &ret, &len);
+                record_episode(r, ret);
+            }
+            if (a->dones[i] == FG_ENV_TERMINATED) {
+                if (!flush(a, i, 0.0f)) return NULL;
+            } else if (a->dones[i] == FG_ENV_TRUNCATED) {
+                a->trunc_slot[i] = k;
+                fg_env_batch_final_obs(a->env, i, a->req_states + k * os);
+                k++;
+            } else if (a->seg_len[i] == T) {
+                a->boot_pending[i] = 1;
+            }
+        }
+        memcpy(a->req_states, a->obs, n * os * sizeof(float));
+        if (!predict(a, k)) return NULL;
+        for (size_t i = 0; i < n; i++)
+            if (a->trunc_slot[i] != SIZE_MAX && !flush(a, i, a->req_v[a->trunc_slot[i]])) return NULL;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- predictors */
+
+static size_t request_weight(const void *item) { return ((const ga3c_agent *)item)->req_k; }
+
+static void *predictor_main(void *arg) {
+    ga3c_worker *w = arg;
+    fg_ga3c *r = w->r;
+    size_t os = r->obs_size, maxb = (size_t)r->cfg.max_prediction_batch;
+    int A = r->A;
+    ga3c_agent **reqs = malloc((size_t)r->cfg.agents * sizeof *reqs);
+    float *x = malloc(maxb * os * sizeof(float)), *logits = malloc(maxb * (size_t)A * sizeof(float)),
+          *value = malloc(maxb * sizeof(float));
+    char who[32];
+    snprintf(who, sizeof who, "predictor %d", w->id);
+    fg_threads_set(r->cfg.ops_threads);
+    if (!reqs || !x || !logits || !value) {
+        fail(r, fg_fail(FG_ERR_OOM, "out of host memory for a batch of %zu states", maxb), who);
+        goto done;
+    }
+    for (;;) {
+        size_t m = ga3c_queue_pop_batch(&r->predq, (void **)reqs, (size_t)r->cfg.agents, request_weight, maxb);
+        if (m == 0) break;
+        size_t K = 0;
+        for (size_t j = 0; j < m; j++) {
+            memcpy(x + K * os, reqs[j]->req_states, reqs[j]->req_k * os * sizeof(float));
+            K += reqs[j]->req_k;
+        }
+        /* the smallest graph that holds K states; the rows past K are zeros and ignored */
+        int si = 0;
+        while (r->pred_nets[(size_t)w->id * (size_t)r->n_sizes + (size_t)si].batch < (int64_t)K) si++;
+        ga3c_net *net = &r->pred_nets[(size_t)w->id * (size_t)r->n_sizes + (size_t)si];
+        size_t B = (size_t)net->batch;
+        memset(x + K * os, 0, (B - K) * os * sizeof(float));
+        fg_status s = fg_graph_set_input(net->g, net->x, x, B * os * sizeof(float));
+        if (s == FG_OK) s = fg_graph_forward(net->g);
+        if (s == FG_OK) s = fg_graph_read(net->g, net->logits, logits, B * (size_t)A * sizeof(float));
+        if (s == FG_OK) s = fg_graph_read(net->g, net->value, value, B * sizeof(float));
+        if (s != FG_OK) {
+            fail(r, s, who);
+            break;
+        }
+        uint64_t ver = fg_graph_weights_version(net->g);
+        size_t off = 0;
+        for (size_t j = 0; j < m; j++) {
+            ga3c_agent *a = reqs[j];
+            for (size_t q = 0; q < a->req_k; q++) {
+                softmax_row(logits + (off + q) * (size_t)A, A, a->req_p + q * (size_t)A);
+                a->req_v[q] = value[off + q];
+            }
+            off += a->req_k;
+            pthread_mutex_lock(&a->mu);
+            a->req_version = ver;
+            a->ready = 1;
+            pthread_cond_signal(&a->cv);
+            pthread_mutex_unlock(&a->mu);
+        }
+        atomic_fetch_add(&r->predictions, (long long)K);
+        pthread_mutex_lock(&r->stats_mu);
+        r->pred_hist[K]++;
+        pthread_mutex_unlock(&r->stats_mu);
+    }
+done:
+    free(reqs), free(x), free(logits), free(value);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- trainers */
+
+static size_t segment_weight(const void *item) { return ((const ga3c_segment *)item)->n; }
+
+static void segment_free(ga3c_segment *s) {
+    free(s->states), free(s->actions), free(s->returns), free(s->versions), free(s);
+}
+
+static void *trainer_main(void *arg) {
+    ga3c_worker *w = arg;
+    fg_ga3c *r = w->r;
+    size_t os = r->obs_size, cap = (size_t)r->train_cap, A = (size_t)r->A;
+    size_t need = r->cfg.min_training_batch > 0 ? (size_t)r->cfg.min_training_batch : 1;
+    ga3c_segment **segs = malloc(cap * sizeof *segs);
+    float *x = calloc(cap * os, sizeof(float)), *logits = malloc(cap * A * sizeof(float)),
+          *v = malloc(cap * sizeof(float)), *ret = malloc(cap * sizeof(float)), *dz = malloc(cap * A * sizeof(float)),
+          *dv = malloc(cap * sizeof(float)), *dout = calloc(cap * (A + 1), sizeof(float));
+    int32_t *act = calloc(cap, sizeof(int32_t));
+    uint64_t *ver = malloc(cap * sizeof(uint64_t));
+    char who[32];
+    snprintf(who, sizeof who, "trainer %d", w->id);
+    size_t nseg = 0;
+    fg_threads_set(r->cfg.ops_threads);
+    if (!segs || !x || !logits || !v || !ret || !dz || !dv || !dout || !act || !ver) {
+        fail(r, fg_fail(FG_ERR_OOM, "out of host memory for a batch of %zu experiences", cap), who);
+        goto done;
+    }
+    for (;;) {
+        size_t rows = 0;
+        nseg = 0;
+        while (rows < need) {
+            size_t m = ga3c_queue_pop_batch(&r->trainq, (void **)segs + nseg, cap - nseg, segment_weight, cap - rows);
+            if (m == 0) goto done;
+            for (size_t j = nseg; j < nseg + m; j++) {
+                ga3c_segment *s = segs[j];
+                memcpy(x + rows * os, s->states, s->n * os * sizeof(float));
+                memcpy(act + rows, s->actions, s->n * sizeof(int32_t));
+                memcpy(ret + rows, s->returns, s->n * sizeof(float));
+                memcpy(ver + rows, s->versions, s->n * sizeof(uint64_t));
+                rows += s->n;
+            }
+            nseg += m;
+        }
+        FG_ASSERT(rows <= cap);
+        memset(x + rows * os, 0, (cap - rows) * os * sizeof(float));
+        pthread_mutex_lock(&r->train_mu);
+        fg_graph *g = r->train.g;
+        fg_status s = fg_graph_set_input(g, r->train.x, x, cap * os * sizeof(float));
+        if (s == FG_OK) s = fg_graph_forward(g);
+        if (s == FG_OK) s = fg_graph_read(g, r->train.logits, logits, cap * A * sizeof(float));
+        if (s == FG_OK) s = fg_graph_read(g, r->train.value, v, cap * sizeof(float));
+        double loss = 0.0;
+        uint64_t now = fg_graph_weights_version(g);
+        if (s == FG_OK) {
+            loss = fg_ga3c_loss(logits, v, act, ret, rows, (int)A, r->cfg.beta, r->cfg.log_epsilon, dz, dv);
+            /* dout row i = (dlogits_i, dvalue_i); padding rows stay zero, so they add nothing */
+            for (size_t i = 0; i < rows; i++) {
+                memcpy(dout + i * (A + 1), dz + i * A, A * sizeof(float));
+                dout[i * (A + 1) + A] = dv[i];
+            }
+            memset(dout + rows * (A + 1), 0, (cap - rows) * (A + 1) * sizeof(float));
+            s = fg_graph_set_input(g, r->train.dout, dout, cap * (A + 1) * sizeof(float));
+        }
+        if (s == FG_OK) {
+            fg_graph_zero_grad(g);
+            s = fg_graph_backward(g);
+        }
+        if (s == FG_OK) {
+            double norm = r->cfg.grad_clip > 0 ? fg_graph_clip_grad_norm(g, r->cfg.grad_clip) : 0.0;
+            if (!isfinite(norm) || !isfinite(loss))
+                s = fg_fail(FG_ERR_INVALID, "the loss or the gradient norm is not finite (loss %g, norm %g) after %lld "
+                            "updates: lower --lr",
+                            loss, norm, (long long)atomic_load(&r->updates));
+        }
+        if (s == FG_OK) s = fg_optim_step(r->opt);
+        long long u = 0;
+        if (s == FG_OK) u = atomic_fetch_add(&r->updates, 1) + 1;
+        pthread_mutex_unlock(&r->train_mu);
+        if (s == FG_OK && w->id == 0 && r->cfg.fail_after_updates > 0 && u >= r->cfg.fail_after_updates)
+            s = fg_fail(FG_ERR_INVALID, "injected failure after %lld updates (fail_after_updates)", u);
+        if (s != FG_OK) {
+            fail(r, s, who);
+            break;
+        }
+        atomic_fetch_add(&r->trainings, (long long)rows);
+        pthread_mutex_lock(&r->stats_mu);
+        r->loss_last = loss;
+        r->train_hist[rows]++;
+        for (size_t i = 0; i < rows; i++) {
+            uint64_t lag = now - ver[i];
+            r->lag_hist[lag < FG_GA3C_LAG_BINS - 1 ? lag : FG_GA3C_LAG_BINS - 1]++;
+        }
+        pthread_mutex_unlock(&r->stats_mu);
+        for (size_t j = 0; j < nseg; j++) segment_free(segs[j]);
+        nseg = 0;
+    }
+done:
+    if (segs)
+        for (size_t j = 0; j < nseg; j++) segment_free(segs[j]);
+    free(segs), free(x), free(logits), free(v), free(ret), free(dz), free(dv), free(dout), free(act), free(ver);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- create, run, stop */
+
+void fg_ga3c_config_init(fg_ga3c_config *c) {
+    memset(c, 0, sizeof *c);
+    fg_env_options_init(&c->env_opts);
+    c->algo = FG_GA3C_ALGO_GA3C;
+    c->net = FG_GA3C_NET_MINATAR;
+    c->agents = 4;
+    c->envs_per_agent = 1;
+    c->predictors = 1;
+    c->trainers = 1;
+    c->max_prediction_batch = 128;
+    c->min_training_batch = 32;
+    c->t_max = 5;
+    c->queue_size = 100;
+    c->discount = 0.99f;
+    c->clip_rewards = 1;
+    c->beta = 0.01f;
+    c->log_epsilon = 1e-6f;
+    c->lr = 3e-4f;
+    c->rmsprop_decay = 0.99f;
+    c->rmsprop_eps = 0.1f;
+    c->grad_clip = 40.0f;
+    c->frames = 1000000;
+    c->seed = 1;
+    c->ops_threads = 1;
+    c->progress_seconds = 2.0;
+}
+
+static fg_status check_config(const fg_ga3c_config *c) {
+    if (!c->env) return fg_fail(FG_ERR_INVALID, "ga3c: no environment given");
+    if (c->algo == FG_GA3C_ALGO_A3C)
+        return fg_fail(FG_ERR_UNSUPPORTED, "ga3c: the plain A3C baseline (--algo a3c) is not implemented yet");
+    if (c->algo < 0 || c->algo >= FG_GA3C_ALGO_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown algorithm %d", c->algo);
+    if (c->vtrace) return fg_fail(FG_ERR_UNSUPPORTED, "ga3c: the V-trace correction (--vtrace) is not implemented yet");
+    if (c->net < 0 || c->net >= FG_GA3C_NET_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown network %d", c->net);
+#define RANGE(f, lo, hi)                                                                                                \
+    if (!((f) >= (lo) && (f) <= (hi)))                                                                                  \
+        return fg_fail(FG_ERR_INVALID, "ga3c: " #f " is %g, must be in [%g, %g]", (double)(f), (double)(lo), (double)(hi));
+    RANGE(c->agents, 1, 1024)
+    RANGE(c->envs_per_agent, 1, 4096)
+    RANGE(c->predictors, 1, 64)
+    RANGE(c->trainers, 1, 64)
+    RANGE(c->max_prediction_batch, 2 * c->envs_per_agent, 1 << 16)
+    RANGE(c->min_training_batch, 0, 1 << 16)
+    RANGE(c->t_max, 1, 10000)
+    RANGE(c->queue_size, 1, 1 << 24)
+    RANGE(c->discount, 0, 1)
+    RANGE(c->beta, 0, 1e3)
+    RANGE(c->log_epsilon, 1e-30, 1)
+    RANGE(c->lr, 1e-12, 10)
+    RANGE(c->rmsprop_decay, 0, 1)
+    RANGE(c->rmsprop_eps, 0, 10)
+    RANGE(c->grad_clip, 0, 1e12)
+    RANGE(c->frames, 1, 1e15)
+    RANGE(c->progress_seconds, 0.01, 1e6)
+    RANGE(c->ops_threads, 0, 1024)
+#undef RANGE
+    if (c->env_opts.obs_dtype != FG_F32)
+        return fg_fail(FG_ERR_INVALID, "ga3c: the network takes float32 observations (env_opts.obs_dtype FG_F32)");
+    return FG_OK;
+}
+
+static void agent_free(ga3c_agent *a) {
+    if (a->env) fg_env_batch_destroy(a->env);
+    free(a->obs), free(a->rewards), free(a->dones), free(a->actions), free(a->req_states), free(a->req_p),
+        free(a->req_v), free(a->seg_states), free(a->seg_actions), free(a->seg_rewards), free(a->seg_versions),
+        free(a->seg_len), free(a->boot_pending), free(a->trunc_slot);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+}
+
+static fg_status agent_init(fg_ga3c *r, ga3c_agent *a, int id) {
+    const fg_ga3c_config *c = &r->cfg;
+    a->r = r;
+    a->id = id;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    size_t n = (size_t)c->envs_per_agent, os = r->obs_size, T = (size_t)c->t_max, A = (size_t)r->A;
+    a->n = n;
+    uint64_t s = c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)id + 1;
+    fg_rng_seed(&a->rng, s ^ 0xA5A5A5A5ull);
+    FG_TRY(fg_env_batch_create(c->env, n, s, &c->env_opts, &a->env));
+    a->obs = malloc(n * os * sizeof(float));
+    a->rewards = malloc(n * sizeof(float));
+    a->dones = malloc(n);
+    a->actions = malloc(n * sizeof(int32_t));
+    a->req_states = malloc(2 * n * os * sizeof(float));
+    a->req_p = malloc(2 * n * A * sizeof(float));
+    a->req_v = malloc(2 * n * sizeof(float));
+    a->seg_states = malloc(n * T * os * sizeof(float));
+    a->seg_actions = malloc(n * T * sizeof(int32_t));
+    a->seg_rewards = malloc(n * T * sizeof(float));
+    a->seg_versions = malloc(n * T * sizeof(uint64_t));
+    a->seg_len = calloc(n, sizeof(size_t));
+    a->boot_pending = calloc(n, 1);
+    a->trunc_slot = malloc(n * sizeof(size_t));
+    if (!a->obs || !a->rewards || !a->dones || !a->actions || !a->req_states || !a->req_p || !a->req_v ||
+        !a->seg_states || !a->seg_actions || !a->seg_rewards || !a->seg_versions || !a->seg_len || !a->boot_pending ||
+        !a->trunc_slot)
+        return fg_fail(FG_ERR_OOM, "ga3c: out of host memory for agent %d", id);
+    fg_env_batch_reset(a->env, a->obs);
+    return FG_OK;
+}
+
+fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
+    *out = NULL;
+    FG_TRY(check_config(cfg));
+    fg_ga3c *r = calloc(1, sizeof *r);
+    if (!r) return fg_fail(FG_ERR_OOM, "ga3c: out of host memory");
+    r->cfg = *cfg;
+    snprintf(r->env_name, sizeof r->env_name, "%s", cfg->env);
+    r->cfg.env = r->env_name;
+    r->cfg.env_opts.obs_dtype = FG_F32;
+    pthread_mutex_init(&r->train_mu, NULL);
+    pthread_mutex_init(&r->err_mu, NULL);
+    pthread_mutex_init(&r->stats_mu, NULL);
+    pthread_mutex_init(&r->mon_mu, NULL);
+    pthread_cond_init(&r->mon_cv, NULL);
+    fg_status s = FG_OK;
+    /* agents first: an unknown environment fails here with the list of names */
+    r->agents = calloc((size_t)cfg->agents, sizeof *r->agents);
+    r->predictors = calloc((size_t)cfg->predictors, sizeof *r->predictors);
+    r->trainers = calloc((size_t)cfg->trainers, sizeof *r->trainers);
+    if (!r->agents || !r->predictors || !r->trainers) {
+        s = fg_fail(FG_ERR_OOM, "ga3c: out of host memory");
+        goto fail;
+    }
+    {
+        fg_env_batch *probe;
+        s = fg_env_batch_create(cfg->env, 1, cfg->seed, &r->cfg.env_opts, &probe);
+        if (s != FG_OK) goto fail;
+        r->obs_ndim = fg_env_batch_obs_shape(probe, r->obs_shape);
+        r->obs_size = fg_env_batch_obs_size(probe);
+        r->A = fg_env_batch_num_actions(probe);
+        fg_env_batch_destroy(probe);
+    }
+    for (int i = 0; i < cfg->agents && s == FG_OK; i++) s = agent_init(r, &r->agents[i], i);
+    if (s != FG_OK) goto fail;
+    r->train_cap = (int64_t)cfg->min_training_batch + cfg->t_max - 1;
+    if (r->train_cap < cfg->t_max) r->train_cap = cfg->t_max;
+    s = ga3c_net_build(&r->train, "ga3c", cfg->net, r->obs_ndim, r->obs_shape, r->A, r->train_cap, 1);
+    if (s != FG_OK) goto fail;
+    {
+        fg_rng rng;
+        fg_rng_seed(&rng, cfg->seed);
+        fg_graph_init_params(r->train.g, &rng);
+        fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_RMSPROP, cfg->lr);
+        oc.alpha = cfg->rmsprop_decay;
+        oc.eps = cfg->rmsprop_eps;
+        oc.eps_inside_sqrt = 1;
+        oc.momentum = 0.0f;
+        s = fg_optim_create(&r->opt, r->train.g, &oc);
+        if (s != FG_OK) goto fail;
+    }
+    /* predictor graphs at batch 1, 2, 4, ... and max_prediction_batch */
+    r->n_sizes = 1;
+    while ((1 << (r->n_sizes - 1)) < cfg->max_prediction_batch) r->n_sizes++;
+    r->pred_nets = calloc((size_t)cfg->predictors * (size_t)r->n_sizes, sizeof *r->pred_nets);
+    if (!r->pred_nets) {
+        s = fg_fail(FG_ERR_OOM, "ga3c: out of host memory");
+        goto fail;
+    }
+    for (int p = 0; p < cfg->predictors && s == FG_OK; p++)
+        for (int j = 0; j < r->n_sizes && s == FG_OK; j++) {
+            int64_t b = (int64_t)1 << j;
+            if (b > cfg->max_prediction_batch) b = cfg->max_prediction_batch;
+            char nm[48];
+            snprintf(nm, sizeof nm, "ga3c_predict%d_b%lld", p, (long long)b);
+            ga3c_net *net = &r->pred_nets[(size_t)p * (size_t)r->n_sizes + (size_t)j];
+            s = ga3c_net_build(net, nm, cfg->net, r->obs_ndim, r->obs_shape, r->A, b, 0);
+            if (s == FG_OK) s = fg_graph_share_weights(net->g, r->train.g);
+        }
+    if (s != FG_OK) goto fail;
+    s = ga3c_queue_init(&r->predq, (size_t)cfg->agents); /* one request per agent at most */
+    if (s == FG_OK) s = ga3c_queue_init(&r->trainq, cfg->queue_size);
+    if (s != FG_OK) goto fail;
+    r->pred_hist = calloc((size_t)cfg->max_prediction_batch + 1, sizeof(int64_t));
+    r->pred_snap = calloc((size_t)cfg->max_prediction_batch + 1, sizeof(int64_t));
+    r->train_hist = calloc((size_t)r->train_cap + 1, sizeof(int64_t));
+    r->train_snap = calloc((size_t)r->train_cap + 1, sizeof(int64_t));
+    if (!r->pred_hist || !r->pred_snap || !r->train_hist || !r->train_snap) {
+        s = fg_fail(FG_ERR_OOM, "ga3c: out of host memory");
+        goto fail;
+    }
+    *out = r;
+    return FG_OK;
+fail:
+    fg_ga3c_free(r);
+    return s;
+}
+
+void fg_ga3c_stop(fg_ga3c *r) { halt(r); }
+
+static void add_point(fg_ga3c *r) {
+    if (r->curve_len == r->curve_cap) {
+        size_t cap = r->curve_cap ? 2 * r->curve_cap : 64;
+        fg_ga3c_point *c = realloc(r->curve, cap * sizeof *c);
+        if (!c) return; /* the curve loses a point; the run goes on */
+        r->curve = c;
+        r->curve_cap = cap;
+    }
+    fg_ga3c_stats st;
+    fg_ga3c_get_stats(r, &st);
+    r->curve[r->curve_len++] = (fg_ga3c_point){st.frames, st.seconds, st.mean_return_last100};
+}
+
+fg_status fg_ga3c_run(fg_ga3c *r) {
+    if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: fg_ga3c_run runs once per handle");
+    r->ran = 1;
+    r->t0 = fg_time_now();
+    const fg_ga3c_config *c = &r->cfg;
+    for (int i = 0; i < c->trainers; i++) {
+        r->trainers[i] = (ga3c_worker){r, i, 0, 0};
+        if (pthread_create(&r->trainers[i].th, NULL, trainer_main, &r->trainers[i]) != 0) {
+            fail(r, fg_fail(FG_ERR_INVALID, "cannot start a thread"), "trainer");
+            break;
+        }
+        r->trainers[i].started = 1;
+    }
+    for (int i = 0; i < c->predictors && !stopping(r); i++) {
+        r->predictors[i] = (ga3c_worker){r, i, 0, 0};
+        if (pthread_create(&r->predictors[i].th, NULL, predictor_main, &r->predictors[i]) != 0) {
+            fail(r, fg_fail(FG_ERR_INVALID, "cannot start a thread"), "predictor");
+            break;
+        }
+        r->predictors[i].started = 1;
+    }
+    for (int i = 0; i < c->agents && !stopping(r); i++) {
+        if (pthread_create(&r->agents[i].th, NULL, agent_main, &r->agents[i]) != 0) {
+            fail(r, fg_fail(FG_ERR_INVALID, "cannot start a thread"), "agent");
+            break;
+        }
+        r->agents[i].started = 1;
+    }
+    /* the monitor: a learning-curve point and a progress call every progress_seconds */
+    double next = r->t0 + c->progress_seconds;
+    pthread_mutex_lock(&r->mon_mu);
+    while (!stopping(r)) {
+        double now = fg_time_now();
+        if (now >= next) {
+            pthread_mutex_unlock(&r->mon_mu);
+            add_point(r);
+            if (c->progress) {
+                fg_ga3c_stats st;
+                fg_ga3c_get_stats(r, &st);
+                c->progress(c->progress_user, &st);
+            }
+            next += c->progress_seconds;
+            if (next < now) next = now + c->progress_seconds;
+            pthread_mutex_lock(&r->mon_mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double wait = next - now;
+        ts.tv_sec += (time_t)wait;
+        ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&r->mon_cv, &r->mon_mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mon_mu);
+    for (int i = 0; i < c->agents; i++)
+        if (r->agents[i].started) pthread_join(r->agents[i].th, NULL), r->agents[i].started = 0;
+    for (int i = 0; i < c->predictors; i++)
+        if (r->predictors[i].started) pthread_join(r->predictors[i].th, NULL), r->predictors[i].started = 0;
+    for (int i = 0; i < c->trainers; i++)
+        if (r->trainers[i].started) pthread_join(r->trainers[i].th, NULL), r->trainers[i].started = 0;
+    add_point(r);
+    if (r->err != FG_OK) return fg_fail(r->err, "%s", r->errmsg);
+    return FG_OK;
+}
+
+void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out) {
+    memset(out, 0, sizeof *out);
+    out->frames = atomic_load(&r->frames);
+    out->predictions = atomic_load(&r->predictions);
+    out->trainings = atomic_load(&r->trainings);
+    out->updates = atomic_load(&r->updates);
+    out->episodes = atomic_load(&r->episodes);
+    out->seconds = r->ran ? fg_time_now() - r->t0 : 0.0;
+    pthread_mutex_lock(&r->stats_mu);
+    size_t k = r->ret_count < 100 ? r->ret_count : 100;
+    double sum = 0.0;
+    for (size_t i = 0; i < k; i++) sum += r->ret_ring[i];
+    out->mean_return_last100 = k ? sum / (double)k : NAN;
+    out->loss_last = r->loss_last;
+    memcpy(r->pred_snap, r->pred_hist, ((size_t)r->cfg.max_prediction_batch + 1) * sizeof(int64_t));
+    memcpy(r->train_snap, r->train_hist, ((size_t)r->train_cap + 1) * sizeof(int64_t));
+    memcpy(out->lag_hist, r->lag_hist, sizeof out->lag_hist);
+    pthread_mutex_unlock(&r->stats_mu);
+    out->pred_hist = r->pred_snap;
+    out->pred_hist_len = r->cfg.max_prediction_batch + 1;
+    out->train_hist = r->train_snap;
+    out->train_hist_len = (int)r->train_cap + 1;
+    out->curve = r->curve;
+    out->curve_len = r->curve_len;
+}
+
+fg_status fg_ga3c_save(fg_ga3c *r, const char *path) {
+    char na[16], tm[16];
+    snprintf(na, sizeof na, "%d", r->A);
+    snprintf(tm, sizeof tm, "%d", r->cfg.net);
+    const char *keys[3] = {"env", "n_actions", "net"}, *vals[3] = {r->env_name, na, tm};
+    return fg_graph_save(r->train.g, NULL, path, 3, keys, vals);
+}
+
+fg_status fg_ga3c_load(fg_ga3c *r, const char *path) {
+    if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: load weights before fg_ga3c_run");
+    return fg_graph_load(r->train.g, NULL, path);
+}
+
+void fg_ga3c_free(fg_ga3c *r) {
+    if (!r) return;
+    if (r->predq.items) {
+        ga3c_queue_destroy(&r->predq);
+    }
+    if (r->trainq.items) {
+        void *it;
+        /* segments queued when the run stopped */
+        pthread_mutex_lock(&r->trainq.mu);
+        while (r->trainq.count > 0) {
+            it = r->trainq.items[r->trainq.head];
+            r->trainq.head = (r->trainq.head + 1) % r->trainq.cap;
+            r->trainq.count--;
+            segment_free(it);
+        }
+        pthread_mutex_unlock(&r->trainq.mu);
+        ga3c_queue_destroy(&r->trainq);
+    }
+    if (r->pred_nets)
+        for (size_t i = 0; i < (size_t)r->cfg.predictors * (size_t)r->n_sizes; i++) ga3c_net_free(&r->pred_nets[i]);
+    free(r->pred_nets);
+    if (r->opt) fg_optim_free(r->opt);
+    ga3c_net_free(&r->train);
+    if (r->agents)
+        for (int i = 0; i < r->cfg.agents; i++)
+            if (r->agents[i].r) agent_free(&r->agents[i]);
+    free(r->agents), free(r->predictors), free(r->trainers);
+    free(r->pred_hist), free(r->pred_snap), free(r->train_hist), free(r->train_snap), free(r->curve);
+    pthread_mutex_destroy(&r->train_mu);
+    pthread_mutex_destroy(&r->err_mu);
+    pthread_mutex_destroy(&r->stats_mu);
+    pthread_mutex_destroy(&r->mon_mu);
+    pthread_cond_destroy(&r->mon_cv);
+    free(r);
+}
