@@ -178,6 +178,8 @@ struct fg_ga3c_stats {
     int64_t trainings;     /* experiences trained on */
     int64_t updates;       /* optimizer steps (the weights' version) */
     int64_t episodes;
+    int64_t experiences;   /* experiences put on the training queue: every frame becomes one (the
+                              terminal step's included), less those in segments not yet flushed */
     double seconds;        /* since fg_ga3c_run started */
     double mean_return_last100; /* NAN before the first episode */
     double loss_last;      /* last update's A3C loss (sum over its batch) */

@@ -183,7 +183,7 @@ struct fg_ga3c {
     pthread_mutex_t err_mu;
     fg_status err;
     char errmsg[512];
-    atomic_llong frames, predictions, trainings, episodes, updates;
+    atomic_llong frames, predictions, trainings, episodes, updates, experiences;
     pthread_mutex_t stats_mu; /* guards everything below up to the monitor */
     double ret_ring[100];
     size_t ret_count;
@@ -292,6 +292,7 @@ static int flush(ga3c_agent *a, size_t i, float boot) {
         free(s->states), free(s->actions), free(s->returns), free(s->versions), free(s);
         return 0;
     }
+    atomic_fetch_add(&r->experiences, (long long)n);
     return 1;
 }
 
@@ -810,6 +811,7 @@ void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out) {
     out->trainings = atomic_load(&r->trainings);
     out->updates = atomic_load(&r->updates);
     out->episodes = atomic_load(&r->episodes);
+    out->experiences = atomic_load(&r->experiences);
     out->seconds = r->ran ? fg_time_now() - r->t0 : 0.0;
     pthread_mutex_lock(&r->stats_mu);
     size_t k = r->ret_count < 100 ? r->ret_count : 100;
@@ -840,6 +842,12 @@ fg_status fg_ga3c_save(fg_ga3c *r, const char *path) {
 fg_status fg_ga3c_load(fg_ga3c *r, const char *path) {
     if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: load weights before fg_ga3c_run");
     return fg_graph_load(r->train.g, NULL, path);
+}
+
+int64_t ga3c_env_steps(const fg_ga3c *r) {
+    int64_t n = 0;
+    for (int i = 0; i < r->cfg.agents; i++) n += fg_env_batch_steps(r->agents[i].env);
+    return n;
 }
 
 void fg_ga3c_free(fg_ga3c *r) {

@@ -55,4 +55,8 @@ size_t ga3c_queue_pop_batch(ga3c_queue *q, void **out, size_t max_items, ga3c_we
 void ga3c_queue_stop(ga3c_queue *q);
 size_t ga3c_queue_count(ga3c_queue *q);
 
+/* Steps taken by all agents' environments (fg_env_batch_steps summed): tests hold the frame
+ * count to it. */
+int64_t ga3c_env_steps(const fg_ga3c *r);
+
 #endif
