@@ -8,7 +8,7 @@
  * bounded queue (bounded, blocking, weighted batches, stop wakes every waiter); short runs on
  * CartPole that finish, join and count frames consistently; learning on CartPole above the
  * random policy's return; a failure injected into a trainer stopping the run with its message;
- * config refusals. No check looks at wall-clock time. */
+ * both tuners parking and waking threads within their bounds; config refusals. No check looks at wall-clock time. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -340,6 +340,40 @@ static void test_failure(void) {
     fg_ga3c_free(r);
 }
 
+/* Both tuners on a short run: threads park and wake as the counts change, the run ends and joins,
+ * every window's counts stay within the bounds, and the frame count still matches the steps. */
+static void test_tuners(void) {
+    for (int mode = FG_GA3C_TUNE_GA3C; mode <= FG_GA3C_TUNE_OURS; mode++) {
+        fg_ga3c_config c;
+        small_config(&c, 60000);
+        c.tune = (fg_ga3c_tune)mode;
+        c.tune_window = 0.05;
+        c.max_agents = 4;
+        c.max_predictors = 2;
+        c.max_trainers = 2;
+        c.min_training_batch = 8;
+        fg_ga3c *r;
+        CHECK_OK(fg_ga3c_create(&c, &r));
+        if (!r) continue;
+        CHECK_OK(fg_ga3c_run(r));
+        fg_ga3c_stats st;
+        fg_ga3c_get_stats(r, &st);
+        CHECK(st.frames == ga3c_env_steps(r));
+        for (size_t i = 0; i < st.tune_len; i++) {
+            const fg_ga3c_tune_step *t = &st.tune_log[i];
+            if (t->agents < 1 || t->agents > 4 || t->predictors < 1 || t->predictors > 2 || t->trainers < 1 ||
+                t->trainers > 2) {
+                fprintf(stderr, "tuner %d: window %zu ran %d/%d/%d, outside 1..4/1..2/1..2\n", mode, i, t->agents,
+                        t->predictors, t->trainers);
+                fg_test_failures++;
+            }
+        }
+        printf("tuner %s: %zu windows, ended at %d agents, %d predictors, %d trainers\n",
+               mode == FG_GA3C_TUNE_GA3C ? "ga3c" : "ours", st.tune_len, st.agents, st.predictors, st.trainers);
+        fg_ga3c_free(r);
+    }
+}
+
 static void test_config(void) {
     fg_ga3c_config c;
     fg_ga3c *r = NULL;
@@ -375,6 +409,7 @@ int main(void) {
     test_config();
     test_short_run();
     test_failure();
+    test_tuners();
     test_learns();
     if (fg_test_failures) {
         fprintf(stderr, "test_rl_ga3c: %d failure(s)\n", fg_test_failures);

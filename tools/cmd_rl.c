@@ -231,9 +231,10 @@ static void train_report(void *user, const fg_ga3c_stats *st) {
     if (tp->quiet) return;
     char line[240];
     snprintf(line, sizeof line,
-             "%7.1f s  %10lld frames  FPS %7.0f  PPS %7.0f  TPS %7.0f  updates %7lld  episodes %6lld  return(100) %.2f",
+             "%7.1f s  %10lld frames  FPS %7.0f  PPS %7.0f  TPS %7.0f  updates %7lld  episodes %6lld  return(100) %.2f"
+             "  a/p/t %d/%d/%d",
              st->seconds, (long long)st->frames, fps, pps, tps, (long long)st->updates, (long long)st->episodes,
-             st->mean_return_last100);
+             st->mean_return_last100, st->agents, st->predictors, st->trainers);
     cli_progress_show(&tp->prog, line, 1);
     if (!tp->prog.tty) fflush(stderr);
 }
@@ -303,6 +304,23 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     json_hist(&j, "prediction_batch_hist", st->pred_hist, st->pred_hist_len);
     json_hist(&j, "training_batch_hist", st->train_hist, st->train_hist_len);
     json_hist(&j, "policy_lag_hist", st->lag_hist, FG_GA3C_LAG_BINS);
+    cli_json_str(&j, "tune", c->tune == FG_GA3C_TUNE_GA3C ? "ga3c" : c->tune == FG_GA3C_TUNE_OURS ? "ours" : "off");
+    cli_json_int(&j, "final_agents", st->agents);
+    cli_json_int(&j, "final_predictors", st->predictors);
+    cli_json_int(&j, "final_trainers", st->trainers);
+    cli_json_arr_begin(&j, "tune_log");
+    for (size_t i = 0; i < st->tune_len; i++) {
+        const fg_ga3c_tune_step *t = &st->tune_log[i];
+        cli_json_obj_begin(&j, NULL);
+        cli_json_num(&j, "seconds", t->seconds);
+        cli_json_int(&j, "agents", t->agents);
+        cli_json_int(&j, "predictors", t->predictors);
+        cli_json_int(&j, "trainers", t->trainers);
+        cli_json_num(&j, "tps", t->tps);
+        cli_json_int(&j, "kept", t->kept);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
     cli_json_arr_begin(&j, "learning_curve");
     for (size_t i = 0; i < st->curve_len; i++) {
         cli_json_obj_begin(&j, NULL);
@@ -331,6 +349,9 @@ static void train_progress_cb(void *user, const fg_ga3c_stats *st) {
 
 static int rl_train(int argc, char **argv) {
     const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *net = "minatar";
+    const char *tuner = "ga3c";
+    double tune_window = 10.0;
+    int max_agents = 32, max_predictors = 4, max_trainers = 4;
     int vtrace = 0, quiet = 0, tune = 0, agents = 4, predictors = 1, trainers = 1, envs = 1, tmax = 5, minb = 32,
         maxb = 128, no_clip = 0;
     int64_t frames = 1000000;
@@ -344,7 +365,13 @@ static int rl_train(int argc, char **argv) {
         {"env", CLI_STR, &env, "NAME", env_help, 0},
         {"algo", CLI_STR, &algo, "A", "ga3c (default) or a3c (the plain A3C baseline: not implemented yet)", 0},
         {"vtrace", CLI_FLAG, &vtrace, NULL, "V-trace correction of policy lag (not implemented yet)", 0},
-        {"tune", CLI_FLAG, &tune, NULL, "tune agents/predictors/trainers at run time (not implemented yet)", 0},
+        {"tune", CLI_FLAG, &tune, NULL, "tune the numbers of agents, predictors and trainers while training runs", 0},
+        {"tuner", CLI_STR, &tuner, "T", "ga3c (GA3C's random walk; default) or ours (paired windows, one count at a "
+                                        "time)", 0},
+        {"tune-window", CLI_FLOAT, &tune_window, "S", "seconds per tuner window (default 10)", 0},
+        {"max-agents", CLI_INT, &max_agents, "N", "the tuner's most agents (default 32)", 0},
+        {"max-predictors", CLI_INT, &max_predictors, "N", "the tuner's most predictors (default 4)", 0},
+        {"max-trainers", CLI_INT, &max_trainers, "N", "the tuner's most trainers (default 4)", 0},
         {"agents", CLI_INT, &agents, "N", "agent threads (default 4)", 0},
         {"envs", CLI_INT, &envs, "N", "environments per agent, stepped as one batch (default 1)", 0},
         {"predictors", CLI_INT, &predictors, "N", "predictor threads (default 1)", 0},
@@ -369,7 +396,7 @@ static int rl_train(int argc, char **argv) {
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
     };
     cli_cmd cmd = {"rl train",
-                   "frugal rl train --env NAME [--algo ga3c] [--agents N --predictors N --trainers N] --frames F "
+                   "frugal rl train --env NAME [--algo ga3c] [--agents N --predictors N --trainers N | --tune] --frames F "
                    "[--json FILE] [--plot FILE.png] [--save FILE] [--seed S]",
                    "Trains a policy-value network with GA3C (agents, a prediction queue, predictors, a training "
                    "queue, trainers) for F frames; prints FPS, PPS (predictions/s) and TPS (trainings/s) over each "
@@ -384,7 +411,6 @@ static int rl_train(int argc, char **argv) {
         return cli_usage_error(&cmd, "rl train: --algo a3c (the plain A3C baseline) is not implemented yet; use ga3c");
     if (strcmp(algo, "ga3c") != 0) return cli_usage_error(&cmd, "rl train: --algo is ga3c or a3c, not '%s'", algo);
     if (vtrace) return cli_usage_error(&cmd, "rl train: --vtrace is not implemented yet");
-    if (tune) return cli_usage_error(&cmd, "rl train: --tune is not implemented yet; give --agents, --predictors, --trainers");
     if (plot) {
         rc = cli_plot_option_check(plot);
         if (rc != CLI_CONTINUE) return rc;
@@ -410,6 +436,15 @@ static int rl_train(int argc, char **argv) {
     c.clip_rewards = !no_clip;
     c.seed = seed;
     c.progress_seconds = progress;
+    if (tune) {
+        if (strcmp(tuner, "ga3c") == 0) c.tune = FG_GA3C_TUNE_GA3C;
+        else if (strcmp(tuner, "ours") == 0) c.tune = FG_GA3C_TUNE_OURS;
+        else return cli_usage_error(&cmd, "rl train: --tuner is ga3c or ours, not '%s'", tuner);
+        c.tune_window = tune_window;
+        c.max_agents = max_agents > agents ? max_agents : agents;
+        c.max_predictors = max_predictors > predictors ? max_predictors : predictors;
+        c.max_trainers = max_trainers > trainers ? max_trainers : trainers;
+    }
     train_ctx tc;
     memset(&tc, 0, sizeof tc);
     cli_progress_init(&tc.tp.prog);

@@ -121,6 +121,26 @@ typedef enum fg_ga3c_net { FG_GA3C_NET_MINATAR, FG_GA3C_NET_ATARI, FG_GA3C_NET_C
 
 typedef enum fg_ga3c_algo { FG_GA3C_ALGO_GA3C, FG_GA3C_ALGO_A3C, FG_GA3C_ALGO_COUNT } fg_ga3c_algo;
 
+/* The run-time tuner of the numbers of active agents, predictors and trainers (all three are
+ * threads started at their maxima; the inactive ones sleep).
+ * GA3C: GA3C's ThreadDynamicAdjustment: every window each of the three counts moves by a random
+ *   -1, 0 or +1 (at least 1; redrawn until something changes) and the change is reverted when the
+ *   trainings of the window are fewer than those of the window before it.
+ * OURS: one count at a time (agents, predictors, trainers in turn), by +-1 in the direction that
+ *   last helped that count; the candidate's window is compared with a window of the kept setting
+ *   measured just before it (paired, so that the run's drift, e.g. episodes growing longer, is
+ *   not mistaken for the change), and kept only when trainings rise by more than 2 %. */
+typedef enum fg_ga3c_tune { FG_GA3C_TUNE_OFF, FG_GA3C_TUNE_GA3C, FG_GA3C_TUNE_OURS, FG_GA3C_TUNE_COUNT } fg_ga3c_tune;
+
+/* One window of the tuner: the counts that ran in it, its trainings per second, and whether the
+ * setting was kept afterwards (baseline windows of OURS are kept = 1). */
+typedef struct fg_ga3c_tune_step {
+    double seconds; /* end of the window, since the run started */
+    int agents, predictors, trainers;
+    double tps;
+    int kept;
+} fg_ga3c_tune_step;
+
 /* A progress report, called on the thread inside fg_ga3c_run about every progress_seconds. */
 typedef struct fg_ga3c_stats fg_ga3c_stats;
 typedef void (*fg_ga3c_progress_fn)(void *user, const fg_ga3c_stats *st);
@@ -150,6 +170,10 @@ typedef struct fg_ga3c_config {
     int vtrace;                /* IMPALA correction: not implemented yet (FG_ERR_UNSUPPORTED) */
     int64_t frames;            /* stop after this many environment steps (all agents; default 1e6) */
     uint64_t seed;             /* weights, environments, action sampling (default 1) */
+    fg_ga3c_tune tune;         /* off by default */
+    double tune_window;        /* seconds per tuner window (default 10; GA3C 20, after 10 s) */
+    int max_agents, max_predictors, max_trainers; /* the tuner's bounds (defaults 32, 4, 4; at
+                                  least the starting counts) */
     int ops_threads;           /* OpenMP/oneDNN threads inside each predictor's and trainer's forward and
                                   backward (default 1: the runtime's parallelism is its threads) */
     double progress_seconds;   /* interval of progress calls and learning-curve points (default 2) */
@@ -193,6 +217,9 @@ struct fg_ga3c_stats {
     int64_t lag_hist[FG_GA3C_LAG_BINS];
     const fg_ga3c_point *curve;
     size_t curve_len;
+    int agents, predictors, trainers; /* active now */
+    const fg_ga3c_tune_step *tune_log;
+    size_t tune_len;
 };
 
 typedef struct fg_ga3c fg_ga3c;

@@ -175,8 +175,16 @@ struct fg_ga3c {
     fg_optim *opt;
     int n_sizes;          /* predictor graphs per predictor */
     ga3c_net *pred_nets;  /* (predictors, n_sizes) */
+    int n_agents, n_preds, n_trains; /* threads (the tuner's maxima when tuning, else the counts) */
     ga3c_agent *agents;
     ga3c_worker *predictors, *trainers;
+    /* how many of each are active (ids below the count run, the others park on tune_cv); the
+     * monitor changes them when tuning */
+    atomic_int active[3];
+    pthread_mutex_t tune_mu;
+    pthread_cond_t tune_cv;
+    fg_ga3c_tune_step *tune_log;
+    size_t tune_len, tune_cap;
     ga3c_queue predq, trainq;
     pthread_mutex_t train_mu;
     atomic_int stop;
@@ -204,7 +212,7 @@ static void halt(fg_ga3c *r) {
     atomic_store(&r->stop, 1);
     ga3c_queue_stop(&r->predq);
     ga3c_queue_stop(&r->trainq);
-    for (int i = 0; i < r->cfg.agents; i++) {
+    for (int i = 0; i < r->n_agents; i++) {
         ga3c_agent *a = &r->agents[i];
         pthread_mutex_lock(&a->mu);
         pthread_cond_broadcast(&a->cv);
@@ -213,6 +221,19 @@ static void halt(fg_ga3c *r) {
     pthread_mutex_lock(&r->mon_mu);
     pthread_cond_broadcast(&r->mon_cv);
     pthread_mutex_unlock(&r->mon_mu);
+    pthread_mutex_lock(&r->tune_mu);
+    pthread_cond_broadcast(&r->tune_cv);
+    pthread_mutex_unlock(&r->tune_mu);
+}
+
+/* Parks a thread of kind k (0 agents, 1 predictors, 2 trainers) while the tuner has it inactive;
+ * returns when it is active again or the run stops. Called between units of work, when the
+ * thread holds nothing another thread waits for. */
+static void park(fg_ga3c *r, int k, int id) {
+    if (id < atomic_load(&r->active[k])) return;
+    pthread_mutex_lock(&r->tune_mu);
+    while (id >= atomic_load(&r->active[k]) && !atomic_load(&r->stop)) pthread_cond_wait(&r->tune_cv, &r->tune_mu);
+    pthread_mutex_unlock(&r->tune_mu);
 }
 
 /* Keeps the first failure (status and the failing thread's message, prefixed with who) and halts. */
@@ -312,6 +333,8 @@ static void *agent_main(void *arg) {
     memcpy(a->req_states, a->obs, n * os * sizeof(float));
     if (!predict(a, n)) return NULL;
     while (!stopping(r)) {
+        park(r, 0, a->id);
+        if (stopping(r)) break;
         if (atomic_load(&r->frames) >= r->cfg.frames) {
             halt(r); /* the frame budget is spent: a normal end */
             break;
@@ -371,7 +394,7 @@ static void *predictor_main(void *arg) {
     fg_ga3c *r = w->r;
     size_t os = r->obs_size, maxb = (size_t)r->cfg.max_prediction_batch;
     int A = r->A;
-    ga3c_agent **reqs = malloc((size_t)r->cfg.agents * sizeof *reqs);
+    ga3c_agent **reqs = malloc((size_t)r->n_agents * sizeof *reqs);
     float *x = malloc(maxb * os * sizeof(float)), *logits = malloc(maxb * (size_t)A * sizeof(float)),
           *value = malloc(maxb * sizeof(float));
     char who[32];
@@ -382,7 +405,8 @@ static void *predictor_main(void *arg) {
         goto done;
     }
     for (;;) {
-        size_t m = ga3c_queue_pop_batch(&r->predq, (void **)reqs, (size_t)r->cfg.agents, request_weight, maxb);
+        park(r, 1, w->id);
+        size_t m = ga3c_queue_pop_batch(&r->predq, (void **)reqs, (size_t)r->n_agents, request_weight, maxb);
         if (m == 0) break;
         size_t K = 0;
         for (size_t j = 0; j < m; j++) {
@@ -458,6 +482,7 @@ static void *trainer_main(void *arg) {
     for (;;) {
         size_t rows = 0;
         nseg = 0;
+        park(r, 2, w->id);
         while (rows < need) {
             size_t m = ga3c_queue_pop_batch(&r->trainq, (void **)segs + nseg, cap - nseg, segment_weight, cap - rows);
             if (m == 0) goto done;
@@ -556,6 +581,11 @@ void fg_ga3c_config_init(fg_ga3c_config *c) {
     c->grad_clip = 40.0f;
     c->frames = 1000000;
     c->seed = 1;
+    c->tune = FG_GA3C_TUNE_OFF;
+    c->tune_window = 10.0;
+    c->max_agents = 32;
+    c->max_predictors = 4;
+    c->max_trainers = 4;
     c->ops_threads = 1;
     c->progress_seconds = 2.0;
 }
@@ -588,6 +618,13 @@ static fg_status check_config(const fg_ga3c_config *c) {
     RANGE(c->frames, 1, 1e15)
     RANGE(c->progress_seconds, 0.01, 1e6)
     RANGE(c->ops_threads, 0, 1024)
+    RANGE(c->tune, 0, FG_GA3C_TUNE_COUNT - 1)
+    if (c->tune) {
+        RANGE(c->tune_window, 0.05, 1e6)
+        RANGE(c->max_agents, c->agents, 1024)
+        RANGE(c->max_predictors, c->predictors, 64)
+        RANGE(c->max_trainers, c->trainers, 64)
+    }
 #undef RANGE
     if (c->env_opts.obs_dtype != FG_F32)
         return fg_fail(FG_ERR_INVALID, "ga3c: the network takes float32 observations (env_opts.obs_dtype FG_F32)");
@@ -650,11 +687,19 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
     pthread_mutex_init(&r->stats_mu, NULL);
     pthread_mutex_init(&r->mon_mu, NULL);
     pthread_cond_init(&r->mon_cv, NULL);
+    pthread_mutex_init(&r->tune_mu, NULL);
+    pthread_cond_init(&r->tune_cv, NULL);
+    r->n_agents = cfg->tune ? cfg->max_agents : cfg->agents;
+    r->n_preds = cfg->tune ? cfg->max_predictors : cfg->predictors;
+    r->n_trains = cfg->tune ? cfg->max_trainers : cfg->trainers;
+    atomic_store(&r->active[0], cfg->agents);
+    atomic_store(&r->active[1], cfg->predictors);
+    atomic_store(&r->active[2], cfg->trainers);
     fg_status s = FG_OK;
     /* agents first: an unknown environment fails here with the list of names */
-    r->agents = calloc((size_t)cfg->agents, sizeof *r->agents);
-    r->predictors = calloc((size_t)cfg->predictors, sizeof *r->predictors);
-    r->trainers = calloc((size_t)cfg->trainers, sizeof *r->trainers);
+    r->agents = calloc((size_t)r->n_agents, sizeof *r->agents);
+    r->predictors = calloc((size_t)r->n_preds, sizeof *r->predictors);
+    r->trainers = calloc((size_t)r->n_trains, sizeof *r->trainers);
     if (!r->agents || !r->predictors || !r->trainers) {
         s = fg_fail(FG_ERR_OOM, "ga3c: out of host memory");
         goto fail;
@@ -668,7 +713,7 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
         r->A = fg_env_batch_num_actions(probe);
         fg_env_batch_destroy(probe);
     }
-    for (int i = 0; i < cfg->agents && s == FG_OK; i++) s = agent_init(r, &r->agents[i], i);
+    for (int i = 0; i < r->n_agents && s == FG_OK; i++) s = agent_init(r, &r->agents[i], i);
     if (s != FG_OK) goto fail;
     r->train_cap = (int64_t)cfg->min_training_batch + cfg->t_max - 1;
     if (r->train_cap < cfg->t_max) r->train_cap = cfg->t_max;
@@ -689,12 +734,12 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
     /* predictor graphs at batch 1, 2, 4, ... and max_prediction_batch */
     r->n_sizes = 1;
     while ((1 << (r->n_sizes - 1)) < cfg->max_prediction_batch) r->n_sizes++;
-    r->pred_nets = calloc((size_t)cfg->predictors * (size_t)r->n_sizes, sizeof *r->pred_nets);
+    r->pred_nets = calloc((size_t)r->n_preds * (size_t)r->n_sizes, sizeof *r->pred_nets);
     if (!r->pred_nets) {
         s = fg_fail(FG_ERR_OOM, "ga3c: out of host memory");
         goto fail;
     }
-    for (int p = 0; p < cfg->predictors && s == FG_OK; p++)
+    for (int p = 0; p < r->n_preds && s == FG_OK; p++)
         for (int j = 0; j < r->n_sizes && s == FG_OK; j++) {
             int64_t b = (int64_t)1 << j;
             if (b > cfg->max_prediction_batch) b = cfg->max_prediction_batch;
@@ -705,7 +750,7 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
             if (s == FG_OK) s = fg_graph_share_weights(net->g, r->train.g);
         }
     if (s != FG_OK) goto fail;
-    s = ga3c_queue_init(&r->predq, (size_t)cfg->agents); /* one request per agent at most */
+    s = ga3c_queue_init(&r->predq, (size_t)r->n_agents); /* one request per agent at most */
     if (s == FG_OK) s = ga3c_queue_init(&r->trainq, cfg->queue_size);
     if (s != FG_OK) goto fail;
     r->pred_hist = calloc((size_t)cfg->max_prediction_batch + 1, sizeof(int64_t));
@@ -738,12 +783,102 @@ static void add_point(fg_ga3c *r) {
     r->curve[r->curve_len++] = (fg_ga3c_point){st.frames, st.seconds, st.mean_return_last100};
 }
 
+/* ---------------------------------------------------------------- the tuner (on the monitor) */
+
+typedef struct tuner {
+    fg_rng rng;
+    double next, t_start;
+    int64_t start_trainings;
+    int phase;          /* 0: measuring the kept setting; 1: measuring a candidate */
+    double prev_rate;   /* GA3C: the previous window's; OURS: the paired baseline's */
+    int old[3], dim, dir[3];
+} tuner;
+
+static void set_active(fg_ga3c *r, const int n[3]) {
+    pthread_mutex_lock(&r->tune_mu);
+    for (int k = 0; k < 3; k++) atomic_store(&r->active[k], n[k]);
+    pthread_cond_broadcast(&r->tune_cv);
+    pthread_mutex_unlock(&r->tune_mu);
+}
+
+static void tune_log(fg_ga3c *r, double t, const int n[3], double tps, int kept) {
+    if (r->tune_len == r->tune_cap) {
+        size_t cap = r->tune_cap ? 2 * r->tune_cap : 32;
+        fg_ga3c_tune_step *l = realloc(r->tune_log, cap * sizeof *l);
+        if (!l) return; /* the log loses a line; tuning goes on */
+        r->tune_log = l;
+        r->tune_cap = cap;
+    }
+    r->tune_log[r->tune_len++] = (fg_ga3c_tune_step){t, n[0], n[1], n[2], tps, kept};
+}
+
+/* One window ended at `now`: judge it, choose the next setting, start the next window. */
+static void tune_window(fg_ga3c *r, tuner *t, double now) {
+    const int maxn[3] = {r->n_agents, r->n_preds, r->n_trains};
+    int cur[3];
+    for (int k = 0; k < 3; k++) cur[k] = atomic_load(&r->active[k]);
+    int64_t tr = atomic_load(&r->trainings);
+    double rate = (double)(tr - t->start_trainings) / (now - t->t_start > 0 ? now - t->t_start : 1e-9);
+    double ts = now - r->t0;
+    if (r->cfg.tune == FG_GA3C_TUNE_GA3C) {
+        int kept = 1;
+        if (t->phase == 1 && rate < t->prev_rate) {
+            kept = 0;
+            set_active(r, t->old);
+        }
+        tune_log(r, ts, cur, rate, kept);
+        t->prev_rate = rate; /* as GA3C: the next window is compared with this one, kept or not */
+        for (int k = 0; k < 3; k++) t->old[k] = atomic_load(&r->active[k]);
+        int nw[3];
+        for (int tries = 0; tries < 32; tries++) {
+            int diff = 0;
+            for (int k = 0; k < 3; k++) {
+                nw[k] = t->old[k] + (int)fg_rng_below(&t->rng, 3) - 1;
+                nw[k] = nw[k] < 1 ? 1 : nw[k] > maxn[k] ? maxn[k] : nw[k];
+                diff |= nw[k] != t->old[k];
+            }
+            if (diff) break;
+        }
+        set_active(r, nw);
+        t->phase = 1;
+    } else if (t->phase == 0) {
+        tune_log(r, ts, cur, rate, 1);
+        t->prev_rate = rate;
+        for (int tries = 0; tries < 3; tries++, t->dim = (t->dim + 1) % 3) {
+            int k = t->dim, v = cur[k] + t->dir[k];
+            if (v < 1 || v > maxn[k]) {
+                t->dir[k] = -t->dir[k];
+                v = cur[k] + t->dir[k];
+            }
+            if (v < 1 || v > maxn[k]) continue; /* this count cannot move */
+            int nw[3] = {cur[0], cur[1], cur[2]};
+            nw[k] = v;
+            memcpy(t->old, cur, sizeof cur);
+            set_active(r, nw);
+            t->phase = 1;
+            break;
+        }
+    } else {
+        int kept = rate > 1.02 * t->prev_rate;
+        if (!kept) {
+            set_active(r, t->old);
+            t->dir[t->dim] = -t->dir[t->dim];
+        }
+        tune_log(r, ts, cur, rate, kept);
+        t->dim = (t->dim + 1) % 3;
+        t->phase = 0;
+    }
+    t->t_start = now;
+    t->start_trainings = tr;
+    t->next = now + r->cfg.tune_window;
+}
+
 fg_status fg_ga3c_run(fg_ga3c *r) {
     if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: fg_ga3c_run runs once per handle");
     r->ran = 1;
     r->t0 = fg_time_now();
     const fg_ga3c_config *c = &r->cfg;
-    for (int i = 0; i < c->trainers; i++) {
+    for (int i = 0; i < r->n_trains; i++) {
         r->trainers[i] = (ga3c_worker){r, i, 0, 0};
         if (pthread_create(&r->trainers[i].th, NULL, trainer_main, &r->trainers[i]) != 0) {
             fail(r, fg_fail(FG_ERR_INVALID, "cannot start a thread"), "trainer");
@@ -751,7 +886,7 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
         }
         r->trainers[i].started = 1;
     }
-    for (int i = 0; i < c->predictors && !stopping(r); i++) {
+    for (int i = 0; i < r->n_preds && !stopping(r); i++) {
         r->predictors[i] = (ga3c_worker){r, i, 0, 0};
         if (pthread_create(&r->predictors[i].th, NULL, predictor_main, &r->predictors[i]) != 0) {
             fail(r, fg_fail(FG_ERR_INVALID, "cannot start a thread"), "predictor");
@@ -759,7 +894,7 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
         }
         r->predictors[i].started = 1;
     }
-    for (int i = 0; i < c->agents && !stopping(r); i++) {
+    for (int i = 0; i < r->n_agents && !stopping(r); i++) {
         if (pthread_create(&r->agents[i].th, NULL, agent_main, &r->agents[i]) != 0) {
             fail(r, fg_fail(FG_ERR_INVALID, "cannot start a thread"), "agent");
             break;
@@ -768,9 +903,21 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
     }
     /* the monitor: a learning-curve point and a progress call every progress_seconds */
     double next = r->t0 + c->progress_seconds;
+    tuner tu;
+    memset(&tu, 0, sizeof tu);
+    fg_rng_seed(&tu.rng, c->seed ^ 0x7E57ull);
+    tu.t_start = r->t0;
+    tu.next = c->tune ? r->t0 + c->tune_window : INFINITY;
+    for (int k = 0; k < 3; k++) tu.dir[k] = 1;
     pthread_mutex_lock(&r->mon_mu);
     while (!stopping(r)) {
         double now = fg_time_now();
+        if (now >= tu.next) {
+            pthread_mutex_unlock(&r->mon_mu);
+            tune_window(r, &tu, now);
+            pthread_mutex_lock(&r->mon_mu);
+            continue;
+        }
         if (now >= next) {
             pthread_mutex_unlock(&r->mon_mu);
             add_point(r);
@@ -786,18 +933,18 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        double wait = next - now;
+        double wait = (next < tu.next ? next : tu.next) - now;
         ts.tv_sec += (time_t)wait;
         ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
         if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&r->mon_cv, &r->mon_mu, &ts);
     }
     pthread_mutex_unlock(&r->mon_mu);
-    for (int i = 0; i < c->agents; i++)
+    for (int i = 0; i < r->n_agents; i++)
         if (r->agents[i].started) pthread_join(r->agents[i].th, NULL), r->agents[i].started = 0;
-    for (int i = 0; i < c->predictors; i++)
+    for (int i = 0; i < r->n_preds; i++)
         if (r->predictors[i].started) pthread_join(r->predictors[i].th, NULL), r->predictors[i].started = 0;
-    for (int i = 0; i < c->trainers; i++)
+    for (int i = 0; i < r->n_trains; i++)
         if (r->trainers[i].started) pthread_join(r->trainers[i].th, NULL), r->trainers[i].started = 0;
     add_point(r);
     if (r->err != FG_OK) return fg_fail(r->err, "%s", r->errmsg);
@@ -829,6 +976,11 @@ void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out) {
     out->train_hist_len = (int)r->train_cap + 1;
     out->curve = r->curve;
     out->curve_len = r->curve_len;
+    out->agents = atomic_load(&r->active[0]);
+    out->predictors = atomic_load(&r->active[1]);
+    out->trainers = atomic_load(&r->active[2]);
+    out->tune_log = r->tune_log;
+    out->tune_len = r->tune_len;
 }
 
 fg_status fg_ga3c_save(fg_ga3c *r, const char *path) {
@@ -846,7 +998,7 @@ fg_status fg_ga3c_load(fg_ga3c *r, const char *path) {
 
 int64_t ga3c_env_steps(const fg_ga3c *r) {
     int64_t n = 0;
-    for (int i = 0; i < r->cfg.agents; i++) n += fg_env_batch_steps(r->agents[i].env);
+    for (int i = 0; i < r->n_agents; i++) n += fg_env_batch_steps(r->agents[i].env);
     return n;
 }
 
@@ -869,12 +1021,12 @@ void fg_ga3c_free(fg_ga3c *r) {
         ga3c_queue_destroy(&r->trainq);
     }
     if (r->pred_nets)
-        for (size_t i = 0; i < (size_t)r->cfg.predictors * (size_t)r->n_sizes; i++) ga3c_net_free(&r->pred_nets[i]);
+        for (size_t i = 0; i < (size_t)r->n_preds * (size_t)r->n_sizes; i++) ga3c_net_free(&r->pred_nets[i]);
     free(r->pred_nets);
     if (r->opt) fg_optim_free(r->opt);
     ga3c_net_free(&r->train);
     if (r->agents)
-        for (int i = 0; i < r->cfg.agents; i++)
+        for (int i = 0; i < r->n_agents; i++)
             if (r->agents[i].r) agent_free(&r->agents[i]);
     free(r->agents), free(r->predictors), free(r->trainers);
     free(r->pred_hist), free(r->pred_snap), free(r->train_hist), free(r->train_snap), free(r->curve);
@@ -883,5 +1035,8 @@ void fg_ga3c_free(fg_ga3c *r) {
     pthread_mutex_destroy(&r->stats_mu);
     pthread_mutex_destroy(&r->mon_mu);
     pthread_cond_destroy(&r->mon_cv);
+    pthread_mutex_destroy(&r->tune_mu);
+    pthread_cond_destroy(&r->tune_cv);
+    free(r->tune_log);
     free(r);
 }
