@@ -10,11 +10,13 @@
  * `rl train` runs the GA3C runtime (include/frugal/rl.h, src/rl/ga3c.c) for a number of frames:
  * a progress line every few seconds with the rates over the last interval (not since the start:
  * a learner's speed changes as episodes lengthen), the JSON of the run, the learning curve as a
- * gnuplot PNG and the weights as safetensors. `rl play` is still to come. */
+ * gnuplot PNG and the weights as safetensors. `rl play` loads such weights and shows the agent
+ * playing, one frame at a time, in the terminal. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "frugal/rl.h"
@@ -505,6 +507,152 @@ static int rl_train(int argc, char **argv) {
     return exit_code;
 }
 
+/* ---------------------------------------------------------------- rl play */
+
+/* One frame of a grid game: a character per cell, the first channel set in it (MinAtar's channel
+ * order, see docs/RL.md), '.' for none. */
+static void draw_grid(const float *obs, int64_t C, int64_t step, double ret, int action) {
+    static const char glyph[] = "#@*+ox%&=~";
+    printf("step %lld  return %.0f  action %d\n", (long long)step, ret, action);
+    for (int y = 0; y < 10; y++) {
+        for (int x = 0; x < 10; x++) {
+            char ch = '.';
+            for (int64_t c = 0; c < C; c++)
+                if (obs[(size_t)c * 100 + (size_t)y * 10 + (size_t)x] > 0.5f) {
+                    ch = glyph[c % 10];
+                    break;
+                }
+            putchar(ch);
+            putchar(' ');
+        }
+        putchar('\n');
+    }
+}
+
+static int rl_play(int argc, char **argv) {
+    const char *env = NULL, *load = NULL, *net = "minatar";
+    int64_t episodes = 1;
+    double delay = 0.05;
+    int sample = 0, no_render = 0;
+    uint64_t seed = 1;
+    char names[256];
+    env_list(names, sizeof names);
+    char env_help[400];
+    snprintf(env_help, sizeof env_help, "environment: %s (required)", names);
+    cli_opt opts[] = {
+        {"env", CLI_STR, &env, "NAME", env_help, 0},
+        {"load", CLI_STR, &load, "FILE", "weights from rl train --save (required)", 0},
+        {"net", CLI_STR, &net, "N", "the network the weights were trained with: minatar (default) or atari", 0},
+        {"episodes", CLI_I64, &episodes, "N", "episodes to play (default 1)", 0},
+        {"delay", CLI_FLOAT, &delay, "S", "seconds between frames (default 0.05)", 0},
+        {"sample", CLI_FLAG, &sample, NULL, "sample actions from the policy instead of taking the most likely", 0},
+        {"no-render", CLI_FLAG, &no_render, NULL, "print only each episode's return", 0},
+        {"seed", CLI_U64, &seed, "S", "seed of the environment (default 1)", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"rl play", "frugal rl play --env NAME --load FILE [--episodes N] [--delay S]",
+                   "Plays a trained agent in the terminal: each frame of a grid game as 10x10 characters (CartPole: "
+                   "its state), the greedy action of the policy (GA3C's play mode), the return of each episode.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    if (!env) return cli_usage_error(&cmd, "rl play: --env is required (one of: %s)", names);
+    if (!load) return cli_usage_error(&cmd, "rl play: --load FILE is required (weights from rl train --save)");
+    if (episodes < 1) return cli_usage_error(&cmd, "rl play: --episodes must be at least 1");
+    fg_ga3c_config c;
+    fg_ga3c_config_init(&c);
+    c.env = env;
+    c.agents = 1;
+    if (strcmp(net, "minatar") == 0) c.net = FG_GA3C_NET_MINATAR;
+    else if (strcmp(net, "atari") == 0) c.net = FG_GA3C_NET_ATARI;
+    else return cli_usage_error(&cmd, "rl play: --net is minatar or atari, not '%s'", net);
+    c.min_training_batch = 1;
+    fg_ga3c *r;
+    fg_status s = fg_ga3c_create(&c, &r);
+    if (s == FG_ERR_INVALID) return cli_usage_error(&cmd, "rl play: %s", fg_last_error());
+    if (s != FG_OK) return cli_fail("rl play", s);
+    s = fg_ga3c_load(r, load);
+    if (s != FG_OK) {
+        fg_ga3c_free(r);
+        return cli_fail("rl play: --load", s);
+    }
+    fg_env_batch *b;
+    s = fg_env_batch_create(env, 1, seed, &c.env_opts, &b);
+    if (s != FG_OK) {
+        fg_ga3c_free(r);
+        return cli_fail("rl play", s);
+    }
+    int64_t shape[3];
+    int nd = fg_env_batch_obs_shape(b, shape);
+    size_t os = fg_env_batch_obs_size(b);
+    int A = fg_ga3c_num_actions(r);
+    float *obs = malloc(os * sizeof(float)), *p = malloc((size_t)A * sizeof(float));
+    fg_rng rng;
+    fg_rng_seed(&rng, seed ^ 0x91a7ull);
+    int tty = isatty(STDOUT_FILENO) && !no_render;
+    cli_sigint_install();
+    fg_env_batch_reset(b, obs);
+    double sum = 0.0;
+    int64_t done_eps = 0, step = 0;
+    while (done_eps < episodes && !cli_stop_flag && s == FG_OK && obs && p) {
+        s = fg_ga3c_policy(r, obs, 1, p, NULL);
+        if (s != FG_OK) break;
+        int32_t a = 0;
+        if (sample) {
+            float u = fg_rng_uniform(&rng), acc = 0.0f;
+            a = A - 1;
+            for (int k = 0; k < A; k++)
+                if (u < (acc += p[k])) {
+                    a = k;
+                    break;
+                }
+        } else {
+            for (int k = 1; k < A; k++)
+                if (p[k] > p[a]) a = k;
+        }
+        float rew;
+        uint8_t dn;
+        s = fg_env_batch_step(b, &a, obs, &rew, &dn);
+        if (s != FG_OK) break;
+        step++;
+        double ret = 0.0;
+        int64_t len = 0;
+        if (!no_render) {
+            if (tty) printf("\033[H\033[2J");
+            if (nd == 3) {
+                draw_grid(obs, shape[0], step, sum + rew, a);
+            } else {
+                printf("step %lld  action %d  x %+.3f  v %+.3f  angle %+.3f  omega %+.3f\n", (long long)step, a,
+                       obs[0], obs[1], obs[2], obs[3]);
+            }
+            fflush(stdout);
+            if (delay > 0) {
+                struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+        }
+        sum += rew;
+        if (dn) {
+            fg_env_batch_last_episode(b, 0, &ret, &len);
+            printf("episode %lld: return %.1f, %lld steps\n", (long long)done_eps + 1, ret, (long long)len);
+            done_eps++;
+            sum = 0.0;
+            step = 0;
+        }
+    }
+    cli_sigint_restore();
+    int exit_code = CLI_EXIT_OK;
+    if (!obs || !p) exit_code = cli_fail("rl play", fg_fail(FG_ERR_OOM, "out of host memory"));
+    else if (s != FG_OK) exit_code = cli_fail("rl play", s);
+    else if (cli_stop_flag) exit_code = CLI_EXIT_INTERRUPTED;
+    free(obs), free(p);
+    fg_env_batch_destroy(b);
+    fg_ga3c_free(r);
+    return exit_code;
+}
+
 typedef struct rl_subcommand {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -514,6 +662,7 @@ typedef struct rl_subcommand {
 static const rl_subcommand rl_subcommands[] = {
     {"bench-env", rl_bench_env, "step an environment with a random policy: steps/s per core, return and length"},
     {"train", rl_train, "train a policy with GA3C: FPS, PPS, TPS and the mean return as it learns"},
+    {"play", rl_play, "show a trained agent playing in the terminal"},
 };
 #define N_RL_SUBCOMMANDS (sizeof rl_subcommands / sizeof rl_subcommands[0])
 

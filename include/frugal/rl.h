@@ -240,6 +240,10 @@ void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out);
 fg_status fg_ga3c_save(fg_ga3c *r, const char *path);
 fg_status fg_ga3c_load(fg_ga3c *r, const char *path);
 void fg_ga3c_free(fg_ga3c *r);
+/* The current network on n states (n, obs...) f32: softmax policies (n, A) and values (n), either
+ * may be NULL. Safe while fg_ga3c_run runs (it takes its turn with the trainers). */
+fg_status fg_ga3c_policy(fg_ga3c *r, const float *obs, size_t n, float *probs, float *values);
+int fg_ga3c_num_actions(const fg_ga3c *r);
 
 /* The pieces, exposed for tests. */
 

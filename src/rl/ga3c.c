@@ -996,6 +996,32 @@ fg_status fg_ga3c_load(fg_ga3c *r, const char *path) {
     return fg_graph_load(r->train.g, NULL, path);
 }
 
+int fg_ga3c_num_actions(const fg_ga3c *r) { return r->A; }
+
+fg_status fg_ga3c_policy(fg_ga3c *r, const float *obs, size_t n, float *probs, float *values) {
+    size_t cap = (size_t)r->train_cap, os = r->obs_size, A = (size_t)r->A;
+    float *x = calloc(cap * os, sizeof(float)), *z = malloc(cap * A * sizeof(float)), *v = malloc(cap * sizeof(float));
+    fg_status s = FG_OK;
+    if (!x || !z || !v) s = fg_fail(FG_ERR_OOM, "ga3c: out of host memory for %zu states", cap);
+    for (size_t i0 = 0; i0 < n && s == FG_OK; i0 += cap) {
+        size_t m = n - i0 < cap ? n - i0 : cap;
+        memcpy(x, obs + i0 * os, m * os * sizeof(float));
+        memset(x + m * os, 0, (cap - m) * os * sizeof(float));
+        pthread_mutex_lock(&r->train_mu);
+        s = fg_graph_set_input(r->train.g, r->train.x, x, cap * os * sizeof(float));
+        if (s == FG_OK) s = fg_graph_forward(r->train.g);
+        if (s == FG_OK) s = fg_graph_read(r->train.g, r->train.logits, z, cap * A * sizeof(float));
+        if (s == FG_OK) s = fg_graph_read(r->train.g, r->train.value, v, cap * sizeof(float));
+        pthread_mutex_unlock(&r->train_mu);
+        for (size_t i = 0; i < m && s == FG_OK; i++) {
+            if (probs) softmax_row(z + i * A, (int)A, probs + (i0 + i) * A);
+            if (values) values[i0 + i] = v[i];
+        }
+    }
+    free(x), free(z), free(v);
+    return s;
+}
+
 int64_t ga3c_env_steps(const fg_ga3c *r) {
     int64_t n = 0;
     for (int i = 0; i < r->n_agents; i++) n += fg_env_batch_steps(r->agents[i].env);
