@@ -282,7 +282,7 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     double sec = st->seconds > 0 ? st->seconds : 1e-9;
     cli_json_obj_begin(&j, NULL);
     cli_json_str(&j, "env", c->env);
-    cli_json_str(&j, "algo", "ga3c");
+    cli_json_str(&j, "algo", c->algo == FG_GA3C_ALGO_A3C ? "a3c" : "ga3c");
     cli_json_str(&j, "net", c->net == FG_GA3C_NET_ATARI ? "atari" : "minatar");
     cli_json_int(&j, "agents", c->agents);
     cli_json_int(&j, "envs_per_agent", c->envs_per_agent);
@@ -365,7 +365,8 @@ static int rl_train(int argc, char **argv) {
     snprintf(env_help, sizeof env_help, "environment: %s (required)", names);
     cli_opt opts[] = {
         {"env", CLI_STR, &env, "NAME", env_help, 0},
-        {"algo", CLI_STR, &algo, "A", "ga3c (default) or a3c (the plain A3C baseline: not implemented yet)", 0},
+        {"algo", CLI_STR, &algo, "A", "ga3c (default) or a3c (the plain A3C baseline: each agent thread its own model "
+                                     "copy; --predictors, --trainers, --min-train-batch do not apply)", 0},
         {"vtrace", CLI_FLAG, &vtrace, NULL, "V-trace correction of policy lag (not implemented yet)", 0},
         {"tune", CLI_FLAG, &tune, NULL, "tune the numbers of agents, predictors and trainers while training runs", 0},
         {"tuner", CLI_STR, &tuner, "T", "ga3c (GA3C's random walk; default) or ours (paired windows, one count at a "
@@ -409,9 +410,8 @@ static int rl_train(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
     if (!env) return cli_usage_error(&cmd, "rl train: --env is required (one of: %s)", names);
-    if (strcmp(algo, "a3c") == 0)
-        return cli_usage_error(&cmd, "rl train: --algo a3c (the plain A3C baseline) is not implemented yet; use ga3c");
-    if (strcmp(algo, "ga3c") != 0) return cli_usage_error(&cmd, "rl train: --algo is ga3c or a3c, not '%s'", algo);
+    if (strcmp(algo, "ga3c") != 0 && strcmp(algo, "a3c") != 0)
+        return cli_usage_error(&cmd, "rl train: --algo is ga3c or a3c, not '%s'", algo);
     if (vtrace) return cli_usage_error(&cmd, "rl train: --vtrace is not implemented yet");
     if (plot) {
         rc = cli_plot_option_check(plot);
@@ -420,6 +420,7 @@ static int rl_train(int argc, char **argv) {
     fg_ga3c_config c;
     fg_ga3c_config_init(&c);
     c.env = env;
+    c.algo = strcmp(algo, "a3c") == 0 ? FG_GA3C_ALGO_A3C : FG_GA3C_ALGO_GA3C;
     if (strcmp(net, "minatar") == 0) c.net = FG_GA3C_NET_MINATAR;
     else if (strcmp(net, "atari") == 0) c.net = FG_GA3C_NET_ATARI;
     else return cli_usage_error(&cmd, "rl train: --net is minatar or atari, not '%s'", net);
@@ -466,8 +467,8 @@ static int rl_train(int argc, char **argv) {
         }
     }
     if (!quiet)
-        fprintf(stderr, "rl train: ga3c on %s, %d agents x %d envs, %d predictors, %d trainers, %lld frames, seed %llu\n",
-                env, agents, envs, predictors, trainers, (long long)frames, (unsigned long long)seed);
+        fprintf(stderr, "rl train: %s on %s, %d agents x %d envs, %d predictors, %d trainers, %lld frames, seed %llu\n",
+                algo, env, agents, envs, predictors, trainers, (long long)frames, (unsigned long long)seed);
     cli_sigint_install();
     s = fg_ga3c_run(r);
     cli_sigint_restore();

@@ -21,7 +21,8 @@
  * put states on a bounded prediction queue, predictor threads batch them through the policy-value
  * network and hand back policy and value, agents build n-step returns and put experiences on a
  * bounded training queue, trainer threads batch them and update the shared weights with RMSProp.
- * The tuner, V-trace and the A3C baseline are not built yet; see docs/RL.md. */
+ * A run-time tuner changes the numbers of agents, predictors and trainers; a plain A3C baseline
+ * runs on the same network. V-trace is not built yet; see docs/RL.md. */
 #ifndef FRUGAL_RL_H
 #define FRUGAL_RL_H
 
@@ -148,7 +149,9 @@ typedef void (*fg_ga3c_progress_fn)(void *user, const fg_ga3c_stats *st);
 typedef struct fg_ga3c_config {
     const char *env;           /* environment name (fg_env_name) */
     fg_env_options env_opts;   /* as fg_env_batch_create; obs_dtype must be FG_F32 */
-    fg_ga3c_algo algo;         /* GA3C only so far */
+    fg_ga3c_algo algo;         /* GA3C, or A3C: the plain baseline (each agent thread its own model copy
+                                  and environments, gradients applied to the shared weights; the
+                                  predictor, trainer, batch and queue fields do not apply) */
     fg_ga3c_net net;
     int agents;                /* agent threads (default 4) */
     int envs_per_agent;        /* environments each agent steps as one batch (default 1) */
@@ -225,7 +228,7 @@ struct fg_ga3c_stats {
 typedef struct fg_ga3c fg_ga3c;
 
 /* Checks the config, creates the environments and the networks (initialized from the seed);
- * starts no thread. FG_ERR_INVALID names a bad field; FG_ERR_UNSUPPORTED for vtrace and a3c. */
+ * starts no thread. FG_ERR_INVALID names a bad field; FG_ERR_UNSUPPORTED for vtrace. */
 fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out);
 /* Runs agents, predictors and trainers until cfg->frames environment steps, fg_ga3c_stop, or a
  * failure in any thread (its status and message are returned). Joins every thread before it

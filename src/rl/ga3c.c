@@ -151,6 +151,7 @@ typedef struct ga3c_agent {
     size_t *seg_len;
     uint8_t *boot_pending; /* segment full: flush with V of the next state */
     size_t *trunc_slot;    /* truncated env i: its final state's slot in the request, or SIZE_MAX */
+    struct a3c_local *a3c; /* the A3C baseline's own model copy (algo A3C only) */
     pthread_t th;
     int started;
 } ga3c_agent;
@@ -385,6 +386,210 @@ static void *agent_main(void *arg) {
     return NULL;
 }
 
+/* ---------------------------------------------------------------- the A3C baseline
+ *
+ * Plain A3C on CPU threads, as the GA3C paper compared against: each worker (an agent thread) has
+ * its own environments and its own copy of the model (an inference graph at batch n sharing the
+ * weights of the worker's own training graph at batch n * t_max). A rollout: copy the global
+ * weights into the copy, step t_max times choosing actions with the copy, predict V of the states
+ * reached (bootstrap), compute returns, forward + backward on the copy, then copy the gradients
+ * into the global model's and step its RMSProp. The global weights are read and updated under
+ * train_mu (A3C's paper applies gradients lock-free, Hogwild style; a data race by design, which
+ * the ThreadSanitizer rule forbids here). */
+
+typedef struct a3c_local {
+    ga3c_net inf, trn;
+    int np;
+    float **gw, **lw, **gg, **lg; /* per parameter: global weight, local weight, global grad, local grad */
+    size_t *bytes;
+    float *states, *rewards, *p, *v, *vb; /* (T, n, os), (T, n), (n, A), (n), (n) */
+    int32_t *actions;                       /* (T, n) */
+    uint8_t *dones;                         /* (T, n) */
+    float *returns, *z, *vv, *dz, *dv, *dout;
+    float *fin;                             /* (n, os): final observations of truncated episodes */
+} a3c_local;
+
+static void a3c_local_free(a3c_local *l) {
+    if (!l) return;
+    ga3c_net_free(&l->inf);
+    ga3c_net_free(&l->trn);
+    free(l->gw), free(l->lw), free(l->gg), free(l->lg), free(l->bytes), free(l->states), free(l->rewards), free(l->p),
+        free(l->v), free(l->vb), free(l->actions), free(l->dones), free(l->returns), free(l->z), free(l->vv),
+        free(l->dz), free(l->dv), free(l->dout), free(l->fin);
+    free(l);
+}
+
+static float *param_data(fg_graph *g, fg_id id) { return (float *)fg_graph_tensor(g, id)->data; }
+
+static fg_status a3c_local_init(fg_ga3c *r, ga3c_agent *a) {
+    a3c_local *l = calloc(1, sizeof *l);
+    if (!l) return fg_fail(FG_ERR_OOM, "a3c: out of host memory");
+    a->a3c = l;
+    size_t n = a->n, T = (size_t)r->cfg.t_max, os = r->obs_size, A = (size_t)r->A;
+    char nm[48];
+    snprintf(nm, sizeof nm, "a3c%d_train", a->id);
+    FG_TRY(ga3c_net_build(&l->trn, nm, r->cfg.net, r->obs_ndim, r->obs_shape, r->A, (int64_t)(n * T), 1));
+    snprintf(nm, sizeof nm, "a3c%d_act", a->id);
+    FG_TRY(ga3c_net_build(&l->inf, nm, r->cfg.net, r->obs_ndim, r->obs_shape, r->A, (int64_t)n, 0));
+    FG_TRY(fg_graph_share_weights(l->inf.g, l->trn.g));
+    fg_graph *G = r->train.g, *L = l->trn.g;
+    l->np = fg_graph_n_params(G);
+    size_t np = (size_t)l->np;
+    l->gw = malloc(np * sizeof(float *)), l->lw = malloc(np * sizeof(float *));
+    l->gg = malloc(np * sizeof(float *)), l->lg = malloc(np * sizeof(float *));
+    l->bytes = malloc(np * sizeof(size_t));
+    l->states = malloc(T * n * os * sizeof(float)), l->rewards = malloc(T * n * sizeof(float));
+    l->p = malloc(n * A * sizeof(float)), l->v = malloc(n * sizeof(float)), l->vb = malloc(n * sizeof(float));
+    l->actions = malloc(T * n * sizeof(int32_t)), l->dones = malloc(T * n);
+    l->returns = malloc(T * n * sizeof(float)), l->z = malloc(T * n * A * sizeof(float));
+    l->vv = malloc(T * n * sizeof(float)), l->dz = malloc(T * n * A * sizeof(float));
+    l->dv = malloc(T * n * sizeof(float)), l->dout = malloc(T * n * (A + 1) * sizeof(float));
+    l->fin = malloc(n * os * sizeof(float));
+    if (!l->gw || !l->lw || !l->gg || !l->lg || !l->bytes || !l->states || !l->rewards || !l->p || !l->v || !l->vb ||
+        !l->actions || !l->dones || !l->returns || !l->z || !l->vv || !l->dz || !l->dv || !l->dout || !l->fin)
+        return fg_fail(FG_ERR_OOM, "a3c: out of host memory for worker %d", a->id);
+    for (size_t i = 0; i < np; i++) {
+        fg_id gid = fg_graph_param(G, (int)i);
+        const fg_tinfo *gi = fg_graph_tinfo(G, gid);
+        fg_id lid = fg_graph_find(L, gi->t.name);
+        FG_ASSERT(lid != FG_NONE && fg_graph_tinfo(L, lid)->bytes == gi->bytes);
+        l->gw[i] = param_data(G, gid);
+        l->lw[i] = param_data(L, lid);
+        l->gg[i] = param_data(G, gi->grad);
+        l->lg[i] = param_data(L, fg_graph_tinfo(L, lid)->grad);
+        l->bytes[i] = gi->bytes;
+    }
+    return FG_OK;
+}
+
+/* Forward of the worker's copy on its n states: policies into l->p, values into out_v. */
+static fg_status a3c_predict(fg_ga3c *r, ga3c_agent *a, const float *obs, float *out_v) {
+    a3c_local *l = a->a3c;
+    size_t n = a->n, A = (size_t)r->A;
+    FG_TRY(fg_graph_set_input(l->inf.g, l->inf.x, obs, n * r->obs_size * sizeof(float)));
+    FG_TRY(fg_graph_forward(l->inf.g));
+    FG_TRY(fg_graph_read(l->inf.g, l->inf.logits, l->z, n * A * sizeof(float)));
+    FG_TRY(fg_graph_read(l->inf.g, l->inf.value, out_v, n * sizeof(float)));
+    for (size_t i = 0; i < n; i++) softmax_row(l->z + i * A, (int)A, l->p + i * A);
+    atomic_fetch_add(&r->predictions, (long long)n);
+    pthread_mutex_lock(&r->stats_mu);
+    r->pred_hist[n]++;
+    pthread_mutex_unlock(&r->stats_mu);
+    return FG_OK;
+}
+
+static fg_status a3c_rollout(fg_ga3c *r, ga3c_agent *a, int *stop_now) {
+    a3c_local *l = a->a3c;
+    size_t n = a->n, T = (size_t)r->cfg.t_max, os = r->obs_size, A = (size_t)r->A, R = n * T;
+    /* the model copy: the global weights as they are now */
+    pthread_mutex_lock(&r->train_mu);
+    for (int i = 0; i < l->np; i++) memcpy(l->lw[i], l->gw[i], l->bytes[i]);
+    uint64_t ver = fg_graph_weights_version(r->train.g);
+    pthread_mutex_unlock(&r->train_mu);
+    float gamma = r->cfg.discount;
+    for (size_t t = 0; t < T; t++) {
+        memcpy(l->states + t * n * os, a->obs, n * os * sizeof(float));
+        FG_TRY(a3c_predict(r, a, a->obs, l->v));
+        for (size_t i = 0; i < n; i++) {
+            a->actions[i] = sample(&a->rng, l->p + i * A, (int)A);
+            l->actions[t * n + i] = a->actions[i];
+        }
+        FG_TRY(fg_env_batch_step(a->env, a->actions, a->obs, a->rewards, a->dones));
+        atomic_fetch_add(&r->frames, (long long)n);
+        int any_trunc = 0;
+        for (size_t i = 0; i < n; i++) {
+            float rw = a->rewards[i];
+            if (r->cfg.clip_rewards) rw = rw < -1.0f ? -1.0f : rw > 1.0f ? 1.0f : rw;
+            l->rewards[t * n + i] = rw;
+            l->dones[t * n + i] = a->dones[i] != 0;
+            if (a->dones[i]) {
+                double ret;
+                int64_t len;
+                fg_env_batch_last_episode(a->env, i, &ret, &len);
+                record_episode(r, ret);
+            }
+            if (a->dones[i] == FG_ENV_TRUNCATED) {
+                fg_env_batch_final_obs(a->env, i, l->fin + i * os);
+                any_trunc = 1;
+            } else {
+                memcpy(l->fin + i * os, a->obs + i * os, os * sizeof(float));
+            }
+        }
+        if (any_trunc) {
+            /* a time limit, not a terminal: the final state's value goes into that step's reward */
+            FG_TRY(a3c_predict(r, a, l->fin, l->vb));
+            for (size_t i = 0; i < n; i++)
+                if (a->dones[i] == FG_ENV_TRUNCATED) l->rewards[t * n + i] += gamma * l->vb[i];
+        }
+        if (atomic_load(&r->frames) >= r->cfg.frames) *stop_now = 1;
+    }
+    FG_TRY(a3c_predict(r, a, a->obs, l->vb)); /* bootstrap: V of the states reached */
+    /* returns, row t * n + i, cut at episode ends */
+    for (size_t i = 0; i < n; i++) {
+        float Rt = l->vb[i];
+        for (size_t t = T; t-- > 0;) {
+            if (l->dones[t * n + i]) Rt = 0.0f;
+            Rt = l->rewards[t * n + i] + gamma * Rt;
+            l->returns[t * n + i] = Rt;
+        }
+    }
+    fg_graph *g = l->trn.g;
+    FG_TRY(fg_graph_set_input(g, l->trn.x, l->states, R * os * sizeof(float)));
+    FG_TRY(fg_graph_forward(g));
+    FG_TRY(fg_graph_read(g, l->trn.logits, l->z, R * A * sizeof(float)));
+    FG_TRY(fg_graph_read(g, l->trn.value, l->vv, R * sizeof(float)));
+    double loss = fg_ga3c_loss(l->z, l->vv, l->actions, l->returns, R, (int)A, r->cfg.beta, r->cfg.log_epsilon, l->dz, l->dv);
+    for (size_t i = 0; i < R; i++) {
+        memcpy(l->dout + i * (A + 1), l->dz + i * A, A * sizeof(float));
+        l->dout[i * (A + 1) + A] = l->dv[i];
+    }
+    FG_TRY(fg_graph_set_input(g, l->trn.dout, l->dout, R * (A + 1) * sizeof(float)));
+    fg_graph_zero_grad(g);
+    FG_TRY(fg_graph_backward(g));
+    /* the copy's gradients become the global model's, and its optimizer steps */
+    pthread_mutex_lock(&r->train_mu);
+    for (int i = 0; i < l->np; i++) memcpy(l->gg[i], l->lg[i], l->bytes[i]);
+    double norm = r->cfg.grad_clip > 0 ? fg_graph_clip_grad_norm(r->train.g, r->cfg.grad_clip) : 0.0;
+    fg_status s = FG_OK;
+    if (!isfinite(norm) || !isfinite(loss))
+        s = fg_fail(FG_ERR_INVALID, "the loss or the gradient norm is not finite (loss %g, norm %g): lower --lr", loss,
+                    norm);
+    uint64_t now = fg_graph_weights_version(r->train.g);
+    if (s == FG_OK) s = fg_optim_step(r->opt);
+    long long u = s == FG_OK ? atomic_fetch_add(&r->updates, 1) + 1 : 0;
+    pthread_mutex_unlock(&r->train_mu);
+    FG_TRY(s);
+    if (a->id == 0 && r->cfg.fail_after_updates > 0 && u >= r->cfg.fail_after_updates)
+        return fg_fail(FG_ERR_INVALID, "injected failure after %lld updates (fail_after_updates)", u);
+    atomic_fetch_add(&r->experiences, (long long)R);
+    atomic_fetch_add(&r->trainings, (long long)R);
+    pthread_mutex_lock(&r->stats_mu);
+    r->loss_last = loss;
+    r->train_hist[R]++;
+    uint64_t lag = now - ver;
+    r->lag_hist[lag < FG_GA3C_LAG_BINS - 1 ? lag : FG_GA3C_LAG_BINS - 1] += (int64_t)R;
+    pthread_mutex_unlock(&r->stats_mu);
+    return FG_OK;
+}
+
+static void *a3c_main(void *arg) {
+    ga3c_agent *a = arg;
+    fg_ga3c *r = a->r;
+    fg_threads_set(r->cfg.ops_threads);
+    char who[32];
+    snprintf(who, sizeof who, "a3c worker %d", a->id);
+    int stop_now = 0;
+    while (!stopping(r) && !stop_now) {
+        fg_status s = a3c_rollout(r, a, &stop_now);
+        if (s != FG_OK) {
+            fail(r, s, who);
+            return NULL;
+        }
+    }
+    halt(r);
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- predictors */
 
 static size_t request_weight(const void *item) { return ((const ga3c_agent *)item)->req_k; }
@@ -592,8 +797,8 @@ void fg_ga3c_config_init(fg_ga3c_config *c) {
 
 static fg_status check_config(const fg_ga3c_config *c) {
     if (!c->env) return fg_fail(FG_ERR_INVALID, "ga3c: no environment given");
-    if (c->algo == FG_GA3C_ALGO_A3C)
-        return fg_fail(FG_ERR_UNSUPPORTED, "ga3c: the plain A3C baseline (--algo a3c) is not implemented yet");
+    if (c->algo == FG_GA3C_ALGO_A3C && c->tune)
+        return fg_fail(FG_ERR_INVALID, "ga3c: the tuner changes GA3C's agents, predictors and trainers; A3C has none");
     if (c->algo < 0 || c->algo >= FG_GA3C_ALGO_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown algorithm %d", c->algo);
     if (c->vtrace) return fg_fail(FG_ERR_UNSUPPORTED, "ga3c: the V-trace correction (--vtrace) is not implemented yet");
     if (c->net < 0 || c->net >= FG_GA3C_NET_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown network %d", c->net);
@@ -632,6 +837,7 @@ static fg_status check_config(const fg_ga3c_config *c) {
 }
 
 static void agent_free(ga3c_agent *a) {
+    a3c_local_free(a->a3c);
     if (a->env) fg_env_batch_destroy(a->env);
     free(a->obs), free(a->rewards), free(a->dones), free(a->actions), free(a->req_states), free(a->req_p),
         free(a->req_v), free(a->seg_states), free(a->seg_actions), free(a->seg_rewards), free(a->seg_versions),
@@ -692,6 +898,7 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
     r->n_agents = cfg->tune ? cfg->max_agents : cfg->agents;
     r->n_preds = cfg->tune ? cfg->max_predictors : cfg->predictors;
     r->n_trains = cfg->tune ? cfg->max_trainers : cfg->trainers;
+    if (cfg->algo == FG_GA3C_ALGO_A3C) r->n_preds = r->n_trains = 0; /* its workers predict and train */
     atomic_store(&r->active[0], cfg->agents);
     atomic_store(&r->active[1], cfg->predictors);
     atomic_store(&r->active[2], cfg->trainers);
@@ -717,6 +924,8 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
     if (s != FG_OK) goto fail;
     r->train_cap = (int64_t)cfg->min_training_batch + cfg->t_max - 1;
     if (r->train_cap < cfg->t_max) r->train_cap = cfg->t_max;
+    if (cfg->algo == FG_GA3C_ALGO_A3C && r->train_cap < (int64_t)cfg->envs_per_agent * cfg->t_max)
+        r->train_cap = (int64_t)cfg->envs_per_agent * cfg->t_max; /* an A3C update's rows */
     s = ga3c_net_build(&r->train, "ga3c", cfg->net, r->obs_ndim, r->obs_shape, r->A, r->train_cap, 1);
     if (s != FG_OK) goto fail;
     {
@@ -749,6 +958,8 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
             s = ga3c_net_build(net, nm, cfg->net, r->obs_ndim, r->obs_shape, r->A, b, 0);
             if (s == FG_OK) s = fg_graph_share_weights(net->g, r->train.g);
         }
+    if (cfg->algo == FG_GA3C_ALGO_A3C)
+        for (int i = 0; i < r->n_agents && s == FG_OK; i++) s = a3c_local_init(r, &r->agents[i]);
     if (s != FG_OK) goto fail;
     s = ga3c_queue_init(&r->predq, (size_t)r->n_agents); /* one request per agent at most */
     if (s == FG_OK) s = ga3c_queue_init(&r->trainq, cfg->queue_size);
@@ -895,7 +1106,8 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
         r->predictors[i].started = 1;
     }
     for (int i = 0; i < r->n_agents && !stopping(r); i++) {
-        if (pthread_create(&r->agents[i].th, NULL, agent_main, &r->agents[i]) != 0) {
+        if (pthread_create(&r->agents[i].th, NULL, c->algo == FG_GA3C_ALGO_A3C ? a3c_main : agent_main, &r->agents[i]) !=
+            0) {
             fail(r, fg_fail(FG_ERR_INVALID, "cannot start a thread"), "agent");
             break;
         }
