@@ -379,8 +379,7 @@ static void test_tuners(void) {
  * (an update is a whole rollout of envs x t_max rows), and it learns CartPole with 8 envs per
  * worker (measured 120.7 at 300k frames with 4 workers; here 2 workers, 150k frames: seeds 1..3
  * gave best curve points 115.8, 93.2, 80.5 -- the bound 40, twice the random policy's 22, says it
- * learns, not how well); an
- * injected failure in worker 0 stops it with its message. */
+ * learns, not how well); an injected failure in worker 0 stops it with its message. */
 static void test_a3c(void) {
     fg_ga3c_config c;
     small_config(&c, 150000);
