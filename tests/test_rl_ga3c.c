@@ -1,7 +1,8 @@
 /* Tests of the GA3C runtime (include/frugal/rl.h, src/rl/ga3c*.c).
  *
  * Checked: the n-step returns against hand-computed values (terminal: bootstrap 0 with the
- * terminal reward counted; not terminal: bootstrap from V; reward clipping); the A3C loss's
+ * terminal reward counted; not terminal: bootstrap from V; reward clipping); V-trace's targets
+ * (on-policy they are the n-step returns; an off-policy example by hand) and a V-trace run; the A3C loss's
  * gradient against central finite differences (logits, and the value with the advantage held
  * constant in the policy term, also where the log-epsilon floor holds); that the graph's
  * backward seeded through the surrogate gives the heads' bias gradients the loss asks for; the
@@ -45,6 +46,30 @@ static void test_returns(void) {
     float one = -5.0f, o1;
     fg_ga3c_returns(&one, 1, 0.0f, 0.99f, 1, &o1);
     CHECK(o1 == -1.0f);
+}
+
+/* V-trace: on-policy (pi = mu) the targets are the n-step returns; off-policy, a hand-computed
+ * two-step example with one ratio above the bar (2 -> 1) and one below (0.5). */
+static void test_vtrace(void) {
+    const float r[4] = {1.0f, 0.0f, -1.0f, 0.5f}, V[4] = {0.3f, -0.2f, 0.7f, 0.1f}, p[4] = {0.4f, 0.9f, 0.2f, 0.5f};
+    float vs[4], adv[4], R[4];
+    fg_ga3c_vtrace(r, V, 2.0f, p, p, 4, 0.9f, 1.0f, 1.0f, vs, adv);
+    fg_ga3c_returns(r, 4, 2.0f, 0.9f, 0, R);
+    fg_check_close("vtrace on-policy = n-step returns", vs, R, 4, 1e-6f, 1e-6f);
+    /* adv_t = r_t + 0.9 v_{t+1} - V_t with v_4 = 2 */
+    const float want_adv[4] = {r[0] + 0.9f * R[1] - V[0], r[1] + 0.9f * R[2] - V[1], r[2] + 0.9f * R[3] - V[2],
+                               r[3] + 0.9f * 2.0f - V[3]};
+    fg_check_close("vtrace on-policy advantages", adv, want_adv, 4, 1e-6f, 1e-6f);
+    /* r = (1, 0), V = (0.5, 0.2), V(x_2) = 1, discount 0.9, pi/mu = 0.5/0.25 = 2 (rho = c = 1) and
+     * 0.1/0.2 = 0.5:  t = 1: delta = 0.5 (0 + 0.9 - 0.2) = 0.35, v_1 = 0.2 + 0.35 = 0.55, adv_1 = 0.35;
+     * t = 0: delta = 1 + 0.18 - 0.5 = 0.68, v_0 = 0.5 + 0.68 + 0.9 (0.55 - 0.2) = 1.495,
+     * adv_0 = 1 + 0.9 * 0.55 - 0.5 = 0.995 */
+    const float r2[2] = {1.0f, 0.0f}, V2[2] = {0.5f, 0.2f}, pi2[2] = {0.5f, 0.1f}, mu2[2] = {0.25f, 0.2f};
+    float vs2[2], adv2[2];
+    fg_ga3c_vtrace(r2, V2, 1.0f, pi2, mu2, 2, 0.9f, 1.0f, 1.0f, vs2, adv2);
+    const float want_vs2[2] = {1.495f, 0.55f}, want_adv2[2] = {0.995f, 0.35f};
+    fg_check_close("vtrace off-policy targets", vs2, want_vs2, 2, 1e-5f, 1e-6f);
+    fg_check_close("vtrace off-policy advantages", adv2, want_adv2, 2, 1e-5f, 1e-6f);
 }
 
 /* ---------------------------------------------------------------- loss gradient */
@@ -321,6 +346,26 @@ static void test_learns(void) {
     }
 }
 
+/* V-trace on: a run with many agents and min training batch 0 (large policy lag) finishes,
+ * counts as without, and every experience still trains once at most. */
+static void test_vtrace_run(void) {
+    fg_ga3c_config c;
+    small_config(&c, 20000);
+    c.agents = 6;
+    c.min_training_batch = 0;
+    c.vtrace = 1;
+    fg_ga3c *r;
+    CHECK_OK(fg_ga3c_create(&c, &r));
+    if (!r) return;
+    CHECK_OK(fg_ga3c_run(r));
+    fg_ga3c_stats st;
+    fg_ga3c_get_stats(r, &st);
+    CHECK(st.frames == ga3c_env_steps(r));
+    CHECK(st.updates > 0 && st.trainings <= st.experiences);
+    CHECK(isfinite(st.loss_last));
+    fg_ga3c_free(r);
+}
+
 static void test_failure(void) {
     fg_ga3c_config c;
     small_config(&c, (int64_t)1e12);
@@ -421,7 +466,8 @@ static void test_config(void) {
     fg_ga3c *r = NULL;
     small_config(&c, 100);
     c.vtrace = 1;
-    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_UNSUPPORTED);
+    c.algo = FG_GA3C_ALGO_A3C;
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
     small_config(&c, 100);
     c.algo = FG_GA3C_ALGO_A3C;
     c.tune = FG_GA3C_TUNE_GA3C;
@@ -446,12 +492,14 @@ static void test_config(void) {
 
 int main(void) {
     test_returns();
+    test_vtrace();
     test_loss_grad();
     test_surrogate();
     test_queue();
     test_config();
     test_short_run();
     test_failure();
+    test_vtrace_run();
     test_tuners();
     test_a3c();
     test_learns();

@@ -283,6 +283,7 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     cli_json_obj_begin(&j, NULL);
     cli_json_str(&j, "env", c->env);
     cli_json_str(&j, "algo", c->algo == FG_GA3C_ALGO_A3C ? "a3c" : "ga3c");
+    cli_json_int(&j, "vtrace", c->vtrace);
     cli_json_str(&j, "net", c->net == FG_GA3C_NET_ATARI ? "atari" : "minatar");
     cli_json_int(&j, "agents", c->agents);
     cli_json_int(&j, "envs_per_agent", c->envs_per_agent);
@@ -367,7 +368,7 @@ static int rl_train(int argc, char **argv) {
         {"env", CLI_STR, &env, "NAME", env_help, 0},
         {"algo", CLI_STR, &algo, "A", "ga3c (default) or a3c (the plain A3C baseline: each agent thread its own model "
                                      "copy; --predictors, --trainers, --min-train-batch do not apply)", 0},
-        {"vtrace", CLI_FLAG, &vtrace, NULL, "V-trace correction of policy lag (not implemented yet)", 0},
+        {"vtrace", CLI_FLAG, &vtrace, NULL, "V-trace correction of policy lag (IMPALA, rho_bar = c_bar = 1; ga3c only)", 0},
         {"tune", CLI_FLAG, &tune, NULL, "tune the numbers of agents, predictors and trainers while training runs", 0},
         {"tuner", CLI_STR, &tuner, "T", "ga3c (GA3C's random walk; default) or ours (paired windows, one count at a "
                                         "time)", 0},
@@ -399,7 +400,7 @@ static int rl_train(int argc, char **argv) {
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
     };
     cli_cmd cmd = {"rl train",
-                   "frugal rl train --env NAME [--algo ga3c] [--agents N --predictors N --trainers N | --tune] --frames F "
+                   "frugal rl train --env NAME [--algo ga3c|a3c] [--vtrace] [--agents N --predictors N --trainers N | --tune] --frames F "
                    "[--json FILE] [--plot FILE.png] [--save FILE] [--seed S]",
                    "Trains a policy-value network with GA3C (agents, a prediction queue, predictors, a training "
                    "queue, trainers) for F frames; prints FPS, PPS (predictions/s) and TPS (trainings/s) over each "
@@ -412,7 +413,6 @@ static int rl_train(int argc, char **argv) {
     if (!env) return cli_usage_error(&cmd, "rl train: --env is required (one of: %s)", names);
     if (strcmp(algo, "ga3c") != 0 && strcmp(algo, "a3c") != 0)
         return cli_usage_error(&cmd, "rl train: --algo is ga3c or a3c, not '%s'", algo);
-    if (vtrace) return cli_usage_error(&cmd, "rl train: --vtrace is not implemented yet");
     if (plot) {
         rc = cli_plot_option_check(plot);
         if (rc != CLI_CONTINUE) return rc;
@@ -438,6 +438,7 @@ static int rl_train(int argc, char **argv) {
     c.grad_clip = (float)grad_clip;
     c.clip_rewards = !no_clip;
     c.seed = seed;
+    c.vtrace = vtrace;
     c.progress_seconds = progress;
     if (tune) {
         if (strcmp(tuner, "ga3c") == 0) c.tune = FG_GA3C_TUNE_GA3C;

@@ -22,7 +22,7 @@
  * network and hand back policy and value, agents build n-step returns and put experiences on a
  * bounded training queue, trainer threads batch them and update the shared weights with RMSProp.
  * A run-time tuner changes the numbers of agents, predictors and trainers; a plain A3C baseline
- * runs on the same network. V-trace is not built yet; see docs/RL.md. */
+ * runs on the same network; V-trace corrects for policy lag. See docs/RL.md. */
 #ifndef FRUGAL_RL_H
 #define FRUGAL_RL_H
 
@@ -170,7 +170,8 @@ typedef struct fg_ga3c_config {
     float rmsprop_decay;       /* 0.99 */
     float rmsprop_eps;         /* 0.1, inside the square root as TensorFlow (GA3C) */
     float grad_clip;           /* max global gradient norm; 0 = no clipping (default 40) */
-    int vtrace;                /* IMPALA correction: not implemented yet (FG_ERR_UNSUPPORTED) */
+    int vtrace;                /* 1: IMPALA's V-trace correction of policy lag, rho_bar = c_bar = 1, the
+                                  targets from the trainer's forward (GA3C only) */
     int64_t frames;            /* stop after this many environment steps (all agents; default 1e6) */
     uint64_t seed;             /* weights, environments, action sampling (default 1) */
     fg_ga3c_tune tune;         /* off by default */
@@ -228,7 +229,7 @@ struct fg_ga3c_stats {
 typedef struct fg_ga3c fg_ga3c;
 
 /* Checks the config, creates the environments and the networks (initialized from the seed);
- * starts no thread. FG_ERR_INVALID names a bad field; FG_ERR_UNSUPPORTED for vtrace. */
+ * starts no thread. FG_ERR_INVALID names a bad field. */
 fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out);
 /* Runs agents, predictors and trainers until cfg->frames environment steps, fg_ga3c_stop, or a
  * failure in any thread (its status and message are returned). Joins every thread before it
@@ -263,6 +264,20 @@ void fg_ga3c_returns(const float *rewards, size_t n, float bootstrap, float disc
  * (either may be NULL) and returns L. */
 double fg_ga3c_loss(const float *logits, const float *value, const int32_t *actions, const float *returns, size_t B,
                     int A, float beta, float log_eps, float *dlogits, float *dvalue);
+/* The same with the policy term's advantage given (advantages (B), a constant; NULL means R - V);
+ * the value term stays 0.5 (R - V)^2. V-trace's loss. */
+double fg_ga3c_loss_adv(const float *logits, const float *value, const int32_t *actions, const float *returns,
+                        const float *advantages, size_t B, int A, float beta, float log_eps, float *dlogits,
+                        float *dvalue);
+/* V-trace targets of one segment of n steps (IMPALA, Espeholt et al. 2018): values V(x_t) (n) and
+ * boot_value V(x_n) (0 after a termination) from the current network, pi_a and mu_a the current
+ * and the behaviour policy's probabilities of the actions taken; rho_t = min(rho_bar, pi/mu),
+ * c_t = min(c_bar, pi/mu),
+ *   v_t = V(x_t) + rho_t (r_t + discount V(x_{t+1}) - V(x_t)) + discount c_t (v_{t+1} - V(x_{t+1})),
+ * v_n = V(x_n); adv_t = rho_t (r_t + discount v_{t+1} - V(x_t)). On-policy (pi = mu, bars 1) v_t
+ * is the n-step return. Writes vs (n) and adv (n). */
+void fg_ga3c_vtrace(const float *rewards, const float *values, float boot_value, const float *pi_a, const float *mu_a,
+                    size_t n, float discount, float rho_bar, float c_bar, float *vs, float *adv);
 
 #ifdef __cplusplus
 }

@@ -122,7 +122,16 @@ typedef struct ga3c_segment {
     int32_t *actions;   /* (n) */
     float *returns;     /* (n) */
     uint64_t *versions; /* (n) weights version each action was predicted with */
+    /* for V-trace: the clipped rewards, the behaviour policy's probability of each action, and the
+     * state after the last step (boot_state NULL when the segment ended by termination) */
+    float *rewards, *mu; /* (n) */
+    float *boot_state;   /* (obs_size) or NULL */
 } ga3c_segment;
+
+static void segment_free(ga3c_segment *s) {
+    free(s->states), free(s->actions), free(s->returns), free(s->versions), free(s->rewards), free(s->mu),
+        free(s->boot_state), free(s);
+}
 
 typedef struct ga3c_agent {
     struct fg_ga3c *r;
@@ -148,6 +157,7 @@ typedef struct ga3c_agent {
     int32_t *seg_actions; /* (n, t_max) */
     float *seg_rewards;   /* (n, t_max) */
     uint64_t *seg_versions;
+    float *seg_mu;        /* (n, t_max) behaviour probability of each action taken */
     size_t *seg_len;
     uint8_t *boot_pending; /* segment full: flush with V of the next state */
     size_t *trunc_slot;    /* truncated env i: its final state's slot in the request, or SIZE_MAX */
@@ -170,8 +180,10 @@ struct fg_ga3c {
     int64_t obs_shape[3];
     size_t obs_size;
     int A;
-    int64_t train_cap; /* rows of the training graph: min_training_batch + t_max - 1 (a batch overshoots
-                          the minimum by less than one segment) */
+    int64_t exp_cap;   /* experiences per update at most: min_training_batch + t_max - 1 (a batch
+                          overshoots the minimum by less than one segment) */
+    int64_t train_cap; /* rows of the training graph: exp_cap, twice that with V-trace (a bootstrap
+                          state per segment after the experiences) */
     ga3c_net train;
     fg_optim *opt;
     int n_sizes;          /* predictor graphs per predictor */
@@ -284,25 +296,32 @@ static int predict(ga3c_agent *a, size_t k) {
     return ok;
 }
 
-/* Sends env i's segment to the training queue with returns bootstrapped from `boot`; 0 when stopped
- * or out of memory (then the run has failed). */
-static int flush(ga3c_agent *a, size_t i, float boot) {
+/* Sends env i's segment to the training queue with returns bootstrapped from `boot`, the value of
+ * boot_state (NULL and 0 when the episode terminated); 0 when stopped or out of memory (then the
+ * run has failed). */
+static int flush(ga3c_agent *a, size_t i, float boot, const float *boot_state) {
     fg_ga3c *r = a->r;
     size_t n = a->seg_len[i], T = (size_t)r->cfg.t_max, os = r->obs_size;
     a->seg_len[i] = 0;
     a->boot_pending[i] = 0;
     if (n == 0) return 1;
-    ga3c_segment *s = malloc(sizeof *s);
+    ga3c_segment *s = calloc(1, sizeof *s);
+    int vt = r->cfg.vtrace;
     if (s) {
         s->n = n;
         s->states = malloc(n * os * sizeof(float));
         s->actions = malloc(n * sizeof(int32_t));
         s->returns = malloc(n * sizeof(float));
         s->versions = malloc(n * sizeof(uint64_t));
+        if (vt) {
+            s->rewards = malloc(n * sizeof(float));
+            s->mu = malloc(n * sizeof(float));
+            if (boot_state) s->boot_state = malloc(os * sizeof(float));
+        }
     }
-    if (!s || !s->states || !s->actions || !s->returns || !s->versions) {
-        if (s) free(s->states), free(s->actions), free(s->returns), free(s->versions);
-        free(s);
+    if (!s || !s->states || !s->actions || !s->returns || !s->versions ||
+        (vt && (!s->rewards || !s->mu || (boot_state && !s->boot_state)))) {
+        if (s) segment_free(s);
         fail(r, fg_fail(FG_ERR_OOM, "out of host memory for a segment of %zu experiences", n), "agent");
         return 0;
     }
@@ -310,8 +329,17 @@ static int flush(ga3c_agent *a, size_t i, float boot) {
     memcpy(s->actions, a->seg_actions + i * T, n * sizeof(int32_t));
     memcpy(s->versions, a->seg_versions + i * T, n * sizeof(uint64_t));
     fg_ga3c_returns(a->seg_rewards + i * T, n, boot, r->cfg.discount, r->cfg.clip_rewards, s->returns);
+    if (vt) {
+        for (size_t t = 0; t < n; t++) {
+            float rw = a->seg_rewards[i * T + t];
+            if (r->cfg.clip_rewards) rw = rw < -1.0f ? -1.0f : rw > 1.0f ? 1.0f : rw;
+            s->rewards[t] = rw;
+        }
+        memcpy(s->mu, a->seg_mu + i * T, n * sizeof(float));
+        if (boot_state) memcpy(s->boot_state, boot_state, os * sizeof(float));
+    }
     if (!ga3c_queue_push(&r->trainq, s)) {
-        free(s->states), free(s->actions), free(s->returns), free(s->versions), free(s);
+        segment_free(s);
         return 0;
     }
     atomic_fetch_add(&r->experiences, (long long)n);
@@ -342,7 +370,7 @@ static void *agent_main(void *arg) {
         }
         /* segments that were full: the value of the state just predicted bootstraps them */
         for (size_t i = 0; i < n; i++)
-            if (a->boot_pending[i] && !flush(a, i, a->req_v[i])) return NULL;
+            if (a->boot_pending[i] && !flush(a, i, a->req_v[i], a->obs + i * os)) return NULL;
         uint64_t ver = a->req_version;
         for (size_t i = 0; i < n; i++) {
             int act = sample(&a->rng, a->req_p + i * (size_t)A, A);
@@ -350,6 +378,7 @@ static void *agent_main(void *arg) {
             memcpy(a->seg_states + (i * T + t) * os, a->obs + i * os, os * sizeof(float));
             a->seg_actions[i * T + t] = act;
             a->seg_versions[i * T + t] = ver;
+            a->seg_mu[i * T + t] = a->req_p[i * (size_t)A + (size_t)act];
             a->actions[i] = act;
         }
         fg_status s = fg_env_batch_step(a->env, a->actions, a->obs, a->rewards, a->dones);
@@ -369,7 +398,7 @@ static void *agent_main(void *arg) {
                 record_episode(r, ret);
             }
             if (a->dones[i] == FG_ENV_TERMINATED) {
-                if (!flush(a, i, 0.0f)) return NULL;
+                if (!flush(a, i, 0.0f, NULL)) return NULL;
             } else if (a->dones[i] == FG_ENV_TRUNCATED) {
                 a->trunc_slot[i] = k;
                 fg_env_batch_final_obs(a->env, i, a->req_states + k * os);
@@ -381,7 +410,9 @@ static void *agent_main(void *arg) {
         memcpy(a->req_states, a->obs, n * os * sizeof(float));
         if (!predict(a, k)) return NULL;
         for (size_t i = 0; i < n; i++)
-            if (a->trunc_slot[i] != SIZE_MAX && !flush(a, i, a->req_v[a->trunc_slot[i]])) return NULL;
+            if (a->trunc_slot[i] != SIZE_MAX &&
+                !flush(a, i, a->req_v[a->trunc_slot[i]], a->req_states + a->trunc_slot[i] * os))
+                return NULL;
     }
     return NULL;
 }
@@ -661,16 +692,15 @@ done:
 
 static size_t segment_weight(const void *item) { return ((const ga3c_segment *)item)->n; }
 
-static void segment_free(ga3c_segment *s) {
-    free(s->states), free(s->actions), free(s->returns), free(s->versions), free(s);
-}
 
 static void *trainer_main(void *arg) {
     ga3c_worker *w = arg;
     fg_ga3c *r = w->r;
-    size_t os = r->obs_size, cap = (size_t)r->train_cap, A = (size_t)r->A;
+    size_t os = r->obs_size, cap = (size_t)r->train_cap, ecap = (size_t)r->exp_cap, A = (size_t)r->A;
     size_t need = r->cfg.min_training_batch > 0 ? (size_t)r->cfg.min_training_batch : 1;
     ga3c_segment **segs = malloc(cap * sizeof *segs);
+    size_t *first = malloc(cap * sizeof(size_t)), *brow = malloc(cap * sizeof(size_t));
+    float *adv = malloc(cap * sizeof(float)), *pi = malloc(cap * sizeof(float)), *prob = malloc(A * sizeof(float));
     float *x = calloc(cap * os, sizeof(float)), *logits = malloc(cap * A * sizeof(float)),
           *v = malloc(cap * sizeof(float)), *ret = malloc(cap * sizeof(float)), *dz = malloc(cap * A * sizeof(float)),
           *dv = malloc(cap * sizeof(float)), *dout = calloc(cap * (A + 1), sizeof(float));
@@ -680,7 +710,8 @@ static void *trainer_main(void *arg) {
     snprintf(who, sizeof who, "trainer %d", w->id);
     size_t nseg = 0;
     fg_threads_set(r->cfg.ops_threads);
-    if (!segs || !x || !logits || !v || !ret || !dz || !dv || !dout || !act || !ver) {
+    if (!segs || !x || !logits || !v || !ret || !dz || !dv || !dout || !act || !ver || !first || !brow || !adv || !pi ||
+        !prob) {
         fail(r, fg_fail(FG_ERR_OOM, "out of host memory for a batch of %zu experiences", cap), who);
         goto done;
     }
@@ -689,10 +720,11 @@ static void *trainer_main(void *arg) {
         nseg = 0;
         park(r, 2, w->id);
         while (rows < need) {
-            size_t m = ga3c_queue_pop_batch(&r->trainq, (void **)segs + nseg, cap - nseg, segment_weight, cap - rows);
+            size_t m = ga3c_queue_pop_batch(&r->trainq, (void **)segs + nseg, ecap - nseg, segment_weight, ecap - rows);
             if (m == 0) goto done;
             for (size_t j = nseg; j < nseg + m; j++) {
                 ga3c_segment *s = segs[j];
+                first[j] = rows;
                 memcpy(x + rows * os, s->states, s->n * os * sizeof(float));
                 memcpy(act + rows, s->actions, s->n * sizeof(int32_t));
                 memcpy(ret + rows, s->returns, s->n * sizeof(float));
@@ -701,8 +733,18 @@ static void *trainer_main(void *arg) {
             }
             nseg += m;
         }
-        FG_ASSERT(rows <= cap);
-        memset(x + rows * os, 0, (cap - rows) * os * sizeof(float));
+        FG_ASSERT(rows <= ecap);
+        size_t used = rows; /* rows holding states: the experiences, then V-trace's bootstrap states */
+        if (r->cfg.vtrace)
+            for (size_t j = 0; j < nseg; j++) {
+                brow[j] = SIZE_MAX;
+                if (!segs[j]->boot_state) continue;
+                brow[j] = used;
+                memcpy(x + used * os, segs[j]->boot_state, os * sizeof(float));
+                used++;
+            }
+        FG_ASSERT(used <= cap);
+        memset(x + used * os, 0, (cap - used) * os * sizeof(float));
         pthread_mutex_lock(&r->train_mu);
         fg_graph *g = r->train.g;
         fg_status s = fg_graph_set_input(g, r->train.x, x, cap * os * sizeof(float));
@@ -711,8 +753,24 @@ static void *trainer_main(void *arg) {
         if (s == FG_OK) s = fg_graph_read(g, r->train.value, v, cap * sizeof(float));
         double loss = 0.0;
         uint64_t now = fg_graph_weights_version(g);
+        if (s == FG_OK && r->cfg.vtrace) {
+            /* targets from this forward: the current policy's probability of each action taken,
+             * the current values, V of the bootstrap states (rows after the experiences) */
+            for (size_t i = 0; i < rows; i++) {
+                softmax_row(logits + i * A, (int)A, prob);
+                pi[i] = prob[act[i]];
+            }
+            for (size_t j = 0; j < nseg; j++) {
+                const ga3c_segment *sg = segs[j];
+                size_t f = first[j];
+                float boot = brow[j] == SIZE_MAX ? 0.0f : v[brow[j]];
+                fg_ga3c_vtrace(sg->rewards, v + f, boot, pi + f, sg->mu, sg->n, r->cfg.discount, 1.0f, 1.0f, ret + f,
+                               adv + f);
+            }
+        }
         if (s == FG_OK) {
-            loss = fg_ga3c_loss(logits, v, act, ret, rows, (int)A, r->cfg.beta, r->cfg.log_epsilon, dz, dv);
+            loss = fg_ga3c_loss_adv(logits, v, act, ret, r->cfg.vtrace ? adv : NULL, rows, (int)A, r->cfg.beta,
+                                    r->cfg.log_epsilon, dz, dv);
             /* dout row i = (dlogits_i, dvalue_i); padding rows stay zero, so they add nothing */
             for (size_t i = 0; i < rows; i++) {
                 memcpy(dout + i * (A + 1), dz + i * A, A * sizeof(float));
@@ -758,6 +816,7 @@ done:
     if (segs)
         for (size_t j = 0; j < nseg; j++) segment_free(segs[j]);
     free(segs), free(x), free(logits), free(v), free(ret), free(dz), free(dv), free(dout), free(act), free(ver);
+    free(first), free(brow), free(adv), free(pi), free(prob);
     return NULL;
 }
 
@@ -800,7 +859,8 @@ static fg_status check_config(const fg_ga3c_config *c) {
     if (c->algo == FG_GA3C_ALGO_A3C && c->tune)
         return fg_fail(FG_ERR_INVALID, "ga3c: the tuner changes GA3C's agents, predictors and trainers; A3C has none");
     if (c->algo < 0 || c->algo >= FG_GA3C_ALGO_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown algorithm %d", c->algo);
-    if (c->vtrace) return fg_fail(FG_ERR_UNSUPPORTED, "ga3c: the V-trace correction (--vtrace) is not implemented yet");
+    if (c->vtrace && c->algo == FG_GA3C_ALGO_A3C)
+        return fg_fail(FG_ERR_INVALID, "ga3c: V-trace corrects GA3C's policy lag; the A3C baseline trains on-policy");
     if (c->net < 0 || c->net >= FG_GA3C_NET_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown network %d", c->net);
 #define RANGE(f, lo, hi)                                                                                                \
     if (!((f) >= (lo) && (f) <= (hi)))                                                                                  \
@@ -840,7 +900,7 @@ static void agent_free(ga3c_agent *a) {
     a3c_local_free(a->a3c);
     if (a->env) fg_env_batch_destroy(a->env);
     free(a->obs), free(a->rewards), free(a->dones), free(a->actions), free(a->req_states), free(a->req_p),
-        free(a->req_v), free(a->seg_states), free(a->seg_actions), free(a->seg_rewards), free(a->seg_versions),
+        free(a->req_v), free(a->seg_states), free(a->seg_actions), free(a->seg_rewards), free(a->seg_versions), free(a->seg_mu),
         free(a->seg_len), free(a->boot_pending), free(a->trunc_slot);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
@@ -868,11 +928,12 @@ static fg_status agent_init(fg_ga3c *r, ga3c_agent *a, int id) {
     a->seg_actions = malloc(n * T * sizeof(int32_t));
     a->seg_rewards = malloc(n * T * sizeof(float));
     a->seg_versions = malloc(n * T * sizeof(uint64_t));
+    a->seg_mu = malloc(n * T * sizeof(float));
     a->seg_len = calloc(n, sizeof(size_t));
     a->boot_pending = calloc(n, 1);
     a->trunc_slot = malloc(n * sizeof(size_t));
     if (!a->obs || !a->rewards || !a->dones || !a->actions || !a->req_states || !a->req_p || !a->req_v ||
-        !a->seg_states || !a->seg_actions || !a->seg_rewards || !a->seg_versions || !a->seg_len || !a->boot_pending ||
+        !a->seg_states || !a->seg_actions || !a->seg_rewards || !a->seg_versions || !a->seg_mu || !a->seg_len || !a->boot_pending ||
         !a->trunc_slot)
         return fg_fail(FG_ERR_OOM, "ga3c: out of host memory for agent %d", id);
     fg_env_batch_reset(a->env, a->obs);
@@ -926,6 +987,8 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
     if (r->train_cap < cfg->t_max) r->train_cap = cfg->t_max;
     if (cfg->algo == FG_GA3C_ALGO_A3C && r->train_cap < (int64_t)cfg->envs_per_agent * cfg->t_max)
         r->train_cap = (int64_t)cfg->envs_per_agent * cfg->t_max; /* an A3C update's rows */
+    r->exp_cap = r->train_cap;
+    if (cfg->vtrace) r->train_cap = 2 * r->exp_cap;
     s = ga3c_net_build(&r->train, "ga3c", cfg->net, r->obs_ndim, r->obs_shape, r->A, r->train_cap, 1);
     if (s != FG_OK) goto fail;
     {

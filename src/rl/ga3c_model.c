@@ -2,6 +2,9 @@
  * environment's observation shape, the A3C loss of GA3C's NetworkVP with its gradient w.r.t. the
  * two heads, and the n-step discounted returns the agents compute.
  *
+ * With V-trace (IMPALA, Espeholt et al. 2018) the returns become the v_s targets and the policy
+ * term's advantage rho_s (r_s + discount v_{s+1} - V(x_s)), both from the trainer's own forward.
+ *
  * The loss is computed here rather than as a graph op: it needs the chosen action's log
  * probability with a floor, the entropy with the same floor and a stop-gradient on the advantage,
  * none of which the graph has. Its gradient w.r.t. logits and value is fed into the graph through
@@ -97,6 +100,28 @@ void fg_ga3c_returns(const float *rewards, size_t n, float bootstrap, float disc
 
 double fg_ga3c_loss(const float *logits, const float *value, const int32_t *actions, const float *returns, size_t B,
                     int A, float beta, float log_eps, float *dlogits, float *dvalue) {
+    return fg_ga3c_loss_adv(logits, value, actions, returns, NULL, B, A, beta, log_eps, dlogits, dvalue);
+}
+
+void fg_ga3c_vtrace(const float *rewards, const float *values, float boot_value, const float *pi_a, const float *mu_a,
+                    size_t n, float discount, float rho_bar, float c_bar, float *vs, float *adv) {
+    double vs_next = boot_value, v_next = boot_value;
+    for (size_t t = n; t-- > 0;) {
+        double ratio = mu_a[t] > 1e-30f ? (double)pi_a[t] / (double)mu_a[t] : (double)rho_bar;
+        double rho = ratio < rho_bar ? ratio : rho_bar, c = ratio < c_bar ? ratio : c_bar;
+        double V = values[t];
+        double delta = rho * (rewards[t] + discount * v_next - V);
+        double v_s = V + delta + discount * c * (vs_next - v_next);
+        adv[t] = (float)(rho * (rewards[t] + discount * vs_next - V));
+        vs[t] = (float)v_s;
+        vs_next = v_s;
+        v_next = V;
+    }
+}
+
+double fg_ga3c_loss_adv(const float *logits, const float *value, const int32_t *actions, const float *returns,
+                        const float *advantages, size_t B, int A, float beta, float log_eps, float *dlogits,
+                        float *dvalue) {
     double total = 0.0;
     float p[256], c[256];
     FG_ASSERT(A >= 1 && A <= 256);
@@ -118,9 +143,10 @@ double fg_ga3c_loss(const float *logits, const float *value, const int32_t *acti
             c[k] = (float)(l + (p[k] > log_eps ? 1.0 : 0.0));
             pc += (double)p[k] * c[k];
         }
-        double adv = (double)returns[i] - (double)value[i];
+        double dvr = (double)returns[i] - (double)value[i];
+        double adv = advantages ? (double)advantages[i] : dvr;
         double pa = p[a] > log_eps ? p[a] : log_eps;
-        total += -log(pa) * adv - beta * H + 0.5 * adv * adv;
+        total += -log(pa) * adv - beta * H + 0.5 * dvr * dvr;
         if (dlogits) {
             float *dz = dlogits + i * (size_t)A;
             for (int k = 0; k < A; k++) {
@@ -131,7 +157,7 @@ double fg_ga3c_loss(const float *logits, const float *value, const int32_t *acti
                 dz[k] = (float)g;
             }
         }
-        if (dvalue) dvalue[i] = (float)(-adv); /* d 0.5 (R - V)^2 / dV */
+        if (dvalue) dvalue[i] = (float)(-dvr); /* d 0.5 (R - V)^2 / dV */
     }
     return total;
 }
