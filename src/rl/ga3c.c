@@ -28,6 +28,11 @@
  * take turns under train_mu; with several trainers the batch gathering overlaps, the update does
  * not (TensorFlow serializes GA3C's trainers' updates much the same way).
  *
+ * Also here: V-trace (the trainer recomputes the targets from its own forward, with the behaviour
+ * probabilities and bootstrap states the segments carry), the run-time tuner (on the monitor,
+ * i.e. fg_ga3c_run's thread; threads above the active counts park), and the plain A3C baseline
+ * (its own section below).
+ *
  * Stop and failure. One stop flag; halting stops both queues (every blocked push and pop
  * returns), wakes every agent waiting for its prediction and the monitor. The first failure in
  * any thread keeps its status and message (fg_last_error is per thread, so it is copied there)
