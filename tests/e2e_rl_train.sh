@@ -3,9 +3,10 @@
 # run of each algorithm (ga3c, ga3c --vtrace, ga3c --tune, a3c) writes a JSON with the issue's
 # fields (frames as asked or a little over, seconds, fps, pps, tps, mean_return_last100, the batch
 # and lag histograms, the learning curve), the weights as safetensors, and the learning curve as a
-# PNG when gnuplot is installed; play loads the weights and finishes its episode; bad options
-# (unknown --algo, missing --env, --tune with a3c, weights of another game) fail with a message and
-# a non-zero exit. A few seconds. Usage: e2e_rl_train.sh PATH/TO/frugal
+# PNG when gnuplot is installed; --resume continues from such a file (weights and RMSProp state);
+# play loads the weights and finishes its episode; bad options (unknown --algo, missing --env,
+# --tune with a3c, weights of another game) fail with a message and a non-zero exit. A few
+# seconds. Usage: e2e_rl_train.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 work=$(mktemp -d)
@@ -44,6 +45,9 @@ if command -v gnuplot >/dev/null; then
     [[ -s curve.png ]] || fail "no curve.png"
 fi
 
+"$frugal" rl train --env cartpole --frames 5000 --quiet --resume w.safetensors --save w2.safetensors >out.txt 2>&1 ||
+    fail "rl train --resume exited $?"
+[[ -s w2.safetensors ]] || fail "rl train --resume wrote no weights"
 "$frugal" rl play --env cartpole --load w.safetensors --no-render >out.txt 2>&1 || fail "rl play exited $?"
 grep -q "episode 1: return" out.txt || fail "rl play printed no episode"
 

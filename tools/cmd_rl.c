@@ -351,7 +351,7 @@ static void train_progress_cb(void *user, const fg_ga3c_stats *st) {
 }
 
 static int rl_train(int argc, char **argv) {
-    const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *net = "minatar";
+    const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *resume = NULL, *net = "minatar";
     const char *tuner = "ga3c";
     double tune_window = 10.0;
     int max_agents = 32, max_predictors = 4, max_trainers = 4;
@@ -391,7 +391,9 @@ static int rl_train(int argc, char **argv) {
         {"grad-clip", CLI_FLOAT, &grad_clip, "X", "max gradient norm, 0 = none (default 40)", 0},
         {"no-reward-clip", CLI_FLAG, &no_clip, NULL, "do not clip rewards to [-1, 1] in the returns", 0},
         {"seed", CLI_U64, &seed, "S", "seed of weights, environments and sampling (default 1)", 0},
-        {"load", CLI_STR, &load, "FILE", "start from these weights (safetensors from --save)", 0},
+        {"load", CLI_STR, &load, "FILE", "start from these weights (safetensors from --save), a fresh RMSProp", 0},
+        {"resume", CLI_STR, &resume, "FILE", "start from these weights and their RMSProp state (from --save); "
+                                             "frames count from 0", 0},
         {"save", CLI_STR, &save, "FILE", "write the weights as safetensors at the end", 0},
         {"json", CLI_STR, &json, "FILE", "write the results as JSON", 0},
         {"plot", CLI_STR, &plot, "FILE", "learning-curve PNG (gnuplot)", 0},
@@ -401,7 +403,7 @@ static int rl_train(int argc, char **argv) {
     };
     cli_cmd cmd = {"rl train",
                    "frugal rl train --env NAME [--algo ga3c|a3c] [--vtrace] [--agents N --predictors N --trainers N | --tune] --frames F "
-                   "[--json FILE] [--plot FILE.png] [--save FILE] [--seed S]",
+                   "[--json FILE] [--plot FILE.png] [--save FILE] [--resume FILE] [--seed S]",
                    "Trains a policy-value network with GA3C (agents, a prediction queue, predictors, a training "
                    "queue, trainers) for F frames; prints FPS, PPS (predictions/s) and TPS (trainings/s) over each "
                    "interval and the mean return of the last 100 episodes.",
@@ -460,11 +462,15 @@ static int rl_train(int argc, char **argv) {
     if (s == FG_ERR_INVALID) return cli_usage_error(&cmd, "rl train: %s", fg_last_error());
     if (s != FG_OK) return cli_fail("rl train", s);
     tc.r = r;
-    if (load) {
-        s = fg_ga3c_load(r, load);
+    if (load && resume) {
+        fg_ga3c_free(r);
+        return cli_usage_error(&cmd, "rl train: give --load or --resume, not both");
+    }
+    if (load || resume) {
+        s = load ? fg_ga3c_load(r, load) : fg_ga3c_resume(r, resume);
         if (s != FG_OK) {
             fg_ga3c_free(r);
-            return cli_fail("rl train: --load", s);
+            return cli_fail(load ? "rl train: --load" : "rl train: --resume", s);
         }
     }
     if (!quiet)

@@ -240,9 +240,13 @@ void fg_ga3c_stop(fg_ga3c *r);
 /* A snapshot of the statistics; the pointers stay valid until the next call or fg_ga3c_free.
  * Call from the thread that runs fg_ga3c_run (its progress callback) or after run returned. */
 void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out);
-/* Weights as safetensors (fg_graph_save / fg_graph_load: names "conv1.weight" ... "value.bias"). */
+/* Weights as safetensors (fg_graph_save / fg_graph_load: names "conv1.weight" ... "value.bias"),
+ * with the RMSProp state ("optim.*"). load reads the weights only (play, or a fresh optimizer);
+ * resume reads the weights and the RMSProp state (FG_ERR_FORMAT when the file has none). Neither
+ * restores counters, histograms or the learning curve: a resumed run counts frames from 0. */
 fg_status fg_ga3c_save(fg_ga3c *r, const char *path);
 fg_status fg_ga3c_load(fg_ga3c *r, const char *path);
+fg_status fg_ga3c_resume(fg_ga3c *r, const char *path);
 void fg_ga3c_free(fg_ga3c *r);
 /* The current network on n states (n, obs...) f32: softmax policies (n, A) and values (n), either
  * may be NULL. Safe while fg_ga3c_run runs (it takes its turn with the trainers). */

@@ -1268,7 +1268,12 @@ fg_status fg_ga3c_save(fg_ga3c *r, const char *path) {
     snprintf(na, sizeof na, "%d", r->A);
     snprintf(tm, sizeof tm, "%d", r->cfg.net);
     const char *keys[3] = {"env", "n_actions", "net"}, *vals[3] = {r->env_name, na, tm};
-    return fg_graph_save(r->train.g, NULL, path, 3, keys, vals);
+    return fg_graph_save(r->train.g, r->opt, path, 3, keys, vals);
+}
+
+fg_status fg_ga3c_resume(fg_ga3c *r, const char *path) {
+    if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: resume before fg_ga3c_run");
+    return fg_graph_load(r->train.g, r->opt, path);
 }
 
 fg_status fg_ga3c_load(fg_ga3c *r, const char *path) {
