@@ -197,3 +197,82 @@ double fg_dot_d(const float *a, const float *b, size_t n) {
 }
 
 float fg_atol_for(double fan) { return (float)(2e-5 * sqrt(fan > 1 ? fan : 1)); }
+
+/* ---------------------------------------------------------------- transformer fixture weights */
+
+static uint64_t fnv1a64(const char *s) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001B3ull;
+    return h;
+}
+
+static uint64_t splitmix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+void fg_test_formula_weights(float *dst, const char *name, int ndim, const int64_t *shape) {
+    size_t n = 1, fan_in = 1;
+    for (int k = 0; k < ndim; k++) n *= (size_t)shape[k];
+    for (int k = 1; k < ndim; k++) fan_in *= (size_t)shape[k];
+    float scale, offset = 0.0f;
+    const int norm = strstr(name, "layer_norm") || strstr(name, "batch_norm") || strstr(name, "layernorm");
+    if (ends_with(name, "running_mean")) scale = 0.1f;
+    else if (ends_with(name, "running_var")) scale = 0.25f, offset = 1.0f;
+    else if (ends_with(name, "weight") && norm) scale = 0.2f, offset = 1.0f;
+    else if (ends_with(name, "bias")) scale = 0.1f;
+    else scale = (float)(1.0 / sqrt((double)fan_in));
+    const uint64_t h0 = fnv1a64(name);
+    for (size_t j = 0; j < n; j++) {
+        const float u = (float)(splitmix64(h0 + j) >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
+        dst[j] = u * scale + offset;
+    }
+}
+
+fg_test_entry *fg_test_read_entries(const char *file, size_t *count) {
+    const char *src = getenv("FRUGAL_SOURCE_DIR");
+    char path[600];
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", src ? src : ".", file);
+    FILE *f = fopen(path, "r");
+    if (!f) fx_die(path, "cannot open (run tests from the source tree or set FRUGAL_SOURCE_DIR)");
+    size_t cap = 64, n = 0;
+    fg_test_entry *e = calloc(cap, sizeof *e);
+    char line[256];
+    while (e && fgets(line, sizeof line, f)) {
+        if (n == cap) {
+            fg_test_entry *m = realloc(e, 2 * cap * sizeof *e);
+            if (!m) break;
+            memset(m + cap, 0, cap * sizeof *e);
+            e = m, cap *= 2;
+        }
+        char dims[128];
+        if (sscanf(line, "%63s %127s", e[n].name, dims) != 2) continue;
+        char *p = dims;
+        while (*p && e[n].ndim < FG_MAX_DIMS) {
+            e[n].shape[e[n].ndim++] = strtoll(p, &p, 10);
+            if (*p == ',') p++;
+        }
+        n++;
+    }
+    fclose(f);
+    if (!e) fx_die(path, "out of memory");
+    *count = n;
+    return e;
+}
+
+void fg_test_write_entries(const char *path, const fg_test_entry *e, size_t n, const char *counter) {
+    fg_st_writer *w;
+    CHECK_OK(fg_st_writer_create(&w));
+    for (size_t i = 0; i < n; i++) CHECK_OK(fg_st_writer_add(w, e[i].name, FG_ST_F32, e[i].ndim, e[i].shape, e[i].data));
+    static const int64_t steps = 12345;
+    if (counter) CHECK_OK(fg_st_writer_add(w, counter, FG_ST_I64, 0, NULL, &steps));
+    CHECK_OK(fg_st_writer_save(w, path));
+    fg_st_writer_free(w);
+}

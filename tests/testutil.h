@@ -80,6 +80,23 @@ void fg_fill_uniform(float *x, size_t n, float lo, float hi, fg_rng *rng);
 /* n floats followed by 16 guard values; fg_check_guard reports a write past the end. */
 float *fg_alloc_guarded(size_t n);
 void fg_check_guard(const char *what, const float *p, size_t n);
+/* Reference weights of the transformer fixtures (tests/fixtures/gen_segformer.py, gen_vit.py): the
+ * formula both sides compute, element j of tensor `name` from splitmix64(fnv1a64(name) + j), scaled
+ * by the tensor's kind (see gen_segformer.py). */
+void fg_test_formula_weights(float *dst, const char *name, int ndim, const int64_t *shape);
+/* A state_dict entry list written by those generators ("name d0,d1,..." per line), read from
+ * tests/fixtures/<file>; data NULL. Aborts the test with a message when the file is missing. */
+typedef struct fg_test_entry {
+    char name[FG_NAME_MAX];
+    int ndim;
+    int64_t shape[FG_MAX_DIMS];
+    float *data;
+} fg_test_entry;
+fg_test_entry *fg_test_read_entries(const char *file, size_t *count);
+/* Writes the entries (with data) to a safetensors file at path, plus an I64 scalar named
+ * `counter` when it is not NULL (HF checkpoints' num_batches_tracked). */
+void fg_test_write_entries(const char *path, const fg_test_entry *e, size_t n, const char *counter);
+
 /* Prints "name: ok" / "name: N failures" and returns the exit code. */
 int fg_test_finish(const char *name);
 

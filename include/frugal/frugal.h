@@ -11,5 +11,6 @@
 #include "frugal/vmem.h"
 #include "frugal/lm.h"
 #include "frugal/rl.h"
+#include "frugal/vit.h"
 #define FRUGAL_VERSION "0.1.0"
 #endif

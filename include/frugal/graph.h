@@ -37,7 +37,7 @@ typedef enum fg_op {
     FG_OP_CONV2D, FG_OP_LINEAR, FG_OP_MATMUL, FG_OP_RELU, FG_OP_GELU, FG_OP_TANH, FG_OP_SIGMOID,
     FG_OP_SOFTMAX, FG_OP_XENT, FG_OP_DROPOUT, FG_OP_ADD, FG_OP_CONCAT, FG_OP_MAXPOOL,
     FG_OP_AVGPOOL, FG_OP_GAP, FG_OP_LRN, FG_OP_BATCHNORM, FG_OP_LSTM, FG_OP_LAYERNORM, FG_OP_ATTENTION,
-    FG_OP_EMBEDDING,
+    FG_OP_EMBEDDING, FG_OP_RESIZE, FG_OP_PERMUTE, FG_OP_REPEAT, FG_OP_SLICE,
     FG_OP_COUNT
 } fg_op;
 const char *fg_op_name(fg_op op);
@@ -136,6 +136,22 @@ fg_status fg_graph_lstm_final_state(fg_graph *g, int node, float *hT, float *cT)
  * [0, num_embeddings). Backward accumulates into the weight's gradient; the ids get none. Saves
  * the ids only; no workspace; cheap to recompute. */
 fg_id fg_nn_embedding(fg_graph *g, const char *name, fg_id ids, int64_t num_embeddings, int64_t dim);
+/* Bilinear resize, F.interpolate(x, size=(oh, ow), mode='bilinear', align_corners=False): x
+ * (N,C,H,W) f32 -> (N,C,oh,ow). No parameters; backward saves nothing. */
+fg_id fg_nn_resize_bilinear(fg_graph *g, const char *name, fg_id x, int64_t oh, int64_t ow);
+/* Axis permutation, x.permute(perm).contiguous(): x f32 of rank ndim (x's rank) -> a new
+ * contiguous tensor of shape (shape[perm[0]], ...). A copy (a node), unlike fg_nn_reshape's view.
+ * Image -> tokens: reshape (B,C,H,W) to (B,C,H*W), then perm {0,2,1}; splitting heads: reshape
+ * (B,T,C) to (B,T,heads,D), then perm {0,2,1,3}. No parameters; backward saves nothing. */
+fg_id fg_nn_permute(fg_graph *g, const char *name, fg_id x, const int *perm);
+/* x (a, ...) f32 tiled n >= 1 times along axis 0 -> (n * a, ...), as torch's x.repeat(n, 1, ...):
+ * a (1, T, C) parameter broadcast over a batch of n (a ViT's class token, position embedding); its
+ * gradient is the sum of the n copies'. No parameters; backward saves nothing. */
+fg_id fg_nn_repeat(fg_graph *g, const char *name, fg_id x, int64_t n);
+/* x f32 narrowed along `axis` to [start, start + len), as torch's x.narrow(axis, start, len)
+ * (contiguous copy): taking a ViT's class token x[:, 0] is axis 1, start 0, len 1. Backward writes
+ * zeros outside the slice. No parameters; saves nothing. */
+fg_id fg_nn_slice(fg_graph *g, const char *name, fg_id x, int axis, int64_t start, int64_t len);
 
 /* Layers: create the parameters ("<name>.weight", "<name>.bias") with PyTorch's default
  * initialization and apply the op. */

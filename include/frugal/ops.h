@@ -380,6 +380,51 @@ void fg_embedding_backward(float *dw, const float *dy, const int32_t *ids, int64
 fg_status fg_embedding_forward_naive(float *y, const int32_t *ids, const float *w, int64_t n, int64_t V, int64_t E);
 void fg_embedding_backward_naive(float *dw, const float *dy, const int32_t *ids, int64_t n, int64_t V, int64_t E);
 
+/* ---------------------------------------------------------------- bilinear resize (src/ops/resize.c)
+ * torch.nn.functional.interpolate(inp, size=(oh, ow), mode='bilinear', align_corners=False) on
+ * NCHW: inp (n, c, h, w) -> out (n, c, oh, ow), up or down. Equal sizes are the identity. */
+typedef struct fg_resize_desc {
+    int64_t n, c, h, w; /* input (N, C, H, W) */
+    int64_t oh, ow;     /* output height and width */
+} fg_resize_desc;
+/* FG_ERR_SHAPE unless N, C >= 0 and H, W, OH, OW >= 1; FG_ERR_INVALID for NULL. */
+fg_status fg_resize_check(const fg_resize_desc *d);
+/* Forward FLOPs: 9 per output element (two-tap interpolation along each axis). */
+double fg_resize_flops(const fg_resize_desc *d);
+void fg_resize_bilinear_forward(float *out, const float *inp, const fg_resize_desc *d);
+/* The transpose of the forward map. Saves nothing. dinp written (NULL: nothing done). */
+void fg_resize_bilinear_backward(float *dinp, const float *dout, const fg_resize_desc *d);
+/* Plain loops in double, single thread. */
+void fg_resize_bilinear_forward_naive(float *out, const float *inp, const fg_resize_desc *d);
+void fg_resize_bilinear_backward_naive(float *dinp, const float *dout, const fg_resize_desc *d);
+
+/* ---------------------------------------------------------------- permute (src/ops/permute.c)
+ * out = inp.permute(perm).contiguous(): inp (shape[0..ndim)) contiguous, out (shape[perm[0]], ...,
+ * shape[perm[ndim-1]]) contiguous, 1 <= ndim <= FG_MAX_DIMS. Tokens <-> image is perm {0, 2, 1}
+ * on (B, C, H*W) / (B, H*W, C); splitting attention heads is {0, 2, 1, 3} on (B, T, heads, D). */
+/* FG_ERR_SHAPE for a bad rank or a negative size, FG_ERR_INVALID when perm is not a permutation. */
+fg_status fg_permute_check(int ndim, const int64_t *shape, const int *perm);
+void fg_permute_forward(float *out, const float *inp, int ndim, const int64_t *shape, const int *perm);
+/* dinp (shape) = dout (permuted shape) permuted back. Saves nothing. dinp written (NULL: nothing). */
+void fg_permute_backward(float *dinp, const float *dout, int ndim, const int64_t *shape, const int *perm);
+/* Every element's source index by division; single thread. */
+void fg_permute_forward_naive(float *out, const float *inp, int ndim, const int64_t *shape, const int *perm);
+
+/* ---------------------------------------------------------------- repeat, slice (src/ops/tokens.c)
+ * repeat: inp (m floats) tiled n times into out (n * m): a (1, ...) tensor broadcast over the batch
+ * (a ViT's class token and position embedding). Backward sums the n copies, dinp (m) written.
+ * slice: inp (outer, dim, inner) -> out (outer, len, inner) = inp[:, start:start+len, :]; backward
+ * writes dinp (zeros outside the slice). Neither saves anything; NULL dinp: nothing done. */
+void fg_repeat_forward(float *out, const float *inp, size_t m, int64_t n);
+void fg_repeat_backward(float *dinp, const float *dout, size_t m, int64_t n);
+void fg_repeat_backward_naive(float *dinp, const float *dout, size_t m, int64_t n); /* sums in double */
+void fg_slice_forward(float *out, const float *inp, int64_t outer, int64_t dim, int64_t inner, int64_t start,
+                      int64_t len);
+void fg_slice_backward(float *dinp, const float *dout, int64_t outer, int64_t dim, int64_t inner, int64_t start,
+                       int64_t len);
+void fg_slice_forward_naive(float *out, const float *inp, int64_t outer, int64_t dim, int64_t inner, int64_t start,
+                            int64_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -243,6 +243,12 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         if (s != FG_OK) return node_fail(s, ni); /* a token id outside the table */
         return FG_OK;
     }
+    case FG_OP_RESIZE: fg_resize_bilinear_forward(y, x, &n->p.rs); return FG_OK;
+    case FG_OP_PERMUTE: fg_permute_forward(y, x, n->p.perm.ndim, n->p.perm.shape, n->p.perm.perm); return FG_OK;
+    case FG_OP_REPEAT: fg_repeat_forward(y, x, n->p.rep.m, n->p.rep.n); return FG_OK;
+    case FG_OP_SLICE:
+        fg_slice_forward(y, x, n->p.sl.outer, n->p.sl.dim, n->p.sl.inner, n->p.sl.start, n->p.sl.len);
+        return FG_OK;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "forward of op %s is not implemented", fg_op_name(ni->op));
     }
 }
@@ -368,6 +374,13 @@ static fg_status run_backward(fg_graph *g, int i) {
     case FG_OP_GAP: if (d.dst[0]) fg_global_avgpool_backward(d.dst[0], dy, n->p.gap.N, n->p.gap.C, n->p.gap.HW); break;
     case FG_OP_LRN: if (d.dst[0]) fg_lrn_backward(d.dst[0], dy, x, y, &n->p.lrn); break;
     case FG_OP_BATCHNORM:
+        /* an eval forward normalizes with the running statistics and leaves mean/invstd unwritten:
+         * the batch-statistics backward would read garbage (found by test_vit's frozen-stem case) */
+        if (!g->training) {
+            st = fg_fail(FG_ERR_UNSUPPORTED, "batchnorm '%s': backward after an eval-mode forward (running statistics) "
+                         "is not implemented; run the forward with fg_graph_set_training(g, 1)", ni->name);
+            break;
+        }
         fg_batchnorm_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->aux[0]), F(g, ni->aux[1]), F(g, ni->in[1]),
                               n->p.bn.N, n->p.bn.C, n->p.bn.HW);
         break;
@@ -405,6 +418,12 @@ static fg_status run_backward(fg_graph *g, int i) {
         /* the ids were checked by this iteration's forward */
         fg_embedding_backward(d.dst[1], dy, (const int32_t *)g->t[ni->in[0]].info.t.data, n->p.emb.n, n->p.emb.V,
                               n->p.emb.E);
+        break;
+    case FG_OP_RESIZE: fg_resize_bilinear_backward(d.dst[0], dy, &n->p.rs); break;
+    case FG_OP_PERMUTE: fg_permute_backward(d.dst[0], dy, n->p.perm.ndim, n->p.perm.shape, n->p.perm.perm); break;
+    case FG_OP_REPEAT: fg_repeat_backward(d.dst[0], dy, n->p.rep.m, n->p.rep.n); break;
+    case FG_OP_SLICE:
+        fg_slice_backward(d.dst[0], dy, n->p.sl.outer, n->p.sl.dim, n->p.sl.inner, n->p.sl.start, n->p.sl.len);
         break;
     default: return fg_fail(FG_ERR_UNSUPPORTED, "backward of op %s is not implemented", fg_op_name(ni->op));
     }

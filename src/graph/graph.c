@@ -15,7 +15,7 @@ static const char *op_names[FG_OP_COUNT] = {"conv2d", "linear",  "matmul",  "rel
                                             "tanh",   "sigmoid", "softmax", "xent",      "dropout",
                                             "add",    "concat",  "maxpool", "avgpool",   "global_avgpool",
                                             "lrn",    "batchnorm", "lstm",    "layernorm", "attention",
-                                            "embedding"};
+                                            "embedding", "resize_bilinear", "permute", "repeat", "slice"};
 
 const char *fg_op_name(fg_op op) { return (op >= 0 && op < FG_OP_COUNT) ? op_names[op] : "?"; }
 
@@ -690,6 +690,96 @@ fg_id fg_nn_embedding(fg_graph *g, const char *name, fg_id ids, int64_t num_embe
     return nd->info.out;
 }
 
+fg_id fg_nn_resize_bilinear(fg_graph *g, const char *name, fg_id x, int64_t oh, int64_t ow) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_RESIZE, nb, sizeof nb);
+    if (!ok_id(g, x, "resize_bilinear", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->ndim != 4 || tx->dtype != FG_F32)
+        return gfail(g, FG_ERR_SHAPE, "resize_bilinear '%s': input %s must be f32 4-D (N,C,H,W)", name,
+                     shp(s1, sizeof s1, g, x));
+    const fg_resize_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], tx->shape[3], oh, ow};
+    if (fg_resize_check(&d) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "resize_bilinear '%s': input %s to %lld x %lld: %s", name, shp(s1, sizeof s1, g, x),
+                     (long long)oh, (long long)ow, fg_last_error());
+    const int64_t shape[4] = {d.n, d.c, oh, ow};
+    int i = new_node(g, FG_OP_RESIZE, name, &x, 1, 4, shape, FG_F32);
+    g->nodes[i].p.rs = d;
+    g->nodes[i].info.flops = fg_resize_flops(&d);
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_permute(fg_graph *g, const char *name, fg_id x, const int *perm) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_PERMUTE, nb, sizeof nb);
+    if (!ok_id(g, x, "permute", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->dtype != FG_F32 || !perm)
+        return gfail(g, FG_ERR_SHAPE, "permute '%s': input %s must be f32 and perm given", name, shp(s1, sizeof s1, g, x));
+    const int nd = tx->ndim;
+    int64_t xshape[FG_MAX_DIMS], yshape[FG_MAX_DIMS];
+    memcpy(xshape, tx->shape, sizeof xshape); /* tx is stale once the node is added */
+    if (fg_permute_check(nd, xshape, perm) != FG_OK)
+        return gfail(g, FG_ERR_INVALID, "permute '%s': input %s: %s", name, shp(s1, sizeof s1, g, x), fg_last_error());
+    for (int k = 0; k < nd; k++) yshape[k] = xshape[perm[k]];
+    int i = new_node(g, FG_OP_PERMUTE, name, &x, 1, nd, yshape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.perm.ndim = nd;
+    memcpy(n->p.perm.shape, xshape, sizeof xshape);
+    for (int k = 0; k < nd; k++) n->p.perm.perm[k] = perm[k];
+    n->info.flops = 0.0; /* a copy: it moves every element and computes nothing */
+    return n->info.out;
+}
+
+fg_id fg_nn_repeat(fg_graph *g, const char *name, fg_id x, int64_t n) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_REPEAT, nb, sizeof nb);
+    if (!ok_id(g, x, "repeat", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->dtype != FG_F32 || n < 1)
+        return gfail(g, FG_ERR_SHAPE, "repeat '%s': input %s must be f32 and n = %lld >= 1", name, shp(s1, sizeof s1, g, x),
+                     (long long)n);
+    int64_t shape[FG_MAX_DIMS];
+    memcpy(shape, tx->shape, sizeof shape);
+    const int nd = tx->ndim;
+    const size_t m = (size_t)fg_tensor_numel(tx);
+    shape[0] *= n;
+    int i = new_node(g, FG_OP_REPEAT, name, &x, 1, nd, shape, FG_F32);
+    g->nodes[i].p.rep.n = n;
+    g->nodes[i].p.rep.m = m;
+    g->nodes[i].info.flops = 0.0; /* a copy */
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_slice(fg_graph *g, const char *name, fg_id x, int axis, int64_t start, int64_t len) {
+    char nb[FG_NAME_MAX], s1[96];
+    name = autoname(g, name, FG_OP_SLICE, nb, sizeof nb);
+    if (!ok_id(g, x, "slice", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x);
+    if (tx->dtype != FG_F32 || axis < 0 || axis >= tx->ndim)
+        return gfail(g, FG_ERR_SHAPE, "slice '%s': input %s must be f32 and axis %d in [0, %d)", name,
+                     shp(s1, sizeof s1, g, x), axis, tx->ndim);
+    if (start < 0 || len < 1 || start + len > tx->shape[axis])
+        return gfail(g, FG_ERR_SHAPE, "slice '%s': [%lld, %lld) of axis %d of %s is out of range", name, (long long)start,
+                     (long long)(start + len), axis, shp(s1, sizeof s1, g, x));
+    int64_t shape[FG_MAX_DIMS], outer = 1, inner = 1;
+    memcpy(shape, tx->shape, sizeof shape);
+    const int nd = tx->ndim;
+    for (int k = 0; k < axis; k++) outer *= shape[k];
+    for (int k = axis + 1; k < nd; k++) inner *= shape[k];
+    const int64_t dim = shape[axis];
+    shape[axis] = len;
+    int i = new_node(g, FG_OP_SLICE, name, &x, 1, nd, shape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.sl.outer = outer;
+    n->p.sl.dim = dim;
+    n->p.sl.inner = inner;
+    n->p.sl.start = start;
+    n->p.sl.len = len;
+    n->info.flops = 0.0; /* a copy */
+    return n->info.out;
+}
+
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,
                       int64_t pad, int bias) {
     if (!ok_id(g, x, "conv2d", name ? name : "")) return FG_NONE;
@@ -885,7 +975,11 @@ static void set_saves(fg_node *n) {
     case FG_OP_ADD:
     case FG_OP_CONCAT:
     case FG_OP_AVGPOOL:
-    case FG_OP_GAP: break;
+    case FG_OP_GAP:
+    case FG_OP_RESIZE:  /* a fixed linear map of the sizes */
+    case FG_OP_PERMUTE:
+    case FG_OP_REPEAT:
+    case FG_OP_SLICE: break;
     default: FG_ASSERT_MSG(0, "unknown op in set_saves");
     }
 #undef SAVE

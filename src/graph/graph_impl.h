@@ -24,6 +24,10 @@ typedef struct fg_node_params {
     struct { int64_t rows, C; float eps; } ln;
     struct { int64_t B, H, Tq, Tk, D; float scale; int causal; } attn;
     struct { int64_t n, V, E; } emb; /* ids, rows of the table, embedding size */
+    fg_resize_desc rs;
+    struct { int64_t n; size_t m; } rep;                            /* copies, floats per copy */
+    struct { int64_t outer, dim, inner, start, len; } sl;
+    struct { int ndim; int64_t shape[FG_MAX_DIMS]; int perm[FG_MAX_DIMS]; } perm; /* input shape */
     size_t n;   /* element count for elementwise ops */
 } fg_node_params;
 

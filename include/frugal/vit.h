@@ -1,0 +1,173 @@
+/* frugal vit: vision transformers for dynamic inference (issue 14; Sreedhar et al., arXiv
+ * 2212.02687), the fourth system. Built on the graph (include/frugal/graph.h) only.
+ *
+ * What exists (docs/DYNAMIC_VIT.md): SegFormer (Xie et al., NeurIPS 2021: the MiT encoder and the
+ * all-MLP decoder) with the exact MiT-B0, B1 and B2 configurations and parameters named exactly
+ * as Hugging Face transformers' SegformerForSemanticSegmentation state_dict, so an HF safetensors
+ * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
+ * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data. Not yet built: the skip knobs, the
+ * profiler, the governor, the training runs and the CLI. */
+#ifndef FRUGAL_VIT_H
+#define FRUGAL_VIT_H
+
+#include "frugal/graph.h"
+#include "frugal/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- SegFormer */
+
+#define FG_SEGFORMER_STAGES 4
+
+typedef enum fg_segformer_variant {
+    FG_SEGFORMER_B0, /* hidden 32, 64, 160, 256; depths 2, 2, 2, 2; decoder 256 */
+    FG_SEGFORMER_B1, /* hidden 64, 128, 320, 512; depths 2, 2, 2, 2; decoder 256 */
+    FG_SEGFORMER_B2, /* hidden 64, 128, 320, 512; depths 3, 4, 6, 3; decoder 768 */
+    FG_SEGFORMER_VARIANT_COUNT
+} fg_segformer_variant;
+
+/* The architecture (HF's SegformerConfig fields that shape the network). */
+typedef struct fg_segformer_cfg {
+    int64_t num_channels;                    /* input channels (3) */
+    int64_t hidden[FG_SEGFORMER_STAGES];     /* hidden_sizes */
+    int64_t depths[FG_SEGFORMER_STAGES];     /* blocks per stage */
+    int64_t heads[FG_SEGFORMER_STAGES];      /* num_attention_heads: 1, 2, 5, 8 */
+    int64_t sr[FG_SEGFORMER_STAGES];         /* sr_ratios: 8, 4, 2, 1 */
+    int64_t patch[FG_SEGFORMER_STAGES];      /* patch_sizes: 7, 3, 3, 3 (padding patch / 2) */
+    int64_t stride[FG_SEGFORMER_STAGES];     /* strides: 4, 2, 2, 2 */
+    int64_t mlp_ratio;                       /* 4 in every stage */
+    int64_t decoder_hidden;                  /* decoder_hidden_size */
+    int64_t num_labels;
+    float ln_eps;                            /* every layer norm: 1e-5 (torch's default, as HF) */
+    float bn_eps, bn_momentum;               /* decode_head.batch_norm: 1e-5, 0.1 */
+    float classifier_dropout;                /* classifier_dropout_prob: 0.1 */
+} fg_segformer_cfg;
+
+/* The exact configuration of a variant with num_labels classes. FG_ERR_INVALID for an unknown
+ * variant or num_labels < 1. */
+fg_status fg_segformer_config(fg_segformer_variant v, int64_t num_labels, fg_segformer_cfg *out);
+/* "b0", "b1", "b2" (also "mit-b0" ..., case-insensitive). FG_ERR_INVALID naming the known ones. */
+fg_status fg_segformer_variant_parse(const char *name, fg_segformer_variant *out);
+const char *fg_segformer_variant_name(fg_segformer_variant v);
+
+/* What the builder made. */
+typedef struct fg_segformer_io {
+    fg_id input;   /* "pixel_values" (batch, num_channels, height, width) f32 */
+    fg_id logits;  /* (batch, num_labels, h0, w0): stage 0's resolution, about height/4 x width/4,
+                      as HF's logits (no upsampling to the input size) */
+    fg_id labels;  /* with_loss: "labels" (batch * h0 * w0) i32, row-major (b, y, x); else FG_NONE */
+    fg_id loss;    /* with_loss: mean per-pixel cross-entropy over the logits; else FG_NONE */
+    fg_id stage[FG_SEGFORMER_STAGES]; /* the encoder's outputs after each stage's layer norm, as
+                      tokens (batch, h_i * w_i, hidden[i]): HF's hidden_states flattened */
+    int64_t h[FG_SEGFORMER_STAGES], w[FG_SEGFORMER_STAGES]; /* each stage's spatial size */
+} fg_segformer_io;
+
+/* Builds SegformerForSemanticSegmentation into the empty graph g for inputs (batch, channels,
+ * height, width), with the parameter (and batch-norm state) names of HF's state_dict, e.g.
+ * "segformer.encoder.patch_embeddings.0.proj.weight", "segformer.encoder.block.0.0.attention.self.
+ * query.weight", "...attention.self.sr.weight", "...mlp.dwconv.dwconv.weight",
+ * "decode_head.linear_fuse.weight", "decode_head.batch_norm.running_mean". with_loss adds the
+ * labels input and the per-pixel cross-entropy (training at the logits' resolution). The logits
+ * are marked as an output. Errors: FG_ERR_INVALID for a bad configuration; the graph's first
+ * shape error (e.g. an input too small for a stage's spatial reduction) otherwise, prefixed with
+ * "segformer". Build the graph with fg_graph_build afterwards (loss = io->loss or FG_NONE). */
+fg_status fg_segformer_build(fg_graph *g, const fg_segformer_cfg *cfg, int64_t batch, int64_t height, int64_t width,
+                             int with_loss, fg_segformer_io *io);
+
+/* ---------------------------------------------------------------- ViT (DeiT-style) classifier */
+
+/* A plain vision transformer (Dosovitskiy et al., ICLR 2021; DeiT, Touvron et al., ICML 2021, without
+ * the distillation token): patch embedding (conv, kernel = stride = patch), a class token, a learned
+ * position embedding, `depth` pre-norm blocks x += attn(ln(x)); x += mlp(ln(x)) (GELU), a final layer
+ * norm and a linear head on the class token. Optionally a convolutional stem before the patch
+ * embedding (Xiao et al., NeurIPS 2021): conv_stem layers of 3x3 stride-2 conv + batch norm + ReLU,
+ * each halving the resolution, so the patch embedding's kernel is patch >> conv_stem. */
+typedef struct fg_vit_cfg {
+    int64_t patch;       /* patch size in input pixels; the input's height and width must be multiples */
+    int64_t dim;         /* hidden size */
+    int64_t depth;       /* blocks */
+    int64_t heads;       /* dim must be a multiple */
+    int64_t mlp_dim;     /* intermediate size */
+    int64_t num_classes;
+    int conv_stem;       /* 0: none; k: k stride-2 conv layers (patch must be a multiple of 2^k) */
+    float ln_eps;        /* every layer norm: 1e-12, HF's ViTConfig default */
+    float init_std;      /* class token and position embedding N(0, std^2): 0.02 */
+} fg_vit_cfg;
+
+/* Presets: "vit-tiny-28" (patch 7, dim 64, depth 4, heads 4, mlp 128: 16 tokens of a 28x28 image,
+ * for Fashion-MNIST), "deit-tiny" (patch 16, 192, 12, 3, 768), "deit-small" (16, 384, 12, 6, 1536).
+ * FG_ERR_INVALID naming the known ones. */
+fg_status fg_vit_config(const char *preset, int64_t num_classes, fg_vit_cfg *out);
+
+typedef struct fg_vit_io {
+    fg_id input;   /* "pixel_values" (batch, channels, height, width) f32 */
+    fg_id logits;  /* (batch, num_classes) */
+    fg_id labels;  /* with_loss: "labels" (batch) i32; else FG_NONE */
+    fg_id loss;    /* with_loss: mean cross-entropy; else FG_NONE */
+    int64_t tokens; /* patches + 1 (the class token) */
+} fg_vit_io;
+
+/* Builds the classifier into the empty graph g with Hugging Face's ViTForImageClassification names:
+ * "vit.embeddings.cls_token" (1, 1, dim), "vit.embeddings.position_embeddings" (1, tokens, dim),
+ * "vit.embeddings.patch_embeddings.projection.weight", "vit.encoder.layer.<i>.layernorm_before.weight",
+ * "...attention.attention.query.weight", "...attention.output.dense.weight", "...layernorm_after.*",
+ * "...intermediate.dense.*", "...output.dense.*", "vit.layernorm.*", "classifier.*"; the stem (not in
+ * HF's ViT) is "vit.embeddings.stem.<k>.conv.weight" and "...stem.<k>.batch_norm.*". The logits are
+ * marked as an output. FG_ERR_INVALID for a bad configuration, FG_ERR_SHAPE when the input is not a
+ * multiple of the patch, else the graph's first error prefixed with "vit". */
+fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_t channels, int64_t height,
+                       int64_t width, int with_loss, fg_vit_io *io);
+
+/* ---------------------------------------------------------------- digit scenes (segmentation data) */
+
+/* "Digit scenes" (issue 14): square canvases with several MNIST or Fashion-MNIST items pasted at
+ * random positions, every pixel labelled with the class of the item it shows or background.
+ * Deterministic from the seed. Items are drawn from a range of source images only, so train, val
+ * and test scenes made from disjoint ranges (or from the test file) never share a source image. */
+typedef struct fg_scenes_cfg {
+    int64_t n;         /* scenes to make */
+    int64_t size;      /* canvas height = width, >= the source images' (64 or more) */
+    int items_min, items_max; /* items per scene, drawn uniformly in [min, max] */
+    uint8_t threshold; /* a source pixel above it is the item's (labelled), else transparent */
+    uint64_t seed;
+} fg_scenes_cfg;
+
+typedef struct fg_scenes {
+    int64_t n, size;
+    int32_t n_classes;  /* source classes + 1: label 0 is background, source class c is c + 1 */
+    float *images;      /* (n, 1, size, size) in [0, 1], owned */
+    int32_t *labels;    /* (n, size, size), owned */
+} fg_scenes;
+
+/* Makes cfg->n scenes from source images [first, first + count) of `images` (an IDX u8 (N, h, w)
+ * array) with `labels` (IDX u8 (N)) in [0, n_classes). Each item is pasted at a uniform position
+ * that keeps it inside the canvas; later items cover earlier ones where their pixels exceed the
+ * threshold (the canvas takes the item's intensity and label there). FG_ERR_INVALID for a bad range,
+ * configuration or label; FG_ERR_SHAPE for mismatched arrays or a canvas smaller than an item. */
+fg_status fg_vit_scenes_make(const fg_idx *images, const fg_idx *labels, int32_t n_classes, int64_t first, int64_t count,
+                             const fg_scenes_cfg *cfg, fg_scenes *out);
+void fg_vit_scenes_free(fg_scenes *s);
+/* The labels at 1 / factor resolution (SegFormer's logits are at 1/4): out (n, size / factor,
+ * size / factor) takes the label at the centre pixel (factor * y + factor / 2, factor * x + factor / 2)
+ * of each cell. FG_ERR_INVALID unless factor >= 1 divides size. */
+fg_status fg_vit_scenes_labels_at(const fg_scenes *s, int64_t factor, int32_t *out);
+
+/* ---------------------------------------------------------------- weights by name */
+
+/* Loads every parameter and state tensor of the built graph g from a safetensors file by name
+ * (Hugging Face checkpoints: state_dict names, F32). The file is checked against the graph first,
+ * and nothing is written unless it fits: a tensor the graph needs but the file lacks, a tensor of
+ * another dtype or shape, and a tensor in the file that the graph has no use for are FG_ERR_FORMAT
+ * naming the file and the tensor (with both shapes when they differ). The one exception: entries
+ * ending in ".num_batches_tracked" (PyTorch's batch-norm step counter, I64, unused in eval and by
+ * momentum-based training) are accepted and ignored. FG_ERR_INVALID when g is not built yet. */
+fg_status fg_vit_weights_load(fg_graph *g, const char *path);
+/* Writes the graph's parameters and states under their names (HF's for SegFormer), atomically. */
+fg_status fg_vit_weights_save(fg_graph *g, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
