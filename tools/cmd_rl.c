@@ -5,15 +5,22 @@
  * steps per second beside it) and the mean and standard deviation of the episodes' returns and
  * lengths, the figures bench/rl_env.sh compares with the Python MinAtar. Every step writes the
  * next observation, as MinAtar's act() then state() does; by default one byte per cell, like
- * MinAtar's bool array (--obs f32 measures the float buffer a network takes). The subcommand table
- * below is where `rl train` and `rl play` (GA3C, issue 13's runtime) will slot in. */
+ * MinAtar's bool array (--obs f32 measures the float buffer a network takes).
+ *
+ * `rl train` runs the GA3C runtime (include/frugal/rl.h, src/rl/ga3c.c) for a number of frames:
+ * a progress line every few seconds with the rates over the last interval (not since the start:
+ * a learner's speed changes as episodes lengthen), the JSON of the run, the learning curve as a
+ * gnuplot PNG and the weights as safetensors. `rl play` loads such weights and shows the agent
+ * playing, one frame at a time, in the terminal. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "frugal/rl.h"
+#include "plot.h"
 
 static double thread_cpu_seconds(void) {
     struct timespec ts;
@@ -202,6 +209,458 @@ static int rl_bench_env(int argc, char **argv) {
     return exit_code;
 }
 
+/* ---------------------------------------------------------------- rl train */
+
+typedef struct train_progress {
+    cli_progress prog;
+    int quiet;
+    double t;        /* previous report */
+    int64_t frames, predictions, trainings;
+} train_progress;
+
+/* The GA3C progress callback (on fg_ga3c_run's thread): rates over the interval since the last
+ * call; the stop flag of SIGINT ends the run. */
+static void train_report(void *user, const fg_ga3c_stats *st) {
+    train_progress *tp = user;
+    double dt = st->seconds - tp->t;
+    if (dt <= 0) dt = 1e-9;
+    double fps = (double)(st->frames - tp->frames) / dt, pps = (double)(st->predictions - tp->predictions) / dt,
+           tps = (double)(st->trainings - tp->trainings) / dt;
+    tp->t = st->seconds;
+    tp->frames = st->frames;
+    tp->predictions = st->predictions;
+    tp->trainings = st->trainings;
+    if (tp->quiet) return;
+    char line[240];
+    snprintf(line, sizeof line,
+             "%7.1f s  %10lld frames  FPS %7.0f  PPS %7.0f  TPS %7.0f  updates %7lld  episodes %6lld  return(100) %.2f"
+             "  a/p/t %d/%d/%d",
+             st->seconds, (long long)st->frames, fps, pps, tps, (long long)st->updates, (long long)st->episodes,
+             st->mean_return_last100, st->agents, st->predictors, st->trainers);
+    cli_progress_show(&tp->prog, line, 1);
+    if (!tp->prog.tty) fflush(stderr);
+}
+
+/* The learning curve: mean return of the last 100 episodes against frames. */
+static int plot_learning(const fg_ga3c_stats *st, const char *env, const char *png, char *why, size_t why_len) {
+    cli_gnuplot gp;
+    if (!cli_gnuplot_open(&gp, png, 900, 540, why, why_len)) return 0;
+    FILE *f = gp.f;
+    char title[200];
+    snprintf(title, sizeof title, "GA3C on %s: mean return of the last 100 episodes", env);
+    fprintf(f, "set title ");
+    cli_gnuplot_str(f, title);
+    fprintf(f, "\nset xlabel 'frames'\nset ylabel 'mean return (last 100 episodes)'\nset grid\nset key off\n");
+    fprintf(f, "plot '-' using 1:2 with lines lw 2\n");
+    int any = 0;
+    for (size_t i = 0; i < st->curve_len; i++)
+        if (isfinite(st->curve[i].mean_return)) {
+            fprintf(f, "%lld %.6f\n", (long long)st->curve[i].frames, st->curve[i].mean_return);
+            any = 1;
+        }
+    if (!any) fprintf(f, "0 0\n");
+    fprintf(f, "e\n");
+    return cli_gnuplot_close(&gp, why, why_len);
+}
+
+static void json_hist(cli_json *j, const char *key, const int64_t *h, int n) {
+    /* sparse: [[value, count], ...] for the non-zero bins */
+    cli_json_arr_begin(j, key);
+    for (int i = 0; i < n; i++)
+        if (h[i]) {
+            cli_json_arr_begin(j, NULL);
+            cli_json_int(j, NULL, i);
+            cli_json_int(j, NULL, (long long)h[i]);
+            cli_json_arr_end(j);
+        }
+    cli_json_arr_end(j);
+}
+
+static fg_status write_train_json(const char *path, const fg_ga3c_config *c, const fg_ga3c_stats *st) {
+    cli_json j;
+    FG_TRY(cli_json_open(&j, path));
+    double sec = st->seconds > 0 ? st->seconds : 1e-9;
+    cli_json_obj_begin(&j, NULL);
+    cli_json_str(&j, "env", c->env);
+    cli_json_str(&j, "algo", c->algo == FG_GA3C_ALGO_A3C ? "a3c" : "ga3c");
+    cli_json_int(&j, "vtrace", c->vtrace);
+    cli_json_str(&j, "net", c->net == FG_GA3C_NET_ATARI ? "atari" : "minatar");
+    cli_json_int(&j, "agents", c->agents);
+    cli_json_int(&j, "envs_per_agent", c->envs_per_agent);
+    cli_json_int(&j, "predictors", c->predictors);
+    cli_json_int(&j, "trainers", c->trainers);
+    cli_json_int(&j, "max_prediction_batch", c->max_prediction_batch);
+    cli_json_int(&j, "min_training_batch", c->min_training_batch);
+    cli_json_int(&j, "t_max", c->t_max);
+    cli_json_num(&j, "lr", c->lr);
+    cli_json_int(&j, "seed", (long long)c->seed);
+    cli_json_int(&j, "frames", (long long)st->frames);
+    cli_json_num(&j, "seconds", st->seconds);
+    cli_json_num(&j, "fps", (double)st->frames / sec);
+    cli_json_num(&j, "pps", (double)st->predictions / sec);
+    cli_json_num(&j, "tps", (double)st->trainings / sec);
+    cli_json_int(&j, "predictions", (long long)st->predictions);
+    cli_json_int(&j, "trainings", (long long)st->trainings);
+    cli_json_int(&j, "updates", (long long)st->updates);
+    cli_json_int(&j, "episodes", (long long)st->episodes);
+    cli_json_num(&j, "mean_return_last100", st->mean_return_last100);
+    json_hist(&j, "prediction_batch_hist", st->pred_hist, st->pred_hist_len);
+    json_hist(&j, "training_batch_hist", st->train_hist, st->train_hist_len);
+    json_hist(&j, "policy_lag_hist", st->lag_hist, FG_GA3C_LAG_BINS);
+    cli_json_str(&j, "tune", c->tune == FG_GA3C_TUNE_GA3C ? "ga3c" : c->tune == FG_GA3C_TUNE_OURS ? "ours" : "off");
+    cli_json_int(&j, "final_agents", st->agents);
+    cli_json_int(&j, "final_predictors", st->predictors);
+    cli_json_int(&j, "final_trainers", st->trainers);
+    cli_json_arr_begin(&j, "tune_log");
+    for (size_t i = 0; i < st->tune_len; i++) {
+        const fg_ga3c_tune_step *t = &st->tune_log[i];
+        cli_json_obj_begin(&j, NULL);
+        cli_json_num(&j, "seconds", t->seconds);
+        cli_json_int(&j, "agents", t->agents);
+        cli_json_int(&j, "predictors", t->predictors);
+        cli_json_int(&j, "trainers", t->trainers);
+        cli_json_num(&j, "tps", t->tps);
+        cli_json_int(&j, "kept", t->kept);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_arr_begin(&j, "learning_curve");
+    for (size_t i = 0; i < st->curve_len; i++) {
+        cli_json_obj_begin(&j, NULL);
+        cli_json_int(&j, "frames", (long long)st->curve[i].frames);
+        cli_json_num(&j, "seconds", st->curve[i].seconds);
+        cli_json_num(&j, "mean_return", st->curve[i].mean_return);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_obj_end(&j);
+    return cli_json_close(&j);
+}
+
+/* The progress callback's context. It runs on fg_ga3c_run's thread every interval, which is also
+ * where SIGINT's flag is looked at (a Ctrl-C ends the run within one interval). */
+typedef struct train_ctx {
+    train_progress tp;
+    fg_ga3c *r;
+} train_ctx;
+
+static void train_progress_cb(void *user, const fg_ga3c_stats *st) {
+    train_ctx *tc = user;
+    train_report(&tc->tp, st);
+    if (cli_stop_flag) fg_ga3c_stop(tc->r);
+}
+
+static int rl_train(int argc, char **argv) {
+    const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *resume = NULL, *net = "minatar";
+    const char *tuner = "ga3c";
+    double tune_window = 10.0;
+    int max_agents = 32, max_predictors = 4, max_trainers = 4;
+    int vtrace = 0, quiet = 0, tune = 0, agents = 4, predictors = 1, trainers = 1, envs = 1, tmax = 5, minb = 32,
+        maxb = 128, no_clip = 0;
+    int64_t frames = 1000000;
+    uint64_t seed = 1;
+    double lr = 3e-4, beta = 0.01, discount = 0.99, grad_clip = 40.0, progress = 5.0;
+    char names[256];
+    env_list(names, sizeof names);
+    char env_help[400];
+    snprintf(env_help, sizeof env_help, "environment: %s (required)", names);
+    cli_opt opts[] = {
+        {"env", CLI_STR, &env, "NAME", env_help, 0},
+        {"algo", CLI_STR, &algo, "A", "ga3c (default) or a3c (the plain A3C baseline: each agent thread its own model "
+                                     "copy; --predictors, --trainers, --min-train-batch do not apply)", 0},
+        {"vtrace", CLI_FLAG, &vtrace, NULL, "V-trace correction of policy lag (IMPALA, rho_bar = c_bar = 1; ga3c only)", 0},
+        {"tune", CLI_FLAG, &tune, NULL, "tune the numbers of agents, predictors and trainers while training runs", 0},
+        {"tuner", CLI_STR, &tuner, "T", "ga3c (GA3C's random walk; default) or ours (paired windows, one count at a "
+                                        "time)", 0},
+        {"tune-window", CLI_FLOAT, &tune_window, "S", "seconds per tuner window (default 10)", 0},
+        {"max-agents", CLI_INT, &max_agents, "N", "the tuner's most agents (default 32)", 0},
+        {"max-predictors", CLI_INT, &max_predictors, "N", "the tuner's most predictors (default 4)", 0},
+        {"max-trainers", CLI_INT, &max_trainers, "N", "the tuner's most trainers (default 4)", 0},
+        {"agents", CLI_INT, &agents, "N", "agent threads (default 4)", 0},
+        {"envs", CLI_INT, &envs, "N", "environments per agent, stepped as one batch (default 1)", 0},
+        {"predictors", CLI_INT, &predictors, "N", "predictor threads (default 1)", 0},
+        {"trainers", CLI_INT, &trainers, "N", "trainer threads (default 1)", 0},
+        {"frames", CLI_I64, &frames, "F", "environment steps to run, all agents together (default 1000000)", 0},
+        {"net", CLI_STR, &net, "N", "minatar (conv 16 3x3, fc 128; default) or atari (GA3C's, adapted to 10x10)", 0},
+        {"t-max", CLI_INT, &tmax, "N", "steps of the n-step returns (default 5)", 0},
+        {"min-train-batch", CLI_INT, &minb, "N", "experiences per update at least (default 32)", 0},
+        {"max-predict-batch", CLI_INT, &maxb, "N", "states per prediction at most (default 128)", 0},
+        {"lr", CLI_FLOAT, &lr, "X", "RMSProp learning rate (default 3e-4)", 0},
+        {"beta", CLI_FLOAT, &beta, "X", "entropy bonus (default 0.01)", 0},
+        {"discount", CLI_FLOAT, &discount, "X", "discount (default 0.99)", 0},
+        {"grad-clip", CLI_FLOAT, &grad_clip, "X", "max gradient norm, 0 = none (default 40)", 0},
+        {"no-reward-clip", CLI_FLAG, &no_clip, NULL, "do not clip rewards to [-1, 1] in the returns", 0},
+        {"seed", CLI_U64, &seed, "S", "seed of weights, environments and sampling (default 1)", 0},
+        {"load", CLI_STR, &load, "FILE", "start from these weights (safetensors from --save), a fresh RMSProp", 0},
+        {"resume", CLI_STR, &resume, "FILE", "start from these weights and their RMSProp state (from --save); "
+                                             "frames count from 0", 0},
+        {"save", CLI_STR, &save, "FILE", "write the weights as safetensors at the end", 0},
+        {"json", CLI_STR, &json, "FILE", "write the results as JSON", 0},
+        {"plot", CLI_STR, &plot, "FILE", "learning-curve PNG (gnuplot)", 0},
+        {"progress", CLI_FLOAT, &progress, "S", "seconds between progress lines (default 5)", 0},
+        {"quiet", CLI_FLAG, &quiet, NULL, "no progress line", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"rl train",
+                   "frugal rl train --env NAME [--algo ga3c|a3c] [--vtrace] [--agents N --predictors N --trainers N | --tune] --frames F "
+                   "[--json FILE] [--plot FILE.png] [--save FILE] [--resume FILE] [--seed S]",
+                   "Trains a policy-value network with GA3C (agents, a prediction queue, predictors, a training "
+                   "queue, trainers) for F frames; prints FPS, PPS (predictions/s) and TPS (trainings/s) over each "
+                   "interval and the mean return of the last 100 episodes.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    if (!env) return cli_usage_error(&cmd, "rl train: --env is required (one of: %s)", names);
+    if (strcmp(algo, "ga3c") != 0 && strcmp(algo, "a3c") != 0)
+        return cli_usage_error(&cmd, "rl train: --algo is ga3c or a3c, not '%s'", algo);
+    if (plot) {
+        rc = cli_plot_option_check(plot);
+        if (rc != CLI_CONTINUE) return rc;
+    }
+    fg_ga3c_config c;
+    fg_ga3c_config_init(&c);
+    c.env = env;
+    c.algo = strcmp(algo, "a3c") == 0 ? FG_GA3C_ALGO_A3C : FG_GA3C_ALGO_GA3C;
+    if (strcmp(net, "minatar") == 0) c.net = FG_GA3C_NET_MINATAR;
+    else if (strcmp(net, "atari") == 0) c.net = FG_GA3C_NET_ATARI;
+    else return cli_usage_error(&cmd, "rl train: --net is minatar or atari, not '%s'", net);
+    c.agents = agents;
+    c.envs_per_agent = envs;
+    c.predictors = predictors;
+    c.trainers = trainers;
+    c.frames = frames;
+    c.t_max = tmax;
+    c.min_training_batch = minb;
+    c.max_prediction_batch = maxb;
+    c.lr = (float)lr;
+    c.beta = (float)beta;
+    c.discount = (float)discount;
+    c.grad_clip = (float)grad_clip;
+    c.clip_rewards = !no_clip;
+    c.seed = seed;
+    c.vtrace = vtrace;
+    c.progress_seconds = progress;
+    if (tune) {
+        if (strcmp(tuner, "ga3c") == 0) c.tune = FG_GA3C_TUNE_GA3C;
+        else if (strcmp(tuner, "ours") == 0) c.tune = FG_GA3C_TUNE_OURS;
+        else return cli_usage_error(&cmd, "rl train: --tuner is ga3c or ours, not '%s'", tuner);
+        c.tune_window = tune_window;
+        c.max_agents = max_agents > agents ? max_agents : agents;
+        c.max_predictors = max_predictors > predictors ? max_predictors : predictors;
+        c.max_trainers = max_trainers > trainers ? max_trainers : trainers;
+    }
+    train_ctx tc;
+    memset(&tc, 0, sizeof tc);
+    cli_progress_init(&tc.tp.prog);
+    tc.tp.quiet = quiet;
+    c.progress = train_progress_cb;
+    c.progress_user = &tc;
+    fg_ga3c *r;
+    fg_status s = fg_ga3c_create(&c, &r);
+    if (s == FG_ERR_INVALID) return cli_usage_error(&cmd, "rl train: %s", fg_last_error());
+    if (s != FG_OK) return cli_fail("rl train", s);
+    tc.r = r;
+    if (load && resume) {
+        fg_ga3c_free(r);
+        return cli_usage_error(&cmd, "rl train: give --load or --resume, not both");
+    }
+    if (load || resume) {
+        s = load ? fg_ga3c_load(r, load) : fg_ga3c_resume(r, resume);
+        if (s != FG_OK) {
+            fg_ga3c_free(r);
+            return cli_fail(load ? "rl train: --load" : "rl train: --resume", s);
+        }
+    }
+    if (!quiet)
+        fprintf(stderr, "rl train: %s on %s, %d agents x %d envs, %d predictors, %d trainers, %lld frames, seed %llu\n",
+                algo, env, agents, envs, predictors, trainers, (long long)frames, (unsigned long long)seed);
+    cli_sigint_install();
+    s = fg_ga3c_run(r);
+    cli_sigint_restore();
+    if (!quiet) cli_progress_clear(&tc.tp.prog);
+    int exit_code = CLI_EXIT_OK;
+    fg_ga3c_stats st;
+    fg_ga3c_get_stats(r, &st);
+    if (s != FG_OK) {
+        exit_code = cli_fail("rl train", s);
+    } else {
+        double sec = st.seconds > 0 ? st.seconds : 1e-9;
+        printf("%s: %lld frames in %.1f s: FPS %.0f, PPS %.0f, TPS %.0f; %lld updates, %lld episodes, mean return of "
+               "the last 100 %.3f\n",
+               env, (long long)st.frames, st.seconds, (double)st.frames / sec, (double)st.predictions / sec,
+               (double)st.trainings / sec, (long long)st.updates, (long long)st.episodes, st.mean_return_last100);
+        if (cli_stop_flag) {
+            fprintf(stderr, "frugal: rl train: interrupted\n");
+            exit_code = CLI_EXIT_INTERRUPTED;
+        }
+        if (save) {
+            s = fg_ga3c_save(r, save);
+            if (s != FG_OK) exit_code = cli_fail("rl train: --save", s);
+        }
+        if (json) {
+            s = write_train_json(json, &c, &st);
+            if (s != FG_OK) exit_code = cli_fail("rl train: --json", s);
+        }
+        if (plot) {
+            char why[300];
+            if (!plot_learning(&st, env, plot, why, sizeof why)) {
+                fprintf(stderr, "frugal: rl train: --plot: %s\n", why);
+                exit_code = CLI_EXIT_FAIL;
+            }
+        }
+    }
+    fg_ga3c_free(r);
+    return exit_code;
+}
+
+/* ---------------------------------------------------------------- rl play */
+
+/* One frame of a grid game: a character per cell, the first channel set in it (MinAtar's channel
+ * order, see docs/RL.md), '.' for none. */
+static void draw_grid(const float *obs, int64_t C, int64_t step, double ret, int action) {
+    static const char glyph[] = "#@*+ox%&=~";
+    printf("step %lld  return %.0f  action %d\n", (long long)step, ret, action);
+    for (int y = 0; y < 10; y++) {
+        for (int x = 0; x < 10; x++) {
+            char ch = '.';
+            for (int64_t c = 0; c < C; c++)
+                if (obs[(size_t)c * 100 + (size_t)y * 10 + (size_t)x] > 0.5f) {
+                    ch = glyph[c % 10];
+                    break;
+                }
+            putchar(ch);
+            putchar(' ');
+        }
+        putchar('\n');
+    }
+}
+
+static int rl_play(int argc, char **argv) {
+    const char *env = NULL, *load = NULL, *net = "minatar";
+    int64_t episodes = 1;
+    double delay = 0.05;
+    int sample = 0, no_render = 0;
+    uint64_t seed = 1;
+    char names[256];
+    env_list(names, sizeof names);
+    char env_help[400];
+    snprintf(env_help, sizeof env_help, "environment: %s (required)", names);
+    cli_opt opts[] = {
+        {"env", CLI_STR, &env, "NAME", env_help, 0},
+        {"load", CLI_STR, &load, "FILE", "weights from rl train --save (required)", 0},
+        {"net", CLI_STR, &net, "N", "the network the weights were trained with: minatar (default) or atari", 0},
+        {"episodes", CLI_I64, &episodes, "N", "episodes to play (default 1)", 0},
+        {"delay", CLI_FLOAT, &delay, "S", "seconds between frames (default 0.05)", 0},
+        {"sample", CLI_FLAG, &sample, NULL, "sample actions from the policy instead of taking the most likely", 0},
+        {"no-render", CLI_FLAG, &no_render, NULL, "print only each episode's return", 0},
+        {"seed", CLI_U64, &seed, "S", "seed of the environment (default 1)", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"rl play", "frugal rl play --env NAME --load FILE [--episodes N] [--delay S]",
+                   "Plays a trained agent in the terminal: each frame of a grid game as 10x10 characters (CartPole: "
+                   "its state), the greedy action of the policy (GA3C's play mode), the return of each episode.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    if (!env) return cli_usage_error(&cmd, "rl play: --env is required (one of: %s)", names);
+    if (!load) return cli_usage_error(&cmd, "rl play: --load FILE is required (weights from rl train --save)");
+    if (episodes < 1) return cli_usage_error(&cmd, "rl play: --episodes must be at least 1");
+    fg_ga3c_config c;
+    fg_ga3c_config_init(&c);
+    c.env = env;
+    c.agents = 1;
+    if (strcmp(net, "minatar") == 0) c.net = FG_GA3C_NET_MINATAR;
+    else if (strcmp(net, "atari") == 0) c.net = FG_GA3C_NET_ATARI;
+    else return cli_usage_error(&cmd, "rl play: --net is minatar or atari, not '%s'", net);
+    c.min_training_batch = 1;
+    fg_ga3c *r;
+    fg_status s = fg_ga3c_create(&c, &r);
+    if (s == FG_ERR_INVALID) return cli_usage_error(&cmd, "rl play: %s", fg_last_error());
+    if (s != FG_OK) return cli_fail("rl play", s);
+    s = fg_ga3c_load(r, load);
+    if (s != FG_OK) {
+        fg_ga3c_free(r);
+        return cli_fail("rl play: --load", s);
+    }
+    fg_env_batch *b;
+    s = fg_env_batch_create(env, 1, seed, &c.env_opts, &b);
+    if (s != FG_OK) {
+        fg_ga3c_free(r);
+        return cli_fail("rl play", s);
+    }
+    int64_t shape[3];
+    int nd = fg_env_batch_obs_shape(b, shape);
+    size_t os = fg_env_batch_obs_size(b);
+    int A = fg_ga3c_num_actions(r);
+    float *obs = malloc(os * sizeof(float)), *p = malloc((size_t)A * sizeof(float));
+    fg_rng rng;
+    fg_rng_seed(&rng, seed ^ 0x91a7ull);
+    int tty = isatty(STDOUT_FILENO) && !no_render;
+    cli_sigint_install();
+    fg_env_batch_reset(b, obs);
+    double sum = 0.0;
+    int64_t done_eps = 0, step = 0;
+    while (done_eps < episodes && !cli_stop_flag && s == FG_OK && obs && p) {
+        s = fg_ga3c_policy(r, obs, 1, p, NULL);
+        if (s != FG_OK) break;
+        int32_t a = 0;
+        if (sample) {
+            float u = fg_rng_uniform(&rng), acc = 0.0f;
+            a = A - 1;
+            for (int k = 0; k < A; k++)
+                if (u < (acc += p[k])) {
+                    a = k;
+                    break;
+                }
+        } else {
+            for (int k = 1; k < A; k++)
+                if (p[k] > p[a]) a = k;
+        }
+        float rew;
+        uint8_t dn;
+        s = fg_env_batch_step(b, &a, obs, &rew, &dn);
+        if (s != FG_OK) break;
+        step++;
+        double ret = 0.0;
+        int64_t len = 0;
+        if (!no_render) {
+            if (tty) printf("\033[H\033[2J");
+            if (nd == 3) {
+                draw_grid(obs, shape[0], step, sum + rew, a);
+            } else {
+                printf("step %lld  action %d  x %+.3f  v %+.3f  angle %+.3f  omega %+.3f\n", (long long)step, a,
+                       obs[0], obs[1], obs[2], obs[3]);
+            }
+            fflush(stdout);
+            if (delay > 0) {
+                struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+        }
+        sum += rew;
+        if (dn) {
+            fg_env_batch_last_episode(b, 0, &ret, &len);
+            printf("episode %lld: return %.1f, %lld steps\n", (long long)done_eps + 1, ret, (long long)len);
+            done_eps++;
+            sum = 0.0;
+            step = 0;
+        }
+    }
+    cli_sigint_restore();
+    int exit_code = CLI_EXIT_OK;
+    if (!obs || !p) exit_code = cli_fail("rl play", fg_fail(FG_ERR_OOM, "out of host memory"));
+    else if (s != FG_OK) exit_code = cli_fail("rl play", s);
+    else if (cli_stop_flag) exit_code = CLI_EXIT_INTERRUPTED;
+    free(obs), free(p);
+    fg_env_batch_destroy(b);
+    fg_ga3c_free(r);
+    return exit_code;
+}
+
 typedef struct rl_subcommand {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -210,6 +669,8 @@ typedef struct rl_subcommand {
 
 static const rl_subcommand rl_subcommands[] = {
     {"bench-env", rl_bench_env, "step an environment with a random policy: steps/s per core, return and length"},
+    {"train", rl_train, "train a policy with GA3C: FPS, PPS, TPS and the mean return as it learns"},
+    {"play", rl_play, "show a trained agent playing in the terminal"},
 };
 #define N_RL_SUBCOMMANDS (sizeof rl_subcommands / sizeof rl_subcommands[0])
 

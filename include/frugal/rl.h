@@ -17,8 +17,12 @@
  * byte per cell (FG_U8, 0 or 1: MinAtar's own bool array, a quarter of the bytes to write and to
  * queue; the grid games only). CartPole's observation is always float32.
  *
- * The GA3C runtime that uses this (agents, queues, predictors, trainers, tuner) is not built yet;
- * see docs/RL.md. */
+ * Below the environments: the GA3C runtime (issue 13, "Runtime"; src/rl/ga3c*.c): agent threads
+ * put states on a bounded prediction queue, predictor threads batch them through the policy-value
+ * network and hand back policy and value, agents build n-step returns and put experiences on a
+ * bounded training queue, trainer threads batch them and update the shared weights with RMSProp.
+ * A run-time tuner changes the numbers of agents, predictors and trainers; a plain A3C baseline
+ * runs on the same network; V-trace corrects for policy lag. See docs/RL.md. */
 #ifndef FRUGAL_RL_H
 #define FRUGAL_RL_H
 
@@ -106,6 +110,178 @@ int64_t fg_env_batch_episodes(const fg_env_batch *b);
 int64_t fg_env_batch_steps(const fg_env_batch *b);
 /* MinAtar's difficulty_ramp(): env i's current ramp index (0 for games without ramping). */
 int fg_env_batch_ramp(const fg_env_batch *b, size_t i);
+
+/* ---------------------------------------------------------------- GA3C */
+
+/* The policy-value network (built on the graph from the env's observation shape):
+ * MINATAR: conv 16 3x3 stride 1 (no padding), ReLU, fc 128, ReLU, heads (MinAtar's examples);
+ * ATARI: GA3C's NetworkVP (conv 16 8x8/4, conv 32 4x4/2, fc 256) adapted to 10x10 inputs as
+ * conv 16 3x3/1 pad 1, conv 32 3x3/2 pad 1 (5x5 maps), fc 256 (8x8/4 would leave one pixel).
+ * For CartPole's vector observation both are MLPs: fc 128 (MINATAR) or fc 256 (ATARI). */
+typedef enum fg_ga3c_net { FG_GA3C_NET_MINATAR, FG_GA3C_NET_ATARI, FG_GA3C_NET_COUNT } fg_ga3c_net;
+
+typedef enum fg_ga3c_algo { FG_GA3C_ALGO_GA3C, FG_GA3C_ALGO_A3C, FG_GA3C_ALGO_COUNT } fg_ga3c_algo;
+
+/* The run-time tuner of the numbers of active agents, predictors and trainers (all three are
+ * threads started at their maxima; the inactive ones sleep).
+ * GA3C: GA3C's ThreadDynamicAdjustment: every window each of the three counts moves by a random
+ *   -1, 0 or +1 (at least 1; redrawn until something changes) and the change is reverted when the
+ *   trainings of the window are fewer than those of the window before it.
+ * OURS: one count at a time (agents, predictors, trainers in turn), by +-1 in the direction that
+ *   last helped that count; the candidate's window is compared with a window of the kept setting
+ *   measured just before it (paired, so that the run's drift, e.g. episodes growing longer, is
+ *   not mistaken for the change), and kept only when trainings rise by more than 2 %. */
+typedef enum fg_ga3c_tune { FG_GA3C_TUNE_OFF, FG_GA3C_TUNE_GA3C, FG_GA3C_TUNE_OURS, FG_GA3C_TUNE_COUNT } fg_ga3c_tune;
+
+/* One window of the tuner: the counts that ran in it, its trainings per second, and whether the
+ * setting was kept afterwards (baseline windows of OURS are kept = 1). */
+typedef struct fg_ga3c_tune_step {
+    double seconds; /* end of the window, since the run started */
+    int agents, predictors, trainers;
+    double tps;
+    int kept;
+} fg_ga3c_tune_step;
+
+/* A progress report, called on the thread inside fg_ga3c_run about every progress_seconds. */
+typedef struct fg_ga3c_stats fg_ga3c_stats;
+typedef void (*fg_ga3c_progress_fn)(void *user, const fg_ga3c_stats *st);
+
+typedef struct fg_ga3c_config {
+    const char *env;           /* environment name (fg_env_name) */
+    fg_env_options env_opts;   /* as fg_env_batch_create; obs_dtype must be FG_F32 */
+    fg_ga3c_algo algo;         /* GA3C, or A3C: the plain baseline (each agent thread its own model copy
+                                  and environments, gradients applied to the shared weights; the
+                                  predictor, trainer, batch and queue fields do not apply) */
+    fg_ga3c_net net;
+    int agents;                /* agent threads (default 4) */
+    int envs_per_agent;        /* environments each agent steps as one batch (default 1) */
+    int predictors;            /* predictor threads (default 1) */
+    int trainers;              /* trainer threads (default 1); they serialize on the one training graph */
+    int max_prediction_batch;  /* states a predictor takes per forward at most (GA3C 128; default 128) */
+    int min_training_batch;    /* experiences a trainer gathers before an update (default 32; GA3C's
+                                  authors recommend 20-40, its Config.py says 0) */
+    int t_max;                 /* n of the n-step returns (default 5) */
+    size_t queue_size;         /* capacity of each queue, in requests or segments (GA3C 100) */
+    float discount;            /* 0.99 */
+    int clip_rewards;          /* 1: rewards clipped to [-1, 1] in the returns (default 1) */
+    float beta;                /* entropy bonus (0.01) */
+    float log_epsilon;         /* floor under probabilities inside log (1e-6) */
+    float lr;                  /* RMSProp learning rate (3e-4) */
+    float rmsprop_decay;       /* 0.99 */
+    float rmsprop_eps;         /* 0.1, inside the square root as TensorFlow (GA3C) */
+    float grad_clip;           /* max global gradient norm; 0 = no clipping (default 40) */
+    int vtrace;                /* 1: IMPALA's V-trace correction of policy lag, rho_bar = c_bar = 1, the
+                                  targets from the trainer's forward (GA3C only) */
+    int64_t frames;            /* stop after this many environment steps (all agents; default 1e6) */
+    uint64_t seed;             /* weights, environments, action sampling (default 1) */
+    fg_ga3c_tune tune;         /* off by default */
+    double tune_window;        /* seconds per tuner window (default 10; GA3C 20, after 10 s) */
+    int max_agents, max_predictors, max_trainers; /* the tuner's bounds (defaults 32, 4, 4; at
+                                  least the starting counts) */
+    int ops_threads;           /* OpenMP/oneDNN threads inside each predictor's and trainer's forward and
+                                  backward (default 1: the runtime's parallelism is its threads) */
+    double progress_seconds;   /* interval of progress calls and learning-curve points (default 2) */
+    fg_ga3c_progress_fn progress; /* may be NULL */
+    void *progress_user;
+    /* Test hook: when > 0, the first trainer fails with FG_ERR_INVALID after this many updates
+     * (checks that a failure in one thread stops every thread with its message). */
+    int64_t fail_after_updates;
+} fg_ga3c_config;
+
+/* The defaults above, env NULL. */
+void fg_ga3c_config_init(fg_ga3c_config *c);
+
+/* One point of the learning curve. */
+typedef struct fg_ga3c_point {
+    int64_t frames;
+    double seconds;
+    double mean_return; /* of the last 100 episodes (NAN before the first) */
+} fg_ga3c_point;
+
+enum { FG_GA3C_LAG_BINS = 64 }; /* policy-lag histogram: lags 0..62, and >= 63 in the last */
+
+struct fg_ga3c_stats {
+    int64_t frames;        /* environment steps, all agents (= sum of their batches' steps) */
+    int64_t predictions;   /* states run through a predictor */
+    int64_t trainings;     /* experiences trained on */
+    int64_t updates;       /* optimizer steps (the weights' version) */
+    int64_t episodes;
+    int64_t experiences;   /* experiences put on the training queue: every frame becomes one (the
+                              terminal step's included), less those in segments not yet flushed */
+    double seconds;        /* since fg_ga3c_run started */
+    double mean_return_last100; /* NAN before the first episode */
+    double loss_last;      /* last update's A3C loss (sum over its batch) */
+    /* histograms: pred_hist[k] = forwards with k states (k <= max_prediction_batch), train_hist[k]
+     * = updates with k experiences (k <= train_cap), lag_hist[l] = experiences trained l updates
+     * after their prediction */
+    const int64_t *pred_hist;
+    int pred_hist_len;
+    const int64_t *train_hist;
+    int train_hist_len;
+    int64_t lag_hist[FG_GA3C_LAG_BINS];
+    const fg_ga3c_point *curve;
+    size_t curve_len;
+    int agents, predictors, trainers; /* active now */
+    const fg_ga3c_tune_step *tune_log;
+    size_t tune_len;
+};
+
+typedef struct fg_ga3c fg_ga3c;
+
+/* Checks the config, creates the environments and the networks (initialized from the seed);
+ * starts no thread. FG_ERR_INVALID names a bad field. */
+fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out);
+/* Runs agents, predictors and trainers until cfg->frames environment steps, fg_ga3c_stop, or a
+ * failure in any thread (its status and message are returned). Joins every thread before it
+ * returns. Once per handle. */
+fg_status fg_ga3c_run(fg_ga3c *r);
+/* From any thread (e.g. a progress callback or a signal-watching thread): asks the run to end. */
+void fg_ga3c_stop(fg_ga3c *r);
+/* A snapshot of the statistics; the pointers stay valid until the next call or fg_ga3c_free.
+ * Call from the thread that runs fg_ga3c_run (its progress callback) or after run returned. */
+void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out);
+/* Weights as safetensors (fg_graph_save / fg_graph_load: names "conv1.weight" ... "value.bias"),
+ * with the RMSProp state ("optim.*"). load reads the weights only (play, or a fresh optimizer);
+ * resume reads the weights and the RMSProp state (FG_ERR_FORMAT when the file has none). Neither
+ * restores counters, histograms or the learning curve: a resumed run counts frames from 0. */
+fg_status fg_ga3c_save(fg_ga3c *r, const char *path);
+fg_status fg_ga3c_load(fg_ga3c *r, const char *path);
+fg_status fg_ga3c_resume(fg_ga3c *r, const char *path);
+void fg_ga3c_free(fg_ga3c *r);
+/* The current network on n states (n, obs...) f32: softmax policies (n, A) and values (n), either
+ * may be NULL. Safe while fg_ga3c_run runs (it takes its turn with the trainers). */
+fg_status fg_ga3c_policy(fg_ga3c *r, const float *obs, size_t n, float *probs, float *values);
+int fg_ga3c_num_actions(const fg_ga3c *r);
+
+/* The pieces, exposed for tests. */
+
+/* n-step discounted returns of one segment of n steps: R_t = r_t + discount * R_{t+1}, from
+ * R_n = bootstrap (V of the state after the last step; pass 0 when the segment ends the episode
+ * by termination). Rewards are clipped to [-1, 1] first when clip. out may alias rewards. */
+void fg_ga3c_returns(const float *rewards, size_t n, float bootstrap, float discount, int clip, float *out);
+
+/* The A3C loss of GA3C's NetworkVP over a batch of B rows (summed, not averaged, as GA3C):
+ *   L = sum_i [ -log(max(pi_i[a_i], eps)) * (R_i - V_i) - beta * H_i + 0.5 * (R_i - V_i)^2 ],
+ *   H_i = -sum_k pi_i[k] * log(max(pi_i[k], eps)), pi_i = softmax(logits_i),
+ * with the advantage (R - V) a constant in the policy term (not back-propagated into V).
+ * logits (B, A), value (B), actions (B), returns (B). Writes dlogits (B, A) and dvalue (B)
+ * (either may be NULL) and returns L. */
+double fg_ga3c_loss(const float *logits, const float *value, const int32_t *actions, const float *returns, size_t B,
+                    int A, float beta, float log_eps, float *dlogits, float *dvalue);
+/* The same with the policy term's advantage given (advantages (B), a constant; NULL means R - V);
+ * the value term stays 0.5 (R - V)^2. V-trace's loss. */
+double fg_ga3c_loss_adv(const float *logits, const float *value, const int32_t *actions, const float *returns,
+                        const float *advantages, size_t B, int A, float beta, float log_eps, float *dlogits,
+                        float *dvalue);
+/* V-trace targets of one segment of n steps (IMPALA, Espeholt et al. 2018): values V(x_t) (n) and
+ * boot_value V(x_n) (0 after a termination) from the current network, pi_a and mu_a the current
+ * and the behaviour policy's probabilities of the actions taken; rho_t = min(rho_bar, pi/mu),
+ * c_t = min(c_bar, pi/mu),
+ *   v_t = V(x_t) + rho_t (r_t + discount V(x_{t+1}) - V(x_t)) + discount c_t (v_{t+1} - V(x_{t+1})),
+ * v_n = V(x_n); adv_t = rho_t (r_t + discount v_{t+1} - V(x_t)). On-policy (pi = mu, bars 1) v_t
+ * is the n-step return. Writes vs (n) and adv (n). */
+void fg_ga3c_vtrace(const float *rewards, const float *values, float boot_value, const float *pi_a, const float *mu_a,
+                    size_t n, float discount, float rho_bar, float c_bar, float *vs, float *adv);
 
 #ifdef __cplusplus
 }

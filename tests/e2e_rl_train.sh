@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End-to-end check of `frugal rl train` and `frugal rl play` (the GA3C runtime): a short CartPole
+# run of each algorithm (ga3c, ga3c --vtrace, ga3c --tune, a3c) writes a JSON with the issue's
+# fields (frames as asked or a little over, seconds, fps, pps, tps, mean_return_last100, the batch
+# and lag histograms, the learning curve), the weights as safetensors, and the learning curve as a
+# PNG when gnuplot is installed; --resume continues from such a file (weights and RMSProp state);
+# play loads the weights and finishes its episode; bad options (unknown --algo, missing --env,
+# --tune with a3c, weights of another game) fail with a message and a non-zero exit. A few
+# seconds. Usage: e2e_rl_train.sh PATH/TO/frugal
+set -euo pipefail
+frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+
+check_json() { # file frames algo
+    python3 - "$1" "$2" "$3" <<'PY' || fail "json $1"
+import json, sys
+d = json.load(open(sys.argv[1]))
+frames, algo = int(sys.argv[2]), sys.argv[3]
+for k in ("frames", "seconds", "fps", "pps", "tps", "mean_return_last100", "prediction_batch_hist",
+          "training_batch_hist", "policy_lag_hist", "learning_curve"):
+    assert k in d, "missing " + k
+assert d["algo"] == algo, d["algo"]
+assert frames <= d["frames"] <= frames + 64, d["frames"]
+assert d["seconds"] > 0 and d["fps"] > 0 and d["pps"] > 0 and d["tps"] > 0
+assert d["mean_return_last100"] >= 8, d["mean_return_last100"]  # CartPole's shortest episode
+assert len(d["learning_curve"]) >= 1 and d["learning_curve"][-1]["frames"] == d["frames"]
+assert sum(c for _, c in d["training_batch_hist"]) == d["updates"]
+PY
+}
+
+for args in "--algo ga3c" "--algo ga3c --vtrace" "--algo ga3c --tune --tune-window 0.2" "--algo a3c --envs 4"; do
+    algo=$(echo "$args" | awk '{print $2}')
+    "$frugal" rl train --env cartpole $args --agents 2 --frames 20000 --lr 1e-3 --json run.json --save w.safetensors \
+        --progress 0.5 >out.txt 2>&1 || fail "rl train $args exited $?"
+    grep -q "FPS" out.txt || fail "rl train $args printed no FPS"
+    check_json run.json 20000 "$algo"
+    [[ -s w.safetensors ]] || fail "rl train $args wrote no weights"
+done
+if command -v gnuplot >/dev/null; then
+    "$frugal" rl train --env cartpole --frames 5000 --quiet --plot curve.png >out.txt 2>&1 || fail "rl train --plot"
+    [[ -s curve.png ]] || fail "no curve.png"
+fi
+
+"$frugal" rl train --env cartpole --frames 5000 --quiet --resume w.safetensors --save w2.safetensors >out.txt 2>&1 ||
+    fail "rl train --resume exited $?"
+[[ -s w2.safetensors ]] || fail "rl train --resume wrote no weights"
+"$frugal" rl play --env cartpole --load w.safetensors --no-render >out.txt 2>&1 || fail "rl play exited $?"
+grep -q "episode 1: return" out.txt || fail "rl play printed no episode"
+
+expect_usage() { # description, then the command
+    local what=$1
+    shift
+    set +e
+    "$@" >out.txt 2>&1
+    local rc=$?
+    set -e
+    [[ $rc -ne 0 ]] || fail "$what exited 0"
+    grep -q "frugal" out.txt || fail "$what printed no message"
+}
+expect_usage "unknown --algo" "$frugal" rl train --env cartpole --algo dqn --frames 10
+expect_usage "missing --env" "$frugal" rl train --frames 10
+expect_usage "--tune with a3c" "$frugal" rl train --env cartpole --algo a3c --tune --frames 10
+expect_usage "weights of another game" "$frugal" rl play --env breakout --load w.safetensors --no-render
+"$frugal" rl --help | grep -q train || fail "rl --help does not list train"
+"$frugal" rl --help | grep -q play || fail "rl --help does not list play"
+echo "e2e_rl_train: ok"
