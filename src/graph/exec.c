@@ -471,7 +471,7 @@ static fg_status step(fg_graph *g, int i, fg_pass pass) {
     int writes_state = pass == FG_FORWARD && g->training && g->nodes[i].info.op == FG_OP_BATCHNORM;
     if (writes_state) fg_weights_write_begin(g);
     double t0 = fg_time_now();
-    fg_status s = fg_exec_node(g, i, pass);
+    fg_status s = pass == FG_FORWARD ? fg_bypass_forward(g, i) : fg_exec_node(g, i, pass);
     g->nodes[i].seconds[pass] += fg_time_now() - t0;
     if (writes_state) fg_weights_write_end(g);
     if (s != FG_OK) return s;
@@ -500,6 +500,9 @@ fg_status fg_graph_forward(fg_graph *g) {
 fg_status fg_graph_backward(fg_graph *g) {
     if (!g->built) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' is not built", g->name);
     if (g->loss == FG_NONE) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' was built without a loss", g->name);
+    if (g->n_bypass > 0)
+        return fg_fail(FG_ERR_UNSUPPORTED, "backward: graph '%s' has %d bypassed nodes (skipping is for inference; "
+                       "fg_graph_clear_bypass first)", g->name, g->n_bypass);
     fg_id lg = g->t[g->t[g->loss].info.alias_of].info.grad;
     FG_ASSERT(lg != FG_NONE && g->t[lg].info.t.data);
     *(float *)g->t[lg].info.t.data = 1.0f;
