@@ -11,6 +11,8 @@
  *    when fg_graph_node_runs_op says it runs, and the skipped branches' nodes (query, attention,
  *    the MLP's linears, a dropped last decoder stage's encoder stage) are among those that do not;
  *  - FLOPs fall strictly as knobs turn off, and all-on FLOPs are the graph's;
+ *  - heads kept equal the other heads' columns of the output projection zeroed; the sr conv as
+ *    pooling equals the conv with averaging weights (1/k^2 on the channel diagonal);
  *  - configurations switch between forward calls without a rebuild (the same configuration gives
  *    the same bits again);
  *  - errors: backward with a bypass set, knobs the model does not have, a block out of range, a
@@ -302,9 +304,120 @@ static void test_segformer(void) {
     net_free(&r);
 }
 
+/* Zeros columns [from, IC) of a linear weight (OC, IC): the reference of heads kept. */
+static void zero_columns(net *n, const char *name, int64_t from) {
+    fg_id id = fg_graph_find(n->g, name);
+    CHECK(id != FG_NONE);
+    if (id == FG_NONE) return;
+    fg_tensor *t = fg_graph_tensor(n->g, id);
+    float *w = t->data;
+    for (int64_t o = 0; o < t->shape[0]; o++)
+        for (int64_t i = from; i < t->shape[1]; i++) w[o * t->shape[1] + i] = 0.0f;
+}
+
+/* An sr conv weight (C, C, k, k) made an average pooling: 1/k^2 on the diagonal, bias 0. */
+static void averaging_conv(net *n, const char *prefix) {
+    char w[160], b[160];
+    snprintf(w, sizeof w, "%s.weight", prefix);
+    snprintf(b, sizeof b, "%s.bias", prefix);
+    set_param(n, b, 0);
+    fg_id id = fg_graph_find(n->g, w);
+    CHECK(id != FG_NONE);
+    if (id == FG_NONE) return;
+    fg_tensor *t = fg_graph_tensor(n->g, id);
+    const int64_t C = t->shape[0], k = t->shape[2];
+    float *d = t->data;
+    memset(d, 0, (size_t)fg_tensor_numel(t) * sizeof(float));
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < k * k; j++) d[(c * C + c) * k * k + j] = 1.0f / (float)(k * k);
+}
+
+/* Heads kept and the sr conv as pooling, against weights that do the same. */
+static void test_heads_pool(void) {
+    net a, r;
+    net_vit(&a, 0);
+    net_vit(&r, 0);
+    net_init(&a, 21);
+    net_init(&r, 21);
+    float x[2 * 28 * 28], plain[20], got[20], want[20];
+    fg_rng rng;
+    fg_rng_seed(&rng, 23);
+    fg_fill_uniform(x, sizeof x / sizeof x[0], -1.f, 1.f, &rng);
+    forward(&a, x, plain);
+    fg_vit_skip k;
+    memset(&k, 0, sizeof k);
+    double f0 = 0, f1 = 0, f2 = 0;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f0));
+    k.heads[0] = 2; /* of 4 heads of 16 */
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f1));
+    k.heads[2] = 1;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f2));
+    CHECK(f0 > f1 && f1 > f2);
+    forward(&a, x, got);
+    zero_columns(&r, "vit.encoder.layer.0.attention.output.dense.weight", 2 * 16);
+    zero_columns(&r, "vit.encoder.layer.2.attention.output.dense.weight", 1 * 16);
+    forward(&r, x, want);
+    fg_check_close("vit: heads kept vs the other heads' output columns zeroed", got, want, 20, 1e-6f, 1e-7f);
+    CHECK(memcmp(got, plain, sizeof got) != 0);
+    fg_vit_skip bad;
+    memset(&bad, 0, sizeof bad);
+    bad.heads[1] = 5;
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &bad), FG_ERR_INVALID);
+    memset(&bad, 0, sizeof bad);
+    bad.sr_pool[1] = 1;
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &bad), FG_ERR_INVALID);
+    memset(&k, 0, sizeof k);
+    CHECK_OK(fg_vit_skip_apply(a.g, &k));
+    forward(&a, x, got);
+    fg_check_equal("vit: all on after heads kept", got, plain, 20);
+    net_free(&a);
+    net_free(&r);
+
+    net_segformer(&a);
+    net_segformer(&r);
+    net_init(&a, 31);
+    net_init(&r, 31);
+    static float xs[64 * 64];
+    const size_t no = a.n_out;
+    float *sg = malloc(no * sizeof(float)), *sw = malloc(no * sizeof(float));
+    fg_rng_seed(&rng, 37);
+    fg_fill_uniform(xs, 64 * 64, -1.f, 1.f, &rng);
+    memset(&k, 0, sizeof k);
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f0));
+    k.sr_pool[0] = 1; /* stage 0, sr 8 */
+    k.sr_pool[2] = 1; /* stage 1, sr 4 */
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f1));
+    k.heads[4] = 3; /* stage 2: 5 heads of 32 */
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f2));
+    CHECK(f0 > f1 && f1 > f2);
+    uint64_t before[2048];
+    snapshot(&a, before);
+    forward(&a, xs, sg);
+    check_runs(&a, before, "segformer pool");
+    CHECK(node_runs_op(&a, "segformer.encoder.block.0.0.attention.self.sr") == 0);
+    CHECK(node_runs_op(&a, "segformer.encoder.block.0.0.attention.self.layer_norm") == 1);
+    averaging_conv(&r, "segformer.encoder.block.0.0.attention.self.sr");
+    averaging_conv(&r, "segformer.encoder.block.1.0.attention.self.sr");
+    zero_columns(&r, "segformer.encoder.block.2.0.attention.output.dense.weight", 3 * 32);
+    forward(&r, xs, sw);
+    fg_check_close("segformer: sr pooled and heads kept vs averaging sr weights and zeroed columns", sg, sw, no, 1e-5f,
+                   1e-6f);
+    memset(&bad, 0, sizeof bad);
+    bad.sr_pool[6] = 1; /* stage 3: sr 1, no reduction conv */
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &bad), FG_ERR_INVALID);
+    const int q = fg_graph_find_node(a.g, "segformer.encoder.block.0.0.attention.self.query");
+    CHECK_STATUS(fg_graph_set_bypass(a.g, q, FG_BYPASS_AVGPOOL, 0), FG_ERR_INVALID);
+    CHECK_STATUS(fg_graph_set_attention_heads(a.g, q, 1), FG_ERR_INVALID);
+    free(sg);
+    free(sw);
+    net_free(&a);
+    net_free(&r);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_vit();
     test_segformer();
+    test_heads_pool();
     return fg_test_finish("test_vit_skip");
 }

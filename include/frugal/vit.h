@@ -6,8 +6,8 @@
  * as Hugging Face transformers' SegformerForSemanticSegmentation state_dict, so an HF safetensors
  * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
  * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data; the
- * skip knobs (branches, depthwise convs, whole blocks, decoder stages) applied by the executor.
- * Not yet built: heads kept, the sr conv replaced by pooling, the profiler and the governor. */
+ * skip knobs (branches, depthwise convs, whole blocks, heads kept, the sr conv as pooling, decoder
+ * stages) applied by the executor. Not yet built: the profiler and the governor. */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
 
@@ -167,6 +167,10 @@ typedef struct fg_vit_skip {
     uint8_t attn[FG_VIT_MAX_BLOCKS];   /* 1: block's attention branch skipped: x + attn(ln(x)) is x */
     uint8_t mlp[FG_VIT_MAX_BLOCKS];    /* 1: block's MLP / Mix-FFN branch skipped (both: the whole block) */
     uint8_t dwconv[FG_VIT_MAX_BLOCKS]; /* SegFormer, 1: Mix-FFN's depthwise 3x3 conv passes its input through */
+    uint8_t heads[FG_VIT_MAX_BLOCKS];  /* attention heads kept, a prefix (0 = all): the others' output is
+                                          zeros before the output projection (q, k, v still computed) */
+    uint8_t sr_pool[FG_VIT_MAX_BLOCKS]; /* SegFormer, 1: the spatial-reduction conv (sr > 1) replaced by
+                                          average pooling over the same window (its layer norm kept) */
     uint8_t decoder[FG_SEGFORMER_STAGES]; /* SegFormer, 1: decoder stage i dropped: its projection
                                          contributes zeros to the fuse conv's concatenation */
 } fg_vit_skip;
@@ -175,7 +179,8 @@ typedef struct fg_vit_skip {
  * whether it is a SegFormer. FG_ERR_INVALID when g holds neither. */
 fg_status fg_vit_skip_blocks(const fg_graph *g, int64_t *n_blocks, int *is_segformer);
 /* Applies k to g (replacing the previous configuration). FG_ERR_INVALID when k sets a block
- * beyond the graph's, or dwconv / decoder knobs on a ViT. */
+ * beyond the graph's, dwconv / sr_pool / decoder knobs on a ViT, sr_pool on a block without
+ * spatial reduction, or more heads than the block has. */
 fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k);
 /* Forward FLOPs (whole batch) of g under k: applies k, reads fg_graph_active_flops, and leaves k
  * applied. */

@@ -25,7 +25,8 @@ static fg_status liveness(fg_graph *g) {
         fg_node *n = &g->nodes[i];
         n->dead = !needed[root_of(g, n->info.out)];
         if (n->dead || n->bypass == FG_BYPASS_ZERO) continue;
-        if (n->bypass == FG_BYPASS_INPUT) {
+        if (n->bypass == FG_BYPASS_INPUT || n->bypass == FG_BYPASS_AVGPOOL) {
+            /* bypass_in is 0 for pooling: the conv's data input, not its weight or bias */
             needed[root_of(g, n->info.in[n->bypass_in])] = 1;
             continue;
         }
@@ -54,14 +55,53 @@ fg_status fg_graph_set_bypass(fg_graph *g, int node, fg_bypass mode, int input) 
                            fg_shape_str(a, sizeof a, x->ndim, x->shape), fg_shape_str(b, sizeof b, y->ndim, y->shape));
         }
     }
+    if (mode == FG_BYPASS_AVGPOOL) {
+        const fg_conv2d_desc *c = &n->p.conv;
+        if (n->info.op != FG_OP_CONV2D || c->oc != c->c || c->groups != 1 || c->pad_h || c->pad_w || c->dil_h != 1 ||
+            c->dil_w != 1)
+            return fg_fail(FG_ERR_INVALID, "bypass: node '%s' (%s) is not a conv with as many output as input channels "
+                           "and no padding, dilation or groups: it cannot become an average pooling", n->info.name,
+                           fg_op_name(n->info.op));
+    }
     g->n_bypass += (mode != FG_BYPASS_OFF) - (n->bypass != FG_BYPASS_OFF);
     n->bypass = mode;
     n->bypass_in = mode == FG_BYPASS_INPUT ? input : 0;
     return liveness(g);
 }
 
+fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep) {
+    if (node < 0 || node >= g->nn) return fg_fail(FG_ERR_INVALID, "heads: node %d out of range [0, %d)", node, g->nn);
+    fg_node *n = &g->nodes[node];
+    if (n->info.op != FG_OP_ATTENTION)
+        return fg_fail(FG_ERR_INVALID, "heads: node '%s' is %s, not attention", n->info.name, fg_op_name(n->info.op));
+    const int64_t H = n->p.attn.H;
+    if (keep < 1 || keep > H)
+        return fg_fail(FG_ERR_INVALID, "heads: node '%s' has %lld heads, cannot keep %lld", n->info.name, (long long)H,
+                       (long long)keep);
+    const int64_t k = keep == H ? 0 : keep;
+    g->n_bypass += (k != 0) - (n->keep_heads != 0);
+    n->keep_heads = k;
+    return FG_OK; /* every input is still read: liveness does not change */
+}
+
+/* The FLOPs node i costs under its bypass (0 when it does not run). */
+static double node_flops(const fg_graph *g, int i) {
+    const fg_node *n = &g->nodes[i];
+    if (n->dead) return 0.0;
+    if (n->bypass == FG_BYPASS_AVGPOOL) {
+        /* kh * kw additions (the last one a scaling) per output element */
+        return (double)fg_tensor_numel(&g->t[n->info.out].info.t) * (double)(n->p.conv.kh * n->p.conv.kw);
+    }
+    if (n->bypass != FG_BYPASS_OFF) return 0.0;
+    if (n->keep_heads) return n->info.flops * (double)n->keep_heads / (double)n->p.attn.H;
+    return n->info.flops;
+}
+
 void fg_graph_clear_bypass(fg_graph *g) {
-    for (int i = 0; i < g->nn; i++) g->nodes[i].bypass = FG_BYPASS_OFF;
+    for (int i = 0; i < g->nn; i++) {
+        g->nodes[i].bypass = FG_BYPASS_OFF;
+        g->nodes[i].keep_heads = 0;
+    }
     g->n_bypass = 0;
     fg_status s = liveness(g); /* with no bypass: no allocation, cannot fail */
     FG_ASSERT(s == FG_OK);
@@ -79,8 +119,7 @@ uint64_t fg_graph_node_runs(const fg_graph *g, int node) {
 
 double fg_graph_active_flops(const fg_graph *g) {
     double f = 0.0;
-    for (int i = 0; i < g->nn; i++)
-        if (fg_graph_node_runs_op(g, i)) f += g->nodes[i].info.flops;
+    for (int i = 0; i < g->nn; i++) f += node_flops(g, i);
     return f;
 }
 
@@ -102,6 +141,15 @@ fg_status fg_bypass_forward(fg_graph *g, int i) {
     const size_t bytes = g->t[n->info.out].info.bytes;
     if (n->bypass == FG_BYPASS_ZERO) {
         memset(y->data, 0, bytes);
+        return FG_OK;
+    }
+    if (n->bypass == FG_BYPASS_AVGPOOL) {
+        /* x (N, C, H, W) -> (N, C, OH, OW) over the conv's window and stride, no padding */
+        const fg_conv2d_desc *c = &n->p.conv;
+        const fg_pooling_desc pd = {c->n, c->c, c->h, c->w, c->kh, c->kw, c->stride_h, c->stride_w, 0, 0, 0, 1};
+        const float *xp = g->t[n->info.in[0]].info.t.data;
+        FG_ASSERT_MSG(xp, "bypass: the pooled input is not resident");
+        fg_avgpool2d_forward(y->data, xp, &pd);
         return FG_OK;
     }
     const fg_tensor *x = &g->t[n->info.in[n->bypass_in]].info.t;

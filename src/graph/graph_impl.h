@@ -52,6 +52,7 @@ typedef struct fg_node {
      * forward executions of the op itself (bypass copies and dead nodes do not count) */
     fg_bypass bypass;
     int bypass_in;
+    int64_t keep_heads; /* attention: heads computed (0 = all) */
     int dead;
     uint64_t runs;
 } fg_node;

@@ -5,23 +5,26 @@
  * layer norm, linears, attention and activation never run; a skipped depthwise conv passes its
  * (B, 4C, h, w) input through (same shape: 3x3, stride 1, padding 1); a dropped decoder stage
  * makes its (B, E, h0, w0) image zeros (stage 0's token -> image permute, the other stages'
- * resize), so its projection (and, for the last stage, the last encoder stage) does not run. */
+ * resize), so its projection (and, for the last stage, the last encoder stage) does not run. Heads
+ * kept limit the block's attention op; the sr conv (C -> C, kernel = stride = sr) becomes an
+ * average pooling of the same window, which the following layer norm then normalizes. */
 #include <stdio.h>
 #include <string.h>
 
 #include "frugal/vit.h"
 
-/* The residual add (or dwconv) node of a block by name; -1 when absent. which: 0 attention
- * residual, 1 MLP residual, 2 depthwise conv. */
+/* A node of a block by name; -1 when absent. which: 0 attention residual, 1 MLP residual, 2
+ * depthwise conv, 3 the attention op, 4 the spatial-reduction conv. */
 static int block_node(const fg_graph *g, int seg, int64_t block, int which) {
     char name[128]; /* longer than FG_NAME_MAX: a name that long is simply not found */
     if (!seg) {
-        static const char *const what[3] = {"attention:residual", "output:residual", NULL};
+        static const char *const what[5] = {"attention:residual", "output:residual", NULL, "attention.attention", NULL};
         if (!what[which]) return -1;
         snprintf(name, sizeof name, "vit.encoder.layer.%lld.%s", (long long)block, what[which]);
         return fg_graph_find_node(g, name);
     }
-    static const char *const what[3] = {"attention:residual", "mlp:residual", "mlp.dwconv.dwconv"};
+    static const char *const what[5] = {"attention:residual", "mlp:residual", "mlp.dwconv.dwconv", "attention.self",
+                                        "attention.self.sr"};
     /* the flat block index -> (stage, block in stage), by probing the names stage after stage */
     int64_t b = block;
     for (int s = 0; s < FG_SEGFORMER_STAGES; s++) {
@@ -67,7 +70,7 @@ fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k) {
     int seg = 0;
     FG_TRY(fg_vit_skip_blocks(g, &n, &seg));
     for (int64_t b = n; b < FG_VIT_MAX_BLOCKS; b++)
-        if (k->attn[b] || k->mlp[b] || k->dwconv[b])
+        if (k->attn[b] || k->mlp[b] || k->dwconv[b] || k->heads[b] || k->sr_pool[b])
             return fg_fail(FG_ERR_INVALID, "vit skip: block %lld is skipped, graph '%s' has %lld blocks", (long long)b,
                            fg_graph_name(g), (long long)n);
     for (int64_t b = 0; !seg && b < n; b++)
@@ -78,12 +81,25 @@ fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k) {
         if (k->decoder[s])
             return fg_fail(FG_ERR_INVALID, "vit skip: decoder stage %d: graph '%s' is a ViT, it has no decoder", s,
                            fg_graph_name(g));
+    for (int64_t b = 0; b < n; b++) {
+        if (k->sr_pool[b] && (!seg || block_node(g, seg, b, 4) < 0))
+            return fg_fail(FG_ERR_INVALID, "vit skip: block %lld of graph '%s' has no spatial-reduction conv to pool",
+                           (long long)b, fg_graph_name(g));
+        if (k->heads[b]) {
+            const int64_t H = fg_graph_tinfo(g, fg_graph_node(g, block_node(g, seg, b, 3))->out)->t.shape[1];
+            if (k->heads[b] > H)
+                return fg_fail(FG_ERR_INVALID, "vit skip: block %lld of graph '%s' has %lld heads, cannot keep %d",
+                               (long long)b, fg_graph_name(g), (long long)H, (int)k->heads[b]);
+        }
+    }
     fg_graph_clear_bypass(g);
     for (int64_t b = 0; b < n; b++) {
         /* input 0 of a residual add is the block's input, input 1 the branch (the builders' order) */
         if (k->attn[b]) FG_TRY(fg_graph_set_bypass(g, block_node(g, seg, b, 0), FG_BYPASS_INPUT, 0));
         if (k->mlp[b]) FG_TRY(fg_graph_set_bypass(g, block_node(g, seg, b, 1), FG_BYPASS_INPUT, 0));
         if (k->dwconv[b]) FG_TRY(fg_graph_set_bypass(g, block_node(g, seg, b, 2), FG_BYPASS_INPUT, 0));
+        if (k->heads[b]) FG_TRY(fg_graph_set_attention_heads(g, block_node(g, seg, b, 3), k->heads[b]));
+        if (k->sr_pool[b]) FG_TRY(fg_graph_set_bypass(g, block_node(g, seg, b, 4), FG_BYPASS_AVGPOOL, 0));
     }
     for (int s = 0; seg && s < FG_SEGFORMER_STAGES; s++)
         if (k->decoder[s]) {
