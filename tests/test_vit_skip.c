@@ -13,6 +13,7 @@
  *  - FLOPs fall strictly as knobs turn off, and all-on FLOPs are the graph's;
  *  - heads kept equal the other heads' columns of the output projection zeroed; the sr conv as
  *    pooling equals the conv with averaging weights (1/k^2 on the channel diagonal);
+ *  - the Pareto front and the governor's pick on a hand-made table (FLOPs and seconds budgets);
  *  - configurations switch between forward calls without a rebuild (the same configuration gives
  *    the same bits again);
  *  - errors: backward with a bypass set, knobs the model does not have, a block out of range, a
@@ -414,10 +415,41 @@ static void test_heads_pool(void) {
     net_free(&r);
 }
 
+/* The Pareto front and the governor on a hand-made table. */
+static void test_governor(void) {
+    fg_vit_profile_entry t[5];
+    memset(t, 0, sizeof t);
+    /* flops, seconds, metric: 1 dominates 3 (cheaper and better); 4 ties 2's cost, is worse */
+    const double v[5][3] = {{100, 1.0, 0.90}, {60, 0.5, 0.85}, {40, 0.6, 0.70}, {70, 0.7, 0.80}, {40, 0.3, 0.60}};
+    for (int i = 0; i < 5; i++) {
+        t[i].flops = v[i][0];
+        t[i].seconds = v[i][1];
+        t[i].metric = v[i][2];
+        t[i].skip.attn[0] = (uint8_t)i;
+    }
+    uint8_t front[5];
+    CHECK(fg_vit_pareto(t, 5, FG_VIT_COST_FLOPS, front) == 3);
+    CHECK(front[0] && front[1] && front[2] && !front[3] && !front[4]);
+    CHECK(fg_vit_pareto(t, 5, FG_VIT_COST_SECONDS, front) == 3);
+    CHECK(front[0] && front[1] && !front[2] && !front[3] && front[4]);
+    size_t pick = 99;
+    CHECK_OK(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, 1000, &pick));
+    CHECK(pick == 0);
+    CHECK_OK(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, 99.9, &pick));
+    CHECK(pick == 1);
+    CHECK_OK(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, 59, &pick));
+    CHECK(pick == 2);
+    CHECK_OK(fg_vit_governor_pick(t, 5, FG_VIT_COST_SECONDS, 0.45, &pick));
+    CHECK(pick == 4);
+    CHECK_STATUS(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, 39, &pick), FG_ERR_INVALID);
+    CHECK_STATUS(fg_vit_governor_pick(t, 0, FG_VIT_COST_FLOPS, 39, &pick), FG_ERR_INVALID);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_vit();
     test_segformer();
     test_heads_pool();
+    test_governor();
     return fg_test_finish("test_vit_skip");
 }

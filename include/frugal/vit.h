@@ -7,7 +7,8 @@
  * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
  * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data; the
  * skip knobs (branches, depthwise convs, whole blocks, heads kept, the sr conv as pooling, decoder
- * stages) applied by the executor. Not yet built: the profiler and the governor. */
+ * stages) applied by the executor; the Pareto front of a profile table and the governor's pick.
+ * Not yet built: `frugal vit run` under a budget trace. */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
 
@@ -185,6 +186,26 @@ fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k);
 /* Forward FLOPs (whole batch) of g under k: applies k, reads fg_graph_active_flops, and leaves k
  * applied. */
 fg_status fg_vit_skip_flops(fg_graph *g, const fg_vit_skip *k, double *flops);
+
+/* ---------------------------------------------------------------- profile table and governor */
+
+/* One measured configuration: its knobs, its forward FLOPs per item, its measured latency per
+ * item (seconds, on the machine it was profiled on) and its metric on validation data (accuracy
+ * or mIoU: larger is better). */
+typedef struct fg_vit_profile_entry {
+    fg_vit_skip skip;
+    double flops, seconds, metric;
+} fg_vit_profile_entry;
+
+typedef enum fg_vit_cost { FG_VIT_COST_FLOPS, FG_VIT_COST_SECONDS, FG_VIT_COST_COUNT } fg_vit_cost;
+
+/* Marks on_front[i] = 1 when no other entry is at most as costly (cost) and at least as good
+ * (metric) with one of the two strictly better: the Pareto front. Returns its size. */
+size_t fg_vit_pareto(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, uint8_t *on_front);
+/* The governor: the most accurate entry whose cost fits the budget (ties: the cheaper, then the
+ * first). FG_ERR_INVALID naming the cheapest entry's cost when none fits or the table is empty. */
+fg_status fg_vit_governor_pick(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, double budget,
+                               size_t *pick);
 
 /* ---------------------------------------------------------------- weights by name */
 
