@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end check of `frugal vit train` and `frugal vit eval` (issue 14): a very short run of the
+# End-to-end check of `frugal vit train`, `vit eval` and `vit profile` (issue 14): a very short run of the
 # ViT on a few hundred Fashion-MNIST images and of SegFormer-B0 on a few hundred digit scenes, 1
 # epoch each: the JSON's fields are numbers (metrics in [0, 1], one history entry per epoch), the
 # saved file loads by name (eval rebuilds the network from its metadata and prints the same test
-# metric the training printed), and usage errors exit 2 naming what is wrong. Skipped (exit 0)
+# metric the training printed), a 2-step greedy profile writes numbers, starts all-on and its Pareto list
+# is undominated, and usage errors exit 2 naming what is wrong. Skipped (exit 0)
 # without the data files. ~15 s on 2 cores. Usage: e2e_vit.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -54,6 +55,31 @@ check_json vit.json accuracy 1
 eval_line=$(grep "^test accuracy: " out.txt) || fail "eval printed no 'test accuracy' line"
 [[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
 
+# vit profile: a short greedy search over the trained ViT's knobs
+"$frugal" vit profile --model vit.safetensors --val-images 64 --batch 32 --max-steps 2 --threads 2 --json prof.json \
+    >out.txt 2>&1 || fail "vit profile exited $?"
+grep -q "on the Pareto front" out.txt || fail "vit profile printed no summary"
+python3 - prof.json <<'PY' || fail "prof.json"
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+def bad(m):
+    print("FAIL: prof.json: " + m); sys.exit(1)
+c, p = d["configurations"], d["pareto"]
+if d["metric"] != "accuracy" or not d["search"].startswith("greedy"): bad("metric / search")
+if c[0]["skip"] != "all-on" or c[0]["greedy_path"] != 1: bad("the first configuration is not all-on")
+for e in c:
+    for k in ["flops", "seconds", "metric"]:
+        if not isinstance(e[k], (int, float)) or not math.isfinite(e[k]): bad(k + " is not a number")
+    if not (e["flops"] > 0 and e["seconds"] > 0 and 0 <= e["metric"] <= 1): bad("out of range: %r" % e)
+    if e["flops"] > c[0]["flops"] * (1 + 1e-12): bad("a skip configuration costs more FLOPs than all-on")
+if sum(e["greedy_path"] for e in c) != 3: bad("greedy path of %d configurations, expected 3" % sum(e["greedy_path"] for e in c))
+if not p or len(p) != sum(e["pareto"] for e in c): bad("pareto list")
+for a in p:
+    for b in c:
+        if b["flops"] <= a["flops"] and b["metric"] >= a["metric"] and (b["flops"] < a["flops"] or b["metric"] > a["metric"]):
+            bad("pareto entry %r is dominated by %r" % (a["skip"], b["skip"]))
+PY
+
 # SegFormer-B0 on digit scenes (mIoU)
 "$frugal" vit train --model segformer-b0 --data scenes --epochs 1 --batch 16 --train-images 128 --val-images 32 \
     --test-images 32 --threads 2 --quiet --json seg.json --save seg.safetensors >out.txt 2>&1 ||
@@ -83,6 +109,7 @@ usage "does not fit --data scenes" vit train --model vit-tiny-28 --data scenes -
 usage "--epochs must be >= 1" vit train --model vit-tiny-28 --data fashion --epochs 0 --save x.safetensors
 usage "--model FILE is required" vit eval --data fashion
 usage "unknown subcommand 'fly'" vit fly
+usage "--json FILE is required" vit profile --model vit.safetensors
 set +e
 "$frugal" vit eval --model missing.safetensors >out.txt 2>&1
 rc=$?

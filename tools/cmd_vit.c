@@ -742,16 +742,293 @@ static int vit_eval(int argc, char **argv) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- profile */
+
+/* One knob of the greedy search: kind and block (or decoder stage). */
+typedef enum knob_kind { KNOB_ATTN, KNOB_MLP, KNOB_DWCONV, KNOB_SRPOOL, KNOB_HEADS, KNOB_DECODER, KNOB_KIND_COUNT } knob_kind;
+typedef struct knob {
+    knob_kind kind;
+    int index;
+    int64_t heads; /* KNOB_HEADS: heads kept (half of the block's, rounded up) */
+} knob;
+
+static void knob_set(fg_vit_skip *k, const knob *kn) {
+    switch (kn->kind) {
+    case KNOB_ATTN: k->attn[kn->index] = 1; break;
+    case KNOB_MLP: k->mlp[kn->index] = 1; break;
+    case KNOB_DWCONV: k->dwconv[kn->index] = 1; break;
+    case KNOB_SRPOOL: k->sr_pool[kn->index] = 1; break;
+    case KNOB_HEADS: k->heads[kn->index] = (uint8_t)kn->heads; break;
+    case KNOB_DECODER: k->decoder[kn->index] = 1; break;
+    case KNOB_KIND_COUNT: FG_ASSERT(0);
+    }
+}
+
+/* "attn1,mlp2,heads0=2,decoder3" ("all-on" for none) */
+static void skip_text(const fg_vit_skip *k, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int b = 0; b < FG_VIT_MAX_BLOCKS; b++) {
+        const char *names[4] = {"attn", "mlp", "dwconv", "srpool"};
+        const uint8_t on[4] = {k->attn[b], k->mlp[b], k->dwconv[b], k->sr_pool[b]};
+        for (int j = 0; j < 4; j++)
+            if (on[j] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%s%s%d", n ? "," : "", names[j], b);
+        if (k->heads[b] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%sheads%d=%d", n ? "," : "", b, k->heads[b]);
+    }
+    for (int s = 0; s < FG_SEGFORMER_STAGES; s++)
+        if (k->decoder[s] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%sdecoder%d", n ? "," : "", s);
+    if (!buf[0]) snprintf(buf, cap, "all-on");
+}
+
+/* The knobs the model has: per block attention, MLP and heads halved (when > 1 head); for
+ * SegFormer also the depthwise conv, the sr conv (when the block has one) and decoder stages. */
+static size_t knobs_list(vit_model *m, knob *out, size_t cap) {
+    int64_t nb = 0;
+    int seg = 0;
+    fg_status s = fg_vit_skip_blocks(m->g, &nb, &seg);
+    FG_ASSERT(s == FG_OK);
+    size_t n = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        fg_vit_skip probe;
+        memset(&probe, 0, sizeof probe);
+        out[n++] = (knob){KNOB_ATTN, (int)b, 0};
+        out[n++] = (knob){KNOB_MLP, (int)b, 0};
+        if (seg) out[n++] = (knob){KNOB_DWCONV, (int)b, 0};
+        probe.sr_pool[b] = 1;
+        if (seg && fg_vit_skip_apply(m->g, &probe) == FG_OK) out[n++] = (knob){KNOB_SRPOOL, (int)b, 0};
+        /* the most heads a block can keep: probe downwards from the largest count */
+        int64_t H = 0;
+        for (int64_t h = 64; h >= 1 && H == 0; h--) {
+            memset(&probe, 0, sizeof probe);
+            probe.heads[b] = (uint8_t)h;
+            if (fg_vit_skip_apply(m->g, &probe) == FG_OK) H = h;
+        }
+        if (H > 1) out[n++] = (knob){KNOB_HEADS, (int)b, (H + 1) / 2};
+        FG_ASSERT(n + 8 <= cap);
+    }
+    fg_clear_error();
+    for (int st = 0; seg && st < FG_SEGFORMER_STAGES; st++) out[n++] = (knob){KNOB_DECODER, st, 0};
+    fg_vit_skip none;
+    memset(&none, 0, sizeof none);
+    s = fg_vit_skip_apply(m->g, &none);
+    FG_ASSERT(s == FG_OK);
+    return n;
+}
+
+/* Applies k, measures the metric on `val` with the wall time per item, and FLOPs per item. */
+static fg_status measure(vit_model *m, const vit_split *val, const fg_vit_skip *k, fg_vit_profile_entry *e) {
+    memset(e, 0, sizeof *e);
+    e->skip = *k;
+    double flops = 0.0;
+    FG_TRY(fg_vit_skip_flops(m->g, k, &flops));
+    e->flops = flops / (double)m->batch;
+    const double t0 = fg_time_now();
+    FG_TRY(evaluate(m, val, &e->metric));
+    /* padded rows of the last batch run too: per item of the batches actually run */
+    const int64_t items = (val->n + m->batch - 1) / m->batch * m->batch;
+    e->seconds = (fg_time_now() - t0) / (double)items;
+    return FG_OK;
+}
+
+static int vit_profile(int argc, char **argv) {
+    const char *file = NULL, *data = NULL, *data_dir = NULL, *json = NULL;
+    int64_t batch = 50, n_val = 0;
+    int threads = 0, max_steps = 0;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &file, "FILE", "weights written by frugal vit train --save (required)", 0},
+        {"data", CLI_STR, &data, "NAME", "fashion, mnist or scenes (default: the one recorded in FILE)", 0},
+        {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {"val-images", CLI_I64, &n_val, "N",
+         "validation items: the last N of the training split (default 1000, inside vit train's default\n"
+         "held-out 5000; scenes: 100 validation scenes)", 0},
+        {"batch", CLI_I64, &batch, "B", "batch size of the measurements (default 50)", 0},
+        {"max-steps", CLI_INT, &max_steps, "N", "greedy steps (default 0 = until every knob is off)", 0},
+        {"threads", CLI_INT, &threads, "T", "threads (default 0 = all cores)", 0},
+        {"json", CLI_STR, &json, "FILE", "write every measured configuration and the Pareto front (required)", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"vit profile", "frugal vit profile --model FILE --json FILE [options]",
+                   "Explores skip configurations of the trained model by greedy search: from every part on,\n"
+                   "each step tries every knob not yet turned off (a block's attention or MLP branch, its heads\n"
+                   "halved; SegFormer: its depthwise conv, its sr conv as pooling, a decoder stage), measures the\n"
+                   "validation metric, and keeps the knob that loses least (ties: the cheaper). Every measured\n"
+                   "configuration (metric, FLOPs and wall-clock latency per item) and the Pareto front over FLOPs\n"
+                   "go to --json; the front is printed.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    cli_log_init(0);
+    if (!file) return cli_usage_error(&cmd, "vit profile: --model FILE is required");
+    if (!json) return cli_usage_error(&cmd, "vit profile: --json FILE is required");
+    if (batch < 1) return cli_usage_error(&cmd, "vit profile: --batch must be > 0");
+    if (n_val < 0 || max_steps < 0) return cli_usage_error(&cmd, "vit profile: --val-images and --max-steps must be >= 0");
+    if (threads < 0) return cli_usage_error(&cmd, "vit profile: --threads must be >= 0");
+    vit_meta meta;
+    fg_status s = read_meta(file, &meta);
+    if (s != FG_OK) return cli_fail("--model", s);
+    if (!data) data = meta.data;
+    if (strcmp(data, "fashion") && strcmp(data, "mnist") && strcmp(data, "scenes"))
+        return cli_usage_error(&cmd, "vit profile: unknown --data '%s' (fashion, mnist or scenes)", data);
+    if (!model_fits_data(meta.model, data))
+        return cli_usage_error(&cmd, "vit profile: %s holds %s, which does not fit --data %s", file, meta.model, data);
+    fg_threads_set(threads);
+    const int seg = strcmp(data, "scenes") == 0;
+    vit_data d;
+    s = data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, 1, meta.seed, &d);
+    if (s != FG_OK) return cli_fail("loading data", s);
+    fg_pool *pool = NULL;
+    vit_model m = {0};
+    rc = CLI_EXIT_OK;
+    s = fg_pool_create(&pool, 0);
+    if (s != FG_OK) rc = cli_fail("device pool", s);
+    if (rc == CLI_EXIT_OK) {
+        s = model_build(meta.model, batch, meta.c, meta.h, meta.w, meta.classes, 0, pool, &m);
+        if (s != FG_OK) rc = cli_fail("building the model", s);
+    }
+    if (rc == CLI_EXIT_OK) {
+        s = fg_vit_weights_load(m.g, file);
+        if (s != FG_OK) rc = cli_fail("--model", s);
+    }
+    knob knobs[4 * FG_VIT_MAX_BLOCKS + 16];
+    size_t nk = rc == CLI_EXIT_OK ? knobs_list(&m, knobs, sizeof knobs / sizeof knobs[0]) : 0;
+    /* every measurement: 1 + nk + (nk - 1) + ... at most */
+    const size_t cap = 1 + nk * (nk + 1) / 2;
+    fg_vit_profile_entry *t = calloc(cap, sizeof *t);
+    uint8_t *path = calloc(cap, 1), *used = calloc(nk + 1, 1), *front = calloc(cap, 1);
+    size_t *knob_of = calloc(cap, sizeof(size_t)); /* the knob each measured configuration added */
+    size_t n = 0;
+    if (rc == CLI_EXIT_OK && !(t && path && used && front && knob_of)) rc = cli_fail("profile", fg_fail(FG_ERR_OOM, "out of memory"));
+    fg_vit_skip cur;
+    memset(&cur, 0, sizeof cur);
+    if (rc == CLI_EXIT_OK) {
+        s = measure(&m, &d.val, &cur, &t[n]);
+        if (s != FG_OK) rc = cli_fail("measuring", s);
+        else path[n++] = 1;
+    }
+    double cur_flops = n ? t[0].flops : 0.0;
+    cli_progress prog;
+    cli_progress_init(&prog);
+    const size_t steps = max_steps > 0 && (size_t)max_steps < nk ? (size_t)max_steps : nk;
+    for (size_t step = 0; rc == CLI_EXIT_OK && step < steps; step++) {
+        size_t best = SIZE_MAX;
+        for (size_t j = 0; rc == CLI_EXIT_OK && j < nk; j++) {
+            if (used[j]) continue;
+            fg_vit_skip k = cur;
+            knob_set(&k, &knobs[j]);
+            /* a knob that saves nothing any more (the heads of a skipped attention branch) is dropped */
+            double fk = 0.0;
+            s = fg_vit_skip_flops(m.g, &k, &fk);
+            if (s == FG_OK && fk / (double)batch >= cur_flops) {
+                used[j] = 1;
+                continue;
+            }
+            if (s == FG_OK) s = measure(&m, &d.val, &k, &t[n]);
+            if (s != FG_OK) {
+                rc = cli_fail("measuring", s);
+                break;
+            }
+            if (best == SIZE_MAX || t[n].metric > t[best].metric ||
+                (t[n].metric == t[best].metric && t[n].flops < t[best].flops))
+                best = n;
+            knob_of[n] = j;
+            n++;
+            char line[160];
+            snprintf(line, sizeof line, "profile: step %zu/%zu, %zu configurations measured", step + 1, steps, n);
+            cli_progress_show(&prog, line, 0);
+        }
+        if (rc != CLI_EXIT_OK || best == SIZE_MAX) break;
+        cur = t[best].skip;
+        cur_flops = t[best].flops;
+        path[best] = 1;
+        used[knob_of[best]] = 1;
+    }
+    cli_progress_clear(&prog);
+    fg_vit_skip none;
+    memset(&none, 0, sizeof none);
+    if (m.g) (void)fg_vit_skip_apply(m.g, &none);
+    const char *mname = seg ? "mIoU" : "accuracy";
+    size_t nf = 0;
+    if (rc == CLI_EXIT_OK) {
+        nf = fg_vit_pareto(t, n, FG_VIT_COST_FLOPS, front);
+        cli_json j;
+        s = cli_json_open(&j, json);
+        if (s == FG_OK) {
+            cli_json_obj_begin(&j, NULL);
+            cli_json_str(&j, "model", meta.model);
+            cli_json_str(&j, "data", data);
+            cli_json_str(&j, "metric", mname);
+            cli_json_str(&j, "search", "greedy: one knob per step, the one losing least validation metric");
+            cli_json_int(&j, "val_items", (long long)d.val.n);
+            cli_json_int(&j, "batch", (long long)batch);
+            cli_json_int(&j, "knobs", (long long)nk);
+            cli_json_arr_begin(&j, "configurations");
+            for (size_t i = 0; i < n; i++) {
+                char kt[1024];
+                skip_text(&t[i].skip, kt, sizeof kt);
+                cli_json_obj_begin(&j, NULL);
+                cli_json_str(&j, "skip", kt);
+                cli_json_num(&j, "flops", t[i].flops);
+                cli_json_num(&j, "seconds", t[i].seconds);
+                cli_json_num(&j, "metric", t[i].metric);
+                cli_json_int(&j, "greedy_path", path[i]);
+                cli_json_int(&j, "pareto", front[i]);
+                cli_json_obj_end(&j);
+            }
+            cli_json_arr_end(&j);
+            cli_json_arr_begin(&j, "pareto");
+            for (size_t i = 0; i < n; i++)
+                if (front[i]) {
+                    char kt[1024];
+                    skip_text(&t[i].skip, kt, sizeof kt);
+                    cli_json_obj_begin(&j, NULL);
+                    cli_json_str(&j, "skip", kt);
+                    cli_json_num(&j, "flops", t[i].flops);
+                    cli_json_num(&j, "seconds", t[i].seconds);
+                    cli_json_num(&j, "metric", t[i].metric);
+                    cli_json_obj_end(&j);
+                }
+            cli_json_arr_end(&j);
+            cli_json_obj_end(&j);
+            s = cli_json_close(&j);
+        }
+        if (s != FG_OK) rc = cli_fail("--json", s);
+    }
+    if (rc == CLI_EXIT_OK) {
+        printf("%s on %s: %zu configurations measured (%zu knobs, greedy), %zu on the Pareto front (FLOPs)\n",
+               meta.model, data, n, nk, nf);
+        printf("%12s %10s %9s  %s\n", "MFLOP/item", "ms/item", mname, "skipped");
+        for (size_t i = 0; i < n; i++)
+            if (front[i]) {
+                char kt[1024];
+                skip_text(&t[i].skip, kt, sizeof kt);
+                printf("%12.3f %10.3f %9.4f  %s\n", t[i].flops / 1e6, t[i].seconds * 1e3, t[i].metric, kt);
+            }
+    }
+    free(t);
+    free(path);
+    free(used);
+    free(front);
+    free(knob_of);
+    fg_graph_free(m.g);
+    fg_pool_destroy(pool);
+    data_free(&d);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 int cmd_vit(int argc, char **argv) {
     const char *sub = argc > 0 ? argv[0] : NULL;
     if (sub && strcmp(sub, "train") == 0) return vit_train(argc - 1, argv + 1);
     if (sub && strcmp(sub, "eval") == 0) return vit_eval(argc - 1, argv + 1);
+    if (sub && strcmp(sub, "profile") == 0) return vit_profile(argc - 1, argv + 1);
     FILE *f = sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) ? stdout : stderr;
-    fprintf(f, "usage: frugal vit train|eval [options]   (frugal vit SUBCOMMAND --help)\n"
+    fprintf(f, "usage: frugal vit train|eval|profile [options]   (frugal vit SUBCOMMAND --help)\n"
                "  train  train a ViT on fashion/mnist or a SegFormer on digit scenes, save HF-named weights\n"
-               "  eval   test accuracy (or mIoU) of saved weights\n");
+               "  eval   test accuracy (or mIoU) of saved weights\n"
+               "  profile  skip configurations by greedy search: metric, FLOPs, latency, the Pareto front\n");
     if (f == stdout) return CLI_EXIT_OK;
     if (sub) fprintf(stderr, "frugal: vit: unknown subcommand '%s'\n", sub);
     return CLI_EXIT_USAGE;
