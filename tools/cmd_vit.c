@@ -579,6 +579,9 @@ static int vit_train(int argc, char **argv) {
     rc = CLI_EXIT_OK;
     s = fg_pool_create(&pool, 0);
     if (s != FG_OK) rc = cli_fail("device pool", s);
+    if (rc == CLI_EXIT_OK && d.train.n_classes > 64) /* vit_score's per-class counts */
+        rc = cli_fail("loading data", fg_fail(FG_ERR_UNSUPPORTED, "%s has %d classes, at most 64 are scored", a.data,
+                                              (int)d.train.n_classes));
     if (rc == CLI_EXIT_OK) {
         s = model_build(a.model, a.batch, d.train.c, d.train.h, d.train.w, d.train.n_classes, 1, pool, &m);
         if (s != FG_OK) rc = cli_fail("building the model", s);
