@@ -443,6 +443,12 @@ static void test_governor(void) {
     CHECK(pick == 4);
     CHECK_STATUS(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, 39, &pick), FG_ERR_INVALID);
     CHECK_STATUS(fg_vit_governor_pick(t, 0, FG_VIT_COST_FLOPS, 39, &pick), FG_ERR_INVALID);
+    /* an exact tie: only the first of the two is on the front */
+    fg_vit_profile_entry two[2];
+    memcpy(&two[0], &t[1], sizeof two[0]);
+    memcpy(&two[1], &t[1], sizeof two[1]);
+    CHECK(fg_vit_pareto(two, 2, FG_VIT_COST_FLOPS, front) == 1);
+    CHECK(front[0] == 1 && front[1] == 0);
 }
 
 int main(void) {

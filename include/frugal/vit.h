@@ -200,7 +200,8 @@ typedef struct fg_vit_profile_entry {
 typedef enum fg_vit_cost { FG_VIT_COST_FLOPS, FG_VIT_COST_SECONDS, FG_VIT_COST_COUNT } fg_vit_cost;
 
 /* Marks on_front[i] = 1 when no other entry is at most as costly (cost) and at least as good
- * (metric) with one of the two strictly better: the Pareto front. Returns its size. */
+ * (metric) with one of the two strictly better: the Pareto front. Of entries equal in both, only
+ * the first is marked. Returns its size. */
 size_t fg_vit_pareto(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, uint8_t *on_front);
 /* The governor: the most accurate entry whose cost fits the budget (ties: the cheaper, then the
  * first). FG_ERR_INVALID naming the cheapest entry's cost when none fits or the table is empty. */

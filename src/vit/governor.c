@@ -16,7 +16,8 @@ size_t fg_vit_pareto(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, 
         for (size_t j = 0; j < n && !dominated; j++) {
             if (j == i) continue;
             const double ci = cost_of(&t[i], cost), cj = cost_of(&t[j], cost);
-            dominated = cj <= ci && t[j].metric >= t[i].metric && (cj < ci || t[j].metric > t[i].metric);
+            /* an exact tie (two knob sets with the same cost and metric) keeps the first only */
+            dominated = cj <= ci && t[j].metric >= t[i].metric && (cj < ci || t[j].metric > t[i].metric || j < i);
         }
         on_front[i] = (uint8_t)!dominated;
         k += !dominated;
