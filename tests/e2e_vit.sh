@@ -56,8 +56,14 @@ eval_line=$(grep "^test accuracy: " out.txt) || fail "eval printed no 'test accu
 [[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
 
 # vit profile: a short greedy search over the trained ViT's knobs
+plot=()
+command -v gnuplot >/dev/null && plot=(--plot prof.png)
 "$frugal" vit profile --model vit.safetensors --val-images 64 --batch 32 --max-steps 2 --threads 2 --json prof.json \
-    >out.txt 2>&1 || fail "vit profile exited $?"
+    "${plot[@]}" >out.txt 2>&1 || fail "vit profile exited $?"
+if [[ ${#plot[@]} -gt 0 ]]; then
+    [[ -s prof.png ]] || fail "vit profile --plot wrote no prof.png"
+    head -c 8 prof.png | od -An -c | grep -q "P   N   G" || fail "prof.png is not a PNG"
+fi
 grep -q "on the Pareto front" out.txt || fail "vit profile printed no summary"
 python3 - prof.json <<'PY' || fail "prof.json"
 import json, math, sys

@@ -747,6 +747,30 @@ static int vit_eval(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- profile */
 
+/* Metric against MFLOP per item: every measured configuration as a point, the Pareto front
+ * (order[0..nf), by falling FLOPs) as a line. 1 on success, else 0 with the reason in why. */
+static int plot_profile(const char *png, const char *model, const char *data, const char *metric,
+                        const fg_vit_profile_entry *t, size_t n, const size_t *order, size_t nf, char *why,
+                        size_t why_len) {
+    cli_gnuplot gp;
+    if (!cli_gnuplot_open(&gp, png, 900, 540, why, why_len)) return 0;
+    FILE *f = gp.f;
+    char title[256];
+    snprintf(title, sizeof title, "%s on %s: validation %s against compute (skip configurations)", model, data, metric);
+    fprintf(f, "set title ");
+    cli_gnuplot_str(f, title);
+    fprintf(f, "\nset xlabel 'MFLOP per item'\nset ylabel ");
+    cli_gnuplot_str(f, metric);
+    fprintf(f, "\nset grid\nset key bottom right\n");
+    fprintf(f, "plot '-' using 1:2 with points pt 7 ps 0.6 title 'measured', "
+               "'-' using 1:2 with linespoints lw 2 title 'Pareto front'\n");
+    for (size_t i = 0; i < n; i++) fprintf(f, "%.6f %.6f\n", t[i].flops / 1e6, t[i].metric);
+    fprintf(f, "e\n");
+    for (size_t k = 0; k < nf; k++) fprintf(f, "%.6f %.6f\n", t[order[k]].flops / 1e6, t[order[k]].metric);
+    fprintf(f, "e\n");
+    return cli_gnuplot_close(&gp, why, why_len);
+}
+
 /* One knob of the greedy search: kind and block (or decoder stage). */
 typedef enum knob_kind { KNOB_ATTN, KNOB_MLP, KNOB_DWCONV, KNOB_SRPOOL, KNOB_HEADS, KNOB_DECODER, KNOB_KIND_COUNT } knob_kind;
 typedef struct knob {
@@ -834,7 +858,7 @@ static fg_status measure(vit_model *m, const vit_split *val, const fg_vit_skip *
 }
 
 static int vit_profile(int argc, char **argv) {
-    const char *file = NULL, *data = NULL, *data_dir = NULL, *json = NULL;
+    const char *file = NULL, *data = NULL, *data_dir = NULL, *json = NULL, *plot = NULL;
     int64_t batch = 50, n_val = 0;
     int threads = 0, max_steps = 0;
     cli_opt opts[] = {
@@ -848,6 +872,7 @@ static int vit_profile(int argc, char **argv) {
         {"max-steps", CLI_INT, &max_steps, "N", "greedy steps (default 0 = until every knob is off)", 0},
         {"threads", CLI_INT, &threads, "T", "threads (default 0 = all cores)", 0},
         {"json", CLI_STR, &json, "FILE", "write every measured configuration and the Pareto front (required)", 0},
+        {"plot", CLI_STR, &plot, "FILE.png", "plot the metric against MFLOP per item, the front as a line (gnuplot)", 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
     };
     cli_cmd cmd = {"vit profile", "frugal vit profile --model FILE --json FILE [options]",
@@ -868,6 +893,10 @@ static int vit_profile(int argc, char **argv) {
     if (batch < 1) return cli_usage_error(&cmd, "vit profile: --batch must be > 0");
     if (n_val < 0 || max_steps < 0) return cli_usage_error(&cmd, "vit profile: --val-images and --max-steps must be >= 0");
     if (threads < 0) return cli_usage_error(&cmd, "vit profile: --threads must be >= 0");
+    if (plot) {
+        int prc = cli_plot_option_check(plot);
+        if (prc != CLI_CONTINUE) return prc;
+    }
     vit_meta meta;
     fg_status s = read_meta(file, &meta);
     if (s != FG_OK) return cli_fail("--model", s);
@@ -1012,6 +1041,13 @@ static int vit_profile(int argc, char **argv) {
             s = cli_json_close(&j);
         }
         if (s != FG_OK) rc = cli_fail("--json", s);
+    }
+    if (rc == CLI_EXIT_OK && plot) {
+        char why[512];
+        if (!plot_profile(plot, meta.model, data, mname, t, n, order, nf, why, sizeof why)) {
+            fprintf(stderr, "frugal: --plot: %s\n", why);
+            rc = CLI_EXIT_FAIL;
+        }
     }
     if (rc == CLI_EXIT_OK) {
         printf("%s on %s: %zu configurations measured (%zu knobs, greedy), %zu on the Pareto front (FLOPs)\n",
