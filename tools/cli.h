@@ -172,6 +172,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_lm(int argc, char **argv);
 int cmd_lstm(int argc, char **argv); /* tools/cmd_lstm.c */
 int cmd_rl(int argc, char **argv); /* tools/cmd_rl.c */
+int cmd_vit(int argc, char **argv); /* tools/cmd_vit.c */
 int cmd_data(int argc, char **argv);
 int cmd_vmem(int argc, char **argv);
 int cmd_vmem_simulate(int argc, char **argv); /* tools/cmd_vmem_sim.c */

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"data", cmd_data, "where the data directory is and which data sets it holds"},
     {"lm", cmd_lm, "sparse LSTM: train a word-level LSTM language model, dense or with a sparsified backward"},
     {"lstm", cmd_lstm, "sparse LSTM: time the backward variants of a stacked LSTM against PyTorch (lstm bench)"},
+    {"vit", cmd_vit, "vision transformers: train a ViT or SegFormer, evaluate saved weights (vit train | vit eval)"},
     {"rl", cmd_rl, "reinforcement learning: the MinAtar games and CartPole (rl bench-env)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

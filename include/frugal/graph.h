@@ -231,6 +231,47 @@ fg_status fg_graph_lstm_sparse_stats(const fg_graph *g, int node, fg_lstm_sparse
 /* Prints every tensor with kind, bytes, first and last use, and every node with its saves. */
 void fg_graph_print_liveness(const fg_graph *g, FILE *f);
 
+/* ---------------------------------------------------------------- skipping work at run time
+ *
+ * Dynamic inference without retraining (issue 14): a built graph runs with parts of it switched
+ * off, set between forward calls, no rebuild. A bypassed node's forward does not run its op: its
+ * output is a copy of one of its inputs (FG_BYPASS_INPUT: a residual add whose branch is skipped
+ * gives its residual input, so the block's output is its input; a depthwise conv passes its input
+ * through) or zeros (FG_BYPASS_ZERO: a decoder stage contributing nothing to a concatenation).
+ * Then every node whose output nothing live reads any more (the skipped branch, the stage's
+ * projection) is dead and does not run either: liveness is recomputed from the graph's outputs
+ * at each change. The memory policy's hooks still see every node, so memory behaves as planned.
+ * Backward with any bypass set is refused (FG_ERR_UNSUPPORTED): this is for inference. */
+typedef enum fg_bypass {
+    FG_BYPASS_OFF,   /* run the op (the default) */
+    FG_BYPASS_INPUT, /* output = a copy of input `input` (same shape and dtype) */
+    FG_BYPASS_ZERO,  /* output = zeros */
+    FG_BYPASS_AVGPOOL, /* a conv node with as many output channels as input channels, no padding,
+                        no dilation, groups 1: output = average pooling of its input over the
+                        conv's window and stride (SegFormer's spatial-reduction conv replaced) */
+    FG_BYPASS_COUNT
+} fg_bypass;
+/* Sets node's bypass (input is used by FG_BYPASS_INPUT only) and recomputes which nodes run.
+ * FG_ERR_INVALID for a bad node, mode or input index, FG_ERR_SHAPE when that input's shape or
+ * dtype is not the output's. */
+fg_status fg_graph_set_bypass(fg_graph *g, int node, fg_bypass mode, int input);
+/* An attention node computes its first `keep` heads only (1 <= keep <= H; H = all, the default):
+ * the output of heads keep..H-1 is zeros, so the output projection sees only the kept heads (as
+ * pruning the other heads; the q, k, v projections still compute all heads). Counts as a bypass
+ * (backward refused) unless keep = H. FG_ERR_INVALID for another node or keep out of range. */
+fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep);
+/* Turns every bypass (and head limit) off: every node runs again (the plain forward, bit for bit). */
+void fg_graph_clear_bypass(fg_graph *g);
+/* Whether node's forward runs its op under the current bypasses (0 for bypassed and dead nodes). */
+int fg_graph_node_runs_op(const fg_graph *g, int node);
+/* Forward executions of node's op since build (bypass copies and dead nodes not counted). */
+uint64_t fg_graph_node_runs(const fg_graph *g, int node);
+/* Forward FLOPs (whole batch) of the nodes that run under the current bypasses (a head-limited
+ * attention node counts keep / H of its FLOPs, a pooled conv its pooling's additions). */
+double fg_graph_active_flops(const fg_graph *g);
+/* The index of the node named `name`, or -1. */
+int fg_graph_find_node(const fg_graph *g, const char *name);
+
 /* ---------------------------------------------------------------- memory policies */
 
 typedef struct fg_mem_policy {

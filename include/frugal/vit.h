@@ -5,8 +5,10 @@
  * all-MLP decoder) with the exact MiT-B0, B1 and B2 configurations and parameters named exactly
  * as Hugging Face transformers' SegformerForSemanticSegmentation state_dict, so an HF safetensors
  * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
- * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data. Not yet built: the skip knobs, the
- * profiler, the governor, the training runs and the CLI. */
+ * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data; the
+ * skip knobs (branches, depthwise convs, whole blocks, heads kept, the sr conv as pooling, decoder
+ * stages) applied by the executor; the Pareto front of a profile table and the governor's pick.
+ * Not yet built: `frugal vit run` under a budget trace. */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
 
@@ -153,6 +155,58 @@ void fg_vit_scenes_free(fg_scenes *s);
  * size / factor) takes the label at the centre pixel (factor * y + factor / 2, factor * x + factor / 2)
  * of each cell. FG_ERR_INVALID unless factor >= 1 divides size. */
 fg_status fg_vit_scenes_labels_at(const fg_scenes *s, int64_t factor, int32_t *out);
+
+/* ---------------------------------------------------------------- skip knobs (dynamic inference) */
+
+/* Which parts of a built ViT or SegFormer graph the executor skips (arXiv 2212.02687, "dynamic
+ * inference without retraining"), set between forward calls, no rebuild: applied as bypasses of
+ * the graph's nodes (fg_graph_set_bypass), so skipped work does not run. A zeroed struct is
+ * every part on (the plain forward, bit for bit). Blocks are numbered in execution order: the
+ * ViT's layer i is block i; SegFormer's block j of stage s is sum(depths[0..s)) + j. */
+#define FG_VIT_MAX_BLOCKS 64
+typedef struct fg_vit_skip {
+    uint8_t attn[FG_VIT_MAX_BLOCKS];   /* 1: block's attention branch skipped: x + attn(ln(x)) is x */
+    uint8_t mlp[FG_VIT_MAX_BLOCKS];    /* 1: block's MLP / Mix-FFN branch skipped (both: the whole block) */
+    uint8_t dwconv[FG_VIT_MAX_BLOCKS]; /* SegFormer, 1: Mix-FFN's depthwise 3x3 conv passes its input through */
+    uint8_t heads[FG_VIT_MAX_BLOCKS];  /* attention heads kept, a prefix (0 = all): the others' output is
+                                          zeros before the output projection (q, k, v still computed) */
+    uint8_t sr_pool[FG_VIT_MAX_BLOCKS]; /* SegFormer, 1: the spatial-reduction conv (sr > 1) replaced by
+                                          average pooling over the same window (its layer norm kept) */
+    uint8_t decoder[FG_SEGFORMER_STAGES]; /* SegFormer, 1: decoder stage i dropped: its projection
+                                         contributes zeros to the fuse conv's concatenation */
+} fg_vit_skip;
+
+/* Blocks of a graph built by fg_vit_build or fg_segformer_build (found by their node names), and
+ * whether it is a SegFormer. FG_ERR_INVALID when g holds neither. */
+fg_status fg_vit_skip_blocks(const fg_graph *g, int64_t *n_blocks, int *is_segformer);
+/* Applies k to g (replacing the previous configuration). FG_ERR_INVALID when k sets a block
+ * beyond the graph's, dwconv / sr_pool / decoder knobs on a ViT, sr_pool on a block without
+ * spatial reduction, or more heads than the block has. */
+fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k);
+/* Forward FLOPs (whole batch) of g under k: applies k, reads fg_graph_active_flops, and leaves k
+ * applied. */
+fg_status fg_vit_skip_flops(fg_graph *g, const fg_vit_skip *k, double *flops);
+
+/* ---------------------------------------------------------------- profile table and governor */
+
+/* One measured configuration: its knobs, its forward FLOPs per item, its measured latency per
+ * item (seconds, on the machine it was profiled on) and its metric on validation data (accuracy
+ * or mIoU: larger is better). */
+typedef struct fg_vit_profile_entry {
+    fg_vit_skip skip;
+    double flops, seconds, metric;
+} fg_vit_profile_entry;
+
+typedef enum fg_vit_cost { FG_VIT_COST_FLOPS, FG_VIT_COST_SECONDS, FG_VIT_COST_COUNT } fg_vit_cost;
+
+/* Marks on_front[i] = 1 when no other entry is at most as costly (cost) and at least as good
+ * (metric) with one of the two strictly better: the Pareto front. Of entries equal in both, only
+ * the first is marked. Returns its size. */
+size_t fg_vit_pareto(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, uint8_t *on_front);
+/* The governor: the most accurate entry whose cost fits the budget (ties: the cheaper, then the
+ * first). FG_ERR_INVALID naming the cheapest entry's cost when none fits or the table is empty. */
+fg_status fg_vit_governor_pick(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, double budget,
+                               size_t *pick);
 
 /* ---------------------------------------------------------------- weights by name */
 

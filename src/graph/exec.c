@@ -217,10 +217,25 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
                              n->p.ln.C, n->p.ln.eps);
         return FG_OK;
     case FG_OP_ATTENTION: {
-        fg_status s = fg_attention_forward(y, F(g, ni->aux[0]), x, F(g, ni->in[1]), F(g, ni->in[2]), n->p.attn.B,
-                                           n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D, n->p.attn.scale,
-                                           n->p.attn.causal);
-        if (s != FG_OK) return node_fail(s, ni);
+        const int64_t B = n->p.attn.B, H = n->p.attn.H, Tq = n->p.attn.Tq, Tk = n->p.attn.Tk, D = n->p.attn.D;
+        if (n->keep_heads == 0) {
+            fg_status s = fg_attention_forward(y, F(g, ni->aux[0]), x, F(g, ni->in[1]), F(g, ni->in[2]), B, H, Tq, Tk,
+                                               D, n->p.attn.scale, n->p.attn.causal);
+            if (s != FG_OK) return node_fail(s, ni);
+            return FG_OK;
+        }
+        /* heads kept (fg_graph_set_attention_heads): per batch item the first keep of the H heads,
+         * contiguous in (B, H, T, D); the others' output is zeros (their probs are not written) */
+        const int64_t keep = n->keep_heads;
+        const size_t qs = (size_t)(Tq * D), ks = (size_t)(Tk * D), ps = (size_t)(Tq * Tk);
+        for (int64_t b = 0; b < B; b++) {
+            const size_t bh = (size_t)(b * H);
+            fg_status s = fg_attention_forward(y + bh * qs, F(g, ni->aux[0]) + bh * ps, x + bh * qs,
+                                               F(g, ni->in[1]) + bh * ks, F(g, ni->in[2]) + bh * ks, 1, keep, Tq, Tk, D,
+                                               n->p.attn.scale, n->p.attn.causal);
+            if (s != FG_OK) return node_fail(s, ni);
+            memset(y + (bh + (size_t)keep) * qs, 0, (size_t)(H - keep) * qs * sizeof(float));
+        }
         return FG_OK;
     }
     case FG_OP_LSTM: {
@@ -468,7 +483,7 @@ static fg_status step(fg_graph *g, int i, fg_pass pass) {
     int writes_state = pass == FG_FORWARD && g->training && g->nodes[i].info.op == FG_OP_BATCHNORM;
     if (writes_state) fg_weights_write_begin(g);
     double t0 = fg_time_now();
-    fg_status s = fg_exec_node(g, i, pass);
+    fg_status s = pass == FG_FORWARD ? fg_bypass_forward(g, i) : fg_exec_node(g, i, pass);
     g->nodes[i].seconds[pass] += fg_time_now() - t0;
     if (writes_state) fg_weights_write_end(g);
     if (s != FG_OK) return s;
@@ -497,6 +512,9 @@ fg_status fg_graph_forward(fg_graph *g) {
 fg_status fg_graph_backward(fg_graph *g) {
     if (!g->built) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' is not built", g->name);
     if (g->loss == FG_NONE) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' was built without a loss", g->name);
+    if (g->n_bypass > 0)
+        return fg_fail(FG_ERR_UNSUPPORTED, "backward: graph '%s' has %d bypassed nodes (skipping is for inference; "
+                       "fg_graph_clear_bypass first)", g->name, g->n_bypass);
     fg_id lg = g->t[g->t[g->loss].info.alias_of].info.grad;
     FG_ASSERT(lg != FG_NONE && g->t[lg].info.t.data);
     *(float *)g->t[lg].info.t.data = 1.0f;

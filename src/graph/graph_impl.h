@@ -47,6 +47,14 @@ typedef struct fg_node {
     fg_lstm_sparsity sparsity;
     fg_lstm_sparse_stats sparse_stats;
     int has_stats;
+    /* run-time skipping (bypass.c): the bypass set on this node, and whether the forward runs its
+     * op at all (dead: nothing live reads its output under the current bypasses); runs counts the
+     * forward executions of the op itself (bypass copies and dead nodes do not count) */
+    fg_bypass bypass;
+    int bypass_in;
+    int64_t keep_heads; /* attention: heads computed (0 = all) */
+    int dead;
+    uint64_t runs;
 } fg_node;
 
 typedef struct fg_tslot {
@@ -83,6 +91,7 @@ struct fg_graph {
     fg_mem_policy policy;
     int has_policy;
     int training;
+    int n_bypass;     /* nodes with a bypass set (fg_graph_set_bypass); 0 = every node runs */
     uint64_t seed;
 
     double recompute_seconds; /* fg_graph_recompute's time since fg_graph_reset_times */
@@ -109,6 +118,9 @@ static inline int fg_step_of(const fg_graph *g, int node, fg_pass pass) {
 }
 /* Runs node i's op for the pass (exec.c). */
 fg_status fg_exec_node(fg_graph *g, int i, fg_pass pass);
+/* Node i's forward under the bypasses (bypass.c): the op, a copy of the bypass input, zeros, or
+ * nothing for a dead node. */
+fg_status fg_bypass_forward(fg_graph *g, int i);
 /* Workspace bytes a node's op needs for the pass (excluding accumulation scratch); computed at
  * build and on fg_graph_set_algo, kept in fg_node.op_ws. */
 size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass);

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# End-to-end check of `frugal vit train`, `vit eval` and `vit profile` (issue 14): a very short run of the
+# ViT on a few hundred Fashion-MNIST images and of SegFormer-B0 on a few hundred digit scenes, 1
+# epoch each: the JSON's fields are numbers (metrics in [0, 1], one history entry per epoch), the
+# saved file loads by name (eval rebuilds the network from its metadata and prints the same test
+# metric the training printed), a 2-step greedy profile writes numbers, starts all-on and its Pareto list
+# is undominated, and usage errors exit 2 naming what is wrong. Skipped (exit 0)
+# without the data files. ~15 s on 2 cores. Usage: e2e_vit.sh PATH/TO/frugal
+set -euo pipefail
+frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+data="${FRUGAL_DATA:-$HOME/.cache/frugal}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+
+if [[ ! -f "$data/fashion-train-images-idx3-ubyte" && ! -f "$data/fashion-images-idx3-ubyte" ]] ||
+   [[ ! -f "$data/mnist-images-idx3-ubyte" ]]; then
+    echo "SKIP: no fashion / mnist data in $data (scripts/fetch-data.sh)"
+    exit 0
+fi
+
+check_json() { # file metric epochs
+    python3 - "$@" <<'PY' || fail "$1"
+import json, math, sys
+path, metric, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+d = json.load(open(path))
+def bad(m):
+    print("FAIL: %s: %s" % (path, m)); sys.exit(1)
+def num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+for k in ["parameters", "flops_per_image", "epochs", "batch", "lr", "train_items", "val_items", "test_items",
+          "test_metric", "seconds"]:
+    if k not in d: bad("no field " + k)
+    if not num(d[k]): bad(k + " is not a number: " + repr(d[k]))
+if d["metric"] != metric: bad("metric %r, expected %r" % (d["metric"], metric))
+if not 0 <= d["test_metric"] <= 1: bad("test_metric %r outside [0, 1]" % d["test_metric"])
+if len(d["history"]) != epochs: bad("%d history entries, expected %d" % (len(d["history"]), epochs))
+for e in d["history"]:
+    for k in ["epoch", "loss", "train_metric", "val_metric", "seconds"]:
+        if not num(e.get(k)): bad("history: " + k + " is not a number: " + repr(e.get(k)))
+    if not (0 <= e["train_metric"] <= 1 and 0 <= e["val_metric"] <= 1): bad("history metric outside [0, 1]")
+    if not e["loss"] > 0: bad("loss %r" % e["loss"])
+PY
+}
+
+# the ViT classifier on Fashion-MNIST
+"$frugal" vit train --model vit-tiny-28 --data fashion --epochs 1 --batch 32 --train-images 320 --val-images 96 \
+    --test-images 200 --threads 2 --quiet --json vit.json --save vit.safetensors >out.txt 2>&1 ||
+    fail "vit train (vit-tiny-28) exited $?"
+grep -q "^epoch 1/1  loss" out.txt || fail "no epoch line"
+train_line=$(grep "^test accuracy: " out.txt) || fail "no 'test accuracy' line"
+check_json vit.json accuracy 1
+"$frugal" vit eval --model vit.safetensors --test-images 200 >out.txt 2>&1 || fail "vit eval exited $?"
+eval_line=$(grep "^test accuracy: " out.txt) || fail "eval printed no 'test accuracy' line"
+[[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
+
+# vit profile: a short greedy search over the trained ViT's knobs
+plot=()
+command -v gnuplot >/dev/null && plot=(--plot prof.png)
+"$frugal" vit profile --model vit.safetensors --val-images 64 --batch 32 --max-steps 2 --threads 2 --json prof.json \
+    "${plot[@]}" >out.txt 2>&1 || fail "vit profile exited $?"
+if [[ ${#plot[@]} -gt 0 ]]; then
+    [[ -s prof.png ]] || fail "vit profile --plot wrote no prof.png"
+    head -c 8 prof.png | od -An -c | grep -q "P   N   G" || fail "prof.png is not a PNG"
+fi
+grep -q "on the Pareto front" out.txt || fail "vit profile printed no summary"
+python3 - prof.json <<'PY' || fail "prof.json"
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+def bad(m):
+    print("FAIL: prof.json: " + m); sys.exit(1)
+c, p = d["configurations"], d["pareto"]
+if d["metric"] != "accuracy" or not d["search"].startswith("greedy"): bad("metric / search")
+if c[0]["skip"] != "all-on" or c[0]["greedy_path"] != 1: bad("the first configuration is not all-on")
+for e in c:
+    for k in ["flops", "seconds", "metric"]:
+        if not isinstance(e[k], (int, float)) or not math.isfinite(e[k]): bad(k + " is not a number")
+    if not (e["flops"] > 0 and e["seconds"] > 0 and 0 <= e["metric"] <= 1): bad("out of range: %r" % e)
+    if e["flops"] > c[0]["flops"] * (1 + 1e-12): bad("a skip configuration costs more FLOPs than all-on")
+if sum(e["greedy_path"] for e in c) != 3: bad("greedy path of %d configurations, expected 3" % sum(e["greedy_path"] for e in c))
+if not p or len(p) != sum(e["pareto"] for e in c): bad("pareto list")
+for a in p:
+    for b in c:
+        if b["flops"] <= a["flops"] and b["metric"] >= a["metric"] and (b["flops"] < a["flops"] or b["metric"] > a["metric"]):
+            bad("pareto entry %r is dominated by %r" % (a["skip"], b["skip"]))
+PY
+
+# SegFormer-B0 on digit scenes (mIoU)
+"$frugal" vit train --model segformer-b0 --data scenes --epochs 1 --batch 16 --train-images 128 --val-images 32 \
+    --test-images 32 --threads 2 --quiet --json seg.json --save seg.safetensors >out.txt 2>&1 ||
+    fail "vit train (segformer-b0) exited $?"
+train_line=$(grep "^test mIoU: " out.txt) || fail "no 'test mIoU' line"
+check_json seg.json mIoU 1
+"$frugal" vit eval --model seg.safetensors --test-images 32 --json eval.json >out.txt 2>&1 || fail "vit eval (seg) exited $?"
+eval_line=$(grep "^test mIoU: " out.txt) || fail "eval printed no 'test mIoU' line"
+[[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
+python3 -c "import json,sys; d=json.load(open('eval.json')); sys.exit(0 if d['metric']=='mIoU' and 0<=d['test_metric']<=1 else 1)" ||
+    fail "eval.json"
+
+# usage errors: exit 2 and a message naming the problem
+usage() { # expected-substring args...
+    local want="$1"; shift
+    set +e
+    "$frugal" "$@" >out.txt 2>&1
+    local rc=$?
+    set -e
+    [[ $rc == 2 ]] || fail "'$*' exited $rc, expected 2"
+    grep -q -- "$want" out.txt || fail "'$*' does not say '$want'"
+}
+usage "--model NAME is required" vit train --data fashion --save x.safetensors
+usage "--save FILE is required" vit train --model vit-tiny-28 --data fashion
+usage "unknown --data 'cifar'" vit train --model vit-tiny-28 --data cifar --save x.safetensors
+usage "does not fit --data scenes" vit train --model vit-tiny-28 --data scenes --save x.safetensors
+usage "--epochs must be >= 1" vit train --model vit-tiny-28 --data fashion --epochs 0 --save x.safetensors
+usage "--model FILE is required" vit eval --data fashion
+usage "unknown subcommand 'fly'" vit fly
+usage "--json FILE is required" vit profile --model vit.safetensors
+set +e
+"$frugal" vit eval --model missing.safetensors >out.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 1 ]] || fail "eval of a missing file exited $rc, expected 1"
+grep -q "missing.safetensors" out.txt || fail "eval of a missing file does not name it"
+echo "e2e_vit: ok"

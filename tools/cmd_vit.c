@@ -1,0 +1,1090 @@
+/* `frugal vit`: the vision transformers of issue 14 (include/frugal/vit.h) from the command line.
+ * `vit train` trains the ViT classifier on Fashion-MNIST / MNIST or a SegFormer on digit scenes
+ * with the graph's executor and optimizers (AdamW, a short linear warm-up then cosine decay),
+ * reports per-epoch loss and the validation metric (accuracy, or mIoU for scenes), the final test
+ * metric, and saves the weights as safetensors under Hugging Face's names (they load back through
+ * fg_vit_weights_load); the model, data set and input shape go into the file's metadata so that
+ * `vit eval` can rebuild the network from the file alone.
+ *
+ * Why not fg_trainer: the trainer builds zoo models only (src/graph cannot depend on src/vit),
+ * and segmentation needs per-pixel labels and mIoU. The loop here is the plain one (shuffle,
+ * forward, backward, optimizer step); classification accuracy reuses fg_eval_accuracy. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "plot.h"
+
+/* ---------------------------------------------------------------- data */
+
+/* Digit scenes: canvases of VIT_SCENE_SIZE pixels with 2..4 MNIST digits (the issue's data);
+ * train, validation and test come from disjoint ranges of the source images. */
+#define VIT_SCENE_SIZE 64
+#define VIT_SCENE_FACTOR 4 /* SegFormer's logits are at 1/4 resolution */
+
+/* One split as the loop sees it: images (n, c, h, w) f32 and either one label per image
+ * (classification) or (n, lh, lw) labels per pixel at the logits' resolution. */
+typedef struct vit_split {
+    int64_t n, c, h, w;
+    int64_t lh, lw;    /* per-pixel label grid; 0 for classification */
+    int32_t n_classes;
+    float *images;     /* not owned for classification (views into the data split) */
+    int32_t *labels;
+    int owned;
+} vit_split;
+
+typedef struct vit_data {
+    vit_split train, val, test;
+    fg_data_split cls; /* classification storage */
+    int have_cls;
+    int seg;           /* 1: scenes (segmentation) */
+} vit_data;
+
+static size_t split_labels_per_item(const vit_split *s) { return s->lh > 0 ? (size_t)(s->lh * s->lw) : 1; }
+static size_t split_image_values(const vit_split *s) { return (size_t)(s->c * s->h * s->w); }
+
+static void split_free(vit_split *s) {
+    if (s->owned) {
+        free(s->images);
+        free(s->labels);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+static void data_free(vit_data *d) {
+    split_free(&d->train);
+    split_free(&d->val);
+    split_free(&d->test);
+    if (d->have_cls) fg_data_split_free(&d->cls);
+    d->have_cls = 0;
+}
+
+static vit_split view_of(const fg_dataset *ds, int64_t first, int64_t n) {
+    vit_split s = {0};
+    s.n = n;
+    s.c = ds->c;
+    s.h = ds->h;
+    s.w = ds->w;
+    s.n_classes = ds->n_classes;
+    s.images = ds->images + (size_t)first * (size_t)(ds->c * ds->h * ds->w);
+    s.labels = ds->labels + first;
+    return s;
+}
+
+static int64_t cap_count(int64_t have, int64_t limit) { return limit > 0 && limit < have ? limit : have; }
+
+/* Scenes from MNIST source images [first, first + count): images normalized as MNIST, labels at
+ * the logits' resolution. */
+static fg_status make_scenes(const fg_idx *img, const fg_idx *lab, int64_t first, int64_t count, int64_t n,
+                             uint64_t seed, vit_split *out) {
+    fg_scenes_cfg sc = {n, VIT_SCENE_SIZE, 2, 4, 64, seed};
+    fg_scenes s;
+    FG_TRY(fg_vit_scenes_make(img, lab, 10, first, count, &sc, &s));
+    float mean = 0.f, std = 1.f;
+    fg_status st = fg_data_norm("mnist", &mean, &std);
+    const int64_t g = VIT_SCENE_SIZE / VIT_SCENE_FACTOR;
+    int32_t *labels = st == FG_OK ? malloc((size_t)(n * g * g) * sizeof(int32_t)) : NULL;
+    if (st == FG_OK && !labels) st = fg_fail(FG_ERR_OOM, "scenes: out of host memory");
+    if (st == FG_OK) st = fg_vit_scenes_labels_at(&s, VIT_SCENE_FACTOR, labels);
+    if (st != FG_OK) {
+        free(labels);
+        fg_vit_scenes_free(&s);
+        return st;
+    }
+    const size_t numel = (size_t)(n * VIT_SCENE_SIZE * VIT_SCENE_SIZE);
+    for (size_t i = 0; i < numel; i++) s.images[i] = (s.images[i] - mean) / std;
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->c = 1;
+    out->h = out->w = VIT_SCENE_SIZE;
+    out->lh = out->lw = g;
+    out->n_classes = s.n_classes;
+    out->images = s.images; /* ownership moves to the split */
+    out->labels = labels;
+    out->owned = 1;
+    free(s.labels);
+    return FG_OK;
+}
+
+/* Loads --data: "fashion" / "mnist" (the validation split is the last n_val training images) or
+ * "scenes" (MNIST digits 0..7999 of the 10,000 for train, the next 1,000 for validation, the last
+ * 1,000 for test). Limits of 0 keep everything. */
+static fg_status data_load(const char *name, const char *dir, int64_t n_train, int64_t n_val, int64_t n_test,
+                           uint64_t seed, vit_data *d) {
+    memset(d, 0, sizeof *d);
+    if (strcmp(name, "scenes") == 0) {
+        char buf[512], path[600];
+        const char *root = dir ? dir : fg_data_dir(buf, sizeof buf);
+        fg_idx img = {0}, lab = {0};
+        snprintf(path, sizeof path, "%s/mnist-images-idx3-ubyte", root);
+        FG_TRY(fg_idx_load(path, &img));
+        snprintf(path, sizeof path, "%s/mnist-labels-idx1-ubyte", root);
+        fg_status s = fg_idx_load(path, &lab);
+        const int64_t total = img.ndim == 3 ? img.dims[0] : 0;
+        if (s == FG_OK && total < 1000)
+            s = fg_fail(FG_ERR_FORMAT, "scenes: %s holds %lld images, need at least 1000", path, (long long)total);
+        d->seg = 1;
+        const int64_t a = total * 8 / 10, b = total * 9 / 10;
+        if (s == FG_OK) s = make_scenes(&img, &lab, 0, a, n_train > 0 ? n_train : 4000, seed, &d->train);
+        if (s == FG_OK) s = make_scenes(&img, &lab, a, b - a, n_val > 0 ? n_val : 500, seed + 1, &d->val);
+        if (s == FG_OK) s = make_scenes(&img, &lab, b, total - b, n_test > 0 ? n_test : 500, seed + 2, &d->test);
+        fg_idx_free(&img);
+        fg_idx_free(&lab);
+        if (s != FG_OK) data_free(d);
+        return s;
+    }
+    FG_TRY(fg_data_split_load(name, dir, &d->cls));
+    d->have_cls = 1;
+    const fg_dataset *tr = &d->cls.train;
+    int64_t nv = n_val > 0 ? n_val : 5000;
+    if (nv >= tr->n) nv = tr->n / 10;
+    const int64_t nt = cap_count(tr->n - nv, n_train);
+    d->train = view_of(tr, 0, nt);
+    d->val = view_of(tr, tr->n - nv, nv);
+    d->test = view_of(&d->cls.test, 0, cap_count(d->cls.test.n, n_test));
+    return FG_OK;
+}
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct vit_model {
+    char name[FG_NAME_MAX];
+    int seg;
+    fg_graph *g;
+    fg_id input, logits, labels, loss;
+    int64_t batch;
+} vit_model;
+
+/* Builds --model ("vit-tiny-28", "deit-tiny", "deit-small", "segformer-b0|b1|b2") for inputs
+ * (batch, c, h, w) and `classes` labels, and builds the graph (with the loss and gradients when
+ * train). */
+static fg_status model_build(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
+                             int train, fg_pool *pool, vit_model *m) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->batch = batch;
+    FG_TRY(fg_graph_create(&m->g, name));
+    fg_status s;
+    if (strncmp(name, "segformer-", 10) == 0) {
+        fg_segformer_variant v;
+        fg_segformer_cfg cfg;
+        fg_segformer_io io;
+        m->seg = 1;
+        s = fg_segformer_variant_parse(name + 10, &v);
+        if (s == FG_OK) s = fg_segformer_config(v, classes, &cfg);
+        if (s == FG_OK) {
+            cfg.num_channels = c;
+            s = fg_segformer_build(m->g, &cfg, batch, h, w, 1, &io);
+        }
+        if (s == FG_OK) {
+            m->input = io.input;
+            m->logits = io.logits;
+            m->labels = io.labels;
+            m->loss = io.loss;
+        }
+    } else {
+        fg_vit_cfg cfg;
+        fg_vit_io io;
+        s = fg_vit_config(name, classes, &cfg);
+        if (s == FG_OK) s = fg_vit_build(m->g, &cfg, batch, c, h, w, 1, &io);
+        if (s == FG_OK) {
+            m->input = io.input;
+            m->logits = io.logits;
+            m->labels = io.labels;
+            m->loss = io.loss;
+        }
+    }
+    fg_mem_policy pol;
+    if (s == FG_OK) s = fg_policy_network_wide(&pol);
+    if (s == FG_OK) {
+        /* the loss is an output anyway; the logits are read after every batch for the metric */
+        fg_graph_mark_output(m->g, m->logits);
+        s = fg_graph_build(m->g, train ? m->loss : FG_NONE, pool, &pol);
+    }
+    if (s != FG_OK) {
+        fg_graph_free(m->g);
+        m->g = NULL;
+    }
+    return s;
+}
+
+/* The model's kind must fit the data's: a classifier on fashion/mnist, a SegFormer on scenes. */
+static int model_fits_data(const char *model, const char *data) {
+    const int seg_model = strncmp(model, "segformer-", 10) == 0;
+    return seg_model == (strcmp(data, "scenes") == 0);
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static int64_t argmax_strided(const float *x, int64_t k, size_t stride) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; j++)
+        if (x[(size_t)j * stride] > x[(size_t)best * stride]) best = j;
+    return best;
+}
+
+/* Copies items idx[0..rows) of s into the batch buffers, padding up to the batch with item idx[0]. */
+static void gather(const vit_split *s, const int64_t *idx, int64_t rows, int64_t batch, float *x, int32_t *y) {
+    const size_t iv = split_image_values(s), lv = split_labels_per_item(s);
+    for (int64_t i = 0; i < batch; i++) {
+        const int64_t src = idx[i < rows ? i : 0];
+        memcpy(x + (size_t)i * iv, s->images + (size_t)src * iv, iv * sizeof(float));
+        memcpy(y + (size_t)i * lv, s->labels + (size_t)src * lv, lv * sizeof(int32_t));
+    }
+}
+
+/* Accumulates one batch's predictions: correct counts (classification) or, per class, the
+ * intersection and union counts of mIoU. logits (B, K) or (B, K, lh, lw); only `rows` count. */
+typedef struct vit_score {
+    int64_t correct, total;
+    int64_t inter[64], uni[64];
+    int32_t k;
+} vit_score;
+
+static void score_batch(vit_score *sc, const vit_split *s, const float *logits, const int32_t *y, int64_t rows) {
+    const int64_t k = sc->k;
+    if (s->lh == 0) {
+        for (int64_t i = 0; i < rows; i++) sc->correct += argmax_strided(logits + (size_t)(i * k), k, 1) == y[i];
+        sc->total += rows;
+        return;
+    }
+    const size_t px = (size_t)(s->lh * s->lw);
+    for (int64_t i = 0; i < rows; i++)
+        for (size_t p = 0; p < px; p++) {
+            /* logits (B, K, lh, lw): class j of pixel p of item i is at (i*K + j)*px + p */
+            const int64_t pred = argmax_strided(logits + (size_t)(i * k) * px + p, k, px);
+            const int32_t truth = y[(size_t)i * px + p];
+            sc->correct += pred == truth;
+            if (pred == truth) {
+                sc->inter[truth]++;
+                sc->uni[truth]++;
+            } else {
+                sc->uni[truth]++;
+                sc->uni[pred]++;
+            }
+        }
+    sc->total += rows * (int64_t)px;
+}
+
+/* Accuracy, or for segmentation the mean over classes present (union > 0) of the IoU. */
+static double score_value(const vit_score *sc, int seg) {
+    if (!seg) return sc->total ? (double)sc->correct / (double)sc->total : 0.0;
+    double sum = 0.0;
+    int n = 0;
+    for (int32_t j = 0; j < sc->k; j++)
+        if (sc->uni[j] > 0) {
+            sum += (double)sc->inter[j] / (double)sc->uni[j];
+            n++;
+        }
+    return n ? sum / n : 0.0;
+}
+
+/* The metric of the model on split s in eval mode: accuracy or mIoU. */
+static fg_status evaluate(vit_model *m, const vit_split *s, double *out) {
+    *out = 0.0;
+    if (s->n <= 0) return fg_fail(FG_ERR_INVALID, "evaluate: empty split");
+    const int64_t B = m->batch;
+    const fg_tinfo *li = fg_graph_tinfo(m->g, m->logits);
+    const size_t nlog = (size_t)fg_tensor_numel(&li->t);
+    vit_score sc;
+    memset(&sc, 0, sizeof sc);
+    sc.k = (int32_t)li->t.shape[1];
+    FG_ASSERT(sc.k <= 64);
+    const size_t iv = split_image_values(s), lv = split_labels_per_item(s);
+    float *x = malloc(iv * (size_t)B * sizeof(float));
+    int32_t *y = malloc(lv * (size_t)B * sizeof(int32_t));
+    float *logits = malloc(nlog * sizeof(float));
+    int64_t *idx = malloc((size_t)B * sizeof(int64_t));
+    fg_status st = (x && y && logits && idx) ? FG_OK : fg_fail(FG_ERR_OOM, "evaluate: out of host memory");
+    fg_graph_set_training(m->g, 0);
+    for (int64_t start = 0; st == FG_OK && start < s->n; start += B) {
+        const int64_t rows = s->n - start < B ? s->n - start : B;
+        for (int64_t i = 0; i < rows; i++) idx[i] = start + i;
+        gather(s, idx, rows, B, x, y);
+        st = fg_graph_set_input(m->g, m->input, x, iv * (size_t)B * sizeof(float));
+        if (st == FG_OK) st = fg_graph_set_input(m->g, m->labels, y, lv * (size_t)B * sizeof(int32_t));
+        if (st == FG_OK) st = fg_graph_forward(m->g);
+        if (st == FG_OK) st = fg_graph_read(m->g, m->logits, logits, nlog * sizeof(float));
+        if (st == FG_OK) score_batch(&sc, s, logits, y, rows);
+    }
+    free(x);
+    free(y);
+    free(logits);
+    free(idx);
+    if (st == FG_OK) *out = score_value(&sc, s->lh > 0);
+    return st;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+#define META_MODEL "frugal.vit.model"
+#define META_DATA "frugal.vit.data"
+#define META_INPUT "frugal.vit.input"
+#define META_CLASSES "frugal.vit.classes"
+#define META_SEED "frugal.vit.seed" /* the scenes' seed: eval regenerates the same test scenes */
+
+static fg_status save_weights(vit_model *m, const char *path, const char *data, const vit_split *s, uint64_t seed) {
+    char input[64], classes[32], sd[32];
+    snprintf(sd, sizeof sd, "%llu", (unsigned long long)seed);
+    snprintf(input, sizeof input, "%lldx%lldx%lld", (long long)s->c, (long long)s->h, (long long)s->w);
+    snprintf(classes, sizeof classes, "%d", (int)s->n_classes);
+    const char *const keys[] = {META_MODEL, META_DATA, META_INPUT, META_CLASSES, META_SEED};
+    const char *const vals[] = {m->name, data, input, classes, sd};
+    return fg_graph_save(m->g, NULL, path, 5, keys, vals);
+}
+
+typedef struct vit_meta {
+    char model[FG_NAME_MAX], data[FG_NAME_MAX];
+    int64_t c, h, w, classes;
+    uint64_t seed; /* 1 when not recorded */
+} vit_meta;
+
+static fg_status read_meta(const char *path, vit_meta *out) {
+    fg_st_file *f = NULL;
+    FG_TRY(fg_st_load(path, &f));
+    const char *model = fg_st_meta(f, META_MODEL), *data = fg_st_meta(f, META_DATA);
+    const char *input = fg_st_meta(f, META_INPUT), *classes = fg_st_meta(f, META_CLASSES);
+    fg_status s = FG_OK;
+    long long c = 0, h = 0, w = 0, k = 0;
+    if (!model || !data || !input || !classes)
+        s = fg_fail(FG_ERR_FORMAT, "%s: no '%s' metadata (not written by frugal vit train)", path,
+                    !model ? META_MODEL : !data ? META_DATA : !input ? META_INPUT : META_CLASSES);
+    else if (sscanf(input, "%lldx%lldx%lld", &c, &h, &w) != 3 || c < 1 || h < 1 || w < 1 ||
+             sscanf(classes, "%lld", &k) != 1 || k < 1 || k > 64)
+        s = fg_fail(FG_ERR_FORMAT, "%s: bad metadata %s='%s' %s='%s'", path, META_INPUT, input, META_CLASSES, classes);
+    if (s == FG_OK) {
+        snprintf(out->model, sizeof out->model, "%s", model);
+        snprintf(out->data, sizeof out->data, "%s", data);
+        out->c = c;
+        out->h = h;
+        out->w = w;
+        out->classes = k;
+        const char *sd = fg_st_meta(f, META_SEED);
+        unsigned long long v = 1;
+        out->seed = sd && sscanf(sd, "%llu", &v) == 1 ? (uint64_t)v : 1;
+    }
+    fg_st_free(f);
+    return s;
+}
+
+/* ---------------------------------------------------------------- plot */
+
+typedef struct vit_epoch {
+    double loss, train_metric, val_metric, seconds;
+} vit_epoch;
+
+static int plot_curve(const char *png, const char *model, const char *data, const char *metric, const vit_epoch *h,
+                      int n, char *why, size_t why_len) {
+    cli_gnuplot gp;
+    if (!cli_gnuplot_open(&gp, png, 900, 540, why, why_len)) return 0;
+    FILE *f = gp.f;
+    char title[256];
+    snprintf(title, sizeof title, "%s on %s: training loss and validation %s", model, data, metric);
+    fprintf(f, "set title ");
+    cli_gnuplot_str(f, title);
+    fprintf(f, "\nset xlabel 'epoch'\nset ylabel 'training loss'\nset y2label ");
+    cli_gnuplot_str(f, metric);
+    fprintf(f, "\nset ytics nomirror\nset y2tics\nset grid\nset key center right\n");
+    fprintf(f, "set xrange [0.5:%d.5]\nset xtics 1\n", n);
+    fprintf(f, "plot '-' using 1:2 with linespoints title 'loss' axes x1y1, "
+               "'-' using 1:2 with linespoints title 'validation' axes x1y2\n");
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < n; i++) fprintf(f, "%d %.6f\n", i + 1, k == 0 ? h[i].loss : h[i].val_metric);
+        fprintf(f, "e\n");
+    }
+    return cli_gnuplot_close(&gp, why, why_len);
+}
+
+/* ---------------------------------------------------------------- train */
+
+typedef struct vit_train_args {
+    const char *model, *data, *data_dir, *json, *plot, *save;
+    int epochs, threads, quiet;
+    int64_t batch, n_train, n_val, n_test;
+    double lr, weight_decay, warmup;
+    uint64_t seed;
+} vit_train_args;
+
+/* The learning rate of step t of T: linear warm-up over the first w steps, then cosine to 0. */
+static double schedule(double lr, int64_t t, int64_t T, int64_t w) {
+    if (t < w) return lr * (double)(t + 1) / (double)w;
+    const double p = T > w ? (double)(t - w) / (double)(T - w) : 1.0;
+    return lr * 0.5 * (1.0 + cos(3.14159265358979323846 * p));
+}
+
+static fg_status train_loop(const vit_train_args *a, vit_model *m, const vit_data *d, vit_epoch *hist, int *n_hist,
+                            double *test_metric) {
+    const vit_split *tr = &d->train;
+    const int64_t B = a->batch, nb = tr->n / B;
+    if (nb < 1)
+        return fg_fail(FG_ERR_INVALID, "train: %lld training items, fewer than one batch of %lld", (long long)tr->n,
+                       (long long)B);
+    fg_rng init, order;
+    fg_rng_seed(&init, a->seed);
+    fg_rng_seed(&order, a->seed ^ 0x9e3779b97f4a7c15ull);
+    fg_graph_init_params(m->g, &init);
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_ADAMW, (float)a->lr);
+    oc.weight_decay = (float)a->weight_decay;
+    fg_optim *opt = NULL;
+    FG_TRY(fg_optim_create(&opt, m->g, &oc));
+    const size_t iv = split_image_values(tr), lv = split_labels_per_item(tr);
+    const fg_tinfo *li = fg_graph_tinfo(m->g, m->logits);
+    const size_t nlog = (size_t)fg_tensor_numel(&li->t);
+    float *x = malloc(iv * (size_t)B * sizeof(float));
+    int32_t *y = malloc(lv * (size_t)B * sizeof(int32_t));
+    float *logits = malloc(nlog * sizeof(float));
+    int64_t *perm = malloc((size_t)tr->n * sizeof(int64_t));
+    fg_status s = (x && y && logits && perm) ? FG_OK : fg_fail(FG_ERR_OOM, "train: out of host memory");
+    const int64_t total = nb * a->epochs, warm = (int64_t)(a->warmup * (double)nb);
+    cli_progress prog;
+    cli_progress_init(&prog);
+    const char *metric = d->seg ? "mIoU" : "accuracy";
+    int64_t step = 0;
+    for (int e = 0; s == FG_OK && e < a->epochs; e++) {
+        const double t0 = fg_time_now();
+        for (int64_t i = 0; i < tr->n; i++) perm[i] = i;
+        fg_rng_shuffle(&order, perm, (size_t)tr->n);
+        double loss_sum = 0.0;
+        vit_score sc;
+        memset(&sc, 0, sizeof sc);
+        sc.k = (int32_t)li->t.shape[1];
+        for (int64_t b = 0; s == FG_OK && b < nb; b++, step++) {
+            if (cli_stop_flag) {
+                s = fg_fail(FG_ERR_INVALID, "train: interrupted in epoch %d (nothing saved)", e + 1);
+                break;
+            }
+            gather(tr, perm + b * B, B, B, x, y);
+            fg_graph_set_training(m->g, 1);
+            fg_graph_set_seed(m->g, fg_rng_u64(&order));
+            fg_optim_set_lr(opt, (float)schedule(a->lr, step, total, warm));
+            s = fg_graph_set_input(m->g, m->input, x, iv * (size_t)B * sizeof(float));
+            if (s == FG_OK) s = fg_graph_set_input(m->g, m->labels, y, lv * (size_t)B * sizeof(int32_t));
+            if (s == FG_OK) {
+                fg_graph_zero_grad(m->g);
+                s = fg_graph_forward(m->g);
+            }
+            if (s == FG_OK) s = fg_graph_backward(m->g);
+            if (s == FG_OK) s = fg_optim_step(opt);
+            if (s == FG_OK) s = fg_graph_read(m->g, m->logits, logits, nlog * sizeof(float));
+            if (s != FG_OK) break;
+            const float l = fg_graph_loss(m->g);
+            if (!isfinite(l)) {
+                s = fg_fail(FG_ERR_INVALID, "train: the loss is %g at epoch %d batch %lld (try a smaller --lr)", (double)l,
+                            e + 1, (long long)(b + 1));
+                break;
+            }
+            loss_sum += l;
+            score_batch(&sc, tr, logits, y, B);
+            if (!a->quiet) {
+                char bar[40], line[256];
+                cli_bar(bar, sizeof bar, (double)(b + 1) / (double)nb, 24);
+                const double el = fg_time_now() - t0;
+                snprintf(line, sizeof line, "epoch %d/%d %s %3.0f%%  loss %.4f  %.0f img/s", e + 1, a->epochs, bar,
+                         100.0 * (double)(b + 1) / (double)nb, loss_sum / (double)(b + 1),
+                         el > 0 ? (double)((b + 1) * B) / el : 0.0);
+                cli_progress_show(&prog, line, b == 0 && prog.tty);
+            }
+        }
+        if (s != FG_OK) break;
+        vit_epoch *h = &hist[e];
+        h->loss = loss_sum / (double)nb;
+        h->train_metric = score_value(&sc, d->seg);
+        s = evaluate(m, &d->val, &h->val_metric);
+        if (s != FG_OK) break;
+        h->seconds = fg_time_now() - t0;
+        *n_hist = e + 1;
+        cli_progress_clear(&prog);
+        printf("epoch %d/%d  loss %.4f  train %s %.4f  val %s %.4f  (%.1f s)\n", e + 1, a->epochs, h->loss, metric,
+               h->train_metric, metric, h->val_metric, h->seconds);
+        fflush(stdout);
+    }
+    cli_progress_clear(&prog);
+    if (s == FG_OK) s = evaluate(m, &d->test, test_metric);
+    free(x);
+    free(y);
+    free(logits);
+    free(perm);
+    fg_optim_free(opt);
+    return s;
+}
+
+static int vit_train(int argc, char **argv) {
+    vit_train_args a = {0};
+    a.epochs = 8;
+    a.batch = 128;
+    a.lr = 1e-3;
+    a.weight_decay = 0.05;
+    a.warmup = 0.25;
+    a.seed = 1;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &a.model, "NAME", "vit-tiny-28, deit-tiny, deit-small, segformer-b0|b1|b2 (required)", 0},
+        {"data", CLI_STR, &a.data, "NAME", "fashion or mnist (classifiers), scenes (SegFormer; digit scenes) (required)",
+         0},
+        {"data-dir", CLI_STR, &a.data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {"epochs", CLI_INT, &a.epochs, "N", "epochs (default 8)", 0},
+        {"batch", CLI_I64, &a.batch, "B", "batch size (default 128)", 0},
+        {"lr", CLI_FLOAT, &a.lr, "X", "AdamW peak learning rate (default 1e-3; warm-up then cosine decay)", 0},
+        {"weight-decay", CLI_FLOAT, &a.weight_decay, "X", "AdamW decoupled weight decay (default 0.05)", 0},
+        {"warmup", CLI_FLOAT, &a.warmup, "EPOCHS", "linear warm-up length in epochs (default 0.25)", 0},
+        {"seed", CLI_U64, &a.seed, "S", "seed of the weights, the order, dropout and the scenes (default 1)", 0},
+        {"train-images", CLI_I64, &a.n_train, "N", "use only the first N training items (default all; scenes 4000)", 0},
+        {"val-images", CLI_I64, &a.n_val, "N", "validation items (default 5000 held out of train; scenes 500)", 0},
+        {"test-images", CLI_I64, &a.n_test, "N", "score only the first N test items (default all; scenes 500)", 0},
+        {"threads", CLI_INT, &a.threads, "T", "threads (default 0 = all cores)", 0},
+        {"json", CLI_STR, &a.json, "FILE", "write the run (per-epoch loss and metrics, test metric) as JSON", 0},
+        {"plot", CLI_STR, &a.plot, "FILE.png", "plot loss and the validation metric per epoch (gnuplot)", 0},
+        {"save", CLI_STR, &a.save, "FILE", "write the weights as safetensors under HF's names (required)", 0},
+        {"quiet", CLI_FLAG, &a.quiet, NULL, "no progress line", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"vit train", "frugal vit train --model NAME --data NAME --save FILE [options]",
+                   "Trains a ViT classifier (fashion, mnist) or a SegFormer (scenes: 64x64 canvases of 2-4 MNIST\n"
+                   "digits, 11 classes with background) with AdamW, prints per-epoch loss and the validation\n"
+                   "accuracy (mIoU for scenes: the mean over classes of IoU), the test metric, and saves the\n"
+                   "weights (they load by name through fg_vit_weights_load).",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    cli_log_init(0);
+    if (!a.model) return cli_usage_error(&cmd, "vit train: --model NAME is required");
+    if (!a.data) return cli_usage_error(&cmd, "vit train: --data NAME is required (fashion, mnist or scenes)");
+    if (!a.save) return cli_usage_error(&cmd, "vit train: --save FILE is required");
+    if (strcmp(a.data, "fashion") && strcmp(a.data, "mnist") && strcmp(a.data, "scenes"))
+        return cli_usage_error(&cmd, "vit train: unknown --data '%s' (fashion, mnist or scenes)", a.data);
+    if (!model_fits_data(a.model, a.data))
+        return cli_usage_error(&cmd, "vit train: --model %s does not fit --data %s (segformer-* trains on scenes, "
+                                     "the ViT classifiers on fashion or mnist)", a.model, a.data);
+    if (a.epochs < 1) return cli_usage_error(&cmd, "vit train: --epochs must be >= 1");
+    if (a.batch < 1) return cli_usage_error(&cmd, "vit train: --batch must be > 0");
+    if (!(a.lr > 0) || !isfinite(a.lr)) return cli_usage_error(&cmd, "vit train: --lr must be > 0");
+    if (!(a.weight_decay >= 0)) return cli_usage_error(&cmd, "vit train: --weight-decay must be >= 0");
+    if (!(a.warmup >= 0)) return cli_usage_error(&cmd, "vit train: --warmup must be >= 0");
+    if (a.threads < 0) return cli_usage_error(&cmd, "vit train: --threads must be >= 0");
+    if (a.n_train < 0 || a.n_val < 0 || a.n_test < 0)
+        return cli_usage_error(&cmd, "vit train: --train-images, --val-images and --test-images must be >= 0");
+    if (a.plot) {
+        int prc = cli_plot_option_check(a.plot);
+        if (prc != CLI_CONTINUE) return prc;
+    }
+    fg_threads_set(a.threads);
+
+    vit_data d;
+    fg_status s = data_load(a.data, a.data_dir, a.n_train, a.n_val, a.n_test, a.seed, &d);
+    if (s != FG_OK) return cli_fail("loading data", s);
+    fg_pool *pool = NULL;
+    vit_model m = {0};
+    rc = CLI_EXIT_OK;
+    s = fg_pool_create(&pool, 0);
+    if (s != FG_OK) rc = cli_fail("device pool", s);
+    if (rc == CLI_EXIT_OK && d.train.n_classes > 64) /* vit_score's per-class counts */
+        rc = cli_fail("loading data", fg_fail(FG_ERR_UNSUPPORTED, "%s has %d classes, at most 64 are scored", a.data,
+                                              (int)d.train.n_classes));
+    if (rc == CLI_EXIT_OK) {
+        s = model_build(a.model, a.batch, d.train.c, d.train.h, d.train.w, d.train.n_classes, 1, pool, &m);
+        if (s != FG_OK) rc = cli_fail("building the model", s);
+    }
+    vit_epoch *hist = calloc((size_t)a.epochs, sizeof *hist);
+    int n_hist = 0;
+    double test_metric = 0.0, t0 = fg_time_now();
+    const char *metric = d.seg ? "mIoU" : "accuracy";
+    if (rc == CLI_EXIT_OK && !hist) rc = cli_fail("train", fg_fail(FG_ERR_OOM, "out of host memory"));
+    if (rc == CLI_EXIT_OK) {
+        fg_graph_info gi;
+        fg_graph_get_info(m.g, &gi);
+        fg_log(FG_LOG_INFO, "%s: %lld parameters, %.3f GFLOP forward per image; %lld train, %lld val, %lld test items",
+               a.model, (long long)gi.n_params, gi.flops_fwd / (double)a.batch / 1e9, (long long)d.train.n,
+               (long long)d.val.n, (long long)d.test.n);
+        cli_sigint_install();
+        s = train_loop(&a, &m, &d, hist, &n_hist, &test_metric);
+        cli_sigint_restore();
+        if (s != FG_OK) rc = cli_fail("training", s);
+    }
+    const double seconds = fg_time_now() - t0;
+    if (rc == CLI_EXIT_OK) {
+        s = save_weights(&m, a.save, a.data, &d.train, a.seed);
+        if (s != FG_OK) rc = cli_fail("--save", s);
+    }
+    if (rc == CLI_EXIT_OK && a.json) {
+        cli_json j;
+        s = cli_json_open(&j, a.json);
+        if (s == FG_OK) {
+            fg_graph_info gi;
+            fg_graph_get_info(m.g, &gi);
+            cli_json_obj_begin(&j, NULL);
+            cli_json_str(&j, "model", a.model);
+            cli_json_str(&j, "data", a.data);
+            cli_json_str(&j, "metric", metric);
+            cli_json_int(&j, "parameters", (long long)gi.n_params);
+            cli_json_num(&j, "flops_per_image", gi.flops_fwd / (double)a.batch);
+            cli_json_int(&j, "epochs", a.epochs);
+            cli_json_int(&j, "batch", (long long)a.batch);
+            cli_json_num(&j, "lr", a.lr);
+            cli_json_num(&j, "weight_decay", a.weight_decay);
+            cli_json_int(&j, "seed", (long long)a.seed);
+            cli_json_int(&j, "train_items", (long long)d.train.n);
+            cli_json_int(&j, "val_items", (long long)d.val.n);
+            cli_json_int(&j, "test_items", (long long)d.test.n);
+            cli_json_arr_begin(&j, "history");
+            for (int i = 0; i < n_hist; i++) {
+                cli_json_obj_begin(&j, NULL);
+                cli_json_int(&j, "epoch", i + 1);
+                cli_json_num(&j, "loss", hist[i].loss);
+                cli_json_num(&j, "train_metric", hist[i].train_metric);
+                cli_json_num(&j, "val_metric", hist[i].val_metric);
+                cli_json_num(&j, "seconds", hist[i].seconds);
+                cli_json_obj_end(&j);
+            }
+            cli_json_arr_end(&j);
+            cli_json_num(&j, "test_metric", test_metric);
+            cli_json_num(&j, "seconds", seconds);
+            cli_json_obj_end(&j);
+            s = cli_json_close(&j);
+        }
+        if (s != FG_OK) rc = cli_fail("--json", s);
+    }
+    if (rc == CLI_EXIT_OK && a.plot) {
+        char why[512];
+        if (!plot_curve(a.plot, a.model, a.data, metric, hist, n_hist, why, sizeof why)) {
+            fprintf(stderr, "frugal: --plot: %s\n", why);
+            rc = CLI_EXIT_FAIL;
+        }
+    }
+    if (rc == CLI_EXIT_OK) printf("test %s: %.4f\n", metric, test_metric);
+    free(hist);
+    fg_graph_free(m.g);
+    fg_pool_destroy(pool);
+    data_free(&d);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- eval */
+
+static int vit_eval(int argc, char **argv) {
+    const char *file = NULL, *data = NULL, *data_dir = NULL, *json = NULL;
+    int64_t batch = 64, n_test = 0;
+    int threads = 0;
+    uint64_t seed = 1;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &file, "FILE", "weights written by frugal vit train --save (required)", 0},
+        {"data", CLI_STR, &data, "NAME", "fashion, mnist or scenes (default: the one recorded in FILE)", 0},
+        {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {"batch", CLI_I64, &batch, "B", "evaluation batch size (default 64)", 0},
+        {"test-images", CLI_I64, &n_test, "N", "score only the first N test items (default all; scenes 500)", 0},
+        {"seed", CLI_U64, &seed, "S", "seed of the scenes (default: the one recorded in FILE, as vit train made them)", 0},
+        {"threads", CLI_INT, &threads, "T", "threads (default 0 = all cores)", 0},
+        {"json", CLI_STR, &json, "FILE", "write {model, data, metric, test_metric, test_items} as JSON", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"vit eval", "frugal vit eval --model FILE [--data NAME] [options]",
+                   "Rebuilds the network recorded in FILE's metadata, loads its weights by name\n"
+                   "(fg_vit_weights_load) and prints 'test accuracy: 0.xxxx' (or 'test mIoU: ...' for scenes).",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    cli_log_init(0);
+    if (!file) return cli_usage_error(&cmd, "vit eval: --model FILE is required");
+    if (batch < 1) return cli_usage_error(&cmd, "vit eval: --batch must be > 0");
+    if (n_test < 0) return cli_usage_error(&cmd, "vit eval: --test-images must be >= 0");
+    if (threads < 0) return cli_usage_error(&cmd, "vit eval: --threads must be >= 0");
+    vit_meta meta;
+    fg_status s = read_meta(file, &meta);
+    if (s != FG_OK) return cli_fail("--model", s);
+    if (!data) data = meta.data;
+    if (!cli_find(opts, "seed")->set) seed = meta.seed;
+    if (strcmp(data, "fashion") && strcmp(data, "mnist") && strcmp(data, "scenes"))
+        return cli_usage_error(&cmd, "vit eval: unknown --data '%s' (fashion, mnist or scenes)", data);
+    if (!model_fits_data(meta.model, data))
+        return cli_usage_error(&cmd, "vit eval: %s holds %s, which does not fit --data %s", file, meta.model, data);
+    fg_threads_set(threads);
+    vit_data d;
+    s = data_load(data, data_dir, 1, 1, n_test, seed, &d);
+    if (s != FG_OK) return cli_fail("loading data", s);
+    fg_pool *pool = NULL;
+    vit_model m = {0};
+    double metric = 0.0;
+    rc = CLI_EXIT_OK;
+    s = fg_pool_create(&pool, 0);
+    if (s != FG_OK) rc = cli_fail("device pool", s);
+    if (rc == CLI_EXIT_OK) {
+        s = model_build(meta.model, batch, meta.c, meta.h, meta.w, meta.classes, 0, pool, &m);
+        if (s != FG_OK) rc = cli_fail("building the model", s);
+    }
+    if (rc == CLI_EXIT_OK) {
+        s = fg_vit_weights_load(m.g, file);
+        if (s != FG_OK) rc = cli_fail("--model", s);
+    }
+    if (rc == CLI_EXIT_OK) {
+        s = evaluate(&m, &d.test, &metric);
+        if (s != FG_OK) rc = cli_fail("evaluating", s);
+    }
+    const char *mname = d.seg ? "mIoU" : "accuracy";
+    if (rc == CLI_EXIT_OK && json) {
+        cli_json j;
+        s = cli_json_open(&j, json);
+        if (s == FG_OK) {
+            cli_json_obj_begin(&j, NULL);
+            cli_json_str(&j, "model", meta.model);
+            cli_json_str(&j, "data", data);
+            cli_json_str(&j, "metric", mname);
+            cli_json_num(&j, "test_metric", metric);
+            cli_json_int(&j, "test_items", (long long)d.test.n);
+            cli_json_obj_end(&j);
+            s = cli_json_close(&j);
+        }
+        if (s != FG_OK) rc = cli_fail("--json", s);
+    }
+    if (rc == CLI_EXIT_OK) printf("test %s: %.4f\n", mname, metric);
+    fg_graph_free(m.g);
+    fg_pool_destroy(pool);
+    data_free(&d);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- profile */
+
+/* Metric against MFLOP per item: every measured configuration as a point, the Pareto front
+ * (order[0..nf), by falling FLOPs) as a line. 1 on success, else 0 with the reason in why. */
+static int plot_profile(const char *png, const char *model, const char *data, const char *metric,
+                        const fg_vit_profile_entry *t, size_t n, const size_t *order, size_t nf, char *why,
+                        size_t why_len) {
+    cli_gnuplot gp;
+    if (!cli_gnuplot_open(&gp, png, 900, 540, why, why_len)) return 0;
+    FILE *f = gp.f;
+    char title[256];
+    snprintf(title, sizeof title, "%s on %s: validation %s against compute (skip configurations)", model, data, metric);
+    fprintf(f, "set title ");
+    cli_gnuplot_str(f, title);
+    fprintf(f, "\nset xlabel 'MFLOP per item'\nset ylabel ");
+    cli_gnuplot_str(f, metric);
+    fprintf(f, "\nset grid\nset key bottom right\n");
+    fprintf(f, "plot '-' using 1:2 with points pt 7 ps 0.6 title 'measured', "
+               "'-' using 1:2 with linespoints lw 2 title 'Pareto front'\n");
+    for (size_t i = 0; i < n; i++) fprintf(f, "%.6f %.6f\n", t[i].flops / 1e6, t[i].metric);
+    fprintf(f, "e\n");
+    for (size_t k = 0; k < nf; k++) fprintf(f, "%.6f %.6f\n", t[order[k]].flops / 1e6, t[order[k]].metric);
+    fprintf(f, "e\n");
+    return cli_gnuplot_close(&gp, why, why_len);
+}
+
+/* One knob of the greedy search: kind and block (or decoder stage). */
+typedef enum knob_kind { KNOB_ATTN, KNOB_MLP, KNOB_DWCONV, KNOB_SRPOOL, KNOB_HEADS, KNOB_DECODER, KNOB_KIND_COUNT } knob_kind;
+typedef struct knob {
+    knob_kind kind;
+    int index;
+    int64_t heads; /* KNOB_HEADS: heads kept (half of the block's, rounded up) */
+} knob;
+
+static void knob_set(fg_vit_skip *k, const knob *kn) {
+    switch (kn->kind) {
+    case KNOB_ATTN: k->attn[kn->index] = 1; break;
+    case KNOB_MLP: k->mlp[kn->index] = 1; break;
+    case KNOB_DWCONV: k->dwconv[kn->index] = 1; break;
+    case KNOB_SRPOOL: k->sr_pool[kn->index] = 1; break;
+    case KNOB_HEADS: k->heads[kn->index] = (uint8_t)kn->heads; break;
+    case KNOB_DECODER: k->decoder[kn->index] = 1; break;
+    case KNOB_KIND_COUNT: FG_ASSERT(0);
+    }
+}
+
+/* "attn1,mlp2,heads0=2,decoder3" ("all-on" for none) */
+static void skip_text(const fg_vit_skip *k, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int b = 0; b < FG_VIT_MAX_BLOCKS; b++) {
+        const char *names[4] = {"attn", "mlp", "dwconv", "srpool"};
+        const uint8_t on[4] = {k->attn[b], k->mlp[b], k->dwconv[b], k->sr_pool[b]};
+        for (int j = 0; j < 4; j++)
+            if (on[j] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%s%s%d", n ? "," : "", names[j], b);
+        if (k->heads[b] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%sheads%d=%d", n ? "," : "", b, k->heads[b]);
+    }
+    for (int s = 0; s < FG_SEGFORMER_STAGES; s++)
+        if (k->decoder[s] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%sdecoder%d", n ? "," : "", s);
+    if (!buf[0]) snprintf(buf, cap, "all-on");
+}
+
+/* The knobs the model has: per block attention, MLP and heads halved (when > 1 head); for
+ * SegFormer also the depthwise conv, the sr conv (when the block has one) and decoder stages. */
+static size_t knobs_list(vit_model *m, knob *out, size_t cap) {
+    int64_t nb = 0;
+    int seg = 0;
+    fg_status s = fg_vit_skip_blocks(m->g, &nb, &seg);
+    FG_ASSERT(s == FG_OK);
+    size_t n = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        fg_vit_skip probe;
+        memset(&probe, 0, sizeof probe);
+        out[n++] = (knob){KNOB_ATTN, (int)b, 0};
+        out[n++] = (knob){KNOB_MLP, (int)b, 0};
+        if (seg) out[n++] = (knob){KNOB_DWCONV, (int)b, 0};
+        probe.sr_pool[b] = 1;
+        if (seg && fg_vit_skip_apply(m->g, &probe) == FG_OK) out[n++] = (knob){KNOB_SRPOOL, (int)b, 0};
+        /* the most heads a block can keep: probe downwards from the largest count */
+        int64_t H = 0;
+        for (int64_t h = 64; h >= 1 && H == 0; h--) {
+            memset(&probe, 0, sizeof probe);
+            probe.heads[b] = (uint8_t)h;
+            if (fg_vit_skip_apply(m->g, &probe) == FG_OK) H = h;
+        }
+        if (H > 1) out[n++] = (knob){KNOB_HEADS, (int)b, (H + 1) / 2};
+        FG_ASSERT(n + 8 <= cap);
+    }
+    fg_clear_error();
+    for (int st = 0; seg && st < FG_SEGFORMER_STAGES; st++) out[n++] = (knob){KNOB_DECODER, st, 0};
+    fg_vit_skip none;
+    memset(&none, 0, sizeof none);
+    s = fg_vit_skip_apply(m->g, &none);
+    FG_ASSERT(s == FG_OK);
+    return n;
+}
+
+/* Applies k, measures the metric on `val` with the wall time per item, and FLOPs per item. */
+static fg_status measure(vit_model *m, const vit_split *val, const fg_vit_skip *k, fg_vit_profile_entry *e) {
+    memset(e, 0, sizeof *e);
+    e->skip = *k;
+    double flops = 0.0;
+    FG_TRY(fg_vit_skip_flops(m->g, k, &flops));
+    e->flops = flops / (double)m->batch;
+    const double t0 = fg_time_now();
+    FG_TRY(evaluate(m, val, &e->metric));
+    /* padded rows of the last batch run too: per item of the batches actually run */
+    const int64_t items = (val->n + m->batch - 1) / m->batch * m->batch;
+    e->seconds = (fg_time_now() - t0) / (double)items;
+    return FG_OK;
+}
+
+static int vit_profile(int argc, char **argv) {
+    const char *file = NULL, *data = NULL, *data_dir = NULL, *json = NULL, *plot = NULL;
+    int64_t batch = 50, n_val = 0;
+    int threads = 0, max_steps = 0;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &file, "FILE", "weights written by frugal vit train --save (required)", 0},
+        {"data", CLI_STR, &data, "NAME", "fashion, mnist or scenes (default: the one recorded in FILE)", 0},
+        {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {"val-images", CLI_I64, &n_val, "N",
+         "validation items: the last N of the training split (default 1000, inside vit train's default\n"
+         "held-out 5000; scenes: 100 validation scenes)", 0},
+        {"batch", CLI_I64, &batch, "B", "batch size of the measurements (default 50)", 0},
+        {"max-steps", CLI_INT, &max_steps, "N", "greedy steps (default 0 = until every knob is off)", 0},
+        {"threads", CLI_INT, &threads, "T", "threads (default 0 = all cores)", 0},
+        {"json", CLI_STR, &json, "FILE", "write every measured configuration and the Pareto front (required)", 0},
+        {"plot", CLI_STR, &plot, "FILE.png", "plot the metric against MFLOP per item, the front as a line (gnuplot)", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"vit profile", "frugal vit profile --model FILE --json FILE [options]",
+                   "Explores skip configurations of the trained model by greedy search: from every part on,\n"
+                   "each step tries every knob not yet turned off (a block's attention or MLP branch, its heads\n"
+                   "halved; SegFormer: its depthwise conv, its sr conv as pooling, a decoder stage), measures the\n"
+                   "validation metric, and keeps the knob that loses least (ties: the cheaper). Every measured\n"
+                   "configuration (metric, FLOPs and wall-clock latency per item) and the Pareto front over FLOPs\n"
+                   "go to --json; the front is printed.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    cli_log_init(0);
+    if (!file) return cli_usage_error(&cmd, "vit profile: --model FILE is required");
+    if (!json) return cli_usage_error(&cmd, "vit profile: --json FILE is required");
+    if (batch < 1) return cli_usage_error(&cmd, "vit profile: --batch must be > 0");
+    if (n_val < 0 || max_steps < 0) return cli_usage_error(&cmd, "vit profile: --val-images and --max-steps must be >= 0");
+    if (threads < 0) return cli_usage_error(&cmd, "vit profile: --threads must be >= 0");
+    if (plot) {
+        int prc = cli_plot_option_check(plot);
+        if (prc != CLI_CONTINUE) return prc;
+    }
+    vit_meta meta;
+    fg_status s = read_meta(file, &meta);
+    if (s != FG_OK) return cli_fail("--model", s);
+    if (!data) data = meta.data;
+    if (strcmp(data, "fashion") && strcmp(data, "mnist") && strcmp(data, "scenes"))
+        return cli_usage_error(&cmd, "vit profile: unknown --data '%s' (fashion, mnist or scenes)", data);
+    if (!model_fits_data(meta.model, data))
+        return cli_usage_error(&cmd, "vit profile: %s holds %s, which does not fit --data %s", file, meta.model, data);
+    fg_threads_set(threads);
+    const int seg = strcmp(data, "scenes") == 0;
+    vit_data d;
+    s = data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, 1, meta.seed, &d);
+    if (s != FG_OK) return cli_fail("loading data", s);
+    fg_pool *pool = NULL;
+    vit_model m = {0};
+    rc = CLI_EXIT_OK;
+    s = fg_pool_create(&pool, 0);
+    if (s != FG_OK) rc = cli_fail("device pool", s);
+    if (rc == CLI_EXIT_OK) {
+        s = model_build(meta.model, batch, meta.c, meta.h, meta.w, meta.classes, 0, pool, &m);
+        if (s != FG_OK) rc = cli_fail("building the model", s);
+    }
+    if (rc == CLI_EXIT_OK) {
+        s = fg_vit_weights_load(m.g, file);
+        if (s != FG_OK) rc = cli_fail("--model", s);
+    }
+    knob knobs[4 * FG_VIT_MAX_BLOCKS + 16];
+    size_t nk = rc == CLI_EXIT_OK ? knobs_list(&m, knobs, sizeof knobs / sizeof knobs[0]) : 0;
+    /* every measurement: 1 + nk + (nk - 1) + ... at most */
+    const size_t cap = 1 + nk * (nk + 1) / 2;
+    fg_vit_profile_entry *t = calloc(cap, sizeof *t);
+    uint8_t *path = calloc(cap, 1), *used = calloc(nk + 1, 1), *front = calloc(cap, 1);
+    size_t *knob_of = calloc(cap, sizeof(size_t)); /* the knob each measured configuration added */
+    size_t *order = calloc(cap, sizeof(size_t));   /* the Pareto front by falling FLOPs */
+    size_t n = 0;
+    if (rc == CLI_EXIT_OK && !(t && path && used && front && knob_of && order)) rc = cli_fail("profile", fg_fail(FG_ERR_OOM, "out of memory"));
+    fg_vit_skip cur;
+    memset(&cur, 0, sizeof cur);
+    if (rc == CLI_EXIT_OK) {
+        /* a discarded first pass: oneDNN's first calls create their primitives, which would be
+         * charged to the all-on configuration's latency */
+        s = measure(&m, &d.val, &cur, &t[n]);
+        if (s == FG_OK) s = measure(&m, &d.val, &cur, &t[n]);
+        if (s != FG_OK) rc = cli_fail("measuring", s);
+        else path[n++] = 1;
+    }
+    double cur_flops = n ? t[0].flops : 0.0;
+    cli_progress prog;
+    cli_progress_init(&prog);
+    const size_t steps = max_steps > 0 && (size_t)max_steps < nk ? (size_t)max_steps : nk;
+    for (size_t step = 0; rc == CLI_EXIT_OK && step < steps; step++) {
+        size_t best = SIZE_MAX;
+        for (size_t j = 0; rc == CLI_EXIT_OK && j < nk; j++) {
+            if (used[j]) continue;
+            fg_vit_skip k = cur;
+            knob_set(&k, &knobs[j]);
+            /* a knob that saves nothing any more (the heads of a skipped attention branch) is dropped */
+            double fk = 0.0;
+            s = fg_vit_skip_flops(m.g, &k, &fk);
+            if (s == FG_OK && fk / (double)batch >= cur_flops) {
+                used[j] = 1;
+                continue;
+            }
+            if (s == FG_OK) s = measure(&m, &d.val, &k, &t[n]);
+            if (s != FG_OK) {
+                rc = cli_fail("measuring", s);
+                break;
+            }
+            if (best == SIZE_MAX || t[n].metric > t[best].metric ||
+                (t[n].metric == t[best].metric && t[n].flops < t[best].flops))
+                best = n;
+            knob_of[n] = j;
+            n++;
+            char line[160];
+            snprintf(line, sizeof line, "profile: step %zu/%zu, %zu configurations measured", step + 1, steps, n);
+            cli_progress_show(&prog, line, 0);
+        }
+        if (rc != CLI_EXIT_OK || best == SIZE_MAX) break;
+        cur = t[best].skip;
+        cur_flops = t[best].flops;
+        path[best] = 1;
+        used[knob_of[best]] = 1;
+    }
+    cli_progress_clear(&prog);
+    fg_vit_skip none;
+    memset(&none, 0, sizeof none);
+    if (m.g) (void)fg_vit_skip_apply(m.g, &none);
+    const char *mname = seg ? "mIoU" : "accuracy";
+    size_t nf = 0;
+    if (rc == CLI_EXIT_OK) {
+        nf = fg_vit_pareto(t, n, FG_VIT_COST_FLOPS, front);
+        /* the front in order of falling FLOPs (insertion sort of its indices) */
+        size_t nfo = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!front[i]) continue;
+            size_t at = nfo++;
+            while (at > 0 && t[order[at - 1]].flops < t[i].flops) {
+                order[at] = order[at - 1];
+                at--;
+            }
+            order[at] = i;
+        }
+        cli_json j;
+        s = cli_json_open(&j, json);
+        if (s == FG_OK) {
+            cli_json_obj_begin(&j, NULL);
+            cli_json_str(&j, "model", meta.model);
+            cli_json_str(&j, "data", data);
+            cli_json_str(&j, "metric", mname);
+            cli_json_str(&j, "search", "greedy: one knob per step, the one losing least validation metric");
+            cli_json_int(&j, "val_items", (long long)d.val.n);
+            cli_json_int(&j, "batch", (long long)batch);
+            cli_json_int(&j, "knobs", (long long)nk);
+            cli_json_arr_begin(&j, "configurations");
+            for (size_t i = 0; i < n; i++) {
+                char kt[1024];
+                skip_text(&t[i].skip, kt, sizeof kt);
+                cli_json_obj_begin(&j, NULL);
+                cli_json_str(&j, "skip", kt);
+                cli_json_num(&j, "flops", t[i].flops);
+                cli_json_num(&j, "seconds", t[i].seconds);
+                cli_json_num(&j, "metric", t[i].metric);
+                cli_json_int(&j, "greedy_path", path[i]);
+                cli_json_int(&j, "pareto", front[i]);
+                cli_json_obj_end(&j);
+            }
+            cli_json_arr_end(&j);
+            cli_json_arr_begin(&j, "pareto");
+            for (size_t f = 0; f < nf; f++) {
+                const size_t i = order[f];
+                char kt[1024];
+                skip_text(&t[i].skip, kt, sizeof kt);
+                cli_json_obj_begin(&j, NULL);
+                cli_json_str(&j, "skip", kt);
+                cli_json_num(&j, "flops", t[i].flops);
+                cli_json_num(&j, "seconds", t[i].seconds);
+                cli_json_num(&j, "metric", t[i].metric);
+                cli_json_obj_end(&j);
+            }
+            cli_json_arr_end(&j);
+            cli_json_obj_end(&j);
+            s = cli_json_close(&j);
+        }
+        if (s != FG_OK) rc = cli_fail("--json", s);
+    }
+    if (rc == CLI_EXIT_OK && plot) {
+        char why[512];
+        if (!plot_profile(plot, meta.model, data, mname, t, n, order, nf, why, sizeof why)) {
+            fprintf(stderr, "frugal: --plot: %s\n", why);
+            rc = CLI_EXIT_FAIL;
+        }
+    }
+    if (rc == CLI_EXIT_OK) {
+        printf("%s on %s: %zu configurations measured (%zu knobs, greedy), %zu on the Pareto front (FLOPs)\n",
+               meta.model, data, n, nk, nf);
+        printf("%12s %10s %9s  %s\n", "MFLOP/item", "ms/item", mname, "skipped");
+        for (size_t f = 0; f < nf; f++) {
+            const size_t i = order[f];
+            char kt[1024];
+            skip_text(&t[i].skip, kt, sizeof kt);
+            printf("%12.3f %10.3f %9.4f  %s\n", t[i].flops / 1e6, t[i].seconds * 1e3, t[i].metric, kt);
+        }
+    }
+    free(t);
+    free(path);
+    free(used);
+    free(front);
+    free(knob_of);
+    free(order);
+    fg_graph_free(m.g);
+    fg_pool_destroy(pool);
+    data_free(&d);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int cmd_vit(int argc, char **argv) {
+    const char *sub = argc > 0 ? argv[0] : NULL;
+    if (sub && strcmp(sub, "train") == 0) return vit_train(argc - 1, argv + 1);
+    if (sub && strcmp(sub, "eval") == 0) return vit_eval(argc - 1, argv + 1);
+    if (sub && strcmp(sub, "profile") == 0) return vit_profile(argc - 1, argv + 1);
+    FILE *f = sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) ? stdout : stderr;
+    fprintf(f, "usage: frugal vit train|eval|profile [options]   (frugal vit SUBCOMMAND --help)\n"
+               "  train  train a ViT on fashion/mnist or a SegFormer on digit scenes, save HF-named weights\n"
+               "  eval   test accuracy (or mIoU) of saved weights\n"
+               "  profile  skip configurations by greedy search: metric, FLOPs, latency, the Pareto front\n");
+    if (f == stdout) return CLI_EXIT_OK;
+    if (sub) fprintf(stderr, "frugal: vit: unknown subcommand '%s'\n", sub);
+    return CLI_EXIT_USAGE;
+}
