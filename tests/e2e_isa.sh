@@ -4,6 +4,8 @@
 # _avx512, src/ops/conv2d_direct.c), and frugal runs a convolution on each path. Not registered in
 # a -DFRUGAL_NATIVE=ON build, which is allowed AVX-512 anywhere. Usage: e2e_isa.sh PATH/TO/frugal
 set -euo pipefail
+# Runs below set the caps themselves: the caller's (e.g. .ci/run's AVX2 pass) must not leak in.
+unset ONEDNN_MAX_CPU_ISA FRUGAL_MAX_CPU_ISA
 frugal="$1"
 dir=$(dirname "$frugal")
 src="${FRUGAL_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
