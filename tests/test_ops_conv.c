@@ -577,7 +577,11 @@ static void test_isa_paths(fg_rng *rng) {
     if (fwd_diff || dw_diff || dx_diff)
         fprintf(stderr, "  AVX-512 and AVX2 builds differ: forward %zu values (worst %.3g), dweight %zu (worst %.3g), "
                 "stride-1 dinp %zu\n", fwd_diff, fwd_worst, dw_diff, dw_worst, dx_diff);
+#if defined(__OPTIMIZE__)
+    /* The AVX2 build fuses a*b + c by contraction, which GCC does only when optimizing: in an -O0
+     * (Debug, sanitizer) build the paths round differently and are only held to the naive twin. */
     CHECK(fwd_diff == 0 && dw_diff == 0 && dx_diff == 0);
+#endif
     printf("  test_isa_paths: AVX-512 vs AVX2 build: forward %zu, dweight %zu, dinp stride 1 %zu, dinp strided %zu "
            "values differ (worst %.3g, %.3g, %.3g)\n", fwd_diff, dw_diff, dx_diff, dx_strided_diff, fwd_worst,
            dw_worst, dx_worst);
