@@ -1,4 +1,4 @@
-/* `frugal demo`, two parts.
+/* `frugal demo`: LeNet, vmem, then the parts of tools/demo.h (sparse LSTM, GA3C, dynamic ViT).
  *
  * LeNet: trains LeNet-5 on MNIST with the defaults of `frugal train` (the same code), prints the
  * test accuracy and a short summary, and draws the learning curve with gnuplot when it is
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "demo.h"
 #include "plot.h"
 
 /* Loss (left axis) and train/test accuracy (right axis) per epoch, as a PNG. 1 on success, else
@@ -367,7 +368,8 @@ int cmd_demo(int argc, char **argv) {
     cli_train_args a;
     cli_train_args_init(&a);
     const char *plot = "demo-lenet.png", *vmem_plot = "demo-vmem.png";
-    int no_plot = 0, no_vmem = 0, vmem_iters = VMEM_ITERS;
+    int no_plot = 0, no_vmem = 0, vmem_iters = VMEM_ITERS, no_lstm = 0, no_rl = 0, no_vit = 0;
+    double scale = 1.0;
     cli_opt opts[] = {
         {"epochs", CLI_INT, &a.epochs, "N", "epochs (default 20, as frugal train on mnist)", 0},
         {"threads", CLI_INT, &a.threads, "T", "threads (default 0 = all cores)", 0},
@@ -378,6 +380,10 @@ int cmd_demo(int argc, char **argv) {
         {"no-vmem", CLI_FLAG, &no_vmem, NULL, "skip the vmem part (training under a device-memory budget)", 0},
         {"vmem-iters", CLI_INT, &vmem_iters, "N", "training iterations of the vmem part (default 250, about 45 s on 2 cores)", 0},
         {"vmem-plot", CLI_STR, &vmem_plot, "FILE", "memory-over-time PNG of the vmem part (default demo-vmem.png)", 0},
+        {"no-lstm", CLI_FLAG, &no_lstm, NULL, "skip the sparse LSTM part", 0},
+        {"no-rl", CLI_FLAG, &no_rl, NULL, "skip the GA3C part", 0},
+        {"no-vit", CLI_FLAG, &no_vit, NULL, "skip the dynamic ViT part", 0},
+        {"scale", CLI_FLOAT, &scale, "F", "length of the LSTM, GA3C and ViT parts, 1 = about a minute each (default 1)", 0},
         {"quiet", CLI_FLAG, &a.quiet, NULL, "no progress line", 0},
         {"verbose", CLI_FLAG, &a.verbose, NULL, "debug messages", 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
@@ -388,6 +394,8 @@ int cmd_demo(int argc, char **argv) {
                    "Then (vmem, after vDNN) trains GoogLeNet on Fashion-MNIST under a device-memory budget\n"
                    "that network-wide allocation cannot fit, offloading activations to host memory, and\n"
                    "compares memory and time with an unlimited oracle (plot: memory over one iteration).\n"
+                   "Then the sparse LSTM (dense against structured backward on the Brown language model),\n"
+                   "GA3C (learning Breakout) and dynamic ViT (the governor following a changing budget).\n"
                    "The data must be fetched first: scripts/fetch-data.sh (scripts/demo.sh does it).",
                    opts, 0, 0, NULL};
     const char *pos[1];
@@ -406,6 +414,7 @@ int cmd_demo(int argc, char **argv) {
         return CLI_EXIT_FAIL;
     }
     fg_data_split_free(&probe);
+    if (!(scale > 0 && scale <= 10)) return cli_usage_error(&cmd, "--scale %g: expected a factor in (0, 10]", scale);
     if (vmem_iters < 2) return cli_usage_error(&cmd, "--vmem-iters must be >= 2, got %d", vmem_iters);
     /* the vmem part's images, prepared now so that missing data fails before any training */
     fg_dataset vtrain;
@@ -462,6 +471,15 @@ int cmd_demo(int argc, char **argv) {
         fg_threads_set(a.threads);
         rc = demo_vmem(&vtrain, a.quiet, no_plot, vmem_plot);
         fg_dataset_free(&vtrain);
+    }
+    demo_opts o = {a.data_dir, a.threads, a.quiet, no_plot, NULL, scale};
+    int (*const parts[])(const demo_opts *) = {demo_lstm, demo_rl, demo_vit};
+    const int skip[] = {no_lstm, no_rl, no_vit};
+    for (size_t k = 0; k < sizeof parts / sizeof parts[0] && rc == CLI_EXIT_OK; k++) {
+        if (skip[k]) continue;
+        fflush(stdout);
+        fg_threads_set(a.threads);
+        rc = parts[k](&o);
     }
     return rc;
 }
