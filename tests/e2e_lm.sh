@@ -2,8 +2,8 @@
 # End-to-end check of `frugal lm train` (the sparse LSTM system) on the real Brown corpus: a tiny
 # model trains two short epochs, the first sparse and the last dense (the mixed schedule); the
 # per-epoch lines, the test perplexity, the JSON (two epochs, sparse then dense, fewer backward
-# GEMM FLOPs in the sparse one, finite perplexities below the vocabulary size) and the plot are
-# there; bad options are usage errors. ~10 s on 2 cores; the corpus must have been fetched
+# GEMM FLOPs in the sparse one, finite perplexities below the vocabulary size, the learning curve
+# with a mid-epoch validation), the CSV trace and the plot are there; bad options are usage errors. ~10 s on 2 cores; the corpus must have been fetched
 # (scripts/fetch-data.sh brown). Usage: e2e_lm.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -14,11 +14,12 @@ cd "$work"
 fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
 
 "$frugal" lm train --hidden 32 --layers 2 --steps 10 --batch 8 --epochs 2 --max-batches 40 --eval-batches 10 \
-    --sparse 0.5 --block 8 --dense-epochs 1 --threads 2 --quiet --json run.json --plot ppl.png >out.txt 2>&1 ||
+    --sparse 0.5 --block 8 --dense-epochs 1 --eval-every 20 --threads 2 --quiet --json run.json --plot ppl.png \
+    --trace curve.csv >out.txt 2>&1 ||
     fail "frugal lm train exited $?"
 grep -Eq '^corpus brown: [0-9]+ / [0-9]+ / [0-9]+ words \(train / valid / test\), vocabulary 10002$' out.txt ||
     fail "no corpus line with the Brown vocabulary"
-grep -Eq '^epoch +1 +sparse ' out.txt || fail "epoch 1 is not reported sparse"
+grep -Eq '^epoch +1 +drop 0\.50 ' out.txt || fail "epoch 1 is not reported sparse at drop 0.50"
 grep -Eq '^epoch +2 +dense ' out.txt || fail "epoch 2 is not reported dense"
 grep -Eq '^test perplexity [0-9.]+ after 2 epochs' out.txt || fail "no test perplexity"
 node -e '
@@ -30,8 +31,21 @@ if (e[0].sparse !== 1 || e[1].sparse !== 0) bad("expected sparse then dense epoc
 if (!(e[0].lstm_backward_flops_kept < 0.95 && e[1].lstm_backward_flops_kept === 1)) bad("backward FLOPs kept " + e[0].lstm_backward_flops_kept + ", " + e[1].lstm_backward_flops_kept);
 for (const x of e) if (!(x.valid_ppl > 1 && x.valid_ppl < 10002 && x.train_ppl > 1 && x.train_ppl < 10002)) bad("perplexity out of range");
 if (!(r.test_ppl > 1 && r.test_ppl < 10002)) bad("test perplexity " + r.test_ppl);
+if (e[0].drop !== 0.5 || e[1].drop !== 0) bad("drops " + e[0].drop + ", " + e[1].drop);
+if (r.schedule !== "sparse-dense") bad("schedule " + r.schedule);
+// validations at chunk 20 and at the end of each epoch: 4 points, increasing in time
+const c = r.curve;
+if (c.length !== 4) bad("expected 4 curve points, got " + c.length);
+for (let i = 0; i < c.length; i++) {
+  if (!(c[i].valid_ppl > 1 && c[i].valid_ppl < 10002)) bad("curve perplexity " + c[i].valid_ppl);
+  if (i > 0 && !(c[i].train_seconds >= c[i - 1].train_seconds && c[i].epochs_done > c[i - 1].epochs_done)) bad("curve not increasing at " + i);
+}
+if (c[1].epochs_done !== 1 || c[1].valid_ppl !== e[0].valid_ppl || c[3].valid_ppl !== e[1].valid_ppl) bad("curve does not end the epochs at their validation perplexity");
+if (!(Math.abs(r.train_seconds - (e[0].seconds + e[1].seconds)) < 1e-6)) bad("train_seconds is not the sum of the epochs");
 if (!(e[1].train_ppl < e[0].train_ppl)) bad("training perplexity did not fall: " + e[0].train_ppl + " -> " + e[1].train_ppl);
 ' || fail "run.json"
+[[ "$(head -1 curve.csv)" == "epochs_done,train_seconds,train_cpu_seconds,valid_ppl" && $(wc -l <curve.csv) == 5 ]] ||
+    fail "curve.csv: expected a header and 4 rows"
 if command -v gnuplot >/dev/null; then
     [[ "$(head -c 8 ppl.png | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "ppl.png is not a PNG"
 fi
@@ -41,6 +55,11 @@ set +e
 rc=$?
 set -e
 [[ $rc == 2 ]] && grep -q -- '--sparse 1' bad.txt || { cat bad.txt; fail "--sparse 1: exit $rc, expected 2 naming the option"; }
+set +e
+"$frugal" lm train --sparse 0.5 --schedule sometimes >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- '--schedule sometimes' bad.txt || { cat bad.txt; fail "--schedule sometimes: exit $rc, expected 2"; }
 set +e
 "$frugal" lm train --data no-such-corpus --data-dir "$work" >bad.txt 2>&1
 rc=$?

@@ -142,6 +142,92 @@ static void test_learning_and_sparse(void) {
     fg_corpus_free(&c);
 }
 
+static void test_schedules(void) {
+    fg_lm_train_cfg tc = fg_lm_train_defaults();
+    tc.epochs = 5;
+    tc.dense_epochs = 1;
+    tc.sparse_drop = 0.8f;
+    static const double want[FG_LM_SCHED_COUNT][5] = {
+        {0.8, 0.8, 0.8, 0.8, 0}, /* sparse-dense */
+        {0.8, 0, 0.8, 0, 0},     /* alternating */
+        {0.8, 0.6, 0.4, 0.2, 0}, /* decaying: 0.8 * (4 - e) / 4 */
+    };
+    for (int k = 0; k < FG_LM_SCHED_COUNT; k++) {
+        tc.schedule = (fg_lm_schedule)k;
+        CHECK(fg_lm_schedule_parse(fg_lm_schedule_name(tc.schedule)) == tc.schedule);
+        for (int e = 0; e < 5; e++) {
+            double d = fg_lm_epoch_drop(&tc, e);
+            if (fabs(d - want[k][e]) > 1e-6) {
+                fprintf(stderr, "schedule %s, epoch %d: drop %g, expected %g\n", fg_lm_schedule_name(tc.schedule), e,
+                        d, want[k][e]);
+                fg_test_failures++;
+            }
+        }
+    }
+    CHECK(fg_lm_schedule_parse("sparse") == FG_LM_SCHED_COUNT && fg_lm_schedule_parse(NULL) == FG_LM_SCHED_COUNT);
+    tc.sparse_drop = 0; /* dense training: every schedule is dense */
+    for (int k = 0; k < FG_LM_SCHED_COUNT; k++) {
+        tc.schedule = (fg_lm_schedule)k;
+        for (int e = 0; e < 5; e++) CHECK(fg_lm_epoch_drop(&tc, e) == 0);
+    }
+}
+
+typedef struct curve_rec {
+    fg_lm_eval pt[32];
+    int n;
+} curve_rec;
+
+static void record_eval(const fg_lm_eval *e, void *user) {
+    curve_rec *r = user;
+    if (r->n < 32) r->pt[r->n] = *e;
+    r->n++;
+}
+
+/* The alternating and decaying schedules set each epoch's drop as fg_lm_epoch_drop says (the
+ * FLOPs issued follow it); validations every few chunks change no training number. */
+static void test_schedules_train(void) {
+    fg_corpus c;
+    load_cycles(&c, 400, 30);
+    fg_lm_cfg cfg = {c.vocab_size, 16, 32, 1, 8, 4, 0.0f, 4};
+    fg_lm_train_cfg tc = fg_lm_train_defaults();
+    tc.epochs = 3;
+    tc.sparse_drop = 0.5f;
+    tc.dense_epochs = 1;
+    fg_lm_epoch ha[3], hd[3], he[3];
+    tc.schedule = FG_LM_SCHED_ALTERNATING; /* drops 0.5, 0, 0 */
+    train(&cfg, &tc, &c, ha);
+    CHECK(ha[0].sparse && ha[0].drop == 0.5 && fabs(ha[0].lstm_backward_flops_kept - 0.5) < 1e-9);
+    CHECK(!ha[1].sparse && ha[1].drop == 0 && ha[1].lstm_backward_flops_kept == 1.0);
+    CHECK(!ha[2].sparse && ha[2].lstm_backward_flops_kept == 1.0);
+    tc.schedule = FG_LM_SCHED_DECAYING; /* drops 0.5, 0.25, 0: 8 blocks of 4 units -> 4 then 6 kept */
+    train(&cfg, &tc, &c, hd);
+    CHECK(hd[0].sparse && fabs(hd[0].lstm_backward_flops_kept - 0.5) < 1e-9);
+    CHECK(hd[1].sparse && hd[1].drop == 0.25 && fabs(hd[1].lstm_backward_flops_kept - 0.75) < 1e-9);
+    CHECK(!hd[2].sparse && hd[2].lstm_backward_flops_kept == 1.0);
+    CHECK(ha[0].train_ppl == hd[0].train_ppl); /* the same first epoch */
+    /* validations every third of an epoch: the same training, and the curve ends each epoch at its valid ppl */
+    int64_t chunks = fg_lm_chunks(c.n[0], cfg.steps, cfg.batch), every = chunks / 3 + 1;
+    curve_rec rec = {.n = 0};
+    tc.eval_every = every;
+    tc.on_eval = record_eval;
+    tc.user = &rec;
+    train(&cfg, &tc, &c, he);
+    for (int e = 0; e < 3; e++) CHECK(he[e].train_ppl == hd[e].train_ppl && he[e].valid_ppl == hd[e].valid_ppl);
+    int per_epoch = (int)((chunks - 1) / every) + 1; /* at chunks every, 2 every, ... below chunks, then the end */
+    if (rec.n != 3 * per_epoch || rec.n > 32) {
+        fprintf(stderr, "%d validation points, expected %d (%lld chunks per epoch, every %lld)\n", rec.n,
+                3 * per_epoch, (long long)chunks, (long long)every);
+        fg_test_failures++;
+    }
+    for (int i = 1; i < rec.n && i < 32; i++)
+        CHECK(rec.pt[i].train_seconds >= rec.pt[i - 1].train_seconds && rec.pt[i].epochs_done > rec.pt[i - 1].epochs_done);
+    for (int e = 0; e < 3 && rec.n == 3 * per_epoch; e++) {
+        const fg_lm_eval *end = &rec.pt[(e + 1) * per_epoch - 1];
+        CHECK(end->epochs_done == e + 1.0 && end->valid_ppl == he[e].valid_ppl);
+    }
+    fg_corpus_free(&c);
+}
+
 static void test_errors(void) {
     fg_corpus c;
     load_cycles(&c, 20, 4);
@@ -172,6 +258,8 @@ int main(void) {
     fg_threads_set(2);
     test_chunks();
     test_learning_and_sparse();
+    test_schedules();
+    test_schedules_train();
     test_errors();
     return fg_test_finish("test_lm");
 }

@@ -12,8 +12,8 @@
 #include "plot.h"
 
 typedef struct lm_args {
-    const char *data, *data_dir, *json, *plot, *variant;
-    int64_t hidden, embed, steps, batch, block, max_batches, eval_batches;
+    const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace;
+    int64_t hidden, embed, steps, batch, block, max_batches, eval_batches, eval_every;
     int layers, epochs, decay_after, dense_epochs, threads, quiet;
     double dropout, lr, lr_decay, clip, sparse;
     uint64_t seed;
@@ -23,7 +23,31 @@ typedef struct lm_ui {
     cli_progress prog;
     int epochs, quiet;
     int64_t words_per_batch;
+    fg_lm_eval *curve; /* every validation point, for --json and --trace */
+    size_t n_curve, cap_curve;
+    int oom;
 } lm_ui;
+
+static void on_eval(const fg_lm_eval *e, void *user) {
+    lm_ui *ui = user;
+    if (ui->n_curve == ui->cap_curve) {
+        size_t cap = ui->cap_curve ? 2 * ui->cap_curve : 64;
+        fg_lm_eval *p = realloc(ui->curve, cap * sizeof *p);
+        if (!p) {
+            ui->oom = 1;
+            return;
+        }
+        ui->curve = p;
+        ui->cap_curve = cap;
+    }
+    ui->curve[ui->n_curve++] = *e;
+    if (!ui->quiet && e->epochs_done != (double)(e->epoch + 1)) {
+        cli_progress_clear(&ui->prog);
+        printf("  epoch %6.2f  valid ppl %8.2f  after %.1f s of training\n", e->epochs_done, e->valid_ppl,
+               e->train_seconds);
+        fflush(stdout);
+    }
+}
 
 static void on_batch(const fg_lm_progress *p, void *user) {
     lm_ui *ui = user;
@@ -41,9 +65,12 @@ static void on_batch(const fg_lm_progress *p, void *user) {
 static void on_epoch(const fg_lm_epoch *e, void *user) {
     lm_ui *ui = user;
     cli_progress_clear(&ui->prog);
-    printf("epoch %3d  %-6s lr %.4f  train ppl %8.2f  valid ppl %8.2f  %7.1f s  LSTM backward %6.1f s, %5.1f %% of "
-           "its dense GEMM FLOPs\n",
-           e->epoch + 1, e->sparse ? "sparse" : "dense", e->lr, e->train_ppl, e->valid_ppl, e->seconds,
+    char kind[32];
+    if (e->sparse) snprintf(kind, sizeof kind, "drop %.2f", e->drop);
+    else snprintf(kind, sizeof kind, "dense");
+    printf("epoch %3d  %-9s lr %.4f  train ppl %8.2f  valid ppl %8.2f  %7.1f s (CPU %7.1f s)  LSTM backward %6.1f s, "
+           "%5.1f %% of its dense GEMM FLOPs\n",
+           e->epoch + 1, kind, e->lr, e->train_ppl, e->valid_ppl, e->seconds, e->cpu_seconds,
            e->lstm_backward_seconds, 100.0 * e->lstm_backward_flops_kept);
     fflush(stdout);
 }
@@ -71,7 +98,26 @@ static int plot_ppl(const lm_args *a, const fg_lm_epoch *h, int n, double test_p
     return cli_gnuplot_close(&gp, why, why_len);
 }
 
-static int write_json(const lm_args *a, const fg_lm_epoch *h, int n, double test_ppl) {
+/* The validation points as CSV: one row each (the learning curve against training time). */
+static int write_trace(const char *path, const lm_ui *ui) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return cli_fail("--trace", fg_fail(FG_ERR_IO, "cannot write %s", tmp));
+    fprintf(f, "epochs_done,train_seconds,train_cpu_seconds,valid_ppl\n");
+    for (size_t i = 0; i < ui->n_curve; i++)
+        fprintf(f, "%.4f,%.3f,%.3f,%.4f\n", ui->curve[i].epochs_done, ui->curve[i].train_seconds,
+                ui->curve[i].train_cpu_seconds, ui->curve[i].valid_ppl);
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return cli_fail("--trace", fg_fail(FG_ERR_IO, "writing %s failed (disk full?)", path));
+    }
+    return CLI_CONTINUE;
+}
+
+static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, int n, double test_ppl) {
     cli_json j;
     fg_status s = cli_json_open(&j, a->json);
     if (s != FG_OK) return cli_fail("--json", s);
@@ -84,19 +130,37 @@ static int write_json(const lm_args *a, const fg_lm_epoch *h, int n, double test
     cli_json_num(&j, "sparse_drop", a->sparse);
     cli_json_int(&j, "sparse_block", a->block);
     cli_json_str(&j, "sparse_variant", a->variant);
+    cli_json_str(&j, "schedule", a->schedule);
     cli_json_int(&j, "dense_epochs", a->dense_epochs);
+    cli_json_num(&j, "dropout", a->dropout);
     cli_json_num(&j, "test_ppl", test_ppl);
+    double secs = 0, cpu = 0;
+    for (int i = 0; i < n; i++) secs += h[i].seconds, cpu += h[i].cpu_seconds;
+    cli_json_num(&j, "train_seconds", secs);
+    cli_json_num(&j, "train_cpu_seconds", cpu);
     cli_json_arr_begin(&j, "epochs");
     for (int i = 0; i < n; i++) {
         cli_json_obj_begin(&j, NULL);
         cli_json_int(&j, "epoch", h[i].epoch + 1);
         cli_json_int(&j, "sparse", h[i].sparse);
+        cli_json_num(&j, "drop", h[i].drop);
         cli_json_num(&j, "lr", h[i].lr);
         cli_json_num(&j, "train_ppl", h[i].train_ppl);
         cli_json_num(&j, "valid_ppl", h[i].valid_ppl);
         cli_json_num(&j, "seconds", h[i].seconds);
+        cli_json_num(&j, "cpu_seconds", h[i].cpu_seconds);
         cli_json_num(&j, "lstm_backward_seconds", h[i].lstm_backward_seconds);
         cli_json_num(&j, "lstm_backward_flops_kept", h[i].lstm_backward_flops_kept);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_arr_begin(&j, "curve");
+    for (size_t i = 0; i < ui->n_curve; i++) {
+        cli_json_obj_begin(&j, NULL);
+        cli_json_num(&j, "epochs_done", ui->curve[i].epochs_done);
+        cli_json_num(&j, "train_seconds", ui->curve[i].train_seconds);
+        cli_json_num(&j, "train_cpu_seconds", ui->curve[i].train_cpu_seconds);
+        cli_json_num(&j, "valid_ppl", ui->curve[i].valid_ppl);
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -108,7 +172,7 @@ static int write_json(const lm_args *a, const fg_lm_epoch *h, int n, double test
 static int lm_train(int argc, char **argv) {
     lm_args a = {.data = "brown", .hidden = 200, .steps = 20, .batch = 20, .layers = 2, .epochs = 6,
                  .decay_after = 2, .dropout = 0, .lr = 1.0, .lr_decay = 1.0 / 1.2, .clip = 5.0, .block = 0,
-                 .seed = 1, .variant = "structured"};
+                 .seed = 1, .variant = "structured", .schedule = "sparse-dense"};
     cli_opt opts[] = {
         {"data", CLI_STR, &a.data, "NAME", "corpus in the data directory: <NAME>.{train,valid,test}.txt (default brown)", 0},
         {"data-dir", CLI_STR, &a.data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
@@ -130,10 +194,17 @@ static int lm_train(int argc, char **argv) {
         {"variant", CLI_STR, &a.variant, "NAME", "sparse epochs' backward: structured (one kept block set per chunk, "
                                                 "every backward GEMM shrinks; default), step (kept blocks per step) "
                                                 "or meprop (top-k gate columns per step)", 0},
+        {"schedule", CLI_STR, &a.schedule, "NAME", "which epochs before the dense ones are sparse: sparse-dense "
+                                                  "(all, at --sparse; default), alternating (every other, from the "
+                                                  "first) or decaying (the drop falls linearly from --sparse to 0)", 0},
         {"dense-epochs", CLI_INT, &a.dense_epochs, "N", "the last N epochs train dense (the paper's mixed schedule; "
                                                        "default 0)", 0},
         {"max-batches", CLI_I64, &a.max_batches, "N", "chunks per epoch (default: the whole training split)", 0},
         {"eval-batches", CLI_I64, &a.eval_batches, "N", "validation and test chunks (default: all)", 0},
+        {"eval-every", CLI_I64, &a.eval_every, "N", "also evaluate the validation perplexity every N training chunks "
+                                                  "(the learning curve against time; default: after each epoch)", 0},
+        {"trace", CLI_STR, &a.trace, "FILE", "write every validation point as CSV (epochs, training seconds, CPU "
+                                            "seconds, perplexity)", 0},
         {"seed", CLI_U64, &a.seed, "S", "weights and dropout (default 1)", 0},
         {"threads", CLI_INT, &a.threads, "N", "compute threads (default: all cores)", 0},
         {"json", CLI_STR, &a.json, "FILE", "write the configuration and every epoch as JSON", 0},
@@ -159,6 +230,10 @@ static int lm_train(int argc, char **argv) {
     const fg_lstm_bwd variant = fg_lstm_bwd_parse(a.variant);
     if (variant != FG_LSTM_BWD_STRUCTURED && variant != FG_LSTM_BWD_STEP && variant != FG_LSTM_BWD_MEPROP)
         return cli_usage_error(&cmd, "--variant %s: expected structured, step or meprop", a.variant);
+    const fg_lm_schedule schedule = fg_lm_schedule_parse(a.schedule);
+    if (schedule == FG_LM_SCHED_COUNT)
+        return cli_usage_error(&cmd, "--schedule %s: expected sparse-dense, alternating or decaying", a.schedule);
+    if (a.eval_every < 0) return cli_usage_error(&cmd, "--eval-every %lld: expected >= 0", (long long)a.eval_every);
     if (a.dense_epochs < 0 || a.dense_epochs > a.epochs)
         return cli_usage_error(&cmd, "--dense-epochs %d: expected 0..epochs (%d)", a.dense_epochs, a.epochs);
     if (a.epochs < 1) return cli_usage_error(&cmd, "--epochs %d: expected >= 1", a.epochs);
@@ -182,6 +257,8 @@ static int lm_train(int argc, char **argv) {
     tc.clip = (float)a.clip;
     tc.sparse_drop = (float)a.sparse;
     tc.sparse_variant = variant;
+    tc.schedule = schedule;
+    tc.eval_every = a.eval_every;
     tc.dense_epochs = a.dense_epochs;
     tc.seed = a.seed;
     tc.max_batches = a.max_batches;
@@ -190,6 +267,7 @@ static int lm_train(int argc, char **argv) {
     cli_progress_init(&ui.prog);
     tc.on_batch = on_batch;
     tc.on_epoch = on_epoch;
+    tc.on_eval = on_eval;
     tc.user = &ui;
     tc.stop = &cli_stop_flag;
 
@@ -199,9 +277,12 @@ static int lm_train(int argc, char **argv) {
            (long long)(a.embed ? a.embed : a.hidden), a.layers, (long long)a.hidden, corpus.vocab_size,
            (long long)a.steps, (long long)a.batch, (long long)fg_lm_chunks(corpus.n[0], a.steps, a.batch),
            a.max_batches > 0 ? " (limited by --max-batches)" : "");
-    if (a.sparse > 0)
-        printf("sparse backward (%s): drop %.2f of blocks of %lld units in epochs 1-%d, dense after\n", a.variant,
-               a.sparse, (long long)a.block, a.epochs - a.dense_epochs);
+    if (a.sparse > 0) {
+        printf("sparse backward (%s, blocks of %lld units), schedule %s: drop per epoch", a.variant, (long long)a.block,
+               a.schedule);
+        for (int e = 0; e < a.epochs; e++) printf(" %.2f", fg_lm_epoch_drop(&tc, e));
+        printf("\n");
+    }
 
     fg_graph *g = NULL;
     fg_pool *pool = NULL;
@@ -228,11 +309,14 @@ static int lm_train(int argc, char **argv) {
     if (s != FG_OK) {
         code = cli_fail("lm train", s);
     } else if (done > 0) {
-        double secs = 0, lstm = 0;
-        for (int i = 0; i < done; i++) secs += hist[i].seconds, lstm += hist[i].lstm_backward_seconds;
-        printf("test perplexity %.2f after %d epochs (valid %.2f); training %.1f s, of which LSTM backward %.1f s\n",
-               test_ppl, done, hist[done - 1].valid_ppl, secs, lstm);
-        if (a.json && (rc = write_json(&a, hist, done, test_ppl)) != CLI_CONTINUE) code = rc;
+        double secs = 0, cpu = 0, lstm = 0;
+        for (int i = 0; i < done; i++)
+            secs += hist[i].seconds, cpu += hist[i].cpu_seconds, lstm += hist[i].lstm_backward_seconds;
+        printf("test perplexity %.2f after %d epochs (valid %.2f); training %.1f s (CPU %.1f s), of which LSTM "
+               "backward %.1f s\n", test_ppl, done, hist[done - 1].valid_ppl, secs, cpu, lstm);
+        if (ui.oom) fprintf(stderr, "frugal: out of host memory: the learning curve is incomplete\n");
+        if (a.json && (rc = write_json(&a, &ui, hist, done, test_ppl)) != CLI_CONTINUE) code = rc;
+        if (a.trace && (rc = write_trace(a.trace, &ui)) != CLI_CONTINUE) code = rc;
         char why[512];
         if (a.plot && !plot_ppl(&a, hist, done, test_ppl, why, sizeof why)) {
             fprintf(stderr, "frugal: --plot: %s\n", why);
@@ -244,6 +328,7 @@ static int lm_train(int argc, char **argv) {
     fg_graph_free(g);
     fg_pool_destroy(pool);
     free(hist);
+    free(ui.curve);
     fg_corpus_free(&corpus);
     return code;
 }

@@ -91,6 +91,8 @@ const char *fg_threads_wait_policy(void);
 
 /* Monotonic wall-clock seconds. */
 double fg_time_now(void);
+/* CPU seconds the process has used, all threads summed (CLOCK_PROCESS_CPUTIME_ID). */
+double fg_time_cpu(void);
 
 /* ---------------------------------------------------------------- CPU (src/core/cpu.c) */
 

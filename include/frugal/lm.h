@@ -9,9 +9,9 @@
  * from the state the previous chunk ended in (the streams continue; no gradient flows across the
  * chunk boundary), from zeros at the start of an epoch and of an evaluation.
  *
- * Sparse training: in a sparse epoch every LSTM's backward drops the gate gradients of the
- * `sparse_drop` fraction of lowest-scoring hidden-unit blocks per time step
- * (fg_graph_set_lstm_sparsity), so the recurrent GEMMs of backward shrink; the last
+ * Sparse training: in a sparse epoch every LSTM's backward drops the gate gradients of a fraction
+ * of the lowest-scoring hidden-unit blocks (fg_graph_set_lstm_sparsity), so the backward GEMMs
+ * shrink; a schedule says which epochs are sparse and at which drop (fg_lm_schedule), and the last
  * `dense_epochs` epochs train dense (the paper's mixed schedule, which recovers the accuracy). */
 #ifndef FRUGAL_LM_H
 #define FRUGAL_LM_H
@@ -62,15 +62,42 @@ typedef struct fg_lm_progress {
     double seconds;       /* since the epoch started */
 } fg_lm_progress;
 
+/* Which epochs train sparse, and at which drop (fg_lm_epoch_drop). In every schedule the last
+ * dense_epochs epochs are dense. */
+typedef enum fg_lm_schedule {
+    FG_LM_SCHED_SPARSE_DENSE, /* sparse_drop in every epoch before the dense ones (the paper's mixed schedule) */
+    FG_LM_SCHED_ALTERNATING,  /* sparse_drop in epochs 0, 2, 4...; dense in 1, 3, 5... */
+    FG_LM_SCHED_DECAYING,     /* the drop falls linearly from sparse_drop in epoch 0 towards 0: epoch e of the
+                                 S = epochs - dense_epochs non-dense ones drops sparse_drop * (S - e) / S */
+    FG_LM_SCHED_COUNT
+} fg_lm_schedule;
+
+/* "sparse-dense", "alternating", "decaying"; FG_LM_SCHED_COUNT for an unknown name. */
+fg_lm_schedule fg_lm_schedule_parse(const char *name);
+const char *fg_lm_schedule_name(fg_lm_schedule s);
+
 typedef struct fg_lm_epoch {
     int epoch;            /* 0-based */
     int sparse;           /* this epoch's LSTM backwards dropped blocks */
+    double drop;          /* the fraction of blocks they dropped (0 when dense) */
     double lr;
     double train_ppl, valid_ppl;
     double seconds;            /* the epoch's training (without validation) */
+    double cpu_seconds;        /* the process's CPU time in that training (all threads): less sensitive to
+                                  other processes on the cores than the wall time */
     double lstm_backward_seconds; /* summed over the LSTM nodes' backwards */
     double lstm_backward_flops_kept; /* recurrent-backward GEMM FLOPs issued / the dense ones (1 = dense) */
 } fg_lm_epoch;
+
+/* A validation point during training (fg_lm_train_cfg.eval_every): the learning curve against time. */
+typedef struct fg_lm_eval {
+    int epoch;                 /* 0-based */
+    int64_t batch;             /* chunks of that epoch trained so far */
+    double epochs_done;        /* epoch + batch / batches */
+    double train_seconds;      /* wall time spent training since the start (validations left out) */
+    double train_cpu_seconds;  /* likewise, process CPU time */
+    double valid_ppl;
+} fg_lm_eval;
 
 typedef struct fg_lm_train_cfg {
     int epochs;
@@ -80,12 +107,16 @@ typedef struct fg_lm_train_cfg {
     float clip;            /* max global gradient norm; 0 = none */
     float sparse_drop;     /* fraction of blocks dropped in sparse epochs, [0, 1); 0 = dense training */
     fg_lstm_bwd sparse_variant; /* the sparse epochs' backward: step, structured (the default) or meprop */
+    fg_lm_schedule schedule; /* which epochs are sparse and at which drop (default sparse-dense) */
     int dense_epochs;      /* the last dense_epochs epochs train dense */
     uint64_t seed;         /* weights and dropout */
     int64_t max_batches;   /* per epoch; 0 = every chunk of the training split */
     int64_t max_eval_batches; /* validation chunks per epoch; 0 = all */
+    int64_t eval_every;    /* > 0: also evaluate the validation perplexity (over max_eval_batches) every
+                              eval_every chunks, reported to on_eval; it changes no training numbers */
     void (*on_batch)(const fg_lm_progress *p, void *user);
     void (*on_epoch)(const fg_lm_epoch *e, void *user);
+    void (*on_eval)(const fg_lm_eval *e, void *user); /* every eval_every chunks and after every epoch */
     void *user;
     const volatile sig_atomic_t *stop; /* polled between batches (e.g. set by SIGINT); may be NULL */
 } fg_lm_train_cfg;
@@ -93,6 +124,9 @@ typedef struct fg_lm_train_cfg {
 /* After Zaremba et al.'s training, shortened for two CPU cores: 6 epochs, SGD lr 1, decay 1/1.2
  * per epoch from epoch 2 (0-based) on, clip 5, dense training, seed 1, every chunk. */
 fg_lm_train_cfg fg_lm_train_defaults(void);
+
+/* The drop of epoch e (0-based) under tc's schedule: 0 for a dense epoch. */
+double fg_lm_epoch_drop(const fg_lm_train_cfg *tc, int e);
 
 /* Number of (T, B) chunks the split of n words yields: the words are cut into B streams of
  * n / B words; each chunk reads T of them and predicts the T following ones. */

@@ -28,8 +28,12 @@ const char *fg_threads_wait_policy(void) {
     return "libgomp default (spinning: the program was not linked with frugal's start-up hook)";
 }
 
-double fg_time_now(void) {
+static double clock_seconds(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+double fg_time_now(void) { return clock_seconds(CLOCK_MONOTONIC); }
+
+double fg_time_cpu(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }

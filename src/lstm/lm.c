@@ -1,6 +1,7 @@
 /* The LSTM language model and its training loop (include/frugal/lm.h): the sparse LSTM system's
- * top, built on the public graph API only (src/graph knows nothing of it). The mixed schedule
- * switches each LSTM node's backward variant and drop per epoch. */
+ * top, built on the public graph API only (src/graph knows nothing of it). The schedules
+ * (sparse-dense, alternating, decaying) switch each LSTM node's backward variant and drop per
+ * epoch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,28 @@ fg_lm_train_cfg fg_lm_train_defaults(void) {
     t.seed = 1;
     t.sparse_variant = FG_LSTM_BWD_STRUCTURED;
     return t;
+}
+
+static const char *const sched_names[FG_LM_SCHED_COUNT] = {"sparse-dense", "alternating", "decaying"};
+
+fg_lm_schedule fg_lm_schedule_parse(const char *name) {
+    for (int k = 0; k < FG_LM_SCHED_COUNT; k++)
+        if (name && strcmp(name, sched_names[k]) == 0) return (fg_lm_schedule)k;
+    return FG_LM_SCHED_COUNT;
+}
+
+const char *fg_lm_schedule_name(fg_lm_schedule s) {
+    return s >= 0 && s < FG_LM_SCHED_COUNT ? sched_names[s] : "unknown";
+}
+
+double fg_lm_epoch_drop(const fg_lm_train_cfg *tc, int e) {
+    int S = tc->epochs - tc->dense_epochs; /* epochs that may be sparse */
+    if (!(tc->sparse_drop > 0) || e < 0 || e >= S) return 0.0;
+    switch (tc->schedule) {
+    case FG_LM_SCHED_ALTERNATING: return e % 2 == 0 ? tc->sparse_drop : 0.0;
+    case FG_LM_SCHED_DECAYING: return (double)tc->sparse_drop * (double)(S - e) / (double)S;
+    default: return tc->sparse_drop;
+    }
 }
 
 int64_t fg_lm_chunks(int64_t n, int64_t T, int64_t B) {
@@ -210,6 +233,12 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     if (tc->sparse_drop > 0 && c->sparse_block <= 0)
         return fg_fail(FG_ERR_INVALID, "lm: sparse training (drop %g) needs a sparse block size at build",
                        (double)tc->sparse_drop);
+    if (tc->schedule < 0 || tc->schedule >= FG_LM_SCHED_COUNT)
+        return fg_fail(FG_ERR_INVALID, "lm: schedule %d, expected sparse-dense, alternating or decaying",
+                       (int)tc->schedule);
+    if (tc->eval_every < 0)
+        return fg_fail(FG_ERR_INVALID, "lm: eval every %lld chunks, expected >= 0 (0 = after each epoch only)",
+                       (long long)tc->eval_every);
     if (tc->epochs < 1 || tc->dense_epochs < 0 || !(tc->lr > 0) || !(tc->clip >= 0))
         return fg_fail(FG_ERR_INVALID, "lm: epochs %d, dense epochs %d, lr %g, clip %g; expected epochs >= 1, "
                        "dense epochs >= 0, lr > 0, clip >= 0", tc->epochs, tc->dense_epochs, (double)tc->lr,
@@ -234,17 +263,30 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     }
     double lr = tc->lr;
     uint64_t step = 0;
+    double wall_total = 0, cpu_total = 0; /* training time of the finished epochs */
     for (int e = 0; e < tc->epochs && s == FG_OK; e++) {
         if (e >= tc->decay_after && e > 0 && tc->lr_decay > 0) lr *= tc->lr_decay;
         fg_optim_set_lr(opt, (float)lr);
-        int sparse = tc->sparse_drop > 0 && e < tc->epochs - tc->dense_epochs;
-        if ((s = set_drop(g, io, c, sparse ? tc->sparse_drop : 0.0f, tc->sparse_variant)) != FG_OK) break;
+        double drop = fg_lm_epoch_drop(tc, e);
+        int sparse = drop > 0;
+        if ((s = set_drop(g, io, c, (float)drop, tc->sparse_variant)) != FG_OK) break;
         fg_graph_set_training(g, 1);
         fg_graph_reset_times(g);
         reset_state(&cb, c);
-        double t0 = fg_time_now(), sum = 0, flops = 0, flops_dense = 0;
+        double t0 = fg_time_now(), c0 = fg_time_cpu(), sum = 0, flops = 0, flops_dense = 0;
+        double paused = 0, paused_cpu = 0; /* time spent in mid-epoch validations */
         int64_t k = 0;
         for (; k < chunks && s == FG_OK; k++) {
+            if (tc->eval_every > 0 && k > 0 && k % tc->eval_every == 0 && tc->on_eval) {
+                double w0 = fg_time_now(), u0 = fg_time_cpu();
+                fg_lm_eval ev = {e, k, e + (double)k / (double)chunks, wall_total + (w0 - t0 - paused),
+                                 cpu_total + (u0 - c0 - paused_cpu), 0};
+                s = fg_lm_perplexity(g, io, c, corpus->ids[1], corpus->n[1], tc->max_eval_batches, &ev.valid_ppl);
+                if (s != FG_OK) break;
+                tc->on_eval(&ev, tc->user);
+                paused += fg_time_now() - w0;
+                paused_cpu += fg_time_cpu() - u0;
+            }
             if (tc->stop && *tc->stop) break;
             fg_graph_set_seed(g, tc->seed * 0x9E3779B97F4A7C15ull + step++);
             fg_graph_zero_grad(g);
@@ -270,7 +312,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
             if (tc->clip > 0) fg_graph_clip_grad_norm(g, tc->clip);
             s = fg_optim_step(opt);
             if (tc->on_batch) {
-                fg_lm_progress p = {e, k + 1, chunks, sum / (double)(k + 1), fg_time_now() - t0};
+                fg_lm_progress p = {e, k + 1, chunks, sum / (double)(k + 1), fg_time_now() - t0 - paused};
                 tc->on_batch(&p, tc->user);
             }
         }
@@ -279,8 +321,12 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
         memset(&r, 0, sizeof r);
         r.epoch = e;
         r.sparse = sparse;
+        r.drop = drop;
         r.lr = lr;
-        r.seconds = fg_time_now() - t0;
+        r.seconds = fg_time_now() - t0 - paused;
+        r.cpu_seconds = fg_time_cpu() - c0 - paused_cpu;
+        wall_total += r.seconds;
+        cpu_total += r.cpu_seconds;
         r.train_ppl = exp(sum / (double)k);
         for (int l = 0; l < io->n_lstm; l++) r.lstm_backward_seconds += fg_graph_node_time(g, io->lstm_nodes[l], FG_BACKWARD);
         r.lstm_backward_flops_kept = flops_dense > 0 ? flops / flops_dense : 1.0;
@@ -289,6 +335,10 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
         if (hist) hist[e] = r;
         if (done) *done = e + 1;
         if (tc->on_epoch) tc->on_epoch(&r, tc->user);
+        if (tc->on_eval) {
+            fg_lm_eval ev = {e, k, e + 1.0, wall_total, cpu_total, r.valid_ppl};
+            tc->on_eval(&ev, tc->user);
+        }
     }
     chunk_buf_free(&cb);
     fg_optim_free(opt);
