@@ -13,7 +13,7 @@
 
 typedef struct lm_args {
     const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace;
-    int64_t hidden, embed, steps, batch, block, max_batches, eval_batches, eval_every;
+    int64_t hidden, embed, steps, batch, block, max_batches, eval_batches, eval_every, test_batches;
     int layers, epochs, decay_after, dense_epochs, threads, quiet;
     double dropout, lr, lr_decay, clip, sparse;
     uint64_t seed;
@@ -199,8 +199,9 @@ static int lm_train(int argc, char **argv) {
                                                   "first) or decaying (the drop falls linearly from --sparse to 0)", 0},
         {"dense-epochs", CLI_INT, &a.dense_epochs, "N", "the last N epochs train dense (the paper's mixed schedule; "
                                                        "default 0)", 0},
-        {"max-batches", CLI_I64, &a.max_batches, "N", "chunks per epoch (default: the whole training split)", 0},
-        {"eval-batches", CLI_I64, &a.eval_batches, "N", "validation and test chunks (default: all)", 0},
+        {"max-batches", CLI_I64, &a.max_batches, "N", "chunks per epoch; shorter epochs read successive windows of the training split (default: all of it)", 0},
+        {"eval-batches", CLI_I64, &a.eval_batches, "N", "validation chunks (default: all)", 0},
+        {"test-batches", CLI_I64, &a.test_batches, "N", "test chunks (default: as --eval-batches)", 0},
         {"eval-every", CLI_I64, &a.eval_every, "N", "also evaluate the validation perplexity every N training chunks "
                                                   "(the learning curve against time; default: after each epoch)", 0},
         {"trace", CLI_STR, &a.trace, "FILE", "write every validation point as CSV (epochs, training seconds, CPU "
@@ -233,6 +234,7 @@ static int lm_train(int argc, char **argv) {
     const fg_lm_schedule schedule = fg_lm_schedule_parse(a.schedule);
     if (schedule == FG_LM_SCHED_COUNT)
         return cli_usage_error(&cmd, "--schedule %s: expected sparse-dense, alternating or decaying", a.schedule);
+    if (!cli_find(opts, "test-batches")->set) a.test_batches = a.eval_batches;
     if (a.eval_every < 0) return cli_usage_error(&cmd, "--eval-every %lld: expected >= 0", (long long)a.eval_every);
     if (a.dense_epochs < 0 || a.dense_epochs > a.epochs)
         return cli_usage_error(&cmd, "--dense-epochs %d: expected 0..epochs (%d)", a.dense_epochs, a.epochs);
@@ -305,7 +307,7 @@ static int lm_train(int argc, char **argv) {
         fprintf(stderr, "frugal: interrupted after %d epochs\n", done);
         code = CLI_EXIT_INTERRUPTED;
     }
-    if (s == FG_OK && done > 0) s = fg_lm_perplexity(g, &io, &c, corpus.ids[2], corpus.n[2], a.eval_batches, &test_ppl);
+    if (s == FG_OK && done > 0) s = fg_lm_perplexity(g, &io, &c, corpus.ids[2], corpus.n[2], a.test_batches, &test_ppl);
     if (s != FG_OK) {
         code = cli_fail("lm train", s);
     } else if (done > 0) {

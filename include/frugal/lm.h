@@ -110,7 +110,9 @@ typedef struct fg_lm_train_cfg {
     fg_lm_schedule schedule; /* which epochs are sparse and at which drop (default sparse-dense) */
     int dense_epochs;      /* the last dense_epochs epochs train dense */
     uint64_t seed;         /* weights and dropout */
-    int64_t max_batches;   /* per epoch; 0 = every chunk of the training split */
+    int64_t max_batches;   /* chunks per epoch; 0 = every chunk of the training split. Shorter epochs take
+                              successive windows of the split (epoch e starts at chunk e * max_batches,
+                              wrapping around), so a run of short epochs still reads new text */
     int64_t max_eval_batches; /* validation chunks per epoch; 0 = all */
     int64_t eval_every;    /* > 0: also evaluate the validation perplexity (over max_eval_batches) every
                               eval_every chunks, reported to on_eval; it changes no training numbers */

@@ -249,6 +249,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     if (chunks < 1)
         return fg_fail(FG_ERR_INVALID, "lm: the training split (%lld words) makes no chunk of %lld steps x %lld streams",
                        (long long)n, (long long)c->steps, (long long)c->batch);
+    const int64_t split_chunks = chunks; /* epochs shorter than the split take successive windows of it */
     if (tc->max_batches > 0 && tc->max_batches < chunks) chunks = tc->max_batches;
 
     init_weights(g, tc->seed);
@@ -290,7 +291,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
             if (tc->stop && *tc->stop) break;
             fg_graph_set_seed(g, tc->seed * 0x9E3779B97F4A7C15ull + step++);
             fg_graph_zero_grad(g);
-            s = set_chunk(g, io, c, ids, n, k, &cb);
+            s = set_chunk(g, io, c, ids, n, ((int64_t)e * chunks + k) % split_chunks, &cb);
             if (s == FG_OK) s = fg_graph_forward(g);
             if (s == FG_OK) s = keep_state(g, io, &cb);
             if (s == FG_OK) s = fg_graph_backward(g);
