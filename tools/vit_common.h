@@ -1,0 +1,85 @@
+/* Shared by `frugal vit` (tools/cmd_vit.c), `frugal vit run` (tools/cmd_vit_run.c) and the demo's
+ * vit part (tools/demo_vit.c): data splits, models by name, the metric, the weights' metadata. */
+#ifndef FRUGAL_VIT_COMMON_H
+#define FRUGAL_VIT_COMMON_H
+
+#include "cli.h"
+
+/* Digit scenes: canvases of VIT_SCENE_SIZE pixels with 2..4 MNIST digits (the issue's data);
+ * train, validation and test come from disjoint ranges of the source images. */
+#define VIT_SCENE_SIZE 64
+#define VIT_SCENE_FACTOR 4 /* SegFormer's logits are at 1/4 resolution */
+
+/* One split as the loop sees it: images (n, c, h, w) f32 and either one label per image
+ * (classification) or (n, lh, lw) labels per pixel at the logits' resolution. */
+typedef struct vit_split {
+    int64_t n, c, h, w;
+    int64_t lh, lw;    /* per-pixel label grid; 0 for classification */
+    int32_t n_classes;
+    float *images;     /* not owned for classification (views into the data split) */
+    int32_t *labels;
+    int owned;
+} vit_split;
+
+typedef struct vit_data {
+    vit_split train, val, test;
+    fg_data_split cls; /* classification storage */
+    int have_cls;
+    int seg;           /* 1: scenes (segmentation) */
+} vit_data;
+
+typedef struct vit_model {
+    char name[FG_NAME_MAX];
+    int seg;
+    fg_graph *g;
+    fg_id input, logits, labels, loss;
+    int64_t batch;
+} vit_model;
+
+/* Accumulates one batch's predictions: correct counts (classification) or, per class, the
+ * intersection and union counts of mIoU. logits (B, K) or (B, K, lh, lw); only `rows` count. */
+typedef struct vit_score {
+    int64_t correct, total;
+    int64_t inter[64], uni[64];
+    int32_t k;
+} vit_score;
+
+#define META_MODEL "frugal.vit.model"
+#define META_DATA "frugal.vit.data"
+#define META_INPUT "frugal.vit.input"
+#define META_CLASSES "frugal.vit.classes"
+#define META_SEED "frugal.vit.seed" /* the scenes' seed: eval regenerates the same test scenes */
+
+typedef struct vit_meta {
+    char model[FG_NAME_MAX], data[FG_NAME_MAX];
+    int64_t c, h, w, classes;
+    uint64_t seed; /* 1 when not recorded */
+} vit_meta;
+
+size_t vit_split_labels_per_item(const vit_split *s); /* 1, or lh * lw for segmentation */
+size_t vit_split_image_values(const vit_split *s);    /* c * h * w */
+/* Loads --data: "fashion" / "mnist" (the validation split is the last n_val training images,
+ * default 5000) or "scenes" (made from MNIST digits: train from the first 80 %, validation the
+ * next 10 %, test the last 10 % of the source images). Limits of 0 keep everything (scenes: 4000,
+ * 500, 500). */
+fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int64_t n_val, int64_t n_test,
+                        uint64_t seed, vit_data *d);
+void vit_data_free(vit_data *d);
+/* Builds --model ("vit-tiny-28", "deit-tiny", "deit-small", "segformer-b0|b1|b2") for inputs
+ * (batch, c, h, w) and `classes` labels, with the loss (and gradients when train). */
+fg_status vit_model_build(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
+                          int train, fg_pool *pool, vit_model *m);
+/* 1 when the model's kind fits the data's: a classifier on fashion/mnist, a SegFormer on scenes. */
+int vit_model_fits_data(const char *model, const char *data);
+/* Copies items idx[0..rows) of s into the batch buffers, padding up to the batch with item idx[0]. */
+void vit_gather(const vit_split *s, const int64_t *idx, int64_t rows, int64_t batch, float *x, int32_t *y);
+void vit_score_batch(vit_score *sc, const vit_split *s, const float *logits, const int32_t *y, int64_t rows);
+/* Accuracy, or for segmentation the mean over classes present (union > 0) of the IoU. */
+double vit_score_value(const vit_score *sc, int seg);
+/* The metric of the model on split s in eval mode: accuracy or mIoU. */
+fg_status vit_evaluate(vit_model *m, const vit_split *s, double *out);
+/* Saves the weights with the metadata vit_read_meta reads back. */
+fg_status vit_save_weights(vit_model *m, const char *path, const char *data, const vit_split *s, uint64_t seed);
+fg_status vit_read_meta(const char *path, vit_meta *out);
+
+#endif
