@@ -175,7 +175,6 @@ static void test_governor_exact(void) {
     make_table(t);
     fg_vit_governor *g = NULL;
     fg_vit_governor_cfg c = fg_vit_governor_defaults();
-    c.window = 100;
     CHECK_OK(fg_vit_governor_create(t, NT, &c, &g));
     if (!g) return;
     fg_vit_governor_stats st;
@@ -191,8 +190,8 @@ static void test_governor_exact(void) {
         if (s == FG_OK) CHECK(i == want);
         else CHECK(i == NT - 1); /* the cheapest */
     }
-    /* times equal to the predictions: nothing moves but the margin, which falls to margin_min once
-     * the window is full */
+    /* times equal to the predictions, budget ample: nothing moves but the margin, which falls to
+     * margin_min */
     for (int k = 0; k < 200; k++) {
         const size_t i = (size_t)(k % NT);
         CHECK_OK(fg_vit_governor_observe(g, i, t[i].seconds, 1.0));
@@ -200,7 +199,7 @@ static void test_governor_exact(void) {
     fg_vit_governor_get_stats(g, &st);
     CHECK(fabs(st.drift - 1.0) < 1e-12);
     for (size_t i = 0; i < NT; i++) CHECK(fabs(fg_vit_governor_predict(g, i) / t[i].seconds - 1.0) < 1e-12);
-    CHECK(st.margin == c.margin_min); /* a full window of exact ratios: no headroom needed */
+    CHECK(st.margin == c.margin_min); /* 200 hits: 1.1 * exp(-200 * 0.1 * 0.005) < 1, held at margin_min */
     CHECK(st.observed == 200 && st.missed == 0);
     /* none fits: the cheapest prediction, fits = 0 */
     int fits = 1;
@@ -251,22 +250,24 @@ static void test_governor_drift(void) {
     const double ones[NT] = {1, 1, 1, 1, 1};
     fg_vit_governor *g = NULL;
     fg_vit_governor_cfg c = fg_vit_governor_defaults();
-    c.window = 100; /* the margin forgets the jump's transient after 100 frames */
     CHECK_OK(fg_vit_governor_create(t, NT, &c, &g));
     if (!g) return;
     size_t pick = 99;
     /* budget 1.25 ms: the full model fits with the margin */
     feed(g, t, ones, 1.0, 1.25e-3, 50, &pick);
     CHECK(pick == 0);
-    /* drift up: every time doubles. The governor must leave the full model (2 ms > 1.25) and end
-     * on entry 2 (1.2 ms at x2, the best that fits); entries never run then are predicted x2. */
+    /* drift up: every time doubles. The governor must leave the full model (2 ms > 1.25) for the
+     * best entry that fits at x2 with its margin: entry 2 (1.2 ms) while the margin is <= 1.25 /
+     * 1.2, else entry 3 (0.8 ms; the jump's misses raise the margin). Entries never run then are
+     * predicted x2 as well. */
     feed(g, t, ones, 2.0, 1.25e-3, 200, &pick);
-    if (pick != 2) {
+    {
         fg_vit_governor_stats d;
         fg_vit_governor_get_stats(g, &d);
-        fprintf(stderr, "drift up: pick %zu, drift %.3f margin %.3f pred3 %.3g\n", pick, d.drift, d.margin, fg_vit_governor_predict(g, 3));
+        const size_t want = fg_vit_governor_predict(g, 2) * d.margin <= 1.25e-3 ? 2 : 3;
+        if (pick != want) fprintf(stderr, "drift up: pick %zu, expected %zu (drift %.3f margin %.3f)\n", pick, want, d.drift, d.margin);
+        CHECK(pick == want);
     }
-    CHECK(pick == 2);
     fg_vit_governor_stats st;
     fg_vit_governor_get_stats(g, &st);
     CHECK(st.drift > 1.8 && st.drift < 2.2);
@@ -278,8 +279,9 @@ static void test_governor_drift(void) {
     /* the misses stay few: the first frames after the jump only */
     const int64_t missed_up = st.missed;
     CHECK(missed_up >= 1 && missed_up <= 6);
-    /* drift down: back to x1; the picks return to the full model */
-    feed(g, t, ones, 1.0, 1.25e-3, 300, &pick);
+    /* drift down: back to x1; the picks return to the full model once the margin the misses
+     * raised has come down (slowly: 0.05 % per hit) */
+    feed(g, t, ones, 1.0, 1.25e-3, 2000, &pick);
     CHECK(pick == 0);
     fg_vit_governor_get_stats(g, &st);
     CHECK(st.drift > 0.9 && st.drift < 1.1);

@@ -729,11 +729,13 @@ int cmd_vit(int argc, char **argv) {
     if (sub && strcmp(sub, "train") == 0) return vit_train(argc - 1, argv + 1);
     if (sub && strcmp(sub, "eval") == 0) return vit_eval(argc - 1, argv + 1);
     if (sub && strcmp(sub, "profile") == 0) return vit_profile(argc - 1, argv + 1);
+    if (sub && strcmp(sub, "run") == 0) return cmd_vit_run(argc - 1, argv + 1);
     FILE *f = sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) ? stdout : stderr;
-    fprintf(f, "usage: frugal vit train|eval|profile [options]   (frugal vit SUBCOMMAND --help)\n"
+    fprintf(f, "usage: frugal vit train|eval|profile|run [options]   (frugal vit SUBCOMMAND --help)\n"
                "  train  train a ViT on fashion/mnist or a SegFormer on digit scenes, save HF-named weights\n"
                "  eval   test accuracy (or mIoU) of saved weights\n"
-               "  profile  skip configurations by greedy search: metric, FLOPs, latency, the Pareto front\n");
+               "  profile  skip configurations by greedy search: metric, FLOPs, latency, the Pareto front\n"
+               "  run    a stream of inputs under a per-frame latency budget, the governor picking from a profile\n");
     if (f == stdout) return CLI_EXIT_OK;
     if (sub) fprintf(stderr, "frugal: vit: unknown subcommand '%s'\n", sub);
     return CLI_EXIT_USAGE;

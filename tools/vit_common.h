@@ -82,4 +82,58 @@ fg_status vit_evaluate(vit_model *m, const vit_split *s, double *out);
 fg_status vit_save_weights(vit_model *m, const char *path, const char *data, const vit_split *s, uint64_t seed);
 fg_status vit_read_meta(const char *path, vit_meta *out);
 
+/* ---------------------------------------------------------------- running under a budget (tools/cmd_vit_run.c) */
+
+/* `frugal vit run` (dispatched by cmd_vit). */
+int cmd_vit_run(int argc, char **argv);
+
+/* Measures every entry's latency at batch 1 on this machine now: `frames` inferences each (on the
+ * first items of s, after one discarded warm-up), the median into t[i].seconds (wall time, or
+ * the thread's CPU time when cpu_clock). *apply_s is the
+ * mean time of one fg_vit_skip_apply (switching configurations). m must be built for batch 1. */
+fg_status vit_run_calibrate(vit_model *m, const vit_split *s, fg_vit_profile_entry *t, size_t n, int frames,
+                            int cpu_clock, double *apply_s);
+
+/* The entry with no knob off (the full model), else the one with the most FLOPs. */
+size_t vit_run_full_entry(const fg_vit_profile_entry *t, size_t n);
+
+/* A built-in budget trace: every `seg` frames the budget jumps to lo + (hi - lo) * frac(k * 0.618...)
+ * times full_s (k the segment: golden-ratio steps cover [lo, hi] evenly, deterministically). */
+void vit_run_swing(double lo, double hi, double full_s, int64_t seg, int64_t frames, double *out);
+
+/* One way of running the stream: the governor, or a static configuration. */
+typedef struct vit_run_stats {
+    int64_t hits;        /* frames within their budget */
+    double metric;       /* accuracy or mIoU over the frames */
+    double mean_s, p99_s; /* latency per frame */
+} vit_run_stats;
+
+typedef struct vit_run_result {
+    int64_t frames;
+    size_t n;              /* table entries (static configurations) */
+    vit_run_stats gov;
+    vit_run_stats *stat;   /* [n] */
+    double *budget;        /* [frames] seconds */
+    double *gov_s;         /* [frames] the governor's latency per frame (pick + switch + inference) */
+    double *full_s;        /* [frames] the full model's latency per frame */
+    size_t *pick;          /* [frames] the governor's entry per frame */
+    int64_t no_fit;        /* frames where no entry's prediction fitted (the cheapest ran) */
+    double pick_s, apply_s, observe_s, infer_s; /* the governor's mean cost per frame of each part */
+    fg_vit_governor_stats gs;
+} vit_run_result;
+
+/* Runs frames 0..frames-1 (frame f is item f mod s->n of s, batch 1) under budget[f] seconds:
+ * per frame the governor (pick, switch, inference, observe) and then every static entry, so
+ * that all see the same load at the same time; latencies include copying the input in and the
+ * logits out, on the wall clock or (cpu_clock, one thread) the thread's CPU time. t holds the
+ * calibrated latencies; miss_target is the governor's. A progress line unless quiet. */
+fg_status vit_run_stream(vit_model *m, const vit_split *s, const fg_vit_profile_entry *t, size_t n,
+                         const double *budget, int64_t frames, double miss_target, int cpu_clock, int quiet,
+                         vit_run_result *r);
+void vit_run_result_free(vit_run_result *r);
+/* Budget and the governor's latency per frame (ms, left axis), the full model's latency, and the
+ * chosen entry's profiled metric (right axis). 1, or 0 with the reason in why. */
+int vit_run_plot(const char *png, const char *title, const char *metric, const fg_vit_profile_entry *t,
+                 const vit_run_result *r, char *why, size_t why_len);
+
 #endif

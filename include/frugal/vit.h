@@ -254,19 +254,20 @@ void fg_vit_table_free(fg_vit_table *t);
  * moves by entry_weight of what the drift leaves (in log space: exponentially weighted). The
  * corrections of the entries measured so far are kept at geometric mean 1 (their common part is
  * moved into the drift), so an entry run alone teaches the drift, not itself. The pick is the
- * most accurate entry (ties: the cheaper) with predicted_i * margin <= budget; the margin is the
- * k-th largest ratio r of the last `window` measurements, k = max(1, floor(miss_target / 2 *
- * (window + 1))), so that a new ratio exceeds it with probability about miss_target / 2: at most
- * about half the allowed misses come from prediction error. It is at least margin_min, and at
- * least margin_init until the window is full. */
+ * most accurate entry (ties: the cheaper) with predicted_i * margin <= budget. The margin is a
+ * stochastic controller of the deadline-miss rate itself: after a frame that missed its budget it
+ * grows by exp(margin_step * (1 - q)), after a hit it shrinks by exp(-margin_step * q), q =
+ * miss_target / 2, so that in equilibrium a fraction q of the frames miss (half the allowance:
+ * headroom for the controller's own lag). Frames whose budget is below every prediction (nothing
+ * could fit) leave it alone. It starts at margin_init and never goes below margin_min. */
 typedef struct fg_vit_governor_cfg {
     double miss_target;   /* deadline misses allowed, as a fraction (0.01: meet 99 %) */
     double drift_weight;  /* weight of one measurement in the shared drift (0.3) */
     double entry_weight;  /* weight of one measurement in its entry's correction (0.03) */
     double clip;          /* measured / predicted ratios are clipped to [1/clip, clip] (4) */
-    double margin_init;   /* the margin's floor until the window is full (1.1) */
+    double margin_init;   /* starting margin (1.1) */
     double margin_min;    /* lowest margin (1.0) */
-    int window;           /* measurements the margin's quantile looks back on (400) */
+    double margin_step;   /* log-space step of the margin's controller (0.1) */
 } fg_vit_governor_cfg;
 
 typedef struct fg_vit_governor fg_vit_governor;

@@ -68,10 +68,6 @@ struct fg_vit_governor {
     double *metric;  /* [n] */
     size_t *order;   /* [n] entries by falling metric, then rising base seconds */
     double drift, margin;
-    double *ring;    /* [window] the last measured / predicted ratios, in arrival order */
-    double *sorted;  /* [min(count, window)] the same, ascending */
-    size_t count;    /* ratios recorded so far (the ring holds the last `window`) */
-    size_t k;        /* the margin is the k-th largest ratio of the window */
     int64_t observed, missed;
 };
 
@@ -83,7 +79,7 @@ fg_vit_governor_cfg fg_vit_governor_defaults(void) {
     c.clip = 4.0;
     c.margin_init = 1.1;
     c.margin_min = 1.0;
-    c.window = 400;
+    c.margin_step = 0.1;
     return c;
 }
 
@@ -109,8 +105,8 @@ fg_status fg_vit_governor_create(const fg_vit_profile_entry *t, size_t n, const 
     if (!(c.margin_min > 0 && isfinite(c.margin_min)) || !(c.margin_init >= c.margin_min && isfinite(c.margin_init)))
         return fg_fail(FG_ERR_INVALID, "governor: margins must be finite with 0 < margin_min (%g) <= margin_init (%g)",
                        c.margin_min, c.margin_init);
-    if (c.window < 1 || c.window > 1000000)
-        return fg_fail(FG_ERR_INVALID, "governor: window %d is not in [1, 1000000]", c.window);
+    if (!(c.margin_step >= 0 && c.margin_step <= 1))
+        return fg_fail(FG_ERR_INVALID, "governor: margin_step %g is not in [0, 1]", c.margin_step);
     for (size_t i = 0; i < n; i++)
         if (!(t[i].seconds > 0 && isfinite(t[i].seconds)) || !isfinite(t[i].metric))
             return fg_fail(FG_ERR_INVALID, "governor: entry %zu has seconds %g and metric %g (expected seconds > 0, finite)",
@@ -122,10 +118,8 @@ fg_status fg_vit_governor_create(const fg_vit_profile_entry *t, size_t n, const 
         g->seen = calloc(n, 1);
         g->metric = malloc(n * sizeof *g->metric);
         g->order = malloc(n * sizeof *g->order);
-        g->ring = malloc((size_t)c.window * sizeof *g->ring);
-        g->sorted = malloc((size_t)c.window * sizeof *g->sorted);
     }
-    if (!g || !g->base || !g->corr || !g->seen || !g->metric || !g->order || !g->ring || !g->sorted) {
+    if (!g || !g->base || !g->corr || !g->seen || !g->metric || !g->order) {
         fg_vit_governor_free(g);
         return fg_fail(FG_ERR_OOM, "governor: out of memory for %zu entries", n);
     }
@@ -145,9 +139,6 @@ fg_status fg_vit_governor_create(const fg_vit_profile_entry *t, size_t n, const 
     }
     g->drift = 1.0;
     g->margin = c.margin_init;
-    /* the k-th largest of `window` ratios is exceeded by a new one with probability k / (window + 1) */
-    const double kk = floor(0.5 * c.miss_target * (double)(c.window + 1));
-    g->k = kk < 1 ? 1 : (size_t)kk;
     *out = g;
     return FG_OK;
 }
@@ -159,8 +150,6 @@ void fg_vit_governor_free(fg_vit_governor *g) {
     free(g->seen);
     free(g->metric);
     free(g->order);
-    free(g->ring);
-    free(g->sorted);
     free(g);
 }
 
@@ -188,47 +177,26 @@ size_t fg_vit_governor_choose(const fg_vit_governor *g, double budget, int *fits
 
 static double clip_ratio(double r, double c) { return r < 1.0 / c ? 1.0 / c : r > c ? c : r; }
 
-/* First index of sorted[0..n) not less than x. */
-static size_t lower_bound(const double *a, size_t n, double x) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        const size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
-/* Records a ratio in the window (evicting the oldest when full) and recomputes the margin. */
-static void margin_record(fg_vit_governor *g, double r) {
-    const size_t w = (size_t)g->cfg.window;
-    size_t have = g->count < w ? g->count : w;
-    if (g->count >= w) {
-        const double old = g->ring[g->count % w];
-        const size_t at = lower_bound(g->sorted, have, old);
-        FG_ASSERT(at < have && g->sorted[at] == old);
-        memmove(g->sorted + at, g->sorted + at + 1, (have - at - 1) * sizeof *g->sorted);
-        have--;
-    }
-    g->ring[g->count % w] = r;
-    const size_t at = lower_bound(g->sorted, have, r);
-    memmove(g->sorted + at + 1, g->sorted + at, (have - at) * sizeof *g->sorted);
-    g->sorted[at] = r;
-    have++;
-    g->count++;
-    double m = have >= g->k ? g->sorted[have - g->k] : g->sorted[have - 1];
-    if (g->count < w && m < g->cfg.margin_init) m = g->cfg.margin_init; /* the prior while the window fills */
-    g->margin = m < g->cfg.margin_min ? g->cfg.margin_min : m;
-}
-
 fg_status fg_vit_governor_observe(fg_vit_governor *g, size_t i, double seconds, double budget) {
     FG_ASSERT(g);
     if (i >= g->n) return fg_fail(FG_ERR_INVALID, "governor: entry %zu out of range (table of %zu)", i, g->n);
     if (!(seconds > 0 && isfinite(seconds)))
         return fg_fail(FG_ERR_INVALID, "governor: measured time %g s of entry %zu is not finite and > 0", seconds, i);
     const fg_vit_governor_cfg *c = &g->cfg;
+    /* the margin: up by margin_step * (1 - q) in log space after a miss, down by margin_step * q
+     * after a hit, q = miss_target / 2: in equilibrium a fraction q of the frames miss. A frame
+     * whose budget is below every prediction (nothing could fit) says nothing about the margin. */
+    double cheapest = INFINITY;
+    for (size_t j = 0; j < g->n; j++) {
+        const double pj = g->base[j] * g->corr[j];
+        if (pj < cheapest) cheapest = pj;
+    }
+    if (cheapest * g->drift <= budget) {
+        const double q = 0.5 * c->miss_target;
+        g->margin *= exp(seconds > budget ? c->margin_step * (1.0 - q) : -c->margin_step * q);
+        if (g->margin < c->margin_min) g->margin = c->margin_min;
+    }
     const double r = clip_ratio(seconds / fg_vit_governor_predict(g, i), c->clip);
-    margin_record(g, r);
     /* the shared drift takes its share of the ratio, the entry's correction a share of what remains */
     g->drift *= pow(r, c->drift_weight);
     g->corr[i] *= pow(clip_ratio(seconds / fg_vit_governor_predict(g, i), c->clip), c->entry_weight);
