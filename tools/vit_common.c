@@ -308,3 +308,108 @@ fg_status vit_read_meta(const char *path, vit_meta *out) {
     fg_st_free(f);
     return s;
 }
+
+/* ---------------------------------------------------------------- training */
+
+/* The learning rate of step t of T: linear warm-up over the first w steps, then cosine to 0. */
+static double schedule(double lr, int64_t t, int64_t T, int64_t w) {
+    if (t < w) return lr * (double)(t + 1) / (double)w;
+    const double p = T > w ? (double)(t - w) / (double)(T - w) : 1.0;
+    return lr * 0.5 * (1.0 + cos(3.14159265358979323846 * p));
+}
+
+fg_status vit_train_loop(const vit_train_args *a, vit_model *m, const vit_data *d, vit_epoch *hist, int *n_hist,
+                         double *test_metric) {
+    const vit_split *tr = &d->train;
+    const int64_t B = a->batch, nb = tr->n / B;
+    if (nb < 1)
+        return fg_fail(FG_ERR_INVALID, "train: %lld training items, fewer than one batch of %lld", (long long)tr->n,
+                       (long long)B);
+    fg_rng init, order;
+    fg_rng_seed(&init, a->seed);
+    fg_rng_seed(&order, a->seed ^ 0x9e3779b97f4a7c15ull);
+    fg_graph_init_params(m->g, &init);
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_ADAMW, (float)a->lr);
+    oc.weight_decay = (float)a->weight_decay;
+    fg_optim *opt = NULL;
+    FG_TRY(fg_optim_create(&opt, m->g, &oc));
+    const size_t iv = vit_split_image_values(tr), lv = vit_split_labels_per_item(tr);
+    const fg_tinfo *li = fg_graph_tinfo(m->g, m->logits);
+    const size_t nlog = (size_t)fg_tensor_numel(&li->t);
+    float *x = malloc(iv * (size_t)B * sizeof(float));
+    int32_t *y = malloc(lv * (size_t)B * sizeof(int32_t));
+    float *logits = malloc(nlog * sizeof(float));
+    int64_t *perm = malloc((size_t)tr->n * sizeof(int64_t));
+    fg_status s = (x && y && logits && perm) ? FG_OK : fg_fail(FG_ERR_OOM, "train: out of host memory");
+    const int64_t total = nb * a->epochs, warm = (int64_t)(a->warmup * (double)nb);
+    cli_progress prog;
+    cli_progress_init(&prog);
+    const char *metric = d->seg ? "mIoU" : "accuracy";
+    int64_t step = 0;
+    for (int e = 0; s == FG_OK && e < a->epochs; e++) {
+        const double t0 = fg_time_now();
+        for (int64_t i = 0; i < tr->n; i++) perm[i] = i;
+        fg_rng_shuffle(&order, perm, (size_t)tr->n);
+        double loss_sum = 0.0;
+        vit_score sc;
+        memset(&sc, 0, sizeof sc);
+        sc.k = (int32_t)li->t.shape[1];
+        for (int64_t b = 0; s == FG_OK && b < nb; b++, step++) {
+            if (cli_stop_flag) {
+                s = fg_fail(FG_ERR_INVALID, "train: interrupted in epoch %d (nothing saved)", e + 1);
+                break;
+            }
+            vit_gather(tr, perm + b * B, B, B, x, y);
+            fg_graph_set_training(m->g, 1);
+            fg_graph_set_seed(m->g, fg_rng_u64(&order));
+            fg_optim_set_lr(opt, (float)schedule(a->lr, step, total, warm));
+            s = fg_graph_set_input(m->g, m->input, x, iv * (size_t)B * sizeof(float));
+            if (s == FG_OK) s = fg_graph_set_input(m->g, m->labels, y, lv * (size_t)B * sizeof(int32_t));
+            if (s == FG_OK) {
+                fg_graph_zero_grad(m->g);
+                s = fg_graph_forward(m->g);
+            }
+            if (s == FG_OK) s = fg_graph_backward(m->g);
+            if (s == FG_OK) s = fg_optim_step(opt);
+            if (s == FG_OK) s = fg_graph_read(m->g, m->logits, logits, nlog * sizeof(float));
+            if (s != FG_OK) break;
+            const float l = fg_graph_loss(m->g);
+            if (!isfinite(l)) {
+                s = fg_fail(FG_ERR_INVALID, "train: the loss is %g at epoch %d batch %lld (try a smaller --lr)", (double)l,
+                            e + 1, (long long)(b + 1));
+                break;
+            }
+            loss_sum += l;
+            vit_score_batch(&sc, tr, logits, y, B);
+            if (!a->quiet) {
+                char bar[40], line[256];
+                cli_bar(bar, sizeof bar, (double)(b + 1) / (double)nb, 24);
+                const double el = fg_time_now() - t0;
+                snprintf(line, sizeof line, "epoch %d/%d %s %3.0f%%  loss %.4f  %.0f img/s", e + 1, a->epochs, bar,
+                         100.0 * (double)(b + 1) / (double)nb, loss_sum / (double)(b + 1),
+                         el > 0 ? (double)((b + 1) * B) / el : 0.0);
+                cli_progress_show(&prog, line, b == 0 && prog.tty);
+            }
+        }
+        if (s != FG_OK) break;
+        vit_epoch *h = &hist[e];
+        h->loss = loss_sum / (double)nb;
+        h->train_metric = vit_score_value(&sc, d->seg);
+        s = vit_evaluate(m, &d->val, &h->val_metric);
+        if (s != FG_OK) break;
+        h->seconds = fg_time_now() - t0;
+        *n_hist = e + 1;
+        cli_progress_clear(&prog);
+        printf("epoch %d/%d  loss %.4f  train %s %.4f  val %s %.4f  (%.1f s)\n", e + 1, a->epochs, h->loss, metric,
+               h->train_metric, metric, h->val_metric, h->seconds);
+        fflush(stdout);
+    }
+    cli_progress_clear(&prog);
+    if (s == FG_OK) s = vit_evaluate(m, &d->test, test_metric);
+    free(x);
+    free(y);
+    free(logits);
+    free(perm);
+    fg_optim_free(opt);
+    return s;
+}

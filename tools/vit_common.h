@@ -82,6 +82,30 @@ fg_status vit_evaluate(vit_model *m, const vit_split *s, double *out);
 fg_status vit_save_weights(vit_model *m, const char *path, const char *data, const vit_split *s, uint64_t seed);
 fg_status vit_read_meta(const char *path, vit_meta *out);
 
+/* ---------------------------------------------------------------- training (vit train, the demo) */
+
+/* One epoch of training as vit_train_loop reports it. */
+typedef struct vit_epoch {
+    double loss, train_metric, val_metric, seconds;
+} vit_epoch;
+
+/* The settings of `frugal vit train` (those the loop reads: epochs, batch, lr, weight_decay,
+ * warmup in epochs, seed, quiet). */
+typedef struct vit_train_args {
+    const char *model, *data, *data_dir, *json, *plot, *save;
+    int epochs, threads, quiet;
+    int64_t batch, n_train, n_val, n_test;
+    double lr, weight_decay, warmup;
+    uint64_t seed;
+} vit_train_args;
+
+/* Initializes m's weights from a->seed and trains it on d->train with AdamW (linear warm-up, then
+ * cosine decay to 0), printing one line per epoch with the validation metric (a progress line
+ * unless a->quiet); hist[0..epochs) and *n_hist get the epochs, *test_metric the metric on d->test.
+ * m must be built for training at batch a->batch. */
+fg_status vit_train_loop(const vit_train_args *a, vit_model *m, const vit_data *d, vit_epoch *hist, int *n_hist,
+                         double *test_metric);
+
 /* ---------------------------------------------------------------- running under a budget (tools/cmd_vit_run.c) */
 
 /* `frugal vit run` (dispatched by cmd_vit). */
