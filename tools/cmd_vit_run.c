@@ -96,23 +96,25 @@ fg_status vit_run_calibrate(vit_model *m, const vit_split *s, fg_vit_profile_ent
     FG_ASSERT(frames >= 1 && m->batch == 1);
     frame_io io;
     fg_status st = frame_io_init(m, s, &io);
-    double *v = malloc((size_t)frames * sizeof *v);
+    double *v = malloc((size_t)frames * n * sizeof *v); /* [entry][frame] */
     if (st == FG_OK && !v) st = fg_fail(FG_ERR_OOM, "vit run: out of host memory");
     double apply_sum = 0.0;
     fg_graph_set_training(m->g, 0);
-    for (size_t i = 0; st == FG_OK && i < n; i++) {
-        const double a0 = fg_time_now();
-        st = fg_vit_skip_apply(m->g, &t[i].skip);
-        apply_sum += fg_time_now() - a0;
-        for (int f = -1; st == FG_OK && f < frames; f++) {
+    /* round robin over the entries, as the stream runs them (every inference right after a
+     * switch, with the other configurations' work in between); f = -1 is a discarded warm-up
+     * (oneDNN's primitives, first touches) */
+    for (int f = -1; st == FG_OK && f < frames; f++)
+        for (size_t i = 0; st == FG_OK && i < n; i++) {
+            const double a0 = fg_time_now();
+            st = fg_vit_skip_apply(m->g, &t[i].skip);
+            if (f >= 0) apply_sum += fg_time_now() - a0;
             frame_load(s, f < 0 ? 0 : f % s->n, &io);
             const double t0 = clock_now(cpu_clock);
-            st = frame_infer(m, s, &io);
-            if (f >= 0) v[f] = clock_now(cpu_clock) - t0; /* f = -1: warm-up (primitives, caches) */
+            if (st == FG_OK) st = frame_infer(m, s, &io);
+            if (f >= 0) v[i * (size_t)frames + (size_t)f] = clock_now(cpu_clock) - t0;
         }
-        if (st == FG_OK) t[i].seconds = quantile(v, (size_t)frames, 0.5);
-    }
-    *apply_s = n ? apply_sum / (double)n : 0.0;
+    for (size_t i = 0; st == FG_OK && i < n; i++) t[i].seconds = quantile(v + i * (size_t)frames, (size_t)frames, 0.5);
+    *apply_s = n ? apply_sum / (double)(n * (size_t)frames) : 0.0;
     free(v);
     frame_io_free(&io);
     return st;

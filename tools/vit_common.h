@@ -111,8 +111,9 @@ fg_status vit_train_loop(const vit_train_args *a, vit_model *m, const vit_data *
 /* `frugal vit run` (dispatched by cmd_vit). */
 int cmd_vit_run(int argc, char **argv);
 
-/* Measures every entry's latency at batch 1 on this machine now: `frames` inferences each (on the
- * first items of s, after one discarded warm-up), the median into t[i].seconds (wall time, or
+/* Measures every entry's latency at batch 1 on this machine now: `frames` inferences each, round
+ * robin over the entries as vit_run_stream runs them (each right after a switch), on the first
+ * items of s after one discarded round, the median into t[i].seconds (wall time, or
  * the thread's CPU time when cpu_clock). *apply_s is the
  * mean time of one fg_vit_skip_apply (switching configurations). m must be built for batch 1. */
 fg_status vit_run_calibrate(vit_model *m, const vit_split *s, fg_vit_profile_entry *t, size_t n, int frames,
