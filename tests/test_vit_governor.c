@@ -13,8 +13,9 @@
  *    entries never run are predicted about x2 too and the picks move to cheaper entries; drift
  *    down: back; a per-entry bias is learnt by that entry while the shared drift stays near 1;
  *    lognormal noise: the realized miss rate of its own picks stays under the target and the
- *    margin settles above 1; a clipped outlier moves the drift by at most clip^weight; none fits:
- *    the cheapest with fits = 0; errors. */
+ *    margin settles above 1; preempted frames (a delay beyond any budget) do not drive the margin
+ *    up; a clipped outlier moves the drift by at most clip^weight; none fits: the cheapest with
+ *    fits = 0; errors. */
 #include <math.h>
 #include <string.h>
 
@@ -365,6 +366,41 @@ static void test_governor_noise(void) {
     fg_vit_governor_free(g);
 }
 
+/* Preempted frames (2 % of them, delayed by 5 ms on top of their time, far beyond any budget):
+ * they miss whatever runs, so they must not drive the margin up; the governor keeps picking as
+ * it would without them, and its misses are those frames and few more. */
+static void test_governor_spikes(void) {
+    fg_vit_profile_entry t[NT];
+    make_table(t);
+    fg_vit_governor *g = NULL;
+    CHECK_OK(fg_vit_governor_create(t, NT, NULL, &g));
+    if (!g) return;
+    fg_rng rng;
+    fg_rng_seed(&rng, 3);
+    const int frames = 10000;
+    int64_t miss = 0, spikes = 0;
+    double metric = 0;
+    for (int f = 0; f < frames; f++) {
+        const double b = 1e-3 * (0.4 + 0.6 * fg_rng_uniform(&rng));
+        int fits;
+        const size_t i = fg_vit_governor_choose(g, b, &fits);
+        const int spike = fg_rng_uniform(&rng) < 0.02f;
+        const double sec = t[i].seconds * exp(0.05 * fg_rng_normal(&rng)) + (spike ? 5e-3 : 0.0);
+        spikes += spike;
+        miss += sec > b;
+        metric += t[i].metric;
+        CHECK_OK(fg_vit_governor_observe(g, i, sec, b));
+    }
+    fg_vit_governor_stats st;
+    fg_vit_governor_get_stats(g, &st);
+    fprintf(stderr, "spikes: %lld preempted frames, %lld misses, margin %.3f, drift %.3f, mean metric %.4f\n",
+            (long long)spikes, (long long)miss, st.margin, st.drift, metric / frames);
+    CHECK(miss >= spikes && miss <= spikes + frames / 200);
+    CHECK(st.margin < 1.5);
+    CHECK(metric / frames > 0.65);
+    fg_vit_governor_free(g);
+}
+
 int main(void) {
     test_skip_text();
     test_table();
@@ -372,5 +408,6 @@ int main(void) {
     test_governor_drift();
     test_governor_bias();
     test_governor_noise();
+    test_governor_spikes();
     return fg_test_finish("test_vit_governor");
 }

@@ -256,15 +256,22 @@ int vit_run_plot(const char *png, const char *title, const char *metric, const f
     snprintf(m2, sizeof m2, "chosen configuration's profiled %s", metric);
     cli_gnuplot_str(f, m2);
     fprintf(f, "\nset ytics nomirror\nset y2tics\nset grid\nset key outside bottom center horizontal\n");
-    fprintf(f, "set yrange [0:*]\nset y2range [0:1]\n");
+    /* latencies of preempted frames can be 100x the budget: the axis stops at 2.5x the largest
+     * budget and such frames sit on the top edge */
+    double bmax = 0;
+    for (int64_t i = 0; i < r->frames; i++)
+        if (r->budget[i] > bmax) bmax = r->budget[i];
+    const double top = 2.5 * bmax * 1e3;
+    fprintf(f, "set yrange [0:%.6f]\nset y2range [0:1]\n", top);
     fprintf(f, "plot '-' using 1:2 with lines lw 2 lc rgb '#000000' title 'budget', "
                "'-' using 1:2 with points pt 7 ps 0.3 lc rgb '#d62728' title 'full model latency', "
                "'-' using 1:2 with points pt 7 ps 0.3 lc rgb '#1f77b4' title 'governor latency', "
                "'-' using 1:2 with steps lc rgb '#2ca02c' title 'chosen configuration (metric, right axis)' axes x1y2\n");
     for (int k = 0; k < 4; k++) {
         for (int64_t i = 0; i < r->frames; i++) {
-            const double v = k == 0 ? r->budget[i] * 1e3 : k == 1 ? r->full_s[i] * 1e3 : k == 2 ? r->gov_s[i] * 1e3
-                                                                                         : t[r->pick[i]].metric;
+            double v = k == 0 ? r->budget[i] * 1e3 : k == 1 ? r->full_s[i] * 1e3 : k == 2 ? r->gov_s[i] * 1e3
+                                                                                   : t[r->pick[i]].metric;
+            if (k == 1 || k == 2) v = v < top ? v : top;
             fprintf(f, "%lld %.6f\n", (long long)i, v);
         }
         fprintf(f, "e\n");
@@ -548,10 +555,14 @@ int cmd_vit_run(int argc, char **argv) {
         } else {
             printf("  best static    none of the %zu meets %.2f%% of deadlines\n", n, 100.0 * rate);
         }
-        printf("  verdict        the governor %s the rate and its %s %s every static configuration that does\n",
-               gov_meets ? "meets" : "does not meet", mname, gov_beats ? "beats" : "does NOT beat");
-        printf("  cost           pick %.3f us, switch %.1f us, observe %.3f us per frame; inference %.1f us "
-               "(pick %.4f%% of it)\n",
+        if (best != SIZE_MAX)
+            printf("  verdict        the governor %s the rate and its %s %s every static configuration that does\n",
+                   gov_meets ? "meets" : "does NOT meet", mname, gov_beats ? "beats" : "does NOT beat");
+        else
+            printf("  verdict        the governor %s the rate; no static configuration meets it\n",
+                   gov_meets ? "meets" : "does NOT meet");
+        printf("  cost           pick %.3f us, switch %.1f us, observe %.3f us per frame (each with a clock read); "
+               "inference %.1f us (pick %.4f%% of it)\n",
                r.pick_s * 1e6, r.apply_s * 1e6, r.observe_s * 1e6, r.infer_s * 1e6, 100.0 * r.pick_s / r.infer_s);
         printf("  correction     drift %.3f, margin %.3f at the end; %lld frames where nothing fitted\n", r.gs.drift,
                r.gs.margin, (long long)r.no_fit);

@@ -259,12 +259,14 @@ void fg_vit_table_free(fg_vit_table *t);
  * grows by exp(margin_step * (1 - q)), after a hit it shrinks by exp(-margin_step * q), q =
  * miss_target / 2, so that in equilibrium a fraction q of the frames miss (half the allowance:
  * headroom for the controller's own lag). Frames whose budget is below every prediction (nothing
- * could fit) leave it alone. It starts at margin_init and never goes below margin_min. */
+ * could fit) leave it alone, and so do misses whose delay beyond their prediction alone exceeds the
+ * budget (a preempted frame, which no choice would have saved). It starts at margin_init and never
+ * goes below margin_min. */
 typedef struct fg_vit_governor_cfg {
     double miss_target;   /* deadline misses allowed, as a fraction (0.01: meet 99 %) */
-    double drift_weight;  /* weight of one measurement in the shared drift (0.3) */
+    double drift_weight;  /* weight of one measurement in the shared drift (0.1) */
     double entry_weight;  /* weight of one measurement in its entry's correction (0.03) */
-    double clip;          /* measured / predicted ratios are clipped to [1/clip, clip] (4) */
+    double clip;          /* measured / predicted ratios are clipped to [1/clip, clip] (2) */
     double margin_init;   /* starting margin (1.1) */
     double margin_min;    /* lowest margin (1.0) */
     double margin_step;   /* log-space step of the margin's controller (0.1) */

@@ -74,9 +74,9 @@ struct fg_vit_governor {
 fg_vit_governor_cfg fg_vit_governor_defaults(void) {
     fg_vit_governor_cfg c;
     c.miss_target = 0.01;
-    c.drift_weight = 0.3;
+    c.drift_weight = 0.1;
     c.entry_weight = 0.03;
-    c.clip = 4.0;
+    c.clip = 2.0;
     c.margin_init = 1.1;
     c.margin_min = 1.0;
     c.margin_step = 0.1;
@@ -184,19 +184,23 @@ fg_status fg_vit_governor_observe(fg_vit_governor *g, size_t i, double seconds, 
         return fg_fail(FG_ERR_INVALID, "governor: measured time %g s of entry %zu is not finite and > 0", seconds, i);
     const fg_vit_governor_cfg *c = &g->cfg;
     /* the margin: up by margin_step * (1 - q) in log space after a miss, down by margin_step * q
-     * after a hit, q = miss_target / 2: in equilibrium a fraction q of the frames miss. A frame
-     * whose budget is below every prediction (nothing could fit) says nothing about the margin. */
+     * after a hit, q = miss_target / 2: in equilibrium a fraction q of the frames miss. Two kinds
+     * of frames say nothing about the margin: those whose budget is below every prediction
+     * (nothing could fit), and misses whose delay beyond the prediction alone exceeds the budget
+     * (a preempted frame: no choice of entry would have met it, and raising the margin for it
+     * only starves the frames that follow) */
+    const double pred = fg_vit_governor_predict(g, i);
     double cheapest = INFINITY;
     for (size_t j = 0; j < g->n; j++) {
         const double pj = g->base[j] * g->corr[j];
         if (pj < cheapest) cheapest = pj;
     }
-    if (cheapest * g->drift <= budget) {
+    if (cheapest * g->drift <= budget && !(seconds > budget && seconds - pred > budget)) {
         const double q = 0.5 * c->miss_target;
         g->margin *= exp(seconds > budget ? c->margin_step * (1.0 - q) : -c->margin_step * q);
         if (g->margin < c->margin_min) g->margin = c->margin_min;
     }
-    const double r = clip_ratio(seconds / fg_vit_governor_predict(g, i), c->clip);
+    const double r = clip_ratio(seconds / pred, c->clip);
     /* the shared drift takes its share of the ratio, the entry's correction a share of what remains */
     g->drift *= pow(r, c->drift_weight);
     g->corr[i] *= pow(clip_ratio(seconds / fg_vit_governor_predict(g, i), c->clip), c->entry_weight);
