@@ -296,7 +296,7 @@ static fg_status read_trace(const char *path, double **out, int64_t *n_out) {
     while (st == FG_OK && fgets(line, sizeof line, fp)) {
         ln++;
         const size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(fp)) {
             st = fg_fail(FG_ERR_FORMAT, "--budget-trace %s:%ld: line longer than %zu bytes", path, ln, sizeof line - 2);
             break;
         }
