@@ -70,6 +70,7 @@ if mode == "none":
     e = d["frames_governor_entry"][0]
     if g["metric"] != st[e]["metric"]: bad("governor metric %r != its entry's %r" % (g["metric"], st[e]["metric"]))
     if g["hit_rate"] != 0: bad("hit rate %r under an impossible budget" % g["hit_rate"])
+    if g["preempted_frames"] != 120: bad("%r frames over 5x an impossible budget, expected 120" % g["preempted_frames"])
 if mode == "trace":
     want = [0.5e-3, 0.25e-3, 2e-3]
     for i, b in enumerate(d["frames_budget_seconds"]):
@@ -85,6 +86,7 @@ PY
 run --budget-ms 1000 --json ample.json || fail "vit run --budget-ms 1000 exited $?"
 grep -q "^summary (vit run)" out.txt || fail "no summary"
 grep -Eq "^  governor +100.00% of deadlines met \(target 99.00%\): met" out.txt || fail "no governor line meeting every deadline"
+grep -Eq "^  misses +governor 0, of which 0 over 5x the budget" out.txt || fail "no misses line with none"
 check ample.json ample
 run --budget-ms 0.000001 --json none.json || fail "vit run --budget-ms 0.000001 exited $?"
 grep -Eq "^  correction .* 120 frames where nothing fitted" out.txt || fail "no 'nothing fitted' count"

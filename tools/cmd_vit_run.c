@@ -23,6 +23,9 @@
 
 /* ---------------------------------------------------------------- engine */
 
+/* A frame over this many times its budget is counted as preempted (reported, not excluded). */
+#define PREEMPTED 5.0
+
 /* The clock of every latency: wall time (the deadline's), or this thread's CPU time, which leaves
  * out the time the thread was not running (preempted by other load on a shared machine; only
  * meaningful with one thread). */
@@ -192,6 +195,7 @@ fg_status vit_run_stream(vit_model *m, const vit_split *s, const fg_vit_profile_
         r->gov_s[f] = sec;
         lat[f] = sec;
         r->gov.hits += sec <= b;
+        r->gov.preempted += sec > PREEMPTED * b;
         vit_score_batch(&sc[0], s, io.logits, io.y, 1);
         st = fg_vit_governor_observe(g, i, sec, b);
         obs_sum += clock_now(cpu_clock) - t3;
@@ -207,6 +211,7 @@ fg_status vit_run_stream(vit_model *m, const vit_split *s, const fg_vit_profile_
             if (st != FG_OK) break;
             lat[(1 + j) * F + f] = u;
             r->stat[j].hits += u <= b;
+            r->stat[j].preempted += u > PREEMPTED * b;
             if (j == full) r->full_s[f] = u;
             vit_score_batch(&sc[1 + j], s, io.logits, io.y, 1);
         }
@@ -546,6 +551,10 @@ int cmd_vit_run(int argc, char **argv) {
         printf("  governor       %.2f%% of deadlines met (target %.2f%%): %s; %s %.4f\n",
                100.0 * (double)r.gov.hits / (double)frames, 100.0 * rate, gov_meets ? "met" : "NOT met", mname,
                r.gov.metric);
+        printf("  misses         governor %lld, of which %lld over %gx the budget (most likely preempted: no "
+               "configuration would have met them); full model %lld, of which %lld\n",
+               (long long)(frames - r.gov.hits), (long long)r.gov.preempted, PREEMPTED,
+               (long long)(frames - r.stat[full].hits), (long long)r.stat[full].preempted);
         printf("  full model     %.2f%% of deadlines met; %s %.4f\n", 100.0 * (double)r.stat[full].hits / (double)frames,
                mname, r.stat[full].metric);
         if (best != SIZE_MAX) {
@@ -590,6 +599,7 @@ int cmd_vit_run(int argc, char **argv) {
             cli_json_int(&j, "calibrate_frames", calib);
             cli_json_obj_begin(&j, "governor");
             cli_json_num(&j, "hit_rate", (double)r.gov.hits / (double)frames);
+            cli_json_int(&j, "preempted_frames", (long long)r.gov.preempted);
             cli_json_num(&j, "metric", r.gov.metric);
             cli_json_num(&j, "mean_seconds", r.gov.mean_s);
             cli_json_num(&j, "p99_seconds", r.gov.p99_s);
@@ -613,6 +623,7 @@ int cmd_vit_run(int argc, char **argv) {
                 cli_json_num(&j, "profiled_seconds", prof[k].seconds);
                 cli_json_num(&j, "calibrated_seconds", t[k].seconds);
                 cli_json_num(&j, "hit_rate", (double)r.stat[k].hits / (double)frames);
+                cli_json_int(&j, "preempted_frames", (long long)r.stat[k].preempted);
                 cli_json_num(&j, "metric", r.stat[k].metric);
                 cli_json_num(&j, "mean_seconds", r.stat[k].mean_s);
                 cli_json_num(&j, "p99_seconds", r.stat[k].p99_s);

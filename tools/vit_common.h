@@ -129,6 +129,8 @@ void vit_run_swing(double lo, double hi, double full_s, int64_t seg, int64_t fra
 /* One way of running the stream: the governor, or a static configuration. */
 typedef struct vit_run_stats {
     int64_t hits;        /* frames within their budget */
+    int64_t preempted;   /* frames over 5x their budget: on a shared machine, descheduled (no
+                            configuration would have met them) */
     double metric;       /* accuracy or mIoU over the frames */
     double mean_s, p99_s; /* latency per frame */
 } vit_run_stats;
