@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the tiny seed files of the fuzz corpora (fuzz/corpus/safetensors, fuzz/corpus/idx,
-fuzz/corpus/corpus).
+fuzz/corpus/corpus, fuzz/corpus/vit_table).
 
 Run from anywhere: python3 fuzz/corpus/gen_seeds.py. Deterministic; no third-party modules.
 The safetensors seeds follow the format exactly as the reference implementation writes it
@@ -64,3 +64,23 @@ write("corpus", "oov", corpus(b"a b\n", b"a\n\nb c\n", b""))
 write("corpus", "control", corpus(b"ab\ncd\x00e\n", b"a\x7f", b"b\x0b"))
 write("corpus", "long_word", corpus(b"a " + b"y" * 256 + b"\n", b"a\n", b"y" * 257))
 write("corpus", "eos_literal", corpus(b"<eos> x <eos>\n", b"<eos>", b"x"))
+
+
+def vit_table(configs, front):
+    """A profile as `frugal vit profile --json` writes it (the fields fg_vit_table_parse reads and
+    some it ignores)."""
+    return json.dumps({"model": "vit-tiny-28", "data": "fashion", "metric": "accuracy", "search": "greedy",
+                       "val_items": 1000, "batch": 50, "knobs": 12, "configurations": configs,
+                       "pareto": front}, indent=2).encode()
+
+
+ALL_ON = {"skip": "all-on", "flops": 4951000, "seconds": 0.00076, "metric": 0.901}
+write("vit_table", "small", vit_table(
+    [dict(ALL_ON, greedy_path=1, pareto=1),
+     {"skip": "mlp3", "flops": 4382000, "seconds": 7e-4, "metric": 0.89, "greedy_path": 1, "pareto": 1},
+     {"skip": "attn0,heads1=2", "flops": 4.6e6, "seconds": 9e-4, "metric": 0.7, "greedy_path": 0, "pareto": 0}],
+    [ALL_ON, {"skip": "mlp3", "flops": 4382000, "seconds": 7e-4, "metric": 0.89}]))
+write("vit_table", "segformer", vit_table(
+    [{"skip": "srpool0,dwconv2,decoder3", "flops": 1.9e8, "seconds": 0.01, "metric": 0.2, "pareto": 1}],
+    [{"skip": "srpool0,dwconv2,decoder3", "flops": 1.9e8, "seconds": 0.01, "metric": 0.2}]))
+write("vit_table", "skip_text", b"attn1,mlp2,heads0=2,decoder3")

@@ -8,7 +8,8 @@
  * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data; the
  * skip knobs (branches, depthwise convs, whole blocks, heads kept, the sr conv as pooling, decoder
  * stages) applied by the executor; the Pareto front of a profile table and the governor's pick.
- * Not yet built: `frugal vit run` under a budget trace. */
+ * Profile tables read back from JSON and the run-time governor that corrects its latencies as it
+ * runs (`frugal vit run`). */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
 
@@ -207,6 +208,93 @@ size_t fg_vit_pareto(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, 
  * first). FG_ERR_INVALID naming the cheapest entry's cost when none fits or the table is empty. */
 fg_status fg_vit_governor_pick(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, double budget,
                                size_t *pick);
+
+/* ---------------------------------------------------------------- profile tables read back; the run-time governor */
+
+/* The text form of a skip configuration, as `frugal vit profile` writes it in its JSON: knobs
+ * separated by commas, "attn<b>", "mlp<b>", "dwconv<b>", "srpool<b>", "heads<b>=<k>" (k >= 1 heads
+ * kept), "decoder<s>", or "all-on" for none. fg_vit_skip_parse is strict: FG_ERR_FORMAT naming the
+ * offending knob for an unknown name, a block >= FG_VIT_MAX_BLOCKS, a decoder stage >= 4, heads out
+ * of 1..255, a knob given twice, empty items or trailing text. */
+fg_status fg_vit_skip_parse(const char *text, fg_vit_skip *out);
+/* Writes k's text form into buf (always NUL-terminated when cap > 0) and returns the length it
+ * needs, as snprintf does. */
+size_t fg_vit_skip_format(const fg_vit_skip *k, char *buf, size_t cap);
+
+/* A profile written by `frugal vit profile --json`, read back. */
+typedef struct fg_vit_table {
+    char model[FG_NAME_MAX], data[FG_NAME_MAX], metric[FG_NAME_MAX]; /* e.g. "vit-tiny-28", "fashion", "accuracy" */
+    fg_vit_profile_entry *all;   /* "configurations": every measured one, in file order */
+    size_t n_all;
+    uint8_t *all_pareto;         /* their "pareto" flags (0 when absent) */
+    fg_vit_profile_entry *front; /* "pareto": the front over FLOPs, in file order (falling FLOPs) */
+    size_t n_front;
+} fg_vit_table;
+
+/* Parses a profile JSON text (what names it in messages). The root must be an object with strings
+ * "model", "data", "metric" and arrays "configurations" and "pareto" (at least one entry each) of
+ * objects with "skip" (the text form above), "flops" and "seconds" (finite, >= 0: per item) and
+ * "metric" (finite); other fields are ignored, so later writers may add some. Anything else is
+ * FG_ERR_FORMAT naming `what` and the field, e.g. "t.json: pareto[3].seconds: expected a finite
+ * number >= 0, got a string"; FG_ERR_OOM when memory runs out. On failure *out is empty. */
+fg_status fg_vit_table_parse(const void *text, size_t len, const char *what, fg_vit_table *out);
+/* Reads and parses a file (FG_ERR_IO naming it when it cannot be read). */
+fg_status fg_vit_table_load(const char *path, fg_vit_table *out);
+void fg_vit_table_free(fg_vit_table *t);
+
+/* The governor at run time, for budgets in seconds per inference. It starts from a table's
+ * latencies (entry seconds, e.g. measured at batch 1 on this machine) and corrects them from the
+ * times it is told after each inference, because latency drifts with other load on the cores:
+ *
+ *   predicted_i = seconds_i * c_i * drift
+ *
+ * Each measurement t of entry i gives the ratio r = t / predicted_i, clipped to [1/clip, clip] so
+ * that one preempted frame cannot throw the estimates. The drift, shared by every entry, moves by
+ * r^drift_weight, so entries not run lately follow the load too; entry i's own correction c_i
+ * moves by entry_weight of what the drift leaves (in log space: exponentially weighted). The
+ * corrections of the entries measured so far are kept at geometric mean 1 (their common part is
+ * moved into the drift), so an entry run alone teaches the drift, not itself. The pick is the
+ * most accurate entry (ties: the cheaper) with predicted_i * margin <= budget. The margin is a
+ * stochastic controller of the deadline-miss rate itself: after a frame that missed its budget it
+ * grows by exp(margin_step * (1 - q)), after a hit it shrinks by exp(-margin_step * q), q =
+ * miss_target / 2, so that in equilibrium a fraction q of the frames miss (half the allowance:
+ * headroom for the controller's own lag). Frames whose budget is below every prediction (nothing
+ * could fit) leave it alone, and so do misses whose delay beyond their prediction alone exceeds the
+ * budget (a preempted frame, which no choice would have saved). It starts at margin_init and never
+ * goes below margin_min. */
+typedef struct fg_vit_governor_cfg {
+    double miss_target;   /* deadline misses allowed, as a fraction (0.01: meet 99 %) */
+    double drift_weight;  /* weight of one measurement in the shared drift (0.1) */
+    double entry_weight;  /* weight of one measurement in its entry's correction (0.03) */
+    double clip;          /* measured / predicted ratios are clipped to [1/clip, clip] (2) */
+    double margin_init;   /* starting margin (1.1) */
+    double margin_min;    /* lowest margin (1.0) */
+    double margin_step;   /* log-space step of the margin's controller (0.1) */
+} fg_vit_governor_cfg;
+
+typedef struct fg_vit_governor fg_vit_governor;
+
+fg_vit_governor_cfg fg_vit_governor_defaults(void);
+/* Copies the table (n entries with seconds > 0 and finite metrics). FG_ERR_INVALID naming the
+ * entry or the setting that is out of range. */
+fg_status fg_vit_governor_create(const fg_vit_profile_entry *t, size_t n, const fg_vit_governor_cfg *cfg,
+                                 fg_vit_governor **out);
+void fg_vit_governor_free(fg_vit_governor *g);
+/* The entry to run for a budget (seconds). *fits = 0 when no entry's prediction with the margin
+ * fits: then the entry with the smallest prediction. O(n) at worst, no allocation. */
+size_t fg_vit_governor_choose(const fg_vit_governor *g, double budget, int *fits);
+/* After running entry i: its measured seconds (and the frame's budget, counted for the hit rate).
+ * FG_ERR_INVALID for an entry out of range or a time that is not finite and > 0. */
+fg_status fg_vit_governor_observe(fg_vit_governor *g, size_t i, double seconds, double budget);
+/* predicted_i (seconds, without the margin). */
+double fg_vit_governor_predict(const fg_vit_governor *g, size_t i);
+
+typedef struct fg_vit_governor_stats {
+    double drift, margin;  /* the current shared drift and margin */
+    int64_t observed;      /* measurements told */
+    int64_t missed;        /* of which longer than their budget */
+} fg_vit_governor_stats;
+void fg_vit_governor_get_stats(const fg_vit_governor *g, fg_vit_governor_stats *st);
 
 /* ---------------------------------------------------------------- weights by name */
 
