@@ -28,6 +28,7 @@
 #include <stdlib.h>
 
 #include "frugal/ops.h"
+#include "vmath_impl.h"
 
 /* Multiply-adds per item below which items always run in parallel (as linear.c's matmul). */
 #define ITEM_SMALL_MACS (64.0 * 64.0 * 64.0)
@@ -66,27 +67,6 @@ size_t fg_attention_keep_workspace_bytes(int64_t B, int64_t H, int64_t Tq, int64
     return (size_t)items_in_flight(B * H, Tq, n_keep, D) * 2 * (size_t)n_keep * (size_t)D * sizeof(float);
 }
 
-/* e^x for x <= 0 (softmax's x - max), written so that the row loops vectorise (libm's expf is a
- * scalar call and was most of the forward's time at ViT sizes): x = n ln2 + r with |r| <= ln2/2,
- * e^r by the degree-6 polynomial of Cephes' expf (error ~1 ulp), 2^n put in the exponent bits.
- * Below -87 (e^x < 1.7e-38, nothing next to the row maximum's 1) it returns 0. */
-static inline float exp_nonpos(float x) {
-    const float xc = x < -87.0f ? -87.0f : x;
-    /* n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would keep GCC from vectorising) */
-    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 in two parts: n * ln2_hi is exact */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    /* n in [-126, 0]: 2^n is a normal float, its exponent field n + 127 */
-    const union { int32_t i; float f; } two_n = {.i = ((int32_t)n + 127) * (1 << 23)};
-    return x < -87.0f ? 0.0f : p * two_n.f;
-}
-
 /* Row-wise softmax in place over p (Tq, Tk); with causal, row i keeps columns 0..i and the rest
  * become 0. par: split rows over threads. */
 static void softmax_rows(float *p, int64_t Tq, int64_t Tk, int causal, int par) {
@@ -100,7 +80,7 @@ static void softmax_rows(float *p, int64_t Tq, int64_t Tk, int causal, int par) 
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < n; j++) {
-            row[j] = exp_nonpos(row[j] - mx);
+            row[j] = fg_vm_exp_nonpos(row[j] - mx);
             sum += row[j];
         }
         const float inv = 1.0f / sum;
