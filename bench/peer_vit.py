@@ -10,8 +10,9 @@ file. Before timing, the peer's logits for that input are compared with frugal's
 absolute difference over the largest |logit| must be at most 1e-4, else the peer exits 1 without
 timing (the two would not be running the same model).
 
-Prints one line:
-  peer model=<name> batch=<b> rel_err=<float> ms_median=<float> ms_min=<float> reps=<n>
+Prints one line (wall-clock median and minimum; the median of the process CPU time per forward,
+all threads, which a loaded machine disturbs less):
+  peer model=<name> batch=<b> rel_err=<float> ms_median=<float> ms_min=<float> reps=<n> cpu_ms_median=<float>
 Run by bench/vit_latency (which sets OPENBLAS_CORETYPE and the thread count); usable alone:
   /usr/bin/python3 bench/peer_vit.py --model segformer-b0 --weights W.safetensors --io IO.safetensors
 """
@@ -276,13 +277,14 @@ def main():
             sys.exit(1)
         for _ in range(a.warmup):
             net(x)
-        times = []
+        times, cpu = [], []
         for _ in range(a.reps):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             net(x)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     print(f"peer model={a.model} batch={x.shape[0]} rel_err={rel:.3e} ms_median={statistics.median(times) * 1e3:.3f} "
-          f"ms_min={min(times) * 1e3:.3f} reps={a.reps}", flush=True)
+          f"ms_min={min(times) * 1e3:.3f} reps={a.reps} cpu_ms_median={statistics.median(cpu) * 1e3:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frugal/frugal.h"
@@ -37,6 +38,7 @@ typedef struct cell {
     int64_t batch, size, channels, labels;
     double flops;                   /* one forward, whole batch */
     double ours_ms, ours_min_ms;    /* median and minimum of the timed forwards */
+    double ours_cpu_ms, peer_cpu_ms;  /* median process CPU time per forward, all threads */
     double peer_ms, peer_min_ms, peer_rel;
     int peer_state;                 /* 0 not run, 1 timed, -1 failed or mismatched */
     char peer_note[160];
@@ -44,6 +46,12 @@ typedef struct cell {
     node_time top[MAX_NODES];
     int ntop;
 } cell;
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int is_segformer(const char *m) { return strncmp(m, "segformer-", 10) == 0; }
 
@@ -114,7 +122,8 @@ static fg_status run_ours(cell *c, const char *wpath, const char *iopath, int re
     const size_t nx = ti ? (size_t)fg_tensor_numel(ti) : 0, ny = to ? (size_t)fg_tensor_numel(to) : 0;
     float *x = malloc(nx * sizeof(float) + 1), *y = malloc(ny * sizeof(float) + 1);
     double *t = malloc((size_t)(reps > 0 ? reps : 1) * sizeof(double));
-    if (s == FG_OK && (!x || !y || !t)) s = fg_fail(FG_ERR_OOM, "vit_latency: out of host memory");
+    double *tc = malloc((size_t)(reps > 0 ? reps : 1) * sizeof(double));
+    if (s == FG_OK && (!x || !y || !t || !tc)) s = fg_fail(FG_ERR_OOM, "vit_latency: out of host memory");
     if (s == FG_OK) {
         fg_rng rng;
         fg_rng_seed(&rng, 2);
@@ -124,14 +133,15 @@ static fg_status run_ours(cell *c, const char *wpath, const char *iopath, int re
     c->flops = s == FG_OK ? fg_graph_active_flops(g) : 0.0;
     for (int it = 0; it < warmup + reps && s == FG_OK; it++) {
         if (it == warmup) fg_graph_reset_times(g);
-        double t0 = fg_time_now();
+        const double c0 = cpu_now(), t0 = fg_time_now();
         s = fg_graph_forward(g);
-        if (it >= warmup) t[it - warmup] = fg_time_now() - t0;
+        if (it >= warmup) t[it - warmup] = fg_time_now() - t0, tc[it - warmup] = cpu_now() - c0;
         if (s == FG_OK && it == 0) s = fg_graph_read(g, out, y, ny * sizeof(float));
     }
     if (s == FG_OK && reps > 0) {
         c->ours_ms = median(t, reps) * 1e3;
         c->ours_min_ms = t[0] * 1e3;
+        c->ours_cpu_ms = median(tc, reps) * 1e3;
         node_time *all = calloc((size_t)fg_graph_n_nodes(g), sizeof *all);
         const int nn = fg_graph_n_nodes(g);
         for (int i = 0; i < nn && all; i++) {
@@ -163,6 +173,7 @@ static fg_status run_ours(cell *c, const char *wpath, const char *iopath, int re
     free(x);
     free(y);
     free(t);
+    free(tc);
     fg_graph_free(g);
     if (pool) fg_pool_destroy(pool);
     return s;
@@ -202,8 +213,8 @@ static void run_peer(cell *c, const char *wpath, const char *iopath, int reps, i
         char m[64];
         long long b;
         int nrep;
-        if (sscanf(line, "peer model=%63s batch=%lld rel_err=%lf ms_median=%lf ms_min=%lf reps=%d", m, &b, &c->peer_rel,
-                   &c->peer_ms, &c->peer_min_ms, &nrep) == 6) {
+        if (sscanf(line, "peer model=%63s batch=%lld rel_err=%lf ms_median=%lf ms_min=%lf reps=%d cpu_ms_median=%lf", m,
+                   &b, &c->peer_rel, &c->peer_ms, &c->peer_min_ms, &nrep, &c->peer_cpu_ms) == 7) {
             c->peer_state = 1;
         } else if (strstr(line, "MISMATCH")) {
             line[strcspn(line, "\n")] = 0;
@@ -342,19 +353,24 @@ int main(int argc, char **argv) {
            fg_cpu_model(model, sizeof model), fg_cpu_isa_name(fg_cpu_isa_detected()), fg_cpu_isa_name(fg_cpu_isa_active()),
            threads, fg_threads_wait_policy(), *peer_wait_env() ? "passive (OMP_WAIT_POLICY=PASSIVE)" : "the caller's",
            la[0], la[1], la[2]);
-    printf("dense inference (eval, no skips), %d warm-up + median of %d timed forwards each side; PyTorch 1.13 eager, "
-           "torch.inference_mode, same weights (logits checked within 1e-4 relative before timing)\n\n", warmup, reps);
-    printf("| model | batch | input | GFLOP | frugal ms | PyTorch ms | speed-up | frugal GFLOP/s | PyTorch GFLOP/s | logits rel. diff |\n");
-    printf("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("dense inference (eval, no skips), %d warm-up + median of %d timed forwards each side (wall clock; also the "
+           "minimum, and the median process CPU time of all threads, which other load disturbs less); PyTorch 1.13 "
+           "eager, torch.inference_mode, same weights (logits checked within 1e-4 relative before timing); speed-up = "
+           "PyTorch ms / frugal ms\n\n", warmup, reps);
+    printf("| model | batch | input | GFLOP | frugal ms | PyTorch ms | speed-up | frugal GFLOP/s | PyTorch GFLOP/s | "
+           "min ms frugal / PyTorch | CPU ms frugal / PyTorch (ratio) | logits rel. diff |\n");
+    printf("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < nc; i++) {
         const cell *c = &cells[i];
         printf("| %s | %lld | %lldx%lldx%lld | %.2f | %.1f |", c->model, (long long)c->batch, (long long)c->channels,
                (long long)c->size, (long long)c->size, c->flops * 1e-9, c->ours_ms);
         if (c->peer_state == 1)
-            printf(" %.1f | %.2fx | %.1f | %.1f | %.1e |\n", c->peer_ms, c->peer_ms / c->ours_ms,
-                   c->flops * 1e-6 / c->ours_ms, c->flops * 1e-6 / c->peer_ms, c->peer_rel);
+            printf(" %.1f | %.2fx | %.1f | %.1f | %.1f / %.1f | %.1f / %.1f (%.2fx) | %.1e |\n", c->peer_ms,
+                   c->peer_ms / c->ours_ms, c->flops * 1e-6 / c->ours_ms, c->flops * 1e-6 / c->peer_ms, c->ours_min_ms,
+                   c->peer_min_ms, c->ours_cpu_ms, c->peer_cpu_ms, c->peer_cpu_ms / c->ours_cpu_ms, c->peer_rel);
         else
-            printf(" (%s) | - | %.1f | - | - |\n", c->peer_note, c->flops * 1e-6 / c->ours_ms);
+            printf(" (%s) | - | %.1f | - | %.1f / - | %.1f / - | - |\n", c->peer_note, c->flops * 1e-6 / c->ours_ms,
+                   c->ours_min_ms, c->ours_cpu_ms);
     }
     printf("\nwhere frugal's time goes (ms per forward, by op family; node timers):\n\n| model | batch |");
     int used[FG_OP_COUNT] = {0};
@@ -390,11 +406,12 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nc; i++) {
             const cell *c = &cells[i];
             fprintf(f, "%s\n  {\"model\": \"%s\", \"batch\": %lld, \"size\": %lld, \"gflop\": %.4f, \"frugal_ms\": %.3f, "
-                    "\"frugal_min_ms\": %.3f", i ? "," : "", c->model, (long long)c->batch, (long long)c->size,
-                    c->flops * 1e-9, c->ours_ms, c->ours_min_ms);
+                    "\"frugal_min_ms\": %.3f, \"frugal_cpu_ms\": %.3f", i ? "," : "", c->model, (long long)c->batch,
+                    (long long)c->size, c->flops * 1e-9, c->ours_ms, c->ours_min_ms, c->ours_cpu_ms);
             if (c->peer_state == 1)
-                fprintf(f, ", \"pytorch_ms\": %.3f, \"pytorch_min_ms\": %.3f, \"speedup\": %.4f, \"logits_rel_diff\": %.3e",
-                        c->peer_ms, c->peer_min_ms, c->peer_ms / c->ours_ms, c->peer_rel);
+                fprintf(f, ", \"pytorch_ms\": %.3f, \"pytorch_min_ms\": %.3f, \"pytorch_cpu_ms\": %.3f, \"speedup\": %.4f, "
+                        "\"logits_rel_diff\": %.3e", c->peer_ms, c->peer_min_ms, c->peer_cpu_ms, c->peer_ms / c->ours_ms,
+                        c->peer_rel);
             else
                 fprintf(f, ", \"pytorch_ms\": null, \"peer_note\": \"%s\"", c->peer_note);
             fprintf(f, ", \"frugal_ms_by_op\": {");

@@ -10,7 +10,7 @@
 /* e^x for x <= 0 (softmax's x - max): x = n ln2 + r with |r| <= ln2/2, e^r by the degree-6
  * polynomial of Cephes' expf (error ~1 ulp), 2^n put in the exponent bits. Below -87 (e^x <
  * 1.7e-38, nothing next to the row maximum's 1) it returns 0. */
-static inline float fg_vm_exp_nonpos(float x) {
+__attribute__((always_inline)) static inline float fg_vm_exp_nonpos(float x) {
     const float xc = x < -87.0f ? -87.0f : x;
     /* n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would keep GCC from vectorising) */
     const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -39,7 +39,7 @@ static inline float fg_vm_exp_nonpos(float x) {
  * rounding error of a^2 (fma) to first order. With e^x's own error, GELU = x Phi(x) is within
  * 3.2e-6 relative of a double reference for every x > -7 (tests/test_ops_vit.c; the erff form
  * loses all digits there). NaN gives NaN. */
-static inline float fg_vm_normal_cdf(float x) {
+__attribute__((always_inline)) static inline float fg_vm_normal_cdf(float x) {
     const float a = (x < 0.0f ? -x : x) * 0.70710678118654752440f;
     /* small |x| */
     const float u = a * a;
