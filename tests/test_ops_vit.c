@@ -17,7 +17,8 @@
  *  - GELU (exact, erf form; SegFormer's Mix-FFN and the ViT's MLP): the vectorised kernels against
  *    a double-precision reference (libm's erfc) and against their erff/expf twins, forward and
  *    backward, on a dense sweep of [-12, 12], random values and the special values (signed zeros,
- *    subnormals, infinities, NaN), 1 and 2 threads bit for bit, guard values. */
+ *    subnormals, infinities, NaN), 1 and 2 threads bit for bit, the AVX2 and AVX-512 forwards bit
+ *    for bit, guard values. */
 #include <math.h>
 #include <string.h>
 
@@ -433,6 +434,12 @@ static void test_gelu(fg_rng *rng) {
     fg_gelu_backward(dx1, dy, x, n);
     fg_threads_set(2);
     fg_check_equal("gelu forward, 1 vs 2 threads", y1, y, n);
+    /* the AVX2 loop against the AVX-512 one (run when this CPU has AVX-512): the same bits */
+    const fg_cpu_isa isa = fg_cpu_isa_active();
+    CHECK_OK(fg_cpu_isa_set_max(FG_ISA_AVX2));
+    fg_gelu_forward(y1, x, n);
+    CHECK_OK(fg_cpu_isa_set_max(isa));
+    fg_check_equal("gelu forward, AVX2 vs the active ISA", y1, y, n);
     fg_check_equal("gelu backward, 1 vs 2 threads", dx1, dx, n);
     double worst_f = 0, worst_b = 0, worst_fn = 0;
     size_t bad = 0;
