@@ -190,11 +190,23 @@ static const char *peer_wait_env(void) {
 
 static void run_peer(cell *c, const char *wpath, const char *iopath, int reps, int warmup, int threads) {
     const char *src = getenv("FRUGAL_SOURCE_DIR");
+    char script[4096];
+    snprintf(script, sizeof script, "%s/bench/peer_vit.py", src ? src : ".");
+    if (access(script, R_OK) != 0) {
+        snprintf(c->peer_note, sizeof c->peer_note, "%.80s not found: set FRUGAL_SOURCE_DIR to the source tree", script);
+        c->peer_state = -1;
+        return;
+    }
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        snprintf(c->peer_note, sizeof c->peer_note, "no /usr/bin/python3: peer skipped");
+        c->peer_state = -1;
+        return;
+    }
     char cmd[8192];
     int len = snprintf(cmd, sizeof cmd,
                        "%sOPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=%d /usr/bin/python3 "
-                       "%s/bench/peer_vit.py --model %s --weights %s --io %s --reps %d --warmup %d --threads %d 2>&1",
-                       peer_wait_env(), threads, src ? src : ".", c->model, wpath, iopath, reps, warmup, threads);
+                       "%s --model %s --weights %s --io %s --reps %d --warmup %d --threads %d 2>&1",
+                       peer_wait_env(), threads, script, c->model, wpath, iopath, reps, warmup, threads);
     if (len < 0 || (size_t)len >= sizeof cmd) {
         snprintf(c->peer_note, sizeof c->peer_note, "command too long");
         c->peer_state = -1;
