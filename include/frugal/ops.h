@@ -109,6 +109,9 @@ void fg_relu_forward_mask(float *out, uint8_t *mask, const float *inp, size_t n)
 void fg_relu_backward_mask(float *dinp, const float *dout, const uint8_t *mask, size_t n);
 void fg_gelu_forward(float *out, const float *inp, size_t n);                      /* exact (erf) */
 void fg_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n); /* saves inp */
+/* the libm (erff, expf) twins of the two above, the reference for tests */
+void fg_gelu_forward_naive(float *out, const float *inp, size_t n);
+void fg_gelu_backward_naive(float *dinp, const float *dout, const float *inp, size_t n);
 void fg_tanh_forward(float *out, const float *inp, size_t n);
 void fg_tanh_backward(float *dinp, const float *dout, const float *out, size_t n); /* saves out */
 void fg_sigmoid_forward(float *out, const float *inp, size_t n);

@@ -6,12 +6,16 @@
  *             torch.nn.functional.gelu's default approximate='none')
  *   tanh     out = tanh(x)                         dinp = dout * (1 - out^2)    saves out
  *   sigmoid  out = 1 / (1 + exp(-x))               dinp = dout * out * (1 - out) saves out
+ * GELU's fast kernels compute Phi with fg_vm_normal_cdf (src/ops/vmath_impl.h: polynomials that
+ * vectorise, relative error ~2e-7, and no cancellation for negative x, where 1 + erff(x / sqrt 2)
+ * loses digits); fg_gelu_forward_naive / fg_gelu_backward_naive are the erff/expf twins.
  * Each works on n contiguous floats; dinp is written. Loops are OpenMP-parallel and vectorised,
  * but only past PAR_MIN elements so that small tensors do not pay for waking threads. Elements are
  * independent (no reductions), so the thread count does not change results. */
 #include <math.h>
 
 #include "frugal/ops.h"
+#include "vmath_impl.h"
 
 /* Elements below which a loop runs on the calling thread (a fork/join costs a few microseconds,
  * about what 16K cheap elements take). */
@@ -62,16 +66,41 @@ void fg_relu_backward_mask(float *dinp, const float *dout, const uint8_t *mask, 
     for (size_t i = 0; i < n; i++) dinp[i] = (mask[i >> 3] >> (i & 7)) & 1u ? dout[i] : 0.0f;
 }
 
-void fg_gelu_forward(float *out, const float *inp, size_t n) {
+/* GELU forward with 512-bit vectors, called when fg_cpu_isa_active() allows AVX-512 (the name
+ * carries _avx512 for scripts/check-isa.sh). Each element goes through the same IEEE operations as
+ * in the AVX2 loop below (no contraction, the one fma explicit), so both give the same bits. */
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,prefer-vector-width=512"))) static void
+gelu_forward_avx512(float *out, const float *inp, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] * fg_vm_normal_cdf(inp[i]);
+}
+
+void fg_gelu_forward(float *out, const float *inp, size_t n) {
+    if (fg_cpu_isa_active() == FG_ISA_AVX512) {
+        gelu_forward_avx512(out, inp, n);
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] * fg_vm_normal_cdf(inp[i]);
+}
+
+void fg_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float x = inp[i];
+        const float pdf = INV_SQRT_2PI * fg_vm_exp_nonpos(-0.5f * x * x);
+        dinp[i] = dout[i] * (fg_vm_normal_cdf(x) + x * pdf);
+    }
+}
+
+void fg_gelu_forward_naive(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
     }
 }
 
-void fg_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+void fg_gelu_backward_naive(float *dinp, const float *dout, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));

@@ -19,7 +19,9 @@
  * kernel, so the skipped tokens cost neither QK^T nor PV work.
  *
  * Threads: the products go to fg_sgemm (oneDNN, threaded by itself outside a parallel region and
- * sequential inside one). When there are at least as many (b, h) items as threads, or the items are
+ * sequential inside one). The forward runs blocks of query rows of every (b, h) in parallel, each
+ * block's two products and softmax on one thread (fg_attention_forward). Backward and the
+ * token-keeping forward: when there are at least as many (b, h) items as threads, or the items are
  * small, items run in parallel (one single-threaded sgemm each, softmax rows in the same thread);
  * otherwise items run one after another, each sgemm threaded by oneDNN and softmax rows split by
  * OpenMP. */
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 
 #include "frugal/ops.h"
+#include "vmath_impl.h"
 
 /* Multiply-adds per item below which items always run in parallel (as linear.c's matmul). */
 #define ITEM_SMALL_MACS (64.0 * 64.0 * 64.0)
@@ -66,41 +69,21 @@ size_t fg_attention_keep_workspace_bytes(int64_t B, int64_t H, int64_t Tq, int64
     return (size_t)items_in_flight(B * H, Tq, n_keep, D) * 2 * (size_t)n_keep * (size_t)D * sizeof(float);
 }
 
-/* e^x for x <= 0 (softmax's x - max), written so that the row loops vectorise (libm's expf is a
- * scalar call and was most of the forward's time at ViT sizes): x = n ln2 + r with |r| <= ln2/2,
- * e^r by the degree-6 polynomial of Cephes' expf (error ~1 ulp), 2^n put in the exponent bits.
- * Below -87 (e^x < 1.7e-38, nothing next to the row maximum's 1) it returns 0. */
-static inline float exp_nonpos(float x) {
-    const float xc = x < -87.0f ? -87.0f : x;
-    /* n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would keep GCC from vectorising) */
-    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 in two parts: n * ln2_hi is exact */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    /* n in [-126, 0]: 2^n is a normal float, its exponent field n + 127 */
-    const union { int32_t i; float f; } two_n = {.i = ((int32_t)n + 127) * (1 << 23)};
-    return x < -87.0f ? 0.0f : p * two_n.f;
-}
-
-/* Row-wise softmax in place over p (Tq, Tk); with causal, row i keeps columns 0..i and the rest
- * become 0. par: split rows over threads. */
-static void softmax_rows(float *p, int64_t Tq, int64_t Tk, int causal, int par) {
-#pragma omp parallel for schedule(static) if (par && Tq > 1 && Tq * Tk > PAR_MIN)
-    for (int64_t i = 0; i < Tq; i++) {
+/* Row-wise softmax in place over p (rows, Tk), whose row i is query row0 + i; with causal, query r
+ * keeps columns 0..r and the rest become 0. par: split rows over threads. */
+static void softmax_rows(float *p, int64_t rows, int64_t Tk, int causal, int64_t row0, int par) {
+#pragma omp parallel for schedule(static) if (par && rows > 1 && rows * Tk > PAR_MIN)
+    for (int64_t i = 0; i < rows; i++) {
         float *row = p + i * Tk;
-        const int64_t n = causal && i + 1 < Tk ? i + 1 : Tk;
+        const int64_t r = row0 + i;
+        const int64_t n = causal && r + 1 < Tk ? r + 1 : Tk;
         float mx = row[0];
 #pragma omp simd reduction(max : mx)
         for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < n; j++) {
-            row[j] = exp_nonpos(row[j] - mx);
+            row[j] = fg_vm_exp_nonpos(row[j] - mx);
             sum += row[j];
         }
         const float inv = 1.0f / sum;
@@ -115,7 +98,7 @@ static fg_status item_forward(float *o, float *p, const float *q, const float *k
                               int64_t Tk, int64_t D, float scale, int causal, int par) {
     fg_status s = fg_sgemm('N', 'T', Tq, Tk, D, scale, q, D, k, D, 0.0f, p, Tk);
     if (s != FG_OK) return s;
-    softmax_rows(p, Tq, Tk, causal, par);
+    softmax_rows(p, Tq, Tk, causal, 0, par);
     return fg_sgemm('N', 'N', Tq, D, Tk, 1.0f, p, Tk, v, D, 0.0f, o, D);
 }
 
@@ -144,7 +127,7 @@ static fg_status item_backward(float *dq, float *dk, float *dv, float *ds, const
 }
 
 /* One call's worth of work, split into B*H independent (b, h) items. */
-typedef enum item_kind { ITEM_FORWARD, ITEM_BACKWARD, ITEM_KEEP } item_kind;
+typedef enum item_kind { ITEM_BACKWARD, ITEM_KEEP } item_kind;
 
 typedef struct attn_job {
     item_kind kind;
@@ -177,9 +160,6 @@ static fg_status run_item(const attn_job *j, int64_t it, int64_t slot, int par) 
     const float *q = j->q + it * Tq * D, *k = j->k + it * Tk * D, *v = j->v + it * Tk * D;
     float *ws = j->ws ? j->ws + slot * j->slot_floats : NULL;
     switch (j->kind) {
-    case ITEM_FORWARD:
-        return item_forward(j->out + it * Tq * D, j->probs + it * Tq * Tk, q, k, v, Tq, Tk, D, j->scale, j->causal,
-                            par);
     case ITEM_BACKWARD:
         return item_backward(j->dq ? j->dq + it * Tq * D : NULL, j->dk ? j->dk + it * Tk * D : NULL,
                              j->dv ? j->dv + it * Tk * D : NULL, ws, j->dout + it * Tq * D, q, k, v,
@@ -215,6 +195,29 @@ static fg_status run_items(const attn_job *j, int64_t BH, int64_t slots) {
     return FG_OK;
 }
 
+/* Query rows per block of the forward: about QB_UNITS blocks over all (b, h) items, between QB_MIN
+ * and QB_MAX rows (a QB_MAX x Tk block of scores stays in L2 for Tk up to a few thousand). It
+ * depends on the shapes only, not on the thread count, so every thread count computes the same
+ * products in the same order (the same bits). */
+#define QB_UNITS 16
+#define QB_MIN 32
+#define QB_MAX 128
+
+static int64_t query_block(int64_t BH, int64_t Tq) {
+    int64_t qb = (BH * Tq + QB_UNITS - 1) / QB_UNITS;
+    if (qb < QB_MIN) qb = QB_MIN;
+    if (qb > QB_MAX) qb = QB_MAX;
+    return qb < Tq ? qb : Tq;
+}
+
+/* The forward runs in units of (item, block of qn query rows): scores for the block (qn, Tk) =
+ * scale * q_blk k^T, softmax of its rows, out_blk (qn, D) = p_blk v, one single-threaded sgemm each
+ * inside the parallel loop. The block's scores are softmaxed and multiplied while still in cache
+ * (per item, a whole (Tq, Tk) matrix went to memory and back twice: SegFormer-B0's first stage has
+ * Tq = 16384 queries against Tk = 256 keys, 16 MiB of scores per head at 512x512), and the units
+ * keep both threads busy whatever B * H is (an item at a time left one thread idle in softmax's
+ * short rows and in oneDNN's small products; three heads on two threads left one idle a third of
+ * the time). */
 fg_status fg_attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                                int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal) {
     fg_status s = fg_attention_check(B, H, Tq, Tk, D);
@@ -222,9 +225,27 @@ fg_status fg_attention_forward(float *out, float *probs, const float *q, const f
     const int64_t BH = B * H;
     if (BH == 0) return FG_OK;
     FG_ASSERT(out && probs && q && k && v);
-    const attn_job j = {.kind = ITEM_FORWARD, .what = "attention forward", .out = out, .probs = probs, .q = q,
-                        .k = k, .v = v, .Tq = Tq, .Tk = Tk, .D = D, .scale = scale, .causal = causal};
-    return run_items(&j, BH, items_in_flight(BH, Tq, Tk, D));
+    const int64_t qb = query_block(BH, Tq), nqb = (Tq + qb - 1) / qb, units = BH * nqb;
+    int64_t failed = -1;
+#pragma omp parallel for schedule(dynamic, 1) if (units > 1 && fg_threads_get() > 1)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t it = u / nqb, q0 = (u % nqb) * qb, qn = q0 + qb <= Tq ? qb : Tq - q0;
+        float *p = probs + (it * Tq + q0) * Tk, *o = out + (it * Tq + q0) * D;
+        fg_status us = fg_sgemm('N', 'T', qn, Tk, D, scale, q + (it * Tq + q0) * D, D, k + it * Tk * D, D, 0.0f, p, Tk);
+        if (us == FG_OK) {
+            softmax_rows(p, qn, Tk, causal, q0, 0);
+            us = fg_sgemm('N', 'N', qn, D, Tk, 1.0f, p, Tk, v + it * Tk * D, D, 0.0f, o, D);
+        }
+        if (us != FG_OK) {
+#pragma omp critical(fg_attention_failed)
+            failed = u;
+        }
+    }
+    /* a worker's message stayed on its own thread: name the failure again here */
+    if (failed >= 0)
+        return fg_fail(FG_ERR_BACKEND, "attention forward: sgemm failed for (b, h) item %lld, query rows from %lld",
+                       (long long)(failed / nqb), (long long)(failed % nqb * qb));
+    return FG_OK;
 }
 
 fg_status fg_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,

@@ -12,9 +12,13 @@
  * Fast kernel: adjacent axes that stay adjacent and in order are merged first (so (B, T, h, D) ->
  * (B, h, T, D) is a batch of (T, h) transposes of D-float rows), then: when the last axis stays
  * last, rows of that length are copied with memcpy; otherwise the last two output axes are walked
- * in 32 x 32 tiles so both reads and writes stay in cache. OpenMP-parallel over the outer output
- * positions; a pure copy, so every thread count gives the same bits. The naive twin computes every
- * element's source index by division. */
+ * in 32 x 32 tiles so both reads and writes stay in cache; when those two axes are the input's last
+ * two, swapped (a batch of matrix transposes: tokens <-> image, (B, C, N) <-> (B, N, C)), the full
+ * 8 x 8 blocks of a tile are transposed in AVX registers (8 row loads, unpack / shuffle / lane
+ * permute, 8 row stores) instead of element by element. OpenMP-parallel over the outer output
+ * positions and tiles; a pure copy, so every thread count gives the same bits. The naive twin
+ * computes every element's source index by division. */
+#include <immintrin.h>
 #include <string.h>
 
 #include "frugal/ops.h"
@@ -32,6 +36,31 @@ fg_status fg_permute_check(int ndim, const int64_t *shape, const int *perm) {
             return fg_fail(FG_ERR_INVALID, "permute: perm[%d] = %d is not a permutation of 0..%d", k, perm[k], ndim - 1);
     }
     return FG_OK;
+}
+
+/* dst[i][j] = src[j][i] for an 8 x 8 block: src rows are ls floats apart, dst rows ld. */
+static inline void transpose8x8(float *dst, int64_t ld, const float *src, int64_t ls) {
+    const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ls), r2 = _mm256_loadu_ps(src + 2 * ls),
+                 r3 = _mm256_loadu_ps(src + 3 * ls), r4 = _mm256_loadu_ps(src + 4 * ls),
+                 r5 = _mm256_loadu_ps(src + 5 * ls), r6 = _mm256_loadu_ps(src + 6 * ls),
+                 r7 = _mm256_loadu_ps(src + 7 * ls);
+    /* pairs of rows interleaved: t0 = (x00 x10 x01 x11 | x04 x14 x05 x15), ... */
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    /* columns c and c + 4 of four rows: u0 = (x00 x10 x20 x30 | x04 x14 x24 x34), ... */
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+                 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
 /* Merges runs of input axes that appear consecutively and in order in perm: the same copy with
@@ -101,6 +130,16 @@ void fg_permute_forward(float *out, const float *inp, int ndim, const int64_t *s
             const int64_t a0 = (t / tb) * TILE, b0 = (t % tb) * TILE;
             const int64_t a1 = a0 + TILE < A ? a0 + TILE : A, b1 = b0 + TILE < Bn ? b0 + TILE : Bn;
             float *dst = out + o * A * Bn;
+            if (sa == 1 && sb == A) {
+                /* a transpose: dst (A, Bn) from src (Bn, A); 8 x 8 register blocks, then the edges */
+                const float *src = inp + base;
+                const int64_t a8 = a0 + (a1 - a0) / 8 * 8, b8 = b0 + (b1 - b0) / 8 * 8;
+                for (int64_t a = a0; a < a8; a += 8)
+                    for (int64_t b = b0; b < b8; b += 8) transpose8x8(dst + a * Bn + b, Bn, src + b * A + a, A);
+                for (int64_t a = a0; a < a1; a++)
+                    for (int64_t b = a < a8 ? b8 : b0; b < b1; b++) dst[a * Bn + b] = src[b * A + a];
+                continue;
+            }
             for (int64_t a = a0; a < a1; a++)
                 for (int64_t b = b0; b < b1; b++) dst[a * Bn + b] = inp[base + a * sa + b * sb];
         }

@@ -10,6 +10,9 @@
  * Equal sizes give the identity (sy = oy exactly).
  * Backward: dinp is the transpose of that linear map (every dout element adds its four weighted
  * shares into dinp), WRITTEN (zeroed first). No parameters; saves nothing (only the sizes).
+ * Forward when upsampling (H <= OH): each source row is interpolated along x once into a per-thread
+ * scratch, then output rows are combined from two of those rows (bit-identical to the direct
+ * formula, which shrinking keeps).
  * Threads: both passes are OpenMP-parallel over the N*C planes, which are independent, so the
  * backward's scatter is race-free and every thread count gives the same bits. The per-row and
  * per-column coordinates are computed once per call into small tables (stack for up to
@@ -86,25 +89,60 @@ double fg_resize_flops(const fg_resize_desc *d) {
     return 9.0 * (double)d->n * (double)d->c * (double)d->oh * (double)d->ow;
 }
 
+/* One plane by rows: out row oy = a0 * h[y0] + a1 * h[y1], where h[y] is source row y interpolated
+ * along x (b0 * x[y][c0] + b1 * x[y][c1]): the same two products and sums per element as the direct
+ * formula, in the same order (the same bits), but each source row is interpolated along x once
+ * (the gathers) instead of once per output row that reads it, and the row combination is a
+ * contiguous loop that vectorises. h holds H rows of OW floats. */
+static void plane_rows(float *y, const float *x, const tabs *t, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                       float *h) {
+    (void)W;
+    for (int64_t r = 0; r < H; r++) {
+        const float *row = x + r * W;
+        float *hr = h + r * OW;
+        for (int64_t ox = 0; ox < OW; ox++) hr[ox] = t->x.w0[ox] * row[t->x.i0[ox]] + t->x.w1[ox] * row[t->x.i1[ox]];
+    }
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *h0 = h + t->y.i0[oy] * OW, *h1 = h + t->y.i1[oy] * OW;
+        const float a0 = t->y.w0[oy], a1 = t->y.w1[oy];
+        float *yr = y + oy * OW;
+#pragma omp simd
+        for (int64_t ox = 0; ox < OW; ox++) yr[ox] = a0 * h0[ox] + a1 * h1[ox];
+    }
+}
+
+/* One plane, the direct formula (for shrinking, where most source rows are not read). */
+static void plane_direct(float *y, const float *x, const tabs *t, int64_t W, int64_t OH, int64_t OW) {
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *r0 = x + t->y.i0[oy] * W, *r1 = x + t->y.i1[oy] * W;
+        const float a0 = t->y.w0[oy], a1 = t->y.w1[oy];
+        float *yr = y + oy * OW;
+        for (int64_t ox = 0; ox < OW; ox++) {
+            const int64_t c0 = t->x.i0[ox], c1 = t->x.i1[ox];
+            const float b0 = t->x.w0[ox], b1 = t->x.w1[ox];
+            yr[ox] = a0 * (b0 * r0[c0] + b1 * r0[c1]) + a1 * (b0 * r1[c0] + b1 * r1[c1]);
+        }
+    }
+}
+
 void fg_resize_bilinear_forward(float *out, const float *inp, const fg_resize_desc *d) {
     FG_ASSERT(fg_resize_check(d) == FG_OK);
     const int64_t planes = d->n * d->c, H = d->h, W = d->w, OH = d->oh, OW = d->ow;
     tabs t;
     tabs_make(&t, d);
-#pragma omp parallel for schedule(static) if (planes > 1 && planes * OH * OW > PAR_MIN)
-    for (int64_t p = 0; p < planes; p++) {
-        const float *x = inp + p * H * W;
-        float *y = out + p * OH * OW;
-        for (int64_t oy = 0; oy < OH; oy++) {
-            const float *r0 = x + t.y.i0[oy] * W, *r1 = x + t.y.i1[oy] * W;
-            const float a0 = t.y.w0[oy], a1 = t.y.w1[oy];
-            float *yr = y + oy * OW;
-            for (int64_t ox = 0; ox < OW; ox++) {
-                const int64_t c0 = t.x.i0[ox], c1 = t.x.i1[ox];
-                const float b0 = t.x.w0[ox], b1 = t.x.w1[ox];
-                yr[ox] = a0 * (b0 * r0[c0] + b1 * r0[c1]) + a1 * (b0 * r1[c0] + b1 * r1[c1]);
-            }
+    /* by rows when every source row is read about once or more (SegFormer's decoder upsamples x2 to
+     * x8); one scratch of H x OW floats per thread */
+    const int by_rows = H <= OH;
+#pragma omp parallel if (planes > 1 && planes * OH * OW > PAR_MIN)
+    {
+        float *h = by_rows ? malloc((size_t)(H * OW) * sizeof(float)) : NULL;
+        FG_ASSERT_MSG(!by_rows || h, "resize: out of host memory for the row scratch");
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; p++) {
+            if (by_rows) plane_rows(out + p * OH * OW, inp + p * H * W, &t, H, W, OH, OW, h);
+            else plane_direct(out + p * OH * OW, inp + p * H * W, &t, W, OH, OW);
         }
+        free(h);
     }
     free(t.heap);
 }

@@ -248,6 +248,15 @@ fg_status fg_segformer_build(fg_graph *g, const fg_segformer_cfg *cfg, int64_t b
         fg_id act = fg_nn_relu(g, "decode_head.activation", bn);
         if (cfg->classifier_dropout > 0.0f) act = fg_nn_dropout(g, "decode_head.dropout", act, cfg->classifier_dropout);
         io->logits = fg_layer_conv2d(g, "decode_head.classifier", act, cfg->num_labels, 1, 1, 0, 1);
+        /* The two 1x1 convs are plain GEMMs over NCHW images: the GEMM algorithm runs them without
+         * the blocked-layout reorders of oneDNN's convolution and without workspace (SegFormer-B0
+         * at 512x512, batch 1, process CPU time: fuse 55 ms against 66, classifier 8.4 against
+         * 12.8; docs/BENCHMARKS.md). A memory policy may still choose another. */
+        static const char *const pointwise[2] = {"decode_head.linear_fuse", "decode_head.classifier"};
+        for (int k = 0; k < 2 && fg_graph_status(g) == FG_OK; k++) {
+            const int node = fg_graph_find_node(g, pointwise[k]);
+            if (node >= 0) FG_TRY(fg_graph_set_algo(g, node, FG_CONV_GEMM));
+        }
     }
     if (with_loss && fg_graph_status(g) == FG_OK) {
         /* (B, L, h, w) -> (B, h*w, L) -> (B*h*w, L) rows for the cross-entropy */
