@@ -27,6 +27,7 @@ typedef struct fg_node_params {
     fg_resize_desc rs;
     struct { int64_t n; size_t m; } rep;                            /* copies, floats per copy */
     struct { int64_t outer, dim, inner, start, len; } sl;
+    struct { int64_t B, T, C, H, E, r; } tome; /* tokens T -> T - r; keys (B,T,C), H heads; x (B,T,E) */
     struct { int ndim; int64_t shape[FG_MAX_DIMS]; int perm[FG_MAX_DIMS]; } perm; /* input shape */
     size_t n;   /* element count for elementwise ops */
 } fg_node_params;

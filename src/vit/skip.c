@@ -7,7 +7,9 @@
  * makes its (B, E, h0, w0) image zeros (stage 0's token -> image permute, the other stages'
  * resize), so its projection (and, for the last stage, the last encoder stage) does not run. Heads
  * kept limit the block's attention op; the sr conv (C -> C, kernel = stride = sr) becomes an
- * average pooling of the same window, which the following layer norm then normalizes. */
+ * average pooling of the same window, which the following layer norm then normalizes. ToMe
+ * merges (fg_vit_skip.tome) are not bypasses: they change token counts, i.e. shapes, so the graph
+ * is built for them (fg_vit_cfg.tome_r) and apply only checks that the configuration's match. */
 #include <stdio.h>
 #include <string.h>
 
@@ -64,11 +66,34 @@ fg_status fg_vit_skip_blocks(const fg_graph *g, int64_t *n_blocks, int *is_segfo
     return FG_OK;
 }
 
+fg_status fg_vit_skip_tome_of(const fg_graph *g, uint8_t tome[FG_VIT_MAX_BLOCKS]) {
+    int64_t n = 0;
+    int seg = 0;
+    FG_TRY(fg_vit_skip_blocks(g, &n, &seg));
+    memset(tome, 0, FG_VIT_MAX_BLOCKS);
+    for (int64_t b = 0; !seg && b < n; b++) {
+        char name[128];
+        snprintf(name, sizeof name, "vit.encoder.layer.%lld.tome", (long long)b);
+        const int i = fg_graph_find_node(g, name);
+        if (i < 0) continue;
+        const fg_ninfo *ni = fg_graph_node(g, i);
+        tome[b] = (uint8_t)(fg_graph_tinfo(g, ni->in[0])->t.shape[1] - fg_graph_tinfo(g, ni->out)->t.shape[1]);
+    }
+    return FG_OK;
+}
+
 fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k) {
     FG_ASSERT(g && k);
     int64_t n = 0;
     int seg = 0;
     FG_TRY(fg_vit_skip_blocks(g, &n, &seg));
+    uint8_t built[FG_VIT_MAX_BLOCKS];
+    FG_TRY(fg_vit_skip_tome_of(g, built));
+    for (int64_t b = 0; b < FG_VIT_MAX_BLOCKS; b++)
+        if (k->tome[b] != built[b])
+            return fg_fail(FG_ERR_INVALID, "vit skip: block %lld merges %d tokens (ToMe), graph '%s' was built to merge "
+                           "%d there: token counts are shapes, build the graph with fg_vit_cfg.tome_r set to the "
+                           "configuration's", (long long)b, (int)k->tome[b], fg_graph_name(g), (int)built[b]);
     for (int64_t b = n; b < FG_VIT_MAX_BLOCKS; b++)
         if (k->attn[b] || k->mlp[b] || k->dwconv[b] || k->heads[b] || k->sr_pool[b])
             return fg_fail(FG_ERR_INVALID, "vit skip: block %lld is skipped, graph '%s' has %lld blocks", (long long)b,
