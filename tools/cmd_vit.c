@@ -156,7 +156,7 @@ typedef struct vit_model {
     int64_t batch;
 } vit_model;
 
-/* Builds --model ("vit-tiny-28", "deit-tiny", "deit-small", "segformer-b0|b1|b2") for inputs
+/* Builds --model ("vit-tiny-28", "vit-tiny-28-p4", "deit-tiny", "deit-small", "segformer-b0|b1|b2") for inputs
  * (batch, c, h, w) and `classes` labels, and builds the graph (with the loss and gradients when
  * train). */
 static fg_status model_build_tome(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
@@ -528,7 +528,7 @@ static int vit_train(int argc, char **argv) {
     a.warmup = 0.25;
     a.seed = 1;
     cli_opt opts[] = {
-        {"model", CLI_STR, &a.model, "NAME", "vit-tiny-28, deit-tiny, deit-small, segformer-b0|b1|b2 (required)", 0},
+        {"model", CLI_STR, &a.model, "NAME", "vit-tiny-28, vit-tiny-28-p4, deit-tiny, deit-small, segformer-b0|b1|b2 (required)", 0},
         {"data", CLI_STR, &a.data, "NAME", "fashion or mnist (classifiers), scenes (SegFormer; digit scenes) (required)",
          0},
         {"data-dir", CLI_STR, &a.data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},

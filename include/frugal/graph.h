@@ -275,6 +275,18 @@ fg_status fg_graph_set_bypass(fg_graph *g, int node, fg_bypass mode, int input);
  * pruning the other heads; the q, k, v projections still compute all heads). Counts as a bypass
  * (backward refused) unless keep = H. FG_ERR_INVALID for another node or keep out of range. */
 fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep);
+/* Narrowed work (dynamic ViT's heads kept and dropped decoder stages, so that FLOPs and time
+ * fall with them). A linear node computes only its first `out` output features (the rest of each
+ * output row is not written: only readers that ignore them may follow, e.g. attention with the
+ * same heads kept) and reads only its first `in` input features (the rest are taken as zeros);
+ * 0 means all. Counts as a bypass (backward refused) unless both are 0 or the full sizes.
+ * FG_ERR_INVALID for another node or a count out of range. */
+fg_status fg_graph_set_linear_narrow(fg_graph *g, int node, int64_t in, int64_t out);
+/* A 1x1 conv (stride 1, no padding, no dilation, groups 1) whose input channels are `blocks`
+ * equal blocks multiplies only the blocks whose bit is set in keep_mask (the others are taken as
+ * zeros: a concatenation with zeroed parts). keep_mask with every block set is the plain conv.
+ * FG_ERR_INVALID for another node, blocks not dividing the channels or outside 1..32. */
+fg_status fg_graph_set_conv_narrow(fg_graph *g, int node, int blocks, uint32_t keep_mask);
 /* Turns every bypass (and head limit) off: every node runs again (the plain forward, bit for bit). */
 void fg_graph_clear_bypass(fg_graph *g);
 /* Whether node's forward runs its op under the current bypasses (0 for bypassed and dead nodes). */

@@ -96,6 +96,7 @@ static double node_flops(const fg_graph *g, int i) {
     }
     if (n->bypass != FG_BYPASS_OFF) return 0.0;
     if (n->keep_heads) return n->info.flops * (double)n->keep_heads / (double)n->p.attn.H;
+    if (fg_narrow_is_set(n)) return n->info.flops * fg_narrow_fraction(n);
     return n->info.flops;
 }
 
@@ -103,6 +104,9 @@ void fg_graph_clear_bypass(fg_graph *g) {
     for (int i = 0; i < g->nn; i++) {
         g->nodes[i].bypass = FG_BYPASS_OFF;
         g->nodes[i].keep_heads = 0;
+        g->nodes[i].narrow_in = g->nodes[i].narrow_out = 0;
+        g->nodes[i].narrow_blocks = 0;
+        g->nodes[i].narrow_mask = 0;
     }
     g->n_bypass = 0;
     fg_status s = liveness(g); /* with no bypass: no allocation, cannot fail */
@@ -136,7 +140,7 @@ fg_status fg_bypass_forward(fg_graph *g, int i) {
     if (n->dead) return FG_OK;
     if (n->bypass == FG_BYPASS_OFF) {
         n->runs++;
-        return fg_exec_node(g, i, FG_FORWARD);
+        return fg_narrow_is_set(n) ? fg_narrow_forward(g, i) : fg_exec_node(g, i, FG_FORWARD);
     }
     fg_tensor *y = &g->t[n->info.out].info.t;
     FG_ASSERT_MSG(y->data, "bypass: the node's output is not resident");
