@@ -7,7 +7,9 @@
  * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
  * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data; the
  * skip knobs (branches, depthwise convs, whole blocks, heads kept, the sr conv as pooling, decoder
- * stages) applied by the executor; the Pareto front of a profile table and the governor's pick.
+ * stages, the q, k, v and fuse-conv narrowing that goes with heads kept and dropped stages)
+ * applied by the executor; ToMe token merging (fg_vit_cfg.tome_r, forward only); the Pareto front
+ * of a profile table and the governor's pick.
  * Not yet built: `frugal vit run` under a budget trace. */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
@@ -109,7 +111,7 @@ typedef struct fg_vit_cfg {
 } fg_vit_cfg;
 
 /* Presets: "vit-tiny-28" (patch 7, dim 64, depth 4, heads 4, mlp 128: 16 tokens of a 28x28 image,
- * for Fashion-MNIST), "deit-tiny" (patch 16, 192, 12, 3, 768), "deit-small" (16, 384, 12, 6, 1536).
+ * for Fashion-MNIST), "vit-tiny-28-p4" (the same on patch 4: 49 tokens, more for ToMe to merge), "deit-tiny" (patch 16, 192, 12, 3, 768), "deit-small" (16, 384, 12, 6, 1536).
  * FG_ERR_INVALID naming the known ones. */
 fg_status fg_vit_config(const char *preset, int64_t num_classes, fg_vit_cfg *out);
 
