@@ -1012,8 +1012,8 @@ static int vit_profile(int argc, char **argv) {
     if (rc == CLI_EXIT_OK && !seg) ctx.tokens = fg_graph_tinfo(m.g, fg_graph_find(m.g, "vit.embeddings"))->t.shape[1];
     knob knobs[8 * FG_VIT_MAX_BLOCKS + 16];
     size_t nk = rc == CLI_EXIT_OK ? knobs_list(&m, tome, knobs, sizeof knobs / sizeof knobs[0]) : 0;
-    /* every measurement: 1 + nk + (nk - 1) + ... at most */
-    const size_t cap = 1 + nk * (nk + 1) / 2;
+    /* every measurement: 1 + nk + (nk - 1) + ... at most, and ToMe's uniform schedules */
+    const size_t cap = 1 + nk * (nk + 1) / 2 + (tome ? 256 : 0);
     fg_vit_profile_entry *t = calloc(cap, sizeof *t);
     uint8_t *path = calloc(cap, 1), *used = calloc(nk + 1, 1), *front = calloc(cap, 1);
     size_t *knob_of = calloc(cap, sizeof(size_t)); /* the knob each measured configuration added */
@@ -1073,6 +1073,29 @@ static int vit_profile(int argc, char **argv) {
         path[best] = 1;
         used[knob_of[best]] = 1;
     }
+    /* ToMe's own schedules: the same r in every block (the paper's constant-r setting), r = 1, 2, ...
+     * while every block can merge that many; measured besides the greedy path, on the front if they
+     * earn it */
+    size_t n_uniform = 0;
+    for (int r = 1; rc == CLI_EXIT_OK && tome && r <= 255; r++) {
+        int64_t nb = 0;
+        int sg = 0;
+        fg_vit_skip k;
+        memset(&k, 0, sizeof k);
+        if (!m.g || fg_vit_skip_blocks(m.g, &nb, &sg) != FG_OK) break;
+        for (int64_t b = 0; b < nb; b++) k.tome[b] = (uint8_t)r;
+        if (!tome_valid(&ctx, k.tome)) break;
+        s = measure(&ctx, &d.val, &k, &t[n]);
+        if (s != FG_OK) {
+            rc = cli_fail("measuring", s);
+            break;
+        }
+        n++;
+        n_uniform++;
+        char line[160];
+        snprintf(line, sizeof line, "profile: ToMe with r = %d in every block", r);
+        cli_progress_show(&prog, line, 0);
+    }
     cli_progress_clear(&prog);
     const char *mname = seg ? "mIoU" : "accuracy";
     size_t nf = 0;
@@ -1119,6 +1142,7 @@ static int vit_profile(int argc, char **argv) {
             cli_json_int(&j, "batch", (long long)batch);
             cli_json_int(&j, "knobs", (long long)nk);
             cli_json_int(&j, "tome", tome);
+            if (tome) cli_json_int(&j, "tome_uniform", (long long)n_uniform);
             if (test) cli_json_int(&j, "test_items", (long long)d.test.n);
             cli_json_arr_begin(&j, "configurations");
             for (size_t i = 0; i < n; i++) {
@@ -1164,6 +1188,7 @@ static int vit_profile(int argc, char **argv) {
     if (rc == CLI_EXIT_OK) {
         printf("%s on %s: %zu configurations measured (%zu knobs, greedy%s), %zu on the Pareto front (FLOPs)\n",
                meta.model, data, n, nk, tome ? ", with ToMe" : "", nf);
+        if (tome) printf("ToMe: %zu uniform schedules (the same r in every block) measured besides the search\n", n_uniform);
         if (test)
             printf("validation: %lld items; test: %lld items; test metric of all-on %.4f\n", (long long)d.val.n,
                    (long long)d.test.n, test_metric[0]);
