@@ -4,7 +4,8 @@
 # epoch each: the JSON's fields are numbers (metrics in [0, 1], one history entry per epoch), the
 # saved file loads by name (eval rebuilds the network from its metadata and prints the same test
 # metric the training printed), a 2-step greedy profile writes numbers, starts all-on and its Pareto list
-# is undominated, and usage errors exit 2 naming what is wrong. Skipped (exit 0)
+# is undominated, a 2-step profile with ToMe knobs (--tome) scores its front on the test split
+# (--test), and usage errors exit 2 naming what is wrong. Skipped (exit 0)
 # without the data files. ~15 s on 2 cores. Usage: e2e_vit.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -86,6 +87,26 @@ for a in p:
             bad("pareto entry %r is dominated by %r" % (a["skip"], b["skip"]))
 PY
 
+# vit profile --tome --test: ToMe knobs in the search (the graph rebuilt per schedule), the front
+# scored on the test split after it
+"$frugal" vit profile --model vit.safetensors --val-images 64 --batch 32 --max-steps 2 --threads 2 --json tome.json \
+    --tome --test --test-images 64 >out.txt 2>&1 || fail "vit profile --tome --test exited $?"
+grep -q "with ToMe" out.txt || fail "vit profile --tome printed no ToMe summary"
+python3 - tome.json <<'PY' || fail "tome.json"
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+def bad(m):
+    print("FAIL: tome.json: " + m); sys.exit(1)
+c, p = d["configurations"], d["pareto"]
+if d["tome"] != 1 or d["test_items"] != 64: bad("tome / test_items")
+if not any("tome" in e["skip"] for e in c): bad("no configuration merges tokens")
+if "test_metric" not in c[0]: bad("all-on has no test metric")
+for e in p:
+    if not (0 <= e["test_metric"] <= 1): bad("pareto entry %r: test metric %r" % (e["skip"], e.get("test_metric")))
+for e in c:
+    if "tome" in e["skip"] and not e["flops"] < c[0]["flops"]: bad("%r does not save FLOPs" % e["skip"])
+PY
+
 # SegFormer-B0 on digit scenes (mIoU)
 "$frugal" vit train --model segformer-b0 --data scenes --epochs 1 --batch 16 --train-images 128 --val-images 32 \
     --test-images 32 --threads 2 --quiet --json seg.json --save seg.safetensors >out.txt 2>&1 ||
@@ -116,6 +137,7 @@ usage "--epochs must be >= 1" vit train --model vit-tiny-28 --data fashion --epo
 usage "--model FILE is required" vit eval --data fashion
 usage "unknown subcommand 'fly'" vit fly
 usage "--json FILE is required" vit profile --model vit.safetensors
+usage "built for the ViT, not SegFormer" vit profile --model seg.safetensors --json x.json --tome
 set +e
 "$frugal" vit eval --model missing.safetensors >out.txt 2>&1
 rc=$?

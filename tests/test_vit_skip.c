@@ -16,8 +16,12 @@
  *  - the Pareto front and the governor's pick on a hand-made table (FLOPs and seconds budgets);
  *  - configurations switch between forward calls without a rebuild (the same configuration gives
  *    the same bits again);
+ *  - narrowed nodes: heads kept narrow the q, k, v projections and the output projection (FLOPs
+ *    fall by exactly the dropped heads' share), a dropped decoder stage narrows the fuse conv;
+ *    a narrowed linear or fuse conv equals its skipped weight columns zeroed;
  *  - errors: backward with a bypass set, knobs the model does not have, a block out of range, a
  *    pass-through of another shape, a bad input index. */
+#include <math.h>
 #include <string.h>
 
 #include "frugal/vit.h"
@@ -415,6 +419,131 @@ static void test_heads_pool(void) {
     net_free(&r);
 }
 
+/* Columns [c0, c1) of a (OC, IC) or (OC, IC, 1, 1) weight set to zero. */
+static void zero_range(net *n, const char *name, int64_t c0, int64_t c1) {
+    fg_id id = fg_graph_find(n->g, name);
+    CHECK(id != FG_NONE);
+    if (id == FG_NONE) return;
+    fg_tensor *t = fg_graph_tensor(n->g, id);
+    for (int64_t o = 0; o < t->shape[0]; o++)
+        for (int64_t i = c0; i < c1; i++) ((float *)t->data)[o * t->shape[1] + i] = 0.0f;
+}
+
+static double node_flops_of(const net *n, const char *name) {
+    const int i = fg_graph_find_node(n->g, name);
+    CHECK(i >= 0);
+    return i >= 0 ? fg_graph_node(n->g, i)->flops : 0.0;
+}
+
+/* Narrowed nodes: heads kept narrow q, k, v and the output projection (FLOPs fall by exactly the
+ * dropped heads' share of those four linears and the attention op); a narrowed linear reading a
+ * prefix of its inputs and a 1x1 conv multiplying some channel blocks equal their weights' other
+ * columns zeroed (the skipped inputs are not zeros here, so they must really be left out); a
+ * dropped decoder stage narrows the fuse conv by a quarter; errors; backward refused. */
+static void test_narrow(void) {
+    net a, r;
+    net_vit(&a, 1);
+    net_vit(&r, 1);
+    net_init(&a, 41);
+    net_init(&r, 41);
+    float x[2 * 28 * 28], got[20], want[20];
+    fg_rng rng;
+    fg_rng_seed(&rng, 43);
+    fg_fill_uniform(x, sizeof x / sizeof x[0], -1.f, 1.f, &rng);
+    fg_vit_skip k;
+    memset(&k, 0, sizeof k);
+    double f0 = 0, f1 = 0;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f0));
+    k.heads[1] = 1; /* of 4: three quarters of the five nodes' work gone */
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f1));
+    static const char *const five[5] = {"attention.query", "attention.key", "attention.value", "output.dense",
+                                        "attention"};
+    double share = 0.0;
+    for (int j = 0; j < 5; j++) {
+        char nm[96];
+        snprintf(nm, sizeof nm, "vit.encoder.layer.1.attention.%s", five[j]);
+        share += node_flops_of(&a, nm);
+    }
+    if (fabs((f0 - f1) - 0.75 * share) > 1e-9 * f0) {
+        fprintf(stderr, "  heads kept 1 of 4: FLOPs fell by %.0f, expected %.0f\n", f0 - f1, 0.75 * share);
+        fg_test_failures++;
+    }
+    /* backward is refused while a projection is narrowed */
+    int32_t y[2] = {1, 2};
+    CHECK_OK(fg_graph_set_input(a.g, a.labels, y, sizeof y));
+    CHECK_OK(fg_graph_set_input(a.g, a.input, x, sizeof x));
+    CHECK_OK(fg_graph_forward(a.g));
+    CHECK_STATUS(fg_graph_backward(a.g), FG_ERR_UNSUPPORTED);
+    memset(&k, 0, sizeof k);
+    CHECK_OK(fg_vit_skip_apply(a.g, &k));
+    /* a linear reading 40 of its 128 inputs = its columns 40.. zeroed; alone it refuses backward */
+    const int dense = fg_graph_find_node(a.g, "vit.encoder.layer.2.output.dense"); /* 128 -> 64 */
+    const int q = fg_graph_find_node(a.g, "vit.encoder.layer.0.attention.attention.query");
+    CHECK_OK(fg_graph_set_linear_narrow(a.g, dense, 40, 0));
+    forward(&a, x, got);
+    CHECK_STATUS(fg_graph_backward(a.g), FG_ERR_UNSUPPORTED);
+    zero_range(&r, "vit.encoder.layer.2.output.dense.weight", 40, 128);
+    forward(&r, x, want);
+    fg_check_close("linear reading 40 of 128 inputs vs columns zeroed", got, want, 20, 1e-5f, 1e-6f);
+    CHECK_OK(fg_graph_set_linear_narrow(a.g, dense, 128, 64)); /* full sizes: no narrowing, no bypass */
+    CHECK_STATUS(fg_graph_set_linear_narrow(a.g, dense, 129, 0), FG_ERR_INVALID);
+    CHECK_STATUS(fg_graph_set_linear_narrow(a.g, dense, 0, 65), FG_ERR_INVALID);
+    CHECK_STATUS(fg_graph_set_linear_narrow(a.g, fg_graph_find_node(a.g, "vit.encoder.layer.0.attention.attention"), 1, 1),
+                 FG_ERR_INVALID);
+    CHECK_STATUS(fg_graph_set_conv_narrow(a.g, q, 2, 1), FG_ERR_INVALID); /* not a conv */
+    CHECK_STATUS(fg_graph_set_conv_narrow(a.g, fg_graph_find_node(a.g, "vit.embeddings.patch_embeddings.projection"), 1, 0),
+                 FG_ERR_INVALID); /* 7x7 */
+    CHECK_OK(fg_graph_forward(a.g));
+    CHECK_OK(fg_graph_backward(a.g)); /* nothing narrowed any more */
+    net_free(&a);
+    net_free(&r);
+
+    net_segformer(&a);
+    net_segformer(&r);
+    net_init(&a, 47);
+    net_init(&r, 47);
+    static float xs[64 * 64];
+    const size_t no = a.n_out;
+    float *sg = malloc(no * sizeof(float)), *sw = malloc(no * sizeof(float));
+    fg_rng_seed(&rng, 53);
+    fg_fill_uniform(xs, 64 * 64, -1.f, 1.f, &rng);
+    /* the fuse conv multiplying blocks 0, 1 and 3 of 4 = its block-2 columns zeroed (block 2 is
+     * stage 1's projection, live and non-zero) */
+    const int fuse = fg_graph_find_node(a.g, "decode_head.linear_fuse");
+    memset(&k, 0, sizeof k);
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f0));
+    CHECK_OK(fg_graph_set_conv_narrow(a.g, fuse, 4, 0xbu));
+    f1 = fg_graph_active_flops(a.g);
+    const double fuse_flops = fg_graph_node(a.g, fuse)->flops;
+    if (fabs((f0 - f1) - 0.25 * fuse_flops) > 1e-9 * f0) {
+        fprintf(stderr, "  fuse conv 3 of 4 blocks: FLOPs fell by %.0f, expected %.0f\n", f0 - f1, 0.25 * fuse_flops);
+        fg_test_failures++;
+    }
+    forward(&a, xs, sg);
+    const int64_t E = fg_graph_tinfo(a.g, fg_graph_node(a.g, fuse)->in[0])->t.shape[1] / 4;
+    zero_range(&r, "decode_head.linear_fuse.weight", 2 * E, 3 * E);
+    forward(&r, xs, sw);
+    fg_check_close("fuse conv over 3 of 4 channel blocks vs that block's columns zeroed", sg, sw, no, 1e-5f, 1e-6f);
+    CHECK_STATUS(fg_graph_set_conv_narrow(a.g, fuse, 3, 1), FG_ERR_INVALID);    /* 3 does not divide 4E */
+    CHECK_STATUS(fg_graph_set_conv_narrow(a.g, fuse, 4, 0x10u), FG_ERR_INVALID); /* block 4 of 4 */
+    /* a dropped decoder stage narrows the fuse conv by its quarter, beyond its projection's work */
+    memset(&k, 0, sizeof k);
+    k.decoder[1] = 1;
+    CHECK_OK(fg_vit_skip_apply(a.g, &k));
+    const double f_drop = fg_graph_active_flops(a.g);
+    CHECK_OK(fg_graph_set_conv_narrow(a.g, fuse, 4, 0xfu)); /* the same, fuse conv whole again */
+    const double f_wide = fg_graph_active_flops(a.g);
+    if (fabs((f_wide - f_drop) - 0.25 * fuse_flops) > 1e-9 * f0) {
+        fprintf(stderr, "  decoder stage 1 dropped: the fuse conv saves %.0f, expected %.0f\n", f_wide - f_drop,
+                0.25 * fuse_flops);
+        fg_test_failures++;
+    }
+    free(sg);
+    free(sw);
+    net_free(&a);
+    net_free(&r);
+}
+
 /* The Pareto front and the governor on a hand-made table. */
 static void test_governor(void) {
     fg_vit_profile_entry t[5];
@@ -456,6 +585,7 @@ int main(void) {
     test_vit();
     test_segformer();
     test_heads_pool();
+    test_narrow();
     test_governor();
     return fg_test_finish("test_vit_skip");
 }

@@ -53,7 +53,7 @@ static int vit_train(int argc, char **argv) {
     a.warmup = 0.25;
     a.seed = 1;
     cli_opt opts[] = {
-        {"model", CLI_STR, &a.model, "NAME", "vit-tiny-28, deit-tiny, deit-small, segformer-b0|b1|b2 (required)", 0},
+        {"model", CLI_STR, &a.model, "NAME", "vit-tiny-28, vit-tiny-28-p4, deit-tiny, deit-small, segformer-b0|b1|b2 (required)", 0},
         {"data", CLI_STR, &a.data, "NAME", "fashion or mnist (classifiers), scenes (SegFormer; digit scenes) (required)",
          0},
         {"data-dir", CLI_STR, &a.data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
@@ -307,11 +307,13 @@ static int plot_profile(const char *png, const char *model, const char *data, co
 }
 
 /* One knob of the greedy search: kind and block (or decoder stage). */
-typedef enum knob_kind { KNOB_ATTN, KNOB_MLP, KNOB_DWCONV, KNOB_SRPOOL, KNOB_HEADS, KNOB_DECODER, KNOB_KIND_COUNT } knob_kind;
+typedef enum knob_kind {
+    KNOB_ATTN, KNOB_MLP, KNOB_DWCONV, KNOB_SRPOOL, KNOB_HEADS, KNOB_DECODER, KNOB_TOME, KNOB_KIND_COUNT
+} knob_kind;
 typedef struct knob {
     knob_kind kind;
     int index;
-    int64_t heads; /* KNOB_HEADS: heads kept (half of the block's, rounded up) */
+    int64_t heads; /* KNOB_HEADS: heads kept (half of the block's, rounded up); KNOB_TOME: tokens merged */
 } knob;
 
 static void knob_set(fg_vit_skip *k, const knob *kn) {
@@ -322,29 +324,22 @@ static void knob_set(fg_vit_skip *k, const knob *kn) {
     case KNOB_SRPOOL: k->sr_pool[kn->index] = 1; break;
     case KNOB_HEADS: k->heads[kn->index] = (uint8_t)kn->heads; break;
     case KNOB_DECODER: k->decoder[kn->index] = 1; break;
+    case KNOB_TOME:
+        if (kn->heads > k->tome[kn->index]) k->tome[kn->index] = (uint8_t)kn->heads;
+        break;
     case KNOB_KIND_COUNT: FG_ASSERT(0);
     }
 }
 
-/* "attn1,mlp2,heads0=2,decoder3" ("all-on" for none) */
-static void skip_text(const fg_vit_skip *k, char *buf, size_t cap) {
-    size_t n = 0;
-    buf[0] = 0;
-    for (int b = 0; b < FG_VIT_MAX_BLOCKS; b++) {
-        const char *names[4] = {"attn", "mlp", "dwconv", "srpool"};
-        const uint8_t on[4] = {k->attn[b], k->mlp[b], k->dwconv[b], k->sr_pool[b]};
-        for (int j = 0; j < 4; j++)
-            if (on[j] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%s%s%d", n ? "," : "", names[j], b);
-        if (k->heads[b] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%sheads%d=%d", n ? "," : "", b, k->heads[b]);
-    }
-    for (int s = 0; s < FG_SEGFORMER_STAGES; s++)
-        if (k->decoder[s] && n < cap) n += (size_t)snprintf(buf + n, cap - n, "%sdecoder%d", n ? "," : "", s);
-    if (!buf[0]) snprintf(buf, cap, "all-on");
-}
+/* "attn1,mlp2,heads0=2,decoder3,tome0=4" ("all-on" for none) */
+static void skip_text(const fg_vit_skip *k, char *buf, size_t cap) { fg_vit_skip_format(k, buf, cap); }
 
 /* The knobs the model has: per block attention, MLP and heads halved (when > 1 head); for
- * SegFormer also the depthwise conv, the sr conv (when the block has one) and decoder stages. */
-static size_t knobs_list(vit_model *m, knob *out, size_t cap) {
+ * SegFormer also the depthwise conv, the sr conv (when the block has one) and decoder stages; for
+ * a ViT with `tome` also ToMe in every block at four levels of r (a quarter, half, three quarters
+ * and all of the most a block can merge, (tokens - 1) / 2 of the input's tokens; a level a block
+ * cannot reach after earlier merges fails to build and is dropped by the search). */
+static size_t knobs_list(vit_model *m, int tome, knob *out, size_t cap) {
     int64_t nb = 0;
     int seg = 0;
     fg_status s = fg_vit_skip_blocks(m->g, &nb, &seg);
@@ -368,6 +363,15 @@ static size_t knobs_list(vit_model *m, knob *out, size_t cap) {
         if (H > 1) out[n++] = (knob){KNOB_HEADS, (int)b, (H + 1) / 2};
         FG_ASSERT(n + 8 <= cap);
     }
+    for (int64_t b = 0; tome && !seg && b < nb; b++) {
+        const int64_t T = fg_graph_tinfo(m->g, fg_graph_find(m->g, "vit.embeddings"))->t.shape[1], most = (T - 1) / 2;
+        for (int64_t l = 1; l <= 4 && most >= 1; l++) {
+            const int64_t r = (most * l + 3) / 4;
+            if (r > 255 || (l > 1 && r == (most * (l - 1) + 3) / 4)) continue;
+            out[n++] = (knob){KNOB_TOME, (int)b, r};
+        }
+        FG_ASSERT(n + 8 <= cap);
+    }
     fg_clear_error();
     for (int st = 0; seg && st < FG_SEGFORMER_STAGES; st++) out[n++] = (knob){KNOB_DECODER, st, 0};
     fg_vit_skip none;
@@ -377,13 +381,59 @@ static size_t knobs_list(vit_model *m, knob *out, size_t cap) {
     return n;
 }
 
+/* What the profiler needs to rebuild the model for another ToMe schedule (token counts are shapes:
+ * a graph per schedule, the same weights loaded by name). */
+typedef struct prof_ctx {
+    vit_model *m;
+    const vit_meta *meta;
+    const char *file;
+    fg_pool *pool;
+    int64_t batch, tokens; /* tokens entering block 0 (class token included) */
+    uint8_t built[FG_VIT_MAX_BLOCKS]; /* the schedule m's graph has */
+    int have;                         /* m holds a graph */
+    size_t rebuilds;
+} prof_ctx;
+
+/* Whether every block can merge what the schedule asks after the earlier merges. */
+static int tome_valid(const prof_ctx *c, const uint8_t *tome) {
+    int64_t T = c->tokens;
+    for (int b = 0; b < FG_VIT_MAX_BLOCKS; b++) {
+        if (tome[b] > (T - 1) / 2) return 0;
+        T -= tome[b];
+    }
+    return 1;
+}
+
+static fg_status ensure_tome(prof_ctx *c, const uint8_t *tome) {
+    if (c->have && memcmp(c->built, tome, FG_VIT_MAX_BLOCKS) == 0) return FG_OK;
+    fg_graph_free(c->m->g);
+    c->m->g = NULL;
+    c->have = 0;
+    FG_TRY(vit_model_build_tome(c->meta->model, c->batch, c->meta->c, c->meta->h, c->meta->w, c->meta->classes, 0, tome,
+                            c->pool, c->m));
+    FG_TRY(fg_vit_weights_load(c->m->g, c->file));
+    memcpy(c->built, tome, FG_VIT_MAX_BLOCKS);
+    c->have = 1;
+    c->rebuilds++;
+    return FG_OK;
+}
+
+/* FLOPs per item of k (the graph rebuilt for its ToMe schedule when needed). */
+static fg_status config_flops(prof_ctx *c, const fg_vit_skip *k, double *flops) {
+    FG_TRY(ensure_tome(c, k->tome));
+    FG_TRY(fg_vit_skip_flops(c->m->g, k, flops));
+    *flops /= (double)c->batch;
+    return FG_OK;
+}
+
 /* Applies k, measures the metric on `val` with the wall time per item, and FLOPs per item. */
-static fg_status measure(vit_model *m, const vit_split *val, const fg_vit_skip *k, fg_vit_profile_entry *e) {
+static fg_status measure(prof_ctx *c, const vit_split *val, const fg_vit_skip *k, fg_vit_profile_entry *e) {
     memset(e, 0, sizeof *e);
     e->skip = *k;
     double flops = 0.0;
-    FG_TRY(fg_vit_skip_flops(m->g, k, &flops));
-    e->flops = flops / (double)m->batch;
+    FG_TRY(config_flops(c, k, &flops));
+    vit_model *m = c->m;
+    e->flops = flops;
     const double t0 = fg_time_now();
     FG_TRY(vit_evaluate(m, val, &e->metric));
     /* padded rows of the last batch run too: per item of the batches actually run */
@@ -394,8 +444,8 @@ static fg_status measure(vit_model *m, const vit_split *val, const fg_vit_skip *
 
 static int vit_profile(int argc, char **argv) {
     const char *file = NULL, *data = NULL, *data_dir = NULL, *json = NULL, *plot = NULL;
-    int64_t batch = 50, n_val = 0;
-    int threads = 0, max_steps = 0;
+    int64_t batch = 50, n_val = 0, n_test = 0;
+    int threads = 0, max_steps = 0, tome = 0, test = 0;
     cli_opt opts[] = {
         {"model", CLI_STR, &file, "FILE", "weights written by frugal vit train --save (required)", 0},
         {"data", CLI_STR, &data, "NAME", "fashion, mnist or scenes (default: the one recorded in FILE)", 0},
@@ -405,6 +455,13 @@ static int vit_profile(int argc, char **argv) {
          "held-out 5000; scenes: 100 validation scenes)", 0},
         {"batch", CLI_I64, &batch, "B", "batch size of the measurements (default 50)", 0},
         {"max-steps", CLI_INT, &max_steps, "N", "greedy steps (default 0 = until every knob is off)", 0},
+        {"tome", CLI_FLAG, &tome, NULL,
+         "ViT: add ToMe token merging knobs (per block, r at 1/4, 1/2, 3/4 and all of the most it can\n"
+         "merge; the graph is rebuilt for each schedule, the weights reloaded)", 0},
+        {"test", CLI_FLAG, &test, NULL,
+         "after the search, measure the all-on configuration and every Pareto entry on the test split\n"
+         "(\"test_metric\" in --json, a column in the table)", 0},
+        {"test-images", CLI_I64, &n_test, "N", "with --test: the first N test items (default all; scenes 500)", 0},
         {"threads", CLI_INT, &threads, "T", "threads (default 0 = all cores)", 0},
         {"json", CLI_STR, &json, "FILE", "write every measured configuration and the Pareto front (required)", 0},
         {"plot", CLI_STR, &plot, "FILE.png", "plot the metric against MFLOP per item, the front as a line (gnuplot)", 0},
@@ -416,7 +473,8 @@ static int vit_profile(int argc, char **argv) {
                    "halved; SegFormer: its depthwise conv, its sr conv as pooling, a decoder stage), measures the\n"
                    "validation metric, and keeps the knob that loses least (ties: the cheaper). Every measured\n"
                    "configuration (metric, FLOPs and wall-clock latency per item) and the Pareto front over FLOPs\n"
-                   "go to --json; the front is printed.",
+                   "go to --json; the front is printed. --tome adds ToMe token merging to a ViT's knobs; --test\n"
+                   "scores the front on the test split after the search (the search itself sees validation only).",
                    opts, 0, 0, NULL};
     const char *pos[1];
     int npos;
@@ -426,6 +484,7 @@ static int vit_profile(int argc, char **argv) {
     if (!file) return cli_usage_error(&cmd, "vit profile: --model FILE is required");
     if (!json) return cli_usage_error(&cmd, "vit profile: --json FILE is required");
     if (batch < 1) return cli_usage_error(&cmd, "vit profile: --batch must be > 0");
+    if (n_test < 0) return cli_usage_error(&cmd, "vit profile: --test-images must be >= 0");
     if (n_val < 0 || max_steps < 0) return cli_usage_error(&cmd, "vit profile: --val-images and --max-steps must be >= 0");
     if (threads < 0) return cli_usage_error(&cmd, "vit profile: --threads must be >= 0");
     if (plot) {
@@ -443,13 +502,15 @@ static int vit_profile(int argc, char **argv) {
     fg_threads_set(threads);
     const int seg = strcmp(data, "scenes") == 0;
     vit_data d;
-    s = vit_data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, 1, meta.seed, &d);
+    if (tome && seg) return cli_usage_error(&cmd, "vit profile: --tome: token merging is built for the ViT, not SegFormer");
+    s = vit_data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, test ? n_test : 1, meta.seed, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
     fg_pool *pool = NULL;
     vit_model m = {0};
     rc = CLI_EXIT_OK;
     s = fg_pool_create(&pool, 0);
     if (s != FG_OK) rc = cli_fail("device pool", s);
+    prof_ctx ctx = {.m = &m, .meta = &meta, .file = file, .pool = pool, .batch = batch};
     if (rc == CLI_EXIT_OK) {
         s = vit_model_build(meta.model, batch, meta.c, meta.h, meta.w, meta.classes, 0, pool, &m);
         if (s != FG_OK) rc = cli_fail("building the model", s);
@@ -457,11 +518,13 @@ static int vit_profile(int argc, char **argv) {
     if (rc == CLI_EXIT_OK) {
         s = fg_vit_weights_load(m.g, file);
         if (s != FG_OK) rc = cli_fail("--model", s);
+        ctx.have = s == FG_OK;
     }
-    knob knobs[4 * FG_VIT_MAX_BLOCKS + 16];
-    size_t nk = rc == CLI_EXIT_OK ? knobs_list(&m, knobs, sizeof knobs / sizeof knobs[0]) : 0;
-    /* every measurement: 1 + nk + (nk - 1) + ... at most */
-    const size_t cap = 1 + nk * (nk + 1) / 2;
+    if (rc == CLI_EXIT_OK && !seg) ctx.tokens = fg_graph_tinfo(m.g, fg_graph_find(m.g, "vit.embeddings"))->t.shape[1];
+    knob knobs[8 * FG_VIT_MAX_BLOCKS + 16];
+    size_t nk = rc == CLI_EXIT_OK ? knobs_list(&m, tome, knobs, sizeof knobs / sizeof knobs[0]) : 0;
+    /* every measurement: 1 + nk + (nk - 1) + ... at most, and ToMe's uniform schedules */
+    const size_t cap = 1 + nk * (nk + 1) / 2 + (tome ? 256 : 0);
     fg_vit_profile_entry *t = calloc(cap, sizeof *t);
     uint8_t *path = calloc(cap, 1), *used = calloc(nk + 1, 1), *front = calloc(cap, 1);
     size_t *knob_of = calloc(cap, sizeof(size_t)); /* the knob each measured configuration added */
@@ -473,8 +536,8 @@ static int vit_profile(int argc, char **argv) {
     if (rc == CLI_EXIT_OK) {
         /* a discarded first pass: oneDNN's first calls create their primitives, which would be
          * charged to the all-on configuration's latency */
-        s = measure(&m, &d.val, &cur, &t[n]);
-        if (s == FG_OK) s = measure(&m, &d.val, &cur, &t[n]);
+        s = measure(&ctx, &d.val, &cur, &t[n]);
+        if (s == FG_OK) s = measure(&ctx, &d.val, &cur, &t[n]);
         if (s != FG_OK) rc = cli_fail("measuring", s);
         else path[n++] = 1;
     }
@@ -488,14 +551,20 @@ static int vit_profile(int argc, char **argv) {
             if (used[j]) continue;
             fg_vit_skip k = cur;
             knob_set(&k, &knobs[j]);
-            /* a knob that saves nothing any more (the heads of a skipped attention branch) is dropped */
+            /* a knob that saves nothing any more (the heads of a skipped attention branch, a ToMe
+             * level at or below the block's current one) or cannot be built (a ToMe level more
+             * than the block's tokens allow after earlier merges) is dropped */
             double fk = 0.0;
-            s = fg_vit_skip_flops(m.g, &k, &fk);
-            if (s == FG_OK && fk / (double)batch >= cur_flops) {
+            if (!tome_valid(&ctx, k.tome)) {
                 used[j] = 1;
                 continue;
             }
-            if (s == FG_OK) s = measure(&m, &d.val, &k, &t[n]);
+            s = config_flops(&ctx, &k, &fk);
+            if (s == FG_OK && fk >= cur_flops) {
+                used[j] = 1;
+                continue;
+            }
+            if (s == FG_OK) s = measure(&ctx, &d.val, &k, &t[n]);
             if (s != FG_OK) {
                 rc = cli_fail("measuring", s);
                 break;
@@ -515,14 +584,52 @@ static int vit_profile(int argc, char **argv) {
         path[best] = 1;
         used[knob_of[best]] = 1;
     }
+    /* ToMe's own schedules: the same r in every block (the paper's constant-r setting), r = 1, 2, ...
+     * while every block can merge that many; measured besides the greedy path, on the front if they
+     * earn it */
+    size_t n_uniform = 0;
+    for (int r = 1; rc == CLI_EXIT_OK && tome && r <= 255; r++) {
+        int64_t nb = 0;
+        int sg = 0;
+        fg_vit_skip k;
+        memset(&k, 0, sizeof k);
+        if (!m.g || fg_vit_skip_blocks(m.g, &nb, &sg) != FG_OK) break;
+        for (int64_t b = 0; b < nb; b++) k.tome[b] = (uint8_t)r;
+        if (!tome_valid(&ctx, k.tome)) break;
+        s = measure(&ctx, &d.val, &k, &t[n]);
+        if (s != FG_OK) {
+            rc = cli_fail("measuring", s);
+            break;
+        }
+        n++;
+        n_uniform++;
+        char line[160];
+        snprintf(line, sizeof line, "profile: ToMe with r = %d in every block", r);
+        cli_progress_show(&prog, line, 0);
+    }
+    cli_progress_clear(&prog);
+    const char *mname = seg ? "mIoU" : "accuracy";
+    size_t nf = 0;
+    double *test_metric = calloc(cap, sizeof(double)); /* NAN: not measured on the test split */
+    if (rc == CLI_EXIT_OK && !test_metric) rc = cli_fail("profile", fg_fail(FG_ERR_OOM, "out of memory"));
+    for (size_t i = 0; test_metric && i < cap; i++) test_metric[i] = NAN;
+    if (rc == CLI_EXIT_OK) nf = fg_vit_pareto(t, n, FG_VIT_COST_FLOPS, front);
+    /* the test split: the all-on configuration and the front, after the search (which saw validation only) */
+    for (size_t i = 0; rc == CLI_EXIT_OK && test && i < n; i++) {
+        if (i != 0 && !front[i]) continue;
+        fg_vit_profile_entry e;
+        s = measure(&ctx, &d.test, &t[i].skip, &e);
+        if (s != FG_OK) rc = cli_fail("measuring on the test split", s);
+        else test_metric[i] = e.metric;
+        char line[160];
+        snprintf(line, sizeof line, "profile: test split, configuration %zu of %zu", i + 1, n);
+        cli_progress_show(&prog, line, 0);
+    }
     cli_progress_clear(&prog);
     fg_vit_skip none;
     memset(&none, 0, sizeof none);
-    if (m.g) (void)fg_vit_skip_apply(m.g, &none);
-    const char *mname = seg ? "mIoU" : "accuracy";
-    size_t nf = 0;
+    if (rc == CLI_EXIT_OK && ensure_tome(&ctx, none.tome) == FG_OK) (void)fg_vit_skip_apply(m.g, &none);
     if (rc == CLI_EXIT_OK) {
-        nf = fg_vit_pareto(t, n, FG_VIT_COST_FLOPS, front);
         /* the front in order of falling FLOPs (insertion sort of its indices) */
         size_t nfo = 0;
         for (size_t i = 0; i < n; i++) {
@@ -545,6 +652,9 @@ static int vit_profile(int argc, char **argv) {
             cli_json_int(&j, "val_items", (long long)d.val.n);
             cli_json_int(&j, "batch", (long long)batch);
             cli_json_int(&j, "knobs", (long long)nk);
+            cli_json_int(&j, "tome", tome);
+            if (tome) cli_json_int(&j, "tome_uniform", (long long)n_uniform);
+            if (test) cli_json_int(&j, "test_items", (long long)d.test.n);
             cli_json_arr_begin(&j, "configurations");
             for (size_t i = 0; i < n; i++) {
                 char kt[1024];
@@ -554,6 +664,7 @@ static int vit_profile(int argc, char **argv) {
                 cli_json_num(&j, "flops", t[i].flops);
                 cli_json_num(&j, "seconds", t[i].seconds);
                 cli_json_num(&j, "metric", t[i].metric);
+                if (!isnan(test_metric[i])) cli_json_num(&j, "test_metric", test_metric[i]);
                 cli_json_int(&j, "greedy_path", path[i]);
                 cli_json_int(&j, "pareto", front[i]);
                 cli_json_obj_end(&j);
@@ -569,6 +680,7 @@ static int vit_profile(int argc, char **argv) {
                 cli_json_num(&j, "flops", t[i].flops);
                 cli_json_num(&j, "seconds", t[i].seconds);
                 cli_json_num(&j, "metric", t[i].metric);
+                if (!isnan(test_metric[i])) cli_json_num(&j, "test_metric", test_metric[i]);
                 cli_json_obj_end(&j);
             }
             cli_json_arr_end(&j);
@@ -585,14 +697,22 @@ static int vit_profile(int argc, char **argv) {
         }
     }
     if (rc == CLI_EXIT_OK) {
-        printf("%s on %s: %zu configurations measured (%zu knobs, greedy), %zu on the Pareto front (FLOPs)\n",
-               meta.model, data, n, nk, nf);
-        printf("%12s %10s %9s  %s\n", "MFLOP/item", "ms/item", mname, "skipped");
+        printf("%s on %s: %zu configurations measured (%zu knobs, greedy%s), %zu on the Pareto front (FLOPs)\n",
+               meta.model, data, n, nk, tome ? ", with ToMe" : "", nf);
+        if (tome) printf("ToMe: %zu uniform schedules (the same r in every block) measured besides the search\n", n_uniform);
+        if (test)
+            printf("validation: %lld items; test: %lld items; test metric of all-on %.4f\n", (long long)d.val.n,
+                   (long long)d.test.n, test_metric[0]);
+        printf("%12s %9s %10s %9s%s  %s\n", "MFLOP/item", "saved", "ms/item", mname, test ? "  test    lost" : "",
+               "skipped");
         for (size_t f = 0; f < nf; f++) {
             const size_t i = order[f];
             char kt[1024];
             skip_text(&t[i].skip, kt, sizeof kt);
-            printf("%12.3f %10.3f %9.4f  %s\n", t[i].flops / 1e6, t[i].seconds * 1e3, t[i].metric, kt);
+            printf("%12.3f %8.1f%% %10.3f %9.4f", t[i].flops / 1e6, 100.0 * (1.0 - t[i].flops / t[0].flops),
+                   t[i].seconds * 1e3, t[i].metric);
+            if (test) printf("  %.4f %+6.2f", test_metric[i], 100.0 * (test_metric[0] - test_metric[i]));
+            printf("  %s\n", kt);
         }
     }
     free(t);
@@ -601,6 +721,7 @@ static int vit_profile(int argc, char **argv) {
     free(front);
     free(knob_of);
     free(order);
+    free(test_metric);
     fg_graph_free(m.g);
     fg_pool_destroy(pool);
     vit_data_free(&d);

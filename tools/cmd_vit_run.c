@@ -483,8 +483,21 @@ int cmd_vit_run(int argc, char **argv) {
     if (rc == CLI_EXIT_OK && (!t || !prof || !budget)) rc = cli_fail("vit run", fg_fail(FG_ERR_OOM, "out of host memory"));
     double apply_cal = 0;
     if (rc == CLI_EXIT_OK) {
-        memcpy(prof, table.front, table.n_front * sizeof *t);
-        if (all_on != SIZE_MAX) prof[n - 1] = table.all[all_on];
+        /* ToMe entries change token counts, i.e. the graph's shapes: one graph runs every other
+         * knob of the front, so they are left out (`vit profile` without --tome makes none) */
+        size_t kept = 0, tome_out = 0;
+        for (size_t i = 0; i < table.n_front; i++) {
+            int tome = 0;
+            for (int b = 0; b < FG_VIT_MAX_BLOCKS; b++) tome |= table.front[i].skip.tome[b] != 0;
+            if (tome) tome_out++;
+            else prof[kept++] = table.front[i];
+        }
+        if (tome_out)
+            fprintf(stderr, "vit run: %zu ToMe entries of the front left out (a ToMe schedule needs its own graph; "
+                            "vit run switches the other knobs on one)\n", tome_out);
+        if (all_on != SIZE_MAX) prof[kept++] = table.all[all_on];
+        n = kept;
+        if (n == 0) rc = cli_fail("--table", fg_fail(FG_ERR_INVALID, "%s: no entry without ToMe to run", table_path));
         memcpy(t, prof, n * sizeof *t);
         for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
             s = fg_vit_skip_apply(m.g, &t[i].skip);

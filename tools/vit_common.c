@@ -122,6 +122,11 @@ fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int6
  * train). */
 fg_status vit_model_build(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
                           int train, fg_pool *pool, vit_model *m) {
+    return vit_model_build_tome(name, batch, c, h, w, classes, train, NULL, pool, m);
+}
+
+fg_status vit_model_build_tome(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
+                               int train, const uint8_t *tome, fg_pool *pool, vit_model *m) {
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", name);
     m->batch = batch;
@@ -148,6 +153,7 @@ fg_status vit_model_build(const char *name, int64_t batch, int64_t c, int64_t h,
         fg_vit_cfg cfg;
         fg_vit_io io;
         s = fg_vit_config(name, classes, &cfg);
+        if (s == FG_OK && tome) memcpy(cfg.tome_r, tome, sizeof cfg.tome_r);
         if (s == FG_OK) s = fg_vit_build(m->g, &cfg, batch, c, h, w, 1, &io);
         if (s == FG_OK) {
             m->input = io.input;

@@ -69,6 +69,10 @@ void vit_data_free(vit_data *d);
  * (batch, c, h, w) and `classes` labels, with the loss (and gradients when train). */
 fg_status vit_model_build(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
                           int train, fg_pool *pool, vit_model *m);
+/* The same with a ToMe schedule (tome[b] tokens merged in block b; NULL: none): ViTs only, not
+ * for training (the merge is forward only). */
+fg_status vit_model_build_tome(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
+                               int train, const uint8_t *tome, fg_pool *pool, vit_model *m);
 /* 1 when the model's kind fits the data's: a classifier on fashion/mnist, a SegFormer on scenes. */
 int vit_model_fits_data(const char *model, const char *data);
 /* Copies items idx[0..rows) of s into the batch buffers, padding up to the batch with item idx[0]. */

@@ -4,6 +4,7 @@
 #include "frugal/core.h"
 #include "frugal/pool.h"
 #include "frugal/ops.h"
+#include "frugal/ops_tome.h"
 #include "frugal/io.h"
 #include "frugal/graph.h"
 #include "frugal/zoo.h"

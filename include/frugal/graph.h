@@ -38,6 +38,7 @@ typedef enum fg_op {
     FG_OP_SOFTMAX, FG_OP_XENT, FG_OP_DROPOUT, FG_OP_ADD, FG_OP_CONCAT, FG_OP_MAXPOOL,
     FG_OP_AVGPOOL, FG_OP_GAP, FG_OP_LRN, FG_OP_BATCHNORM, FG_OP_LSTM, FG_OP_LAYERNORM, FG_OP_ATTENTION,
     FG_OP_EMBEDDING, FG_OP_RESIZE, FG_OP_PERMUTE, FG_OP_REPEAT, FG_OP_SLICE,
+    FG_OP_TOME, FG_OP_TOME_ATTENTION, /* token merging (include/frugal/ops_tome.h), forward only */
     FG_OP_COUNT
 } fg_op;
 const char *fg_op_name(fg_op op);
@@ -152,6 +153,20 @@ fg_id fg_nn_repeat(fg_graph *g, const char *name, fg_id x, int64_t n);
  * (contiguous copy): taking a ViT's class token x[:, 0] is axis 1, start 0, len 1. Backward writes
  * zeros outside the slice. No parameters; saves nothing. */
 fg_id fg_nn_slice(fg_graph *g, const char *name, fg_id x, int axis, int64_t start, int64_t len);
+/* ToMe token merging (Bolya et al., ICLR 2023; kernels and the matching rule in
+ * include/frugal/ops_tome.h), forward only: x (B,T,E) -> (B,T-r,E), r tokens merged per item by
+ * bipartite soft matching on keys (B,T,C) (the block's key projection, `heads` heads side by
+ * side), token 0 (the class token) never merged, merged tokens averaged weighted by their sizes.
+ * size: the tokens' sizes (B,T) f32, the size output of an earlier fg_nn_tome, or FG_NONE (all
+ * ones). *size_out gets this node's AUX output "<name>.size" (B,T-r): the merged sizes. The
+ * match lives in the node's workspace. fg_graph_build with a loss refuses a graph that holds one
+ * (FG_ERR_UNSUPPORTED: inference-time knob). */
+fg_id fg_nn_tome(fg_graph *g, const char *name, fg_id x, fg_id keys, fg_id size, int64_t heads, int64_t r,
+                 fg_id *size_out);
+/* ToMe's proportional attention, forward only: q, k, v (B,H,T,D), size (B,T) -> (B,H,T,D) =
+ * softmax(scale * q k^T + log size[key]) v; scale <= 0 means 1/sqrt(D). Heads kept
+ * (fg_graph_set_attention_heads) apply as to fg_nn_attention. Takes a workspace. */
+fg_id fg_nn_tome_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, fg_id size, float scale);
 
 /* Layers: create the parameters ("<name>.weight", "<name>.bias") with PyTorch's default
  * initialization and apply the op. */
@@ -260,6 +275,18 @@ fg_status fg_graph_set_bypass(fg_graph *g, int node, fg_bypass mode, int input);
  * pruning the other heads; the q, k, v projections still compute all heads). Counts as a bypass
  * (backward refused) unless keep = H. FG_ERR_INVALID for another node or keep out of range. */
 fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep);
+/* Narrowed work (dynamic ViT's heads kept and dropped decoder stages, so that FLOPs and time
+ * fall with them). A linear node computes only its first `out` output features (the rest of each
+ * output row is not written: only readers that ignore them may follow, e.g. attention with the
+ * same heads kept) and reads only its first `in` input features (the rest are taken as zeros);
+ * 0 means all. Counts as a bypass (backward refused) unless both are 0 or the full sizes.
+ * FG_ERR_INVALID for another node or a count out of range. */
+fg_status fg_graph_set_linear_narrow(fg_graph *g, int node, int64_t in, int64_t out);
+/* A 1x1 conv (stride 1, no padding, no dilation, groups 1) whose input channels are `blocks`
+ * equal blocks multiplies only the blocks whose bit is set in keep_mask (the others are taken as
+ * zeros: a concatenation with zeroed parts). keep_mask with every block set is the plain conv.
+ * FG_ERR_INVALID for another node, blocks not dividing the channels or outside 1..32. */
+fg_status fg_graph_set_conv_narrow(fg_graph *g, int node, int blocks, uint32_t keep_mask);
 /* Turns every bypass (and head limit) off: every node runs again (the plain forward, bit for bit). */
 void fg_graph_clear_bypass(fg_graph *g);
 /* Whether node's forward runs its op under the current bypasses (0 for bypassed and dead nodes). */

@@ -7,9 +7,10 @@
  * checkpoint loads by name; a DeiT-style ViT classifier (HF ViT names, optional conv stem); the
  * weight loader that checks such a file tensor by tensor; the "digit scenes" segmentation data; the
  * skip knobs (branches, depthwise convs, whole blocks, heads kept, the sr conv as pooling, decoder
- * stages) applied by the executor; the Pareto front of a profile table and the governor's pick.
- * Profile tables read back from JSON and the run-time governor that corrects its latencies as it
- * runs (`frugal vit run`). */
+ * stages, the q, k, v and fuse-conv narrowing that goes with heads kept and dropped stages)
+ * applied by the executor; ToMe token merging (fg_vit_cfg.tome_r, forward only); the Pareto front
+ * of a profile table and the governor's pick. Profile tables read back from JSON and the run-time
+ * governor that corrects its latencies as it runs (`frugal vit run`). */
 #ifndef FRUGAL_VIT_H
 #define FRUGAL_VIT_H
 
@@ -81,6 +82,9 @@ fg_status fg_segformer_build(fg_graph *g, const fg_segformer_cfg *cfg, int64_t b
 
 /* ---------------------------------------------------------------- ViT (DeiT-style) classifier */
 
+/* Blocks a skip configuration (and a ToMe schedule) can name. */
+#define FG_VIT_MAX_BLOCKS 64
+
 /* A plain vision transformer (Dosovitskiy et al., ICLR 2021; DeiT, Touvron et al., ICML 2021, without
  * the distillation token): patch embedding (conv, kernel = stride = patch), a class token, a learned
  * position embedding, `depth` pre-norm blocks x += attn(ln(x)); x += mlp(ln(x)) (GELU), a final layer
@@ -97,10 +101,17 @@ typedef struct fg_vit_cfg {
     int conv_stem;       /* 0: none; k: k stride-2 conv layers (patch must be a multiple of 2^k) */
     float ln_eps;        /* every layer norm: 1e-12, HF's ViTConfig default */
     float init_std;      /* class token and position embedding N(0, std^2): 0.02 */
+    /* ToMe token merging (Bolya et al., ICLR 2023; without retraining, forward only): tome_r[i]
+     * tokens merged in block i between its attention and its MLP (0: none), by bipartite soft
+     * matching on the block's keys, the class token never merged; the blocks after a merge use
+     * proportional attention (log of the token sizes added to the logits). Token counts are
+     * shapes, so a graph is built for one schedule (the weights are the same: no parameters are
+     * added); a graph with a merge cannot be built with a loss (FG_ERR_UNSUPPORTED). */
+    uint8_t tome_r[FG_VIT_MAX_BLOCKS];
 } fg_vit_cfg;
 
 /* Presets: "vit-tiny-28" (patch 7, dim 64, depth 4, heads 4, mlp 128: 16 tokens of a 28x28 image,
- * for Fashion-MNIST), "deit-tiny" (patch 16, 192, 12, 3, 768), "deit-small" (16, 384, 12, 6, 1536).
+ * for Fashion-MNIST), "vit-tiny-28-p4" (the same on patch 4: 49 tokens, more for ToMe to merge), "deit-tiny" (patch 16, 192, 12, 3, 768), "deit-small" (16, 384, 12, 6, 1536).
  * FG_ERR_INVALID naming the known ones. */
 fg_status fg_vit_config(const char *preset, int64_t num_classes, fg_vit_cfg *out);
 
@@ -164,7 +175,6 @@ fg_status fg_vit_scenes_labels_at(const fg_scenes *s, int64_t factor, int32_t *o
  * the graph's nodes (fg_graph_set_bypass), so skipped work does not run. A zeroed struct is
  * every part on (the plain forward, bit for bit). Blocks are numbered in execution order: the
  * ViT's layer i is block i; SegFormer's block j of stage s is sum(depths[0..s)) + j. */
-#define FG_VIT_MAX_BLOCKS 64
 typedef struct fg_vit_skip {
     uint8_t attn[FG_VIT_MAX_BLOCKS];   /* 1: block's attention branch skipped: x + attn(ln(x)) is x */
     uint8_t mlp[FG_VIT_MAX_BLOCKS];    /* 1: block's MLP / Mix-FFN branch skipped (both: the whole block) */
@@ -175,6 +185,9 @@ typedef struct fg_vit_skip {
                                           average pooling over the same window (its layer norm kept) */
     uint8_t decoder[FG_SEGFORMER_STAGES]; /* SegFormer, 1: decoder stage i dropped: its projection
                                          contributes zeros to the fuse conv's concatenation */
+    uint8_t tome[FG_VIT_MAX_BLOCKS];   /* ViT: tokens merged by ToMe in block b (fg_vit_cfg.tome_r). Token
+                                          counts are shapes: fg_vit_skip_apply checks that the graph was
+                                          built with this schedule (fg_vit_skip_tome_cfg) and fails otherwise */
 } fg_vit_skip;
 
 /* Blocks of a graph built by fg_vit_build or fg_segformer_build (found by their node names), and
@@ -184,6 +197,9 @@ fg_status fg_vit_skip_blocks(const fg_graph *g, int64_t *n_blocks, int *is_segfo
  * beyond the graph's, dwconv / sr_pool / decoder knobs on a ViT, sr_pool on a block without
  * spatial reduction, or more heads than the block has. */
 fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k);
+/* The ToMe schedule a graph was built with (tome[b] = tokens merged in block b, 0 beyond the
+ * graph's blocks): what fg_vit_skip.tome must equal for fg_vit_skip_apply on it. */
+fg_status fg_vit_skip_tome_of(const fg_graph *g, uint8_t tome[FG_VIT_MAX_BLOCKS]);
 /* Forward FLOPs (whole batch) of g under k: applies k, reads fg_graph_active_flops, and leaves k
  * applied. */
 fg_status fg_vit_skip_flops(fg_graph *g, const fg_vit_skip *k, double *flops);

@@ -23,7 +23,9 @@ static fg_status liveness(fg_graph *g) {
         if (g->t[t].is_output || t == g->loss) needed[root_of(g, t)] = 1;
     for (int i = g->nn - 1; i >= 0; i--) {
         fg_node *n = &g->nodes[i];
-        n->dead = !needed[root_of(g, n->info.out)];
+        int live = needed[root_of(g, n->info.out)];
+        for (int a = 0; a < n->info.n_aux; a++) live |= needed[root_of(g, n->info.aux[a])]; /* ToMe's sizes */
+        n->dead = !live;
         if (n->dead || n->bypass == FG_BYPASS_ZERO) continue;
         if (n->bypass == FG_BYPASS_INPUT || n->bypass == FG_BYPASS_AVGPOOL) {
             /* bypass_in is 0 for pooling: the conv's data input, not its weight or bias */
@@ -72,7 +74,7 @@ fg_status fg_graph_set_bypass(fg_graph *g, int node, fg_bypass mode, int input) 
 fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep) {
     if (node < 0 || node >= g->nn) return fg_fail(FG_ERR_INVALID, "heads: node %d out of range [0, %d)", node, g->nn);
     fg_node *n = &g->nodes[node];
-    if (n->info.op != FG_OP_ATTENTION)
+    if (n->info.op != FG_OP_ATTENTION && n->info.op != FG_OP_TOME_ATTENTION)
         return fg_fail(FG_ERR_INVALID, "heads: node '%s' is %s, not attention", n->info.name, fg_op_name(n->info.op));
     const int64_t H = n->p.attn.H;
     if (keep < 1 || keep > H)
@@ -94,6 +96,7 @@ static double node_flops(const fg_graph *g, int i) {
     }
     if (n->bypass != FG_BYPASS_OFF) return 0.0;
     if (n->keep_heads) return n->info.flops * (double)n->keep_heads / (double)n->p.attn.H;
+    if (fg_narrow_is_set(n)) return n->info.flops * fg_narrow_fraction(n);
     return n->info.flops;
 }
 
@@ -101,6 +104,9 @@ void fg_graph_clear_bypass(fg_graph *g) {
     for (int i = 0; i < g->nn; i++) {
         g->nodes[i].bypass = FG_BYPASS_OFF;
         g->nodes[i].keep_heads = 0;
+        g->nodes[i].narrow_in = g->nodes[i].narrow_out = 0;
+        g->nodes[i].narrow_blocks = 0;
+        g->nodes[i].narrow_mask = 0;
     }
     g->n_bypass = 0;
     fg_status s = liveness(g); /* with no bypass: no allocation, cannot fail */
@@ -134,7 +140,7 @@ fg_status fg_bypass_forward(fg_graph *g, int i) {
     if (n->dead) return FG_OK;
     if (n->bypass == FG_BYPASS_OFF) {
         n->runs++;
-        return fg_exec_node(g, i, FG_FORWARD);
+        return fg_narrow_is_set(n) ? fg_narrow_forward(g, i) : fg_exec_node(g, i, FG_FORWARD);
     }
     fg_tensor *y = &g->t[n->info.out].info.t;
     FG_ASSERT_MSG(y->data, "bypass: the node's output is not resident");

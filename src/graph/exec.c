@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "frugal/ops_tome.h"
 #include "graph/graph_impl.h"
 
 static float *F(fg_graph *g, fg_id id) { return id == FG_NONE ? NULL : (float *)g->t[id].info.t.data; }
@@ -14,6 +15,11 @@ static float *F(fg_graph *g, fg_id id) { return id == FG_NONE ? NULL : (float *)
 static uint64_t node_seed(const fg_graph *g, int i) {
     uint64_t x = (g->seed + 1) * 0x9E3779B97F4A7C15ull;
     return x ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull);
+}
+
+/* ToMe's map in the node's workspace, rounded up to 64 bytes so the scratch after it is aligned. */
+static size_t tome_map_bytes(const fg_node *n) {
+    return ((size_t)(n->p.tome.B * n->p.tome.T) * sizeof(int32_t) + 63) & ~(size_t)63;
 }
 
 size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass) {
@@ -33,6 +39,11 @@ size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass) {
         if (g->t[n->info.in[0]].info.grad == FG_NONE && g->t[n->info.in[1]].info.grad == FG_NONE) return 0;
         return fg_attention_workspace_bytes(n->p.attn.B, n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D);
     }
+    case FG_OP_TOME: /* the map (B, T) i32, then the match's scratch */
+        if (pass != FG_FORWARD) return 0;
+        return tome_map_bytes(n) + fg_tome_match_workspace_bytes(n->p.tome.B, n->p.tome.T, n->p.tome.C, n->p.tome.H);
+    case FG_OP_TOME_ATTENTION:
+        return pass == FG_FORWARD ? fg_tome_attention_workspace_bytes(n->p.attn.B, n->p.attn.H, n->p.attn.Tq) : 0;
     default: return 0;
     }
 }
@@ -261,6 +272,23 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
     case FG_OP_SLICE:
         fg_slice_forward(y, x, n->p.sl.outer, n->p.sl.dim, n->p.sl.inner, n->p.sl.start, n->p.sl.len);
         return FG_OK;
+    case FG_OP_TOME: {
+        const int64_t B = n->p.tome.B, Tn = n->p.tome.T;
+        FG_ASSERT_MSG(g->ws && g->ws_bytes >= fg_exec_op_ws(g, n, FG_FORWARD), "tome: workspace too small (policy bug)");
+        int32_t *map = g->ws;
+        fg_tome_match(map, F(g, ni->in[1]), B, Tn, n->p.tome.C, n->p.tome.H, n->p.tome.r,
+                      (unsigned char *)g->ws + tome_map_bytes(n));
+        fg_tome_merge(y, F(g, ni->aux[0]), x, ni->n_in > 2 ? F(g, ni->in[2]) : NULL, map, B, Tn, n->p.tome.E,
+                      n->p.tome.r);
+        return FG_OK;
+    }
+    case FG_OP_TOME_ATTENTION: {
+        fg_status s = fg_tome_attention_forward(y, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, ni->in[3]), n->p.attn.B,
+                                                n->p.attn.H, n->keep_heads ? n->keep_heads : n->p.attn.H,
+                                                n->p.attn.Tq, n->p.attn.D, n->p.attn.scale, g->ws, g->ws_bytes);
+        if (s != FG_OK) return node_fail(s, ni);
+        return FG_OK;
+    }
     default: return fg_fail(FG_ERR_UNSUPPORTED, "forward of op %s is not implemented", fg_op_name(ni->op));
     }
 }
@@ -456,7 +484,7 @@ int fg_graph_node_recomputable(const fg_graph *g, int i) {
     int aux_ok = ni->n_aux == 0 || ni->op == FG_OP_RELU || ni->op == FG_OP_MAXPOOL;
     /* layer norm (mean, rstd), attention (probs) and the LSTM (gates, cells) write AUX outputs; an
      * embedding writes only its output (a gather from the ids and the table): cheap to rerun */
-    int writes_aux = ni->op == FG_OP_LAYERNORM || ni->op == FG_OP_ATTENTION || ni->op == FG_OP_LSTM;
+    int writes_aux = ni->op == FG_OP_LAYERNORM || ni->op == FG_OP_ATTENTION || ni->op == FG_OP_LSTM || ni->op == FG_OP_TOME;
     return aux_ok && !writes_aux && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
 }
 

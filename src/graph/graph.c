@@ -9,13 +9,15 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "frugal/ops_tome.h"
 #include "graph/graph_impl.h"
 
 static const char *op_names[FG_OP_COUNT] = {"conv2d", "linear",  "matmul",  "relu",      "gelu",
                                             "tanh",   "sigmoid", "softmax", "xent",      "dropout",
                                             "add",    "concat",  "maxpool", "avgpool",   "global_avgpool",
                                             "lrn",    "batchnorm", "lstm",    "layernorm", "attention",
-                                            "embedding", "resize_bilinear", "permute", "repeat", "slice"};
+                                            "embedding", "resize_bilinear", "permute", "repeat", "slice",
+                                            "tome", "tome_attention"};
 
 const char *fg_op_name(fg_op op) { return (op >= 0 && op < FG_OP_COUNT) ? op_names[op] : "?"; }
 
@@ -780,6 +782,69 @@ fg_id fg_nn_slice(fg_graph *g, const char *name, fg_id x, int axis, int64_t star
     return n->info.out;
 }
 
+fg_id fg_nn_tome(fg_graph *g, const char *name, fg_id x, fg_id keys, fg_id size, int64_t heads, int64_t r,
+                 fg_id *size_out) {
+    char nb[FG_NAME_MAX], s1[96], s2[96], s3[96];
+    if (size_out) *size_out = FG_NONE;
+    name = autoname(g, name, FG_OP_TOME, nb, sizeof nb);
+    if (!ok_id(g, x, "tome", name) || !ok_id(g, keys, "tome", name)) return FG_NONE;
+    if (size != FG_NONE && !ok_id(g, size, "tome", name)) return FG_NONE;
+    const fg_tensor *tx = T(g, x), *tk = T(g, keys);
+    if (tx->ndim != 3 || tk->ndim != 3 || tx->dtype != FG_F32 || tk->dtype != FG_F32 || tk->shape[0] != tx->shape[0] ||
+        tk->shape[1] != tx->shape[1])
+        return gfail(g, FG_ERR_SHAPE, "tome '%s': x %s and keys %s must be f32 (B,T,E) and (B,T,C) with the same B, T",
+                     name, shp(s1, sizeof s1, g, x), shp(s2, sizeof s2, g, keys));
+    const int64_t B = tx->shape[0], Tn = tx->shape[1], E = tx->shape[2], C = tk->shape[2];
+    if (size != FG_NONE) {
+        const fg_tensor *ts = T(g, size);
+        if (ts->ndim != 2 || ts->dtype != FG_F32 || ts->shape[0] != B || ts->shape[1] != Tn)
+            return gfail(g, FG_ERR_SHAPE, "tome '%s': size %s must be f32 (B,T) = (%lld, %lld) as x %s", name,
+                         shp(s1, sizeof s1, g, size), (long long)B, (long long)Tn, shp(s3, sizeof s3, g, x));
+    }
+    if (fg_tome_check(B, Tn, C, heads, r) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "tome '%s' (x %s): %s", name, shp(s1, sizeof s1, g, x), fg_last_error());
+    fg_id in[3] = {x, keys, size};
+    const int64_t oshape[3] = {B, Tn - r, E}, sshape[2] = {B, Tn - r};
+    int i = new_node(g, FG_OP_TOME, name, in, size != FG_NONE ? 3 : 2, 3, oshape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.tome.B = B;
+    n->p.tome.T = Tn;
+    n->p.tome.C = C;
+    n->p.tome.H = heads;
+    n->p.tome.E = E;
+    n->p.tome.r = r;
+    n->info.flops = fg_tome_flops(B, Tn, C, heads, E, r);
+    fg_id s = add_aux(g, i, "size", 2, sshape);
+    if (size_out) *size_out = s;
+    return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_tome_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, fg_id size, float scale) {
+    char nb[FG_NAME_MAX], s1[96], s2[96], s3[96];
+    name = autoname(g, name, FG_OP_TOME_ATTENTION, nb, sizeof nb);
+    if (!ok_id(g, q, "tome_attention", name) || !ok_id(g, k, "tome_attention", name) ||
+        !ok_id(g, v, "tome_attention", name) || !ok_id(g, size, "tome_attention", name))
+        return FG_NONE;
+    const fg_tensor *tq = T(g, q), *ts = T(g, size);
+    if (tq->ndim != 4 || tq->dtype != FG_F32 || !fg_tensor_same_shape(T(g, k), tq) || !fg_tensor_same_shape(T(g, v), tq))
+        return gfail(g, FG_ERR_SHAPE, "tome_attention '%s': q %s, k %s, v %s must be f32 (B,H,T,D), all the same", name,
+                     shp(s1, sizeof s1, g, q), shp(s2, sizeof s2, g, k), shp(s3, sizeof s3, g, v));
+    const int64_t B = tq->shape[0], H = tq->shape[1], Tn = tq->shape[2], D = tq->shape[3];
+    if (ts->ndim != 2 || ts->dtype != FG_F32 || ts->shape[0] != B || ts->shape[1] != Tn)
+        return gfail(g, FG_ERR_SHAPE, "tome_attention '%s': size %s must be f32 (B,T) = (%lld, %lld)", name,
+                     shp(s1, sizeof s1, g, size), (long long)B, (long long)Tn);
+    fg_id in[4] = {q, k, v, size};
+    int i = new_node(g, FG_OP_TOME_ATTENTION, name, in, 4, 4, tq->shape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.attn.B = B;
+    n->p.attn.H = H;
+    n->p.attn.Tq = n->p.attn.Tk = Tn;
+    n->p.attn.D = D;
+    n->p.attn.scale = scale > 0.0f ? scale : 1.0f / sqrtf((float)D);
+    n->info.flops = fg_tome_attention_flops(B, H, Tn, D);
+    return n->info.out;
+}
+
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,
                       int64_t pad, int bias) {
     if (!ok_id(g, x, "conv2d", name ? name : "")) return FG_NONE;
@@ -981,7 +1046,9 @@ static void set_saves(fg_node *n) {
     case FG_OP_RESIZE:  /* a fixed linear map of the sizes */
     case FG_OP_PERMUTE:
     case FG_OP_REPEAT:
-    case FG_OP_SLICE: break;
+    case FG_OP_SLICE:
+    case FG_OP_TOME:           /* forward only: a graph with a loss is refused */
+    case FG_OP_TOME_ATTENTION: break;
     default: FG_ASSERT_MSG(0, "unknown op in set_saves");
     }
 #undef SAVE
@@ -1144,6 +1211,11 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
     if (g->status != FG_OK) return fg_fail(g->status, "%s", g->error);
     if (loss != FG_NONE && (loss < 0 || loss >= g->nt || fg_tensor_numel(&g->t[loss].info.t) != 1))
         return fg_fail(FG_ERR_INVALID, "graph '%s': the loss must be a scalar tensor of the graph", g->name);
+    for (int i = 0; loss != FG_NONE && i < g->nn; i++)
+        if (g->nodes[i].info.op == FG_OP_TOME || g->nodes[i].info.op == FG_OP_TOME_ATTENTION)
+            return fg_fail(FG_ERR_UNSUPPORTED, "graph '%s': node '%s' (%s) is forward only (token merging is an "
+                           "inference-time knob): build without a loss", g->name, g->nodes[i].info.name,
+                           fg_op_name(g->nodes[i].info.op));
     g->pool = pool;
     g->loss = loss;
     int N = g->nn;

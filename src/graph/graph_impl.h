@@ -27,6 +27,7 @@ typedef struct fg_node_params {
     fg_resize_desc rs;
     struct { int64_t n; size_t m; } rep;                            /* copies, floats per copy */
     struct { int64_t outer, dim, inner, start, len; } sl;
+    struct { int64_t B, T, C, H, E, r; } tome; /* tokens T -> T - r; keys (B,T,C), H heads; x (B,T,E) */
     struct { int ndim; int64_t shape[FG_MAX_DIMS]; int perm[FG_MAX_DIMS]; } perm; /* input shape */
     size_t n;   /* element count for elementwise ops */
 } fg_node_params;
@@ -53,6 +54,9 @@ typedef struct fg_node {
     fg_bypass bypass;
     int bypass_in;
     int64_t keep_heads; /* attention: heads computed (0 = all) */
+    int64_t narrow_in, narrow_out; /* linear: input features read, output features written (0 = all) */
+    int narrow_blocks;             /* 1x1 conv: input channel blocks (0 = not narrowed) */
+    uint32_t narrow_mask;          /* 1x1 conv: the blocks multiplied */
     int dead;
     uint64_t runs;
 } fg_node;
@@ -121,6 +125,10 @@ fg_status fg_exec_node(fg_graph *g, int i, fg_pass pass);
 /* Node i's forward under the bypasses (bypass.c): the op, a copy of the bypass input, zeros, or
  * nothing for a dead node. */
 fg_status fg_bypass_forward(fg_graph *g, int i);
+/* narrow.c: whether node n is narrowed, its forward so, and the fraction of its FLOPs it costs. */
+int fg_narrow_is_set(const fg_node *n);
+fg_status fg_narrow_forward(fg_graph *g, int i);
+double fg_narrow_fraction(const fg_node *n);
 /* Workspace bytes a node's op needs for the pass (excluding accumulation scratch); computed at
  * build and on fg_graph_set_algo, kept in fg_node.op_ws. */
 size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass);

@@ -5,7 +5,7 @@
  * (core/json_impl.h), every required field checked for kind and range, every skip configuration
  * parsed knob by knob, and every error names the file and the field (fuzz/fuzz_vit_table.c).
  *
- * The skip configuration's text form ("attn1,mlp2,heads0=2,decoder3", "all-on" for none) is
+ * The skip configuration's text form ("attn1,mlp2,heads0=2,tome1=4,decoder3", "all-on" for none) is
  * defined here once, both ways. */
 #include <math.h>
 #include <stddef.h>
@@ -62,6 +62,10 @@ size_t fg_vit_skip_format(const fg_vit_skip *k, char *buf, size_t cap) {
             }
         if (k->heads[b]) {
             snprintf(knob, sizeof knob, "heads%d=%d", b, k->heads[b]);
+            put(buf, cap, &n, knob);
+        }
+        if (k->tome[b]) {
+            snprintf(knob, sizeof knob, "tome%d=%d", b, k->tome[b]);
             put(buf, cap, &n, knob);
         }
     }
@@ -127,14 +131,15 @@ fg_status fg_vit_skip_parse(const char *text, fg_vit_skip *out) {
                 }
                 break;
             }
-        if (!slot && nl == 5 && strncmp(item, "heads", 5) == 0) {
+        const int is_heads = nl == 5 && strncmp(item, "heads", 5) == 0, is_tome = nl == 4 && strncmp(item, "tome", 4) == 0;
+        if (!slot && (is_heads || is_tome)) {
             ok = parse_uint(&q, FG_VIT_MAX_BLOCKS - 1, &idx) && *q == '=';
             if (ok) {
                 q++;
                 ok = parse_uint(&q, 255, &val) && val >= 1 && q == item + len;
             }
             if (ok) {
-                slot = &out->heads[idx];
+                slot = is_heads ? &out->heads[idx] : &out->tome[idx];
                 dup = *slot != 0;
                 *slot = (uint8_t)val;
             }
@@ -149,8 +154,8 @@ fg_status fg_vit_skip_parse(const char *text, fg_vit_skip *out) {
         if (!slot) {
             memset(out, 0, sizeof *out);
             return fg_fail(FG_ERR_FORMAT,
-                           "skip '%.200s': bad knob '%s' (expected attn<b>, mlp<b>, dwconv<b>, srpool<b> or heads<b>=<k> "
-                           "with block b < %d and 1 <= k <= 255, decoder<s> with s < %d, or all-on)",
+                           "skip '%.200s': bad knob '%s' (expected attn<b>, mlp<b>, dwconv<b>, srpool<b>, heads<b>=<k> or "
+                           "tome<b>=<r> with block b < %d and 1 <= k, r <= 255, decoder<s> with s < %d, or all-on)",
                            text, knob, FG_VIT_MAX_BLOCKS, FG_SEGFORMER_STAGES);
         }
         if (dup) {

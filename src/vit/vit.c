@@ -11,6 +11,9 @@
  *   position embedding  (1, N + 1, dim) repeated over the batch, added
  *   block (depth)       x += dense(attn(heads(q, k, v of ln_before(x))));  x += out(gelu(inter(ln_after(x))))
  *   head                layernorm -> x[:, 0] (B, dim) -> classifier (B, classes)
+ * With a ToMe schedule (cfg->tome_r), block i merges tome_r[i] tokens after its attention residual
+ * (fg_nn_tome on the key projection's output), so its MLP and the later blocks see fewer tokens,
+ * and every block after the first merge attends proportionally (fg_nn_tome_attention).
  * Tokens <-> image and the head split are permute nodes around reshape views, as in segformer.c. */
 #include <stdio.h>
 #include <string.h>
@@ -24,9 +27,15 @@ typedef struct vit_preset {
 } vit_preset;
 
 static const vit_preset presets[] = {
-    {"vit-tiny-28", {7, 64, 4, 4, 128, 0, 0, 1e-12f, 0.02f}},
-    {"deit-tiny", {16, 192, 12, 3, 768, 0, 0, 1e-12f, 0.02f}},
-    {"deit-small", {16, 384, 12, 6, 1536, 0, 0, 1e-12f, 0.02f}},
+    {"vit-tiny-28", {.patch = 7, .dim = 64, .depth = 4, .heads = 4, .mlp_dim = 128,
+                     .ln_eps = 1e-12f, .init_std = 0.02f}},
+    /* the same network on 4x4 patches: 49 tokens + the class token, more for ToMe to merge */
+    {"vit-tiny-28-p4", {.patch = 4, .dim = 64, .depth = 4, .heads = 4, .mlp_dim = 128,
+                     .ln_eps = 1e-12f, .init_std = 0.02f}},
+    {"deit-tiny", {.patch = 16, .dim = 192, .depth = 12, .heads = 3, .mlp_dim = 768,
+                     .ln_eps = 1e-12f, .init_std = 0.02f}},
+    {"deit-small", {.patch = 16, .dim = 384, .depth = 12, .heads = 6, .mlp_dim = 1536,
+                     .ln_eps = 1e-12f, .init_std = 0.02f}},
 };
 
 fg_status fg_vit_config(const char *preset, int64_t num_classes, fg_vit_cfg *out) {
@@ -37,7 +46,7 @@ fg_status fg_vit_config(const char *preset, int64_t num_classes, fg_vit_cfg *out
             out->num_classes = num_classes;
             return FG_OK;
         }
-    return fg_fail(FG_ERR_INVALID, "vit: unknown preset '%s'; known: vit-tiny-28, deit-tiny, deit-small",
+    return fg_fail(FG_ERR_INVALID, "vit: unknown preset '%s'; known: vit-tiny-28, vit-tiny-28-p4, deit-tiny, deit-small",
                    preset ? preset : "(null)");
 }
 
@@ -50,6 +59,10 @@ static fg_status cfg_check(const fg_vit_cfg *c) {
         return fg_fail(FG_ERR_INVALID, "vit: conv_stem = %d: expected 0..8 with patch %lld a multiple of 2^conv_stem",
                        c->conv_stem, (long long)c->patch);
     if (!(c->ln_eps >= 0.0f) || !(c->init_std >= 0.0f)) return fg_fail(FG_ERR_INVALID, "vit: ln_eps and init_std must be >= 0");
+    for (int64_t i = c->depth; i < FG_VIT_MAX_BLOCKS; i++)
+        if (c->tome_r[i])
+            return fg_fail(FG_ERR_INVALID, "vit: ToMe merges %d tokens in block %lld, the model has %lld blocks",
+                           (int)c->tome_r[i], (long long)i, (long long)c->depth);
     return FG_OK;
 }
 
@@ -102,26 +115,37 @@ fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_
     fg_id parts[2] = {fg_nn_repeat(g, "vit.embeddings.cls_token:batch", cls, batch), patches};
     fg_id h = fg_nn_add(g, "vit.embeddings", fg_nn_concat(g, "vit.embeddings:cat", parts, 2, 1),
                         fg_nn_repeat(g, "vit.embeddings.position_embeddings:batch", pos, batch));
-    const int64_t hd = D / cfg->heads, s4[4] = {batch, T, cfg->heads, hd}, bt[3] = {batch, T, D};
+    const int64_t hd = D / cfg->heads;
     const int hperm[4] = {0, 2, 1, 3};
+    int64_t Tb = T;        /* tokens in the current block: T until a ToMe merge */
+    fg_id size = FG_NONE;  /* ToMe's token sizes (B, Tb) after the first merge */
     for (int64_t i = 0; i < cfg->depth && fg_graph_status(g) == FG_OK; i++) {
+        const int64_t s4[4] = {batch, Tb, cfg->heads, hd}, bt[3] = {batch, Tb, D};
         snprintf(p, sizeof p, "vit.encoder.layer.%lld.", (long long)i);
         fg_id a = fg_nn_layernorm(g, name2(n1, p, "layernorm_before"), h, cfg->ln_eps);
-        fg_id qkv[3];
+        fg_id qkv[3], keys = FG_NONE;
         static const char *const which[3] = {"attention.attention.query", "attention.attention.key",
                                              "attention.attention.value"};
         for (int j = 0; j < 3; j++) {
             char vb[FG_NAME_MAX + 8];
             fg_id t = fg_layer_linear(g, name2(n1, p, which[j]), a, D, 1);
+            if (j == 1) keys = t; /* (B, Tb, D): ToMe's metric is these keys averaged over heads */
             t = fg_nn_reshape(g, name2(n2, n1, ":4d"), t, 4, s4);
             snprintf(vb, sizeof vb, "%.50s:heads", n1);
             qkv[j] = fg_nn_permute(g, vb, t, hperm);
         }
-        fg_id att = fg_nn_attention(g, name2(n1, p, "attention.attention"), qkv[0], qkv[1], qkv[2], 0.0f, 0);
+        /* after a merge, ToMe's proportional attention: softmax(q k^T / sqrt(d) + log size) v */
+        fg_id att = size == FG_NONE
+                        ? fg_nn_attention(g, name2(n1, p, "attention.attention"), qkv[0], qkv[1], qkv[2], 0.0f, 0)
+                        : fg_nn_tome_attention(g, name2(n1, p, "attention.attention"), qkv[0], qkv[1], qkv[2], size, 0.0f);
         fg_id merged = fg_nn_reshape(g, name2(n2, p, "attention:bnc"),
                                      fg_nn_permute(g, name2(n1, p, "attention:merge"), att, hperm), 3, bt);
         h = fg_nn_add(g, name2(n1, p, "attention:residual"), h,
                       fg_layer_linear(g, name2(n2, p, "attention.output.dense"), merged, D, 1));
+        if (cfg->tome_r[i]) { /* ToMe between attention and MLP; the class token (row 0) stays first */
+            h = fg_nn_tome(g, name2(n1, p, "tome"), h, keys, size, cfg->heads, cfg->tome_r[i], &size);
+            Tb -= cfg->tome_r[i];
+        }
         fg_id m = fg_nn_layernorm(g, name2(n1, p, "layernorm_after"), h, cfg->ln_eps);
         m = fg_nn_gelu(g, name2(n1, p, "intermediate:gelu"),
                        fg_layer_linear(g, name2(n2, p, "intermediate.dense"), m, cfg->mlp_dim, 1));
