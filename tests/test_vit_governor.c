@@ -35,11 +35,12 @@ static void test_skip_text(void) {
     k.sr_pool[0] = 1;
     k.heads[3] = 2;
     k.heads[10] = 255;
+    k.tome[2] = 4;
     k.decoder[0] = 1;
     k.decoder[3] = 1;
     size_t n = fg_vit_skip_format(&k, buf, sizeof buf);
     CHECK(n == strlen(buf));
-    CHECK(strcmp(buf, "srpool0,attn1,mlp1,dwconv2,heads3=2,heads10=255,mlp63,decoder0,decoder3") == 0);
+    CHECK(strcmp(buf, "srpool0,attn1,mlp1,dwconv2,tome2=4,heads3=2,heads10=255,mlp63,decoder0,decoder3") == 0);
     CHECK_OK(fg_vit_skip_parse(buf, &back));
     CHECK(memcmp(&k, &back, sizeof k) == 0);
     /* short buffers: truncated, NUL-terminated, the full length returned */
@@ -52,7 +53,7 @@ static void test_skip_text(void) {
     CHECK_OK(fg_vit_skip_parse("attn1,mlp2,heads0=2,decoder3", &back));
     CHECK(back.attn[1] && back.mlp[2] && back.heads[0] == 2 && back.decoder[3] && !back.attn[0]);
     const char *bad[] = {"",        "attn",     "attn64",    "attn01", "heads0",  "heads0=0", "heads0=256",
-                         "heads0=", "decoder4", "tome3=8",   "attn1,", ",attn1",  "attn1,,mlp1", "attn1 ",
+                         "heads0=", "decoder4", "tome3=0",   "tome3",  "tome3=256", "tome64=1", "attn1,", ",attn1",  "attn1,,mlp1", "attn1 ",
                          "ATTN1",   "attn-1",   "attn1,attn1", "heads2=1,heads2=2", "all-on,attn1", "mlp1x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&back, 0xff, sizeof back);
@@ -64,8 +65,10 @@ static void test_skip_text(void) {
         memset(&zero, 0, sizeof zero);
         CHECK(memcmp(&back, &zero, sizeof zero) == 0);
     }
-    CHECK_STATUS(fg_vit_skip_parse("tome3=8", &back), FG_ERR_FORMAT);
-    CHECK(strstr(fg_last_error(), "bad knob 'tome3=8'") != NULL);
+    CHECK_STATUS(fg_vit_skip_parse("toma3=8", &back), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "bad knob 'toma3=8'") != NULL);
+    CHECK_OK(fg_vit_skip_parse("tome0=2,mlp3", &back));
+    CHECK(back.tome[0] == 2 && back.mlp[3] && !back.tome[1]);
     CHECK_STATUS(fg_vit_skip_parse("attn1,attn1", &back), FG_ERR_FORMAT);
     CHECK(strstr(fg_last_error(), "given twice") != NULL);
 }
