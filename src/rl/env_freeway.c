@@ -20,7 +20,7 @@ static void randomize_cars(fg_freeway *s, fg_rng *rng, int initialize) {
     int speed[8];
     for (int i = 0; i < 8; i++) speed[i] = 1 + (int)fg_env_below(rng, 5);
     for (int i = 0; i < 8; i++)
-        if (fg_rng_uniform(rng) < 0.5f) speed[i] = -speed[i];
+        if (fg_env_chance(rng, FG_ENV_P_HALF)) speed[i] = -speed[i];
     for (int i = 0; i < 8; i++) {
         fg_freeway_car *c = &s->cars[i];
         if (initialize) {
@@ -84,7 +84,7 @@ static float freeway_step(void *vs, int a, fg_rng *rng, int *done) {
 
 static void freeway_observe(const void *vs, uint8_t *obs) {
     const fg_freeway *s = vs;
-    memset(obs, 0, 7 * 100);
+    fg_env_clear(obs, 7 * 100);
     obs[0 * 100 + s->pos * 10 + 4] = 1;
     for (int i = 0; i < 8; i++) {
         const fg_freeway_car *c = &s->cars[i];
@@ -102,6 +102,8 @@ static int freeway_ramp(const void *vs) {
     return 0;
 }
 
+FG_ENV_STEP_BATCH(freeway_step_batch, freeway_step, freeway_observe, freeway_reset)
+
 const fg_env_game fg_env_game_freeway = {
     .name = "freeway",
     .channels = 7,
@@ -114,5 +116,6 @@ const fg_env_game fg_env_game_freeway = {
     .reset = freeway_reset,
     .step = freeway_step,
     .observe = freeway_observe,
+    .step_batch = freeway_step_batch,
     .ramp = freeway_ramp,
 };

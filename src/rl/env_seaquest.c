@@ -57,8 +57,8 @@ static void seaquest_reset(void *vs, fg_rng *rng, int ramping) {
 /* Kind, direction and row are drawn first; a row holding an enemy going the other way gets no
  * spawn this time (the original's rule, so that enemies never pass through each other). */
 static void spawn_enemy(fg_seaquest *s, fg_rng *rng) {
-    int right = fg_rng_uniform(rng) < 0.5f;
-    int is_sub = fg_rng_uniform(rng) < 1.0f / 3.0f;
+    int right = fg_env_chance(rng, FG_ENV_P_HALF);
+    int is_sub = fg_env_chance(rng, FG_ENV_P_THIRD);
     int y = 1 + (int)fg_env_below(rng, 8);
     for (int j = 0; j < s->n_subs; j++)
         if (s->subs[j].y == y && s->subs[j].right != right) return;
@@ -70,7 +70,7 @@ static void spawn_enemy(fg_seaquest *s, fg_rng *rng) {
 }
 
 static void spawn_diver(fg_seaquest *s, fg_rng *rng) {
-    int right = fg_rng_uniform(rng) < 0.5f;
+    int right = fg_env_chance(rng, FG_ENV_P_HALF);
     int y = 1 + (int)fg_env_below(rng, 8);
     push(s->divers, &s->n_divers, (fg_seaquest_obj){right ? 0 : 9, y, right, DIVER_MOVE_INTERVAL, 0});
 }
@@ -251,7 +251,7 @@ static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, i
 
 static void seaquest_observe(const void *vs, uint8_t *obs) {
     const fg_seaquest *s = vs;
-    memset(obs, 0, 10 * 100);
+    fg_env_clear(obs, 10 * 100);
     obs[0 * 100 + s->sub_y * 10 + s->sub_x] = 1;
     /* The back cell is always on the board: moving left faces left, so column 0 never faces
      * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
@@ -273,6 +273,8 @@ static void seaquest_observe(const void *vs, uint8_t *obs) {
 
 static int seaquest_ramp(const void *vs) { return ((const fg_seaquest *)vs)->ramp_index; }
 
+FG_ENV_STEP_BATCH(seaquest_step_batch, seaquest_step, seaquest_observe, seaquest_reset)
+
 const fg_env_game fg_env_game_seaquest = {
     .name = "seaquest",
     .channels = 10,
@@ -285,5 +287,6 @@ const fg_env_game fg_env_game_seaquest = {
     .reset = seaquest_reset,
     .step = seaquest_step,
     .observe = seaquest_observe,
+    .step_batch = seaquest_step_batch,
     .ramp = seaquest_ramp,
 };
