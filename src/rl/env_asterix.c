@@ -51,7 +51,7 @@ static void touch(fg_asterix *s, fg_asterix_entity *e, float *r) {
     }
 }
 
-static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     fg_asterix *s = vs;
     float r = 0.0f;
     if (s->terminal) {
@@ -100,20 +100,21 @@ static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-/* Branch-free: an inactive entity's marks go to the player's cell (channel 0), which is set
- * anyway, so every entity costs two stores and no branch on the random play. */
-static void asterix_observe(const void *vs, uint8_t *obs) {
+/* Branch-free: every entity ORs its presence (0 or 1) into its cells, so an inactive one costs
+ * two stores that change nothing and there is no branch on the random play. An inactive
+ * entity's cells are still inside the observation: its y is 0 or its row, its x between -1 and
+ * 10 (it left the board, or was gold picked up on it). */
+FG_ENV_HOT static void asterix_observe(const void *vs, uint8_t *obs) {
     const fg_asterix *s = vs;
     fg_env_clear(obs, 4 * 100);
-    int player = s->player_y * 10 + s->player_x;
-    obs[player] = 1;
+    obs[s->player_y * 10 + s->player_x] = 1;
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         const fg_asterix_entity *e = &s->ent[i];
         int on = e->active, x = e->x, cell = e->y * 10 + x;
-        int back = x + 1 - 2 * e->right; /* the trail: the cell it came from */
-        int k1 = (1 + 2 * e->gold) * 100 + cell, k2 = 2 * 100 + cell + back - x;
-        obs[fg_env_sel(on, k1, player)] = 1; /* channel 3 gold, 1 enemy */
-        obs[fg_env_sel(on & ((unsigned)back <= 9u), k2, player)] = 1;
+        int d = 1 - 2 * e->right; /* the trail: the cell it came from */
+        obs[(e->gold ? 3 * 100 : 1 * 100) + cell] |= (uint8_t)on;
+        obs[2 * 100 + cell + d] |= (uint8_t)(on & ((unsigned)(x + d) <= 9u));
     }
 }
 

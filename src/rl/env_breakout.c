@@ -39,7 +39,7 @@ static int bricks_left(const fg_breakout *s) {
     return 0;
 }
 
-static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
     (void)rng;
     fg_breakout *s = vs;
     float r = 0.0f;
@@ -95,7 +95,7 @@ static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void breakout_observe(const void *vs, uint8_t *obs) {
+FG_ENV_HOT static void breakout_observe(const void *vs, uint8_t *obs) {
     const fg_breakout *s = vs;
     fg_env_clear(obs, 4 * 100);
     obs[0 * 100 + 9 * 10 + s->pos] = 1;

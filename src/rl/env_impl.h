@@ -237,6 +237,10 @@ fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewa
     b->steps += (int64_t)n;
 }
 
+/* A game's step and observe: inlined into its batch loop (a call and its register saves cost
+ * more than many a step's work); the table's pointers still get an out-of-line copy. */
+#define FG_ENV_HOT __attribute__((always_inline)) inline
+
 /* A game file's step_batch: fg_env_step_loop with its functions. */
 #define FG_ENV_STEP_BATCH(fname, step, observe, reset)                                            \
     static void fname(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) { \

@@ -64,7 +64,7 @@ static int nearest_alien(const fg_space_invaders *s, int *ay, int *ax) {
     return 0;
 }
 
-static float si_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float si_step(void *vs, int a, fg_rng *rng, int *done) {
     (void)rng;
     fg_space_invaders *s = vs;
     float r = 0.0f;
@@ -145,7 +145,7 @@ static void put_map(uint8_t *plane, const uint16_t *m) {
     for (int y = 0; y < 10; y++) fg_env_put_row(plane + y * 10, m[y]);
 }
 
-static void si_observe(const void *vs, uint8_t *obs) {
+FG_ENV_HOT static void si_observe(const void *vs, uint8_t *obs) {
     const fg_space_invaders *s = vs;
     fg_env_clear(obs, 100);
     obs[0 * 100 + 9 * 10 + s->pos] = 1;
