@@ -779,6 +779,31 @@ static void test_pinned(void) {
     }
 }
 
+/* The games' inlined generator and probability thresholds are fg_rng's numbers and MinAtar's
+ * comparisons: the same stream as fg_rng_u64 from the same state, and integer thresholds that
+ * decide exactly as fg_rng_uniform(r) < p. */
+static void test_env_rng(void) {
+    fg_rng a, b;
+    fg_rng_seed(&a, 77);
+    b = a;
+    int differ = 0;
+    for (int k = 0; k < 100000; k++) differ += fg_env_u64(&a) != fg_rng_u64(&b);
+    EXPECT_INT("fg_env_u64 vs fg_rng_u64", differ, 0);
+    EXPECT_INT("threshold 1/2", fg_env_threshold(0.5), FG_ENV_P_HALF);
+    EXPECT_INT("threshold 1/3", fg_env_threshold((double)(1.0f / 3.0f)), FG_ENV_P_THIRD);
+    const float ps[] = {0.5f, 1.0f / 3.0f, 0.1f, 0.25f, 1e-7f, 0.999f, 1.0f};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+        uint32_t t = fg_env_threshold((double)ps[i]);
+        int bad = 0;
+        /* every 24-bit draw near the threshold, and a sweep of the rest */
+        for (int64_t u = (int64_t)t - 3; u <= (int64_t)t + 3; u++)
+            if (u >= 0 && u < (1 << 24))
+                bad += ((float)u * (1.0f / 16777216.0f) < ps[i]) != ((uint32_t)u < t);
+        for (int64_t u = 0; u < (1 << 24); u += 4099) bad += ((float)u * (1.0f / 16777216.0f) < ps[i]) != ((uint32_t)u < t);
+        EXPECT_INT("threshold decides as the float comparison", bad, 0);
+    }
+}
+
 static void test_sticky(void) {
     /* Alternating actions: whenever the previous taken action differs from the chosen one, the
      * sticky rule takes the previous one with probability 0.1. 200000 trials: sd 0.00067. */
@@ -1049,6 +1074,7 @@ int main(void) {
     test_cartpole();
     test_determinism();
     test_pinned();
+    test_env_rng();
     test_sticky();
     test_terminal_reward();
     test_interface();

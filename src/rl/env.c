@@ -184,7 +184,7 @@ static void generic_step(fg_env_batch *b, const int32_t *actions, void *obs, flo
 
 fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
     for (size_t i = 0; i < b->n; i++)
-        if (actions[i] < 0 || actions[i] >= b->n_actions)
+        if ((uint32_t)actions[i] >= (uint32_t)b->n_actions) /* negative ones wrap to huge */
             return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i,
                            (int)actions[i], b->n_actions);
     if (b->game->step_batch) b->game->step_batch(b, actions, obs, rewards, dones);

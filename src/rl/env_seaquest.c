@@ -75,7 +75,7 @@ static void spawn_diver(fg_seaquest *s, fg_rng *rng) {
     push(s->divers, &s->n_divers, (fg_seaquest_obj){right ? 0 : 9, y, right, DIVER_MOVE_INTERVAL, 0});
 }
 
-static int at_sub(const fg_seaquest *s, int x, int y) { return x == s->sub_x && y == s->sub_y; }
+static int at_sub(const fg_seaquest *s, int x, int y) { return (x == s->sub_x) & (y == s->sub_y); }
 
 /* Surfacing with at least one diver (the caller checked). The original empties a full sub
  * (diver_count = 0) and then takes one diver off as for any surfacing, leaving -1: we keep that,
@@ -103,7 +103,7 @@ static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoo
     for (int i = *n - 1; i >= 0; i--) {
         fg_seaquest_obj e = list[i];
         int removed = 0;
-        if (at_sub(s, e.x, e.y)) s->terminal = 1;
+        s->terminal |= at_sub(s, e.x, e.y);
         if (e.move_timer == 0) {
             e.move_timer = s->move_speed;
             e.x += e.right ? 1 : -1;
@@ -212,10 +212,10 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     /* enemy bullets hit the sub on their cell before or after moving */
     for (int i = s->n_e_bullets - 1; i >= 0; i--) {
         fg_seaquest_obj *b = &s->e_bullets[i];
-        if (at_sub(s, b->x, b->y)) s->terminal = 1;
+        s->terminal |= at_sub(s, b->x, b->y);
         b->x += b->right ? 1 : -1;
         if (b->x < 0 || b->x > 9) drop(s->e_bullets, &s->n_e_bullets, i);
-        else if (at_sub(s, b->x, b->y)) s->terminal = 1;
+        else s->terminal |= at_sub(s, b->x, b->y);
     }
 
     move_enemies(s, s->fish, &s->n_fish, 0, &r);
@@ -257,8 +257,8 @@ FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
     obs[front] = 1;
     /* The back cell is always on the board: moving left faces left, so column 0 never faces
      * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
-    int back = s->sub_right ? s->sub_x - 1 : s->sub_x + 1;
-    if (back < 0) back = 9;
+    int back = s->sub_x + 1 - 2 * s->sub_right;
+    back = back < 0 ? 9 : back;
     FG_ASSERT(back <= 9);
     obs[1 * 100 + s->sub_y * 10 + back] = 1;
     /* the gauges as row masks: oxygen cells 0 .. oxy - 1; divers cells 9 - diver_count .. 8,
