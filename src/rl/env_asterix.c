@@ -101,9 +101,10 @@ FG_ENV_HOT static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
 }
 
 /* Branch-free: every entity ORs its presence (0 or 1) into its cells, so an inactive one costs
- * two stores that change nothing and there is no branch on the random play. An inactive
- * entity's cells are still inside the observation: its y is 0 or its row, its x between -1 and
- * 10 (it left the board, or was gold picked up on it). */
+ * two stores that change nothing and there is no branch on the random play. Slot i's row is
+ * i + 1 (the spawn puts it there; y is 0 only before the first spawn, while inactive), a
+ * constant of the unrolled loop; an inactive entity's column may be -1 or 10 (it left the
+ * board), which keeps its cells inside the observation. */
 FG_ENV_HOT static void asterix_observe(const void *vs, uint8_t *obs) {
     const fg_asterix *s = vs;
     fg_env_clear(obs, 4 * 100);
@@ -111,10 +112,10 @@ FG_ENV_HOT static void asterix_observe(const void *vs, uint8_t *obs) {
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         const fg_asterix_entity *e = &s->ent[i];
-        int on = e->active, x = e->x, cell = e->y * 10 + x;
-        int d = 1 - 2 * e->right; /* the trail: the cell it came from */
-        obs[(e->gold ? 3 * 100 : 1 * 100) + cell] |= (uint8_t)on;
-        obs[2 * 100 + cell + d] |= (uint8_t)(on & ((unsigned)(x + d) <= 9u));
+        int on = e->active, x = e->x, back = x + 1 - 2 * e->right; /* the trail: where it came from */
+        uint8_t *row = obs + (i + 1) * 10;
+        row[(e->gold ? 3 * 100 : 1 * 100) + x] |= (uint8_t)on;
+        row[2 * 100 + back] |= (uint8_t)(on & ((unsigned)back <= 9u));
     }
 }
 
