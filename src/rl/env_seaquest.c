@@ -33,7 +33,7 @@ static void drop(fg_seaquest_obj *list, int *n, int i) {
 }
 
 /* The first object of the list on (x, y), or -1. */
-static int find_at(const fg_seaquest_obj *list, int n, int x, int y) {
+static inline int find_at(const fg_seaquest_obj *list, int n, int x, int y) {
     for (int j = 0; j < n; j++)
         if (list[j].x == x && list[j].y == y) return j;
     return -1;
@@ -75,7 +75,7 @@ static void spawn_diver(fg_seaquest *s, fg_rng *rng) {
     push(s->divers, &s->n_divers, (fg_seaquest_obj){right ? 0 : 9, y, right, DIVER_MOVE_INTERVAL, 0});
 }
 
-static int at_sub(const fg_seaquest *s, int x, int y) { return (x == s->sub_x) & (y == s->sub_y); }
+static inline int at_sub(const fg_seaquest *s, int x, int y) { return (x == s->sub_x) & (y == s->sub_y); }
 
 /* Surfacing with at least one diver (the caller checked). The original empties a full sub
  * (diver_count = 0) and then takes one diver off as for any surfacing, leaving -1: we keep that,
@@ -99,7 +99,7 @@ static float do_surface(fg_seaquest *s) {
 
 /* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
  * removes from it while iterating, which visits every element once; so do we. */
-static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, float *r) {
+FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, float *r) {
     for (int i = *n - 1; i >= 0; i--) {
         fg_seaquest_obj e = list[i];
         int removed = 0;
@@ -238,7 +238,7 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
 /* The objects of a list on channel ch and, with trail, their trails on channel 3. A trail off
  * the board goes to `set`, a cell that is on anyway (the sub's front), so there is no branch on
  * it. */
-static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail, int set) {
+FG_ENV_HOT static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail, int set) {
     for (int j = 0; j < n; j++) {
         const fg_seaquest_obj *o = &list[j];
         int cell = o->y * 10 + o->x;
