@@ -691,6 +691,119 @@ static void test_determinism(void) {
     }
 }
 
+/* Pinned trajectories: a long random run of each game in each configuration, hashing every
+ * observation byte, reward, done flag, the finished episodes' records and final observations, and
+ * the ramp index. The values were computed with the straightforward implementation (clear and
+ * redraw every observation) before the speed work on the games (issue 13), so an optimization
+ * that changes any outcome, any observation cell or the RNG's draw order fails here. */
+static uint64_t pinned_hash(const char *name, fg_dtype dt, int minimal, int ramping, float sticky, int steps) {
+    fg_env_options o;
+    fg_env_options_init(&o);
+    o.obs_dtype = dt;
+    o.minimal_actions = minimal;
+    o.ramping = ramping;
+    o.sticky_prob = sticky;
+    enum { N = 3 };
+    fg_env_batch *b;
+    CHECK_OK(fg_env_batch_create(name, N, 2027, &o, &b));
+    if (!b) return 0;
+    size_t of = fg_env_batch_obs_size(b), es = fg_dtype_size(dt);
+    unsigned char *obs = malloc(N * of * es), *fin = malloc(of * es);
+    float rew[N];
+    uint8_t dn[N];
+    int32_t act[N];
+    fg_rng p;
+    fg_rng_seed(&p, 31);
+    uint64_t h = 1469598103934665603ull;
+#define HASH_BYTES(ptr, len)                                                                       \
+    do {                                                                                           \
+        const unsigned char *q_ = (const unsigned char *)(ptr);                                    \
+        for (size_t j_ = 0; j_ < (size_t)(len); j_++) h = (h ^ q_[j_]) * 1099511628211ull;          \
+    } while (0)
+    fg_env_batch_reset(b, obs);
+    HASH_BYTES(obs, N * of * es);
+    for (int t = 0; t < steps; t++) {
+        for (int i = 0; i < N; i++) act[i] = (int32_t)fg_rng_below(&p, (uint64_t)fg_env_batch_num_actions(b));
+        /* every 7th step without observations: a step that skips them must not change later ones */
+        int with_obs = t % 7 != 3;
+        CHECK_OK(fg_env_batch_step(b, act, with_obs ? obs : NULL, rew, dn));
+        if (with_obs) HASH_BYTES(obs, N * of * es);
+        HASH_BYTES(rew, sizeof rew);
+        HASH_BYTES(dn, sizeof dn);
+        for (size_t i = 0; i < N; i++) {
+            int r = fg_env_batch_ramp(b, i);
+            HASH_BYTES(&r, sizeof r);
+            if (!dn[i]) continue;
+            double ret;
+            int64_t len;
+            fg_env_batch_last_episode(b, i, &ret, &len);
+            HASH_BYTES(&ret, sizeof ret);
+            HASH_BYTES(&len, sizeof len);
+            fg_env_batch_final_obs(b, i, fin);
+            HASH_BYTES(fin, of * es);
+        }
+    }
+#undef HASH_BYTES
+    int64_t ep = fg_env_batch_episodes(b);
+    h = (h ^ (uint64_t)ep) * 1099511628211ull;
+    free(obs), free(fin);
+    fg_env_batch_destroy(b);
+    return h;
+}
+
+static void test_pinned(void) {
+    static const struct {
+        const char *name;
+        fg_dtype dt;
+        int minimal, ramping;
+        float sticky;
+        int steps;
+        uint64_t want;
+    } runs[] = {
+#include "test_rl_env_pinned.h"
+    };
+    int print = getenv("FG_PRINT_PINNED") != NULL;
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        uint64_t h = pinned_hash(runs[k].name, runs[k].dt, runs[k].minimal, runs[k].ramping, runs[k].sticky,
+                                 runs[k].steps);
+        if (print) {
+            printf("        {\"%s\", %s, %d, %d, %.2ff, %d, 0x%016llxull},\n", runs[k].name,
+                   runs[k].dt == FG_U8 ? "FG_U8" : "FG_F32", runs[k].minimal, runs[k].ramping, (double)runs[k].sticky,
+                   runs[k].steps, (unsigned long long)h);
+        } else if (h != runs[k].want) {
+            fprintf(stderr, "pinned trajectory %s (%s, minimal %d, ramping %d, sticky %.2f): hash %016llx, pinned %016llx\n",
+                    runs[k].name, fg_dtype_name(runs[k].dt), runs[k].minimal, runs[k].ramping, (double)runs[k].sticky,
+                    (unsigned long long)h, (unsigned long long)runs[k].want);
+            fg_test_failures++;
+        }
+    }
+}
+
+/* The games' inlined generator and probability thresholds are fg_rng's numbers and MinAtar's
+ * comparisons: the same stream as fg_rng_u64 from the same state, and integer thresholds that
+ * decide exactly as fg_rng_uniform(r) < p. */
+static void test_env_rng(void) {
+    fg_rng a, b;
+    fg_rng_seed(&a, 77);
+    b = a;
+    int differ = 0;
+    for (int k = 0; k < 100000; k++) differ += fg_env_u64(&a) != fg_rng_u64(&b);
+    EXPECT_INT("fg_env_u64 vs fg_rng_u64", differ, 0);
+    EXPECT_INT("threshold 1/2", fg_env_threshold(0.5), FG_ENV_P_HALF);
+    EXPECT_INT("threshold 1/3", fg_env_threshold((double)(1.0f / 3.0f)), FG_ENV_P_THIRD);
+    const float ps[] = {0.5f, 1.0f / 3.0f, 0.1f, 0.25f, 1e-7f, 0.999f, 1.0f};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+        uint32_t t = fg_env_threshold((double)ps[i]);
+        int bad = 0;
+        /* every 24-bit draw near the threshold, and a sweep of the rest */
+        for (int64_t u = (int64_t)t - 3; u <= (int64_t)t + 3; u++)
+            if (u >= 0 && u < (1 << 24))
+                bad += ((float)u * (1.0f / 16777216.0f) < ps[i]) != ((uint32_t)u < t);
+        for (int64_t u = 0; u < (1 << 24); u += 4099) bad += ((float)u * (1.0f / 16777216.0f) < ps[i]) != ((uint32_t)u < t);
+        EXPECT_INT("threshold decides as the float comparison", bad, 0);
+    }
+}
+
 static void test_sticky(void) {
     /* Alternating actions: whenever the previous taken action differs from the chosen one, the
      * sticky rule takes the previous one with probability 0.1. 200000 trials: sd 0.00067. */
@@ -960,6 +1073,8 @@ int main(void) {
     test_seaquest();
     test_cartpole();
     test_determinism();
+    test_pinned();
+    test_env_rng();
     test_sticky();
     test_terminal_reward();
     test_interface();

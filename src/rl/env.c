@@ -24,26 +24,6 @@ static const fg_env_game *const games[] = {
 };
 #define N_GAMES (sizeof games / sizeof games[0])
 
-struct fg_env_batch {
-    const fg_env_game *game;
-    size_t n;
-    float sticky;
-    int ramping;
-    fg_dtype obs_dtype;
-    int n_actions;
-    int action_id[FG_ACT_COUNT]; /* index -> full-set action */
-    size_t stride;               /* bytes per game state, rounded up to 16 */
-    /* Two state slots per env: cur[i] is the running episode's; when an episode ends the next
-     * one starts in the other slot, so the finished one's last state stays readable (the final
-     * observation) without a copy. */
-    unsigned char *states;       /* 2n states, env i's at 2i and 2i + 1 */
-    uint8_t *cur;
-    fg_rng *rngs;
-    int *last_action;            /* sticky actions: the previous full-set action taken */
-    double *ep_return, *last_return;
-    int64_t *ep_length, *last_length;
-    int64_t episodes, steps;
-};
 
 void fg_env_options_init(fg_env_options *o) {
     o->sticky_prob = -1.0f;
@@ -66,10 +46,7 @@ const fg_env_game *fg_env_game_find(const char *name) {
 }
 
 int fg_env_sticky(fg_rng *rng, float p, int *last, int a) {
-    /* fg_rng_uniform(rng) < p, spelled on the 24 bits it uses to save a call per step */
-    if (p > 0.0f && (double)(fg_rng_u64(rng) >> 40) < (double)p * 16777216.0) a = *last;
-    *last = a;
-    return a;
+    return fg_env_sticky_t(rng, p > 0.0f ? fg_env_threshold((double)p) : 0, last, a);
 }
 
 static void *state_at(const fg_env_batch *b, size_t i, int slot) {
@@ -89,6 +66,7 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
         }
         return fg_fail(FG_ERR_INVALID, "unknown environment '%s' (valid: %s)", name ? name : "(null)", list);
     }
+    FG_ASSERT(g->obs_floats <= FG_ENV_MAX_CELLS);
     if (n_envs == 0) return fg_fail(FG_ERR_INVALID, "env batch: n_envs must be at least 1");
     fg_env_options o;
     if (opts) o = *opts;
@@ -114,6 +92,7 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
     b->game = g;
     b->n = n_envs;
     b->sticky = o.sticky_prob < 0.0f ? g->default_sticky : o.sticky_prob;
+    b->sticky_threshold = b->sticky > 0.0f ? fg_env_threshold((double)b->sticky) : 0;
     b->ramping = o.ramping != 0;
     b->obs_dtype = o.obs_dtype;
     b->stride = stride;
@@ -180,8 +159,7 @@ static void observe(const fg_env_batch *b, const void *st, void *obs, size_t i) 
     } else if (b->obs_dtype == FG_U8) {
         g->observe(st, (uint8_t *)obs + i * of);
     } else {
-        uint8_t cells[10 * 100];
-        FG_ASSERT(of <= sizeof cells);
+        uint8_t cells[FG_ENV_MAX_CELLS];
         g->observe(st, cells);
         float *dst = (float *)obs + i * of;
         for (size_t k = 0; k < of; k++) dst[k] = (float)cells[k];
@@ -198,38 +176,19 @@ void fg_env_batch_reset(fg_env_batch *b, void *obs) {
     }
 }
 
+/* The loop for a game without its own step_batch (CartPole): calls through the table. */
+static void generic_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
+    const fg_env_game *g = b->game;
+    fg_env_step_loop(b, actions, obs, rewards, dones, g->step, g->observe, g->observe_vec, g->reset);
+}
+
 fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
     for (size_t i = 0; i < b->n; i++)
-        if (actions[i] < 0 || actions[i] >= b->n_actions)
+        if ((uint32_t)actions[i] >= (uint32_t)b->n_actions) /* negative ones wrap to huge */
             return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i,
                            (int)actions[i], b->n_actions);
-    const fg_env_game *g = b->game;
-    for (size_t i = 0; i < b->n; i++) {
-        void *st = cur_state(b, i);
-        fg_rng *rng = &b->rngs[i];
-        int a = fg_env_sticky(rng, b->sticky, &b->last_action[i], b->action_id[actions[i]]);
-        int done = FG_ENV_RUNNING;
-        float r = g->step(st, a, rng, &done);
-        b->ep_return[i] += r;
-        b->ep_length[i]++;
-        rewards[i] = r;
-        dones[i] = (uint8_t)done;
-        if (done != FG_ENV_RUNNING) {
-            /* The reward above is the terminal step's; the episode's record includes it. MinAtar's
-             * Environment keeps last_action across reset, and so do we (sticky actions can carry
-             * the last action of one episode into the first step of the next). */
-            b->last_return[i] = b->ep_return[i];
-            b->last_length[i] = b->ep_length[i];
-            b->ep_return[i] = 0.0;
-            b->ep_length[i] = 0;
-            b->episodes++;
-            b->cur[i] ^= 1u;
-            st = cur_state(b, i);
-            g->reset(st, rng, b->ramping);
-        }
-        if (obs) observe(b, st, obs, i);
-    }
-    b->steps += (int64_t)b->n;
+    if (b->game->step_batch) b->game->step_batch(b, actions, obs, rewards, dones);
+    else generic_step(b, actions, obs, rewards, dones);
     return FG_OK;
 }
 

@@ -29,11 +29,13 @@ static void asterix_reset(void *vs, fg_rng *rng, int ramping) {
 /* Direction and kind are drawn before looking for a free slot, as in the original; a full
  * screen spawns nothing. */
 static void spawn_entity(fg_asterix *s, fg_rng *rng) {
-    int right = fg_rng_uniform(rng) < 0.5f;
-    int gold = fg_rng_uniform(rng) < 1.0f / 3.0f;
+    int right = fg_env_chance(rng, FG_ENV_P_HALF);
+    int gold = fg_env_chance(rng, FG_ENV_P_THIRD);
     int free_slots[8], n = 0;
-    for (int i = 0; i < 8; i++)
-        if (!s->ent[i].active) free_slots[n++] = i;
+    for (int i = 0; i < 8; i++) {
+        free_slots[n] = i;
+        n += !s->ent[i].active;
+    }
     if (n == 0) return;
     int slot = free_slots[fg_env_below(rng, (uint32_t)n)];
     s->ent[slot] = (fg_asterix_entity){1, right ? 0 : 9, slot + 1, right, gold};
@@ -49,7 +51,7 @@ static void touch(fg_asterix *s, fg_asterix_entity *e, float *r) {
     }
 }
 
-static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     fg_asterix *s = vs;
     float r = 0.0f;
     if (s->terminal) {
@@ -60,16 +62,19 @@ static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
         spawn_entity(s, rng);
         s->spawn_timer = s->spawn_speed;
     }
-    if (a == FG_ACT_L) s->player_x = s->player_x > 0 ? s->player_x - 1 : 0;
-    else if (a == FG_ACT_R) s->player_x = s->player_x < 9 ? s->player_x + 1 : 9;
-    else if (a == FG_ACT_U) s->player_y = s->player_y > 1 ? s->player_y - 1 : 1;
-    else if (a == FG_ACT_D) s->player_y = s->player_y < 8 ? s->player_y + 1 : 8;
+    /* the four moves as offsets, clamped: no branch on the (random) action */
+    static const int8_t mx[FG_ACT_COUNT] = {0, -1, 0, 1, 0, 0}, my[FG_ACT_COUNT] = {0, 0, -1, 0, 1, 0};
+    int px = s->player_x + mx[a], py = s->player_y + my[a];
+    px = px < 0 ? 0 : px > 9 ? 9 : px;
+    py = py < 1 ? 1 : py > 8 ? 8 : py;
+    s->player_x = px;
+    s->player_y = py;
 
     /* The original checks every entity against the player, before and after the move; only the
      * one in the player's row (slot player_y - 1) can be there, and the others' moves do not
      * depend on it, so we move all without branching on `active` and check that one. */
     fg_asterix_entity *mine = &s->ent[s->player_y - 1];
-    if (mine->active && mine->x == s->player_x) touch(s, mine, &r);
+    if (mine->active & (mine->x == s->player_x)) touch(s, mine, &r);
     if (s->move_timer == 0) {
         s->move_timer = s->move_speed;
         for (int i = 0; i < 8; i++) {
@@ -77,7 +82,7 @@ static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
             e->x += e->active * (e->right ? 1 : -1);
             e->active &= e->x >= 0 && e->x <= 9;
         }
-        if (mine->active && mine->x == s->player_x) touch(s, mine, &r);
+        if (mine->active & (mine->x == s->player_x)) touch(s, mine, &r);
     }
     s->spawn_timer--;
     s->move_timer--;
@@ -95,20 +100,28 @@ static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void asterix_observe(const void *vs, uint8_t *obs) {
+/* Branch-free: every entity ORs its presence (0 or 1) into its cells, so an inactive one costs
+ * two stores that change nothing and there is no branch on the random play. Slot i's row is
+ * i + 1 (the spawn puts it there; y is 0 only before the first spawn, while inactive), a
+ * constant of the unrolled loop; an inactive entity's column may be -1 or 10 (it left the
+ * board), which keeps its cells inside the observation. */
+FG_ENV_HOT static void asterix_observe(const void *vs, uint8_t *obs) {
     const fg_asterix *s = vs;
-    memset(obs, 0, 4 * 100);
-    obs[0 * 100 + s->player_y * 10 + s->player_x] = 1;
+    fg_env_clear(obs, 4 * 100);
+    obs[s->player_y * 10 + s->player_x] = 1;
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         const fg_asterix_entity *e = &s->ent[i];
-        if (!e->active) continue;
-        obs[(e->gold ? 3 : 1) * 100 + e->y * 10 + e->x] = 1;
-        int back = e->right ? e->x - 1 : e->x + 1;
-        if (back >= 0 && back <= 9) obs[2 * 100 + e->y * 10 + back] = 1;
+        int on = e->active, x = e->x, back = x + 1 - 2 * e->right; /* the trail: where it came from */
+        uint8_t *row = obs + (i + 1) * 10;
+        row[(e->gold ? 3 * 100 : 1 * 100) + x] |= (uint8_t)on;
+        row[2 * 100 + back] |= (uint8_t)(on & ((unsigned)back <= 9u));
     }
 }
 
 static int asterix_ramp(const void *vs) { return ((const fg_asterix *)vs)->ramp_index; }
+
+FG_ENV_STEP_BATCH(asterix_step_batch, asterix_step, asterix_observe, asterix_reset)
 
 const fg_env_game fg_env_game_asterix = {
     .name = "asterix",
@@ -122,5 +135,6 @@ const fg_env_game fg_env_game_asterix = {
     .reset = asterix_reset,
     .step = asterix_step,
     .observe = asterix_observe,
+    .step_batch = asterix_step_batch,
     .ramp = asterix_ramp,
 };

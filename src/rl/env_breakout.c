@@ -39,7 +39,7 @@ static int bricks_left(const fg_breakout *s) {
     return 0;
 }
 
-static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
     (void)rng;
     fg_breakout *s = vs;
     float r = 0.0f;
@@ -47,8 +47,10 @@ static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
         *done = FG_ENV_TERMINATED;
         return r;
     }
-    if (a == FG_ACT_L) s->pos = s->pos > 0 ? s->pos - 1 : 0;
-    else if (a == FG_ACT_R) s->pos = s->pos < 9 ? s->pos + 1 : 9;
+    /* left and right as offsets, clamped: no branch on the (random) action */
+    static const int8_t move[FG_ACT_COUNT] = {0, -1, 0, 1, 0, 0};
+    int pos = s->pos + move[a];
+    s->pos = pos < 0 ? 0 : pos > 9 ? 9 : pos;
 
     s->last_x = s->ball_x;
     s->last_y = s->ball_y;
@@ -93,19 +95,29 @@ static float breakout_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void breakout_observe(const void *vs, uint8_t *obs) {
+FG_ENV_HOT static void breakout_observe(const void *vs, uint8_t *obs) {
     const fg_breakout *s = vs;
-    memset(obs, 0, 3 * 100);
+    fg_env_clear(obs, 4 * 100);
     obs[0 * 100 + 9 * 10 + s->pos] = 1;
     obs[1 * 100 + s->ball_y * 10 + s->ball_x] = 1;
     obs[2 * 100 + s->last_y * 10 + s->last_x] = 1;
-    for (int y = 0; y < 10; y++) fg_env_put_row(obs + 3 * 100 + y * 10, s->brick[y]);
+    /* Bricks live on rows 1-3 (the rules put them nowhere else): those three rows are written
+     * whole, and the other seven only if a hand-made state has bricks there. */
+    uint8_t *bricks = obs + 3 * 100;
+    fg_env_put_row(bricks + 10, s->brick[1]);
+    fg_env_put_row(bricks + 20, s->brick[2]);
+    fg_env_put_row(bricks + 30, s->brick[3]);
+    if (__builtin_expect(s->brick[0] | s->brick[4] | s->brick[5] | s->brick[6] | s->brick[7] | s->brick[8] | s->brick[9], 0))
+        for (int y = 0; y < 10; y++)
+            if (y < 1 || y > 3) fg_env_put_row(bricks + y * 10, s->brick[y]);
 }
 
 static int breakout_ramp(const void *vs) {
     (void)vs;
     return 0;
 }
+
+FG_ENV_STEP_BATCH(breakout_step_batch, breakout_step, breakout_observe, breakout_reset)
 
 const fg_env_game fg_env_game_breakout = {
     .name = "breakout",
@@ -119,5 +131,6 @@ const fg_env_game fg_env_game_breakout = {
     .reset = breakout_reset,
     .step = breakout_step,
     .observe = breakout_observe,
+    .step_batch = breakout_step_batch,
     .ramp = breakout_ramp,
 };

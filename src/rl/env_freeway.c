@@ -20,7 +20,7 @@ static void randomize_cars(fg_freeway *s, fg_rng *rng, int initialize) {
     int speed[8];
     for (int i = 0; i < 8; i++) speed[i] = 1 + (int)fg_env_below(rng, 5);
     for (int i = 0; i < 8; i++)
-        if (fg_rng_uniform(rng) < 0.5f) speed[i] = -speed[i];
+        if (fg_env_chance(rng, FG_ENV_P_HALF)) speed[i] = -speed[i];
     for (int i = 0; i < 8; i++) {
         fg_freeway_car *c = &s->cars[i];
         if (initialize) {
@@ -42,39 +42,44 @@ static void freeway_reset(void *vs, fg_rng *rng, int ramping) {
     s->terminate_timer = TIME_LIMIT;
 }
 
-static float freeway_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float freeway_step(void *vs, int a, fg_rng *rng, int *done) {
     fg_freeway *s = vs;
     float r = 0.0f;
     if (s->terminal) {
         *done = FG_ENV_TERMINATED;
         return r;
     }
-    if (a == FG_ACT_U && s->move_timer == 0) {
-        s->move_timer = PLAYER_SPEED;
-        s->pos = s->pos > 0 ? s->pos - 1 : 0;
-    } else if (a == FG_ACT_D && s->move_timer == 0) {
-        s->move_timer = PLAYER_SPEED;
-        s->pos = s->pos < 9 ? s->pos + 1 : 9;
-    }
+    /* up or down when the chicken may move, as a clamped offset: no branch on the action */
+    int dy = (a == FG_ACT_D) - (a == FG_ACT_U);
+    int moves = (dy != 0) & (s->move_timer == 0);
+    int p = s->pos + dy;
+    p = p < 0 ? 0 : p > 9 ? 9 : p;
+    s->pos = fg_env_sel(moves, p, s->pos);
+    s->move_timer = fg_env_sel(moves, PLAYER_SPEED, s->move_timer);
     if (s->pos == 0) {
         r += 1.0f;
         randomize_cars(s, rng, 0);
         s->pos = 9;
     }
-    /* A car hits the chicken when it is on the chicken's cell before it moves or after. */
+    /* A car hits the chicken when it is on the chicken's cell before it moves or after, and the
+     * chicken goes back to row 9. The original checks car by car against the current row, which
+     * a hit changes to 9; checking every car against the row before the loop gives the same
+     * result (any hit ends on row 9, and once there a later hit leaves it there), and lets the
+     * cars move without a dependency from one to the next or a branch. */
+    int pos = s->pos, hit = 0;
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         fg_freeway_car *c = &s->cars[i];
-        if (c->x == 4 && c->y == s->pos) s->pos = 9;
-        if (c->timer == 0) {
-            c->timer = c->speed < 0 ? -c->speed : c->speed;
-            c->x += c->speed > 0 ? 1 : -1;
-            if (c->x < 0) c->x = 9;
-            else if (c->x > 9) c->x = 0;
-            if (c->x == 4 && c->y == s->pos) s->pos = 9;
-        } else {
-            c->timer--;
-        }
+        int row = c->y == pos;
+        hit |= row & (c->x == 4);
+        int move = c->timer == 0, speed = c->speed < 0 ? -c->speed : c->speed;
+        c->timer = move ? speed : c->timer - 1;
+        int x = c->x + (move ? (c->speed > 0 ? 1 : -1) : 0);
+        x = x < 0 ? 9 : x > 9 ? 0 : x;
+        c->x = x;
+        hit |= row & move & (x == 4);
     }
+    s->pos = hit ? 9 : pos;
     s->move_timer -= s->move_timer > 0;
     s->terminate_timer--;
     if (s->terminate_timer < 0) s->terminal = 1;
@@ -82,18 +87,20 @@ static float freeway_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void freeway_observe(const void *vs, uint8_t *obs) {
+FG_ENV_HOT static void freeway_observe(const void *vs, uint8_t *obs) {
     const fg_freeway *s = vs;
-    memset(obs, 0, 7 * 100);
+    fg_env_clear(obs, 7 * 100);
     obs[0 * 100 + s->pos * 10 + 4] = 1;
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         const fg_freeway_car *c = &s->cars[i];
-        obs[1 * 100 + c->y * 10 + c->x] = 1;
-        int back = c->speed > 0 ? c->x - 1 : c->x + 1;
-        if (back < 0) back = 9;
-        else if (back > 9) back = 0;
-        int speed = c->speed < 0 ? -c->speed : c->speed;
-        obs[(1 + speed) * 100 + c->y * 10 + back] = 1;
+        int cell = c->y * 10 + c->x;
+        obs[1 * 100 + cell] = 1;
+        /* the trail, on the channel of the car's speed, wrapping as the cars do */
+        int right = c->speed > 0, back = c->x + 1 - 2 * right;
+        int wrap = back < 0 ? 10 : back > 9 ? -10 : 0;
+        int speed = right ? c->speed : -c->speed;
+        obs[(1 + speed) * 100 + cell + 1 - 2 * right + wrap] = 1;
     }
 }
 
@@ -101,6 +108,8 @@ static int freeway_ramp(const void *vs) {
     (void)vs;
     return 0;
 }
+
+FG_ENV_STEP_BATCH(freeway_step_batch, freeway_step, freeway_observe, freeway_reset)
 
 const fg_env_game fg_env_game_freeway = {
     .name = "freeway",
@@ -114,5 +123,6 @@ const fg_env_game fg_env_game_freeway = {
     .reset = freeway_reset,
     .step = freeway_step,
     .observe = freeway_observe,
+    .step_batch = freeway_step_batch,
     .ramp = freeway_ramp,
 };

@@ -8,6 +8,7 @@
 #ifndef FG_RL_ENV_IMPL_H
 #define FG_RL_ENV_IMPL_H
 
+#include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -40,6 +41,10 @@ typedef struct fg_env_game {
     void (*observe_vec)(const void *st, float *obs);
     /* MinAtar's difficulty_ramp() (0 where the original returns None). */
     int (*ramp)(const void *st);
+    /* fg_env_batch_step after the actions were checked: the game's own copy of
+     * fg_env_step_loop with its step, observe and reset inlined (no indirect calls per env);
+     * NULL: env.c's generic loop through the pointers above. */
+    void (*step_batch)(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones);
 } fg_env_game;
 
 extern const fg_env_game fg_env_game_breakout;
@@ -52,24 +57,86 @@ extern const fg_env_game fg_env_game_cartpole;
 /* The game named `name`, or NULL. */
 const fg_env_game *fg_env_game_find(const char *name);
 
-/* MinAtar's Environment.act: with probability p the previous action is taken instead of a;
- * either way the taken action becomes the previous one. No draw when p <= 0. */
-int fg_env_sticky(fg_rng *rng, float p, int *last, int a);
+
+/* fg_rng_u64 (src/core/rng.c, xoshiro256**) inlined: the same numbers from the same state
+ * (test_rl_env checks the two streams against each other), without a call into another
+ * translation unit; a game step makes one to four draws and costs a few dozen nanoseconds. */
+static inline uint64_t fg_env_u64(fg_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t x = s[1] * 5;
+    uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+/* fg_rng_uniform(r) < p for a threshold made by fg_env_threshold(p): the same 24 bits compared
+ * as integers (u < p * 2^24 is u < ceil(p * 2^24) for an integer u). */
+static inline uint32_t fg_env_threshold(double p) {
+    double t = p * 16777216.0;
+    uint32_t c = (uint32_t)t;
+    return (double)c < t ? c + 1 : c;
+}
+static inline int fg_env_chance(fg_rng *r, uint32_t threshold) { return (uint32_t)(fg_env_u64(r) >> 40) < threshold; }
+/* the games' two probabilities: fg_env_threshold(0.5) and fg_env_threshold(1.0f / 3.0f), the
+ * float nearest 1/3 that the original's comparisons use (test_rl_env checks both) */
+#define FG_ENV_P_HALF 8388608u
+#define FG_ENV_P_THIRD 5592406u
 
 /* Uniform integer in [0, n) without bias and, almost always, without a division (Lemire's
  * multiply-shift with rejection): the games draw a few of these per step and a 64-bit modulo
  * costs more than the rest of a step. */
 static inline uint32_t fg_env_below(fg_rng *rng, uint32_t n) {
-    uint64_t m = (fg_rng_u64(rng) >> 32) * (uint64_t)n;
+    uint64_t m = (fg_env_u64(rng) >> 32) * (uint64_t)n;
     uint32_t low = (uint32_t)m;
     if (low < n) {
         uint32_t threshold = (uint32_t)(-n) % n;
         while (low < threshold) {
-            m = (fg_rng_u64(rng) >> 32) * (uint64_t)n;
+            m = (fg_env_u64(rng) >> 32) * (uint64_t)n;
             low = (uint32_t)m;
         }
     }
     return (uint32_t)(m >> 32);
+}
+
+/* MinAtar's Environment.act: with probability p the previous action is taken instead of a;
+ * either way the taken action becomes the previous one. No draw when p <= 0. */
+int fg_env_sticky(fg_rng *rng, float p, int *last, int a);
+
+/* fg_env_sticky with p given as fg_env_threshold(p) (0 for p <= 0: no draw). */
+static inline int fg_env_sticky_t(fg_rng *rng, uint32_t threshold, int *last, int a) {
+    if (threshold) {
+        int stick = fg_env_chance(rng, threshold);
+        a = stick ? *last : a;
+    }
+    *last = a;
+    return a;
+}
+
+/* Zeros n >= 32 bytes (n a constant: the stores unroll) with 32-byte stores, the last one
+ * overlapping. A plain memset of a few hundred bytes compiles to `rep stos`, whose start-up cost
+ * is about that of a whole game step. */
+static inline __attribute__((always_inline)) void fg_env_clear(uint8_t *p, size_t n) {
+    const __m256i z = _mm256_setzero_si256();
+    size_t k = 0;
+#pragma GCC unroll 32
+    for (; k + 32 <= n; k += 32) _mm256_storeu_si256((__m256i *)(void *)(p + k), z);
+    if (k < n) _mm256_storeu_si256((__m256i *)(void *)(p + n - 32), z);
+}
+
+/* c (0 or 1) ? a : b without a branch. The empty asm hides the mask from the compiler, which
+ * otherwise turns a select whose operands it must compute anyway back into a branch; the games
+ * use it where the random play makes the condition unpredictable (a mispredicted branch costs
+ * about as much as drawing a whole observation). */
+static inline int fg_env_sel(int c, int a, int b) {
+    int m = -c;
+    __asm__("" : "+r"(m));
+    return (a & m) | (b & ~m);
 }
 
 /* Byte k of entry m is bit k of m: eight cells of a row in one 8-byte store (env.c). */
@@ -91,6 +158,94 @@ void fg_env_render_u8(const fg_env_game *g, const void *st, uint8_t *out);
  * next one runs in the other of its two slots). */
 void *fg_env_batch_state(fg_env_batch *b, size_t i);
 fg_rng *fg_env_batch_rng(fg_env_batch *b, size_t i);
+
+/* ---------------------------------------------------------------- the batch */
+
+struct fg_env_batch {
+    const fg_env_game *game;
+    size_t n;
+    float sticky;
+    uint32_t sticky_threshold; /* fg_env_threshold(sticky); 0 when sticky <= 0 */
+    int ramping;
+    fg_dtype obs_dtype;
+    int n_actions;
+    int action_id[FG_ACT_COUNT]; /* index -> full-set action */
+    size_t stride;               /* bytes per game state, rounded up to 16 */
+    /* Two state slots per env: cur[i] is the running episode's; when an episode ends the next
+     * one starts in the other slot, so the finished one's last state stays readable (the final
+     * observation) without a copy. */
+    unsigned char *states;       /* 2n states, env i's at 2i and 2i + 1 */
+    uint8_t *cur;
+    fg_rng *rngs;
+    int *last_action;            /* sticky actions: the previous full-set action taken */
+    double *ep_return, *last_return;
+    int64_t *ep_length, *last_length;
+    int64_t episodes, steps;
+};
+
+/* The most observation bytes of a grid game (Seaquest's 10 channels). */
+#define FG_ENV_MAX_CELLS 1000
+
+/* The body of fg_env_batch_step after the actions were checked: for every env the sticky rule,
+ * one step of the rules, the episode's accounting, the reset of a finished episode (in the other
+ * state slot) and the observation. A game file instantiates it with its own functions (constant
+ * arguments of an always-inlined function: the calls are direct and inlined), env.c with the
+ * table's pointers. */
+static inline __attribute__((always_inline)) void
+fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones,
+                 float (*step)(void *, int, fg_rng *, int *), void (*observe)(const void *, uint8_t *),
+                 void (*observe_vec)(const void *, float *), void (*reset)(void *, fg_rng *, int)) {
+    const size_t n = b->n, of = (size_t)b->game->obs_floats;
+    const uint32_t threshold = b->sticky_threshold;
+    for (size_t i = 0; i < n; i++) {
+        fg_rng *rng = &b->rngs[i];
+        void *st = b->states + (2 * i + b->cur[i]) * b->stride;
+        int a = fg_env_sticky_t(rng, threshold, &b->last_action[i], b->action_id[actions[i]]);
+        int done = FG_ENV_RUNNING;
+        float r = step(st, a, rng, &done);
+        b->ep_return[i] += r;
+        b->ep_length[i]++;
+        rewards[i] = r;
+        dones[i] = (uint8_t)done;
+        if (__builtin_expect(done != FG_ENV_RUNNING, 0)) {
+            /* The reward above is the terminal step's; the episode's record includes it. MinAtar's
+             * Environment keeps last_action across reset, and so do we (sticky actions can carry
+             * the last action of one episode into the first step of the next). */
+            b->last_return[i] = b->ep_return[i];
+            b->last_length[i] = b->ep_length[i];
+            b->ep_return[i] = 0.0;
+            b->ep_length[i] = 0;
+            b->episodes++;
+            b->cur[i] ^= 1u;
+            st = b->states + (2 * i + b->cur[i]) * b->stride;
+            reset(st, rng, b->ramping);
+        }
+        if (!obs) continue;
+        if (observe_vec) {
+            observe_vec(st, (float *)obs + i * of);
+        } else if (b->obs_dtype == FG_U8) {
+            observe(st, (uint8_t *)obs + i * of);
+        } else {
+            /* f32: the bytes through a scratch on the stack, widened (a loop the compiler
+             * vectorizes) */
+            uint8_t cells[FG_ENV_MAX_CELLS];
+            observe(st, cells);
+            float *dst = (float *)obs + i * of;
+            for (size_t k = 0; k < of; k++) dst[k] = (float)cells[k];
+        }
+    }
+    b->steps += (int64_t)n;
+}
+
+/* A game's step and observe: inlined into its batch loop (a call and its register saves cost
+ * more than many a step's work); the table's pointers still get an out-of-line copy. */
+#define FG_ENV_HOT __attribute__((always_inline)) inline
+
+/* A game file's step_batch: fg_env_step_loop with its functions. */
+#define FG_ENV_STEP_BATCH(fname, step, observe, reset)                                            \
+    static void fname(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) { \
+        fg_env_step_loop(b, actions, obs, rewards, dones, step, observe, NULL, reset);               \
+    }
 
 /* ---------------------------------------------------------------- the games' states */
 
@@ -122,7 +277,7 @@ typedef struct fg_freeway {
 } fg_freeway;
 
 typedef struct fg_asterix_entity {
-    int active, x, y, right, gold;
+    int8_t active, x, y, right, gold;
 } fg_asterix_entity;
 
 typedef struct fg_asterix {

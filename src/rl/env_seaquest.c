@@ -33,7 +33,7 @@ static void drop(fg_seaquest_obj *list, int *n, int i) {
 }
 
 /* The first object of the list on (x, y), or -1. */
-static int find_at(const fg_seaquest_obj *list, int n, int x, int y) {
+static inline int find_at(const fg_seaquest_obj *list, int n, int x, int y) {
     for (int j = 0; j < n; j++)
         if (list[j].x == x && list[j].y == y) return j;
     return -1;
@@ -57,8 +57,8 @@ static void seaquest_reset(void *vs, fg_rng *rng, int ramping) {
 /* Kind, direction and row are drawn first; a row holding an enemy going the other way gets no
  * spawn this time (the original's rule, so that enemies never pass through each other). */
 static void spawn_enemy(fg_seaquest *s, fg_rng *rng) {
-    int right = fg_rng_uniform(rng) < 0.5f;
-    int is_sub = fg_rng_uniform(rng) < 1.0f / 3.0f;
+    int right = fg_env_chance(rng, FG_ENV_P_HALF);
+    int is_sub = fg_env_chance(rng, FG_ENV_P_THIRD);
     int y = 1 + (int)fg_env_below(rng, 8);
     for (int j = 0; j < s->n_subs; j++)
         if (s->subs[j].y == y && s->subs[j].right != right) return;
@@ -70,12 +70,12 @@ static void spawn_enemy(fg_seaquest *s, fg_rng *rng) {
 }
 
 static void spawn_diver(fg_seaquest *s, fg_rng *rng) {
-    int right = fg_rng_uniform(rng) < 0.5f;
+    int right = fg_env_chance(rng, FG_ENV_P_HALF);
     int y = 1 + (int)fg_env_below(rng, 8);
     push(s->divers, &s->n_divers, (fg_seaquest_obj){right ? 0 : 9, y, right, DIVER_MOVE_INTERVAL, 0});
 }
 
-static int at_sub(const fg_seaquest *s, int x, int y) { return x == s->sub_x && y == s->sub_y; }
+static inline int at_sub(const fg_seaquest *s, int x, int y) { return (x == s->sub_x) & (y == s->sub_y); }
 
 /* Surfacing with at least one diver (the caller checked). The original empties a full sub
  * (diver_count = 0) and then takes one diver off as for any surfacing, leaving -1: we keep that,
@@ -99,11 +99,11 @@ static float do_surface(fg_seaquest *s) {
 
 /* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
  * removes from it while iterating, which visits every element once; so do we. */
-static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, float *r) {
+FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, float *r) {
     for (int i = *n - 1; i >= 0; i--) {
         fg_seaquest_obj e = list[i];
         int removed = 0;
-        if (at_sub(s, e.x, e.y)) s->terminal = 1;
+        s->terminal |= at_sub(s, e.x, e.y);
         if (e.move_timer == 0) {
             e.move_timer = s->move_speed;
             e.x += e.right ? 1 : -1;
@@ -137,7 +137,7 @@ static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoo
     }
 }
 
-static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     fg_seaquest *s = vs;
     float r = 0.0f;
     if (s->terminal) {
@@ -152,20 +152,17 @@ static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
         spawn_diver(s, rng);
         s->d_spawn_timer = DIVER_SPAWN_SPEED;
     }
+    /* Fire (when the gun is ready) or one of the four moves; the moves as offsets, clamped, so
+     * that only the firing branches on the (random) action. */
+    static const int8_t mx[FG_ACT_COUNT] = {0, -1, 0, 1, 0, 0}, my[FG_ACT_COUNT] = {0, 0, -1, 0, 1, 0};
     if (a == FG_ACT_F && s->shot_timer == 0) {
         push(s->f_bullets, &s->n_f_bullets, (fg_seaquest_obj){s->sub_x, s->sub_y, s->sub_right, 0, 0});
         s->shot_timer = SHOT_COOL_DOWN;
-    } else if (a == FG_ACT_L) {
-        s->sub_x = s->sub_x > 0 ? s->sub_x - 1 : 0;
-        s->sub_right = 0;
-    } else if (a == FG_ACT_R) {
-        s->sub_x = s->sub_x < 9 ? s->sub_x + 1 : 9;
-        s->sub_right = 1;
-    } else if (a == FG_ACT_U) {
-        s->sub_y = s->sub_y > 0 ? s->sub_y - 1 : 0;
-    } else if (a == FG_ACT_D) {
-        s->sub_y = s->sub_y < 8 ? s->sub_y + 1 : 8;
     }
+    int sx = s->sub_x + mx[a], sy = s->sub_y + my[a];
+    s->sub_x = sx < 0 ? 0 : sx > 9 ? 9 : sx;
+    s->sub_y = sy < 0 ? 0 : sy > 8 ? 8 : sy;
+    s->sub_right = fg_env_sel(mx[a] != 0, mx[a] > 0, s->sub_right);
 
     /* friendly bullets: move, then hit the first fish on their cell, else the first sub */
     for (int i = s->n_f_bullets - 1; i >= 0; i--) {
@@ -215,10 +212,10 @@ static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     /* enemy bullets hit the sub on their cell before or after moving */
     for (int i = s->n_e_bullets - 1; i >= 0; i--) {
         fg_seaquest_obj *b = &s->e_bullets[i];
-        if (at_sub(s, b->x, b->y)) s->terminal = 1;
+        s->terminal |= at_sub(s, b->x, b->y);
         b->x += b->right ? 1 : -1;
         if (b->x < 0 || b->x > 9) drop(s->e_bullets, &s->n_e_bullets, i);
-        else if (at_sub(s, b->x, b->y)) s->terminal = 1;
+        else s->terminal |= at_sub(s, b->x, b->y);
     }
 
     move_enemies(s, s->fish, &s->n_fish, 0, &r);
@@ -238,40 +235,48 @@ static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail) {
+/* The objects of a list on channel ch and, with trail, their trails on channel 3. A trail off
+ * the board goes to `set`, a cell that is on anyway (the sub's front), so there is no branch on
+ * it. */
+FG_ENV_HOT static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail, int set) {
     for (int j = 0; j < n; j++) {
         const fg_seaquest_obj *o = &list[j];
-        obs[ch * 100 + o->y * 10 + o->x] = 1;
+        int cell = o->y * 10 + o->x;
+        obs[ch * 100 + cell] = 1;
         if (trail) {
-            int back = o->right ? o->x - 1 : o->x + 1;
-            if (back >= 0 && back <= 9) obs[3 * 100 + o->y * 10 + back] = 1;
+            int d = 1 - 2 * o->right, back = o->x + d;
+            obs[fg_env_sel((unsigned)back <= 9u, 3 * 100 + cell + d, set)] = 1;
         }
     }
 }
 
-static void seaquest_observe(const void *vs, uint8_t *obs) {
+FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
     const fg_seaquest *s = vs;
-    memset(obs, 0, 10 * 100);
-    obs[0 * 100 + s->sub_y * 10 + s->sub_x] = 1;
+    fg_env_clear(obs, 10 * 100);
+    int front = 0 * 100 + s->sub_y * 10 + s->sub_x;
+    obs[front] = 1;
     /* The back cell is always on the board: moving left faces left, so column 0 never faces
      * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
-    int back = s->sub_right ? s->sub_x - 1 : s->sub_x + 1;
-    if (back < 0) back = 9;
+    int back = s->sub_x + 1 - 2 * s->sub_right;
+    back = back < 0 ? 9 : back;
     FG_ASSERT(back <= 9);
     obs[1 * 100 + s->sub_y * 10 + back] = 1;
+    /* the gauges as row masks: oxygen cells 0 .. oxy - 1; divers cells 9 - diver_count .. 8,
+     * none for a count of 0 or -1 (see do_surface) */
     int oxy = (s->oxygen > 0 ? s->oxygen : 0) * 10 / MAX_OXYGEN;
-    for (int x = 0; x < oxy; x++) obs[7 * 100 + 90 + x] = 1;
-    /* cells 9 - diver_count .. 8 of row 9; none for a count of 0 or -1 (see do_surface) */
-    for (int x = 9 - s->diver_count; x < 9; x++)
-        if (x >= 0) obs[8 * 100 + 90 + x] = 1;
-    put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0);
-    put_objs(obs, 4, s->e_bullets, s->n_e_bullets, 0);
-    put_objs(obs, 5, s->fish, s->n_fish, 1);
-    put_objs(obs, 6, s->subs, s->n_subs, 1);
-    put_objs(obs, 9, s->divers, s->n_divers, 1);
+    fg_env_put_row(obs + 7 * 100 + 90, (1u << oxy) - 1u);
+    int dc = s->diver_count > 0 ? s->diver_count : 0;
+    fg_env_put_row(obs + 8 * 100 + 90, ((1u << dc) - 1u) << (9 - dc));
+    put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0, front);
+    put_objs(obs, 4, s->e_bullets, s->n_e_bullets, 0, front);
+    put_objs(obs, 5, s->fish, s->n_fish, 1, front);
+    put_objs(obs, 6, s->subs, s->n_subs, 1, front);
+    put_objs(obs, 9, s->divers, s->n_divers, 1, front);
 }
 
 static int seaquest_ramp(const void *vs) { return ((const fg_seaquest *)vs)->ramp_index; }
+
+FG_ENV_STEP_BATCH(seaquest_step_batch, seaquest_step, seaquest_observe, seaquest_reset)
 
 const fg_env_game fg_env_game_seaquest = {
     .name = "seaquest",
@@ -285,5 +290,6 @@ const fg_env_game fg_env_game_seaquest = {
     .reset = seaquest_reset,
     .step = seaquest_step,
     .observe = seaquest_observe,
+    .step_batch = seaquest_step_batch,
     .ramp = seaquest_ramp,
 };

@@ -64,7 +64,7 @@ static int nearest_alien(const fg_space_invaders *s, int *ay, int *ax) {
     return 0;
 }
 
-static float si_step(void *vs, int a, fg_rng *rng, int *done) {
+FG_ENV_HOT static float si_step(void *vs, int a, fg_rng *rng, int *done) {
     (void)rng;
     fg_space_invaders *s = vs;
     float r = 0.0f;
@@ -145,18 +145,20 @@ static void put_map(uint8_t *plane, const uint16_t *m) {
     for (int y = 0; y < 10; y++) fg_env_put_row(plane + y * 10, m[y]);
 }
 
-static void si_observe(const void *vs, uint8_t *obs) {
+FG_ENV_HOT static void si_observe(const void *vs, uint8_t *obs) {
     const fg_space_invaders *s = vs;
-    memset(obs, 0, 100);
+    fg_env_clear(obs, 100);
     obs[0 * 100 + 9 * 10 + s->pos] = 1;
     put_map(obs + 1 * 100, s->alien);
     put_map(obs + (s->alien_dir < 0 ? 2 : 3) * 100, s->alien);
-    memset(obs + (s->alien_dir < 0 ? 3 : 2) * 100, 0, 100);
+    fg_env_clear(obs + (s->alien_dir < 0 ? 3 : 2) * 100, 100);
     put_map(obs + 4 * 100, s->f_bullet);
     put_map(obs + 5 * 100, s->e_bullet);
 }
 
 static int si_ramp(const void *vs) { return ((const fg_space_invaders *)vs)->ramp_index; }
+
+FG_ENV_STEP_BATCH(space_invaders_step_batch, si_step, si_observe, si_reset)
 
 const fg_env_game fg_env_game_space_invaders = {
     .name = "space_invaders",
@@ -170,5 +172,6 @@ const fg_env_game fg_env_game_space_invaders = {
     .reset = si_reset,
     .step = si_step,
     .observe = si_observe,
+    .step_batch = space_invaders_step_batch,
     .ramp = si_ramp,
 };
