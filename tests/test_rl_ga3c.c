@@ -2,7 +2,8 @@
  *
  * Checked: the n-step returns against hand-computed values (terminal: bootstrap 0 with the
  * terminal reward counted; not terminal: bootstrap from V; reward clipping); V-trace's targets
- * (on-policy they are the n-step returns; an off-policy example by hand) and a V-trace run; the A3C loss's
+ * (on-policy they are the n-step returns; an off-policy example by hand; random segments against
+ * a naive twin that sums IMPALA's definition term by term) and a V-trace run; the A3C loss's
  * gradient against central finite differences (logits, and the value with the advantage held
  * constant in the policy term, also where the log-epsilon floor holds); that the graph's
  * backward seeded through the surrogate gives the heads' bias gradients the loss asks for; the
@@ -70,6 +71,82 @@ static void test_vtrace(void) {
     const float want_vs2[2] = {1.495f, 0.55f}, want_adv2[2] = {0.995f, 0.35f};
     fg_check_close("vtrace off-policy targets", vs2, want_vs2, 2, 1e-5f, 1e-6f);
     fg_check_close("vtrace off-policy advantages", adv2, want_adv2, 2, 1e-5f, 1e-6f);
+}
+
+/* V-trace's naive twin: IMPALA's definition written out as the sum, not the recursion,
+ *   v_s = V(x_s) + sum_{t=s}^{n-1} discount^{t-s} (prod_{i=s}^{t-1} c_i) delta_t,
+ *   delta_t = rho_t (r_t + discount V(x_{t+1}) - V(x_t)),  V(x_n) = boot,
+ *   adv_s = rho_s (r_s + discount v_{s+1} - V(x_s)),  v_n = boot,
+ * in double, each term from scratch. */
+static void vtrace_naive(const float *r, const float *V, float boot, const float *pi, const float *mu, size_t n,
+                         double g, double rho_bar, double c_bar, double *vs, double *adv) {
+    for (size_t s = 0; s <= n; s++) {
+        if (s == n) {
+            vs[n] = boot;
+            break;
+        }
+        double sum = 0.0;
+        for (size_t t = s; t < n; t++) {
+            double cprod = 1.0, gpow = 1.0;
+            for (size_t i = s; i < t; i++) {
+                double ci = (double)pi[i] / (double)mu[i];
+                cprod *= ci < c_bar ? ci : c_bar;
+                gpow *= g;
+            }
+            double rt = (double)pi[t] / (double)mu[t], rho = rt < rho_bar ? rt : rho_bar;
+            double vnext = t + 1 < n ? (double)V[t + 1] : (double)boot;
+            sum += gpow * cprod * rho * ((double)r[t] + g * vnext - (double)V[t]);
+        }
+        vs[s] = (double)V[s] + sum;
+    }
+    for (size_t s = 0; s < n; s++) {
+        double rt = (double)pi[s] / (double)mu[s], rho = rt < rho_bar ? rt : rho_bar;
+        adv[s] = rho * ((double)r[s] + g * vs[s + 1] - (double)V[s]);
+    }
+}
+
+/* fg_ga3c_vtrace against the naive twin on random segments of 1..8 steps: ratios pi/mu on both
+ * sides of the bars (so truncation matters), terminal (boot 0) and bootstrapped ends, bars 1/1
+ * (ours) and 2/0.5 (rho and c apart, which a swapped rho/c would fail); and on-policy (pi = mu)
+ * the targets are fg_ga3c_returns' n-step returns for any segment. */
+static void test_vtrace_naive(void) {
+    fg_rng rng;
+    fg_rng_seed(&rng, 1313);
+    const double bars[2][2] = {{1.0, 1.0}, {2.0, 0.5}};
+    int bad = 0, truncated = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        size_t n = 1 + fg_rng_below(&rng, 8);
+        float r[8], V[8], pi[8], mu[8], vs[8], adv[8], R[8];
+        for (size_t t = 0; t < n; t++) {
+            r[t] = fg_rng_below(&rng, 3) == 0 ? 0.0f : 2.0f * fg_rng_uniform(&rng) - 1.0f;
+            V[t] = 4.0f * fg_rng_uniform(&rng) - 2.0f;
+            pi[t] = 0.02f + 0.96f * fg_rng_uniform(&rng);
+            mu[t] = 0.02f + 0.96f * fg_rng_uniform(&rng);
+            truncated += pi[t] > mu[t];
+        }
+        float boot = trial % 3 == 0 ? 0.0f : 4.0f * fg_rng_uniform(&rng) - 2.0f;
+        const double *b = bars[trial % 2];
+        double wv[9], wa[8];
+        fg_ga3c_vtrace(r, V, boot, pi, mu, n, 0.97f, (float)b[0], (float)b[1], vs, adv);
+        vtrace_naive(r, V, boot, pi, mu, n, 0.97f, b[0], b[1], wv, wa);
+        for (size_t t = 0; t < n; t++)
+            if (!close_to(vs[t], wv[t], 1e-5) || !close_to(adv[t], wa[t], 1e-5)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "vtrace vs naive: trial %d n %zu t %zu: vs %g want %g, adv %g want %g\n", trial, n, t,
+                            vs[t], wv[t], adv[t], wa[t]);
+            }
+        /* on-policy: the n-step returns, and the advantage r_t + discount R_{t+1} - V_t = R_t - V_t */
+        fg_ga3c_vtrace(r, V, boot, pi, pi, n, 0.97f, 1.0f, 1.0f, vs, adv);
+        fg_ga3c_returns(r, n, boot, 0.97f, 0, R);
+        for (size_t t = 0; t < n; t++)
+            if (!close_to(vs[t], R[t], 1e-5) || !close_to(adv[t], R[t] - V[t], 1e-5)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "vtrace on-policy: trial %d t %zu: vs %g want %g, adv %g want %g\n", trial, t, vs[t],
+                            R[t], adv[t], R[t] - V[t]);
+            }
+    }
+    CHECK(bad == 0);
+    CHECK(truncated > 100); /* the ratios did cross the bar */
 }
 
 /* ---------------------------------------------------------------- loss gradient */
@@ -493,6 +570,7 @@ static void test_config(void) {
 int main(void) {
     test_returns();
     test_vtrace();
+    test_vtrace_naive();
     test_loss_grad();
     test_surrogate();
     test_queue();
