@@ -440,6 +440,26 @@ static void test_vtrace_run(void) {
     CHECK(st.frames == ga3c_env_steps(r));
     CHECK(st.updates > 0 && st.trainings <= st.experiences);
     CHECK(isfinite(st.loss_last));
+    /* the truncated weights: in (0, 1], and with 6 agents some actions lost probability since
+     * they were sampled */
+    CHECK(st.rho_mean > 0 && st.rho_mean <= 1);
+    CHECK(st.rho_cut_frac > 0 && st.rho_cut_frac < 1);
+    /* at lag 0 the trainer's pi of the action taken is the recorded mu (both softmaxes of the
+     * same weights on the same state; batch sizes differ, so rounding only) */
+    int64_t n0 = 0;
+    double dev = ga3c_lag0_ratio_dev(r, &n0);
+    if (n0 == 0 || !(dev < 1e-4)) {
+        fprintf(stderr, "vtrace run: %lld lag-0 experiences, max |log(pi/mu)| %g\n", (long long)n0, dev);
+        fg_test_failures++;
+    }
+    fg_ga3c_free(r);
+    /* without V-trace the weights are not measured */
+    small_config(&c, 2000);
+    CHECK_OK(fg_ga3c_create(&c, &r));
+    if (!r) return;
+    CHECK_OK(fg_ga3c_run(r));
+    fg_ga3c_get_stats(r, &st);
+    CHECK(isnan(st.rho_mean) && isnan(st.rho_cut_frac));
     fg_ga3c_free(r);
 }
 

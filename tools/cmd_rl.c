@@ -307,6 +307,10 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     json_hist(&j, "prediction_batch_hist", st->pred_hist, st->pred_hist_len);
     json_hist(&j, "training_batch_hist", st->train_hist, st->train_hist_len);
     json_hist(&j, "policy_lag_hist", st->lag_hist, FG_GA3C_LAG_BINS);
+    if (c->vtrace) {
+        cli_json_num(&j, "vtrace_rho_mean", st->rho_mean);
+        cli_json_num(&j, "vtrace_rho_cut_frac", st->rho_cut_frac);
+    }
     cli_json_str(&j, "tune", c->tune == FG_GA3C_TUNE_GA3C ? "ga3c" : c->tune == FG_GA3C_TUNE_OURS ? "ours" : "off");
     cli_json_int(&j, "final_agents", st->agents);
     cli_json_int(&j, "final_predictors", st->predictors);
@@ -491,6 +495,9 @@ static int rl_train(int argc, char **argv) {
                "the last 100 %.3f\n",
                env, (long long)st.frames, st.seconds, (double)st.frames / sec, (double)st.predictions / sec,
                (double)st.trainings / sec, (long long)st.updates, (long long)st.episodes, st.mean_return_last100);
+        if (c.vtrace)
+            printf("v-trace: mean truncated weight min(1, pi/mu) %.3f; %.1f %% of the experiences had pi < mu\n",
+                   st.rho_mean, 100.0 * st.rho_cut_frac);
         if (cli_stop_flag) {
             fprintf(stderr, "frugal: rl train: interrupted\n");
             exit_code = CLI_EXIT_INTERRUPTED;

@@ -219,6 +219,10 @@ struct fg_ga3c_stats {
     const int64_t *train_hist;
     int train_hist_len;
     int64_t lag_hist[FG_GA3C_LAG_BINS];
+    /* V-trace only (NAN without): over the experiences trained on, the mean truncated importance
+     * weight min(1, pi/mu) and the fraction with pi < mu (the policy moved away from the action
+     * since it was sampled) */
+    double rho_mean, rho_cut_frac;
     const fg_ga3c_point *curve;
     size_t curve_len;
     int agents, predictors, trainers; /* active now */

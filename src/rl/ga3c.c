@@ -216,6 +216,10 @@ struct fg_ga3c {
     double loss_last;
     int64_t *pred_hist, *train_hist;
     int64_t lag_hist[FG_GA3C_LAG_BINS];
+    double rho_sum;         /* V-trace: sum of min(1, pi/mu) over the experiences trained on */
+    int64_t rho_cut, rho_n; /* how many of them had pi < mu, and how many in all */
+    int64_t lag0_n;         /* experiences trained with the weights they were predicted with */
+    double lag0_dev;        /* the largest |log(pi/mu)| among them (rounding only, if pi and mu agree) */
     pthread_mutex_t mon_mu;
     pthread_cond_t mon_cv;
     /* the monitor's (fg_ga3c_run's thread) own */
@@ -765,6 +769,27 @@ static void *trainer_main(void *arg) {
                 softmax_row(logits + i * A, (int)A, prob);
                 pi[i] = prob[act[i]];
             }
+            /* how far the policy moved: the truncated ratios' sum and how many were cut (pi < mu) */
+            double rsum = 0.0, dev0 = 0.0;
+            int64_t ncut = 0, n0 = 0;
+            for (size_t j = 0, i = 0; j < nseg; j++)
+                for (size_t t = 0; t < segs[j]->n; t++, i++) {
+                    double q = segs[j]->mu[t] > 1e-30f ? (double)pi[i] / (double)segs[j]->mu[t] : 1.0;
+                    rsum += q < 1.0 ? q : 1.0;
+                    ncut += q < 1.0;
+                    if (ver[i] == now) { /* predicted with these very weights: pi must be mu */
+                        double d = fabs(log(q > 1e-300 ? q : 1e-300));
+                        dev0 = d > dev0 ? d : dev0;
+                        n0++;
+                    }
+                }
+            pthread_mutex_lock(&r->stats_mu);
+            r->rho_sum += rsum;
+            r->rho_cut += ncut;
+            r->rho_n += (int64_t)rows;
+            r->lag0_n += n0;
+            r->lag0_dev = dev0 > r->lag0_dev ? dev0 : r->lag0_dev;
+            pthread_mutex_unlock(&r->stats_mu);
             for (size_t j = 0; j < nseg; j++) {
                 const ga3c_segment *sg = segs[j];
                 size_t f = first[j];
@@ -1249,6 +1274,8 @@ void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out) {
     memcpy(r->pred_snap, r->pred_hist, ((size_t)r->cfg.max_prediction_batch + 1) * sizeof(int64_t));
     memcpy(r->train_snap, r->train_hist, ((size_t)r->train_cap + 1) * sizeof(int64_t));
     memcpy(out->lag_hist, r->lag_hist, sizeof out->lag_hist);
+    out->rho_mean = r->rho_n ? r->rho_sum / (double)r->rho_n : NAN;
+    out->rho_cut_frac = r->rho_n ? (double)r->rho_cut / (double)r->rho_n : NAN;
     pthread_mutex_unlock(&r->stats_mu);
     out->pred_hist = r->pred_snap;
     out->pred_hist_len = r->cfg.max_prediction_batch + 1;
@@ -1305,6 +1332,14 @@ fg_status fg_ga3c_policy(fg_ga3c *r, const float *obs, size_t n, float *probs, f
     }
     free(x), free(z), free(v);
     return s;
+}
+
+double ga3c_lag0_ratio_dev(fg_ga3c *r, int64_t *n) {
+    pthread_mutex_lock(&r->stats_mu);
+    double d = r->lag0_dev;
+    *n = r->lag0_n;
+    pthread_mutex_unlock(&r->stats_mu);
+    return d;
 }
 
 int64_t ga3c_env_steps(const fg_ga3c *r) {
