@@ -130,7 +130,8 @@ typedef struct ga3c_segment {
     /* for V-trace: the clipped rewards, the behaviour policy's probability of each action, and the
      * state after the last step (boot_state NULL when the segment ended by termination) */
     float *rewards, *mu; /* (n) */
-    float *boot_state;   /* (obs_size) or NULL */
+    float *boot_state;   /* (obs_size) or NULL; kept only for FG_GA3C_VTRACE_BOOT_CURRENT */
+    float boot_v;        /* the predictor's V(boot_state) when the agent acted (0 after a termination) */
 } ga3c_segment;
 
 static void segment_free(ga3c_segment *s) {
@@ -316,8 +317,10 @@ static int flush(ga3c_agent *a, size_t i, float boot, const float *boot_state) {
     if (n == 0) return 1;
     ga3c_segment *s = calloc(1, sizeof *s);
     int vt = r->cfg.vtrace;
+    if (!vt || r->cfg.vtrace_boot != FG_GA3C_VTRACE_BOOT_CURRENT) boot_state = NULL; /* not needed */
     if (s) {
         s->n = n;
+        s->boot_v = boot;
         s->states = malloc(n * os * sizeof(float));
         s->actions = malloc(n * sizeof(int32_t));
         s->returns = malloc(n * sizeof(float));
@@ -793,7 +796,9 @@ static void *trainer_main(void *arg) {
             for (size_t j = 0; j < nseg; j++) {
                 const ga3c_segment *sg = segs[j];
                 size_t f = first[j];
-                float boot = brow[j] == SIZE_MAX ? 0.0f : v[brow[j]];
+                float boot = r->cfg.vtrace_boot == FG_GA3C_VTRACE_BOOT_CURRENT
+                                 ? (brow[j] == SIZE_MAX ? 0.0f : v[brow[j]])
+                                 : sg->boot_v;
                 fg_ga3c_vtrace(sg->rewards, v + f, boot, pi + f, sg->mu, sg->n, r->cfg.discount, 1.0f, 1.0f, ret + f,
                                adv + f);
             }
@@ -892,6 +897,8 @@ static fg_status check_config(const fg_ga3c_config *c) {
     if (c->vtrace && c->algo == FG_GA3C_ALGO_A3C)
         return fg_fail(FG_ERR_INVALID, "ga3c: V-trace corrects GA3C's policy lag; the A3C baseline trains on-policy");
     if (c->net < 0 || c->net >= FG_GA3C_NET_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown network %d", c->net);
+    if (c->vtrace_boot < 0 || c->vtrace_boot >= FG_GA3C_VTRACE_BOOT_COUNT)
+        return fg_fail(FG_ERR_INVALID, "ga3c: vtrace_boot is %d, expected behaviour (0) or current (1)", c->vtrace_boot);
 #define RANGE(f, lo, hi)                                                                                                \
     if (!((f) >= (lo) && (f) <= (hi)))                                                                                  \
         return fg_fail(FG_ERR_INVALID, "ga3c: " #f " is %g, must be in [%g, %g]", (double)(f), (double)(lo), (double)(hi));
@@ -1018,7 +1025,7 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
     if (cfg->algo == FG_GA3C_ALGO_A3C && r->train_cap < (int64_t)cfg->envs_per_agent * cfg->t_max)
         r->train_cap = (int64_t)cfg->envs_per_agent * cfg->t_max; /* an A3C update's rows */
     r->exp_cap = r->train_cap;
-    if (cfg->vtrace) r->train_cap = 2 * r->exp_cap;
+    if (cfg->vtrace && cfg->vtrace_boot == FG_GA3C_VTRACE_BOOT_CURRENT) r->train_cap = 2 * r->exp_cap;
     s = ga3c_net_build(&r->train, "ga3c", cfg->net, r->obs_ndim, r->obs_shape, r->A, r->train_cap, 1);
     if (s != FG_OK) goto fail;
     {
