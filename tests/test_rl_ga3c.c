@@ -470,6 +470,12 @@ static double vtrace_value_mean(fg_ga3c_vtrace_boot boot, uint64_t seed) {
 }
 
 static void test_vtrace_value_bounded(void) {
+#if defined(__SANITIZE_THREAD__)
+    /* under ThreadSanitizer (CI) the run is ~10x slower and is there for races: test_vtrace_run's
+     * runs cover the same code */
+    printf("vtrace value bound: skipped under ThreadSanitizer\n");
+    return;
+#endif
     double v = vtrace_value_mean(FG_GA3C_VTRACE_BOOT_BEHAVIOUR, 1);
     printf("vtrace, 32 agents, min batch 0, 120k frames: mean V %.1f near the start (no return exceeds 100)\n", v);
     if (!(v < 200.0)) {
