@@ -29,7 +29,8 @@
  * not (TensorFlow serializes GA3C's trainers' updates much the same way).
  *
  * Also here: V-trace (the trainer recomputes the targets from its own forward, with the behaviour
- * probabilities and bootstrap states the segments carry), the run-time tuner (on the monitor,
+ * probabilities the segments carry; the recursion ends with the predictor's V of the state after
+ * the segment, or with the trainer's own V of it under FG_GA3C_VTRACE_BOOT_CURRENT), the run-time tuner (on the monitor,
  * i.e. fg_ga3c_run's thread; threads above the active counts park), and the plain A3C baseline
  * (its own section below).
  *
@@ -128,7 +129,8 @@ typedef struct ga3c_segment {
     float *returns;     /* (n) */
     uint64_t *versions; /* (n) weights version each action was predicted with */
     /* for V-trace: the clipped rewards, the behaviour policy's probability of each action, and the
-     * state after the last step (boot_state NULL when the segment ended by termination) */
+     * state after the last step (boot_state NULL when the segment ended by termination, and
+     * unless the bootstrap is the trainer's own, FG_GA3C_VTRACE_BOOT_CURRENT) */
     float *rewards, *mu; /* (n) */
     float *boot_state;   /* (obs_size) or NULL; kept only for FG_GA3C_VTRACE_BOOT_CURRENT */
     float boot_v;        /* the predictor's V(boot_state) when the agent acted (0 after a termination) */
