@@ -325,6 +325,11 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     json_hist(&j, "prediction_batch_hist", st->pred_hist, st->pred_hist_len);
     json_hist(&j, "training_batch_hist", st->train_hist, st->train_hist_len);
     json_hist(&j, "policy_lag_hist", st->lag_hist, FG_GA3C_LAG_BINS);
+    if (c->vtrace) {
+        cli_json_str(&j, "vtrace_boot", c->vtrace_boot == FG_GA3C_VTRACE_BOOT_CURRENT ? "current" : "behaviour");
+        cli_json_num(&j, "vtrace_rho_mean", st->rho_mean);
+        cli_json_num(&j, "vtrace_rho_cut_frac", st->rho_cut_frac);
+    }
     cli_json_str(&j, "tune", c->tune == FG_GA3C_TUNE_GA3C ? "ga3c" : c->tune == FG_GA3C_TUNE_OURS ? "ours" : "off");
     cli_json_int(&j, "final_agents", st->agents);
     cli_json_int(&j, "final_predictors", st->predictors);
@@ -369,7 +374,8 @@ static void train_progress_cb(void *user, const fg_ga3c_stats *st) {
 }
 
 static int rl_train(int argc, char **argv) {
-    const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *resume = NULL, *net = "minatar";
+    const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *resume = NULL, *net = "minatar",
+               *vtrace_boot = "behaviour";
     const char *tuner = "ga3c";
     double tune_window = 10.0;
     int max_agents = 32, max_predictors = 4, max_trainers = 4;
@@ -387,6 +393,9 @@ static int rl_train(int argc, char **argv) {
         {"algo", CLI_STR, &algo, "A", "ga3c (default) or a3c (the plain A3C baseline: each agent thread its own model "
                                      "copy; --predictors, --trainers, --min-train-batch do not apply)", 0},
         {"vtrace", CLI_FLAG, &vtrace, NULL, "V-trace correction of policy lag (IMPALA, rho_bar = c_bar = 1; ga3c only)", 0},
+        {"vtrace-boot", CLI_STR, &vtrace_boot, "B",
+         "V-trace's V of the state after a segment: behaviour (the predictor's when the agent acted; default) or "
+         "current (IMPALA's: the trainer's forward)", 0},
         {"tune", CLI_FLAG, &tune, NULL, "tune the numbers of agents, predictors and trainers while training runs", 0},
         {"tuner", CLI_STR, &tuner, "T", "ga3c (GA3C's random walk; default) or ours (paired windows, one count at a "
                                         "time)", 0},
@@ -459,6 +468,9 @@ static int rl_train(int argc, char **argv) {
     c.clip_rewards = !no_clip;
     c.seed = seed;
     c.vtrace = vtrace;
+    if (strcmp(vtrace_boot, "behaviour") == 0) c.vtrace_boot = FG_GA3C_VTRACE_BOOT_BEHAVIOUR;
+    else if (strcmp(vtrace_boot, "current") == 0) c.vtrace_boot = FG_GA3C_VTRACE_BOOT_CURRENT;
+    else return cli_usage_error(&cmd, "rl train: --vtrace-boot is behaviour or current, not '%s'", vtrace_boot);
     c.progress_seconds = progress;
     if (tune) {
         if (strcmp(tuner, "ga3c") == 0) c.tune = FG_GA3C_TUNE_GA3C;
@@ -509,6 +521,9 @@ static int rl_train(int argc, char **argv) {
                "the last 100 %.3f\n",
                env, (long long)st.frames, st.seconds, (double)st.frames / sec, (double)st.predictions / sec,
                (double)st.trainings / sec, (long long)st.updates, (long long)st.episodes, st.mean_return_last100);
+        if (c.vtrace)
+            printf("v-trace: mean truncated weight min(1, pi/mu) %.3f; %.1f %% of the experiences had pi < mu\n",
+                   st.rho_mean, 100.0 * st.rho_cut_frac);
         if (cli_stop_flag) {
             fprintf(stderr, "frugal: rl train: interrupted\n");
             exit_code = CLI_EXIT_INTERRUPTED;

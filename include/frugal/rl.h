@@ -146,6 +146,18 @@ typedef struct fg_ga3c_tune_step {
 typedef struct fg_ga3c_stats fg_ga3c_stats;
 typedef void (*fg_ga3c_progress_fn)(void *user, const fg_ga3c_stats *st);
 
+/* Where V-trace's recursion ends (V(x_n), the value of the state after a segment's last step):
+ * BEHAVIOUR (default): the value the predictor gave x_n when the agent acted (the same number that
+ *   bootstraps GA3C's n-step returns), so the value regression's bootstrap is as old as the data,
+ *   like a target network. CURRENT: IMPALA's, V(x_n) from the trainer's own forward with the
+ *   weights being updated. At large policy lag CURRENT let the value function diverge (mean V
+ *   about 900 on CartPole, where no discounted return exceeds 100; docs/BENCHMARKS.md). */
+typedef enum fg_ga3c_vtrace_boot {
+    FG_GA3C_VTRACE_BOOT_BEHAVIOUR,
+    FG_GA3C_VTRACE_BOOT_CURRENT,
+    FG_GA3C_VTRACE_BOOT_COUNT
+} fg_ga3c_vtrace_boot;
+
 typedef struct fg_ga3c_config {
     const char *env;           /* environment name (fg_env_name) */
     fg_env_options env_opts;   /* as fg_env_batch_create; obs_dtype must be FG_F32 */
@@ -172,6 +184,7 @@ typedef struct fg_ga3c_config {
     float grad_clip;           /* max global gradient norm; 0 = no clipping (default 40) */
     int vtrace;                /* 1: IMPALA's V-trace correction of policy lag, rho_bar = c_bar = 1, the
                                   targets from the trainer's forward (GA3C only) */
+    fg_ga3c_vtrace_boot vtrace_boot; /* V-trace's V(x_n): BEHAVIOUR (default) or CURRENT, see above */
     int64_t frames;            /* stop after this many environment steps (all agents; default 1e6) */
     uint64_t seed;             /* weights, environments, action sampling (default 1) */
     fg_ga3c_tune tune;         /* off by default */
@@ -219,6 +232,10 @@ struct fg_ga3c_stats {
     const int64_t *train_hist;
     int train_hist_len;
     int64_t lag_hist[FG_GA3C_LAG_BINS];
+    /* V-trace only (NAN without): over the experiences trained on, the mean truncated importance
+     * weight min(1, pi/mu) and the fraction with pi < mu (the policy moved away from the action
+     * since it was sampled) */
+    double rho_mean, rho_cut_frac;
     const fg_ga3c_point *curve;
     size_t curve_len;
     int agents, predictors, trainers; /* active now */
@@ -273,8 +290,9 @@ double fg_ga3c_loss(const float *logits, const float *value, const int32_t *acti
 double fg_ga3c_loss_adv(const float *logits, const float *value, const int32_t *actions, const float *returns,
                         const float *advantages, size_t B, int A, float beta, float log_eps, float *dlogits,
                         float *dvalue);
-/* V-trace targets of one segment of n steps (IMPALA, Espeholt et al. 2018): values V(x_t) (n) and
- * boot_value V(x_n) (0 after a termination) from the current network, pi_a and mu_a the current
+/* V-trace targets of one segment of n steps (IMPALA, Espeholt et al. 2018): values V(x_t) (n) from
+ * the current network and boot_value V(x_n) (0 after a termination; the runtime passes the
+ * behaviour's or the current network's value, fg_ga3c_vtrace_boot), pi_a and mu_a the current
  * and the behaviour policy's probabilities of the actions taken; rho_t = min(rho_bar, pi/mu),
  * c_t = min(c_bar, pi/mu),
  *   v_t = V(x_t) + rho_t (r_t + discount V(x_{t+1}) - V(x_t)) + discount c_t (v_{t+1} - V(x_{t+1})),

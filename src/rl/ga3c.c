@@ -29,7 +29,8 @@
  * not (TensorFlow serializes GA3C's trainers' updates much the same way).
  *
  * Also here: V-trace (the trainer recomputes the targets from its own forward, with the behaviour
- * probabilities and bootstrap states the segments carry), the run-time tuner (on the monitor,
+ * probabilities the segments carry; the recursion ends with the predictor's V of the state after
+ * the segment, or with the trainer's own V of it under FG_GA3C_VTRACE_BOOT_CURRENT), the run-time tuner (on the monitor,
  * i.e. fg_ga3c_run's thread; threads above the active counts park), and the plain A3C baseline
  * (its own section below).
  *
@@ -128,9 +129,11 @@ typedef struct ga3c_segment {
     float *returns;     /* (n) */
     uint64_t *versions; /* (n) weights version each action was predicted with */
     /* for V-trace: the clipped rewards, the behaviour policy's probability of each action, and the
-     * state after the last step (boot_state NULL when the segment ended by termination) */
+     * state after the last step (boot_state NULL when the segment ended by termination, and
+     * unless the bootstrap is the trainer's own, FG_GA3C_VTRACE_BOOT_CURRENT) */
     float *rewards, *mu; /* (n) */
-    float *boot_state;   /* (obs_size) or NULL */
+    float *boot_state;   /* (obs_size) or NULL; kept only for FG_GA3C_VTRACE_BOOT_CURRENT */
+    float boot_v;        /* the predictor's V(boot_state) when the agent acted (0 after a termination) */
 } ga3c_segment;
 
 static void segment_free(ga3c_segment *s) {
@@ -216,6 +219,10 @@ struct fg_ga3c {
     double loss_last;
     int64_t *pred_hist, *train_hist;
     int64_t lag_hist[FG_GA3C_LAG_BINS];
+    double rho_sum;         /* V-trace: sum of min(1, pi/mu) over the experiences trained on */
+    int64_t rho_cut, rho_n; /* how many of them had pi < mu, and how many in all */
+    int64_t lag0_n;         /* experiences trained with the weights they were predicted with */
+    double lag0_dev;        /* the largest |log(pi/mu)| among them (rounding only, if pi and mu agree) */
     pthread_mutex_t mon_mu;
     pthread_cond_t mon_cv;
     /* the monitor's (fg_ga3c_run's thread) own */
@@ -312,8 +319,10 @@ static int flush(ga3c_agent *a, size_t i, float boot, const float *boot_state) {
     if (n == 0) return 1;
     ga3c_segment *s = calloc(1, sizeof *s);
     int vt = r->cfg.vtrace;
+    if (!vt || r->cfg.vtrace_boot != FG_GA3C_VTRACE_BOOT_CURRENT) boot_state = NULL; /* not needed */
     if (s) {
         s->n = n;
+        s->boot_v = boot;
         s->states = malloc(n * os * sizeof(float));
         s->actions = malloc(n * sizeof(int32_t));
         s->returns = malloc(n * sizeof(float));
@@ -765,10 +774,33 @@ static void *trainer_main(void *arg) {
                 softmax_row(logits + i * A, (int)A, prob);
                 pi[i] = prob[act[i]];
             }
+            /* how far the policy moved: the truncated ratios' sum and how many were cut (pi < mu) */
+            double rsum = 0.0, dev0 = 0.0;
+            int64_t ncut = 0, n0 = 0;
+            for (size_t j = 0, i = 0; j < nseg; j++)
+                for (size_t t = 0; t < segs[j]->n; t++, i++) {
+                    double q = segs[j]->mu[t] > 1e-30f ? (double)pi[i] / (double)segs[j]->mu[t] : 1.0;
+                    rsum += q < 1.0 ? q : 1.0;
+                    ncut += q < 1.0;
+                    if (ver[i] == now) { /* predicted with these very weights: pi must be mu */
+                        double d = fabs(log(q > 1e-300 ? q : 1e-300));
+                        dev0 = d > dev0 ? d : dev0;
+                        n0++;
+                    }
+                }
+            pthread_mutex_lock(&r->stats_mu);
+            r->rho_sum += rsum;
+            r->rho_cut += ncut;
+            r->rho_n += (int64_t)rows;
+            r->lag0_n += n0;
+            r->lag0_dev = dev0 > r->lag0_dev ? dev0 : r->lag0_dev;
+            pthread_mutex_unlock(&r->stats_mu);
             for (size_t j = 0; j < nseg; j++) {
                 const ga3c_segment *sg = segs[j];
                 size_t f = first[j];
-                float boot = brow[j] == SIZE_MAX ? 0.0f : v[brow[j]];
+                float boot = r->cfg.vtrace_boot == FG_GA3C_VTRACE_BOOT_CURRENT
+                                 ? (brow[j] == SIZE_MAX ? 0.0f : v[brow[j]])
+                                 : sg->boot_v;
                 fg_ga3c_vtrace(sg->rewards, v + f, boot, pi + f, sg->mu, sg->n, r->cfg.discount, 1.0f, 1.0f, ret + f,
                                adv + f);
             }
@@ -867,6 +899,8 @@ static fg_status check_config(const fg_ga3c_config *c) {
     if (c->vtrace && c->algo == FG_GA3C_ALGO_A3C)
         return fg_fail(FG_ERR_INVALID, "ga3c: V-trace corrects GA3C's policy lag; the A3C baseline trains on-policy");
     if (c->net < 0 || c->net >= FG_GA3C_NET_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown network %d", c->net);
+    if (c->vtrace_boot < 0 || c->vtrace_boot >= FG_GA3C_VTRACE_BOOT_COUNT)
+        return fg_fail(FG_ERR_INVALID, "ga3c: vtrace_boot is %d, expected behaviour (0) or current (1)", c->vtrace_boot);
 #define RANGE(f, lo, hi)                                                                                                \
     if (!((f) >= (lo) && (f) <= (hi)))                                                                                  \
         return fg_fail(FG_ERR_INVALID, "ga3c: " #f " is %g, must be in [%g, %g]", (double)(f), (double)(lo), (double)(hi));
@@ -993,7 +1027,7 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
     if (cfg->algo == FG_GA3C_ALGO_A3C && r->train_cap < (int64_t)cfg->envs_per_agent * cfg->t_max)
         r->train_cap = (int64_t)cfg->envs_per_agent * cfg->t_max; /* an A3C update's rows */
     r->exp_cap = r->train_cap;
-    if (cfg->vtrace) r->train_cap = 2 * r->exp_cap;
+    if (cfg->vtrace && cfg->vtrace_boot == FG_GA3C_VTRACE_BOOT_CURRENT) r->train_cap = 2 * r->exp_cap;
     s = ga3c_net_build(&r->train, "ga3c", cfg->net, r->obs_ndim, r->obs_shape, r->A, r->train_cap, 1);
     if (s != FG_OK) goto fail;
     {
@@ -1249,6 +1283,8 @@ void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out) {
     memcpy(r->pred_snap, r->pred_hist, ((size_t)r->cfg.max_prediction_batch + 1) * sizeof(int64_t));
     memcpy(r->train_snap, r->train_hist, ((size_t)r->train_cap + 1) * sizeof(int64_t));
     memcpy(out->lag_hist, r->lag_hist, sizeof out->lag_hist);
+    out->rho_mean = r->rho_n ? r->rho_sum / (double)r->rho_n : NAN;
+    out->rho_cut_frac = r->rho_n ? (double)r->rho_cut / (double)r->rho_n : NAN;
     pthread_mutex_unlock(&r->stats_mu);
     out->pred_hist = r->pred_snap;
     out->pred_hist_len = r->cfg.max_prediction_batch + 1;
@@ -1305,6 +1341,14 @@ fg_status fg_ga3c_policy(fg_ga3c *r, const float *obs, size_t n, float *probs, f
     }
     free(x), free(z), free(v);
     return s;
+}
+
+double ga3c_lag0_ratio_dev(fg_ga3c *r, int64_t *n) {
+    pthread_mutex_lock(&r->stats_mu);
+    double d = r->lag0_dev;
+    *n = r->lag0_n;
+    pthread_mutex_unlock(&r->stats_mu);
+    return d;
 }
 
 int64_t ga3c_env_steps(const fg_ga3c *r) {

@@ -59,4 +59,10 @@ size_t ga3c_queue_count(ga3c_queue *q);
  * count to it. */
 int64_t ga3c_env_steps(const fg_ga3c *r);
 
+/* V-trace runs: among the experiences a trainer took with the very weights their action was
+ * sampled with (lag 0), how many (*n) and the largest |log(pi/mu)|: the trainer's pi of the
+ * action taken against the behaviour probability the agent recorded, which must agree up to
+ * rounding (tests hold mu to be the sampled action's probability, row for row). */
+double ga3c_lag0_ratio_dev(fg_ga3c *r, int64_t *n);
+
 #endif
