@@ -261,24 +261,9 @@ static void train_report(void *user, const fg_ga3c_stats *st) {
 
 /* The learning curve: mean return of the last 100 episodes against frames. */
 static int plot_learning(const fg_ga3c_stats *st, const char *env, const char *png, char *why, size_t why_len) {
-    cli_gnuplot gp;
-    if (!cli_gnuplot_open(&gp, png, 900, 540, why, why_len)) return 0;
-    FILE *f = gp.f;
     char title[200];
     snprintf(title, sizeof title, "GA3C on %s: mean return of the last 100 episodes", env);
-    fprintf(f, "set title ");
-    cli_gnuplot_str(f, title);
-    fprintf(f, "\nset xlabel 'frames'\nset ylabel 'mean return (last 100 episodes)'\nset grid\nset key off\n");
-    fprintf(f, "plot '-' using 1:2 with lines lw 2\n");
-    int any = 0;
-    for (size_t i = 0; i < st->curve_len; i++)
-        if (isfinite(st->curve[i].mean_return)) {
-            fprintf(f, "%lld %.6f\n", (long long)st->curve[i].frames, st->curve[i].mean_return);
-            any = 1;
-        }
-    if (!any) fprintf(f, "0 0\n");
-    fprintf(f, "e\n");
-    return cli_gnuplot_close(&gp, why, why_len);
+    return cli_plot_rl_curve(st, title, png, why, why_len);
 }
 
 static void json_hist(cli_json *j, const char *key, const int64_t *h, int n) {

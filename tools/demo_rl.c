@@ -67,25 +67,10 @@ static void rl_demo_progress(void *user, const fg_ga3c_stats *st) {
 
 /* Mean return of the last 100 episodes against frames; returns 1, or 0 with the reason in why. */
 static int rl_demo_plot(const fg_ga3c_stats *st, const char *png, double fps, char *why, size_t why_len) {
-    cli_gnuplot gp;
-    if (!cli_gnuplot_open(&gp, png, 900, 540, why, why_len)) return 0;
-    FILE *f = gp.f;
     char title[200];
     snprintf(title, sizeof title, "frugal demo: GA3C learning MinAtar Breakout (%d agents, lr %g; %.0f frames/s)",
              DEMO_RL_AGENTS, (double)DEMO_RL_LR, fps);
-    fprintf(f, "set title ");
-    cli_gnuplot_str(f, title);
-    fprintf(f, "\nset xlabel 'frames'\nset ylabel 'mean return (last 100 episodes)'\nset grid\nset key off\n");
-    fprintf(f, "plot '-' using 1:2 with lines lw 2\n");
-    int any = 0;
-    for (size_t i = 0; i < st->curve_len; i++)
-        if (isfinite(st->curve[i].mean_return)) {
-            fprintf(f, "%lld %.6f\n", (long long)st->curve[i].frames, st->curve[i].mean_return);
-            any = 1;
-        }
-    if (!any) fprintf(f, "0 0\n");
-    fprintf(f, "e\n");
-    return cli_gnuplot_close(&gp, why, why_len);
+    return cli_plot_rl_curve(st, title, png, why, why_len);
 }
 
 int demo_rl(const demo_opts *o) {

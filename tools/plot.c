@@ -4,6 +4,7 @@
  * gnuplot exited cleanly, so a failed plot never leaves a half-written or stale-looking file.
  * gnuplot's stderr goes to a temporary file whose last line becomes the reason of a failure. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -290,4 +291,23 @@ int cli_plot_option_check(const char *png) {
     if (usage) return cli_usage_error(NULL, "--plot: %s", why);
     fprintf(stderr, "frugal: --plot: %s, or leave out --plot\n", why);
     return CLI_EXIT_FAIL;
+}
+
+int cli_plot_rl_curve(const fg_ga3c_stats *st, const char *title, const char *png, char *why, size_t why_len) {
+    cli_gnuplot gp;
+    if (!cli_gnuplot_open(&gp, png, 900, 540, why, why_len)) return 0;
+    FILE *f = gp.f;
+    fprintf(f, "set title ");
+    cli_gnuplot_str(f, title);
+    fprintf(f, "\nset xlabel 'frames'\nset ylabel 'mean return (last 100 episodes)'\nset grid\nset key off\n");
+    fprintf(f, "plot '-' using 1:2 with lines lw 2\n");
+    int any = 0;
+    for (size_t i = 0; i < st->curve_len; i++)
+        if (isfinite(st->curve[i].mean_return)) {
+            fprintf(f, "%lld %.6f\n", (long long)st->curve[i].frames, st->curve[i].mean_return);
+            any = 1;
+        }
+    if (!any) fprintf(f, "0 0\n"); /* gnuplot refuses an empty block */
+    fprintf(f, "e\n");
+    return cli_gnuplot_close(&gp, why, why_len);
 }

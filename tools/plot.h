@@ -2,7 +2,8 @@
  * pipe): the plumbing every plot shares (is gnuplot installed, is the file name safe to quote,
  * a pngcairo terminal, a temporary PNG renamed into place only when gnuplot succeeded, its
  * first error line as the reason when it did not) and vmem's memory-over-time figure in the
- * style of the vDNN paper (Rhu et al., MICRO 2016, figure "memory usage over time"). */
+ * style of the vDNN paper (Rhu et al., MICRO 2016, figure "memory usage over time"), and GA3C's
+ * learning curve (rl train, the demo). */
 #ifndef FRUGAL_CLI_PLOT_H
 #define FRUGAL_CLI_PLOT_H
 
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "frugal/rl.h"
 #include "frugal/vmem.h"
 
 /* 1 when an executable `prog` is in one of $PATH's directories. */
@@ -59,5 +61,9 @@ size_t cli_plot_iteration(const fg_vmem_trace_event *ev, size_t n, size_t *first
  * series). */
 int cli_plot_memory(const char *png, const char *title, int n_series, const char *const *labels,
                     const fg_vmem_trace_event *const *ev, const size_t *n_ev, char *why, size_t why_len);
+
+/* A GA3C run's learning curve (st->curve: mean return of the last 100 episodes against frames)
+ * under `title`. Returns 1, or 0 with the reason in why. */
+int cli_plot_rl_curve(const fg_ga3c_stats *st, const char *title, const char *png, char *why, size_t why_len);
 
 #endif
