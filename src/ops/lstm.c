@@ -97,8 +97,9 @@
  * ln2 in two parts), exp(r) by its degree-6 Taylor polynomial (relative error < 2e-7) and 2^n put
  * into the exponent bits (n + 127 in [1, 254]: always a normal float). sigmoid and tanh built on
  * it are within 2e-7 of the exact values (absolute). */
-static inline float lstm_expf(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+static inline float lstm_expf(float x0) {
+    /* NaN computes with -87 too (converting NaN to int is undefined) and is returned as it came */
+    const float x = !(x0 >= -87.0f) ? -87.0f : x0 > 88.0f ? 88.0f : x0;
     const float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
     const float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
     float p = 1.0f / 720.0f;
@@ -109,10 +110,10 @@ static inline float lstm_expf(float x) {
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     const union {
-        int32_t i;
+        uint32_t i;
         float f;
-    } u = {((int32_t)n + 127) * (1 << 23)};
-    return p * u.f;
+    } u = {(uint32_t)((int32_t)n + 127) << 23};
+    return x0 == x0 ? p * u.f : x0;
 }
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + lstm_expf(-x)); }
 static inline float lstm_tanhf(float x) { return 1.0f - 2.0f / (lstm_expf(2.0f * x) + 1.0f); }

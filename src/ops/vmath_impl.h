@@ -9,9 +9,11 @@
 
 /* e^x for x <= 0 (softmax's x - max): x = n ln2 + r with |r| <= ln2/2, e^r by the degree-6
  * polynomial of Cephes' expf (error ~1 ulp), 2^n put in the exponent bits. Below -87 (e^x <
- * 1.7e-38, nothing next to the row maximum's 1) it returns 0. */
+ * 1.7e-38, nothing next to the row maximum's 1) it returns 0; NaN gives NaN. */
 __attribute__((always_inline)) static inline float fg_vm_exp_nonpos(float x) {
-    const float xc = x < -87.0f ? -87.0f : x;
+    /* NaN and x < -87 compute with -87 (and x > 88 with 88), so that n stays a small integer:
+     * converting NaN or a huge float to int is undefined; the result is selected below */
+    const float xc = !(x >= -87.0f) ? -87.0f : x > 88.0f ? 88.0f : x;
     /* n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would keep GCC from vectorising) */
     const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 in two parts: n * ln2_hi is exact */
@@ -22,9 +24,9 @@ __attribute__((always_inline)) static inline float fg_vm_exp_nonpos(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    /* n in [-126, 0]: 2^n is a normal float, its exponent field n + 127 */
-    const union { int32_t i; float f; } two_n = {.i = ((int32_t)n + 127) * (1 << 23)};
-    return x < -87.0f ? 0.0f : p * two_n.f;
+    /* n in [-126, 127]: 2^n is a normal float, its exponent field n + 127 */
+    const union { uint32_t i; float f; } two_n = {.i = (uint32_t)((int32_t)n + 127) << 23};
+    return x < -87.0f ? 0.0f : x == x ? p * two_n.f : x; /* NaN stays NaN */
 }
 
 /* Phi(x) = 0.5 * (1 + erf(x / sqrt 2)), the standard normal CDF, computed without the cancellation
