@@ -391,3 +391,20 @@ int cli_zoo_model_cfg(const cli_cmd *cmd, const char *model, int batch_set, int6
     if (!def) return cli_usage_error(cmd, "unknown model '%s' (frugal model list)", model);
     return cli_model_cfg(cmd, def, batch, input, out);
 }
+
+fg_status cli_text_open(cli_text_file *t, const char *path) {
+    t->path = path;
+    snprintf(t->tmp, sizeof t->tmp, "%s.tmp", path);
+    t->f = fopen(t->tmp, "w");
+    return t->f ? FG_OK : fg_fail(FG_ERR_IO, "%s: cannot open for writing", t->tmp);
+}
+
+fg_status cli_text_close(cli_text_file *t, int ok) {
+    fg_status s = FG_OK;
+    const int bad = ferror(t->f) != 0;
+    if (fclose(t->f) != 0 || bad) s = fg_fail(FG_ERR_IO, "%s: write failed (disk full?)", t->tmp);
+    t->f = NULL;
+    if (s == FG_OK && ok && rename(t->tmp, t->path) != 0) s = fg_fail(FG_ERR_IO, "%s: cannot rename to %s", t->tmp, t->path);
+    if (s != FG_OK || !ok) remove(t->tmp);
+    return s;
+}

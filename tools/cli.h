@@ -109,6 +109,22 @@ void cli_json_str(cli_json *j, const char *key, const char *v);
 void cli_json_num(cli_json *j, const char *key, double v); /* non-finite values become null */
 void cli_json_int(cli_json *j, const char *key, long long v);
 
+/* ---------------------------------------------------------------- text files (CSV traces) */
+
+/* A text file written as "<path>.tmp" and renamed over path only when every write succeeded, so
+ * a full disk never leaves half a file under the real name. */
+typedef struct cli_text_file {
+    FILE *f;
+    char tmp[4096];
+    const char *path;
+} cli_text_file;
+/* Opens path.tmp for writing; FG_ERR_IO naming it on failure. */
+fg_status cli_text_open(cli_text_file *t, const char *path);
+/* ok = the caller's own writing succeeded: closes, checks the stream, renames into place; else (or
+ * on any failure) removes the temporary file. FG_ERR_IO naming the file when a write or the rename
+ * failed, FG_OK otherwise (also when !ok: the caller reports its own failure). */
+fg_status cli_text_close(cli_text_file *t, int ok);
+
 /* ---------------------------------------------------------------- training (train, demo) */
 
 typedef struct cli_train_args {

@@ -100,21 +100,15 @@ static int plot_ppl(const lm_args *a, const fg_lm_epoch *h, int n, double test_p
 
 /* The validation points as CSV: one row each (the learning curve against training time). */
 static int write_trace(const char *path, const lm_ui *ui) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cli_fail("--trace", fg_fail(FG_ERR_IO, "cannot write %s", tmp));
-    fprintf(f, "epochs_done,train_seconds,train_cpu_seconds,valid_ppl\n");
+    cli_text_file t;
+    fg_status s = cli_text_open(&t, path);
+    if (s != FG_OK) return cli_fail("--trace", s);
+    fprintf(t.f, "epochs_done,train_seconds,train_cpu_seconds,valid_ppl\n");
     for (size_t i = 0; i < ui->n_curve; i++)
-        fprintf(f, "%.4f,%.3f,%.3f,%.4f\n", ui->curve[i].epochs_done, ui->curve[i].train_seconds,
+        fprintf(t.f, "%.4f,%.3f,%.3f,%.4f\n", ui->curve[i].epochs_done, ui->curve[i].train_seconds,
                 ui->curve[i].train_cpu_seconds, ui->curve[i].valid_ppl);
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return cli_fail("--trace", fg_fail(FG_ERR_IO, "writing %s failed (disk full?)", path));
-    }
-    return CLI_CONTINUE;
+    s = cli_text_close(&t, 1);
+    return s == FG_OK ? CLI_CONTINUE : cli_fail("--trace", s);
 }
 
 static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, int n, double test_ppl) {

@@ -158,10 +158,9 @@ static int write_steps_csv(const char *path, const sim_ctx *c) {
     fg_status s = fg_pool_create(&pool, 0);
     if (s == FG_OK) s = fg_vmem_policy_create(&pol, &vc);
     if (s == FG_OK) s = fg_train_build_model(&g, &io, c->model, &c->mc, 1, pool, &pol);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = s == FG_OK ? fopen(tmp, "w") : NULL;
-    if (s == FG_OK && !f) s = fg_fail(FG_ERR_IO, "%s: cannot open for writing", tmp);
+    cli_text_file t = {NULL, "", NULL};
+    if (s == FG_OK) s = cli_text_open(&t, path);
+    FILE *f = t.f;
     if (f) {
         fprintf(f, "step,node,name,op,pass,flops,bytes,compute_seconds,memory_seconds,seconds,bound\n");
         int N = fg_graph_n_nodes(g);
@@ -176,9 +175,8 @@ static int write_steps_csv(const char *path, const sim_ctx *c) {
                         pass == FG_FORWARD ? "forward" : "backward", rc.flops, rc.bytes, rc.compute_seconds,
                         rc.memory_seconds, rc.seconds, rc.seconds == 0 ? "none" : rc.compute_bound ? "compute" : "memory");
         }
-        if (fclose(f) != 0 && s == FG_OK) s = fg_fail(FG_ERR_IO, "%s: write failed", tmp);
-        if (s == FG_OK && rename(tmp, path) != 0) s = fg_fail(FG_ERR_IO, "%s: cannot rename to %s", tmp, path);
-        if (s != FG_OK) remove(tmp);
+        fg_status sc = cli_text_close(&t, s == FG_OK);
+        if (s == FG_OK) s = sc;
     }
     fg_graph_free(g);
     fg_pool_destroy(pool);
