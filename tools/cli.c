@@ -49,14 +49,17 @@ static const char *type_metavar(const cli_opt *o) {
     }
 }
 
-/* Prints `text` in a column starting at `indent`, wrapped at word boundaries to 100 columns. */
+/* Prints `text` in a column starting at `indent`, wrapped at word boundaries to 100 columns. A
+ * newline in `text` is a space like any other (option tables break their long strings for the
+ * source's width, not the terminal's). */
 static void print_wrapped(FILE *f, const char *text, int indent, int first_col) {
     const int width = 100;
     int col = first_col;
     const char *p = text;
     while (*p) {
-        while (*p == ' ') p++;
-        size_t w = strcspn(p, " ");
+        while (*p == ' ' || *p == '\n') p++;
+        if (!*p) break;
+        size_t w = strcspn(p, " \n");
         if (col > indent && col + 1 + (int)w > width) {
             fprintf(f, "\n%*s", indent, "");
             col = indent;
