@@ -42,6 +42,47 @@ static const lin_shape LIN_SHAPES[] = {
     {3, 5, 0, 1},      /* OC = 0: dinp = 0 */
 };
 
+/* fg_sgemm splits small products by columns of C over the threads (src/ops/gemm.c): every
+ * thread count must give the same bits, for every transpose, leading dimensions wider than the
+ * matrices and beta != 0; and against the naive twin. Shapes from below the split (a ViT's
+ * batch-1 projections, widths not a multiple of the 16-column blocks) to above it. */
+static void test_sgemm_threads(fg_rng *rng) {
+    static const int64_t shapes[][3] = {{197, 576, 192}, {197, 192, 768}, {1, 1000, 192}, {37, 197, 64},
+                                        {50, 100, 17},   {3, 33, 5},      {640, 2600, 65}, {20, 31, 9}};
+    char what[160];
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int t = 0; t < 4; t++) {
+            const int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], pad = 3;
+            const char ta = t & 1 ? 'T' : 'N', tb = t & 2 ? 'T' : 'N';
+            const int64_t lda = (ta == 'T' ? M : K) + pad, ldb = (tb == 'T' ? K : N) + pad, ldc = N + pad;
+            const size_t na = (size_t)((ta == 'T' ? K : M) * lda), nb = (size_t)((tb == 'T' ? N : K) * ldb),
+                         nc = (size_t)(M * ldc);
+            float *a = fg_alloc_guarded(na), *b = fg_alloc_guarded(nb), *c0 = fg_alloc_guarded(nc),
+                  *c1 = fg_alloc_guarded(nc), *c2 = fg_alloc_guarded(nc), *cr = fg_alloc_guarded(nc);
+            fg_fill_uniform(a, na, -1, 1, rng);
+            fg_fill_uniform(b, nb, -1, 1, rng);
+            fg_fill_uniform(c0, nc, -1, 1, rng);
+            memcpy(c1, c0, nc * sizeof(float));
+            memcpy(c2, c0, nc * sizeof(float));
+            memcpy(cr, c0, nc * sizeof(float));
+            fg_threads_set(1);
+            CHECK_OK(fg_sgemm(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, 0.25f, c1, ldc));
+            fg_threads_set(2);
+            CHECK_OK(fg_sgemm(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, 0.25f, c2, ldc));
+            fg_sgemm_naive(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, 0.25f, cr, ldc);
+            snprintf(what, sizeof what, "sgemm %c%c M %lld N %lld K %lld: 1 vs 2 threads", ta, tb, (long long)M,
+                     (long long)N, (long long)K);
+            fg_check_equal(what, c1, c2, nc); /* also: the padding columns untouched by both */
+            snprintf(what, sizeof what, "sgemm %c%c M %lld N %lld K %lld vs naive", ta, tb, (long long)M,
+                     (long long)N, (long long)K);
+            fg_check_close(what, c2, cr, nc, RTOL, fg_atol_for((double)K));
+            fg_check_guard(what, c2, nc);
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = N; j < ldc; j++) CHECK(c2[i * ldc + j] == c0[i * ldc + j]);
+            free(a), free(b), free(c0), free(c1), free(c2), free(cr);
+        }
+}
+
 static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
     const int64_t B = sh->B, IC = sh->IC, OC = sh->OC;
     const size_t ni = (size_t)(B * IC), nw = (size_t)(OC * IC), no = (size_t)(B * OC), nb = (size_t)OC;
@@ -870,6 +911,7 @@ int main(void) {
     fg_rng_seed(&rng, 20240612);
     fg_threads_set(2);
 
+    test_sgemm_threads(&rng);
     for (size_t i = 0; i < sizeof LIN_SHAPES / sizeof LIN_SHAPES[0]; i++) test_linear_vs_naive(&LIN_SHAPES[i], &rng);
     for (size_t i = 0; i < sizeof MM_SHAPES / sizeof MM_SHAPES[0]; i++)
         for (int t = 0; t < 4; t++) test_matmul_vs_ref(&MM_SHAPES[i], t >> 1, t & 1, &rng);

@@ -10,27 +10,29 @@
  * vectorise, relative error ~2e-7, and no cancellation for negative x, where 1 + erff(x / sqrt 2)
  * loses digits); fg_gelu_forward_naive / fg_gelu_backward_naive are the erff/expf twins.
  * Each works on n contiguous floats; dinp is written. Loops are OpenMP-parallel and vectorised,
- * but only past PAR_MIN elements so that small tensors do not pay for waking threads. Elements are
+ * but only past PAR_MIN elements (FG_PAR_MIN_STREAM for ReLU, which only moves data: par_impl.h)
+ * so that small tensors do not pay for waking threads. Elements are
  * independent (no reductions), so the thread count does not change results. */
 #include <math.h>
 
 #include "frugal/ops.h"
+#include "par_impl.h"
 #include "vmath_impl.h"
 
-/* Elements below which a loop runs on the calling thread (a fork/join costs a few microseconds,
- * about what 16K cheap elements take). */
+/* Elements below which a transcendental loop runs on the calling thread (waking the other thread
+ * costs ~15-20 us, about what 16K of these elements take). */
 #define PAR_MIN 16384
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
 void fg_relu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > FG_PAR_MIN_STREAM)
     for (size_t i = 0; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
 void fg_relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > FG_PAR_MIN_STREAM)
     for (size_t i = 0; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -39,7 +41,7 @@ size_t fg_relu_mask_bytes(size_t n) { return (n + 7) / 8; }
 /* One mask byte per 8 elements, so threads never share a byte. */
 void fg_relu_forward_mask(float *out, uint8_t *mask, const float *inp, size_t n) {
     const size_t nb = n / 8;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for schedule(static) if (n > FG_PAR_MIN_STREAM)
     for (size_t b = 0; b < nb; b++) {
         unsigned bits = 0;
         for (unsigned j = 0; j < 8; j++) {

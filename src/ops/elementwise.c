@@ -11,10 +11,12 @@
  * concat: viewing the inputs as (outer, chunk[i]) and the output as (outer, sum chunk), each output
  *   row is the inputs' rows one after another; backward splits dout the same way (dins written,
  *   a NULL entry skipped).
- * Loops go parallel (OpenMP) only past PAR_MIN elements. */
+ * Loops go parallel (OpenMP) only past PAR_MIN elements (dropout, which hashes every index) or
+ * FG_PAR_MIN_STREAM (the copies and adds: par_impl.h). */
 #include <string.h>
 
 #include "frugal/ops.h"
+#include "par_impl.h"
 
 #define PAR_MIN 16384
 
@@ -33,12 +35,12 @@ void fg_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint
 }
 
 void fg_add_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > FG_PAR_MIN_STREAM)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void fg_accumulate(float *y, const float *x, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > FG_PAR_MIN_STREAM)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -51,7 +53,7 @@ static int64_t concat_total(const int64_t *chunk, int k) {
 /* Parallel over the outer rows when the whole move is large; each row is k memcpy's. */
 void fg_concat_forward(float *out, const float *const *ins, const int64_t *chunk, int k, int64_t outer) {
     const int64_t total = concat_total(chunk, k);
-#pragma omp parallel for schedule(static) if (outer > 1 && outer * total > PAR_MIN)
+#pragma omp parallel for schedule(static) if (outer > 1 && outer * total > FG_PAR_MIN_STREAM)
     for (int64_t o = 0; o < outer; o++) {
         float *dst = out + o * total;
         for (int i = 0; i < k; i++) {
@@ -63,7 +65,7 @@ void fg_concat_forward(float *out, const float *const *ins, const int64_t *chunk
 
 void fg_concat_backward(float *const *dins, const float *dout, const int64_t *chunk, int k, int64_t outer) {
     const int64_t total = concat_total(chunk, k);
-#pragma omp parallel for schedule(static) if (outer > 1 && outer * total > PAR_MIN)
+#pragma omp parallel for schedule(static) if (outer > 1 && outer * total > FG_PAR_MIN_STREAM)
     for (int64_t o = 0; o < outer; o++) {
         const float *src = dout + o * total;
         for (int i = 0; i < k; i++) {

@@ -18,16 +18,16 @@
 #include <math.h>
 
 #include "frugal/ops.h"
+#include "par_impl.h"
 
 /* Elements below which the loops stay on the calling thread. */
-#define PAR_MIN 16384
 /* Column block of the dweight/dbias pass: the double accumulators live on the stack. */
 #define COL_BLOCK_MAX 256
 
 void fg_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int64_t rows, int64_t C, float eps) {
     FG_ASSERT(rows >= 0 && C >= 1);
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * C > PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * C > FG_PAR_MIN_ROWS)
     for (int64_t r = 0; r < rows; r++) {
         const float *x = inp + r * C;
         float *y = out + r * C;
@@ -67,7 +67,7 @@ void fg_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
     FG_ASSERT(rows >= 0 && C >= 1);
     if (dinp) {
         const float invC = 1.0f / (float)C;
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * C > PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * C > FG_PAR_MIN_ROWS)
         for (int64_t r = 0; r < rows; r++) {
             const float *x = inp + r * C, *dy = dout + r * C;
             float *dx = dinp + r * C;
@@ -102,7 +102,7 @@ void fg_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
         blk = (blk + 15) / 16 * 16;
         if (blk > COL_BLOCK_MAX) blk = COL_BLOCK_MAX;
         const int64_t nblk = (C + blk - 1) / blk;
-#pragma omp parallel for schedule(static) if (nblk > 1 && rows * C > PAR_MIN)
+#pragma omp parallel for schedule(static) if (nblk > 1 && rows * C > FG_PAR_MIN_ROWS)
         for (int64_t cb = 0; cb < nblk; cb++) {
             const int64_t c0 = cb * blk, n = c0 + blk < C ? blk : C - c0;
             double accw[COL_BLOCK_MAX], accb[COL_BLOCK_MAX];

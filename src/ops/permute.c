@@ -22,8 +22,8 @@
 #include <string.h>
 
 #include "frugal/ops.h"
+#include "par_impl.h"
 
-#define PAR_MIN 16384
 #define TILE 32
 
 fg_status fg_permute_check(int ndim, const int64_t *shape, const int *perm) {
@@ -104,7 +104,7 @@ void fg_permute_forward(float *out, const float *inp, int ndim, const int64_t *s
     if (p[n - 1] == n - 1) {
         /* the last axis stays last (splitting heads): rows of oshape[n-1] floats, one memcpy each */
         const int64_t row = oshape[n - 1], rows = total / row;
-#pragma omp parallel for schedule(static) if (rows > 1 && total > PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows > 1 && total > FG_PAR_MIN_STREAM)
         for (int64_t r = 0; r < rows; r++) {
             int64_t rem = r, src = 0;
             for (int k = n - 2; k >= 0; k--) {
@@ -119,7 +119,7 @@ void fg_permute_forward(float *out, const float *inp, int ndim, const int64_t *s
     const int64_t A = oshape[n - 2], Bn = oshape[n - 1], sa = ostr_in[n - 2], sb = ostr_in[n - 1];
     const int64_t outer = total / (A * Bn);
     const int64_t ta = (A + TILE - 1) / TILE, tb = (Bn + TILE - 1) / TILE;
-#pragma omp parallel for collapse(2) schedule(static) if (total > PAR_MIN)
+#pragma omp parallel for collapse(2) schedule(static) if (total > FG_PAR_MIN_STREAM)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t t = 0; t < ta * tb; t++) {
             int64_t rem = o, base = 0;

@@ -8,21 +8,21 @@
  *   same bits). FLOPs 0 forward (a copy).
  * slice: inp viewed as (outer, dim, inner) -> out (outer, len, inner) = inp[:, start:start+len, :]
  *   (torch's narrow). Backward: dinp is zero outside the slice and dout inside it, WRITTEN.
- * Neither has parameters or saves anything. OpenMP-parallel past PAR_MIN elements. */
+ * Neither has parameters or saves anything. OpenMP-parallel past FG_PAR_MIN_STREAM elements (par_impl.h). */
 #include <string.h>
 
 #include "frugal/ops.h"
+#include "par_impl.h"
 
-#define PAR_MIN 16384
 
 void fg_repeat_forward(float *out, const float *inp, size_t m, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 1 && (size_t)n * m > PAR_MIN)
+#pragma omp parallel for schedule(static) if (n > 1 && (size_t)n * m > FG_PAR_MIN_STREAM)
     for (int64_t r = 0; r < n; r++) memcpy(out + (size_t)r * m, inp, m * sizeof(float));
 }
 
 void fg_repeat_backward(float *dinp, const float *dout, size_t m, int64_t n) {
     if (!dinp) return;
-#pragma omp parallel for schedule(static) if ((size_t)n * m > PAR_MIN)
+#pragma omp parallel for schedule(static) if ((size_t)n * m > FG_PAR_MIN_STREAM)
     for (size_t i = 0; i < m; i++) {
         float s = 0.0f;
         for (int64_t r = 0; r < n; r++) s += dout[(size_t)r * m + i];
@@ -42,7 +42,7 @@ void fg_slice_forward(float *out, const float *inp, int64_t outer, int64_t dim, 
                       int64_t len) {
     FG_ASSERT(start >= 0 && len >= 0 && start + len <= dim);
     const size_t row = (size_t)(len * inner);
-#pragma omp parallel for schedule(static) if (outer > 1 && (size_t)outer * row > PAR_MIN)
+#pragma omp parallel for schedule(static) if (outer > 1 && (size_t)outer * row > FG_PAR_MIN_STREAM)
     for (int64_t o = 0; o < outer; o++)
         memcpy(out + (size_t)o * row, inp + (size_t)(o * dim + start) * (size_t)inner, row * sizeof(float));
 }
@@ -52,7 +52,7 @@ void fg_slice_backward(float *dinp, const float *dout, int64_t outer, int64_t di
     if (!dinp) return;
     FG_ASSERT(start >= 0 && len >= 0 && start + len <= dim);
     const size_t row = (size_t)(len * inner), full = (size_t)(dim * inner);
-#pragma omp parallel for schedule(static) if (outer > 1 && (size_t)outer * full > PAR_MIN)
+#pragma omp parallel for schedule(static) if (outer > 1 && (size_t)outer * full > FG_PAR_MIN_STREAM)
     for (int64_t o = 0; o < outer; o++) {
         float *d = dinp + (size_t)o * full;
         memset(d, 0, full * sizeof(float));
