@@ -40,6 +40,11 @@ for args in "--algo ga3c" "--algo ga3c --vtrace" "--algo ga3c --tune --tune-wind
     check_json run.json 20000 "$algo"
     [[ -s w.safetensors ]] || fail "rl train $args wrote no weights"
 done
+# the optimizer's settings reach the run and its JSON
+"$frugal" rl train --env cartpole --frames 5000 --quiet --rms-decay 0.999 --rms-eps 1e-4 --json rms.json >out.txt 2>&1 ||
+    fail "rl train --rms-decay --rms-eps exited $?"
+python3 -c "import json; d = json.load(open('rms.json')); assert abs(d['rmsprop_decay'] - 0.999) < 1e-6 and abs(d['rmsprop_eps'] - 1e-4) < 1e-9, d" ||
+    fail "rms.json does not record the optimizer's settings"
 if command -v gnuplot >/dev/null; then
     "$frugal" rl train --env cartpole --frames 5000 --quiet --plot curve.png >out.txt 2>&1 || fail "rl train --plot"
     [[ -s curve.png ]] || fail "no curve.png"
@@ -64,6 +69,7 @@ expect_usage() { # description, then the command
 expect_usage "unknown --algo" "$frugal" rl train --env cartpole --algo dqn --frames 10
 expect_usage "missing --env" "$frugal" rl train --frames 10
 expect_usage "--tune with a3c" "$frugal" rl train --env cartpole --algo a3c --tune --frames 10
+expect_usage "a negative --rms-eps" "$frugal" rl train --env cartpole --rms-eps -1 --frames 10
 expect_usage "weights of another game" "$frugal" rl play --env breakout --load w.safetensors --no-render
 "$frugal" rl --help | grep -q train || fail "rl --help does not list train"
 "$frugal" rl --help | grep -q play || fail "rl --help does not list play"

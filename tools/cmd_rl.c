@@ -296,6 +296,8 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     cli_json_int(&j, "min_training_batch", c->min_training_batch);
     cli_json_int(&j, "t_max", c->t_max);
     cli_json_num(&j, "lr", c->lr);
+    cli_json_num(&j, "rmsprop_decay", c->rmsprop_decay);
+    cli_json_num(&j, "rmsprop_eps", c->rmsprop_eps);
     cli_json_int(&j, "seed", (long long)c->seed);
     cli_json_int(&j, "frames", (long long)st->frames);
     cli_json_num(&j, "seconds", st->seconds);
@@ -368,7 +370,7 @@ static int rl_train(int argc, char **argv) {
         maxb = 128, no_clip = 0;
     int64_t frames = 1000000;
     uint64_t seed = 1;
-    double lr = 3e-4, beta = 0.01, discount = 0.99, grad_clip = 40.0, progress = 5.0;
+    double lr = 3e-4, beta = 0.01, discount = 0.99, grad_clip = 40.0, progress = 5.0, rms_decay = 0.99, rms_eps = 0.1;
     char names[256];
     env_list(names, sizeof names);
     char env_help[400];
@@ -401,6 +403,10 @@ static int rl_train(int argc, char **argv) {
         {"beta", CLI_FLOAT, &beta, "X", "entropy bonus (default 0.01)", 0},
         {"discount", CLI_FLOAT, &discount, "X", "discount (default 0.99)", 0},
         {"grad-clip", CLI_FLOAT, &grad_clip, "X", "max gradient norm, 0 = none (default 40)", 0},
+        {"rms-decay", CLI_FLOAT, &rms_decay, "X", "RMSProp's decay of the squared-gradient average (default 0.99, GA3C's)", 0},
+        {"rms-eps", CLI_FLOAT, &rms_eps, "X",
+         "RMSProp's epsilon, added to the average inside the square root (default 0.1, GA3C's; it was tuned for "
+         "GA3C's loss summed over the batch)", 0},
         {"no-reward-clip", CLI_FLAG, &no_clip, NULL, "do not clip rewards to [-1, 1] in the returns", 0},
         {"seed", CLI_U64, &seed, "S", "seed of weights, environments and sampling (default 1)", 0},
         {"load", CLI_STR, &load, "FILE", "start from these weights (safetensors from --save), a fresh RMSProp", 0},
@@ -450,6 +456,8 @@ static int rl_train(int argc, char **argv) {
     c.beta = (float)beta;
     c.discount = (float)discount;
     c.grad_clip = (float)grad_clip;
+    c.rmsprop_decay = (float)rms_decay;
+    c.rmsprop_eps = (float)rms_eps;
     c.clip_rewards = !no_clip;
     c.seed = seed;
     c.vtrace = vtrace;
