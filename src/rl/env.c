@@ -176,20 +176,21 @@ void fg_env_batch_reset(fg_env_batch *b, void *obs) {
     }
 }
 
-/* The loop for a game without its own step_batch (CartPole): calls through the table. */
-static void generic_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
-    const fg_env_game *g = b->game;
-    fg_env_step_loop(b, actions, obs, rewards, dones, g->step, g->observe, g->observe_vec, g->reset);
+fg_status fg_env_bad_action(const fg_env_batch *b, size_t i, int32_t a) {
+    return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i, (int)a,
+                   b->n_actions);
 }
 
+/* The loop for a game without its own step_batch (CartPole): calls through the table. */
+static fg_status generic_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
+    const fg_env_game *g = b->game;
+    return fg_env_step_loop(b, actions, obs, rewards, dones, g->step, g->observe, g->observe_vec, g->reset, 0);
+}
+
+/* The actions are checked inside the game's loop (before any env moves): one call from here. */
 fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
-    for (size_t i = 0; i < b->n; i++)
-        if ((uint32_t)actions[i] >= (uint32_t)b->n_actions) /* negative ones wrap to huge */
-            return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i,
-                           (int)actions[i], b->n_actions);
-    if (b->game->step_batch) b->game->step_batch(b, actions, obs, rewards, dones);
-    else generic_step(b, actions, obs, rewards, dones);
-    return FG_OK;
+    if (b->game->step_batch) return b->game->step_batch(b, actions, obs, rewards, dones);
+    return generic_step(b, actions, obs, rewards, dones);
 }
 
 void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int64_t *len) {

@@ -41,10 +41,10 @@ typedef struct fg_env_game {
     void (*observe_vec)(const void *st, float *obs);
     /* MinAtar's difficulty_ramp() (0 where the original returns None). */
     int (*ramp)(const void *st);
-    /* fg_env_batch_step after the actions were checked: the game's own copy of
-     * fg_env_step_loop with its step, observe and reset inlined (no indirect calls per env);
-     * NULL: env.c's generic loop through the pointers above. */
-    void (*step_batch)(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones);
+    /* fg_env_batch_step: the game's own copy of fg_env_step_loop (the actions' check, then every
+     * env) with its step, observe and reset inlined (no indirect calls per env); NULL: env.c's
+     * generic loop through the pointers above. */
+    fg_status (*step_batch)(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones);
 } fg_env_game;
 
 extern const fg_env_game fg_env_game_breakout;
@@ -186,16 +186,25 @@ struct fg_env_batch {
 /* The most observation bytes of a grid game (Seaquest's 10 channels). */
 #define FG_ENV_MAX_CELLS 1000
 
-/* The body of fg_env_batch_step after the actions were checked: for every env the sticky rule,
- * one step of the rules, the episode's accounting, the reset of a finished episode (in the other
- * state slot) and the observation. A game file instantiates it with its own functions (constant
- * arguments of an always-inlined function: the calls are direct and inlined), env.c with the
- * table's pointers. */
-static inline __attribute__((always_inline)) void
+/* fg_env_batch_step's error for env i's action a (out of [0, n_actions)). */
+fg_status fg_env_bad_action(const fg_env_batch *b, size_t i, int32_t a);
+
+/* The body of fg_env_batch_step: every action checked before any env moves, then for every env
+ * the sticky rule, one step of the rules, the episode's accounting, the reset of a finished
+ * episode (in the other state slot) and the observation. A game file instantiates it with its own
+ * functions (constant arguments of an always-inlined function: the calls are direct and inlined),
+ * env.c with the table's pointers. u8_only (a constant): obs is non-NULL and of FG_U8, so the
+ * loop has no other observation path (FG_ENV_STEP_BATCH instantiates it twice: the u8 loop the
+ * benchmarks and the byte-observation callers run, without the f32 path's 1000-byte scratch and
+ * the registers its branches hold, and one for everything else). */
+static inline __attribute__((always_inline)) fg_status
 fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones,
                  float (*step)(void *, int, fg_rng *, int *), void (*observe)(const void *, uint8_t *),
-                 void (*observe_vec)(const void *, float *), void (*reset)(void *, fg_rng *, int)) {
+                 void (*observe_vec)(const void *, float *), void (*reset)(void *, fg_rng *, int), int u8_only) {
     const size_t n = b->n, of = (size_t)b->game->obs_floats;
+    for (size_t i = 0; i < n; i++)
+        if ((uint32_t)actions[i] >= (uint32_t)b->n_actions) /* negative ones wrap to huge */
+            return fg_env_bad_action(b, i, actions[i]);
     const uint32_t threshold = b->sticky_threshold;
     for (size_t i = 0; i < n; i++) {
         fg_rng *rng = &b->rngs[i];
@@ -220,8 +229,11 @@ fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewa
             st = b->states + (2 * i + b->cur[i]) * b->stride;
             reset(st, rng, b->ramping);
         }
-        if (!obs) continue;
-        if (observe_vec) {
+        if (u8_only) {
+            observe(st, (uint8_t *)obs + i * of);
+        } else if (!obs) {
+            continue;
+        } else if (observe_vec) {
             observe_vec(st, (float *)obs + i * of);
         } else if (b->obs_dtype == FG_U8) {
             observe(st, (uint8_t *)obs + i * of);
@@ -235,16 +247,23 @@ fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewa
         }
     }
     b->steps += (int64_t)n;
+    return FG_OK;
 }
 
 /* A game's step and observe: inlined into its batch loop (a call and its register saves cost
  * more than many a step's work); the table's pointers still get an out-of-line copy. */
 #define FG_ENV_HOT __attribute__((always_inline)) inline
 
-/* A game file's step_batch: fg_env_step_loop with its functions. */
+/* A game file's step_batch: fg_env_step_loop with its functions, the u8 loop inline and the
+ * others (no observations, f32) in a function of their own. */
 #define FG_ENV_STEP_BATCH(fname, step, observe, reset)                                            \
-    static void fname(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) { \
-        fg_env_step_loop(b, actions, obs, rewards, dones, step, observe, NULL, reset);               \
+    static __attribute__((noinline)) fg_status fname##_any(fg_env_batch *b, const int32_t *actions, void *obs, \
+                                                           float *rewards, uint8_t *dones) {         \
+        return fg_env_step_loop(b, actions, obs, rewards, dones, step, observe, NULL, reset, 0);      \
+    }                                                                                              \
+    static fg_status fname(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) { \
+        if (!obs || b->obs_dtype != FG_U8) return fname##_any(b, actions, obs, rewards, dones);   \
+        return fg_env_step_loop(b, actions, obs, rewards, dones, step, observe, NULL, reset, 1);      \
     }
 
 /* ---------------------------------------------------------------- the games' states */
