@@ -295,12 +295,12 @@ typedef struct fg_freeway {
     int move_timer, terminate_timer, terminal;
 } fg_freeway;
 
-typedef struct fg_asterix_entity {
-    int8_t active, x, y, right, gold;
-} fg_asterix_entity;
-
+/* Asterix's eight entities (enemies or gold), slot i on row i + 1, one array per field: the move
+ * and the observation's cell numbers are plain loops over the eight that the compiler turns into
+ * one 16-byte vector operation each (int16_t lanes). x is -1 or 10 once an entity has left the
+ * board (then inactive). */
 typedef struct fg_asterix {
-    fg_asterix_entity ent[8]; /* slot i lives on row i + 1 */
+    int16_t active[8], x[8], right[8], gold[8];
     int player_x, player_y;
     int spawn_speed, spawn_timer, move_speed, move_timer, ramp_timer, ramp_index;
     int ramping, terminal;
