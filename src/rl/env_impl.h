@@ -104,16 +104,23 @@ static inline uint32_t fg_env_below(fg_rng *rng, uint32_t n) {
     return (uint32_t)(m >> 32);
 }
 
+/* c (0 or 1) ? a : b without a branch. The empty asm hides the mask from the compiler, which
+ * otherwise turns a select whose operands it must compute anyway back into a branch; the games
+ * use it where the random play makes the condition unpredictable (a mispredicted branch costs
+ * about as much as drawing a whole observation). */
+static inline int fg_env_sel(int c, int a, int b) {
+    int m = -c;
+    __asm__("" : "+r"(m));
+    return (a & m) | (b & ~m);
+}
+
 /* MinAtar's Environment.act: with probability p the previous action is taken instead of a;
  * either way the taken action becomes the previous one. No draw when p <= 0. */
 int fg_env_sticky(fg_rng *rng, float p, int *last, int a);
 
 /* fg_env_sticky with p given as fg_env_threshold(p) (0 for p <= 0: no draw). */
 static inline int fg_env_sticky_t(fg_rng *rng, uint32_t threshold, int *last, int a) {
-    if (threshold) {
-        int stick = fg_env_chance(rng, threshold);
-        a = stick ? *last : a;
-    }
+    if (threshold) a = fg_env_sel(fg_env_chance(rng, threshold), *last, a);
     *last = a;
     return a;
 }
@@ -127,16 +134,6 @@ static inline __attribute__((always_inline)) void fg_env_clear(uint8_t *p, size_
 #pragma GCC unroll 32
     for (; k + 32 <= n; k += 32) _mm256_storeu_si256((__m256i *)(void *)(p + k), z);
     if (k < n) _mm256_storeu_si256((__m256i *)(void *)(p + n - 32), z);
-}
-
-/* c (0 or 1) ? a : b without a branch. The empty asm hides the mask from the compiler, which
- * otherwise turns a select whose operands it must compute anyway back into a branch; the games
- * use it where the random play makes the condition unpredictable (a mispredicted branch costs
- * about as much as drawing a whole observation). */
-static inline int fg_env_sel(int c, int a, int b) {
-    int m = -c;
-    __asm__("" : "+r"(m));
-    return (a & m) | (b & ~m);
 }
 
 /* Byte k of entry m is bit k of m: eight cells of a row in one 8-byte store (env.c). */

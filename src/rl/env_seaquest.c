@@ -75,7 +75,7 @@ static void spawn_diver(fg_seaquest *s, fg_rng *rng) {
     push(s->divers, &s->n_divers, (fg_seaquest_obj){right ? 0 : 9, y, right, DIVER_MOVE_INTERVAL, 0});
 }
 
-static inline int at_sub(const fg_seaquest *s, int x, int y) { return (x == s->sub_x) & (y == s->sub_y); }
+static inline int at_sub(int x, int y, int sub_x, int sub_y) { return (x == sub_x) & (y == sub_y); }
 
 /* Surfacing with at least one diver (the caller checked). The original empties a full sub
  * (diver_count = 0) and then takes one diver off as for any surfacing, leaving -1: we keep that,
@@ -97,20 +97,31 @@ static float do_surface(fg_seaquest *s) {
     return r;
 }
 
+/* How the lists are walked: the random play makes every per-object condition unpredictable (an
+ * object moves on one step in move_speed + 1, a bullet is fired or not), and a mispredicted branch
+ * costs as much as a dozen objects' arithmetic. So the common outcome of each object's step (it
+ * moves or waits, nothing is hit) is computed with selects, and one rarely taken branch leads to
+ * the original's chain of cases (leaving the board, a hit, a pick-up), which is then followed as
+ * written. (sx, sy) is the player's sub after this step's move; *term collects the terminal
+ * conditions. */
+
 /* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
  * removes from it while iterating, which visits every element once; so do we. */
-FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, float *r) {
+FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, int sx, int sy,
+                                    int *term, float *r) {
     for (int i = *n - 1; i >= 0; i--) {
         fg_seaquest_obj e = list[i];
         int removed = 0;
-        s->terminal |= at_sub(s, e.x, e.y);
-        if (e.move_timer == 0) {
-            e.move_timer = s->move_speed;
-            e.x += e.right ? 1 : -1;
-            if (e.x < 0 || e.x > 9) {
+        *term |= at_sub(e.x, e.y, sx, sy);
+        int moves = e.move_timer == 0;
+        e.move_timer = fg_env_sel(moves, s->move_speed, e.move_timer - 1);
+        e.x += fg_env_sel(moves, 2 * e.right - 1, 0);
+        int off = (unsigned)e.x > 9u;
+        if (moves & (off | at_sub(e.x, e.y, sx, sy) | (s->n_f_bullets > 0))) {
+            if (off) {
                 removed = 1;
-            } else if (at_sub(s, e.x, e.y)) {
-                s->terminal = 1;
+            } else if (at_sub(e.x, e.y, sx, sy)) {
+                *term = 1;
             } else {
                 int j = find_at(s->f_bullets, s->n_f_bullets, e.x, e.y);
                 if (j >= 0) {
@@ -119,18 +130,16 @@ FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *
                     *r += 1.0f;
                 }
             }
-        } else {
-            e.move_timer--;
         }
         /* The original's sub fires even on the step it leaves the screen or is shot (its shot
-         * timer is read after the removal); we keep that: a shot sub's last bullet flies. */
+         * timer is read after the removal); we keep that: a shot sub's last bullet flies. The
+         * bullet is written to the list's next slot every time and counted only when fired. */
         if (shoots) {
-            if (e.shot_timer == 0) {
-                e.shot_timer = ENEMY_SHOT_INTERVAL;
-                push(s->e_bullets, &s->n_e_bullets, (fg_seaquest_obj){e.x, e.y, e.right, 0, 0});
-            } else {
-                e.shot_timer--;
-            }
+            int fires = e.shot_timer == 0;
+            FG_ASSERT_MSG(s->n_e_bullets < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
+            s->e_bullets[s->n_e_bullets] = (fg_seaquest_obj){e.x, e.y, e.right, 0, 0};
+            s->n_e_bullets += fires;
+            e.shot_timer = fg_env_sel(fires, ENEMY_SHOT_INTERVAL, e.shot_timer - 1);
         }
         if (removed) drop(list, n, i);
         else list[i] = e;
@@ -152,23 +161,28 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
         spawn_diver(s, rng);
         s->d_spawn_timer = DIVER_SPAWN_SPEED;
     }
-    /* Fire (when the gun is ready) or one of the four moves; the moves as offsets, clamped, so
-     * that only the firing branches on the (random) action. */
+    /* Fire (when the gun is ready) or one of the four moves; the moves as offsets, clamped, and
+     * the shot written to the list's next slot every time and counted only when fired: no branch
+     * on the (random) action. */
     static const int8_t mx[FG_ACT_COUNT] = {0, -1, 0, 1, 0, 0}, my[FG_ACT_COUNT] = {0, 0, -1, 0, 1, 0};
-    if (a == FG_ACT_F && s->shot_timer == 0) {
-        push(s->f_bullets, &s->n_f_bullets, (fg_seaquest_obj){s->sub_x, s->sub_y, s->sub_right, 0, 0});
-        s->shot_timer = SHOT_COOL_DOWN;
-    }
+    int fires = (a == FG_ACT_F) & (s->shot_timer == 0);
+    FG_ASSERT_MSG(s->n_f_bullets < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
+    s->f_bullets[s->n_f_bullets] = (fg_seaquest_obj){s->sub_x, s->sub_y, s->sub_right, 0, 0};
+    s->n_f_bullets += fires;
+    s->shot_timer = fg_env_sel(fires, SHOT_COOL_DOWN, s->shot_timer);
     int sx = s->sub_x + mx[a], sy = s->sub_y + my[a];
-    s->sub_x = sx < 0 ? 0 : sx > 9 ? 9 : sx;
-    s->sub_y = sy < 0 ? 0 : sy > 8 ? 8 : sy;
+    sx = sx < 0 ? 0 : sx > 9 ? 9 : sx;
+    sy = sy < 0 ? 0 : sy > 8 ? 8 : sy;
+    s->sub_x = sx;
+    s->sub_y = sy;
     s->sub_right = fg_env_sel(mx[a] != 0, mx[a] > 0, s->sub_right);
+    int term = 0;
 
     /* friendly bullets: move, then hit the first fish on their cell, else the first sub */
     for (int i = s->n_f_bullets - 1; i >= 0; i--) {
         fg_seaquest_obj *b = &s->f_bullets[i];
-        b->x += b->right ? 1 : -1;
-        if (b->x < 0 || b->x > 9) {
+        b->x += 2 * b->right - 1;
+        if ((unsigned)b->x > 9u) {
             drop(s->f_bullets, &s->n_f_bullets, i);
             continue;
         }
@@ -188,50 +202,56 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     }
 
     /* divers: picked up where they are, else they move and may be picked up there */
+    int room = s->diver_count < 6;
     for (int i = s->n_divers - 1; i >= 0; i--) {
         fg_seaquest_obj *d = &s->divers[i];
-        if (at_sub(s, d->x, d->y) && s->diver_count < 6) {
+        if (at_sub(d->x, d->y, sx, sy) & room) {
             drop(s->divers, &s->n_divers, i);
             s->diver_count++;
-        } else if (d->move_timer == 0) {
-            d->move_timer = DIVER_MOVE_INTERVAL;
-            d->x += d->right ? 1 : -1;
-            if (d->x < 0 || d->x > 9) {
-                drop(s->divers, &s->n_divers, i);
-            } else if (at_sub(s, d->x, d->y) && s->diver_count < 6) {
-                drop(s->divers, &s->n_divers, i);
+            room = s->diver_count < 6;
+            continue;
+        }
+        int moves = d->move_timer == 0;
+        d->move_timer = fg_env_sel(moves, DIVER_MOVE_INTERVAL, d->move_timer - 1);
+        d->x += fg_env_sel(moves, 2 * d->right - 1, 0);
+        int off = (unsigned)d->x > 9u;
+        if (moves & (off | (at_sub(d->x, d->y, sx, sy) & room))) {
+            drop(s->divers, &s->n_divers, i);
+            if (!off) {
                 s->diver_count++;
+                room = s->diver_count < 6;
             }
-        } else {
-            d->move_timer--;
         }
     }
 
-    move_enemies(s, s->subs, &s->n_subs, 1, &r);
+    move_enemies(s, s->subs, &s->n_subs, 1, sx, sy, &term, &r);
 
-    /* enemy bullets hit the sub on their cell before or after moving */
+    /* enemy bullets hit the sub on their cell before or after moving (off the board they are
+     * on no sub's cell) */
     for (int i = s->n_e_bullets - 1; i >= 0; i--) {
         fg_seaquest_obj *b = &s->e_bullets[i];
-        s->terminal |= at_sub(s, b->x, b->y);
-        b->x += b->right ? 1 : -1;
-        if (b->x < 0 || b->x > 9) drop(s->e_bullets, &s->n_e_bullets, i);
-        else s->terminal |= at_sub(s, b->x, b->y);
+        term |= at_sub(b->x, b->y, sx, sy);
+        b->x += 2 * b->right - 1;
+        term |= at_sub(b->x, b->y, sx, sy);
+        if ((unsigned)b->x > 9u) drop(s->e_bullets, &s->n_e_bullets, i);
     }
 
-    move_enemies(s, s->fish, &s->n_fish, 0, &r);
+    move_enemies(s, s->fish, &s->n_fish, 0, sx, sy, &term, &r);
 
     s->e_spawn_timer -= s->e_spawn_timer > 0;
     s->d_spawn_timer -= s->d_spawn_timer > 0;
     s->shot_timer -= s->shot_timer > 0;
-    if (s->oxygen <= 0) s->terminal = 1;
-    if (s->sub_y > 0) {
-        s->oxygen--;
-        s->surface = 0;
-    } else if (!s->surface) {
-        if (s->diver_count == 0) s->terminal = 1;
+    term |= s->oxygen <= 0;
+    /* below the surface oxygen drops; arriving at the surface (rare) is handled apart */
+    int below = sy > 0;
+    s->oxygen -= below;
+    if (!below & !s->surface) {
+        if (s->diver_count == 0) term = 1;
         else r += do_surface(s);
     }
-    *done = s->terminal ? FG_ENV_TERMINATED : FG_ENV_RUNNING;
+    s->surface &= !below;
+    s->terminal = term;
+    *done = term ? FG_ENV_TERMINATED : FG_ENV_RUNNING;
     return r;
 }
 
