@@ -100,10 +100,11 @@ static float do_surface(fg_seaquest *s) {
 /* How the lists are walked: the random play makes every per-object condition unpredictable (an
  * object moves on one step in move_speed + 1, a bullet is fired or not), and a mispredicted branch
  * costs as much as a dozen objects' arithmetic. So the common outcome of each object's step (it
- * moves or waits, nothing is hit) is computed with selects, and one rarely taken branch leads to
- * the original's chain of cases (leaving the board, a hit, a pick-up), which is then followed as
- * written. (sx, sy) is the player's sub after this step's move; *term collects the terminal
- * conditions. */
+ * moves or waits, nothing is hit) is arithmetic on 0/1 flags (-flag & v is v or 0; a timer that
+ * is 0 when its flag is set becomes its interval as t - 1 + (-flag & (interval + 1))), and one
+ * rarely taken branch leads to the original's chain of cases (leaving the board, a hit, a
+ * pick-up), which is then followed as written. (sx, sy) is the player's sub after this step's
+ * move; *term collects the terminal conditions. */
 
 /* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
  * removes from it while iterating, which visits every element once; so do we. */
@@ -114,8 +115,8 @@ FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *
         int removed = 0;
         *term |= at_sub(e.x, e.y, sx, sy);
         int moves = e.move_timer == 0;
-        e.move_timer = fg_env_sel(moves, s->move_speed, e.move_timer - 1);
-        e.x += fg_env_sel(moves, 2 * e.right - 1, 0);
+        e.move_timer += -1 + (-moves & (s->move_speed + 1));
+        e.x += -moves & (2 * e.right - 1);
         int off = (unsigned)e.x > 9u;
         if (moves & (off | at_sub(e.x, e.y, sx, sy) | (s->n_f_bullets > 0))) {
             if (off) {
@@ -139,7 +140,7 @@ FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *
             FG_ASSERT_MSG(s->n_e_bullets < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
             s->e_bullets[s->n_e_bullets] = (fg_seaquest_obj){e.x, e.y, e.right, 0, 0};
             s->n_e_bullets += fires;
-            e.shot_timer = fg_env_sel(fires, ENEMY_SHOT_INTERVAL, e.shot_timer - 1);
+            e.shot_timer += -1 + (-fires & (ENEMY_SHOT_INTERVAL + 1));
         }
         if (removed) drop(list, n, i);
         else list[i] = e;
@@ -169,7 +170,7 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     FG_ASSERT_MSG(s->n_f_bullets < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
     s->f_bullets[s->n_f_bullets] = (fg_seaquest_obj){s->sub_x, s->sub_y, s->sub_right, 0, 0};
     s->n_f_bullets += fires;
-    s->shot_timer = fg_env_sel(fires, SHOT_COOL_DOWN, s->shot_timer);
+    s->shot_timer += -fires & SHOT_COOL_DOWN;
     int sx = s->sub_x + mx[a], sy = s->sub_y + my[a];
     sx = sx < 0 ? 0 : sx > 9 ? 9 : sx;
     sy = sy < 0 ? 0 : sy > 8 ? 8 : sy;
@@ -212,8 +213,8 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
             continue;
         }
         int moves = d->move_timer == 0;
-        d->move_timer = fg_env_sel(moves, DIVER_MOVE_INTERVAL, d->move_timer - 1);
-        d->x += fg_env_sel(moves, 2 * d->right - 1, 0);
+        d->move_timer += -1 + (-moves & (DIVER_MOVE_INTERVAL + 1));
+        d->x += -moves & (2 * d->right - 1);
         int off = (unsigned)d->x > 9u;
         if (moves & (off | (at_sub(d->x, d->y, sx, sy) & room))) {
             drop(s->divers, &s->n_divers, i);
@@ -270,6 +271,23 @@ FG_ENV_HOT static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *lis
     }
 }
 
+/* The gauges' rows (row 9 of channels 7 and 8): oxygen cells 0 .. oxy - 1 for oxy =
+ * oxygen * 10 / 200; divers cells 9 - diver_count .. 8, none for a count of 0 or -1 (see
+ * do_surface). */
+static const uint8_t oxygen_gauge[11][10] = {
+    {0}, {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1},
+    {1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+};
+static const uint8_t diver_gauge[7][10] = {
+    {0},
+    {0, 0, 0, 0, 0, 0, 0, 0, 1},
+    {0, 0, 0, 0, 0, 0, 0, 1, 1},
+    {0, 0, 0, 0, 0, 0, 1, 1, 1},
+    {0, 0, 0, 0, 0, 1, 1, 1, 1},
+    {0, 0, 0, 0, 1, 1, 1, 1, 1},
+    {0, 0, 0, 1, 1, 1, 1, 1, 1},
+};
+
 FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
     const fg_seaquest *s = vs;
     fg_env_clear(obs, 10 * 100);
@@ -281,12 +299,10 @@ FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
     back = back < 0 ? 9 : back;
     FG_ASSERT(back <= 9);
     obs[1 * 100 + s->sub_y * 10 + back] = 1;
-    /* the gauges as row masks: oxygen cells 0 .. oxy - 1; divers cells 9 - diver_count .. 8,
-     * none for a count of 0 or -1 (see do_surface) */
+    /* the gauges, copied whole from the tables above */
     int oxy = (s->oxygen > 0 ? s->oxygen : 0) * 10 / MAX_OXYGEN;
-    fg_env_put_row(obs + 7 * 100 + 90, (1u << oxy) - 1u);
-    int dc = s->diver_count > 0 ? s->diver_count : 0;
-    fg_env_put_row(obs + 8 * 100 + 90, ((1u << dc) - 1u) << (9 - dc));
+    memcpy(obs + 7 * 100 + 90, oxygen_gauge[oxy], 10);
+    memcpy(obs + 8 * 100 + 90, diver_gauge[s->diver_count > 0 ? s->diver_count : 0], 10);
     put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0, front);
     put_objs(obs, 4, s->e_bullets, s->n_e_bullets, 0, front);
     put_objs(obs, 5, s->fish, s->n_fish, 1, front);
