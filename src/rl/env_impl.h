@@ -158,9 +158,23 @@ fg_rng *fg_env_batch_rng(fg_env_batch *b, size_t i);
 
 /* ---------------------------------------------------------------- the batch */
 
+/* One environment's bookkeeping, in one record so that a step reaches all of it from one pointer
+ * (the batch loop's overhead is a visible share of a game step). Two state slots per env: `state`
+ * is the running episode's; when an episode ends the next one starts in the other slot, so the
+ * finished one's last state stays readable (the final observation) without a copy. */
+typedef struct fg_env_slot {
+    fg_rng rng;
+    unsigned char *state; /* the running episode's slot: the batch's states + (2i + cur) * stride */
+    int cur;              /* 0 or 1 */
+    int last_action;      /* sticky actions: the previous full-set action taken */
+    double ep_return, last_return;
+    int64_t ep_length, last_length;
+} fg_env_slot;
+
 struct fg_env_batch {
     const fg_env_game *game;
     size_t n;
+    size_t obs_size;   /* elements of one env's observation (the game's obs_floats) */
     float sticky;
     uint32_t sticky_threshold; /* fg_env_threshold(sticky); 0 when sticky <= 0 */
     int ramping;
@@ -168,15 +182,8 @@ struct fg_env_batch {
     int n_actions;
     int action_id[FG_ACT_COUNT]; /* index -> full-set action */
     size_t stride;               /* bytes per game state, rounded up to 16 */
-    /* Two state slots per env: cur[i] is the running episode's; when an episode ends the next
-     * one starts in the other slot, so the finished one's last state stays readable (the final
-     * observation) without a copy. */
     unsigned char *states;       /* 2n states, env i's at 2i and 2i + 1 */
-    uint8_t *cur;
-    fg_rng *rngs;
-    int *last_action;            /* sticky actions: the previous full-set action taken */
-    double *ep_return, *last_return;
-    int64_t *ep_length, *last_length;
+    fg_env_slot *env;            /* n */
     int64_t episodes, steps;
 };
 
@@ -198,33 +205,34 @@ static inline __attribute__((always_inline)) fg_status
 fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones,
                  float (*step)(void *, int, fg_rng *, int *), void (*observe)(const void *, uint8_t *),
                  void (*observe_vec)(const void *, float *), void (*reset)(void *, fg_rng *, int), int u8_only) {
-    const size_t n = b->n, of = (size_t)b->game->obs_floats;
+    const size_t n = b->n, of = b->obs_size;
     for (size_t i = 0; i < n; i++)
         if ((uint32_t)actions[i] >= (uint32_t)b->n_actions) /* negative ones wrap to huge */
             return fg_env_bad_action(b, i, actions[i]);
     const uint32_t threshold = b->sticky_threshold;
     for (size_t i = 0; i < n; i++) {
-        fg_rng *rng = &b->rngs[i];
-        void *st = b->states + (2 * i + b->cur[i]) * b->stride;
-        int a = fg_env_sticky_t(rng, threshold, &b->last_action[i], b->action_id[actions[i]]);
+        fg_env_slot *e = &b->env[i];
+        void *st = e->state;
+        int a = fg_env_sticky_t(&e->rng, threshold, &e->last_action, b->action_id[actions[i]]);
         int done = FG_ENV_RUNNING;
-        float r = step(st, a, rng, &done);
-        b->ep_return[i] += r;
-        b->ep_length[i]++;
+        float r = step(st, a, &e->rng, &done);
+        e->ep_return += r;
+        e->ep_length++;
         rewards[i] = r;
         dones[i] = (uint8_t)done;
         if (__builtin_expect(done != FG_ENV_RUNNING, 0)) {
             /* The reward above is the terminal step's; the episode's record includes it. MinAtar's
              * Environment keeps last_action across reset, and so do we (sticky actions can carry
              * the last action of one episode into the first step of the next). */
-            b->last_return[i] = b->ep_return[i];
-            b->last_length[i] = b->ep_length[i];
-            b->ep_return[i] = 0.0;
-            b->ep_length[i] = 0;
+            e->last_return = e->ep_return;
+            e->last_length = e->ep_length;
+            e->ep_return = 0.0;
+            e->ep_length = 0;
             b->episodes++;
-            b->cur[i] ^= 1u;
-            st = b->states + (2 * i + b->cur[i]) * b->stride;
-            reset(st, rng, b->ramping);
+            e->cur ^= 1;
+            e->state = b->states + (2 * i + (size_t)e->cur) * b->stride;
+            st = e->state;
+            reset(st, &e->rng, b->ramping);
         }
         if (u8_only) {
             observe(st, (uint8_t *)obs + i * of);
