@@ -104,13 +104,20 @@ static inline uint32_t fg_env_below(fg_rng *rng, uint32_t n) {
     return (uint32_t)(m >> 32);
 }
 
-/* c (0 or 1) ? a : b without a branch. The empty asm hides the mask from the compiler, which
- * otherwise turns a select whose operands it must compute anyway back into a branch; the games
- * use it where the random play makes the condition unpredictable (a mispredicted branch costs
- * about as much as drawing a whole observation). */
+/* v, hidden from the compiler by an empty asm: a condition built from 0/1 flags with & and |
+ * stays one branch on the result instead of being split into a branch per flag, which brings
+ * back the unpredictable ones (a mispredicted branch costs about as much as drawing a whole
+ * observation). */
+static inline int fg_env_opaque(int v) {
+    __asm__("" : "+r"(v));
+    return v;
+}
+
+/* c (0 or 1) ? a : b without a branch: the compiler otherwise turns a select whose operands it
+ * must compute anyway back into a branch; the games use it where the random play makes the
+ * condition unpredictable. */
 static inline int fg_env_sel(int c, int a, int b) {
-    int m = -c;
-    __asm__("" : "+r"(m));
+    int m = fg_env_opaque(-c);
     return (a & m) | (b & ~m);
 }
 

@@ -118,7 +118,7 @@ FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *
         e.move_timer += -1 + (-moves & (s->move_speed + 1));
         e.x += -moves & (2 * e.right - 1);
         int off = (unsigned)e.x > 9u;
-        if (moves & (off | at_sub(e.x, e.y, sx, sy) | (s->n_f_bullets > 0))) {
+        if (fg_env_opaque(moves & (off | at_sub(e.x, e.y, sx, sy) | (s->n_f_bullets > 0)))) {
             if (off) {
                 removed = 1;
             } else if (at_sub(e.x, e.y, sx, sy)) {
