@@ -80,12 +80,12 @@ static inline int at_sub(int x, int y, int sub_x, int sub_y) { return (x == sub_
 /* Surfacing with at least one diver (the caller checked). The original empties a full sub
  * (diver_count = 0) and then takes one diver off as for any surfacing, leaving -1: we keep that,
  * so after a full surfacing the next one needs no diver (the gauge shows none). */
-static float do_surface(fg_seaquest *s) {
-    float r = 0.0f;
+static int do_surface(fg_seaquest *s) {
+    int r = 0;
     s->surface = 1;
     if (s->diver_count == 6) {
         s->diver_count = 0;
-        r = (float)(s->oxygen * 10 / MAX_OXYGEN);
+        r = s->oxygen * 10 / MAX_OXYGEN;
     }
     s->oxygen = MAX_OXYGEN;
     s->diver_count--;
@@ -107,52 +107,57 @@ static float do_surface(fg_seaquest *s) {
  * move; *term collects the terminal conditions. */
 
 /* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
- * removes from it while iterating, which visits every element once; so do we. */
+ * removes from it while iterating, which visits every element once; so do we. An object's y and
+ * direction never change: only x and the timers are written back. */
 FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, int sx, int sy,
-                                    int *term, float *r) {
+                                    int *term, int *hits) {
+    const int move_reset = s->move_speed + 1;
     for (int i = *n - 1; i >= 0; i--) {
-        fg_seaquest_obj e = list[i];
-        int removed = 0;
-        *term |= at_sub(e.x, e.y, sx, sy);
-        int moves = e.move_timer == 0;
-        e.move_timer += -1 + (-moves & (s->move_speed + 1));
-        e.x += -moves & (2 * e.right - 1);
-        int off = (unsigned)e.x > 9u;
-        if (fg_env_opaque(moves & (off | at_sub(e.x, e.y, sx, sy) | (s->n_f_bullets > 0)))) {
+        fg_seaquest_obj *e = &list[i];
+        int x = e->x, y = e->y, right = e->right, removed = 0;
+        *term |= at_sub(x, y, sx, sy);
+        int moves = e->move_timer == 0;
+        e->move_timer += -1 + (-moves & move_reset);
+        x += -moves & (2 * right - 1);
+        e->x = x;
+        int off = (unsigned)x > 9u;
+        if (fg_env_opaque(moves & (off | at_sub(x, y, sx, sy) | (s->n_f_bullets > 0)))) {
             if (off) {
                 removed = 1;
-            } else if (at_sub(e.x, e.y, sx, sy)) {
+            } else if (at_sub(x, y, sx, sy)) {
                 *term = 1;
             } else {
-                int j = find_at(s->f_bullets, s->n_f_bullets, e.x, e.y);
+                int j = find_at(s->f_bullets, s->n_f_bullets, x, y);
                 if (j >= 0) {
                     removed = 1;
                     drop(s->f_bullets, &s->n_f_bullets, j);
-                    *r += 1.0f;
+                    (*hits)++;
                 }
             }
         }
         /* The original's sub fires even on the step it leaves the screen or is shot (its shot
          * timer is read after the removal); we keep that: a shot sub's last bullet flies. The
-         * bullet is written to the list's next slot every time and counted only when fired. */
+         * bullet (a bullet's timers are never read) is written to the list's next slot every
+         * time and counted only when fired. */
         if (shoots) {
-            int fires = e.shot_timer == 0;
+            int fires = e->shot_timer == 0;
             FG_ASSERT_MSG(s->n_e_bullets < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
-            s->e_bullets[s->n_e_bullets] = (fg_seaquest_obj){e.x, e.y, e.right, 0, 0};
+            fg_seaquest_obj *shot = &s->e_bullets[s->n_e_bullets];
+            shot->x = x;
+            shot->y = y;
+            shot->right = right;
             s->n_e_bullets += fires;
-            e.shot_timer += -1 + (-fires & (ENEMY_SHOT_INTERVAL + 1));
+            e->shot_timer += -1 + (-fires & (ENEMY_SHOT_INTERVAL + 1));
         }
         if (removed) drop(list, n, i);
-        else list[i] = e;
     }
 }
 
 FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     fg_seaquest *s = vs;
-    float r = 0.0f;
     if (s->terminal) {
         *done = FG_ENV_TERMINATED;
-        return r;
+        return 0.0f;
     }
     if (s->e_spawn_timer == 0) {
         spawn_enemy(s, rng);
@@ -168,7 +173,10 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     static const int8_t mx[FG_ACT_COUNT] = {0, -1, 0, 1, 0, 0}, my[FG_ACT_COUNT] = {0, 0, -1, 0, 1, 0};
     int fires = (a == FG_ACT_F) & (s->shot_timer == 0);
     FG_ASSERT_MSG(s->n_f_bullets < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
-    s->f_bullets[s->n_f_bullets] = (fg_seaquest_obj){s->sub_x, s->sub_y, s->sub_right, 0, 0};
+    fg_seaquest_obj *shot = &s->f_bullets[s->n_f_bullets]; /* a bullet's timers are never read */
+    shot->x = s->sub_x;
+    shot->y = s->sub_y;
+    shot->right = s->sub_right;
     s->n_f_bullets += fires;
     s->shot_timer += -fires & SHOT_COOL_DOWN;
     int sx = s->sub_x + mx[a], sy = s->sub_y + my[a];
@@ -177,7 +185,8 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     s->sub_x = sx;
     s->sub_y = sy;
     s->sub_right = fg_env_sel(mx[a] != 0, mx[a] > 0, s->sub_right);
-    int term = 0;
+    /* enemies shot (the reward, summed as an integer) and the terminal conditions */
+    int hits = 0, term = 0;
 
     /* friendly bullets: move, then hit the first fish on their cell, else the first sub */
     for (int i = s->n_f_bullets - 1; i >= 0; i--) {
@@ -191,14 +200,14 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
         if (j >= 0) {
             drop(s->fish, &s->n_fish, j);
             drop(s->f_bullets, &s->n_f_bullets, i);
-            r += 1.0f;
+            hits++;
             continue;
         }
         j = find_at(s->subs, s->n_subs, b->x, b->y);
         if (j >= 0) {
             drop(s->subs, &s->n_subs, j);
             drop(s->f_bullets, &s->n_f_bullets, i);
-            r += 1.0f;
+            hits++;
         }
     }
 
@@ -225,7 +234,7 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
         }
     }
 
-    move_enemies(s, s->subs, &s->n_subs, 1, sx, sy, &term, &r);
+    move_enemies(s, s->subs, &s->n_subs, 1, sx, sy, &term, &hits);
 
     /* enemy bullets hit the sub on their cell before or after moving (off the board they are
      * on no sub's cell) */
@@ -237,7 +246,7 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
         if ((unsigned)b->x > 9u) drop(s->e_bullets, &s->n_e_bullets, i);
     }
 
-    move_enemies(s, s->fish, &s->n_fish, 0, sx, sy, &term, &r);
+    move_enemies(s, s->fish, &s->n_fish, 0, sx, sy, &term, &hits);
 
     s->e_spawn_timer -= s->e_spawn_timer > 0;
     s->d_spawn_timer -= s->d_spawn_timer > 0;
@@ -248,37 +257,35 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     s->oxygen -= below;
     if (!below & !s->surface) {
         if (s->diver_count == 0) term = 1;
-        else r += do_surface(s);
+        else hits += do_surface(s);
     }
     s->surface &= !below;
     s->terminal = term;
     *done = term ? FG_ENV_TERMINATED : FG_ENV_RUNNING;
-    return r;
+    return (float)hits;
 }
 
 /* The objects of a list on channel ch and, with trail, their trails on channel 3. A trail off
  * the board goes to `set`, a cell that is on anyway (the sub's front), so there is no branch on
- * it. */
+ * it. An object's fields are read before its first store (a byte store may alias them and would
+ * make the compiler read them again). */
 FG_ENV_HOT static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail, int set) {
     for (int j = 0; j < n; j++) {
-        const fg_seaquest_obj *o = &list[j];
-        int cell = o->y * 10 + o->x;
+        int x = list[j].x, y = list[j].y, back = x + 1 - 2 * list[j].right;
+        int cell = y * 10 + x;
         obs[ch * 100 + cell] = 1;
-        if (trail) {
-            int d = 1 - 2 * o->right, back = o->x + d;
-            obs[fg_env_sel((unsigned)back <= 9u, 3 * 100 + cell + d, set)] = 1;
-        }
+        if (trail) obs[fg_env_sel((unsigned)back <= 9u, 3 * 100 + y * 10 + back, set)] = 1;
     }
 }
 
 /* The gauges' rows (row 9 of channels 7 and 8): oxygen cells 0 .. oxy - 1 for oxy =
  * oxygen * 10 / 200; divers cells 9 - diver_count .. 8, none for a count of 0 or -1 (see
- * do_surface). */
-static const uint8_t oxygen_gauge[11][10] = {
+ * do_surface). Rows of 16 bytes: a row's address is a shift. */
+static const uint8_t oxygen_gauge[11][16] = {
     {0}, {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1},
     {1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
 };
-static const uint8_t diver_gauge[7][10] = {
+static const uint8_t diver_gauge[7][16] = {
     {0},
     {0, 0, 0, 0, 0, 0, 0, 0, 1},
     {0, 0, 0, 0, 0, 0, 0, 1, 1},
@@ -296,7 +303,7 @@ FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
     /* The back cell is always on the board: moving left faces left, so column 0 never faces
      * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
     int back = s->sub_x + 1 - 2 * s->sub_right;
-    back = back < 0 ? 9 : back;
+    back += -(back < 0) & 10;
     FG_ASSERT(back <= 9);
     obs[1 * 100 + s->sub_y * 10 + back] = 1;
     /* the gauges, copied whole from the tables above */
