@@ -176,7 +176,7 @@ fg_status fg_env_bad_action(const fg_env_batch *b, size_t i, int32_t a) {
 /* The loop for a game without its own step_batch (CartPole): calls through the table. */
 static fg_status generic_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
     const fg_env_game *g = b->game;
-    return fg_env_step_loop(b, actions, obs, rewards, dones, g->step, g->observe, g->observe_vec, g->reset, 0);
+    return fg_env_step_loop(b, actions, obs, rewards, dones, g->step, NULL, g->observe, g->observe_vec, g->reset, 0);
 }
 
 /* The actions are checked inside the game's loop (before any env moves): one call from here. */

@@ -128,7 +128,7 @@ FG_ENV_HOT static void asterix_observe(const void *vs, uint8_t *obs) {
 
 static int asterix_ramp(const void *vs) { return ((const fg_asterix *)vs)->ramp_index; }
 
-FG_ENV_STEP_BATCH(asterix_step_batch, asterix_step, asterix_observe, asterix_reset)
+FG_ENV_STEP_BATCH(asterix_step_batch, asterix_step, NULL, asterix_observe, asterix_reset)
 
 const fg_env_game fg_env_game_asterix = {
     .name = "asterix",

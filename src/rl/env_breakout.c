@@ -116,7 +116,7 @@ static int breakout_ramp(const void *vs) {
     return 0;
 }
 
-FG_ENV_STEP_BATCH(breakout_step_batch, breakout_step, breakout_observe, breakout_reset)
+FG_ENV_STEP_BATCH(breakout_step_batch, breakout_step, NULL, breakout_observe, breakout_reset)
 
 const fg_env_game fg_env_game_breakout = {
     .name = "breakout",

@@ -221,10 +221,13 @@ fg_status fg_env_bad_action(const fg_env_batch *b, size_t i, int32_t a);
  * env.c with the table's pointers. u8_only (a constant): obs is non-NULL and of FG_U8, so the
  * loop has no other observation path (FG_ENV_STEP_BATCH instantiates it twice: the u8 loop the
  * benchmarks and the byte-observation callers run, without the f32 path's 1000-byte scratch and
- * the registers its branches hold, and one for everything else). */
+ * the registers its branches hold, and one for everything else). step_draw (NULL: none) is a
+ * game's step that also writes the whole observation of the state it leaves (all cells), for
+ * a game whose rules can draw as they go; the u8 loop uses it instead of step then observe. */
 static inline __attribute__((always_inline)) fg_status
 fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones,
-                 float (*step)(void *, int, fg_rng *, int *), void (*observe)(const void *, uint8_t *),
+                 float (*step)(void *, int, fg_rng *, int *),
+                 float (*step_draw)(void *, int, fg_rng *, int *, uint8_t *), void (*observe)(const void *, uint8_t *),
                  void (*observe_vec)(const void *, float *), void (*reset)(void *, fg_rng *, int), int u8_only) {
     const size_t n = b->n, of = b->obs_size;
     for (size_t i = 0; i < n; i++)
@@ -236,7 +239,8 @@ fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewa
         void *st = e->state;
         int a = fg_env_sticky_t(&e->rng, threshold, &e->last_action, b->action_id[actions[i]]);
         int done = FG_ENV_RUNNING;
-        float r = step(st, a, &e->rng, &done);
+        const int drawn = u8_only && step_draw; /* a constant */
+        float r = drawn ? step_draw(st, a, &e->rng, &done, (uint8_t *)obs + i * of) : step(st, a, &e->rng, &done);
         e->ep_return += r;
         e->ep_length++;
         rewards[i] = r;
@@ -256,7 +260,8 @@ fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewa
             reset(st, &e->rng, b->ramping);
         }
         if (u8_only) {
-            observe(st, (uint8_t *)obs + i * of);
+            /* after a reset the new episode's first observation replaces the one drawn */
+            if (!drawn || done != FG_ENV_RUNNING) observe(st, (uint8_t *)obs + i * of);
         } else if (!obs) {
             continue;
         } else if (observe_vec) {
@@ -280,16 +285,16 @@ fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewa
  * more than many a step's work); the table's pointers still get an out-of-line copy. */
 #define FG_ENV_HOT __attribute__((always_inline)) inline
 
-/* A game file's step_batch: fg_env_step_loop with its functions, the u8 loop inline and the
- * others (no observations, f32) in a function of their own. */
-#define FG_ENV_STEP_BATCH(fname, step, observe, reset)                                            \
+/* A game file's step_batch: fg_env_step_loop with its functions (step_draw may be NULL), the u8
+ * loop inline and the others (no observations, f32) in a function of their own. */
+#define FG_ENV_STEP_BATCH(fname, step, step_draw, observe, reset)                                 \
     static __attribute__((noinline)) fg_status fname##_any(fg_env_batch *b, const int32_t *actions, void *obs, \
                                                            float *rewards, uint8_t *dones) {         \
-        return fg_env_step_loop(b, actions, obs, rewards, dones, step, observe, NULL, reset, 0);      \
+        return fg_env_step_loop(b, actions, obs, rewards, dones, step, NULL, observe, NULL, reset, 0); \
     }                                                                                              \
     static fg_status fname(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) { \
         if (!obs || b->obs_dtype != FG_U8) return fname##_any(b, actions, obs, rewards, dones);   \
-        return fg_env_step_loop(b, actions, obs, rewards, dones, step, observe, NULL, reset, 1);      \
+        return fg_env_step_loop(b, actions, obs, rewards, dones, step, step_draw, observe, NULL, reset, 1); \
     }
 
 /* ---------------------------------------------------------------- the games' states */

@@ -97,6 +97,78 @@ static int do_surface(fg_seaquest *s) {
     return r;
 }
 
+/* ---------------------------------------------------------------- drawing */
+
+/* The observation is drawn in two ways: seaquest_observe draws a state from scratch, and the
+ * batch's byte loop has the step draw as it goes (seaquest_step_draw): the rules load every
+ * object's position and direction anyway, and drawing it there saves a second pass over the five
+ * lists (a third of the observation's cost). Both draw with put_obj and put_rest. */
+
+/* An object on channel ch at (x, y) and, with trail, its trail on channel 3 (the cell it came
+ * from, x + 1 - 2 * right). A trail off the board goes to `set`, a cell that is on anyway (the
+ * sub's front), so there is no branch on it. */
+FG_ENV_HOT static void put_obj(uint8_t *obs, int ch, int x, int y, int right, int trail, int set) {
+    int back = x + 1 - 2 * right;
+    obs[ch * 100 + y * 10 + x] = 1;
+    if (trail) obs[fg_env_sel((unsigned)back <= 9u, 3 * 100 + y * 10 + back, set)] = 1;
+}
+
+/* The objects of a list. An object's fields are read before its first store (a byte store may
+ * alias them and would make the compiler read them again). */
+FG_ENV_HOT static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail, int set) {
+    for (int j = 0; j < n; j++) {
+        int x = list[j].x, y = list[j].y, right = list[j].right;
+        put_obj(obs, ch, x, y, right, trail, set);
+    }
+}
+
+/* The gauges' rows (row 9 of channels 7 and 8): oxygen cells 0 .. oxy - 1 for oxy =
+ * oxygen * 10 / 200; divers cells 9 - diver_count .. 8, none for a count of 0 or -1 (see
+ * do_surface). Rows of 16 bytes: a row's address is a shift. */
+static const uint8_t oxygen_gauge[11][16] = {
+    {0}, {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1},
+    {1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+};
+static const uint8_t diver_gauge[7][16] = {
+    {0},
+    {0, 0, 0, 0, 0, 0, 0, 0, 1},
+    {0, 0, 0, 0, 0, 0, 0, 1, 1},
+    {0, 0, 0, 0, 0, 0, 1, 1, 1},
+    {0, 0, 0, 0, 0, 1, 1, 1, 1},
+    {0, 0, 0, 0, 1, 1, 1, 1, 1},
+    {0, 0, 0, 1, 1, 1, 1, 1, 1},
+};
+
+/* The sub's front and back cells, the gauges and the friendly bullets (on a cleared
+ * observation; the bullets last, as an enemy moving onto one removes it late in a step). */
+FG_ENV_HOT static void put_rest(const fg_seaquest *s, uint8_t *obs) {
+    int front = 0 * 100 + s->sub_y * 10 + s->sub_x;
+    obs[front] = 1;
+    /* The back cell is always on the board: moving left faces left, so column 0 never faces
+     * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
+    int back = s->sub_x + 1 - 2 * s->sub_right;
+    back += -(back < 0) & 10;
+    FG_ASSERT(back <= 9);
+    obs[1 * 100 + s->sub_y * 10 + back] = 1;
+    int oxy = (s->oxygen > 0 ? s->oxygen : 0) * 10 / MAX_OXYGEN;
+    memcpy(obs + 7 * 100 + 90, oxygen_gauge[oxy], 10);
+    memcpy(obs + 8 * 100 + 90, diver_gauge[s->diver_count > 0 ? s->diver_count : 0], 10);
+    put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0, front);
+}
+
+FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
+    const fg_seaquest *s = vs;
+    int front = 0 * 100 + s->sub_y * 10 + s->sub_x;
+    fg_env_clear(obs, 10 * 100);
+    put_objs(obs, 4, s->e_bullets, s->n_e_bullets, 0, front);
+    put_objs(obs, 5, s->fish, s->n_fish, 1, front);
+    put_objs(obs, 6, s->subs, s->n_subs, 1, front);
+    put_objs(obs, 9, s->divers, s->n_divers, 1, front);
+    put_rest(s, obs);
+}
+
+/* ---------------------------------------------------------------- the rules */
+
 /* How the lists are walked: the random play makes every per-object condition unpredictable (an
  * object moves on one step in move_speed + 1, a bullet is fired or not), and a mispredicted branch
  * costs as much as a dozen objects' arithmetic. So the common outcome of each object's step (it
@@ -104,13 +176,14 @@ static int do_surface(fg_seaquest *s) {
  * is 0 when its flag is set becomes its interval as t - 1 + (-flag & (interval + 1))), and one
  * rarely taken branch leads to the original's chain of cases (leaving the board, a hit, a
  * pick-up), which is then followed as written. (sx, sy) is the player's sub after this step's
- * move; *term collects the terminal conditions. */
+ * move; *term collects the terminal conditions; obs (NULL: none) gets each object that stays,
+ * where it ends the step (nothing later in the step moves or removes it), on channel ch. */
 
 /* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
  * removes from it while iterating, which visits every element once; so do we. An object's y and
  * direction never change: only x and the timers are written back. */
 FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *n, int shoots, int sx, int sy,
-                                    int *term, int *hits) {
+                                    int *term, int *hits, uint8_t *obs, int ch) {
     const int move_reset = s->move_speed + 1;
     for (int i = *n - 1; i >= 0; i--) {
         fg_seaquest_obj *e = &list[i];
@@ -150,12 +223,15 @@ FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *
             e->shot_timer += -1 + (-fires & (ENEMY_SHOT_INTERVAL + 1));
         }
         if (removed) drop(list, n, i);
+        else if (obs) put_obj(obs, ch, x, y, right, 1, sy * 10 + sx);
     }
 }
 
-FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
-    fg_seaquest *s = vs;
+/* One step of the rules; with obs, also the whole observation of the state it leaves (see
+ * "drawing"). */
+FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, uint8_t *obs) {
     if (s->terminal) {
+        if (obs) seaquest_observe(s, obs);
         *done = FG_ENV_TERMINATED;
         return 0.0f;
     }
@@ -185,10 +261,13 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     s->sub_x = sx;
     s->sub_y = sy;
     s->sub_right = fg_env_sel(mx[a] != 0, mx[a] > 0, s->sub_right);
+    const int front = sy * 10 + sx; /* the sub's front cell, on in the observation */
+    if (obs) fg_env_clear(obs, 10 * 100);
     /* enemies shot (the reward, summed as an integer) and the terminal conditions */
     int hits = 0, term = 0;
 
-    /* friendly bullets: move, then hit the first fish on their cell, else the first sub */
+    /* friendly bullets: move, then hit the first fish on their cell, else the first sub (drawn
+     * at the end: an enemy moving onto one removes it) */
     for (int i = s->n_f_bullets - 1; i >= 0; i--) {
         fg_seaquest_obj *b = &s->f_bullets[i];
         b->x += 2 * b->right - 1;
@@ -215,7 +294,8 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     int room = s->diver_count < 6;
     for (int i = s->n_divers - 1; i >= 0; i--) {
         fg_seaquest_obj *d = &s->divers[i];
-        if (at_sub(d->x, d->y, sx, sy) & room) {
+        int x = d->x, y = d->y, right = d->right;
+        if (at_sub(x, y, sx, sy) & room) {
             drop(s->divers, &s->n_divers, i);
             s->diver_count++;
             room = s->diver_count < 6;
@@ -223,30 +303,36 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
         }
         int moves = d->move_timer == 0;
         d->move_timer += -1 + (-moves & (DIVER_MOVE_INTERVAL + 1));
-        d->x += -moves & (2 * d->right - 1);
-        int off = (unsigned)d->x > 9u;
-        if (moves & (off | (at_sub(d->x, d->y, sx, sy) & room))) {
+        x += -moves & (2 * right - 1);
+        d->x = x;
+        int off = (unsigned)x > 9u;
+        if (moves & (off | (at_sub(x, y, sx, sy) & room))) {
             drop(s->divers, &s->n_divers, i);
             if (!off) {
                 s->diver_count++;
                 room = s->diver_count < 6;
             }
+            continue;
         }
+        if (obs) put_obj(obs, 9, x, y, right, 1, front);
     }
 
-    move_enemies(s, s->subs, &s->n_subs, 1, sx, sy, &term, &hits);
+    move_enemies(s, s->subs, &s->n_subs, 1, sx, sy, &term, &hits, obs, 6);
 
     /* enemy bullets hit the sub on their cell before or after moving (off the board they are
      * on no sub's cell) */
     for (int i = s->n_e_bullets - 1; i >= 0; i--) {
         fg_seaquest_obj *b = &s->e_bullets[i];
-        term |= at_sub(b->x, b->y, sx, sy);
-        b->x += 2 * b->right - 1;
-        term |= at_sub(b->x, b->y, sx, sy);
-        if ((unsigned)b->x > 9u) drop(s->e_bullets, &s->n_e_bullets, i);
+        int x = b->x, y = b->y;
+        term |= at_sub(x, y, sx, sy);
+        x += 2 * b->right - 1;
+        b->x = x;
+        term |= at_sub(x, y, sx, sy);
+        if ((unsigned)x > 9u) drop(s->e_bullets, &s->n_e_bullets, i);
+        else if (obs) put_obj(obs, 4, x, y, 0, 0, front);
     }
 
-    move_enemies(s, s->fish, &s->n_fish, 0, sx, sy, &term, &hits);
+    move_enemies(s, s->fish, &s->n_fish, 0, sx, sy, &term, &hits, obs, 5);
 
     s->e_spawn_timer -= s->e_spawn_timer > 0;
     s->d_spawn_timer -= s->d_spawn_timer > 0;
@@ -261,65 +347,20 @@ FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
     }
     s->surface &= !below;
     s->terminal = term;
+    if (obs) put_rest(s, obs);
     *done = term ? FG_ENV_TERMINATED : FG_ENV_RUNNING;
     return (float)hits;
 }
 
-/* The objects of a list on channel ch and, with trail, their trails on channel 3. A trail off
- * the board goes to `set`, a cell that is on anyway (the sub's front), so there is no branch on
- * it. An object's fields are read before its first store (a byte store may alias them and would
- * make the compiler read them again). */
-FG_ENV_HOT static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *list, int n, int trail, int set) {
-    for (int j = 0; j < n; j++) {
-        int x = list[j].x, y = list[j].y, back = x + 1 - 2 * list[j].right;
-        int cell = y * 10 + x;
-        obs[ch * 100 + cell] = 1;
-        if (trail) obs[fg_env_sel((unsigned)back <= 9u, 3 * 100 + y * 10 + back, set)] = 1;
-    }
-}
+FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) { return advance(vs, a, rng, done, NULL); }
 
-/* The gauges' rows (row 9 of channels 7 and 8): oxygen cells 0 .. oxy - 1 for oxy =
- * oxygen * 10 / 200; divers cells 9 - diver_count .. 8, none for a count of 0 or -1 (see
- * do_surface). Rows of 16 bytes: a row's address is a shift. */
-static const uint8_t oxygen_gauge[11][16] = {
-    {0}, {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1},
-    {1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
-};
-static const uint8_t diver_gauge[7][16] = {
-    {0},
-    {0, 0, 0, 0, 0, 0, 0, 0, 1},
-    {0, 0, 0, 0, 0, 0, 0, 1, 1},
-    {0, 0, 0, 0, 0, 0, 1, 1, 1},
-    {0, 0, 0, 0, 0, 1, 1, 1, 1},
-    {0, 0, 0, 0, 1, 1, 1, 1, 1},
-    {0, 0, 0, 1, 1, 1, 1, 1, 1},
-};
-
-FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
-    const fg_seaquest *s = vs;
-    fg_env_clear(obs, 10 * 100);
-    int front = 0 * 100 + s->sub_y * 10 + s->sub_x;
-    obs[front] = 1;
-    /* The back cell is always on the board: moving left faces left, so column 0 never faces
-     * right and column 9 never faces left. numpy would wrap -1 to column 9; so do we. */
-    int back = s->sub_x + 1 - 2 * s->sub_right;
-    back += -(back < 0) & 10;
-    FG_ASSERT(back <= 9);
-    obs[1 * 100 + s->sub_y * 10 + back] = 1;
-    /* the gauges, copied whole from the tables above */
-    int oxy = (s->oxygen > 0 ? s->oxygen : 0) * 10 / MAX_OXYGEN;
-    memcpy(obs + 7 * 100 + 90, oxygen_gauge[oxy], 10);
-    memcpy(obs + 8 * 100 + 90, diver_gauge[s->diver_count > 0 ? s->diver_count : 0], 10);
-    put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0, front);
-    put_objs(obs, 4, s->e_bullets, s->n_e_bullets, 0, front);
-    put_objs(obs, 5, s->fish, s->n_fish, 1, front);
-    put_objs(obs, 6, s->subs, s->n_subs, 1, front);
-    put_objs(obs, 9, s->divers, s->n_divers, 1, front);
+FG_ENV_HOT static float seaquest_step_draw(void *vs, int a, fg_rng *rng, int *done, uint8_t *obs) {
+    return advance(vs, a, rng, done, obs);
 }
 
 static int seaquest_ramp(const void *vs) { return ((const fg_seaquest *)vs)->ramp_index; }
 
-FG_ENV_STEP_BATCH(seaquest_step_batch, seaquest_step, seaquest_observe, seaquest_reset)
+FG_ENV_STEP_BATCH(seaquest_step_batch, seaquest_step, seaquest_step_draw, seaquest_observe, seaquest_reset)
 
 const fg_env_game fg_env_game_seaquest = {
     .name = "seaquest",
