@@ -122,22 +122,34 @@ FG_ENV_HOT static void put_objs(uint8_t *obs, int ch, const fg_seaquest_obj *lis
     }
 }
 
-/* The gauges' rows (row 9 of channels 7 and 8): oxygen cells 0 .. oxy - 1 for oxy =
- * oxygen * 10 / 200; divers cells 9 - diver_count .. 8, none for a count of 0 or -1 (see
- * do_surface). Rows of 16 bytes: a row's address is a shift. */
+/* The gauges (row 9 of channels 7 and 8): oxygen cells 0 .. oxy - 1 for oxy = oxygen * 10 / 200;
+ * divers cells 9 - diver_count .. 8, none for a count of 0 or -1 (see do_surface). Each entry is
+ * the last 16 cells of its channel, one 16-byte copy: the six before the row (row 8's last six)
+ * are always off, as the two channels have nothing but the gauge. */
+#define G 0, 0, 0, 0, 0, 0 /* row 8, cells 4-9 */
 static const uint8_t oxygen_gauge[11][16] = {
-    {0}, {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1},
-    {1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {G},
+    {G, 1},
+    {G, 1, 1},
+    {G, 1, 1, 1},
+    {G, 1, 1, 1, 1},
+    {G, 1, 1, 1, 1, 1},
+    {G, 1, 1, 1, 1, 1, 1},
+    {G, 1, 1, 1, 1, 1, 1, 1},
+    {G, 1, 1, 1, 1, 1, 1, 1, 1},
+    {G, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {G, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
 };
 static const uint8_t diver_gauge[7][16] = {
-    {0},
-    {0, 0, 0, 0, 0, 0, 0, 0, 1},
-    {0, 0, 0, 0, 0, 0, 0, 1, 1},
-    {0, 0, 0, 0, 0, 0, 1, 1, 1},
-    {0, 0, 0, 0, 0, 1, 1, 1, 1},
-    {0, 0, 0, 0, 1, 1, 1, 1, 1},
-    {0, 0, 0, 1, 1, 1, 1, 1, 1},
+    {G},
+    {G, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+    {G, 0, 0, 0, 0, 0, 0, 0, 1, 1},
+    {G, 0, 0, 0, 0, 0, 0, 1, 1, 1},
+    {G, 0, 0, 0, 0, 0, 1, 1, 1, 1},
+    {G, 0, 0, 0, 0, 1, 1, 1, 1, 1},
+    {G, 0, 0, 0, 1, 1, 1, 1, 1, 1},
 };
+#undef G
 
 /* The sub's front and back cells, the gauges and the friendly bullets (on a cleared
  * observation; the bullets last, as an enemy moving onto one removes it late in a step). */
@@ -151,8 +163,8 @@ FG_ENV_HOT static void put_rest(const fg_seaquest *s, uint8_t *obs) {
     FG_ASSERT(back <= 9);
     obs[1 * 100 + s->sub_y * 10 + back] = 1;
     int oxy = (s->oxygen > 0 ? s->oxygen : 0) * 10 / MAX_OXYGEN;
-    memcpy(obs + 7 * 100 + 90, oxygen_gauge[oxy], 10);
-    memcpy(obs + 8 * 100 + 90, diver_gauge[s->diver_count > 0 ? s->diver_count : 0], 10);
+    memcpy(obs + 7 * 100 + 84, oxygen_gauge[oxy], 16);
+    memcpy(obs + 8 * 100 + 84, diver_gauge[s->diver_count > 0 ? s->diver_count : 0], 16);
     put_objs(obs, 2, s->f_bullets, s->n_f_bullets, 0, front);
 }
 
