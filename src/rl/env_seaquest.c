@@ -26,9 +26,10 @@ static void push(fg_seaquest_obj *list, int *n, fg_seaquest_obj o) {
     list[(*n)++] = o;
 }
 
-/* Order-preserving removal, as Python's list.remove. */
+/* Order-preserving removal, as Python's list.remove. The lists are walked backwards, so the one
+ * removed is often the last: no copy (and no call) then. */
 static void drop(fg_seaquest_obj *list, int *n, int i) {
-    memmove(&list[i], &list[i + 1], (size_t)(*n - i - 1) * sizeof *list);
+    if (i + 1 < *n) memmove(&list[i], &list[i + 1], (size_t)(*n - i - 1) * sizeof *list);
     (*n)--;
 }
 
@@ -259,14 +260,16 @@ FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, u
      * the shot written to the list's next slot every time and counted only when fired: no branch
      * on the (random) action. */
     static const int8_t mx[FG_ACT_COUNT] = {0, -1, 0, 1, 0, 0}, my[FG_ACT_COUNT] = {0, 0, -1, 0, 1, 0};
-    int fires = (a == FG_ACT_F) & (s->shot_timer == 0);
+    int shot_timer = s->shot_timer, fires = (a == FG_ACT_F) & (shot_timer == 0);
     FG_ASSERT_MSG(s->n_f_bullets < FG_SEAQUEST_CAP, "seaquest: more objects than the rules allow");
     fg_seaquest_obj *shot = &s->f_bullets[s->n_f_bullets]; /* a bullet's timers are never read */
     shot->x = s->sub_x;
     shot->y = s->sub_y;
     shot->right = s->sub_right;
     s->n_f_bullets += fires;
-    s->shot_timer += -fires & SHOT_COOL_DOWN;
+    /* the cool-down starts at 5 and, as every timer, drops by one at the step's end */
+    shot_timer += -fires & SHOT_COOL_DOWN;
+    s->shot_timer = shot_timer - (shot_timer > 0);
     int sx = s->sub_x + mx[a], sy = s->sub_y + my[a];
     sx = sx < 0 ? 0 : sx > 9 ? 9 : sx;
     sy = sy < 0 ? 0 : sy > 8 ? 8 : sy;
@@ -348,7 +351,6 @@ FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, u
 
     s->e_spawn_timer -= s->e_spawn_timer > 0;
     s->d_spawn_timer -= s->d_spawn_timer > 0;
-    s->shot_timer -= s->shot_timer > 0;
     term |= s->oxygen <= 0;
     /* below the surface oxygen drops; arriving at the surface (rare) is handled apart */
     int below = sy > 0;
