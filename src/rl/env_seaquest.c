@@ -102,8 +102,8 @@ static int do_surface(fg_seaquest *s) {
 
 /* The observation is drawn in two ways: seaquest_observe draws a state from scratch, and the
  * batch's byte loop has the step draw as it goes (seaquest_step_draw): the rules load every
- * object's position and direction anyway, and drawing it there saves a second pass over the five
- * lists (a third of the observation's cost). Both draw with put_obj and put_rest. */
+ * object's position and direction anyway, and drawing it there saves a second pass over the
+ * lists (measured: about 1 ns of a 30 ns step). Both draw with put_obj and put_rest. */
 
 /* An object on channel ch at (x, y) and, with trail, its trail on channel 3 (the cell it came
  * from, x + 1 - 2 * right). A trail off the board goes to `set`, a cell that is on anyway (the
