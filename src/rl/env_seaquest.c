@@ -188,9 +188,10 @@ FG_ENV_HOT static void seaquest_observe(const void *vs, uint8_t *obs) {
  * moves or waits, nothing is hit) is arithmetic on 0/1 flags (-flag & v is v or 0; a timer that
  * is 0 when its flag is set becomes its interval as t - 1 + (-flag & (interval + 1))), and one
  * rarely taken branch leads to the original's chain of cases (leaving the board, a hit, a
- * pick-up), which is then followed as written. (sx, sy) is the player's sub after this step's
- * move; *term collects the terminal conditions; obs (NULL: none) gets each object that stays,
- * where it ends the step (nothing later in the step moves or removes it), on channel ch. */
+ * pick-up), which is then followed as written (__builtin_expect marks such cases, so that the
+ * common path runs straight through: about 1 ns a step). (sx, sy) is the player's sub after this
+ * step's move; *term collects the terminal conditions; obs (NULL: none) gets each object that
+ * stays, where it ends the step (nothing later in the step moves or removes it), on channel ch. */
 
 /* Fish and subs move alike; a sub also shoots. The original iterates each list backwards and
  * removes from it while iterating, which visits every element once; so do we. An object's y and
@@ -207,7 +208,7 @@ FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *
         x += -moves & (2 * right - 1);
         e->x = x;
         int off = (unsigned)x > 9u;
-        if (fg_env_opaque(moves & (off | at_sub(x, y, sx, sy) | (s->n_f_bullets > 0)))) {
+        if (__builtin_expect(fg_env_opaque(moves & (off | at_sub(x, y, sx, sy) | (s->n_f_bullets > 0))), 0)) {
             if (off) {
                 removed = 1;
             } else if (at_sub(x, y, sx, sy)) {
@@ -243,16 +244,16 @@ FG_ENV_HOT static void move_enemies(fg_seaquest *s, fg_seaquest_obj *list, int *
 /* One step of the rules; with obs, also the whole observation of the state it leaves (see
  * "drawing"). */
 FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, uint8_t *obs) {
-    if (s->terminal) {
+    if (__builtin_expect(s->terminal, 0)) {
         if (obs) seaquest_observe(s, obs);
         *done = FG_ENV_TERMINATED;
         return 0.0f;
     }
-    if (s->e_spawn_timer == 0) {
+    if (__builtin_expect(s->e_spawn_timer == 0, 0)) {
         spawn_enemy(s, rng);
         s->e_spawn_timer = s->e_spawn_speed;
     }
-    if (s->d_spawn_timer == 0) {
+    if (__builtin_expect(s->d_spawn_timer == 0, 0)) {
         spawn_diver(s, rng);
         s->d_spawn_timer = DIVER_SPAWN_SPEED;
     }
@@ -291,14 +292,14 @@ FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, u
             continue;
         }
         int j = find_at(s->fish, s->n_fish, b->x, b->y);
-        if (j >= 0) {
+        if (__builtin_expect(j >= 0, 0)) {
             drop(s->fish, &s->n_fish, j);
             drop(s->f_bullets, &s->n_f_bullets, i);
             hits++;
             continue;
         }
         j = find_at(s->subs, s->n_subs, b->x, b->y);
-        if (j >= 0) {
+        if (__builtin_expect(j >= 0, 0)) {
             drop(s->subs, &s->n_subs, j);
             drop(s->f_bullets, &s->n_f_bullets, i);
             hits++;
@@ -310,7 +311,7 @@ FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, u
     for (int i = s->n_divers - 1; i >= 0; i--) {
         fg_seaquest_obj *d = &s->divers[i];
         int x = d->x, y = d->y, right = d->right;
-        if (at_sub(x, y, sx, sy) & room) {
+        if (__builtin_expect(at_sub(x, y, sx, sy) & room, 0)) {
             drop(s->divers, &s->n_divers, i);
             s->diver_count++;
             room = s->diver_count < 6;
@@ -321,7 +322,7 @@ FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, u
         x += -moves & (2 * right - 1);
         d->x = x;
         int off = (unsigned)x > 9u;
-        if (moves & (off | (at_sub(x, y, sx, sy) & room))) {
+        if (__builtin_expect(moves & (off | (at_sub(x, y, sx, sy) & room)), 0)) {
             drop(s->divers, &s->n_divers, i);
             if (!off) {
                 s->diver_count++;
@@ -355,7 +356,7 @@ FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, u
     /* below the surface oxygen drops; arriving at the surface (rare) is handled apart */
     int below = sy > 0;
     s->oxygen -= below;
-    if (!below & !s->surface) {
+    if (__builtin_expect(!below & !s->surface, 0)) {
         if (s->diver_count == 0) term = 1;
         else hits += do_surface(s);
     }
