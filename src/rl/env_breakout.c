@@ -105,7 +105,8 @@ FG_ENV_HOT static void breakout_observe(const void *vs, uint8_t *obs) {
      * from one mask, in one 32-byte store that also writes row 4's first two cells (0 here), and
      * the other seven rows only if a hand-made state has bricks there. */
     uint8_t *bricks = obs + 3 * 100;
-    fg_env_put_bits32(bricks + 10, (s->brick[1] & 0x3FFu) | (s->brick[2] & 0x3FFu) << 10 | (s->brick[3] & 0x3FFu) << 20);
+    uint32_t rows = (s->brick[1] & 0x3FFu) | (s->brick[2] & 0x3FFu) << 10 | (s->brick[3] & 0x3FFu) << 20;
+    fg_env_put_bits32(bricks + 10, rows);
     if (__builtin_expect(s->brick[0] | s->brick[4] | s->brick[5] | s->brick[6] | s->brick[7] | s->brick[8] | s->brick[9], 0))
         for (int y = 0; y < 10; y++)
             if (y < 1 || y > 3) fg_env_put_row(bricks + y * 10, s->brick[y]);

@@ -367,7 +367,9 @@ FG_ENV_HOT static float advance(fg_seaquest *s, int a, fg_rng *rng, int *done, u
     return (float)hits;
 }
 
-FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) { return advance(vs, a, rng, done, NULL); }
+FG_ENV_HOT static float seaquest_step(void *vs, int a, fg_rng *rng, int *done) {
+    return advance(vs, a, rng, done, NULL);
+}
 
 FG_ENV_HOT static float seaquest_step_draw(void *vs, int a, fg_rng *rng, int *done, uint8_t *obs) {
     return advance(vs, a, rng, done, obs);
