@@ -324,6 +324,15 @@ static void test_freeway(void) {
 
 /* ---------------------------------------------------------------- asterix */
 
+/* Asterix slot i (row i + 1) holding MinAtar's entity [x, i + 1, right, gold] (active 1) or None
+ * (active 0). */
+static void asterix_put(fg_asterix *s, int slot, int active, int x, int right, int gold) {
+    s->active[slot] = (int16_t)active;
+    s->x[slot] = (int16_t)x;
+    s->right[slot] = (int16_t)right;
+    s->gold[slot] = (int16_t)gold;
+}
+
 static void test_asterix(void) {
     const fg_env_game *g = &fg_env_game_asterix;
     fg_asterix s;
@@ -332,51 +341,50 @@ static void test_asterix(void) {
     /* Spawn: when the timer is 0, one entity appears at a side of a free row, heading inwards;
      * with seven slots taken it goes to the eighth. */
     g->reset(&s, &rng, 1);
-    for (int i = 0; i < 8; i++) s.ent[i] = (fg_asterix_entity){i != 6, 5, i + 1, 1, 1};
+    for (int i = 0; i < 8; i++) asterix_put(&s, i, i != 6, 5, 1, 1);
     s.spawn_timer = 0;
     s.move_timer = 3;
     s.player_x = 0, s.player_y = 1;
     step(g, &s, FG_ACT_N, &done);
-    EXPECT_INT("asterix spawn: slot 6 active", s.ent[6].active, 1);
-    EXPECT_INT("asterix spawn: row", s.ent[6].y, 7);
-    EXPECT_INT("asterix spawn: side", s.ent[6].x, s.ent[6].right ? 0 : 9);
+    EXPECT_INT("asterix spawn: slot 6 (row 7) active", s.active[6], 1);
+    EXPECT_INT("asterix spawn: side", s.x[6], s.right[6] ? 0 : 9);
     EXPECT_INT("asterix spawn: timer", s.spawn_timer, 9);
     /* full: nothing happens */
     s.spawn_timer = 0;
     step(g, &s, FG_ACT_N, &done);
     int active = 0;
-    for (int i = 0; i < 8; i++) active += s.ent[i].active;
+    for (int i = 0; i < 8; i++) active += s.active[i];
     EXPECT_INT("asterix spawn full", active, 8);
 
     /* Move: every entity moves one cell when the move timer is 0; off the screen it goes. */
     g->reset(&s, &rng, 1);
-    s.ent[0] = (fg_asterix_entity){1, 9, 1, 1, 0};
-    s.ent[1] = (fg_asterix_entity){1, 4, 2, 0, 1};
+    asterix_put(&s, 0, 1, 9, 1, 0);
+    asterix_put(&s, 1, 1, 4, 0, 1);
     s.move_timer = 0;
     step(g, &s, FG_ACT_N, &done);
-    EXPECT_INT("asterix move off: gone", s.ent[0].active, 0);
-    EXPECT_INT("asterix move: x", s.ent[1].x, 3);
+    EXPECT_INT("asterix move off: gone", s.active[0], 0);
+    EXPECT_INT("asterix move: x", s.x[1], 3);
     EXPECT_INT("asterix move: timer", s.move_timer, 4);
 
     /* Gold on the player's cell: +1 and it goes; an enemy: terminal. */
     g->reset(&s, &rng, 1);
-    s.ent[4] = (fg_asterix_entity){1, 5, 5, 1, 1};
+    asterix_put(&s, 4, 1, 5, 1, 1);
     float r = step(g, &s, FG_ACT_N, &done);
     EXPECT_INT("asterix gold: reward", r, 1);
-    EXPECT_INT("asterix gold: gone", s.ent[4].active, 0);
+    EXPECT_INT("asterix gold: gone", s.active[4], 0);
     EXPECT_INT("asterix gold: not terminal", done, FG_ENV_RUNNING);
     g->reset(&s, &rng, 1);
-    s.ent[4] = (fg_asterix_entity){1, 5, 5, 1, 0};
+    asterix_put(&s, 4, 1, 5, 1, 0);
     step(g, &s, FG_ACT_N, &done);
     EXPECT_INT("asterix enemy: terminal", done, FG_ENV_TERMINATED);
     /* ... also when it moves onto the player, and when the player moves onto it */
     g->reset(&s, &rng, 1);
-    s.ent[4] = (fg_asterix_entity){1, 4, 5, 1, 0};
+    asterix_put(&s, 4, 1, 4, 1, 0);
     s.move_timer = 0;
     step(g, &s, FG_ACT_N, &done);
     EXPECT_INT("asterix enemy moves in: terminal", done, FG_ENV_TERMINATED);
     g->reset(&s, &rng, 1);
-    s.ent[3] = (fg_asterix_entity){1, 5, 4, 1, 1};
+    asterix_put(&s, 3, 1, 5, 1, 1);
     r = step(g, &s, FG_ACT_U, &done);
     EXPECT_INT("asterix player moves onto gold: reward", r, 1);
     /* The player stays within rows 1-8. */
@@ -402,7 +410,7 @@ static void test_asterix(void) {
     g->reset(&s, &rng, 1);
     int steps = 0;
     while (s.ramp_index == 0 && steps < 1000) {
-        memset(s.ent, 0, sizeof s.ent); /* keep the player safe */
+        memset(s.active, 0, sizeof s.active); /* keep the player safe */
         s.spawn_timer = 5;
         step(g, &s, FG_ACT_N, &done);
         steps++;

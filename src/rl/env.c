@@ -52,7 +52,6 @@ int fg_env_sticky(fg_rng *rng, float p, int *last, int a) {
 static void *state_at(const fg_env_batch *b, size_t i, int slot) {
     return b->states + (2 * i + (size_t)slot) * b->stride;
 }
-static void *cur_state(const fg_env_batch *b, size_t i) { return state_at(b, i, b->cur[i]); }
 
 fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, const fg_env_options *opts,
                               fg_env_batch **out) {
@@ -80,30 +79,23 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
 
     /* Sizes first, then one allocation carved into the arrays. */
     size_t stride = (g->state_bytes + 15) & ~(size_t)15;
-    size_t off_states = (sizeof(fg_env_batch) + 15) & ~(size_t)15;
-    size_t off_rng = off_states + 2 * n_envs * stride;
-    size_t off_last = off_rng + n_envs * sizeof(fg_rng);
-    size_t off_cur = off_last + n_envs * sizeof(int);
-    size_t off_d = (off_cur + n_envs + 7) & ~(size_t)7;
-    size_t total = off_d + n_envs * (2 * sizeof(double) + 2 * sizeof(int64_t));
+    size_t off_env = (sizeof(fg_env_batch) + 15) & ~(size_t)15;
+    size_t off_states = (off_env + n_envs * sizeof(fg_env_slot) + 15) & ~(size_t)15;
+    size_t total = off_states + 2 * n_envs * stride;
     unsigned char *mem = calloc(1, total);
     if (!mem) return fg_fail(FG_ERR_OOM, "env batch: cannot allocate %zu bytes for %zu environments", total, n_envs);
     fg_env_batch *b = (fg_env_batch *)mem;
     b->game = g;
     b->n = n_envs;
+    b->obs_size = (size_t)g->obs_floats;
     b->sticky = o.sticky_prob < 0.0f ? g->default_sticky : o.sticky_prob;
     b->sticky_threshold = b->sticky > 0.0f ? fg_env_threshold((double)b->sticky) : 0;
     b->ramping = o.ramping != 0;
     b->obs_dtype = o.obs_dtype;
     b->stride = stride;
     b->states = mem + off_states;
-    b->cur = mem + off_cur;
-    b->rngs = (fg_rng *)(mem + off_rng);
-    b->last_action = (int *)(mem + off_last);
-    b->ep_return = (double *)(mem + off_d);
-    b->last_return = b->ep_return + n_envs;
-    b->ep_length = (int64_t *)(b->last_return + n_envs);
-    b->last_length = b->ep_length + n_envs;
+    b->env = (fg_env_slot *)(mem + off_env);
+    for (size_t i = 0; i < n_envs; i++) b->env[i].state = state_at(b, i, 0);
     if (o.minimal_actions) {
         b->n_actions = g->n_minimal;
         for (int a = 0; a < g->n_minimal; a++) b->action_id[a] = g->minimal[a];
@@ -115,7 +107,7 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
      * env 0 of a batch of 1 and of a batch of 64 play the same game for the same seed. */
     fg_rng master;
     fg_rng_seed(&master, seed);
-    for (size_t i = 0; i < n_envs; i++) fg_rng_seed(&b->rngs[i], fg_rng_u64(&master));
+    for (size_t i = 0; i < n_envs; i++) fg_rng_seed(&b->env[i].rng, fg_rng_u64(&master));
     fg_env_batch_reset(b, NULL);
     *out = b;
     return FG_OK;
@@ -168,39 +160,40 @@ static void observe(const fg_env_batch *b, const void *st, void *obs, size_t i) 
 
 void fg_env_batch_reset(fg_env_batch *b, void *obs) {
     for (size_t i = 0; i < b->n; i++) {
-        void *st = cur_state(b, i);
-        b->game->reset(st, &b->rngs[i], b->ramping);
-        b->ep_return[i] = 0.0;
-        b->ep_length[i] = 0;
-        if (obs) observe(b, st, obs, i);
+        fg_env_slot *e = &b->env[i];
+        b->game->reset(e->state, &e->rng, b->ramping);
+        e->ep_return = 0.0;
+        e->ep_length = 0;
+        if (obs) observe(b, e->state, obs, i);
     }
 }
 
-/* The loop for a game without its own step_batch (CartPole): calls through the table. */
-static void generic_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
-    const fg_env_game *g = b->game;
-    fg_env_step_loop(b, actions, obs, rewards, dones, g->step, g->observe, g->observe_vec, g->reset);
+fg_status fg_env_bad_action(const fg_env_batch *b, size_t i, int32_t a) {
+    return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i, (int)a,
+                   b->n_actions);
 }
 
+/* The loop for a game without its own step_batch (CartPole): calls through the table. */
+static fg_status generic_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
+    const fg_env_game *g = b->game;
+    return fg_env_step_loop(b, actions, obs, rewards, dones, g->step, NULL, g->observe, g->observe_vec, g->reset, 0);
+}
+
+/* The actions are checked inside the game's loop (before any env moves): one call from here. */
 fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) {
-    for (size_t i = 0; i < b->n; i++)
-        if ((uint32_t)actions[i] >= (uint32_t)b->n_actions) /* negative ones wrap to huge */
-            return fg_fail(FG_ERR_INVALID, "%s env %zu: action %d out of range [0, %d)", b->game->name, i,
-                           (int)actions[i], b->n_actions);
-    if (b->game->step_batch) b->game->step_batch(b, actions, obs, rewards, dones);
-    else generic_step(b, actions, obs, rewards, dones);
-    return FG_OK;
+    if (b->game->step_batch) return b->game->step_batch(b, actions, obs, rewards, dones);
+    return generic_step(b, actions, obs, rewards, dones);
 }
 
 void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int64_t *len) {
     FG_ASSERT(i < b->n);
-    if (ret) *ret = b->last_return[i];
-    if (len) *len = b->last_length[i];
+    if (ret) *ret = b->env[i].last_return;
+    if (len) *len = b->env[i].last_length;
 }
 
 void fg_env_batch_final_obs(const fg_env_batch *b, size_t i, void *out) {
     FG_ASSERT(i < b->n);
-    observe(b, state_at(b, i, b->cur[i] ^ 1), out, 0);
+    observe(b, state_at(b, i, b->env[i].cur ^ 1), out, 0);
 }
 
 int64_t fg_env_batch_episodes(const fg_env_batch *b) { return b->episodes; }
@@ -208,15 +201,15 @@ int64_t fg_env_batch_steps(const fg_env_batch *b) { return b->steps; }
 
 int fg_env_batch_ramp(const fg_env_batch *b, size_t i) {
     FG_ASSERT(i < b->n);
-    return b->game->ramp(cur_state(b, i));
+    return b->game->ramp(b->env[i].state);
 }
 
 void *fg_env_batch_state(fg_env_batch *b, size_t i) {
     FG_ASSERT(i < b->n);
-    return cur_state(b, i);
+    return b->env[i].state;
 }
 
 fg_rng *fg_env_batch_rng(fg_env_batch *b, size_t i) {
     FG_ASSERT(i < b->n);
-    return &b->rngs[i];
+    return &b->env[i].rng;
 }

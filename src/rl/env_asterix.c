@@ -34,17 +34,20 @@ static void spawn_entity(fg_asterix *s, fg_rng *rng) {
     int free_slots[8], n = 0;
     for (int i = 0; i < 8; i++) {
         free_slots[n] = i;
-        n += !s->ent[i].active;
+        n += !s->active[i];
     }
     if (n == 0) return;
     int slot = free_slots[fg_env_below(rng, (uint32_t)n)];
-    s->ent[slot] = (fg_asterix_entity){1, right ? 0 : 9, slot + 1, right, gold};
+    s->active[slot] = 1;
+    s->x[slot] = right ? 0 : 9;
+    s->right[slot] = (int16_t)right;
+    s->gold[slot] = (int16_t)gold;
 }
 
-/* The entity on the player's cell: gold is picked up, an enemy ends the episode. */
-static void touch(fg_asterix *s, fg_asterix_entity *e, float *r) {
-    if (e->gold) {
-        e->active = 0;
+/* The entity in slot i on the player's cell: gold is picked up, an enemy ends the episode. */
+static void touch(fg_asterix *s, int i, float *r) {
+    if (s->gold[i]) {
+        s->active[i] = 0;
         *r += 1.0f;
     } else {
         s->terminal = 1;
@@ -73,16 +76,16 @@ FG_ENV_HOT static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     /* The original checks every entity against the player, before and after the move; only the
      * one in the player's row (slot player_y - 1) can be there, and the others' moves do not
      * depend on it, so we move all without branching on `active` and check that one. */
-    fg_asterix_entity *mine = &s->ent[s->player_y - 1];
-    if (mine->active & (mine->x == s->player_x)) touch(s, mine, &r);
+    int mine = py - 1;
+    if (s->active[mine] & (s->x[mine] == px)) touch(s, mine, &r);
     if (s->move_timer == 0) {
         s->move_timer = s->move_speed;
         for (int i = 0; i < 8; i++) {
-            fg_asterix_entity *e = &s->ent[i];
-            e->x += e->active * (e->right ? 1 : -1);
-            e->active &= e->x >= 0 && e->x <= 9;
+            int16_t x = (int16_t)(s->x[i] + (s->right[i] ? s->active[i] : -s->active[i]));
+            s->x[i] = x;
+            s->active[i] &= (int16_t)((x >= 0) & (x <= 9));
         }
-        if (mine->active & (mine->x == s->player_x)) touch(s, mine, &r);
+        if (s->active[mine] & (s->x[mine] == px)) touch(s, mine, &r);
     }
     s->spawn_timer--;
     s->move_timer--;
@@ -100,28 +103,32 @@ FG_ENV_HOT static float asterix_step(void *vs, int a, fg_rng *rng, int *done) {
     return r;
 }
 
-/* Branch-free: every entity ORs its presence (0 or 1) into its cells, so an inactive one costs
- * two stores that change nothing and there is no branch on the random play. Slot i's row is
- * i + 1 (the spawn puts it there; y is 0 only before the first spawn, while inactive), a
- * constant of the unrolled loop; an inactive entity's column may be -1 or 10 (it left the
- * board), which keeps its cells inside the observation. */
+/* Every entity has two cells: itself (channel 1 enemy, 3 gold) and its trail (channel 2, the
+ * cell it came from, when on the board). The sixteen cell numbers come from one loop over the
+ * slots in 16-bit lanes (two vectors; no branch on the random play), then sixteen byte stores.
+ * An inactive entity's cells, and an off-board trail, are cell 0 (channel 0, row 0): a cell the
+ * player never is on (rows 1-8), cleared again before the player is drawn. */
 FG_ENV_HOT static void asterix_observe(const void *vs, uint8_t *obs) {
     const fg_asterix *s = vs;
     fg_env_clear(obs, 4 * 100);
-    obs[s->player_y * 10 + s->player_x] = 1;
-#pragma GCC unroll 8
+    uint16_t cells[16];
     for (int i = 0; i < 8; i++) {
-        const fg_asterix_entity *e = &s->ent[i];
-        int on = e->active, x = e->x, back = x + 1 - 2 * e->right; /* the trail: where it came from */
-        uint8_t *row = obs + (i + 1) * 10;
-        row[(e->gold ? 3 * 100 : 1 * 100) + x] |= (uint8_t)on;
-        row[2 * 100 + back] |= (uint8_t)(on & ((unsigned)back <= 9u));
+        int16_t on = (int16_t)-s->active[i], x = s->x[i];
+        int16_t back = (int16_t)(x + 1 - 2 * s->right[i]);
+        int16_t trail_on = (int16_t)(on & -(back >= 0) & -(back <= 9));
+        int16_t row = (int16_t)(10 * (i + 1));
+        cells[i] = (uint16_t)(on & (100 + 200 * s->gold[i] + row + x));
+        cells[8 + i] = (uint16_t)(trail_on & (200 + row + back));
     }
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; k++) obs[cells[k]] = 1;
+    obs[0] = 0;
+    obs[s->player_y * 10 + s->player_x] = 1;
 }
 
 static int asterix_ramp(const void *vs) { return ((const fg_asterix *)vs)->ramp_index; }
 
-FG_ENV_STEP_BATCH(asterix_step_batch, asterix_step, asterix_observe, asterix_reset)
+FG_ENV_STEP_BATCH(asterix_step_batch, asterix_step, NULL, asterix_observe, asterix_reset)
 
 const fg_env_game fg_env_game_asterix = {
     .name = "asterix",

@@ -109,7 +109,7 @@ static int freeway_ramp(const void *vs) {
     return 0;
 }
 
-FG_ENV_STEP_BATCH(freeway_step_batch, freeway_step, freeway_observe, freeway_reset)
+FG_ENV_STEP_BATCH(freeway_step_batch, freeway_step, NULL, freeway_observe, freeway_reset)
 
 const fg_env_game fg_env_game_freeway = {
     .name = "freeway",

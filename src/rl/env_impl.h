@@ -41,10 +41,10 @@ typedef struct fg_env_game {
     void (*observe_vec)(const void *st, float *obs);
     /* MinAtar's difficulty_ramp() (0 where the original returns None). */
     int (*ramp)(const void *st);
-    /* fg_env_batch_step after the actions were checked: the game's own copy of
-     * fg_env_step_loop with its step, observe and reset inlined (no indirect calls per env);
-     * NULL: env.c's generic loop through the pointers above. */
-    void (*step_batch)(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones);
+    /* fg_env_batch_step: the game's own copy of fg_env_step_loop (the actions' check, then every
+     * env) with its step, observe and reset inlined (no indirect calls per env); NULL: env.c's
+     * generic loop through the pointers above. */
+    fg_status (*step_batch)(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones);
 } fg_env_game;
 
 extern const fg_env_game fg_env_game_breakout;
@@ -104,16 +104,30 @@ static inline uint32_t fg_env_below(fg_rng *rng, uint32_t n) {
     return (uint32_t)(m >> 32);
 }
 
+/* v, hidden from the compiler by an empty asm: a condition built from 0/1 flags with & and |
+ * stays one branch on the result instead of being split into a branch per flag, which brings
+ * back the unpredictable ones (a mispredicted branch costs about as much as drawing a whole
+ * observation). */
+static inline int fg_env_opaque(int v) {
+    __asm__("" : "+r"(v));
+    return v;
+}
+
+/* c (0 or 1) ? a : b without a branch: the compiler otherwise turns a select whose operands it
+ * must compute anyway back into a branch; the games use it where the random play makes the
+ * condition unpredictable. */
+static inline int fg_env_sel(int c, int a, int b) {
+    int m = fg_env_opaque(-c);
+    return (a & m) | (b & ~m);
+}
+
 /* MinAtar's Environment.act: with probability p the previous action is taken instead of a;
  * either way the taken action becomes the previous one. No draw when p <= 0. */
 int fg_env_sticky(fg_rng *rng, float p, int *last, int a);
 
 /* fg_env_sticky with p given as fg_env_threshold(p) (0 for p <= 0: no draw). */
 static inline int fg_env_sticky_t(fg_rng *rng, uint32_t threshold, int *last, int a) {
-    if (threshold) {
-        int stick = fg_env_chance(rng, threshold);
-        a = stick ? *last : a;
-    }
+    if (threshold) a = fg_env_sel(fg_env_chance(rng, threshold), *last, a);
     *last = a;
     return a;
 }
@@ -129,16 +143,6 @@ static inline __attribute__((always_inline)) void fg_env_clear(uint8_t *p, size_
     if (k < n) _mm256_storeu_si256((__m256i *)(void *)(p + n - 32), z);
 }
 
-/* c (0 or 1) ? a : b without a branch. The empty asm hides the mask from the compiler, which
- * otherwise turns a select whose operands it must compute anyway back into a branch; the games
- * use it where the random play makes the condition unpredictable (a mispredicted branch costs
- * about as much as drawing a whole observation). */
-static inline int fg_env_sel(int c, int a, int b) {
-    int m = -c;
-    __asm__("" : "+r"(m));
-    return (a & m) | (b & ~m);
-}
-
 /* Byte k of entry m is bit k of m: eight cells of a row in one 8-byte store (env.c). */
 extern const uint64_t fg_env_row_bytes[256];
 
@@ -148,6 +152,20 @@ static inline void fg_env_put_row(uint8_t *row, unsigned m) {
     memcpy(row, &fg_env_row_bytes[m & 0xFFu], 8);
     row[8] = (uint8_t)((m >> 8) & 1u);
     row[9] = (uint8_t)((m >> 9) & 1u);
+}
+
+/* The 32 cells p[0..31] from the bits of m (cell k is bit k), zeros included, in one 32-byte
+ * store: every byte takes the byte of m that holds its bit (a shuffle within each 16-byte half;
+ * both halves hold m), keeps that bit, and becomes 0xFF where it is set, then 1 (the absolute
+ * value of -1). Three rows of ten cells in one go, where fg_env_put_row writes a row in three
+ * stores after a table load. */
+static inline void fg_env_put_bits32(uint8_t *p, uint32_t m) {
+    const __m256i which = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                           3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m), which);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm256_abs_epi8(v));
 }
 
 /* A grid game's observation of state st as C*100 bytes (what the batch writes for FG_U8). */
@@ -161,9 +179,23 @@ fg_rng *fg_env_batch_rng(fg_env_batch *b, size_t i);
 
 /* ---------------------------------------------------------------- the batch */
 
+/* One environment's bookkeeping, in one record so that a step reaches all of it from one pointer
+ * (the batch loop's overhead is a visible share of a game step). Two state slots per env: `state`
+ * is the running episode's; when an episode ends the next one starts in the other slot, so the
+ * finished one's last state stays readable (the final observation) without a copy. */
+typedef struct fg_env_slot {
+    fg_rng rng;
+    unsigned char *state; /* the running episode's slot: the batch's states + (2i + cur) * stride */
+    int cur;              /* 0 or 1 */
+    int last_action;      /* sticky actions: the previous full-set action taken */
+    double ep_return, last_return;
+    int64_t ep_length, last_length;
+} fg_env_slot;
+
 struct fg_env_batch {
     const fg_env_game *game;
     size_t n;
+    size_t obs_size;   /* elements of one env's observation (the game's obs_floats) */
     float sticky;
     uint32_t sticky_threshold; /* fg_env_threshold(sticky); 0 when sticky <= 0 */
     int ramping;
@@ -171,57 +203,68 @@ struct fg_env_batch {
     int n_actions;
     int action_id[FG_ACT_COUNT]; /* index -> full-set action */
     size_t stride;               /* bytes per game state, rounded up to 16 */
-    /* Two state slots per env: cur[i] is the running episode's; when an episode ends the next
-     * one starts in the other slot, so the finished one's last state stays readable (the final
-     * observation) without a copy. */
     unsigned char *states;       /* 2n states, env i's at 2i and 2i + 1 */
-    uint8_t *cur;
-    fg_rng *rngs;
-    int *last_action;            /* sticky actions: the previous full-set action taken */
-    double *ep_return, *last_return;
-    int64_t *ep_length, *last_length;
+    fg_env_slot *env;            /* n */
     int64_t episodes, steps;
 };
 
 /* The most observation bytes of a grid game (Seaquest's 10 channels). */
 #define FG_ENV_MAX_CELLS 1000
 
-/* The body of fg_env_batch_step after the actions were checked: for every env the sticky rule,
- * one step of the rules, the episode's accounting, the reset of a finished episode (in the other
- * state slot) and the observation. A game file instantiates it with its own functions (constant
- * arguments of an always-inlined function: the calls are direct and inlined), env.c with the
- * table's pointers. */
-static inline __attribute__((always_inline)) void
+/* fg_env_batch_step's error for env i's action a (out of [0, n_actions)). */
+fg_status fg_env_bad_action(const fg_env_batch *b, size_t i, int32_t a);
+
+/* The body of fg_env_batch_step: every action checked before any env moves, then for every env
+ * the sticky rule, one step of the rules, the episode's accounting, the reset of a finished
+ * episode (in the other state slot) and the observation. A game file instantiates it with its own
+ * functions (constant arguments of an always-inlined function: the calls are direct and inlined),
+ * env.c with the table's pointers. u8_only (a constant): obs is non-NULL and of FG_U8, so the
+ * loop has no other observation path (FG_ENV_STEP_BATCH instantiates it twice: the u8 loop the
+ * benchmarks and the byte-observation callers run, without the f32 path's 1000-byte scratch and
+ * the registers its branches hold, and one for everything else). step_draw (NULL: none) is a
+ * game's step that also writes the whole observation of the state it leaves (all cells), for
+ * a game whose rules can draw as they go; the u8 loop uses it instead of step then observe. */
+static inline __attribute__((always_inline)) fg_status
 fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones,
-                 float (*step)(void *, int, fg_rng *, int *), void (*observe)(const void *, uint8_t *),
-                 void (*observe_vec)(const void *, float *), void (*reset)(void *, fg_rng *, int)) {
-    const size_t n = b->n, of = (size_t)b->game->obs_floats;
+                 float (*step)(void *, int, fg_rng *, int *),
+                 float (*step_draw)(void *, int, fg_rng *, int *, uint8_t *), void (*observe)(const void *, uint8_t *),
+                 void (*observe_vec)(const void *, float *), void (*reset)(void *, fg_rng *, int), int u8_only) {
+    const size_t n = b->n, of = b->obs_size;
+    for (size_t i = 0; i < n; i++)
+        if ((uint32_t)actions[i] >= (uint32_t)b->n_actions) /* negative ones wrap to huge */
+            return fg_env_bad_action(b, i, actions[i]);
     const uint32_t threshold = b->sticky_threshold;
     for (size_t i = 0; i < n; i++) {
-        fg_rng *rng = &b->rngs[i];
-        void *st = b->states + (2 * i + b->cur[i]) * b->stride;
-        int a = fg_env_sticky_t(rng, threshold, &b->last_action[i], b->action_id[actions[i]]);
+        fg_env_slot *e = &b->env[i];
+        void *st = e->state;
+        int a = fg_env_sticky_t(&e->rng, threshold, &e->last_action, b->action_id[actions[i]]);
         int done = FG_ENV_RUNNING;
-        float r = step(st, a, rng, &done);
-        b->ep_return[i] += r;
-        b->ep_length[i]++;
+        const int drawn = u8_only && step_draw; /* a constant */
+        float r = drawn ? step_draw(st, a, &e->rng, &done, (uint8_t *)obs + i * of) : step(st, a, &e->rng, &done);
+        e->ep_return += r;
+        e->ep_length++;
         rewards[i] = r;
         dones[i] = (uint8_t)done;
         if (__builtin_expect(done != FG_ENV_RUNNING, 0)) {
             /* The reward above is the terminal step's; the episode's record includes it. MinAtar's
              * Environment keeps last_action across reset, and so do we (sticky actions can carry
              * the last action of one episode into the first step of the next). */
-            b->last_return[i] = b->ep_return[i];
-            b->last_length[i] = b->ep_length[i];
-            b->ep_return[i] = 0.0;
-            b->ep_length[i] = 0;
+            e->last_return = e->ep_return;
+            e->last_length = e->ep_length;
+            e->ep_return = 0.0;
+            e->ep_length = 0;
             b->episodes++;
-            b->cur[i] ^= 1u;
-            st = b->states + (2 * i + b->cur[i]) * b->stride;
-            reset(st, rng, b->ramping);
+            e->cur ^= 1;
+            e->state = b->states + (2 * i + (size_t)e->cur) * b->stride;
+            st = e->state;
+            reset(st, &e->rng, b->ramping);
         }
-        if (!obs) continue;
-        if (observe_vec) {
+        if (u8_only) {
+            /* after a reset the new episode's first observation replaces the one drawn */
+            if (!drawn || done != FG_ENV_RUNNING) observe(st, (uint8_t *)obs + i * of);
+        } else if (!obs) {
+            continue;
+        } else if (observe_vec) {
             observe_vec(st, (float *)obs + i * of);
         } else if (b->obs_dtype == FG_U8) {
             observe(st, (uint8_t *)obs + i * of);
@@ -235,16 +278,23 @@ fg_env_step_loop(fg_env_batch *b, const int32_t *actions, void *obs, float *rewa
         }
     }
     b->steps += (int64_t)n;
+    return FG_OK;
 }
 
 /* A game's step and observe: inlined into its batch loop (a call and its register saves cost
  * more than many a step's work); the table's pointers still get an out-of-line copy. */
 #define FG_ENV_HOT __attribute__((always_inline)) inline
 
-/* A game file's step_batch: fg_env_step_loop with its functions. */
-#define FG_ENV_STEP_BATCH(fname, step, observe, reset)                                            \
-    static void fname(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) { \
-        fg_env_step_loop(b, actions, obs, rewards, dones, step, observe, NULL, reset);               \
+/* A game file's step_batch: fg_env_step_loop with its functions (step_draw may be NULL), the u8
+ * loop inline and the others (no observations, f32) in a function of their own. */
+#define FG_ENV_STEP_BATCH(fname, step, step_draw, observe, reset)                                 \
+    static __attribute__((noinline)) fg_status fname##_any(fg_env_batch *b, const int32_t *actions, void *obs, \
+                                                           float *rewards, uint8_t *dones) {         \
+        return fg_env_step_loop(b, actions, obs, rewards, dones, step, NULL, observe, NULL, reset, 0); \
+    }                                                                                              \
+    static fg_status fname(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones) { \
+        if (!obs || b->obs_dtype != FG_U8) return fname##_any(b, actions, obs, rewards, dones);   \
+        return fg_env_step_loop(b, actions, obs, rewards, dones, step, step_draw, observe, NULL, reset, 1); \
     }
 
 /* ---------------------------------------------------------------- the games' states */
@@ -276,12 +326,12 @@ typedef struct fg_freeway {
     int move_timer, terminate_timer, terminal;
 } fg_freeway;
 
-typedef struct fg_asterix_entity {
-    int8_t active, x, y, right, gold;
-} fg_asterix_entity;
-
+/* Asterix's eight entities (enemies or gold), slot i on row i + 1, one array per field: the move
+ * and the observation's cell numbers are plain loops over the eight that the compiler turns into
+ * one 16-byte vector operation each (int16_t lanes). x is -1 or 10 once an entity has left the
+ * board (then inactive). */
 typedef struct fg_asterix {
-    fg_asterix_entity ent[8]; /* slot i lives on row i + 1 */
+    int16_t active[8], x[8], right[8], gold[8];
     int player_x, player_y;
     int spawn_speed, spawn_timer, move_speed, move_timer, ramp_timer, ramp_index;
     int ramping, terminal;

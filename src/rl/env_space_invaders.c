@@ -158,7 +158,7 @@ FG_ENV_HOT static void si_observe(const void *vs, uint8_t *obs) {
 
 static int si_ramp(const void *vs) { return ((const fg_space_invaders *)vs)->ramp_index; }
 
-FG_ENV_STEP_BATCH(space_invaders_step_batch, si_step, si_observe, si_reset)
+FG_ENV_STEP_BATCH(space_invaders_step_batch, si_step, NULL, si_observe, si_reset)
 
 const fg_env_game fg_env_game_space_invaders = {
     .name = "space_invaders",
