@@ -20,7 +20,7 @@
 #include "frugal/ops.h"
 #include "par_impl.h"
 
-/* Elements below which the loops stay on the calling thread. */
+/* Loops go parallel past FG_PAR_MIN_ROWS elements (par_impl.h). */
 /* Column block of the dweight/dbias pass: the double accumulators live on the stack. */
 #define COL_BLOCK_MAX 256
 

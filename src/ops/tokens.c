@@ -8,12 +8,12 @@
  *   same bits). FLOPs 0 forward (a copy).
  * slice: inp viewed as (outer, dim, inner) -> out (outer, len, inner) = inp[:, start:start+len, :]
  *   (torch's narrow). Backward: dinp is zero outside the slice and dout inside it, WRITTEN.
- * Neither has parameters or saves anything. OpenMP-parallel past FG_PAR_MIN_STREAM elements (par_impl.h). */
+ * Neither has parameters or saves anything. OpenMP-parallel past FG_PAR_MIN_STREAM elements
+ * (par_impl.h). */
 #include <string.h>
 
 #include "frugal/ops.h"
 #include "par_impl.h"
-
 
 void fg_repeat_forward(float *out, const float *inp, size_t m, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > 1 && (size_t)n * m > FG_PAR_MIN_STREAM)
