@@ -1,7 +1,7 @@
 /* Graph tests of the sequence ops (LSTM, layer norm, attention) as nodes of a graph: every parameter
  * gradient of small graphs against central finite differences of the graph's loss (the op's data
  * inputs are made parameters so their gradients, which the kernels WRITE, are checked entry by
- * entry; other graphs feed the op from a projection, or feed one tensor to several inputs, so the
+ * entry; attention in both layouts, fg_nn_attention and fg_nn_attention_tokens; other graphs feed the op from a projection, or feed one tensor to several inputs, so the
  * executor's written and accumulated activation gradients are exercised too); the node's forward
  * against a direct call of the kernel, bit for bit; builder shape errors naming the op; a
  * safetensors round trip of the LSTM's parameters under torch.nn.LSTM's names; and the same
@@ -16,7 +16,7 @@
 #include "frugal/vmem.h"
 #include "testutil.h"
 
-enum { OP_LSTM, OP_LN, OP_ATTN };
+enum { OP_LSTM, OP_LN, OP_ATTN, OP_ATTN_TOK }; /* OP_ATTN_TOK: fg_nn_attention_tokens */
 
 /* How a test graph is built. */
 typedef struct spec {
@@ -94,22 +94,28 @@ static void build(net *n, const spec *sp) {
         logits = fg_nn_reshape(g, "rows", o, 2, rs);
         n_labels = 6;
     } else {
-        int64_t qs[4] = {AB, AH, ATQ, AD}, ks[4] = {AB, AH, sp->shared ? ATQ : ATK, AD};
+        /* head-major (B, H, T, D), or token-major (B, T, H * D) */
+        const int tok = sp->op == OP_ATTN_TOK, nd = tok ? 3 : 4;
+        const int64_t tk = sp->shared ? ATQ : ATK, feat = tok ? AH * AD : AD;
+        const int64_t qs4[4] = {AB, AH, ATQ, AD}, ks4[4] = {AB, AH, tk, AD}, qs3[3] = {AB, ATQ, feat},
+                      ks3[3] = {AB, tk, feat};
+        const int64_t *qs = tok ? qs3 : qs4, *ks = tok ? ks3 : ks4;
         fg_id q, k, v;
         if (sp->shared) {
-            fg_id x = input_or_param(g, sp->direct, "x", 4, qs);
-            q = k = v = sp->direct ? x : fg_layer_linear(g, "proj", x, AD, 1);
+            fg_id x = input_or_param(g, sp->direct, "x", nd, qs);
+            q = k = v = sp->direct ? x : fg_layer_linear(g, "proj", x, feat, 1);
         } else {
-            q = input_or_param(g, sp->direct, "q", 4, qs);
-            k = input_or_param(g, sp->direct, "k", 4, ks);
-            v = input_or_param(g, sp->direct, "v", 4, ks);
+            q = input_or_param(g, sp->direct, "q", nd, qs);
+            k = input_or_param(g, sp->direct, "k", nd, ks);
+            v = input_or_param(g, sp->direct, "v", nd, ks);
             if (!sp->direct) {
-                q = fg_layer_linear(g, "pq", q, AD, 1);
-                k = fg_layer_linear(g, "pk", k, AD, 1);
-                v = fg_layer_linear(g, "pv", v, AD, 1);
+                q = fg_layer_linear(g, "pq", q, feat, 1);
+                k = fg_layer_linear(g, "pk", k, feat, 1);
+                v = fg_layer_linear(g, "pv", v, feat, 1);
             }
         }
-        y = fg_nn_attention(g, "attn", q, k, v, 0.0f, sp->causal);
+        y = tok ? fg_nn_attention_tokens(g, "attn", q, k, v, AH, 0.0f, sp->causal)
+                : fg_nn_attention(g, "attn", q, k, v, 0.0f, sp->causal);
         n->op_in[0] = q;
         n->op_in[1] = k;
         n->op_in[2] = v;
@@ -180,7 +186,7 @@ static double loss_of(void *user) {
 }
 
 static const char *op_label(const spec *sp) {
-    static const char *names[] = {"lstm", "layernorm", "attention"};
+    static const char *names[] = {"lstm", "layernorm", "attention", "attention (token-major)"};
     return names[sp->op];
 }
 
@@ -254,8 +260,12 @@ static void check_forward_exact(const spec *sp) {
         int64_t tk = sp->shared ? ATQ : ATK;
         size_t np = (size_t)(AB * AH * ATQ * tk);
         a0 = malloc(np * sizeof(float));
-        CHECK_OK(fg_attention_forward(y, a0, tdata(g, ni->in[0]), tdata(g, ni->in[1]), tdata(g, ni->in[2]), AB, AH, ATQ, tk, AD,
-                                      1.0f / sqrtf((float)AD), sp->causal));
+        if (sp->op == OP_ATTN_TOK)
+            CHECK_OK(fg_attention_forward_tokens(y, a0, tdata(g, ni->in[0]), tdata(g, ni->in[1]), tdata(g, ni->in[2]), AB,
+                                                 AH, AH, ATQ, tk, AD, 1.0f / sqrtf((float)AD), sp->causal));
+        else
+            CHECK_OK(fg_attention_forward(y, a0, tdata(g, ni->in[0]), tdata(g, ni->in[1]), tdata(g, ni->in[2]), AB, AH,
+                                          ATQ, tk, AD, 1.0f / sqrtf((float)AD), sp->causal));
         snprintf(what, sizeof what, "attention (causal %d) probs vs fg_attention_forward", sp->causal);
         fg_check_equal(what, tdata(g, ni->aux[0]), a0, np);
     }
@@ -517,12 +527,15 @@ int main(void) {
         {OP_LN, 1, 0, 0, 0, 0, 0, 10},  {OP_LN, 0, 0, 0, 0, 0, 0, 11},  {OP_LN, 0, 1, 0, 0, 0, 0, 12},
         {OP_ATTN, 1, 0, 0, 0, 0, 0, 13}, {OP_ATTN, 1, 0, 1, 0, 0, 0, 14}, {OP_ATTN, 0, 0, 1, 0, 0, 0, 15},
         {OP_ATTN, 0, 1, 1, 0, 0, 0, 16}, {OP_ATTN, 1, 1, 0, 0, 0, 0, 17},
+        {OP_ATTN_TOK, 1, 0, 0, 0, 0, 0, 18}, {OP_ATTN_TOK, 1, 0, 1, 0, 0, 0, 19}, {OP_ATTN_TOK, 0, 0, 1, 0, 0, 0, 20},
+        {OP_ATTN_TOK, 0, 1, 0, 0, 0, 0, 21},
     };
     for (size_t i = 0; i < sizeof grads / sizeof *grads; i++) check_gradients(&grads[i]);
     /* (b) forward bit for bit against the kernels */
     const spec fwd[] = {
         {OP_LSTM, 1, 0, 0, 1, 0, 1, 30}, {OP_LSTM, 0, 0, 0, 0, 0, 1, 31}, {OP_LN, 0, 1, 0, 0, 0, 1, 32},
         {OP_ATTN, 0, 0, 0, 0, 0, 1, 33}, {OP_ATTN, 0, 0, 1, 0, 0, 1, 34}, {OP_ATTN, 1, 1, 1, 0, 0, 1, 35},
+        {OP_ATTN_TOK, 0, 0, 0, 0, 0, 1, 36}, {OP_ATTN_TOK, 1, 0, 1, 0, 0, 1, 37},
     };
     int before = fg_test_failures;
     for (size_t i = 0; i < sizeof fwd / sizeof *fwd; i++) check_forward_exact(&fwd[i]);
@@ -534,7 +547,7 @@ int main(void) {
     test_checkpoint();
     /* (e) */
     const spec vm[] = {{OP_LSTM, 0, 0, 0, 1, 0, 0, 40}, {OP_LN, 0, 1, 0, 0, 0, 0, 41}, {OP_ATTN, 0, 0, 1, 0, 0, 0, 42},
-                       {OP_ATTN, 0, 1, 0, 0, 0, 0, 43}};
+                       {OP_ATTN, 0, 1, 0, 0, 0, 0, 43}, {OP_ATTN_TOK, 0, 0, 1, 0, 0, 0, 44}};
     for (size_t i = 0; i < sizeof vm / sizeof *vm; i++) check_vmem_identical(&vm[i]);
     return fg_test_finish("test_graph_seq");
 }

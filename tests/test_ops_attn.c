@@ -12,6 +12,8 @@
  *  - the forward's vectorised exp over scores from -95 to 0 against the double-precision twin;
  *  - central finite differences of loss = sum(out * r) for layer norm (inp, weight, bias) and
  *    attention (q, k, v), causal on and off;
+ *  - the token-major (B, T, H, D) kernels (forward with all heads and a prefix kept, backward, ToMe's
+ *    proportional attention) against the head-major ones on the same tensors permuted;
  *  - token keeping against the naive twin run on k, v gathered in the test (unsorted and repeated
  *    indices, n_keep = 1, n_keep = Tk in order equals the plain forward); bad n_keep, indices and
  *    workspaces are rejected;
@@ -459,6 +461,111 @@ static void test_keep(fg_rng *rng) {
     free(ws);
 }
 
+/* ---------------------------------------------------------------- token-major layout */
+
+/* (B, T, H, D) <-> (B, H, T, D) */
+static void to_heads(float *dst, const float *src, int64_t B, int64_t H, int64_t T, int64_t D) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t h = 0; h < H; h++)
+                memcpy(dst + ((b * H + h) * T + t) * D, src + ((b * T + t) * H + h) * D, (size_t)D * sizeof(float));
+}
+static void to_tokens(float *dst, const float *src, int64_t B, int64_t H, int64_t T, int64_t D) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t h = 0; h < H; h++)
+                memcpy(dst + ((b * T + t) * H + h) * D, src + ((b * H + h) * T + t) * D, (size_t)D * sizeof(float));
+}
+
+/* The _tokens kernels on (B, T, H, D) against the head-major kernels on the same tensors permuted:
+ * forward (all heads and the first `keep`: the others' columns exactly 0, their probs untouched),
+ * backward (all gradients, and dv alone), and ToMe's proportional attention in both layouts. */
+static void test_tokens_case(const att_shape *sh, int causal, fg_rng *rng) {
+    const int64_t B = sh->B, H = sh->H, Tq = sh->Tq, Tk = sh->Tk, D = sh->D;
+    const size_t nq = (size_t)(B * H * Tq * D), nk = (size_t)(B * H * Tk * D), np = (size_t)(B * H * Tq * Tk);
+    const float scale = 1.0f / sqrtf((float)D);
+    char what[200];
+#define TWHAT(s) (snprintf(what, sizeof what, "attention tokens %s [B %lld H %lld Tq %lld Tk %lld D %lld%s]", s, \
+                           (long long)B, (long long)H, (long long)Tq, (long long)Tk, (long long)D,               \
+                           causal ? " causal" : ""), what)
+    float *q = fg_alloc_guarded(nq), *k = fg_alloc_guarded(nk), *v = fg_alloc_guarded(nk), *dy = fg_alloc_guarded(nq);
+    float *qh = fg_alloc_guarded(nq), *kh = fg_alloc_guarded(nk), *vh = fg_alloc_guarded(nk), *dyh = fg_alloc_guarded(nq);
+    fg_fill_uniform(q, nq, -2, 2, rng);
+    fg_fill_uniform(k, nk, -2, 2, rng);
+    fg_fill_uniform(v, nk, -1, 1, rng);
+    fg_fill_uniform(dy, nq, -1, 1, rng);
+    to_heads(qh, q, B, H, Tq, D), to_heads(kh, k, B, H, Tk, D), to_heads(vh, v, B, H, Tk, D);
+    to_heads(dyh, dy, B, H, Tq, D);
+    float *yh = fg_alloc_guarded(nq), *ph = fg_alloc_guarded(np), *want = fg_alloc_guarded(nq);
+    CHECK_OK(fg_attention_forward(yh, ph, qh, kh, vh, B, H, Tq, Tk, D, scale, causal));
+    to_tokens(want, yh, B, H, Tq, D);
+    float *y = fg_alloc_guarded(nq), *p = fg_alloc_guarded(np);
+    fg_fill_const(y, nq, 777.0f), fg_fill_const(p, np, 777.0f);
+    CHECK_OK(fg_attention_forward_tokens(y, p, q, k, v, B, H, H, Tq, Tk, D, scale, causal));
+    fg_check_close(TWHAT("forward out"), y, want, nq, 1e-6f, 1e-7f);
+    fg_check_close(TWHAT("forward probs"), p, ph, np, 1e-6f, 1e-8f);
+    fg_check_guard(what, y, nq);
+    fg_check_guard(what, p, np);
+    if (H > 1) { /* the first keep heads: their columns and probs as before, the others' 0 / untouched */
+        const int64_t keep = H / 2;
+        fg_fill_const(y, nq, 777.0f), fg_fill_const(p, np, 777.0f);
+        CHECK_OK(fg_attention_forward_tokens(y, p, q, k, v, B, H, keep, Tq, Tk, D, scale, causal));
+        int64_t bad = 0;
+        for (int64_t r = 0; r < B * Tq; r++)
+            for (int64_t c = 0; c < H * D; c++) {
+                const float got = y[r * H * D + c], exp_ = want[r * H * D + c];
+                bad += c < keep * D ? fabsf(got - exp_) > 1e-6f * (1.0f + fabsf(exp_)) : got != 0.0f;
+            }
+        for (int64_t it = 0; it < B * H; it++)
+            for (int64_t e = 0; e < Tq * Tk; e++)
+                bad += it % H < keep ? fabsf(p[it * Tq * Tk + e] - ph[it * Tq * Tk + e]) > 1e-6f
+                                     : p[it * Tq * Tk + e] != 777.0f;
+        if (bad) fprintf(stderr, "  %s: %lld entries wrong\n", TWHAT("heads kept"), (long long)bad);
+        CHECK(bad == 0);
+        CHECK_STATUS(fg_attention_forward_tokens(y, p, q, k, v, B, H, 0, Tq, Tk, D, scale, causal), FG_ERR_SHAPE);
+        CHECK_STATUS(fg_attention_forward_tokens(y, p, q, k, v, B, H, H + 1, Tq, Tk, D, scale, causal), FG_ERR_SHAPE);
+    }
+    /* backward */
+    float *dqh = fg_alloc_guarded(nq), *dkh = fg_alloc_guarded(nk), *dvh = fg_alloc_guarded(nk);
+    float *dq = fg_alloc_guarded(nq), *dk = fg_alloc_guarded(nk), *dv = fg_alloc_guarded(nk), *w = fg_alloc_guarded(nk);
+    const size_t ws_bytes = fg_attention_workspace_bytes(B, H, Tq, Tk, D);
+    float *ws = malloc(ws_bytes);
+    CHECK_OK(fg_attention_backward(dqh, dkh, dvh, dyh, qh, kh, vh, ph, B, H, Tq, Tk, D, scale, ws, ws_bytes));
+    fg_fill_const(dq, nq, 777.0f), fg_fill_const(dk, nk, 777.0f), fg_fill_const(dv, nk, 777.0f);
+    CHECK_OK(fg_attention_backward_tokens(dq, dk, dv, dy, q, k, v, ph, B, H, Tq, Tk, D, scale, ws, ws_bytes));
+    to_tokens(want, dqh, B, H, Tq, D);
+    fg_check_close(TWHAT("backward dq"), dq, want, nq, 1e-6f, 1e-7f);
+    to_tokens(w, dkh, B, H, Tk, D);
+    fg_check_close(TWHAT("backward dk"), dk, w, nk, 1e-6f, 1e-7f);
+    to_tokens(w, dvh, B, H, Tk, D);
+    fg_check_close(TWHAT("backward dv"), dv, w, nk, 1e-6f, 1e-7f);
+    fg_check_guard(what, dq, nq), fg_check_guard(what, dk, nk), fg_check_guard(what, dv, nk);
+    fg_fill_const(dv, nk, 777.0f);
+    CHECK_OK(fg_attention_backward_tokens(NULL, NULL, dv, dy, q, k, v, ph, B, H, Tq, Tk, D, scale, NULL, 0));
+    fg_check_close(TWHAT("backward dv alone"), dv, w, nk, 1e-6f, 1e-7f);
+    CHECK_STATUS(fg_attention_backward_tokens(dq, NULL, NULL, dy, q, k, v, ph, B, H, Tq, Tk, D, scale, NULL, 0),
+                 FG_ERR_INVALID);
+    /* ToMe's proportional attention (self-attention, no mask): both layouts, all heads and half */
+    if (Tq == Tk && !causal) {
+        float *size = fg_alloc_guarded((size_t)(B * Tq));
+        fg_fill_uniform(size, (size_t)(B * Tq), 1, 4, rng);
+        const size_t tws = fg_tome_attention_workspace_bytes(B, H, Tq);
+        float *tw = malloc(tws);
+        for (int64_t keep = H; keep >= 1; keep = keep > 1 ? keep / 2 : 0) {
+            CHECK_OK(fg_tome_attention_forward(yh, qh, kh, vh, size, B, H, keep, Tq, D, scale, tw, tws));
+            to_tokens(want, yh, B, H, Tq, D);
+            fg_fill_const(y, nq, 777.0f);
+            CHECK_OK(fg_tome_attention_forward_tokens(y, q, k, v, size, B, H, keep, Tq, D, scale, tw, tws));
+            fg_check_close(TWHAT("tome forward"), y, want, nq, 1e-6f, 1e-7f);
+            fg_check_guard(what, y, nq);
+        }
+        free(size), free(tw);
+    }
+#undef TWHAT
+    free(q), free(k), free(v), free(dy), free(qh), free(kh), free(vh), free(dyh), free(yh), free(ph), free(want);
+    free(y), free(p), free(dqh), free(dkh), free(dvh), free(dq), free(dk), free(dv), free(w), free(ws);
+}
+
 /* ---------------------------------------------------------------- PyTorch fixtures */
 
 static const float *fx(fg_fixture *f, const char *prefix, const char *name, size_t numel) {
@@ -618,6 +725,8 @@ int main(void) {
     test_gradcheck_layernorm(&rng);
     test_gradcheck_attention(&rng);
     test_keep(&rng);
+    for (size_t i = 0; i < sizeof ATT_SHAPES / sizeof ATT_SHAPES[0]; i++)
+        for (int causal = 0; causal <= 1; causal++) test_tokens_case(&ATT_SHAPES[i], causal, &rng);
     test_shape_errors();
 
     fg_fixture *f = fg_fixture_open("attn.bin");

@@ -115,6 +115,13 @@ fg_id fg_nn_layernorm(fg_graph *g, const char *name, fg_id x, float eps);
  * AUX output "<name>.probs" (B,H,Tq,Tk); backward reads q, k, v and probs and takes a workspace
  * (fg_attention_workspace_bytes, sized with the thread count at build). No parameters. */
 fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, float scale, int causal);
+/* The same on token-major q (B,Tq,C), k and v (B,Tk,C), C = heads * D, as linear projections make
+ * them: out (B,Tq,C) equals splitting the heads (reshape to (B,T,heads,D), permute to
+ * (B,heads,T,D)), fg_nn_attention and merging them back, without the copies (the kernel reads and
+ * writes each head's columns in place). Same AUX probs (B,heads,Tq,Tk), workspace and heads kept
+ * (fg_graph_set_attention_heads: the other heads' columns of out are zeros). */
+fg_id fg_nn_attention_tokens(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, int64_t heads, float scale,
+                             int causal);
 /* One LSTM layer (torch.nn.LSTM, num_layers 1, time-major): x (T,B,I) -> y (T,B,hidden), h0 = c0 =
  * 0; y[T-1] is the last hidden state (hT, cT are not outputs). Creates params named as
  * torch.nn.LSTM's state_dict so safetensors checkpoints line up: "<name>.weight_ih_l0" (4H,I),
@@ -167,6 +174,9 @@ fg_id fg_nn_tome(fg_graph *g, const char *name, fg_id x, fg_id keys, fg_id size,
  * softmax(scale * q k^T + log size[key]) v; scale <= 0 means 1/sqrt(D). Heads kept
  * (fg_graph_set_attention_heads) apply as to fg_nn_attention. Takes a workspace. */
 fg_id fg_nn_tome_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, fg_id size, float scale);
+/* The same on token-major q, k, v (B,T,C), C = heads * D, out (B,T,C) (as fg_nn_attention_tokens). */
+fg_id fg_nn_tome_attention_tokens(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, fg_id size,
+                                  int64_t heads, float scale);
 
 /* Layers: create the parameters ("<name>.weight", "<name>.bias") with PyTorch's default
  * initialization and apply the op. */
@@ -275,6 +285,9 @@ fg_status fg_graph_set_bypass(fg_graph *g, int node, fg_bypass mode, int input);
  * pruning the other heads; the q, k, v projections still compute all heads). Counts as a bypass
  * (backward refused) unless keep = H. FG_ERR_INVALID for another node or keep out of range. */
 fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep);
+/* An attention node's (either op, either layout) heads and channels per head; FG_ERR_INVALID for
+ * another node. */
+fg_status fg_graph_attention_heads(const fg_graph *g, int node, int64_t *heads, int64_t *head_dim);
 /* Narrowed work (dynamic ViT's heads kept and dropped decoder stages, so that FLOPs and time
  * fall with them). A linear node computes only its first `out` output features (the rest of each
  * output row is not written: only readers that ignore them may follow, e.g. attention with the

@@ -396,6 +396,19 @@ fg_status fg_attention_forward(float *out, float *probs, const float *q, const f
 fg_status fg_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                                 const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
                                 int64_t D, float scale, void *ws, size_t ws_bytes);
+/* The same in the token-major layout: q, k, v as the linear projections make them, (B, T, H * D)
+ * with the heads not split, so no permute copies them. q, out, dq, dout (B, Tq, H, D); k, v, dk, dv
+ * (B, Tk, H, D): row t of head h of batch item b at ((b * T + t) * H + h) * D; probs still
+ * (B, H, Tq, Tk). Same workspace as fg_attention_backward. The forward runs the first `keep` heads
+ * (1 <= keep <= H; H for all, FG_ERR_SHAPE otherwise) and writes zeros in the other heads' columns
+ * of out (their probs are not written). Results equal the head-major kernels' on permuted tensors
+ * (the same products over strided rows). */
+fg_status fg_attention_forward_tokens(float *out, float *probs, const float *q, const float *k, const float *v,
+                                      int64_t B, int64_t H, int64_t keep, int64_t Tq, int64_t Tk, int64_t D,
+                                      float scale, int causal);
+fg_status fg_attention_backward_tokens(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                       const float *k, const float *v, const float *probs, int64_t B, int64_t H,
+                                       int64_t Tq, int64_t Tk, int64_t D, float scale, void *ws, size_t ws_bytes);
 /* Token keeping for run-time skipping (dynamic ViT), forward only, no causal mask: attends to the
  * key/value tokens keep[0..n_keep) (indices into Tk, the same list for every batch item and head;
  * a repeated index counts twice), exactly as fg_attention_forward on k, v gathered along Tk.

@@ -55,6 +55,10 @@ size_t fg_tome_attention_workspace_bytes(int64_t B, int64_t H, int64_t T);
 fg_status fg_tome_attention_forward(float *out, const float *q, const float *k, const float *v, const float *size,
                                     int64_t B, int64_t H, int64_t keep, int64_t T, int64_t D, float scale, void *ws,
                                     size_t ws_bytes);
+/* The same in the token-major layout (q, k, v, out (B, T, H, D), as fg_attention_forward_tokens). */
+fg_status fg_tome_attention_forward_tokens(float *out, const float *q, const float *k, const float *v,
+                                           const float *size, int64_t B, int64_t H, int64_t keep, int64_t T,
+                                           int64_t D, float scale, void *ws, size_t ws_bytes);
 void fg_tome_attention_forward_naive(float *out, const float *q, const float *k, const float *v, const float *size,
                                      int64_t B, int64_t H, int64_t keep, int64_t T, int64_t D, float scale);
 /* 4 B keep T^2 D (as fg_attention_flops) plus the T^2 bias additions per head. */

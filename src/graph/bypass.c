@@ -86,6 +86,17 @@ fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep) {
     return FG_OK; /* every input is still read: liveness does not change */
 }
 
+fg_status fg_graph_attention_heads(const fg_graph *g, int node, int64_t *heads, int64_t *head_dim) {
+    FG_ASSERT(heads && head_dim);
+    if (node < 0 || node >= g->nn) return fg_fail(FG_ERR_INVALID, "heads: node %d out of range [0, %d)", node, g->nn);
+    const fg_node *n = &g->nodes[node];
+    if (n->info.op != FG_OP_ATTENTION && n->info.op != FG_OP_TOME_ATTENTION)
+        return fg_fail(FG_ERR_INVALID, "heads: node '%s' is %s, not attention", n->info.name, fg_op_name(n->info.op));
+    *heads = n->p.attn.H;
+    *head_dim = n->p.attn.D;
+    return FG_OK;
+}
+
 /* The FLOPs node i costs under its bypass (0 when it does not run). */
 static double node_flops(const fg_graph *g, int i) {
     const fg_node *n = &g->nodes[i];

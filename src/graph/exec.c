@@ -229,6 +229,12 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         return FG_OK;
     case FG_OP_ATTENTION: {
         const int64_t B = n->p.attn.B, H = n->p.attn.H, Tq = n->p.attn.Tq, Tk = n->p.attn.Tk, D = n->p.attn.D;
+        if (n->p.attn.tokens) { /* heads kept: the first keep heads run, the others' columns are zeros */
+            fg_status s = fg_attention_forward_tokens(y, F(g, ni->aux[0]), x, F(g, ni->in[1]), F(g, ni->in[2]), B, H,
+                                                      n->keep_heads ? n->keep_heads : H, Tq, Tk, D, n->p.attn.scale,
+                                                      n->p.attn.causal);
+            return s != FG_OK ? node_fail(s, ni) : FG_OK;
+        }
         if (n->keep_heads == 0) {
             fg_status s = fg_attention_forward(y, F(g, ni->aux[0]), x, F(g, ni->in[1]), F(g, ni->in[2]), B, H, Tq, Tk,
                                                D, n->p.attn.scale, n->p.attn.causal);
@@ -283,9 +289,9 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         return FG_OK;
     }
     case FG_OP_TOME_ATTENTION: {
-        fg_status s = fg_tome_attention_forward(y, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, ni->in[3]), n->p.attn.B,
-                                                n->p.attn.H, n->keep_heads ? n->keep_heads : n->p.attn.H,
-                                                n->p.attn.Tq, n->p.attn.D, n->p.attn.scale, g->ws, g->ws_bytes);
+        fg_status s = (n->p.attn.tokens ? fg_tome_attention_forward_tokens : fg_tome_attention_forward)(
+            y, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, ni->in[3]), n->p.attn.B, n->p.attn.H,
+            n->keep_heads ? n->keep_heads : n->p.attn.H, n->p.attn.Tq, n->p.attn.D, n->p.attn.scale, g->ws, g->ws_bytes);
         if (s != FG_OK) return node_fail(s, ni);
         return FG_OK;
     }
@@ -430,9 +436,9 @@ static fg_status run_backward(fg_graph *g, int i) {
         break;
     case FG_OP_ATTENTION:
         /* the op's own scratch only: accumulation scratch follows it in the workspace */
-        st = fg_attention_backward(d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, ni->aux[0]),
-                                   n->p.attn.B, n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D, n->p.attn.scale,
-                                   algo_ws ? g->ws : NULL, algo_ws);
+        st = (n->p.attn.tokens ? fg_attention_backward_tokens : fg_attention_backward)(
+            d.dst[0], d.dst[1], d.dst[2], dy, x, F(g, ni->in[1]), F(g, ni->in[2]), F(g, ni->aux[0]), n->p.attn.B,
+            n->p.attn.H, n->p.attn.Tq, n->p.attn.Tk, n->p.attn.D, n->p.attn.scale, algo_ws ? g->ws : NULL, algo_ws);
         if (st != FG_OK) st = node_fail(st, ni);
         break;
     case FG_OP_LSTM: {

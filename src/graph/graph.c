@@ -556,6 +556,30 @@ fg_id fg_nn_layernorm(fg_graph *g, const char *name, fg_id x, float eps) {
     return g->nodes[i].info.out;
 }
 
+/* The attention node over checked q, k, v: out oshape, probs (B, H, Tq, Tk). */
+static fg_id attention_node(fg_graph *g, const char *name, const fg_id in[3], int64_t B, int64_t H, int64_t Tq,
+                            int64_t Tk, int64_t D, float scale, int causal, int tokens, int ondim,
+                            const int64_t *oshape) {
+    char s1[96], s2[96];
+    if (fg_attention_check(B, H, Tq, Tk, D) != FG_OK)
+        return gfail(g, FG_ERR_SHAPE, "attention '%s': q %s, k %s: %s", name, shp(s1, sizeof s1, g, in[0]),
+                     shp(s2, sizeof s2, g, in[1]), fg_last_error());
+    const int64_t pshape[4] = {B, H, Tq, Tk};
+    int i = new_node(g, FG_OP_ATTENTION, name, in, 3, ondim, oshape, FG_F32);
+    fg_node *n = &g->nodes[i];
+    n->p.attn.B = B;
+    n->p.attn.H = H;
+    n->p.attn.Tq = Tq;
+    n->p.attn.Tk = Tk;
+    n->p.attn.D = D;
+    n->p.attn.scale = scale > 0.0f ? scale : 1.0f / sqrtf((float)D);
+    n->p.attn.causal = causal != 0;
+    n->p.attn.tokens = tokens;
+    n->info.flops = fg_attention_flops(B, H, Tq, Tk, D);
+    add_aux(g, i, "probs", 4, pshape);
+    return g->nodes[i].info.out;
+}
+
 fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, float scale, int causal) {
     char nb[FG_NAME_MAX], s1[96], s2[96], s3[96];
     name = autoname(g, name, FG_OP_ATTENTION, nb, sizeof nb);
@@ -571,24 +595,42 @@ fg_id fg_nn_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, 
     if (!fg_tensor_same_shape(tv, tk))
         return gfail(g, FG_ERR_SHAPE, "attention '%s': v %s must have k's shape %s (B,H,Tk,D)", name,
                      shp(s1, sizeof s1, g, v), shp(s2, sizeof s2, g, k));
-    int64_t B = tq->shape[0], H = tq->shape[1], Tq = tq->shape[2], Tk = tk->shape[2], D = tq->shape[3];
-    if (fg_attention_check(B, H, Tq, Tk, D) != FG_OK)
-        return gfail(g, FG_ERR_SHAPE, "attention '%s': q %s, k %s: %s", name, shp(s1, sizeof s1, g, q),
-                     shp(s2, sizeof s2, g, k), fg_last_error());
-    int64_t oshape[4] = {B, H, Tq, D}, pshape[4] = {B, H, Tq, Tk};
-    fg_id in[3] = {q, k, v};
-    int i = new_node(g, FG_OP_ATTENTION, name, in, 3, 4, oshape, FG_F32);
-    fg_node *n = &g->nodes[i];
-    n->p.attn.B = B;
-    n->p.attn.H = H;
-    n->p.attn.Tq = Tq;
-    n->p.attn.Tk = Tk;
-    n->p.attn.D = D;
-    n->p.attn.scale = scale > 0.0f ? scale : 1.0f / sqrtf((float)D);
-    n->p.attn.causal = causal != 0;
-    n->info.flops = fg_attention_flops(B, H, Tq, Tk, D);
-    add_aux(g, i, "probs", 4, pshape);
-    return g->nodes[i].info.out;
+    const int64_t B = tq->shape[0], H = tq->shape[1], Tq = tq->shape[2], Tk = tk->shape[2], D = tq->shape[3];
+    const int64_t oshape[4] = {B, H, Tq, D};
+    const fg_id in[3] = {q, k, v};
+    return attention_node(g, name, in, B, H, Tq, Tk, D, scale, causal, 0, 4, oshape);
+}
+
+/* Whether token-major q (B,Tq,C), k and v (B,Tk,C) fit, with C = heads * D; 0 after a graph failure. */
+static int tokens_ok(fg_graph *g, const char *op, const char *name, fg_id q, fg_id k, fg_id v, int64_t heads) {
+    char s1[96], s2[96], s3[96];
+    const fg_tensor *tq = T(g, q), *tk = T(g, k), *tv = T(g, v);
+    if (tq->ndim != 3 || tk->ndim != 3 || tv->ndim != 3 || tq->dtype != FG_F32 || tk->dtype != FG_F32 ||
+        tv->dtype != FG_F32 || tk->shape[0] != tq->shape[0] || tk->shape[2] != tq->shape[2] ||
+        !fg_tensor_same_shape(tv, tk)) {
+        gfail(g, FG_ERR_SHAPE, "%s '%s': q %s, k %s and v %s must be f32 (B,Tq,C), (B,Tk,C), (B,Tk,C)", op, name,
+              shp(s1, sizeof s1, g, q), shp(s2, sizeof s2, g, k), shp(s3, sizeof s3, g, v));
+        return 0;
+    }
+    if (heads < 1 || tq->shape[2] % heads != 0) {
+        gfail(g, FG_ERR_SHAPE, "%s '%s': %lld heads do not divide the %lld channels of q %s", op, name,
+              (long long)heads, (long long)tq->shape[2], shp(s1, sizeof s1, g, q));
+        return 0;
+    }
+    return 1;
+}
+
+fg_id fg_nn_attention_tokens(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, int64_t heads, float scale,
+                             int causal) {
+    char nb[FG_NAME_MAX];
+    name = autoname(g, name, FG_OP_ATTENTION, nb, sizeof nb);
+    if (!ok_id(g, q, "attention", name) || !ok_id(g, k, "attention", name) || !ok_id(g, v, "attention", name) ||
+        !tokens_ok(g, "attention", name, q, k, v, heads))
+        return FG_NONE;
+    const fg_tensor *tq = T(g, q), *tk = T(g, k);
+    const int64_t B = tq->shape[0], Tq = tq->shape[1], Tk = tk->shape[1], D = tq->shape[2] / heads;
+    const fg_id in[3] = {q, k, v};
+    return attention_node(g, name, in, B, heads, Tq, Tk, D, scale, causal, 1, 3, tq->shape);
 }
 
 fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias) {
@@ -819,30 +861,56 @@ fg_id fg_nn_tome(fg_graph *g, const char *name, fg_id x, fg_id keys, fg_id size,
     return g->nodes[i].info.out;
 }
 
-fg_id fg_nn_tome_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, fg_id size, float scale) {
-    char nb[FG_NAME_MAX], s1[96], s2[96], s3[96];
-    name = autoname(g, name, FG_OP_TOME_ATTENTION, nb, sizeof nb);
-    if (!ok_id(g, q, "tome_attention", name) || !ok_id(g, k, "tome_attention", name) ||
-        !ok_id(g, v, "tome_attention", name) || !ok_id(g, size, "tome_attention", name))
-        return FG_NONE;
-    const fg_tensor *tq = T(g, q), *ts = T(g, size);
-    if (tq->ndim != 4 || tq->dtype != FG_F32 || !fg_tensor_same_shape(T(g, k), tq) || !fg_tensor_same_shape(T(g, v), tq))
-        return gfail(g, FG_ERR_SHAPE, "tome_attention '%s': q %s, k %s, v %s must be f32 (B,H,T,D), all the same", name,
-                     shp(s1, sizeof s1, g, q), shp(s2, sizeof s2, g, k), shp(s3, sizeof s3, g, v));
-    const int64_t B = tq->shape[0], H = tq->shape[1], Tn = tq->shape[2], D = tq->shape[3];
+/* The ToMe attention node over checked q, k, v (shape oshape, ondim) and a size to check. */
+static fg_id tome_attention_node(fg_graph *g, const char *name, const fg_id in[4], int64_t B, int64_t H, int64_t Tn,
+                                 int64_t D, float scale, int tokens, int ondim, const int64_t *oshape) {
+    char s1[96];
+    const fg_tensor *ts = T(g, in[3]);
     if (ts->ndim != 2 || ts->dtype != FG_F32 || ts->shape[0] != B || ts->shape[1] != Tn)
         return gfail(g, FG_ERR_SHAPE, "tome_attention '%s': size %s must be f32 (B,T) = (%lld, %lld)", name,
-                     shp(s1, sizeof s1, g, size), (long long)B, (long long)Tn);
-    fg_id in[4] = {q, k, v, size};
-    int i = new_node(g, FG_OP_TOME_ATTENTION, name, in, 4, 4, tq->shape, FG_F32);
+                     shp(s1, sizeof s1, g, in[3]), (long long)B, (long long)Tn);
+    int i = new_node(g, FG_OP_TOME_ATTENTION, name, in, 4, ondim, oshape, FG_F32);
     fg_node *n = &g->nodes[i];
     n->p.attn.B = B;
     n->p.attn.H = H;
     n->p.attn.Tq = n->p.attn.Tk = Tn;
     n->p.attn.D = D;
     n->p.attn.scale = scale > 0.0f ? scale : 1.0f / sqrtf((float)D);
+    n->p.attn.tokens = tokens;
     n->info.flops = fg_tome_attention_flops(B, H, Tn, D);
     return n->info.out;
+}
+
+fg_id fg_nn_tome_attention(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, fg_id size, float scale) {
+    char nb[FG_NAME_MAX], s1[96], s2[96], s3[96];
+    name = autoname(g, name, FG_OP_TOME_ATTENTION, nb, sizeof nb);
+    if (!ok_id(g, q, "tome_attention", name) || !ok_id(g, k, "tome_attention", name) ||
+        !ok_id(g, v, "tome_attention", name) || !ok_id(g, size, "tome_attention", name))
+        return FG_NONE;
+    const fg_tensor *tq = T(g, q);
+    if (tq->ndim != 4 || tq->dtype != FG_F32 || !fg_tensor_same_shape(T(g, k), tq) || !fg_tensor_same_shape(T(g, v), tq))
+        return gfail(g, FG_ERR_SHAPE, "tome_attention '%s': q %s, k %s, v %s must be f32 (B,H,T,D), all the same", name,
+                     shp(s1, sizeof s1, g, q), shp(s2, sizeof s2, g, k), shp(s3, sizeof s3, g, v));
+    const fg_id in[4] = {q, k, v, size};
+    return tome_attention_node(g, name, in, tq->shape[0], tq->shape[1], tq->shape[2], tq->shape[3], scale, 0, 4,
+                               tq->shape);
+}
+
+fg_id fg_nn_tome_attention_tokens(fg_graph *g, const char *name, fg_id q, fg_id k, fg_id v, fg_id size,
+                                  int64_t heads, float scale) {
+    char nb[FG_NAME_MAX], s1[96], s2[96];
+    name = autoname(g, name, FG_OP_TOME_ATTENTION, nb, sizeof nb);
+    if (!ok_id(g, q, "tome_attention", name) || !ok_id(g, k, "tome_attention", name) ||
+        !ok_id(g, v, "tome_attention", name) || !ok_id(g, size, "tome_attention", name) ||
+        !tokens_ok(g, "tome_attention", name, q, k, v, heads))
+        return FG_NONE;
+    const fg_tensor *tq = T(g, q);
+    if (T(g, k)->shape[1] != tq->shape[1])
+        return gfail(g, FG_ERR_SHAPE, "tome_attention '%s': k %s must have q's tokens %s (self-attention)", name,
+                     shp(s1, sizeof s1, g, k), shp(s2, sizeof s2, g, q));
+    const fg_id in[4] = {q, k, v, size};
+    return tome_attention_node(g, name, in, tq->shape[0], heads, tq->shape[1], tq->shape[2] / heads, scale, 1, 3,
+                               tq->shape);
 }
 
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,

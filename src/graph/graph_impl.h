@@ -22,7 +22,7 @@ typedef struct fg_node_params {
     struct { int64_t N, C, HW; } gap;
     fg_lstm_desc lstm;
     struct { int64_t rows, C; float eps; } ln;
-    struct { int64_t B, H, Tq, Tk, D; float scale; int causal; } attn;
+    struct { int64_t B, H, Tq, Tk, D; float scale; int causal, tokens; } attn; /* tokens: (B, T, H * D) */
     struct { int64_t n, V, E; } emb; /* ids, rows of the table, embedding size */
     fg_resize_desc rs;
     struct { int64_t n; size_t m; } rep;                            /* copies, floats per copy */

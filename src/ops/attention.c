@@ -4,6 +4,10 @@
  *   probs = softmax(scale * q @ k^T (+ causal mask)),  out = probs @ v      per (batch, head).
  *
  * Shapes (contiguous): q, out, dq (B, H, Tq, D); k, v, dk, dv (B, H, Tk, D); probs (B, H, Tq, Tk).
+ * The _tokens entry points take the token-major layout instead, (B, T, H, D) = the projections'
+ * (B, T, H * D) with the heads not split: each (b, h) item is then a D-wide column block of rows
+ * H * D apart, which every sgemm below reads and writes in place through its leading dimension
+ * (attn_lay), so the head split and merge permutes (two full copies of q, k, v and out) are gone.
  * scale is usually 1/sqrt(D). causal masks key j for query i when j > i (top-left aligned, as
  * torch's tril(ones(Tq, Tk))): every query keeps key 0, so no row is empty.
  * Forward writes probs: they are what backward needs (saved: q, k, v, probs). Masked entries of
@@ -28,6 +32,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "frugal/ops.h"
 #include "vmath_impl.h"
@@ -69,28 +74,50 @@ size_t fg_attention_keep_workspace_bytes(int64_t B, int64_t H, int64_t Tq, int64
     return (size_t)items_in_flight(B * H, Tq, n_keep, D) * 2 * (size_t)n_keep * (size_t)D * sizeof(float);
 }
 
+/* Softmax in place over row[0, n) (the scores a query keeps), zeros in row[n, Tk). */
+__attribute__((always_inline)) static inline void softmax_row(float *row, int64_t n, int64_t Tk) {
+    float mx = row[0];
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; j++) {
+        row[j] = fg_vm_exp_nonpos(row[j] - mx);
+        sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) row[j] *= inv;
+    for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
+}
+
 /* Row-wise softmax in place over p (rows, Tk), whose row i is query row0 + i; with causal, query r
  * keeps columns 0..r and the rest become 0. par: split rows over threads. */
 static void softmax_rows(float *p, int64_t rows, int64_t Tk, int causal, int64_t row0, int par) {
 #pragma omp parallel for schedule(static) if (par && rows > 1 && rows * Tk > PAR_MIN)
     for (int64_t i = 0; i < rows; i++) {
-        float *row = p + i * Tk;
         const int64_t r = row0 + i;
-        const int64_t n = causal && r + 1 < Tk ? r + 1 : Tk;
-        float mx = row[0];
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < n; j++) {
-            row[j] = fg_vm_exp_nonpos(row[j] - mx);
-            sum += row[j];
-        }
-        const float inv = 1.0f / sum;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) row[j] *= inv;
-        for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
+        softmax_row(p + i * Tk, causal && r + 1 < Tk ? r + 1 : Tk, Tk);
     }
+}
+
+/* The same on the calling thread with 512-bit vectors, called when fg_cpu_isa_active() allows
+ * AVX-512 (the name carries _avx512 for scripts/check-isa.sh): twice the lanes for the exp, which
+ * is most of the forward's time outside the products (a third of it at ViT sizes, measured with
+ * perf). The sums run in a different order than with 256-bit vectors, so the last bit of a
+ * probability may differ between the two ISAs (never between thread counts). */
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,prefer-vector-width=512"))) static void
+softmax_rows_seq_avx512(float *p, int64_t rows, int64_t Tk, int causal, int64_t row0) {
+    for (int64_t i = 0; i < rows; i++) {
+        const int64_t r = row0 + i;
+        softmax_row(p + i * Tk, causal && r + 1 < Tk ? r + 1 : Tk, Tk);
+    }
+}
+
+/* On the calling thread, with the widest vectors the CPU allows. */
+static void softmax_rows_seq(float *p, int64_t rows, int64_t Tk, int causal, int64_t row0) {
+    if (fg_cpu_isa_active() == FG_ISA_AVX512) softmax_rows_seq_avx512(p, rows, Tk, causal, row0);
+    else softmax_rows(p, rows, Tk, causal, row0, 0);
 }
 
 /* One (b, h): p (Tq, Tk) = softmax(scale * q k^T), o (Tq, D) = p v. */
@@ -102,14 +129,15 @@ static fg_status item_forward(float *o, float *p, const float *q, const float *k
     return fg_sgemm('N', 'N', Tq, D, Tk, 1.0f, p, Tk, v, D, 0.0f, o, D);
 }
 
-/* One (b, h) backward; ds is scratch (Tq, Tk). */
+/* One (b, h) backward; ds is scratch (Tq, Tk). Rows of q, dq, dout are ldq apart, of k, v, dk, dv
+ * ldk apart (D for the head-major layout, H * D for the token-major one). */
 static fg_status item_backward(float *dq, float *dk, float *dv, float *ds, const float *dout, const float *q,
                                const float *k, const float *v, const float *p, int64_t Tq, int64_t Tk, int64_t D,
-                               float scale, int par) {
+                               int64_t ldq, int64_t ldk, float scale, int par) {
     fg_status s = FG_OK;
-    if (dv) s = fg_sgemm('T', 'N', Tk, D, Tq, 1.0f, p, Tk, dout, D, 0.0f, dv, D);
+    if (dv) s = fg_sgemm('T', 'N', Tk, D, Tq, 1.0f, p, Tk, dout, ldq, 0.0f, dv, ldk);
     if (s != FG_OK || (!dq && !dk)) return s;
-    s = fg_sgemm('N', 'T', Tq, Tk, D, 1.0f, dout, D, v, D, 0.0f, ds, Tk); /* dP */
+    s = fg_sgemm('N', 'T', Tq, Tk, D, 1.0f, dout, ldq, v, ldk, 0.0f, ds, Tk); /* dP */
     if (s != FG_OK) return s;
 #pragma omp parallel for schedule(static) if (par && Tq > 1 && Tq * Tk > PAR_MIN)
     for (int64_t i = 0; i < Tq; i++) {
@@ -121,9 +149,28 @@ static fg_status item_backward(float *dq, float *dk, float *dv, float *ds, const
 #pragma omp simd
         for (int64_t j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
     }
-    if (dq) s = fg_sgemm('N', 'N', Tq, D, Tk, scale, ds, Tk, k, D, 0.0f, dq, D);
-    if (s == FG_OK && dk) s = fg_sgemm('T', 'N', Tk, D, Tq, scale, ds, Tk, q, D, 0.0f, dk, D);
+    if (dq) s = fg_sgemm('N', 'N', Tq, D, Tk, scale, ds, Tk, k, ldk, 0.0f, dq, ldq);
+    if (s == FG_OK && dk) s = fg_sgemm('T', 'N', Tk, D, Tq, scale, ds, Tk, q, ldq, 0.0f, dk, ldk);
     return s;
+}
+
+/* Where the rows of (b, h) item `it` start, for a tensor of T rows per item: head-major (B, H, T, D)
+ * puts the item's T x D block at (b * H + h) * T * D; token-major (B, T, H, D) puts its row t at
+ * (b * T + t) * H * D + h * D, so the block starts at b * T * H * D + h * D, rows H * D apart. Items
+ * count run heads per batch item (hr <= H: the first hr heads, fg_attention_forward_tokens). */
+typedef struct attn_lay {
+    int64_t H, hr; /* heads stored, heads run */
+    int tokens;    /* token-major */
+} attn_lay;
+
+static int64_t item_off(attn_lay l, int64_t it, int64_t T, int64_t D) {
+    const int64_t b = it / l.hr, h = it % l.hr;
+    return l.tokens ? b * T * l.H * D + h * D : (b * l.H + h) * T * D;
+}
+static int64_t item_ld(attn_lay l, int64_t D) { return l.tokens ? l.H * D : D; }
+/* probs (B, H, Tq, Tk) in either layout */
+static int64_t probs_off(attn_lay l, int64_t it, int64_t Tq, int64_t Tk) {
+    return ((it / l.hr) * l.H + it % l.hr) * Tq * Tk;
 }
 
 /* One call's worth of work, split into B*H independent (b, h) items. */
@@ -138,6 +185,7 @@ typedef struct attn_job {
     float *ws;         /* slots of slot_floats each, or NULL */
     int64_t slot_floats;
     int64_t Tq, Tk, D, n_keep;
+    attn_lay lay;
     float scale;
     int causal;
 } attn_job;
@@ -157,16 +205,17 @@ static fg_status item_forward_keep(float *o, float *p, const float *q, const flo
 
 static fg_status run_item(const attn_job *j, int64_t it, int64_t slot, int par) {
     const int64_t Tq = j->Tq, Tk = j->Tk, D = j->D;
-    const float *q = j->q + it * Tq * D, *k = j->k + it * Tk * D, *v = j->v + it * Tk * D;
+    const int64_t oq = item_off(j->lay, it, Tq, D), ok = item_off(j->lay, it, Tk, D);
+    const float *q = j->q + oq, *k = j->k + ok, *v = j->v + ok;
     float *ws = j->ws ? j->ws + slot * j->slot_floats : NULL;
     switch (j->kind) {
     case ITEM_BACKWARD:
-        return item_backward(j->dq ? j->dq + it * Tq * D : NULL, j->dk ? j->dk + it * Tk * D : NULL,
-                             j->dv ? j->dv + it * Tk * D : NULL, ws, j->dout + it * Tq * D, q, k, v,
-                             j->saved_probs + it * Tq * Tk, Tq, Tk, D, j->scale, par);
-    case ITEM_KEEP:
-        return item_forward_keep(j->out + it * Tq * D, j->probs + it * Tq * j->n_keep, q, k, v, j->keep, j->n_keep,
-                                 ws, ws + j->n_keep * D, Tq, D, j->scale, par);
+        return item_backward(j->dq ? j->dq + oq : NULL, j->dk ? j->dk + ok : NULL, j->dv ? j->dv + ok : NULL, ws,
+                             j->dout + oq, q, k, v, j->saved_probs + probs_off(j->lay, it, Tq, Tk), Tq, Tk, D,
+                             item_ld(j->lay, D), item_ld(j->lay, D), j->scale, par);
+    case ITEM_KEEP: /* head-major only */
+        return item_forward_keep(j->out + oq, j->probs + it * Tq * j->n_keep, q, k, v, j->keep, j->n_keep, ws,
+                                 ws + j->n_keep * D, Tq, D, j->scale, par);
     }
     return FG_ERR_INVALID;
 }
@@ -218,23 +267,23 @@ static int64_t query_block(int64_t BH, int64_t Tq) {
  * keep both threads busy whatever B * H is (an item at a time left one thread idle in softmax's
  * short rows and in oneDNN's small products; three heads on two threads left one idle a third of
  * the time). */
-fg_status fg_attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
-                               int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal) {
-    fg_status s = fg_attention_check(B, H, Tq, Tk, D);
-    if (s != FG_OK) return s;
-    const int64_t BH = B * H;
+static fg_status forward_core(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B,
+                              attn_lay l, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal) {
+    const int64_t BH = B * l.hr;
     if (BH == 0) return FG_OK;
     FG_ASSERT(out && probs && q && k && v);
+    const int64_t ld = item_ld(l, D);
     const int64_t qb = query_block(BH, Tq), nqb = (Tq + qb - 1) / qb, units = BH * nqb;
     int64_t failed = -1;
 #pragma omp parallel for schedule(dynamic, 1) if (units > 1 && fg_threads_get() > 1)
     for (int64_t u = 0; u < units; u++) {
         const int64_t it = u / nqb, q0 = (u % nqb) * qb, qn = q0 + qb <= Tq ? qb : Tq - q0;
-        float *p = probs + (it * Tq + q0) * Tk, *o = out + (it * Tq + q0) * D;
-        fg_status us = fg_sgemm('N', 'T', qn, Tk, D, scale, q + (it * Tq + q0) * D, D, k + it * Tk * D, D, 0.0f, p, Tk);
+        const int64_t oq = item_off(l, it, Tq, D) + q0 * ld, ok = item_off(l, it, Tk, D);
+        float *p = probs + probs_off(l, it, Tq, Tk) + q0 * Tk, *o = out + oq;
+        fg_status us = fg_sgemm('N', 'T', qn, Tk, D, scale, q + oq, ld, k + ok, ld, 0.0f, p, Tk);
         if (us == FG_OK) {
-            softmax_rows(p, qn, Tk, causal, q0, 0);
-            us = fg_sgemm('N', 'N', qn, D, Tk, 1.0f, p, Tk, v + it * Tk * D, D, 0.0f, o, D);
+            softmax_rows_seq(p, qn, Tk, causal, q0);
+            us = fg_sgemm('N', 'N', qn, D, Tk, 1.0f, p, Tk, v + ok, ld, 0.0f, o, ld);
         }
         if (us != FG_OK) {
 #pragma omp critical(fg_attention_failed)
@@ -248,12 +297,33 @@ fg_status fg_attention_forward(float *out, float *probs, const float *q, const f
     return FG_OK;
 }
 
-fg_status fg_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                                const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
-                                int64_t D, float scale, void *ws, size_t ws_bytes) {
+fg_status fg_attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                               int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, float scale, int causal) {
     fg_status s = fg_attention_check(B, H, Tq, Tk, D);
     if (s != FG_OK) return s;
-    const int64_t BH = B * H;
+    return forward_core(out, probs, q, k, v, B, (attn_lay){H, H, 0}, Tq, Tk, D, scale, causal);
+}
+
+fg_status fg_attention_forward_tokens(float *out, float *probs, const float *q, const float *k, const float *v,
+                                      int64_t B, int64_t H, int64_t keep, int64_t Tq, int64_t Tk, int64_t D,
+                                      float scale, int causal) {
+    fg_status s = fg_attention_check(B, H, Tq, Tk, D);
+    if (s != FG_OK) return s;
+    if (keep < 1 || keep > H)
+        return fg_fail(FG_ERR_SHAPE, "attention (token-major): heads run = %lld, expected 1 <= heads run <= H = %lld",
+                       (long long)keep, (long long)H);
+    s = forward_core(out, probs, q, k, v, B, (attn_lay){H, keep, 1}, Tq, Tk, D, scale, causal);
+    if (s != FG_OK || keep == H) return s;
+    /* the heads not run: zeros in their columns of every row */
+    for (int64_t r = 0; r < B * Tq; r++)
+        memset(out + r * H * D + keep * D, 0, (size_t)((H - keep) * D) * sizeof(float));
+    return FG_OK;
+}
+
+static fg_status backward_core(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                               const float *v, const float *probs, int64_t B, attn_lay l, int64_t Tq, int64_t Tk,
+                               int64_t D, float scale, void *ws, size_t ws_bytes) {
+    const int64_t BH = B * l.hr;
     if (BH == 0 || (!dq && !dk && !dv)) return FG_OK;
     FG_ASSERT(dout && q && k && v && probs);
     const size_t slot_bytes = (size_t)Tq * (size_t)Tk * sizeof(float);
@@ -269,8 +339,24 @@ fg_status fg_attention_backward(float *dq, float *dk, float *dv, const float *do
     }
     const attn_job j = {.kind = ITEM_BACKWARD, .what = "attention backward", .dq = dq, .dk = dk, .dv = dv,
                         .q = q, .k = k, .v = v, .dout = dout, .saved_probs = probs, .ws = needs_ws ? ws : NULL,
-                        .slot_floats = Tq * Tk, .Tq = Tq, .Tk = Tk, .D = D, .scale = scale};
+                        .slot_floats = Tq * Tk, .Tq = Tq, .Tk = Tk, .D = D, .lay = l, .scale = scale};
     return run_items(&j, BH, slots);
+}
+
+fg_status fg_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                const float *v, const float *probs, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
+                                int64_t D, float scale, void *ws, size_t ws_bytes) {
+    fg_status s = fg_attention_check(B, H, Tq, Tk, D);
+    if (s != FG_OK) return s;
+    return backward_core(dq, dk, dv, dout, q, k, v, probs, B, (attn_lay){H, H, 0}, Tq, Tk, D, scale, ws, ws_bytes);
+}
+
+fg_status fg_attention_backward_tokens(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                       const float *k, const float *v, const float *probs, int64_t B, int64_t H,
+                                       int64_t Tq, int64_t Tk, int64_t D, float scale, void *ws, size_t ws_bytes) {
+    fg_status s = fg_attention_check(B, H, Tq, Tk, D);
+    if (s != FG_OK) return s;
+    return backward_core(dq, dk, dv, dout, q, k, v, probs, B, (attn_lay){H, H, 1}, Tq, Tk, D, scale, ws, ws_bytes);
 }
 
 fg_status fg_attention_forward_keep(float *out, float *probs, const float *q, const float *k, const float *v,
@@ -299,7 +385,7 @@ fg_status fg_attention_forward_keep(float *out, float *probs, const float *q, co
     if ((size_t)slots > ws_bytes / slot_bytes) slots = (int64_t)(ws_bytes / slot_bytes);
     const attn_job j = {.kind = ITEM_KEEP, .what = "attention keep forward", .out = out, .probs = probs, .q = q,
                         .k = k, .v = v, .keep = keep, .ws = ws, .slot_floats = 2 * n_keep * D, .Tq = Tq, .Tk = Tk,
-                        .D = D, .n_keep = n_keep, .scale = scale};
+                        .D = D, .n_keep = n_keep, .lay = {H, H, 0}, .scale = scale};
     return run_items(&j, BH, slots);
 }
 

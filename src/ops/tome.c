@@ -221,10 +221,10 @@ double fg_tome_attention_flops(int64_t B, int64_t keep, int64_t T, int64_t D) {
     return 4.0 * (double)B * (double)keep * (double)T * (double)T * (double)D + (double)(B * keep) * (double)(T * T);
 }
 
-/* One (b, h): p = scale q k^T + logs (per key), softmax rows, o = p v. */
+/* One (b, h): p = scale q k^T + logs (per key), softmax rows, o = p v; rows of q, k, v, o ld apart. */
 static fg_status prop_item(float *o, float *p, const float *q, const float *k, const float *v, const float *logs,
-                           int64_t T, int64_t D, float scale) {
-    fg_status s = fg_sgemm('N', 'T', T, T, D, scale, q, D, k, D, 0.0f, p, T);
+                           int64_t T, int64_t D, int64_t ld, float scale) {
+    fg_status s = fg_sgemm('N', 'T', T, T, D, scale, q, ld, k, ld, 0.0f, p, T);
     if (s != FG_OK) return s;
     for (int64_t i = 0; i < T; i++) {
         float *row = p + i * T;
@@ -243,12 +243,14 @@ static fg_status prop_item(float *o, float *p, const float *q, const float *k, c
 #pragma omp simd
         for (int64_t j = 0; j < T; j++) row[j] *= inv;
     }
-    return fg_sgemm('N', 'N', T, D, T, 1.0f, p, T, v, D, 0.0f, o, D);
+    return fg_sgemm('N', 'N', T, D, T, 1.0f, p, T, v, ld, 0.0f, o, ld);
 }
 
-fg_status fg_tome_attention_forward(float *out, const float *q, const float *k, const float *v, const float *size,
-                                    int64_t B, int64_t H, int64_t keep, int64_t T, int64_t D, float scale, void *ws,
-                                    size_t ws_bytes) {
+/* Both layouts: head-major (B, H, T, D), or token-major (B, T, H, D) when tokens (item (b, h) is then
+ * the D columns from h * D of batch item b's rows, H * D apart). */
+static fg_status tome_attention(float *out, const float *q, const float *k, const float *v, const float *size,
+                                int64_t B, int64_t H, int64_t keep, int64_t T, int64_t D, float scale, void *ws,
+                                size_t ws_bytes, int tokens) {
     if (B < 1 || H < 1 || keep < 1 || keep > H || T < 1 || D < 1)
         return fg_fail(FG_ERR_SHAPE, "tome attention: B %lld, H %lld, keep %lld, T %lld, D %lld", (long long)B,
                        (long long)H, (long long)keep, (long long)T, (long long)D);
@@ -259,18 +261,37 @@ fg_status fg_tome_attention_forward(float *out, const float *q, const float *k, 
                        per * sizeof(float));
     const int64_t items = B * keep, nth = slots < items ? slots : items;
     const size_t hs = (size_t)(T * D);
+    const int64_t ld = tokens ? H * D : D;
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1) reduction(| : failed)
     for (int64_t it = 0; it < items; it++) {
         const int64_t b = it / keep, h = it % keep;
         float *p = (float *)ws + (size_t)omp_get_thread_num() * per, *logs = p + T * T;
         for (int64_t j = 0; j < T; j++) logs[j] = logf(size[b * T + j]);
-        const size_t off = (size_t)(b * H + h) * hs;
-        failed |= prop_item(out + off, p, q + off, k + off, v + off, logs, T, D, scale) != FG_OK;
+        const size_t off = tokens ? (size_t)(b * T * H + h) * (size_t)D : (size_t)(b * H + h) * hs;
+        failed |= prop_item(out + off, p, q + off, k + off, v + off, logs, T, D, ld, scale) != FG_OK;
     }
-    for (int64_t b = 0; b < B && keep < H; b++)
-        memset(out + (size_t)(b * H + keep) * hs, 0, (size_t)(H - keep) * hs * sizeof(float));
+    for (int64_t b = 0; b < B && keep < H; b++) {
+        if (!tokens) {
+            memset(out + (size_t)(b * H + keep) * hs, 0, (size_t)(H - keep) * hs * sizeof(float));
+            continue;
+        }
+        for (int64_t t = 0; t < T; t++)
+            memset(out + (size_t)((b * T + t) * H + keep) * (size_t)D, 0, (size_t)((H - keep) * D) * sizeof(float));
+    }
     return failed ? fg_fail(FG_ERR_BACKEND, "tome attention: sgemm failed") : FG_OK;
+}
+
+fg_status fg_tome_attention_forward(float *out, const float *q, const float *k, const float *v, const float *size,
+                                    int64_t B, int64_t H, int64_t keep, int64_t T, int64_t D, float scale, void *ws,
+                                    size_t ws_bytes) {
+    return tome_attention(out, q, k, v, size, B, H, keep, T, D, scale, ws, ws_bytes, 0);
+}
+
+fg_status fg_tome_attention_forward_tokens(float *out, const float *q, const float *k, const float *v,
+                                           const float *size, int64_t B, int64_t H, int64_t keep, int64_t T,
+                                           int64_t D, float scale, void *ws, size_t ws_bytes) {
+    return tome_attention(out, q, k, v, size, B, H, keep, T, D, scale, ws, ws_bytes, 1);
 }
 
 void fg_tome_attention_forward_naive(float *out, const float *q, const float *k, const float *v, const float *size,

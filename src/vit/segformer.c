@@ -11,10 +11,11 @@
  *   patch embedding   image (B, C_{i-1}, h_{i-1}, w_{i-1}) -conv k, stride, pad k/2-> (B, C_i, h_i, w_i)
  *                     -> tokens (B, N_i, C_i) -> layer norm                 "...patch_embeddings.i.*"
  *   block (depths[i]) x += attn(ln1(x)); x += mixffn(ln2(x))                "...block.i.j.*"
- *     attn            q = query(x) (B, N, C) -> heads (B, heads, N, D), D = C / heads;
+ *     attn            q = query(x) (B, N, C), heads of D = C / heads channels each;
  *                     sr > 1: kv = layer_norm(tokens(conv_sr(image(x)))), conv kernel = stride = sr,
- *                     (B, N / sr^2, C) (Tk != Tq); else kv = x; k = key(kv), v = value(kv) -> heads;
- *                     softmax(q k^T / sqrt(D)) v -> (B, N, C) -> output.dense
+ *                     (B, N / sr^2, C) (Tk != Tq); else kv = x; k = key(kv), v = value(kv);
+ *                     per head softmax(q k^T / sqrt(D)) v -> (B, N, C) -> output.dense (the heads
+ *                     read and written in place: fg_nn_attention_tokens)
  *     mixffn          dense1 (C -> 4C) -> image (B, 4C, h, w) -> depthwise 3x3 pad 1 (groups 4C, bias)
  *                     -> tokens -> GELU (erf) -> dense2 (4C -> C)
  *   stage norm        layer norm "segformer.encoder.layer_norm.i"; image form feeds stage i + 1
@@ -134,23 +135,12 @@ static fg_id to_image(sb *b, const char *name, fg_id x, int64_t h, int64_t w) {
 }
 
 /* (B, N, C) -> (B, heads, N, C / heads) */
-static fg_id split_heads(sb *b, const char *name, fg_id x, int64_t heads) {
-    if (fg_graph_status(b->g) != FG_OK) return FG_NONE;
-    const fg_tensor *t = fg_graph_tensor(b->g, x);
-    const int64_t s4[4] = {t->shape[0], t->shape[1], heads, t->shape[2] / heads};
-    const int perm[4] = {0, 2, 1, 3};
-    char vb[FG_NAME_MAX];
-    snprintf(vb, sizeof vb, "%.50s:4d", name);
-    return fg_nn_permute(b->g, name, fg_nn_reshape(b->g, vb, x, 4, s4), perm);
-}
-
 /* Efficient self-attention of block prefix p ("segformer.encoder.block.i.j."), x (B, N, C). */
 static fg_id attention(sb *b, const char *p, fg_id x, int stage, int64_t h, int64_t w) {
     fg_graph *g = b->g;
     const int64_t C = b->c->hidden[stage], heads = b->c->heads[stage], sr = b->c->sr[stage];
     char n1[FG_NAME_MAX], n2[FG_NAME_MAX];
-    fg_id q = split_heads(b, nm(b, n2, p, "attention.self.query:heads"),
-                          fg_layer_linear(g, nm(b, n1, p, "attention.self.query"), x, C, 1), heads);
+    fg_id q = fg_layer_linear(g, nm(b, n1, p, "attention.self.query"), x, C, 1);
     fg_id kv = x;
     if (sr > 1) {
         fg_id img = to_image(b, nm(b, n1, p, "attention.self:image"), x, h, w);
@@ -158,18 +148,12 @@ static fg_id attention(sb *b, const char *p, fg_id x, int stage, int64_t h, int6
         kv = fg_nn_layernorm(g, nm(b, n2, p, "attention.self.layer_norm"), to_tokens(b, nm(b, n1, p, "attention.self.sr:tok"), r),
                              b->c->ln_eps);
     }
-    fg_id k = split_heads(b, nm(b, n2, p, "attention.self.key:heads"),
-                          fg_layer_linear(g, nm(b, n1, p, "attention.self.key"), kv, C, 1), heads);
-    fg_id v = split_heads(b, nm(b, n2, p, "attention.self.value:heads"),
-                          fg_layer_linear(g, nm(b, n1, p, "attention.self.value"), kv, C, 1), heads);
-    fg_id a = fg_nn_attention(g, nm(b, n1, p, "attention.self"), q, k, v, 0.0f, 0);
-    const int perm[4] = {0, 2, 1, 3};
-    fg_id m = fg_nn_permute(g, nm(b, n1, p, "attention.self:merge"), a, perm);
-    if (m == FG_NONE) return FG_NONE;
-    const fg_tensor *tm = fg_graph_tensor(g, m);
-    const int64_t s3[3] = {tm->shape[0], tm->shape[1], C};
-    fg_id merged = fg_nn_reshape(g, nm(b, n2, p, "attention.self:bnc"), m, 3, s3);
-    return fg_layer_linear(g, nm(b, n1, p, "attention.output.dense"), merged, C, 1);
+    fg_id k = fg_layer_linear(g, nm(b, n1, p, "attention.self.key"), kv, C, 1);
+    fg_id v = fg_layer_linear(g, nm(b, n1, p, "attention.self.value"), kv, C, 1);
+    /* q, k, v as the projections make them, (B, N, heads * d): the attention reads each head's
+     * columns in place, no permute splits or merges them */
+    fg_id a = fg_nn_attention_tokens(g, nm(b, n1, p, "attention.self"), q, k, v, heads, 0.0f, 0);
+    return fg_layer_linear(g, nm(b, n1, p, "attention.output.dense"), a, C, 1);
 }
 
 /* Mix-FFN of block prefix p, x (B, N, C). */

@@ -116,7 +116,8 @@ fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k) {
             return fg_fail(FG_ERR_INVALID, "vit skip: block %lld of graph '%s' has no spatial-reduction conv to pool",
                            (long long)b, fg_graph_name(g));
         if (k->heads[b]) {
-            const int64_t H = fg_graph_tinfo(g, fg_graph_node(g, block_node(g, seg, b, 3))->out)->t.shape[1];
+            int64_t H, hd;
+            FG_TRY(fg_graph_attention_heads(g, block_node(g, seg, b, 3), &H, &hd));
             if (k->heads[b] > H)
                 return fg_fail(FG_ERR_INVALID, "vit skip: block %lld of graph '%s' has %lld heads, cannot keep %d",
                                (long long)b, fg_graph_name(g), (long long)H, (int)k->heads[b]);
@@ -134,8 +135,9 @@ fg_status fg_vit_skip_apply(fg_graph *g, const fg_vit_skip *k) {
              * keeps the key projection whole) */
             const int att = block_node(g, seg, b, 3);
             FG_TRY(fg_graph_set_attention_heads(g, att, k->heads[b]));
-            const fg_tensor *o = &fg_graph_tinfo(g, fg_graph_node(g, att)->out)->t; /* (B, H, T, hd) */
-            const int64_t cols = (int64_t)k->heads[b] * o->shape[3];
+            int64_t H, hd;
+            FG_TRY(fg_graph_attention_heads(g, att, &H, &hd));
+            const int64_t cols = (int64_t)k->heads[b] * hd;
             for (int w = 5; w <= 7; w++)
                 if (!(w == 6 && block_node(g, seg, b, 9) >= 0))
                     FG_TRY(fg_graph_set_linear_narrow(g, block_node(g, seg, b, w), 0, cols));

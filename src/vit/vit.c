@@ -9,12 +9,13 @@
  *   patch embedding     conv kernel = stride = s -> (B, dim, H/P, W/P) -> tokens (B, N, dim)
  *   class token         (1, 1, dim) repeated over the batch, concatenated first -> (B, N + 1, dim)
  *   position embedding  (1, N + 1, dim) repeated over the batch, added
- *   block (depth)       x += dense(attn(heads(q, k, v of ln_before(x))));  x += out(gelu(inter(ln_after(x))))
+ *   block (depth)       x += dense(attn(q, k, v of ln_before(x)));  x += out(gelu(inter(ln_after(x))))
  *   head                layernorm -> x[:, 0] (B, dim) -> classifier (B, classes)
  * With a ToMe schedule (cfg->tome_r), block i merges tome_r[i] tokens after its attention residual
  * (fg_nn_tome on the key projection's output), so its MLP and the later blocks see fewer tokens,
- * and every block after the first merge attends proportionally (fg_nn_tome_attention).
- * Tokens <-> image and the head split are permute nodes around reshape views, as in segformer.c. */
+ * and every block after the first merge attends proportionally (fg_nn_tome_attention_tokens).
+ * Tokens <-> image is a permute node around a reshape view, as in segformer.c; the attention takes
+ * q, k, v as the projections make them, (B, T, heads * hd), and reads each head in place. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -115,33 +116,25 @@ fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_
     fg_id parts[2] = {fg_nn_repeat(g, "vit.embeddings.cls_token:batch", cls, batch), patches};
     fg_id h = fg_nn_add(g, "vit.embeddings", fg_nn_concat(g, "vit.embeddings:cat", parts, 2, 1),
                         fg_nn_repeat(g, "vit.embeddings.position_embeddings:batch", pos, batch));
-    const int64_t hd = D / cfg->heads;
-    const int hperm[4] = {0, 2, 1, 3};
     int64_t Tb = T;        /* tokens in the current block: T until a ToMe merge */
     fg_id size = FG_NONE;  /* ToMe's token sizes (B, Tb) after the first merge */
     for (int64_t i = 0; i < cfg->depth && fg_graph_status(g) == FG_OK; i++) {
-        const int64_t s4[4] = {batch, Tb, cfg->heads, hd}, bt[3] = {batch, Tb, D};
         snprintf(p, sizeof p, "vit.encoder.layer.%lld.", (long long)i);
         fg_id a = fg_nn_layernorm(g, name2(n1, p, "layernorm_before"), h, cfg->ln_eps);
-        fg_id qkv[3], keys = FG_NONE;
+        /* q, k, v stay (B, Tb, D) = (B, Tb, heads, hd): the attention reads each head's columns in
+         * place (fg_nn_attention_tokens), so no permute splits or merges the heads */
+        fg_id qkv[3];
         static const char *const which[3] = {"attention.attention.query", "attention.attention.key",
                                              "attention.attention.value"};
-        for (int j = 0; j < 3; j++) {
-            char vb[FG_NAME_MAX + 8];
-            fg_id t = fg_layer_linear(g, name2(n1, p, which[j]), a, D, 1);
-            if (j == 1) keys = t; /* (B, Tb, D): ToMe's metric is these keys averaged over heads */
-            t = fg_nn_reshape(g, name2(n2, n1, ":4d"), t, 4, s4);
-            snprintf(vb, sizeof vb, "%.50s:heads", n1);
-            qkv[j] = fg_nn_permute(g, vb, t, hperm);
-        }
+        for (int j = 0; j < 3; j++) qkv[j] = fg_layer_linear(g, name2(n1, p, which[j]), a, D, 1);
+        const fg_id keys = qkv[1]; /* ToMe's metric: these keys averaged over heads */
         /* after a merge, ToMe's proportional attention: softmax(q k^T / sqrt(d) + log size) v */
-        fg_id att = size == FG_NONE
-                        ? fg_nn_attention(g, name2(n1, p, "attention.attention"), qkv[0], qkv[1], qkv[2], 0.0f, 0)
-                        : fg_nn_tome_attention(g, name2(n1, p, "attention.attention"), qkv[0], qkv[1], qkv[2], size, 0.0f);
-        fg_id merged = fg_nn_reshape(g, name2(n2, p, "attention:bnc"),
-                                     fg_nn_permute(g, name2(n1, p, "attention:merge"), att, hperm), 3, bt);
+        fg_id att = size == FG_NONE ? fg_nn_attention_tokens(g, name2(n1, p, "attention.attention"), qkv[0], qkv[1],
+                                                             qkv[2], cfg->heads, 0.0f, 0)
+                                    : fg_nn_tome_attention_tokens(g, name2(n1, p, "attention.attention"), qkv[0],
+                                                                  qkv[1], qkv[2], size, cfg->heads, 0.0f);
         h = fg_nn_add(g, name2(n1, p, "attention:residual"), h,
-                      fg_layer_linear(g, name2(n2, p, "attention.output.dense"), merged, D, 1));
+                      fg_layer_linear(g, name2(n2, p, "attention.output.dense"), att, D, 1));
         if (cfg->tome_r[i]) { /* ToMe between attention and MLP; the class token (row 0) stays first */
             h = fg_nn_tome(g, name2(n1, p, "tome"), h, keys, size, cfg->heads, cfg->tome_r[i], &size);
             Tb -= cfg->tome_r[i];
