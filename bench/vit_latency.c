@@ -183,7 +183,10 @@ static fg_status run_ours(cell *c, const char *wpath, const char *iopath, int re
  * removes the variable again so children see the caller's environment), and PyTorch's libgomp and
  * OpenMP OpenBLAS spin by default, which on shared cores made the same PyTorch forward 16x slower
  * (deit-tiny batch 1, load average 12: 1857 ms spinning, 114 ms passive). A caller's
- * OMP_WAIT_POLICY or GOMP_SPINCOUNT reaches both sides unchanged. */
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT reaches both sides unchanged: on a dedicated machine a short
+ * spin (GOMP_SPINCOUNT=10000) is the latency setting, since passive waiting puts a wake-up of
+ * 15-45 us on every parallel region, and a forward of DeiT-tiny at batch 1 has hundreds of them
+ * (docs/BENCHMARKS.md, "DeiT-tiny and the wait policy"). */
 static const char *peer_wait_env(void) {
     return getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") ? "" : "OMP_WAIT_POLICY=PASSIVE ";
 }
@@ -349,7 +352,8 @@ int main(int argc, char **argv) {
     }
 
     printf("\ncommand:");
-    static const char *const envs[] = {"ONEDNN_MAX_CPU_ISA", "FRUGAL_MAX_CPU_ISA", "OPENBLAS_CORETYPE", "OMP_WAIT_POLICY"};
+    static const char *const envs[] = {"ONEDNN_MAX_CPU_ISA", "FRUGAL_MAX_CPU_ISA", "OPENBLAS_CORETYPE", "OMP_WAIT_POLICY",
+                                       "GOMP_SPINCOUNT"};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++)
         if (getenv(envs[i])) printf(" %s=%s", envs[i], getenv(envs[i]));
     for (int i = 0; i < argc; i++) printf(" %s", argv[i]);

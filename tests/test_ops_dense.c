@@ -5,6 +5,7 @@
  *    threaded-sgemm paths, empty sizes) against the naive twins and an independent backward
  *    reference; dinp/da/db written over garbage, dweight/dbias accumulated on prefilled buffers
  *    (one and two calls), NULL gradients in every combination; guard values after every output;
+ *  - linear with GELU fused (src/ops/linear_gelu.c) against its naive twin and the unfused pair;
  *  - finite-difference gradient checks of loss = sum(out * r) (r random) for linear (inp, weight,
  *    bias), matmul (a, b; every trans combination), relu, gelu, tanh, sigmoid, softmax, xent
  *    (logits; loss = dloss * xent), dropout (inp, seeded mask), add (a, b) and concat (every input);
@@ -83,6 +84,50 @@ static void test_sgemm_threads(fg_rng *rng) {
                 for (int64_t j = N; j < ldc; j++) CHECK(c2[i * ldc + j] == c0[i * ldc + j]);
             free(a), free(b), free(c0), free(c1), free(c2), free(cr);
         }
+}
+
+/* Linear with GELU fused (oneDNN matmul + GELU epilogue, src/ops/linear_gelu.c) against its naive
+ * twin (linear then GELU in double / erff), with and without bias, the empty shapes, a second call
+ * (the cached primitive), 1 thread (another cache entry), and against fg_linear_forward then
+ * fg_gelu_forward (what the unfused graph computes) on DeiT-tiny's fc1 shape. */
+static void test_linear_gelu(fg_rng *rng) {
+    static const lin_shape shapes[] = {{5, 7, 4, 1}, {3, 16, 9, 0}, {64, 300, 70, 1}, {197, 192, 768, 1},
+                                       {4, 0, 3, 1}, {0, 5, 3, 1},  {3, 5, 0, 1}};
+    char what[200];
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int64_t B = shapes[i].B, IC = shapes[i].IC, OC = shapes[i].OC;
+        const size_t ni = (size_t)(B * IC), nw = (size_t)(OC * IC), no = (size_t)(B * OC), nb = (size_t)OC;
+        float *x = fg_alloc_guarded(ni), *w = fg_alloc_guarded(nw), *b = fg_alloc_guarded(nb);
+        fg_fill_uniform(x, ni, -1, 1, rng);
+        fg_fill_uniform(w, nw, -0.3f, 0.3f, rng);
+        fg_fill_uniform(b, nb, -1, 1, rng);
+        const float *bias = shapes[i].has_bias ? b : NULL;
+        float *y = fg_alloc_guarded(no), *y_ref = fg_alloc_guarded(no), *y2 = fg_alloc_guarded(no);
+        fg_linear_gelu_forward_naive(y_ref, x, w, bias, B, IC, OC);
+        for (int threads = 2; threads >= 1; threads--) {
+            fg_threads_set(threads);
+            for (int call = 1; call <= 2; call++) {
+                fg_fill_const(y, no, 777.0f);
+                CHECK_OK(fg_linear_gelu_forward(y, x, w, bias, B, IC, OC));
+                snprintf(what, sizeof what, "linear+gelu [B %lld IC %lld OC %lld%s] threads %d call %d", (long long)B,
+                         (long long)IC, (long long)OC, bias ? " bias" : "", threads, call);
+                fg_check_close(what, y, y_ref, no, RTOL, fg_atol_for((double)IC));
+                fg_check_guard(what, y, no);
+            }
+        }
+        fg_threads_set(2);
+        /* the unfused pair, as a graph without the fusion computes it */
+        if (no) {
+            CHECK_OK(fg_linear_forward(y2, x, w, bias, B, IC, OC));
+            fg_gelu_forward(y2, y2, no);
+            snprintf(what, sizeof what, "linear+gelu vs linear then gelu [B %lld IC %lld OC %lld]", (long long)B,
+                     (long long)IC, (long long)OC);
+            fg_check_close(what, y, y2, no, 1e-5f, 1e-6f);
+        }
+        free(x), free(w), free(b), free(y), free(y_ref), free(y2);
+    }
+    float one = 0.0f;
+    CHECK_STATUS(fg_linear_gelu_forward(&one, &one, &one, NULL, -1, 1, 1), FG_ERR_SHAPE);
 }
 
 static void test_linear_vs_naive(const lin_shape *sh, fg_rng *rng) {
@@ -914,6 +959,7 @@ int main(void) {
     fg_threads_set(2);
 
     test_sgemm_threads(&rng);
+    test_linear_gelu(&rng);
     for (size_t i = 0; i < sizeof LIN_SHAPES / sizeof LIN_SHAPES[0]; i++) test_linear_vs_naive(&LIN_SHAPES[i], &rng);
     for (size_t i = 0; i < sizeof MM_SHAPES / sizeof MM_SHAPES[0]; i++)
         for (int t = 0; t < 4; t++) test_matmul_vs_ref(&MM_SHAPES[i], t >> 1, t & 1, &rng);

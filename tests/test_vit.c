@@ -10,6 +10,8 @@
  *    (tests/fixtures/gen_vit.py, vit_names_*.txt), and after loading that reference's weights by name
  *    from safetensors the logits match within 1e-4 relative, without and with the conv stem, and so
  *    do the loss and every parameter gradient (PyTorch autograd);
+ *  - inference graphs fuse the MLP's GELU into its linear (same FLOPs), training graphs do not; a
+ *    loss over a fused node and narrowing it are refused;
  *  - configuration and builder errors. */
 #include <math.h>
 #include <string.h>
@@ -312,6 +314,45 @@ static void test_errors(void) {
     fg_graph_free(g);
 }
 
+/* The MLP's GELU is fused into its first linear in inference graphs only (fg_nn_linear_gelu; the
+ * reference test above checks those logits against PyTorch), training graphs keep the two nodes;
+ * a loss over a fused node and narrowing one are refused, naming the node. */
+static void test_fused_gelu(void) {
+    fg_vit_cfg c;
+    CHECK_OK(fg_vit_config("vit-tiny-28", 10, &c));
+    net inf, tr;
+    net_build(&inf, &c, 2, 1, 28, 0);
+    net_build(&tr, &c, 2, 1, 28, 1);
+    CHECK(fg_graph_find_node(inf.g, "vit.encoder.layer.0.intermediate:gelu") < 0);
+    CHECK(fg_graph_find_node(tr.g, "vit.encoder.layer.0.intermediate:gelu") >= 0);
+    const int fc1 = fg_graph_find_node(inf.g, "vit.encoder.layer.0.intermediate.dense");
+    CHECK(fc1 >= 0 && fg_graph_node(inf.g, fc1)->op == FG_OP_LINEAR);
+    /* the same FLOPs either way (the fused node counts GELU's), the loss aside */
+    const int xent = fg_graph_find_node(tr.g, "loss");
+    CHECK(xent >= 0);
+    const double f_tr = fg_graph_active_flops(tr.g) - fg_graph_node(tr.g, xent)->flops;
+    CHECK(fabs(fg_graph_active_flops(inf.g) - f_tr) <= 1e-9 * f_tr);
+    CHECK_STATUS(fg_graph_set_linear_narrow(inf.g, fc1, 0, 8), FG_ERR_UNSUPPORTED);
+    CHECK(strstr(fg_last_error(), "intermediate.dense") != NULL);
+    net_free(&inf);
+    net_free(&tr);
+
+    fg_graph *g;
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    CHECK_OK(fg_graph_create(&g, "fused"));
+    const int64_t xs[2] = {3, 4}, n = 3;
+    fg_id y = fg_layer_linear_gelu(g, "fc", fg_nn_input(g, "x", FG_F32, 2, xs), 5, 1);
+    fg_id loss = fg_nn_xent(g, "loss", y, fg_nn_input(g, "labels", FG_I32, 1, &n));
+    CHECK_OK(fg_graph_status(g));
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_STATUS(fg_graph_build(g, loss, pool, &p), FG_ERR_UNSUPPORTED);
+    CHECK(strstr(fg_last_error(), "'fc'") != NULL);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+}
+
 int main(void) {
     fg_threads_set(2);
     char dir[] = "/tmp/fg_test_vit_XXXXXX";
@@ -326,6 +367,7 @@ int main(void) {
     rmdir(dir);
     test_counts();
     test_errors();
+    test_fused_gelu();
     test_train_step(0);
     test_train_step(2);
     /* a stem of 2 layers needs a patch divisible by 4: patch 4 on 28x28 (49 patches) */

@@ -83,6 +83,10 @@ typedef struct fg_conv_opts { int64_t stride, pad, dilation, groups; } fg_conv_o
 fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_conv_opts o);
 /* x (B, IC) (or any rank, flattened to (prod of leading dims, IC)), w (OC, IC), b (OC) or FG_NONE */
 fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
+/* The same followed by GELU (exact erf form) in one pass, for inference graphs: equal to fg_nn_gelu
+ * of fg_nn_linear within float rounding (src/ops/linear_gelu.c), one node. fg_graph_build with a
+ * loss refuses it (FG_ERR_UNSUPPORTED: no backward), and it cannot be narrowed. */
+fg_id fg_nn_linear_gelu(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
 fg_id fg_nn_matmul(fg_graph *g, const char *name, fg_id a, fg_id b, int trans_a, int trans_b);
 fg_id fg_nn_relu(fg_graph *g, const char *name, fg_id x);
 fg_id fg_nn_gelu(fg_graph *g, const char *name, fg_id x);
@@ -183,6 +187,8 @@ fg_id fg_nn_tome_attention_tokens(fg_graph *g, const char *name, fg_id q, fg_id 
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel,
                       int64_t stride, int64_t pad, int bias);
 fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias);
+/* fg_layer_linear's parameters (same names and initialization) with fg_nn_linear_gelu. */
+fg_id fg_layer_linear_gelu(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias);
 
 /* ---------------------------------------------------------------- introspection */
 

@@ -238,7 +238,7 @@ fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_
     return g->nodes[i].info.out;
 }
 
-fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) {
+static fg_id linear_node(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, int gelu) {
     char nb[FG_NAME_MAX], s1[96], s2[96];
     name = autoname(g, name, FG_OP_LINEAR, nb, sizeof nb);
     if (!ok_id(g, x, "linear", name) || !ok_id(g, w, "linear", name)) return FG_NONE;
@@ -261,9 +261,16 @@ fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) {
     g->nodes[i].p.lin.B = B;
     g->nodes[i].p.lin.IC = ic;
     g->nodes[i].p.lin.OC = oc;
+    g->nodes[i].p.lin.gelu = gelu;
     g->nodes[i].has_bias = b != FG_NONE;
-    g->nodes[i].info.flops = fg_linear_flops(B, ic, oc);
+    /* with GELU: the linear's FLOPs plus GELU's one per element, as the two nodes would count */
+    g->nodes[i].info.flops = fg_linear_flops(B, ic, oc) + (gelu ? (double)(B * oc) : 0.0);
     return g->nodes[i].info.out;
+}
+
+fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) { return linear_node(g, name, x, w, b, 0); }
+fg_id fg_nn_linear_gelu(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) {
+    return linear_node(g, name, x, w, b, 1);
 }
 
 fg_id fg_nn_matmul(fg_graph *g, const char *name, fg_id a, fg_id b, int trans_a, int trans_b) {
@@ -930,7 +937,7 @@ fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channe
     return fg_nn_conv2d(g, name, x, w, b, o);
 }
 
-fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias) {
+static fg_id layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias, int gelu) {
     if (!ok_id(g, x, "linear", name ? name : "")) return FG_NONE;
     char nm[FG_NAME_MAX + 16];
     int64_t ic = T(g, x)->shape[T(g, x)->ndim - 1];
@@ -942,7 +949,14 @@ fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_featur
         snprintf(nm, sizeof nm, "%s.bias", name);
         b = fg_nn_param(g, nm, 1, &out_features, FG_INIT_FANIN_UNIFORM, (float)ic);
     }
-    return fg_nn_linear(g, name, x, w, b);
+    return linear_node(g, name, x, w, b, gelu);
+}
+
+fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias) {
+    return layer_linear(g, name, x, out_features, bias, 0);
+}
+fg_id fg_layer_linear_gelu(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias) {
+    return layer_linear(g, name, x, out_features, bias, 1);
 }
 
 /* ---------------------------------------------------------------- introspection */
@@ -1279,11 +1293,16 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
     if (g->status != FG_OK) return fg_fail(g->status, "%s", g->error);
     if (loss != FG_NONE && (loss < 0 || loss >= g->nt || fg_tensor_numel(&g->t[loss].info.t) != 1))
         return fg_fail(FG_ERR_INVALID, "graph '%s': the loss must be a scalar tensor of the graph", g->name);
-    for (int i = 0; loss != FG_NONE && i < g->nn; i++)
+    for (int i = 0; loss != FG_NONE && i < g->nn; i++) {
         if (g->nodes[i].info.op == FG_OP_TOME || g->nodes[i].info.op == FG_OP_TOME_ATTENTION)
             return fg_fail(FG_ERR_UNSUPPORTED, "graph '%s': node '%s' (%s) is forward only (token merging is an "
                            "inference-time knob): build without a loss", g->name, g->nodes[i].info.name,
                            fg_op_name(g->nodes[i].info.op));
+        if (g->nodes[i].info.op == FG_OP_LINEAR && g->nodes[i].p.lin.gelu)
+            return fg_fail(FG_ERR_UNSUPPORTED, "graph '%s': node '%s' (linear with GELU fused) is forward only: build "
+                           "without a loss, or use fg_nn_linear and fg_nn_gelu for training", g->name,
+                           g->nodes[i].info.name);
+    }
     g->pool = pool;
     g->loss = loss;
     int N = g->nn;

@@ -36,6 +36,9 @@ fg_status fg_graph_set_linear_narrow(fg_graph *g, int node, int64_t in, int64_t 
     fg_node *n = &g->nodes[node];
     if (n->info.op != FG_OP_LINEAR)
         return fg_fail(FG_ERR_INVALID, "narrow: node '%s' is %s, not linear", n->info.name, fg_op_name(n->info.op));
+    if (n->p.lin.gelu)
+        return fg_fail(FG_ERR_UNSUPPORTED, "narrow: node '%s' has GELU fused (fg_nn_linear_gelu): not narrowed",
+                       n->info.name);
     const int64_t IC = n->p.lin.IC, OC = n->p.lin.OC;
     if (in < 0 || in > IC || out < 0 || out > OC)
         return fg_fail(FG_ERR_INVALID, "narrow: linear '%s' (%lld -> %lld features): cannot read %lld and write %lld",

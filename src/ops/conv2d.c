@@ -41,6 +41,7 @@
 
 #include "frugal/ops.h"
 #include "conv2d_impl.h"
+#include "dnnl_impl.h"
 
 /* ================================================================ shapes */
 
@@ -305,34 +306,11 @@ static fg_status gemm_backward(float *dinp, float *dweight, float *dbias, const 
  * base itself is the caller's). */
 static size_t ws_align(size_t b) { return (b + 63) & ~(size_t)63; }
 
-static pthread_once_t dn_once = PTHREAD_ONCE_INIT;
-static dnnl_engine_t dn_engine;
-static pthread_key_t dn_stream_key;
-static dnnl_status_t dn_init_status = dnnl_success;
-
-static void dn_stream_free(void *s) { dnnl_stream_destroy(s); }
-
-static void dn_init(void) {
-    dn_init_status = dnnl_engine_create(&dn_engine, dnnl_cpu, 0);
-    if (dn_init_status == dnnl_success && pthread_key_create(&dn_stream_key, dn_stream_free) != 0)
-        dn_init_status = dnnl_out_of_memory;
-}
-
-/* The calling thread's stream. Several threads may run convolutions at once (forwards of one
- * model on predictor threads while a trainer runs its own): oneDNN primitives with a user-managed
- * scratchpad may execute concurrently, a stream is one thread's execution context, so every
- * thread gets its own, created on first use and destroyed when the thread exits. */
-static dnnl_stream_t dn_thread_stream(dnnl_status_t *st) {
-    dnnl_stream_t s = pthread_getspecific(dn_stream_key);
-    if (s) return s;
-    *st = dnnl_stream_create(&s, dn_engine, dnnl_stream_default_flags);
-    if (*st != dnnl_success) return NULL;
-    if (pthread_setspecific(dn_stream_key, s) != 0) {
-        dnnl_stream_destroy(s);
-        *st = dnnl_out_of_memory;
-        return NULL;
-    }
-    return s;
+/* The engine and the per-thread streams: src/ops/dnnl_rt.c. Every use below follows a successful
+ * fg_dnnl_engine in dn_acquire, so this one does not fail. */
+static dnnl_engine_t dn_eng(void) {
+    dnnl_status_t st;
+    return fg_dnnl_engine(&st);
 }
 
 static fg_status dn_fail(dnnl_status_t st, const char *what, const fg_conv2d_desc *d) {
@@ -461,9 +439,9 @@ static fg_status dn_pass_add_arg(dn_pass *p, int arg, dnnl_query_t q, const dnnl
     }
     if (st == dnnl_success) {
         if (out)
-            st = dnnl_reorder_primitive_desc_create(&a->rpd, &a->prim, dn_engine, &a->user, dn_engine, attr);
+            st = dnnl_reorder_primitive_desc_create(&a->rpd, &a->prim, dn_eng(), &a->user, dn_eng(), attr);
         else
-            st = dnnl_reorder_primitive_desc_create(&a->rpd, &a->user, dn_engine, &a->prim, dn_engine, attr);
+            st = dnnl_reorder_primitive_desc_create(&a->rpd, &a->user, dn_eng(), &a->prim, dn_eng(), attr);
     }
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) return dn_fail(st, "reorder descriptor", d);
@@ -537,9 +515,9 @@ static fg_status dn_entry_create(dn_entry **out, const fg_conv2d_desc *d, int nt
     }
     st = dnnl_primitive_attr_create(&attr);
     if (st == dnnl_success) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->fwd.pd, &cf, attr, dn_engine, NULL);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->bwd_data.pd, &cbd, attr, dn_engine, e->fwd.pd);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->bwd_w.pd, &cbw, attr, dn_engine, e->fwd.pd);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->fwd.pd, &cf, attr, dn_eng(), NULL);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->bwd_data.pd, &cbd, attr, dn_eng(), e->fwd.pd);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->bwd_w.pd, &cbw, attr, dn_eng(), e->fwd.pd);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
         fs = dn_fail(st, "convolution primitive descriptor", d);
@@ -589,8 +567,8 @@ static int dn_key_eq(const dn_entry *e, const fg_conv2d_desc *d, int nthr) {
 /* Finds or creates the entry of (d, current thread count) and takes a reference on it. */
 static fg_status dn_acquire(dn_entry **out, const fg_conv2d_desc *d) {
     *out = NULL;
-    pthread_once(&dn_once, dn_init);
-    if (dn_init_status != dnnl_success) return dn_fail(dn_init_status, "engine/stream creation", d);
+    dnnl_status_t init_st;
+    if (!fg_dnnl_engine(&init_st)) return dn_fail(init_st, "engine creation", d);
     /* normalise the key: the descriptor is all int64, no padding, so memcmp is exact */
     fg_conv2d_desc key = *d;
     const int nthr = fg_threads_get();
@@ -684,7 +662,7 @@ typedef struct dn_mems {
 
 static dnnl_status_t dn_mem(dn_mems *ms, dnnl_memory_t *out, const dnnl_memory_desc_t *md, void *ptr) {
     FG_ASSERT(ms->n < 16);
-    dnnl_status_t st = dnnl_memory_create(out, md, dn_engine, ptr);
+    dnnl_status_t st = dnnl_memory_create(out, md, dn_eng(), ptr);
     if (st == dnnl_success) ms->m[ms->n++] = *out;
     return st;
 }
@@ -699,7 +677,7 @@ static dnnl_status_t dn_reorder(const dn_pass *p, const dn_arg *a, dn_mems *ms, 
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, NULL}};
     int na = 2;
     dnnl_status_t st = dnnl_success;
-    dnnl_stream_t stream = dn_thread_stream(&st);
+    dnnl_stream_t stream = fg_dnnl_thread_stream(&st);
     if (!stream) return st;
     if (a->rscratch_bytes > 0) {
         st = dn_mem(ms, &args[2].memory, &a->rscratch, ws + p->scratch_off);
@@ -758,7 +736,7 @@ static fg_status dn_run(dn_entry *e, dn_pass *p, void *const *user, const int *s
     dnnl_stream_t stream = NULL;
     if (st == dnnl_success) {
         what = "stream creation";
-        stream = dn_thread_stream(&st);
+        stream = fg_dnnl_thread_stream(&st);
     }
     if (st == dnnl_success) {
         what = "convolution execution";

@@ -140,8 +140,11 @@ fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_
             Tb -= cfg->tome_r[i];
         }
         fg_id m = fg_nn_layernorm(g, name2(n1, p, "layernorm_after"), h, cfg->ln_eps);
-        m = fg_nn_gelu(g, name2(n1, p, "intermediate:gelu"),
-                       fg_layer_linear(g, name2(n2, p, "intermediate.dense"), m, cfg->mlp_dim, 1));
+        /* inference: the MLP's GELU fused into its first linear (one pass over the hidden
+         * activations); training keeps the two nodes, whose backward needs the pre-activation */
+        m = with_loss ? fg_nn_gelu(g, name2(n1, p, "intermediate:gelu"),
+                                   fg_layer_linear(g, name2(n2, p, "intermediate.dense"), m, cfg->mlp_dim, 1))
+                      : fg_layer_linear_gelu(g, name2(n2, p, "intermediate.dense"), m, cfg->mlp_dim, 1);
         h = fg_nn_add(g, name2(n1, p, "output:residual"), h, fg_layer_linear(g, name2(n2, p, "output.dense"), m, D, 1));
     }
     h = fg_nn_layernorm(g, "vit.layernorm", h, cfg->ln_eps);
