@@ -721,9 +721,16 @@ static void test_dyn_plan(const char *model, int64_t hw, int64_t ch, const char 
     CHECK(o.status == FG_OK && dyn.status == FG_OK);
     compare_policy("plan", &base, &o, &sp);
     /* a re-plan after the first iteration (timing a switched conv algorithm at the full batch) may
-     * change the schedule: the pool's peak is then the larger of the two schedules' */
-    CHECK(o.peak <= sp.pool_cap && (o.st.replans ? o.st.peak_device_bytes <= o.peak : o.st.peak_device_bytes == o.peak));
-    if (o.st.peak_device_bytes > o.peak || (!o.st.replans && o.st.peak_device_bytes != o.peak))
+     * change the schedule: the pool's peak is then the larger of the two schedules'. A second
+     * re-plan (after iteration 2, when the first switched an algorithm that then needed timing:
+     * it depends on measured times, so on the machine's load) makes a schedule that no iteration
+     * of this test runs: its predicted peak need only fit the budget */
+    CHECK(o.peak <= sp.pool_cap && o.st.peak_device_bytes <= sp.pool_cap &&
+          (o.st.replans == 0   ? o.st.peak_device_bytes == o.peak
+           : o.st.replans == 1 ? o.st.peak_device_bytes <= o.peak
+                               : 1));
+    if (o.st.peak_device_bytes > sp.pool_cap || (o.st.replans == 1 && o.st.peak_device_bytes > o.peak) ||
+        (!o.st.replans && o.st.peak_device_bytes != o.peak))
         fprintf(stderr, "  plan: predicted peak %zu, measured %zu, %d re-plans\n", o.st.peak_device_bytes, o.peak,
                 o.st.replans);
     CHECK(o.predicted > 0 && o.predicted <= dyn.predicted * (1 + 1e-9));
