@@ -5,7 +5,8 @@
  *    threaded-sgemm paths, empty sizes) against the naive twins and an independent backward
  *    reference; dinp/da/db written over garbage, dweight/dbias accumulated on prefilled buffers
  *    (one and two calls), NULL gradients in every combination; guard values after every output;
- *  - linear with GELU fused (src/ops/linear_gelu.c) against its naive twin and the unfused pair;
+ *  - linear through oneDNN's matmul, plain and with GELU fused (src/ops/linear_gelu.c), against the
+ *    naive twins and the unfused pair;
  *  - finite-difference gradient checks of loss = sum(out * r) (r random) for linear (inp, weight,
  *    bias), matmul (a, b; every trans combination), relu, gelu, tanh, sigmoid, softmax, xent
  *    (logits; loss = dloss * xent), dropout (inp, seeded mask), add (a, b) and concat (every input);
@@ -86,8 +87,8 @@ static void test_sgemm_threads(fg_rng *rng) {
         }
 }
 
-/* Linear with GELU fused (oneDNN matmul + GELU epilogue, src/ops/linear_gelu.c) against its naive
- * twin (linear then GELU in double / erff), with and without bias, the empty shapes, a second call
+/* Linear through oneDNN's matmul, plain and with GELU fused (src/ops/linear_gelu.c), against the
+ * naive twins (linear then GELU in double / erff), with and without bias, the empty shapes, a second call
  * (the cached primitive), 1 thread (another cache entry), and against fg_linear_forward then
  * fg_gelu_forward (what the unfused graph computes) on DeiT-tiny's fc1 shape. */
 static void test_linear_gelu(fg_rng *rng) {
@@ -103,6 +104,14 @@ static void test_linear_gelu(fg_rng *rng) {
         fg_fill_uniform(b, nb, -1, 1, rng);
         const float *bias = shapes[i].has_bias ? b : NULL;
         float *y = fg_alloc_guarded(no), *y_ref = fg_alloc_guarded(no), *y2 = fg_alloc_guarded(no);
+        /* without GELU: the plain linear's naive twin */
+        fg_linear_forward_naive(y_ref, x, w, bias, B, IC, OC);
+        fg_fill_const(y, no, 777.0f);
+        CHECK_OK(fg_linear_dnnl_forward(y, x, w, bias, B, IC, OC, 0));
+        snprintf(what, sizeof what, "linear (dnnl matmul) [B %lld IC %lld OC %lld%s]", (long long)B, (long long)IC,
+                 (long long)OC, bias ? " bias" : "");
+        fg_check_close(what, y, y_ref, no, RTOL, fg_atol_for((double)IC));
+        fg_check_guard(what, y, no);
         fg_linear_gelu_forward_naive(y_ref, x, w, bias, B, IC, OC);
         for (int threads = 2; threads >= 1; threads--) {
             fg_threads_set(threads);

@@ -87,6 +87,11 @@ fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
  * of fg_nn_linear within float rounding (src/ops/linear_gelu.c), one node. fg_graph_build with a
  * loss refuses it (FG_ERR_UNSUPPORTED: no backward), and it cannot be narrowed. */
 fg_id fg_nn_linear_gelu(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
+/* fg_nn_linear whose forward runs oneDNN's matmul primitive with the bias in its epilogue (no
+ * separate pass over the output; primitives cached per shape, so for graphs whose shapes are
+ * fixed); backward and narrowing as fg_nn_linear's. Results equal fg_nn_linear's within float
+ * rounding (another kernel's summation order). */
+fg_id fg_nn_linear_dnnl(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
 fg_id fg_nn_matmul(fg_graph *g, const char *name, fg_id a, fg_id b, int trans_a, int trans_b);
 fg_id fg_nn_relu(fg_graph *g, const char *name, fg_id x);
 fg_id fg_nn_gelu(fg_graph *g, const char *name, fg_id x);
@@ -189,6 +194,8 @@ fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channe
 fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias);
 /* fg_layer_linear's parameters (same names and initialization) with fg_nn_linear_gelu. */
 fg_id fg_layer_linear_gelu(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias);
+/* fg_layer_linear's parameters with fg_nn_linear_dnnl. */
+fg_id fg_layer_linear_dnnl(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias);
 
 /* ---------------------------------------------------------------- introspection */
 

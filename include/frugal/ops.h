@@ -85,8 +85,11 @@ void fg_linear_forward_naive(float *out, const float *inp, const float *weight, 
 void fg_linear_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, int64_t B, int64_t IC, int64_t OC);
 double fg_linear_flops(int64_t B, int64_t IC, int64_t OC);
-/* Inference: out = gelu(inp @ weight^T + bias) in one pass (src/ops/linear_gelu.c: oneDNN's
- * matmul with a GELU epilogue, primitives cached per shape and thread count); no backward. */
+/* fg_linear_forward through oneDNN's matmul primitive, the bias (and with gelu != 0, GELU) applied
+ * in its epilogue (src/ops/linear_gelu.c; primitives cached per shape, for graphs of fixed shapes).
+ * fg_linear_gelu_forward is it with gelu = 1: out = gelu(inp @ weight^T + bias). Forward only. */
+fg_status fg_linear_dnnl_forward(float *out, const float *inp, const float *weight, const float *bias, int64_t B,
+                                 int64_t IC, int64_t OC, int gelu);
 fg_status fg_linear_gelu_forward(float *out, const float *inp, const float *weight, const float *bias,
                                  int64_t B, int64_t IC, int64_t OC);
 void fg_linear_gelu_forward_naive(float *out, const float *inp, const float *weight, const float *bias,

@@ -178,8 +178,11 @@ static fg_status run_forward(fg_graph *g, int i, int recompute) {
         return fg_conv2d_forward(y, x, F(g, ni->in[1]), n->has_bias ? F(g, ni->in[2]) : NULL, &n->p.conv, ni->algo, g->ws,
                                  g->ws_bytes);
     case FG_OP_LINEAR:
-        return (n->p.lin.gelu ? fg_linear_gelu_forward : fg_linear_forward)(
-            y, x, F(g, ni->in[1]), n->has_bias ? F(g, ni->in[2]) : NULL, n->p.lin.B, n->p.lin.IC, n->p.lin.OC);
+        if (n->p.lin.dnnl)
+            return fg_linear_dnnl_forward(y, x, F(g, ni->in[1]), n->has_bias ? F(g, ni->in[2]) : NULL, n->p.lin.B,
+                                          n->p.lin.IC, n->p.lin.OC, n->p.lin.gelu);
+        return fg_linear_forward(y, x, F(g, ni->in[1]), n->has_bias ? F(g, ni->in[2]) : NULL, n->p.lin.B, n->p.lin.IC,
+                                 n->p.lin.OC);
     case FG_OP_MATMUL:
         return fg_matmul_forward(y, x, F(g, ni->in[1]), n->p.mm.batch, n->p.mm.M, n->p.mm.K, n->p.mm.N, n->p.mm.ta, n->p.mm.tb);
     case FG_OP_RELU:

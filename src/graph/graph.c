@@ -238,7 +238,7 @@ fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_
     return g->nodes[i].info.out;
 }
 
-static fg_id linear_node(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, int gelu) {
+static fg_id linear_node(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, int gelu, int dnnl) {
     char nb[FG_NAME_MAX], s1[96], s2[96];
     name = autoname(g, name, FG_OP_LINEAR, nb, sizeof nb);
     if (!ok_id(g, x, "linear", name) || !ok_id(g, w, "linear", name)) return FG_NONE;
@@ -262,15 +262,21 @@ static fg_id linear_node(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id 
     g->nodes[i].p.lin.IC = ic;
     g->nodes[i].p.lin.OC = oc;
     g->nodes[i].p.lin.gelu = gelu;
+    g->nodes[i].p.lin.dnnl = dnnl || gelu;
     g->nodes[i].has_bias = b != FG_NONE;
     /* with GELU: the linear's FLOPs plus GELU's one per element, as the two nodes would count */
     g->nodes[i].info.flops = fg_linear_flops(B, ic, oc) + (gelu ? (double)(B * oc) : 0.0);
     return g->nodes[i].info.out;
 }
 
-fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) { return linear_node(g, name, x, w, b, 0); }
+fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) {
+    return linear_node(g, name, x, w, b, 0, 0);
+}
+fg_id fg_nn_linear_dnnl(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) {
+    return linear_node(g, name, x, w, b, 0, 1);
+}
 fg_id fg_nn_linear_gelu(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b) {
-    return linear_node(g, name, x, w, b, 1);
+    return linear_node(g, name, x, w, b, 1, 1);
 }
 
 fg_id fg_nn_matmul(fg_graph *g, const char *name, fg_id a, fg_id b, int trans_a, int trans_b) {
@@ -937,7 +943,8 @@ fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channe
     return fg_nn_conv2d(g, name, x, w, b, o);
 }
 
-static fg_id layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias, int gelu) {
+static fg_id layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias, int gelu,
+                          int dnnl) {
     if (!ok_id(g, x, "linear", name ? name : "")) return FG_NONE;
     char nm[FG_NAME_MAX + 16];
     int64_t ic = T(g, x)->shape[T(g, x)->ndim - 1];
@@ -949,14 +956,17 @@ static fg_id layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_fe
         snprintf(nm, sizeof nm, "%s.bias", name);
         b = fg_nn_param(g, nm, 1, &out_features, FG_INIT_FANIN_UNIFORM, (float)ic);
     }
-    return linear_node(g, name, x, w, b, gelu);
+    return linear_node(g, name, x, w, b, gelu, dnnl);
 }
 
 fg_id fg_layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias) {
-    return layer_linear(g, name, x, out_features, bias, 0);
+    return layer_linear(g, name, x, out_features, bias, 0, 0);
+}
+fg_id fg_layer_linear_dnnl(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias) {
+    return layer_linear(g, name, x, out_features, bias, 0, 1);
 }
 fg_id fg_layer_linear_gelu(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias) {
-    return layer_linear(g, name, x, out_features, bias, 1);
+    return layer_linear(g, name, x, out_features, bias, 1, 1);
 }
 
 /* ---------------------------------------------------------------- introspection */

@@ -13,7 +13,7 @@ typedef struct fg_node_params {
     fg_conv2d_desc conv;
     fg_pooling_desc pool;
     fg_lrn_desc lrn;
-    struct { int64_t B, IC, OC; int gelu; } lin; /* gelu: GELU fused after (inference only) */
+    struct { int64_t B, IC, OC; int gelu, dnnl; } lin; /* forward by oneDNN matmul (dnnl), GELU fused (gelu, implies dnnl) */
     struct { int64_t batch, M, K, N; int ta, tb; } mm;
     struct { float p; } drop;
     struct { int axis; int64_t outer; int64_t chunk[FG_NODE_MAX_IN]; } cat;

@@ -1,19 +1,26 @@
-/* Linear followed by GELU in one pass, for inference: out (B, OC) = gelu(inp (B, IC) @ weight
- * (OC, IC)^T + bias), GELU the exact erf form (torch.nn.functional.gelu, approximate='none').
+/* Linear layers through oneDNN's matmul primitive, for inference graphs: out (B, OC) = inp (B, IC)
+ * @ weight (OC, IC)^T + bias, optionally followed by GELU (the exact erf form,
+ * torch.nn.functional.gelu with approximate='none') in the same pass.
  *
- * Why: a transformer's MLP writes its (B, 4C) hidden activations and reads them straight back for
- * GELU; oneDNN's matmul primitive applies the bias and GELU (its eltwise_gelu_erf post-op) to each
- * block of the product while it is still in cache. Measured on DeiT-tiny's fc1 at batch 8, (1576,
- * 192) x (192, 768), 2 threads, AMD EPYC (AVX-512), under load: linear then GELU 2.3-2.6 ms, this
- * 1.9-2.2 ms. oneDNN's GELU is within 6e-8 of ours on those values (tests/test_ops_dense.c holds
- * it to the naive twin). Forward only: training keeps the separate ops, whose backward needs the
- * pre-activation.
+ * Why: fg_linear_forward (sgemm) first copies the bias into every output row and lets the GEMM
+ * add to it, one more pass over the output; the matmul primitive (oneDNN's brgemm kernels here)
+ * adds the bias, and GELU with its eltwise_gelu_erf post-op, to each block of the product while it
+ * is in cache, so a transformer's MLP no longer writes its (B, 4C) hidden activations and reads
+ * them straight back for GELU. Measured on DeiT-tiny's fc1, (1576, 192) x (192, 768), 2 threads,
+ * AMD EPYC (AVX-512), under load: linear then GELU 2.3-2.6 ms, this 1.9-2.2 ms; at 197 rows
+ * 400-470 us against 310-385; the whole DeiT-tiny forward at batch 8 (2 threads, spinning waits)
+ * 87 -> 83 ms with every linear of its blocks on this path. oneDNN's GELU is within 6e-8 of ours
+ * on those values (tests/test_ops_dense.c holds both variants to the naive twins). Forward only:
+ * backward stays fg_linear_backward (any linear's), and GELU's backward needs the pre-activation,
+ * so the GELU variant is for graphs without a loss.
  *
- * Primitives are cached per (B, IC, OC, bias or not, thread count), at most CACHE_CAP of them for
- * the process (a graph has a handful of shapes); past that, a primitive is made for the call and
- * destroyed after it. Entries are never evicted, so a primitive found under the lock may run after
- * it is released, and several threads may run one primitive at once (each with its own stream and
- * scratchpad: the scratchpad is user-managed, allocated per call). */
+ * Primitives are cached per (B, IC, OC, bias or not, GELU or not, thread count), at most
+ * CACHE_CAP of them for the process (a model's graph has a handful of shapes); past that, a
+ * primitive is made for the call and destroyed after it (correct, much slower: shapes that vary
+ * per call, such as GA3C's prediction batches, belong on fg_linear_forward). Entries are never
+ * evicted, so a primitive found under the lock may run after it is released, and several threads
+ * may run one primitive at once (each with its own stream and scratchpad: the scratchpad is
+ * user-managed, allocated per call). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +30,11 @@
 #include "dnnl_impl.h"
 #include "frugal/ops.h"
 
-#define CACHE_CAP 64
+#define CACHE_CAP 256
 
 typedef struct lg_entry {
     int64_t B, IC, OC;
-    int bias, nthr;
+    int bias, nthr, gelu;
     dnnl_primitive_t prim;
     size_t scratch_bytes;
 } lg_entry;
@@ -60,7 +67,7 @@ static dnnl_status_t create(lg_entry *e, dnnl_engine_t eng) {
     if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
     if (st == dnnl_success) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (st == dnnl_success) st = dnnl_post_ops_create(&po);
-    if (st == dnnl_success) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
+    if (st == dnnl_success && e->gelu) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
     if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &mm, attr, eng, NULL);
     if (st == dnnl_success) {
@@ -75,7 +82,7 @@ static dnnl_status_t create(lg_entry *e, dnnl_engine_t eng) {
 }
 
 static fg_status lg_fail(dnnl_status_t st, const char *what, int64_t B, int64_t IC, int64_t OC) {
-    return fg_fail(FG_ERR_BACKEND, "linear+gelu (dnnl matmul): %s failed with status %d (%s) for B %lld, IC %lld, OC %lld",
+    return fg_fail(FG_ERR_BACKEND, "linear (dnnl matmul): %s failed with status %d (%s) for B %lld, IC %lld, OC %lld",
                    what, (int)st, dnnl_status2str(st), (long long)B, (long long)IC, (long long)OC);
 }
 
@@ -92,7 +99,7 @@ static fg_status run(const lg_entry *e, float *out, const float *inp, const floa
         st = dnnl_memory_desc_init_by_tag(&md[4], 1, sd, dnnl_u8, dnnl_a);
         scratch = malloc(e->scratch_bytes);
         if (!scratch)
-            return fg_fail(FG_ERR_OOM, "linear+gelu: out of host memory for a %zu-byte scratchpad", e->scratch_bytes);
+            return fg_fail(FG_ERR_OOM, "linear (dnnl matmul): out of host memory for a %zu-byte scratchpad", e->scratch_bytes);
     }
     void *ptr[5] = {(void *)inp, (void *)weight, (void *)bias, out, scratch};
     const int args[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
@@ -113,30 +120,30 @@ static fg_status run(const lg_entry *e, float *out, const float *inp, const floa
     return st == dnnl_success ? FG_OK : lg_fail(st, "execution", e->B, e->IC, e->OC);
 }
 
-fg_status fg_linear_gelu_forward(float *out, const float *inp, const float *weight, const float *bias, int64_t B,
-                                 int64_t IC, int64_t OC) {
+fg_status fg_linear_dnnl_forward(float *out, const float *inp, const float *weight, const float *bias, int64_t B,
+                                 int64_t IC, int64_t OC, int gelu) {
     if (B < 0 || IC < 0 || OC < 0)
-        return fg_fail(FG_ERR_SHAPE, "linear+gelu: B = %lld, IC = %lld, OC = %lld, expected all >= 0", (long long)B,
+        return fg_fail(FG_ERR_SHAPE, "linear (dnnl matmul): B = %lld, IC = %lld, OC = %lld, expected all >= 0", (long long)B,
                        (long long)IC, (long long)OC);
     if (B == 0 || OC == 0) return FG_OK;
     FG_ASSERT(out && (IC == 0 || (inp && weight)));
-    if (IC == 0) { /* an empty product: gelu of the bias (or of 0) in every row */
+    if (IC == 0) { /* an empty product: the bias (or 0) in every row, GELU of it */
         for (int64_t b = 0; b < B; b++) {
             if (bias) memcpy(out + b * OC, bias, (size_t)OC * sizeof(float));
             else memset(out + b * OC, 0, (size_t)OC * sizeof(float));
         }
-        fg_gelu_forward(out, out, (size_t)(B * OC));
+        if (gelu) fg_gelu_forward(out, out, (size_t)(B * OC));
         return FG_OK;
     }
     dnnl_status_t st;
     dnnl_engine_t eng = fg_dnnl_engine(&st);
     if (!eng) return lg_fail(st, "engine creation", B, IC, OC);
-    const lg_entry key = {.B = B, .IC = IC, .OC = OC, .bias = bias != NULL, .nthr = fg_threads_get()};
+    const lg_entry key = {.B = B, .IC = IC, .OC = OC, .bias = bias != NULL, .nthr = fg_threads_get(), .gelu = gelu};
     pthread_mutex_lock(&cache.mu);
     const lg_entry *found = NULL;
     for (int i = 0; i < cache.n && !found; i++) {
         const lg_entry *e = &cache.e[i];
-        if (e->B == key.B && e->IC == key.IC && e->OC == key.OC && e->bias == key.bias && e->nthr == key.nthr)
+        if (e->B == key.B && e->IC == key.IC && e->OC == key.OC && e->bias == key.bias && e->nthr == key.nthr && e->gelu == key.gelu)
             found = e;
     }
     if (!found && cache.n < CACHE_CAP) {
@@ -158,6 +165,11 @@ fg_status fg_linear_gelu_forward(float *out, const float *inp, const float *weig
     fg_status s = run(&once, out, inp, weight, bias, eng);
     dnnl_primitive_destroy(once.prim);
     return s;
+}
+
+fg_status fg_linear_gelu_forward(float *out, const float *inp, const float *weight, const float *bias, int64_t B,
+                                 int64_t IC, int64_t OC) {
+    return fg_linear_dnnl_forward(out, inp, weight, bias, B, IC, OC, 1);
 }
 
 void fg_linear_gelu_forward_naive(float *out, const float *inp, const float *weight, const float *bias, int64_t B,

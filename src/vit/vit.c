@@ -22,6 +22,13 @@
 
 #include "frugal/vit.h"
 
+/* A block's linear (with bias): in inference graphs a oneDNN matmul with the bias in its epilogue
+ * (fg_layer_linear_dnnl; the MLP's first one also takes GELU, fg_layer_linear_gelu), in training
+ * graphs sgemm's (fg_layer_linear). */
+static fg_id lin(fg_graph *g, const char *name, fg_id x, int64_t out, int with_loss) {
+    return with_loss ? fg_layer_linear(g, name, x, out, 1) : fg_layer_linear_dnnl(g, name, x, out, 1);
+}
+
 typedef struct vit_preset {
     const char *name;
     fg_vit_cfg cfg;
@@ -126,7 +133,7 @@ fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_
         fg_id qkv[3];
         static const char *const which[3] = {"attention.attention.query", "attention.attention.key",
                                              "attention.attention.value"};
-        for (int j = 0; j < 3; j++) qkv[j] = fg_layer_linear(g, name2(n1, p, which[j]), a, D, 1);
+        for (int j = 0; j < 3; j++) qkv[j] = lin(g, name2(n1, p, which[j]), a, D, with_loss);
         const fg_id keys = qkv[1]; /* ToMe's metric: these keys averaged over heads */
         /* after a merge, ToMe's proportional attention: softmax(q k^T / sqrt(d) + log size) v */
         fg_id att = size == FG_NONE ? fg_nn_attention_tokens(g, name2(n1, p, "attention.attention"), qkv[0], qkv[1],
@@ -134,7 +141,7 @@ fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_
                                     : fg_nn_tome_attention_tokens(g, name2(n1, p, "attention.attention"), qkv[0],
                                                                   qkv[1], qkv[2], size, cfg->heads, 0.0f);
         h = fg_nn_add(g, name2(n1, p, "attention:residual"), h,
-                      fg_layer_linear(g, name2(n2, p, "attention.output.dense"), att, D, 1));
+                      lin(g, name2(n2, p, "attention.output.dense"), att, D, with_loss));
         if (cfg->tome_r[i]) { /* ToMe between attention and MLP; the class token (row 0) stays first */
             h = fg_nn_tome(g, name2(n1, p, "tome"), h, keys, size, cfg->heads, cfg->tome_r[i], &size);
             Tb -= cfg->tome_r[i];
@@ -145,7 +152,8 @@ fg_status fg_vit_build(fg_graph *g, const fg_vit_cfg *cfg, int64_t batch, int64_
         m = with_loss ? fg_nn_gelu(g, name2(n1, p, "intermediate:gelu"),
                                    fg_layer_linear(g, name2(n2, p, "intermediate.dense"), m, cfg->mlp_dim, 1))
                       : fg_layer_linear_gelu(g, name2(n2, p, "intermediate.dense"), m, cfg->mlp_dim, 1);
-        h = fg_nn_add(g, name2(n1, p, "output:residual"), h, fg_layer_linear(g, name2(n2, p, "output.dense"), m, D, 1));
+        h = fg_nn_add(g, name2(n1, p, "output:residual"), h,
+                      lin(g, name2(n2, p, "output.dense"), m, D, with_loss));
     }
     h = fg_nn_layernorm(g, "vit.layernorm", h, cfg->ln_eps);
     const int64_t bd[2] = {batch, D};
