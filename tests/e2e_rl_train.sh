@@ -45,6 +45,14 @@ done
     fail "rl train --rms-decay --rms-eps exited $?"
 python3 -c "import json; d = json.load(open('rms.json')); assert abs(d['rmsprop_decay'] - 0.999) < 1e-6 and abs(d['rmsprop_eps'] - 1e-4) < 1e-9, d" ||
     fail "rms.json does not record the optimizer's settings"
+# the annealed learning rate reaches the JSON; without --lr-final it equals --lr
+"$frugal" rl train --env cartpole --frames 5000 --quiet --lr 2e-3 --lr-final 0 --json anneal.json >out.txt 2>&1 ||
+    fail "rl train --lr-final exited $?"
+python3 -c "import json; d = json.load(open('anneal.json')); assert abs(d['lr'] - 2e-3) < 1e-9 and d['lr_final'] == 0, d" ||
+    fail "anneal.json does not record lr_final"
+python3 -c "import json; d = json.load(open('rms.json')); assert d['lr_final'] == d['lr'], d" ||
+    fail "rms.json: lr_final is not lr without --lr-final"
+"$frugal" rl train --help 2>&1 | grep -q -- "--lr-final" || fail "rl train --help does not list --lr-final"
 if command -v gnuplot >/dev/null; then
     "$frugal" rl train --env cartpole --frames 5000 --quiet --plot curve.png >out.txt 2>&1 || fail "rl train --plot"
     [[ -s curve.png ]] || fail "no curve.png"
@@ -69,6 +77,7 @@ expect_usage() { # description, then the command
 expect_usage "unknown --algo" "$frugal" rl train --env cartpole --algo dqn --frames 10
 expect_usage "missing --env" "$frugal" rl train --frames 10
 expect_usage "--tune with a3c" "$frugal" rl train --env cartpole --algo a3c --tune --frames 10
+expect_usage "a negative --lr-final" "$frugal" rl train --env cartpole --lr-final -1 --frames 10
 expect_usage "a negative --rms-eps" "$frugal" rl train --env cartpole --rms-eps -1 --frames 10
 expect_usage "weights of another game" "$frugal" rl play --env breakout --load w.safetensors --no-render
 "$frugal" rl --help | grep -q train || fail "rl --help does not list train"

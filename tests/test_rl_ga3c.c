@@ -12,7 +12,7 @@
  * CartPole that finish, join and count frames consistently; learning on CartPole above the
  * random policy's return; a failure injected into a trainer stopping the run with its message;
  * both tuners parking and waking threads within their bounds; the A3C baseline's run, learning
- * and failure; config refusals. No check looks at wall-clock time. */
+ * and failure; the annealed learning rate at the start, middle and end of a run; config refusals. No check looks at wall-clock time. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -627,6 +627,44 @@ static void test_a3c(void) {
     fg_ga3c_free(r);
 }
 
+/* The annealed learning rate (the A3C paper's linear decay): lr at frame 0, halfway at half the
+ * frames, lr_final at the end and after it (a run overshoots by the batches in flight); a negative
+ * lr_final keeps lr. Then short runs of GA3C and of A3C with the rate annealed to 0 finish (the
+ * trainers set the rate before each step, under the training lock). */
+static void test_lr_anneal(void) {
+    fg_ga3c_config c;
+    small_config(&c, 1000000);
+    c.lr = 2e-3f;
+    struct { float lr_final; int64_t frames; double want; } cases[] = {
+        {-1.0f, 0, 2e-3},      {-1.0f, 500000, 2e-3}, {-1.0f, 2000000, 2e-3}, {0.0f, 0, 2e-3},
+        {0.0f, 250000, 1.5e-3}, {0.0f, 500000, 1e-3},  {0.0f, 1000000, 0.0},   {0.0f, 1000064, 0.0},
+        {1e-4f, 500000, 1.05e-3}, {1e-4f, 1000000, 1e-4}, {4e-3f, 500000, 3e-3}, {0.0f, -5, 2e-3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        c.lr_final = cases[i].lr_final;
+        double got = fg_ga3c_lr_at(&c, cases[i].frames);
+        if (!(fabs(got - cases[i].want) <= 1e-6 * cases[i].want + 1e-12)) {
+            fprintf(stderr, "lr_at(lr 2e-3, lr_final %g, frame %lld of 1e6) = %.9g, expected %.9g\n",
+                    (double)cases[i].lr_final, (long long)cases[i].frames, got, cases[i].want);
+            fg_test_failures++;
+        }
+    }
+    for (int algo = 0; algo < 2; algo++) {
+        small_config(&c, 4000);
+        c.algo = algo ? FG_GA3C_ALGO_A3C : FG_GA3C_ALGO_GA3C;
+        c.min_training_batch = 8;
+        c.lr_final = 0.0f;
+        fg_ga3c *r;
+        CHECK_OK(fg_ga3c_create(&c, &r));
+        if (!r) continue;
+        CHECK_OK(fg_ga3c_run(r));
+        fg_ga3c_stats st;
+        fg_ga3c_get_stats(r, &st);
+        CHECK(st.frames >= c.frames && st.updates > 0);
+        fg_ga3c_free(r);
+    }
+}
+
 static void test_config(void) {
     fg_ga3c_config c;
     fg_ga3c *r = NULL;
@@ -645,6 +683,10 @@ static void test_config(void) {
     c.agents = 0;
     CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "agents") != NULL);
+    small_config(&c, 100);
+    c.lr_final = 20.0f;
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "lr_final") != NULL);
     /* both networks build on a MinAtar game */
     small_config(&c, 100);
     c.env = "breakout";
@@ -671,6 +713,7 @@ int main(void) {
     test_surrogate();
     test_queue();
     test_config();
+    test_lr_anneal();
     test_short_run();
     test_failure();
     test_vtrace_run();

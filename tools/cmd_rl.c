@@ -325,6 +325,7 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     cli_json_int(&j, "min_training_batch", c->min_training_batch);
     cli_json_int(&j, "t_max", c->t_max);
     cli_json_num(&j, "lr", c->lr);
+    cli_json_num(&j, "lr_final", c->lr_final < 0 ? c->lr : c->lr_final);
     cli_json_num(&j, "rmsprop_decay", c->rmsprop_decay);
     cli_json_num(&j, "rmsprop_eps", c->rmsprop_eps);
     cli_json_int(&j, "seed", (long long)c->seed);
@@ -399,7 +400,7 @@ static int rl_train(int argc, char **argv) {
         maxb = 128, no_clip = 0;
     int64_t frames = 1000000;
     uint64_t seed = 1;
-    double lr = 3e-4, beta = 0.01, discount = 0.99, grad_clip = 40.0, progress = 5.0, rms_decay = 0.99, rms_eps = 0.1;
+    double lr = 3e-4, lr_final = NAN, beta = 0.01, discount = 0.99, grad_clip = 40.0, progress = 5.0, rms_decay = 0.99, rms_eps = 0.1;
     char names[256];
     env_list(names, sizeof names);
     char env_help[400];
@@ -429,6 +430,9 @@ static int rl_train(int argc, char **argv) {
         {"min-train-batch", CLI_INT, &minb, "N", "experiences per update at least (default 32)", 0},
         {"max-predict-batch", CLI_INT, &maxb, "N", "states per prediction at most (default 128)", 0},
         {"lr", CLI_FLOAT, &lr, "X", "RMSProp learning rate (default 3e-4)", 0},
+        {"lr-final", CLI_FLOAT, &lr_final, "X",
+         "anneal the learning rate linearly from --lr to X over --frames, from the frames counted so far "
+         "(the A3C paper's annealing is to 0; default: --lr, no annealing)", 0},
         {"beta", CLI_FLOAT, &beta, "X", "entropy bonus (default 0.01)", 0},
         {"discount", CLI_FLOAT, &discount, "X", "discount (default 0.99)", 0},
         {"grad-clip", CLI_FLOAT, &grad_clip, "X", "max gradient norm, 0 = none (default 40)", 0},
@@ -482,6 +486,10 @@ static int rl_train(int argc, char **argv) {
     c.min_training_batch = minb;
     c.max_prediction_batch = maxb;
     c.lr = (float)lr;
+    if (!isnan(lr_final)) {
+        if (!(lr_final >= 0)) return cli_usage_error(&cmd, "rl train: --lr-final is %g, must be >= 0", lr_final);
+        c.lr_final = (float)lr_final;
+    }
     c.beta = (float)beta;
     c.discount = (float)discount;
     c.grad_clip = (float)grad_clip;
@@ -525,9 +533,13 @@ static int rl_train(int argc, char **argv) {
             return cli_fail(load ? "rl train: --load" : "rl train: --resume", s);
         }
     }
-    if (!quiet)
+    if (!quiet) {
         fprintf(stderr, "rl train: %s on %s, %d agents x %d envs, %d predictors, %d trainers, %lld frames, seed %llu\n",
                 algo, env, agents, envs, predictors, trainers, (long long)frames, (unsigned long long)seed);
+        if (c.lr_final >= 0)
+            fprintf(stderr, "rl train: learning rate %g falling linearly to %g at frame %lld\n", (double)c.lr,
+                    (double)c.lr_final, (long long)frames);
+    }
     cli_sigint_install();
     s = fg_ga3c_run(r);
     cli_sigint_restore();

@@ -179,6 +179,9 @@ typedef struct fg_ga3c_config {
     float beta;                /* entropy bonus (0.01) */
     float log_epsilon;         /* floor under probabilities inside log (1e-6) */
     float lr;                  /* RMSProp learning rate (3e-4) */
+    float lr_final;            /* the rate at `frames`: it falls linearly from lr to lr_final over the run,
+                                  computed from the frames counted so far at each update (the A3C
+                                  paper's annealing, to 0); negative (default -1): lr throughout */
     float rmsprop_decay;       /* 0.99 */
     float rmsprop_eps;         /* 0.1, inside the square root as TensorFlow (GA3C) */
     float grad_clip;           /* max global gradient norm; 0 = no clipping (default 40) */
@@ -203,6 +206,10 @@ typedef struct fg_ga3c_config {
 
 /* The defaults above, env NULL. */
 void fg_ga3c_config_init(fg_ga3c_config *c);
+
+/* The learning rate after `frames` environment steps: lr + (lr_final - lr) * min(frames, c->frames)
+ * / c->frames, or lr when lr_final is negative. The trainers set it before every RMSProp step. */
+float fg_ga3c_lr_at(const fg_ga3c_config *c, int64_t frames);
 
 /* One point of the learning curve. */
 typedef struct fg_ga3c_point {

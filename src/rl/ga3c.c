@@ -600,7 +600,10 @@ static fg_status a3c_rollout(fg_ga3c *r, ga3c_agent *a, int *stop_now) {
         s = fg_fail(FG_ERR_INVALID, "the loss or the gradient norm is not finite (loss %g, norm %g): lower --lr", loss,
                     norm);
     uint64_t now = fg_graph_weights_version(r->train.g);
-    if (s == FG_OK) s = fg_optim_step(r->opt);
+    if (s == FG_OK) {
+        fg_optim_set_lr(r->opt, fg_ga3c_lr_at(&r->cfg, atomic_load(&r->frames)));
+        s = fg_optim_step(r->opt);
+    }
     long long u = s == FG_OK ? atomic_fetch_add(&r->updates, 1) + 1 : 0;
     pthread_mutex_unlock(&r->train_mu);
     FG_TRY(s);
@@ -827,7 +830,10 @@ static void *trainer_main(void *arg) {
                             "updates: lower --lr",
                             loss, norm, (long long)atomic_load(&r->updates));
         }
-        if (s == FG_OK) s = fg_optim_step(r->opt);
+        if (s == FG_OK) {
+            fg_optim_set_lr(r->opt, fg_ga3c_lr_at(&r->cfg, atomic_load(&r->frames)));
+            s = fg_optim_step(r->opt);
+        }
         long long u = 0;
         if (s == FG_OK) u = atomic_fetch_add(&r->updates, 1) + 1;
         pthread_mutex_unlock(&r->train_mu);
@@ -877,6 +883,7 @@ void fg_ga3c_config_init(fg_ga3c_config *c) {
     c->beta = 0.01f;
     c->log_epsilon = 1e-6f;
     c->lr = 3e-4f;
+    c->lr_final = -1.0f;
     c->rmsprop_decay = 0.99f;
     c->rmsprop_eps = 0.1f;
     c->grad_clip = 40.0f;
@@ -889,6 +896,13 @@ void fg_ga3c_config_init(fg_ga3c_config *c) {
     c->max_trainers = 4;
     c->ops_threads = 1;
     c->progress_seconds = 2.0;
+}
+
+float fg_ga3c_lr_at(const fg_ga3c_config *c, int64_t frames) {
+    if (c->lr_final < 0 || c->frames <= 0) return c->lr;
+    /* frames can overshoot the total by the batches in flight when the run stops */
+    double f = frames <= 0 ? 0.0 : frames >= c->frames ? 1.0 : (double)frames / (double)c->frames;
+    return (float)((double)c->lr + ((double)c->lr_final - (double)c->lr) * f);
 }
 
 static fg_status check_config(const fg_ga3c_config *c) {
@@ -916,6 +930,7 @@ static fg_status check_config(const fg_ga3c_config *c) {
     RANGE(c->beta, 0, 1e3)
     RANGE(c->log_epsilon, 1e-30, 1)
     RANGE(c->lr, 1e-12, 10)
+    if (c->lr_final >= 0) RANGE(c->lr_final, 0, 10)
     RANGE(c->rmsprop_decay, 0, 1)
     RANGE(c->rmsprop_eps, 0, 10)
     RANGE(c->grad_clip, 0, 1e12)
