@@ -5,7 +5,7 @@
  *    threaded-sgemm paths, empty sizes) against the naive twins and an independent backward
  *    reference; dinp/da/db written over garbage, dweight/dbias accumulated on prefilled buffers
  *    (one and two calls), NULL gradients in every combination; guard values after every output;
- *  - linear through oneDNN's matmul, plain and with GELU fused (src/ops/linear_gelu.c), against the
+ *  - linear through oneDNN's matmul, plain and with GELU fused (src/ops/linear_dnnl.c), against the
  *    naive twins and the unfused pair;
  *  - finite-difference gradient checks of loss = sum(out * r) (r random) for linear (inp, weight,
  *    bias), matmul (a, b; every trans combination), relu, gelu, tanh, sigmoid, softmax, xent
@@ -87,7 +87,7 @@ static void test_sgemm_threads(fg_rng *rng) {
         }
 }
 
-/* Linear through oneDNN's matmul, plain and with GELU fused (src/ops/linear_gelu.c), against the
+/* Linear through oneDNN's matmul, plain and with GELU fused (src/ops/linear_dnnl.c), against the
  * naive twins (linear then GELU in double / erff), with and without bias, the empty shapes, a second call
  * (the cached primitive), 1 thread (another cache entry), and against fg_linear_forward then
  * fg_gelu_forward (what the unfused graph computes) on DeiT-tiny's fc1 shape. */

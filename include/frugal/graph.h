@@ -84,7 +84,7 @@ fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_
 /* x (B, IC) (or any rank, flattened to (prod of leading dims, IC)), w (OC, IC), b (OC) or FG_NONE */
 fg_id fg_nn_linear(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
 /* The same followed by GELU (exact erf form) in one pass, for inference graphs: equal to fg_nn_gelu
- * of fg_nn_linear within float rounding (src/ops/linear_gelu.c), one node. fg_graph_build with a
+ * of fg_nn_linear within float rounding (src/ops/linear_dnnl.c), one node. fg_graph_build with a
  * loss refuses it (FG_ERR_UNSUPPORTED: no backward), and it cannot be narrowed. */
 fg_id fg_nn_linear_gelu(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b);
 /* fg_nn_linear whose forward runs oneDNN's matmul primitive with the bias in its epilogue (no

@@ -86,7 +86,7 @@ void fg_linear_backward_naive(float *dinp, float *dweight, float *dbias, const f
                               const float *inp, const float *weight, int64_t B, int64_t IC, int64_t OC);
 double fg_linear_flops(int64_t B, int64_t IC, int64_t OC);
 /* fg_linear_forward through oneDNN's matmul primitive, the bias (and with gelu != 0, GELU) applied
- * in its epilogue (src/ops/linear_gelu.c; primitives cached per shape, for graphs of fixed shapes).
+ * in its epilogue (src/ops/linear_dnnl.c; primitives cached per shape, for graphs of fixed shapes).
  * fg_linear_gelu_forward is it with gelu = 1: out = gelu(inp @ weight^T + bias). Forward only. */
 fg_status fg_linear_dnnl_forward(float *out, const float *inp, const float *weight, const float *bias, int64_t B,
                                  int64_t IC, int64_t OC, int gelu);

@@ -71,11 +71,23 @@ fg_status fg_graph_set_bypass(fg_graph *g, int node, fg_bypass mode, int input) 
     return liveness(g);
 }
 
-fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep) {
-    if (node < 0 || node >= g->nn) return fg_fail(FG_ERR_INVALID, "heads: node %d out of range [0, %d)", node, g->nn);
+/* Node `node` when it is an attention node (either op), else NULL with the error set. */
+static fg_node *attention_at(const fg_graph *g, int node) {
+    if (node < 0 || node >= g->nn) {
+        fg_fail(FG_ERR_INVALID, "heads: node %d out of range [0, %d)", node, g->nn);
+        return NULL;
+    }
     fg_node *n = &g->nodes[node];
-    if (n->info.op != FG_OP_ATTENTION && n->info.op != FG_OP_TOME_ATTENTION)
-        return fg_fail(FG_ERR_INVALID, "heads: node '%s' is %s, not attention", n->info.name, fg_op_name(n->info.op));
+    if (n->info.op != FG_OP_ATTENTION && n->info.op != FG_OP_TOME_ATTENTION) {
+        fg_fail(FG_ERR_INVALID, "heads: node '%s' is %s, not attention", n->info.name, fg_op_name(n->info.op));
+        return NULL;
+    }
+    return n;
+}
+
+fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep) {
+    fg_node *n = attention_at(g, node);
+    if (!n) return FG_ERR_INVALID;
     const int64_t H = n->p.attn.H;
     if (keep < 1 || keep > H)
         return fg_fail(FG_ERR_INVALID, "heads: node '%s' has %lld heads, cannot keep %lld", n->info.name, (long long)H,
@@ -88,10 +100,8 @@ fg_status fg_graph_set_attention_heads(fg_graph *g, int node, int64_t keep) {
 
 fg_status fg_graph_attention_heads(const fg_graph *g, int node, int64_t *heads, int64_t *head_dim) {
     FG_ASSERT(heads && head_dim);
-    if (node < 0 || node >= g->nn) return fg_fail(FG_ERR_INVALID, "heads: node %d out of range [0, %d)", node, g->nn);
-    const fg_node *n = &g->nodes[node];
-    if (n->info.op != FG_OP_ATTENTION && n->info.op != FG_OP_TOME_ATTENTION)
-        return fg_fail(FG_ERR_INVALID, "heads: node '%s' is %s, not attention", n->info.name, fg_op_name(n->info.op));
+    const fg_node *n = attention_at(g, node);
+    if (!n) return FG_ERR_INVALID;
     *heads = n->p.attn.H;
     *head_dim = n->p.attn.D;
     return FG_OK;

@@ -1,6 +1,6 @@
 /* The oneDNN runtime shared by the ops that run oneDNN primitives (internal): one CPU engine for
  * the process and one stream per thread (src/ops/dnnl_rt.c). conv2d.c (convolutions) and
- * linear_gelu.c (matmul with a GELU epilogue) use it; fg_sgemm needs neither. */
+ * linear_dnnl.c (linears as matmuls, GELU in the epilogue) use it; fg_sgemm needs neither. */
 #ifndef FG_OPS_DNNL_IMPL_H
 #define FG_OPS_DNNL_IMPL_H
 

@@ -23,7 +23,6 @@
  * user-managed, allocated per call). */
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <oneapi/dnnl/dnnl_debug.h>
 
@@ -127,11 +126,8 @@ fg_status fg_linear_dnnl_forward(float *out, const float *inp, const float *weig
                        (long long)IC, (long long)OC);
     if (B == 0 || OC == 0) return FG_OK;
     FG_ASSERT(out && (IC == 0 || (inp && weight)));
-    if (IC == 0) { /* an empty product: the bias (or 0) in every row, GELU of it */
-        for (int64_t b = 0; b < B; b++) {
-            if (bias) memcpy(out + b * OC, bias, (size_t)OC * sizeof(float));
-            else memset(out + b * OC, 0, (size_t)OC * sizeof(float));
-        }
+    if (IC == 0) { /* an empty product (oneDNN refuses it): fg_linear_forward's bias rows, GELU of them */
+        FG_TRY(fg_linear_forward(out, inp, weight, bias, B, IC, OC));
         if (gelu) fg_gelu_forward(out, out, (size_t)(B * OC));
         return FG_OK;
     }
