@@ -12,7 +12,10 @@
 #   (defaults: build/frugal lm-schedules 6 0 650 0.8 2; CHUNKS 0 = the whole training split per epoch;
 #    fewer chunks per epoch read successive windows of the split)
 #
-# NICE=N runs the four at that nice level (e.g. -5 on a machine shared with other work).
+# NICE=N runs them at that nice level (e.g. -5 on a machine shared with other work).
+# RUNS="dense sparse-dense" runs a subset (default: all four); DECAY_AFTER and LR_DECAY set the
+# learning-rate schedule (defaults 4 and 1/1.2: Zaremba's factor); EVERY=N adds a validation point
+# every N training chunks (default: half an epoch when CHUNKS_PER_EPOCH is given, else none).
 # Needs the Brown corpus (bash scripts/fetch-data.sh brown); gnuplot for the plot.
 set -euo pipefail
 F=${1:-build/frugal}
@@ -26,12 +29,13 @@ VAL=${VAL:-40}
 mkdir -p "$OUT"
 bin="$OUT/frugal.bin" # a copy: a rebuild while the runs go on does not touch them
 cp "$F" "$bin"
-every=$(( (N + 1) / 2 ))
+every=${EVERY:-$(( (N + 1) / 2 ))}
 
-common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$E" --decay-after 4 --max-batches "$N"
-        --eval-batches "$VAL" --test-batches 0 --threads 1 --quiet)
-[[ "$N" -gt 0 ]] && common+=(--eval-every "$every")
-echo "command: bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$E" --decay-after "${DECAY_AFTER:-4}"
+        --max-batches "$N" --eval-batches "$VAL" --test-batches 0 --threads 1 --quiet)
+[[ -n "${LR_DECAY:-}" ]] && common+=(--lr-decay "$LR_DECAY")
+[[ "$every" -gt 0 ]] && common+=(--eval-every "$every")
+echo "command: RUNS=\"${RUNS:-}\" VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "frugal lm train ${common[*]} [--sparse $D --schedule S --dense-epochs $DE|1]"
 declare -A extra=(
     [dense]=""
@@ -39,7 +43,8 @@ declare -A extra=(
     [alternating]="--sparse $D --schedule alternating --dense-epochs 1"
     [decaying]="--sparse $D --schedule decaying --dense-epochs 1"
 )
-runs=(dense sparse-dense alternating decaying)
+read -r -a runs <<<"${RUNS:-dense sparse-dense alternating decaying}"
+[[ " ${runs[*]} " == *" dense "* ]] || { echo "RUNS must include dense (the reference)" >&2; exit 2; }
 pids=()
 for r in "${runs[@]}"; do
     # shellcheck disable=SC2086

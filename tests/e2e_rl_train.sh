@@ -53,6 +53,13 @@ python3 -c "import json; d = json.load(open('anneal.json')); assert abs(d['lr'] 
 python3 -c "import json; d = json.load(open('rms.json')); assert d['lr_final'] == d['lr'], d" ||
     fail "rms.json: lr_final is not lr without --lr-final"
 "$frugal" rl train --help 2>&1 | grep -q -- "--lr-final" || fail "rl train --help does not list --lr-final"
+# lambda-returns: recorded in the JSON (1 without --lambda), with the discount and the entropy bonus
+"$frugal" rl train --env cartpole --frames 5000 --quiet --lambda 0.8 --discount 0.995 --beta 0.02 --json lam.json >out.txt 2>&1 ||
+    fail "rl train --lambda exited $?"
+python3 -c "import json; d = json.load(open('lam.json')); assert abs(d['gae_lambda'] - 0.8) < 1e-6 and abs(d['discount'] - 0.995) < 1e-6 and abs(d['beta'] - 0.02) < 1e-6, d" ||
+    fail "lam.json does not record gae_lambda, discount and beta"
+python3 -c "import json; d = json.load(open('rms.json')); assert d['gae_lambda'] == 1, d" ||
+    fail "rms.json: gae_lambda is not 1 without --lambda"
 if command -v gnuplot >/dev/null; then
     "$frugal" rl train --env cartpole --frames 5000 --quiet --plot curve.png >out.txt 2>&1 || fail "rl train --plot"
     [[ -s curve.png ]] || fail "no curve.png"
@@ -78,6 +85,9 @@ expect_usage "unknown --algo" "$frugal" rl train --env cartpole --algo dqn --fra
 expect_usage "missing --env" "$frugal" rl train --frames 10
 expect_usage "--tune with a3c" "$frugal" rl train --env cartpole --algo a3c --tune --frames 10
 expect_usage "a negative --lr-final" "$frugal" rl train --env cartpole --lr-final -1 --frames 10
+expect_usage "--lambda with a3c" "$frugal" rl train --env cartpole --algo a3c --lambda 0.8 --frames 10
+expect_usage "--lambda with --vtrace" "$frugal" rl train --env cartpole --vtrace --lambda 0.8 --frames 10
+expect_usage "--lambda above 1" "$frugal" rl train --env cartpole --lambda 1.5 --frames 10
 expect_usage "a negative --rms-eps" "$frugal" rl train --env cartpole --rms-eps -1 --frames 10
 expect_usage "weights of another game" "$frugal" rl play --env breakout --load w.safetensors --no-render
 "$frugal" rl --help | grep -q train || fail "rl --help does not list train"

@@ -50,6 +50,67 @@ static void test_returns(void) {
     CHECK(o1 == -1.0f);
 }
 
+/* lambda-returns' naive twin: the weighted sum of the k-step returns (Sutton and Barto 12.1, cut at
+ * the segment's end), in double, each term from scratch:
+ *   G_t = (1 - lambda) sum_{k=1}^{m-1} lambda^{k-1} G_t^(k) + lambda^{m-1} G_t^(m),  m = n - t,
+ *   G_t^(k) = sum_{i<k} discount^i r_{t+i} + discount^k V_{t+k},  V_n = boot. */
+static void lambda_returns_naive(const float *r, const float *V, float boot, size_t n, double g, double lam, int clip,
+                                 double *out) {
+    for (size_t t = 0; t < n; t++) {
+        size_t m = n - t;
+        double sum = 0.0, w = 1.0;
+        for (size_t k = 1; k <= m; k++) {
+            double Gk = 0.0, gp = 1.0;
+            for (size_t i = 0; i < k; i++) {
+                double ri = r[t + i];
+                if (clip) ri = ri < -1.0 ? -1.0 : ri > 1.0 ? 1.0 : ri;
+                Gk += gp * ri;
+                gp *= g;
+            }
+            Gk += gp * (t + k < n ? (double)V[t + k] : (double)boot);
+            sum += (k < m ? (1.0 - lam) * w : w) * Gk;
+            w *= lam;
+        }
+        out[t] = sum;
+    }
+}
+
+/* fg_ga3c_lambda_returns against the naive twin on random segments of 1..8 steps (lambda 0, 0.5,
+ * 0.8, 0.95; terminal and bootstrapped ends; clipped and not); lambda 1 gives fg_ga3c_returns' bits
+ * whatever the values; lambda 0 the one-step targets r_t + discount V_{t+1}, by hand. */
+static void test_lambda_returns(void) {
+    fg_rng rng;
+    fg_rng_seed(&rng, 11);
+    const float lams[4] = {0.0f, 0.5f, 0.8f, 0.95f};
+    for (int trial = 0; trial < 200; trial++) {
+        size_t n = 1 + (size_t)(fg_rng_uniform(&rng) * 8.0f);
+        if (n > 8) n = 8;
+        float r[8], V[8], out[8], R[8];
+        double want[8];
+        for (size_t t = 0; t < n; t++) r[t] = 3.0f * fg_rng_uniform(&rng) - 1.5f, V[t] = 2.0f * fg_rng_uniform(&rng) - 1.0f;
+        float boot = trial % 3 == 0 ? 0.0f : 2.0f * fg_rng_uniform(&rng) - 1.0f;
+        int clip = trial % 2;
+        float lam = lams[trial % 4];
+        fg_ga3c_lambda_returns(r, V, n, boot, 0.97f, lam, clip, out);
+        lambda_returns_naive(r, V, boot, n, 0.97, lam, clip, want);
+        for (size_t t = 0; t < n; t++)
+            if (!(fabs((double)out[t] - want[t]) <= 1e-5 * (1.0 + fabs(want[t])))) {
+                fprintf(stderr, "lambda-returns: trial %d (n %zu, lambda %g, clip %d) G_%zu = %.9g, naive %.9g\n", trial,
+                        n, (double)lam, clip, t, (double)out[t], want[t]);
+                fg_test_failures++;
+                break;
+            }
+        fg_ga3c_lambda_returns(r, V, n, boot, 0.97f, 1.0f, clip, out);
+        fg_ga3c_returns(r, n, boot, 0.97f, clip, R);
+        CHECK(memcmp(out, R, n * sizeof(float)) == 0);
+    }
+    const float r[3] = {1.0f, 0.0f, 2.0f}, V[3] = {0.25f, 0.5f, -0.5f};
+    float out[3];
+    fg_ga3c_lambda_returns(r, V, 3, 4.0f, 0.5f, 0.0f, 0, out);
+    const float want0[3] = {1.0f + 0.5f * 0.5f, 0.0f + 0.5f * -0.5f, 2.0f + 0.5f * 4.0f};
+    fg_check_close("lambda 0: one-step targets", out, want0, 3, 0, 1e-6f);
+}
+
 /* V-trace: on-policy (pi = mu) the targets are the n-step returns; off-policy, a hand-computed
  * two-step example with one ratio above the bar (2 -> 1) and one below (0.5). */
 static void test_vtrace(void) {
@@ -391,10 +452,11 @@ static void test_short_run(void) {
 
 /* The best point of the learning curve (the mean return of the last 100 episodes, taken every
  * 0.2 s): A3C on CartPole is unstable late in a short run, its best point much less so. */
-static double train_cartpole(uint64_t seed, int64_t frames) {
+static double train_cartpole(uint64_t seed, int64_t frames, float lambda) {
     fg_ga3c_config c;
     small_config(&c, frames);
     c.seed = seed;
+    c.gae_lambda = lambda;
     fg_ga3c *r;
     CHECK_OK(fg_ga3c_create(&c, &r));
     if (!r) return NAN;
@@ -414,13 +476,20 @@ static double train_cartpole(uint64_t seed, int64_t frames) {
  * 1..6): working learner 104.9 (103.8), 119.7 (44.7), 117.6 (66.1), 145.7 (145.7), 91.8 (73.0),
  * 123.3 (50.4); with the policy gradient's sign flipped in fg_ga3c_loss 9.7, 21.7, 10.0, 10.3,
  * 9.4, 9.4 (it learns to fall at once: final means 9.3-9.5). The bound 60 is well above the
- * random policy's and the flipped learner's and well under every working run's. */
+ * random policy's and the flipped learner's and well under every working run's. The same with
+ * lambda-returns (lambda 0.8; seeds 1..6 with `frugal rl train --env cartpole --agents 2 --lr 1e-3
+ * --frames 150000 --lambda 0.8 --progress 0.2`): best 123.9, 125.2, 110.7, 126.6, 98.1, 112.5. */
 static void test_learns(void) {
-    double ret = train_cartpole(1, 150000);
-    printf("cartpole, 150k frames: best mean return of the last 100 episodes %.1f (random policy about 22)\n", ret);
-    if (!(ret > 60.0)) {
-        fprintf(stderr, "learning: CartPole's best mean return %.1f in 150k frames, expected > 60\n", ret);
-        fg_test_failures++;
+    for (int k = 0; k < 2; k++) {
+        float lambda = k ? 0.8f : 1.0f;
+        double ret = train_cartpole(1, 150000, lambda);
+        printf("cartpole, 150k frames, lambda %g: best mean return of the last 100 episodes %.1f (random policy about "
+               "22)\n", (double)lambda, ret);
+        if (!(ret > 60.0)) {
+            fprintf(stderr, "learning: CartPole's best mean return %.1f in 150k frames (lambda %g), expected > 60\n", ret,
+                    (double)lambda);
+            fg_test_failures++;
+        }
     }
 }
 
@@ -687,6 +756,21 @@ static void test_config(void) {
     c.lr_final = 20.0f;
     CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "lr_final") != NULL);
+    /* lambda-returns: GA3C only, not with V-trace, in [0, 1] */
+    small_config(&c, 100);
+    c.gae_lambda = 0.8f;
+    c.algo = FG_GA3C_ALGO_A3C;
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "gae_lambda") != NULL);
+    small_config(&c, 100);
+    c.gae_lambda = 0.8f;
+    c.vtrace = 1;
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "V-trace") != NULL);
+    small_config(&c, 100);
+    c.gae_lambda = 1.5f;
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "gae_lambda") != NULL);
     /* both networks build on a MinAtar game */
     small_config(&c, 100);
     c.env = "breakout";
@@ -707,6 +791,7 @@ int main(void) {
     fg_threads_set(1);
 #endif
     test_returns();
+    test_lambda_returns();
     test_vtrace();
     test_vtrace_naive();
     test_loss_grad();

@@ -324,6 +324,9 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     cli_json_int(&j, "max_prediction_batch", c->max_prediction_batch);
     cli_json_int(&j, "min_training_batch", c->min_training_batch);
     cli_json_int(&j, "t_max", c->t_max);
+    cli_json_num(&j, "discount", c->discount);
+    cli_json_num(&j, "gae_lambda", c->gae_lambda);
+    cli_json_num(&j, "beta", c->beta);
     cli_json_num(&j, "lr", c->lr);
     cli_json_num(&j, "lr_final", c->lr_final < 0 ? c->lr : c->lr_final);
     cli_json_num(&j, "rmsprop_decay", c->rmsprop_decay);
@@ -400,7 +403,7 @@ static int rl_train(int argc, char **argv) {
         maxb = 128, no_clip = 0;
     int64_t frames = 1000000;
     uint64_t seed = 1;
-    double lr = 3e-4, lr_final = NAN, beta = 0.01, discount = 0.99, grad_clip = 40.0, progress = 5.0, rms_decay = 0.99, rms_eps = 0.1;
+    double lr = 3e-4, lr_final = NAN, beta = 0.01, discount = 0.99, lambda = 1.0, grad_clip = 40.0, progress = 5.0, rms_decay = 0.99, rms_eps = 0.1;
     char names[256];
     env_list(names, sizeof names);
     char env_help[400];
@@ -435,6 +438,9 @@ static int rl_train(int argc, char **argv) {
          "(the A3C paper's annealing is to 0; default: --lr, no annealing)", 0},
         {"beta", CLI_FLOAT, &beta, "X", "entropy bonus (default 0.01)", 0},
         {"discount", CLI_FLOAT, &discount, "X", "discount (default 0.99)", 0},
+        {"lambda", CLI_FLOAT, &lambda, "X",
+         "lambda of the returns: 1 = n-step (GA3C's; default), below 1 = lambda-returns over each segment from the "
+         "behaviour values (MinAtar's actor-critic: 0.8); ga3c only, not with --vtrace", 0},
         {"grad-clip", CLI_FLOAT, &grad_clip, "X", "max gradient norm, 0 = none (default 40)", 0},
         {"rms-decay", CLI_FLOAT, &rms_decay, "X", "RMSProp's decay of the squared-gradient average (default 0.99, GA3C's)", 0},
         {"rms-eps", CLI_FLOAT, &rms_eps, "X",
@@ -492,6 +498,7 @@ static int rl_train(int argc, char **argv) {
     }
     c.beta = (float)beta;
     c.discount = (float)discount;
+    c.gae_lambda = (float)lambda;
     c.grad_clip = (float)grad_clip;
     c.rmsprop_decay = (float)rms_decay;
     c.rmsprop_eps = (float)rms_eps;

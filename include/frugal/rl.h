@@ -175,6 +175,11 @@ typedef struct fg_ga3c_config {
     int t_max;                 /* n of the n-step returns (default 5) */
     size_t queue_size;         /* capacity of each queue, in requests or segments (GA3C 100) */
     float discount;            /* 0.99 */
+    float gae_lambda;          /* lambda of the returns (default 1: GA3C's n-step returns). Below 1 each
+                                  target is the lambda-return over the rest of its segment, from the
+                                  behaviour values the predictor gave the agent (fg_ga3c_lambda_returns;
+                                  the eligibility-trace lambda of MinAtar's actor-critic, 0.8). GA3C only,
+                                  not with V-trace */
     int clip_rewards;          /* 1: rewards clipped to [-1, 1] in the returns (default 1) */
     float beta;                /* entropy bonus (0.01) */
     float log_epsilon;         /* floor under probabilities inside log (1e-6) */
@@ -283,6 +288,14 @@ int fg_ga3c_num_actions(const fg_ga3c *r);
  * R_n = bootstrap (V of the state after the last step; pass 0 when the segment ends the episode
  * by termination). Rewards are clipped to [-1, 1] first when clip. out may alias rewards. */
 void fg_ga3c_returns(const float *rewards, size_t n, float bootstrap, float discount, int clip, float *out);
+
+/* lambda-returns of one segment of n steps (the forward view of TD(lambda) cut at the segment's end):
+ *   G_t = r_t + discount * ((1 - lambda) * V_{t+1} + lambda * G_{t+1}),  G_n = V_n = bootstrap,
+ * values[t] = V(x_t) for t < n (the behaviour values: what the predictor gave when the agent acted).
+ * lambda 1 is fg_ga3c_returns (same bits; values unused); lambda 0 the one-step TD targets.
+ * Rewards are clipped to [-1, 1] first when clip. out may alias rewards, not values. */
+void fg_ga3c_lambda_returns(const float *rewards, const float *values, size_t n, float bootstrap, float discount,
+                            float lambda, int clip, float *out);
 
 /* The A3C loss of GA3C's NetworkVP over a batch of B rows (summed, not averaged, as GA3C):
  *   L = sum_i [ -log(max(pi_i[a_i], eps)) * (R_i - V_i) - beta * H_i + 0.5 * (R_i - V_i)^2 ],

@@ -166,6 +166,7 @@ typedef struct ga3c_agent {
     float *seg_rewards;   /* (n, t_max) */
     uint64_t *seg_versions;
     float *seg_mu;        /* (n, t_max) behaviour probability of each action taken */
+    float *seg_v;         /* (n, t_max) behaviour value of each state acted in (lambda-returns) */
     size_t *seg_len;
     uint8_t *boot_pending; /* segment full: flush with V of the next state */
     size_t *trunc_slot;    /* truncated env i: its final state's slot in the request, or SIZE_MAX */
@@ -342,7 +343,8 @@ static int flush(ga3c_agent *a, size_t i, float boot, const float *boot_state) {
     memcpy(s->states, a->seg_states + i * T * os, n * os * sizeof(float));
     memcpy(s->actions, a->seg_actions + i * T, n * sizeof(int32_t));
     memcpy(s->versions, a->seg_versions + i * T, n * sizeof(uint64_t));
-    fg_ga3c_returns(a->seg_rewards + i * T, n, boot, r->cfg.discount, r->cfg.clip_rewards, s->returns);
+    fg_ga3c_lambda_returns(a->seg_rewards + i * T, a->seg_v + i * T, n, boot, r->cfg.discount, r->cfg.gae_lambda,
+                           r->cfg.clip_rewards, s->returns);
     if (vt) {
         for (size_t t = 0; t < n; t++) {
             float rw = a->seg_rewards[i * T + t];
@@ -393,6 +395,7 @@ static void *agent_main(void *arg) {
             a->seg_actions[i * T + t] = act;
             a->seg_versions[i * T + t] = ver;
             a->seg_mu[i * T + t] = a->req_p[i * (size_t)A + (size_t)act];
+            a->seg_v[i * T + t] = a->req_v[i];
             a->actions[i] = act;
         }
         fg_status s = fg_env_batch_step(a->env, a->actions, a->obs, a->rewards, a->dones);
@@ -879,6 +882,7 @@ void fg_ga3c_config_init(fg_ga3c_config *c) {
     c->t_max = 5;
     c->queue_size = 100;
     c->discount = 0.99f;
+    c->gae_lambda = 1.0f;
     c->clip_rewards = 1;
     c->beta = 0.01f;
     c->log_epsilon = 1e-6f;
@@ -912,6 +916,12 @@ static fg_status check_config(const fg_ga3c_config *c) {
     if (c->algo < 0 || c->algo >= FG_GA3C_ALGO_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown algorithm %d", c->algo);
     if (c->vtrace && c->algo == FG_GA3C_ALGO_A3C)
         return fg_fail(FG_ERR_INVALID, "ga3c: V-trace corrects GA3C's policy lag; the A3C baseline trains on-policy");
+    if (c->gae_lambda != 1.0f && c->algo == FG_GA3C_ALGO_A3C)
+        return fg_fail(FG_ERR_INVALID, "ga3c: lambda-returns (gae_lambda %g) are GA3C's; the A3C baseline uses n-step "
+                       "returns (gae_lambda 1)", (double)c->gae_lambda);
+    if (c->gae_lambda != 1.0f && c->vtrace)
+        return fg_fail(FG_ERR_INVALID, "ga3c: V-trace computes its own targets; gae_lambda must be 1 with it, not %g",
+                       (double)c->gae_lambda);
     if (c->net < 0 || c->net >= FG_GA3C_NET_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown network %d", c->net);
     if (c->vtrace_boot < 0 || c->vtrace_boot >= FG_GA3C_VTRACE_BOOT_COUNT)
         return fg_fail(FG_ERR_INVALID, "ga3c: vtrace_boot is %d, expected behaviour (0) or current (1)", c->vtrace_boot);
@@ -927,6 +937,7 @@ static fg_status check_config(const fg_ga3c_config *c) {
     RANGE(c->t_max, 1, 10000)
     RANGE(c->queue_size, 1, 1 << 24)
     RANGE(c->discount, 0, 1)
+    RANGE(c->gae_lambda, 0, 1)
     RANGE(c->beta, 0, 1e3)
     RANGE(c->log_epsilon, 1e-30, 1)
     RANGE(c->lr, 1e-12, 10)
@@ -954,7 +965,7 @@ static void agent_free(ga3c_agent *a) {
     a3c_local_free(a->a3c);
     if (a->env) fg_env_batch_destroy(a->env);
     free(a->obs), free(a->rewards), free(a->dones), free(a->actions), free(a->req_states), free(a->req_p),
-        free(a->req_v), free(a->seg_states), free(a->seg_actions), free(a->seg_rewards), free(a->seg_versions), free(a->seg_mu),
+        free(a->req_v), free(a->seg_states), free(a->seg_actions), free(a->seg_rewards), free(a->seg_versions), free(a->seg_mu), free(a->seg_v),
         free(a->seg_len), free(a->boot_pending), free(a->trunc_slot);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
@@ -983,11 +994,12 @@ static fg_status agent_init(fg_ga3c *r, ga3c_agent *a, int id) {
     a->seg_rewards = malloc(n * T * sizeof(float));
     a->seg_versions = malloc(n * T * sizeof(uint64_t));
     a->seg_mu = malloc(n * T * sizeof(float));
+    a->seg_v = malloc(n * T * sizeof(float));
     a->seg_len = calloc(n, sizeof(size_t));
     a->boot_pending = calloc(n, 1);
     a->trunc_slot = malloc(n * sizeof(size_t));
     if (!a->obs || !a->rewards || !a->dones || !a->actions || !a->req_states || !a->req_p || !a->req_v ||
-        !a->seg_states || !a->seg_actions || !a->seg_rewards || !a->seg_versions || !a->seg_mu || !a->seg_len || !a->boot_pending ||
+        !a->seg_states || !a->seg_actions || !a->seg_rewards || !a->seg_versions || !a->seg_mu || !a->seg_v || !a->seg_len || !a->boot_pending ||
         !a->trunc_slot)
         return fg_fail(FG_ERR_OOM, "ga3c: out of host memory for agent %d", id);
     fg_env_batch_reset(a->env, a->obs);

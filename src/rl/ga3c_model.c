@@ -98,6 +98,22 @@ void fg_ga3c_returns(const float *rewards, size_t n, float bootstrap, float disc
     }
 }
 
+void fg_ga3c_lambda_returns(const float *rewards, const float *values, size_t n, float bootstrap, float discount,
+                            float lambda, int clip, float *out) {
+    if (lambda == 1.0f) {
+        fg_ga3c_returns(rewards, n, bootstrap, discount, clip, out);
+        return;
+    }
+    float G = bootstrap, v_next = bootstrap;
+    for (size_t k = n; k-- > 0;) {
+        float r = rewards[k];
+        if (clip) r = r < -1.0f ? -1.0f : r > 1.0f ? 1.0f : r;
+        G = r + discount * ((1.0f - lambda) * v_next + lambda * G);
+        v_next = values[k];
+        out[k] = G;
+    }
+}
+
 double fg_ga3c_loss(const float *logits, const float *value, const int32_t *actions, const float *returns, size_t B,
                     int A, float beta, float log_eps, float *dlogits, float *dvalue) {
     return fg_ga3c_loss_adv(logits, value, actions, returns, NULL, B, A, beta, log_eps, dlogits, dvalue);
