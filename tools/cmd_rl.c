@@ -397,13 +397,16 @@ static int rl_train(int argc, char **argv) {
     const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *resume = NULL, *net = "minatar",
                *vtrace_boot = "behaviour";
     const char *tuner = "ga3c";
-    double tune_window = 10.0;
-    int max_agents = 32, max_predictors = 4, max_trainers = 4;
-    int vtrace = 0, quiet = 0, tune = 0, agents = 4, predictors = 1, trainers = 1, envs = 1, tmax = 5, minb = 32,
-        maxb = 128, no_clip = 0;
-    int64_t frames = 1000000;
-    uint64_t seed = 1;
-    double lr = 3e-4, lr_final = NAN, beta = 0.01, discount = 0.99, lambda = 1.0, grad_clip = 40.0, progress = 5.0, rms_decay = 0.99, rms_eps = 0.1;
+    fg_ga3c_config c; /* the library's defaults are the options' (the help texts repeat them) */
+    fg_ga3c_config_init(&c);
+    double tune_window = c.tune_window;
+    int max_agents = c.max_agents, max_predictors = c.max_predictors, max_trainers = c.max_trainers;
+    int vtrace = 0, quiet = 0, tune = 0, agents = c.agents, predictors = c.predictors, trainers = c.trainers,
+        envs = c.envs_per_agent, tmax = c.t_max, minb = c.min_training_batch, maxb = c.max_prediction_batch, no_clip = 0;
+    int64_t frames = c.frames;
+    uint64_t seed = c.seed;
+    double lr = c.lr, lr_final = NAN, beta = c.beta, discount = c.discount, lambda = c.gae_lambda,
+           grad_clip = c.grad_clip, progress = 5.0, rms_decay = c.rmsprop_decay, rms_eps = c.rmsprop_eps;
     char names[256];
     env_list(names, sizeof names);
     char env_help[400];
@@ -476,8 +479,6 @@ static int rl_train(int argc, char **argv) {
         rc = cli_plot_option_check(plot);
         if (rc != CLI_CONTINUE) return rc;
     }
-    fg_ga3c_config c;
-    fg_ga3c_config_init(&c);
     c.env = env;
     c.algo = strcmp(algo, "a3c") == 0 ? FG_GA3C_ALGO_A3C : FG_GA3C_ALGO_GA3C;
     if (strcmp(net, "minatar") == 0) c.net = FG_GA3C_NET_MINATAR;
