@@ -12,6 +12,7 @@
 #   (defaults: build/frugal lm-schedules 6 0 650 0.8 2; CHUNKS 0 = the whole training split per epoch;
 #    fewer chunks per epoch read successive windows of the split)
 #
+# Each run's progress (a line every few seconds) and per-epoch lines go to OUT/RUN.log.
 # NICE=N runs them at that nice level (e.g. -5 on a machine shared with other work).
 # RUNS="dense sparse-dense" runs a subset (default: all four); DECAY_AFTER and LR_DECAY set the
 # learning-rate schedule (defaults 4 and 1/1.2: Zaremba's factor); EVERY=N adds a validation point
@@ -32,7 +33,7 @@ cp "$F" "$bin"
 every=${EVERY:-$(( (N + 1) / 2 ))}
 
 common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$E" --decay-after "${DECAY_AFTER:-4}"
-        --max-batches "$N" --eval-batches "$VAL" --test-batches 0 --threads 1 --quiet)
+        --max-batches "$N" --eval-batches "$VAL" --test-batches 0 --threads 1)
 [[ -n "${LR_DECAY:-}" ]] && common+=(--lr-decay "$LR_DECAY")
 [[ "$every" -gt 0 ]] && common+=(--eval-every "$every")
 echo "command: RUNS=\"${RUNS:-}\" VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
