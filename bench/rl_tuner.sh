@@ -18,7 +18,7 @@ SWEEP=${4:-300000}
 TUNE=${5:-1500000}
 WIN=${6:-4}
 mkdir -p "$OUT"
-echo "command: bash bench/rl_tuner.sh $F $OUT $ENV $SWEEP $TUNE $WIN   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "command: STARTS=\"${STARTS:-4:1:1}\" bash bench/rl_tuner.sh $F $OUT $ENV $SWEEP $TUNE $WIN   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 common=(--env "$ENV" --lr 1e-3 --quiet)
 fixed() { # agents predictors trainers frames json
     "$F" rl train "${common[@]}" --agents "$1" --predictors "$2" --trainers "$3" --frames "$4" --json "$5" >/dev/null
