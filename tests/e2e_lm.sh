@@ -61,6 +61,11 @@ rc=$?
 set -e
 [[ $rc == 2 ]] && grep -q -- '--schedule sometimes' bad.txt || { cat bad.txt; fail "--schedule sometimes: exit $rc, expected 2"; }
 set +e
+"$frugal" lm train --epochs 3 --dense-epochs 2 --dense-first 2 >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- '--dense-first 2' bad.txt || { cat bad.txt; fail "--dense-first 2 of 3 epochs with 2 dense at the end: exit $rc, expected 2"; }
+set +e
 "$frugal" lm train --data no-such-corpus --data-dir "$work" >bad.txt 2>&1
 rc=$?
 set -e

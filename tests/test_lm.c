@@ -165,6 +165,29 @@ static void test_schedules(void) {
         }
     }
     CHECK(fg_lm_schedule_parse("sparse") == FG_LM_SCHED_COUNT && fg_lm_schedule_parse(NULL) == FG_LM_SCHED_COUNT);
+    /* a dense warm-up: the schedule runs over the epochs between the first and the last dense ones */
+    tc.epochs = 7;
+    tc.dense_first = 2;
+    static const double want_first[FG_LM_SCHED_COUNT][7] = {
+        {0, 0, 0.8, 0.8, 0.8, 0.8, 0},
+        {0, 0, 0.8, 0, 0.8, 0, 0},
+        {0, 0, 0.8, 0.6, 0.4, 0.2, 0},
+    };
+    for (int k = 0; k < FG_LM_SCHED_COUNT; k++) {
+        tc.schedule = (fg_lm_schedule)k;
+        for (int e = 0; e < 7; e++) {
+            double d = fg_lm_epoch_drop(&tc, e);
+            if (fabs(d - want_first[k][e]) > 1e-6) {
+                fprintf(stderr, "schedule %s after 2 dense epochs, epoch %d: drop %g, expected %g\n",
+                        fg_lm_schedule_name(tc.schedule), e, d, want_first[k][e]);
+                fg_test_failures++;
+            }
+        }
+    }
+    tc.dense_first = 7; /* all dense */
+    for (int e = 0; e < 7; e++) CHECK(fg_lm_epoch_drop(&tc, e) == 0);
+    tc.epochs = 5;
+    tc.dense_first = 0;
     tc.sparse_drop = 0; /* dense training: every schedule is dense */
     for (int k = 0; k < FG_LM_SCHED_COUNT; k++) {
         tc.schedule = (fg_lm_schedule)k;

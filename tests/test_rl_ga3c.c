@@ -655,6 +655,83 @@ static void test_tuners(void) {
     }
 }
 
+/* A made-up trainings-per-second landscape with its peak at 16 agents, 1 predictor, 1 trainer:
+ * each halving or doubling of the agents away from 16 costs 2500, each extra predictor 2000,
+ * each extra trainer 2500 (out of 30000: every neighbour of the peak is >= 6.7 % below it). */
+static double landscape(const int n[3]) {
+    return 30000.0 - 2500.0 * fabs(log2((double)n[0]) - 4.0) - 2000.0 * (n[1] - 1) - 2500.0 * (n[2] - 1);
+}
+
+/* The tuners' decisions over the landscape, with +-noise relative noise on every window (uniform).
+ * Returns the last setting kept within `windows` windows into settled. */
+static void drive_tuner(fg_ga3c_tune mode, const int start[3], int windows, double noise, uint64_t seed,
+                        int settled[3], int *moves_out) {
+    ga3c_tuner t;
+    fg_rng rng;
+    fg_rng_seed(&rng, seed);
+    ga3c_tuner_init(&t, mode, (const int[3]){32, 4, 4}, seed);
+    int cur[3] = {start[0], start[1], start[2]}, next[3], moves = 0;
+    memcpy(settled, cur, sizeof cur);
+    for (int w = 0; w < windows; w++) {
+        double rate = landscape(cur) * (1.0 + noise * (2.0 * fg_rng_uniform(&rng) - 1.0));
+        int kept = ga3c_tuner_window(&t, cur, rate, next);
+        if (kept) memcpy(settled, cur, sizeof cur);
+        for (int k = 0; k < 3; k++) {
+            if (next[k] < 1 || next[k] > (k ? 4 : 32)) {
+                fprintf(stderr, "tuner %d: proposed %d/%d/%d, outside 1..32/1..4/1..4\n", mode, next[0], next[1], next[2]);
+                fg_test_failures++;
+            }
+            /* ours moves one count per window, agents by a factor of two, the others by one */
+            if (mode == FG_GA3C_TUNE_OURS && next[k] != cur[k]) moves++;
+        }
+        memcpy(cur, next, sizeof cur);
+    }
+    *moves_out = moves;
+}
+
+/* Ours climbs to the peak from every start, noise-free and with +-4 % noise per window (less than
+ * the 2 % threshold plus any neighbour's drop can hide), within 40 windows; GA3C's random walk
+ * stays in bounds (it has no such guarantee: it is reported, not held to the peak). */
+static void test_tuner_landscape(void) {
+    const int starts[][3] = {{2, 1, 1}, {4, 1, 1}, {16, 2, 2}, {1, 4, 4}, {32, 4, 4}, {8, 2, 1}};
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
+        for (int noisy = 0; noisy < 2; noisy++) {
+            int s[3], moves;
+            drive_tuner(FG_GA3C_TUNE_OURS, starts[i], 40, noisy ? 0.04 : 0.0, 7 + i, s, &moves);
+            if (s[0] != 16 || s[1] != 1 || s[2] != 1) {
+                fprintf(stderr, "ours from %d/%d/%d (noise %d): settled on %d/%d/%d, expected 16/1/1\n", starts[i][0],
+                        starts[i][1], starts[i][2], noisy, s[0], s[1], s[2]);
+                fg_test_failures++;
+            }
+            CHECK(moves > 0);
+        }
+    /* one move per window at most, and a rejected candidate is reverted to the setting before it */
+    ga3c_tuner t;
+    ga3c_tuner_init(&t, FG_GA3C_TUNE_OURS, (const int[3]){32, 4, 4}, 1);
+    int next[3], cand[3];
+    CHECK(ga3c_tuner_window(&t, (const int[3]){4, 1, 1}, 100.0, cand) == 1);
+    CHECK(cand[0] == 8 && cand[1] == 1 && cand[2] == 1); /* agents first, doubled */
+    CHECK(ga3c_tuner_window(&t, cand, 101.0, next) == 0); /* +1 % is not enough: reverted */
+    CHECK(next[0] == 4 && next[1] == 1 && next[2] == 1);
+    CHECK(ga3c_tuner_window(&t, next, 100.0, cand) == 1);
+    CHECK(cand[0] == 4 && cand[1] == 2 && cand[2] == 1); /* then the predictors */
+    CHECK(ga3c_tuner_window(&t, cand, 110.0, next) == 1); /* kept: and the same count again */
+    CHECK(next[0] == 4 && next[1] == 3 && next[2] == 1);
+    /* GA3C's: reverts exactly when the window's rate fell below the one before it */
+    for (int noisy = 0; noisy < 2; noisy++) {
+        int s[3], moves;
+        drive_tuner(FG_GA3C_TUNE_GA3C, starts[0], 40, noisy ? 0.04 : 0.0, 3, s, &moves);
+        printf("tuner ga3c from 2/1/1 over the landscape (noise %d): settled on %d/%d/%d after 40 windows\n", noisy,
+               s[0], s[1], s[2]);
+    }
+    ga3c_tuner_init(&t, FG_GA3C_TUNE_GA3C, (const int[3]){32, 4, 4}, 1);
+    CHECK(ga3c_tuner_window(&t, (const int[3]){4, 1, 1}, 100.0, cand) == 1);
+    CHECK(ga3c_tuner_window(&t, cand, 99.0, next) == 0);
+    /* the new random move starts from the reverted 4/1/1: every count within one of it */
+    CHECK(abs(next[0] - 4) <= 1 && next[1] <= 2 && next[2] <= 2);
+    CHECK(ga3c_tuner_window(&t, next, 99.0, cand) == 1); /* not below the window before it */
+}
+
 /* The A3C baseline: a short run ends and joins, frames match the steps, every frame is trained
  * (an update is a whole rollout of envs x t_max rows), and it learns CartPole with 8 envs per
  * worker (measured 120.7 at 300k frames with 4 workers; here 2 workers, 150k frames: seeds 1..3
@@ -804,6 +881,7 @@ int main(void) {
     test_vtrace_run();
     test_vtrace_value_bounded();
     test_tuners();
+    test_tuner_landscape();
     test_a3c();
     test_learns();
     if (fg_test_failures) {

@@ -14,7 +14,7 @@
 typedef struct lm_args {
     const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace;
     int64_t hidden, embed, steps, batch, block, max_batches, eval_batches, eval_every, test_batches;
-    int layers, epochs, decay_after, dense_epochs, threads, quiet;
+    int layers, epochs, decay_after, dense_epochs, dense_first, threads, quiet;
     double dropout, lr, lr_decay, clip, sparse;
     uint64_t seed;
 } lm_args;
@@ -126,6 +126,7 @@ static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, i
     cli_json_str(&j, "sparse_variant", a->variant);
     cli_json_str(&j, "schedule", a->schedule);
     cli_json_int(&j, "dense_epochs", a->dense_epochs);
+    cli_json_int(&j, "dense_first", a->dense_first);
     cli_json_num(&j, "dropout", a->dropout);
     cli_json_num(&j, "test_ppl", test_ppl);
     double secs = 0, cpu = 0;
@@ -193,6 +194,8 @@ static int lm_train(int argc, char **argv) {
                                                   "first) or decaying (the drop falls linearly from --sparse to 0)", 0},
         {"dense-epochs", CLI_INT, &a.dense_epochs, "N", "the last N epochs train dense (the paper's mixed schedule; "
                                                        "default 0)", 0},
+        {"dense-first", CLI_INT, &a.dense_first, "N", "the first N epochs train dense too (a dense warm-up before the "
+                                                     "sparse ones; default 0)", 0},
         {"max-batches", CLI_I64, &a.max_batches, "N", "chunks per epoch; shorter epochs read successive windows of the training split (default: all of it)", 0},
         {"eval-batches", CLI_I64, &a.eval_batches, "N", "validation chunks (default: all)", 0},
         {"test-batches", CLI_I64, &a.test_batches, "N", "test chunks (default: as --eval-batches)", 0},
@@ -232,6 +235,9 @@ static int lm_train(int argc, char **argv) {
     if (a.eval_every < 0) return cli_usage_error(&cmd, "--eval-every %lld: expected >= 0", (long long)a.eval_every);
     if (a.dense_epochs < 0 || a.dense_epochs > a.epochs)
         return cli_usage_error(&cmd, "--dense-epochs %d: expected 0..epochs (%d)", a.dense_epochs, a.epochs);
+    if (a.dense_first < 0 || a.dense_first + a.dense_epochs > a.epochs)
+        return cli_usage_error(&cmd, "--dense-first %d: expected 0..epochs - dense epochs (%d)", a.dense_first,
+                               a.epochs - a.dense_epochs);
     if (a.epochs < 1) return cli_usage_error(&cmd, "--epochs %d: expected >= 1", a.epochs);
     if (a.plot && (rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
     if (a.threads > 0) fg_threads_set(a.threads);
@@ -256,6 +262,7 @@ static int lm_train(int argc, char **argv) {
     tc.schedule = schedule;
     tc.eval_every = a.eval_every;
     tc.dense_epochs = a.dense_epochs;
+    tc.dense_first = a.dense_first;
     tc.seed = a.seed;
     tc.max_batches = a.max_batches;
     tc.max_eval_batches = a.eval_batches;

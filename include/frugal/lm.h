@@ -62,13 +62,14 @@ typedef struct fg_lm_progress {
     double seconds;       /* since the epoch started */
 } fg_lm_progress;
 
-/* Which epochs train sparse, and at which drop (fg_lm_epoch_drop). In every schedule the last
- * dense_epochs epochs are dense. */
+/* Which epochs train sparse, and at which drop (fg_lm_epoch_drop). In every schedule the first
+ * dense_first epochs (a dense warm-up) and the last dense_epochs epochs are dense; the schedule
+ * orders the S = epochs - dense_first - dense_epochs epochs between them, numbered e = 0..S-1. */
 typedef enum fg_lm_schedule {
     FG_LM_SCHED_SPARSE_DENSE, /* sparse_drop in every epoch before the dense ones (the paper's mixed schedule) */
     FG_LM_SCHED_ALTERNATING,  /* sparse_drop in epochs 0, 2, 4...; dense in 1, 3, 5... */
     FG_LM_SCHED_DECAYING,     /* the drop falls linearly from sparse_drop in epoch 0 towards 0: epoch e of the
-                                 S = epochs - dense_epochs non-dense ones drops sparse_drop * (S - e) / S */
+                                 S epochs between the dense ones drops sparse_drop * (S - e) / S */
     FG_LM_SCHED_COUNT
 } fg_lm_schedule;
 
@@ -109,6 +110,7 @@ typedef struct fg_lm_train_cfg {
     fg_lstm_bwd sparse_variant; /* the sparse epochs' backward: step, structured (the default) or meprop */
     fg_lm_schedule schedule; /* which epochs are sparse and at which drop (default sparse-dense) */
     int dense_epochs;      /* the last dense_epochs epochs train dense */
+    int dense_first;       /* so do the first dense_first epochs (a dense warm-up; default 0) */
     uint64_t seed;         /* weights and dropout */
     int64_t max_batches;   /* chunks per epoch; 0 = every chunk of the training split. Shorter epochs take
                               successive windows of the split (epoch e starts at chunk e * max_batches,

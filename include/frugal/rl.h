@@ -127,10 +127,13 @@ typedef enum fg_ga3c_algo { FG_GA3C_ALGO_GA3C, FG_GA3C_ALGO_A3C, FG_GA3C_ALGO_CO
  * GA3C: GA3C's ThreadDynamicAdjustment: every window each of the three counts moves by a random
  *   -1, 0 or +1 (at least 1; redrawn until something changes) and the change is reverted when the
  *   trainings of the window are fewer than those of the window before it.
- * OURS: one count at a time (agents, predictors, trainers in turn), by +-1 in the direction that
- *   last helped that count; the candidate's window is compared with a window of the kept setting
- *   measured just before it (paired, so that the run's drift, e.g. episodes growing longer, is
- *   not mistaken for the change), and kept only when trainings rise by more than 2 %. */
+ * OURS: one count at a time, in the direction that last helped that count: agents double or
+ *   halve (the best number is anywhere from 2 to 32, too far for unit steps in a run's windows),
+ *   predictors and trainers move by +-1. The candidate's window is compared with a window of the
+ *   kept setting measured just before it (paired, so that the run's drift, e.g. episodes growing
+ *   longer, is not mistaken for the change) and kept only when trainings rise by more than 2 %; a
+ *   kept move is tried again at once on the same count (its window is the next one's baseline),
+ *   a rejected one is reverted and the next count is tried. */
 typedef enum fg_ga3c_tune { FG_GA3C_TUNE_OFF, FG_GA3C_TUNE_GA3C, FG_GA3C_TUNE_OURS, FG_GA3C_TUNE_COUNT } fg_ga3c_tune;
 
 /* One window of the tuner: the counts that ran in it, its trainings per second, and whether the

@@ -92,7 +92,8 @@ const char *fg_lm_schedule_name(fg_lm_schedule s) {
 }
 
 double fg_lm_epoch_drop(const fg_lm_train_cfg *tc, int e) {
-    int S = tc->epochs - tc->dense_epochs; /* epochs that may be sparse */
+    int S = tc->epochs - tc->dense_epochs - tc->dense_first; /* epochs that may be sparse */
+    e -= tc->dense_first;
     if (!(tc->sparse_drop > 0) || e < 0 || e >= S) return 0.0;
     switch (tc->schedule) {
     case FG_LM_SCHED_ALTERNATING: return e % 2 == 0 ? tc->sparse_drop : 0.0;
@@ -239,10 +240,10 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     if (tc->eval_every < 0)
         return fg_fail(FG_ERR_INVALID, "lm: eval every %lld chunks, expected >= 0 (0 = after each epoch only)",
                        (long long)tc->eval_every);
-    if (tc->epochs < 1 || tc->dense_epochs < 0 || !(tc->lr > 0) || !(tc->clip >= 0))
-        return fg_fail(FG_ERR_INVALID, "lm: epochs %d, dense epochs %d, lr %g, clip %g; expected epochs >= 1, "
-                       "dense epochs >= 0, lr > 0, clip >= 0", tc->epochs, tc->dense_epochs, (double)tc->lr,
-                       (double)tc->clip);
+    if (tc->epochs < 1 || tc->dense_epochs < 0 || tc->dense_first < 0 || !(tc->lr > 0) || !(tc->clip >= 0))
+        return fg_fail(FG_ERR_INVALID, "lm: epochs %d, dense epochs %d (last) and %d (first), lr %g, clip %g; "
+                       "expected epochs >= 1, dense epochs >= 0, lr > 0, clip >= 0", tc->epochs, tc->dense_epochs,
+                       tc->dense_first, (double)tc->lr, (double)tc->clip);
     const int32_t *ids = corpus->ids[0];
     int64_t n = corpus->n[0];
     int64_t chunks = fg_lm_chunks(n, c->steps, c->batch);

@@ -1125,13 +1125,80 @@ static void add_point(fg_ga3c *r) {
 
 /* ---------------------------------------------------------------- the tuner (on the monitor) */
 
+void ga3c_tuner_init(ga3c_tuner *t, fg_ga3c_tune mode, const int maxn[3], uint64_t seed) {
+    memset(t, 0, sizeof *t);
+    t->mode = mode;
+    fg_rng_seed(&t->rng, seed ^ 0x7E57ull);
+    for (int k = 0; k < 3; k++) t->maxn[k] = maxn[k], t->dir[k] = 1;
+}
+
+/* OURS' move of count k from v in direction dir: agents double or halve (their best number spans
+ * 1 to 32 and one window per unit step would never get there), predictors and trainers +-1; held
+ * in 1..maxn. */
+static int tuner_move(const ga3c_tuner *t, int k, int v, int dir) {
+    int w = k == 0 ? (dir > 0 ? 2 * v : v / 2) : v + dir;
+    return w < 1 ? 1 : w > t->maxn[k] ? t->maxn[k] : w;
+}
+
+int ga3c_tuner_window(ga3c_tuner *t, const int cur[3], double rate, int next[3]) {
+    int kept = 1;
+    memcpy(next, cur, 3 * sizeof *next);
+    if (t->mode == FG_GA3C_TUNE_GA3C) {
+        if (t->phase == 1 && rate < t->prev_rate) {
+            kept = 0;
+            memcpy(next, t->old, 3 * sizeof *next);
+        }
+        t->prev_rate = rate; /* as GA3C: the next window is compared with this one, kept or not */
+        memcpy(t->old, next, sizeof t->old);
+        for (int tries = 0; tries < 32; tries++) {
+            int diff = 0;
+            for (int k = 0; k < 3; k++) {
+                int v = t->old[k] + (int)fg_rng_below(&t->rng, 3) - 1;
+                next[k] = v < 1 ? 1 : v > t->maxn[k] ? t->maxn[k] : v;
+                diff |= next[k] != t->old[k];
+            }
+            if (diff) break;
+        }
+        t->phase = 1;
+        return kept;
+    }
+    if (t->phase == 1) { /* a candidate's window, against the kept setting's just before it */
+        kept = rate > 1.02 * t->prev_rate;
+        if (kept) {
+            /* the same count again, the same way: one good doubling of the agents is often
+             * followed by another */
+            t->phase = 0;
+            t->prev_rate = rate;
+        } else {
+            memcpy(next, t->old, 3 * sizeof *next);
+            t->dir[t->dim] = -t->dir[t->dim];
+            t->dim = (t->dim + 1) % 3;
+            t->phase = 0;
+            return 0;
+        }
+    } else {
+        t->prev_rate = rate;
+    }
+    /* propose: the next count that can move (the other way when one way is blocked) */
+    for (int tries = 0; tries < 3; tries++, t->dim = (t->dim + 1) % 3) {
+        int k = t->dim, v = tuner_move(t, k, next[k], t->dir[k]);
+        if (v == next[k]) {
+            t->dir[k] = -t->dir[k];
+            v = tuner_move(t, k, next[k], t->dir[k]);
+        }
+        if (v == next[k]) continue; /* this count cannot move */
+        memcpy(t->old, next, sizeof t->old);
+        next[k] = v;
+        t->phase = 1;
+        break;
+    }
+    return kept;
+}
+
 typedef struct tuner {
-    fg_rng rng;
+    ga3c_tuner d;
     double next, t_start;
     int64_t start_trainings;
-    int phase;          /* 0: measuring the kept setting; 1: measuring a candidate */
-    double prev_rate;   /* GA3C: the previous window's; OURS: the paired baseline's */
-    int old[3], dim, dir[3];
 } tuner;
 
 static void set_active(fg_ga3c *r, const int n[3]) {
@@ -1152,62 +1219,15 @@ static void tune_log(fg_ga3c *r, double t, const int n[3], double tps, int kept)
     r->tune_log[r->tune_len++] = (fg_ga3c_tune_step){t, n[0], n[1], n[2], tps, kept};
 }
 
-/* One window ended at `now`: judge it, choose the next setting, start the next window. */
+/* One window ended at `now`: judge it, set the next setting, start the next window. */
 static void tune_window(fg_ga3c *r, tuner *t, double now) {
-    const int maxn[3] = {r->n_agents, r->n_preds, r->n_trains};
-    int cur[3];
+    int cur[3], nw[3];
     for (int k = 0; k < 3; k++) cur[k] = atomic_load(&r->active[k]);
     int64_t tr = atomic_load(&r->trainings);
     double rate = (double)(tr - t->start_trainings) / (now - t->t_start > 0 ? now - t->t_start : 1e-9);
-    double ts = now - r->t0;
-    if (r->cfg.tune == FG_GA3C_TUNE_GA3C) {
-        int kept = 1;
-        if (t->phase == 1 && rate < t->prev_rate) {
-            kept = 0;
-            set_active(r, t->old);
-        }
-        tune_log(r, ts, cur, rate, kept);
-        t->prev_rate = rate; /* as GA3C: the next window is compared with this one, kept or not */
-        for (int k = 0; k < 3; k++) t->old[k] = atomic_load(&r->active[k]);
-        int nw[3];
-        for (int tries = 0; tries < 32; tries++) {
-            int diff = 0;
-            for (int k = 0; k < 3; k++) {
-                nw[k] = t->old[k] + (int)fg_rng_below(&t->rng, 3) - 1;
-                nw[k] = nw[k] < 1 ? 1 : nw[k] > maxn[k] ? maxn[k] : nw[k];
-                diff |= nw[k] != t->old[k];
-            }
-            if (diff) break;
-        }
-        set_active(r, nw);
-        t->phase = 1;
-    } else if (t->phase == 0) {
-        tune_log(r, ts, cur, rate, 1);
-        t->prev_rate = rate;
-        for (int tries = 0; tries < 3; tries++, t->dim = (t->dim + 1) % 3) {
-            int k = t->dim, v = cur[k] + t->dir[k];
-            if (v < 1 || v > maxn[k]) {
-                t->dir[k] = -t->dir[k];
-                v = cur[k] + t->dir[k];
-            }
-            if (v < 1 || v > maxn[k]) continue; /* this count cannot move */
-            int nw[3] = {cur[0], cur[1], cur[2]};
-            nw[k] = v;
-            memcpy(t->old, cur, sizeof cur);
-            set_active(r, nw);
-            t->phase = 1;
-            break;
-        }
-    } else {
-        int kept = rate > 1.02 * t->prev_rate;
-        if (!kept) {
-            set_active(r, t->old);
-            t->dir[t->dim] = -t->dir[t->dim];
-        }
-        tune_log(r, ts, cur, rate, kept);
-        t->dim = (t->dim + 1) % 3;
-        t->phase = 0;
-    }
+    int kept = ga3c_tuner_window(&t->d, cur, rate, nw);
+    tune_log(r, now - r->t0, cur, rate, kept);
+    if (memcmp(nw, cur, sizeof cur) != 0) set_active(r, nw);
     t->t_start = now;
     t->start_trainings = tr;
     t->next = now + r->cfg.tune_window;
@@ -1246,10 +1266,9 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
     double next = r->t0 + c->progress_seconds;
     tuner tu;
     memset(&tu, 0, sizeof tu);
-    fg_rng_seed(&tu.rng, c->seed ^ 0x7E57ull);
+    ga3c_tuner_init(&tu.d, c->tune, (const int[3]){r->n_agents, r->n_preds, r->n_trains}, c->seed);
     tu.t_start = r->t0;
     tu.next = c->tune ? r->t0 + c->tune_window : INFINITY;
-    for (int k = 0; k < 3; k++) tu.dir[k] = 1;
     pthread_mutex_lock(&r->mon_mu);
     while (!stopping(r)) {
         double now = fg_time_now();

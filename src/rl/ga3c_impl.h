@@ -65,4 +65,21 @@ int64_t ga3c_env_steps(const fg_ga3c *r);
  * rounding (tests hold mu to be the sampled action's probability, row for row). */
 double ga3c_lag0_ratio_dev(fg_ga3c *r, int64_t *n);
 
+/* The tuners' decisions, apart from the threads they steer (so that tests can drive them over a
+ * made-up trainings-per-second landscape). Counts are (agents, predictors, trainers). */
+typedef struct ga3c_tuner {
+    fg_ga3c_tune mode;
+    fg_rng rng;
+    int maxn[3];
+    int phase;        /* OURS: 0 measuring the kept setting, 1 a candidate; GA3C: 1 after a move */
+    double prev_rate; /* GA3C: the previous window's; OURS: the paired baseline's */
+    int old[3];       /* the setting to return to when a candidate is rejected */
+    int dim, dir[3];  /* OURS: the count moved next and the direction that last helped each count */
+} ga3c_tuner;
+
+void ga3c_tuner_init(ga3c_tuner *t, fg_ga3c_tune mode, const int maxn[3], uint64_t seed);
+/* A window ran the setting cur at rate trainings per second: writes the setting of the next
+ * window to next and returns whether cur is kept (0: it was a candidate, now reverted). */
+int ga3c_tuner_window(ga3c_tuner *t, const int cur[3], double rate, int next[3]);
+
 #endif
