@@ -12,6 +12,12 @@
 #   (defaults: build/frugal lm-schedules 6 0 650 0.8 2; CHUNKS 0 = the whole training split per epoch;
 #    fewer chunks per epoch read successive windows of the split)
 #
+# RUNS may also name warm-sparse-dense (--dense-first DENSE_FIRST, default 1: dense epochs before
+# the sparse ones, then the dense tail), and any sparse run as NAME@DROP to run it at another drop
+# than D (e.g. RUNS="dense warm-sparse-dense warm-sparse-dense@0.5").
+# REF_DENSE=FILE.json takes dense from an earlier run of this script with the same arguments (its
+# FILE.csv beside it) instead of training it again; the table checks that the model, the epochs
+# and every epoch's learning rate agree.
 # Each run's progress (a line every few seconds) and per-epoch lines go to OUT/RUN.log.
 # NICE=N runs them at that nice level (e.g. -5 on a machine shared with other work).
 # RUNS="dense sparse-dense" runs a subset (default: all four); DECAY_AFTER and LR_DECAY set the
@@ -36,25 +42,38 @@ common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$
         --max-batches "$N" --eval-batches "$VAL" --test-batches 0 --threads 1)
 [[ -n "${LR_DECAY:-}" ]] && common+=(--lr-decay "$LR_DECAY")
 [[ "$every" -gt 0 ]] && common+=(--eval-every "$every")
-echo "command: RUNS=\"${RUNS:-}\" VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "command: RUNS=\"${RUNS:-}\" DENSE_FIRST=${DENSE_FIRST:-} REF_DENSE=${REF_DENSE:-} VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "frugal lm train ${common[*]} [--sparse $D --schedule S --dense-epochs $DE|1]"
 declare -A extra=(
     [dense]=""
     [sparse-dense]="--sparse $D --schedule sparse-dense --dense-epochs $DE"
     [alternating]="--sparse $D --schedule alternating --dense-epochs 1"
     [decaying]="--sparse $D --schedule decaying --dense-epochs 1"
+    [warm-sparse-dense]="--dense-first ${DENSE_FIRST:-1} --sparse $D --schedule sparse-dense --dense-epochs $DE"
 )
 read -r -a runs <<<"${RUNS:-dense sparse-dense alternating decaying}"
 [[ " ${runs[*]} " == *" dense "* ]] || { echo "RUNS must include dense (the reference)" >&2; exit 2; }
+if [[ -n "${REF_DENSE:-}" ]]; then
+    [[ -f "$REF_DENSE" && -f "${REF_DENSE%.json}.csv" ]] || { echo "REF_DENSE=$REF_DENSE: expected a dense.json with its .csv beside it" >&2; exit 2; }
+    cp "$REF_DENSE" "$OUT/dense.json"
+    cp "${REF_DENSE%.json}.csv" "$OUT/dense.csv"
+fi
 pids=()
+started=()
 for r in "${runs[@]}"; do
+    [[ $r == dense && -n "${REF_DENSE:-}" ]] && continue
+    name=${r%@*}
+    [[ -n "${extra[$name]+x}" ]] || { echo "unknown run '$r' (expected ${!extra[*]}, a sparse one optionally @DROP)" >&2; exit 2; }
+    args=${extra[$name]}
+    [[ $r == *@* ]] && args=${args/--sparse $D/--sparse ${r#*@}}
     # shellcheck disable=SC2086
-    nice -n "${NICE:-0}" "$bin" lm train "${common[@]}" ${extra[$r]} --json "$OUT/$r.json" --trace "$OUT/$r.csv" >"$OUT/$r.log" 2>&1 &
+    nice -n "${NICE:-0}" "$bin" lm train "${common[@]}" $args --json "$OUT/$r.json" --trace "$OUT/$r.csv" >"$OUT/$r.log" 2>&1 &
     pids+=($!)
+    started+=("$r")
 done
 fail=0
-for i in "${!runs[@]}"; do
-    wait "${pids[$i]}" || { echo "run ${runs[$i]} failed:"; tail -5 "$OUT/${runs[$i]}.log"; fail=1; }
+for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "run ${started[$i]} failed:"; tail -5 "$OUT/${started[$i]}.log"; fail=1; }
 done
 [[ $fail == 0 ]] || exit 1
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -63,6 +82,12 @@ import json, sys
 out, runs = sys.argv[1], sys.argv[2:]
 R = {r: json.load(open(f"{out}/{r}.json")) for r in runs}
 d = R["dense"]
+for r in runs:  # a reference dense run from elsewhere must be the same model and learning-rate schedule
+    x = R[r]
+    same = all(x[k] == d[k] for k in ("data", "hidden", "layers", "steps", "batch", "dropout"))
+    same = same and [e["lr"] for e in x["epochs"]] == [e["lr"] for e in d["epochs"]]
+    if not same:
+        sys.exit(f"run {r} and dense differ in the model, the epochs or the learning rates: not comparable")
 print("| run | drops per epoch | test ppl | vs dense | final valid ppl | train wall s | train CPU s | CPU vs dense | LSTM backward s |")
 print("|---|---|---|---|---|---|---|---|---|")
 for r in runs:

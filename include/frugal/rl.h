@@ -131,7 +131,7 @@ typedef enum fg_ga3c_algo { FG_GA3C_ALGO_GA3C, FG_GA3C_ALGO_A3C, FG_GA3C_ALGO_CO
  *   halve (the best number is anywhere from 2 to 32, too far for unit steps in a run's windows),
  *   predictors and trainers move by +-1. The candidate's window is compared with a window of the
  *   kept setting measured just before it (paired, so that the run's drift, e.g. episodes growing
- *   longer, is not mistaken for the change) and kept only when trainings rise by more than 2 %; a
+ *   longer, is not mistaken for the change) and kept only when trainings rise by more than 5 %; a
  *   kept move is tried again at once on the same count (its window is the next one's baseline),
  *   a rejected one is reverted and the next count is tried. */
 typedef enum fg_ga3c_tune { FG_GA3C_TUNE_OFF, FG_GA3C_TUNE_GA3C, FG_GA3C_TUNE_OURS, FG_GA3C_TUNE_COUNT } fg_ga3c_tune;

@@ -1140,6 +1140,11 @@ static int tuner_move(const ga3c_tuner *t, int k, int v, int dir) {
     return w < 1 ? 1 : w > t->maxn[k] ? t->maxn[k] : w;
 }
 
+/* OURS keeps a candidate only when its window beats the paired baseline by 5 %: windows of one
+ * setting differ by up to ~15 % on two cores (docs/BENCHMARKS.md "The tuners from three starts"),
+ * and a setting within a few % of the kept one is not worth the risk of a noisy move. */
+#define TUNE_MARGIN 1.05
+
 int ga3c_tuner_window(ga3c_tuner *t, const int cur[3], double rate, int next[3]) {
     int kept = 1;
     memcpy(next, cur, 3 * sizeof *next);
@@ -1163,7 +1168,7 @@ int ga3c_tuner_window(ga3c_tuner *t, const int cur[3], double rate, int next[3])
         return kept;
     }
     if (t->phase == 1) { /* a candidate's window, against the kept setting's just before it */
-        kept = rate > 1.02 * t->prev_rate;
+        kept = rate > TUNE_MARGIN * t->prev_rate;
         if (kept) {
             /* the same count again, the same way: one good doubling of the agents is often
              * followed by another */
