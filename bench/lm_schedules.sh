@@ -12,9 +12,9 @@
 #   (defaults: build/frugal lm-schedules 6 0 650 0.8 2; CHUNKS 0 = the whole training split per epoch;
 #    fewer chunks per epoch read successive windows of the split)
 #
-# RUNS may also name warm-sparse-dense (--dense-first DENSE_FIRST, default 1: dense epochs before
-# the sparse ones, then the dense tail), and any sparse run as NAME@DROP to run it at another drop
-# than D (e.g. RUNS="dense warm-sparse-dense warm-sparse-dense@0.5").
+# RUNS may also name warmN-sparse-dense (--dense-first N: N dense epochs before the sparse ones,
+# then the dense tail), and any sparse run as NAME@DROP to run it at another drop than D (e.g.
+# RUNS="dense warm1-sparse-dense warm2-sparse-dense@0.5").
 # REF_DENSE=FILE.json takes dense from an earlier run of this script with the same arguments (its
 # FILE.csv beside it) instead of training it again; the table checks that the model, the epochs
 # and every epoch's learning rate agree.
@@ -42,14 +42,13 @@ common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$
         --max-batches "$N" --eval-batches "$VAL" --test-batches 0 --threads 1)
 [[ -n "${LR_DECAY:-}" ]] && common+=(--lr-decay "$LR_DECAY")
 [[ "$every" -gt 0 ]] && common+=(--eval-every "$every")
-echo "command: RUNS=\"${RUNS:-}\" DENSE_FIRST=${DENSE_FIRST:-} REF_DENSE=${REF_DENSE:-} VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "command: RUNS=\"${RUNS:-}\" REF_DENSE=${REF_DENSE:-} VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "frugal lm train ${common[*]} [--sparse $D --schedule S --dense-epochs $DE|1]"
 declare -A extra=(
     [dense]=""
     [sparse-dense]="--sparse $D --schedule sparse-dense --dense-epochs $DE"
     [alternating]="--sparse $D --schedule alternating --dense-epochs 1"
     [decaying]="--sparse $D --schedule decaying --dense-epochs 1"
-    [warm-sparse-dense]="--dense-first ${DENSE_FIRST:-1} --sparse $D --schedule sparse-dense --dense-epochs $DE"
 )
 read -r -a runs <<<"${RUNS:-dense sparse-dense alternating decaying}"
 [[ " ${runs[*]} " == *" dense "* ]] || { echo "RUNS must include dense (the reference)" >&2; exit 2; }
@@ -63,8 +62,12 @@ started=()
 for r in "${runs[@]}"; do
     [[ $r == dense && -n "${REF_DENSE:-}" ]] && continue
     name=${r%@*}
-    [[ -n "${extra[$name]+x}" ]] || { echo "unknown run '$r' (expected ${!extra[*]}, a sparse one optionally @DROP)" >&2; exit 2; }
-    args=${extra[$name]}
+    if [[ $name =~ ^warm([0-9]+)-sparse-dense$ ]]; then
+        args="--dense-first ${BASH_REMATCH[1]} --sparse $D --schedule sparse-dense --dense-epochs $DE"
+    else
+        [[ -n "${extra[$name]+x}" ]] || { echo "unknown run '$r' (expected ${!extra[*]} or warmN-sparse-dense, a sparse one optionally @DROP)" >&2; exit 2; }
+        args=${extra[$name]}
+    fi
     [[ $r == *@* ]] && args=${args/--sparse $D/--sparse ${r#*@}}
     # shellcheck disable=SC2086
     nice -n "${NICE:-0}" "$bin" lm train "${common[@]}" $args --json "$OUT/$r.json" --trace "$OUT/$r.csv" >"$OUT/$r.log" 2>&1 &
