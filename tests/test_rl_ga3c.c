@@ -676,13 +676,21 @@ static void drive_tuner(fg_ga3c_tune mode, const int start[3], int windows, doub
         double rate = landscape(cur) * (1.0 + noise * (2.0 * fg_rng_uniform(&rng) - 1.0));
         int kept = ga3c_tuner_window(&t, cur, rate, next);
         if (kept) memcpy(settled, cur, sizeof cur);
+        int changed = 0;
         for (int k = 0; k < 3; k++) {
             if (next[k] < 1 || next[k] > (k ? 4 : 32)) {
                 fprintf(stderr, "tuner %d: proposed %d/%d/%d, outside 1..32/1..4/1..4\n", mode, next[0], next[1], next[2]);
                 fg_test_failures++;
             }
-            /* ours moves one count per window, agents by a factor of two, the others by one */
-            if (mode == FG_GA3C_TUNE_OURS && next[k] != cur[k]) moves++;
+            if (next[k] != cur[k]) changed++;
+        }
+        /* ours moves one count per window, agents by a factor of two (or back), the others by one */
+        if (mode == FG_GA3C_TUNE_OURS && changed) {
+            moves++;
+            CHECK(changed == 1);
+            int a = next[0] > cur[0] ? next[0] : cur[0], b = next[0] > cur[0] ? cur[0] : next[0];
+            CHECK(next[0] == cur[0] || a == 2 * b || a == 2 * b + 1);
+            CHECK(abs(next[1] - cur[1]) <= 1 && abs(next[2] - cur[2]) <= 1);
         }
         memcpy(cur, next, sizeof cur);
     }
