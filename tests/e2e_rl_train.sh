@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end check of `frugal rl train` and `frugal rl play` (the GA3C runtime): a short CartPole
 # run of each algorithm (ga3c, ga3c --vtrace, ga3c --tune, a3c) writes a JSON with the issue's
-# fields (frames as asked or a little over, seconds, fps, pps, tps, mean_return_last100, the batch
+# fields (frames as asked or a little over, seconds, cpu_seconds, fps, pps, tps, mean_return_last100, the batch
 # and lag histograms, the learning curve), the weights as safetensors, and the learning curve as a
 # PNG when gnuplot is installed; --resume continues from such a file (weights and RMSProp state);
 # play loads the weights and finishes its episode; bad options (unknown --algo, missing --env,
@@ -17,15 +17,17 @@ fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; e
 
 check_json() { # file frames algo
     python3 - "$1" "$2" "$3" <<'PY' || fail "json $1"
-import json, sys
+import json, os, sys
 d = json.load(open(sys.argv[1]))
 frames, algo = int(sys.argv[2]), sys.argv[3]
-for k in ("frames", "seconds", "fps", "pps", "tps", "mean_return_last100", "prediction_batch_hist",
+for k in ("frames", "seconds", "cpu_seconds", "fps", "pps", "tps", "mean_return_last100", "prediction_batch_hist",
           "training_batch_hist", "policy_lag_hist", "learning_curve"):
     assert k in d, "missing " + k
 assert d["algo"] == algo, d["algo"]
 assert frames <= d["frames"] <= frames + 64, d["frames"]
 assert d["seconds"] > 0 and d["fps"] > 0 and d["pps"] > 0 and d["tps"] > 0
+# the process's CPU over the run: some, and no more than every core busy all the time (+ slack)
+assert 0 < d["cpu_seconds"] <= d["seconds"] * len(os.sched_getaffinity(0)) * 1.1 + 0.5, d["cpu_seconds"]
 assert d["mean_return_last100"] >= 8, d["mean_return_last100"]  # CartPole's shortest episode
 assert len(d["learning_curve"]) >= 1 and d["learning_curve"][-1]["frames"] == d["frames"]
 assert sum(c for _, c in d["training_batch_hist"]) == d["updates"]

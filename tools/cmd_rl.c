@@ -22,11 +22,13 @@
 #include "frugal/rl.h"
 #include "plot.h"
 
-static double thread_cpu_seconds(void) {
+static double cpu_seconds_of(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+static double thread_cpu_seconds(void) { return cpu_seconds_of(CLOCK_THREAD_CPUTIME_ID); }
 
 /* mean and sample standard deviation (n - 1; 0 for n < 2) */
 static void mean_sd(const double *x, size_t n, double *mean, double *sd) {
@@ -308,7 +310,9 @@ static void json_hist(cli_json *j, const char *key, const int64_t *h, int n) {
     cli_json_arr_end(j);
 }
 
-static fg_status write_train_json(const char *path, const fg_ga3c_config *c, const fg_ga3c_stats *st) {
+/* cpu: the process's CPU seconds over the run, every thread's (against st->seconds of wall time it
+ * says how busy the cores were: idle waits in the queues show as cpu < cores x seconds) */
+static fg_status write_train_json(const char *path, const fg_ga3c_config *c, const fg_ga3c_stats *st, double cpu) {
     cli_json j;
     FG_TRY(cli_json_open(&j, path));
     double sec = st->seconds > 0 ? st->seconds : 1e-9;
@@ -334,6 +338,7 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     cli_json_int(&j, "seed", (long long)c->seed);
     cli_json_int(&j, "frames", (long long)st->frames);
     cli_json_num(&j, "seconds", st->seconds);
+    cli_json_num(&j, "cpu_seconds", cpu);
     cli_json_num(&j, "fps", (double)st->frames / sec);
     cli_json_num(&j, "pps", (double)st->predictions / sec);
     cli_json_num(&j, "tps", (double)st->trainings / sec);
@@ -549,7 +554,9 @@ static int rl_train(int argc, char **argv) {
                     (double)c.lr_final, (long long)frames);
     }
     cli_sigint_install();
+    double cpu0 = cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID);
     s = fg_ga3c_run(r);
+    double cpu = cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     cli_sigint_restore();
     if (!quiet) cli_progress_clear(&tc.tp.prog);
     int exit_code = CLI_EXIT_OK;
@@ -560,9 +567,10 @@ static int rl_train(int argc, char **argv) {
     } else {
         double sec = st.seconds > 0 ? st.seconds : 1e-9;
         printf("%s: %lld frames in %.1f s: FPS %.0f, PPS %.0f, TPS %.0f; %lld updates, %lld episodes, mean return of "
-               "the last 100 %.3f\n",
+               "the last 100 %.3f; CPU %.1f s (%.2f cores busy)\n",
                env, (long long)st.frames, st.seconds, (double)st.frames / sec, (double)st.predictions / sec,
-               (double)st.trainings / sec, (long long)st.updates, (long long)st.episodes, st.mean_return_last100);
+               (double)st.trainings / sec, (long long)st.updates, (long long)st.episodes, st.mean_return_last100, cpu,
+               cpu / sec);
         if (c.vtrace)
             printf("v-trace: mean truncated weight min(1, pi/mu) %.3f; %.1f %% of the experiences had pi < mu\n",
                    st.rho_mean, 100.0 * st.rho_cut_frac);
@@ -575,7 +583,7 @@ static int rl_train(int argc, char **argv) {
             if (s != FG_OK) exit_code = cli_fail("rl train: --save", s);
         }
         if (json) {
-            s = write_train_json(json, &c, &st);
+            s = write_train_json(json, &c, &st, cpu);
             if (s != FG_OK) exit_code = cli_fail("rl train: --json", s);
         }
         if (plot) {
