@@ -103,7 +103,7 @@ for r in runs:
 PY
 if command -v gnuplot >/dev/null; then
     gnuplot <<GP
-set terminal pngcairo size 1100,500
+set terminal pngcairo size 1100,500 noenhanced
 set output "$OUT/curves.png"
 set datafile separator ","
 set multiplot layout 1,2 title "LSTM LM on Brown (2 x $H, T 35, B 20, dropout 0.5): validation perplexity"
