@@ -11,8 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "frugal/frugal.h"
 
 typedef struct {
     int core, mem;
@@ -21,12 +22,6 @@ typedef struct {
     size_t n, cap;
     int failed;
 } worker;
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -50,15 +45,15 @@ static void *run(void *arg) {
     }
     for (size_t i = 0; i < len; i++) a[i] = 1e-3f * (float)(i % 97);
     volatile float sink = 0;
-    double t0 = now(), t = t0;
+    double t0 = fg_time_now(), t = t0;
     while (t - t0 < w->seconds && w->n < w->cap) {
-        double u0 = now();
+        double u0 = fg_time_now();
         float acc[8] = {0};
         for (size_t r = 0; r < reps; r++)
             for (size_t i = 0; i < len; i += 8)
                 for (int k = 0; k < 8; k++) acc[k] += a[i + (size_t)k] * 1.0001f;
         for (int k = 0; k < 8; k++) sink += acc[k];
-        t = now();
+        t = fg_time_now();
         w->unit[w->n] = t - u0;
         w->at[w->n++] = t - t0;
     }

@@ -47,12 +47,6 @@ typedef struct cell {
     int ntop;
 } cell;
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int is_segformer(const char *m) { return strncmp(m, "segformer-", 10) == 0; }
 
 static int cmp_double(const void *a, const void *b) {
@@ -133,9 +127,9 @@ static fg_status run_ours(cell *c, const char *wpath, const char *iopath, int re
     c->flops = s == FG_OK ? fg_graph_active_flops(g) : 0.0;
     for (int it = 0; it < warmup + reps && s == FG_OK; it++) {
         if (it == warmup) fg_graph_reset_times(g);
-        const double c0 = cpu_now(), t0 = fg_time_now();
+        const double c0 = fg_time_cpu(), t0 = fg_time_now();
         s = fg_graph_forward(g);
-        if (it >= warmup) t[it - warmup] = fg_time_now() - t0, tc[it - warmup] = cpu_now() - c0;
+        if (it >= warmup) t[it - warmup] = fg_time_now() - t0, tc[it - warmup] = fg_time_cpu() - c0;
         if (s == FG_OK && it == 0) s = fg_graph_read(g, out, y, ny * sizeof(float));
     }
     if (s == FG_OK && reps > 0) {

@@ -22,13 +22,11 @@
 #include "frugal/rl.h"
 #include "plot.h"
 
-static double cpu_seconds_of(clockid_t clock) {
+static double thread_cpu_seconds(void) {
     struct timespec ts;
-    clock_gettime(clock, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-static double thread_cpu_seconds(void) { return cpu_seconds_of(CLOCK_THREAD_CPUTIME_ID); }
 
 /* mean and sample standard deviation (n - 1; 0 for n < 2) */
 static void mean_sd(const double *x, size_t n, double *mean, double *sd) {
@@ -554,9 +552,9 @@ static int rl_train(int argc, char **argv) {
                     (double)c.lr_final, (long long)frames);
     }
     cli_sigint_install();
-    double cpu0 = cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID);
+    double cpu0 = fg_time_cpu();
     s = fg_ga3c_run(r);
-    double cpu = cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    double cpu = fg_time_cpu() - cpu0;
     cli_sigint_restore();
     if (!quiet) cli_progress_clear(&tc.tp.prog);
     int exit_code = CLI_EXIT_OK;
