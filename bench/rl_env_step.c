@@ -8,15 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "frugal/rl.h"
-
-static double cpu_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* best ns per step over reps runs of steps steps; obs NULL: no observations */
 static double run(const char *game, long steps, int reps, int with_obs, long *episodes) {
@@ -37,13 +30,13 @@ static double run(const char *game, long steps, int reps, int with_obs, long *ep
     double best = 1e30;
     *episodes = 0;
     for (int rep = 0; rep < reps; rep++) {
-        double c0 = cpu_seconds();
+        double c0 = fg_time_thread_cpu();
         for (long t = 0; t < steps; t++) {
             a = (int32_t)(((fg_rng_u64(&p) >> 32) * 6u) >> 32);
             if (fg_env_batch_step(b, &a, with_obs ? obs : NULL, &r, &d) != FG_OK) exit(1);
             *episodes += d != 0;
         }
-        double c = cpu_seconds() - c0;
+        double c = fg_time_thread_cpu() - c0;
         if (c < best) best = c;
     }
     fg_env_batch_destroy(b);

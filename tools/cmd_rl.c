@@ -22,12 +22,6 @@
 #include "frugal/rl.h"
 #include "plot.h"
 
-static double thread_cpu_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* mean and sample standard deviation (n - 1; 0 for n < 2) */
 static void mean_sd(const double *x, size_t n, double *mean, double *sd) {
     double m = 0.0, ss = 0.0;
@@ -171,7 +165,7 @@ static int rl_bench_env(int argc, char **argv) {
     fg_env_batch_reset(b, obs);
     size_t got = 0;
     int64_t steps = 0;
-    double w0 = fg_time_now(), c0 = thread_cpu_seconds();
+    double w0 = fg_time_now(), c0 = fg_time_thread_cpu();
     /* The policy's actions (draw_actions) are drawn for ACT_BLOCK steps at a time (the same
      * numbers in the same order: step t's action for env i is draw t * n + i), and the interrupt
      * flag and the progress line are looked at once a block; the block's steps are an inner loop
@@ -185,7 +179,7 @@ static int rl_bench_env(int argc, char **argv) {
             double now = fg_time_now();
             if (now - prog.last >= prog.interval) {
                 char line[200];
-                double cpu = thread_cpu_seconds() - c0;
+                double cpu = fg_time_thread_cpu() - c0;
                 snprintf(line, sizeof line, "%s: %zu/%zu episodes, %lld steps, %.3g steps/s per core", env, got,
                          total, (long long)steps, cpu > 0 ? (double)steps / cpu : 0.0);
                 cli_progress_show(&prog, line, 0);
@@ -203,7 +197,7 @@ static int rl_bench_env(int argc, char **argv) {
             if (got == total) break;
         }
     }
-    double cpu = thread_cpu_seconds() - c0, wall = fg_time_now() - w0;
+    double cpu = fg_time_thread_cpu() - c0, wall = fg_time_now() - w0;
     cli_sigint_restore();
     if (!quiet) cli_progress_clear(&prog);
     int exit_code = CLI_EXIT_OK;

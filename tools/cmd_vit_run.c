@@ -15,7 +15,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "plot.h"
@@ -29,12 +28,7 @@
 /* The clock of every latency: wall time (the deadline's), or this thread's CPU time, which leaves
  * out the time the thread was not running (preempted by other load on a shared machine; only
  * meaningful with one thread). */
-static double clock_now(int cpu) {
-    if (!cpu) return fg_time_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double clock_now(int cpu) { return cpu ? fg_time_thread_cpu() : fg_time_now(); }
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;

@@ -93,6 +93,9 @@ const char *fg_threads_wait_policy(void);
 double fg_time_now(void);
 /* CPU seconds the process has used, all threads summed (CLOCK_PROCESS_CPUTIME_ID). */
 double fg_time_cpu(void);
+/* CPU seconds the calling thread has used (CLOCK_THREAD_CPUTIME_ID): leaves out the time it was
+ * not running, e.g. preempted by other load on a shared machine. */
+double fg_time_thread_cpu(void);
 
 /* ---------------------------------------------------------------- CPU (src/core/cpu.c) */
 

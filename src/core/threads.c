@@ -37,3 +37,5 @@ static double clock_seconds(clockid_t id) {
 double fg_time_now(void) { return clock_seconds(CLOCK_MONOTONIC); }
 
 double fg_time_cpu(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
+
+double fg_time_thread_cpu(void) { return clock_seconds(CLOCK_THREAD_CPUTIME_ID); }
