@@ -153,6 +153,9 @@ static void test_st_roundtrip(void) {
     CHECK_OK(fg_st_writer_meta(w, "format", "test"));
     CHECK_OK(fg_st_writer_meta(w, "note", "tab\there \"q\" \\ \x01 \xe2\x82\xac"));
     CHECK_OK(fg_st_writer_meta(w, "format", "test-v2")); /* replaces */
+    CHECK_OK(fg_st_writer_meta(w, "n", "-42"));
+    CHECK_OK(fg_st_writer_meta(w, "u", "18446744073709551615"));
+    CHECK_OK(fg_st_writer_meta(w, "x", "0x1.999999999999ap-4")); /* 0.1 as "%a" writes it */
     CHECK_STATUS(fg_st_writer_add(w, "counts", FG_ST_F32, 1, shapes[1], a), FG_ERR_INVALID);
     CHECK_STATUS(fg_st_writer_add(w, "__metadata__", FG_ST_F32, 1, shapes[1], a), FG_ERR_INVALID);
     CHECK_STATUS(fg_st_writer_add(w, "", FG_ST_F32, 1, shapes[1], a), FG_ERR_INVALID);
@@ -223,6 +226,26 @@ static void test_st_roundtrip(void) {
     const char *note = fg_st_meta(f, "note");
     CHECK(note && strcmp(note, "tab\there \"q\" \\ \x01 \xe2\x82\xac") == 0);
     CHECK(fg_st_meta(f, "absent") == NULL);
+    /* typed metadata: parsed values, and the missing key or the bad value named */
+    int64_t iv;
+    uint64_t uv;
+    double xv;
+    const char *sv;
+    CHECK_OK(fg_st_meta_i64(f, "n", -100, 100, &iv));
+    CHECK(iv == -42);
+    CHECK_STATUS(fg_st_meta_i64(f, "n", 0, 100, &iv), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "'n'") && strstr(fg_last_error(), "[0, 100]"));
+    CHECK_STATUS(fg_st_meta_i64(f, "format", 0, 100, &iv), FG_ERR_FORMAT);
+    CHECK_OK(fg_st_meta_u64(f, "u", &uv));
+    CHECK(uv == UINT64_MAX);
+    CHECK_STATUS(fg_st_meta_u64(f, "n", &uv), FG_ERR_FORMAT);
+    CHECK_OK(fg_st_meta_f64(f, "x", &xv));
+    CHECK(xv == 0.1);
+    CHECK_STATUS(fg_st_meta_f64(f, "note", &xv), FG_ERR_FORMAT);
+    CHECK_STATUS(fg_st_meta_str(f, "absent", &sv), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "no 'absent'") != NULL);
+    CHECK_OK(fg_st_meta_str(f, "format", &sv));
+    CHECK(strcmp(sv, "test-v2") == 0);
 
     /* fg_st_read_f32 */
     float got[6];

@@ -47,6 +47,14 @@ size_t fg_st_count(const fg_st_file *f);
 const fg_st_entry *fg_st_at(const fg_st_file *f, size_t i);
 const fg_st_entry *fg_st_find(const fg_st_file *f, const char *name); /* NULL if absent */
 const char *fg_st_meta(const fg_st_file *f, const char *key);         /* NULL if absent */
+/* Typed metadata, for readers that need the key: its string, an integer in [lo, hi], an unsigned
+ * 64-bit integer, or a number (C99 hex floats as "%a" writes them round-trip exactly; decimal is
+ * accepted). A missing key or a value that does not parse is FG_ERR_FORMAT naming the source, the
+ * key and the value. */
+fg_status fg_st_meta_str(const fg_st_file *f, const char *key, const char **out);
+fg_status fg_st_meta_i64(const fg_st_file *f, const char *key, int64_t lo, int64_t hi, int64_t *out);
+fg_status fg_st_meta_u64(const fg_st_file *f, const char *key, uint64_t *out);
+fg_status fg_st_meta_f64(const fg_st_file *f, const char *key, double *out);
 /* Copies an F32 entry named `name` with exactly the expected shape into dst; a missing entry,
  * another dtype or another shape is FG_ERR_FORMAT naming the entry and both shapes. */
 fg_status fg_st_read_f32(const fg_st_file *f, const char *name, int ndim, const int64_t *shape, float *dst);

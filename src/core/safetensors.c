@@ -13,6 +13,7 @@
  * holds the tensors back to back (the reference loader rejects gaps), ordered by decreasing
  * element size and then insertion order, so every tensor starts at a multiple of its own element
  * size (8-byte types first, then 4, 2, 1). The file is written atomically (atomic_file.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +398,48 @@ const char *fg_st_meta(const fg_st_file *f, const char *key) {
     for (size_t i = 0; i < f->n_meta; i++)
         if (strcmp(f->meta_keys[i], key) == 0) return f->meta_vals[i];
     return NULL;
+}
+
+fg_status fg_st_meta_str(const fg_st_file *f, const char *key, const char **out) {
+    *out = fg_st_meta(f, key);
+    if (!*out) return fg_fail(FG_ERR_FORMAT, "%s: metadata has no '%s' (not a frugal weights file or checkpoint?)", f->what, key);
+    return FG_OK;
+}
+
+fg_status fg_st_meta_i64(const fg_st_file *f, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+    const char *v;
+    FG_TRY(fg_st_meta_str(f, key, &v));
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' is '%.80s', expected an integer in [%lld, %lld]", f->what, key, v,
+                       (long long)lo, (long long)hi);
+    *out = x;
+    return FG_OK;
+}
+
+fg_status fg_st_meta_u64(const fg_st_file *f, const char *key, uint64_t *out) {
+    const char *v;
+    FG_TRY(fg_st_meta_str(f, key, &v));
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+        return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' is '%.80s', expected an unsigned integer", f->what, key, v);
+    *out = x;
+    return FG_OK;
+}
+
+fg_status fg_st_meta_f64(const fg_st_file *f, const char *key, double *out) {
+    const char *v;
+    FG_TRY(fg_st_meta_str(f, key, &v));
+    char *end;
+    errno = 0;
+    *out = strtod(v, &end);
+    if (errno || end == v || *end)
+        return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' is '%.80s', expected a number", f->what, key, v);
+    return FG_OK;
 }
 
 fg_status fg_st_read_f32(const fg_st_file *f, const char *name, int ndim, const int64_t *shape, float *dst) {

@@ -260,37 +260,6 @@ static fg_status meta_save(fg_graph *g, const fg_optim *o, const char *path, con
     return fg_graph_save(g, o, path, m->n, keys, vals);
 }
 
-static fg_status meta_get(const fg_st_file *f, const char *path, const char *key, const char **out) {
-    *out = fg_st_meta(f, key);
-    if (!*out) return fg_fail(FG_ERR_FORMAT, "%s: metadata has no '%s' (not a frugal weights file or checkpoint?)", path, key);
-    return FG_OK;
-}
-
-static fg_status meta_i64(const fg_st_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out) {
-    const char *v;
-    FG_TRY(meta_get(f, path, key, &v));
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' is '%s', expected an integer in [%lld, %lld]", path, key, v,
-                       (long long)lo, (long long)hi);
-    *out = x;
-    return FG_OK;
-}
-
-static fg_status meta_u64(const fg_st_file *f, const char *path, const char *key, uint64_t *out) {
-    const char *v;
-    FG_TRY(meta_get(f, path, key, &v));
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-')
-        return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' is '%s', expected an unsigned integer", path, key, v);
-    *out = x;
-    return FG_OK;
-}
-
 /* Doubles are written as C99 hex floats ("%a") so they round-trip exactly; decimal is accepted. */
 static int parse_double(const char *v, char **end, double *out) {
     errno = 0;
@@ -298,25 +267,16 @@ static int parse_double(const char *v, char **end, double *out) {
     return errno == 0 && *end != v;
 }
 
-static fg_status meta_f64(const fg_st_file *f, const char *path, const char *key, double *out) {
-    const char *v;
-    FG_TRY(meta_get(f, path, key, &v));
-    char *end;
-    if (!parse_double(v, &end, out) || *end)
-        return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' is '%s', expected a number", path, key, v);
-    return FG_OK;
-}
-
-static fg_status meta_f32(const fg_st_file *f, const char *path, const char *key, float *out) {
+static fg_status meta_f32(const fg_st_file *f, const char *key, float *out) {
     double d;
-    FG_TRY(meta_f64(f, path, key, &d));
+    FG_TRY(fg_st_meta_f64(f, key, &d));
     *out = (float)d;
     return FG_OK;
 }
 
 static fg_status meta_rng(const fg_st_file *f, const char *path, const char *key, fg_rng *out) {
     const char *v;
-    FG_TRY(meta_get(f, path, key, &v));
+    FG_TRY(fg_st_meta_str(f, key, &v));
     const char *p = v;
     for (int i = 0; i < 4; i++) {
         char *end;
@@ -346,40 +306,40 @@ static fg_status parse_shape(const char *path, const char *v, fg_model_cfg *mc) 
 static fg_status read_info(const fg_st_file *f, const char *path, fg_ckpt_info *out) {
     memset(out, 0, sizeof *out);
     const char *v;
-    FG_TRY(meta_get(f, path, "kind", &v));
+    FG_TRY(fg_st_meta_str(f, "kind", &v));
     if (strcmp(v, "checkpoint") == 0) out->is_checkpoint = 1;
     else if (strcmp(v, "weights") != 0)
         return fg_fail(FG_ERR_FORMAT, "%s: metadata 'kind' is '%s', expected checkpoint or weights", path, v);
-    FG_TRY(meta_get(f, path, "model", &v));
+    FG_TRY(fg_st_meta_str(f, "model", &v));
     if (strlen(v) >= sizeof out->model) return fg_fail(FG_ERR_FORMAT, "%s: model name too long", path);
     snprintf(out->model, sizeof out->model, "%s", v);
     v = fg_st_meta(f, "data");
     snprintf(out->data, sizeof out->data, "%s", v ? v : "");
-    FG_TRY(meta_get(f, path, "input", &v));
+    FG_TRY(fg_st_meta_str(f, "input", &v));
     FG_TRY(parse_shape(path, v, &out->mc));
-    FG_TRY(meta_i64(f, path, "classes", 1, 1 << 24, &out->mc.classes));
-    FG_TRY(meta_i64(f, path, "batch", 1, 1 << 24, &out->mc.batch));
+    FG_TRY(fg_st_meta_i64(f, "classes", 1, 1 << 24, &out->mc.classes));
+    FG_TRY(fg_st_meta_i64(f, "batch", 1, 1 << 24, &out->mc.batch));
     out->mc.dropout = -1.0f;
     if (!out->is_checkpoint) return FG_OK;
 
-    FG_TRY(meta_get(f, path, "optim.kind", &v));
+    FG_TRY(fg_st_meta_str(f, "optim.kind", &v));
     FG_TRY(fg_optim_kind_parse(v, &out->optim.kind));
     out->optim = fg_optim_defaults(out->optim.kind, 1e-3f);
     int64_t eis = 0, ep = 0;
-    FG_TRY(meta_f32(f, path, "train.lr", &out->optim.lr));
-    FG_TRY(meta_f32(f, path, "train.momentum", &out->optim.momentum));
-    FG_TRY(meta_f32(f, path, "train.weight_decay", &out->optim.weight_decay));
-    FG_TRY(meta_f32(f, path, "train.beta1", &out->optim.beta1));
-    FG_TRY(meta_f32(f, path, "train.beta2", &out->optim.beta2));
-    FG_TRY(meta_f32(f, path, "train.eps", &out->optim.eps));
-    FG_TRY(meta_f32(f, path, "train.alpha", &out->optim.alpha));
-    FG_TRY(meta_f32(f, path, "train.lr_decay", &out->lr_decay));
-    FG_TRY(meta_i64(f, path, "train.eps_inside_sqrt", 0, 1, &eis));
+    FG_TRY(meta_f32(f, "train.lr", &out->optim.lr));
+    FG_TRY(meta_f32(f, "train.momentum", &out->optim.momentum));
+    FG_TRY(meta_f32(f, "train.weight_decay", &out->optim.weight_decay));
+    FG_TRY(meta_f32(f, "train.beta1", &out->optim.beta1));
+    FG_TRY(meta_f32(f, "train.beta2", &out->optim.beta2));
+    FG_TRY(meta_f32(f, "train.eps", &out->optim.eps));
+    FG_TRY(meta_f32(f, "train.alpha", &out->optim.alpha));
+    FG_TRY(meta_f32(f, "train.lr_decay", &out->lr_decay));
+    FG_TRY(fg_st_meta_i64(f, "train.eps_inside_sqrt", 0, 1, &eis));
     out->optim.eps_inside_sqrt = (int)eis;
-    FG_TRY(meta_u64(f, path, "train.seed", &out->seed));
-    FG_TRY(meta_i64(f, path, "train.epoch", 0, 1 << 30, &ep));
+    FG_TRY(fg_st_meta_u64(f, "train.seed", &out->seed));
+    FG_TRY(fg_st_meta_i64(f, "train.epoch", 0, 1 << 30, &ep));
     out->epoch = (int)ep;
-    FG_TRY(meta_i64(f, path, "train.step", 0, INT64_MAX, &out->step));
+    FG_TRY(fg_st_meta_i64(f, "train.step", 0, INT64_MAX, &out->step));
     return FG_OK;
 }
 
@@ -689,7 +649,7 @@ static fg_status resume_from(fg_trainer *t, const fg_st_file *f, const char *pat
     if (info.data[0] && t->data[0] && strcmp(info.data, t->data) != 0)
         return fg_fail(FG_ERR_INVALID, "%s was trained on '%s', the run uses '%s'", path, info.data, t->data);
     int64_t n_train, correct, seen;
-    FG_TRY(meta_i64(f, path, "train.n_train", 1, INT64_MAX, &n_train));
+    FG_TRY(fg_st_meta_i64(f, "train.n_train", 1, INT64_MAX, &n_train));
     if (n_train != t->train->n)
         return fg_fail(FG_ERR_INVALID, "%s was trained on %lld images, the run has %lld", path, (long long)n_train,
                        (long long)t->train->n);
@@ -704,14 +664,14 @@ static fg_status resume_from(fg_trainer *t, const fg_st_file *f, const char *pat
     const char *hist;
     FG_TRY(meta_rng(f, path, "train.rng", &rng));
     FG_TRY(meta_rng(f, path, "train.epoch_rng", &erng));
-    FG_TRY(meta_f64(f, path, "train.loss_sum", &loss_sum));
-    FG_TRY(meta_f64(f, path, "train.epoch_seconds", &esec));
-    FG_TRY(meta_i64(f, path, "train.correct", 0, INT64_MAX, &correct));
-    FG_TRY(meta_i64(f, path, "train.seen", 0, INT64_MAX, &seen));
+    FG_TRY(fg_st_meta_f64(f, "train.loss_sum", &loss_sum));
+    FG_TRY(fg_st_meta_f64(f, "train.epoch_seconds", &esec));
+    FG_TRY(fg_st_meta_i64(f, "train.correct", 0, INT64_MAX, &correct));
+    FG_TRY(fg_st_meta_i64(f, "train.seen", 0, INT64_MAX, &seen));
     if (correct > seen || seen != info.step * t->mc.batch)
         return fg_fail(FG_ERR_FORMAT, "%s: inconsistent running counts (correct %lld, seen %lld, step %lld)", path,
                        (long long)correct, (long long)seen, (long long)info.step);
-    FG_TRY(meta_get(f, path, "train.history", &hist));
+    FG_TRY(fg_st_meta_str(f, "train.history", &hist));
     FG_TRY(parse_history(t, path, hist));
     if (t->n_hist != info.epoch)
         return fg_fail(FG_ERR_FORMAT, "%s: history has %d epochs, the checkpoint says %d were done", path, t->n_hist,
