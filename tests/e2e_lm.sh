@@ -3,7 +3,9 @@
 # model trains two short epochs, the first sparse and the last dense (the mixed schedule); the
 # per-epoch lines, the test perplexity, the JSON (two epochs, sparse then dense, fewer backward
 # GEMM FLOPs in the sparse one, finite perplexities below the vocabulary size, the learning curve
-# with a mid-epoch validation), the CSV trace and the plot are there; bad options are usage errors. ~10 s on 2 cores; the corpus must have been fetched
+# with a mid-epoch validation), the CSV trace and the plot are there; a run resumed from the
+# first epoch's checkpoint ends with the same perplexities, and a broken checkpoint is refused by
+# name; bad options are usage errors. ~15 s on 2 cores; the corpus must have been fetched
 # (scripts/fetch-data.sh brown). Usage: e2e_lm.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -15,7 +17,7 @@ fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; e
 
 "$frugal" lm train --hidden 32 --layers 2 --steps 10 --batch 8 --epochs 2 --max-batches 40 --eval-batches 10 \
     --sparse 0.5 --block 8 --dense-epochs 1 --eval-every 20 --threads 2 --quiet --json run.json --plot ppl.png \
-    --trace curve.csv >out.txt 2>&1 ||
+    --trace curve.csv --checkpoint 'ck-{epoch}.safetensors' >out.txt 2>&1 ||
     fail "frugal lm train exited $?"
 grep -Eq '^corpus brown: [0-9]+ / [0-9]+ / [0-9]+ words \(train / valid / test\), vocabulary 10002$' out.txt ||
     fail "no corpus line with the Brown vocabulary"
@@ -49,6 +51,31 @@ if (!(e[1].train_ppl < e[0].train_ppl)) bad("training perplexity did not fall: "
 if command -v gnuplot >/dev/null; then
     [[ "$(head -c 8 ppl.png | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "ppl.png is not a PNG"
 fi
+# resumed after epoch 1: epoch 1 as the checkpoint had it, epoch 2 and the test perplexity bit for bit the whole run's
+[[ -s ck-1.safetensors && -s ck-2.safetensors ]] || fail "no checkpoint per epoch (ck-1, ck-2.safetensors)"
+"$frugal" lm train --hidden 32 --layers 2 --steps 10 --batch 8 --epochs 2 --max-batches 40 --eval-batches 10 \
+    --sparse 0.5 --block 8 --dense-epochs 1 --threads 2 --quiet --json resumed.json --resume ck-1.safetensors \
+    >out.txt 2>&1 || fail "frugal lm train --resume exited $?"
+grep -Eq '^epoch +1 +drop 0\.50 .*\(from --resume\)$' out.txt || fail "epoch 1 is not reported as resumed"
+node -e '
+const fs = require("fs");
+const a = JSON.parse(fs.readFileSync("run.json", "utf8")), b = JSON.parse(fs.readFileSync("resumed.json", "utf8"));
+const bad = (m) => { console.error("FAIL: resumed.json: " + m); process.exit(1); };
+if (b.epochs.length !== 2 || b.epochs[0].restored !== 1 || b.epochs[1].restored !== 0) bad("expected epoch 1 restored, epoch 2 trained");
+for (const k of ["valid_ppl", "train_ppl", "lr", "drop", "seconds"])
+  if (b.epochs[0][k] !== a.epochs[0][k]) bad("epoch 1 " + k + " " + b.epochs[0][k] + ", the checkpointed run had " + a.epochs[0][k]);
+for (const k of ["valid_ppl", "train_ppl", "lr"])
+  if (b.epochs[1][k] !== a.epochs[1][k]) bad("epoch 2 " + k + " " + b.epochs[1][k] + ", the whole run had " + a.epochs[1][k]);
+if (b.test_ppl !== a.test_ppl) bad("test perplexity " + b.test_ppl + ", the whole run had " + a.test_ppl);
+if (b.resumed_from !== "ck-1.safetensors") bad("resumed_from " + b.resumed_from);
+' || fail "resumed.json"
+head -c 200 ck-1.safetensors >broken.safetensors
+set +e
+"$frugal" lm train --hidden 32 --layers 2 --steps 10 --batch 8 --epochs 2 --max-batches 40 --eval-batches 10 \
+    --quiet --resume broken.safetensors >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 1 ]] && grep -q 'broken.safetensors' bad.txt || { cat bad.txt; fail "broken checkpoint: exit $rc, expected 1 naming the file"; }
 # usage errors exit 2 and name the option
 set +e
 "$frugal" lm train --sparse 1 >bad.txt 2>&1

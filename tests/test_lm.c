@@ -5,11 +5,16 @@
  *  - the sparse backward: a model built with a sparse block but trained at drop 0 gives the dense
  *    model's perplexities bit for bit; with drop 0.5 it issues fewer backward GEMM FLOPs, still
  *    learns, and the mixed schedule's last epoch is dense (FLOPs back to the dense count);
+ *  - checkpoints: a run that writes them trains the same; one resumed from an epoch's checkpoint
+ *    goes on bit for bit as if it never stopped, reports the earlier epochs as they were, and may
+ *    branch to another schedule; a checkpoint of another run or a broken file is refused by name;
  *  - bad configurations fail with messages naming the field. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "frugal/io.h"
 #include "frugal/lm.h"
 #include "testutil.h"
 
@@ -251,6 +256,104 @@ static void test_schedules_train(void) {
     fg_corpus_free(&c);
 }
 
+static int same_epoch(const fg_lm_epoch *a, const fg_lm_epoch *b) {
+    return a->epoch == b->epoch && a->sparse == b->sparse && a->drop == b->drop && a->lr == b->lr &&
+           a->train_ppl == b->train_ppl && a->valid_ppl == b->valid_ppl &&
+           a->lstm_backward_flops_kept == b->lstm_backward_flops_kept;
+}
+
+static fg_status try_train(const fg_lm_cfg *cfg, const fg_lm_train_cfg *tc, const fg_corpus *c, fg_lm_epoch *h,
+                           int *done) {
+    lm_run r;
+    CHECK_OK(lm_open(&r, cfg));
+    fg_status s = fg_lm_train(r.g, &r.io, cfg, tc, c, h, done);
+    lm_close(&r);
+    return s;
+}
+
+static void test_checkpoints(void) {
+    char dir[] = "/tmp/fg_test_lm.XXXXXX", pattern[64], p1[64], p2[64], p3[64];
+    FG_ASSERT(mkdtemp(dir));
+    snprintf(pattern, sizeof pattern, "%s/lm-{epoch}.safetensors", dir);
+    snprintf(p1, sizeof p1, "%s/lm-1.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/lm-2.safetensors", dir);
+    snprintf(p3, sizeof p3, "%s/lm-3.safetensors", dir);
+    fg_corpus c;
+    load_cycles(&c, 400, 30);
+    fg_lm_cfg cfg = {c.vocab_size, 16, 32, 2, 8, 4, 0.5f, 4}; /* dropout on: its seeds must go on too */
+    fg_lm_train_cfg tc = fg_lm_train_defaults();
+    tc.epochs = 3;
+    tc.decay_after = 1; /* a rate that changes every epoch: the resumed run must replay it */
+    tc.lr_decay = 0.5f;
+    tc.sparse_drop = 0.5f;
+    tc.dense_epochs = 1;
+    fg_lm_epoch ha[3], hb[3], hc[3];
+    train(&cfg, &tc, &c, ha);
+    /* writing checkpoints changes nothing; one file per epoch */
+    tc.checkpoint = pattern;
+    train(&cfg, &tc, &c, hb);
+    for (int e = 0; e < 3; e++) CHECK(same_epoch(&ha[e], &hb[e]) && !hb[e].restored);
+    FILE *f3 = fopen(p3, "rb");
+    CHECK(f3 != NULL);
+    if (f3) fclose(f3);
+    /* resumed after epoch 1: epoch 1 as it was, epochs 2 and 3 bit for bit those of the whole run */
+    tc.checkpoint = NULL;
+    tc.resume = p1;
+    int done = 0;
+    CHECK_OK(try_train(&cfg, &tc, &c, hc, &done));
+    CHECK(done == 3);
+    CHECK(hc[0].restored && !hc[1].restored && !hc[2].restored);
+    CHECK(hc[0].seconds == hb[0].seconds && hc[0].cpu_seconds == hb[0].cpu_seconds); /* the checkpointed run's time */
+    for (int e = 0; e < 3; e++) {
+        printf("resumed after epoch 1, epoch %d: lr %.3f, valid ppl %.6f (the whole run: %.6f)\n", e + 1, hc[e].lr,
+               hc[e].valid_ppl, ha[e].valid_ppl);
+        CHECK(same_epoch(&ha[e], &hc[e]));
+    }
+    /* a branch: from epoch 1 on, dense only */
+    fg_lm_train_cfg br = tc;
+    br.sparse_drop = 0;
+    CHECK_OK(try_train(&cfg, &br, &c, hc, &done));
+    CHECK(done == 3 && same_epoch(&ha[0], &hc[0]) && hc[0].sparse);
+    CHECK(!hc[1].sparse && hc[1].lstm_backward_flops_kept == 1.0 && hc[1].valid_ppl != ha[1].valid_ppl);
+    /* refused: another seed, nothing left to train, not a checkpoint, a missing file */
+    fg_lm_train_cfg bad = tc;
+    bad.seed = 2;
+    CHECK(try_train(&cfg, &bad, &c, hc, &done) == FG_ERR_INVALID && strstr(fg_last_error(), "seed 1") &&
+          strstr(fg_last_error(), "lm-1.safetensors"));
+    bad = tc;
+    bad.resume = p3;
+    CHECK(try_train(&cfg, &bad, &c, hc, &done) == FG_ERR_INVALID && strstr(fg_last_error(), "none left to train"));
+    bad.epochs = 2;
+    bad.resume = p2;
+    bad.dense_epochs = 0;
+    CHECK(try_train(&cfg, &bad, &c, hc, &done) == FG_ERR_INVALID && strstr(fg_last_error(), "none left to train"));
+    char other[80];
+    snprintf(other, sizeof other, "%s/other.safetensors", dir);
+    fg_st_writer *w;
+    CHECK_OK(fg_st_writer_create(&w));
+    CHECK_OK(fg_st_writer_meta(w, "kind", "weights"));
+    CHECK_OK(fg_st_writer_save(w, other));
+    fg_st_writer_free(w);
+    bad = tc;
+    bad.resume = other;
+    CHECK(try_train(&cfg, &bad, &c, hc, &done) == FG_ERR_FORMAT && strstr(fg_last_error(), "lm-checkpoint"));
+    snprintf(other, sizeof other, "%s/absent.safetensors", dir);
+    CHECK(try_train(&cfg, &bad, &c, hc, &done) == FG_ERR_IO && strstr(fg_last_error(), "absent.safetensors"));
+    /* a model of another size: the weights' shapes are refused */
+    fg_lm_cfg wide = cfg;
+    wide.hidden = 40;
+    CHECK(try_train(&wide, &tc, &c, hc, &done) == FG_ERR_FORMAT);
+    /* a checkpoint that cannot be written: the error names it */
+    bad = fg_lm_train_defaults();
+    bad.epochs = 1;
+    bad.checkpoint = "/nonexistent-dir/lm.safetensors";
+    CHECK(try_train(&cfg, &bad, &c, hc, &done) == FG_ERR_IO && strstr(fg_last_error(), "/nonexistent-dir/lm"));
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    fg_corpus_free(&c);
+}
+
 static void test_errors(void) {
     fg_corpus c;
     load_cycles(&c, 20, 4);
@@ -283,6 +386,7 @@ int main(void) {
     test_learning_and_sparse();
     test_schedules();
     test_schedules_train();
+    test_checkpoints();
     test_errors();
     return fg_test_finish("test_lm");
 }

@@ -12,7 +12,7 @@
 #include "plot.h"
 
 typedef struct lm_args {
-    const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace;
+    const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace, *checkpoint, *resume;
     int64_t hidden, embed, steps, batch, block, max_batches, eval_batches, eval_every, test_batches;
     int layers, epochs, decay_after, dense_epochs, dense_first, threads, quiet;
     double dropout, lr, lr_decay, clip, sparse;
@@ -69,9 +69,9 @@ static void on_epoch(const fg_lm_epoch *e, void *user) {
     if (e->sparse) snprintf(kind, sizeof kind, "drop %.2f", e->drop);
     else snprintf(kind, sizeof kind, "dense");
     printf("epoch %3d  %-9s lr %.4f  train ppl %8.2f  valid ppl %8.2f  %7.1f s (CPU %7.1f s)  LSTM backward %6.1f s, "
-           "%5.1f %% of its dense GEMM FLOPs\n",
+           "%5.1f %% of its dense GEMM FLOPs%s\n",
            e->epoch + 1, kind, e->lr, e->train_ppl, e->valid_ppl, e->seconds, e->cpu_seconds,
-           e->lstm_backward_seconds, 100.0 * e->lstm_backward_flops_kept);
+           e->lstm_backward_seconds, 100.0 * e->lstm_backward_flops_kept, e->restored ? "  (from --resume)" : "");
     fflush(stdout);
 }
 
@@ -128,6 +128,7 @@ static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, i
     cli_json_int(&j, "dense_epochs", a->dense_epochs);
     cli_json_int(&j, "dense_first", a->dense_first);
     cli_json_num(&j, "dropout", a->dropout);
+    if (a->resume) cli_json_str(&j, "resumed_from", a->resume);
     cli_json_num(&j, "test_ppl", test_ppl);
     double secs = 0, cpu = 0;
     for (int i = 0; i < n; i++) secs += h[i].seconds, cpu += h[i].cpu_seconds;
@@ -138,6 +139,7 @@ static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, i
         cli_json_obj_begin(&j, NULL);
         cli_json_int(&j, "epoch", h[i].epoch + 1);
         cli_json_int(&j, "sparse", h[i].sparse);
+        cli_json_int(&j, "restored", h[i].restored);
         cli_json_num(&j, "drop", h[i].drop);
         cli_json_num(&j, "lr", h[i].lr);
         cli_json_num(&j, "train_ppl", h[i].train_ppl);
@@ -204,6 +206,13 @@ static int lm_train(int argc, char **argv) {
         {"trace", CLI_STR, &a.trace, "FILE", "write every validation point as CSV (epochs, training seconds, CPU "
                                             "seconds, perplexity)", 0},
         {"seed", CLI_U64, &a.seed, "S", "weights and dropout (default 1)", 0},
+        {"checkpoint", CLI_STR, &a.checkpoint, "FILE", "after every epoch, save the weights and the run so far to "
+                                                      "FILE (safetensors, atomically); {epoch} in FILE becomes the "
+                                                      "epoch's number, keeping one file per epoch", 0},
+        {"resume", CLI_STR, &a.resume, "FILE", "go on from a --checkpoint file after its last epoch, bit for bit as "
+                                              "if the run had not stopped; the options may change the schedule of "
+                                              "the epochs to come (seed, --steps, --batch, --max-batches and the "
+                                              "model must be the checkpoint's)", 0},
         {"threads", CLI_INT, &a.threads, "N", "compute threads (default: all cores)", 0},
         {"json", CLI_STR, &a.json, "FILE", "write the configuration and every epoch as JSON", 0},
         {"plot", CLI_STR, &a.plot, "FILE.png", "plot train and validation perplexity per epoch (gnuplot)", 0},
@@ -266,6 +275,8 @@ static int lm_train(int argc, char **argv) {
     tc.seed = a.seed;
     tc.max_batches = a.max_batches;
     tc.max_eval_batches = a.eval_batches;
+    tc.checkpoint = a.checkpoint;
+    tc.resume = a.resume;
     lm_ui ui = {.epochs = a.epochs, .quiet = a.quiet, .words_per_batch = a.steps * a.batch};
     cli_progress_init(&ui.prog);
     tc.on_batch = on_batch;
@@ -305,7 +316,9 @@ static int lm_train(int argc, char **argv) {
     cli_sigint_restore();
     cli_progress_clear(&ui.prog);
     if (s == FG_OK && done < a.epochs) {
-        fprintf(stderr, "frugal: interrupted after %d epochs\n", done);
+        if (a.checkpoint && done > 0) fprintf(stderr, "frugal: interrupted after %d epochs; go on with --resume and the "
+                                          "checkpoint of epoch %d (--checkpoint %s)\n", done, done, a.checkpoint);
+        else fprintf(stderr, "frugal: interrupted after %d epochs\n", done);
         code = CLI_EXIT_INTERRUPTED;
     }
     if (s == FG_OK && done > 0) s = fg_lm_perplexity(g, &io, &c, corpus.ids[2], corpus.n[2], a.test_batches, &test_ppl);

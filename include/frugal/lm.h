@@ -88,6 +88,7 @@ typedef struct fg_lm_epoch {
                                   other processes on the cores than the wall time */
     double lstm_backward_seconds; /* summed over the LSTM nodes' backwards */
     double lstm_backward_flops_kept; /* recurrent-backward GEMM FLOPs issued / the dense ones (1 = dense) */
+    int restored;         /* 1: trained before, read from the checkpoint this run resumed (tc->resume) */
 } fg_lm_epoch;
 
 /* A validation point during training (fg_lm_train_cfg.eval_every): the learning curve against time. */
@@ -123,6 +124,14 @@ typedef struct fg_lm_train_cfg {
     void (*on_eval)(const fg_lm_eval *e, void *user); /* every eval_every chunks and after every epoch */
     void *user;
     const volatile sig_atomic_t *stop; /* polled between batches (e.g. set by SIGINT); may be NULL */
+    const char *checkpoint; /* after every finished epoch, write the weights and the run so far (its epochs'
+                               figures, the training time) to this safetensors file, atomically; "{epoch}" in
+                               it becomes the epoch's number (1-based), keeping one file per epoch. NULL: none */
+    const char *resume;     /* go on from such a checkpoint: its weights, its epochs (in hist, reported again
+                               with restored = 1) and its training time; training starts at the next epoch under
+                               this cfg, whose schedule may differ from the checkpoint's run from there on (a
+                               branch). Its seed, steps, batch and chunks per epoch must be this run's; the run
+                               then matches one that never stopped, bit for bit. NULL: from scratch */
 } fg_lm_train_cfg;
 
 /* After Zaremba et al.'s training, shortened for two CPU cores: 6 epochs, SGD lr 1, decay 1/1.2

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frugal/io.h"
 #include "frugal/lm.h"
 
 static fg_status check_cfg(const fg_lm_cfg *c) {
@@ -140,6 +141,135 @@ static void init_weights(fg_graph *g, uint64_t seed) {
     }
 }
 
+/* ---------------------------------------------------------------- checkpoints
+ *
+ * After a finished epoch: the weights (fg_graph_save, no optimizer state: plain SGD has none)
+ * and, as metadata, what the run needs to go on bit for bit and to report the epochs before it:
+ *   kind "lm-checkpoint"; lm.epochs (finished), lm.seed, lm.steps, lm.batch, lm.chunks (per epoch);
+ *   lm.train_seconds, lm.train_cpu_seconds (training time so far, C99 hex floats);
+ *   lm.history: per epoch "drop,lr,train_ppl,valid_ppl,seconds,cpu_seconds,lstm_backward_seconds,
+ *   lstm_backward_flops_kept" (hex floats), epochs separated by ';'.
+ * The learning rate is not stored: the resumed run replays its own schedule up to the epoch. */
+
+#define CKPT_FIELDS 8
+
+static void epoch_fields(const fg_lm_epoch *r, double *x) {
+    x[0] = r->drop, x[1] = r->lr, x[2] = r->train_ppl, x[3] = r->valid_ppl, x[4] = r->seconds;
+    x[5] = r->cpu_seconds, x[6] = r->lstm_backward_seconds, x[7] = r->lstm_backward_flops_kept;
+}
+
+/* path with "{epoch}" replaced by the 1-based epoch number (every occurrence); malloc'd */
+static char *ckpt_path(const char *pattern, int epoch) {
+    char num[16];
+    snprintf(num, sizeof num, "%d", epoch);
+    size_t n = 0;
+    for (const char *p = pattern; *p; p++) n += strncmp(p, "{epoch}", 7) == 0 ? strlen(num) : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out) return NULL;
+    for (const char *p = pattern; *p;) {
+        if (strncmp(p, "{epoch}", 7) == 0) {
+            o += sprintf(o, "%s", num);
+            p += 7;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+static fg_status save_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_train_cfg *tc, int64_t chunks,
+                                 const fg_lm_epoch *hist, int epochs, double wall, double cpu) {
+    char *path = ckpt_path(tc->checkpoint, epochs);
+    size_t hlen = (size_t)epochs * CKPT_FIELDS * 32 + 1;
+    char *h = malloc(hlen);
+    if (!path || !h) {
+        free(path);
+        free(h);
+        return fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
+    }
+    size_t o = 0;
+    h[0] = 0;
+    for (int e = 0; e < epochs; e++) {
+        double x[CKPT_FIELDS];
+        epoch_fields(&hist[e], x);
+        for (int k = 0; k < CKPT_FIELDS; k++)
+            o += (size_t)snprintf(h + o, hlen - o, "%a%s", x[k], k < CKPT_FIELDS - 1 ? "," : e < epochs - 1 ? ";" : "");
+    }
+    char v[7][40];
+    snprintf(v[0], sizeof v[0], "%d", epochs);
+    snprintf(v[1], sizeof v[1], "%llu", (unsigned long long)tc->seed);
+    snprintf(v[2], sizeof v[2], "%lld", (long long)c->steps);
+    snprintf(v[3], sizeof v[3], "%lld", (long long)c->batch);
+    snprintf(v[4], sizeof v[4], "%lld", (long long)chunks);
+    snprintf(v[5], sizeof v[5], "%a", wall);
+    snprintf(v[6], sizeof v[6], "%a", cpu);
+    const char *keys[] = {"kind", "lm.epochs", "lm.seed", "lm.steps", "lm.batch", "lm.chunks",
+                          "lm.train_seconds", "lm.train_cpu_seconds", "lm.history"};
+    const char *vals[] = {"lm-checkpoint", v[0], v[1], v[2], v[3], v[4], v[5], v[6], h};
+    fg_status s = fg_graph_save(g, NULL, path, (int)(sizeof keys / sizeof keys[0]), keys, vals);
+    free(path);
+    free(h);
+    return s;
+}
+
+/* Reads what save_checkpoint wrote, checks that this run can go on from it, loads the weights
+ * and fills hist[0 .. *epochs - 1] (restored = 1). */
+static fg_status resume_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_train_cfg *tc, int64_t chunks,
+                                   fg_lm_epoch *hist, int *epochs, double *wall, double *cpu) {
+    const char *path = tc->resume;
+    fg_st_file *f;
+    FG_TRY(fg_st_load(path, &f));
+    const char *kind, *h;
+    int64_t n, steps, batch, ch;
+    uint64_t seed;
+    fg_status s = fg_st_meta_str(f, "kind", &kind);
+    if (s == FG_OK && strcmp(kind, "lm-checkpoint") != 0)
+        s = fg_fail(FG_ERR_FORMAT, "%s: a '%s' file, expected an lm-checkpoint (written by lm training's checkpoint)",
+                    path, kind);
+    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.epochs", 1, 1 << 20, &n);
+    if (s == FG_OK) s = fg_st_meta_u64(f, "lm.seed", &seed);
+    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.steps", 1, INT64_MAX, &steps);
+    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.batch", 1, INT64_MAX, &batch);
+    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.chunks", 1, INT64_MAX, &ch);
+    if (s == FG_OK) s = fg_st_meta_f64(f, "lm.train_seconds", wall);
+    if (s == FG_OK) s = fg_st_meta_f64(f, "lm.train_cpu_seconds", cpu);
+    if (s == FG_OK) s = fg_st_meta_str(f, "lm.history", &h);
+    if (s == FG_OK && n >= tc->epochs)
+        s = fg_fail(FG_ERR_INVALID, "%s: the checkpoint has %lld epochs already and the run %d in all: none left to "
+                    "train (expected more epochs than %lld)", path, (long long)n, tc->epochs, (long long)n);
+    if (s == FG_OK && (seed != tc->seed || steps != c->steps || batch != c->batch || ch != chunks))
+        s = fg_fail(FG_ERR_INVALID, "%s: trained with seed %llu, %lld steps x %lld streams, %lld chunks per epoch; this "
+                    "run has seed %llu, %lld x %lld, %lld chunks (expected the same, to go on bit for bit)", path,
+                    (unsigned long long)seed, (long long)steps, (long long)batch, (long long)ch,
+                    (unsigned long long)tc->seed, (long long)c->steps, (long long)c->batch, (long long)chunks);
+    const char *p = h;
+    for (int e = 0; s == FG_OK && e < n; e++) {
+        double x[CKPT_FIELDS];
+        for (int k = 0; k < CKPT_FIELDS && s == FG_OK; k++) {
+            char *end;
+            x[k] = strtod(p, &end);
+            char want = k < CKPT_FIELDS - 1 ? ',' : e < n - 1 ? ';' : 0;
+            if (end == p || *end != want)
+                s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' is malformed near '%.40s' (epoch %d of %lld, "
+                            "field %d of %d)", path, p, e + 1, (long long)n, k + 1, CKPT_FIELDS);
+            p = *end ? end + 1 : end;
+        }
+        if (s != FG_OK) break;
+        fg_lm_epoch r = {.epoch = e, .sparse = x[0] > 0, .drop = x[0], .lr = x[1], .train_ppl = x[2], .valid_ppl = x[3],
+                         .seconds = x[4], .cpu_seconds = x[5], .lstm_backward_seconds = x[6],
+                         .lstm_backward_flops_kept = x[7], .restored = 1};
+        if (hist) hist[e] = r;
+    }
+    if (s == FG_OK && *p)
+        s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' has more than the %lld epochs of 'lm.epochs'", path,
+                    (long long)n);
+    fg_st_free(f);
+    if (s == FG_OK) s = fg_graph_load(g, NULL, path);
+    if (s == FG_OK) *epochs = (int)n;
+    return s;
+}
+
 /* A chunk's tokens and targets, and the LSTMs' state carried from chunk to chunk (h then c of
  * each layer, (B, hidden) each). */
 typedef struct chunk_buf {
@@ -259,14 +389,33 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     FG_TRY(fg_optim_create(&opt, g, &oc));
     chunk_buf cb;
     fg_status s = chunk_buf_init(&cb, c);
+    fg_lm_epoch *run = calloc((size_t)tc->epochs, sizeof *run); /* every epoch so far, for the checkpoints */
+    if (s == FG_OK && !run) s = fg_fail(FG_ERR_OOM, "lm: out of host memory for %d epochs' figures", tc->epochs);
     if (s != FG_OK) {
+        chunk_buf_free(&cb);
         fg_optim_free(opt);
         return s;
     }
     double lr = tc->lr;
-    uint64_t step = 0;
     double wall_total = 0, cpu_total = 0; /* training time of the finished epochs */
-    for (int e = 0; e < tc->epochs && s == FG_OK; e++) {
+    int start = 0;
+    if (tc->resume) s = resume_checkpoint(g, c, tc, chunks, run, &start, &wall_total, &cpu_total);
+    /* the checkpoint's epochs: reported as they were, and the rate schedule replayed over them */
+    double wall_sum = 0, cpu_sum = 0;
+    for (int e = 0; e < start && s == FG_OK; e++) {
+        if (e >= tc->decay_after && e > 0 && tc->lr_decay > 0) lr *= tc->lr_decay;
+        if (hist) hist[e] = run[e];
+        if (done) *done = e + 1;
+        if (tc->on_epoch) tc->on_epoch(&run[e], tc->user);
+        wall_sum += run[e].seconds;
+        cpu_sum += run[e].cpu_seconds;
+        if (tc->on_eval) {
+            fg_lm_eval ev = {e, chunks, e + 1.0, wall_sum, cpu_sum, run[e].valid_ppl};
+            tc->on_eval(&ev, tc->user);
+        }
+    }
+    uint64_t step = (uint64_t)start * (uint64_t)chunks; /* the dropout seeds go on where they were */
+    for (int e = start; e < tc->epochs && s == FG_OK; e++) {
         if (e >= tc->decay_after && e > 0 && tc->lr_decay > 0) lr *= tc->lr_decay;
         fg_optim_set_lr(opt, (float)lr);
         double drop = fg_lm_epoch_drop(tc, e);
@@ -334,6 +483,8 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
         r.lstm_backward_flops_kept = flops_dense > 0 ? flops / flops_dense : 1.0;
         s = fg_lm_perplexity(g, io, c, corpus->ids[1], corpus->n[1], tc->max_eval_batches, &r.valid_ppl);
         if (s != FG_OK) break;
+        run[e] = r;
+        if (tc->checkpoint && (s = save_checkpoint(g, c, tc, chunks, run, e + 1, wall_total, cpu_total)) != FG_OK) break;
         if (hist) hist[e] = r;
         if (done) *done = e + 1;
         if (tc->on_epoch) tc->on_epoch(&r, tc->user);
@@ -342,6 +493,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
             tc->on_eval(&ev, tc->user);
         }
     }
+    free(run);
     chunk_buf_free(&cb);
     fg_optim_free(opt);
     return s;
