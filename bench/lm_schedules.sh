@@ -18,6 +18,10 @@
 # REF_DENSE=FILE.json takes dense from an earlier run of this script with the same arguments (its
 # FILE.csv beside it) instead of training it again; the table checks that the model, the epochs
 # and every epoch's learning rate agree.
+# BRANCH=1 trains the warm-up epochs once: dense writes a checkpoint after every epoch
+# (OUT/dense-ck-N.safetensors) and each warmN-sparse-dense run starts when dense's epoch N is
+# written, resuming from it (--resume: bit for bit the epochs a whole run would have trained, the
+# first N reported with dense's own figures), so only the epochs after N run beside dense's.
 # Each run's progress (a line every few seconds) and per-epoch lines go to OUT/RUN.log.
 # NICE=N runs them at that nice level (e.g. -5 on a machine shared with other work).
 # RUNS="dense sparse-dense" runs a subset (default: all four); DECAY_AFTER and LR_DECAY set the
@@ -42,7 +46,7 @@ common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$
         --max-batches "$N" --eval-batches "$VAL" --test-batches 0 --threads 1)
 [[ -n "${LR_DECAY:-}" ]] && common+=(--lr-decay "$LR_DECAY")
 [[ "$every" -gt 0 ]] && common+=(--eval-every "$every")
-echo "command: RUNS=\"${RUNS:-}\" REF_DENSE=${REF_DENSE:-} VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "command: RUNS=\"${RUNS:-}\" REF_DENSE=${REF_DENSE:-} BRANCH=${BRANCH:-0} VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "frugal lm train ${common[*]} [--sparse $D --schedule S --dense-epochs $DE|1]"
 declare -A extra=(
     [dense]=""
@@ -57,22 +61,43 @@ if [[ -n "${REF_DENSE:-}" ]]; then
     cp "$REF_DENSE" "$OUT/dense.json"
     cp "${REF_DENSE%.json}.csv" "$OUT/dense.csv"
 fi
+[[ "${BRANCH:-0}" == 1 && -n "${REF_DENSE:-}" ]] && { echo "BRANCH=1 needs dense trained in this run (no REF_DENSE)" >&2; exit 2; }
 pids=()
 started=()
-for r in "${runs[@]}"; do
+dense_pid=
+# dense first: with BRANCH=1 the warm-up runs wait for its checkpoints
+for r in dense "${runs[@]/#dense/}"; do
+    [[ -z $r ]] && continue
     [[ $r == dense && -n "${REF_DENSE:-}" ]] && continue
     name=${r%@*}
+    resume=
     if [[ $name =~ ^warm([0-9]+)-sparse-dense$ ]]; then
         args="--dense-first ${BASH_REMATCH[1]} --sparse $D --schedule sparse-dense --dense-epochs $DE"
+        [[ "${BRANCH:-0}" == 1 ]] && resume="$OUT/dense-ck-${BASH_REMATCH[1]}.safetensors"
+    elif [[ $name == dense && "${BRANCH:-0}" == 1 ]]; then
+        args="--checkpoint $OUT/dense-ck-{epoch}.safetensors"
     else
         [[ -n "${extra[$name]+x}" ]] || { echo "unknown run '$r' (expected ${!extra[*]} or warmN-sparse-dense, a sparse one optionally @DROP)" >&2; exit 2; }
         args=${extra[$name]}
     fi
     [[ $r == *@* ]] && args=${args/--sparse $D/--sparse ${r#*@}}
-    # shellcheck disable=SC2086
-    nice -n "${NICE:-0}" "$bin" lm train "${common[@]}" $args --json "$OUT/$r.json" --trace "$OUT/$r.csv" >"$OUT/$r.log" 2>&1 &
+    if [[ -n $resume ]]; then
+        (
+            while [[ ! -f $resume ]]; do # written atomically: there means complete
+                kill -0 "$dense_pid" 2>/dev/null || { echo "dense ended without writing $resume" >"$OUT/$r.log"; exit 1; }
+                sleep 5
+            done
+            # shellcheck disable=SC2086
+            exec nice -n "${NICE:-0}" "$bin" lm train "${common[@]}" $args --resume "$resume" --json "$OUT/$r.json" \
+                --trace "$OUT/$r.csv" >"$OUT/$r.log" 2>&1
+        ) &
+    else
+        # shellcheck disable=SC2086
+        nice -n "${NICE:-0}" "$bin" lm train "${common[@]}" $args --json "$OUT/$r.json" --trace "$OUT/$r.csv" >"$OUT/$r.log" 2>&1 &
+    fi
     pids+=($!)
     started+=("$r")
+    [[ $r == dense ]] && dense_pid=$!
 done
 fail=0
 for i in "${!pids[@]}"; do
@@ -97,6 +122,8 @@ for r in runs:
     x = R[r]
     drops = " ".join(f"{e['drop']:.2f}" for e in x["epochs"])
     lstm = sum(e["lstm_backward_seconds"] for e in x["epochs"])
+    if x.get("resumed_from"):
+        drops += f" (first {sum(e.get('restored', 0) for e in x['epochs'])} from dense's checkpoint)"
     print(f"| {r} | {drops} | {x['test_ppl']:.2f} | {100*(x['test_ppl']/d['test_ppl']-1):+.1f} % | "
           f"{x['epochs'][-1]['valid_ppl']:.2f} | {x['train_seconds']:.0f} | {x['train_cpu_seconds']:.0f} | "
           f"{100*(x['train_cpu_seconds']/d['train_cpu_seconds']-1):+.1f} % | {lstm:.0f} |")

@@ -498,8 +498,10 @@ static void test_learns(void) {
  * 120k CartPole frames, then the mean V on 256 states 3 random steps from the start. No
  * discounted CartPole return exceeds 1 / (1 - 0.99) = 100; the bound asked is 200. With IMPALA's
  * bootstrap from the trainer's own forward (FG_GA3C_VTRACE_BOOT_CURRENT) this mean was 230-370
- * (seeds 1, 2) and kept growing; with the behaviour's (the default) 98-129. Returns the mean. */
-static double vtrace_value_mean(fg_ga3c_vtrace_boot boot, uint64_t seed) {
+ * (seeds 1, 2) and kept growing; with the behaviour's (the default) 98-129 on a quiet machine,
+ * 100-187 over seeds 1-8 with other work on the cores. Returns the mean, and the mean policy lag
+ * of the experiences trained on in *lag. */
+static double vtrace_value_mean(fg_ga3c_vtrace_boot boot, uint64_t seed, double *lag) {
     fg_ga3c_config c;
     small_config(&c, 120000);
     c.agents = 32;
@@ -511,6 +513,11 @@ static double vtrace_value_mean(fg_ga3c_vtrace_boot boot, uint64_t seed) {
     CHECK_OK(fg_ga3c_create(&c, &r));
     if (!r) return NAN;
     CHECK_OK(fg_ga3c_run(r));
+    fg_ga3c_stats st;
+    fg_ga3c_get_stats(r, &st);
+    double n = 0, sum_lag = 0;
+    for (int l = 0; l < FG_GA3C_LAG_BINS; l++) n += (double)st.lag_hist[l], sum_lag += (double)l * (double)st.lag_hist[l];
+    *lag = n > 0 ? sum_lag / n : NAN;
     fg_env_options eo;
     fg_env_options_init(&eo);
     fg_env_batch *b = NULL;
@@ -545,14 +552,29 @@ static void test_vtrace_value_bounded(void) {
     printf("vtrace value bound: skipped under ThreadSanitizer\n");
     return;
 #endif
-    double v = vtrace_value_mean(FG_GA3C_VTRACE_BOOT_BEHAVIOUR, 1);
-    printf("vtrace, 32 agents, min batch 0, 120k frames: mean V %.1f near the start (no return exceeds 100)\n", v);
-    if (!(v < 200.0)) {
-        fprintf(stderr, "vtrace: V grew to %.1f at large policy lag, expected < 200\n", v);
+    /* The runs are threads racing, so no two are alike: one seed's mean V was 100-187 over repeats
+     * on a loaded machine, and 239 once under a heavier load. The median of three seeds is held to
+     * the bound; each run must have had the large lag the test is about. */
+    double v[3], lag[3];
+    for (int k = 0; k < 3; k++) {
+        v[k] = vtrace_value_mean(FG_GA3C_VTRACE_BOOT_BEHAVIOUR, (uint64_t)k + 1, &lag[k]);
+        printf("vtrace, 32 agents, min batch 0, 120k frames, seed %d: mean V %.1f near the start (no return exceeds "
+               "100), mean policy lag %.1f updates\n", k + 1, v[k], lag[k]);
+        if (!(lag[k] > 10)) {
+            fprintf(stderr, "vtrace, seed %d: mean policy lag %.1f updates, expected > 10 (32 agents, an update per "
+                    "segment)\n", k + 1, lag[k]);
+            fg_test_failures++;
+        }
+    }
+    double lo = fmin(v[0], fmin(v[1], v[2])), hi = fmax(v[0], fmax(v[1], v[2]));
+    double median = v[0] + v[1] + v[2] - lo - hi;
+    if (!(median < 200.0)) {
+        fprintf(stderr, "vtrace: V grew to %.1f (median of seeds 1-3: %.1f, %.1f, %.1f) at large policy lag, expected "
+                "< 200\n", median, v[0], v[1], v[2]);
         fg_test_failures++;
     }
     if (getenv("FG_TEST_VTRACE_CURRENT")) /* IMPALA's bootstrap, for the record (not asserted) */
-        printf("vtrace boot current: mean V %.1f\n", vtrace_value_mean(FG_GA3C_VTRACE_BOOT_CURRENT, 1));
+        printf("vtrace boot current: mean V %.1f\n", vtrace_value_mean(FG_GA3C_VTRACE_BOOT_CURRENT, 1, &lag[0]));
 }
 
 /* V-trace on: a run with many agents and min training batch 0 (large policy lag) finishes,
