@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the tiny seed files of the fuzz corpora (fuzz/corpus/safetensors, fuzz/corpus/idx,
-fuzz/corpus/corpus, fuzz/corpus/vit_table).
+fuzz/corpus/corpus, fuzz/corpus/vit_table, fuzz/corpus/lm_ckpt).
 
 Run from anywhere: python3 fuzz/corpus/gen_seeds.py. Deterministic; no third-party modules.
 The safetensors seeds follow the format exactly as the reference implementation writes it
@@ -84,3 +84,22 @@ write("vit_table", "segformer", vit_table(
     [{"skip": "srpool0,dwconv2,decoder3", "flops": 1.9e8, "seconds": 0.01, "metric": 0.2, "pareto": 1}],
     [{"skip": "srpool0,dwconv2,decoder3", "flops": 1.9e8, "seconds": 0.01, "metric": 0.2}]))
 write("vit_table", "skip_text", b"attn1,mlp2,heads0=2,decoder3")
+
+
+def lm_ckpt(history, epochs=None, **over):
+    """The metadata of a `frugal lm train --checkpoint` file (one small tensor: the reader looks at
+    the metadata only). history: per epoch 8 numbers, written as C99 hex floats like the trainer."""
+    meta = {"kind": "lm-checkpoint", "lm.epochs": str(epochs if epochs is not None else len(history)),
+            "lm.seed": "1", "lm.steps": "35", "lm.batch": "20", "lm.chunks": "1224",
+            "lm.train_seconds": (1234.5).hex(), "lm.train_cpu_seconds": (1200.25).hex(),
+            "lm.history": ";".join(",".join(float(x).hex() for x in ep) for ep in history)}
+    meta.update(over)
+    return safetensors([("decoder.bias", "F32", [2], struct.pack("<2f", 0, 0))], meta)
+
+
+EP1 = [0.0, 1.0, 500.5, 464.5, 560.0, 540.0, 200.0, 1.0]
+EP2 = [0.8, 0.5, 300.0, 290.0, 450.0, 430.0, 70.0, 0.2]
+write("lm_ckpt", "two_epochs", lm_ckpt([EP1, EP2]))
+write("lm_ckpt", "one_epoch_decimal", lm_ckpt([EP1], **{"lm.history": "0,1,500.5,464.5,560,540,200,1"}))
+write("lm_ckpt", "short_history", lm_ckpt([EP1], epochs=2))
+write("lm_ckpt", "weights_kind", lm_ckpt([EP1], kind="weights"))

@@ -153,6 +153,20 @@ int64_t fg_lm_chunks(int64_t n, int64_t T, int64_t B);
 fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const fg_lm_train_cfg *tc,
                       const fg_corpus *corpus, fg_lm_epoch *hist, int *done);
 
+/* What a checkpoint of fg_lm_train (tc->checkpoint) says about itself, from its metadata. */
+typedef struct fg_lm_ckpt_info {
+    int epochs;              /* finished */
+    uint64_t seed;
+    int64_t steps, batch, chunks; /* T, B and chunks per epoch it was trained with */
+    double train_seconds, train_cpu_seconds; /* training time of those epochs */
+    fg_lm_epoch *hist;       /* epochs entries (restored = 1); owned, fg_lm_ckpt_info_free */
+} fg_lm_ckpt_info;
+
+/* Reads the metadata of a loaded checkpoint file; `what` names it in messages. FG_ERR_FORMAT
+ * naming the key for another kind of file or a missing or malformed key; on error *out is empty. */
+fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info *out);
+void fg_lm_ckpt_info_free(fg_lm_ckpt_info *info);
+
 /* Perplexity exp(mean cross-entropy) over the first max_chunks chunks (0 = all) of ids, dropout off. */
 fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
                            int64_t max_chunks, double *ppl);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frugal/io.h"
 #include "frugal/lm.h"
 
 static fg_status check_cfg(const fg_lm_cfg *c) {
@@ -213,37 +212,31 @@ static fg_status save_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_tr
     return s;
 }
 
-/* Reads what save_checkpoint wrote, checks that this run can go on from it, loads the weights
- * and fills hist[0 .. *epochs - 1] (restored = 1). */
-static fg_status resume_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_train_cfg *tc, int64_t chunks,
-                                   fg_lm_epoch *hist, int *epochs, double *wall, double *cpu) {
-    const char *path = tc->resume;
-    fg_st_file *f;
-    FG_TRY(fg_st_load(path, &f));
-    const char *kind, *h;
-    int64_t n, steps, batch, ch;
-    uint64_t seed;
-    fg_status s = fg_st_meta_str(f, "kind", &kind);
-    if (s == FG_OK && strcmp(kind, "lm-checkpoint") != 0)
-        s = fg_fail(FG_ERR_FORMAT, "%s: a '%s' file, expected an lm-checkpoint (written by lm training's checkpoint)",
-                    path, kind);
-    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.epochs", 1, 1 << 20, &n);
-    if (s == FG_OK) s = fg_st_meta_u64(f, "lm.seed", &seed);
-    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.steps", 1, INT64_MAX, &steps);
-    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.batch", 1, INT64_MAX, &batch);
-    if (s == FG_OK) s = fg_st_meta_i64(f, "lm.chunks", 1, INT64_MAX, &ch);
-    if (s == FG_OK) s = fg_st_meta_f64(f, "lm.train_seconds", wall);
-    if (s == FG_OK) s = fg_st_meta_f64(f, "lm.train_cpu_seconds", cpu);
-    if (s == FG_OK) s = fg_st_meta_str(f, "lm.history", &h);
-    if (s == FG_OK && n >= tc->epochs)
-        s = fg_fail(FG_ERR_INVALID, "%s: the checkpoint has %lld epochs already and the run %d in all: none left to "
-                    "train (expected more epochs than %lld)", path, (long long)n, tc->epochs, (long long)n);
-    if (s == FG_OK && (seed != tc->seed || steps != c->steps || batch != c->batch || ch != chunks))
-        s = fg_fail(FG_ERR_INVALID, "%s: trained with seed %llu, %lld steps x %lld streams, %lld chunks per epoch; this "
-                    "run has seed %llu, %lld x %lld, %lld chunks (expected the same, to go on bit for bit)", path,
-                    (unsigned long long)seed, (long long)steps, (long long)batch, (long long)ch,
-                    (unsigned long long)tc->seed, (long long)c->steps, (long long)c->batch, (long long)chunks);
+void fg_lm_ckpt_info_free(fg_lm_ckpt_info *info) {
+    free(info->hist);
+    memset(info, 0, sizeof *info);
+}
+
+fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info *out) {
+    memset(out, 0, sizeof *out);
+    const char *kind = NULL, *h = "";
+    int64_t n = 0;
+    FG_TRY(fg_st_meta_str(f, "kind", &kind));
+    if (strcmp(kind, "lm-checkpoint") != 0)
+        return fg_fail(FG_ERR_FORMAT, "%s: a '%.80s' file, expected an lm-checkpoint (written by lm training's "
+                       "checkpoint)", what, kind);
+    FG_TRY(fg_st_meta_i64(f, "lm.epochs", 1, 1 << 20, &n));
+    FG_TRY(fg_st_meta_u64(f, "lm.seed", &out->seed));
+    FG_TRY(fg_st_meta_i64(f, "lm.steps", 1, INT64_MAX, &out->steps));
+    FG_TRY(fg_st_meta_i64(f, "lm.batch", 1, INT64_MAX, &out->batch));
+    FG_TRY(fg_st_meta_i64(f, "lm.chunks", 1, INT64_MAX, &out->chunks));
+    FG_TRY(fg_st_meta_f64(f, "lm.train_seconds", &out->train_seconds));
+    FG_TRY(fg_st_meta_f64(f, "lm.train_cpu_seconds", &out->train_cpu_seconds));
+    FG_TRY(fg_st_meta_str(f, "lm.history", &h));
+    fg_lm_epoch *hist = calloc((size_t)n, sizeof *hist);
+    if (!hist) return fg_fail(FG_ERR_OOM, "%s: out of host memory for %lld epochs' figures", what, (long long)n);
     const char *p = h;
+    fg_status s = FG_OK;
     for (int e = 0; s == FG_OK && e < n; e++) {
         double x[CKPT_FIELDS];
         for (int k = 0; k < CKPT_FIELDS && s == FG_OK; k++) {
@@ -252,21 +245,53 @@ static fg_status resume_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_
             char want = k < CKPT_FIELDS - 1 ? ',' : e < n - 1 ? ';' : 0;
             if (end == p || *end != want)
                 s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' is malformed near '%.40s' (epoch %d of %lld, "
-                            "field %d of %d)", path, p, e + 1, (long long)n, k + 1, CKPT_FIELDS);
+                            "field %d of %d)", what, p, e + 1, (long long)n, k + 1, CKPT_FIELDS);
             p = *end ? end + 1 : end;
         }
         if (s != FG_OK) break;
-        fg_lm_epoch r = {.epoch = e, .sparse = x[0] > 0, .drop = x[0], .lr = x[1], .train_ppl = x[2], .valid_ppl = x[3],
-                         .seconds = x[4], .cpu_seconds = x[5], .lstm_backward_seconds = x[6],
-                         .lstm_backward_flops_kept = x[7], .restored = 1};
-        if (hist) hist[e] = r;
+        hist[e] = (fg_lm_epoch){.epoch = e, .sparse = x[0] > 0, .drop = x[0], .lr = x[1], .train_ppl = x[2],
+                                .valid_ppl = x[3], .seconds = x[4], .cpu_seconds = x[5],
+                                .lstm_backward_seconds = x[6], .lstm_backward_flops_kept = x[7], .restored = 1};
     }
     if (s == FG_OK && *p)
-        s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' has more than the %lld epochs of 'lm.epochs'", path,
+        s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' has more than the %lld epochs of 'lm.epochs'", what,
                     (long long)n);
+    if (s != FG_OK) {
+        free(hist);
+        return s;
+    }
+    out->epochs = (int)n;
+    out->hist = hist;
+    return FG_OK;
+}
+
+/* Reads what save_checkpoint wrote, checks that this run can go on from it, loads the weights
+ * and fills hist[0 .. *epochs - 1] (restored = 1). */
+static fg_status resume_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_train_cfg *tc, int64_t chunks,
+                                   fg_lm_epoch *hist, int *epochs, double *wall, double *cpu) {
+    const char *path = tc->resume;
+    fg_st_file *f;
+    FG_TRY(fg_st_load(path, &f));
+    fg_lm_ckpt_info in;
+    fg_status s = fg_lm_ckpt_read(f, path, &in);
     fg_st_free(f);
+    if (s != FG_OK) return s;
+    if (in.epochs >= tc->epochs)
+        s = fg_fail(FG_ERR_INVALID, "%s: the checkpoint has %d epochs already and the run %d in all: none left to "
+                    "train (expected more epochs than %d)", path, in.epochs, tc->epochs, in.epochs);
+    else if (in.seed != tc->seed || in.steps != c->steps || in.batch != c->batch || in.chunks != chunks)
+        s = fg_fail(FG_ERR_INVALID, "%s: trained with seed %llu, %lld steps x %lld streams, %lld chunks per epoch; this "
+                    "run has seed %llu, %lld x %lld, %lld chunks (expected the same, to go on bit for bit)", path,
+                    (unsigned long long)in.seed, (long long)in.steps, (long long)in.batch, (long long)in.chunks,
+                    (unsigned long long)tc->seed, (long long)c->steps, (long long)c->batch, (long long)chunks);
     if (s == FG_OK) s = fg_graph_load(g, NULL, path);
-    if (s == FG_OK) *epochs = (int)n;
+    if (s == FG_OK) {
+        memcpy(hist, in.hist, (size_t)in.epochs * sizeof *hist);
+        *epochs = in.epochs;
+        *wall = in.train_seconds;
+        *cpu = in.train_cpu_seconds;
+    }
+    fg_lm_ckpt_info_free(&in);
     return s;
 }
 
