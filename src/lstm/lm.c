@@ -413,13 +413,16 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     fg_optim *opt;
     FG_TRY(fg_optim_create(&opt, g, &oc));
     chunk_buf cb;
-    fg_status s = chunk_buf_init(&cb, c);
-    fg_lm_epoch *run = calloc((size_t)tc->epochs, sizeof *run); /* every epoch so far, for the checkpoints */
-    if (s == FG_OK && !run) s = fg_fail(FG_ERR_OOM, "lm: out of host memory for %d epochs' figures", tc->epochs);
+    fg_status s = chunk_buf_init(&cb, c); /* frees what it got on failure */
     if (s != FG_OK) {
-        chunk_buf_free(&cb);
         fg_optim_free(opt);
         return s;
+    }
+    fg_lm_epoch *run = calloc((size_t)tc->epochs, sizeof *run); /* every epoch so far, for the checkpoints */
+    if (!run) {
+        chunk_buf_free(&cb);
+        fg_optim_free(opt);
+        return fg_fail(FG_ERR_OOM, "lm: out of host memory for %d epochs' figures", tc->epochs);
     }
     double lr = tc->lr;
     double wall_total = 0, cpu_total = 0; /* training time of the finished epochs */
