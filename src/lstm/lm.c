@@ -375,6 +375,11 @@ fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, 
     return s;
 }
 
+/* The rate of epoch e from epoch e - 1's: decayed from decay_after on. */
+static double decayed(const fg_lm_train_cfg *tc, double lr, int e) {
+    return e >= tc->decay_after && e > 0 && tc->lr_decay > 0 ? lr * tc->lr_decay : lr;
+}
+
 fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const fg_lm_train_cfg *tc,
                       const fg_corpus *corpus, fg_lm_epoch *hist, int *done) {
     FG_TRY(check_cfg(c));
@@ -431,7 +436,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     /* the checkpoint's epochs: reported as they were, and the rate schedule replayed over them */
     double wall_sum = 0, cpu_sum = 0;
     for (int e = 0; e < start && s == FG_OK; e++) {
-        if (e >= tc->decay_after && e > 0 && tc->lr_decay > 0) lr *= tc->lr_decay;
+        lr = decayed(tc, lr, e);
         if (hist) hist[e] = run[e];
         if (done) *done = e + 1;
         if (tc->on_epoch) tc->on_epoch(&run[e], tc->user);
@@ -444,7 +449,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     }
     uint64_t step = (uint64_t)start * (uint64_t)chunks; /* the dropout seeds go on where they were */
     for (int e = start; e < tc->epochs && s == FG_OK; e++) {
-        if (e >= tc->decay_after && e > 0 && tc->lr_decay > 0) lr *= tc->lr_decay;
+        lr = decayed(tc, lr, e);
         fg_optim_set_lr(opt, (float)lr);
         double drop = fg_lm_epoch_drop(tc, e);
         int sparse = drop > 0;
