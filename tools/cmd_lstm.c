@@ -29,14 +29,16 @@ typedef struct variant_result {
     double fwd_ms, bwd_ms, bwd_flops, bwd_flops_dense, kept, sparsity;
 } variant_result;
 
-/* The stack's buffers: per layer the weights, biases, output, saved buffer, the gradients; one
- * workspace large enough for every variant. */
+/* The stack's buffers: per layer the weights, biases, initial state (h0, c0: given, as the PyTorch
+ * peer gives them, so both do the step-0 recurrent GEMMs and return dh0, dc0), output, saved
+ * buffer, the gradients; one workspace large enough for every variant. */
 typedef struct stack {
     fg_lstm_desc d[MAX_LAYERS];
     float *x, *dy, *dx_top;
     float *w_ih[MAX_LAYERS], *w_hh[MAX_LAYERS], *b_ih[MAX_LAYERS], *b_hh[MAX_LAYERS], *y[MAX_LAYERS];
     float *saved[MAX_LAYERS], *dw_ih[MAX_LAYERS], *dw_hh[MAX_LAYERS], *db_ih[MAX_LAYERS], *db_hh[MAX_LAYERS];
     float *dxl[MAX_LAYERS]; /* gradient of layer l's input */
+    float *h0[MAX_LAYERS], *c0[MAX_LAYERS], *dh0[MAX_LAYERS], *dc0[MAX_LAYERS];
     void *ws;
     size_t ws_bytes;
     int L;
@@ -64,6 +66,7 @@ static void stack_free(stack *s) {
     for (int l = 0; l < s->L; l++) {
         free(s->w_ih[l]), free(s->w_hh[l]), free(s->b_ih[l]), free(s->b_hh[l]), free(s->y[l]), free(s->saved[l]);
         free(s->dw_ih[l]), free(s->dw_hh[l]), free(s->db_ih[l]), free(s->db_hh[l]), free(s->dxl[l]);
+        free(s->h0[l]), free(s->c0[l]), free(s->dh0[l]), free(s->dc0[l]);
     }
 }
 
@@ -86,8 +89,10 @@ static fg_status stack_init(stack *s, const bench_args *a) {
         s->dw_ih[l] = calloc(G4 * I, sizeof(float)), s->dw_hh[l] = calloc(G4 * (size_t)H, sizeof(float));
         s->db_ih[l] = calloc(G4, sizeof(float)), s->db_hh[l] = calloc(G4, sizeof(float));
         s->dxl[l] = malloc(TB * I * sizeof(float));
+        s->h0[l] = rand_buf((size_t)(B * H), -1, 1, &rng), s->c0[l] = rand_buf((size_t)(B * H), -1, 1, &rng);
+        s->dh0[l] = malloc((size_t)(B * H) * sizeof(float)), s->dc0[l] = malloc((size_t)(B * H) * sizeof(float));
         ok = ok && s->w_ih[l] && s->w_hh[l] && s->b_ih[l] && s->b_hh[l] && s->y[l] && s->saved[l] && s->dw_ih[l] &&
-             s->dw_hh[l] && s->db_ih[l] && s->db_hh[l] && s->dxl[l];
+             s->dw_hh[l] && s->db_ih[l] && s->db_hh[l] && s->dxl[l] && s->h0[l] && s->c0[l] && s->dh0[l] && s->dc0[l];
         const size_t w = fg_lstm_sparse_workspace_bytes_max(d, a->block);
         if (w == 0) return fg_fail(FG_ERR_INVALID, "lstm bench: block %lld: %s", (long long)a->block, fg_last_error());
         if (w > s->ws_bytes) s->ws_bytes = w;
@@ -101,7 +106,7 @@ static fg_status stack_init(stack *s, const bench_args *a) {
 
 static fg_status stack_forward(stack *s) {
     for (int l = 0; l < s->L; l++)
-        FG_TRY(fg_lstm_forward(s->y[l], NULL, NULL, s->saved[l], l == 0 ? s->x : s->y[l - 1], NULL, NULL, s->w_ih[l],
+        FG_TRY(fg_lstm_forward(s->y[l], NULL, NULL, s->saved[l], l == 0 ? s->x : s->y[l - 1], s->h0[l], s->c0[l], s->w_ih[l],
                                s->w_hh[l], s->b_ih[l], s->b_hh[l], &s->d[l], s->ws, s->ws_bytes));
     return FG_OK;
 }
@@ -115,8 +120,9 @@ static fg_status stack_backward(stack *s, const fg_lstm_sparsity *sp, double *fl
         fg_lstm_sparse_stats st;
         memset(&st, 0, sizeof st);
         const float *dy = l == s->L - 1 ? s->dy : s->dxl[l + 1];
-        FG_TRY(fg_lstm_backward_sparse(s->dxl[l], NULL, NULL, s->dw_ih[l], s->dw_hh[l], s->db_ih[l], s->db_hh[l], dy,
-                                       NULL, NULL, l == 0 ? s->x : s->y[l - 1], NULL, NULL, s->w_ih[l], s->w_hh[l],
+        FG_TRY(fg_lstm_backward_sparse(s->dxl[l], s->dh0[l], s->dc0[l], s->dw_ih[l], s->dw_hh[l], s->db_ih[l],
+                                       s->db_hh[l], dy, NULL, NULL, l == 0 ? s->x : s->y[l - 1], s->h0[l], s->c0[l],
+                                       s->w_ih[l], s->w_hh[l],
                                        s->y[l], s->saved[l], d, s->ws, s->ws_bytes, sp, &st));
         *flops += st.gemm_flops, *flops_dense += st.gemm_flops_dense;
         *kept += (double)st.kept_cols / ((double)d->T * 4.0 * (double)d->H) / s->L;
@@ -133,7 +139,8 @@ static fg_status auto_tau(stack *s, int64_t block, double *tau) {
     fg_lstm_sparse_stats st;
     memset(&st, 0, sizeof st);
     FG_TRY(fg_lstm_backward_sparse(NULL, NULL, NULL, NULL, NULL, NULL, NULL, s->dy, NULL, NULL,
-                                   s->L > 1 ? s->y[s->L - 2] : s->x, NULL, NULL, s->w_ih[s->L - 1], s->w_hh[s->L - 1],
+                                   s->L > 1 ? s->y[s->L - 2] : s->x, s->h0[s->L - 1], s->c0[s->L - 1], s->w_ih[s->L - 1],
+                                   s->w_hh[s->L - 1],
                                    s->y[s->L - 1], s->saved[s->L - 1], d, s->ws, s->ws_bytes, &dense, &st));
     const size_t n = (size_t)(d->T * d->B * 4 * d->H);
     const float *dg = s->ws;

@@ -11,9 +11,8 @@
  * y (T, B, H). Everything is contiguous f32, row-major.
  *
  * Forward: X W_ih^T for all T steps is ONE (T*B, I) x (I, 4H) GEMM, written straight into the
- * saved gate buffer (which starts as b_ih + b_hh); then per step one (B, H) x (H, 4H) GEMM adds
- * h_{t-1} W_hh^T and a fused elementwise kernel applies the activations, updates the cell and
- * writes h_t.
+ * saved gate buffer; then per step one (B, H) x (H, 4H) GEMM adds h_{t-1} W_hh^T and a fused
+ * elementwise kernel adds b_ih + b_hh, applies the activations, updates the cell and writes h_t.
  *
  * Backward (BPTT) walks t = T-1 .. 0 with one fused elementwise kernel per step, writing the gate
  * gradients dG_t (gradients of the pre-activations) into one (T*B, 4H) workspace buffer, and one
@@ -169,10 +168,25 @@ static fg_status check_ws(const char *what, const fg_lstm_desc *d, const void *w
 
 /* ---------------------------------------------------------------- fused gate kernels */
 
-/* One forward step after the GEMMs: g (B, 4H) holds pre-activations on entry and the activated
- * gates on exit; c (B, H) = f * cprev + i * g (cprev NULL = zeros); h (B, H) = o * tanh(c). */
+/* g[j] += b1[j] + b2[j] (either NULL = zeros), the sum first; the branches outside the loops so
+ * that each loop vectorises. */
+static inline void add_bias(float *restrict g, const float *restrict b1, const float *restrict b2, int64_t n) {
+    if (b1 && b2) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) g[j] += b1[j] + b2[j];
+    } else if (b1 || b2) {
+        const float *b = b1 ? b1 : b2;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) g[j] += b[j];
+    }
+}
+
+/* One forward step after the GEMMs: g (B, 4H) holds the GEMMs' sum on entry, to which the biases
+ * are added here ((b_ih + b_hh) first, either NULL = zeros: no pass over all T steps' gates to
+ * broadcast them before the input GEMM), and the activated gates on exit; c (B, H) = f * cprev +
+ * i * g (cprev NULL = zeros); h (B, H) = o * tanh(c). */
 static void gates_forward(float *restrict g, float *restrict c, float *restrict h, const float *restrict cprev,
-                          int64_t B, int64_t H) {
+                          const float *restrict b_ih, const float *restrict b_hh, int64_t B, int64_t H) {
     const int64_t nch = (H + LSTM_CHUNK - 1) / LSTM_CHUNK;
 #pragma omp parallel for schedule(static) if (B * H >= LSTM_PAR_MIN)
     for (int64_t bc = 0; bc < B * nch; bc++) {
@@ -180,6 +194,8 @@ static void gates_forward(float *restrict g, float *restrict c, float *restrict 
         float *gi = g + b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
         float *cb = c + b * H, *hb = h + b * H;
         const float *cp = cprev ? cprev + b * H : NULL;
+        for (int64_t q = 0; q < 4; q++)
+            add_bias(gi + q * H + j0, b_ih ? b_ih + q * H + j0 : NULL, b_hh ? b_hh + q * H + j0 : NULL, j1 - j0);
 #pragma omp simd
         for (int64_t j = j0; j < j1; j++) {
             float i_ = sigmoidf(gi[j]), f_ = sigmoidf(gf[j]), g_ = lstm_tanhf(gg[j]), o_ = sigmoidf(go[j]);
@@ -249,14 +265,8 @@ fg_status fg_lstm_forward(float *y, float *hT, float *cT, float *saved, const fl
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, G4 = 4 * H, TB = T * B;
     float *gates = saved, *cells = saved + TB * G4;
 
-    /* gates (T*B, 4H) = b_ih + b_hh, then += X (T*B, I) W_ih^T (I, 4H) in one GEMM */
-    float beta = 0.0f;
-    if (b_ih || b_hh) {
-        for (int64_t k = 0; k < G4; k++) gates[k] = (b_ih ? b_ih[k] : 0.0f) + (b_hh ? b_hh[k] : 0.0f);
-        for (int64_t r = 1; r < TB; r++) memcpy(gates + r * G4, gates, (size_t)G4 * sizeof(float));
-        beta = 1.0f;
-    }
-    s = fg_sgemm('N', 'T', TB, G4, I, 1.0f, x, I, w_ih, I, beta, gates, G4);
+    /* gates (T*B, 4H) = X (T*B, I) W_ih^T (I, 4H) in one GEMM (the biases join in gates_forward) */
+    s = fg_sgemm('N', 'T', TB, G4, I, 1.0f, x, I, w_ih, I, 0.0f, gates, G4);
     if (s != FG_OK) return fg_fail(s, "lstm forward, input GEMM (T*B %lld, I %lld, 4H %lld): %s", (long long)TB,
                                    (long long)I, (long long)G4, fg_last_error());
 
@@ -276,7 +286,7 @@ fg_status fg_lstm_forward(float *y, float *hT, float *cT, float *saved, const fl
             if (s != FG_OK) return fg_fail(s, "lstm forward, recurrent GEMM at step %lld: %s", (long long)t,
                                            fg_last_error());
         }
-        gates_forward(gt, cells + t * B * H, y + t * B * H, cprev, B, H);
+        gates_forward(gt, cells + t * B * H, y + t * B * H, cprev, b_ih, b_hh, B, H);
     }
     if (hT) memcpy(hT, y + (T - 1) * B * H, (size_t)(B * H) * sizeof(float));
     if (cT) memcpy(cT, cells + (T - 1) * B * H, (size_t)(B * H) * sizeof(float));
