@@ -2,7 +2,8 @@
 # Issue 12's speed lines in one run: `frugal lstm bench` (2 layers, T 35, drop D, blocks of 16) at
 # H 650 and 1500, B 20 and 64, every backward variant and PyTorch's nn.LSTM (when /usr/bin/python3
 # has torch), then one table: the structured backward's speedup over dense and over meProp at the
-# same kept fraction, and frugal's dense forward+backward against PyTorch's.
+# same kept fraction, and frugal's dense forward+backward against PyTorch's and against the floor
+# its GEMMs set (bench/sgemm_peak: every GEMM of the step timed alone, summed; when it was built).
 #
 #   bash bench/lstm_acceptance.sh [FRUGAL_BINARY] [OUT_DIR] [DROP] [ITERS]   (defaults build/frugal lstm-bench 0.8 5)
 set -euo pipefail
@@ -20,13 +21,18 @@ for hb in "${sizes[@]}"; do
     echo "== $F lstm bench --hidden $H --batch $B --steps 35 --layers 2 --drop $D --variants dense,structured,meprop,step --iters $it --warmup 1 --json $OUT/h${H}b${B}.json"
     "$F" lstm bench --hidden "$H" --batch "$B" --steps 35 --layers 2 --drop "$D" --variants dense,structured,meprop,step \
         --iters "$it" --warmup 1 --json "$OUT/h${H}b${B}.json"
+    peak=$(dirname "$F")/bench/sgemm_peak
+    if [[ -x $peak ]]; then
+        echo "== $peak --hidden $H --batch $B --steps 35 --layers 2"
+        "$peak" --hidden "$H" --batch "$B" --steps 35 --layers 2 | tee "$OUT/h${H}b${B}.floor.txt"
+    fi
 done
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 - "$OUT" "${sizes[@]}" <<'PY'
-import json, sys
+import json, os, re, sys
 out, sizes = sys.argv[1], sys.argv[2:]
-print("| H | B | kept | dense fwd+bwd ms | structured bwd vs dense | structured bwd vs meprop | PyTorch fwd+bwd ms | frugal dense vs PyTorch |")
-print("|---|---|---|---|---|---|---|---|")
+print("| H | B | kept | dense fwd+bwd ms | its GEMMs alone ms | structured bwd vs dense | structured bwd vs meprop | PyTorch fwd+bwd ms | frugal dense vs PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|")
 for hb in sizes:
     h, b = hb.split(":")
     r = json.load(open(f"{out}/h{h}b{b}.json"))
@@ -35,6 +41,10 @@ for hb in sizes:
     peer = r.get("peer")
     pm = f"{peer['forward_ms'] + peer['backward_ms']:.1f}" if peer else "-"
     ps = f"{r['dense_vs_peer_speedup']:.2f}x" if peer else "-"
-    print(f"| {h} | {b} | {100*r['kept_fraction']:.1f} % | {d['forward_ms'] + d['backward_ms']:.1f} | "
+    floor, fp = "-", f"{out}/h{h}b{b}.floor.txt"
+    if os.path.exists(fp):
+        m = re.search(r"= ([0-9.]+) ms \(", open(fp).read())
+        floor = m.group(1) if m else "-"
+    print(f"| {h} | {b} | {100*r['kept_fraction']:.1f} % | {d['forward_ms'] + d['backward_ms']:.1f} | {floor} | "
           f"{r['structured_backward_speedup']:.2f}x | {r['meprop_backward_speedup']:.2f}x | {pm} | {ps} |")
 PY
