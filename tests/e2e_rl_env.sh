@@ -87,5 +87,6 @@ set +e
 rc=$?
 set -e
 [[ $rc -eq 2 ]] || fail "unknown rl subcommand exited $rc, expected 2"
-"$frugal" rl --help | grep -q bench-env || fail "rl --help does not list bench-env"
+"$frugal" rl --help >help.txt 2>&1 || true
+grep -q bench-env help.txt || fail "rl --help does not list bench-env"
 echo "e2e_rl_env: ok"

@@ -5,8 +5,9 @@
 # and lag histograms, the learning curve), the weights as safetensors, and the learning curve as a
 # PNG when gnuplot is installed; --resume continues from such a file (weights and RMSProp state);
 # play loads the weights and finishes its episode; bad options (unknown --algo, missing --env,
-# --tune with a3c, weights of another game) fail with a message and a non-zero exit. A few
-# seconds. Usage: e2e_rl_train.sh PATH/TO/frugal
+# --tune with a3c, weights of another game, --lockstep with --tune) fail with a message and a
+# non-zero exit; two --lockstep runs with one seed write the same weights, another seed others. A
+# few seconds. Usage: e2e_rl_train.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 work=$(mktemp -d)
@@ -54,7 +55,9 @@ python3 -c "import json; d = json.load(open('anneal.json')); assert abs(d['lr'] 
     fail "anneal.json does not record lr_final"
 python3 -c "import json; d = json.load(open('rms.json')); assert d['lr_final'] == d['lr'], d" ||
     fail "rms.json: lr_final is not lr without --lr-final"
-"$frugal" rl train --help 2>&1 | grep -q -- "--lr-final" || fail "rl train --help does not list --lr-final"
+"$frugal" rl train --help >help.txt 2>&1 || true
+grep -q -- "--lr-final" help.txt || fail "rl train --help does not list --lr-final"
+grep -q -- "--lockstep" help.txt || fail "rl train --help does not list --lockstep"
 # lambda-returns: recorded in the JSON (1 without --lambda), with the discount and the entropy bonus
 "$frugal" rl train --env cartpole --frames 5000 --quiet --lambda 0.8 --discount 0.995 --beta 0.02 --json lam.json >out.txt 2>&1 ||
     fail "rl train --lambda exited $?"
@@ -66,6 +69,20 @@ if command -v gnuplot >/dev/null; then
     "$frugal" rl train --env cartpole --frames 5000 --quiet --plot curve.png >out.txt 2>&1 || fail "rl train --plot"
     [[ -s curve.png ]] || fail "no curve.png"
 fi
+
+# lockstep: the same seed, the same weights, byte for byte; the JSON says lockstep
+for k in 1 2; do
+    "$frugal" rl train --env cartpole --lockstep --vtrace --agents 8 --min-train-batch 0 --frames 20000 --lr 1e-3 \
+        --quiet --json ls$k.json --save ls$k.safetensors >out.txt 2>&1 || fail "rl train --lockstep exited $?"
+done
+"$frugal" rl train --env cartpole --lockstep --vtrace --agents 8 --min-train-batch 0 --frames 20000 --lr 1e-3 --seed 2 \
+    --quiet --save ls3.safetensors >out.txt 2>&1 || fail "rl train --lockstep --seed 2 exited $?"
+cmp -s ls1.safetensors ls2.safetensors || fail "two --lockstep runs with seed 1 wrote different weights"
+cmp -s ls1.safetensors ls3.safetensors && fail "--lockstep runs with seeds 1 and 2 wrote the same weights"
+check_json ls1.json 20000 ga3c
+python3 -c "import json; d = json.load(open('ls1.json')); assert d['lockstep'] == 1 and d['frames'] == 20000, d" ||
+    fail "ls1.json does not record lockstep or the exact frame budget"
+python3 -c "import json; d = json.load(open('rms.json')); assert d['lockstep'] == 0, d" || fail "rms.json: lockstep is not 0"
 
 "$frugal" rl train --env cartpole --frames 5000 --quiet --resume w.safetensors --save w2.safetensors >out.txt 2>&1 ||
     fail "rl train --resume exited $?"
@@ -91,7 +108,10 @@ expect_usage "--lambda with a3c" "$frugal" rl train --env cartpole --algo a3c --
 expect_usage "--lambda with --vtrace" "$frugal" rl train --env cartpole --vtrace --lambda 0.8 --frames 10
 expect_usage "--lambda above 1" "$frugal" rl train --env cartpole --lambda 1.5 --frames 10
 expect_usage "a negative --rms-eps" "$frugal" rl train --env cartpole --rms-eps -1 --frames 10
+expect_usage "--lockstep with --tune" "$frugal" rl train --env cartpole --lockstep --tune --frames 10
+expect_usage "--lockstep with two trainers" "$frugal" rl train --env cartpole --lockstep --trainers 2 --frames 10
 expect_usage "weights of another game" "$frugal" rl play --env breakout --load w.safetensors --no-render
-"$frugal" rl --help | grep -q train || fail "rl --help does not list train"
-"$frugal" rl --help | grep -q play || fail "rl --help does not list play"
+"$frugal" rl --help >help.txt 2>&1 || true
+grep -q train help.txt || fail "rl --help does not list train"
+grep -q play help.txt || fail "rl --help does not list play"
 echo "e2e_rl_train: ok"

@@ -494,18 +494,22 @@ static void test_learns(void) {
 }
 
 /* V-trace at large policy lag keeps the value function within reach: 32 agents, min training
- * batch 0 (an update per segment, actions trained ~45 updates after they were sampled), lr 1e-3,
- * 120k CartPole frames, then the mean V on 256 states 3 random steps from the start. No
- * discounted CartPole return exceeds 1 / (1 - 0.99) = 100; the bound asked is 200. With IMPALA's
- * bootstrap from the trainer's own forward (FG_GA3C_VTRACE_BOOT_CURRENT) this mean was 230-370
- * (seeds 1, 2) and kept growing; with the behaviour's (the default) 98-129 on a quiet machine,
- * 100-187 over seeds 1-8 with other work on the cores. Returns the mean, and the mean policy lag
- * of the experiences trained on in *lag. */
+ * batch 0 (an update per segment), lr 1e-3, 400k CartPole frames in lockstep (one thread, a fixed
+ * order: the run is a function of the seed and the CPU's arithmetic, not of the machine's load;
+ * actions are trained ~25 updates after they were sampled), then the mean V on 256 states 3 random
+ * steps from the start. No discounted CartPole return exceeds 1 / (1 - 0.99) = 100. Measured
+ * (AMD EPYC, AVX-512; docs/BENCHMARKS.md "V-trace at large policy lag, in lockstep"), seeds 1-8:
+ * with the behaviour's bootstrap (the default) 99.5-100.7 in seven, 2195 in one (seed 3); with
+ * IMPALA's bootstrap from the trainer's own forward (FG_GA3C_VTRACE_BOOT_CURRENT) 1334-3374 in
+ * seven, 100.1 in one; without V-trace 98-101 in five, 2152 and 2576 in two, 12.9 (collapsed) in
+ * one. Held to ONEDNN_MAX_CPU_ISA=AVX2 (other bits, other runs), seeds 1-5: see the test below.
+ * Returns the mean, and the mean policy lag of the experiences trained on in *lag. */
 static double vtrace_value_mean(fg_ga3c_vtrace_boot boot, uint64_t seed, double *lag) {
     fg_ga3c_config c;
-    small_config(&c, 120000);
+    small_config(&c, 400000);
     c.agents = 32;
     c.min_training_batch = 0;
+    c.lockstep = 1;
     c.vtrace = 1;
     c.vtrace_boot = boot;
     c.seed = seed;
@@ -546,35 +550,42 @@ static double vtrace_value_mean(fg_ga3c_vtrace_boot boot, uint64_t seed, double 
 }
 
 static void test_vtrace_value_bounded(void) {
-#if defined(__SANITIZE_THREAD__)
-    /* under ThreadSanitizer (CI) the run is ~10x slower and is there for races: test_vtrace_run's
-     * runs cover the same code */
-    printf("vtrace value bound: skipped under ThreadSanitizer\n");
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    /* ~10x slower under the sanitizers, and single-threaded: test_lockstep's runs cover the code */
+    printf("vtrace value bound: skipped under a sanitizer\n");
     return;
 #endif
-    /* The runs are threads racing, so no two are alike: one seed's mean V was 100-187 over repeats
-     * on a loaded machine, and 239 once under a heavier load. The median of three seeds is held to
-     * the bound; each run must have had the large lag the test is about. */
-    double v[3], lag[3];
-    for (int k = 0; k < 3; k++) {
+    /* One seed in five or eight diverges with the default bootstrap too, so the median of five
+     * seeds is held to 200 (with IMPALA's bootstrap the median of seeds 1-5 was 2100); each run
+     * must have had the large lag the test is about. */
+    enum { SEEDS = 5 };
+    double v[SEEDS], lag[SEEDS], sorted[SEEDS];
+    for (int k = 0; k < SEEDS; k++) {
         v[k] = vtrace_value_mean(FG_GA3C_VTRACE_BOOT_BEHAVIOUR, (uint64_t)k + 1, &lag[k]);
-        printf("vtrace, 32 agents, min batch 0, 120k frames, seed %d: mean V %.1f near the start (no return exceeds "
-               "100), mean policy lag %.1f updates\n", k + 1, v[k], lag[k]);
+        printf("vtrace, lockstep, 32 agents, min batch 0, 400k frames, seed %d: mean V %.1f near the start (no return "
+               "exceeds 100), mean policy lag %.1f updates\n", k + 1, v[k], lag[k]);
         if (!(lag[k] > 10)) {
             fprintf(stderr, "vtrace, seed %d: mean policy lag %.1f updates, expected > 10 (32 agents, an update per "
                     "segment)\n", k + 1, lag[k]);
             fg_test_failures++;
         }
     }
-    double lo = fmin(v[0], fmin(v[1], v[2])), hi = fmax(v[0], fmax(v[1], v[2]));
-    double median = v[0] + v[1] + v[2] - lo - hi;
-    if (!(median < 200.0)) {
-        fprintf(stderr, "vtrace: V grew to %.1f (median of seeds 1-3: %.1f, %.1f, %.1f) at large policy lag, expected "
-                "< 200\n", median, v[0], v[1], v[2]);
+    memcpy(sorted, v, sizeof v);
+    for (int a = 1; a < SEEDS; a++) /* insertion sort; NaN (a failed run) sorts last */
+        for (int b = a; b > 0 && (isnan(sorted[b - 1]) || sorted[b] < sorted[b - 1]); b--) {
+            double t = sorted[b];
+            sorted[b] = sorted[b - 1];
+            sorted[b - 1] = t;
+        }
+    if (!(sorted[SEEDS / 2] < 200.0)) {
+        fprintf(stderr, "vtrace: V grew to %.1f (median of seeds 1-%d) at large policy lag, expected < 200\n",
+                sorted[SEEDS / 2], SEEDS);
         fg_test_failures++;
     }
     if (getenv("FG_TEST_VTRACE_CURRENT")) /* IMPALA's bootstrap, for the record (not asserted) */
-        printf("vtrace boot current: mean V %.1f\n", vtrace_value_mean(FG_GA3C_VTRACE_BOOT_CURRENT, 1, &lag[0]));
+        for (int k = 0; k < SEEDS; k++)
+            printf("vtrace boot current, seed %d: mean V %.1f\n", k + 1,
+                   vtrace_value_mean(FG_GA3C_VTRACE_BOOT_CURRENT, (uint64_t)k + 1, &lag[0]));
 }
 
 /* V-trace on: a run with many agents and min training batch 0 (large policy lag) finishes,
@@ -621,6 +632,96 @@ static void test_vtrace_run(void) {
     fg_ga3c_get_stats(r, &st);
     CHECK(isnan(st.rho_mean) && isnan(st.rho_cut_frac));
     fg_ga3c_free(r);
+}
+
+/* Lockstep (cfg.lockstep): one thread in a fixed order, so a seed gives one run, bit for bit: the
+ * weights (the policy and values on fixed states), the counters and the lag histogram of two runs
+ * with seed 1 agree, and a run with seed 2 differs (the comparison can fail). The bookkeeping holds
+ * as in the threaded runs: the frame budget met exactly (each step adds envs_per_agent frames and
+ * the budget is a multiple), fewer than min_training_batch experiences left untrained, no update
+ * below the minimum, the policy lag of an update per batch of 8 agents (mean > 1). A failure in the
+ * trainer stops the run with its message; A3C, the tuner and more than one predictor or trainer are
+ * refused by name. */
+static void test_lockstep(void) {
+    enum { NS = 16, RUNS = 3 };
+    float obs[NS * 4], p[RUNS][NS * 2], v[RUNS][NS];
+    fg_env_options eo;
+    fg_env_options_init(&eo);
+    fg_env_batch *b = NULL;
+    CHECK_OK(fg_env_batch_create("cartpole", NS, 7, &eo, &b));
+    if (!b) return;
+    fg_env_batch_reset(b, obs);
+    fg_env_batch_destroy(b);
+    fg_ga3c_stats st[RUNS];
+    fg_ga3c_config c;
+    for (int k = 0; k < RUNS; k++) {
+        small_config(&c, 20000);
+        c.agents = 8;
+        c.envs_per_agent = 2;
+        c.min_training_batch = 8;
+        c.vtrace = 1;
+        c.lockstep = 1;
+        c.seed = k < 2 ? 1 : 2;
+        fg_ga3c *r;
+        memset(&st[k], 0, sizeof st[k]);
+        CHECK_OK(fg_ga3c_create(&c, &r));
+        if (!r) return;
+        CHECK_OK(fg_ga3c_run(r));
+        fg_ga3c_get_stats(r, &st[k]);
+        CHECK_OK(fg_ga3c_policy(r, obs, NS, p[k], v[k]));
+        CHECK(st[k].frames == c.frames && st[k].frames == ga3c_env_steps(r));
+        CHECK(st[k].trainings <= st[k].experiences && st[k].experiences - st[k].trainings < c.min_training_batch);
+        CHECK(st[k].updates > 0 && st[k].episodes > 0);
+        for (int h = 0; h < c.min_training_batch && h < st[k].train_hist_len; h++) CHECK(st[k].train_hist[h] == 0);
+        double n = 0, sum = 0;
+        for (int l = 0; l < FG_GA3C_LAG_BINS; l++) n += (double)st[k].lag_hist[l], sum += (double)l * (double)st[k].lag_hist[l];
+        CHECK(n == (double)st[k].trainings && sum / n > 1.0);
+        fg_ga3c_free(r);
+    }
+    int same = memcmp(p[0], p[1], sizeof p[0]) == 0 && memcmp(v[0], v[1], sizeof v[0]) == 0 &&
+               st[0].updates == st[1].updates && st[0].episodes == st[1].episodes &&
+               st[0].trainings == st[1].trainings && st[0].predictions == st[1].predictions &&
+               memcmp(st[0].lag_hist, st[1].lag_hist, sizeof st[0].lag_hist) == 0 &&
+               st[0].mean_return_last100 == st[1].mean_return_last100;
+    if (!same) {
+        fprintf(stderr, "lockstep: two runs with seed 1 differ (updates %lld / %lld, episodes %lld / %lld, V[0] %.9g / "
+                "%.9g)\n", (long long)st[0].updates, (long long)st[1].updates, (long long)st[0].episodes,
+                (long long)st[1].episodes, (double)v[0][0], (double)v[1][0]);
+        fg_test_failures++;
+    }
+    if (memcmp(v[0], v[2], sizeof v[0]) == 0) {
+        fprintf(stderr, "lockstep: seeds 1 and 2 gave the same values\n");
+        fg_test_failures++;
+    }
+    printf("lockstep: two runs with seed 1 identical (%lld updates, %lld episodes), seed 2 differs (%lld updates)\n",
+           (long long)st[0].updates, (long long)st[0].episodes, (long long)st[2].updates);
+    /* a failure in the trainer stops the run with its message */
+    small_config(&c, (int64_t)1e12);
+    c.lockstep = 1;
+    c.min_training_batch = 4;
+    c.fail_after_updates = 3;
+    fg_ga3c *r;
+    CHECK_OK(fg_ga3c_create(&c, &r));
+    if (r) {
+        CHECK_STATUS(fg_ga3c_run(r), FG_ERR_INVALID);
+        CHECK(strstr(fg_last_error(), "trainer 0") && strstr(fg_last_error(), "injected failure"));
+        fg_ga3c_stats fs;
+        fg_ga3c_get_stats(r, &fs);
+        CHECK(fs.updates == 3);
+        fg_ga3c_free(r);
+    }
+    /* refused: the A3C baseline, the tuner, two predictors, two trainers */
+    for (int k = 0; k < 4; k++) {
+        small_config(&c, 100);
+        c.lockstep = 1;
+        if (k == 0) c.algo = FG_GA3C_ALGO_A3C;
+        if (k == 1) c.tune = FG_GA3C_TUNE_OURS;
+        if (k == 2) c.predictors = 2;
+        if (k == 3) c.trainers = 2;
+        r = NULL;
+        CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+        CHECK(r == NULL && strstr(fg_last_error(), "lockstep") != NULL);
+    }
 }
 
 static void test_failure(void) {
@@ -909,6 +1010,7 @@ int main(void) {
     test_lr_anneal();
     test_short_run();
     test_failure();
+    test_lockstep();
     test_vtrace_run();
     test_vtrace_value_bounded();
     test_tuners();

@@ -312,6 +312,7 @@ static fg_status write_train_json(const char *path, const fg_ga3c_config *c, con
     cli_json_str(&j, "env", c->env);
     cli_json_str(&j, "algo", c->algo == FG_GA3C_ALGO_A3C ? "a3c" : "ga3c");
     cli_json_int(&j, "vtrace", c->vtrace);
+    cli_json_int(&j, "lockstep", c->lockstep);
     cli_json_str(&j, "net", c->net == FG_GA3C_NET_ATARI ? "atari" : "minatar");
     cli_json_int(&j, "agents", c->agents);
     cli_json_int(&j, "envs_per_agent", c->envs_per_agent);
@@ -398,7 +399,7 @@ static int rl_train(int argc, char **argv) {
     fg_ga3c_config_init(&c);
     double tune_window = c.tune_window;
     int max_agents = c.max_agents, max_predictors = c.max_predictors, max_trainers = c.max_trainers;
-    int vtrace = 0, quiet = 0, tune = 0, agents = c.agents, predictors = c.predictors, trainers = c.trainers,
+    int vtrace = 0, quiet = 0, tune = 0, lockstep = 0, agents = c.agents, predictors = c.predictors, trainers = c.trainers,
         envs = c.envs_per_agent, tmax = c.t_max, minb = c.min_training_batch, maxb = c.max_prediction_batch, no_clip = 0;
     int64_t frames = c.frames;
     uint64_t seed = c.seed;
@@ -417,6 +418,9 @@ static int rl_train(int argc, char **argv) {
          "V-trace's V of the state after a segment: behaviour (the predictor's when the agent acted; default) or "
          "current (IMPALA's: the trainer's forward)", 0},
         {"tune", CLI_FLAG, &tune, NULL, "tune the numbers of agents, predictors and trainers while training runs", 0},
+        {"lockstep", CLI_FLAG, &lockstep, NULL,
+         "one thread runs the agents in turn, each prediction at once, an update whenever a batch waits: the same "
+         "seed gives the same run on any load (one core; ga3c only, one predictor and trainer, no --tune)", 0},
         {"tuner", CLI_STR, &tuner, "T", "ga3c (GA3C's random walk; default) or ours (paired windows, one count at a "
                                         "time)", 0},
         {"tune-window", CLI_FLOAT, &tune_window, "S", "seconds per tuner window (default 10)", 0},
@@ -503,6 +507,7 @@ static int rl_train(int argc, char **argv) {
     c.clip_rewards = !no_clip;
     c.seed = seed;
     c.vtrace = vtrace;
+    c.lockstep = lockstep;
     if (strcmp(vtrace_boot, "behaviour") == 0) c.vtrace_boot = FG_GA3C_VTRACE_BOOT_BEHAVIOUR;
     else if (strcmp(vtrace_boot, "current") == 0) c.vtrace_boot = FG_GA3C_VTRACE_BOOT_CURRENT;
     else return cli_usage_error(&cmd, "rl train: --vtrace-boot is behaviour or current, not '%s'", vtrace_boot);

@@ -204,6 +204,15 @@ typedef struct fg_ga3c_config {
                                   least the starting counts) */
     int ops_threads;           /* OpenMP/oneDNN threads inside each predictor's and trainer's forward and
                                   backward (default 1: the runtime's parallelism is its threads) */
+    int lockstep;              /* 1: one thread (fg_ga3c_run's) runs everything in a fixed order: each
+                                  round, the agents in id order take one step each, every prediction
+                                  served at once, and after each agent's step an update for every
+                                  min_training_batch experiences waiting. The same config and seed
+                                  give the same run, bit for bit, on any load; the policy lag comes
+                                  from the schedule (with 32 agents and min batch 0, ~20 updates),
+                                  not from thread timing. GA3C only; no tuner; one predictor and one
+                                  trainer (the counts must be 1); queue_size does not apply. For
+                                  tests and reproducible experiments: it uses one core (default 0) */
     double progress_seconds;   /* interval of progress calls and learning-curve points (default 2) */
     fg_ga3c_progress_fn progress; /* may be NULL */
     void *progress_user;

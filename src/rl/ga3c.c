@@ -182,6 +182,11 @@ typedef struct ga3c_worker {
     int started;
 } ga3c_worker;
 
+/* A predictor's buffers: a batch of states in, their logits and values out. */
+typedef struct pred_bufs {
+    float *x, *logits, *value;
+} pred_bufs;
+
 struct fg_ga3c {
     fg_ga3c_config cfg;
     char env_name[64];
@@ -232,6 +237,7 @@ struct fg_ga3c {
     size_t curve_len, curve_cap;
     int64_t *pred_snap, *train_snap;
     int ran;
+    pred_bufs ls_pred; /* lockstep: the one predictor's buffers (fg_ga3c_run's thread) */
 };
 
 static void halt(fg_ga3c *r) {
@@ -294,9 +300,18 @@ static int sample(fg_rng *rng, const float *p, int A) {
     return A - 1; /* rounding: the sum fell short of u */
 }
 
-/* Puts the agent's k states on the prediction queue and waits for the answer; 0 when stopped. */
+static fg_status serve(fg_ga3c *r, int pid, ga3c_agent **reqs, size_t m, pred_bufs *b);
+
+/* Puts the agent's k states on the prediction queue and waits for the answer (lockstep: serves
+ * them at once on this thread); 0 when stopped. */
 static int predict(ga3c_agent *a, size_t k) {
     fg_ga3c *r = a->r;
+    if (r->cfg.lockstep) {
+        a->req_k = k;
+        fg_status s = serve(r, 0, &a, 1, &r->ls_pred);
+        if (s != FG_OK) fail(r, s, "predictor 0");
+        return s == FG_OK;
+    }
     pthread_mutex_lock(&a->mu);
     a->req_k = k;
     a->ready = 0;
@@ -370,13 +385,72 @@ static void record_episode(fg_ga3c *r, double ret) {
     atomic_fetch_add(&r->episodes, 1);
 }
 
-static void *agent_main(void *arg) {
-    ga3c_agent *a = arg;
+/* The agent's first request: the initial states of its environments. 0 when stopped. */
+static int agent_begin(ga3c_agent *a) {
+    memcpy(a->req_states, a->obs, a->n * a->r->obs_size * sizeof(float));
+    return predict(a, a->n);
+}
+
+/* One step of the agent's environments, its previous request answered: flush the segments that
+ * were full, sample the actions, step, flush what ended, request the next states' policies. 0 when
+ * stopped or failed (then the run has failed). */
+static int agent_step(ga3c_agent *a) {
     fg_ga3c *r = a->r;
     size_t n = a->n, os = r->obs_size, T = (size_t)r->cfg.t_max;
     int A = r->A;
+    /* segments that were full: the value of the state just predicted bootstraps them */
+    for (size_t i = 0; i < n; i++)
+        if (a->boot_pending[i] && !flush(a, i, a->req_v[i], a->obs + i * os)) return 0;
+    uint64_t ver = a->req_version;
+    for (size_t i = 0; i < n; i++) {
+        int act = sample(&a->rng, a->req_p + i * (size_t)A, A);
+        size_t t = a->seg_len[i]++;
+        memcpy(a->seg_states + (i * T + t) * os, a->obs + i * os, os * sizeof(float));
+        a->seg_actions[i * T + t] = act;
+        a->seg_versions[i * T + t] = ver;
+        a->seg_mu[i * T + t] = a->req_p[i * (size_t)A + (size_t)act];
+        a->seg_v[i * T + t] = a->req_v[i];
+        a->actions[i] = act;
+    }
+    fg_status s = fg_env_batch_step(a->env, a->actions, a->obs, a->rewards, a->dones);
+    if (s != FG_OK) {
+        fail(r, s, "agent");
+        return 0;
+    }
+    atomic_fetch_add(&r->frames, (long long)n);
+    size_t k = n;
+    for (size_t i = 0; i < n; i++) {
+        a->seg_rewards[i * T + a->seg_len[i] - 1] = a->rewards[i];
+        a->trunc_slot[i] = SIZE_MAX;
+        if (a->dones[i]) {
+            double ret;
+            int64_t len;
+            fg_env_batch_last_episode(a->env, i, &ret, &len);
+            record_episode(r, ret);
+        }
+        if (a->dones[i] == FG_ENV_TERMINATED) {
+            if (!flush(a, i, 0.0f, NULL)) return 0;
+        } else if (a->dones[i] == FG_ENV_TRUNCATED) {
+            a->trunc_slot[i] = k;
+            fg_env_batch_final_obs(a->env, i, a->req_states + k * os);
+            k++;
+        } else if (a->seg_len[i] == T) {
+            a->boot_pending[i] = 1;
+        }
+    }
     memcpy(a->req_states, a->obs, n * os * sizeof(float));
-    if (!predict(a, n)) return NULL;
+    if (!predict(a, k)) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (a->trunc_slot[i] != SIZE_MAX &&
+            !flush(a, i, a->req_v[a->trunc_slot[i]], a->req_states + a->trunc_slot[i] * os))
+            return 0;
+    return 1;
+}
+
+static void *agent_main(void *arg) {
+    ga3c_agent *a = arg;
+    fg_ga3c *r = a->r;
+    if (!agent_begin(a)) return NULL;
     while (!stopping(r)) {
         park(r, 0, a->id);
         if (stopping(r)) break;
@@ -384,52 +458,7 @@ static void *agent_main(void *arg) {
             halt(r); /* the frame budget is spent: a normal end */
             break;
         }
-        /* segments that were full: the value of the state just predicted bootstraps them */
-        for (size_t i = 0; i < n; i++)
-            if (a->boot_pending[i] && !flush(a, i, a->req_v[i], a->obs + i * os)) return NULL;
-        uint64_t ver = a->req_version;
-        for (size_t i = 0; i < n; i++) {
-            int act = sample(&a->rng, a->req_p + i * (size_t)A, A);
-            size_t t = a->seg_len[i]++;
-            memcpy(a->seg_states + (i * T + t) * os, a->obs + i * os, os * sizeof(float));
-            a->seg_actions[i * T + t] = act;
-            a->seg_versions[i * T + t] = ver;
-            a->seg_mu[i * T + t] = a->req_p[i * (size_t)A + (size_t)act];
-            a->seg_v[i * T + t] = a->req_v[i];
-            a->actions[i] = act;
-        }
-        fg_status s = fg_env_batch_step(a->env, a->actions, a->obs, a->rewards, a->dones);
-        if (s != FG_OK) {
-            fail(r, s, "agent");
-            return NULL;
-        }
-        atomic_fetch_add(&r->frames, (long long)n);
-        size_t k = n;
-        for (size_t i = 0; i < n; i++) {
-            a->seg_rewards[i * T + a->seg_len[i] - 1] = a->rewards[i];
-            a->trunc_slot[i] = SIZE_MAX;
-            if (a->dones[i]) {
-                double ret;
-                int64_t len;
-                fg_env_batch_last_episode(a->env, i, &ret, &len);
-                record_episode(r, ret);
-            }
-            if (a->dones[i] == FG_ENV_TERMINATED) {
-                if (!flush(a, i, 0.0f, NULL)) return NULL;
-            } else if (a->dones[i] == FG_ENV_TRUNCATED) {
-                a->trunc_slot[i] = k;
-                fg_env_batch_final_obs(a->env, i, a->req_states + k * os);
-                k++;
-            } else if (a->seg_len[i] == T) {
-                a->boot_pending[i] = 1;
-            }
-        }
-        memcpy(a->req_states, a->obs, n * os * sizeof(float));
-        if (!predict(a, k)) return NULL;
-        for (size_t i = 0; i < n; i++)
-            if (a->trunc_slot[i] != SIZE_MAX &&
-                !flush(a, i, a->req_v[a->trunc_slot[i]], a->req_states + a->trunc_slot[i] * os))
-                return NULL;
+        if (!agent_step(a)) break;
     }
     return NULL;
 }
@@ -645,66 +674,92 @@ static void *a3c_main(void *arg) {
 
 static size_t request_weight(const void *item) { return ((const ga3c_agent *)item)->req_k; }
 
+static void pred_bufs_free(pred_bufs *b) {
+    free(b->x), free(b->logits), free(b->value);
+    memset(b, 0, sizeof *b);
+}
+
+static fg_status pred_bufs_init(pred_bufs *b, const fg_ga3c *r) {
+    const size_t maxb = (size_t)r->cfg.max_prediction_batch;
+    b->x = malloc(maxb * r->obs_size * sizeof(float));
+    b->logits = malloc(maxb * (size_t)r->A * sizeof(float));
+    b->value = malloc(maxb * sizeof(float));
+    if (!b->x || !b->logits || !b->value) {
+        pred_bufs_free(b);
+        return fg_fail(FG_ERR_OOM, "out of host memory for a batch of %zu states", maxb);
+    }
+    return FG_OK;
+}
+
+/* Runs the m requests (at most max_prediction_batch states in all) through predictor pid's
+ * smallest graph that holds them and answers each agent: policy, value, the weights' version. */
+static fg_status serve(fg_ga3c *r, int pid, ga3c_agent **reqs, size_t m, pred_bufs *b) {
+    size_t os = r->obs_size, K = 0;
+    int A = r->A;
+    for (size_t j = 0; j < m; j++) {
+        memcpy(b->x + K * os, reqs[j]->req_states, reqs[j]->req_k * os * sizeof(float));
+        K += reqs[j]->req_k;
+    }
+    /* the smallest graph that holds K states; the rows past K are zeros and ignored */
+    int si = 0;
+    while (r->pred_nets[(size_t)pid * (size_t)r->n_sizes + (size_t)si].batch < (int64_t)K) si++;
+    ga3c_net *net = &r->pred_nets[(size_t)pid * (size_t)r->n_sizes + (size_t)si];
+    size_t B = (size_t)net->batch;
+    memset(b->x + K * os, 0, (B - K) * os * sizeof(float));
+    fg_status s = fg_graph_set_input(net->g, net->x, b->x, B * os * sizeof(float));
+    if (s == FG_OK) s = fg_graph_forward(net->g);
+    if (s == FG_OK) s = fg_graph_read(net->g, net->logits, b->logits, B * (size_t)A * sizeof(float));
+    if (s == FG_OK) s = fg_graph_read(net->g, net->value, b->value, B * sizeof(float));
+    if (s != FG_OK) return s;
+    uint64_t ver = fg_graph_weights_version(net->g);
+    size_t off = 0;
+    for (size_t j = 0; j < m; j++) {
+        ga3c_agent *a = reqs[j];
+        for (size_t q = 0; q < a->req_k; q++) {
+            softmax_row(b->logits + (off + q) * (size_t)A, A, a->req_p + q * (size_t)A);
+            a->req_v[q] = b->value[off + q];
+        }
+        off += a->req_k;
+        pthread_mutex_lock(&a->mu);
+        a->req_version = ver;
+        a->ready = 1;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+    atomic_fetch_add(&r->predictions, (long long)K);
+    pthread_mutex_lock(&r->stats_mu);
+    r->pred_hist[K]++;
+    pthread_mutex_unlock(&r->stats_mu);
+    return FG_OK;
+}
+
 static void *predictor_main(void *arg) {
     ga3c_worker *w = arg;
     fg_ga3c *r = w->r;
-    size_t os = r->obs_size, maxb = (size_t)r->cfg.max_prediction_batch;
-    int A = r->A;
     ga3c_agent **reqs = malloc((size_t)r->n_agents * sizeof *reqs);
-    float *x = malloc(maxb * os * sizeof(float)), *logits = malloc(maxb * (size_t)A * sizeof(float)),
-          *value = malloc(maxb * sizeof(float));
+    pred_bufs b = {0};
     char who[32];
     snprintf(who, sizeof who, "predictor %d", w->id);
     fg_threads_set(r->cfg.ops_threads);
-    if (!reqs || !x || !logits || !value) {
-        fail(r, fg_fail(FG_ERR_OOM, "out of host memory for a batch of %zu states", maxb), who);
+    fg_status s = pred_bufs_init(&b, r);
+    if (s == FG_OK && !reqs) s = fg_fail(FG_ERR_OOM, "out of host memory for %d requests", r->n_agents);
+    if (s != FG_OK) {
+        fail(r, s, who);
         goto done;
     }
     for (;;) {
         park(r, 1, w->id);
-        size_t m = ga3c_queue_pop_batch(&r->predq, (void **)reqs, (size_t)r->n_agents, request_weight, maxb);
+        size_t m = ga3c_queue_pop_batch(&r->predq, (void **)reqs, (size_t)r->n_agents, request_weight,
+                                        (size_t)r->cfg.max_prediction_batch);
         if (m == 0) break;
-        size_t K = 0;
-        for (size_t j = 0; j < m; j++) {
-            memcpy(x + K * os, reqs[j]->req_states, reqs[j]->req_k * os * sizeof(float));
-            K += reqs[j]->req_k;
-        }
-        /* the smallest graph that holds K states; the rows past K are zeros and ignored */
-        int si = 0;
-        while (r->pred_nets[(size_t)w->id * (size_t)r->n_sizes + (size_t)si].batch < (int64_t)K) si++;
-        ga3c_net *net = &r->pred_nets[(size_t)w->id * (size_t)r->n_sizes + (size_t)si];
-        size_t B = (size_t)net->batch;
-        memset(x + K * os, 0, (B - K) * os * sizeof(float));
-        fg_status s = fg_graph_set_input(net->g, net->x, x, B * os * sizeof(float));
-        if (s == FG_OK) s = fg_graph_forward(net->g);
-        if (s == FG_OK) s = fg_graph_read(net->g, net->logits, logits, B * (size_t)A * sizeof(float));
-        if (s == FG_OK) s = fg_graph_read(net->g, net->value, value, B * sizeof(float));
-        if (s != FG_OK) {
+        if ((s = serve(r, w->id, reqs, m, &b)) != FG_OK) {
             fail(r, s, who);
             break;
         }
-        uint64_t ver = fg_graph_weights_version(net->g);
-        size_t off = 0;
-        for (size_t j = 0; j < m; j++) {
-            ga3c_agent *a = reqs[j];
-            for (size_t q = 0; q < a->req_k; q++) {
-                softmax_row(logits + (off + q) * (size_t)A, A, a->req_p + q * (size_t)A);
-                a->req_v[q] = value[off + q];
-            }
-            off += a->req_k;
-            pthread_mutex_lock(&a->mu);
-            a->req_version = ver;
-            a->ready = 1;
-            pthread_cond_signal(&a->cv);
-            pthread_mutex_unlock(&a->mu);
-        }
-        atomic_fetch_add(&r->predictions, (long long)K);
-        pthread_mutex_lock(&r->stats_mu);
-        r->pred_hist[K]++;
-        pthread_mutex_unlock(&r->stats_mu);
     }
 done:
-    free(reqs), free(x), free(logits), free(value);
+    free(reqs);
+    pred_bufs_free(&b);
     return NULL;
 }
 
@@ -713,156 +768,207 @@ done:
 static size_t segment_weight(const void *item) { return ((const ga3c_segment *)item)->n; }
 
 
+/* A trainer's buffers: the gathered segments, and the rows of one update (states, then V-trace's
+ * bootstrap states; actions, targets, versions; the forward's outputs and the loss gradients). */
+typedef struct train_bufs {
+    ga3c_segment **segs;
+    size_t nseg, rows;
+    size_t *first, *brow;
+    float *adv, *pi, *prob, *x, *logits, *v, *ret, *dz, *dv, *dout;
+    int32_t *act;
+    uint64_t *ver;
+} train_bufs;
+
+/* Frees the buffers and the segments still held (gathered, not trained on). */
+static void train_bufs_free(train_bufs *b) {
+    if (b->segs)
+        for (size_t j = 0; j < b->nseg; j++) segment_free(b->segs[j]);
+    free(b->segs), free(b->x), free(b->logits), free(b->v), free(b->ret), free(b->dz), free(b->dv), free(b->dout);
+    free(b->act), free(b->ver), free(b->first), free(b->brow), free(b->adv), free(b->pi), free(b->prob);
+    memset(b, 0, sizeof *b);
+}
+
+static fg_status train_bufs_init(train_bufs *b, const fg_ga3c *r) {
+    size_t os = r->obs_size, cap = (size_t)r->train_cap, A = (size_t)r->A;
+    memset(b, 0, sizeof *b);
+    b->segs = malloc(cap * sizeof *b->segs);
+    b->first = malloc(cap * sizeof(size_t)), b->brow = malloc(cap * sizeof(size_t));
+    b->adv = malloc(cap * sizeof(float)), b->pi = malloc(cap * sizeof(float)), b->prob = malloc(A * sizeof(float));
+    b->x = calloc(cap * os, sizeof(float)), b->logits = malloc(cap * A * sizeof(float));
+    b->v = malloc(cap * sizeof(float)), b->ret = malloc(cap * sizeof(float)), b->dz = malloc(cap * A * sizeof(float));
+    b->dv = malloc(cap * sizeof(float)), b->dout = calloc(cap * (A + 1), sizeof(float));
+    b->act = calloc(cap, sizeof(int32_t));
+    b->ver = malloc(cap * sizeof(uint64_t));
+    if (!b->segs || !b->x || !b->logits || !b->v || !b->ret || !b->dz || !b->dv || !b->dout || !b->act || !b->ver ||
+        !b->first || !b->brow || !b->adv || !b->pi || !b->prob) {
+        train_bufs_free(b);
+        return fg_fail(FG_ERR_OOM, "out of host memory for a batch of %zu experiences", cap);
+    }
+    return FG_OK;
+}
+
+/* Takes segments off the training queue until they hold at least min_training_batch experiences
+ * (one at least), copying each into the update's rows; 0 when the queue was stopped. */
+static int gather(fg_ga3c *r, train_bufs *b) {
+    size_t os = r->obs_size, ecap = (size_t)r->exp_cap;
+    size_t need = r->cfg.min_training_batch > 0 ? (size_t)r->cfg.min_training_batch : 1;
+    b->rows = 0;
+    b->nseg = 0;
+    while (b->rows < need) {
+        size_t m = ga3c_queue_pop_batch(&r->trainq, (void **)b->segs + b->nseg, ecap - b->nseg, segment_weight,
+                                        ecap - b->rows);
+        if (m == 0) return 0;
+        for (size_t j = b->nseg; j < b->nseg + m; j++) {
+            ga3c_segment *sg = b->segs[j];
+            b->first[j] = b->rows;
+            memcpy(b->x + b->rows * os, sg->states, sg->n * os * sizeof(float));
+            memcpy(b->act + b->rows, sg->actions, sg->n * sizeof(int32_t));
+            memcpy(b->ret + b->rows, sg->returns, sg->n * sizeof(float));
+            memcpy(b->ver + b->rows, sg->versions, sg->n * sizeof(uint64_t));
+            b->rows += sg->n;
+        }
+        b->nseg += m;
+    }
+    return 1;
+}
+
+/* One update on the gathered segments: forward, (V-trace's targets,) the A3C loss, backward,
+ * clipping, RMSProp, under train_mu; then the statistics, and the segments are freed. On failure
+ * the segments stay in b (train_bufs_free frees them). wid: the trainer's id (the test hook's). */
+static fg_status train_once(fg_ga3c *r, int wid, train_bufs *b) {
+    size_t os = r->obs_size, cap = (size_t)r->train_cap, ecap = (size_t)r->exp_cap, A = (size_t)r->A;
+    ga3c_segment **segs = b->segs;
+    const size_t nseg = b->nseg, rows = b->rows;
+    size_t *first = b->first, *brow = b->brow;
+    float *adv = b->adv, *pi = b->pi, *prob = b->prob, *x = b->x, *logits = b->logits, *v = b->v, *ret = b->ret;
+    float *dz = b->dz, *dv = b->dv, *dout = b->dout;
+    int32_t *act = b->act;
+    uint64_t *ver = b->ver;
+    FG_ASSERT(rows <= ecap);
+    size_t used = rows; /* rows holding states: the experiences, then V-trace's bootstrap states */
+    if (r->cfg.vtrace)
+        for (size_t j = 0; j < nseg; j++) {
+            brow[j] = SIZE_MAX;
+            if (!segs[j]->boot_state) continue;
+            brow[j] = used;
+            memcpy(x + used * os, segs[j]->boot_state, os * sizeof(float));
+            used++;
+        }
+    FG_ASSERT(used <= cap);
+    memset(x + used * os, 0, (cap - used) * os * sizeof(float));
+    pthread_mutex_lock(&r->train_mu);
+    fg_graph *g = r->train.g;
+    fg_status s = fg_graph_set_input(g, r->train.x, x, cap * os * sizeof(float));
+    if (s == FG_OK) s = fg_graph_forward(g);
+    if (s == FG_OK) s = fg_graph_read(g, r->train.logits, logits, cap * A * sizeof(float));
+    if (s == FG_OK) s = fg_graph_read(g, r->train.value, v, cap * sizeof(float));
+    double loss = 0.0;
+    uint64_t now = fg_graph_weights_version(g);
+    if (s == FG_OK && r->cfg.vtrace) {
+        /* targets from this forward: the current policy's probability of each action taken,
+         * the current values, V of the bootstrap states (rows after the experiences) */
+        for (size_t i = 0; i < rows; i++) {
+            softmax_row(logits + i * A, (int)A, prob);
+            pi[i] = prob[act[i]];
+        }
+        /* how far the policy moved: the truncated ratios' sum and how many were cut (pi < mu) */
+        double rsum = 0.0, dev0 = 0.0;
+        int64_t ncut = 0, n0 = 0;
+        for (size_t j = 0, i = 0; j < nseg; j++)
+            for (size_t t = 0; t < segs[j]->n; t++, i++) {
+                double q = segs[j]->mu[t] > 1e-30f ? (double)pi[i] / (double)segs[j]->mu[t] : 1.0;
+                rsum += q < 1.0 ? q : 1.0;
+                ncut += q < 1.0;
+                if (ver[i] == now) { /* predicted with these very weights: pi must be mu */
+                    double d = fabs(log(q > 1e-300 ? q : 1e-300));
+                    dev0 = d > dev0 ? d : dev0;
+                    n0++;
+                }
+            }
+        pthread_mutex_lock(&r->stats_mu);
+        r->rho_sum += rsum;
+        r->rho_cut += ncut;
+        r->rho_n += (int64_t)rows;
+        r->lag0_n += n0;
+        r->lag0_dev = dev0 > r->lag0_dev ? dev0 : r->lag0_dev;
+        pthread_mutex_unlock(&r->stats_mu);
+        for (size_t j = 0; j < nseg; j++) {
+            const ga3c_segment *sg = segs[j];
+            size_t f = first[j];
+            float boot = r->cfg.vtrace_boot == FG_GA3C_VTRACE_BOOT_CURRENT
+                             ? (brow[j] == SIZE_MAX ? 0.0f : v[brow[j]])
+                             : sg->boot_v;
+            fg_ga3c_vtrace(sg->rewards, v + f, boot, pi + f, sg->mu, sg->n, r->cfg.discount, 1.0f, 1.0f, ret + f,
+                           adv + f);
+        }
+    }
+    if (s == FG_OK) {
+        loss = fg_ga3c_loss_adv(logits, v, act, ret, r->cfg.vtrace ? adv : NULL, rows, (int)A, r->cfg.beta,
+                                r->cfg.log_epsilon, dz, dv);
+        /* dout row i = (dlogits_i, dvalue_i); padding rows stay zero, so they add nothing */
+        for (size_t i = 0; i < rows; i++) {
+            memcpy(dout + i * (A + 1), dz + i * A, A * sizeof(float));
+            dout[i * (A + 1) + A] = dv[i];
+        }
+        memset(dout + rows * (A + 1), 0, (cap - rows) * (A + 1) * sizeof(float));
+        s = fg_graph_set_input(g, r->train.dout, dout, cap * (A + 1) * sizeof(float));
+    }
+    if (s == FG_OK) {
+        fg_graph_zero_grad(g);
+        s = fg_graph_backward(g);
+    }
+    if (s == FG_OK) {
+        double norm = r->cfg.grad_clip > 0 ? fg_graph_clip_grad_norm(g, r->cfg.grad_clip) : 0.0;
+        if (!isfinite(norm) || !isfinite(loss))
+            s = fg_fail(FG_ERR_INVALID, "the loss or the gradient norm is not finite (loss %g, norm %g) after %lld "
+                        "updates: lower --lr",
+                        loss, norm, (long long)atomic_load(&r->updates));
+    }
+    if (s == FG_OK) {
+        fg_optim_set_lr(r->opt, fg_ga3c_lr_at(&r->cfg, atomic_load(&r->frames)));
+        s = fg_optim_step(r->opt);
+    }
+    long long u = 0;
+    if (s == FG_OK) u = atomic_fetch_add(&r->updates, 1) + 1;
+    pthread_mutex_unlock(&r->train_mu);
+    if (s == FG_OK && wid == 0 && r->cfg.fail_after_updates > 0 && u >= r->cfg.fail_after_updates)
+        s = fg_fail(FG_ERR_INVALID, "injected failure after %lld updates (fail_after_updates)", u);
+    if (s != FG_OK) return s;
+    atomic_fetch_add(&r->trainings, (long long)rows);
+    pthread_mutex_lock(&r->stats_mu);
+    r->loss_last = loss;
+    r->train_hist[rows]++;
+    for (size_t i = 0; i < rows; i++) {
+        uint64_t lag = now - ver[i];
+        r->lag_hist[lag < FG_GA3C_LAG_BINS - 1 ? lag : FG_GA3C_LAG_BINS - 1]++;
+    }
+    pthread_mutex_unlock(&r->stats_mu);
+    for (size_t j = 0; j < nseg; j++) segment_free(segs[j]);
+    b->nseg = 0;
+    return FG_OK;
+}
+
 static void *trainer_main(void *arg) {
     ga3c_worker *w = arg;
     fg_ga3c *r = w->r;
-    size_t os = r->obs_size, cap = (size_t)r->train_cap, ecap = (size_t)r->exp_cap, A = (size_t)r->A;
-    size_t need = r->cfg.min_training_batch > 0 ? (size_t)r->cfg.min_training_batch : 1;
-    ga3c_segment **segs = malloc(cap * sizeof *segs);
-    size_t *first = malloc(cap * sizeof(size_t)), *brow = malloc(cap * sizeof(size_t));
-    float *adv = malloc(cap * sizeof(float)), *pi = malloc(cap * sizeof(float)), *prob = malloc(A * sizeof(float));
-    float *x = calloc(cap * os, sizeof(float)), *logits = malloc(cap * A * sizeof(float)),
-          *v = malloc(cap * sizeof(float)), *ret = malloc(cap * sizeof(float)), *dz = malloc(cap * A * sizeof(float)),
-          *dv = malloc(cap * sizeof(float)), *dout = calloc(cap * (A + 1), sizeof(float));
-    int32_t *act = calloc(cap, sizeof(int32_t));
-    uint64_t *ver = malloc(cap * sizeof(uint64_t));
+    train_bufs b;
     char who[32];
     snprintf(who, sizeof who, "trainer %d", w->id);
-    size_t nseg = 0;
     fg_threads_set(r->cfg.ops_threads);
-    if (!segs || !x || !logits || !v || !ret || !dz || !dv || !dout || !act || !ver || !first || !brow || !adv || !pi ||
-        !prob) {
-        fail(r, fg_fail(FG_ERR_OOM, "out of host memory for a batch of %zu experiences", cap), who);
-        goto done;
+    fg_status s = train_bufs_init(&b, r);
+    if (s != FG_OK) {
+        fail(r, s, who);
+        return NULL;
     }
     for (;;) {
-        size_t rows = 0;
-        nseg = 0;
         park(r, 2, w->id);
-        while (rows < need) {
-            size_t m = ga3c_queue_pop_batch(&r->trainq, (void **)segs + nseg, ecap - nseg, segment_weight, ecap - rows);
-            if (m == 0) goto done;
-            for (size_t j = nseg; j < nseg + m; j++) {
-                ga3c_segment *s = segs[j];
-                first[j] = rows;
-                memcpy(x + rows * os, s->states, s->n * os * sizeof(float));
-                memcpy(act + rows, s->actions, s->n * sizeof(int32_t));
-                memcpy(ret + rows, s->returns, s->n * sizeof(float));
-                memcpy(ver + rows, s->versions, s->n * sizeof(uint64_t));
-                rows += s->n;
-            }
-            nseg += m;
-        }
-        FG_ASSERT(rows <= ecap);
-        size_t used = rows; /* rows holding states: the experiences, then V-trace's bootstrap states */
-        if (r->cfg.vtrace)
-            for (size_t j = 0; j < nseg; j++) {
-                brow[j] = SIZE_MAX;
-                if (!segs[j]->boot_state) continue;
-                brow[j] = used;
-                memcpy(x + used * os, segs[j]->boot_state, os * sizeof(float));
-                used++;
-            }
-        FG_ASSERT(used <= cap);
-        memset(x + used * os, 0, (cap - used) * os * sizeof(float));
-        pthread_mutex_lock(&r->train_mu);
-        fg_graph *g = r->train.g;
-        fg_status s = fg_graph_set_input(g, r->train.x, x, cap * os * sizeof(float));
-        if (s == FG_OK) s = fg_graph_forward(g);
-        if (s == FG_OK) s = fg_graph_read(g, r->train.logits, logits, cap * A * sizeof(float));
-        if (s == FG_OK) s = fg_graph_read(g, r->train.value, v, cap * sizeof(float));
-        double loss = 0.0;
-        uint64_t now = fg_graph_weights_version(g);
-        if (s == FG_OK && r->cfg.vtrace) {
-            /* targets from this forward: the current policy's probability of each action taken,
-             * the current values, V of the bootstrap states (rows after the experiences) */
-            for (size_t i = 0; i < rows; i++) {
-                softmax_row(logits + i * A, (int)A, prob);
-                pi[i] = prob[act[i]];
-            }
-            /* how far the policy moved: the truncated ratios' sum and how many were cut (pi < mu) */
-            double rsum = 0.0, dev0 = 0.0;
-            int64_t ncut = 0, n0 = 0;
-            for (size_t j = 0, i = 0; j < nseg; j++)
-                for (size_t t = 0; t < segs[j]->n; t++, i++) {
-                    double q = segs[j]->mu[t] > 1e-30f ? (double)pi[i] / (double)segs[j]->mu[t] : 1.0;
-                    rsum += q < 1.0 ? q : 1.0;
-                    ncut += q < 1.0;
-                    if (ver[i] == now) { /* predicted with these very weights: pi must be mu */
-                        double d = fabs(log(q > 1e-300 ? q : 1e-300));
-                        dev0 = d > dev0 ? d : dev0;
-                        n0++;
-                    }
-                }
-            pthread_mutex_lock(&r->stats_mu);
-            r->rho_sum += rsum;
-            r->rho_cut += ncut;
-            r->rho_n += (int64_t)rows;
-            r->lag0_n += n0;
-            r->lag0_dev = dev0 > r->lag0_dev ? dev0 : r->lag0_dev;
-            pthread_mutex_unlock(&r->stats_mu);
-            for (size_t j = 0; j < nseg; j++) {
-                const ga3c_segment *sg = segs[j];
-                size_t f = first[j];
-                float boot = r->cfg.vtrace_boot == FG_GA3C_VTRACE_BOOT_CURRENT
-                                 ? (brow[j] == SIZE_MAX ? 0.0f : v[brow[j]])
-                                 : sg->boot_v;
-                fg_ga3c_vtrace(sg->rewards, v + f, boot, pi + f, sg->mu, sg->n, r->cfg.discount, 1.0f, 1.0f, ret + f,
-                               adv + f);
-            }
-        }
-        if (s == FG_OK) {
-            loss = fg_ga3c_loss_adv(logits, v, act, ret, r->cfg.vtrace ? adv : NULL, rows, (int)A, r->cfg.beta,
-                                    r->cfg.log_epsilon, dz, dv);
-            /* dout row i = (dlogits_i, dvalue_i); padding rows stay zero, so they add nothing */
-            for (size_t i = 0; i < rows; i++) {
-                memcpy(dout + i * (A + 1), dz + i * A, A * sizeof(float));
-                dout[i * (A + 1) + A] = dv[i];
-            }
-            memset(dout + rows * (A + 1), 0, (cap - rows) * (A + 1) * sizeof(float));
-            s = fg_graph_set_input(g, r->train.dout, dout, cap * (A + 1) * sizeof(float));
-        }
-        if (s == FG_OK) {
-            fg_graph_zero_grad(g);
-            s = fg_graph_backward(g);
-        }
-        if (s == FG_OK) {
-            double norm = r->cfg.grad_clip > 0 ? fg_graph_clip_grad_norm(g, r->cfg.grad_clip) : 0.0;
-            if (!isfinite(norm) || !isfinite(loss))
-                s = fg_fail(FG_ERR_INVALID, "the loss or the gradient norm is not finite (loss %g, norm %g) after %lld "
-                            "updates: lower --lr",
-                            loss, norm, (long long)atomic_load(&r->updates));
-        }
-        if (s == FG_OK) {
-            fg_optim_set_lr(r->opt, fg_ga3c_lr_at(&r->cfg, atomic_load(&r->frames)));
-            s = fg_optim_step(r->opt);
-        }
-        long long u = 0;
-        if (s == FG_OK) u = atomic_fetch_add(&r->updates, 1) + 1;
-        pthread_mutex_unlock(&r->train_mu);
-        if (s == FG_OK && w->id == 0 && r->cfg.fail_after_updates > 0 && u >= r->cfg.fail_after_updates)
-            s = fg_fail(FG_ERR_INVALID, "injected failure after %lld updates (fail_after_updates)", u);
-        if (s != FG_OK) {
+        if (!gather(r, &b)) break;
+        if ((s = train_once(r, w->id, &b)) != FG_OK) {
             fail(r, s, who);
             break;
         }
-        atomic_fetch_add(&r->trainings, (long long)rows);
-        pthread_mutex_lock(&r->stats_mu);
-        r->loss_last = loss;
-        r->train_hist[rows]++;
-        for (size_t i = 0; i < rows; i++) {
-            uint64_t lag = now - ver[i];
-            r->lag_hist[lag < FG_GA3C_LAG_BINS - 1 ? lag : FG_GA3C_LAG_BINS - 1]++;
-        }
-        pthread_mutex_unlock(&r->stats_mu);
-        for (size_t j = 0; j < nseg; j++) segment_free(segs[j]);
-        nseg = 0;
     }
-done:
-    if (segs)
-        for (size_t j = 0; j < nseg; j++) segment_free(segs[j]);
-    free(segs), free(x), free(logits), free(v), free(ret), free(dz), free(dv), free(dout), free(act), free(ver);
-    free(first), free(brow), free(adv), free(pi), free(prob);
+    train_bufs_free(&b);
     return NULL;
 }
 
@@ -923,6 +1029,14 @@ static fg_status check_config(const fg_ga3c_config *c) {
         return fg_fail(FG_ERR_INVALID, "ga3c: V-trace computes its own targets; gae_lambda must be 1 with it, not %g",
                        (double)c->gae_lambda);
     if (c->net < 0 || c->net >= FG_GA3C_NET_COUNT) return fg_fail(FG_ERR_INVALID, "ga3c: unknown network %d", c->net);
+    if (c->lockstep && c->algo != FG_GA3C_ALGO_GA3C)
+        return fg_fail(FG_ERR_INVALID, "ga3c: lockstep runs GA3C's agents, predictor and trainer in turn; the A3C "
+                       "baseline has its own threads");
+    if (c->lockstep && c->tune)
+        return fg_fail(FG_ERR_INVALID, "ga3c: lockstep runs on one thread; the tuner changes thread counts (tune off)");
+    if (c->lockstep && (c->predictors != 1 || c->trainers != 1))
+        return fg_fail(FG_ERR_INVALID, "ga3c: lockstep has one predictor and one trainer; predictors %d and trainers "
+                       "%d, expected 1 and 1", c->predictors, c->trainers);
     if (c->vtrace_boot < 0 || c->vtrace_boot >= FG_GA3C_VTRACE_BOOT_COUNT)
         return fg_fail(FG_ERR_INVALID, "ga3c: vtrace_boot is %d, expected behaviour (0) or current (1)", c->vtrace_boot);
 #define RANGE(f, lo, hi)                                                                                                \
@@ -1091,7 +1205,13 @@ fg_status fg_ga3c_create(const fg_ga3c_config *cfg, fg_ga3c **out) {
         for (int i = 0; i < r->n_agents && s == FG_OK; i++) s = a3c_local_init(r, &r->agents[i]);
     if (s != FG_OK) goto fail;
     s = ga3c_queue_init(&r->predq, (size_t)r->n_agents); /* one request per agent at most */
-    if (s == FG_OK) s = ga3c_queue_init(&r->trainq, cfg->queue_size);
+    if (s == FG_OK) {
+        /* lockstep: nothing drains the queue during an agent's step, which flushes two segments per
+         * environment at most, on top of fewer than min_training_batch waiting experiences */
+        size_t tcap = cfg->queue_size;
+        if (cfg->lockstep) tcap = (size_t)cfg->min_training_batch + 2 * (size_t)cfg->envs_per_agent + 1;
+        s = ga3c_queue_init(&r->trainq, tcap);
+    }
     if (s != FG_OK) goto fail;
     r->pred_hist = calloc((size_t)cfg->max_prediction_batch + 1, sizeof(int64_t));
     r->pred_snap = calloc((size_t)cfg->max_prediction_batch + 1, sizeof(int64_t));
@@ -1238,11 +1358,70 @@ static void tune_window(fg_ga3c *r, tuner *t, double now) {
     t->next = now + r->cfg.tune_window;
 }
 
+/* A learning-curve point and a progress call (the monitor's, every progress_seconds). */
+static void progress_tick(fg_ga3c *r) {
+    add_point(r);
+    if (r->cfg.progress) {
+        fg_ga3c_stats st;
+        fg_ga3c_get_stats(r, &st);
+        r->cfg.progress(r->cfg.progress_user, &st);
+    }
+}
+
+/* The lockstep run (cfg.lockstep) on this thread: rounds of one step per agent, in id order, each
+ * prediction served at once by predictor 0's graphs, and after every agent's step as many updates
+ * as whole batches wait. Nothing here depends on timing except the progress calls. */
+static void lockstep_run(fg_ga3c *r) {
+    const fg_ga3c_config *c = &r->cfg;
+    const long long need = c->min_training_batch > 0 ? c->min_training_batch : 1;
+    const int threads = fg_threads_get();
+    fg_threads_set(c->ops_threads);
+    train_bufs tb;
+    memset(&tb, 0, sizeof tb);
+    fg_status s = pred_bufs_init(&r->ls_pred, r);
+    if (s == FG_OK) s = train_bufs_init(&tb, r);
+    if (s != FG_OK) fail(r, s, "lockstep");
+    double next = r->t0 + c->progress_seconds;
+    for (int i = 0; i < r->n_agents && !stopping(r); i++) agent_begin(&r->agents[i]);
+    while (!stopping(r)) {
+        for (int i = 0; i < r->n_agents && !stopping(r); i++) {
+            if (atomic_load(&r->frames) >= c->frames) {
+                halt(r); /* the frame budget is spent: a normal end */
+                break;
+            }
+            if (!agent_step(&r->agents[i])) break;
+            /* single-threaded: the experiences queued and not yet trained on are exactly this */
+            while (!stopping(r) && atomic_load(&r->experiences) - atomic_load(&r->trainings) >= need) {
+                if (!gather(r, &tb)) break;
+                if ((s = train_once(r, 0, &tb)) != FG_OK) {
+                    fail(r, s, "trainer 0");
+                    break;
+                }
+            }
+            double now = fg_time_now();
+            if (now >= next) {
+                progress_tick(r);
+                next += c->progress_seconds;
+                if (next < now) next = now + c->progress_seconds;
+            }
+        }
+    }
+    train_bufs_free(&tb);
+    pred_bufs_free(&r->ls_pred);
+    fg_threads_set(threads);
+}
+
 fg_status fg_ga3c_run(fg_ga3c *r) {
     if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: fg_ga3c_run runs once per handle");
     r->ran = 1;
     r->t0 = fg_time_now();
     const fg_ga3c_config *c = &r->cfg;
+    if (c->lockstep) {
+        lockstep_run(r);
+        add_point(r);
+        if (r->err != FG_OK) return fg_fail(r->err, "%s", r->errmsg);
+        return FG_OK;
+    }
     for (int i = 0; i < r->n_trains; i++) {
         r->trainers[i] = (ga3c_worker){r, i, 0, 0};
         if (pthread_create(&r->trainers[i].th, NULL, trainer_main, &r->trainers[i]) != 0) {
@@ -1285,12 +1464,7 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
         }
         if (now >= next) {
             pthread_mutex_unlock(&r->mon_mu);
-            add_point(r);
-            if (c->progress) {
-                fg_ga3c_stats st;
-                fg_ga3c_get_stats(r, &st);
-                c->progress(c->progress_user, &st);
-            }
+            progress_tick(r);
             next += c->progress_seconds;
             if (next < now) next = now + c->progress_seconds;
             pthread_mutex_lock(&r->mon_mu);
