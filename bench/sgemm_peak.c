@@ -5,12 +5,53 @@
  * these products, ours or PyTorch's (which issues the same ones through its BLAS).
  * Usage: sgemm_peak [--threads N] [--hidden H] [--batch B] [--steps T] [--layers L]
  *        (defaults 2 threads, H 650, B 64, T 35, 2 layers; the first layer's input size is H)
- * Each shape: the best of 5 rounds of enough repetitions for ~20 GFLOP, after one warm-up call. */
+ * Each shape: the best of 5 rounds of enough repetitions for ~20 GFLOP, after one warm-up call.
+ * First, the machine's own ceiling: one thread's FMA throughput on registers alone (12 independent
+ * chains of fused multiply-adds, the widest vectors the CPU has: AVX-512 or AVX2), times the
+ * threads, is what no product can beat. */
+#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frugal/frugal.h"
+
+/* 12 chains of n fused multiply-adds each on 16-float (AVX-512) or 8-float (AVX2) registers;
+ * returns GFLOP/s of one thread. The chains' sum is returned through *sink so nothing is elided. */
+__attribute__((target("avx512f"))) static double fma_peak_avx512(long n, float *sink) {
+    __m512 a[12];
+    const __m512 b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    const double t0 = fg_time_now();
+    for (long k = 0; k < n; k++) {
+#pragma GCC unroll 12 /* the 12 chains stay in registers */
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    }
+    const double t = fg_time_now() - t0;
+    float s = 0.0f;
+    for (int i = 0; i < 12; i++) s += _mm512_reduce_add_ps(a[i]);
+    *sink = s;
+    return (double)n * 12.0 * 16.0 * 2.0 / t * 1e-9;
+}
+
+__attribute__((target("avx2,fma"))) static double fma_peak_avx2(long n, float *sink) {
+    __m256 a[12];
+    const __m256 b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    const double t0 = fg_time_now();
+    for (long k = 0; k < n; k++) {
+#pragma GCC unroll 12 /* the 12 chains stay in registers */
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    }
+    const double t = fg_time_now() - t0;
+    float lane[8], s = 0.0f;
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(lane, a[i]);
+        for (int j = 0; j < 8; j++) s += lane[j];
+    }
+    *sink = s;
+    return (double)n * 12.0 * 8.0 * 2.0 / t * 1e-9;
+}
 
 typedef struct shape {
     const char *what;
@@ -81,6 +122,15 @@ int main(int argc, char **argv) {
            "(fg_sgemm = oneDNN dnnl_sgemm; an LSTM of %d layers, input %lld, hidden %lld, T %lld, B %lld)\n\n",
            threads, (long long)H, (long long)B, (long long)T, layers, layers, (long long)H, (long long)H,
            (long long)T, (long long)B);
+    float sink = 0.0f;
+    const int wide = __builtin_cpu_supports("avx512f");
+    double fma = 0.0;
+    for (int r = 0; r < 3; r++) { /* best of 3 rounds of ~0.5 s */
+        const double g = wide ? fma_peak_avx512(100000000L, &sink) : fma_peak_avx2(100000000L, &sink);
+        if (g > fma) fma = g;
+    }
+    printf("FMA throughput on registers, one thread (%s): %.1f GFLOP/s; x %d threads = %.1f GFLOP/s, the ceiling "
+           "(checksum %g)\n\n", wide ? "AVX-512" : "AVX2", fma, threads, fma * threads, (double)sink);
     printf("| product | op | M | N | K | calls per step | ms per call | GFLOP/s |\n|---|---|---|---|---|---|---|---|\n");
     const double tsq = time_gemm(&square);
     if (tsq < 0) {
@@ -106,5 +156,7 @@ int main(int argc, char **argv) {
            fwd * 1e3, bwd * 1e3, (fwd + bwd) * 1e3, flop * 1e-9, flop / (fwd + bwd) * 1e-9);
     printf("an LSTM built on these products is 2x a peer only if the peer's forward+backward takes >= %.1f ms\n",
            2.0 * (fwd + bwd) * 1e3);
+    printf("at the FMA ceiling (every product at %.0f GFLOP/s) the step's GEMMs would take %.1f ms: 2x a peer of >= %.1f "
+           "ms\n", fma * threads, flop / (fma * threads * 1e9) * 1e3, 2.0 * flop / (fma * threads * 1e9) * 1e3);
     return 0;
 }
