@@ -156,6 +156,19 @@ static void test_st_roundtrip(void) {
     CHECK_OK(fg_st_writer_meta(w, "n", "-42"));
     CHECK_OK(fg_st_writer_meta(w, "u", "18446744073709551615"));
     CHECK_OK(fg_st_writer_meta(w, "x", "0x1.999999999999ap-4")); /* 0.1 as "%a" writes it */
+    /* tables: 3 records of 2 numbers written by fg_st_meta_table_text (a subnormal, -0, an
+     * infinity among them), an empty one, and malformed ones */
+    const double tab[6] = {0.1, -2.5, 4.9e-324, -0.0, 1e300 * 1e300, 3.0};
+    char *tab_text = NULL;
+    CHECK_OK(fg_st_meta_table_text(tab, 3, 2, &tab_text));
+    if (tab_text) CHECK_OK(fg_st_writer_meta(w, "tab", tab_text));
+    CHECK(tab_text && strchr(tab_text, ';') && !strchr(strrchr(tab_text, ';') + 1, ';'));
+    free(tab_text);
+    CHECK_OK(fg_st_writer_meta(w, "tab_empty", ""));
+    CHECK_OK(fg_st_writer_meta(w, "tab_trailing", "1,2;3,4;"));
+    CHECK_OK(fg_st_writer_meta(w, "tab_short", "1,2;3"));
+    CHECK_OK(fg_st_writer_meta(w, "tab_word", "1,2;x,4"));
+    CHECK_OK(fg_st_writer_meta(w, "tab_sep", "1,2,3,4"));
     CHECK_STATUS(fg_st_writer_add(w, "counts", FG_ST_F32, 1, shapes[1], a), FG_ERR_INVALID);
     CHECK_STATUS(fg_st_writer_add(w, "__metadata__", FG_ST_F32, 1, shapes[1], a), FG_ERR_INVALID);
     CHECK_STATUS(fg_st_writer_add(w, "", FG_ST_F32, 1, shapes[1], a), FG_ERR_INVALID);
@@ -246,6 +259,25 @@ static void test_st_roundtrip(void) {
     CHECK(strstr(fg_last_error(), "no 'absent'") != NULL);
     CHECK_OK(fg_st_meta_str(f, "format", &sv));
     CHECK(strcmp(sv, "test-v2") == 0);
+    double *tv = NULL;
+    int64_t tn = -1;
+    CHECK_OK(fg_st_meta_table(f, "tab", 2, 3, &tv, &tn));
+    CHECK(tn == 3 && tv && memcmp(tv, tab, sizeof tab) == 0); /* bit for bit, -0 and the subnormal too */
+    free(tv);
+    CHECK_OK(fg_st_meta_table(f, "tab_empty", 2, 3, &tv, &tn));
+    CHECK(tn == 0 && tv == NULL);
+    CHECK_STATUS(fg_st_meta_table(f, "tab", 2, 2, &tv, &tn), FG_ERR_FORMAT); /* more records than allowed */
+    CHECK(tv == NULL && tn == 0 && strstr(fg_last_error(), "3 records") && strstr(fg_last_error(), "at most 2"));
+    CHECK_STATUS(fg_st_meta_table(f, "tab", 3, 3, &tv, &tn), FG_ERR_FORMAT); /* 2 numbers a record, not 3 */
+    CHECK_STATUS(fg_st_meta_table(f, "tab_trailing", 2, 9, &tv, &tn), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "record 3 of 3") != NULL);
+    CHECK_STATUS(fg_st_meta_table(f, "tab_short", 2, 9, &tv, &tn), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "'tab_short'") && strstr(fg_last_error(), "record 2 of 2, field 1 of 2"));
+    CHECK_STATUS(fg_st_meta_table(f, "tab_word", 2, 9, &tv, &tn), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "near 'x,4'") != NULL);
+    CHECK_STATUS(fg_st_meta_table(f, "tab_sep", 2, 9, &tv, &tn), FG_ERR_FORMAT);
+    CHECK_STATUS(fg_st_meta_table(f, "absent", 2, 9, &tv, &tn), FG_ERR_FORMAT);
+    CHECK(tv == NULL && tn == 0);
 
     /* fg_st_read_f32 */
     float got[6];

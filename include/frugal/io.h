@@ -55,6 +55,16 @@ fg_status fg_st_meta_str(const fg_st_file *f, const char *key, const char **out)
 fg_status fg_st_meta_i64(const fg_st_file *f, const char *key, int64_t lo, int64_t hi, int64_t *out);
 fg_status fg_st_meta_u64(const fg_st_file *f, const char *key, uint64_t *out);
 fg_status fg_st_meta_f64(const fg_st_file *f, const char *key, double *out);
+/* A table of numbers in one metadata value, e.g. a training history: n records of `fields`
+ * numbers each, "a,b,c;d,e,f" (',' between fields, ';' between records, nothing else; "" is no
+ * record). fg_st_meta_table_text writes x[0 .. n*fields-1] as such a value, in C99 hex floats
+ * (exact round trip), into a malloc'd string. fg_st_meta_table reads the key's value into a
+ * malloc'd array of n * fields numbers (*out NULL when n is 0), at most max_records of them; a
+ * missing key, a malformed value or more records is FG_ERR_FORMAT naming the source, the key, the
+ * record and field and the text there. */
+fg_status fg_st_meta_table_text(const double *x, int64_t n, int fields, char **out);
+fg_status fg_st_meta_table(const fg_st_file *f, const char *key, int fields, int64_t max_records, double **out,
+                           int64_t *n);
 /* Copies an F32 entry named `name` with exactly the expected shape into dst; a missing entry,
  * another dtype or another shape is FG_ERR_FORMAT naming the entry and both shapes. */
 fg_status fg_st_read_f32(const fg_st_file *f, const char *name, int ndim, const int64_t *shape, float *dst);

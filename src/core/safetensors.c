@@ -442,6 +442,55 @@ fg_status fg_st_meta_f64(const fg_st_file *f, const char *key, double *out) {
     return FG_OK;
 }
 
+fg_status fg_st_meta_table_text(const double *x, int64_t n, int fields, char **out) {
+    FG_ASSERT(fields >= 1 && n >= 0 && (x || n == 0));
+    const size_t cap = (size_t)n * (size_t)fields * 32 + 1; /* "%a" of a double: at most 24 characters */
+    char *s = malloc(cap);
+    if (!s) return fg_fail(FG_ERR_OOM, "metadata: out of host memory for a table of %lld x %d numbers", (long long)n, fields);
+    size_t o = 0;
+    s[0] = 0;
+    for (int64_t r = 0; r < n; r++)
+        for (int k = 0; k < fields; k++)
+            o += (size_t)snprintf(s + o, cap - o, "%s%a", k ? "," : r ? ";" : "", x[r * fields + k]);
+    *out = s;
+    return FG_OK;
+}
+
+fg_status fg_st_meta_table(const fg_st_file *f, const char *key, int fields, int64_t max_records, double **out,
+                           int64_t *n) {
+    FG_ASSERT(fields >= 1 && max_records >= 0);
+    const char *v;
+    *out = NULL;
+    *n = 0;
+    FG_TRY(fg_st_meta_str(f, key, &v));
+    if (!*v) return FG_OK;
+    int64_t records = 1;
+    for (const char *p = v; *p; p++) records += *p == ';';
+    if (records > max_records)
+        return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' has %lld records, expected at most %lld", f->what, key,
+                       (long long)records, (long long)max_records);
+    double *x = malloc((size_t)records * (size_t)fields * sizeof(double));
+    if (!x) return fg_fail(FG_ERR_OOM, "%s: out of host memory for metadata '%s' (%lld records)", f->what, key,
+                           (long long)records);
+    const char *p = v;
+    for (int64_t r = 0; r < records; r++)
+        for (int k = 0; k < fields; k++) {
+            char *end;
+            x[r * fields + k] = strtod(p, &end);
+            const char want = k < fields - 1 ? ',' : r < records - 1 ? ';' : 0;
+            if (end == p || *end != want) {
+                free(x);
+                return fg_fail(FG_ERR_FORMAT, "%s: metadata '%s' is malformed near '%.40s' (record %lld of %lld, field "
+                               "%d of %d: a number then '%s' expected)", f->what, key, p, (long long)r + 1,
+                               (long long)records, k + 1, fields, want == ',' ? "," : want == ';' ? ";" : "the end");
+            }
+            p = *end ? end + 1 : end;
+        }
+    *out = x;
+    *n = records;
+    return FG_OK;
+}
+
 fg_status fg_st_read_f32(const fg_st_file *f, const char *name, int ndim, const int64_t *shape, float *dst) {
     FG_ASSERT(f && name && (shape || ndim == 0));
     if (ndim < 0 || ndim > FG_MAX_DIMS)

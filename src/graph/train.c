@@ -261,12 +261,6 @@ static fg_status meta_save(fg_graph *g, const fg_optim *o, const char *path, con
 }
 
 /* Doubles are written as C99 hex floats ("%a") so they round-trip exactly; decimal is accepted. */
-static int parse_double(const char *v, char **end, double *out) {
-    errno = 0;
-    *out = strtod(v, end);
-    return errno == 0 && *end != v;
-}
-
 static fg_status meta_f32(const fg_st_file *f, const char *key, float *out) {
     double d;
     FG_TRY(fg_st_meta_f64(f, key, &d));
@@ -545,18 +539,17 @@ static fg_status add_rng(meta_list *m, const char *key, const fg_rng *r) {
                     r->s[3]);
 }
 
+/* train.history: per epoch loss, train_acc, test_acc, seconds (fg_st_meta_table_text) */
 static fg_status history_str(const fg_trainer *t, char **out) {
-    size_t cap = (size_t)t->n_hist * 128 + 1, len = 0;
-    char *s = malloc(cap);
-    if (!s) return fg_fail(FG_ERR_OOM, "checkpoint metadata: out of host memory");
-    s[0] = 0;
+    double *x = malloc((size_t)(t->n_hist > 0 ? t->n_hist : 1) * 4 * sizeof(double));
+    if (!x) return fg_fail(FG_ERR_OOM, "checkpoint metadata: out of host memory");
     for (int i = 0; i < t->n_hist; i++) {
         const fg_epoch_result *r = &t->hist[i];
-        len += (size_t)snprintf(s + len, cap - len, "%s%a,%a,%a,%a", i ? ";" : "", r->loss, r->train_acc, r->test_acc,
-                                r->seconds);
+        x[4 * i] = r->loss, x[4 * i + 1] = r->train_acc, x[4 * i + 2] = r->test_acc, x[4 * i + 3] = r->seconds;
     }
-    *out = s;
-    return FG_OK;
+    fg_status s = fg_st_meta_table_text(x, t->n_hist, 4, out);
+    free(x);
+    return s;
 }
 
 static fg_status checkpoint_meta(fg_trainer *t, meta_list *m) {
@@ -609,21 +602,18 @@ fg_status fg_trainer_save_weights(fg_trainer *t, const char *path) {
     return s;
 }
 
-static fg_status parse_history(fg_trainer *t, const char *path, const char *v) {
+static fg_status parse_history(fg_trainer *t, const fg_st_file *f) {
+    double *x;
+    int64_t n;
+    FG_TRY(fg_st_meta_table(f, "train.history", 4, INT32_MAX, &x, &n));
     t->n_hist = 0;
-    const char *p = v;
-    while (*p) {
-        double x[4];
-        for (int k = 0; k < 4; k++) {
-            char *end;
-            if (!parse_double(p, &end, &x[k]) || (k < 3 && *end != ',') || (k == 3 && *end != ';' && *end))
-                return fg_fail(FG_ERR_FORMAT, "%s: metadata 'train.history' is malformed near '%.40s'", path, p);
-            p = *end ? end + 1 : end;
-        }
-        fg_epoch_result r = {t->n_hist, x[0], x[1], x[2], x[3]};
-        FG_TRY(hist_push(t, &r));
+    fg_status s = FG_OK;
+    for (int64_t i = 0; i < n && s == FG_OK; i++) {
+        fg_epoch_result r = {t->n_hist, x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]};
+        s = hist_push(t, &r);
     }
-    return FG_OK;
+    free(x);
+    return s;
 }
 
 static fg_status resume_from(fg_trainer *t, const fg_st_file *f, const char *path) {
@@ -661,7 +651,6 @@ static fg_status resume_from(fg_trainer *t, const fg_st_file *f, const char *pat
                        fg_optim_kind_name(info.optim.kind), fg_optim_kind_name(t->cfg.optim.kind));
     fg_rng rng, erng;
     double loss_sum, esec;
-    const char *hist;
     FG_TRY(meta_rng(f, path, "train.rng", &rng));
     FG_TRY(meta_rng(f, path, "train.epoch_rng", &erng));
     FG_TRY(fg_st_meta_f64(f, "train.loss_sum", &loss_sum));
@@ -671,8 +660,7 @@ static fg_status resume_from(fg_trainer *t, const fg_st_file *f, const char *pat
     if (correct > seen || seen != info.step * t->mc.batch)
         return fg_fail(FG_ERR_FORMAT, "%s: inconsistent running counts (correct %lld, seen %lld, step %lld)", path,
                        (long long)correct, (long long)seen, (long long)info.step);
-    FG_TRY(fg_st_meta_str(f, "train.history", &hist));
-    FG_TRY(parse_history(t, path, hist));
+    FG_TRY(parse_history(t, f));
     if (t->n_hist != info.epoch)
         return fg_fail(FG_ERR_FORMAT, "%s: history has %d epochs, the checkpoint says %d were done", path, t->n_hist,
                        info.epoch);

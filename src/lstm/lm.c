@@ -179,21 +179,15 @@ static char *ckpt_path(const char *pattern, int epoch) {
 
 static fg_status save_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_train_cfg *tc, int64_t chunks,
                                  const fg_lm_epoch *hist, int epochs, double wall, double cpu) {
-    char *path = ckpt_path(tc->checkpoint, epochs);
-    size_t hlen = (size_t)epochs * CKPT_FIELDS * 32 + 1;
-    char *h = malloc(hlen);
-    if (!path || !h) {
+    char *path = ckpt_path(tc->checkpoint, epochs), *h = NULL;
+    double *x = malloc((size_t)(epochs > 0 ? epochs : 1) * CKPT_FIELDS * sizeof(double));
+    fg_status s = path && x ? FG_OK : fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
+    for (int e = 0; s == FG_OK && e < epochs; e++) epoch_fields(&hist[e], x + e * CKPT_FIELDS);
+    if (s == FG_OK) s = fg_st_meta_table_text(x, epochs, CKPT_FIELDS, &h);
+    free(x);
+    if (s != FG_OK) {
         free(path);
-        free(h);
-        return fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
-    }
-    size_t o = 0;
-    h[0] = 0;
-    for (int e = 0; e < epochs; e++) {
-        double x[CKPT_FIELDS];
-        epoch_fields(&hist[e], x);
-        for (int k = 0; k < CKPT_FIELDS; k++)
-            o += (size_t)snprintf(h + o, hlen - o, "%a%s", x[k], k < CKPT_FIELDS - 1 ? "," : e < epochs - 1 ? ";" : "");
+        return s;
     }
     char v[7][40];
     snprintf(v[0], sizeof v[0], "%d", epochs);
@@ -206,7 +200,7 @@ static fg_status save_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_tr
     const char *keys[] = {"kind", "lm.epochs", "lm.seed", "lm.steps", "lm.batch", "lm.chunks",
                           "lm.train_seconds", "lm.train_cpu_seconds", "lm.history"};
     const char *vals[] = {"lm-checkpoint", v[0], v[1], v[2], v[3], v[4], v[5], v[6], h};
-    fg_status s = fg_graph_save(g, NULL, path, (int)(sizeof keys / sizeof keys[0]), keys, vals);
+    s = fg_graph_save(g, NULL, path, (int)(sizeof keys / sizeof keys[0]), keys, vals);
     free(path);
     free(h);
     return s;
@@ -219,7 +213,7 @@ void fg_lm_ckpt_info_free(fg_lm_ckpt_info *info) {
 
 fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info *out) {
     memset(out, 0, sizeof *out);
-    const char *kind = NULL, *h = "";
+    const char *kind = NULL;
     int64_t n = 0;
     FG_TRY(fg_st_meta_str(f, "kind", &kind));
     if (strcmp(kind, "lm-checkpoint") != 0)
@@ -232,34 +226,26 @@ fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info
     FG_TRY(fg_st_meta_i64(f, "lm.chunks", 1, INT64_MAX, &out->chunks));
     FG_TRY(fg_st_meta_f64(f, "lm.train_seconds", &out->train_seconds));
     FG_TRY(fg_st_meta_f64(f, "lm.train_cpu_seconds", &out->train_cpu_seconds));
-    FG_TRY(fg_st_meta_str(f, "lm.history", &h));
+    double *x;
+    int64_t nx;
+    FG_TRY(fg_st_meta_table(f, "lm.history", CKPT_FIELDS, n, &x, &nx));
+    if (nx != n) {
+        free(x);
+        return fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' has %lld epochs, 'lm.epochs' says %lld", what,
+                       (long long)nx, (long long)n);
+    }
     fg_lm_epoch *hist = calloc((size_t)n, sizeof *hist);
-    if (!hist) return fg_fail(FG_ERR_OOM, "%s: out of host memory for %lld epochs' figures", what, (long long)n);
-    const char *p = h;
-    fg_status s = FG_OK;
-    for (int e = 0; s == FG_OK && e < n; e++) {
-        double x[CKPT_FIELDS];
-        for (int k = 0; k < CKPT_FIELDS && s == FG_OK; k++) {
-            char *end;
-            x[k] = strtod(p, &end);
-            char want = k < CKPT_FIELDS - 1 ? ',' : e < n - 1 ? ';' : 0;
-            if (end == p || *end != want)
-                s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' is malformed near '%.40s' (epoch %d of %lld, "
-                            "field %d of %d)", what, p, e + 1, (long long)n, k + 1, CKPT_FIELDS);
-            p = *end ? end + 1 : end;
-        }
-        if (s != FG_OK) break;
-        hist[e] = (fg_lm_epoch){.epoch = e, .sparse = x[0] > 0, .drop = x[0], .lr = x[1], .train_ppl = x[2],
-                                .valid_ppl = x[3], .seconds = x[4], .cpu_seconds = x[5],
-                                .lstm_backward_seconds = x[6], .lstm_backward_flops_kept = x[7], .restored = 1};
+    if (!hist) {
+        free(x);
+        return fg_fail(FG_ERR_OOM, "%s: out of host memory for %lld epochs' figures", what, (long long)n);
     }
-    if (s == FG_OK && *p)
-        s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' has more than the %lld epochs of 'lm.epochs'", what,
-                    (long long)n);
-    if (s != FG_OK) {
-        free(hist);
-        return s;
+    for (int e = 0; e < n; e++) {
+        const double *r = x + e * CKPT_FIELDS;
+        hist[e] = (fg_lm_epoch){.epoch = e, .sparse = r[0] > 0, .drop = r[0], .lr = r[1], .train_ppl = r[2],
+                                .valid_ppl = r[3], .seconds = r[4], .cpu_seconds = r[5],
+                                .lstm_backward_seconds = r[6], .lstm_backward_flops_kept = r[7], .restored = 1};
     }
+    free(x);
     out->epochs = (int)n;
     out->hist = hist;
     return FG_OK;
