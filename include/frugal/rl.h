@@ -209,7 +209,7 @@ typedef struct fg_ga3c_config {
                                   served at once, and after each agent's step an update for every
                                   min_training_batch experiences waiting. The same config and seed
                                   give the same run, bit for bit, on any load; the policy lag comes
-                                  from the schedule (with 32 agents and min batch 0, ~20 updates),
+                                  from the schedule (with 32 agents and min batch 0, ~25 updates),
                                   not from thread timing. GA3C only; no tuner; one predictor and one
                                   trainer (the counts must be 1); queue_size does not apply. For
                                   tests and reproducible experiments: it uses one core (default 0) */
