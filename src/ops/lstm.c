@@ -168,6 +168,11 @@ static fg_status check_ws(const char *what, const fg_lstm_desc *d, const void *w
 
 /* ---------------------------------------------------------------- fused gate kernels */
 
+/* What a NULL row (the previous cell at t = 0, no dy) reads as in the gate loops, a chunk at a
+ * time: the loops take every row through a pointer, so they hold no condition (a `p ? p[j] : 0`
+ * inside costs the backward loop half its speed). */
+static const float lstm_zeros[LSTM_CHUNK];
+
 /* g[j] += b1[j] + b2[j] (either NULL = zeros), the sum first; the branches outside the loops so
  * that each loop vectorises. */
 static inline void add_bias(float *restrict g, const float *restrict b1, const float *restrict b2, int64_t n) {
@@ -191,15 +196,16 @@ static void gates_forward(float *restrict g, float *restrict c, float *restrict 
 #pragma omp parallel for schedule(static) if (B * H >= LSTM_PAR_MIN)
     for (int64_t bc = 0; bc < B * nch; bc++) {
         const int64_t b = bc / nch, j0 = (bc % nch) * LSTM_CHUNK, j1 = j0 + LSTM_CHUNK < H ? j0 + LSTM_CHUNK : H;
-        float *gi = g + b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
-        float *cb = c + b * H, *hb = h + b * H;
-        const float *cp = cprev ? cprev + b * H : NULL;
+        const int64_t n = j1 - j0;
+        float *gi = g + b * 4 * H + j0, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
+        float *cb = c + b * H + j0, *hb = h + b * H + j0;
+        const float *cp = cprev ? cprev + b * H + j0 : lstm_zeros;
         for (int64_t q = 0; q < 4; q++)
-            add_bias(gi + q * H + j0, b_ih ? b_ih + q * H + j0 : NULL, b_hh ? b_hh + q * H + j0 : NULL, j1 - j0);
+            add_bias(gi + q * H, b_ih ? b_ih + q * H + j0 : NULL, b_hh ? b_hh + q * H + j0 : NULL, n);
 #pragma omp simd
-        for (int64_t j = j0; j < j1; j++) {
+        for (int64_t j = 0; j < n; j++) {
             float i_ = sigmoidf(gi[j]), f_ = sigmoidf(gf[j]), g_ = lstm_tanhf(gg[j]), o_ = sigmoidf(go[j]);
-            float cv = i_ * g_ + (cp ? f_ * cp[j] : 0.0f);
+            float cv = i_ * g_ + f_ * cp[j];
             gi[j] = i_, gf[j] = f_, gg[j] = g_, go[j] = o_;
             cb[j] = cv;
             hb[j] = o_ * lstm_tanhf(cv);
@@ -218,18 +224,19 @@ static void gates_backward(float *restrict dg, float *restrict dc, const float *
 #pragma omp parallel for schedule(static) if (B * H >= LSTM_PAR_MIN)
     for (int64_t bc = 0; bc < B * nch; bc++) {
         const int64_t b = bc / nch, j0 = (bc % nch) * LSTM_CHUNK, j1 = j0 + LSTM_CHUNK < H ? j0 + LSTM_CHUNK : H;
-        const float *ai = a + b * 4 * H, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
-        float *di = dg + b * 4 * H, *df = di + H, *dgg = di + 2 * H, *dout = di + 3 * H;
-        const float *cb = c + b * H, *cp = cprev ? cprev + b * H : NULL, *dyb = dy ? dy + b * H : NULL;
-        const float *dhb = dhr + b * H;
-        float *dcb = dc + b * H;
+        const int64_t n = j1 - j0;
+        const float *ai = a + b * 4 * H + j0, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
+        float *di = dg + b * 4 * H + j0, *df = di + H, *dgg = di + 2 * H, *dout = di + 3 * H;
+        const float *cb = c + b * H + j0, *cp = cprev ? cprev + b * H + j0 : lstm_zeros;
+        const float *dyb = dy ? dy + b * H + j0 : lstm_zeros, *dhb = dhr + b * H + j0;
+        float *dcb = dc + b * H + j0;
 #pragma omp simd
-        for (int64_t j = j0; j < j1; j++) {
+        for (int64_t j = 0; j < n; j++) {
             const float i_ = ai[j], f_ = af[j], g_ = ag[j], o_ = ao[j];
             const float tc = lstm_tanhf(cb[j]);
-            const float dh = dhb[j] + (dyb ? dyb[j] : 0.0f);
+            const float dh = dhb[j] + dyb[j];
             const float dcv = dcb[j] + dh * o_ * (1.0f - tc * tc);
-            const float cpv = cp ? cp[j] : 0.0f;
+            const float cpv = cp[j];
             di[j] = dcv * g_ * i_ * (1.0f - i_);
             df[j] = dcv * cpv * f_ * (1.0f - f_);
             dgg[j] = dcv * i_ * (1.0f - g_ * g_);
