@@ -170,8 +170,8 @@ static fg_status check_ws(const char *what, const fg_lstm_desc *d, const void *w
 
 /* What a NULL row (the previous cell at t = 0, no dy) reads as in the gate loops, a chunk at a
  * time: the loops take every row through a pointer, so they hold no condition (GCC makes a
- * `p ? p[j] : 0` inside a masked load; with dy NULL that ran the backward step 9.5x slower, B 64,
- * H 650, one thread, AMD EPYC: 650 against 69 us). */
+ * `p ? p[j] : 0` inside a masked load, and with dy NULL that made the backward step several
+ * times slower on this CPU). */
 static const float lstm_zeros[LSTM_CHUNK];
 
 /* g[j] += b1[j] + b2[j] (either NULL = zeros), the sum first; the branches outside the loops so

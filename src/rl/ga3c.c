@@ -767,7 +767,6 @@ done:
 
 static size_t segment_weight(const void *item) { return ((const ga3c_segment *)item)->n; }
 
-
 /* A trainer's buffers: the gathered segments, and the rows of one update (states, then V-trace's
  * bootstrap states; actions, targets, versions; the forward's outputs and the loss gradients). */
 typedef struct train_bufs {
