@@ -377,7 +377,11 @@ static int flush(ga3c_agent *a, size_t i, float boot, const float *boot_state) {
     return 1;
 }
 
-static void record_episode(fg_ga3c *r, double ret) {
+/* Environment i of env has just ended an episode: its return goes into the last-100 ring. */
+static void record_episode(fg_ga3c *r, const fg_env_batch *env, size_t i) {
+    double ret;
+    int64_t len;
+    fg_env_batch_last_episode(env, i, &ret, &len);
     pthread_mutex_lock(&r->stats_mu);
     r->ret_ring[r->ret_count % 100] = ret;
     r->ret_count++;
@@ -422,12 +426,7 @@ static int agent_step(ga3c_agent *a) {
     for (size_t i = 0; i < n; i++) {
         a->seg_rewards[i * T + a->seg_len[i] - 1] = a->rewards[i];
         a->trunc_slot[i] = SIZE_MAX;
-        if (a->dones[i]) {
-            double ret;
-            int64_t len;
-            fg_env_batch_last_episode(a->env, i, &ret, &len);
-            record_episode(r, ret);
-        }
+        if (a->dones[i]) record_episode(r, a->env, i);
         if (a->dones[i] == FG_ENV_TERMINATED) {
             if (!flush(a, i, 0.0f, NULL)) return 0;
         } else if (a->dones[i] == FG_ENV_TRUNCATED) {
@@ -579,12 +578,7 @@ static fg_status a3c_rollout(fg_ga3c *r, ga3c_agent *a, int *stop_now) {
             if (r->cfg.clip_rewards) rw = rw < -1.0f ? -1.0f : rw > 1.0f ? 1.0f : rw;
             l->rewards[t * n + i] = rw;
             l->dones[t * n + i] = a->dones[i] != 0;
-            if (a->dones[i]) {
-                double ret;
-                int64_t len;
-                fg_env_batch_last_episode(a->env, i, &ret, &len);
-                record_episode(r, ret);
-            }
+            if (a->dones[i]) record_episode(r, a->env, i);
             if (a->dones[i] == FG_ENV_TRUNCATED) {
                 fg_env_batch_final_obs(a->env, i, l->fin + i * os);
                 any_trunc = 1;
