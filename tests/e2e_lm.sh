@@ -76,7 +76,29 @@ set +e
 rc=$?
 set -e
 [[ $rc == 1 ]] && grep -q 'broken.safetensors' bad.txt || { cat bad.txt; fail "broken checkpoint: exit $rc, expected 1 naming the file"; }
+# the threshold variant: one epoch zeroing |dG| < 1e-4, the share zeroed reported and in the JSON
+"$frugal" lm train --hidden 32 --layers 1 --steps 10 --batch 8 --epochs 1 --max-batches 20 --eval-batches 5 \
+    --variant threshold --tau 1e-4 --threads 2 --quiet --json thr.json >thr.txt 2>&1 || { cat thr.txt; fail "threshold run exited $?"; }
+grep -Eq '^epoch +1 +tau 0\.0001 .* 100\.0 % of its dense GEMM FLOPs, +[0-9.]+ % of dG zeroed$' thr.txt ||
+    { cat thr.txt; fail "the threshold epoch is not reported with its tau, dense FLOPs and the share zeroed"; }
+node -e '
+const r = JSON.parse(require("fs").readFileSync("thr.json", "utf8"));
+const e = r.epochs[0];
+if (r.sparse_variant !== "threshold" || Math.abs(r.sparse_tau - 1e-4) > 1e-9 || !e.sparse ||
+    Math.abs(e.tau - 1e-4) > 1e-9 || !(e.gate_sparsity > 0 && e.gate_sparsity < 1) || e.lstm_backward_flops_kept !== 1) {
+  console.error("FAIL: thr.json: " + JSON.stringify(r).slice(0, 400)); process.exit(1);
+}' || fail "thr.json"
 # usage errors exit 2 and name the option
+set +e
+"$frugal" lm train --variant threshold --sparse 0.5 >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- '--sparse 0.5 with --variant threshold' bad.txt || { cat bad.txt; fail "--sparse with threshold: exit $rc, expected 2"; }
+set +e
+"$frugal" lm train --tau 1e-4 >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- '--tau 0.0001 with --variant structured' bad.txt || { cat bad.txt; fail "--tau without threshold: exit $rc, expected 2"; }
 set +e
 "$frugal" lm train --sparse 1 >bad.txt 2>&1
 rc=$?

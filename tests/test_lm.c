@@ -5,6 +5,9 @@
  *  - the sparse backward: a model built with a sparse block but trained at drop 0 gives the dense
  *    model's perplexities bit for bit; with drop 0.5 it issues fewer backward GEMM FLOPs, still
  *    learns, and the mixed schedule's last epoch is dense (FLOPs back to the dense count);
+ *  - the threshold variant (Zhu et al. 2016): a tau below every gradient trains as dense does,
+ *    bit for bit; a larger one zeroes a reported share of the gate gradients, keeps every GEMM
+ *    dense and still learns; the drop-based variants report their drop as the share zeroed;
  *  - checkpoints: a run that writes them trains the same; one resumed from an epoch's checkpoint
  *    goes on bit for bit as if it never stopped, reports the earlier epochs as they were, and may
  *    branch to another schedule; a checkpoint of another run or a broken file is refused by name;
@@ -142,8 +145,30 @@ static void test_learning_and_sparse(void) {
         printf("structured sparse epoch %d (%s): train ppl %.3f, valid ppl %.3f, FLOPs kept %.3f\n", e + 1,
                hs[e].sparse ? "sparse" : "dense", hs[e].train_ppl, hs[e].valid_ppl, hs[e].lstm_backward_flops_kept);
     for (int e = 0; e < 3; e++) CHECK(hs[e].sparse && fabs(hs[e].lstm_backward_flops_kept - 0.5) < 1e-9);
-    CHECK(!hs[3].sparse && hs[3].lstm_backward_flops_kept == 1.0);
+    for (int e = 0; e < 3; e++) CHECK(fabs(hs[e].gate_sparsity - 0.5) < 1e-9 && hs[e].tau == 0);
+    CHECK(!hs[3].sparse && hs[3].lstm_backward_flops_kept == 1.0 && hs[3].gate_sparsity == 0);
     CHECK(hs[2].train_ppl < 1.5 && hs[3].valid_ppl < 1.5);
+
+    /* threshold: a tau under every nonzero gradient zeroes nothing that was not zero: dense's numbers */
+    tc.sparse_drop = 0;
+    tc.sparse_variant = FG_LSTM_BWD_THRESHOLD;
+    tc.sparse_tau = 1e-30f;
+    train(&blocked, &tc, &c, hs);
+    for (int e = 0; e < 4; e++) {
+        CHECK(hs[e].train_ppl == hd[e].train_ppl && hs[e].valid_ppl == hd[e].valid_ppl);
+        CHECK(hs[e].sparse == (e < 3) && hs[e].tau == (e < 3 ? (double)1e-30f : 0.0));
+        CHECK(hs[e].lstm_backward_flops_kept == 1.0);
+    }
+    /* a tau that bites: a share of dG zeroed (counted), every GEMM still dense, and it learns */
+    tc.sparse_tau = 2e-4f;
+    train(&blocked, &tc, &c, hs);
+    for (int e = 0; e < 4; e++)
+        printf("threshold epoch %d (tau %g): train ppl %.3f, valid ppl %.3f, dG zeroed %.3f\n", e + 1, hs[e].tau,
+               hs[e].train_ppl, hs[e].valid_ppl, hs[e].gate_sparsity);
+    CHECK(hs[0].gate_sparsity > 0.2 && hs[0].gate_sparsity < 0.99 && hs[0].train_ppl != hd[0].train_ppl);
+    for (int e = 0; e < 4; e++) CHECK(hs[e].lstm_backward_flops_kept == 1.0);
+    CHECK(hs[3].tau == 0 && hs[3].gate_sparsity == 0);
+    CHECK(hs[3].valid_ppl < 1.5);
     fg_corpus_free(&c);
 }
 
@@ -196,7 +221,16 @@ static void test_schedules(void) {
     tc.sparse_drop = 0; /* dense training: every schedule is dense */
     for (int k = 0; k < FG_LM_SCHED_COUNT; k++) {
         tc.schedule = (fg_lm_schedule)k;
-        for (int e = 0; e < 5; e++) CHECK(fg_lm_epoch_drop(&tc, e) == 0);
+        for (int e = 0; e < 5; e++) CHECK(fg_lm_epoch_drop(&tc, e) == 0 && fg_lm_epoch_tau(&tc, e) == 0);
+    }
+    /* the threshold's tau follows the same schedules; the other variants have none */
+    tc.sparse_tau = 8e-5f;
+    for (int e = 0; e < 5; e++) CHECK(fg_lm_epoch_tau(&tc, e) == 0);
+    tc.sparse_variant = FG_LSTM_BWD_THRESHOLD;
+    tc.schedule = FG_LM_SCHED_DECAYING;
+    for (int e = 0; e < 5; e++) {
+        double tau = (double)8e-5f * want[FG_LM_SCHED_DECAYING][e] / 0.8;
+        CHECK(fabs(fg_lm_epoch_tau(&tc, e) - tau) < 1e-12 && fg_lm_epoch_drop(&tc, e) == 0);
     }
 }
 
@@ -259,7 +293,8 @@ static void test_schedules_train(void) {
 static int same_epoch(const fg_lm_epoch *a, const fg_lm_epoch *b) {
     return a->epoch == b->epoch && a->sparse == b->sparse && a->drop == b->drop && a->lr == b->lr &&
            a->train_ppl == b->train_ppl && a->valid_ppl == b->valid_ppl &&
-           a->lstm_backward_flops_kept == b->lstm_backward_flops_kept;
+           a->lstm_backward_flops_kept == b->lstm_backward_flops_kept && a->tau == b->tau &&
+           a->gate_sparsity == b->gate_sparsity;
 }
 
 static fg_status try_train(const fg_lm_cfg *cfg, const fg_lm_train_cfg *tc, const fg_corpus *c, fg_lm_epoch *h,
@@ -376,6 +411,19 @@ static void test_errors(void) {
     int done = -1;
     s = fg_lm_train(r.g, &r.io, &ok, &tc, &c, NULL, &done);
     CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "sparse block") && done == 0);
+    /* a drop with the threshold variant, a tau with another: each refused, naming both */
+    tc.sparse_variant = FG_LSTM_BWD_THRESHOLD;
+    s = fg_lm_train(r.g, &r.io, &ok, &tc, &c, NULL, &done);
+    CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "threshold with drop 0.5"));
+    tc.sparse_drop = 0;
+    tc.sparse_tau = 1e-3f;
+    tc.sparse_variant = FG_LSTM_BWD_MEPROP;
+    s = fg_lm_train(r.g, &r.io, &ok, &tc, &c, NULL, &done);
+    CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "meprop with drop 0 and tau 0.001"));
+    tc.sparse_tau = -1;
+    tc.sparse_variant = FG_LSTM_BWD_THRESHOLD;
+    s = fg_lm_train(r.g, &r.io, &ok, &tc, &c, NULL, &done);
+    CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "tau -1"));
     lm_close(&r);
     fg_corpus_free(&c);
 }

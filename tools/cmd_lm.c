@@ -15,7 +15,7 @@ typedef struct lm_args {
     const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace, *checkpoint, *resume;
     int64_t hidden, embed, steps, batch, block, max_batches, eval_batches, eval_every, test_batches;
     int layers, epochs, decay_after, dense_epochs, dense_first, threads, quiet;
-    double dropout, lr, lr_decay, clip, sparse;
+    double dropout, lr, lr_decay, clip, sparse, tau;
     uint64_t seed;
 } lm_args;
 
@@ -66,12 +66,14 @@ static void on_epoch(const fg_lm_epoch *e, void *user) {
     lm_ui *ui = user;
     cli_progress_clear(&ui->prog);
     char kind[32];
-    if (e->sparse) snprintf(kind, sizeof kind, "drop %.2f", e->drop);
+    if (e->tau > 0) snprintf(kind, sizeof kind, "tau %.2g", e->tau);
+    else if (e->sparse) snprintf(kind, sizeof kind, "drop %.2f", e->drop);
     else snprintf(kind, sizeof kind, "dense");
     printf("epoch %3d  %-9s lr %.4f  train ppl %8.2f  valid ppl %8.2f  %7.1f s (CPU %7.1f s)  LSTM backward %6.1f s, "
-           "%5.1f %% of its dense GEMM FLOPs%s\n",
+           "%5.1f %% of its dense GEMM FLOPs, %5.1f %% of dG zeroed%s\n",
            e->epoch + 1, kind, e->lr, e->train_ppl, e->valid_ppl, e->seconds, e->cpu_seconds,
-           e->lstm_backward_seconds, 100.0 * e->lstm_backward_flops_kept, e->restored ? "  (from --resume)" : "");
+           e->lstm_backward_seconds, 100.0 * e->lstm_backward_flops_kept, 100.0 * e->gate_sparsity,
+           e->restored ? "  (from --resume)" : "");
     fflush(stdout);
 }
 
@@ -80,8 +82,11 @@ static int plot_ppl(const lm_args *a, const fg_lm_epoch *h, int n, double test_p
     if (!cli_gnuplot_open(&gp, a->plot, 900, 540, why, why_len)) return 0;
     FILE *f = gp.f;
     char title[256];
-    snprintf(title, sizeof title, "LSTM LM on %s (%d x %lld, drop %.2f): test perplexity %.1f", a->data, a->layers,
-             (long long)a->hidden, a->sparse, test_ppl);
+    char how[48];
+    if (a->tau > 0) snprintf(how, sizeof how, "threshold %.2g", a->tau);
+    else snprintf(how, sizeof how, "drop %.2f", a->sparse);
+    snprintf(title, sizeof title, "LSTM LM on %s (%d x %lld, %s): test perplexity %.1f", a->data, a->layers,
+             (long long)a->hidden, how, test_ppl);
     fprintf(f, "set title ");
     cli_gnuplot_str(f, title);
     fprintf(f, "\nset xlabel 'epoch'\nset ylabel 'perplexity'\nset logscale y\nset grid\nset key top right\n");
@@ -122,6 +127,7 @@ static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, i
     cli_json_int(&j, "steps", a->steps);
     cli_json_int(&j, "batch", a->batch);
     cli_json_num(&j, "sparse_drop", a->sparse);
+    cli_json_num(&j, "sparse_tau", a->tau);
     cli_json_int(&j, "sparse_block", a->block);
     cli_json_str(&j, "sparse_variant", a->variant);
     cli_json_str(&j, "schedule", a->schedule);
@@ -148,6 +154,8 @@ static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, i
         cli_json_num(&j, "cpu_seconds", h[i].cpu_seconds);
         cli_json_num(&j, "lstm_backward_seconds", h[i].lstm_backward_seconds);
         cli_json_num(&j, "lstm_backward_flops_kept", h[i].lstm_backward_flops_kept);
+        cli_json_num(&j, "tau", h[i].tau);
+        cli_json_num(&j, "gate_sparsity", h[i].gate_sparsity);
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -187,10 +195,13 @@ static int lm_train(int argc, char **argv) {
         {"clip", CLI_FLOAT, &a.clip, "NORM", "max global gradient norm, 0 = none (default 5)", 0},
         {"sparse", CLI_FLOAT, &a.sparse, "DROP", "fraction of hidden-unit blocks whose gate gradients each LSTM "
                                                 "backward drops per step, in [0, 1) (default 0: dense)", 0},
+        {"tau", CLI_FLOAT, &a.tau, "TAU", "with --variant threshold: sparse epochs zero every gate gradient with "
+                                          "|dG| < TAU (Zhu et al. 2016; the GEMMs stay dense) and report the "
+                                          "fraction zeroed; the schedule treats TAU as it does the drop", 0},
         {"block", CLI_I64, &a.block, "U", "hidden units per block (default 16 with --sparse, else unused)", 0},
         {"variant", CLI_STR, &a.variant, "NAME", "sparse epochs' backward: structured (one kept block set per chunk, "
-                                                "every backward GEMM shrinks; default), step (kept blocks per step) "
-                                                "or meprop (top-k gate columns per step)", 0},
+                                                "every backward GEMM shrinks; default), step (kept blocks per step), "
+                                                "meprop (top-k gate columns per step) or threshold (with --tau)", 0},
         {"schedule", CLI_STR, &a.schedule, "NAME", "which epochs before the dense ones are sparse: sparse-dense "
                                                   "(all, at --sparse; default), alternating (every other, from the "
                                                   "first) or decaying (the drop falls linearly from --sparse to 0)", 0},
@@ -231,12 +242,20 @@ static int lm_train(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
     if (!(a.sparse >= 0 && a.sparse < 1)) return cli_usage_error(&cmd, "--sparse %g: expected a fraction in [0, 1)", a.sparse);
-    if (a.sparse > 0 && !cli_find(opts, "block")->set) a.block = a.hidden < 16 ? a.hidden : 16;
+    if (!(a.tau >= 0 && isfinite(a.tau))) return cli_usage_error(&cmd, "--tau %g: expected a finite tau >= 0", a.tau);
+    if ((a.sparse > 0 || a.tau > 0) && !cli_find(opts, "block")->set) a.block = a.hidden < 16 ? a.hidden : 16;
     if (a.block < 0 || a.block > a.hidden)
         return cli_usage_error(&cmd, "--block %lld: expected 1..hidden (%lld)", (long long)a.block, (long long)a.hidden);
     const fg_lstm_bwd variant = fg_lstm_bwd_parse(a.variant);
-    if (variant != FG_LSTM_BWD_STRUCTURED && variant != FG_LSTM_BWD_STEP && variant != FG_LSTM_BWD_MEPROP)
-        return cli_usage_error(&cmd, "--variant %s: expected structured, step or meprop", a.variant);
+    if (variant != FG_LSTM_BWD_STRUCTURED && variant != FG_LSTM_BWD_STEP && variant != FG_LSTM_BWD_MEPROP &&
+        variant != FG_LSTM_BWD_THRESHOLD)
+        return cli_usage_error(&cmd, "--variant %s: expected structured, step, meprop or threshold", a.variant);
+    if (variant == FG_LSTM_BWD_THRESHOLD && a.sparse > 0)
+        return cli_usage_error(&cmd, "--sparse %g with --variant threshold: the threshold variant drops by --tau, "
+                               "expected --tau instead", a.sparse);
+    if (variant != FG_LSTM_BWD_THRESHOLD && a.tau > 0)
+        return cli_usage_error(&cmd, "--tau %g with --variant %s: expected --variant threshold (the others drop "
+                               "by --sparse)", a.tau, a.variant);
     const fg_lm_schedule schedule = fg_lm_schedule_parse(a.schedule);
     if (schedule == FG_LM_SCHED_COUNT)
         return cli_usage_error(&cmd, "--schedule %s: expected sparse-dense, alternating or decaying", a.schedule);
@@ -268,6 +287,7 @@ static int lm_train(int argc, char **argv) {
     tc.clip = (float)a.clip;
     tc.sparse_drop = (float)a.sparse;
     tc.sparse_variant = variant;
+    tc.sparse_tau = (float)a.tau;
     tc.schedule = schedule;
     tc.eval_every = a.eval_every;
     tc.dense_epochs = a.dense_epochs;
@@ -291,7 +311,11 @@ static int lm_train(int argc, char **argv) {
            (long long)(a.embed ? a.embed : a.hidden), a.layers, (long long)a.hidden, corpus.vocab_size,
            (long long)a.steps, (long long)a.batch, (long long)fg_lm_chunks(corpus.n[0], a.steps, a.batch),
            a.max_batches > 0 ? " (limited by --max-batches)" : "");
-    if (a.sparse > 0) {
+    if (a.tau > 0) {
+        printf("threshold backward (|dG| < tau zeroed), schedule %s: tau per epoch", a.schedule);
+        for (int e = 0; e < a.epochs; e++) printf(" %.3g", fg_lm_epoch_tau(&tc, e));
+        printf("\n");
+    } else if (a.sparse > 0) {
         printf("sparse backward (%s, blocks of %lld units), schedule %s: drop per epoch", a.variant, (long long)a.block,
                a.schedule);
         for (int e = 0; e < a.epochs; e++) printf(" %.2f", fg_lm_epoch_drop(&tc, e));

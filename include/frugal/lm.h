@@ -62,7 +62,8 @@ typedef struct fg_lm_progress {
     double seconds;       /* since the epoch started */
 } fg_lm_progress;
 
-/* Which epochs train sparse, and at which drop (fg_lm_epoch_drop). In every schedule the first
+/* Which epochs train sparse, and at which drop (fg_lm_epoch_drop; with the threshold variant the
+ * schedule gives each epoch's tau in the same way, fg_lm_epoch_tau). In every schedule the first
  * dense_first epochs (a dense warm-up) and the last dense_epochs epochs are dense; the schedule
  * orders the S = epochs - dense_first - dense_epochs epochs between them, numbered e = 0..S-1. */
 typedef enum fg_lm_schedule {
@@ -88,6 +89,8 @@ typedef struct fg_lm_epoch {
                                   other processes on the cores than the wall time */
     double lstm_backward_seconds; /* summed over the LSTM nodes' backwards */
     double lstm_backward_flops_kept; /* recurrent-backward GEMM FLOPs issued / the dense ones (1 = dense) */
+    double tau;           /* threshold variant: the |dG| below which this epoch zeroed gate gradients (0 otherwise) */
+    double gate_sparsity; /* fraction of the gate gradients the LSTM backwards zeroed, over the epoch (0 = dense) */
     int restored;         /* 1: trained before, read from the checkpoint this run resumed (tc->resume) */
 } fg_lm_epoch;
 
@@ -108,7 +111,9 @@ typedef struct fg_lm_train_cfg {
     int decay_after;
     float clip;            /* max global gradient norm; 0 = none */
     float sparse_drop;     /* fraction of blocks dropped in sparse epochs, [0, 1); 0 = dense training */
-    fg_lstm_bwd sparse_variant; /* the sparse epochs' backward: step, structured (the default) or meprop */
+    fg_lstm_bwd sparse_variant; /* the sparse epochs' backward: step, structured (the default), meprop, or
+                                   threshold (Zhu et al. 2016: |dG| < sparse_tau zeroed, every GEMM dense) */
+    float sparse_tau;      /* threshold variant only: the tau of its sparse epochs (> 0; sparse_drop stays 0) */
     fg_lm_schedule schedule; /* which epochs are sparse and at which drop (default sparse-dense) */
     int dense_epochs;      /* the last dense_epochs epochs train dense */
     int dense_first;       /* so do the first dense_first epochs (a dense warm-up; default 0) */
@@ -140,6 +145,9 @@ fg_lm_train_cfg fg_lm_train_defaults(void);
 
 /* The drop of epoch e (0-based) under tc's schedule: 0 for a dense epoch. */
 double fg_lm_epoch_drop(const fg_lm_train_cfg *tc, int e);
+/* The threshold variant's tau in epoch e under tc's schedule (decaying: it falls as the drop
+ * does); 0 for a dense epoch and for the other variants. */
+double fg_lm_epoch_tau(const fg_lm_train_cfg *tc, int e);
 
 /* Number of (T, B) chunks the split of n words yields: the words are cut into B streams of
  * n / B words; each chunk reads T of them and predicts the T following ones. */

@@ -28,10 +28,10 @@ static fg_status check_cfg(const fg_lm_cfg *c) {
 
 static fg_id drop(fg_graph *g, const char *name, fg_id x, float p) { return p > 0 ? fg_nn_dropout(g, name, x, p) : x; }
 
-/* Every LSTM node's drop and backward variant (with the model's block; nothing without one). */
-static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d, fg_lstm_bwd v) {
+/* Every LSTM node's drop (or tau) and backward variant (with the model's block; nothing without one). */
+static fg_status set_drop(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, float d, float tau, fg_lstm_bwd v) {
     if (c->sparse_block <= 0) return FG_OK;
-    fg_lstm_sparsity sp = {.drop = d, .block = c->sparse_block, .variant = v};
+    fg_lstm_sparsity sp = {.drop = d, .block = c->sparse_block, .variant = v, .tau = tau};
     for (int k = 0; k < io->n_lstm; k++) FG_TRY(fg_graph_set_lstm_sparsity(g, io->lstm_nodes[k], &sp));
     return FG_OK;
 }
@@ -63,7 +63,7 @@ fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io) {
     io->logits = fg_layer_linear(g, "decoder", x, c->vocab, 1);
     io->loss = fg_nn_xent(g, "loss", io->logits, io->targets);
     FG_TRY(fg_graph_status(g));
-    return set_drop(g, io, c, 0.0f, FG_LSTM_BWD_STRUCTURED); /* sizes the sparse backward's workspace at build */
+    return set_drop(g, io, c, 0.0f, 0.0f, FG_LSTM_BWD_STRUCTURED); /* sizes the sparse backward's workspace at build */
 }
 
 fg_lm_train_cfg fg_lm_train_defaults(void) {
@@ -91,15 +91,22 @@ const char *fg_lm_schedule_name(fg_lm_schedule s) {
     return s >= 0 && s < FG_LM_SCHED_COUNT ? sched_names[s] : "unknown";
 }
 
-double fg_lm_epoch_drop(const fg_lm_train_cfg *tc, int e) {
+/* What the schedule makes of `top` (the drop, or the threshold's tau) in epoch e. */
+static double scheduled(const fg_lm_train_cfg *tc, int e, double top) {
     int S = tc->epochs - tc->dense_epochs - tc->dense_first; /* epochs that may be sparse */
     e -= tc->dense_first;
-    if (!(tc->sparse_drop > 0) || e < 0 || e >= S) return 0.0;
+    if (!(top > 0) || e < 0 || e >= S) return 0.0;
     switch (tc->schedule) {
-    case FG_LM_SCHED_ALTERNATING: return e % 2 == 0 ? tc->sparse_drop : 0.0;
-    case FG_LM_SCHED_DECAYING: return (double)tc->sparse_drop * (double)(S - e) / (double)S;
-    default: return tc->sparse_drop;
+    case FG_LM_SCHED_ALTERNATING: return e % 2 == 0 ? top : 0.0;
+    case FG_LM_SCHED_DECAYING: return top * (double)(S - e) / (double)S;
+    default: return top;
     }
+}
+
+double fg_lm_epoch_drop(const fg_lm_train_cfg *tc, int e) { return scheduled(tc, e, tc->sparse_drop); }
+
+double fg_lm_epoch_tau(const fg_lm_train_cfg *tc, int e) {
+    return tc->sparse_variant == FG_LSTM_BWD_THRESHOLD ? scheduled(tc, e, tc->sparse_tau) : 0.0;
 }
 
 int64_t fg_lm_chunks(int64_t n, int64_t T, int64_t B) {
@@ -189,6 +196,17 @@ static fg_status save_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_tr
         free(path);
         return s;
     }
+    double *y = malloc((size_t)(epochs > 0 ? epochs : 1) * 2 * sizeof(double));
+    char *hs = NULL;
+    if (!y) s = fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
+    for (int e = 0; s == FG_OK && e < epochs; e++) y[2 * e] = hist[e].tau, y[2 * e + 1] = hist[e].gate_sparsity;
+    if (s == FG_OK) s = fg_st_meta_table_text(y, epochs, 2, &hs);
+    free(y);
+    if (s != FG_OK) {
+        free(path);
+        free(h);
+        return s;
+    }
     char v[7][40];
     snprintf(v[0], sizeof v[0], "%d", epochs);
     snprintf(v[1], sizeof v[1], "%llu", (unsigned long long)tc->seed);
@@ -198,11 +216,12 @@ static fg_status save_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_tr
     snprintf(v[5], sizeof v[5], "%a", wall);
     snprintf(v[6], sizeof v[6], "%a", cpu);
     const char *keys[] = {"kind", "lm.epochs", "lm.seed", "lm.steps", "lm.batch", "lm.chunks",
-                          "lm.train_seconds", "lm.train_cpu_seconds", "lm.history"};
-    const char *vals[] = {"lm-checkpoint", v[0], v[1], v[2], v[3], v[4], v[5], v[6], h};
+                          "lm.train_seconds", "lm.train_cpu_seconds", "lm.history", "lm.history_sparsity"};
+    const char *vals[] = {"lm-checkpoint", v[0], v[1], v[2], v[3], v[4], v[5], v[6], h, hs};
     s = fg_graph_save(g, NULL, path, (int)(sizeof keys / sizeof keys[0]), keys, vals);
     free(path);
     free(h);
+    free(hs);
     return s;
 }
 
@@ -234,9 +253,24 @@ fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info
         return fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history' has %lld epochs, 'lm.epochs' says %lld", what,
                        (long long)nx, (long long)n);
     }
-    fg_lm_epoch *hist = calloc((size_t)n, sizeof *hist);
+    /* tau and the gate sparsity per epoch: absent from checkpoints written before the threshold variant
+     * trained the LM (dense or drop-based epochs: tau 0, sparsity unknown, left 0) */
+    double *y = NULL;
+    int64_t ny = n;
+    if (fg_st_meta(f, "lm.history_sparsity")) {
+        fg_status s = fg_st_meta_table(f, "lm.history_sparsity", 2, n, &y, &ny);
+        if (s != FG_OK) {
+            free(x);
+            return s;
+        }
+    }
+    fg_lm_epoch *hist = ny == n ? calloc((size_t)n, sizeof *hist) : NULL;
     if (!hist) {
         free(x);
+        free(y);
+        if (ny != n)
+            return fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history_sparsity' has %lld epochs, 'lm.epochs' says %lld",
+                           what, (long long)ny, (long long)n);
         return fg_fail(FG_ERR_OOM, "%s: out of host memory for %lld epochs' figures", what, (long long)n);
     }
     for (int e = 0; e < n; e++) {
@@ -244,8 +278,14 @@ fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info
         hist[e] = (fg_lm_epoch){.epoch = e, .sparse = r[0] > 0, .drop = r[0], .lr = r[1], .train_ppl = r[2],
                                 .valid_ppl = r[3], .seconds = r[4], .cpu_seconds = r[5],
                                 .lstm_backward_seconds = r[6], .lstm_backward_flops_kept = r[7], .restored = 1};
+        if (y) {
+            hist[e].tau = y[2 * e];
+            hist[e].gate_sparsity = y[2 * e + 1];
+            hist[e].sparse = hist[e].sparse || hist[e].tau > 0;
+        }
     }
     free(x);
+    free(y);
     out->epochs = (int)n;
     out->hist = hist;
     return FG_OK;
@@ -373,13 +413,18 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     if (!(tc->sparse_drop >= 0 && tc->sparse_drop < 1))
         return fg_fail(FG_ERR_INVALID, "lm: sparse drop %g, expected in [0, 1)", (double)tc->sparse_drop);
     if (tc->sparse_variant != FG_LSTM_BWD_STEP && tc->sparse_variant != FG_LSTM_BWD_STRUCTURED &&
-        tc->sparse_variant != FG_LSTM_BWD_MEPROP)
-        return fg_fail(FG_ERR_INVALID, "lm: sparse variant %d (%s), expected step, structured or meprop (the variants "
-                       "with a drop; threshold is on the kernel and the graph node only)", (int)tc->sparse_variant,
-                       fg_lstm_bwd_name(tc->sparse_variant));
-    if (tc->sparse_drop > 0 && c->sparse_block <= 0)
-        return fg_fail(FG_ERR_INVALID, "lm: sparse training (drop %g) needs a sparse block size at build",
-                       (double)tc->sparse_drop);
+        tc->sparse_variant != FG_LSTM_BWD_MEPROP && tc->sparse_variant != FG_LSTM_BWD_THRESHOLD)
+        return fg_fail(FG_ERR_INVALID, "lm: sparse variant %d (%s), expected step, structured, meprop or threshold",
+                       (int)tc->sparse_variant, fg_lstm_bwd_name(tc->sparse_variant));
+    const int threshold = tc->sparse_variant == FG_LSTM_BWD_THRESHOLD;
+    if (!(tc->sparse_tau >= 0 && isfinite(tc->sparse_tau)) || (tc->sparse_tau > 0 && !threshold) ||
+        (threshold && tc->sparse_drop > 0))
+        return fg_fail(FG_ERR_INVALID, "lm: sparse variant %s with drop %g and tau %g; expected a drop with step, "
+                       "structured or meprop, a finite tau >= 0 with threshold (its drop 0)",
+                       fg_lstm_bwd_name(tc->sparse_variant), (double)tc->sparse_drop, (double)tc->sparse_tau);
+    if ((tc->sparse_drop > 0 || tc->sparse_tau > 0) && c->sparse_block <= 0)
+        return fg_fail(FG_ERR_INVALID, "lm: sparse training (drop %g, tau %g) needs a sparse block size at build",
+                       (double)tc->sparse_drop, (double)tc->sparse_tau);
     if (tc->schedule < 0 || tc->schedule >= FG_LM_SCHED_COUNT)
         return fg_fail(FG_ERR_INVALID, "lm: schedule %d, expected sparse-dense, alternating or decaying",
                        (int)tc->schedule);
@@ -437,13 +482,13 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     for (int e = start; e < tc->epochs && s == FG_OK; e++) {
         lr = decayed(tc, lr, e);
         fg_optim_set_lr(opt, (float)lr);
-        double drop = fg_lm_epoch_drop(tc, e);
-        int sparse = drop > 0;
-        if ((s = set_drop(g, io, c, (float)drop, tc->sparse_variant)) != FG_OK) break;
+        double drop = fg_lm_epoch_drop(tc, e), tau = fg_lm_epoch_tau(tc, e);
+        int sparse = drop > 0 || tau > 0;
+        if ((s = set_drop(g, io, c, (float)drop, (float)tau, tc->sparse_variant)) != FG_OK) break;
         fg_graph_set_training(g, 1);
         fg_graph_reset_times(g);
         reset_state(&cb, c);
-        double t0 = fg_time_now(), c0 = fg_time_cpu(), sum = 0, flops = 0, flops_dense = 0;
+        double t0 = fg_time_now(), c0 = fg_time_cpu(), sum = 0, flops = 0, flops_dense = 0, zeroed = 0;
         double paused = 0, paused_cpu = 0; /* time spent in mid-epoch validations */
         int64_t k = 0;
         for (; k < chunks && s == FG_OK; k++) {
@@ -477,6 +522,7 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
                 if (fg_graph_lstm_sparse_stats(g, io->lstm_nodes[l], &st) == FG_OK) {
                     flops += st.gemm_flops;
                     flops_dense += st.gemm_flops_dense;
+                    zeroed += st.sparsity; /* every LSTM has T * B * 4H gate gradients */
                 }
             }
             if (tc->clip > 0) fg_graph_clip_grad_norm(g, tc->clip);
@@ -492,6 +538,8 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
         r.epoch = e;
         r.sparse = sparse;
         r.drop = drop;
+        r.tau = tau;
+        r.gate_sparsity = c->sparse_block > 0 ? zeroed / ((double)k * io->n_lstm) : 0.0;
         r.lr = lr;
         r.seconds = fg_time_now() - t0 - paused;
         r.cpu_seconds = fg_time_cpu() - c0 - paused_cpu;
