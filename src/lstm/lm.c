@@ -257,21 +257,18 @@ fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info
      * trained the LM (dense or drop-based epochs: tau 0, sparsity unknown, left 0) */
     double *y = NULL;
     int64_t ny = n;
-    if (fg_st_meta(f, "lm.history_sparsity")) {
-        fg_status s = fg_st_meta_table(f, "lm.history_sparsity", 2, n, &y, &ny);
-        if (s != FG_OK) {
-            free(x);
-            return s;
-        }
-    }
-    fg_lm_epoch *hist = ny == n ? calloc((size_t)n, sizeof *hist) : NULL;
-    if (!hist) {
+    fg_status s = FG_OK;
+    if (fg_st_meta(f, "lm.history_sparsity")) s = fg_st_meta_table(f, "lm.history_sparsity", 2, n, &y, &ny);
+    if (s == FG_OK && ny != n)
+        s = fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history_sparsity' has %lld epochs, 'lm.epochs' says %lld", what,
+                    (long long)ny, (long long)n);
+    fg_lm_epoch *hist = s == FG_OK ? calloc((size_t)n, sizeof *hist) : NULL;
+    if (s == FG_OK && !hist)
+        s = fg_fail(FG_ERR_OOM, "%s: out of host memory for %lld epochs' figures", what, (long long)n);
+    if (s != FG_OK) {
         free(x);
         free(y);
-        if (ny != n)
-            return fg_fail(FG_ERR_FORMAT, "%s: metadata 'lm.history_sparsity' has %lld epochs, 'lm.epochs' says %lld",
-                           what, (long long)ny, (long long)n);
-        return fg_fail(FG_ERR_OOM, "%s: out of host memory for %lld epochs' figures", what, (long long)n);
+        return s;
     }
     for (int e = 0; e < n; e++) {
         const double *r = x + e * CKPT_FIELDS;
