@@ -445,7 +445,8 @@ static int rl_train(int argc, char **argv) {
         {"lambda", CLI_FLOAT, &lambda, "X",
          "lambda of the returns: 1 = n-step (GA3C's; default), below 1 = lambda-returns over each segment from the "
          "behaviour values (MinAtar's actor-critic: 0.8); ga3c only, not with --vtrace", 0},
-        {"grad-clip", CLI_FLOAT, &grad_clip, "X", "max gradient norm, 0 = none (default 40)", 0},
+        {"grad-clip", CLI_FLOAT, &grad_clip, "X", "max gradient norm of an update, 0 = none (default: none for GA3C "
+                                                   "at --min-train-batch 0, an update per segment; else 40)", 0},
         {"rms-decay", CLI_FLOAT, &rms_decay, "X", "RMSProp's decay of the squared-gradient average (default 0.99, GA3C's)", 0},
         {"rms-eps", CLI_FLOAT, &rms_eps, "X",
          "RMSProp's epsilon, added to the average inside the square root (default 0.1, GA3C's; it was tuned for "

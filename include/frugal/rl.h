@@ -154,7 +154,9 @@ typedef void (*fg_ga3c_progress_fn)(void *user, const fg_ga3c_stats *st);
  *   bootstraps GA3C's n-step returns), so the value regression's bootstrap is as old as the data,
  *   like a target network. CURRENT: IMPALA's, V(x_n) from the trainer's own forward with the
  *   weights being updated. At large policy lag CURRENT let the value function diverge (mean V
- *   about 900 on CartPole, where no discounted return exceeds 100; docs/BENCHMARKS.md). */
+ *   about 900 on CartPole, where no discounted return exceeds 100; docs/BENCHMARKS.md) under the
+ *   gradient clip at 40 those runs had; without it (the default at min batch 0 since 2026-12-07,
+ *   fg_ga3c_grad_clip) both settled in 8 seeds of 8 (bench/rl_vtrace_value). */
 typedef enum fg_ga3c_vtrace_boot {
     FG_GA3C_VTRACE_BOOT_BEHAVIOUR,
     FG_GA3C_VTRACE_BOOT_CURRENT,
@@ -192,7 +194,9 @@ typedef struct fg_ga3c_config {
                                   paper's annealing, to 0); negative (default -1): lr throughout */
     float rmsprop_decay;       /* 0.99 */
     float rmsprop_eps;         /* 0.1, inside the square root as TensorFlow (GA3C) */
-    float grad_clip;           /* max global gradient norm; 0 = no clipping (default 40) */
+    float grad_clip;           /* max global gradient norm of an update; 0 = no clipping; negative (default
+                                  -1): fg_ga3c_grad_clip's choice, none for GA3C at min_training_batch 0
+                                  (an update per segment), else 40 */
     int vtrace;                /* 1: IMPALA's V-trace correction of policy lag, rho_bar = c_bar = 1, the
                                   targets from the trainer's forward (GA3C only) */
     fg_ga3c_vtrace_boot vtrace_boot; /* V-trace's V(x_n): BEHAVIOUR (default) or CURRENT, see above */
@@ -223,6 +227,15 @@ typedef struct fg_ga3c_config {
 
 /* The defaults above, env NULL. */
 void fg_ga3c_config_init(fg_ga3c_config *c);
+
+/* The gradient-norm clip a run applies: c->grad_clip when >= 0; when negative, 0 (none) for GA3C
+ * with min_training_batch 0, else 40. Why none there: a clip rescales each update as a whole, and
+ * with one segment per update that weights the segments by 1/norm, so the segments ending in a
+ * termination (the largest value errors while V overestimates) count least; at large policy lag
+ * the value regression then lost its anchor and V diverged (CartPole, lockstep, 32 agents: 3 seeds
+ * of 16 with clip 40, none without; bench/rl_vtrace_value). GA3C's Config.py has no clipping at its
+ * min batch 0; RMSProp bounds each weight's step to lr / sqrt(1 - decay) anyway. */
+float fg_ga3c_grad_clip(const fg_ga3c_config *c);
 
 /* The learning rate after `frames` environment steps: lr + (lr_final - lr) * min(frames, c->frames)
  * / c->frames, or lr when lr_final is negative. The trainers set it before every RMSProp step. */

@@ -620,7 +620,8 @@ static fg_status a3c_rollout(fg_ga3c *r, ga3c_agent *a, int *stop_now) {
     /* the copy's gradients become the global model's, and its optimizer steps */
     pthread_mutex_lock(&r->train_mu);
     for (int i = 0; i < l->np; i++) memcpy(l->gg[i], l->lg[i], l->bytes[i]);
-    double norm = r->cfg.grad_clip > 0 ? fg_graph_clip_grad_norm(r->train.g, r->cfg.grad_clip) : 0.0;
+    float clip = fg_ga3c_grad_clip(&r->cfg);
+    double norm = clip > 0 ? fg_graph_clip_grad_norm(r->train.g, clip) : 0.0;
     fg_status s = FG_OK;
     if (!isfinite(norm) || !isfinite(loss))
         s = fg_fail(FG_ERR_INVALID, "the loss or the gradient norm is not finite (loss %g, norm %g): lower --lr", loss,
@@ -911,7 +912,9 @@ static fg_status train_once(fg_ga3c *r, int wid, train_bufs *b) {
         s = fg_graph_backward(g);
     }
     if (s == FG_OK) {
-        double norm = r->cfg.grad_clip > 0 ? fg_graph_clip_grad_norm(g, r->cfg.grad_clip) : 0.0;
+        /* the norm is measured unclipped too (max INFINITY), for the finiteness check */
+        float clip = fg_ga3c_grad_clip(&r->cfg);
+        double norm = fg_graph_clip_grad_norm(g, clip > 0 ? (double)clip : INFINITY);
         if (!isfinite(norm) || !isfinite(loss))
             s = fg_fail(FG_ERR_INVALID, "the loss or the gradient norm is not finite (loss %g, norm %g) after %lld "
                         "updates: lower --lr",
@@ -989,7 +992,7 @@ void fg_ga3c_config_init(fg_ga3c_config *c) {
     c->lr_final = -1.0f;
     c->rmsprop_decay = 0.99f;
     c->rmsprop_eps = 0.1f;
-    c->grad_clip = 40.0f;
+    c->grad_clip = -1.0f;
     c->frames = 1000000;
     c->seed = 1;
     c->tune = FG_GA3C_TUNE_OFF;
@@ -999,6 +1002,17 @@ void fg_ga3c_config_init(fg_ga3c_config *c) {
     c->max_trainers = 4;
     c->ops_threads = 1;
     c->progress_seconds = 2.0;
+}
+
+float fg_ga3c_grad_clip(const fg_ga3c_config *c) {
+    if (c->grad_clip >= 0) return c->grad_clip;
+    /* Clipping rescales an update as a whole. With an update per segment (GA3C, min batch 0) it
+     * weights the segments by min(1, clip / norm): those ending in a termination, whose value
+     * errors are the largest while V overestimates, count least, so the value regression stops
+     * seeing what anchors V and V can climb without bound (measured in frugal/rl.h's comment).
+     * GA3C's Config pairs TRAINING_MIN_BATCH_SIZE 0 with USE_GRAD_CLIP False; RMSProp already
+     * bounds each weight's step to lr / sqrt(1 - decay). */
+    return c->algo == FG_GA3C_ALGO_GA3C && c->min_training_batch == 0 ? 0.0f : 40.0f;
 }
 
 float fg_ga3c_lr_at(const fg_ga3c_config *c, int64_t frames) {
@@ -1051,7 +1065,7 @@ static fg_status check_config(const fg_ga3c_config *c) {
     if (c->lr_final >= 0) RANGE(c->lr_final, 0, 10)
     RANGE(c->rmsprop_decay, 0, 1)
     RANGE(c->rmsprop_eps, 0, 10)
-    RANGE(c->grad_clip, 0, 1e12)
+    if (!(c->grad_clip < 0)) RANGE(c->grad_clip, 0, 1e12) /* negative: fg_ga3c_grad_clip's choice */
     RANGE(c->frames, 1, 1e15)
     RANGE(c->progress_seconds, 0.01, 1e6)
     RANGE(c->ops_threads, 0, 1024)
