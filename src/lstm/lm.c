@@ -154,7 +154,8 @@ static void init_weights(fg_graph *g, uint64_t seed) {
  *   kind "lm-checkpoint"; lm.epochs (finished), lm.seed, lm.steps, lm.batch, lm.chunks (per epoch);
  *   lm.train_seconds, lm.train_cpu_seconds (training time so far, C99 hex floats);
  *   lm.history: per epoch "drop,lr,train_ppl,valid_ppl,seconds,cpu_seconds,lstm_backward_seconds,
- *   lstm_backward_flops_kept" (hex floats), epochs separated by ';'.
+ *   lstm_backward_flops_kept" (hex floats), epochs separated by ';';
+ *   lm.history_sparsity: per epoch "tau,gate_sparsity" in the same form (absent from older files).
  * The learning rate is not stored: the resumed run replays its own schedule up to the epoch. */
 
 #define CKPT_FIELDS 8
@@ -184,27 +185,30 @@ static char *ckpt_path(const char *pattern, int epoch) {
     return out;
 }
 
+static void epoch_sparsity_fields(const fg_lm_epoch *r, double *x) { x[0] = r->tau, x[1] = r->gate_sparsity; }
+
+/* one metadata table over the epochs: row e is fill(&hist[e]) of nfields numbers; *out malloc'd */
+static fg_status history_table(const fg_lm_epoch *hist, int epochs, int nfields,
+                               void (*fill)(const fg_lm_epoch *, double *), char **out) {
+    *out = NULL;
+    double *x = malloc((size_t)(epochs > 0 ? epochs : 1) * (size_t)nfields * sizeof(double));
+    if (!x) return fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
+    for (int e = 0; e < epochs; e++) fill(&hist[e], x + (size_t)e * (size_t)nfields);
+    fg_status s = fg_st_meta_table_text(x, epochs, nfields, out);
+    free(x);
+    return s;
+}
+
 static fg_status save_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_train_cfg *tc, int64_t chunks,
                                  const fg_lm_epoch *hist, int epochs, double wall, double cpu) {
-    char *path = ckpt_path(tc->checkpoint, epochs), *h = NULL;
-    double *x = malloc((size_t)(epochs > 0 ? epochs : 1) * CKPT_FIELDS * sizeof(double));
-    fg_status s = path && x ? FG_OK : fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
-    for (int e = 0; s == FG_OK && e < epochs; e++) epoch_fields(&hist[e], x + e * CKPT_FIELDS);
-    if (s == FG_OK) s = fg_st_meta_table_text(x, epochs, CKPT_FIELDS, &h);
-    free(x);
-    if (s != FG_OK) {
-        free(path);
-        return s;
-    }
-    double *y = malloc((size_t)(epochs > 0 ? epochs : 1) * 2 * sizeof(double));
-    char *hs = NULL;
-    if (!y) s = fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
-    for (int e = 0; s == FG_OK && e < epochs; e++) y[2 * e] = hist[e].tau, y[2 * e + 1] = hist[e].gate_sparsity;
-    if (s == FG_OK) s = fg_st_meta_table_text(y, epochs, 2, &hs);
-    free(y);
+    char *path = ckpt_path(tc->checkpoint, epochs), *h = NULL, *hs = NULL;
+    fg_status s = path ? FG_OK : fg_fail(FG_ERR_OOM, "lm: out of host memory for a checkpoint");
+    if (s == FG_OK) s = history_table(hist, epochs, CKPT_FIELDS, epoch_fields, &h);
+    if (s == FG_OK) s = history_table(hist, epochs, 2, epoch_sparsity_fields, &hs);
     if (s != FG_OK) {
         free(path);
         free(h);
+        free(hs);
         return s;
     }
     char v[7][40];
