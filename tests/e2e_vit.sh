@@ -107,12 +107,14 @@ for e in c:
     if "tome" in e["skip"] and not e["flops"] < c[0]["flops"]: bad("%r does not save FLOPs" % e["skip"])
 PY
 
-# SegFormer-B0 on digit scenes (mIoU)
+# SegFormer-B0 on digit scenes (mIoU), the training scenes augmented
 "$frugal" vit train --model segformer-b0 --data scenes --epochs 1 --batch 16 --train-images 128 --val-images 32 \
-    --test-images 32 --threads 2 --quiet --json seg.json --save seg.safetensors >out.txt 2>&1 ||
-    fail "vit train (segformer-b0) exited $?"
+    --test-images 32 --threads 2 --quiet --scene-scale 0.2 --scene-rotate 20 --json seg.json --save seg.safetensors \
+    >out.txt 2>&1 || fail "vit train (segformer-b0) exited $?"
 train_line=$(grep "^test mIoU: " out.txt) || fail "no 'test mIoU' line"
 check_json seg.json mIoU 1
+python3 -c "import json,sys; d=json.load(open('seg.json')); sys.exit(0 if d['scene_scale']==0.2 and d['scene_rotate']==20 else 1)" ||
+    fail "seg.json does not record the augmentation"
 "$frugal" vit eval --model seg.safetensors --test-images 32 --json eval.json >out.txt 2>&1 || fail "vit eval (seg) exited $?"
 eval_line=$(grep "^test mIoU: " out.txt) || fail "eval printed no 'test mIoU' line"
 [[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
@@ -134,6 +136,9 @@ usage "--save FILE is required" vit train --model vit-tiny-28 --data fashion
 usage "unknown --data 'cifar'" vit train --model vit-tiny-28 --data cifar --save x.safetensors
 usage "does not fit --data scenes" vit train --model vit-tiny-28 --data scenes --save x.safetensors
 usage "--epochs must be >= 1" vit train --model vit-tiny-28 --data fashion --epochs 0 --save x.safetensors
+usage "--scene-scale must be in" vit train --model segformer-b0 --data scenes --scene-scale 1 --save x.safetensors
+usage "--scene-rotate must be in" vit train --model segformer-b0 --data scenes --scene-rotate -5 --save x.safetensors
+usage "augment --data scenes only" vit train --model vit-tiny-28 --data fashion --scene-rotate 10 --save x.safetensors
 usage "--model FILE is required" vit eval --data fashion
 usage "unknown subcommand 'fly'" vit fly
 usage "--json FILE is required" vit profile --model vit.safetensors

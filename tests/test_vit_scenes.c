@@ -6,7 +6,11 @@
  *  - only source images of the given range appear (disjoint splits), and never more items than
  *    items_max;
  *  - the labels at 1/4 resolution are the cells' centre pixels;
- *  - bad ranges, canvases, labels and factors are rejected with a message. */
+ *  - augmentation: on a solid square item the labelled area follows the drawn scales (mean (28 f)^2)
+ *    and the labelled box the drawn angles (mean side 28 * 4/pi for angles uniform in +-45 degrees),
+ *    labelled pixels carry the item's class and background stays 0;
+ *  - bad ranges, canvases, labels, factors and augmentations are rejected with a message. */
+#include <math.h>
 #include <string.h>
 
 #include "frugal/vit.h"
@@ -62,10 +66,57 @@ static void check_scenes(const fg_scenes *s, int64_t first, int64_t count, int i
     }
 }
 
+/* Scenes of one solid 28 x 28 item (intensity 200, class 3) at threshold 127 (half coverage): the
+ * mean labelled area and the mean side of the labelled pixels' bounding box over the scenes. */
+static void solid_stats(float jitter, float rotate, double *area, double *side) {
+    static uint8_t px[HW * HW], lab[1] = {3};
+    memset(px, 200, sizeof px);
+    fg_idx im = {3, {1, HW, HW}, px, sizeof px}, lb = {1, {1}, lab, sizeof lab};
+    fg_scenes_cfg cfg = {400, 64, 1, 1, 127, 5, jitter, rotate};
+    fg_scenes s;
+    *area = *side = 0;
+    if (fg_vit_scenes_make(&im, &lb, 10, 0, 1, &cfg, &s) != FG_OK) {
+        fprintf(stderr, "  augmented scenes: %s\n", fg_last_error());
+        fg_test_failures++;
+        return;
+    }
+    int64_t bad = 0;
+    for (int64_t i = 0; i < s.n; i++) {
+        int64_t n = 0, y0 = 64, y1 = -1, x0 = 64, x1 = -1;
+        for (int64_t y = 0; y < 64; y++)
+            for (int64_t x = 0; x < 64; x++) {
+                const float v = s.images[(i * 64 + y) * 64 + x];
+                const int32_t l = s.labels[(i * 64 + y) * 64 + x];
+                if (l == 0) {
+                    bad += v != 0.0f;
+                    continue;
+                }
+                bad += l != 4 || !(v > 127.0f / 255.0f) || v > 200.0f / 255.0f + 1e-6f;
+                n++;
+                y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1, x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1;
+            }
+        *area += (double)n / (double)s.n;
+        *side += 0.5 * (double)(y1 - y0 + 1 + x1 - x0 + 1) / (double)s.n;
+    }
+    if (bad) {
+        fprintf(stderr, "  augmented scenes (jitter %g, rotate %g): %lld pixels with a wrong label or intensity\n",
+                (double)jitter, (double)rotate, (long long)bad);
+        fg_test_failures++;
+    }
+    fg_vit_scenes_free(&s);
+}
+
+static void check_near(const char *what, double got, double want, double rel) {
+    if (fabs(got - want) > rel * want) {
+        fprintf(stderr, "  %s: %.2f, expected %.2f within %.0f %%\n", what, got, want, 100 * rel);
+        fg_test_failures++;
+    }
+}
+
 int main(void) {
     fg_idx im, lb;
     make_source(&im, &lb);
-    fg_scenes_cfg cfg = {50, 64, 2, 4, 0, 42};
+    fg_scenes_cfg cfg = {50, 64, 2, 4, 0, 42, 0, 0};
     fg_scenes a, b, c;
     CHECK_OK(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &cfg, &a));
     CHECK_OK(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &cfg, &b));
@@ -78,7 +129,7 @@ int main(void) {
     check_scenes(&a, 0, 10, 4, "train scenes from [0, 10)");
     fg_vit_scenes_free(&c);
     /* a disjoint split: only sources 10..19, on a larger canvas, one to six items */
-    fg_scenes_cfg vc = {30, 96, 1, 6, 0, 7};
+    fg_scenes_cfg vc = {30, 96, 1, 6, 0, 7, 0, 0};
     CHECK_OK(fg_vit_scenes_make(&im, &lb, 10, 10, 10, &vc, &c));
     check_scenes(&c, 10, 10, 6, "val scenes from [10, 20)");
     fg_vit_scenes_free(&c);
@@ -99,12 +150,43 @@ int main(void) {
     fg_scenes d;
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 15, 10, &cfg, &d), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "[15, 25)") != NULL);
-    fg_scenes_cfg small = {1, 20, 1, 1, 0, 1};
+    fg_scenes_cfg small = {1, 20, 1, 1, 0, 1, 0, 0};
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &small, &d), FG_ERR_SHAPE);
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 5, 0, 10, &cfg, &d), FG_ERR_INVALID); /* label 9 >= 5 classes */
     CHECK(strstr(fg_last_error(), "label") != NULL);
-    fg_scenes_cfg noitems = {1, 64, 3, 2, 0, 1};
+    fg_scenes_cfg noitems = {1, 64, 3, 2, 0, 1, 0, 0};
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &noitems, &d), FG_ERR_INVALID);
+    /* augmentation: none at 0; scale and angle act as drawn */
+    double area, side;
+    solid_stats(0, 0, &area, &side);
+    check_near("solid item, no augmentation: area", area, 784, 1e-9);
+    solid_stats(0.3f, 0, &area, &side);
+    check_near("scale jitter 0.3: mean area (E[(28 f)^2])", area, 784 * (1 + 0.09 / 3), 0.03);
+    check_near("scale jitter 0.3: mean side (E[28 f])", side, 28, 0.03);
+    solid_stats(0, 45, &area, &side);
+    check_near("rotation +-45: mean area", area, 784, 0.03);
+    check_near("rotation +-45: mean box side (28 * 4/pi)", side, 28 * 4 / M_PI, 0.03);
+    fg_scenes_cfg aug = {20, 64, 2, 4, 0, 42, 0.2f, 30};
+    CHECK_OK(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &aug, &b));
+    CHECK_OK(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &aug, &c));
+    fg_check_equal("augmented scenes: same seed, same images", b.images, c.images, (size_t)(20 * 64 * 64));
+    fg_vit_scenes_free(&b);
+    fg_vit_scenes_free(&c);
+    fg_scenes_cfg big = {1, 32, 1, 1, 0, 1, 0.5f, 0};
+    CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &big, &d), FG_ERR_SHAPE); /* up to 42 x 42 on 32 x 32 */
+    CHECK(strstr(fg_last_error(), "42 x 42") != NULL);
+    fg_scenes_cfg spin = {1, 39, 1, 1, 0, 1, 0, 45};
+    CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &spin, &d), FG_ERR_SHAPE); /* the diagonal, 40 x 40 */
+    CHECK(strstr(fg_last_error(), "40 x 40") != NULL);
+    spin.size = 40;
+    CHECK_OK(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &spin, &d)); /* fits exactly */
+    fg_vit_scenes_free(&d);
+    spin.rotate_deg = 200;
+    CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &spin, &d), FG_ERR_INVALID);
+    spin.rotate_deg = 0;
+    spin.scale_jitter = 1;
+    CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &spin, &d), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "jitter") != NULL);
     fg_vit_scenes_free(&a);
     fg_vit_scenes_free(&b);
     return fg_test_finish("test_vit_scenes");

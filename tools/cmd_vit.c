@@ -63,6 +63,10 @@ static int vit_train(int argc, char **argv) {
         {"weight-decay", CLI_FLOAT, &a.weight_decay, "X", "AdamW decoupled weight decay (default 0.05)", 0},
         {"warmup", CLI_FLOAT, &a.warmup, "EPOCHS", "linear warm-up length in epochs (default 0.25)", 0},
         {"seed", CLI_U64, &a.seed, "S", "seed of the weights, the order, dropout and the scenes (default 1)", 0},
+        {"scene-scale", CLI_FLOAT, &a.scene_scale, "J",
+         "scenes: scale each training digit by a factor drawn in [1-J, 1+J] (default 0, none)", 0},
+        {"scene-rotate", CLI_FLOAT, &a.scene_rotate, "DEG",
+         "scenes: rotate each training digit by an angle drawn in [-DEG, DEG] degrees (default 0)", 0},
         {"train-images", CLI_I64, &a.n_train, "N", "use only the first N training items (default all; scenes 4000)", 0},
         {"val-images", CLI_I64, &a.n_val, "N", "validation items (default 5000 held out of train; scenes 500)", 0},
         {"test-images", CLI_I64, &a.n_test, "N", "score only the first N test items (default all; scenes 500)", 0},
@@ -100,6 +104,12 @@ static int vit_train(int argc, char **argv) {
     if (a.threads < 0) return cli_usage_error(&cmd, "vit train: --threads must be >= 0");
     if (a.n_train < 0 || a.n_val < 0 || a.n_test < 0)
         return cli_usage_error(&cmd, "vit train: --train-images, --val-images and --test-images must be >= 0");
+    if (!(a.scene_scale >= 0 && a.scene_scale < 1))
+        return cli_usage_error(&cmd, "vit train: --scene-scale must be in [0, 1) (got %g)", a.scene_scale);
+    if (!(a.scene_rotate >= 0 && a.scene_rotate <= 180))
+        return cli_usage_error(&cmd, "vit train: --scene-rotate must be in [0, 180] degrees (got %g)", a.scene_rotate);
+    if ((a.scene_scale > 0 || a.scene_rotate > 0) && strcmp(a.data, "scenes") != 0)
+        return cli_usage_error(&cmd, "vit train: --scene-scale and --scene-rotate augment --data scenes only");
     if (a.plot) {
         int prc = cli_plot_option_check(a.plot);
         if (prc != CLI_CONTINUE) return prc;
@@ -107,7 +117,8 @@ static int vit_train(int argc, char **argv) {
     fg_threads_set(a.threads);
 
     vit_data d;
-    fg_status s = vit_data_load(a.data, a.data_dir, a.n_train, a.n_val, a.n_test, a.seed, &d);
+    fg_status s = vit_data_load(a.data, a.data_dir, a.n_train, a.n_val, a.n_test, a.seed,
+                                (float)a.scene_scale, (float)a.scene_rotate, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
     fg_pool *pool = NULL;
     vit_model m = {0};
@@ -159,6 +170,10 @@ static int vit_train(int argc, char **argv) {
             cli_json_num(&j, "lr", a.lr);
             cli_json_num(&j, "weight_decay", a.weight_decay);
             cli_json_int(&j, "seed", (long long)a.seed);
+            if (d.seg) {
+                cli_json_num(&j, "scene_scale", a.scene_scale);
+                cli_json_num(&j, "scene_rotate", a.scene_rotate);
+            }
             cli_json_int(&j, "train_items", (long long)d.train.n);
             cli_json_int(&j, "val_items", (long long)d.val.n);
             cli_json_int(&j, "test_items", (long long)d.test.n);
@@ -237,7 +252,7 @@ static int vit_eval(int argc, char **argv) {
         return cli_usage_error(&cmd, "vit eval: %s holds %s, which does not fit --data %s", file, meta.model, data);
     fg_threads_set(threads);
     vit_data d;
-    s = vit_data_load(data, data_dir, 1, 1, n_test, seed, &d);
+    s = vit_data_load(data, data_dir, 1, 1, n_test, seed, 0, 0, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
     fg_pool *pool = NULL;
     vit_model m = {0};
@@ -503,7 +518,7 @@ static int vit_profile(int argc, char **argv) {
     const int seg = strcmp(data, "scenes") == 0;
     vit_data d;
     if (tome && seg) return cli_usage_error(&cmd, "vit profile: --tome: token merging is built for the ViT, not SegFormer");
-    s = vit_data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, test ? n_test : 1, meta.seed, &d);
+    s = vit_data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, test ? n_test : 1, meta.seed, 0, 0, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
     fg_pool *pool = NULL;
     vit_model m = {0};

@@ -46,8 +46,8 @@ static int64_t cap_count(int64_t have, int64_t limit) { return limit > 0 && limi
 /* Scenes from MNIST source images [first, first + count): images normalized as MNIST, labels at
  * the logits' resolution. */
 static fg_status make_scenes(const fg_idx *img, const fg_idx *lab, int64_t first, int64_t count, int64_t n,
-                             uint64_t seed, vit_split *out) {
-    fg_scenes_cfg sc = {n, VIT_SCENE_SIZE, 2, 4, 64, seed};
+                             uint64_t seed, float scale_jitter, float rotate_deg, vit_split *out) {
+    fg_scenes_cfg sc = {n, VIT_SCENE_SIZE, 2, 4, 64, seed, scale_jitter, rotate_deg};
     fg_scenes s;
     FG_TRY(fg_vit_scenes_make(img, lab, 10, first, count, &sc, &s));
     float mean = 0.f, std = 1.f;
@@ -80,7 +80,7 @@ static fg_status make_scenes(const fg_idx *img, const fg_idx *lab, int64_t first
  * "scenes" (MNIST digits 0..7999 of the 10,000 for train, the next 1,000 for validation, the last
  * 1,000 for test). Limits of 0 keep everything. */
 fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int64_t n_val, int64_t n_test,
-                        uint64_t seed, vit_data *d) {
+                        uint64_t seed, float scale_jitter, float rotate_deg, vit_data *d) {
     memset(d, 0, sizeof *d);
     if (strcmp(name, "scenes") == 0) {
         char buf[512], path[600];
@@ -95,9 +95,10 @@ fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int6
             s = fg_fail(FG_ERR_FORMAT, "scenes: %s holds %lld images, need at least 1000", path, (long long)total);
         d->seg = 1;
         const int64_t a = total * 8 / 10, b = total * 9 / 10;
-        if (s == FG_OK) s = make_scenes(&img, &lab, 0, a, n_train > 0 ? n_train : 4000, seed, &d->train);
-        if (s == FG_OK) s = make_scenes(&img, &lab, a, b - a, n_val > 0 ? n_val : 500, seed + 1, &d->val);
-        if (s == FG_OK) s = make_scenes(&img, &lab, b, total - b, n_test > 0 ? n_test : 500, seed + 2, &d->test);
+        if (s == FG_OK) s = make_scenes(&img, &lab, 0, a, n_train > 0 ? n_train : 4000, seed, scale_jitter,
+                                          rotate_deg, &d->train);
+        if (s == FG_OK) s = make_scenes(&img, &lab, a, b - a, n_val > 0 ? n_val : 500, seed + 1, 0, 0, &d->val);
+        if (s == FG_OK) s = make_scenes(&img, &lab, b, total - b, n_test > 0 ? n_test : 500, seed + 2, 0, 0, &d->test);
         fg_idx_free(&img);
         fg_idx_free(&lab);
         if (s != FG_OK) vit_data_free(d);

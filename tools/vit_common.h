@@ -61,9 +61,10 @@ size_t vit_split_image_values(const vit_split *s);    /* c * h * w */
 /* Loads --data: "fashion" / "mnist" (the validation split is the last n_val training images,
  * default 5000) or "scenes" (made from MNIST digits: train from the first 80 %, validation the
  * next 10 %, test the last 10 % of the source images). Limits of 0 keep everything (scenes: 4000,
- * 500, 500). */
+ * 500, 500). scale_jitter and rotate_deg augment the training scenes only (fg_scenes_cfg's fields;
+ * 0 for none); the other data sets ignore them. */
 fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int64_t n_val, int64_t n_test,
-                        uint64_t seed, vit_data *d);
+                        uint64_t seed, float scale_jitter, float rotate_deg, vit_data *d);
 void vit_data_free(vit_data *d);
 /* Builds --model ("vit-tiny-28", "deit-tiny", "deit-small", "segformer-b0|b1|b2") for inputs
  * (batch, c, h, w) and `classes` labels, with the loss (and gradients when train). */
@@ -100,6 +101,7 @@ typedef struct vit_train_args {
     int epochs, threads, quiet;
     int64_t batch, n_train, n_val, n_test;
     double lr, weight_decay, warmup;
+    double scene_scale, scene_rotate; /* training scenes' augmentation (fg_scenes_cfg), 0 = none */
     uint64_t seed;
 } vit_train_args;
 

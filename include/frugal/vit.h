@@ -146,6 +146,12 @@ typedef struct fg_scenes_cfg {
     int items_min, items_max; /* items per scene, drawn uniformly in [min, max] */
     uint8_t threshold; /* a source pixel above it is the item's (labelled), else transparent */
     uint64_t seed;
+    /* Augmentation, off at 0 (the scenes are then the same bytes as without these fields): each item
+     * is scaled by a factor drawn uniformly in [1 - scale_jitter, 1 + scale_jitter] (0 <= jitter < 1)
+     * and rotated by an angle drawn uniformly in [-rotate_deg, rotate_deg] degrees (0..180) about its
+     * centre, resampled bilinearly; the item's pixels are then those whose resampled intensity
+     * exceeds the threshold, and the transformed item must still fit in the canvas. */
+    float scale_jitter, rotate_deg;
 } fg_scenes_cfg;
 
 typedef struct fg_scenes {
@@ -159,7 +165,8 @@ typedef struct fg_scenes {
  * array) with `labels` (IDX u8 (N)) in [0, n_classes). Each item is pasted at a uniform position
  * that keeps it inside the canvas; later items cover earlier ones where their pixels exceed the
  * threshold (the canvas takes the item's intensity and label there). FG_ERR_INVALID for a bad range,
- * configuration or label; FG_ERR_SHAPE for mismatched arrays or a canvas smaller than an item. */
+ * configuration or label; FG_ERR_SHAPE for mismatched arrays or a canvas smaller than an item (at
+ * the largest scale and any angle, when augmenting). */
 fg_status fg_vit_scenes_make(const fg_idx *images, const fg_idx *labels, int32_t n_classes, int64_t first, int64_t count,
                              const fg_scenes_cfg *cfg, fg_scenes *out);
 void fg_vit_scenes_free(fg_scenes *s);
