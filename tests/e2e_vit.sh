@@ -108,13 +108,23 @@ for e in c:
 PY
 
 # SegFormer-B0 on digit scenes (mIoU), the training scenes augmented
-"$frugal" vit train --model segformer-b0 --data scenes --epochs 1 --batch 16 --train-images 128 --val-images 32 \
-    --test-images 32 --threads 2 --quiet --scene-scale 0.2 --scene-rotate 20 --json seg.json --save seg.safetensors \
-    >out.txt 2>&1 || fail "vit train (segformer-b0) exited $?"
+# (new scenes every epoch: the same first epoch as without, another second one)
+seg_args=(vit train --model segformer-b0 --data scenes --epochs 2 --batch 16 --train-images 128 --val-images 32
+    --test-images 32 --threads 2 --quiet --scene-scale 0.2 --scene-rotate 20)
+"$frugal" "${seg_args[@]}" --json seg-fixed.json --save seg-fixed.safetensors >out.txt 2>&1 ||
+    fail "vit train (segformer-b0, fixed scenes) exited $?"
+"$frugal" "${seg_args[@]}" --scene-refresh --json seg.json --save seg.safetensors >out.txt 2>&1 ||
+    fail "vit train (segformer-b0) exited $?"
 train_line=$(grep "^test mIoU: " out.txt) || fail "no 'test mIoU' line"
-check_json seg.json mIoU 1
-python3 -c "import json,sys; d=json.load(open('seg.json')); sys.exit(0 if d['scene_scale']==0.2 and d['scene_rotate']==20 else 1)" ||
-    fail "seg.json does not record the augmentation"
+check_json seg.json mIoU 2
+python3 - <<'PY' || fail "scene augmentation or refresh not as asked"
+import json, sys
+d, f = json.load(open("seg.json")), json.load(open("seg-fixed.json"))
+if not (d["scene_scale"] == 0.2 and d["scene_rotate"] == 20 and d["scene_refresh"] == 1 and f["scene_refresh"] == 0):
+    sys.exit("the JSON does not record the augmentation")
+if d["history"][0]["loss"] != f["history"][0]["loss"]: sys.exit("refresh changed the first epoch")
+if d["history"][1]["loss"] == f["history"][1]["loss"]: sys.exit("refresh did not change the second epoch's scenes")
+PY
 "$frugal" vit eval --model seg.safetensors --test-images 32 --json eval.json >out.txt 2>&1 || fail "vit eval (seg) exited $?"
 eval_line=$(grep "^test mIoU: " out.txt) || fail "eval printed no 'test mIoU' line"
 [[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
@@ -138,7 +148,7 @@ usage "does not fit --data scenes" vit train --model vit-tiny-28 --data scenes -
 usage "--epochs must be >= 1" vit train --model vit-tiny-28 --data fashion --epochs 0 --save x.safetensors
 usage "--scene-scale must be in" vit train --model segformer-b0 --data scenes --scene-scale 1 --save x.safetensors
 usage "--scene-rotate must be in" vit train --model segformer-b0 --data scenes --scene-rotate -5 --save x.safetensors
-usage "augment --data scenes only" vit train --model vit-tiny-28 --data fashion --scene-rotate 10 --save x.safetensors
+usage "apply to --data scenes only" vit train --model vit-tiny-28 --data fashion --scene-refresh --save x.safetensors
 usage "--model FILE is required" vit eval --data fashion
 usage "unknown subcommand 'fly'" vit fly
 usage "--json FILE is required" vit profile --model vit.safetensors

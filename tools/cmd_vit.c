@@ -67,6 +67,8 @@ static int vit_train(int argc, char **argv) {
          "scenes: scale each training digit by a factor drawn in [1-J, 1+J] (default 0, none)", 0},
         {"scene-rotate", CLI_FLOAT, &a.scene_rotate, "DEG",
          "scenes: rotate each training digit by an angle drawn in [-DEG, DEG] degrees (default 0)", 0},
+        {"scene-refresh", CLI_FLAG, &a.scene_refresh, NULL,
+         "scenes: new training scenes every epoch (same digits, new placements and draws)", 0},
         {"train-images", CLI_I64, &a.n_train, "N", "use only the first N training items (default all; scenes 4000)", 0},
         {"val-images", CLI_I64, &a.n_val, "N", "validation items (default 5000 held out of train; scenes 500)", 0},
         {"test-images", CLI_I64, &a.n_test, "N", "score only the first N test items (default all; scenes 500)", 0},
@@ -108,8 +110,9 @@ static int vit_train(int argc, char **argv) {
         return cli_usage_error(&cmd, "vit train: --scene-scale must be in [0, 1) (got %g)", a.scene_scale);
     if (!(a.scene_rotate >= 0 && a.scene_rotate <= 180))
         return cli_usage_error(&cmd, "vit train: --scene-rotate must be in [0, 180] degrees (got %g)", a.scene_rotate);
-    if ((a.scene_scale > 0 || a.scene_rotate > 0) && strcmp(a.data, "scenes") != 0)
-        return cli_usage_error(&cmd, "vit train: --scene-scale and --scene-rotate augment --data scenes only");
+    if ((a.scene_scale > 0 || a.scene_rotate > 0 || a.scene_refresh) && strcmp(a.data, "scenes") != 0)
+        return cli_usage_error(&cmd, "vit train: --scene-scale, --scene-rotate and --scene-refresh apply to --data "
+                                     "scenes only");
     if (a.plot) {
         int prc = cli_plot_option_check(a.plot);
         if (prc != CLI_CONTINUE) return prc;
@@ -173,6 +176,7 @@ static int vit_train(int argc, char **argv) {
             if (d.seg) {
                 cli_json_num(&j, "scene_scale", a.scene_scale);
                 cli_json_num(&j, "scene_rotate", a.scene_rotate);
+                cli_json_int(&j, "scene_refresh", a.scene_refresh);
             }
             cli_json_int(&j, "train_items", (long long)d.train.n);
             cli_json_int(&j, "val_items", (long long)d.val.n);

@@ -27,6 +27,8 @@ void vit_data_free(vit_data *d) {
     split_free(&d->test);
     if (d->have_cls) fg_data_split_free(&d->cls);
     d->have_cls = 0;
+    fg_idx_free(&d->src_img);
+    fg_idx_free(&d->src_lab);
 }
 
 static vit_split view_of(const fg_dataset *ds, int64_t first, int64_t n) {
@@ -76,6 +78,17 @@ static fg_status make_scenes(const fg_idx *img, const fg_idx *lab, int64_t first
     return FG_OK;
 }
 
+fg_status vit_data_refresh(vit_data *d, int epoch) {
+    if (!d->seg || !d->src_img.data)
+        return fg_fail(FG_ERR_INVALID, "scenes: only scenes made by vit_data_load can be refreshed");
+    vit_split fresh;
+    FG_TRY(make_scenes(&d->src_img, &d->src_lab, 0, d->src_count, d->train.n, d->seed + 1000003ull * (uint64_t)epoch,
+                       d->scale_jitter, d->rotate_deg, &fresh));
+    split_free(&d->train);
+    d->train = fresh;
+    return FG_OK;
+}
+
 /* Loads --data: "fashion" / "mnist" (the validation split is the last n_val training images) or
  * "scenes" (MNIST digits 0..7999 of the 10,000 for train, the next 1,000 for validation, the last
  * 1,000 for test). Limits of 0 keep everything. */
@@ -97,10 +110,10 @@ fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int6
         const int64_t a = total * 8 / 10, b = total * 9 / 10;
         if (s == FG_OK) s = make_scenes(&img, &lab, 0, a, n_train > 0 ? n_train : 4000, seed, scale_jitter,
                                           rotate_deg, &d->train);
+        d->src_count = a, d->scale_jitter = scale_jitter, d->rotate_deg = rotate_deg, d->seed = seed;
         if (s == FG_OK) s = make_scenes(&img, &lab, a, b - a, n_val > 0 ? n_val : 500, seed + 1, 0, 0, &d->val);
         if (s == FG_OK) s = make_scenes(&img, &lab, b, total - b, n_test > 0 ? n_test : 500, seed + 2, 0, 0, &d->test);
-        fg_idx_free(&img);
-        fg_idx_free(&lab);
+        d->src_img = img, d->src_lab = lab; /* kept for vit_data_refresh; vit_data_free frees them */
         if (s != FG_OK) vit_data_free(d);
         return s;
     }
@@ -325,7 +338,7 @@ static double schedule(double lr, int64_t t, int64_t T, int64_t w) {
     return lr * 0.5 * (1.0 + cos(3.14159265358979323846 * p));
 }
 
-fg_status vit_train_loop(const vit_train_args *a, vit_model *m, const vit_data *d, vit_epoch *hist, int *n_hist,
+fg_status vit_train_loop(const vit_train_args *a, vit_model *m, vit_data *d, vit_epoch *hist, int *n_hist,
                          double *test_metric) {
     const vit_split *tr = &d->train;
     const int64_t B = a->batch, nb = tr->n / B;
@@ -355,6 +368,7 @@ fg_status vit_train_loop(const vit_train_args *a, vit_model *m, const vit_data *
     int64_t step = 0;
     for (int e = 0; s == FG_OK && e < a->epochs; e++) {
         const double t0 = fg_time_now();
+        if (e > 0 && a->scene_refresh && (s = vit_data_refresh(d, e)) != FG_OK) break;
         for (int64_t i = 0; i < tr->n; i++) perm[i] = i;
         fg_rng_shuffle(&order, perm, (size_t)tr->n);
         double loss_sum = 0.0;

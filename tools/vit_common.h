@@ -26,6 +26,11 @@ typedef struct vit_data {
     fg_data_split cls; /* classification storage */
     int have_cls;
     int seg;           /* 1: scenes (segmentation) */
+    /* scenes: the MNIST source and how the training scenes were made, for vit_data_refresh */
+    fg_idx src_img, src_lab;
+    int64_t src_count;
+    float scale_jitter, rotate_deg;
+    uint64_t seed;
 } vit_data;
 
 typedef struct vit_model {
@@ -66,6 +71,10 @@ size_t vit_split_image_values(const vit_split *s);    /* c * h * w */
 fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int64_t n_val, int64_t n_test,
                         uint64_t seed, float scale_jitter, float rotate_deg, vit_data *d);
 void vit_data_free(vit_data *d);
+/* Scenes only: replaces the training scenes with as many new ones (the same source digits, new
+ * placements and augmentation draws) for epoch `epoch` >= 1, from the seed seed + 1000003 * epoch
+ * (epoch 0's are vit_data_load's, seed itself; validation and test use seed + 1 and + 2). */
+fg_status vit_data_refresh(vit_data *d, int epoch);
 /* Builds --model ("vit-tiny-28", "deit-tiny", "deit-small", "segformer-b0|b1|b2") for inputs
  * (batch, c, h, w) and `classes` labels, with the loss (and gradients when train). */
 fg_status vit_model_build(const char *name, int64_t batch, int64_t c, int64_t h, int64_t w, int64_t classes,
@@ -102,6 +111,7 @@ typedef struct vit_train_args {
     int64_t batch, n_train, n_val, n_test;
     double lr, weight_decay, warmup;
     double scene_scale, scene_rotate; /* training scenes' augmentation (fg_scenes_cfg), 0 = none */
+    int scene_refresh;                /* new training scenes every epoch (vit_data_refresh) */
     uint64_t seed;
 } vit_train_args;
 
@@ -109,7 +119,7 @@ typedef struct vit_train_args {
  * cosine decay to 0), printing one line per epoch with the validation metric (a progress line
  * unless a->quiet); hist[0..epochs) and *n_hist get the epochs, *test_metric the metric on d->test.
  * m must be built for training at batch a->batch. */
-fg_status vit_train_loop(const vit_train_args *a, vit_model *m, const vit_data *d, vit_epoch *hist, int *n_hist,
+fg_status vit_train_loop(const vit_train_args *a, vit_model *m, vit_data *d, vit_epoch *hist, int *n_hist,
                          double *test_metric);
 
 /* ---------------------------------------------------------------- running under a budget (tools/cmd_vit_run.c) */
