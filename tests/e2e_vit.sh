@@ -128,8 +128,17 @@ PY
 "$frugal" vit eval --model seg.safetensors --test-images 32 --json eval.json >out.txt 2>&1 || fail "vit eval (seg) exited $?"
 eval_line=$(grep "^test mIoU: " out.txt) || fail "eval printed no 'test mIoU' line"
 [[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
-python3 -c "import json,sys; d=json.load(open('eval.json')); sys.exit(0 if d['metric']=='mIoU' and 0<=d['test_metric']<=1 else 1)" ||
-    fail "eval.json"
+python3 - <<'PY' || fail "eval.json"
+import json, sys
+d = json.load(open("eval.json"))
+iou = [v for v in d["class_iou"] if v is not None]
+if not (d["metric"] == "mIoU" and 0 <= d["test_metric"] <= 1 and len(d["class_iou"]) == 11 and iou):
+    sys.exit("eval.json: metric, test_metric or class_iou (11 labels) wrong")
+if not all(0 <= v <= 1 for v in iou) or not 0 <= d["item_iou"] <= 1: sys.exit("eval.json: an IoU outside [0, 1]")
+if abs(sum(iou) / len(iou) - d["test_metric"]) > 1e-9: sys.exit("eval.json: mIoU is not the mean of class_iou")
+PY
+grep -q "^per class IoU (background, then digits 0-9):" out.txt || fail "eval printed no per-class IoU"
+grep -q "^item IoU" out.txt || fail "eval printed no item IoU"
 
 # usage errors: exit 2 and a message naming the problem
 usage() { # expected-substring args...

@@ -261,6 +261,8 @@ static int vit_eval(int argc, char **argv) {
     fg_pool *pool = NULL;
     vit_model m = {0};
     double metric = 0.0;
+    vit_score score;
+    memset(&score, 0, sizeof score);
     rc = CLI_EXIT_OK;
     s = fg_pool_create(&pool, 0);
     if (s != FG_OK) rc = cli_fail("device pool", s);
@@ -273,8 +275,9 @@ static int vit_eval(int argc, char **argv) {
         if (s != FG_OK) rc = cli_fail("--model", s);
     }
     if (rc == CLI_EXIT_OK) {
-        s = vit_evaluate(&m, &d.test, &metric);
+        s = vit_evaluate_score(&m, &d.test, &score);
         if (s != FG_OK) rc = cli_fail("evaluating", s);
+        metric = vit_score_value(&score, d.seg);
     }
     const char *mname = d.seg ? "mIoU" : "accuracy";
     if (rc == CLI_EXIT_OK && json) {
@@ -287,12 +290,30 @@ static int vit_eval(int argc, char **argv) {
             cli_json_str(&j, "metric", mname);
             cli_json_num(&j, "test_metric", metric);
             cli_json_int(&j, "test_items", (long long)d.test.n);
+            if (d.seg) {
+                cli_json_arr_begin(&j, "class_iou"); /* per label (0 background), null where absent */
+                for (int32_t c = 0; c < score.k; c++) {
+                    const double v = vit_score_class_iou(&score, c);
+                    cli_json_num(&j, NULL, v >= 0 ? v : NAN);
+                }
+                cli_json_arr_end(&j);
+                cli_json_num(&j, "item_iou", vit_score_item_iou(&score));
+            }
             cli_json_obj_end(&j);
             s = cli_json_close(&j);
         }
         if (s != FG_OK) rc = cli_fail("--json", s);
     }
     if (rc == CLI_EXIT_OK) printf("test %s: %.4f\n", mname, metric);
+    if (rc == CLI_EXIT_OK && d.seg) {
+        printf("per class IoU (background, then digits 0-9):");
+        for (int32_t c = 0; c < score.k; c++) {
+            const double v = vit_score_class_iou(&score, c);
+            if (v >= 0) printf(" %.3f", v);
+            else printf(" -");
+        }
+        printf("\nitem IoU (any digit against background, class aside): %.4f\n", vit_score_item_iou(&score));
+    }
     fg_graph_free(m.g);
     fg_pool_destroy(pool);
     vit_data_free(&d);

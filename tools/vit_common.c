@@ -229,6 +229,8 @@ void vit_score_batch(vit_score *sc, const vit_split *s, const float *logits, con
             const int64_t pred = argmax_strided(logits + (size_t)(i * k) * px + p, k, px);
             const int32_t truth = y[(size_t)i * px + p];
             sc->correct += pred == truth;
+            sc->fg_inter += pred > 0 && truth > 0;
+            sc->fg_uni += pred > 0 || truth > 0;
             if (pred == truth) {
                 sc->inter[truth]++;
                 sc->uni[truth]++;
@@ -253,9 +255,23 @@ double vit_score_value(const vit_score *sc, int seg) {
     return n ? sum / n : 0.0;
 }
 
+double vit_score_class_iou(const vit_score *sc, int32_t j) {
+    return j >= 0 && j < sc->k && sc->uni[j] > 0 ? (double)sc->inter[j] / (double)sc->uni[j] : -1.0;
+}
+
+double vit_score_item_iou(const vit_score *sc) { return sc->fg_uni ? (double)sc->fg_inter / (double)sc->fg_uni : 0.0; }
+
 /* The metric of the model on split s in eval mode: accuracy or mIoU. */
 fg_status vit_evaluate(vit_model *m, const vit_split *s, double *out) {
     *out = 0.0;
+    vit_score sc;
+    FG_TRY(vit_evaluate_score(m, s, &sc));
+    *out = vit_score_value(&sc, s->lh > 0);
+    return FG_OK;
+}
+
+fg_status vit_evaluate_score(vit_model *m, const vit_split *s, vit_score *out) {
+    memset(out, 0, sizeof *out);
     if (s->n <= 0) return fg_fail(FG_ERR_INVALID, "evaluate: empty split");
     const int64_t B = m->batch;
     const fg_tinfo *li = fg_graph_tinfo(m->g, m->logits);
@@ -285,7 +301,7 @@ fg_status vit_evaluate(vit_model *m, const vit_split *s, double *out) {
     free(y);
     free(logits);
     free(idx);
-    if (st == FG_OK) *out = vit_score_value(&sc, s->lh > 0);
+    if (st == FG_OK) *out = sc;
     return st;
 }
 

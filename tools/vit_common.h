@@ -46,6 +46,7 @@ typedef struct vit_model {
 typedef struct vit_score {
     int64_t correct, total;
     int64_t inter[64], uni[64];
+    int64_t fg_inter, fg_uni; /* segmentation: any item (label > 0) against background, class aside */
     int32_t k;
 } vit_score;
 
@@ -90,8 +91,14 @@ void vit_gather(const vit_split *s, const int64_t *idx, int64_t rows, int64_t ba
 void vit_score_batch(vit_score *sc, const vit_split *s, const float *logits, const int32_t *y, int64_t rows);
 /* Accuracy, or for segmentation the mean over classes present (union > 0) of the IoU. */
 double vit_score_value(const vit_score *sc, int seg);
+/* Segmentation: class j's IoU, or -1 where the class occurs in neither truth nor prediction; and
+ * the IoU of "some item" against background (where the model finds items, whatever their class). */
+double vit_score_class_iou(const vit_score *sc, int32_t j);
+double vit_score_item_iou(const vit_score *sc);
 /* The metric of the model on split s in eval mode: accuracy or mIoU. */
 fg_status vit_evaluate(vit_model *m, const vit_split *s, double *out);
+/* The same, the whole score (per-class counts) into *sc. */
+fg_status vit_evaluate_score(vit_model *m, const vit_split *s, vit_score *sc);
 /* Saves the weights with the metadata vit_read_meta reads back. */
 fg_status vit_save_weights(vit_model *m, const char *path, const char *data, const vit_split *s, uint64_t seed);
 fg_status vit_read_meta(const char *path, vit_meta *out);
