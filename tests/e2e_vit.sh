@@ -139,6 +139,10 @@ if abs(sum(iou) / len(iou) - d["test_metric"]) > 1e-9: sys.exit("eval.json: mIoU
 PY
 grep -q "^per class IoU (background, then digits 0-9):" out.txt || fail "eval printed no per-class IoU"
 grep -q "^item IoU" out.txt || fail "eval printed no item IoU"
+"$frugal" vit eval --model seg.safetensors --test-images 32 --scene-items 1 --json eval1.json >out.txt 2>&1 ||
+    fail "vit eval --scene-items 1 exited $?"
+python3 -c "import json,sys; d=json.load(open('eval1.json')); sys.exit(0 if 0<=d['test_metric']<=1 and d['test_items']==32 else 1)" ||
+    fail "eval1.json"
 
 # usage errors: exit 2 and a message naming the problem
 usage() { # expected-substring args...
@@ -159,6 +163,8 @@ usage "--scene-scale must be in" vit train --model segformer-b0 --data scenes --
 usage "--scene-rotate must be in" vit train --model segformer-b0 --data scenes --scene-rotate -5 --save x.safetensors
 usage "apply to --data scenes only" vit train --model vit-tiny-28 --data fashion --scene-refresh --save x.safetensors
 usage "--model FILE is required" vit eval --data fashion
+usage "--scene-items must be 1 to 8" vit eval --model seg.safetensors --scene-items 9
+usage "--scene-items applies to --data scenes only" vit eval --model vit.safetensors --scene-items 2
 usage "unknown subcommand 'fly'" vit fly
 usage "--json FILE is required" vit profile --model vit.safetensors
 usage "built for the ViT, not SegFormer" vit profile --model seg.safetensors --json x.json --tome

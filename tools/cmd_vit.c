@@ -120,8 +120,8 @@ static int vit_train(int argc, char **argv) {
     fg_threads_set(a.threads);
 
     vit_data d;
-    fg_status s = vit_data_load(a.data, a.data_dir, a.n_train, a.n_val, a.n_test, a.seed,
-                                (float)a.scene_scale, (float)a.scene_rotate, &d);
+    const vit_scene_opts scene = {(float)a.scene_scale, (float)a.scene_rotate, 0};
+    fg_status s = vit_data_load(a.data, a.data_dir, a.n_train, a.n_val, a.n_test, a.seed, &scene, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
     fg_pool *pool = NULL;
     vit_model m = {0};
@@ -219,7 +219,7 @@ static int vit_train(int argc, char **argv) {
 static int vit_eval(int argc, char **argv) {
     const char *file = NULL, *data = NULL, *data_dir = NULL, *json = NULL;
     int64_t batch = 64, n_test = 0;
-    int threads = 0;
+    int threads = 0, scene_items = 0;
     uint64_t seed = 1;
     cli_opt opts[] = {
         {"model", CLI_STR, &file, "FILE", "weights written by frugal vit train --save (required)", 0},
@@ -228,8 +228,11 @@ static int vit_eval(int argc, char **argv) {
         {"batch", CLI_I64, &batch, "B", "evaluation batch size (default 64)", 0},
         {"test-images", CLI_I64, &n_test, "N", "score only the first N test items (default all; scenes 500)", 0},
         {"seed", CLI_U64, &seed, "S", "seed of the scenes (default: the one recorded in FILE, as vit train made them)", 0},
+        {"scene-items", CLI_INT, &scene_items, "N",
+         "scenes: exactly N digits on every test scene (default 2 to 4, as vit train made them)", 0},
         {"threads", CLI_INT, &threads, "T", "threads (default 0 = all cores)", 0},
-        {"json", CLI_STR, &json, "FILE", "write {model, data, metric, test_metric, test_items} as JSON", 0},
+        {"json", CLI_STR, &json, "FILE",
+         "write {model, data, metric, test_metric, test_items} as JSON (scenes: class_iou, item_iou too)", 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
     };
     cli_cmd cmd = {"vit eval", "frugal vit eval --model FILE [--data NAME] [options]",
@@ -245,6 +248,8 @@ static int vit_eval(int argc, char **argv) {
     if (batch < 1) return cli_usage_error(&cmd, "vit eval: --batch must be > 0");
     if (n_test < 0) return cli_usage_error(&cmd, "vit eval: --test-images must be >= 0");
     if (threads < 0) return cli_usage_error(&cmd, "vit eval: --threads must be >= 0");
+    if (scene_items < 0 || scene_items > 8)
+        return cli_usage_error(&cmd, "vit eval: --scene-items must be 1 to 8 (got %d)", scene_items);
     vit_meta meta;
     fg_status s = vit_read_meta(file, &meta);
     if (s != FG_OK) return cli_fail("--model", s);
@@ -254,9 +259,12 @@ static int vit_eval(int argc, char **argv) {
         return cli_usage_error(&cmd, "vit eval: unknown --data '%s' (fashion, mnist or scenes)", data);
     if (!vit_model_fits_data(meta.model, data))
         return cli_usage_error(&cmd, "vit eval: %s holds %s, which does not fit --data %s", file, meta.model, data);
+    if (scene_items && strcmp(data, "scenes") != 0)
+        return cli_usage_error(&cmd, "vit eval: --scene-items applies to --data scenes only");
     fg_threads_set(threads);
     vit_data d;
-    s = vit_data_load(data, data_dir, 1, 1, n_test, seed, 0, 0, &d);
+    const vit_scene_opts scene = {0, 0, scene_items};
+    s = vit_data_load(data, data_dir, 1, 1, n_test, seed, &scene, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
     fg_pool *pool = NULL;
     vit_model m = {0};
@@ -543,7 +551,7 @@ static int vit_profile(int argc, char **argv) {
     const int seg = strcmp(data, "scenes") == 0;
     vit_data d;
     if (tome && seg) return cli_usage_error(&cmd, "vit profile: --tome: token merging is built for the ViT, not SegFormer");
-    s = vit_data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, test ? n_test : 1, meta.seed, 0, 0, &d);
+    s = vit_data_load(data, data_dir, 1, n_val > 0 ? n_val : seg ? 100 : 1000, test ? n_test : 1, meta.seed, NULL, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
     fg_pool *pool = NULL;
     vit_model m = {0};

@@ -440,7 +440,7 @@ int cmd_vit_run(int argc, char **argv) {
     if (frames == 0) frames = trace ? trace_n : 2000;
     fg_threads_set(threads);
     vit_data d;
-    s = vit_data_load(data, data_dir, 1, 1, 0, meta.seed, 0, 0, &d);
+    s = vit_data_load(data, data_dir, 1, 1, 0, meta.seed, NULL, &d);
     if (s != FG_OK) {
         free(trace_b);
         fg_vit_table_free(&table);

@@ -54,7 +54,7 @@ int demo_vit(const demo_opts *o) {
            DV_MODEL, DV_DATA, DV_EPOCHS, (long long)n_train, (long long)frames, fg_threads_get());
     fflush(stdout);
     vit_data d;
-    fg_status s = vit_data_load(DV_DATA, o->data_dir, n_train, n_val, 0, 1, 0, 0, &d);
+    fg_status s = vit_data_load(DV_DATA, o->data_dir, n_train, n_val, 0, 1, NULL, &d);
     if (s != FG_OK) return cli_fail("demo: loading " DV_DATA, s);
     fg_pool *pool = NULL;
     vit_model m = {0}, m1 = {0};

@@ -48,8 +48,9 @@ static int64_t cap_count(int64_t have, int64_t limit) { return limit > 0 && limi
 /* Scenes from MNIST source images [first, first + count): images normalized as MNIST, labels at
  * the logits' resolution. */
 static fg_status make_scenes(const fg_idx *img, const fg_idx *lab, int64_t first, int64_t count, int64_t n,
-                             uint64_t seed, float scale_jitter, float rotate_deg, vit_split *out) {
-    fg_scenes_cfg sc = {n, VIT_SCENE_SIZE, 2, 4, 64, seed, scale_jitter, rotate_deg};
+                             uint64_t seed, int items, float scale_jitter, float rotate_deg, vit_split *out) {
+    fg_scenes_cfg sc = {n, VIT_SCENE_SIZE, items > 0 ? items : 2, items > 0 ? items : 4, 64, seed, scale_jitter,
+                        rotate_deg};
     fg_scenes s;
     FG_TRY(fg_vit_scenes_make(img, lab, 10, first, count, &sc, &s));
     float mean = 0.f, std = 1.f;
@@ -83,7 +84,7 @@ fg_status vit_data_refresh(vit_data *d, int epoch) {
         return fg_fail(FG_ERR_INVALID, "scenes: only scenes made by vit_data_load can be refreshed");
     vit_split fresh;
     FG_TRY(make_scenes(&d->src_img, &d->src_lab, 0, d->src_count, d->train.n, d->seed + 1000003ull * (uint64_t)epoch,
-                       d->scale_jitter, d->rotate_deg, &fresh));
+                       d->scene.items, d->scene.scale_jitter, d->scene.rotate_deg, &fresh));
     split_free(&d->train);
     d->train = fresh;
     return FG_OK;
@@ -93,8 +94,10 @@ fg_status vit_data_refresh(vit_data *d, int epoch) {
  * "scenes" (MNIST digits 0..7999 of the 10,000 for train, the next 1,000 for validation, the last
  * 1,000 for test). Limits of 0 keep everything. */
 fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int64_t n_val, int64_t n_test,
-                        uint64_t seed, float scale_jitter, float rotate_deg, vit_data *d) {
+                        uint64_t seed, const vit_scene_opts *scene, vit_data *d) {
     memset(d, 0, sizeof *d);
+    if (scene) d->scene = *scene;
+    const vit_scene_opts o = d->scene;
     if (strcmp(name, "scenes") == 0) {
         char buf[512], path[600];
         const char *root = dir ? dir : fg_data_dir(buf, sizeof buf);
@@ -108,11 +111,12 @@ fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int6
             s = fg_fail(FG_ERR_FORMAT, "scenes: %s holds %lld images, need at least 1000", path, (long long)total);
         d->seg = 1;
         const int64_t a = total * 8 / 10, b = total * 9 / 10;
-        if (s == FG_OK) s = make_scenes(&img, &lab, 0, a, n_train > 0 ? n_train : 4000, seed, scale_jitter,
-                                          rotate_deg, &d->train);
-        d->src_count = a, d->scale_jitter = scale_jitter, d->rotate_deg = rotate_deg, d->seed = seed;
-        if (s == FG_OK) s = make_scenes(&img, &lab, a, b - a, n_val > 0 ? n_val : 500, seed + 1, 0, 0, &d->val);
-        if (s == FG_OK) s = make_scenes(&img, &lab, b, total - b, n_test > 0 ? n_test : 500, seed + 2, 0, 0, &d->test);
+        if (s == FG_OK) s = make_scenes(&img, &lab, 0, a, n_train > 0 ? n_train : 4000, seed, o.items,
+                                          o.scale_jitter, o.rotate_deg, &d->train);
+        d->src_count = a, d->seed = seed;
+        if (s == FG_OK) s = make_scenes(&img, &lab, a, b - a, n_val > 0 ? n_val : 500, seed + 1, o.items, 0, 0, &d->val);
+        if (s == FG_OK) s = make_scenes(&img, &lab, b, total - b, n_test > 0 ? n_test : 500, seed + 2, o.items, 0, 0,
+                                        &d->test);
         d->src_img = img, d->src_lab = lab; /* kept for vit_data_refresh; vit_data_free frees them */
         if (s != FG_OK) vit_data_free(d);
         return s;

@@ -29,9 +29,13 @@ typedef struct vit_data {
     /* scenes: the MNIST source and how the training scenes were made, for vit_data_refresh */
     fg_idx src_img, src_lab;
     int64_t src_count;
-    float scale_jitter, rotate_deg;
+    struct vit_scene_opts {
+        float scale_jitter, rotate_deg; /* the training scenes' augmentation (fg_scenes_cfg), 0 = none */
+        int items;                      /* items per scene in every split: 0 = 2 to 4, else exactly this */
+    } scene;
     uint64_t seed;
 } vit_data;
+typedef struct vit_scene_opts vit_scene_opts;
 
 typedef struct vit_model {
     char name[FG_NAME_MAX];
@@ -67,10 +71,9 @@ size_t vit_split_image_values(const vit_split *s);    /* c * h * w */
 /* Loads --data: "fashion" / "mnist" (the validation split is the last n_val training images,
  * default 5000) or "scenes" (made from MNIST digits: train from the first 80 %, validation the
  * next 10 %, test the last 10 % of the source images). Limits of 0 keep everything (scenes: 4000,
- * 500, 500). scale_jitter and rotate_deg augment the training scenes only (fg_scenes_cfg's fields;
- * 0 for none); the other data sets ignore them. */
+ * 500, 500). scene (NULL for the defaults) shapes the scenes; the other data sets ignore it. */
 fg_status vit_data_load(const char *name, const char *dir, int64_t n_train, int64_t n_val, int64_t n_test,
-                        uint64_t seed, float scale_jitter, float rotate_deg, vit_data *d);
+                        uint64_t seed, const vit_scene_opts *scene, vit_data *d);
 void vit_data_free(vit_data *d);
 /* Scenes only: replaces the training scenes with as many new ones (the same source digits, new
  * placements and augmentation draws) for epoch `epoch` >= 1, from the seed seed + 1000003 * epoch
