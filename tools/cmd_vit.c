@@ -237,7 +237,8 @@ static int vit_eval(int argc, char **argv) {
     };
     cli_cmd cmd = {"vit eval", "frugal vit eval --model FILE [--data NAME] [options]",
                    "Rebuilds the network recorded in FILE's metadata, loads its weights by name\n"
-                   "(fg_vit_weights_load) and prints 'test accuracy: 0.xxxx' (or 'test mIoU: ...' for scenes).",
+                   "(fg_vit_weights_load) and prints 'test accuracy: 0.xxxx' (or 'test mIoU: ...' for scenes, then\n"
+                   "every class's IoU and the item IoU: any digit against background, class aside).",
                    opts, 0, 0, NULL};
     const char *pos[1];
     int npos;
