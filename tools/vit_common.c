@@ -280,10 +280,8 @@ fg_status vit_evaluate_score(vit_model *m, const vit_split *s, vit_score *out) {
     const int64_t B = m->batch;
     const fg_tinfo *li = fg_graph_tinfo(m->g, m->logits);
     const size_t nlog = (size_t)fg_tensor_numel(&li->t);
-    vit_score sc;
-    memset(&sc, 0, sizeof sc);
-    sc.k = (int32_t)li->t.shape[1];
-    FG_ASSERT(sc.k <= 64);
+    out->k = (int32_t)li->t.shape[1];
+    FG_ASSERT(out->k <= 64);
     const size_t iv = vit_split_image_values(s), lv = vit_split_labels_per_item(s);
     float *x = malloc(iv * (size_t)B * sizeof(float));
     int32_t *y = malloc(lv * (size_t)B * sizeof(int32_t));
@@ -299,13 +297,12 @@ fg_status vit_evaluate_score(vit_model *m, const vit_split *s, vit_score *out) {
         if (st == FG_OK) st = fg_graph_set_input(m->g, m->labels, y, lv * (size_t)B * sizeof(int32_t));
         if (st == FG_OK) st = fg_graph_forward(m->g);
         if (st == FG_OK) st = fg_graph_read(m->g, m->logits, logits, nlog * sizeof(float));
-        if (st == FG_OK) vit_score_batch(&sc, s, logits, y, rows);
+        if (st == FG_OK) vit_score_batch(out, s, logits, y, rows);
     }
     free(x);
     free(y);
     free(logits);
     free(idx);
-    if (st == FG_OK) *out = sc;
     return st;
 }
 

@@ -100,7 +100,7 @@ double vit_score_class_iou(const vit_score *sc, int32_t j);
 double vit_score_item_iou(const vit_score *sc);
 /* The metric of the model on split s in eval mode: accuracy or mIoU. */
 fg_status vit_evaluate(vit_model *m, const vit_split *s, double *out);
-/* The same, the whole score (per-class counts) into *sc. */
+/* The same, the whole score (per-class counts) into *sc (complete only when it returns FG_OK). */
 fg_status vit_evaluate_score(vit_model *m, const vit_split *s, vit_score *sc);
 /* Saves the weights with the metadata vit_read_meta reads back. */
 fg_status vit_save_weights(vit_model *m, const char *path, const char *data, const vit_split *s, uint64_t seed);
