@@ -164,6 +164,7 @@ usage "--scene-rotate must be in" vit train --model segformer-b0 --data scenes -
 usage "apply to --data scenes only" vit train --model vit-tiny-28 --data fashion --scene-refresh --save x.safetensors
 usage "--model FILE is required" vit eval --data fashion
 usage "--scene-items must be 1 to 8" vit eval --model seg.safetensors --scene-items 9
+usage "--scene-items must be 1 to 8" vit eval --model seg.safetensors --scene-items 0
 usage "--scene-items applies to --data scenes only" vit eval --model vit.safetensors --scene-items 2
 usage "unknown subcommand 'fly'" vit fly
 usage "--json FILE is required" vit profile --model vit.safetensors

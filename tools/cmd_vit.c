@@ -249,7 +249,7 @@ static int vit_eval(int argc, char **argv) {
     if (batch < 1) return cli_usage_error(&cmd, "vit eval: --batch must be > 0");
     if (n_test < 0) return cli_usage_error(&cmd, "vit eval: --test-images must be >= 0");
     if (threads < 0) return cli_usage_error(&cmd, "vit eval: --threads must be >= 0");
-    if (scene_items < 0 || scene_items > 8)
+    if (cli_find(opts, "scene-items")->set && (scene_items < 1 || scene_items > 8))
         return cli_usage_error(&cmd, "vit eval: --scene-items must be 1 to 8 (got %d)", scene_items);
     vit_meta meta;
     fg_status s = vit_read_meta(file, &meta);
