@@ -5,8 +5,9 @@
 # GEMM FLOPs in the sparse one, finite perplexities below the vocabulary size, the learning curve
 # with a mid-epoch validation), the CSV trace and the plot are there; a run resumed from the
 # first epoch's checkpoint ends with the same perplexities, and a broken checkpoint is refused by
-# name; bad options are usage errors. ~15 s on 2 cores; the corpus must have been fetched
-# (scripts/fetch-data.sh brown). Usage: e2e_lm.sh PATH/TO/frugal
+# name; lm eval of the last checkpoint prints the perplexities training printed, lm sample draws
+# vocabulary words after the prime, the same for the same seed; bad options are usage errors.
+# ~20 s on 2 cores; the corpus must have been fetched (scripts/fetch-data.sh brown). Usage: e2e_lm.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 work=$(mktemp -d)
@@ -88,6 +89,61 @@ if (r.sparse_variant !== "threshold" || Math.abs(r.sparse_tau - 1e-4) > 1e-9 || 
     Math.abs(e.tau - 1e-4) > 1e-9 || !(e.gate_sparsity > 0 && e.gate_sparsity < 1) || e.lstm_backward_flops_kept !== 1) {
   console.error("FAIL: thr.json: " + JSON.stringify(r).slice(0, 400)); process.exit(1);
 }' || fail "thr.json"
+# lm eval: epoch 2's checkpoint scores what training printed (validation and test, 10 chunks each), bit for bit
+"$frugal" lm eval --model ck-2.safetensors --split valid --max-batches 10 --threads 2 --json ev.json >ev.txt 2>&1 ||
+    { cat ev.txt; fail "lm eval --split valid exited $?"; }
+grep -Eq '^model ck-2.safetensors: embedding 32, 2 x LSTM 32, vocabulary 10002; 2 epochs trained' ev.txt ||
+    { cat ev.txt; fail "lm eval does not describe the model"; }
+"$frugal" lm eval --model ck-2.safetensors --max-batches 10 --threads 2 --json et.json >et.txt 2>&1 ||
+    { cat et.txt; fail "lm eval exited $?"; }
+grep -Eq '^test perplexity [0-9.]+ \(800 words in 10 chunks of 10 steps x 8 streams\)$' et.txt ||
+    { cat et.txt; fail "lm eval: no test perplexity line"; }
+node -e '
+const fs = require("fs");
+const r = JSON.parse(fs.readFileSync("run.json", "utf8")), v = JSON.parse(fs.readFileSync("ev.json", "utf8")),
+      t = JSON.parse(fs.readFileSync("et.json", "utf8"));
+const bad = (m) => { console.error("FAIL: lm eval: " + m); process.exit(1); };
+if (v.split !== "valid" || v.perplexity !== r.epochs[1].valid_ppl) bad("valid " + v.perplexity + ", training had " + r.epochs[1].valid_ppl);
+if (t.split !== "test" || t.perplexity !== r.test_ppl) bad("test " + t.perplexity + ", training had " + r.test_ppl);
+if (t.words !== 800 || t.epochs !== 2 || t.steps !== 10 || t.batch !== 8) bad(JSON.stringify(t));
+' || fail "lm eval JSON"
+# lm sample: the prime first, then vocabulary words; the same seed the same text, another seed another
+"$frugal" lm sample --model ck-2.safetensors --words 40 --seed 3 --prime "the jury said" >s1.txt 2>&1 || { cat s1.txt; fail "lm sample exited $?"; }
+"$frugal" lm sample --model ck-2.safetensors --words 40 --seed 3 --prime "the jury said" >s2.txt 2>&1
+"$frugal" lm sample --model ck-2.safetensors --words 40 --seed 4 --prime "the jury said" >s3.txt 2>&1
+cmp -s s1.txt s2.txt || fail "lm sample: the same seed gave two texts"
+cmp -s s1.txt s3.txt && fail "lm sample: seeds 3 and 4 gave the same text"
+[[ "$(head -c 14 s1.txt)" == "the jury said " ]] || { cat s1.txt; fail "lm sample: the text does not start with the prime"; }
+n=$(wc -w <s1.txt)
+(( n > 3 && n <= 43 )) || { cat s1.txt; fail "lm sample: $n words, expected the 3 of the prime and up to 40 drawn"; }
+data_dir=${FRUGAL_DATA:-$HOME/.cache/frugal}
+node -e '
+const fs = require("fs");
+const vocab = new Set(fs.readFileSync(process.argv[1], "utf8").split(/\s+/));
+for (const w of fs.readFileSync("s1.txt", "utf8").split(/\s+/).filter((x) => x))
+  if (!vocab.has(w)) { console.error("FAIL: lm sample: \"" + w + "\" is not a training word"); process.exit(1); }
+' "$data_dir/brown.train.txt" || fail "lm sample words"
+"$frugal" lm sample --model ck-2.safetensors --words 20 --temperature 0 --seed 5 >g1.txt 2>&1 || fail "lm sample --temperature 0 exited $?"
+"$frugal" lm sample --model ck-2.safetensors --words 20 --temperature 0 --seed 6 >g2.txt 2>&1
+cmp -s g1.txt g2.txt || fail "lm sample --temperature 0: the seed changed the most likely words"
+for bad_args in "--words 0|--words 0" "--temperature -1|--temperature -1" "|--model FILE is required"; do
+    set +e
+    if [[ -n ${bad_args%%|*} ]]; then "$frugal" lm sample --model ck-2.safetensors ${bad_args%%|*} >bad.txt 2>&1
+    else "$frugal" lm sample >bad.txt 2>&1; fi
+    rc=$?
+    set -e
+    [[ $rc == 2 ]] && grep -q -- "${bad_args#*|}" bad.txt || { cat bad.txt; fail "lm sample ${bad_args%%|*}: exit $rc, expected 2 saying '${bad_args#*|}'"; }
+done
+set +e
+"$frugal" lm eval --model ck-2.safetensors --split dev >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- '--split dev' bad.txt || { cat bad.txt; fail "lm eval --split dev: exit $rc, expected 2"; }
+set +e
+"$frugal" lm eval --model broken.safetensors >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 1 ]] && grep -q 'broken.safetensors' bad.txt || { cat bad.txt; fail "lm eval of a broken file: exit $rc, expected 1 naming it"; }
 # usage errors exit 2 and name the option
 set +e
 "$frugal" lm train --variant threshold --sparse 0.5 >bad.txt 2>&1

@@ -11,6 +11,11 @@
  *  - checkpoints: a run that writes them trains the same; one resumed from an epoch's checkpoint
  *    goes on bit for bit as if it never stopped, reports the earlier epochs as they were, and may
  *    branch to another schedule; a checkpoint of another run or a broken file is refused by name;
+ *  - generation: the sizes read back from a checkpoint's tensors; a model trained on lines "a x b"
+ *    and "c x d" continues a prime of "a x" with b and "c x" with d at temperature 0 (the state
+ *    is carried from word to word); with the decoder's weights zeroed the words are drawn from
+ *    softmax(bias / temperature) at temperatures 1 and 2 (frequencies within 5 sigma); bad
+ *    arguments fail by name;
  *  - bad configurations fail with messages naming the field. */
 #include <math.h>
 #include <stdio.h>
@@ -428,6 +433,136 @@ static void test_errors(void) {
     fg_corpus_free(&c);
 }
 
+/* Lines "a x b" or "c x d" in a fixed pseudo-random order: the word after x is the word before it's
+ * partner, two words back. */
+static char *pair_text(int lines, uint32_t seed) {
+    char *s = malloc((size_t)lines * 7 + 1), *o = s;
+    for (int l = 0; l < lines; l++) {
+        seed = seed * 1664525u + 1013904223u;
+        memcpy(o, (seed >> 16) & 1 ? "a x b\n" : "c x d\n", 6);
+        o += 6;
+    }
+    *o = 0;
+    return s;
+}
+
+static void test_generate(void) {
+    char dir[] = "/tmp/fg_test_lm.XXXXXX", pattern[64], path[64];
+    FG_ASSERT(mkdtemp(dir));
+    snprintf(pattern, sizeof pattern, "%s/gen-{epoch}.safetensors", dir);
+    snprintf(path, sizeof path, "%s/gen-6.safetensors", dir);
+    char *tr = pair_text(1500, 7), *ev = pair_text(50, 11);
+    const char *texts[3] = {tr, ev, ev};
+    size_t lens[3] = {strlen(tr), strlen(ev), strlen(ev)};
+    fg_corpus c;
+    CHECK_OK(fg_corpus_parse(texts, lens, "pairs", &c));
+    free(tr);
+    free(ev);
+    fg_lm_cfg cfg = {c.vocab_size, 8, 24, 2, 8, 4, 0.0f, 0};
+    fg_lm_train_cfg tc = fg_lm_train_defaults();
+    tc.checkpoint = pattern;
+    fg_lm_epoch h[6];
+    train(&cfg, &tc, &c, h);
+    printf("pairs: valid ppl %.3f after 6 epochs\n", h[5].valid_ppl);
+
+    /* the sizes from the tensors; the generator's graph: one step, one stream */
+    fg_st_file *f;
+    CHECK_OK(fg_st_load(path, &f));
+    fg_lm_cfg one;
+    memset(&one, 0, sizeof one);
+    CHECK_OK(fg_lm_cfg_from_weights(f, path, &one));
+    fg_st_free(f);
+    CHECK(one.vocab == cfg.vocab && one.embed == 8 && one.hidden == 24 && one.layers == 2);
+    one.steps = one.batch = 1;
+    lm_run r;
+    CHECK_OK(lm_open(&r, &one));
+    CHECK_OK(fg_graph_load(r.g, NULL, path));
+    const int32_t a = fg_corpus_find(&c, "a"), b = fg_corpus_find(&c, "b"), cc = fg_corpus_find(&c, "c"),
+                  d = fg_corpus_find(&c, "d"), x = fg_corpus_find(&c, "x");
+    FG_ASSERT(a > 0 && b > 0 && cc > 0 && d > 0 && x > 0);
+    int32_t ax[2] = {a, x}, cx[2] = {cc, x}, out[4];
+    CHECK_OK(fg_lm_generate(r.g, &r.io, &one, ax, 2, 2, 0.0, 1, out));
+    CHECK(out[0] == b && out[1] == 0); /* then the line ends */
+    CHECK_OK(fg_lm_generate(r.g, &r.io, &one, cx, 2, 2, 0.0, 1, out));
+    CHECK(out[0] == d && out[1] == 0);
+    /* a draw at temperature 1 follows the model too: after "a x" b is near certain */
+    CHECK_OK(fg_lm_generate(r.g, &r.io, &one, ax, 2, 1, 1.0, 5, out));
+    CHECK(out[0] == b);
+
+    /* the decoder's weights zeroed: logits = its bias, whatever the state; draws from softmax(bias / T) */
+    const fg_tinfo *wi = fg_graph_tinfo(r.g, fg_graph_find(r.g, "decoder.weight"));
+    float *w = fg_graph_tensor(r.g, fg_graph_find(r.g, "decoder.weight"))->data;
+    float *bias = fg_graph_tensor(r.g, fg_graph_find(r.g, "decoder.bias"))->data;
+    memset(w, 0, (size_t)(wi->t.shape[0] * wi->t.shape[1]) * sizeof *w);
+    const int64_t V = one.vocab, n = 20000;
+    for (int64_t i = 0; i < V; i++) bias[i] = (float)(0.5 * (double)(i % 3)); /* three levels of logits */
+    int32_t *draws = malloc((size_t)n * sizeof *draws);
+    int64_t *count = calloc((size_t)V, sizeof *count);
+    const double temps[2] = {1.0, 2.0};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(fg_lm_generate(r.g, &r.io, &one, NULL, 0, n, temps[k], 42 + (uint64_t)k, draws));
+        memset(count, 0, (size_t)V * sizeof *count);
+        for (int64_t i = 0; i < n; i++) count[draws[i]]++;
+        double z = 0;
+        for (int64_t i = 0; i < V; i++) z += exp(0.5 * (double)(i % 3) / temps[k]);
+        int ok = 1;
+        for (int64_t i = 0; i < V; i++) {
+            double p = exp(0.5 * (double)(i % 3) / temps[k]) / z, sd = sqrt((double)n * p * (1 - p));
+            if (fabs((double)count[i] - (double)n * p) > 5 * sd) ok = 0;
+            printf("  T %.0f word %lld: %lld draws, expected %.0f +- %.0f\n", temps[k], (long long)i,
+                   (long long)count[i], (double)n * p, sd);
+        }
+        CHECK(ok);
+    }
+    /* the same seed draws the same words */
+    int32_t again[64];
+    CHECK_OK(fg_lm_generate(r.g, &r.io, &one, NULL, 0, 64, 1.0, 42, again));
+    CHECK_OK(fg_lm_generate(r.g, &r.io, &one, NULL, 0, n, 1.0, 42, draws));
+    CHECK(memcmp(again, draws, sizeof again) == 0);
+    free(draws);
+    free(count);
+
+    /* errors, by name */
+    CHECK(fg_lm_generate(r.g, &r.io, &one, NULL, 0, 4, -1.0, 1, out) == FG_ERR_INVALID &&
+          strstr(fg_last_error(), "temperature -1"));
+    int32_t bad = (int32_t)V;
+    CHECK(fg_lm_generate(r.g, &r.io, &one, &bad, 1, 4, 1.0, 1, out) == FG_ERR_INVALID &&
+          strstr(fg_last_error(), "prime word 0"));
+    lm_close(&r);
+    CHECK(fg_lm_generate(NULL, NULL, &cfg, NULL, 0, 4, 1.0, 1, out) == FG_ERR_INVALID &&
+          strstr(fg_last_error(), "8 steps x 4 streams"));
+    fg_corpus_free(&c);
+    /* files that are not an LSTM LM's weights: the tensor at fault named */
+    static const float zeros[64];
+    const int64_t emb[2] = {10, 4}, hh_bad[2] = {12, 4}, hh[2] = {16, 4}, ih_bad[2] = {16, 5};
+    const struct {
+        const char *name;
+        const int64_t *shape;
+    } files[3][2] = {{{"embed.weight", emb}, {NULL, NULL}},
+                     {{"embed.weight", emb}, {"lstm0.weight_hh_l0", hh_bad}},
+                     {{"embed.weight", emb}, {"lstm0.weight_hh_l0", hh}}};
+    const char *want[3] = {"no tensor 'lstm0.weight_hh_l0'", "'lstm0.weight_hh_l0' is 12 x 4",
+                           "'lstm0.weight_ih_l0' is 16 x 5"};
+    for (int k = 0; k < 3; k++) {
+        fg_st_writer *wr;
+        CHECK_OK(fg_st_writer_create(&wr));
+        for (int j = 0; j < 2 && files[k][j].name; j++)
+            CHECK_OK(fg_st_writer_add(wr, files[k][j].name, FG_ST_F32, 2, files[k][j].shape, zeros));
+        if (k == 2) CHECK_OK(fg_st_writer_add(wr, "lstm0.weight_ih_l0", FG_ST_F32, 2, ih_bad, zeros));
+        CHECK_OK(fg_st_writer_save(wr, path));
+        fg_st_writer_free(wr);
+        CHECK_OK(fg_st_load(path, &f));
+        fg_lm_cfg got;
+        fg_status s = fg_lm_cfg_from_weights(f, path, &got);
+        CHECK(s == FG_ERR_FORMAT && strstr(fg_last_error(), want[k]));
+        if (s != FG_ERR_FORMAT) printf("file %d: %s\n", k, fg_last_error());
+        fg_st_free(f);
+    }
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_chunks();
@@ -435,6 +570,7 @@ int main(void) {
     test_schedules();
     test_schedules_train();
     test_checkpoints();
+    test_generate();
     test_errors();
     return fg_test_finish("test_lm");
 }

@@ -373,13 +373,251 @@ static int lm_train(int argc, char **argv) {
     return code;
 }
 
+/* A trained model from a checkpoint of lm train: its sizes read off its tensors, the corpus it
+ * was trained on (whose vocabulary must have the model's size), and the graph built for steps x
+ * batch with the weights loaded. */
+typedef struct lm_model {
+    fg_corpus corpus;
+    fg_lm_cfg c;
+    fg_lm_ckpt_info info;
+    fg_graph *g;
+    fg_pool *pool;
+    fg_lm_io io;
+} lm_model;
+
+static void lm_model_free(lm_model *m) {
+    fg_graph_free(m->g);
+    fg_pool_destroy(m->pool);
+    fg_lm_ckpt_info_free(&m->info);
+    fg_corpus_free(&m->corpus);
+    memset(m, 0, sizeof *m);
+}
+
+/* steps or batch 0: the checkpoint's. Prints the error and returns the exit code, or CLI_CONTINUE. */
+static int lm_model_open(lm_model *m, const char *path, const char *data, const char *data_dir, int64_t steps,
+                         int64_t batch) {
+    memset(m, 0, sizeof *m);
+    fg_st_file *f;
+    fg_status s = fg_st_load(path, &f);
+    if (s != FG_OK) return cli_fail("--model", s);
+    s = fg_lm_ckpt_read(f, path, &m->info);
+    if (s == FG_OK) s = fg_lm_cfg_from_weights(f, path, &m->c);
+    fg_st_free(f);
+    if (s != FG_OK) {
+        lm_model_free(m);
+        return cli_fail("--model", s);
+    }
+    m->c.steps = steps > 0 ? steps : m->info.steps;
+    m->c.batch = batch > 0 ? batch : m->info.batch;
+    char buf[4096];
+    const char *dir = data_dir ? data_dir : fg_data_dir(buf, sizeof buf);
+    s = fg_corpus_load(dir, data, &m->corpus);
+    if (s != FG_OK) {
+        fprintf(stderr, "frugal: %s\n(fetch the Brown corpus with: bash scripts/fetch-data.sh brown)\n", fg_last_error());
+        lm_model_free(m);
+        return CLI_EXIT_FAIL;
+    }
+    if (m->corpus.vocab_size != m->c.vocab) {
+        fprintf(stderr, "frugal: %s has a vocabulary of %lld words and corpus '%s' one of %d: expected the corpus the "
+                "model was trained on (--data)\n", path, (long long)m->c.vocab, data, m->corpus.vocab_size);
+        lm_model_free(m);
+        return CLI_EXIT_FAIL;
+    }
+    fg_mem_policy pol;
+    s = fg_pool_create(&m->pool, 0);
+    if (s == FG_OK) s = fg_graph_create(&m->g, "lstm-lm");
+    if (s == FG_OK) s = fg_lm_build(m->g, &m->c, &m->io);
+    if (s == FG_OK) s = fg_policy_network_wide(&pol);
+    if (s == FG_OK) s = fg_graph_build(m->g, m->io.loss, m->pool, &pol);
+    if (s == FG_OK) s = fg_graph_load(m->g, NULL, path);
+    if (s != FG_OK) {
+        lm_model_free(m);
+        return cli_fail("--model", s);
+    }
+    return CLI_CONTINUE;
+}
+
+static void lm_model_describe(const lm_model *m, const char *path) {
+    printf("model %s: embedding %lld, %d x LSTM %lld, vocabulary %lld; %d epochs trained (valid ppl %.2f at the "
+           "last)\n", path, (long long)(m->c.embed ? m->c.embed : m->c.hidden), m->c.layers, (long long)m->c.hidden,
+           (long long)m->c.vocab, m->info.epochs, m->info.hist[m->info.epochs - 1].valid_ppl);
+}
+
+static int lm_eval(int argc, char **argv) {
+    const char *file = NULL, *data = "brown", *data_dir = NULL, *split = "test", *json = NULL;
+    int64_t steps = 0, batch = 0, max_batches = 0;
+    int threads = 0;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &file, "FILE", "a checkpoint written by frugal lm train --checkpoint (required)", 0},
+        {"data", CLI_STR, &data, "NAME", "the corpus the model was trained on (default brown)", 0},
+        {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {"split", CLI_STR, &split, "NAME", "test (default), valid or train", 0},
+        {"steps", CLI_I64, &steps, "T", "chunk length (default: the training's, which reproduces its perplexities)", 0},
+        {"batch", CLI_I64, &batch, "B", "parallel streams (default: the training's)", 0},
+        {"max-batches", CLI_I64, &max_batches, "N", "score only the first N chunks (default all)", 0},
+        {"threads", CLI_INT, &threads, "N", "compute threads (default: all cores)", 0},
+        {"json", CLI_STR, &json, "FILE", "write {model, data, split, perplexity, words, epochs} as JSON", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"lm eval", "frugal lm eval --model FILE [options]",
+                   "Perplexity of a trained LSTM language model on a split of its corpus (dropout off, the state "
+                   "carried from chunk to chunk as in training). The model's sizes are read off its tensors; with the "
+                   "training's steps and batch (the default) the figure is the one lm train printed.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    if (!file) return cli_usage_error(&cmd, "lm eval: --model FILE is required");
+    int k = strcmp(split, "train") == 0 ? FG_CORPUS_TRAIN : strcmp(split, "valid") == 0 ? FG_CORPUS_VALID
+            : strcmp(split, "test") == 0 ? FG_CORPUS_TEST : -1;
+    if (k < 0) return cli_usage_error(&cmd, "lm eval: --split %s: expected test, valid or train", split);
+    if (steps < 0 || batch < 0 || max_batches < 0)
+        return cli_usage_error(&cmd, "lm eval: --steps, --batch and --max-batches must be >= 0 (0 = the default)");
+    if (threads < 0) return cli_usage_error(&cmd, "lm eval: --threads must be >= 0");
+    if (threads > 0) fg_threads_set(threads);
+    lm_model m;
+    if ((rc = lm_model_open(&m, file, data, data_dir, steps, batch)) != CLI_CONTINUE) return rc;
+    lm_model_describe(&m, file);
+    double ppl = NAN;
+    int64_t chunks = fg_lm_chunks(m.corpus.n[k], m.c.steps, m.c.batch);
+    if (max_batches > 0 && max_batches < chunks) chunks = max_batches;
+    fg_status s = fg_lm_perplexity(m.g, &m.io, &m.c, m.corpus.ids[k], m.corpus.n[k], max_batches, &ppl);
+    int code = CLI_EXIT_OK;
+    if (s != FG_OK) {
+        code = cli_fail("lm eval", s);
+    } else {
+        int64_t words = chunks * m.c.steps * m.c.batch;
+        printf("%s perplexity %.2f (%lld words in %lld chunks of %lld steps x %lld streams)\n", split, ppl,
+               (long long)words, (long long)chunks, (long long)m.c.steps, (long long)m.c.batch);
+        if (json) {
+            cli_json j;
+            s = cli_json_open(&j, json);
+            if (s == FG_OK) {
+                cli_json_obj_begin(&j, NULL);
+                cli_json_str(&j, "model", file);
+                cli_json_str(&j, "data", data);
+                cli_json_str(&j, "split", split);
+                cli_json_num(&j, "perplexity", ppl);
+                cli_json_int(&j, "words", words);
+                cli_json_int(&j, "steps", m.c.steps);
+                cli_json_int(&j, "batch", m.c.batch);
+                cli_json_int(&j, "epochs", m.info.epochs);
+                cli_json_obj_end(&j);
+                s = cli_json_close(&j);
+            }
+            if (s != FG_OK) code = cli_fail("--json", s);
+        }
+    }
+    lm_model_free(&m);
+    return code;
+}
+
+/* The ids of the words of text (split at spaces and tabs); a word outside the vocabulary is <unk>
+ * when the vocabulary has it, else a usage error naming it. */
+static int prime_ids(const fg_corpus *c, const char *text, int32_t **out, int64_t *n) {
+    *out = NULL;
+    *n = 0;
+    size_t len = strlen(text);
+    int32_t *ids = malloc((len / 2 + 1) * sizeof *ids), unk = fg_corpus_find(c, "<unk>");
+    if (!ids) return cli_fail("--prime", fg_fail(FG_ERR_OOM, "out of host memory"));
+    for (const char *p = text; *p;) {
+        while (*p == ' ' || *p == '\t') p++;
+        size_t w = strcspn(p, " \t");
+        if (!w) break;
+        char word[FG_CORPUS_MAX_WORD + 1];
+        int32_t id = -1;
+        if (w <= FG_CORPUS_MAX_WORD) {
+            memcpy(word, p, w);
+            word[w] = 0;
+            id = fg_corpus_find(c, word);
+        }
+        if (id < 0) id = unk;
+        if (id < 0) {
+            free(ids);
+            return cli_usage_error(NULL, "lm sample: --prime: '%.*s' is not in the vocabulary (which has no <unk>)",
+                                   (int)(w > 64 ? 64 : w), p);
+        }
+        ids[(*n)++] = id;
+        p += w;
+    }
+    *out = ids;
+    return CLI_CONTINUE;
+}
+
+static int lm_sample(int argc, char **argv) {
+    const char *file = NULL, *data = "brown", *data_dir = NULL, *prime = "";
+    int64_t words = 50;
+    double temperature = 1.0;
+    uint64_t seed = 1;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &file, "FILE", "a checkpoint written by frugal lm train --checkpoint (required)", 0},
+        {"data", CLI_STR, &data, "NAME", "the corpus the model was trained on, for its words (default brown)", 0},
+        {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
+        {"words", CLI_I64, &words, "N", "words to draw (default 50; a sentence end counts as one)", 0},
+        {"temperature", CLI_FLOAT, &temperature, "T", "softmax temperature: 1 draws from the model (default), lower "
+                                                     "is safer, 0 always takes the most likely word", 0},
+        {"prime", CLI_STR, &prime, "TEXT", "words the text starts with (lowercase, as the corpus; unknown ones "
+                                          "read as <unk>)", 0},
+        {"seed", CLI_U64, &seed, "S", "seed of the draws (default 1)", 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
+    };
+    cli_cmd cmd = {"lm sample", "frugal lm sample --model FILE [options]",
+                   "Generates text from a trained LSTM language model: after a sentence start and the --prime words, "
+                   "each word is drawn from the model's distribution and read back as the next input. Prints the "
+                   "prime, then the words drawn, a sentence end as a line break.",
+                   opts, 0, 0, NULL};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc != CLI_CONTINUE) return rc;
+    if (!file) return cli_usage_error(&cmd, "lm sample: --model FILE is required");
+    if (words < 1 || words > 1000000) return cli_usage_error(&cmd, "lm sample: --words %lld: expected 1..1000000", (long long)words);
+    if (!(temperature >= 0 && temperature <= 100))
+        return cli_usage_error(&cmd, "lm sample: --temperature %g: expected 0..100", temperature);
+    fg_threads_set(1); /* one word at a time: threads only cost wake-ups */
+    lm_model m;
+    if ((rc = lm_model_open(&m, file, data, data_dir, 1, 1)) != CLI_CONTINUE) return rc;
+    int32_t *pids = NULL, *out = malloc((size_t)words * sizeof *out);
+    int64_t np = 0;
+    if (!out) rc = cli_fail("lm sample", fg_fail(FG_ERR_OOM, "out of host memory for %lld words", (long long)words));
+    else rc = prime_ids(&m.corpus, prime, &pids, &np);
+    fg_status s = FG_OK;
+    if (rc == CLI_CONTINUE) s = fg_lm_generate(m.g, &m.io, &m.c, pids, np, words, temperature, seed, out);
+    if (rc == CLI_CONTINUE && s != FG_OK) rc = cli_fail("lm sample", s);
+    if (rc == CLI_CONTINUE) {
+        int col = 0;
+        for (int64_t i = 0; i < np + words; i++) {
+            int32_t id = i < np ? pids[i] : out[i - np];
+            if (id == 0) {
+                printf("\n");
+                col = 0;
+                continue;
+            }
+            printf("%s%s", col ? " " : "", m.corpus.words[id]);
+            col = 1;
+        }
+        if (col) printf("\n");
+        rc = CLI_EXIT_OK;
+    }
+    free(pids);
+    free(out);
+    lm_model_free(&m);
+    return rc;
+}
+
 int cmd_lm(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "train") == 0) return lm_train(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "eval") == 0) return lm_eval(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "sample") == 0) return lm_sample(argc - 1, argv + 1);
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        printf("usage: frugal lm train [options]   (frugal lm train --help lists them)\n\n"
+        printf("usage: frugal lm train [options]   train a model (--checkpoint FILE keeps it)\n"
+               "       frugal lm eval --model FILE  perplexity of a trained model on a split\n"
+               "       frugal lm sample --model FILE [--prime TEXT]  text drawn from a trained model\n"
+               "(frugal lm COMMAND --help lists the options)\n\n"
                "Word-level LSTM language models with the structurally sparsified backward of the sparse LSTM "
                "system.\n");
         return CLI_EXIT_OK;
     }
-    return cli_usage_error(NULL, "lm: expected a subcommand: train (got '%s')", argc >= 1 ? argv[0] : "");
+    return cli_usage_error(NULL, "lm: expected a subcommand: train, eval or sample (got '%s')", argc >= 1 ? argv[0] : "");
 }

@@ -17,7 +17,7 @@ static const command commands[] = {
     {"demo", cmd_demo, "train LeNet-5 on MNIST with the defaults, summarize, plot the learning curve"},
     {"vmem", cmd_vmem, "training beyond the device budget: compare the offload policies (vmem report)"},
     {"data", cmd_data, "where the data directory is and which data sets it holds"},
-    {"lm", cmd_lm, "sparse LSTM: train a word-level LSTM language model, dense or with a sparsified backward"},
+    {"lm", cmd_lm, "sparse LSTM: word-level LSTM language models: train (dense or sparse backward), eval, sample"},
     {"lstm", cmd_lstm, "sparse LSTM: time the backward variants of a stacked LSTM against PyTorch (lstm bench)"},
     {"vit", cmd_vit, "vision transformers: train a ViT or SegFormer, evaluate saved weights (vit train | vit eval)"},
     {"rl", cmd_rl, "reinforcement learning: the MinAtar games and CartPole (rl bench-env)"},

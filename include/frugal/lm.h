@@ -179,6 +179,20 @@ void fg_lm_ckpt_info_free(fg_lm_ckpt_info *info);
 fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
                            int64_t max_chunks, double *ppl);
 
+/* The model's sizes from a checkpoint's tensors (embed.weight (vocab, embed), lstm<k>.weight_hh_l0
+ * (4 hidden, hidden) for k = 0.. while present, decoder.weight (vocab, hidden)): fills c->vocab,
+ * embed, hidden and layers; the other fields are the caller's. FG_ERR_FORMAT naming the tensor
+ * when one is missing or its shape does not fit the others. `what` names the file in messages. */
+fg_status fg_lm_cfg_from_weights(const fg_st_file *f, const char *what, fg_lm_cfg *c);
+
+/* Text from the model: g was built from fg_lm_build(c) with c->steps = c->batch = 1 and its
+ * weights loaded. Starts from zero state, reads <eos> (a sentence start) and the n_prime ids of
+ * prime, then draws n words into out[0 .. n-1], each read back as the next input. Each word is
+ * drawn from softmax(logits / temperature) with a generator seeded by seed; temperature 0 takes
+ * the most likely word (the lowest id among equals) and draws nothing. Dropout is off. */
+fg_status fg_lm_generate(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *prime, int64_t n_prime,
+                         int64_t n, double temperature, uint64_t seed, int32_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -357,10 +357,8 @@ static float *state_of(const chunk_buf *cb, int layer, int cell) {
 
 static void reset_state(chunk_buf *cb, const fg_lm_cfg *c) { memset(cb->state, 0, 2 * (size_t)c->layers * cb->state_bytes); }
 
-/* Feeds chunk k and the carried state. */
-static fg_status set_chunk(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
-                           int64_t k, chunk_buf *cb) {
-    fill_chunk(ids, n, c->steps, c->batch, k, cb->tok, cb->tgt);
+/* Feeds cb's tokens, targets and carried state. */
+static fg_status feed(fg_graph *g, const fg_lm_io *io, const chunk_buf *cb) {
     FG_TRY(fg_graph_set_input(g, io->tokens, cb->tok, cb->bytes));
     FG_TRY(fg_graph_set_input(g, io->targets, cb->tgt, cb->bytes));
     for (int l = 0; l < io->n_lstm; l++) {
@@ -368,6 +366,13 @@ static fg_status set_chunk(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, 
         FG_TRY(fg_graph_set_input(g, io->c0[l], state_of(cb, l, 1), cb->state_bytes));
     }
     return FG_OK;
+}
+
+/* Feeds chunk k and the carried state. */
+static fg_status set_chunk(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
+                           int64_t k, chunk_buf *cb) {
+    fill_chunk(ids, n, c->steps, c->batch, k, cb->tok, cb->tgt);
+    return feed(g, io, cb);
 }
 
 /* After a forward: the state the next chunk starts from. */
@@ -399,6 +404,118 @@ fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, 
     fg_graph_set_training(g, 1);
     chunk_buf_free(&cb);
     if (s == FG_OK) *ppl = exp(sum / (double)chunks);
+    return s;
+}
+
+/* The tensor `name` of f as a 2-D shape; FG_ERR_FORMAT naming it when absent or not 2-D. */
+static fg_status weight_2d(const fg_st_file *f, const char *what, const char *name, int64_t *rows, int64_t *cols) {
+    const fg_st_entry *e = fg_st_find(f, name);
+    if (!e) return fg_fail(FG_ERR_FORMAT, "%s: no tensor '%s' (expected the weights of an LSTM language model)", what, name);
+    if (e->ndim != 2 || e->shape[0] < 1 || e->shape[1] < 1)
+        return fg_fail(FG_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, expected a 2-D matrix", what, name, e->ndim);
+    *rows = e->shape[0];
+    *cols = e->shape[1];
+    return FG_OK;
+}
+
+fg_status fg_lm_cfg_from_weights(const fg_st_file *f, const char *what, fg_lm_cfg *c) {
+    int64_t V, E, r, k, Vd, Hd;
+    FG_TRY(weight_2d(f, what, "embed.weight", &V, &E));
+    int layers = 0;
+    int64_t H = 0, in = E;
+    for (;; layers++) {
+        char name[64];
+        snprintf(name, sizeof name, "lstm%d.weight_hh_l0", layers);
+        if (!fg_st_find(f, name)) break;
+        if (layers == FG_LM_MAX_LAYERS)
+            return fg_fail(FG_ERR_FORMAT, "%s: more than %d LSTM layers (expected at most that)", what, FG_LM_MAX_LAYERS);
+        FG_TRY(weight_2d(f, what, name, &r, &k));
+        if (r != 4 * k)
+            return fg_fail(FG_ERR_FORMAT, "%s: tensor '%s' is %lld x %lld, expected (4 hidden, hidden)", what, name,
+                           (long long)r, (long long)k);
+        if (layers > 0 && k != H)
+            return fg_fail(FG_ERR_FORMAT, "%s: tensor '%s' has %lld units, layer 0 has %lld (expected the same)", what,
+                           name, (long long)k, (long long)H);
+        H = k;
+        snprintf(name, sizeof name, "lstm%d.weight_ih_l0", layers);
+        FG_TRY(weight_2d(f, what, name, &r, &k));
+        if (r != 4 * H || k != in)
+            return fg_fail(FG_ERR_FORMAT, "%s: tensor '%s' is %lld x %lld, expected %lld x %lld", what, name,
+                           (long long)r, (long long)k, (long long)(4 * H), (long long)in);
+        in = H;
+    }
+    if (layers == 0) return fg_fail(FG_ERR_FORMAT, "%s: no tensor 'lstm0.weight_hh_l0' (expected at least one LSTM layer)", what);
+    FG_TRY(weight_2d(f, what, "decoder.weight", &Vd, &Hd));
+    if (Vd != V || Hd != H)
+        return fg_fail(FG_ERR_FORMAT, "%s: tensor 'decoder.weight' is %lld x %lld, expected %lld x %lld (vocabulary x "
+                       "hidden)", what, (long long)Vd, (long long)Hd, (long long)V, (long long)H);
+    c->vocab = V;
+    c->embed = E;
+    c->hidden = H;
+    c->layers = layers;
+    return FG_OK;
+}
+
+/* The word drawn from logits x[0 .. V-1] at temperature temp (0: the most likely, lowest id first). */
+static int32_t draw_word(const float *x, int64_t V, double temp, fg_rng *rng, double *p) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < V; i++)
+        if (x[i] > x[best]) best = i;
+    if (temp == 0) return (int32_t)best;
+    double sum = 0;
+    for (int64_t i = 0; i < V; i++) sum += p[i] = exp(((double)x[i] - (double)x[best]) / temp);
+    double u = (double)(fg_rng_u64(rng) >> 11) * 0x1p-53 * sum, acc = 0;
+    for (int64_t i = 0; i < V; i++) {
+        acc += p[i];
+        if (u < acc) return (int32_t)i;
+    }
+    return (int32_t)best; /* u at the sum's last rounding: the draw falls past the end */
+}
+
+fg_status fg_lm_generate(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *prime, int64_t n_prime,
+                         int64_t n, double temperature, uint64_t seed, int32_t *out) {
+    FG_TRY(check_cfg(c));
+    if (c->steps != 1 || c->batch != 1)
+        return fg_fail(FG_ERR_INVALID, "lm generate: the model is built for %lld steps x %lld streams, expected 1 x 1",
+                       (long long)c->steps, (long long)c->batch);
+    if (!(temperature >= 0 && isfinite(temperature)))
+        return fg_fail(FG_ERR_INVALID, "lm generate: temperature %g, expected a finite value >= 0", temperature);
+    if (n < 0 || n_prime < 0 || (n_prime > 0 && !prime) || (n > 0 && !out))
+        return fg_fail(FG_ERR_INVALID, "lm generate: %lld prime words and %lld to draw, expected counts >= 0 with "
+                       "their arrays", (long long)n_prime, (long long)n);
+    for (int64_t i = 0; i < n_prime; i++)
+        if (prime[i] < 0 || prime[i] >= c->vocab)
+            return fg_fail(FG_ERR_INVALID, "lm generate: prime word %lld has id %d, expected 0..%lld", (long long)i,
+                           prime[i], (long long)(c->vocab - 1));
+    chunk_buf cb;
+    FG_TRY(chunk_buf_init(&cb, c));
+    float *logits = malloc((size_t)c->vocab * sizeof *logits);
+    double *p = malloc((size_t)c->vocab * sizeof *p);
+    fg_status s = logits && p ? FG_OK : fg_fail(FG_ERR_OOM, "lm generate: out of host memory for %lld words' "
+                                                 "probabilities", (long long)c->vocab);
+    fg_rng rng;
+    fg_rng_seed(&rng, seed);
+    fg_graph_set_training(g, 0);
+    reset_state(&cb, c);
+    cb.tgt[0] = 0; /* the loss node reads a target; nothing uses its value */
+    int32_t word = 0; /* <eos>: what a sentence follows */
+    for (int64_t i = 0; s == FG_OK && i < n_prime + n; i++) {
+        cb.tok[0] = word;
+        s = feed(g, io, &cb);
+        if (s == FG_OK) s = fg_graph_forward(g);
+        if (s == FG_OK) s = keep_state(g, io, &cb);
+        if (s != FG_OK) break;
+        if (i < n_prime) {
+            word = prime[i];
+            continue;
+        }
+        s = fg_graph_read(g, io->logits, logits, (size_t)c->vocab * sizeof *logits);
+        if (s == FG_OK) out[i - n_prime] = word = draw_word(logits, c->vocab, temperature, &rng, p);
+    }
+    fg_graph_set_training(g, 1);
+    chunk_buf_free(&cb);
+    free(logits);
+    free(p);
     return s;
 }
 
