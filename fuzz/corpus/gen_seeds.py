@@ -86,15 +86,16 @@ write("vit_table", "segformer", vit_table(
 write("vit_table", "skip_text", b"attn1,mlp2,heads0=2,decoder3")
 
 
-def lm_ckpt(history, epochs=None, **over):
-    """The metadata of a `frugal lm train --checkpoint` file (one small tensor: the reader looks at
-    the metadata only). history: per epoch 8 numbers, written as C99 hex floats like the trainer."""
+def lm_ckpt(history, epochs=None, tensors=None, **over):
+    """The metadata of a `frugal lm train --checkpoint` file (one small tensor unless tensors are
+    given: the checkpoint reader looks at the metadata only, fg_lm_cfg_from_weights at the tensors'
+    shapes). history: per epoch 8 numbers, written as C99 hex floats like the trainer."""
     meta = {"kind": "lm-checkpoint", "lm.epochs": str(epochs if epochs is not None else len(history)),
             "lm.seed": "1", "lm.steps": "35", "lm.batch": "20", "lm.chunks": "1224",
             "lm.train_seconds": (1234.5).hex(), "lm.train_cpu_seconds": (1200.25).hex(),
             "lm.history": ";".join(",".join(float(x).hex() for x in ep) for ep in history)}
     meta.update(over)
-    return safetensors([("decoder.bias", "F32", [2], struct.pack("<2f", 0, 0))], meta)
+    return safetensors(tensors or [("decoder.bias", "F32", [2], struct.pack("<2f", 0, 0))], meta)
 
 
 EP1 = [0.0, 1.0, 500.5, 464.5, 560.0, 540.0, 200.0, 1.0]
@@ -103,3 +104,19 @@ write("lm_ckpt", "two_epochs", lm_ckpt([EP1, EP2]))
 write("lm_ckpt", "one_epoch_decimal", lm_ckpt([EP1], **{"lm.history": "0,1,500.5,464.5,560,540,200,1"}))
 write("lm_ckpt", "short_history", lm_ckpt([EP1], epochs=2))
 write("lm_ckpt", "weights_kind", lm_ckpt([EP1], kind="weights"))
+
+
+def f32(*shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return bytes(4 * n)
+
+
+# a whole 2-layer model's tensors (vocabulary 5, embedding 2, 3 units): every shape the size reader checks
+LM = [("embed.weight", "F32", [5, 2], f32(5, 2))]
+for k, inp in ((0, 2), (1, 3)):
+    LM += [(f"lstm{k}.weight_ih_l0", "F32", [12, inp], f32(12, inp)), (f"lstm{k}.weight_hh_l0", "F32", [12, 3], f32(12, 3)),
+           (f"lstm{k}.bias_ih_l0", "F32", [12], f32(12)), (f"lstm{k}.bias_hh_l0", "F32", [12], f32(12))]
+LM += [("decoder.weight", "F32", [5, 3], f32(5, 3)), ("decoder.bias", "F32", [5], f32(5))]
+write("lm_ckpt", "model_2x3", lm_ckpt([EP1], tensors=LM))
