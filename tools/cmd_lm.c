@@ -438,9 +438,10 @@ static int lm_model_open(lm_model *m, const char *path, const char *data, const 
 }
 
 static void lm_model_describe(const lm_model *m, const char *path) {
-    printf("model %s: embedding %lld, %d x LSTM %lld, vocabulary %lld; %d epochs trained (valid ppl %.2f at the "
+    printf("model %s: embedding %lld, %d x LSTM %lld, vocabulary %lld; %d epoch%s trained (valid ppl %.2f at the "
            "last)\n", path, (long long)(m->c.embed ? m->c.embed : m->c.hidden), m->c.layers, (long long)m->c.hidden,
-           (long long)m->c.vocab, m->info.epochs, m->info.hist[m->info.epochs - 1].valid_ppl);
+           (long long)m->c.vocab, m->info.epochs, m->info.epochs == 1 ? "" : "s",
+           m->info.hist[m->info.epochs - 1].valid_ppl);
 }
 
 static int lm_eval(int argc, char **argv) {
