@@ -1,10 +1,10 @@
-/* Text from a word-level LSTM language model trained by `frugal lm train --checkpoint FILE`,
+/* Text from a word-level LSTM language model trained by `frugal lm train --save FILE`,
  * through the library: the model's sizes are read off the file's tensors, the network is built
  * for one word at a time and its weights loaded by name, and words are drawn one by one, each
  * read back as the next input (what `frugal lm sample` does).
  *
- *   cc -std=c11 -O2 lm_sample.c $(pkg-config --cflags --libs --static frugal) -o lm_sample
- *   ./lm_sample lm-6.safetensors [WORDS [PRIME...]]
+ *   cc -std=c11 -O2 lm_sample.c $(pkg-config --cflags --libs frugal) -o lm_sample
+ *   ./lm_sample lm.safetensors [WORDS [PRIME...]]      (from frugal lm train --save lm.safetensors)
  *
  * The corpus the model was trained on (its vocabulary) is read from the data directory
  * ($FRUGAL_DATA, default ~/.cache/frugal; Brown: scripts/fetch-data.sh brown). */

@@ -3,7 +3,7 @@
  * full batches; the weights are saved to a safetensors file and loaded into a second graph built
  * for inference, which must predict the same classes.
  *
- *   cc -std=c11 -O2 spirals.c $(pkg-config --cflags --libs --static frugal) -o spirals
+ *   cc -std=c11 -O2 spirals.c $(pkg-config --cflags --libs frugal) -lm -o spirals
  *   ./spirals [weights.safetensors]
  *
  * Prints the loss as it falls and the accuracy at the end; exits 1 below 95 % (the network should

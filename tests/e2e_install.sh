@@ -36,7 +36,8 @@ grep -Eq '^training accuracy (0\.9[5-9]|1\.0)' out.txt || fail "spirals: trainin
 grep -q 'the same predictions' out.txt || fail "spirals: the reloaded weights predict differently"
 
 "$frugal" lm train --hidden 16 --layers 1 --steps 10 --batch 4 --epochs 1 --max-batches 20 --eval-batches 2 \
-    --threads 1 --quiet --checkpoint lm.safetensors >out.txt 2>&1 || fail "frugal lm train exited $?"
+    --threads 1 --quiet --save lm.safetensors >out.txt 2>&1 || fail "frugal lm train exited $?"
+grep -q '^model: lm.safetensors ' out.txt || fail "lm train --save does not name the model it wrote"
 ./lm_sample lm.safetensors 12 the jury >out.txt 2>&1 || fail "lm_sample exited $?"
 [[ "$(head -c 9 out.txt)" == "the jury " ]] || fail "lm_sample does not start with the prime"
 n=$(wc -w <out.txt)

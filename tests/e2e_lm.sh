@@ -135,6 +135,11 @@ for bad_args in "--words 0|--words 0" "--temperature -1|--temperature -1" "|--mo
     [[ $rc == 2 ]] && grep -q -- "${bad_args#*|}" bad.txt || { cat bad.txt; fail "lm sample ${bad_args%%|*}: exit $rc, expected 2 saying '${bad_args#*|}'"; }
 done
 set +e
+"$frugal" lm train --save a.safetensors --checkpoint b.safetensors >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- '--save with --checkpoint' bad.txt || { cat bad.txt; fail "--save with --checkpoint: exit $rc, expected 2"; }
+set +e
 "$frugal" lm eval --model ck-2.safetensors --split dev >bad.txt 2>&1
 rc=$?
 set -e

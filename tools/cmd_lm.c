@@ -12,7 +12,7 @@
 #include "plot.h"
 
 typedef struct lm_args {
-    const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace, *checkpoint, *resume;
+    const char *data, *data_dir, *json, *plot, *variant, *schedule, *trace, *checkpoint, *resume, *save;
     int64_t hidden, embed, steps, batch, block, max_batches, eval_batches, eval_every, test_batches;
     int layers, epochs, decay_after, dense_epochs, dense_first, threads, quiet;
     double dropout, lr, lr_decay, clip, sparse, tau;
@@ -220,6 +220,8 @@ static int lm_train(int argc, char **argv) {
         {"checkpoint", CLI_STR, &a.checkpoint, "FILE", "after every epoch, save the weights and the run so far to "
                                                       "FILE (safetensors, atomically); {epoch} in FILE becomes the "
                                                       "epoch's number, keeping one file per epoch", 0},
+        {"save", CLI_STR, &a.save, "FILE", "write the model to FILE after every epoch, the last one staying (a "
+                                          "checkpoint: for lm eval, lm sample and --resume)", 0},
         {"resume", CLI_STR, &a.resume, "FILE", "go on from a --checkpoint file after its last epoch, bit for bit as "
                                               "if the run had not stopped; the options may change the schedule of "
                                               "the epochs to come (seed, --steps, --batch, --max-batches and the "
@@ -267,6 +269,12 @@ static int lm_train(int argc, char **argv) {
         return cli_usage_error(&cmd, "--dense-first %d: expected 0..epochs - dense epochs (%d)", a.dense_first,
                                a.epochs - a.dense_epochs);
     if (a.epochs < 1) return cli_usage_error(&cmd, "--epochs %d: expected >= 1", a.epochs);
+    if (a.save && a.checkpoint)
+        return cli_usage_error(&cmd, "--save with --checkpoint: --save FILE is --checkpoint FILE without {epoch}, "
+                               "expected one of them");
+    if (a.save && strstr(a.save, "{epoch}"))
+        return cli_usage_error(&cmd, "--save %s: expected a file name; {epoch} belongs to --checkpoint", a.save);
+    if (a.save) a.checkpoint = a.save;
     if (a.plot && (rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
     if (a.threads > 0) fg_threads_set(a.threads);
 
@@ -354,6 +362,7 @@ static int lm_train(int argc, char **argv) {
             secs += hist[i].seconds, cpu += hist[i].cpu_seconds, lstm += hist[i].lstm_backward_seconds;
         printf("test perplexity %.2f after %d epochs (valid %.2f); training %.1f s (CPU %.1f s), of which LSTM "
                "backward %.1f s\n", test_ppl, done, hist[done - 1].valid_ppl, secs, cpu, lstm);
+        if (a.save) printf("model: %s (frugal lm eval --model %s; lm sample too)\n", a.save, a.save);
         if (ui.oom) fprintf(stderr, "frugal: out of host memory: the learning curve is incomplete\n");
         if (a.json && (rc = write_json(&a, &ui, hist, done, test_ppl)) != CLI_CONTINUE) code = rc;
         if (a.trace && (rc = write_trace(a.trace, &ui)) != CLI_CONTINUE) code = rc;
