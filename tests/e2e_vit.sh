@@ -55,6 +55,13 @@ check_json vit.json accuracy 1
 "$frugal" vit eval --model vit.safetensors --test-images 200 >out.txt 2>&1 || fail "vit eval exited $?"
 eval_line=$(grep "^test accuracy: " out.txt) || fail "eval printed no 'test accuracy' line"
 [[ "$eval_line" == "$train_line" ]] || fail "eval says '$eval_line', training said '$train_line'"
+# vit train --init: the weights come from the file, not the seed: at a rate too small to move them (1e-12, no
+# decay, no warm-up) another seed's run scores what the saved model does
+"$frugal" vit train --model vit-tiny-28 --data fashion --epochs 1 --batch 32 --train-images 320 --val-images 96 \
+    --test-images 200 --threads 2 --quiet --init vit.safetensors --lr 1e-12 --weight-decay 0 --warmup 0 --seed 9 \
+    --save init.safetensors >out.txt 2>&1 || fail "vit train --init exited $?"
+init_line=$(grep "^test accuracy: " out.txt) || fail "vit train --init printed no 'test accuracy' line"
+[[ "$init_line" == "$train_line" ]] || fail "vit train --init at lr 1e-12 says '$init_line', the saved model '$train_line'"
 
 # vit profile: a short greedy search over the trained ViT's knobs
 plot=()
@@ -162,6 +169,7 @@ usage "--epochs must be >= 1" vit train --model vit-tiny-28 --data fashion --epo
 usage "--scene-scale must be in" vit train --model segformer-b0 --data scenes --scene-scale 1 --save x.safetensors
 usage "--scene-rotate must be in" vit train --model segformer-b0 --data scenes --scene-rotate -5 --save x.safetensors
 usage "apply to --data scenes only" vit train --model vit-tiny-28 --data fashion --scene-refresh --save x.safetensors
+usage "--init vit.safetensors holds vit-tiny-28 trained on fashion, expected --model vit-tiny-28-p4" vit train --model vit-tiny-28-p4 --data fashion --init vit.safetensors --save x.safetensors
 usage "--model FILE is required" vit eval --data fashion
 usage "--scene-items must be 1 to 8" vit eval --model seg.safetensors --scene-items 9
 usage "--scene-items must be 1 to 8" vit eval --model seg.safetensors --scene-items 0

@@ -76,6 +76,8 @@ static int vit_train(int argc, char **argv) {
         {"json", CLI_STR, &a.json, "FILE", "write the run (per-epoch loss and metrics, test metric) as JSON", 0},
         {"plot", CLI_STR, &a.plot, "FILE.png", "plot loss and the validation metric per epoch (gnuplot)", 0},
         {"save", CLI_STR, &a.save, "FILE", "write the weights as safetensors under HF's names (required)", 0},
+        {"init", CLI_STR, &a.init, "FILE", "start from these weights (vit train --save of the same model and data) "
+                                          "with a fresh optimizer and schedule: fine-tuning, a longer run", 0},
         {"quiet", CLI_FLAG, &a.quiet, NULL, "no progress line", 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
     };
@@ -116,6 +118,14 @@ static int vit_train(int argc, char **argv) {
     if (a.plot) {
         int prc = cli_plot_option_check(a.plot);
         if (prc != CLI_CONTINUE) return prc;
+    }
+    if (a.init) {
+        vit_meta im;
+        fg_status ms = vit_read_meta(a.init, &im);
+        if (ms != FG_OK) return cli_fail("--init", ms);
+        if (strcmp(im.model, a.model) || strcmp(im.data, a.data))
+            return cli_usage_error(&cmd, "vit train: --init %s holds %s trained on %s, expected --model %s on --data %s",
+                                   a.init, im.model, im.data, a.model, a.data);
     }
     fg_threads_set(a.threads);
 

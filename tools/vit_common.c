@@ -366,6 +366,7 @@ fg_status vit_train_loop(const vit_train_args *a, vit_model *m, vit_data *d, vit
     fg_rng_seed(&init, a->seed);
     fg_rng_seed(&order, a->seed ^ 0x9e3779b97f4a7c15ull);
     fg_graph_init_params(m->g, &init);
+    if (a->init) FG_TRY(fg_vit_weights_load(m->g, a->init)); /* fine-tuning: a fresh optimizer on saved weights */
     fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_ADAMW, (float)a->lr);
     oc.weight_decay = (float)a->weight_decay;
     fg_optim *opt = NULL;

@@ -117,6 +117,7 @@ typedef struct vit_epoch {
  * warmup in epochs, seed, quiet). */
 typedef struct vit_train_args {
     const char *model, *data, *data_dir, *json, *plot, *save;
+    const char *init; /* start from these weights (vit train --save of the same model), not from the seed */
     int epochs, threads, quiet;
     int64_t batch, n_train, n_val, n_test;
     double lr, weight_decay, warmup;
@@ -125,7 +126,7 @@ typedef struct vit_train_args {
     uint64_t seed;
 } vit_train_args;
 
-/* Initializes m's weights from a->seed and trains it on d->train with AdamW (linear warm-up, then
+/* Initializes m's weights from a->seed (or loads a->init) and trains it on d->train with AdamW (linear warm-up, then
  * cosine decay to 0), printing one line per epoch with the validation metric (a progress line
  * unless a->quiet); hist[0..epochs) and *n_hist get the epochs, *test_metric the metric on d->test.
  * m must be built for training at batch a->batch. */
