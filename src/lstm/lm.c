@@ -412,7 +412,8 @@ static fg_status weight_2d(const fg_st_file *f, const char *what, const char *na
     const fg_st_entry *e = fg_st_find(f, name);
     if (!e) return fg_fail(FG_ERR_FORMAT, "%s: no tensor '%s' (expected the weights of an LSTM language model)", what, name);
     if (e->ndim != 2 || e->shape[0] < 1 || e->shape[1] < 1)
-        return fg_fail(FG_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, expected a 2-D matrix", what, name, e->ndim);
+        return fg_fail(FG_ERR_FORMAT, "%s: tensor '%s' has %d dimensions%s, expected a non-empty 2-D matrix", what,
+                       name, e->ndim, e->ndim == 2 ? " and no elements" : "");
     *rows = e->shape[0];
     *cols = e->shape[1];
     return FG_OK;
