@@ -14,7 +14,9 @@
 #
 # RUNS may also name warmN-sparse-dense (--dense-first N: N dense epochs before the sparse ones,
 # then the dense tail), and any sparse run as NAME@DROP to run it at another drop than D (e.g.
-# RUNS="dense warm1-sparse-dense warm2-sparse-dense@0.5").
+# RUNS="dense warm1-sparse-dense warm2-sparse-dense@0.5"); warmN-threshold is the same with the
+# threshold variant (Zhu et al. 2016: |dG| < TAU zeroed, default TAU=4e-6; warmN-threshold@X at
+# tau X) in place of the structured backward.
 # REF_DENSE=FILE.json takes dense from an earlier run of this script with the same arguments (its
 # FILE.csv beside it) instead of training it again; the table checks that the model, the epochs
 # and every epoch's learning rate agree.
@@ -46,7 +48,7 @@ common=(--hidden "$H" --layers 2 --steps 35 --batch 20 --dropout 0.5 --epochs "$
         --max-batches "$N" --eval-batches "$VAL" --test-batches 0 --threads 1)
 [[ -n "${LR_DECAY:-}" ]] && common+=(--lr-decay "$LR_DECAY")
 [[ "$every" -gt 0 ]] && common+=(--eval-every "$every")
-echo "command: RUNS=\"${RUNS:-}\" REF_DENSE=${REF_DENSE:-} BRANCH=${BRANCH:-0} VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "command: RUNS=\"${RUNS:-}\" REF_DENSE=${REF_DENSE:-} BRANCH=${BRANCH:-0} TAU=${TAU:-} VAL=$VAL EVERY=${EVERY:-} DECAY_AFTER=${DECAY_AFTER:-} LR_DECAY=${LR_DECAY:-} NICE=${NICE:-0} bash bench/lm_schedules.sh $F $OUT $E $N $H $D $DE   ($(date -u '+%F %H:%M') UTC, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "frugal lm train ${common[*]} [--sparse $D --schedule S --dense-epochs $DE|1]"
 declare -A extra=(
     [dense]=""
@@ -71,16 +73,17 @@ for r in dense "${runs[@]/#dense/}"; do
     [[ $r == dense && -n "${REF_DENSE:-}" ]] && continue
     name=${r%@*}
     resume=
-    if [[ $name =~ ^warm([0-9]+)-sparse-dense$ ]]; then
+    if [[ $name =~ ^warm([0-9]+)-(sparse-dense|threshold)$ ]]; then
         args="--dense-first ${BASH_REMATCH[1]} --sparse $D --schedule sparse-dense --dense-epochs $DE"
+        [[ ${BASH_REMATCH[2]} == threshold ]] && args=${args/--sparse $D/--variant threshold --tau ${TAU:-4e-6}}
         [[ "${BRANCH:-0}" == 1 ]] && resume="$OUT/dense-ck-${BASH_REMATCH[1]}.safetensors"
     elif [[ $name == dense && "${BRANCH:-0}" == 1 ]]; then
         args="--checkpoint $OUT/dense-ck-{epoch}.safetensors"
     else
-        [[ -n "${extra[$name]+x}" ]] || { echo "unknown run '$r' (expected ${!extra[*]} or warmN-sparse-dense, a sparse one optionally @DROP)" >&2; exit 2; }
+        [[ -n "${extra[$name]+x}" ]] || { echo "unknown run '$r' (expected ${!extra[*]}, warmN-sparse-dense or warmN-threshold, a sparse one optionally @DROP or @TAU)" >&2; exit 2; }
         args=${extra[$name]}
     fi
-    [[ $r == *@* ]] && args=${args/--sparse $D/--sparse ${r#*@}}
+    [[ $r == *@* ]] && args=${args/--sparse $D/--sparse ${r#*@}} && args=${args/--tau ${TAU:-4e-6}/--tau ${r#*@}}
     if [[ -n $resume ]]; then
         (
             while [[ ! -f $resume ]]; do # written atomically: there means complete
@@ -120,7 +123,8 @@ print("| run | drops per epoch | test ppl | vs dense | final valid ppl | train w
 print("|---|---|---|---|---|---|---|---|---|")
 for r in runs:
     x = R[r]
-    drops = " ".join(f"{e['drop']:.2f}" for e in x["epochs"])
+    drops = " ".join(f"tau {e['tau']:.2g} ({100*e['gate_sparsity']:.0f} % zeroed)" if e.get("tau", 0) > 0
+                     else f"{e['drop']:.2f}" for e in x["epochs"])
     lstm = sum(e["lstm_backward_seconds"] for e in x["epochs"])
     if x.get("resumed_from"):
         drops += f" (first {sum(e.get('restored', 0) for e in x['epochs'])} from dense's checkpoint)"
