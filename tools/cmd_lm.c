@@ -458,7 +458,7 @@ static int lm_eval(int argc, char **argv) {
     int64_t steps = 0, batch = 0, max_batches = 0;
     int threads = 0;
     cli_opt opts[] = {
-        {"model", CLI_STR, &file, "FILE", "a checkpoint written by frugal lm train --checkpoint (required)", 0},
+        {"model", CLI_STR, &file, "FILE", "a model written by frugal lm train --save or --checkpoint (required)", 0},
         {"data", CLI_STR, &data, "NAME", "the corpus the model was trained on (default brown)", 0},
         {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
         {"split", CLI_STR, &split, "NAME", "test (default), valid or train", 0},
@@ -561,7 +561,7 @@ static int lm_sample(int argc, char **argv) {
     double temperature = 1.0;
     uint64_t seed = 1;
     cli_opt opts[] = {
-        {"model", CLI_STR, &file, "FILE", "a checkpoint written by frugal lm train --checkpoint (required)", 0},
+        {"model", CLI_STR, &file, "FILE", "a model written by frugal lm train --save or --checkpoint (required)", 0},
         {"data", CLI_STR, &data, "NAME", "the corpus the model was trained on, for its words (default brown)", 0},
         {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
         {"words", CLI_I64, &words, "N", "words to draw (default 50; a sentence end counts as one)", 0},
