@@ -6,8 +6,9 @@
  *   cc -std=c11 -O2 lm_sample.c $(pkg-config --cflags --libs frugal) -o lm_sample
  *   ./lm_sample lm.safetensors [WORDS [PRIME...]]      (from frugal lm train --save lm.safetensors)
  *
- * The corpus the model was trained on (its vocabulary) is read from the data directory
- * ($FRUGAL_DATA, default ~/.cache/frugal; Brown: scripts/fetch-data.sh brown). */
+ * The model must have been trained on the Brown corpus (lm train's default), whose vocabulary is
+ * read from the data directory ($FRUGAL_DATA, default ~/.cache/frugal; scripts/fetch-data.sh
+ * brown). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -61,7 +62,10 @@ int main(int argc, char **argv) {
     /* the prime: words of the vocabulary, <unk> for the others */
     int32_t *prime = malloc(sizeof(int32_t) * (size_t)(argc > 3 ? argc - 3 : 1));
     int32_t *out = malloc(sizeof(int32_t) * (size_t)words);
-    if (!prime || !out) return 1;
+    if (!prime || !out) {
+        fprintf(stderr, "lm_sample: out of memory for %lld words\n", (long long)words);
+        return 1;
+    }
     int n_prime = 0;
     for (int i = 3; i < argc; i++) {
         int32_t id = fg_corpus_find(&corpus, argv[i]);

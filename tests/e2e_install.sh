@@ -29,7 +29,8 @@ for ex in spirals lm_sample; do
     cc -std=c11 -O2 -Wall -Wextra -Werror "$src/examples/$ex.c" $(pkg-config --cflags --libs frugal) -lm \
         -Wl,-rpath,"$libdir" -o "$ex" >out.txt 2>&1 || fail "examples/$ex.c does not build against the installed library"
 done
-ldd ./spirals | grep -q "$libdir/libfrugal.so" || { ldd ./spirals >out.txt; fail "spirals does not load the installed libfrugal.so"; }
+ldd ./spirals >out.txt 2>&1 || fail "ldd ./spirals exited $?"
+grep -q "$libdir/libfrugal.so" out.txt || fail "spirals does not load the installed libfrugal.so"
 
 ./spirals w.safetensors >out.txt 2>&1 || fail "spirals exited $?"
 grep -Eq '^training accuracy (0\.9[5-9]|1\.0)' out.txt || fail "spirals: training accuracy below 0.95"

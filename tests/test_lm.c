@@ -533,7 +533,7 @@ static void test_generate(void) {
           strstr(fg_last_error(), "8 steps x 4 streams"));
     fg_corpus_free(&c);
     /* files that are not an LSTM LM's weights: the tensor at fault named */
-    static const float zeros[64];
+    static const float zeros[128]; /* the largest tensor below has 80 */
     const int64_t emb[2] = {10, 4}, hh_bad[2] = {12, 4}, hh[2] = {16, 4}, ih_bad[2] = {16, 5};
     const struct {
         const char *name;

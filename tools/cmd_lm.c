@@ -349,7 +349,8 @@ static int lm_train(int argc, char **argv) {
     cli_progress_clear(&ui.prog);
     if (s == FG_OK && done < a.epochs) {
         if (a.checkpoint && done > 0) fprintf(stderr, "frugal: interrupted after %d epochs; go on with --resume and the "
-                                          "checkpoint of epoch %d (--checkpoint %s)\n", done, done, a.checkpoint);
+                                          "checkpoint of epoch %d (%s %s)\n", done, done,
+                                          a.save ? "--save" : "--checkpoint", a.checkpoint);
         else fprintf(stderr, "frugal: interrupted after %d epochs\n", done);
         code = CLI_EXIT_INTERRUPTED;
     }
@@ -422,7 +423,8 @@ static int lm_model_open(lm_model *m, const char *path, const char *data, const 
     const char *dir = data_dir ? data_dir : fg_data_dir(buf, sizeof buf);
     s = fg_corpus_load(dir, data, &m->corpus);
     if (s != FG_OK) {
-        fprintf(stderr, "frugal: %s\n(fetch the Brown corpus with: bash scripts/fetch-data.sh brown)\n", fg_last_error());
+        fprintf(stderr, "frugal: %s\n%s", fg_last_error(),
+                strcmp(data, "brown") == 0 ? "(fetch the Brown corpus with: bash scripts/fetch-data.sh brown)\n" : "");
         lm_model_free(m);
         return CLI_EXIT_FAIL;
     }
@@ -462,17 +464,20 @@ static int lm_eval(int argc, char **argv) {
         {"data", CLI_STR, &data, "NAME", "the corpus the model was trained on (default brown)", 0},
         {"data-dir", CLI_STR, &data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
         {"split", CLI_STR, &split, "NAME", "test (default), valid or train", 0},
-        {"steps", CLI_I64, &steps, "T", "chunk length (default: the training's, which reproduces its perplexities)", 0},
+        {"steps", CLI_I64, &steps, "T", "chunk length (default: the training's)", 0},
         {"batch", CLI_I64, &batch, "B", "parallel streams (default: the training's)", 0},
-        {"max-batches", CLI_I64, &max_batches, "N", "score only the first N chunks (default all)", 0},
+        {"max-batches", CLI_I64, &max_batches, "N", "score only the first N chunks (default all, as lm train scores "
+                                                    "by default)", 0},
         {"threads", CLI_INT, &threads, "N", "compute threads (default: all cores)", 0},
         {"json", CLI_STR, &json, "FILE", "write {model, data, split, perplexity, words, epochs} as JSON", 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0},
     };
     cli_cmd cmd = {"lm eval", "frugal lm eval --model FILE [options]",
                    "Perplexity of a trained LSTM language model on a split of its corpus (dropout off, the state "
-                   "carried from chunk to chunk as in training). The model's sizes are read off its tensors; with the "
-                   "training's steps and batch (the default) the figure is the one lm train printed.",
+                   "carried from chunk to chunk as in training). The model's sizes are read off its tensors. With the "
+                   "training's steps and batch (the default) and as many chunks as it scored (all by default; "
+                   "else --max-batches as its --eval-batches or --test-batches) the figure is the one lm train "
+                   "printed.",
                    opts, 0, 0, NULL};
     const char *pos[1];
     int npos;

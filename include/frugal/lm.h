@@ -175,7 +175,8 @@ typedef struct fg_lm_ckpt_info {
 fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info *out);
 void fg_lm_ckpt_info_free(fg_lm_ckpt_info *info);
 
-/* Perplexity exp(mean cross-entropy) over the first max_chunks chunks (0 = all) of ids, dropout off. */
+/* Perplexity exp(mean cross-entropy) over the first max_chunks chunks (0 = all) of ids, dropout off;
+ * g is left in training mode. */
 fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
                            int64_t max_chunks, double *ppl);
 
@@ -189,7 +190,8 @@ fg_status fg_lm_cfg_from_weights(const fg_st_file *f, const char *what, fg_lm_cf
  * weights loaded. Starts from zero state, reads <eos> (a sentence start) and the n_prime ids of
  * prime, then draws n words into out[0 .. n-1], each read back as the next input. Each word is
  * drawn from softmax(logits / temperature) with a generator seeded by seed; temperature 0 takes
- * the most likely word (the lowest id among equals) and draws nothing. Dropout is off. */
+ * the most likely word (the lowest id among equals) and draws nothing. Dropout is off while it
+ * runs; g is left in training mode, as fg_lm_perplexity leaves it. */
 fg_status fg_lm_generate(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *prime, int64_t n_prime,
                          int64_t n, double temperature, uint64_t seed, int32_t *out);
 
