@@ -174,6 +174,28 @@ static int write_json(const lm_args *a, const lm_ui *ui, const fg_lm_epoch *h, i
     return s == FG_OK ? CLI_CONTINUE : cli_fail("--json", s);
 }
 
+/* Loads corpus `data` from data_dir (NULL: the default data directory). On failure prints the
+ * error (for brown, how to fetch it) and returns the exit code; else CLI_CONTINUE. */
+static int lm_corpus_open(const char *data_dir, const char *data, fg_corpus *out) {
+    char buf[4096];
+    const char *dir = data_dir ? data_dir : fg_data_dir(buf, sizeof buf);
+    if (fg_corpus_load(dir, data, out) == FG_OK) return CLI_CONTINUE;
+    fprintf(stderr, "frugal: %s\n%s", fg_last_error(),
+            strcmp(data, "brown") == 0 ? "(fetch the Brown corpus with: bash scripts/fetch-data.sh brown)\n" : "");
+    return CLI_EXIT_FAIL;
+}
+
+/* The model of c in a new graph, built with its loss in a new pool; the caller frees both, also
+ * on failure. */
+static fg_status lm_graph_open(const fg_lm_cfg *c, fg_pool **pool, fg_graph **g, fg_lm_io *io) {
+    fg_mem_policy pol;
+    FG_TRY(fg_pool_create(pool, 0));
+    FG_TRY(fg_graph_create(g, "lstm-lm"));
+    FG_TRY(fg_lm_build(*g, c, io));
+    FG_TRY(fg_policy_network_wide(&pol));
+    return fg_graph_build(*g, io->loss, *pool, &pol);
+}
+
 static int lm_train(int argc, char **argv) {
     lm_args a = {.data = "brown", .hidden = 200, .steps = 20, .batch = 20, .layers = 2, .epochs = 6,
                  .decay_after = 2, .dropout = 0, .lr = 1.0, .lr_decay = 1.0 / 1.2, .clip = 5.0, .block = 0,
@@ -278,14 +300,9 @@ static int lm_train(int argc, char **argv) {
     if (a.plot && (rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
     if (a.threads > 0) fg_threads_set(a.threads);
 
-    char buf[4096];
-    const char *dir = a.data_dir ? a.data_dir : fg_data_dir(buf, sizeof buf);
     fg_corpus corpus;
-    fg_status s = fg_corpus_load(dir, a.data, &corpus);
-    if (s != FG_OK) {
-        fprintf(stderr, "frugal: %s\n(fetch the Brown corpus with: bash scripts/fetch-data.sh brown)\n", fg_last_error());
-        return CLI_EXIT_FAIL;
-    }
+    if ((rc = lm_corpus_open(a.data_dir, a.data, &corpus)) != CLI_CONTINUE) return rc;
+    fg_status s = FG_OK;
     fg_lm_cfg c = {corpus.vocab_size, a.embed, a.hidden, a.layers, a.steps, a.batch, (float)a.dropout, a.block};
     fg_lm_train_cfg tc = fg_lm_train_defaults();
     tc.epochs = a.epochs;
@@ -334,15 +351,10 @@ static int lm_train(int argc, char **argv) {
     fg_pool *pool = NULL;
     fg_lm_io io;
     fg_lm_epoch *hist = calloc((size_t)a.epochs, sizeof *hist);
-    fg_mem_policy pol;
     int done = 0, code = CLI_EXIT_OK;
     double test_ppl = NAN;
     if (!hist) s = fg_fail(FG_ERR_OOM, "lm: out of host memory");
-    if (s == FG_OK) s = fg_pool_create(&pool, 0);
-    if (s == FG_OK) s = fg_graph_create(&g, "lstm-lm");
-    if (s == FG_OK) s = fg_lm_build(g, &c, &io);
-    if (s == FG_OK) s = fg_policy_network_wide(&pol);
-    if (s == FG_OK) s = fg_graph_build(g, io.loss, pool, &pol);
+    if (s == FG_OK) s = lm_graph_open(&c, &pool, &g, &io);
     cli_sigint_install();
     if (s == FG_OK) s = fg_lm_train(g, &io, &c, &tc, &corpus, hist, &done);
     cli_sigint_restore();
@@ -419,14 +431,10 @@ static int lm_model_open(lm_model *m, const char *path, const char *data, const 
     }
     m->c.steps = steps > 0 ? steps : m->info.steps;
     m->c.batch = batch > 0 ? batch : m->info.batch;
-    char buf[4096];
-    const char *dir = data_dir ? data_dir : fg_data_dir(buf, sizeof buf);
-    s = fg_corpus_load(dir, data, &m->corpus);
-    if (s != FG_OK) {
-        fprintf(stderr, "frugal: %s\n%s", fg_last_error(),
-                strcmp(data, "brown") == 0 ? "(fetch the Brown corpus with: bash scripts/fetch-data.sh brown)\n" : "");
+    int rc = lm_corpus_open(data_dir, data, &m->corpus);
+    if (rc != CLI_CONTINUE) {
         lm_model_free(m);
-        return CLI_EXIT_FAIL;
+        return rc;
     }
     if (m->corpus.vocab_size != m->c.vocab) {
         fprintf(stderr, "frugal: %s has a vocabulary of %lld words and corpus '%s' one of %d: expected the corpus the "
@@ -434,12 +442,7 @@ static int lm_model_open(lm_model *m, const char *path, const char *data, const 
         lm_model_free(m);
         return CLI_EXIT_FAIL;
     }
-    fg_mem_policy pol;
-    s = fg_pool_create(&m->pool, 0);
-    if (s == FG_OK) s = fg_graph_create(&m->g, "lstm-lm");
-    if (s == FG_OK) s = fg_lm_build(m->g, &m->c, &m->io);
-    if (s == FG_OK) s = fg_policy_network_wide(&pol);
-    if (s == FG_OK) s = fg_graph_build(m->g, m->io.loss, m->pool, &pol);
+    s = lm_graph_open(&m->c, &m->pool, &m->g, &m->io);
     if (s == FG_OK) s = fg_graph_load(m->g, NULL, path);
     if (s != FG_OK) {
         lm_model_free(m);
@@ -626,7 +629,7 @@ int cmd_lm(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "eval") == 0) return lm_eval(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "sample") == 0) return lm_sample(argc - 1, argv + 1);
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        printf("usage: frugal lm train [options]   train a model (--checkpoint FILE keeps it)\n"
+        printf("usage: frugal lm train [options]   train a model (--save FILE keeps it)\n"
                "       frugal lm eval --model FILE  perplexity of a trained model on a split\n"
                "       frugal lm sample --model FILE [--prime TEXT]  text drawn from a trained model\n"
                "(frugal lm COMMAND --help lists the options)\n\n"
