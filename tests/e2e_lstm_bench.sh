@@ -3,7 +3,9 @@
 # sizes without the PyTorch peer: the table and the command line are printed, the JSON has every
 # documented field as a number (the two speedups, the kept fraction, per variant forward_ms,
 # backward_ms, backward_gflops), the structured backward issues fewer GEMM FLOPs than dense and
-# about the kept fraction of them; bad options are usage errors (exit 2) naming the option.
+# about the kept fraction of them; a sweep over drops (--drop 0.5,0.75) times each variant at each
+# drop, its FLOPs fall with the drop, the JSON's "sweep" has an entry per drop and --plot writes a
+# PNG; bad options are usage errors (exit 2) naming the option.
 # No wall-clock assertion. A few seconds. Usage: e2e_lstm_bench.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -17,7 +19,7 @@ fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; e
     --threads 2 --no-peer --json run.json >out.txt 2>&1 || fail "frugal lstm bench exited $?"
 grep -q '^command: frugal lstm bench --hidden 48' out.txt || fail "no command line"
 for v in dense step structured meprop threshold; do
-    grep -Eq "^\| $v \| [0-9.]+ % \|" out.txt || fail "no table row for $v"
+    grep -Eq "^\| $v \| ([0-9.]+|-) \| [0-9.]+ % \|" out.txt || fail "no table row for $v"
 done
 grep -q 'not run: --no-peer' out.txt || fail "the peer row does not say it was not run"
 node -e '
@@ -37,10 +39,33 @@ if (!(s.backward_gflops < d.backward_gflops)) bad("structured issues " + s.backw
 if (Math.abs(s.backward_gflops / d.backward_gflops - s.kept_fraction) > 1e-9) bad("structured FLOPs are not the kept fraction of dense");
 if (Math.abs(r.kept_fraction - 0.5) > 1e-9) bad("kept_fraction " + r.kept_fraction + " at drop 0.5, 6 blocks");
 if ("peer" in r) bad("a peer entry with --no-peer");
+if (r.sweep.length !== 1 || r.sweep[0].drop !== 0.5 || r.sweep[0].structured_backward_speedup !== r.structured_backward_speedup)
+    bad("sweep of one drop " + JSON.stringify(r.sweep));
 ' || fail "run.json"
+
+# a sweep: two drops, two variants (in the order given), a plot; 8 blocks of 8, so drop 0.75 keeps 2
+"$frugal" lstm bench --hidden 64 --batch 4 --steps 6 --drop 0.5,0.75 --block 8 --layers 2 --iters 1 --warmup 0 \
+    --variants meprop,structured --threads 2 --no-peer --json sweep.json --plot sweep.png >out.txt 2>&1 \
+    || fail "frugal lstm bench (sweep) exited $?"
+grep -Eq '^\| structured \| 0\.75 \| 25\.0 % \|' out.txt || fail "no structured row at drop 0.75"
+grep -q '^drop 0.75: structured backward speedup over dense' out.txt || fail "no summary line for drop 0.75"
+[[ "$(head -c 4 sweep.png | od -An -c | tr -d ' ')" == '211PNG' ]] || fail "sweep.png is not a PNG"
+node -e '
+const r = JSON.parse(require("fs").readFileSync("sweep.json", "utf8"));
+const bad = (m) => { console.error("FAIL: sweep.json: " + m); process.exit(1); };
+const seen = r.variants.map((v) => v.name + "@" + v.drop).join(",");
+if (seen !== "dense@0,meprop@0.5,structured@0.5,meprop@0.75,structured@0.75") bad("configurations " + seen);
+if (r.drop !== 0.5 || r.sweep.length !== 2 || r.sweep[1].drop !== 0.75) bad("drops " + JSON.stringify(r.sweep));
+for (const e of r.sweep)
+    for (const k of ["kept_fraction", "structured_backward_speedup", "meprop_backward_speedup"])
+        if (!(typeof e[k] === "number" && e[k] > 0)) bad("sweep drop " + e.drop + " " + k + " = " + e[k]);
+const s5 = r.variants[2], s75 = r.variants[4];
+if (!(s75.backward_gflops < s5.backward_gflops)) bad("structured FLOPs do not fall with the drop");
+if (Math.abs(r.sweep[1].kept_fraction - 0.25) > 1e-9) bad("kept at 0.75 " + r.sweep[1].kept_fraction);
+' || fail "sweep.json"
 # usage errors exit 2 and name the option
 set +e
-for args in "--drop 1" "--block 0" "--layers 9" "--variants dense,sorted" "--iters 0" "--tau -1"; do
+for args in "--drop 1" "--drop 0.5,x" "--drop 0.5,0.5" "--drop ," "--block 0" "--layers 9" "--variants dense,sorted" "--iters 0" "--tau -1"; do
     "$frugal" lstm bench $args --no-peer >bad.txt 2>&1
     rc=$?
     opt=${args%% *}
