@@ -103,9 +103,10 @@ static int run_ours(result *r, int iters, int warmup) {
 
 static void run_peer(result *r, int iters, int warmup, int threads) {
     const char *src = getenv("FRUGAL_SOURCE_DIR");
+    if (src && strchr(src, '\'')) return; /* the path goes into the shell command between single quotes */
     char cmd[8192];
     int len = snprintf(cmd, sizeof cmd,
-                       "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=%d /usr/bin/python3 %s/bench/peer_train_step.py --model %s "
+                       "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=%d /usr/bin/python3 '%s/bench/peer_train_step.py' --model %s "
                        "--batch %lld --size %lld --iters %d --warmup %d --threads %d",
                        threads, src ? src : ".", r->model, (long long)r->batch, (long long)r->size, iters, warmup, threads);
     if (len < 0 || (size_t)len >= sizeof cmd) return; /* a source path too long for the command: no peer */

@@ -199,10 +199,15 @@ static void run_peer(cell *c, const char *wpath, const char *iopath, int reps, i
         c->peer_state = -1;
         return;
     }
+    if (strchr(script, '\'') || strchr(wpath, '\'') || strchr(iopath, '\'')) {
+        snprintf(c->peer_note, sizeof c->peer_note, "a path holds a single quote: peer skipped");
+        c->peer_state = -1;
+        return;
+    }
     char cmd[8192];
     int len = snprintf(cmd, sizeof cmd,
                        "%sOPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=%d /usr/bin/python3 "
-                       "%s --model %s --weights %s --io %s --reps %d --warmup %d --threads %d 2>&1",
+                       "'%s' --model %s --weights '%s' --io '%s' --reps %d --warmup %d --threads %d 2>&1",
                        peer_wait_env(), threads, script, c->model, wpath, iopath, reps, warmup, threads);
     if (len < 0 || (size_t)len >= sizeof cmd) {
         snprintf(c->peer_note, sizeof c->peer_note, "command too long");

@@ -253,6 +253,22 @@ int main(int argc, char **argv) {
     /* weights are not a checkpoint */
     snprintf(args, sizeof args, "train --epochs 3 --resume '%s'", w);
     expect(args, 1, NULL, "weights only");
+    /* outputs checked before any work: a report onto the weights it reads, two outputs onto one
+     * file, a directory that cannot take the file; the weights survive and still load */
+    snprintf(args, sizeof args, "eval --load '%s' --json '%s'", w, w);
+    expect(args, 2, NULL, "--json and --load name the same file");
+    snprintf(args, sizeof args, "eval --load '%s' --threads 2", w);
+    expect(args, 0, line, NULL);
+    snprintf(args, sizeof args, "train --epochs 1 --save '%s/two.st' --checkpoint '%s/./two.st'", tmpdir, tmpdir);
+    expect(args, 2, NULL, "one output would overwrite the other");
+    snprintf(args, sizeof args, "train --epochs 1 --save '%s/no-such-dir/x.st'", tmpdir);
+    expect(args, 2, NULL, "cannot create a file in");
+    char *o2 = slurp(out_path);
+    CHECK(strstr(o2, "epoch") == NULL); /* refused before training */
+    free(o2);
+    /* the file name forgotten: the next option is not taken for it */
+    expect("train --epochs 1 --save --quiet", 2, NULL, "got the option '--quiet'");
+    expect("train --epochs 1 --threads 100000", 2, NULL, "--threads 100000: at most");
 
     expect("train --policy most --epochs 1", 2, NULL, "expected none, all, conv, dyn or plan");
     /* offload and prefetch change no number: the same final line under every policy as without

@@ -304,8 +304,9 @@ static void *read_all(const char *path, size_t *n) {
     return p;
 }
 
-/* Rewrites a checkpoint with one metadata value replaced (the tensors copied as they are). */
-static void rewrite_meta(const char *from, const char *to, const char *key, const char *value) {
+/* Rewrites a checkpoint with one metadata value replaced (key NULL: none) and the last element of
+ * the tensor named nan_tensor (NULL: none) made NaN; the other tensors copied as they are. */
+static void rewrite(const char *from, const char *to, const char *key, const char *value, const char *nan_tensor) {
     fg_st_file *f = NULL;
     CHECK_OK(fg_st_load(from, &f));
     fg_st_writer *w = NULL;
@@ -317,16 +318,32 @@ static void rewrite_meta(const char *from, const char *to, const char *key, cons
                                  "train.epoch_rng", "train.loss_sum", "train.correct", "train.seen",
                                  "train.epoch_seconds", "train.history"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const char *v = strcmp(keys[i], key) == 0 ? value : fg_st_meta(f, keys[i]);
+        const char *v = key && strcmp(keys[i], key) == 0 ? value : fg_st_meta(f, keys[i]);
         if (v) CHECK_OK(fg_st_writer_meta(w, keys[i], v));
     }
+    float *poisoned = NULL;
     for (size_t i = 0; i < fg_st_count(f); i++) {
         const fg_st_entry *e = fg_st_at(f, i);
-        CHECK_OK(fg_st_writer_add(w, e->name, e->dtype, e->ndim, e->shape, e->data));
+        const void *data = e->data;
+        if (nan_tensor && strcmp(e->name, nan_tensor) == 0) {
+            FG_ASSERT(e->dtype == FG_ST_F32 && e->nbytes >= sizeof(float) && !poisoned);
+            poisoned = malloc(e->nbytes);
+            FG_ASSERT(poisoned);
+            memcpy(poisoned, e->data, e->nbytes);
+            poisoned[e->nbytes / sizeof(float) - 1] = NAN;
+            data = poisoned;
+        }
+        CHECK_OK(fg_st_writer_add(w, e->name, e->dtype, e->ndim, e->shape, data));
     }
+    CHECK(!nan_tensor || poisoned);
     CHECK_OK(fg_st_writer_save(w, to));
     fg_st_writer_free(w);
     fg_st_free(f);
+    free(poisoned);
+}
+
+static void rewrite_meta(const char *from, const char *to, const char *key, const char *value) {
+    rewrite(from, to, key, value, NULL);
 }
 
 static void expect_refused(ctx *c, const char *path, fg_status want, const char *what) {
@@ -391,6 +408,48 @@ static void test_bad_files(ctx *c) {
     expect_refused(c, bad, FG_ERR_FORMAT, "unknown kind");
     rewrite_meta(ck, bad, "input", "1x28");
     expect_refused(c, bad, FG_ERR_FORMAT, "malformed input shape");
+    rewrite_meta(ck, bad, "optim.steps", "-1");
+    expect_refused(c, bad, FG_ERR_FORMAT, "negative optimizer steps");
+    rewrite_meta(ck, bad, "optim.steps", "12abc");
+    expect_refused(c, bad, FG_ERR_FORMAT, "malformed optimizer steps");
+
+    /* a NaN in the last parameter: refused by name, and all or nothing: a graph holding other
+     * weights keeps every one of them bit for bit (the tensors before the bad one are not written) */
+    fg_ckpt_info info;
+    CHECK_OK(fg_ckpt_read_info(wpath, &info));
+    fg_model_cfg mc = info.mc;
+    mc.batch = 4;
+    fg_graph *g = NULL;
+    fg_model_io io;
+    CHECK_OK(fg_train_build_model(&g, &io, info.model, &mc, 0, c->pool, NULL));
+    const int np = fg_graph_n_params(g);
+    FG_ASSERT(np >= 2);
+    float *before[64];
+    FG_ASSERT(np <= 64);
+    for (int i = 0; i < np; i++) {
+        const fg_tensor *p = fg_graph_tensor(g, fg_graph_param(g, i));
+        before[i] = malloc(fg_tensor_bytes(p));
+        FG_ASSERT(before[i]);
+        memcpy(before[i], p->data, fg_tensor_bytes(p));
+    }
+    path_in_tmp(bad, sizeof bad, "nan.st");
+    char last[FG_NAME_MAX];
+    snprintf(last, sizeof last, "%s", fg_graph_tensor(g, fg_graph_param(g, np - 1))->name);
+    rewrite(wpath, bad, NULL, NULL, last);
+    CHECK_STATUS(fg_graph_load(g, NULL, bad), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "non-finite") && strstr(fg_last_error(), last));
+    fprintf(stderr, "  NaN weights: refused: %s\n", fg_last_error());
+    int same = 1;
+    for (int i = 0; i < np; i++) {
+        const fg_tensor *p = fg_graph_tensor(g, fg_graph_param(g, i));
+        same = same && memcmp(before[i], p->data, fg_tensor_bytes(p)) == 0;
+        free(before[i]);
+    }
+    CHECK(same);
+    CHECK_OK(fg_graph_load(g, NULL, wpath)); /* the file it was made from loads */
+    fg_graph_free(g);
+    rewrite(ck, bad, NULL, NULL, last);
+    expect_refused(c, bad, FG_ERR_FORMAT, "NaN weights");
     /* a label outside the class count is refused when the trainer is created */
     ctx lc = *c;
     fg_dataset bad_set;

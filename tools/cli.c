@@ -3,6 +3,8 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -101,14 +103,16 @@ static int set_value(const cli_cmd *cmd, cli_opt *o, const char *v) {
         break;
     case CLI_INT: {
         long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < -2147483647L || x > 2147483647L)
-            return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
+        if (end == v || *end) return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
+        if (errno || x < -2147483647L || x > 2147483647L)
+            return cli_usage_error(cmd, "--%s: %s is out of range (at most 2147483647)", o->name, v);
         *(int *)o->dst = (int)x;
         break;
     }
     case CLI_I64: {
         long long x = strtoll(v, &end, 10);
-        if (errno || end == v || *end) return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
+        if (end == v || *end) return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
+        if (errno) return cli_usage_error(cmd, "--%s: %s is out of range (at most %lld)", o->name, v, LLONG_MAX);
         *(int64_t *)o->dst = x;
         break;
     }
@@ -136,6 +140,87 @@ static int set_value(const cli_cmd *cmd, cli_opt *o, const char *v) {
     }
     o->set = 1;
     return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- checks every command gets */
+
+/* The options that name files a command writes, and those that name files it reads. A "text"
+ * output (a report, a plot, a trace) must differ from every input and every other output; a
+ * weights output (--save, --checkpoint) may be the file the run started from (--resume ck
+ * --checkpoint ck continues in place), never another output. */
+static const char *const OUT_TEXT[] = {"json", "plot", "trace", "vmem-plot", "steps", NULL};
+static const char *const OUT_WEIGHTS[] = {"save", "checkpoint", NULL};
+static const char *const IN_FILES[] = {"load", "resume", "init", "table", "budget-trace", "model", NULL};
+
+static int name_in(const char *name, const char *const *list) {
+    for (; *list; list++)
+        if (strcmp(name, *list) == 0) return 1;
+    return 0;
+}
+
+/* path's directory part ("." when none) into dir. */
+static void dir_of(const char *path, char *dir, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, cap, ".");
+    else if (slash == path) snprintf(dir, cap, "/");
+    else snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
+
+/* A name for the file path is or would be, the same for two spellings of one file: realpath of the
+ * file, else realpath of its directory and the last component; 0 when neither resolves. */
+static int canonical(const char *path, char *out, size_t cap) {
+    char buf[PATH_MAX], dir[PATH_MAX];
+    if (realpath(path, buf)) return snprintf(out, cap, "%s", buf) < (int)cap;
+    dir_of(path, dir, sizeof dir);
+    if (!realpath(dir, buf)) return 0;
+    const char *slash = strrchr(path, '/');
+    return snprintf(out, cap, "%s/%s", buf, slash ? slash + 1 : path) < (int)cap;
+}
+
+/* Before any work: can a file be created where path says? (A run that trains for an hour and
+ * then cannot write its result has lost the hour.) Creates and removes a probe file there. */
+static int check_writable(const cli_cmd *cmd, const char *opt, const char *path) {
+    char dir[PATH_MAX], probe[PATH_MAX + 64];
+    dir_of(path, dir, sizeof dir);
+    snprintf(probe, sizeof probe, "%s/.frugal-probe-%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return cli_usage_error(cmd, "--%s %s: cannot create a file in %s: %s (checked before the run, so that its "
+                               "result is not lost)", opt, path, dir, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return CLI_CONTINUE;
+}
+
+/* Every command's options, after parsing: --threads within reason (a huge count crashes the
+ * OpenMP runtime), each output's directory writable, no output the same file as another or (a
+ * report, a plot, a trace) as an input. */
+static int check_common(const cli_cmd *cmd) {
+    for (cli_opt *o = cmd->opts; o && o->name; o++)
+        if (o->set && o->type == CLI_INT && strcmp(o->name, "threads") == 0 && *(int *)o->dst > CLI_MAX_THREADS)
+            return cli_usage_error(cmd, "--threads %d: at most %d", *(int *)o->dst, CLI_MAX_THREADS);
+    char a[PATH_MAX + 256], b[PATH_MAX + 256];
+    for (cli_opt *o = cmd->opts; o && o->name; o++) {
+        const int text = name_in(o->name, OUT_TEXT), weights = name_in(o->name, OUT_WEIGHTS);
+        if (!o->set || o->type != CLI_STR || !(text || weights)) continue;
+        const char *path = *(const char **)o->dst;
+        if (!path || !path[0]) return cli_usage_error(cmd, "--%s: expected a file name", o->name);
+        int rc = check_writable(cmd, o->name, path);
+        if (rc != CLI_CONTINUE) return rc;
+        if (!canonical(path, a, sizeof a)) continue;
+        for (cli_opt *p = cmd->opts; p && p->name; p++) {
+            if (p == o || !p->set || p->type != CLI_STR) continue;
+            const int p_out = name_in(p->name, OUT_TEXT) || name_in(p->name, OUT_WEIGHTS);
+            const int p_in = name_in(p->name, IN_FILES);
+            if (!p_out && !(text && p_in)) continue;
+            const char *other = *(const char **)p->dst;
+            if (!other || !canonical(other, b, sizeof b) || strcmp(a, b) != 0) continue;
+            if (p_in && access(other, F_OK) != 0) continue; /* --model NAME, not a file */
+            return cli_usage_error(cmd, "--%s and --%s name the same file (%s): %s", o->name, p->name, path,
+                                   p_out ? "one output would overwrite the other" : "the input would be overwritten");
+        }
+    }
+    return CLI_CONTINUE;
 }
 
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *npos) {
@@ -174,13 +259,17 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
         } else {
             if (i + 1 >= argc) return cli_usage_error(cmd, "--%s needs a value (%s)", o->name, type_metavar(o));
             v = argv[++i];
+            /* `--save --quiet`: the value forgotten, the next option taken for a file name */
+            if (o->type == CLI_STR && v[0] == '-' && v[1] == '-' && v[2])
+                return cli_usage_error(cmd, "--%s needs a value (%s), got the option '%s' (write --%s=%s if that is "
+                                       "the value)", o->name, type_metavar(o), v, o->name, v);
         }
         int rc = set_value(cmd, o, v);
         if (rc != CLI_EXIT_OK) return rc;
     }
     if (*npos < cmd->min_pos)
         return cli_usage_error(cmd, "%s: missing argument%s", cmd->name, cmd->pos_help ? " (see --help)" : "");
-    return CLI_CONTINUE;
+    return check_common(cmd);
 }
 
 /* ---------------------------------------------------------------- log, signals */
@@ -397,7 +486,9 @@ int cli_zoo_model_cfg(const cli_cmd *cmd, const char *model, int batch_set, int6
 
 fg_status cli_text_open(cli_text_file *t, const char *path) {
     t->path = path;
-    snprintf(t->tmp, sizeof t->tmp, "%s.tmp", path);
+    t->f = NULL;
+    if (snprintf(t->tmp, sizeof t->tmp, "%s.tmp", path) >= (int)sizeof t->tmp)
+        return fg_fail(FG_ERR_INVALID, "%.200s...: path too long (at most %zu bytes)", path, sizeof t->tmp - 5);
     t->f = fopen(t->tmp, "w");
     return t->f ? FG_OK : fg_fail(FG_ERR_IO, "%s: cannot open for writing", t->tmp);
 }

@@ -15,6 +15,8 @@
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2, CLI_EXIT_INTERRUPTED = 130 };
 /* cli_parse's "go on with the command" (any other value is the exit code) */
 enum { CLI_CONTINUE = -1 };
+/* --threads at most (every command; libgomp crashes on a count in the tens of thousands) */
+enum { CLI_MAX_THREADS = 1024 };
 
 /* ---------------------------------------------------------------- options */
 
@@ -47,7 +49,12 @@ typedef struct cli_cmd {
 } cli_cmd;
 
 /* Parses argv[0..argc) (the arguments after the subcommand name) into the table; positionals go
- * to pos[0..*npos). Accepts "--name value" and "--name=value"; "--" ends options. Returns
+ * to pos[0..*npos). Accepts "--name value" and "--name=value"; "--" ends options. A string
+ * option's value may not look like an option ("--save --quiet"; --save=--x passes). Then, for
+ * every command: --threads at most CLI_MAX_THREADS; every output file's directory can take a new
+ * file (--json, --plot, --trace, --vmem-plot, --steps, --save, --checkpoint; probed before any
+ * work), no two outputs are one file, and no report/plot/trace output is an input (--load,
+ * --resume, --init, --table, --budget-trace, --model when it names a file). Returns
  * CLI_CONTINUE to go on, else the exit code: CLI_EXIT_USAGE after printing an error, CLI_EXIT_OK
  * after printing --help. Callers write `if (rc != CLI_CONTINUE) return rc;`. */
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *npos);

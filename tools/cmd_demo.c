@@ -217,8 +217,10 @@ static fg_status vrun_go(vrun *r, fg_vmem_kind kind, size_t budget, const fg_dat
             n = fg_vmem_trace_get(vm, all, n);
             r->n_ev = cli_plot_iteration(all, n, &first);
             r->ev = malloc((r->n_ev ? r->n_ev : 1) * sizeof *r->ev);
-            if (!r->ev) s = fg_fail(FG_ERR_OOM, "demo: out of host memory for %zu trace events", r->n_ev);
-            else if (r->n_ev) memcpy(r->ev, all + first, r->n_ev * sizeof *r->ev);
+            if (!r->ev) {
+                s = fg_fail(FG_ERR_OOM, "demo: out of host memory for %zu trace events", r->n_ev);
+                r->n_ev = 0;
+            } else if (r->n_ev) memcpy(r->ev, all + first, r->n_ev * sizeof *r->ev);
         }
         free(all);
         /* peak and time-weighted average over the iteration (memory holds from one event to the
@@ -403,6 +405,7 @@ int cmd_demo(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
     cli_log_init(a.verbose);
+    if (no_plot && cli_find(opts, "plot")->set) return cli_usage_error(&cmd, "demo: --plot with --no-plot: expected one");
     a.set_epochs = cli_find(opts, "epochs")->set;
 
     /* a friendlier message than the loader's when the data was never fetched */

@@ -265,6 +265,18 @@ static int lm_train(int argc, char **argv) {
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
+    if (a.hidden < 1 || a.steps < 1 || a.batch < 1 || a.layers < 1 || (cli_find(opts, "embed")->set && a.embed < 1))
+        return cli_usage_error(&cmd, "--hidden, --embed, --layers, --steps and --batch must be >= 1 (got %lld, %lld, "
+                               "%d, %lld, %lld)", (long long)a.hidden, (long long)a.embed, a.layers, (long long)a.steps,
+                               (long long)a.batch);
+    if (!(a.lr > 0)) return cli_usage_error(&cmd, "--lr %g: expected a rate > 0", a.lr);
+    if (!(a.lr_decay > 0 && a.lr_decay <= 1))
+        return cli_usage_error(&cmd, "--lr-decay %g: expected a factor in (0, 1]", a.lr_decay);
+    if (a.decay_after < 0) return cli_usage_error(&cmd, "--decay-after %d: expected an epoch >= 0", a.decay_after);
+    if (!(a.clip >= 0)) return cli_usage_error(&cmd, "--clip %g: expected a norm >= 0 (0 = none)", a.clip);
+    if (!(a.dropout >= 0 && a.dropout < 1)) return cli_usage_error(&cmd, "--dropout %g: expected [0, 1)", a.dropout);
+    if (a.max_batches < 0 || a.eval_batches < 0 || (cli_find(opts, "test-batches")->set && a.test_batches < 0))
+        return cli_usage_error(&cmd, "--max-batches, --eval-batches and --test-batches must be >= 0 (0 = all)");
     if (!(a.sparse >= 0 && a.sparse < 1)) return cli_usage_error(&cmd, "--sparse %g: expected a fraction in [0, 1)", a.sparse);
     if (!(a.tau >= 0 && isfinite(a.tau))) return cli_usage_error(&cmd, "--tau %g: expected a finite tau >= 0", a.tau);
     if ((a.sparse > 0 || a.tau > 0) && !cli_find(opts, "block")->set) a.block = a.hidden < 16 ? a.hidden : 16;

@@ -24,6 +24,8 @@
 #define MAX_DROPS 16
 /* dense, three drop-dependent variants per drop, threshold */
 #define MAX_CONFIGS (2 + 3 * MAX_DROPS)
+/* --iters and --warmup at most (a day at 1 ms an iteration; keeps i * iters inside an int) */
+#define MAX_ITERS 1000000
 
 typedef struct bench_args {
     int64_t hidden, input, batch, steps, block;
@@ -186,6 +188,10 @@ static int run_peer(const bench_args *a, double *fwd_ms, double *bwd_ms, char *w
     char script[4200];
     if (!peer_script(script, sizeof script)) {
         snprintf(why, cap, "bench/peer_lstm.py not found (set FRUGAL_SOURCE_DIR)");
+        return 0;
+    }
+    if (strchr(script, '\'')) { /* it goes into a shell command between single quotes */
+        snprintf(why, cap, "the peer script's path holds a single quote: %.200s", script);
         return 0;
     }
     if (access("/usr/bin/python3", X_OK) != 0) {
@@ -475,8 +481,9 @@ static int lstm_bench(int argc, char **argv) {
     if (a.block < 1 || a.block > a.hidden)
         return cli_usage_error(&cmd, "--block %lld: expected 1..hidden (%lld)", (long long)a.block, (long long)a.hidden);
     if (!(a.tau >= 0 && isfinite(a.tau))) return cli_usage_error(&cmd, "--tau %g: expected a finite value >= 0", a.tau);
-    if (a.iters < 1 || a.warmup < 0) return cli_usage_error(&cmd, "--iters %d / --warmup %d: expected >= 1 / >= 0",
-                                                            a.iters, a.warmup);
+    if (a.iters < 1 || a.iters > MAX_ITERS || a.warmup < 0 || a.warmup > MAX_ITERS)
+        return cli_usage_error(&cmd, "--iters %d / --warmup %d: expected 1..%d / 0..%d", a.iters, a.warmup, MAX_ITERS,
+                               MAX_ITERS);
     if (a.threads < 1) return cli_usage_error(&cmd, "--threads %d: expected >= 1", a.threads);
     fg_lstm_bwd vs[FG_LSTM_BWD_COUNT];
     int nv = 0;
@@ -488,7 +495,8 @@ static int lstm_bench(int argc, char **argv) {
     const int n = make_configs(&a, vs, nv, r);
     stack s;
     fg_status st = stack_init(&s, &a);
-    double *tf = malloc((size_t)(a.iters * n) * sizeof(double)), *tb = malloc((size_t)(a.iters * n) * sizeof(double));
+    const size_t nt = (size_t)a.iters * (size_t)n;
+    double *tf = malloc(nt * sizeof(double)), *tb = malloc(nt * sizeof(double));
     if (st == FG_OK && (!tf || !tb)) st = fg_fail(FG_ERR_OOM, "lstm bench: out of host memory");
     double tau = a.tau;
     if (st == FG_OK) st = stack_forward(&s);

@@ -477,6 +477,15 @@ static int rl_train(int argc, char **argv) {
     if (!env) return cli_usage_error(&cmd, "rl train: --env is required (one of: %s)", names);
     if (strcmp(algo, "ga3c") != 0 && strcmp(algo, "a3c") != 0)
         return cli_usage_error(&cmd, "rl train: --algo is ga3c or a3c, not '%s'", algo);
+    if (strcmp(algo, "a3c") == 0) /* options of the queues A3C does not have */
+        for (const char *const *o = (const char *const[]){"predictors", "trainers", "min-train-batch", NULL}; *o; o++)
+            if (cli_find(opts, *o)->set)
+                return cli_usage_error(&cmd, "rl train: --%s does not apply to --algo a3c (each agent trains its own "
+                                       "model copy)", *o);
+    if (!tune)
+        for (const char *const *o = (const char *const[]){"tuner", "max-agents", "max-predictors", "max-trainers", NULL};
+             *o; o++)
+            if (cli_find(opts, *o)->set) return cli_usage_error(&cmd, "rl train: --%s applies with --tune", *o);
     if (plot) {
         rc = cli_plot_option_check(plot);
         if (rc != CLI_CONTINUE) return rc;

@@ -211,8 +211,10 @@ static int budget_fail(const cli_train_args *a, const fg_train_cfg *cfg, const f
     fg_train_cfg c = *cfg;
     c.on_batch = NULL;
     c.on_epoch = NULL;
+    /* without --policy everything stays on the device, as under none: its plan names the size */
+    const char *policy = a->policy ? a->policy : "none";
     if (fg_pool_create(&pool, 0) == FG_OK &&
-        cli_vmem_policy(a->policy, NULL, 0, 0, a->offload_weights, &pol, &have) == CLI_EXIT_OK && have) {
+        cli_vmem_policy(policy, NULL, 0, 0, a->offload_weights, &pol, &have) == CLI_EXIT_OK && have) {
         fg_vmem *vm = fg_vmem_of(&pol);
         if (fg_trainer_create(&t, a->model, NULL, &c, &data->train, &data->test, pool, &pol) == FG_OK) {
             fg_vmem_stats st;
@@ -222,7 +224,15 @@ static int budget_fail(const cli_train_args *a, const fg_train_cfg *cfg, const f
     }
     fg_trainer_free(t);
     fg_pool_destroy(pool);
-    if (min_bytes) {
+    if (min_bytes && !a->policy) {
+        char b[32], m[32];
+        fprintf(stderr,
+                "frugal: building the trainer: a device budget of %s (%zu bytes) is too small for '%s' kept whole on "
+                "the device: that needs %s (%zu bytes, as --policy none plans it); --policy all, conv, dyn or plan "
+                "trains in less by offloading or recomputing activations (%s)\n",
+                fg_bytes_str(b, sizeof b, (double)a->device_mem), a->device_mem, a->model,
+                fg_bytes_str(m, sizeof m, (double)min_bytes), min_bytes, msg);
+    } else if (min_bytes) {
         char b[32], m[32];
         fprintf(stderr,
                 "frugal: building the trainer: vmem policy '%s': a device budget of %s (%zu bytes) is too small for "
@@ -357,7 +367,7 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
         /* the trainer takes the policy (also on failure); a budget too small for the policy
          * fails here, in plan, before any training, with the smallest budget in the message */
         s = fg_trainer_create(&t, a->model, NULL, &cfg, &data.train, &data.test, pool, have_pol ? &pol : NULL);
-        if (s == FG_ERR_OOM && have_pol && a->device_mem) {
+        if (s == FG_ERR_OOM && a->device_mem) {
             rc = budget_fail(a, &cfg, &data);
             vm = NULL;
         } else if (s != FG_OK) {

@@ -277,6 +277,11 @@ static int vit_eval(int argc, char **argv) {
     const vit_scene_opts scene = {0, 0, scene_items};
     s = vit_data_load(data, data_dir, 1, 1, n_test, seed, &scene, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
+    if (d.test.n > 0 && batch > d.test.n) { /* a larger batch would only pad: memory for nothing */
+        fg_log(FG_LOG_INFO, "vit eval: batch %lld is more than the %lld test items: using %lld", (long long)batch,
+               (long long)d.test.n, (long long)d.test.n);
+        batch = d.test.n;
+    }
     fg_pool *pool = NULL;
     vit_model m = {0};
     double metric = 0.0;
@@ -544,6 +549,9 @@ static int vit_profile(int argc, char **argv) {
     if (!json) return cli_usage_error(&cmd, "vit profile: --json FILE is required");
     if (batch < 1) return cli_usage_error(&cmd, "vit profile: --batch must be > 0");
     if (n_test < 0) return cli_usage_error(&cmd, "vit profile: --test-images must be >= 0");
+    if (cli_find(opts, "test-images")->set && !test)
+        return cli_usage_error(&cmd, "vit profile: --test-images applies with --test (the front scored on the test "
+                               "split)");
     if (n_val < 0 || max_steps < 0) return cli_usage_error(&cmd, "vit profile: --val-images and --max-steps must be >= 0");
     if (threads < 0) return cli_usage_error(&cmd, "vit profile: --threads must be >= 0");
     if (plot) {

@@ -288,6 +288,8 @@ static int parse_policies(const char *list, fg_vmem_kind *kinds, int *n) {
         if (fg_vmem_kind_parse(tok, &k) != FG_OK || *n >= FG_VMEM_KIND_COUNT)
             return cli_usage_error(NULL, "--policies: expected a comma-separated list of none, all, conv, dyn, plan; got '%s'",
                                    list);
+        for (int i = 0; i < *n; i++)
+            if (kinds[i] == k) return cli_usage_error(NULL, "--policies: %s given twice in '%s'", tok, list);
         kinds[(*n)++] = k;
     }
     return CLI_EXIT_OK;

@@ -1,5 +1,6 @@
 /* The frugal command-line tool: dispatches to one function per subcommand (tools/cmd_*.c) and
  * prints the command list. Exit codes are in cli.h. */
+#include <signal.h>
 #include <string.h>
 
 #include "cli.h"
@@ -32,6 +33,11 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* A write past the file-size limit (ulimit -f) fails with EFBIG and is reported like a full
+     * disk, with the temporary file removed, instead of killing the process without a word. */
+    signal(SIGXFSZ, SIG_IGN);
+    /* the library's warnings reach stderr in every command (those with --verbose set it again) */
+    cli_log_init(0);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;

@@ -42,7 +42,11 @@ const char *fg_last_error(void);
 void fg_clear_error(void);
 
 /* Always-on assert for bugs: prints file, line and the expression, then aborts. */
-void fg_assert_fail(const char *expr, const char *file, int line, const char *msg);
+void fg_assert_fail(const char *expr, const char *file, int line, const char *msg)
+#if defined(__GNUC__)
+    __attribute__((noreturn))
+#endif
+    ;
 #define FG_ASSERT(x)                                                                               \
     do {                                                                                           \
         if (!(x)) fg_assert_fail(#x, __FILE__, __LINE__, NULL);                                    \

@@ -66,7 +66,8 @@ fg_status fg_st_meta_table_text(const double *x, int64_t n, int fields, char **o
 fg_status fg_st_meta_table(const fg_st_file *f, const char *key, int fields, int64_t max_records, double **out,
                            int64_t *n);
 /* Copies an F32 entry named `name` with exactly the expected shape into dst; a missing entry,
- * another dtype or another shape is FG_ERR_FORMAT naming the entry and both shapes. */
+ * another dtype or another shape is FG_ERR_FORMAT naming the entry and both shapes. With dst
+ * NULL it only checks (a loader that must read all or nothing checks every entry first). */
 fg_status fg_st_read_f32(const fg_st_file *f, const char *name, int ndim, const int64_t *shape, float *dst);
 
 typedef struct fg_st_writer fg_st_writer;

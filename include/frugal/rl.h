@@ -297,7 +297,9 @@ void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out);
 /* Weights as safetensors (fg_graph_save / fg_graph_load: names "conv1.weight" ... "value.bias"),
  * with the RMSProp state ("optim.*"). load reads the weights only (play, or a fresh optimizer);
  * resume reads the weights and the RMSProp state (FG_ERR_FORMAT when the file has none). Neither
- * restores counters, histograms or the learning curve: a resumed run counts frames from 0. */
+ * restores counters, histograms or the learning curve: a resumed run counts frames from 0. A file
+ * saved from another environment is refused by resume (FG_ERR_INVALID naming both) and loaded
+ * with a warning by load. */
 fg_status fg_ga3c_save(fg_ga3c *r, const char *path);
 fg_status fg_ga3c_load(fg_ga3c *r, const char *path);
 fg_status fg_ga3c_resume(fg_ga3c *r, const char *path);

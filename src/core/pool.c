@@ -152,7 +152,11 @@ static fg_status alloc_best_fit(fg_pool *p, size_t bytes, const char *what, void
     if (best == SIZE_MAX) {
         size_t lf = largest_free_locked(p);
         size_t avail = p->capacity ? p->capacity - p->in_use : p->reserved - p->in_use;
+        const size_t reserved = p->reserved;
         pthread_mutex_unlock(&p->mu);
+        if (avail < need) /* not fragmentation: the request is larger than all that is free */
+            return fg_fail(FG_ERR_OOM, "device pool: cannot allocate %zu bytes for %s: %zu bytes free of the %zu "
+                           "the pool holds", need, what ? what : "a tensor", avail, reserved);
         return fg_fail(FG_ERR_OOM,
                        "device pool: cannot allocate %zu bytes for %s: %zu bytes free but fragmented "
                        "(largest free block %zu bytes)",

@@ -2,6 +2,7 @@
  * "optim.<param>.<moment>", metadata with the format, version, model and caller's keys. Loading
  * matches by name and checks every shape, so a checkpoint of another model is refused with the
  * name of the first tensor that does not fit. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,36 +49,74 @@ fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_
     return s;
 }
 
+/* The check pass's last test of an entry that fits: every value finite (a NaN or an infinity in
+ * a weights file means the run that wrote it had diverged; loading it would only fail later as a
+ * divergence of this run, or print NaN results). */
+static fg_status check_finite(const fg_st_file *f, const char *name, const char *path) {
+    const fg_st_entry *e = fg_st_find(f, name);
+    const unsigned char *p = e->data;
+    int64_t bad = 0, first = -1;
+    for (size_t i = 0; i + sizeof(float) <= e->nbytes; i += sizeof(float)) {
+        float x;
+        memcpy(&x, p + i, sizeof x); /* the file's buffer is not aligned in general */
+        if (!isfinite(x) && bad++ == 0) first = (int64_t)(i / sizeof x);
+    }
+    if (bad == 0) return FG_OK;
+    return fg_fail(FG_ERR_FORMAT, "checkpoint %s: tensor '%s' holds %lld non-finite values (NaN or infinity; the first "
+                   "at element %lld of %lld): the run that wrote it had diverged", path, name, (long long)bad,
+                   (long long)first, (long long)(e->nbytes / sizeof(float)));
+}
+
+/* Every tensor fg_graph_load reads, in order: the graph's parameters and state, then (o != NULL)
+ * the optimizer's; checked only (copy 0: shape, dtype, finite values) or copied (copy 1, after a
+ * check pass: cannot fail). */
+static fg_status load_tensors(fg_graph *g, fg_optim *o, const fg_st_file *f, const char *path, int copy) {
+    fg_status s = FG_OK;
+    for (int i = 0; s == FG_OK && i < g->np + g->ns; i++) {
+        fg_tslot *t = &g->t[i < g->np ? g->params[i] : g->states[i - g->np]];
+        s = fg_st_read_f32(f, t->info.t.name, t->info.t.ndim, t->info.t.shape, copy ? t->info.t.data : NULL);
+        if (s != FG_OK) s = fg_fail(s, "checkpoint %s does not fit graph '%s': %s", path, g->name, fg_last_error());
+        else if (!copy) s = check_finite(f, t->info.t.name, path);
+    }
+    for (int b = 0; s == FG_OK && o && b < fg_optim_n_state(o); b++) {
+        const char *nm;
+        int64_t numel;
+        float *d = fg_optim_state(o, b, &nm, &numel);
+        char full[FG_NAME_MAX + 32];
+        snprintf(full, sizeof full, "optim.%s", nm);
+        s = fg_st_read_f32(f, full, 1, &numel, copy ? d : NULL);
+        if (s == FG_OK && !copy) s = check_finite(f, full, path);
+    }
+    return s;
+}
+
+/* All or nothing: every tensor and the optimizer's metadata are checked before anything is
+ * written, so a checkpoint that does not fit leaves the graph and the optimizer as they were. */
 fg_status fg_graph_load(fg_graph *g, fg_optim *o, const char *path) {
     if (g->owner)
         return fg_fail(FG_ERR_INVALID, "load: graph '%s' reads the weights of '%s'; load %s into that graph", g->name,
                        g->owner->name, path);
     fg_st_file *f = NULL;
     FG_TRY(fg_st_load(path, &f));
-    fg_status s = FG_OK;
-    fg_weights_write_begin(g);
-    for (int i = 0; s == FG_OK && i < g->np + g->ns; i++) {
-        fg_tslot *t = &g->t[i < g->np ? g->params[i] : g->states[i - g->np]];
-        s = fg_st_read_f32(f, t->info.t.name, t->info.t.ndim, t->info.t.shape, t->info.t.data);
-        if (s != FG_OK) s = fg_fail(s, "checkpoint %s does not fit graph '%s': %s", path, g->name, fg_last_error());
-    }
-    fg_weights_write_end(g);
+    fg_status s = load_tensors(g, NULL, f, path, 0);
+    int64_t steps = 0;
     if (s == FG_OK && o) {
         const char *kind = fg_st_meta(f, "optim.kind");
-        const char *steps = fg_st_meta(f, "optim.steps");
-        if (!kind || !steps) s = fg_fail(FG_ERR_FORMAT, "checkpoint %s holds no optimizer state", path);
+        if (!kind || !fg_st_meta(f, "optim.steps"))
+            s = fg_fail(FG_ERR_FORMAT, "checkpoint %s holds no optimizer state", path);
         else if (strcmp(kind, fg_optim_kind_name(fg_optim_get_cfg(o)->kind)) != 0)
             s = fg_fail(FG_ERR_FORMAT, "checkpoint %s holds %s optimizer state, the run uses %s", path, kind,
                         fg_optim_kind_name(fg_optim_get_cfg(o)->kind));
-        for (int b = 0; s == FG_OK && b < fg_optim_n_state(o); b++) {
-            const char *nm;
-            int64_t numel;
-            float *d = fg_optim_state(o, b, &nm, &numel);
-            char full[FG_NAME_MAX + 32];
-            snprintf(full, sizeof full, "optim.%s", nm);
-            s = fg_st_read_f32(f, full, 1, &numel, d);
-        }
-        if (s == FG_OK) fg_optim_set_steps(o, strtoll(steps, NULL, 10));
+        else
+            s = fg_st_meta_i64(f, "optim.steps", 0, INT64_MAX, &steps);
+        if (s == FG_OK) s = load_tensors(g, o, f, path, 0);
+    }
+    if (s == FG_OK) {
+        fg_weights_write_begin(g);
+        s = load_tensors(g, o, f, path, 1);
+        fg_weights_write_end(g);
+        FG_ASSERT(s == FG_OK); /* checked above */
+        if (o) fg_optim_set_steps(o, steps);
     }
     fg_st_free(f);
     return s;

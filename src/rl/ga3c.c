@@ -44,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "frugal/io.h"
 #include "rl/ga3c_impl.h"
 
 /* ---------------------------------------------------------------- bounded queue */
@@ -1046,35 +1047,37 @@ static fg_status check_config(const fg_ga3c_config *c) {
                        "%d, expected 1 and 1", c->predictors, c->trainers);
     if (c->vtrace_boot < 0 || c->vtrace_boot >= FG_GA3C_VTRACE_BOOT_COUNT)
         return fg_fail(FG_ERR_INVALID, "ga3c: vtrace_boot is %d, expected behaviour (0) or current (1)", c->vtrace_boot);
+/* f: the field of the configuration, named in the message as the CLI's option is (frames, lr, ...) */
 #define RANGE(f, lo, hi)                                                                                                \
-    if (!((f) >= (lo) && (f) <= (hi)))                                                                                  \
-        return fg_fail(FG_ERR_INVALID, "ga3c: " #f " is %g, must be in [%g, %g]", (double)(f), (double)(lo), (double)(hi));
-    RANGE(c->agents, 1, 1024)
-    RANGE(c->envs_per_agent, 1, 4096)
-    RANGE(c->predictors, 1, 64)
-    RANGE(c->trainers, 1, 64)
-    RANGE(c->max_prediction_batch, 2 * c->envs_per_agent, 1 << 16)
-    RANGE(c->min_training_batch, 0, 1 << 16)
-    RANGE(c->t_max, 1, 10000)
-    RANGE(c->queue_size, 1, 1 << 24)
-    RANGE(c->discount, 0, 1)
-    RANGE(c->gae_lambda, 0, 1)
-    RANGE(c->beta, 0, 1e3)
-    RANGE(c->log_epsilon, 1e-30, 1)
-    RANGE(c->lr, 1e-12, 10)
-    if (c->lr_final >= 0) RANGE(c->lr_final, 0, 10)
-    RANGE(c->rmsprop_decay, 0, 1)
-    RANGE(c->rmsprop_eps, 0, 10)
-    if (!(c->grad_clip < 0)) RANGE(c->grad_clip, 0, 1e12) /* negative: fg_ga3c_grad_clip's choice */
-    RANGE(c->frames, 1, 1e15)
-    RANGE(c->progress_seconds, 0.01, 1e6)
-    RANGE(c->ops_threads, 0, 1024)
-    RANGE(c->tune, 0, FG_GA3C_TUNE_COUNT - 1)
+    if (!((c->f) >= (lo) && (c->f) <= (hi)))                                                                            \
+        return fg_fail(FG_ERR_INVALID, "ga3c: " #f " is %g, must be in [%g, %g]", (double)(c->f), (double)(lo),          \
+                       (double)(hi));
+    RANGE(agents, 1, 1024)
+    RANGE(envs_per_agent, 1, 4096)
+    RANGE(predictors, 1, 64)
+    RANGE(trainers, 1, 64)
+    RANGE(max_prediction_batch, 2 * c->envs_per_agent, 1 << 16)
+    RANGE(min_training_batch, 0, 1 << 16)
+    RANGE(t_max, 1, 10000)
+    RANGE(queue_size, 1, 1 << 24)
+    RANGE(discount, 0, 1)
+    RANGE(gae_lambda, 0, 1)
+    RANGE(beta, 0, 1e3)
+    RANGE(log_epsilon, 1e-30, 1)
+    RANGE(lr, 1e-12, 10)
+    if (c->lr_final >= 0) RANGE(lr_final, 0, 10)
+    RANGE(rmsprop_decay, 0, 1)
+    RANGE(rmsprop_eps, 0, 10)
+    if (!(c->grad_clip < 0)) RANGE(grad_clip, 0, 1e12) /* negative: fg_ga3c_grad_clip's choice */
+    RANGE(frames, 1, 1e15)
+    RANGE(progress_seconds, 0.01, 1e6)
+    RANGE(ops_threads, 0, 1024)
+    RANGE(tune, 0, FG_GA3C_TUNE_COUNT - 1)
     if (c->tune) {
-        RANGE(c->tune_window, 0.05, 1e6)
-        RANGE(c->max_agents, c->agents, 1024)
-        RANGE(c->max_predictors, c->predictors, 64)
-        RANGE(c->max_trainers, c->trainers, 64)
+        RANGE(tune_window, 0.05, 1e6)
+        RANGE(max_agents, c->agents, 1024)
+        RANGE(max_predictors, c->predictors, 64)
+        RANGE(max_trainers, c->trainers, 64)
     }
 #undef RANGE
     if (c->env_opts.obs_dtype != FG_F32)
@@ -1539,13 +1542,35 @@ fg_status fg_ga3c_save(fg_ga3c *r, const char *path) {
     return fg_graph_save(r->train.g, r->opt, path, 3, keys, vals);
 }
 
+/* The environment the file was trained on (its "env" metadata) against this run's: another game
+ * is refused on resume (its optimizer state and curve belong to that game); on load it is said
+ * (weights of one MinAtar game fit another's network, which is a choice, e.g. for transfer, but
+ * rarely the intended one). A file without the key (not written by fg_ga3c_save) passes. */
+static fg_status check_env(const fg_ga3c *r, const char *path, int refuse) {
+    fg_st_file *f = NULL;
+    FG_TRY(fg_st_load(path, &f));
+    const char *env = fg_st_meta(f, "env");
+    fg_status s = FG_OK;
+    if (env && strcmp(env, r->env_name) != 0) {
+        if (refuse)
+            s = fg_fail(FG_ERR_INVALID, "%s was trained on %s, this run is %s: resume it with that environment", path,
+                        env, r->env_name);
+        else
+            fg_log(FG_LOG_WARN, "%s was trained on %s; loading its weights for %s", path, env, r->env_name);
+    }
+    fg_st_free(f);
+    return s;
+}
+
 fg_status fg_ga3c_resume(fg_ga3c *r, const char *path) {
     if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: resume before fg_ga3c_run");
+    FG_TRY(check_env(r, path, 1));
     return fg_graph_load(r->train.g, r->opt, path);
 }
 
 fg_status fg_ga3c_load(fg_ga3c *r, const char *path) {
     if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: load weights before fg_ga3c_run");
+    FG_TRY(check_env(r, path, 0));
     return fg_graph_load(r->train.g, NULL, path);
 }
 

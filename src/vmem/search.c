@@ -43,18 +43,22 @@ typedef struct config {
     fg_conv_algo *algo; /* per node (conv nodes only meaningful) */
 } config;
 
-static fg_status config_alloc(const fg_vmem *v, config *c) {
-    c->act = calloc((size_t)v->nt + 1, 1);
-    c->algo = calloc((size_t)v->N + 1, sizeof *c->algo);
-    if (!c->act || !c->algo) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
-    return FG_OK;
-}
-
 static void config_free(config *c) {
     free(c->act);
     free(c->algo);
     c->act = NULL;
     c->algo = NULL;
+}
+
+/* Both arrays, or neither (on failure nothing is left to free). */
+static fg_status config_alloc(const fg_vmem *v, config *c) {
+    c->act = calloc((size_t)v->nt + 1, 1);
+    c->algo = calloc((size_t)v->N + 1, sizeof *c->algo);
+    if (!c->act || !c->algo) {
+        config_free(c);
+        return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    }
+    return FG_OK;
 }
 
 static void config_copy(const fg_vmem *v, config *dst, const config *src) {
