@@ -157,6 +157,14 @@ set +e
 rc=$?
 set -e
 [[ $rc == 2 ]] && grep -q -- '--tau 0.0001 with --variant structured' bad.txt || { cat bad.txt; fail "--tau without threshold: exit $rc, expected 2"; }
+for args in "--lr 0" "--lr-decay 0" "--hidden -1" "--decay-after -1" "--dropout 1"; do
+    set +e
+    # shellcheck disable=SC2086
+    "$frugal" lm train $args >bad.txt 2>&1
+    rc=$?
+    set -e
+    [[ $rc == 2 ]] && grep -q -- "${args%% *}" bad.txt || { cat bad.txt; fail "lm train $args: exit $rc, expected 2 naming the option"; }
+done
 set +e
 "$frugal" lm train --sparse 1 >bad.txt 2>&1
 rc=$?

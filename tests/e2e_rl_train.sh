@@ -111,6 +111,11 @@ expect_usage "a negative --rms-eps" "$frugal" rl train --env cartpole --rms-eps 
 expect_usage "--lockstep with --tune" "$frugal" rl train --env cartpole --lockstep --tune --frames 10
 expect_usage "--lockstep with two trainers" "$frugal" rl train --env cartpole --lockstep --trainers 2 --frames 10
 expect_usage "weights of another game" "$frugal" rl play --env breakout --load w.safetensors --no-render
+grep -q "was trained on cartpole" out.txt || fail "playing breakout with cartpole's weights does not say which game they are"
+expect_usage "resuming another game's run" "$frugal" rl train --env breakout --resume w.safetensors --frames 10
+grep -q "was trained on cartpole, this run is breakout" out.txt || fail "resuming another game: $(cat out.txt)"
+expect_usage "--predictors with a3c" "$frugal" rl train --env cartpole --algo a3c --predictors 2 --frames 10
+expect_usage "--tuner without --tune" "$frugal" rl train --env cartpole --tuner ours --frames 10
 "$frugal" rl --help >help.txt 2>&1 || true
 grep -q train help.txt || fail "rl --help does not list train"
 grep -q play help.txt || fail "rl --help does not list play"

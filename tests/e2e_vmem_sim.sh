@@ -3,7 +3,8 @@
 # what the offload policies need and what the network-wide baseline (none) needs, none does not
 # fit and says what it needs, every other policy fits, the table and the JSON have one row/record
 # per policy; bad --gpu/--link values are usage errors naming the valid ones; --steps writes the
-# per-step roofline. Nothing is trained, so this takes about a second.
+# per-step roofline; a write past the file-size limit fails with a message and keeps the old file.
+# Nothing is trained, so this takes about a second.
 # The budget is derived on this machine, from an unconstrained run: what each policy needs includes
 # oneDNN's convolution workspaces, which depend on the kernels oneDNN picks for this CPU (measured:
 # none needs 2.00 MiB with AVX-512, 1.63 MiB under ONEDNN_MAX_CPU_ISA=AVX2; a fixed 1.9 MiB budget
@@ -67,4 +68,13 @@ done
 rc=0
 "$frugal" vmem simulate --batch 8 2> /dev/null > /dev/null || rc=$?
 [[ $rc -eq 2 ]] || fail "a missing --model exited $rc, expected 2"
+# a file-size limit (as a full disk looks to the writer): exit 1 naming the file, the old file
+# kept, no temporary left; the command substitution reads through a pipe, which the limit spares
+echo old > "$work/limited.json"
+out=$( (ulimit -f 1; "$frugal" vmem simulate --model lenet --batch 8 --json "$work/limited.json" 2>&1 > /dev/null
+        echo "rc=$?") )
+grep -q '^rc=1$' <<< "$out" || fail "a write past the file-size limit: $out (expected exit 1)"
+grep -q 'limited.json.tmp failed: File too large' <<< "$out" || fail "the message does not name the file: $out"
+[[ "$(cat "$work/limited.json")" == old ]] || fail "the old limited.json was not kept"
+compgen -G "$work/limited.json.tmp*" > /dev/null && fail "a temporary file was left behind"
 echo "ok: vmem simulate"

@@ -333,6 +333,7 @@ int main(int argc, char **argv) {
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "conv   does not fit in", NULL);
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --device-mem 100K", 0, "needs at least", NULL);
     expect("vmem report --model lenet --batch 4 --policies dyn,most", 2, NULL, "--policies");
+    expect("vmem report --model lenet --batch 4 --policies all,dyn,all", 2, NULL, "all given twice");
     expect("vmem report --model lenet --batch 4 --conv-algo winograd", 2, NULL, "--conv-algo: expected implicit, gemm or dnnl");
     /* vDNN's memory-optimal variant: every conv on the implicit algorithm, none and all agree */
     expect("vmem report --model lenet --batch 4 --iters 1 --threads 2 --policies none,all --conv-algo implicit", 0, "act/none",

@@ -475,6 +475,9 @@ static int lstm_bench(int argc, char **argv) {
     if (a.hidden < 1 || a.input < 1 || a.batch < 1 || a.steps < 1)
         return cli_usage_error(&cmd, "--hidden, --input, --batch and --steps must be >= 1 (got %lld, %lld, %lld, %lld)",
                                (long long)a.hidden, (long long)a.input, (long long)a.batch, (long long)a.steps);
+    if (a.hidden > 65536 || a.input > 65536 || a.batch > 65536 || a.steps > 65536)
+        return cli_usage_error(&cmd, "--hidden, --input, --batch and --steps: at most 65536 each (got %lld, %lld, %lld, "
+                               "%lld)", (long long)a.hidden, (long long)a.input, (long long)a.batch, (long long)a.steps);
     if (a.layers < 1 || a.layers > MAX_LAYERS)
         return cli_usage_error(&cmd, "--layers %d: expected 1..%d", a.layers, MAX_LAYERS);
     if ((rc = parse_drops(&cmd, a.drop_list, a.drops, &a.ndrops)) != CLI_CONTINUE) return rc;

@@ -14,6 +14,7 @@
  * The run engine is shared with the demo (tools/vit_common.h). */
 #include <math.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "cli.h"
@@ -286,7 +287,7 @@ static fg_status read_trace(const char *path, double **out, int64_t *n_out) {
     *out = NULL;
     *n_out = 0;
     FILE *fp = fopen(path, "r");
-    if (!fp) return fg_fail(FG_ERR_IO, "--budget-trace %s: cannot open", path);
+    if (!fp) return fg_fail(FG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 256, n = 0;
     double *v = malloc(cap * sizeof *v);
     char line[256];
