@@ -111,7 +111,11 @@ typedef struct lstm_shape {
 static const lstm_shape SHAPES[] = {
     {1, 1, 1, 1, 0, 0, 0},   {1, 1, 3, 5, 1, 1, 1},    {1, 3, 5, 7, 0, 1, 1},  {5, 1, 4, 17, 0, 0, 0},
     {4, 3, 6, 16, 1, 1, 0},  {6, 4, 10, 33, 1, 0, 1},  {3, 2, 1, 2, 1, 1, 1},  {9, 5, 12, 40, 0, 1, 1},
-    {12, 32, 48, 150, 1, 1, 1}, /* B*H = 4800: gate kernels run in parallel */
+    {12, 32, 48, 150, 1, 1, 1}, /* B*H = 4800: gate kernels run in parallel, and the time loops in one
+                                   parallel region (src/ops/lstm.c, fused_threads: 2 threads of 80
+                                   and 70 units) */
+    {5, 8, 24, 600, 0, 1, 0},   /* the same with 304 and 296 units a thread, the first in two
+                                   gate-kernel chunks; no h0: step 0 has no recurrent product */
 };
 
 typedef struct lstm_bufs {
@@ -584,7 +588,7 @@ static void test_sparse_args(void) {
 /* drop = 0 (and a drop too small to remove one block) runs the dense code: bit-identical to
  * fg_lstm_backward, parameter gradients accumulated on prefilled buffers. */
 static void test_sparse_dense_identical(fg_rng *rng) {
-    static const int64_t shapes[][4] = {{5, 3, 6, 16}, {6, 4, 10, 33}, {12, 32, 48, 150}};
+    static const int64_t shapes[][4] = {{5, 3, 6, 16}, {6, 4, 10, 33}, {12, 32, 48, 150}, {4, 8, 16, 600}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         sp_case c;
         sp_case_init(&c, shapes[si][0], shapes[si][1], shapes[si][2], shapes[si][3], rng);

@@ -78,6 +78,8 @@
  * recover accuracy is left to the caller (call fg_lstm_backward or drop = 0 for the dense
  * iterations). No accuracy experiment is reproduced here. */
 #include <math.h>
+#include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "frugal/ops.h"
@@ -187,37 +189,68 @@ static inline void add_bias(float *restrict g, const float *restrict b1, const f
     }
 }
 
-/* One forward step after the GEMMs: g (B, 4H) holds the GEMMs' sum on entry, to which the biases
- * are added here ((b_ih + b_hh) first, either NULL = zeros: no pass over all T steps' gates to
- * broadcast them before the input GEMM), and the activated gates on exit; c (B, H) = f * cprev +
- * i * g (cprev NULL = zeros); h (B, H) = o * tanh(c). */
+/* One forward step after the GEMMs, for row b and hidden units [j0, j0 + n): g (B, 4H) holds the
+ * GEMMs' sum on entry, to which the biases are added here ((b_ih + b_hh) first, either NULL =
+ * zeros: no pass over all T steps' gates to broadcast them before the input GEMM), and the
+ * activated gates on exit; c (B, H) = f * cprev + i * g (cprev NULL = zeros); h (B, H) = o * tanh(c). */
+static inline void gates_forward_chunk(float *restrict g, float *restrict c, float *restrict h,
+                                       const float *restrict cprev, const float *restrict b_ih,
+                                       const float *restrict b_hh, int64_t H, int64_t b, int64_t j0, int64_t n) {
+    float *gi = g + b * 4 * H + j0, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
+    float *cb = c + b * H + j0, *hb = h + b * H + j0;
+    const float *cp = cprev ? cprev + b * H + j0 : lstm_zeros;
+    for (int64_t q = 0; q < 4; q++)
+        add_bias(gi + q * H, b_ih ? b_ih + q * H + j0 : NULL, b_hh ? b_hh + q * H + j0 : NULL, n);
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        float i_ = sigmoidf(gi[j]), f_ = sigmoidf(gf[j]), g_ = lstm_tanhf(gg[j]), o_ = sigmoidf(go[j]);
+        float cv = i_ * g_ + f_ * cp[j];
+        gi[j] = i_, gf[j] = f_, gg[j] = g_, go[j] = o_;
+        cb[j] = cv;
+        hb[j] = o_ * lstm_tanhf(cv);
+    }
+}
+
+/* The step for every row, in chunks of LSTM_CHUNK units spread over the threads. */
 static void gates_forward(float *restrict g, float *restrict c, float *restrict h, const float *restrict cprev,
                           const float *restrict b_ih, const float *restrict b_hh, int64_t B, int64_t H) {
     const int64_t nch = (H + LSTM_CHUNK - 1) / LSTM_CHUNK;
 #pragma omp parallel for schedule(static) if (B * H >= LSTM_PAR_MIN)
     for (int64_t bc = 0; bc < B * nch; bc++) {
         const int64_t b = bc / nch, j0 = (bc % nch) * LSTM_CHUNK, j1 = j0 + LSTM_CHUNK < H ? j0 + LSTM_CHUNK : H;
-        const int64_t n = j1 - j0;
-        float *gi = g + b * 4 * H + j0, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
-        float *cb = c + b * H + j0, *hb = h + b * H + j0;
-        const float *cp = cprev ? cprev + b * H + j0 : lstm_zeros;
-        for (int64_t q = 0; q < 4; q++)
-            add_bias(gi + q * H, b_ih ? b_ih + q * H + j0 : NULL, b_hh ? b_hh + q * H + j0 : NULL, n);
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) {
-            float i_ = sigmoidf(gi[j]), f_ = sigmoidf(gf[j]), g_ = lstm_tanhf(gg[j]), o_ = sigmoidf(go[j]);
-            float cv = i_ * g_ + f_ * cp[j];
-            gi[j] = i_, gf[j] = f_, gg[j] = g_, go[j] = o_;
-            cb[j] = cv;
-            hb[j] = o_ * lstm_tanhf(cv);
-        }
+        gates_forward_chunk(g, c, h, cprev, b_ih, b_hh, H, b, j0, j1 - j0);
     }
 }
 
-/* One backward step: from the activated gates a (B, 4H), the cell c (B, H), the previous cell
- * cprev (NULL = zeros), dh = dy_t (NULL = zeros) + dhr (the recurrent part, B, H) and the running
- * dc (B, H, the gradient reaching c_t from step t+1), writes the pre-activation gradients
- * dg (B, 4H) and replaces dc by the gradient reaching c_{t-1}. */
+/* One backward step for row b and hidden units [j0, j0 + n): from the activated gates a (B, 4H),
+ * the cell c (B, H), the previous cell cprev (NULL = zeros), dh = dy_t (NULL = zeros) + dhr (the
+ * recurrent part, B, H) and the running dc (B, H, the gradient reaching c_t from step t+1), writes
+ * the pre-activation gradients dg (B, 4H) and replaces dc by the gradient reaching c_{t-1}. */
+static inline void gates_backward_chunk(float *restrict dg, float *restrict dc, const float *restrict a,
+                                        const float *restrict c, const float *restrict cprev,
+                                        const float *restrict dy, const float *restrict dhr, int64_t H, int64_t b,
+                                        int64_t j0, int64_t n) {
+    const float *ai = a + b * 4 * H + j0, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
+    float *di = dg + b * 4 * H + j0, *df = di + H, *dgg = di + 2 * H, *dout = di + 3 * H;
+    const float *cb = c + b * H + j0, *cp = cprev ? cprev + b * H + j0 : lstm_zeros;
+    const float *dyb = dy ? dy + b * H + j0 : lstm_zeros, *dhb = dhr + b * H + j0;
+    float *dcb = dc + b * H + j0;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        const float i_ = ai[j], f_ = af[j], g_ = ag[j], o_ = ao[j];
+        const float tc = lstm_tanhf(cb[j]);
+        const float dh = dhb[j] + dyb[j];
+        const float dcv = dcb[j] + dh * o_ * (1.0f - tc * tc);
+        const float cpv = cp[j];
+        di[j] = dcv * g_ * i_ * (1.0f - i_);
+        df[j] = dcv * cpv * f_ * (1.0f - f_);
+        dgg[j] = dcv * i_ * (1.0f - g_ * g_);
+        dout[j] = dh * tc * o_ * (1.0f - o_);
+        dcb[j] = dcv * f_;
+    }
+}
+
+/* The step for every row, in chunks of LSTM_CHUNK units spread over the threads. */
 static void gates_backward(float *restrict dg, float *restrict dc, const float *restrict a, const float *restrict c,
                            const float *restrict cprev, const float *restrict dy, const float *restrict dhr,
                            int64_t B, int64_t H) {
@@ -225,26 +258,97 @@ static void gates_backward(float *restrict dg, float *restrict dc, const float *
 #pragma omp parallel for schedule(static) if (B * H >= LSTM_PAR_MIN)
     for (int64_t bc = 0; bc < B * nch; bc++) {
         const int64_t b = bc / nch, j0 = (bc % nch) * LSTM_CHUNK, j1 = j0 + LSTM_CHUNK < H ? j0 + LSTM_CHUNK : H;
-        const int64_t n = j1 - j0;
-        const float *ai = a + b * 4 * H + j0, *af = ai + H, *ag = ai + 2 * H, *ao = ai + 3 * H;
-        float *di = dg + b * 4 * H + j0, *df = di + H, *dgg = di + 2 * H, *dout = di + 3 * H;
-        const float *cb = c + b * H + j0, *cp = cprev ? cprev + b * H + j0 : lstm_zeros;
-        const float *dyb = dy ? dy + b * H + j0 : lstm_zeros, *dhb = dhr + b * H + j0;
-        float *dcb = dc + b * H + j0;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) {
-            const float i_ = ai[j], f_ = af[j], g_ = ag[j], o_ = ao[j];
-            const float tc = lstm_tanhf(cb[j]);
-            const float dh = dhb[j] + dyb[j];
-            const float dcv = dcb[j] + dh * o_ * (1.0f - tc * tc);
-            const float cpv = cp[j];
-            di[j] = dcv * g_ * i_ * (1.0f - i_);
-            df[j] = dcv * cpv * f_ * (1.0f - f_);
-            dgg[j] = dcv * i_ * (1.0f - g_ * g_);
-            dout[j] = dh * tc * o_ * (1.0f - o_);
-            dcb[j] = dcv * f_;
+        gates_backward_chunk(dg, dc, a, c, cprev, dy, dhr, H, b, j0, j1 - j0);
+    }
+}
+
+/* ---------------------------------------------------------------- one parallel region per call */
+
+/* The time loops can run in one parallel region per call instead of two per step (the recurrent
+ * GEMM's and the gate kernel's): each thread owns a range of hidden units, computes its columns of
+ * the step's recurrent product with oneDNN's sgemm (sequential inside a parallel region) and the
+ * gate kernel for its units, and the threads meet at one barrier per step. Under the passive wait
+ * policy each fork/join wakes sleeping threads. Measured (`frugal lstm bench --variants dense`, 2
+ * layers, H 650, T 35, 2 threads, AMD EPYC Zen 4-class, quiet, alternating with the per-step build,
+ * forward + backward ms): B 20 184.6 / 180.0 -> 166.6 / 170.7, B 64 506 / 494 / 479 -> 469 / 467 /
+ * 477 (docs/BENCHMARKS.md, "The LSTM time loops in one parallel region"). Used with at least two
+ * threads outside any parallel region and at least FUSED_MIN_UNITS units per thread. */
+#define FUSED_MIN_UNITS 64
+
+/* Threads for the fused loops, 0 = the per-step path. */
+static int fused_threads(int64_t B, int64_t H) {
+    if (omp_in_parallel() || B * H < LSTM_PAR_MIN) return 0;
+    int nt = omp_get_max_threads();
+    if (nt > H / FUSED_MIN_UNITS) nt = (int)(H / FUSED_MIN_UNITS);
+    return nt >= 2 ? nt : 0;
+}
+
+/* Thread i's units [*j0, *j1) of H split nt ways, boundaries on multiples of 16 (whole vectors). */
+static void unit_range(int i, int nt, int64_t H, int64_t *j0, int64_t *j1) {
+    const int64_t per = ((H + nt - 1) / nt + 15) / 16 * 16;
+    *j0 = (int64_t)i * per < H ? (int64_t)i * per : H;
+    *j1 = (int64_t)(i + 1) * per < H ? (int64_t)(i + 1) * per : H;
+}
+
+/* The forward's T steps in one region of nt threads: gates (T, B, 4H) hold X W_ih^T on entry; wt is
+ * W_hh^T (H, 4H). Thread i adds h_{t-1} W_hh^T to its units' four gate column blocks (four sgemm
+ * calls, so that the gates keep their (i, f, g, o) layout), runs the gate kernel on them, and
+ * waits for the others before step t+1 reads all of h_t. */
+static fg_status forward_steps_fused(int nt, float *y, float *gates, float *cells, const float *h0, const float *c0,
+                                     const float *wt, const float *b_ih, const float *b_hh, int64_t T, int64_t B,
+                                     int64_t H) {
+    const int64_t G4 = 4 * H;
+    atomic_int failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        int64_t j0, j1;
+        unit_range(omp_get_thread_num(), omp_get_num_threads(), H, &j0, &j1);
+        for (int64_t t = 0; t < T; t++) {
+            float *gt = gates + t * B * G4;
+            const float *hprev = t > 0 ? y + (t - 1) * B * H : h0;
+            const float *cprev = t > 0 ? cells + (t - 1) * B * H : c0;
+            for (int64_t q = 0; hprev && j1 > j0 && q < 4 && !atomic_load(&failed); q++)
+                if (fg_sgemm('N', 'N', B, j1 - j0, H, 1.0f, hprev, H, wt + q * H + j0, G4, 1.0f, gt + q * H + j0, G4) !=
+                    FG_OK)
+                    atomic_store(&failed, 1);
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t jc = j0; jc < j1; jc += LSTM_CHUNK)
+                    gates_forward_chunk(gt, cells + t * B * H, y + t * B * H, cprev, b_ih, b_hh, H, b, jc,
+                                        jc + LSTM_CHUNK < j1 ? LSTM_CHUNK : j1 - jc);
+#pragma omp barrier
         }
     }
+    return failed ? fg_fail(FG_ERR_BACKEND, "lstm forward: a recurrent GEMM failed on a worker thread") : FG_OK;
+}
+
+/* The dense backward's T steps in one region of nt threads: thread i runs the gate kernel on its
+ * units (dG_t's columns of them, and dc), all wait until dG_t is whole, then thread i computes its
+ * units' columns of dh_{t-1} = dG_t W_hh (dh0 at t = 0, skipped when NULL), which only its own gate
+ * kernel reads at step t-1: one barrier per step. */
+static fg_status backward_steps_fused(int nt, float *dG, float *dhr, float *dc, float *dh0, const float *gates,
+                                      const float *cells, const float *c0, const float *dy, const float *w_hh,
+                                      int64_t T, int64_t B, int64_t H) {
+    const int64_t G4 = 4 * H, BH = B * H;
+    atomic_int failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        int64_t j0, j1;
+        unit_range(omp_get_thread_num(), omp_get_num_threads(), H, &j0, &j1);
+        for (int64_t t = T - 1; t >= 0; t--) {
+            float *dgt = dG + t * B * G4;
+            const float *cprev = t > 0 ? cells + (t - 1) * BH : c0;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t jc = j0; jc < j1; jc += LSTM_CHUNK)
+                    gates_backward_chunk(dgt, dc, gates + t * B * G4, cells + t * BH, cprev, dy ? dy + t * BH : NULL,
+                                         dhr, H, b, jc, jc + LSTM_CHUNK < j1 ? LSTM_CHUNK : j1 - jc);
+#pragma omp barrier
+            float *dst = t > 0 ? dhr : dh0;
+            if (dst && j1 > j0 && !atomic_load(&failed) &&
+                fg_sgemm('N', 'N', B, j1 - j0, G4, 1.0f, dgt, G4, w_hh + j0, H, 0.0f, dst + j0, H) != FG_OK)
+                atomic_store(&failed, 1);
+        }
+    }
+    return failed ? fg_fail(FG_ERR_BACKEND, "lstm backward: a recurrent GEMM failed on a worker thread") : FG_OK;
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -284,7 +388,9 @@ fg_status fg_lstm_forward(float *y, float *hT, float *cT, float *saved, const fl
     float *wt = ws;
     transpose(wt, w_hh, G4, H);
 
-    for (int64_t t = 0; t < T; t++) {
+    const int nt = fused_threads(B, H);
+    if (nt && (s = forward_steps_fused(nt, y, gates, cells, h0, c0, wt, b_ih, b_hh, T, B, H)) != FG_OK) return s;
+    for (int64_t t = 0; !nt && t < T; t++) {
         float *gt = gates + t * B * G4;
         const float *hprev = t > 0 ? y + (t - 1) * B * H : h0;
         const float *cprev = t > 0 ? cells + (t - 1) * B * H : c0;
@@ -786,7 +892,14 @@ static fg_status lstm_backward(float *dx, float *dh0, float *dc0, float *dw_ih, 
     else memset(dc, 0, (size_t)BH * sizeof(float));
     if (p && p->variant == FG_LSTM_BWD_STEP) sparse_pack_w(p, w_hh, H);
 
-    for (int64_t t = T - 1; t >= 0; t--) {
+    /* dense (also a sparse call that drops nothing): the steps in one parallel region when it pays */
+    const int nt = !p || p->variant == FG_LSTM_BWD_DENSE ? fused_threads(B, H) : 0;
+    if (nt) {
+        if ((s = backward_steps_fused(nt, dG, dhr, dc, dh0, gates, cells, c0, dy, w_hh, T, B, H)) != FG_OK) return s;
+        kept_units = T * H, kept_cols = T * G4;
+        flops += 2.0 * (double)B * (double)G4 * (double)H * (double)(T - 1 + (dh0 != NULL));
+    }
+    for (int64_t t = T - 1; !nt && t >= 0; t--) {
         float *dgt = dG + t * B * G4;
         const float *cprev = t > 0 ? cells + (t - 1) * B * H : c0;
         gates_backward(dgt, dc, gates + t * B * G4, cells + t * BH, cprev, dy ? dy + t * BH : NULL, dhr, B, H);
