@@ -20,16 +20,21 @@ int cmd_data(int argc, char **argv) {
     printf("data directory: %s\n", dir);
     static const char *names[] = {"mnist", "fashion"};
     int missing = 0;
+    int unusable = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         fg_data_split s;
-        if (fg_data_split_load(names[i], dir, &s) == FG_OK) {
+        const fg_status st = fg_data_split_load(names[i], dir, &s);
+        if (st == FG_OK) {
             printf("  %-8s %lld train + %lld test images of %lldx%lldx%lld, %d classes: %s\n", names[i],
                    (long long)s.train.n, (long long)s.test.n, (long long)s.train.c, (long long)s.train.h,
                    (long long)s.train.w, s.train.n_classes, s.source);
             fg_data_split_free(&s);
-        } else {
+        } else if (st == FG_ERR_IO) {
             printf("  %-8s missing (%s)\n", names[i], fg_last_error());
             missing = 1;
+        } else { /* there, but truncated or corrupt */
+            printf("  %-8s unusable (%s)\n", names[i], fg_last_error());
+            unusable = 1;
         }
     }
     /* The corpus is not fetched by default (the image sets are), so it has its own hint. */
@@ -44,7 +49,10 @@ int cmd_data(int argc, char **argv) {
         printf("  %-8s missing (fetch with: bash scripts/fetch-data.sh brown)\n", "brown");
     } else {
         printf("  %-8s unusable (%s)\n", "brown", fg_last_error());
+        unusable = 1;
     }
     if (missing) printf("fetch the missing data sets with: bash scripts/fetch-data.sh\n");
-    return CLI_EXIT_OK;
+    if (unusable) printf("remove the unusable files and fetch them again: bash scripts/fetch-data.sh\n");
+    /* exit 1 when a file is there but cannot be read: a script checking the data sees it */
+    return unusable ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
