@@ -194,6 +194,27 @@ int main(int argc, char **argv) {
 
     /* missing data: a clear message, non-zero exit */
     expect("train --data fashion --epochs 1", 1, NULL, "fetch-data.sh");
+    /* `frugal data`: a set that is not there is missing (exit 0: fetching is optional); a file that
+     * is there but cut short is unusable, with the reader's message, and the exit is 1 */
+    char bad_dir[300], bpath[400];
+    snprintf(bad_dir, sizeof bad_dir, "%s/bad-data", tmpdir);
+    mkdir(bad_dir, 0755);
+    snprintf(args, sizeof args, "data --data-dir '%s'", bad_dir);
+    expect(args, 0, "mnist    missing", NULL);
+    snprintf(bpath, sizeof bpath, "%s/mnist-images-idx3-ubyte", bad_dir);
+    FILE *bf = fopen(bpath, "wb");
+    FG_ASSERT(bf);
+    static const unsigned char idx_head[16] = {0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28}; /* 10 images, no data */
+    FG_ASSERT(fwrite(idx_head, 1, sizeof idx_head, bf) == sizeof idx_head);
+    fclose(bf);
+    snprintf(bpath, sizeof bpath, "%s/mnist-labels-idx1-ubyte", bad_dir);
+    bf = fopen(bpath, "wb");
+    FG_ASSERT(bf);
+    static const unsigned char lab_head[18] = {0, 0, 8, 1, 0, 0, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0};
+    FG_ASSERT(fwrite(lab_head, 1, sizeof lab_head, bf) == sizeof lab_head);
+    fclose(bf);
+    expect(args, 1, "mnist    unusable", NULL);
+    expect(args, 1, "truncated", NULL);
 
     /* end-to-end on the synthetic set */
     write_data();
