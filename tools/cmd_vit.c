@@ -105,6 +105,9 @@ static int vit_train(int argc, char **argv) {
     if (!(a.lr > 0) || !isfinite(a.lr)) return cli_usage_error(&cmd, "vit train: --lr must be > 0");
     if (!(a.weight_decay >= 0)) return cli_usage_error(&cmd, "vit train: --weight-decay must be >= 0");
     if (!(a.warmup >= 0)) return cli_usage_error(&cmd, "vit train: --warmup must be >= 0");
+    if (a.warmup > a.epochs)
+        return cli_usage_error(&cmd, "vit train: --warmup %g is longer than the run (--epochs %d): the rate would "
+                               "never reach --lr", a.warmup, a.epochs);
     if (a.threads < 0) return cli_usage_error(&cmd, "vit train: --threads must be >= 0");
     if (a.n_train < 0 || a.n_val < 0 || a.n_test < 0)
         return cli_usage_error(&cmd, "vit train: --train-images, --val-images and --test-images must be >= 0");

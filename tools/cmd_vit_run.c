@@ -396,6 +396,8 @@ int cmd_vit_run(int argc, char **argv) {
             return cli_usage_error(&cmd, "vit run: --budget-swing '%s': expected LO:HI with 0 < LO <= HI (e.g. 0.4:1)", swing);
     }
     if (seg_len < 1) return cli_usage_error(&cmd, "vit run: --segment must be >= 1");
+    if (cli_find(opts, "segment")->set && !swing)
+        return cli_usage_error(&cmd, "vit run: --segment applies with --budget-swing (frames between its jumps)");
     if (frames < 0) return cli_usage_error(&cmd, "vit run: --frames must be >= 0");
     if (calib < 1) return cli_usage_error(&cmd, "vit run: --calibrate must be >= 1");
     if (!(rate > 0 && rate < 1)) return cli_usage_error(&cmd, "vit run: --deadline-rate must be in (0, 1), got %g", rate);
