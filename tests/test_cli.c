@@ -329,6 +329,13 @@ int main(int argc, char **argv) {
         free(o);
     }
 
+    /* without --policy, a budget too small names what the model needs kept whole, before training */
+    expect("train --model lenet --data mnist --epochs 1 --batch 32 --threads 2 --device-mem 1M", 1, NULL,
+           "kept whole on the device: that needs ");
+    char *o3 = slurp(out_path);
+    CHECK(strstr(o3, "epoch") == NULL);
+    free(o3);
+
     /* vmem report: one JSON record per policy with the measured keys */
     snprintf(jpath, sizeof jpath, "%s/report.json", tmpdir);
     snprintf(args, sizeof args, "vmem report --model lenet --batch 4 --iters 1 --threads 2 --json '%s'", jpath);

@@ -105,14 +105,15 @@ static int set_value(const cli_cmd *cmd, cli_opt *o, const char *v) {
         long x = strtol(v, &end, 10);
         if (end == v || *end) return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
         if (errno || x < -2147483647L || x > 2147483647L)
-            return cli_usage_error(cmd, "--%s: %s is out of range (at most 2147483647)", o->name, v);
+            return cli_usage_error(cmd, "--%s: %s is out of range (-2147483647 to 2147483647)", o->name, v);
         *(int *)o->dst = (int)x;
         break;
     }
     case CLI_I64: {
         long long x = strtoll(v, &end, 10);
         if (end == v || *end) return cli_usage_error(cmd, "--%s: '%s' is not an integer", o->name, v);
-        if (errno) return cli_usage_error(cmd, "--%s: %s is out of range (at most %lld)", o->name, v, LLONG_MAX);
+        if (errno)
+            return cli_usage_error(cmd, "--%s: %s is out of range (%lld to %lld)", o->name, v, LLONG_MIN, LLONG_MAX);
         *(int64_t *)o->dst = x;
         break;
     }

@@ -491,7 +491,15 @@ static int lstm_bench(int argc, char **argv) {
     fg_lstm_bwd vs[FG_LSTM_BWD_COUNT];
     int nv = 0;
     if ((rc = parse_variants(&cmd, a.variants, vs, &nv)) != CLI_CONTINUE) return rc;
-    if (a.plot && (rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
+    if (a.plot) {
+        int has_drop = 0; /* the plot's x axis is the drop: a variant with one must run */
+        for (int i = 0; i < nv; i++)
+            has_drop |= vs[i] == FG_LSTM_BWD_STEP || vs[i] == FG_LSTM_BWD_STRUCTURED || vs[i] == FG_LSTM_BWD_MEPROP;
+        if (!has_drop)
+            return cli_usage_error(&cmd, "--plot draws step, structured or meprop against the drop: none is in "
+                                   "--variants %s", a.variants);
+        if ((rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
+    }
     fg_threads_set(a.threads);
 
     variant_result r[MAX_CONFIGS];

@@ -7,12 +7,26 @@
 
 #include "frugal/core.h"
 
+/* oneDNN's OpenMP kernels (and frugal's column splits, src/ops/gemm.c) partition their work for
+ * the threads they ask for; a team the runtime makes smaller (OMP_DYNAMIC=true under load, or
+ * OMP_THREAD_LIMIT below the thread count) left part of a product undone in oneDNN 2.6 (measured:
+ * half of an sgemm's columns zero under OMP_THREAD_LIMIT=1 with 2 threads asked). So the count
+ * never exceeds the limit and teams are never shrunk: on the calling thread, at load and at every
+ * fg_threads_set (threads that start later, e.g. GA3C's, take the environment's setting). */
+static void threads_apply(int n) {
+    omp_set_dynamic(0);
+    const int lim = omp_get_thread_limit();
+    omp_set_num_threads(n < lim ? n : lim);
+}
+
+__attribute__((constructor)) static void threads_at_load(void) { threads_apply(omp_get_max_threads()); }
+
 void fg_threads_set(int n) {
     if (n <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (int)c : 1;
     }
-    omp_set_num_threads(n);
+    threads_apply(n);
 }
 
 int fg_threads_get(void) { return omp_get_max_threads(); }

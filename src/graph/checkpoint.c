@@ -67,12 +67,12 @@ static fg_status check_finite(const fg_st_file *f, const char *name, const char 
                    (long long)first, (long long)(e->nbytes / sizeof(float)));
 }
 
-/* Every tensor fg_graph_load reads, in order: the graph's parameters and state, then (o != NULL)
- * the optimizer's; checked only (copy 0: shape, dtype, finite values) or copied (copy 1, after a
- * check pass: cannot fail). */
-static fg_status load_tensors(fg_graph *g, fg_optim *o, const fg_st_file *f, const char *path, int copy) {
+/* The tensors fg_graph_load reads, in order: the graph's parameters and state (graph 1), then
+ * (o != NULL) the optimizer's; checked only (copy 0: shape, dtype, finite values) or copied
+ * (copy 1, after a check pass: cannot fail). */
+static fg_status load_tensors(fg_graph *g, int graph, fg_optim *o, const fg_st_file *f, const char *path, int copy) {
     fg_status s = FG_OK;
-    for (int i = 0; s == FG_OK && i < g->np + g->ns; i++) {
+    for (int i = 0; graph && s == FG_OK && i < g->np + g->ns; i++) {
         fg_tslot *t = &g->t[i < g->np ? g->params[i] : g->states[i - g->np]];
         s = fg_st_read_f32(f, t->info.t.name, t->info.t.ndim, t->info.t.shape, copy ? t->info.t.data : NULL);
         if (s != FG_OK) s = fg_fail(s, "checkpoint %s does not fit graph '%s': %s", path, g->name, fg_last_error());
@@ -98,7 +98,7 @@ fg_status fg_graph_load(fg_graph *g, fg_optim *o, const char *path) {
                        g->owner->name, path);
     fg_st_file *f = NULL;
     FG_TRY(fg_st_load(path, &f));
-    fg_status s = load_tensors(g, NULL, f, path, 0);
+    fg_status s = load_tensors(g, 1, NULL, f, path, 0);
     int64_t steps = 0;
     if (s == FG_OK && o) {
         const char *kind = fg_st_meta(f, "optim.kind");
@@ -109,11 +109,11 @@ fg_status fg_graph_load(fg_graph *g, fg_optim *o, const char *path) {
                         fg_optim_kind_name(fg_optim_get_cfg(o)->kind));
         else
             s = fg_st_meta_i64(f, "optim.steps", 0, INT64_MAX, &steps);
-        if (s == FG_OK) s = load_tensors(g, o, f, path, 0);
+        if (s == FG_OK) s = load_tensors(g, 0, o, f, path, 0);
     }
     if (s == FG_OK) {
         fg_weights_write_begin(g);
-        s = load_tensors(g, o, f, path, 1);
+        s = load_tensors(g, 1, o, f, path, 1);
         fg_weights_write_end(g);
         FG_ASSERT(s == FG_OK); /* checked above */
         if (o) fg_optim_set_steps(o, steps);

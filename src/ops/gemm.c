@@ -61,8 +61,10 @@ fg_status fg_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, fl
     int failed = 0;
 #pragma omp parallel num_threads(nt) reduction(| : failed)
     {
-        const int i = omp_get_thread_num();
-        const int64_t n0 = block_start(i, nt, N), n = block_start(i + 1, nt, N) - n0;
+        /* the team the runtime gave (OMP_DYNAMIC, OMP_THREAD_LIMIT: it may be fewer than nt), so
+         * that every column is some thread's */
+        const int i = omp_get_thread_num(), got = omp_get_num_threads();
+        const int64_t n0 = block_start(i, got, N), n = block_start(i + 1, got, N) - n0;
         failed |= sgemm_call(transa, transb, M, n, K, alpha, A, lda, tb ? B + n0 * ldb : B + n0, ldb, beta, C + n0,
                              ldc) != FG_OK;
     }

@@ -298,7 +298,7 @@ static fg_status forward_steps_fused(int nt, float *y, float *gates, float *cell
                                      const float *wt, const float *b_ih, const float *b_hh, int64_t T, int64_t B,
                                      int64_t H) {
     const int64_t G4 = 4 * H;
-    atomic_int failed = 0;
+    atomic_llong failed = -1; /* the first step whose GEMM failed */
 #pragma omp parallel num_threads(nt)
     {
         int64_t j0, j1;
@@ -307,10 +307,12 @@ static fg_status forward_steps_fused(int nt, float *y, float *gates, float *cell
             float *gt = gates + t * B * G4;
             const float *hprev = t > 0 ? y + (t - 1) * B * H : h0;
             const float *cprev = t > 0 ? cells + (t - 1) * B * H : c0;
-            for (int64_t q = 0; hprev && j1 > j0 && q < 4 && !atomic_load(&failed); q++)
+            for (int64_t q = 0; hprev && j1 > j0 && q < 4 && atomic_load(&failed) < 0; q++)
                 if (fg_sgemm('N', 'N', B, j1 - j0, H, 1.0f, hprev, H, wt + q * H + j0, G4, 1.0f, gt + q * H + j0, G4) !=
-                    FG_OK)
-                    atomic_store(&failed, 1);
+                    FG_OK) {
+                    long long none = -1;
+                    atomic_compare_exchange_strong(&failed, &none, (long long)t);
+                }
             for (int64_t b = 0; b < B; b++)
                 for (int64_t jc = j0; jc < j1; jc += LSTM_CHUNK)
                     gates_forward_chunk(gt, cells + t * B * H, y + t * B * H, cprev, b_ih, b_hh, H, b, jc,
@@ -318,7 +320,9 @@ static fg_status forward_steps_fused(int nt, float *y, float *gates, float *cell
 #pragma omp barrier
         }
     }
-    return failed ? fg_fail(FG_ERR_BACKEND, "lstm forward: a recurrent GEMM failed on a worker thread") : FG_OK;
+    return failed >= 0 ? fg_fail(FG_ERR_BACKEND, "lstm forward, recurrent GEMM (B %lld, H %lld) at step %lld failed "
+                                 "on a worker thread (dnnl_sgemm)", (long long)B, (long long)H, (long long)failed)
+                       : FG_OK;
 }
 
 /* The dense backward's T steps in one region of nt threads: thread i runs the gate kernel on its
@@ -329,7 +333,7 @@ static fg_status backward_steps_fused(int nt, float *dG, float *dhr, float *dc, 
                                       const float *cells, const float *c0, const float *dy, const float *w_hh,
                                       int64_t T, int64_t B, int64_t H) {
     const int64_t G4 = 4 * H, BH = B * H;
-    atomic_int failed = 0;
+    atomic_llong failed = -1; /* the first step whose GEMM failed */
 #pragma omp parallel num_threads(nt)
     {
         int64_t j0, j1;
@@ -343,12 +347,16 @@ static fg_status backward_steps_fused(int nt, float *dG, float *dhr, float *dc, 
                                          dhr, H, b, jc, jc + LSTM_CHUNK < j1 ? LSTM_CHUNK : j1 - jc);
 #pragma omp barrier
             float *dst = t > 0 ? dhr : dh0;
-            if (dst && j1 > j0 && !atomic_load(&failed) &&
-                fg_sgemm('N', 'N', B, j1 - j0, G4, 1.0f, dgt, G4, w_hh + j0, H, 0.0f, dst + j0, H) != FG_OK)
-                atomic_store(&failed, 1);
+            if (dst && j1 > j0 && atomic_load(&failed) < 0 &&
+                fg_sgemm('N', 'N', B, j1 - j0, G4, 1.0f, dgt, G4, w_hh + j0, H, 0.0f, dst + j0, H) != FG_OK) {
+                long long none = -1;
+                atomic_compare_exchange_strong(&failed, &none, (long long)t);
+            }
         }
     }
-    return failed ? fg_fail(FG_ERR_BACKEND, "lstm backward: a recurrent GEMM failed on a worker thread") : FG_OK;
+    return failed >= 0 ? fg_fail(FG_ERR_BACKEND, "lstm backward, recurrent GEMM (B %lld, H %lld) at step %lld "
+                                 "failed on a worker thread (dnnl_sgemm)", (long long)B, (long long)H, (long long)failed)
+                       : FG_OK;
 }
 
 /* ---------------------------------------------------------------- forward */
