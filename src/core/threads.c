@@ -11,8 +11,9 @@
  * the threads they ask for; a team the runtime makes smaller (OMP_DYNAMIC=true under load, or
  * OMP_THREAD_LIMIT below the thread count) left part of a product undone in oneDNN 2.6 (measured:
  * half of an sgemm's columns zero under OMP_THREAD_LIMIT=1 with 2 threads asked). So the count
- * never exceeds the limit and teams are never shrunk: on the calling thread, at load and at every
- * fg_threads_set (threads that start later, e.g. GA3C's, take the environment's setting). */
+ * never exceeds the limit and teams are never shrunk: on the loading thread at load, and on any
+ * thread at its fg_threads_set (a thread started later takes the environment's setting until it
+ * calls it; GA3C's agents, predictors and trainers do, first thing). */
 static void threads_apply(int n) {
     omp_set_dynamic(0);
     const int lim = omp_get_thread_limit();
