@@ -71,7 +71,6 @@ static int cmd_model_info(int argc, char **argv) {
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
-    cli_log_init(0);
     const fg_model_def *def = fg_zoo_find(pos[0]);
     if (!def) {
         fprintf(stderr, "frugal: model info: unknown model '%s'; known:", pos[0]);

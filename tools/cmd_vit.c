@@ -91,7 +91,6 @@ static int vit_train(int argc, char **argv) {
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
-    cli_log_init(0);
     if (!a.model) return cli_usage_error(&cmd, "vit train: --model NAME is required");
     if (!a.data) return cli_usage_error(&cmd, "vit train: --data NAME is required (fashion, mnist or scenes)");
     if (!a.save) return cli_usage_error(&cmd, "vit train: --save FILE is required");
@@ -257,7 +256,6 @@ static int vit_eval(int argc, char **argv) {
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
-    cli_log_init(0);
     if (!file) return cli_usage_error(&cmd, "vit eval: --model FILE is required");
     if (batch < 1) return cli_usage_error(&cmd, "vit eval: --batch must be > 0");
     if (n_test < 0) return cli_usage_error(&cmd, "vit eval: --test-images must be >= 0");
@@ -547,7 +545,6 @@ static int vit_profile(int argc, char **argv) {
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
-    cli_log_init(0);
     if (!file) return cli_usage_error(&cmd, "vit profile: --model FILE is required");
     if (!json) return cli_usage_error(&cmd, "vit profile: --json FILE is required");
     if (batch < 1) return cli_usage_error(&cmd, "vit profile: --batch must be > 0");

@@ -380,7 +380,6 @@ int cmd_vit_run(int argc, char **argv) {
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
-    cli_log_init(0);
     if (!file) return cli_usage_error(&cmd, "vit run: --model FILE is required");
     if (!table_path) return cli_usage_error(&cmd, "vit run: --table FILE is required (written by frugal vit profile --json)");
     const int n_budget = cli_find(opts, "budget-ms")->set + (trace != NULL) + (swing != NULL);
