@@ -481,6 +481,99 @@ static void test_st_truncation_and_flips(void) {
     free(buf);
 }
 
+/* fg_st_load_header: the same entries and metadata as fg_st_load without the data, and the same
+ * verdict and message as fg_st_load on every truncation of the file (the data area is judged by
+ * the file's length, not read). */
+static void test_st_header_only(void) {
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    uint8_t u[3] = {4, 5, 6};
+    int64_t s3 = 3, s23[2] = {2, 3};
+    fg_st_writer *w = NULL;
+    CHECK_OK(fg_st_writer_create(&w));
+    CHECK_OK(fg_st_writer_add(w, "w", FG_ST_F32, 2, s23, a));
+    CHECK_OK(fg_st_writer_add(w, "u", FG_ST_U8, 1, &s3, u));
+    CHECK_OK(fg_st_writer_meta(w, "env", "breakout"));
+    char path[1024];
+    path_in(path, sizeof path, "header.safetensors");
+    CHECK_OK(fg_st_writer_save(w, path));
+    fg_st_writer_free(w);
+
+    fg_st_file *full = NULL, *hdr = NULL;
+    CHECK_OK(fg_st_load(path, &full));
+    CHECK_OK(fg_st_load_header(path, &hdr));
+    if (!full || !hdr) {
+        fg_st_free(full);
+        fg_st_free(hdr);
+        return;
+    }
+    CHECK(fg_st_count(hdr) == fg_st_count(full) && fg_st_count(hdr) == 2);
+    for (size_t i = 0; i < fg_st_count(hdr) && i < fg_st_count(full); i++) {
+        const fg_st_entry *h = fg_st_at(hdr, i), *e = fg_st_at(full, i);
+        CHECK(strcmp(h->name, e->name) == 0 && h->dtype == e->dtype && h->ndim == e->ndim && h->nbytes == e->nbytes);
+        for (int d = 0; d < h->ndim && d < e->ndim; d++) CHECK(h->shape[d] == e->shape[d]);
+        CHECK(h->data == NULL && e->data != NULL);
+    }
+    CHECK(fg_st_meta(hdr, "env") && strcmp(fg_st_meta(hdr, "env"), "breakout") == 0);
+    CHECK_OK(fg_st_read_f32(hdr, "w", 2, s23, NULL)); /* checking needs no data */
+    float got[6] = {0};
+    CHECK_STATUS(fg_st_read_f32(hdr, "w", 2, s23, got), FG_ERR_INVALID);
+    if (!strstr(fg_last_error(), "header-only") || !strstr(fg_last_error(), "'w'")) {
+        fprintf(stderr, "  data from a header-only read: message lacks the cause or the tensor: %s\n", fg_last_error());
+        fg_test_failures++;
+    }
+    CHECK_OK(fg_st_read_f32(full, "w", 2, s23, got));
+    CHECK(memcmp(got, a, sizeof a) == 0);
+    fg_st_free(full);
+    fg_st_free(hdr);
+
+    size_t len;
+    unsigned char *buf = read_file(path, &len);
+    if (!buf) {
+        fprintf(stderr, "  cannot read back %s\n", path);
+        fg_test_failures++;
+        return;
+    }
+    char tpath[1024];
+    path_in(tpath, sizeof tpath, "header-trunc.safetensors");
+    int bad = 0;
+    for (size_t k = 0; k < len; k++) {
+        FILE *fp = fopen(tpath, "wb");
+        if (!fp || (k && fwrite(buf, 1, k, fp) != k)) {
+            if (fp) fclose(fp);
+            fprintf(stderr, "  cannot write %s\n", tpath);
+            fg_test_failures++;
+            break;
+        }
+        fclose(fp);
+        fg_st_file *f1 = (fg_st_file *)0x1, *f2 = (fg_st_file *)0x1;
+        fg_status s1 = fg_st_load(tpath, &f1);
+        char m1[1024];
+        snprintf(m1, sizeof m1, "%s", fg_last_error());
+        fg_status s2 = fg_st_load_header(tpath, &f2);
+        if (s1 != FG_ERR_FORMAT || s2 != s1 || f2 != NULL || strcmp(m1, fg_last_error()) != 0) {
+            if (bad++ < 5)
+                fprintf(stderr, "  truncation to %zu of %zu bytes: load %s \"%s\", header-only %s \"%s\"\n", k, len,
+                        fg_status_name(s1), m1, fg_status_name(s2), fg_last_error());
+        }
+        if (s1 == FG_OK) fg_st_free(f1);
+        if (s2 == FG_OK) fg_st_free(f2);
+    }
+    fg_test_failures += bad;
+    /* a header length beyond the limit is refused before anything is allocated for it */
+    memset(buf, 0xff, 8);
+    FILE *fp = fopen(tpath, "wb");
+    if (fp) {
+        CHECK(fwrite(buf, 1, len, fp) == len);
+        fclose(fp);
+        fg_st_file *f = NULL;
+        CHECK_STATUS(fg_st_load_header(tpath, &f), FG_ERR_FORMAT);
+        CHECK(strstr(fg_last_error(), "exceeds the limit") != NULL);
+    }
+    fg_st_file *f = NULL;
+    CHECK_STATUS(fg_st_load_header(tmpdir, &f), FG_ERR_IO); /* a directory */
+    free(buf);
+}
+
 /* ---------------------------------------------------------------- IO failures, atomicity */
 
 static void test_st_io_errors(void) {
@@ -731,6 +824,7 @@ int main(void) {
     test_st_roundtrip();
     test_st_corrupt();
     test_st_truncation_and_flips();
+    test_st_header_only();
     test_st_io_errors();
     test_idx();
     test_dataset();

@@ -432,7 +432,7 @@ static int lm_model_open(lm_model *m, const char *path, const char *data, const 
                          int64_t batch) {
     memset(m, 0, sizeof *m);
     fg_st_file *f;
-    fg_status s = fg_st_load(path, &f);
+    fg_status s = fg_st_load_header(path, &f);
     if (s != FG_OK) return cli_fail("--model", s);
     s = fg_lm_ckpt_read(f, path, &m->info);
     if (s == FG_OK) s = fg_lm_cfg_from_weights(f, path, &m->c);

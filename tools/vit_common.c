@@ -320,7 +320,7 @@ fg_status vit_save_weights(vit_model *m, const char *path, const char *data, con
 
 fg_status vit_read_meta(const char *path, vit_meta *out) {
     fg_st_file *f = NULL;
-    FG_TRY(fg_st_load(path, &f));
+    FG_TRY(fg_st_load_header(path, &f));
     const char *model = fg_st_meta(f, META_MODEL), *data = fg_st_meta(f, META_DATA);
     const char *input = fg_st_meta(f, META_INPUT), *classes = fg_st_meta(f, META_CLASSES);
     fg_status s = FG_OK;

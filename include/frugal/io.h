@@ -30,7 +30,8 @@ typedef struct fg_st_entry {
     fg_st_dtype dtype;
     int ndim;
     int64_t shape[FG_MAX_DIMS];
-    const void *data;   /* points into the file's buffer (not aligned in general: memcpy out) */
+    const void *data;   /* points into the file's buffer (not aligned in general: memcpy out);
+                         * NULL from fg_st_load_header */
     size_t nbytes;
 } fg_st_entry;
 
@@ -42,6 +43,10 @@ typedef struct fg_st_file fg_st_file;
  * The buffer is copied; the caller keeps ownership of buf. */
 fg_status fg_st_parse(const void *buf, size_t len, const char *what, fg_st_file **out);
 fg_status fg_st_load(const char *path, fg_st_file **out);
+/* Reads only the length word and the JSON header (a model's metadata and shapes without its
+ * weights) and checks them as fg_st_load does, the entries' offsets against the file's length; the
+ * entries' data is NULL and fg_st_read_f32 with a destination refuses. */
+fg_status fg_st_load_header(const char *path, fg_st_file **out);
 void fg_st_free(fg_st_file *f);
 size_t fg_st_count(const fg_st_file *f);
 const fg_st_entry *fg_st_at(const fg_st_file *f, size_t i);

@@ -157,10 +157,10 @@ fg_status fg_atomic_commit(fg_atomic_file *af) {
     return s;
 }
 
-fg_status fg_file_read_all(const char *path, unsigned char **out, size_t *len) {
-    FG_ASSERT(path && out && len);
-    *out = NULL;
-    *len = 0;
+fg_status fg_file_open_read(const char *path, int *fd_out, uint64_t *size) {
+    FG_ASSERT(path && fd_out && size);
+    *fd_out = -1;
+    *size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -176,13 +176,47 @@ fg_status fg_file_read_all(const char *path, unsigned char **out, size_t *len) {
         close(fd);
         return fg_fail(FG_ERR_IO, "%s is not a regular file", path);
     }
-    if ((uintmax_t)st.st_size >= (uintmax_t)SIZE_MAX) {
+    *fd_out = fd;
+    *size = (uint64_t)st.st_size;
+    return FG_OK;
+}
+
+fg_status fg_file_pread_all(int fd, const char *path, uint64_t offset, void *dst, size_t n) {
+    FG_ASSERT(fd >= 0 && path && (dst || n == 0));
+    unsigned char *p = dst;
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done;
+        if (want > ((size_t)1 << 30)) want = (size_t)1 << 30;
+        ssize_t r = pread(fd, p + done, want, (off_t)(offset + done));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            return fg_fail(FG_ERR_IO, "reading %s at byte %llu failed: %s", path,
+                           (unsigned long long)(offset + done), strerror(e));
+        }
+        if (r == 0)
+            return fg_fail(FG_ERR_IO, "%s ended at byte %llu, expected %zu bytes from byte %llu (changed while read?)",
+                           path, (unsigned long long)(offset + done), n, (unsigned long long)offset);
+        done += (size_t)r;
+    }
+    return FG_OK;
+}
+
+fg_status fg_file_read_all(const char *path, unsigned char **out, size_t *len) {
+    FG_ASSERT(path && out && len);
+    *out = NULL;
+    *len = 0;
+    int fd;
+    uint64_t size;
+    FG_TRY(fg_file_open_read(path, &fd, &size));
+    if ((uintmax_t)size >= (uintmax_t)SIZE_MAX) {
         close(fd);
-        return fg_fail(FG_ERR_OOM, "%s is too large to read into memory (%lld bytes)", path, (long long)st.st_size);
+        return fg_fail(FG_ERR_OOM, "%s is too large to read into memory (%llu bytes)", path, (unsigned long long)size);
     }
     /* Read to end of file rather than trusting st_size, so a file that changes size while we
      * read is still read consistently; grow the buffer when it does. */
-    size_t cap = (size_t)st.st_size + 1, n = 0;
+    size_t cap = (size_t)size + 1, n = 0;
     unsigned char *buf = malloc(cap);
     if (!buf) {
         close(fd);

@@ -10,6 +10,7 @@
 #define FG_ATOMIC_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "frugal/core.h"
 
@@ -35,5 +36,11 @@ void fg_atomic_abort(fg_atomic_file *af);
  * byte after the data). FG_ERR_IO naming the path and the reason on failure; FG_ERR_OOM when the
  * buffer cannot be allocated. */
 fg_status fg_file_read_all(const char *path, unsigned char **out, size_t *len);
+/* Opens a regular file for reading: its descriptor (the caller closes it) and size. FG_ERR_IO
+ * naming the path and the reason when it cannot be opened or is not a regular file. */
+fg_status fg_file_open_read(const char *path, int *fd, uint64_t *size);
+/* Reads exactly n bytes at offset (retrying short reads and EINTR); FG_ERR_IO naming the path and
+ * the byte when the read fails or the file ends first. */
+fg_status fg_file_pread_all(int fd, const char *path, uint64_t offset, void *dst, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
 /* safetensors reader and writer (format: io.h; reference: github.com/huggingface/safetensors).
  *
- * Reader: the whole file is held in one buffer; the JSON header is parsed by the strict parser
+ * Reader: the whole file is held in one buffer (or, for fg_st_load_header, its length word and
+ * header only, the data area judged by the file's length); the JSON header is parsed by the strict parser
  * in json.c and every entry is checked before any pointer into the data area is handed out:
  * known dtype, at most FG_MAX_DIMS non-negative dims whose product times the dtype size does not
  * overflow and equals end - begin, offsets inside the data area, names unique, metadata strings
@@ -14,10 +15,12 @@
  * element size and then insertion order, so every tensor starts at a multiple of its own element
  * size (8-byte types first, then 4, 2, 1). The file is written atomically (atomic_file.h). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/atomic_file.h"
 #include "core/json_impl.h"
@@ -57,8 +60,9 @@ static const char *shape_text(shape_buf *b, int ndim, const int64_t *shape) {
 /* ---------------------------------------------------------------- reader */
 
 struct fg_st_file {
-    unsigned char *buf; /* the whole file */
-    size_t len;
+    unsigned char *buf; /* the whole file, or its first 8 + header-length bytes when header_only */
+    size_t len;         /* the file's length (buf holds fewer bytes when header_only) */
+    int header_only;    /* fg_st_load_header: entries carry no data */
     fg_json_doc *doc; /* names and metadata strings point into it */
     fg_st_entry *entries; /* header order */
     size_t n;
@@ -234,7 +238,7 @@ static fg_status parse_into(fg_st_file *f) {
     if (hlen > f->len - 8)
         return fg_fail(FG_ERR_FORMAT, "%s: header length %llu runs past the end of the file (%zu bytes follow the length)",
                        what, (unsigned long long)hlen, f->len - 8);
-    const unsigned char *data = f->buf + 8 + hlen;
+    const unsigned char *data = f->header_only ? NULL : f->buf + 8 + hlen;
     uint64_t data_size = (uint64_t)(f->len - 8 - (size_t)hlen);
 
     char jwhat[512];
@@ -307,13 +311,14 @@ static fg_status parse_into(fg_st_file *f) {
                         what, (unsigned long long)data_size, (unsigned long long)cursor);
     }
     if (s == FG_OK)
-        for (size_t i = 0; i < n; i++) f->entries[spans[i].idx].data = data + spans[i].begin;
+        for (size_t i = 0; i < n; i++) f->entries[spans[i].idx].data = data ? data + spans[i].begin : NULL;
     free(spans);
     return s;
 }
 
-/* Takes ownership of buf (malloc'd, len bytes). */
-static fg_status parse_owned(unsigned char *buf, size_t len, const char *what, fg_st_file **out) {
+/* Takes ownership of buf (malloc'd, len bytes; with header_only, len is the file's length and buf
+ * holds what fg_st_load_header read of it). */
+static fg_status parse_owned(unsigned char *buf, size_t len, int header_only, const char *what, fg_st_file **out) {
     *out = NULL;
     fg_st_file *f = calloc(1, sizeof *f);
     size_t wl = strlen(what) + 1;
@@ -327,6 +332,7 @@ static fg_status parse_owned(unsigned char *buf, size_t len, const char *what, f
     memcpy(w, what, wl);
     f->buf = buf;
     f->len = len;
+    f->header_only = header_only;
     f->what = w;
     fg_status s = parse_into(f);
     if (s != FG_OK) {
@@ -344,7 +350,7 @@ fg_status fg_st_parse(const void *buf, size_t len, const char *what, fg_st_file 
     unsigned char *copy = malloc(len ? len : 1);
     if (!copy) return fg_fail(FG_ERR_OOM, "%s: cannot allocate %zu bytes", what, len);
     if (len) memcpy(copy, buf, len);
-    return parse_owned(copy, len, what, out);
+    return parse_owned(copy, len, 0, what, out);
 }
 
 fg_status fg_st_load(const char *path, fg_st_file **out) {
@@ -353,7 +359,40 @@ fg_status fg_st_load(const char *path, fg_st_file **out) {
     unsigned char *buf;
     size_t len;
     FG_TRY(fg_file_read_all(path, &buf, &len));
-    return parse_owned(buf, len, path, out);
+    return parse_owned(buf, len, 0, path, out);
+}
+
+fg_status fg_st_load_header(const char *path, fg_st_file **out) {
+    FG_ASSERT(path && out);
+    *out = NULL;
+    int fd;
+    uint64_t size;
+    FG_TRY(fg_file_open_read(path, &fd, &size));
+    /* The length word, then as much of the header as the length asks for and the file holds;
+     * parse_into judges both against the file's length exactly as it does for a whole file. */
+    size_t n = size < 8 ? (size_t)size : 8;
+    unsigned char len8[8] = {0};
+    fg_status s = fg_file_pread_all(fd, path, 0, len8, n);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | len8[i];
+    if (s == FG_OK && n == 8 && hlen <= ST_MAX_HEADER && hlen <= size - 8) n = 8 + (size_t)hlen;
+    unsigned char *buf = s == FG_OK ? malloc(n ? n : 1) : NULL;
+    if (s == FG_OK && !buf) s = fg_fail(FG_ERR_OOM, "%s: cannot allocate %zu bytes for the header", path, n);
+    if (s == FG_OK) {
+        memcpy(buf, len8, n < 8 ? n : 8);
+        if (n > 8) s = fg_file_pread_all(fd, path, 8, buf + 8, n - 8);
+    }
+    close(fd);
+    if (s != FG_OK) {
+        free(buf);
+        return s;
+    }
+    if ((uintmax_t)size > (uintmax_t)SIZE_MAX) {
+        free(buf);
+        return fg_fail(FG_ERR_FORMAT, "%s: %llu bytes, more than this machine can address", path,
+                       (unsigned long long)size);
+    }
+    return parse_owned(buf, (size_t)size, 1, path, out);
 }
 
 void fg_st_free(fg_st_file *f) {
@@ -506,6 +545,9 @@ fg_status fg_st_read_f32(const fg_st_file *f, const char *name, int ndim, const 
     if (e->dtype != FG_ST_F32 || !same)
         return fg_fail(FG_ERR_FORMAT, "%s: tensor '%s' is %s %s, expected F32 %s", f->what, name, dtype_names[e->dtype],
                        shape_text(&got, e->ndim, e->shape), shape_text(&want, ndim, shape));
+    if (dst && e->nbytes && !e->data)
+        return fg_fail(FG_ERR_INVALID, "%s: tensor '%s' asked for from a header-only read (fg_st_load_header), "
+                       "expected fg_st_load", f->what, name);
     if (dst && e->nbytes) memcpy(dst, e->data, e->nbytes);
     return FG_OK;
 }

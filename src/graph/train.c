@@ -340,7 +340,7 @@ static fg_status read_info(const fg_st_file *f, const char *path, fg_ckpt_info *
 fg_status fg_ckpt_read_info(const char *path, fg_ckpt_info *out) {
     memset(out, 0, sizeof *out);
     fg_st_file *f = NULL;
-    FG_TRY(fg_st_load(path, &f));
+    FG_TRY(fg_st_load_header(path, &f));
     fg_status s = read_info(f, path, out);
     fg_st_free(f);
     return s;

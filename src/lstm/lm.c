@@ -298,7 +298,7 @@ static fg_status resume_checkpoint(fg_graph *g, const fg_lm_cfg *c, const fg_lm_
                                    fg_lm_epoch *hist, int *epochs, double *wall, double *cpu) {
     const char *path = tc->resume;
     fg_st_file *f;
-    FG_TRY(fg_st_load(path, &f));
+    FG_TRY(fg_st_load_header(path, &f));
     fg_lm_ckpt_info in;
     fg_status s = fg_lm_ckpt_read(f, path, &in);
     fg_st_free(f);

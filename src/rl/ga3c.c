@@ -1548,7 +1548,7 @@ fg_status fg_ga3c_save(fg_ga3c *r, const char *path) {
  * rarely the intended one). A file without the key (not written by fg_ga3c_save) passes. */
 static fg_status check_env(const fg_ga3c *r, const char *path, int refuse) {
     fg_st_file *f = NULL;
-    FG_TRY(fg_st_load(path, &f));
+    FG_TRY(fg_st_load_header(path, &f));
     const char *env = fg_st_meta(f, "env");
     fg_status s = FG_OK;
     if (env && strcmp(env, r->env_name) != 0) {
