@@ -38,6 +38,13 @@ int cli_fail(const char *what, fg_status s) {
     return CLI_EXIT_FAIL;
 }
 
+int64_t cli_eval_batch(const char *who, int64_t batch, int64_t n, const char *items) {
+    if (n <= 0 || batch <= n) return batch;
+    fg_log(FG_LOG_INFO, "%s: batch %lld is more than the %lld test %s: using %lld", who, (long long)batch, (long long)n,
+           items, (long long)n);
+    return n;
+}
+
 static const char *type_metavar(const cli_opt *o) {
     if (o->metavar) return o->metavar;
     switch (o->type) {

@@ -69,6 +69,9 @@ int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...)
     ;
 /* Prints "frugal: <what>: <library message>" and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *what, fg_status s);
+/* An evaluation batch no larger than the n test items (a larger one would only pad: memory for
+ * nothing); says so on the info log when it shrinks. `who` names the command. */
+int64_t cli_eval_batch(const char *who, int64_t batch, int64_t n, const char *items);
 
 /* ---------------------------------------------------------------- setup */
 

@@ -47,11 +47,7 @@ int cmd_eval(int argc, char **argv) {
     fg_data_split split;
     s = fg_data_split_load(data, data_dir, &split);
     if (s != FG_OK) return cli_fail("loading data", s);
-    if (split.test.n > 0 && mc.batch > split.test.n) { /* a larger batch would only pad: memory for nothing */
-        fg_log(FG_LOG_INFO, "eval: batch %lld is more than the %lld test images: using %lld", (long long)mc.batch,
-               (long long)split.test.n, (long long)split.test.n);
-        mc.batch = split.test.n;
-    }
+    mc.batch = cli_eval_batch("eval", mc.batch, split.test.n, "images");
     fg_pool *pool = NULL;
     fg_graph *g = NULL;
     fg_model_io io;

@@ -278,11 +278,7 @@ static int vit_eval(int argc, char **argv) {
     const vit_scene_opts scene = {0, 0, scene_items};
     s = vit_data_load(data, data_dir, 1, 1, n_test, seed, &scene, &d);
     if (s != FG_OK) return cli_fail("loading data", s);
-    if (d.test.n > 0 && batch > d.test.n) { /* a larger batch would only pad: memory for nothing */
-        fg_log(FG_LOG_INFO, "vit eval: batch %lld is more than the %lld test items: using %lld", (long long)batch,
-               (long long)d.test.n, (long long)d.test.n);
-        batch = d.test.n;
-    }
+    batch = cli_eval_batch("vit eval", batch, d.test.n, "items");
     fg_pool *pool = NULL;
     vit_model m = {0};
     double metric = 0.0;

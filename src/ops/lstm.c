@@ -290,6 +290,19 @@ static void unit_range(int i, int nt, int64_t H, int64_t *j0, int64_t *j1) {
     *j1 = (int64_t)(i + 1) * per < H ? (int64_t)(i + 1) * per : H;
 }
 
+/* The fused loops' GEMM failures: a worker whose sgemm fails records its step (the first to fail
+ * wins; the others skip their GEMMs from then on), and the loop's status names it. */
+static void note_failed_step(atomic_llong *failed, int64_t t) {
+    long long none = -1;
+    atomic_compare_exchange_strong(failed, &none, (long long)t);
+}
+
+static fg_status fused_status(long long failed, const char *pass, int64_t B, int64_t H) {
+    if (failed < 0) return FG_OK;
+    return fg_fail(FG_ERR_BACKEND, "lstm %s, recurrent GEMM (B %lld, H %lld) at step %lld failed on a worker thread "
+                   "(dnnl_sgemm)", pass, (long long)B, (long long)H, failed);
+}
+
 /* The forward's T steps in one region of nt threads: gates (T, B, 4H) hold X W_ih^T on entry; wt is
  * W_hh^T (H, 4H). Thread i adds h_{t-1} W_hh^T to its units' four gate column blocks (four sgemm
  * calls, so that the gates keep their (i, f, g, o) layout), runs the gate kernel on them, and
@@ -309,10 +322,8 @@ static fg_status forward_steps_fused(int nt, float *y, float *gates, float *cell
             const float *cprev = t > 0 ? cells + (t - 1) * B * H : c0;
             for (int64_t q = 0; hprev && j1 > j0 && q < 4 && atomic_load(&failed) < 0; q++)
                 if (fg_sgemm('N', 'N', B, j1 - j0, H, 1.0f, hprev, H, wt + q * H + j0, G4, 1.0f, gt + q * H + j0, G4) !=
-                    FG_OK) {
-                    long long none = -1;
-                    atomic_compare_exchange_strong(&failed, &none, (long long)t);
-                }
+                    FG_OK)
+                    note_failed_step(&failed, t);
             for (int64_t b = 0; b < B; b++)
                 for (int64_t jc = j0; jc < j1; jc += LSTM_CHUNK)
                     gates_forward_chunk(gt, cells + t * B * H, y + t * B * H, cprev, b_ih, b_hh, H, b, jc,
@@ -320,9 +331,7 @@ static fg_status forward_steps_fused(int nt, float *y, float *gates, float *cell
 #pragma omp barrier
         }
     }
-    return failed >= 0 ? fg_fail(FG_ERR_BACKEND, "lstm forward, recurrent GEMM (B %lld, H %lld) at step %lld failed "
-                                 "on a worker thread (dnnl_sgemm)", (long long)B, (long long)H, (long long)failed)
-                       : FG_OK;
+    return fused_status(atomic_load(&failed), "forward", B, H);
 }
 
 /* The dense backward's T steps in one region of nt threads: thread i runs the gate kernel on its
@@ -348,15 +357,11 @@ static fg_status backward_steps_fused(int nt, float *dG, float *dhr, float *dc, 
 #pragma omp barrier
             float *dst = t > 0 ? dhr : dh0;
             if (dst && j1 > j0 && atomic_load(&failed) < 0 &&
-                fg_sgemm('N', 'N', B, j1 - j0, G4, 1.0f, dgt, G4, w_hh + j0, H, 0.0f, dst + j0, H) != FG_OK) {
-                long long none = -1;
-                atomic_compare_exchange_strong(&failed, &none, (long long)t);
-            }
+                fg_sgemm('N', 'N', B, j1 - j0, G4, 1.0f, dgt, G4, w_hh + j0, H, 0.0f, dst + j0, H) != FG_OK)
+                note_failed_step(&failed, t);
         }
     }
-    return failed >= 0 ? fg_fail(FG_ERR_BACKEND, "lstm backward, recurrent GEMM (B %lld, H %lld) at step %lld "
-                                 "failed on a worker thread (dnnl_sgemm)", (long long)B, (long long)H, (long long)failed)
-                       : FG_OK;
+    return fused_status(atomic_load(&failed), "backward", B, H);
 }
 
 /* ---------------------------------------------------------------- forward */
