@@ -77,8 +77,11 @@ void fg_log(fg_log_level level, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- threads */
 
-/* Number of threads used by frugal's own kernels (OpenMP) and by oneDNN (also OpenMP).
- * n <= 0 means "all cores". */
+/* Number of threads used by frugal's own kernels (OpenMP) and by oneDNN (also OpenMP), on the
+ * calling thread (OpenMP's setting is per thread). n <= 0 means "all cores". The count is held to
+ * OMP_THREAD_LIMIT and dynamic teams are turned off (oneDNN 2.6 computes wrong products in a team
+ * smaller than it asked for); a thread that never calls this gets the same at its first GEMM or
+ * oneDNN primitive, with the thread count OpenMP gave it. */
 void fg_threads_set(int n);
 int fg_threads_get(void);
 

@@ -5,22 +5,32 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/threads_impl.h"
 #include "frugal/core.h"
 
 /* oneDNN's OpenMP kernels (and frugal's column splits, src/ops/gemm.c) partition their work for
  * the threads they ask for; a team the runtime makes smaller (OMP_DYNAMIC=true under load, or
  * OMP_THREAD_LIMIT below the thread count) left part of a product undone in oneDNN 2.6 (measured:
  * half of an sgemm's columns zero under OMP_THREAD_LIMIT=1 with 2 threads asked). So the count
- * never exceeds the limit and teams are never shrunk: on the loading thread at load, and on any
- * thread at its fg_threads_set (a thread started later takes the environment's setting until it
- * calls it; GA3C's agents, predictors and trainers do, first thing). */
+ * never exceeds the limit and teams are never shrunk: on the loading thread at load, on any
+ * thread at its fg_threads_set, and on a thread the program started itself (which OpenMP gives the
+ * environment's setting, not the loading thread's) at its first GEMM or oneDNN primitive
+ * (fg_threads_ensure, from src/ops/gemm.c and dnnl_rt.c). */
+static _Thread_local int threads_applied;
+
 static void threads_apply(int n) {
     omp_set_dynamic(0);
     const int lim = omp_get_thread_limit();
     omp_set_num_threads(n < lim ? n : lim);
+    threads_applied = 1;
 }
 
 __attribute__((constructor)) static void threads_at_load(void) { threads_apply(omp_get_max_threads()); }
+
+void fg_threads_ensure(void) {
+    if (threads_applied || omp_in_parallel()) return;
+    threads_apply(omp_get_max_threads());
+}
 
 void fg_threads_set(int n) {
     if (n <= 0) {

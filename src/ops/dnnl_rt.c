@@ -1,6 +1,7 @@
 /* The process's oneDNN engine and the per-thread streams (src/ops/dnnl_impl.h). */
 #include <pthread.h>
 
+#include "core/threads_impl.h"
 #include "dnnl_impl.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -24,6 +25,7 @@ dnnl_engine_t fg_dnnl_engine(dnnl_status_t *st) {
 
 dnnl_stream_t fg_dnnl_thread_stream(dnnl_status_t *st) {
     if (!fg_dnnl_engine(st)) return NULL;
+    fg_threads_ensure(); /* every primitive runs on the stream this returns */
     dnnl_stream_t s = pthread_getspecific(stream_key);
     if (s) return s;
     *st = dnnl_stream_create(&s, engine, dnnl_stream_default_flags);

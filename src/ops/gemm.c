@@ -21,6 +21,7 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include "core/threads_impl.h"
 #include "frugal/ops.h"
 
 #define SPLIT_MACS (32.0 * 1000 * 1000)
@@ -55,6 +56,7 @@ fg_status fg_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, fl
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                    int64_t ldc) {
     if (M == 0 || N == 0) return FG_OK;
+    fg_threads_ensure();
     const int nt = split_threads(M, N, K);
     if (!nt) return sgemm_call(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     const int tb = transb == 'T' || transb == 't';
