@@ -149,7 +149,10 @@ typedef struct fg_vmem_stats {
     fg_vmem_link_stats link;
     size_t peak_device_bytes;     /* predicted pool peak (bytes in use) of one iteration, from plan */
     size_t min_device_bytes;      /* smallest pool capacity this policy runs in: the peak plus what
-                                     the pool's fragmentation costs (plan replays the allocations) */
+                                     the pool's fragmentation costs (plan replays the allocations);
+                                     for dyn and plan the floor of their search (all offloaded,
+                                     memory-optimal convolutions), which can lie below the peak of
+                                     the schedule chosen for a larger budget */
     size_t persistent_bytes;      /* inputs, params, state, param grads, outputs (pool-rounded) */
     size_t host_tier_bytes;       /* the host arena (allocated once) */
     size_t disk_tier_bytes;       /* bytes of spill files per iteration */
