@@ -165,6 +165,7 @@ usage "--model NAME is required" vit train --data fashion --save x.safetensors
 usage "--save FILE is required" vit train --model vit-tiny-28 --data fashion
 usage "unknown --data 'cifar'" vit train --model vit-tiny-28 --data cifar --save x.safetensors
 usage "does not fit --data scenes" vit train --model vit-tiny-28 --data scenes --save x.safetensors
+usage "224x224 DeiT preset" vit train --model deit-tiny --data fashion --save x.safetensors
 usage "--epochs must be >= 1" vit train --model vit-tiny-28 --data fashion --epochs 0 --save x.safetensors
 usage "--scene-scale must be in" vit train --model segformer-b0 --data scenes --scene-scale 1 --save x.safetensors
 usage "--scene-rotate must be in" vit train --model segformer-b0 --data scenes --scene-rotate -5 --save x.safetensors

@@ -456,7 +456,7 @@ static int rl_train(int argc, char **argv) {
         {"load", CLI_STR, &load, "FILE", "start from these weights (safetensors from --save), a fresh RMSProp", 0},
         {"resume", CLI_STR, &resume, "FILE", "start from these weights and their RMSProp state (from --save); "
                                              "frames count from 0", 0},
-        {"save", CLI_STR, &save, "FILE", "write the weights as safetensors at the end", 0},
+        {"save", CLI_STR, &save, "FILE", "write the weights and the RMSProp state as safetensors at the end", 0},
         {"json", CLI_STR, &json, "FILE", "write the results as JSON", 0},
         {"plot", CLI_STR, &plot, "FILE", "learning-curve PNG (gnuplot)", 0},
         {"progress", CLI_FLOAT, &progress, "S", "seconds between progress lines (default 5)", 0},

@@ -53,7 +53,7 @@ static int vit_train(int argc, char **argv) {
     a.warmup = 0.25;
     a.seed = 1;
     cli_opt opts[] = {
-        {"model", CLI_STR, &a.model, "NAME", "vit-tiny-28, vit-tiny-28-p4, deit-tiny, deit-small, segformer-b0|b1|b2 (required)", 0},
+        {"model", CLI_STR, &a.model, "NAME", "vit-tiny-28, vit-tiny-28-p4 (fashion, mnist), segformer-b0|b1|b2 (scenes) (required)", 0},
         {"data", CLI_STR, &a.data, "NAME", "fashion or mnist (classifiers), scenes (SegFormer; digit scenes) (required)",
          0},
         {"data-dir", CLI_STR, &a.data_dir, "DIR", "data directory (default $FRUGAL_DATA or ~/.cache/frugal)", 0},
@@ -96,6 +96,10 @@ static int vit_train(int argc, char **argv) {
     if (!a.save) return cli_usage_error(&cmd, "vit train: --save FILE is required");
     if (strcmp(a.data, "fashion") && strcmp(a.data, "mnist") && strcmp(a.data, "scenes"))
         return cli_usage_error(&cmd, "vit train: unknown --data '%s' (fashion, mnist or scenes)", a.data);
+    if (strncmp(a.model, "deit-", 5) == 0)
+        return cli_usage_error(&cmd, "vit train: --model %s is a 224x224 DeiT preset (patch 16), which no data set "
+                               "here fits (fashion and mnist are 28x28): train vit-tiny-28 or vit-tiny-28-p4 (the DeiT "
+                               "presets serve fg_vit_build and bench/vit_latency)", a.model);
     if (!vit_model_fits_data(a.model, a.data))
         return cli_usage_error(&cmd, "vit train: --model %s does not fit --data %s (segformer-* trains on scenes, "
                                      "the ViT classifiers on fashion or mnist)", a.model, a.data);

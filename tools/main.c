@@ -15,13 +15,13 @@ static const command commands[] = {
     {"train", cmd_train, "train a zoo model on mnist or fashion (checkpoints, resume, --json)"},
     {"eval", cmd_eval, "test accuracy of saved weights"},
     {"model", cmd_model, "list the zoo; parameters, FLOPs and memory of a model (model list | model info NAME)"},
-    {"demo", cmd_demo, "train LeNet-5 on MNIST with the defaults, summarize, plot the learning curve"},
-    {"vmem", cmd_vmem, "training beyond the device budget: compare the offload policies (vmem report)"},
+    {"demo", cmd_demo, "the tour: LeNet-5 on MNIST, then vmem, the sparse LSTM, GA3C and dynamic ViT, each summarized and plotted"},
+    {"vmem", cmd_vmem, "training beyond the device budget: compare the offload policies, measured or on a GPU (vmem report | simulate)"},
     {"data", cmd_data, "where the data directory is and which data sets it holds"},
     {"lm", cmd_lm, "sparse LSTM: word-level LSTM language models: train (dense or sparse backward), eval, sample"},
     {"lstm", cmd_lstm, "sparse LSTM: time the backward variants of a stacked LSTM against PyTorch (lstm bench)"},
-    {"vit", cmd_vit, "vision transformers: train a ViT or SegFormer, evaluate saved weights (vit train | vit eval)"},
-    {"rl", cmd_rl, "reinforcement learning: the MinAtar games and CartPole (rl bench-env)"},
+    {"vit", cmd_vit, "vision transformers: train, evaluate, profile the skip knobs, run under a budget (vit train | eval | profile | run)"},
+    {"rl", cmd_rl, "reinforcement learning: GA3C on the MinAtar games and CartPole (rl train | play | bench-env)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -187,14 +187,15 @@ typedef struct fg_vit_skip {
     uint8_t mlp[FG_VIT_MAX_BLOCKS];    /* 1: block's MLP / Mix-FFN branch skipped (both: the whole block) */
     uint8_t dwconv[FG_VIT_MAX_BLOCKS]; /* SegFormer, 1: Mix-FFN's depthwise 3x3 conv passes its input through */
     uint8_t heads[FG_VIT_MAX_BLOCKS];  /* attention heads kept, a prefix (0 = all): the others' output is
-                                          zeros before the output projection (q, k, v still computed) */
+                                          zeros before the output projection (q, k, v compute the kept heads'
+                                          columns only: src/graph/narrow.c) */
     uint8_t sr_pool[FG_VIT_MAX_BLOCKS]; /* SegFormer, 1: the spatial-reduction conv (sr > 1) replaced by
                                           average pooling over the same window (its layer norm kept) */
     uint8_t decoder[FG_SEGFORMER_STAGES]; /* SegFormer, 1: decoder stage i dropped: its projection
                                          contributes zeros to the fuse conv's concatenation */
     uint8_t tome[FG_VIT_MAX_BLOCKS];   /* ViT: tokens merged by ToMe in block b (fg_vit_cfg.tome_r). Token
                                           counts are shapes: fg_vit_skip_apply checks that the graph was
-                                          built with this schedule (fg_vit_skip_tome_cfg) and fails otherwise */
+                                          built with this schedule (fg_vit_skip_tome_of) and fails otherwise */
 } fg_vit_skip;
 
 /* Blocks of a graph built by fg_vit_build or fg_segformer_build (found by their node names), and
