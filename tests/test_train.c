@@ -412,6 +412,13 @@ static void test_bad_files(ctx *c) {
     expect_refused(c, bad, FG_ERR_FORMAT, "negative optimizer steps");
     rewrite_meta(ck, bad, "optim.steps", "12abc");
     expect_refused(c, bad, FG_ERR_FORMAT, "malformed optimizer steps");
+    rewrite_meta(ck, bad, "optim.kind", "banana");
+    expect_refused(c, bad, FG_ERR_FORMAT, "unknown optimizer");
+    {
+        fg_ckpt_info bi;
+        CHECK_STATUS(fg_ckpt_read_info(bad, &bi), FG_ERR_FORMAT); /* names the file and the key */
+        CHECK(strstr(fg_last_error(), "bad.ckpt") && strstr(fg_last_error(), "optim.kind"));
+    }
 
     /* a NaN in the last parameter: refused by name, and all or nothing: a graph holding other
      * weights keeps every one of them bit for bit (the tensors before the bad one are not written) */
@@ -503,7 +510,9 @@ static void test_eval_and_weights(ctx *c) {
     CHECK_OK(fg_train_build_model(&g, &io, info.model, &mc, 0, c->pool, NULL));
     CHECK_OK(fg_graph_load(g, NULL, wpath));
     double acc4;
+    CHECK(fg_graph_training(g) == 1); /* a graph starts in training mode; evaluation leaves it so */
     CHECK_OK(fg_eval_accuracy(g, &io, &hard, &acc4));
+    CHECK(fg_graph_training(g) == 1);
     fprintf(stderr, "  eval: batch 32 (padded) %.4f, batch 4 %.4f\n", acc_t, acc4);
     CHECK(fabs(acc4 - acc_t) < 1e-12);
     fg_graph_free(g);

@@ -8,7 +8,7 @@
  *
  * Why not fg_trainer: the trainer builds zoo models only (src/graph cannot depend on src/vit),
  * and segmentation needs per-pixel labels and mIoU. The loop here is the plain one (shuffle,
- * forward, backward, optimizer step); classification accuracy reuses fg_eval_accuracy. The data,
+ * forward, backward, optimizer step); evaluation (vit_evaluate) scores classes and masks alike. The data,
  * models, metric and metadata shared with `vit run` and the demo are in tools/vit_common.c. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* frugal core: status codes and per-thread messages, always-on asserts, the log callback,
  * the seeded RNG, the thread-count setting, and tensor views.
  *
- * Two tiers of errors (STYLE.md): FG_ASSERT for programmer bugs (prints file:line, aborts);
+ * Two tiers of errors (docs/ARCHITECTURE.md, "Errors and logging"): FG_ASSERT for programmer bugs (prints file:line, aborts);
  * a returned fg_status plus a per-thread message (fg_last_error) for what a user can cause.
  * The library never calls exit(). */
 #ifndef FRUGAL_CORE_H

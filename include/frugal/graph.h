@@ -8,7 +8,7 @@
  * Timeline: with N nodes, forward of node i is step i and backward of node i is step 2N-1-i.
  * Liveness (first and last step at which every tensor's storage is used) is computed by
  * fg_graph_build. The executor never allocates on its own: at every node boundary it calls the
- * memory policy's before/after hooks (DESIGN.md), which allocate, release, offload, prefetch.
+ * memory policy's before/after hooks (docs/ARCHITECTURE.md, "Graph"), which allocate, release, offload, prefetch.
  *
  * Gradients: parameter gradients accumulate (+=) until fg_graph_zero_grad; activation
  * gradients are written by the first consumer processed in backward and accumulated by the
@@ -259,8 +259,9 @@ fg_status fg_graph_conv_desc(const fg_graph *g, int node, fg_conv2d_desc *out);
  * After build the variant, the drop and tau may change (a trainer switches between sparse and
  * dense iterations, the paper's mixed schedule), the block may not;
  * another block, or a first sparsity on a node built without one, is FG_ERR_INVALID (the
- * workspace is planned at build). drop 0 runs the dense backward: the same bits as a node never
- * given a sparsity. */
+ * workspace is planned at build). A sparsity that zeroes nothing (drop 0 for step, structured and
+ * meprop; tau 0 for threshold) runs the dense backward: the same bits as a node never given a
+ * sparsity. */
 fg_status fg_graph_set_lstm_sparsity(fg_graph *g, int node, const fg_lstm_sparsity *sp);
 /* The stats of the LSTM node's last backward (out->keep is NULL); a node without a sparsity
  * reports its dense backward (one block, none dropped). FG_ERR_INVALID when the node is not an
@@ -380,7 +381,8 @@ void fg_graph_storage_mark(fg_graph *g, fg_id id, fg_residence res, void *data);
 /* Workspace for the node being run (the executor reads it): policies set it in before(). */
 void fg_graph_set_workspace(fg_graph *g, void *ws, size_t bytes);
 /* 1 when node i's forward can be run again during backward to rebuild its output (activation
- * checkpointing): the op writes only its output (no AUX tensors) and has no side effect (batch
+ * checkpointing): the rerun writes only the output (ReLU's mask and max pool's argmax are left as
+ * the first forward wrote them), and the op has no other AUX output and no side effect (batch
  * norm in training updates its running statistics, so it cannot). */
 int fg_graph_node_recomputable(const fg_graph *g, int i);
 /* Runs node i's forward op again, from a policy's before() hook during backward, into its output's
@@ -401,13 +403,15 @@ void fg_graph_mark_output(fg_graph *g, fg_id id);
 /* Freezes the graph: computes requires_grad, gradient tensors, saved lists, liveness and
  * workspace; allocates persistent tensors (inputs, params, state, param grads) in `pool`;
  * calls policy->plan. loss = FG_NONE builds for inference only. The graph takes ownership of
- * the policy, also when build fails (destroy is called by fg_graph_free). */
+ * the policy, also when build fails (destroy is called by fg_graph_free), except when the graph
+ * is already built (FG_ERR_INVALID: the caller keeps the policy). */
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy);
 /* Initializes every param with its declared init from the rng, and state (running mean 0, var 1). */
 void fg_graph_init_params(fg_graph *g, fg_rng *rng);
 /* Copies host data into an input tensor (bytes must match). */
 fg_status fg_graph_set_input(fg_graph *g, fg_id id, const void *data, size_t bytes);
 void fg_graph_set_training(fg_graph *g, int training);
+int fg_graph_training(const fg_graph *g); /* the flag fg_graph_set_training set */
 /* Seed for this iteration's dropout masks (a node's mask uses a hash of seed and node index). */
 void fg_graph_set_seed(fg_graph *g, uint64_t seed);
 fg_status fg_graph_forward(fg_graph *g);

@@ -171,7 +171,8 @@ typedef struct fg_lm_ckpt_info {
 } fg_lm_ckpt_info;
 
 /* Reads the metadata of a loaded checkpoint file; `what` names it in messages. FG_ERR_FORMAT
- * naming the key for another kind of file or a missing or malformed key; on error *out is empty. */
+ * naming the key for another kind of file or a missing or malformed key; on error out->hist is NULL
+ * and out->epochs 0 (nothing to free; the other fields may be partly filled). */
 fg_status fg_lm_ckpt_read(const fg_st_file *f, const char *what, fg_lm_ckpt_info *out);
 void fg_lm_ckpt_info_free(fg_lm_ckpt_info *info);
 

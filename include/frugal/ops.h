@@ -3,8 +3,11 @@
  * Conventions for every kernel here:
  *  - images are NCHW, contiguous, f32; shapes are given in the comment beside each function;
  *  - backward WRITES input gradients (dinp = ..., never +=) and ACCUMULATES parameter gradients
- *    (dweight += ..., dbias += ...); any gradient pointer may be NULL when it is not wanted;
- *  - every optimized kernel has a `_naive` twin: obvious loops, single thread, used by tests;
+ *    (dweight += ..., dbias += ...); parameter gradients and the input gradients of multi-input
+ *    ops may be NULL when not wanted (each function says); single-input backwards (activations,
+ *    softmax, cross-entropy, dropout) require their dinp;
+ *  - the GEMM-based and vectorised kernels have a `_naive` twin: obvious loops, single thread,
+ *    used by tests (simple pointwise and copy kernels are their own reference);
  *  - functions that can fail on user input return fg_status; pure loops return void;
  *  - indices that can grow are int64_t/size_t.
  * What each op saves for backward is documented beside its backward function; the graph layer
@@ -307,7 +310,8 @@ const char *fg_lstm_bwd_name(fg_lstm_bwd v);
 fg_lstm_bwd fg_lstm_bwd_parse(const char *name);
 
 typedef struct fg_lstm_sparsity {
-    float drop;    /* fraction of blocks (columns for meprop) zeroed, in [0, 1); 0 = dense */
+    float drop;    /* fraction of blocks (columns for meprop) zeroed, in [0, 1); 0 = dense for step,
+                      structured and meprop (threshold zeroes by tau instead) */
     int64_t block; /* hidden units per structural block, in [1, H] */
     fg_lstm_bwd variant;
     float tau;     /* THRESHOLD: |dG| < tau is zeroed, tau >= 0 (0 = dense); ignored otherwise */
@@ -349,9 +353,10 @@ size_t fg_lstm_sparse_workspace_bytes(const fg_lstm_desc *d, const fg_lstm_spars
 size_t fg_lstm_sparse_workspace_bytes_max(const fg_lstm_desc *d, int64_t block);
 /* fg_lstm_backward's arguments, then the sparsity and the stats; the structured gate-gradient
  * mask above; same saves, same gradient conventions. Gradients are those of the masked backward (dc is not masked: the cell path
- * c_{t-1} <- c_t is elementwise and flows as in the dense backward). When no block is dropped
- * (drop = 0, or blocks too few for one) it runs the dense backward's code: results are bit-identical
- * to fg_lstm_backward. stats may be NULL. */
+ * c_{t-1} <- c_t is elementwise and flows as in the dense backward). When the sparsity zeroes
+ * nothing (step/structured: round(drop * blocks) = 0; meprop: round(drop * 4H) = 0; threshold:
+ * tau = 0; dense) it runs the dense backward's code: results are bit-identical to
+ * fg_lstm_backward. stats may be NULL. */
 fg_status fg_lstm_backward_sparse(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh, float *db_ih,
                                   float *db_hh, const float *dy, const float *dhT, const float *dcT,
                                   const float *x, const float *h0, const float *c0, const float *w_ih,

@@ -8,6 +8,7 @@
  *                      [h * C / H, (h + 1) * C / H) (the layout before the head split)
  *   x      (B, T, E)   the tokens to merge (the block's residual stream after attention)
  *   size   (B, T)      tokens' sizes (how many input patches each stands for); NULL = all ones
+ *                      for fg_tome_merge; the proportional attention requires it
  *   map    (B, T) i32  where each token goes: an index in [0, T - r)
  *   out    (B, T - r, E), out_size (B, T - r)
  *
@@ -49,8 +50,9 @@ void fg_tome_merge(float *out, float *out_size, const float *x, const float *siz
 /* FLOPs of match + merge: the head mean, the norms, the (T/2)^2 similarities, the weighted sums. */
 double fg_tome_flops(int64_t B, int64_t T, int64_t C, int64_t H, int64_t E, int64_t r);
 
-/* Proportional attention. ws holds (T, T) logits per item in flight:
- * fg_tome_attention_workspace_bytes (sized for the current thread count). */
+/* Proportional attention. ws holds, per item in flight, the (T, T) logits and T log-sizes
+ * (T * T + T floats): fg_tome_attention_workspace_bytes (sized for the current thread count);
+ * FG_ERR_INVALID when it is smaller than one item's. */
 size_t fg_tome_attention_workspace_bytes(int64_t B, int64_t H, int64_t T);
 fg_status fg_tome_attention_forward(float *out, const float *q, const float *k, const float *v, const float *size,
                                     int64_t B, int64_t H, int64_t keep, int64_t T, int64_t D, float scale, void *ws,

@@ -1,4 +1,4 @@
-/* The device pool: the stand-in for GPU memory (DESIGN.md, "The device model").
+/* The device pool: the stand-in for GPU memory (docs/ARCHITECTURE.md, "The device").
  *
  * A fixed capacity (0 = unlimited) carved from one reserved virtual range; best-fit allocation
  * with coalescing of neighbouring free blocks; every block aligned to 64 bytes. Statistics give

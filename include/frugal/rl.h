@@ -216,7 +216,8 @@ typedef struct fg_ga3c_config {
                                   from the schedule (with 32 agents and min batch 0, ~25 updates),
                                   not from thread timing. GA3C only; no tuner; one predictor and one
                                   trainer (the counts must be 1); queue_size does not apply. For
-                                  tests and reproducible experiments: it uses one core (default 0) */
+                                  tests and reproducible experiments: it runs on one thread (one core
+                                  at ops_threads 1) (default 0) */
     double progress_seconds;   /* interval of progress calls and learning-curve points (default 2) */
     fg_ga3c_progress_fn progress; /* may be NULL */
     void *progress_user;
@@ -262,7 +263,7 @@ struct fg_ga3c_stats {
     double mean_return_last100; /* NAN before the first episode */
     double loss_last;      /* last update's A3C loss (sum over its batch) */
     /* histograms: pred_hist[k] = forwards with k states (k <= max_prediction_batch), train_hist[k]
-     * = updates with k experiences (k <= train_cap), lag_hist[l] = experiences trained l updates
+     * = updates with k experiences (k < train_hist_len), lag_hist[l] = experiences trained l updates
      * after their prediction */
     const int64_t *pred_hist;
     int pred_hist_len;

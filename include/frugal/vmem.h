@@ -1,6 +1,6 @@
 /* frugal vmem: train beyond the device-memory budget (vDNN, Rhu et al., MICRO 2016).
  *
- * Three pieces, each mapping one-to-one onto what vDNN does with CUDA (DESIGN.md):
+ * Three pieces, each mapping one-to-one onto what vDNN does with CUDA (docs/VMEM.md):
  *  - tiers: the host tier is ONE arena allocated at plan time and reused every iteration
  *    (vDNN's cudaMallocHost'd pinned buffer); the disk tier is one spill file per tensor under a
  *    spill directory, written with pwrite and read back with pread;
@@ -109,7 +109,8 @@ typedef struct fg_vmem_link_model {
     double latency_us;    /* per copy */
     double compute_share; /* fraction of each copy's seconds that slows compute too: copies on the
                              CPU share its cores and memory bandwidth with the ops (0 for a GPU's
-                             copy engines); < 0 = the default, 1 / (number of threads) */
+                             copy engines); < 0 = 1 / (number of threads), what `frugal vmem`
+                             uses on the CPU; fg_vmem_config_defaults leaves it 0 */
 } fg_vmem_link_model;
 
 typedef struct fg_vmem_config {
@@ -153,7 +154,9 @@ typedef struct fg_vmem_stats {
                                      for dyn and plan the floor of their search (all offloaded,
                                      memory-optimal convolutions), which can lie below the peak of
                                      the schedule chosen for a larger budget */
-    size_t persistent_bytes;      /* inputs, params, state, param grads, outputs (pool-rounded) */
+    size_t persistent_bytes;      /* pool bytes in use at plan (pool-rounded): inputs, params, state,
+                                     param grads, outputs; with offload_weights only outputs and
+                                     state (the others live in host homes) */
     size_t host_tier_bytes;       /* the host arena (allocated once) */
     size_t disk_tier_bytes;       /* bytes of spill files per iteration */
     size_t offload_bytes_per_iter;
@@ -176,7 +179,7 @@ typedef struct fg_vmem_stats {
     int64_t weight_fill_fallbacks; /* of those, fills that copied after all since the last reset:
                                      the gradient's home was not zero (accumulating over iterations) */
     int64_t iterations;           /* completed (forward + backward) */
-    char decision[256];           /* what dyn/plan chose, e.g. "all, 3 convs memory-optimal" */
+    char decision[256];           /* what dyn/plan chose, e.g. "offload all, 3 of 13 convs implicit" */
 } fg_vmem_stats;
 void fg_vmem_get_stats(fg_vmem *v, fg_vmem_stats *out);
 void fg_vmem_reset_stats(fg_vmem *v);
@@ -188,7 +191,8 @@ int fg_vmem_is_recomputed(const fg_vmem *v, fg_id id);
 /* ---------------------------------------------------------------- prediction */
 
 /* What the schedule chosen at plan would cost on a machine whose steps take step_seconds (2N, as
- * fg_vmem_config.step_seconds, measured with the conv algorithms the graph had when it was built;
+ * fg_vmem_config.step_seconds, measured with the policy's reference conv algorithms: the graph's at
+ * build, or, for plan without step_seconds, those of its measured first iteration;
  * a conv step whose algorithm dyn/plan changed is scaled by the algorithms' relative cost) and
  * whose link is `m`: a replay of the iteration on two resources,
  * compute (steps in order, plus recomputed forwards) and the link (one FIFO queue per direction,

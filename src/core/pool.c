@@ -1,4 +1,4 @@
-/* The device pool (DESIGN.md, "The device model").
+/* The device pool (docs/ARCHITECTURE.md, "The device").
  *
  * One virtual range is reserved up front (the capacity, or a large range with MAP_NORESERVE when
  * unlimited), so pointers are stable and fragmentation is real, as on a GPU. Blocks are kept in

@@ -49,6 +49,8 @@ size_t fg_exec_op_ws(const fg_graph *g, const fg_node *n, fg_pass pass) {
 }
 
 void fg_graph_set_training(fg_graph *g, int training) { g->training = training; }
+
+int fg_graph_training(const fg_graph *g) { return g->training; }
 void fg_graph_set_seed(fg_graph *g, uint64_t seed) { g->seed = seed; }
 
 fg_status fg_graph_set_input(fg_graph *g, fg_id id, const void *data, size_t bytes) {

@@ -1,4 +1,4 @@
-/* The two built-in memory policies (DESIGN.md, "Graph and executor"):
+/* The two built-in memory policies (docs/ARCHITECTURE.md, "Graph"):
  *  - network-wide: every activation, gradient and one shared workspace (sized to the largest
  *    node, as darknet and the frameworks of vDNN's time do) allocated once for the whole run;
  *  - free-when-dead: a tensor's storage is allocated before its first use and released after

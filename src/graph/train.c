@@ -195,6 +195,7 @@ fg_status fg_eval_accuracy(fg_graph *g, const fg_model_io *io, const fg_dataset 
     float *logits = malloc((size_t)(B * K) * sizeof(float));
     fg_status s = (x && y && logits) ? FG_OK : fg_fail(FG_ERR_OOM, "evaluate: out of host memory");
     int64_t correct = 0;
+    const int was_training = fg_graph_training(g);
     fg_graph_set_training(g, 0);
     for (int64_t start = 0; s == FG_OK && start < d->n; start += B) {
         int64_t rows = d->n - start < B ? d->n - start : B;
@@ -213,6 +214,7 @@ fg_status fg_eval_accuracy(fg_graph *g, const fg_model_io *io, const fg_dataset 
     free(x);
     free(y);
     free(logits);
+    fg_graph_set_training(g, was_training);
     if (s == FG_OK) *acc = (double)correct / (double)d->n;
     return s;
 }
@@ -317,7 +319,8 @@ static fg_status read_info(const fg_st_file *f, const char *path, fg_ckpt_info *
     if (!out->is_checkpoint) return FG_OK;
 
     FG_TRY(fg_st_meta_str(f, "optim.kind", &v));
-    FG_TRY(fg_optim_kind_parse(v, &out->optim.kind));
+    if (fg_optim_kind_parse(v, &out->optim.kind) != FG_OK)
+        return fg_fail(FG_ERR_FORMAT, "%s: metadata optim.kind = '%.64s': %s", path, v, fg_last_error());
     out->optim = fg_optim_defaults(out->optim.kind, 1e-3f);
     int64_t eis = 0, ep = 0;
     FG_TRY(meta_f32(f, "train.lr", &out->optim.lr));
@@ -494,9 +497,7 @@ int fg_trainer_interrupted(const fg_trainer *t) { return t->interrupted; }
 fg_status fg_trainer_test_accuracy(fg_trainer *t, double *acc) {
     *acc = -1.0;
     if (!t->test || t->test->n == 0) return FG_OK;
-    fg_status s = fg_eval_accuracy(t->g, &t->io, t->test, acc);
-    fg_graph_set_training(t->g, 1);
-    return s;
+    return fg_eval_accuracy(t->g, &t->io, t->test, acc);
 }
 
 static fg_status hist_push(fg_trainer *t, const fg_epoch_result *r) {
