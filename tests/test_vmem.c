@@ -861,6 +861,138 @@ static void test_misc(void) {
     CHECK(o.status == FG_ERR_OOM);
     if (!strstr(o.msg, "spill directory")) fprintf(stderr, "  host tier message: %s\n", o.msg), fg_test_failures++;
     run_free(&o);
+    /* dyn with the graph's algorithms fixed: the smallest budget it names is for those algorithms,
+     * and the message says so (not "memory-optimal") */
+    run_spec fx = {"lenet", 28, 1, FG_CONV_DNNL, FG_VMEM_DYN, 700000, 0, NULL, NULL, NULL, 0, 1, NULL, 0, 0};
+    run(&fx, &o);
+    CHECK(o.status == FG_ERR_OOM);
+    if (!strstr(o.msg, "fixed_algos") || strstr(o.msg, "memory-optimal"))
+        fprintf(stderr, "  dyn with fixed_algos, too small: %s\n", o.msg), fg_test_failures++;
+    run_free(&o);
+}
+
+/* What a program writes between iterations (fg_graph_set_input, fg_graph_init_params) after a
+ * forward-only pass (an evaluation) must be what the next iteration computes with, under every
+ * policy: with weight offload the inputs and weights are homed in host memory, and the
+ * forward-only pass leaves their device copies behind, which is where such writes land. Found
+ * by a review: the next fill brought the old labels back (the last eval batch's labels trained
+ * the first step of the next epoch). Gradients and loss bit for bit against the baseline. */
+static void test_writes_after_forward_only(const char *dir) {
+    const int kinds[] = {BASELINE, FG_VMEM_ALL, FG_VMEM_CONV, FG_VMEM_ALL};
+    const int ow[] = {0, 1, 1, 0};
+    float ref_loss = 0;
+    run_out ref;
+    memset(&ref, 0, sizeof ref);
+    for (int c = 0; c < 4; c++) {
+        run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, kinds[c], 0, 0, dir, NULL, NULL, 0, 0, NULL, ow[c], 0};
+        fg_pool *pool = NULL;
+        CHECK_OK(fg_pool_create(&pool, 0));
+        fg_model_io io;
+        fg_vmem *vm;
+        fg_status st;
+        fg_graph *g = make_graph(&sp, pool, &io, &vm, &st);
+        CHECK_OK(st);
+        setup_data(g, &io, &sp);
+        /* an evaluation: other inputs, forward only */
+        const size_t n = 2 * 28 * 28;
+        float *x = malloc(n * sizeof *x);
+        fg_rng r;
+        fg_rng_seed(&r, 77);
+        fg_fill_uniform(x, n, -1, 1, &r);
+        int32_t ye[2] = {1, 2}, yt[2] = {5, 9};
+        CHECK_OK(fg_graph_set_input(g, io.input, x, n * sizeof *x));
+        CHECK_OK(fg_graph_set_input(g, io.labels, ye, sizeof ye));
+        fg_graph_set_training(g, 0);
+        CHECK_OK(fg_graph_forward(g));
+        /* then new weights and a new batch, and one training iteration */
+        fg_rng_seed(&r, 99);
+        fg_graph_init_params(g, &r);
+        fg_fill_uniform(x, n, -1, 1, &r);
+        CHECK_OK(fg_graph_set_input(g, io.input, x, n * sizeof *x));
+        CHECK_OK(fg_graph_set_input(g, io.labels, yt, sizeof yt));
+        free(x);
+        fg_graph_set_training(g, 1);
+        fg_graph_zero_grad(g);
+        CHECK_OK(fg_graph_forward(g));
+        CHECK_OK(fg_graph_backward(g));
+        run_out o;
+        memset(&o, 0, sizeof o);
+        collect(g, &o);
+        const float loss = fg_graph_loss(g);
+        if (c == 0) {
+            ref = o;
+            ref_loss = loss;
+        } else {
+            int same = loss == ref_loss && o.np == ref.np;
+            for (int i = 0; same && i < o.np; i++)
+                same = memcmp(o.grads[i], ref.grads[i], o.numel[i] * sizeof(float)) == 0;
+            if (!same) {
+                fprintf(stderr, "  %s%s, writes after a forward-only pass: loss %.9g against the baseline's %.9g, "
+                        "gradients %s\n", fg_vmem_kind_name((fg_vmem_kind)kinds[c]), ow[c] ? " + offload_weights" : "",
+                        loss, ref_loss, o.np == ref.np ? "differ" : "of another count");
+                fg_test_failures++;
+            }
+            run_free(&o);
+        }
+        fg_graph_free(g);
+        fg_pool_destroy(pool);
+    }
+    run_free(&ref);
+}
+
+/* Two graphs of one model under `all`, everything on disk, one spill directory: A's forward, then
+ * B's (other data), then A's backward. A's gradients must be the baseline's bit for bit (found by
+ * a review: both graphs named their spill files alike and B's offloads overwrote A's). */
+static void test_two_graphs_one_spill_dir(const char *dir) {
+    run_spec base = {"lenet", 28, 1, FG_CONV_IMPLICIT, BASELINE, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+    run_spec sp = base;
+    sp.kind = FG_VMEM_ALL;
+    sp.host_cap = 1;
+    sp.spill_dir = dir;
+    fg_pool *pool[3] = {NULL, NULL, NULL};
+    fg_graph *g[3];
+    fg_model_io io[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(fg_pool_create(&pool[i], 0));
+        fg_vmem *vm;
+        fg_status st;
+        g[i] = make_graph(i == 0 ? &base : &sp, pool[i], &io[i], &vm, &st);
+        CHECK_OK(st);
+        setup_data(g[i], &io[i], i == 0 ? &base : &sp);
+        fg_graph_zero_grad(g[i]);
+    }
+    const size_t n = 2 * 28 * 28;
+    float *x = malloc(n * sizeof *x);
+    fg_rng r;
+    fg_rng_seed(&r, 5);
+    fg_fill_uniform(x, n, -1, 1, &r);
+    const int32_t y[2] = {1, 2};
+    CHECK_OK(fg_graph_set_input(g[2], io[2].input, x, n * sizeof *x));
+    CHECK_OK(fg_graph_set_input(g[2], io[2].labels, y, sizeof y));
+    free(x);
+    CHECK_OK(fg_graph_forward(g[0]));
+    CHECK_OK(fg_graph_backward(g[0]));
+    CHECK_OK(fg_graph_forward(g[1]));
+    CHECK_OK(fg_graph_forward(g[2])); /* its offloads go to the disk tier too */
+    CHECK_OK(fg_graph_backward(g[1]));
+    CHECK_OK(fg_graph_backward(g[2]));
+    run_out a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    collect(g[0], &a);
+    collect(g[1], &b);
+    int same = fg_graph_loss(g[0]) == fg_graph_loss(g[1]) && a.np == b.np;
+    for (int i = 0; same && i < a.np; i++) same = memcmp(a.grads[i], b.grads[i], a.numel[i] * sizeof(float)) == 0;
+    if (!same) {
+        fprintf(stderr, "  two graphs, one spill directory: the first graph's gradients differ from the baseline's\n");
+        fg_test_failures++;
+    }
+    run_free(&a);
+    run_free(&b);
+    for (int i = 0; i < 3; i++) {
+        fg_graph_free(g[i]);
+        fg_pool_destroy(pool[i]);
+    }
 }
 
 int main(void) {
@@ -897,6 +1029,8 @@ int main(void) {
     if (slow_link_recomputes < 1)
         fprintf(stderr, "plan with a slow link recomputed on no network\n"), fg_test_failures++;
     test_disk_full(dir);
+    test_writes_after_forward_only(dir);
+    test_two_graphs_one_spill_dir(dir);
     if (rmdir(dir) != 0) {
         fprintf(stderr, "spill directory %s not empty after the tests (spill files left behind)\n", dir);
         fg_test_failures++;

@@ -137,9 +137,10 @@ static fg_status budget_error(fg_vmem *v, size_t capacity, size_t peak_ws, int p
         return fg_fail(FG_ERR_OOM,
                        "vmem policy '%s': a device budget of %s (%zu bytes) is too small for '%s' under any choice; "
                        "the smallest budget that would work is %s (%zu bytes: offload everything backward reads, "
-                       "memory-optimal conv algorithms; %s of it persistent: %s)",
+                       "%s; %s of it persistent: %s)",
                        fg_vmem_kind_name(v->cfg.kind), fg_bytes_str(a, sizeof a, (double)capacity), capacity,
                        fg_graph_name(v->g), fg_bytes_str(b, sizeof b, (double)v->min_bytes), v->min_bytes,
+                       v->cfg.fixed_algos ? "the graph's own conv algorithms (fixed_algos)" : "memory-optimal conv algorithms",
                        fg_bytes_str(c, sizeof c, (double)v->persistent_bytes), persistent_what(v));
     int node = peak_step < v->N ? peak_step : 2 * v->N - 1 - peak_step;
     return fg_fail(FG_ERR_OOM,
@@ -221,7 +222,9 @@ static fg_status setup_slots(fg_vmem *v) {
     v->off_ev = calloc((size_t)v->sc.n_slots + 1, sizeof *v->off_ev);
     v->pf_ev = calloc((size_t)v->sc.n_slots + 1, sizeof *v->pf_ev);
     v->home_ev = calloc((size_t)v->sc.n_homes + 1, sizeof *v->home_ev);
-    if (!v->off_ev || !v->pf_ev || !v->home_ev) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    v->home_ready = calloc((size_t)v->sc.n_homes + 1, 1);
+    if (!v->off_ev || !v->pf_ev || !v->home_ev || !v->home_ready)
+        return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
     if (v->sc.n_slots) FG_TRY(fg_vmem_tiers_place(&v->tiers, v->sc.slots, v->sc.n_slots, v->cfg.host_capacity));
     if (v->sc.n_slots || v->sc.n_homes) {
         if (!v->link) {
@@ -240,8 +243,10 @@ static void teardown_slots(fg_vmem *v) {
     free(v->off_ev);
     free(v->pf_ev);
     free(v->home_ev);
+    free(v->home_ready);
     v->off_ev = v->pf_ev = NULL;
     v->home_ev = NULL;
+    v->home_ready = NULL;
 }
 
 static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
@@ -359,7 +364,19 @@ static void iteration_reset(fg_vmem *v) {
             (void)fg_vmem_event_wait(v->link, v->home_ev[k]);
             v->home_ev[k] = NULL;
         }
-        release_root(v, v->sc.homes[k].root); /* back at its home */
+        /* An input's or weight's device copy left by a forward-only pass is where everything
+         * written between iterations went (fg_graph_set_input, fg_graph_load and the others write
+         * through the tensor's pointer, which still named the copy): the home takes it back before
+         * the copy goes, or the next fill would bring back the old contents (the last eval batch's
+         * labels trained the next step). */
+        const fg_vmem_home *h = &v->sc.homes[k];
+        void *home = fg_graph_storage_home(v->g, h->root);
+        const fg_tinfo *ti = fg_graph_tinfo(v->g, h->root);
+        if (v->home_ready[k] && !h->writeback && home && ti->t.residence == FG_RES_DEVICE && ti->t.data &&
+            ti->t.data != home)
+            memcpy(home, ti->t.data, h->bytes);
+        v->home_ready[k] = 0;
+        release_root(v, h->root); /* back at its home */
     }
     v->layout_next = 0;
     free_ws(v, &v->ws);
@@ -439,6 +456,7 @@ static fg_status recompute(fg_vmem *v, fg_id r) {
  * gradient whose home holds zeros, cleared on the device (no copy: the link has nothing to do). */
 static fg_status home_fill(fg_vmem *v, int k) {
     const fg_vmem_home *h = &v->sc.homes[k];
+    v->home_ready[k] = 0;
     FG_TRY(alloc_root(v, h->root));
     if (h->zero_fill) {
         if (fg_graph_storage_home_zero(v->g, h->root)) {
@@ -458,6 +476,7 @@ static fg_status home_wait(fg_vmem *v, int k) {
     FG_ASSERT_MSG(v->home_ev[k], "vmem: waiting for a weight copy that was never issued");
     fg_status s = fg_vmem_event_wait(v->link, v->home_ev[k]);
     v->home_ev[k] = NULL;
+    v->home_ready[k] = s == FG_OK && !v->sc.homes[k].writeback;
     return s;
 }
 
@@ -465,6 +484,7 @@ static fg_status home_wait(fg_vmem *v, int k) {
 static fg_status home_out(fg_vmem *v, int k) {
     const fg_vmem_home *h = &v->sc.homes[k];
     if (!h->writeback) {
+        v->home_ready[k] = 0;
         release_root(v, h->root);
         return FG_OK;
     }
@@ -605,6 +625,7 @@ static void vm_destroy(void *self) {
     free(v->off_ev);
     free(v->pf_ev);
     free(v->home_ev);
+    free(v->home_ready);
     free(v->layout_off);
     free(v->layout_id);
     free(v->ri);

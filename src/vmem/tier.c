@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +23,10 @@
 
 static size_t round64(size_t x) { return (x + 63) / 64 * 64; }
 
+/* Spill files of every policy in the process get distinct names: two graphs of one model share
+ * storage ids and names, and with one spill directory they wrote and read each other's file. */
+static atomic_ulong spill_seq;
+
 static fg_status open_spill(fg_vmem_tiers *t, fg_vmem_slot *s, const char *name) {
     char safe[FG_NAME_MAX];
     size_t k = 0;
@@ -30,8 +35,9 @@ static fg_status open_spill(fg_vmem_tiers *t, fg_vmem_slot *s, const char *name)
     size_t n = strlen(t->spill_dir) + strlen(safe) + 64;
     s->path = malloc(n);
     if (!s->path) return fg_fail(FG_ERR_OOM, "disk tier: out of host memory");
-    snprintf(s->path, n, "%s/fg-spill-%ld-%d-%s.bin", t->spill_dir, (long)getpid(), (int)s->root, safe);
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    snprintf(s->path, n, "%s/fg-spill-%ld-%lu-%d-%s.bin", t->spill_dir, (long)getpid(),
+             (unsigned long)atomic_fetch_add(&spill_seq, 1), (int)s->root, safe);
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (s->fd < 0) {
         fg_status st = fg_fail(FG_ERR_IO, "disk tier: cannot create spill file '%s' for '%s': %s", s->path, name,
                                strerror(errno));
