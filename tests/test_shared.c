@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "frugal/graph.h"
+#include "frugal/vmem.h"
 #include "testutil.h"
 
 /* big enough that an optimizer step (a pass over 100k weights) overlaps many forwards */
@@ -260,8 +261,82 @@ static void test_refusals(void) {
     net_free(&owner);
 }
 
+/* A graph with batch norm: conv -> batch norm -> global average pool -> linear. */
+static void build_bn(net *n, const char *name, int train, const fg_mem_policy *policy) {
+    CHECK_OK(fg_pool_create(&n->pool, 0));
+    CHECK_OK(fg_graph_create(&n->g, name));
+    int64_t xs[4] = {4, 3, 4, 4}, ys[1] = {4};
+    n->x = fg_nn_input(n->g, "x", FG_F32, 4, xs);
+    fg_id h = fg_nn_batchnorm(n->g, "bn", fg_layer_conv2d(n->g, "conv", n->x, 4, 3, 1, 1, 1), 0.1f, 1e-5f);
+    n->logits = fg_layer_linear(n->g, "fc", fg_nn_global_avgpool(n->g, "gap", h), 2, 1);
+    fg_id loss = FG_NONE;
+    if (train) {
+        n->y = fg_nn_input(n->g, "y", FG_I32, 1, ys);
+        loss = fg_nn_xent(n->g, "loss", n->logits, n->y);
+    }
+    fg_graph_mark_output(n->g, n->logits);
+    fg_mem_policy p;
+    if (policy)
+        p = *policy;
+    else
+        CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(n->g, loss, n->pool, &p));
+}
+
+/* Found by a review, each refused now: a sharer's training-mode forward wrote the owner's
+ * batch-norm statistics under a read lock (and no new version); a sharer whose policy moves
+ * weights to host memory freed the owner's weights into its own pool; a batch-norm backward ran on
+ * an eval-mode forward's saved statistics once the training flag was set after it. */
+static void test_batchnorm_and_homes(void) {
+    fg_rng rng;
+    fg_rng_seed(&rng, 5);
+    net owner, sh, sh2;
+    build_bn(&owner, "owner", 1, NULL);
+    fg_graph_init_params(owner.g, &rng);
+    build_bn(&sh, "sharer", 0, NULL);
+    CHECK_OK(fg_graph_share_weights(sh.g, owner.g));
+    float x[4 * 3 * 4 * 4];
+    fg_fill_uniform(x, sizeof x / sizeof x[0], -1, 2, &rng);
+    CHECK_OK(fg_graph_set_input(sh.g, sh.x, x, sizeof x));
+    const fg_id rm = fg_graph_find(owner.g, "bn.running_mean");
+    CHECK(rm != FG_NONE);
+    float m0[4];
+    memcpy(m0, fg_graph_tensor(owner.g, rm)->data, sizeof m0);
+    const uint64_t v0 = fg_graph_weights_version(owner.g);
+    fg_graph_set_training(sh.g, 1);
+    CHECK_STATUS(fg_graph_forward(sh.g), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "batch-norm") && strstr(fg_last_error(), "owner"));
+    CHECK(memcmp(m0, fg_graph_tensor(owner.g, rm)->data, sizeof m0) == 0 && fg_graph_weights_version(owner.g) == v0);
+    fg_graph_set_training(sh.g, 0);
+    CHECK_OK(fg_graph_forward(sh.g));
+    CHECK(memcmp(m0, fg_graph_tensor(owner.g, rm)->data, sizeof m0) == 0);
+
+    fg_vmem_config vc = fg_vmem_config_defaults(FG_VMEM_ALL);
+    vc.offload_weights = 1;
+    fg_mem_policy vp;
+    CHECK_OK(fg_vmem_policy_create(&vp, &vc));
+    build_bn(&sh2, "homed", 0, &vp);
+    CHECK_STATUS(fg_graph_share_weights(sh2.g, owner.g), FG_ERR_UNSUPPORTED);
+    CHECK(strstr(fg_last_error(), "homed") && strstr(fg_last_error(), "host memory"));
+
+    /* the owner: an eval forward, then the training flag, then backward */
+    const int32_t y[4] = {0, 1, 1, 0};
+    CHECK_OK(fg_graph_set_input(owner.g, owner.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(owner.g, owner.y, y, sizeof y));
+    fg_graph_set_training(owner.g, 0);
+    CHECK_OK(fg_graph_forward(owner.g));
+    fg_graph_set_training(owner.g, 1);
+    CHECK_STATUS(fg_graph_backward(owner.g), FG_ERR_UNSUPPORTED);
+    CHECK(strstr(fg_last_error(), "eval-mode forward") != NULL);
+    CHECK_OK(fg_graph_forward(owner.g));
+    CHECK_OK(fg_graph_backward(owner.g));
+    net_free(&sh2);
+    net_free(&sh);
+    net_free(&owner);
+}
 int main(void) {
     test_refusals();
+    test_batchnorm_and_homes();
     test_concurrent();
     return fg_test_finish("test_shared");
 }

@@ -198,8 +198,12 @@ static void test_vit(void) {
     fg_check_equal("vit: skipped branches vs their last linear zeroed", got, want, 20);
     CHECK(memcmp(got, plain, sizeof got) != 0);
 
-    /* backward is refused while a bypass is set, works again after clearing */
+    /* backward is refused while a bypass is set, works again after clearing and a new forward;
+     * clearing alone does not make the skipped forward's saved activations whole */
     CHECK_STATUS(fg_graph_backward(a.g), FG_ERR_UNSUPPORTED);
+    fg_graph_clear_bypass(a.g);
+    CHECK_STATUS(fg_graph_backward(a.g), FG_ERR_UNSUPPORTED);
+    CHECK(strstr(fg_last_error(), "last forward") != NULL);
 
     /* back to all on, with no rebuild: the plain forward's bits; the same configuration again */
     memset(&k, 0, sizeof k);

@@ -414,7 +414,12 @@ void fg_graph_set_training(fg_graph *g, int training);
 int fg_graph_training(const fg_graph *g); /* the flag fg_graph_set_training set */
 /* Seed for this iteration's dropout masks (a node's mask uses a hash of seed and node index). */
 void fg_graph_set_seed(fg_graph *g, uint64_t seed);
+/* A graph reading another's weights (fg_graph_share_weights) refuses a training-mode forward when
+ * it has batch-norm nodes (it would write the owner's statistics): FG_ERR_INVALID. */
 fg_status fg_graph_forward(fg_graph *g);
+/* Backward of the last forward: FG_ERR_UNSUPPORTED while a part is skipped or narrowed, when the
+ * last forward ran with one (its saved activations are that forward's, even once the knobs are
+ * cleared), and for batch norm after an eval-mode forward. */
 fg_status fg_graph_backward(fg_graph *g);
 void fg_graph_zero_grad(fg_graph *g);
 /* As torch.nn.utils.clip_grad_norm_(params, max_norm): the L2 norm of all parameter gradients
@@ -461,7 +466,8 @@ void fg_graph_get_info(const fg_graph *g, fg_graph_info *out);
 
 /* g reads owner's params and state from now on (g's own copies are released). FG_ERR_SHAPE naming
  * the tensor when a name is missing in owner or the shapes differ; FG_ERR_INVALID when g was built
- * with a loss, either graph is unbuilt, or either already shares (one owner, no chains). */
+ * with a loss, either graph is unbuilt, or either already shares (one owner, no chains);
+ * FG_ERR_UNSUPPORTED when either graph's policy keeps weights in host memory (weight offload). */
 fg_status fg_graph_share_weights(fg_graph *g, fg_graph *owner);
 /* Writes of the weights so far (the owner's count); for a sharing graph, the owner's count its
  * last forward ran with (how stale its policy was, in GA3C's terms). */

@@ -427,7 +427,7 @@ static fg_status run_backward(fg_graph *g, int i) {
     case FG_OP_BATCHNORM:
         /* an eval forward normalizes with the running statistics and leaves mean/invstd unwritten:
          * the batch-statistics backward would read garbage (found by test_vit's frozen-stem case) */
-        if (!g->training) {
+        if (!g->fwd_training) {
             st = fg_fail(FG_ERR_UNSUPPORTED, "batchnorm '%s': backward after an eval-mode forward (running statistics) "
                          "is not implemented; run the forward with fg_graph_set_training(g, 1)", ni->name);
             break;
@@ -531,6 +531,8 @@ static fg_status step(fg_graph *g, int i, fg_pass pass) {
 }
 
 static fg_status forward_steps(fg_graph *g) {
+    g->fwd_skipped = g->n_bypass > 0;
+    g->fwd_training = g->training;
     for (int i = 0; i < g->nn; i++) FG_TRY(step(g, i, FG_FORWARD));
     if (g->loss == FG_NONE && g->policy.end) FG_TRY(g->policy.end(g->policy.self, g));
     return FG_OK;
@@ -539,6 +541,11 @@ static fg_status forward_steps(fg_graph *g) {
 fg_status fg_graph_forward(fg_graph *g) {
     if (!g->built) return fg_fail(FG_ERR_INVALID, "forward: graph '%s' is not built", g->name);
     if (!g->owner) return forward_steps(g);
+    if (g->training && g->owner_bn)
+        return fg_fail(FG_ERR_INVALID, "forward: graph '%s' reads the weights of '%s' and has %d batch-norm nodes: a "
+                       "training-mode forward would write '%s''s running statistics while only reading them; run it "
+                       "with fg_graph_set_training(g, 0) (the owner trains them)",
+                       g->name, g->owner->name, g->owner_bn, g->owner->name);
     /* reading another graph's weights: one whole version of them for the whole forward */
     int rc = pthread_rwlock_rdlock(&g->owner->wlock);
     FG_ASSERT_MSG(rc == 0, "weights lock: rdlock failed");
@@ -554,6 +561,10 @@ fg_status fg_graph_backward(fg_graph *g) {
     if (g->n_bypass > 0)
         return fg_fail(FG_ERR_UNSUPPORTED, "backward: graph '%s' has %d bypassed nodes (skipping is for inference; "
                        "fg_graph_clear_bypass first)", g->name, g->n_bypass);
+    if (g->fwd_skipped)
+        return fg_fail(FG_ERR_UNSUPPORTED, "backward: graph '%s''s last forward ran with parts skipped or narrowed, "
+                       "and its saved activations are that forward's: run the forward again with every part on",
+                       g->name);
     fg_id lg = g->t[g->t[g->loss].info.alias_of].info.grad;
     FG_ASSERT(lg != FG_NONE && g->t[lg].info.t.data);
     *(float *)g->t[lg].info.t.data = 1.0f;

@@ -27,6 +27,7 @@ fg_status fg_graph_create(fg_graph **out, const char *name) {
     snprintf(g->name, sizeof g->name, "%s", name ? name : "graph");
     g->loss = FG_NONE;
     g->training = 1;
+    g->fwd_training = 1;
     if (pthread_rwlock_init(&g->wlock, NULL) != 0) {
         free(g);
         return fg_fail(FG_ERR_OOM, "graph: cannot create the weights lock");

@@ -96,6 +96,10 @@ struct fg_graph {
     int has_policy;
     int training;
     int n_bypass;     /* nodes with a bypass set (fg_graph_set_bypass); 0 = every node runs */
+    /* what the last forward ran with, which is what its saved activations are: backward refuses a
+     * forward that skipped or narrowed anything (even when the knobs were cleared since), and batch
+     * norm's backward one in eval mode (even when the flag was set since) */
+    int fwd_skipped, fwd_training;
     uint64_t seed;
 
     double recompute_seconds; /* fg_graph_recompute's time since fg_graph_reset_times */
@@ -107,6 +111,8 @@ struct fg_graph {
     atomic_uint_fast64_t wversion; /* completed writes */
     atomic_int n_sharers;          /* graphs reading these weights */
     fg_graph *owner;               /* the graph whose weights this one reads, NULL */
+    int owner_bn;                  /* a sharer's batch-norm nodes: their training forward would
+                                      write the owner's statistics under a read lock */
     uint64_t seen_version;         /* a sharer: the owner's version its last forward ran with */
 };
 

@@ -72,6 +72,11 @@ fg_status fg_graph_share_weights(fg_graph *g, fg_graph *owner) {
                        "share weights: graph '%s' was built with a loss; only an inference graph (built with loss "
                        "FG_NONE) reads another graph's weights, the owner trains them",
                        g->name);
+    if (g->policy.home_host)
+        return fg_fail(FG_ERR_UNSUPPORTED,
+                       "share weights: graph '%s' has a memory policy that keeps weights in host memory between uses "
+                       "(a vmem policy with weight offload); it would move '%s''s weights: build it with another policy",
+                       g->name, owner->name);
     for (int i = 0; i < owner->np; i++)
         if (owner->t[owner->t[owner->params[i]].info.alias_of].home)
             return fg_fail(FG_ERR_UNSUPPORTED,
@@ -103,6 +108,8 @@ fg_status fg_graph_share_weights(fg_graph *g, fg_graph *owner) {
     }
     free(src);
     g->owner = owner;
+    g->owner_bn = 0;
+    for (int i = 0; i < g->nn; i++) g->owner_bn += g->nodes[i].info.op == FG_OP_BATCHNORM;
     atomic_fetch_add(&owner->n_sharers, 1);
     return FG_OK;
 }
