@@ -587,6 +587,57 @@ static void test_isa_paths(fg_rng *rng) {
            dw_worst, dx_worst);
 }
 
+/* Two geometries a review found wrong, now tested on every algorithm against the naive twin:
+ *  - a tap whose every output position lies in the left padding (pad >= kernel, dilated): im2col
+ *    wrote zeros past its row into the next row, another thread's (wrong outputs from 3 threads);
+ *  - an input column no output reads (the output size's floor) holding NaN: the direct kernel's
+ *    backward-weights multiplied it by the zero dout of the lanes past the row (NaN dweight). */
+static void test_review_geometries(void) {
+    const int saved = fg_threads_get();
+    fg_conv2d_desc pad = {1, 4, 4096, 1, 2, 1, 3, 1, 1, 0, 2, 1, 2, 1};
+    CHECK_OK(fg_conv2d_check(&pad));
+    const int64_t OH = fg_conv2d_out_h(&pad), OW = fg_conv2d_out_w(&pad);
+    const size_t ni = (size_t)(4 * 4096), nw = 2 * 4 * 3, no = (size_t)(2 * OH * OW);
+    float *x = malloc(ni * sizeof(float)), w[24], *y = malloc(no * sizeof(float)), *yr = malloc(no * sizeof(float));
+    for (size_t i = 0; i < ni; i++) x[i] = 1.0f + (float)(i % 7);
+    for (size_t i = 0; i < nw; i++) w[i] = 1.0f;
+    fg_conv2d_forward_naive(yr, x, w, NULL, &pad);
+    char what[128];
+    for (int nt = 1; nt <= 4; nt++) {
+        fg_threads_set(nt);
+        for (int a = 0; a < FG_CONV_ALGO_COUNT; a++) {
+            const size_t wsb = fg_conv2d_workspace_bytes(&pad, (fg_conv_algo)a);
+            void *ws = wsb ? malloc(wsb) : NULL;
+            for (int rep = 0; rep < 5; rep++) {
+                CHECK_OK(fg_conv2d_forward(y, x, w, NULL, &pad, (fg_conv_algo)a, ws, wsb));
+                snprintf(what, sizeof what, "conv %s, pad 2 >= dilated 1x3 taps, %d threads, call %d",
+                         fg_conv_algo_name((fg_conv_algo)a), nt, rep);
+                fg_check_close(what, y, yr, no, 1e-5f, 1e-5f);
+            }
+            free(ws);
+        }
+    }
+    fg_threads_set(saved);
+    free(x), free(y), free(yr);
+
+    fg_conv2d_desc fl = {1, 1, 1, 5, 1, 1, 2, 1, 2, 0, 0, 1, 1, 1}; /* OW 2: column 4 feeds no output */
+    CHECK_OK(fg_conv2d_check(&fl));
+    float xf[5] = {1, 2, 3, 4, NAN}, wf[2] = {0.5f, 0.25f}, dy[2] = {1, 1}, yf[2], dxr[5], dwr[2] = {0, 0};
+    fg_conv2d_backward_naive(dxr, dwr, NULL, dy, xf, wf, &fl);
+    CHECK(dwr[0] == 4.0f && dwr[1] == 6.0f); /* as PyTorch: the unread NaN changes nothing */
+    for (int a = 0; a < FG_CONV_ALGO_COUNT; a++) {
+        const size_t wsb = fg_conv2d_workspace_bytes(&fl, (fg_conv_algo)a);
+        void *ws = wsb ? malloc(wsb) : NULL;
+        float dx[5], dw[2] = {0, 0};
+        CHECK_OK(fg_conv2d_forward(yf, xf, wf, NULL, &fl, (fg_conv_algo)a, ws, wsb));
+        CHECK_OK(fg_conv2d_backward(dx, dw, NULL, dy, xf, wf, &fl, (fg_conv_algo)a, ws, wsb));
+        snprintf(what, sizeof what, "conv %s dweight, a NaN in a column no output reads",
+                 fg_conv_algo_name((fg_conv_algo)a));
+        fg_check_close(what, dw, dwr, 2, 1e-6f, 1e-6f);
+        free(ws);
+    }
+}
+
 int main(void) {
     fg_rng rng;
     fg_rng_seed(&rng, 42);
@@ -594,6 +645,7 @@ int main(void) {
     for (int a = 0; a < FG_CONV_ALGO_COUNT; a++)
         for (size_t s = 0; s < NSHAPES; s++) test_against_naive((fg_conv_algo)a, &SHAPES[s], &rng);
     test_isa_paths(&rng);
+    test_review_geometries();
     /* gradient checks: naive twin and every fast algorithm, on a few varied shapes */
     const size_t gc_shapes[] = {0, 2, 3, 4, 9, 14, 15, 16, 21, 23};
     for (size_t i = 0; i < sizeof gc_shapes / sizeof gc_shapes[0]; i++)

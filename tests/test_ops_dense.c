@@ -813,6 +813,16 @@ static void test_large_softmax_xent(fg_rng *rng) {
     fg_check_close("xent loss (300 x 101) vs double", &loss, &want_loss, 1, 1e-5f, 1e-6f);
     fg_check_close("xent probs = softmax", y1, y, n, 1e-6f, 1e-8f);
     free(x), free(y), free(want), free(y1), free(labels);
+    /* huge equal logits: the loss is log 2 (as PyTorch's); adding log(sum) to the max first
+     * rounded it away (0 at 1e30, found by a review) */
+    const float big[3][2] = {{1e30f, 1e30f}, {3e12f, 3e12f}, {-1e30f, -1e30f}};
+    const int32_t lab0[1] = {0};
+    const float log2f_ = (float)log(2.0);
+    for (int i = 0; i < 3; i++) {
+        float l = 0, p[2];
+        CHECK_OK(fg_xent_forward(&l, p, big[i], lab0, 1, 2));
+        fg_check_close("xent loss of two equal huge logits = log 2", &l, &log2f_, 1, 1e-6f, 1e-7f);
+    }
 }
 
 /* ---------------------------------------------------------------- xent errors and semantics */

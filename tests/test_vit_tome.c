@@ -285,8 +285,24 @@ static void test_errors(void) {
     CHECK(strstr(fg_last_error(), "forward only") != NULL);
 }
 
+/* The class token never merges, also when another A token scores -inf: a zero key makes its
+ * similarities NaN (found by a review: the tie went by index and merged the class token). */
+static void test_class_token_kept(void) {
+    enum { T = 5, C = 4 };
+    const float keys[T * C] = {1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1};
+    int32_t m1[T], m2[T];
+    void *ws = malloc(fg_tome_match_workspace_bytes(1, T, C, 1));
+    CHECK_OK(fg_tome_check(1, T, C, 1, 2));
+    fg_tome_match(m1, keys, 1, T, C, 1, 2, ws);
+    fg_tome_match_naive(m2, keys, 1, T, C, 1, 2);
+    CHECK(m1[0] == 0 && m2[0] == 0);
+    CHECK(memcmp(m1, m2, sizeof m1) == 0);
+    free(ws);
+}
+
 int main(void) {
     test_match_twin();
+    test_class_token_kept();
     fg_fixture *f = fg_fixture_open("vit_tome.bin");
     test_merge_fixture(f);
     test_prop_attention(f);

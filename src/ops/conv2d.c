@@ -199,6 +199,7 @@ static void im2col(float *col, const float *img, const fg_conv2d_desc *d, int64_
         float *dst = col + (size_t)r * (size_t)(OH * OW);
         int64_t base = kw * d->dil_w - d->pad_w, lo, hi;
         tap_range(base, d->stride_w, W, OW, &lo, &hi);
+        if (lo > OW) lo = OW; /* every position of this tap in the left padding (pad >= kernel) */
         if (hi < lo) hi = lo;
         for (int64_t oh = 0; oh < OH; oh++) {
             float *o = dst + oh * OW;

@@ -676,6 +676,15 @@ DC_ALWAYS_INLINE void wt_rows(const wtctx *k, const fg_conv2d_desc *d, int64_t k
                 else
 #endif
                     x = V16_LOAD(k->buf + k->xoff[t] + j * DC_VW);
+                /* lanes past the output row: dout is 0 there, but 0 * an inf or NaN input column
+                 * (one no output reads) would be NaN in the sum */
+                if (j == k->nvec - 1) {
+#if DC_MASKED
+                    x = (v16)_mm512_maskz_mov_ps(dc_cols_mask(0, k->tail), (__m512)x);
+#else
+                    x = (v16)((v16i)x & tmask);
+#endif
+                }
 #pragma GCC unroll 4
                 for (int o = 0; o < OB; o++) acc[o][t] = V16_FMA(dv[o], x, acc[o][t]);
             }

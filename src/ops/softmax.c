@@ -77,7 +77,7 @@ fg_status fg_xent_forward(float *loss, float *probs, const float *logits, const 
 #pragma omp simd
         for (int64_t j = 0; j < C; j++) p[j] *= inv;
         /* -log softmax(x)[label] = logsumexp(x) - x[label] */
-        total += (double)mx + log((double)sum) - (double)x[labels[b]];
+        total += ((double)mx - (double)x[labels[b]]) + log((double)sum); /* large logits: the difference first */
     }
     *loss = (float)(total / (double)B);
     return FG_OK;

@@ -47,11 +47,13 @@ static int edge_cmp(const void *pa, const void *pb) {
     return (a->i > b->i) - (a->i < b->i);
 }
 
-/* The map of one item, given node_max / node_idx of the nA A tokens (node_max[0] = -inf). */
+/* The map of one item, given node_max / node_idx of the nA A tokens. The class token (A token 0)
+ * is not a candidate at all: a -inf score would not keep it out, since a token whose similarities
+ * are all NaN (a zero key) scores -inf too and the tie goes by index. */
 static void item_map(int32_t *map, int64_t T, int64_t r, const float *node_max, const int32_t *node_idx, edge *e) {
     const int64_t nA = (T + 1) / 2;
-    for (int64_t i = 0; i < nA; i++) e[i] = (edge){node_max[i], (int32_t)i};
-    qsort(e, (size_t)nA, sizeof *e, edge_cmp);
+    for (int64_t i = 1; i < nA; i++) e[i - 1] = (edge){node_max[i], (int32_t)i};
+    qsort(e, (size_t)(nA - 1), sizeof *e, edge_cmp);
     /* e[0..r) merge; mark them by setting their map to the B slot, then number the rest in order */
     const int32_t base = (int32_t)(nA - r);
     for (int64_t k = 0; k < T; k++) map[k] = -1;
