@@ -333,6 +333,17 @@ static void test_checkpoints(void) {
     tc.checkpoint = pattern;
     train(&cfg, &tc, &c, hb);
     for (int e = 0; e < 3; e++) CHECK(same_epoch(&ha[e], &hb[e]) && !hb[e].restored);
+    CHECK(ha[0].lr == (double)tc.lr && ha[1].lr == 0.5 * tc.lr && ha[2].lr == 0.25 * tc.lr);
+    /* decay from epoch 0: epoch 0 at the decayed rate (it ran at lr, as decay_after 1 did) */
+    {
+        fg_lm_train_cfg t0 = tc;
+        t0.decay_after = 0;
+        t0.checkpoint = NULL;
+        t0.epochs = 1;
+        fg_lm_epoch h0[1];
+        train(&cfg, &t0, &c, h0);
+        CHECK(h0[0].lr == 0.5 * tc.lr);
+    }
     FILE *f3 = fopen(p3, "rb");
     CHECK(f3 != NULL);
     if (f3) fclose(f3);

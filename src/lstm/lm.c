@@ -520,9 +520,10 @@ fg_status fg_lm_generate(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, co
     return s;
 }
 
-/* The rate of epoch e from epoch e - 1's: decayed from decay_after on. */
+/* The rate of epoch e from epoch e - 1's (epoch 0's from lr): decayed from decay_after on, epoch
+ * 0 included when decay_after is 0. */
 static double decayed(const fg_lm_train_cfg *tc, double lr, int e) {
-    return e >= tc->decay_after && e > 0 && tc->lr_decay > 0 ? lr * tc->lr_decay : lr;
+    return e >= tc->decay_after && tc->lr_decay > 0 ? lr * tc->lr_decay : lr;
 }
 
 fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const fg_lm_train_cfg *tc,
