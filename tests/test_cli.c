@@ -162,6 +162,10 @@ int main(int argc, char **argv) {
     expect("train --epochs", 2, NULL, "--epochs needs a value");
     expect("train --epochs three", 2, NULL, "is not an integer");
     expect("train --device-mem lots", 2, NULL, "not a size");
+    expect("train --device-mem nan", 2, NULL, "not a size");
+    expect("train --optim adam --momentum 0.9 --data mnist", 2, NULL, "--momentum applies to --optim sgd only");
+    expect("train --optim sgd --momentum 1.5 --data mnist", 2, NULL, "--momentum must be in [0, 1)");
+    expect("train --weight-decay -1 --data mnist", 2, NULL, "--weight-decay must be >= 0");
     expect("train --checkpoint-every 5", 2, NULL, "needs --checkpoint");
     expect("train --optim adagrad --data mnist", 2, NULL, "--optim");
     expect("model", 2, NULL, "usage:");
@@ -268,6 +272,28 @@ int main(int argc, char **argv) {
     }
     free(l1);
     free(l3);
+    /* resuming with --optim naming the checkpoint's own optimizer keeps its settings and state
+     * (it used to take the data set's default rate and no momentum) */
+    {
+        char ck2[600], j5[600], j6[600];
+        snprintf(ck2, sizeof ck2, "%s/sgd.ckpt", tmpdir);
+        snprintf(j5, sizeof j5, "%s/sgd-straight.json", tmpdir);
+        snprintf(j6, sizeof j6, "%s/sgd-resumed.json", tmpdir);
+        const char *sgd = "--model lenet --data mnist --batch 32 --threads 2 --seed 3 --optim sgd --lr 0.05 --momentum 0.9";
+        snprintf(args, sizeof args, "train %s --epochs 2 --json '%s'", sgd, j5);
+        expect(args, 0, "test accuracy: ", NULL);
+        snprintf(args, sizeof args, "train %s --epochs 1 --checkpoint '%s'", sgd, ck2);
+        expect(args, 0, "test accuracy: ", NULL);
+        snprintf(args, sizeof args, "train --epochs 2 --threads 2 --resume '%s' --optim sgd --json '%s'", ck2, j6);
+        expect(args, 0, "test accuracy: ", NULL);
+        char *s5 = json_array(j5, "loss"), *s6 = json_array(j6, "loss");
+        if (strcmp(s5, s6) != 0) {
+            fprintf(stderr, "  resume --optim sgd: losses differ from the straight run:\n  [%s]\n  [%s]\n", s5, s6);
+            fg_test_failures++;
+        }
+        free(s5);
+        free(s6);
+    }
     /* resuming with another batch size is refused */
     snprintf(args, sizeof args, "train --epochs 3 --batch 16 --threads 2 --resume '%s'", ck);
     expect(args, 1, NULL, "batch");

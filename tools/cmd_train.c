@@ -149,9 +149,17 @@ static int apply_checkpoint(cli_train_args *a, fg_ckpt_info *info, int *have_opt
     if (!a->set_batch) a->batch = info->mc.batch;
     if (!a->set_seed) a->seed = info->seed;
     if (!a->set_lr_decay) a->lr_decay = info->lr_decay;
-    *have_optim = !a->set_optim;
+    /* --optim naming the checkpoint's own optimizer changes nothing: its settings and state go on
+     * (another kind is refused by the trainer) */
+    fg_optim_kind named;
+    *have_optim = !a->set_optim || (fg_optim_kind_parse(a->optim, &named) == FG_OK && named == info->optim.kind);
     if (a->set_lr && a->lr != (double)info->optim.lr)
         fg_log(FG_LOG_WARN, "--lr %g overrides the checkpoint's %g", a->lr, (double)info->optim.lr);
+    if (a->set_momentum && a->momentum != (double)info->optim.momentum)
+        fg_log(FG_LOG_WARN, "--momentum %g overrides the checkpoint's %g", a->momentum, (double)info->optim.momentum);
+    if (a->set_wd && a->weight_decay != (double)info->optim.weight_decay)
+        fg_log(FG_LOG_WARN, "--weight-decay %g overrides the checkpoint's %g", a->weight_decay,
+               (double)info->optim.weight_decay);
     return CLI_EXIT_OK;
 }
 
@@ -322,6 +330,13 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
         if (s != FG_OK) return cli_usage_error(NULL, "--optim: %s", fg_last_error());
         cfg.optim = fg_optim_defaults(kind, (float)a->lr);
     }
+    if (a->set_momentum && cfg.optim.kind != FG_OPTIM_SGD)
+        return cli_usage_error(NULL, "--momentum applies to --optim sgd only (this run is %s)",
+                               fg_optim_kind_name(cfg.optim.kind));
+    if (a->set_momentum && !(a->momentum >= 0 && a->momentum < 1))
+        return cli_usage_error(NULL, "--momentum must be in [0, 1), got %g", a->momentum);
+    if (a->set_wd && !(a->weight_decay >= 0))
+        return cli_usage_error(NULL, "--weight-decay must be >= 0, got %g", a->weight_decay);
     if (a->set_momentum) cfg.optim.momentum = (float)a->momentum;
     if (a->set_wd) cfg.optim.weight_decay = (float)a->weight_decay;
     a->optim = fg_optim_kind_name(cfg.optim.kind);
@@ -478,7 +493,7 @@ int cmd_train(int argc, char **argv) {
         {"lr-decay", CLI_FLOAT, &a.lr_decay, "G", "multiply the learning rate by G after every epoch (default 0.88; 1 = constant)", 0},
         {"optim", CLI_STR, &a.optim, "KIND", "sgd, adam, adamw or rmsprop (default adam)", 0},
         {"momentum", CLI_FLOAT, &a.momentum, "M", "SGD momentum (default 0)", 0},
-        {"weight-decay", CLI_FLOAT, &a.weight_decay, "W", "weight decay (L2; decoupled for adamw; default 0)", 0},
+        {"weight-decay", CLI_FLOAT, &a.weight_decay, "W", "weight decay (L2; decoupled for adamw; default 0, adamw 0.01)", 0},
         {"seed", CLI_U64, &a.seed, "S", "seed of weights, data order and dropout (default 1)", 0},
         {"threads", CLI_INT, &a.threads, "T", "threads (default 0 = all cores); fix it for bit-identical reruns", 0},
         {"device-mem", CLI_SIZE, &a.device_mem, "SIZE", "device pool capacity, e.g. 512M (default unlimited)", 0},

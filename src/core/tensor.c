@@ -83,7 +83,7 @@ fg_status fg_bytes_parse(const char *s, size_t *out) {
     if (!s || !*s) return fg_fail(FG_ERR_INVALID, "size: empty string, expected e.g. 8G, 512M, 1000000");
     char *end = NULL;
     double v = strtod(s, &end);
-    if (end == s || v < 0)
+    if (end == s || !(v >= 0)) /* NaN too */
         return fg_fail(FG_ERR_INVALID, "size '%s': expected a non-negative number with an optional unit K, M, G, T", s);
     double mul = 1;
     char u = (char)toupper((unsigned char)*end);
@@ -100,7 +100,7 @@ fg_status fg_bytes_parse(const char *s, size_t *out) {
         if (*end) return fg_fail(FG_ERR_INVALID, "size '%s': trailing characters '%s'", s, end);
     }
     double b = v * mul;
-    if (b > 1.8e19) return fg_fail(FG_ERR_INVALID, "size '%s' is too large", s);
+    if (!(b <= 1.8e19)) return fg_fail(FG_ERR_INVALID, "size '%s' is too large", s);
     *out = (size_t)b;
     return FG_OK;
 }
