@@ -410,7 +410,10 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
         if (s != FG_OK) {
             if (fg_trainer_interrupted(t)) {
                 fprintf(stderr, "frugal: %s\n", fg_last_error());
-                if (a->checkpoint) fprintf(stderr, "interrupted; resume with --resume %s\n", a->checkpoint);
+                if (a->checkpoint && s != FG_TRAIN_INTERRUPTED) /* the checkpoint at the interrupt failed */
+                    fprintf(stderr, "interrupted, and this point could not be checkpointed (above); %s holds the last "
+                            "checkpoint written, if any: resume from it with --resume %s\n", a->checkpoint, a->checkpoint);
+                else if (a->checkpoint) fprintf(stderr, "interrupted; resume with --resume %s\n", a->checkpoint);
                 else fprintf(stderr, "interrupted; no checkpoint written (give --checkpoint FILE to make runs resumable)\n");
                 rc = CLI_EXIT_INTERRUPTED;
             } else {
