@@ -25,13 +25,10 @@ typedef struct net {
     fg_id x, y, logits;
 } net;
 
-static void build(net *n, const char *name, int64_t batch, int64_t hidden, int train) {
-    CHECK_OK(fg_pool_create(&n->pool, 0));
-    CHECK_OK(fg_graph_create(&n->g, name));
-    int64_t xs[2] = {batch, IN}, ys[1] = {batch};
-    n->x = fg_nn_input(n->g, "x", FG_F32, 2, xs);
-    fg_id h = fg_nn_tanh(n->g, "act", fg_layer_linear(n->g, "fc1", n->x, hidden, 1));
-    n->logits = fg_layer_linear(n->g, "fc2", h, CLS, 1);
+/* n->logits made: a cross-entropy loss on labels when train, then the build (policy NULL: free
+ * when dead). */
+static void finish(net *n, int64_t batch, int train, const fg_mem_policy *policy) {
+    int64_t ys[1] = {batch};
     fg_id loss = FG_NONE;
     if (train) {
         n->y = fg_nn_input(n->g, "y", FG_I32, 1, ys);
@@ -39,8 +36,21 @@ static void build(net *n, const char *name, int64_t batch, int64_t hidden, int t
     }
     fg_graph_mark_output(n->g, n->logits);
     fg_mem_policy p;
-    CHECK_OK(fg_policy_free_when_dead(&p));
+    if (policy)
+        p = *policy;
+    else
+        CHECK_OK(fg_policy_free_when_dead(&p));
     CHECK_OK(fg_graph_build(n->g, loss, n->pool, &p));
+}
+
+static void build(net *n, const char *name, int64_t batch, int64_t hidden, int train) {
+    CHECK_OK(fg_pool_create(&n->pool, 0));
+    CHECK_OK(fg_graph_create(&n->g, name));
+    int64_t xs[2] = {batch, IN};
+    n->x = fg_nn_input(n->g, "x", FG_F32, 2, xs);
+    fg_id h = fg_nn_tanh(n->g, "act", fg_layer_linear(n->g, "fc1", n->x, hidden, 1));
+    n->logits = fg_layer_linear(n->g, "fc2", h, CLS, 1);
+    finish(n, batch, train, NULL);
     fg_graph_set_training(n->g, train);
 }
 
@@ -265,22 +275,11 @@ static void test_refusals(void) {
 static void build_bn(net *n, const char *name, int train, const fg_mem_policy *policy) {
     CHECK_OK(fg_pool_create(&n->pool, 0));
     CHECK_OK(fg_graph_create(&n->g, name));
-    int64_t xs[4] = {4, 3, 4, 4}, ys[1] = {4};
+    int64_t xs[4] = {4, 3, 4, 4};
     n->x = fg_nn_input(n->g, "x", FG_F32, 4, xs);
     fg_id h = fg_nn_batchnorm(n->g, "bn", fg_layer_conv2d(n->g, "conv", n->x, 4, 3, 1, 1, 1), 0.1f, 1e-5f);
     n->logits = fg_layer_linear(n->g, "fc", fg_nn_global_avgpool(n->g, "gap", h), 2, 1);
-    fg_id loss = FG_NONE;
-    if (train) {
-        n->y = fg_nn_input(n->g, "y", FG_I32, 1, ys);
-        loss = fg_nn_xent(n->g, "loss", n->logits, n->y);
-    }
-    fg_graph_mark_output(n->g, n->logits);
-    fg_mem_policy p;
-    if (policy)
-        p = *policy;
-    else
-        CHECK_OK(fg_policy_free_when_dead(&p));
-    CHECK_OK(fg_graph_build(n->g, loss, n->pool, &p));
+    finish(n, 4, train, policy);
 }
 
 /* Found by a review, each refused now: a sharer's training-mode forward wrote the owner's
