@@ -383,15 +383,25 @@ fg_status cli_json_open(cli_json *j, const char *path) {
     return FG_OK;
 }
 
-fg_status cli_json_close(cli_json *j) {
+/* Closes a report written to tmp and, when keep and every write succeeded, puts it in place of
+ * path: flushed and synced first, so that a crash leaves the old file or the whole new one, never
+ * an empty one. The temporary is removed otherwise. */
+static fg_status close_commit(FILE *f, int failed, const char *tmp, const char *path, int keep) {
     fg_status s = FG_OK;
+    if (failed || ferror(f) || fflush(f) != 0 || (keep && fsync(fileno(f)) != 0))
+        s = fg_fail(FG_ERR_IO, "writing %s failed: %s", tmp, errno ? strerror(errno) : "write error");
+    if (fclose(f) != 0 && s == FG_OK) s = fg_fail(FG_ERR_IO, "writing %s failed: %s", tmp, strerror(errno));
+    if (s == FG_OK && keep && rename(tmp, path) != 0)
+        s = fg_fail(FG_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (s != FG_OK || !keep) remove(tmp);
+    return s;
+}
+
+fg_status cli_json_close(cli_json *j) {
     if (!j->f) return fg_fail(FG_ERR_IO, "json: not open");
+    errno = 0;
     fputc('\n', j->f);
-    if (ferror(j->f) || j->error) s = fg_fail(FG_ERR_IO, "writing %s failed: %s", j->tmp, strerror(errno));
-    if (fclose(j->f) != 0 && s == FG_OK) s = fg_fail(FG_ERR_IO, "writing %s failed: %s", j->tmp, strerror(errno));
-    if (s == FG_OK && rename(j->tmp, j->path) != 0)
-        s = fg_fail(FG_ERR_IO, "cannot rename %s to %s: %s", j->tmp, j->path, strerror(errno));
-    if (s != FG_OK) remove(j->tmp);
+    fg_status s = close_commit(j->f, j->error, j->tmp, j->path, 1);
     free(j->path);
     free(j->tmp);
     memset(j, 0, sizeof *j);
@@ -502,11 +512,8 @@ fg_status cli_text_open(cli_text_file *t, const char *path) {
 }
 
 fg_status cli_text_close(cli_text_file *t, int ok) {
-    fg_status s = FG_OK;
-    const int bad = ferror(t->f) != 0;
-    if (fclose(t->f) != 0 || bad) s = fg_fail(FG_ERR_IO, "%s: write failed (disk full?)", t->tmp);
+    errno = 0;
+    fg_status s = close_commit(t->f, 0, t->tmp, t->path, ok);
     t->f = NULL;
-    if (s == FG_OK && ok && rename(t->tmp, t->path) != 0) s = fg_fail(FG_ERR_IO, "%s: cannot rename to %s", t->tmp, t->path);
-    if (s != FG_OK || !ok) remove(t->tmp);
     return s;
 }
