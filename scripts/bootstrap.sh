@@ -4,7 +4,10 @@
 # peer of the benchmarks and the generator of test fixtures; the tests themselves never need it)
 set -euo pipefail
 
-pkgs=(cmake make gcc clang libclang-rt-14-dev libdnnl-dev nodejs npm gnuplot-nox pkg-config ca-certificates)
+# libomp-14-dev: clang's OpenMP (omp.h, libomp), which the fuzz build needs and clang does not pull
+# in; python3: the e2e tests' JSON checks (Debian's npm brings it, another npm may not)
+pkgs=(cmake make gcc clang libclang-rt-14-dev libomp-14-dev libdnnl-dev nodejs npm gnuplot-nox pkg-config
+      ca-certificates python3)
 # libopenblas0-openmp: without it (--no-install-recommends) PyTorch's BLAS is the netlib reference
 # implementation (libblas3), 3-4 GFLOP/s, and every peer matmul (LSTM, linear layers) is 50x slow;
 # the peers set OPENBLAS_CORETYPE=COOPERLAKE, since OpenBLAS 0.3.21 mis-detects this CPU

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/build.sh
 bash scripts/fetch-data.sh mnist fashion brown
-./build/frugal demo "$@"
+"${FRUGAL_BUILD:-build}/frugal" demo "$@"

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/build.sh
 bash scripts/fetch-data.sh mnist fashion brown
-cd build && ctest --output-on-failure -j1 "$@"
+cd "${FRUGAL_BUILD:-build}" && ctest --output-on-failure -j1 "$@"

@@ -5,7 +5,7 @@
 # in [0, 100], accuracies in [0, 1]), the table runs from fewer to more MFLOP with the full model's
 # 4.951, the budget swings between 40 % and 100 %, and the plot is a PNG. Deadline hit rates depend
 # on the machine's load and are not asserted. ~40 s on 2 cores (most of it the LeNet part's epoch).
-# Skipped (exit 0) without the data. Usage: e2e_demo_vit.sh PATH/TO/frugal
+# Skipped (exit 77, which ctest reports as skipped) without the data. Usage: e2e_demo_vit.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 data="${FRUGAL_DATA:-$HOME/.cache/frugal}"
@@ -17,7 +17,7 @@ fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt; exit 1; }
 
 if [[ ! -f "$data/fashion-train-images-idx3-ubyte" && ! -f "$data/fashion-images-idx3-ubyte" ]]; then
     echo "SKIP: no fashion data in $data (scripts/fetch-data.sh)"
-    exit 0
+    exit 77
 fi
 
 "$frugal" demo --epochs 1 --no-vmem --no-lstm --no-rl --scale 0.1 --threads 2 --quiet >out.txt 2>&1 ||
