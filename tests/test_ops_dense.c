@@ -102,6 +102,11 @@ typedef struct fresh_gemm {
 
 static void *fresh_thread_sgemm(void *arg) {
     fresh_gemm *g = arg;
+    /* its first GEMM inside a one-thread parallel region (as a batched matmul's can be), where a
+     * setting made would be the region's and lost after it */
+    float a1 = 1.0f, b1 = 2.0f, c1 = 0.0f;
+#pragma omp parallel num_threads(1)
+    (void)fg_sgemm('N', 'N', 1, 1, 1, 1.0f, &a1, 1, &b1, 1, 0.0f, &c1, 1);
     g->s = fg_sgemm('N', 'N', g->M, g->N, g->K, 1.0f, g->a, g->K, g->b, g->N, 0.0f, g->c, g->N);
     return NULL;
 }

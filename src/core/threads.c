@@ -28,7 +28,9 @@ static void threads_apply(int n) {
 __attribute__((constructor)) static void threads_at_load(void) { threads_apply(omp_get_max_threads()); }
 
 void fg_threads_ensure(void) {
-    if (threads_applied || omp_in_parallel()) return;
+    /* inside any region (a one-thread region too, where omp_in_parallel is false) the setting
+     * would be the region's and gone after it */
+    if (threads_applied || omp_get_level() > 0) return;
     threads_apply(omp_get_max_threads());
 }
 

@@ -727,7 +727,9 @@ static fg_status run_batch(fg_trainer *t) {
 static fg_status interrupt(fg_trainer *t) {
     t->interrupted = 1;
     if (t->ckpt_path) {
-        FG_TRY(fg_trainer_save_checkpoint(t, t->ckpt_path));
+        if (fg_trainer_save_checkpoint(t, t->ckpt_path) != FG_OK) /* never FG_TRAIN_INTERRUPTED's code */
+            return fg_fail(FG_ERR_IO, "interrupted at epoch %d, batch %lld, and the checkpoint could not be written: "
+                           "%s", t->epoch + 1, (long long)t->step, fg_last_error());
         return fg_fail(FG_TRAIN_INTERRUPTED, "interrupted at epoch %d, batch %lld; checkpoint written to %s", t->epoch + 1,
                        (long long)t->step, t->ckpt_path);
     }

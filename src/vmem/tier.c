@@ -38,6 +38,10 @@ static fg_status open_spill(fg_vmem_tiers *t, fg_vmem_slot *s, const char *name)
     snprintf(s->path, n, "%s/fg-spill-%ld-%lu-%d-%s.bin", t->spill_dir, (long)getpid(),
              (unsigned long)atomic_fetch_add(&spill_seq, 1), (int)s->root, safe);
     s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (s->fd < 0 && errno == EEXIST) { /* left by a killed process that had this pid: ours to reuse */
+        unlink(s->path);
+        s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
     if (s->fd < 0) {
         fg_status st = fg_fail(FG_ERR_IO, "disk tier: cannot create spill file '%s' for '%s': %s", s->path, name,
                                strerror(errno));
