@@ -368,6 +368,11 @@ fg_status fg_st_load_header(const char *path, fg_st_file **out) {
     int fd;
     uint64_t size;
     FG_TRY(fg_file_open_read(path, &fd, &size));
+    if ((uintmax_t)size > (uintmax_t)SIZE_MAX) {
+        close(fd);
+        return fg_fail(FG_ERR_FORMAT, "%s: %llu bytes, more than this machine can address", path,
+                       (unsigned long long)size);
+    }
     /* The length word, then as much of the header as the length asks for and the file holds;
      * parse_into judges both against the file's length exactly as it does for a whole file. */
     size_t n = size < 8 ? (size_t)size : 8;
@@ -386,11 +391,6 @@ fg_status fg_st_load_header(const char *path, fg_st_file **out) {
     if (s != FG_OK) {
         free(buf);
         return s;
-    }
-    if ((uintmax_t)size > (uintmax_t)SIZE_MAX) {
-        free(buf);
-        return fg_fail(FG_ERR_FORMAT, "%s: %llu bytes, more than this machine can address", path,
-                       (unsigned long long)size);
     }
     return parse_owned(buf, (size_t)size, 1, path, out);
 }

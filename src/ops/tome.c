@@ -47,7 +47,7 @@ static int edge_cmp(const void *pa, const void *pb) {
     return (a->i > b->i) - (a->i < b->i);
 }
 
-/* The map of one item, given node_max / node_idx of the nA A tokens. The class token (A token 0)
+/* The map of one item, given node_max / node_idx of A tokens 1 .. nA-1. The class token (A token 0)
  * is not a candidate at all: a -inf score would not keep it out, since a token whose similarities
  * are all NaN (a zero key) scores -inf too and the tie goes by index. */
 static void item_map(int32_t *map, int64_t T, int64_t r, const float *node_max, const int32_t *node_idx, edge *e) {
@@ -92,7 +92,7 @@ void fg_tome_match(int32_t *map, const float *keys, int64_t B, int64_t T, int64_
 #pragma omp simd
             for (int64_t d = 0; d < hd; d++) row[d] *= inv;
         }
-        for (int64_t i = 0; i < nA; i++) {
+        for (int64_t i = 1; i < nA; i++) { /* A token 0, the class token, never merges: item_map skips it */
             const float *a = m + 2 * i * hd;
             float best = -INFINITY;
             int32_t arg = 0;
@@ -106,7 +106,7 @@ void fg_tome_match(int32_t *map, const float *keys, int64_t B, int64_t T, int64_
                     arg = (int32_t)j;
                 }
             }
-            node_max[i] = i == 0 ? -INFINITY : best; /* the class token never merges */
+            node_max[i] = best;
             node_idx[i] = arg;
         }
         item_map(map + (size_t)(b * T), T, r, node_max, node_idx, e);

@@ -372,8 +372,7 @@ static void iteration_reset(fg_vmem *v) {
         const fg_vmem_home *h = &v->sc.homes[k];
         void *home = fg_graph_storage_home(v->g, h->root);
         const fg_tinfo *ti = fg_graph_tinfo(v->g, h->root);
-        if (v->home_ready[k] && !h->writeback && home && ti->t.residence == FG_RES_DEVICE && ti->t.data &&
-            ti->t.data != home)
+        if (v->home_ready[k] && home && ti->t.residence == FG_RES_DEVICE && ti->t.data && ti->t.data != home)
             memcpy(home, ti->t.data, h->bytes);
         v->home_ready[k] = 0;
         release_root(v, h->root); /* back at its home */

@@ -199,8 +199,9 @@ struct fg_vmem {
     double memcpy_gbps;          /* measured once when the model needs it */
     fg_vmem_event **off_ev, **pf_ev; /* per slot, in flight */
     fg_vmem_event **home_ev;         /* per home interval: its fill or copy-back, in flight */
-    uint8_t *home_ready;             /* per home interval: its device copy holds what the home held
-                                        (filled and waited), so writes through it are the newest */
+    uint8_t *home_ready;             /* per home interval of an input or weight (never a gradient's):
+                                        its device copy holds what the home held (filled and waited),
+                                        so writes through it are the newest */
     fg_vmem_use *home_uses;          /* weight offload: every use of a homed root that no action
                                         changes (forward inputs, backward saves and gradient
                                         writes), sorted by (root, step), computed once at plan;
