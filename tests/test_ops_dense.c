@@ -1016,6 +1016,13 @@ static void test_relu_mask(fg_rng *rng) {
         char what[64];
         snprintf(what, sizeof what, "relu bwd from mask vs from output (n %zu)", n);
         fg_check_equal(what, d2, d1, n);
+        /* PyTorch's threshold_backward: out <= 0 ? 0 : dout, so a NaN output passes dout. */
+        size_t nan_wrong = 0, nan_seen = 0;
+        for (size_t i = 0; i < n; i++)
+            if (isnan(o1[i])) nan_seen++, nan_wrong += d1[i] != dout[i];
+        CHECK(n < 5 * 4 + 1 || nan_seen > 0);
+        if (nan_wrong) fprintf(stderr, "relu bwd (n %zu): %zu NaN outputs did not pass dout\n", n, nan_wrong);
+        CHECK(nan_wrong == 0);
         free(x), free(o1), free(o2), free(dout), free(d1), free(d2), free(mask);
     }
 }

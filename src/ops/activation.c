@@ -1,6 +1,7 @@
 /* Pointwise activations and their gradients, as PyTorch defines them:
- *   relu     out = max(x, 0) (NaN propagates)     dinp = dout * (out > 0)      saves out, or a
- *            1-bit mask of out > 0 (fg_relu_forward_mask: 1/32 of out's bytes, the graph's choice)
+ *   relu     out = max(x, 0) (NaN propagates)     dinp = out <= 0 ? 0 : dout   saves out, or a
+ *            1-bit mask of !(out <= 0) (fg_relu_forward_mask: 1/32 of out's bytes, the graph's
+ *            choice); a NaN output passes its gradient, as PyTorch's threshold_backward does
  *   gelu     out = x * Phi(x), exact erf form      dinp = dout * (Phi(x) + x * phi(x))   saves inp
  *            (Phi the standard normal CDF 0.5 * (1 + erf(x / sqrt 2)), phi its density;
  *             torch.nn.functional.gelu's default approximate='none')
@@ -33,7 +34,7 @@ void fg_relu_forward(float *out, const float *inp, size_t n) {
 
 void fg_relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > FG_PAR_MIN_STREAM)
-    for (size_t i = 0; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) dinp[i] = out[i] <= 0.0f ? 0.0f : dout[i];
 }
 
 size_t fg_relu_mask_bytes(size_t n) { return (n + 7) / 8; }
@@ -48,7 +49,7 @@ void fg_relu_forward_mask(float *out, uint8_t *mask, const float *inp, size_t n)
             float v = inp[8 * b + j];
             float o = v < 0.0f ? 0.0f : v;
             out[8 * b + j] = o;
-            bits |= (unsigned)(o > 0.0f) << j;
+            bits |= (unsigned)!(o <= 0.0f) << j;
         }
         mask[b] = (uint8_t)bits;
     }
@@ -57,7 +58,7 @@ void fg_relu_forward_mask(float *out, uint8_t *mask, const float *inp, size_t n)
         for (size_t i = 8 * nb; i < n; i++) {
             float o = inp[i] < 0.0f ? 0.0f : inp[i];
             out[i] = o;
-            bits |= (unsigned)(o > 0.0f) << (i - 8 * nb);
+            bits |= (unsigned)!(o <= 0.0f) << (i - 8 * nb);
         }
         mask[nb] = (uint8_t)bits;
     }
