@@ -432,6 +432,11 @@ static void test_short_run(void) {
     CHECK(tr == st.trainings && nl == st.trainings);
     for (int k = 0; k < 8 && k < st.train_hist_len; k++) CHECK(st.train_hist[k] == 0); /* min batch 8 */
     CHECK(st.curve_len >= 1 && st.curve[st.curve_len - 1].frames == st.frames);
+    /* after the run, its duration stays what it was (the last curve point's) */
+    usleep(20000);
+    fg_ga3c_stats st2;
+    fg_ga3c_get_stats(r, &st2);
+    CHECK(st.seconds > 0.0 && st2.seconds == st.seconds && st.curve[st.curve_len - 1].seconds == st.seconds);
     /* a second run on the same handle is refused */
     CHECK_STATUS(fg_ga3c_run(r), FG_ERR_INVALID);
     /* the weights round-trip through safetensors */

@@ -259,7 +259,7 @@ struct fg_ga3c_stats {
     int64_t episodes;
     int64_t experiences;   /* experiences put on the training queue: every frame becomes one (the
                               terminal step's included), less those in segments not yet flushed */
-    double seconds;        /* since fg_ga3c_run started */
+    double seconds;        /* since fg_ga3c_run started; once it has returned, how long it ran */
     double mean_return_last100; /* NAN before the first episode */
     double loss_last;      /* last update's A3C loss (sum over its batch) */
     /* histograms: pred_hist[k] = forwards with k states (k <= max_prediction_batch), train_hist[k]

@@ -234,6 +234,7 @@ struct fg_ga3c {
     pthread_cond_t mon_cv;
     /* the monitor's (fg_ga3c_run's thread) own */
     double t0;
+    double t_end; /* when fg_ga3c_run's threads had all stopped (0 while it runs); under stats_mu */
     fg_ga3c_point *curve;
     size_t curve_len, curve_cap;
     int64_t *pred_snap, *train_snap;
@@ -1421,16 +1422,27 @@ static void lockstep_run(fg_ga3c *r) {
     fg_threads_set(threads);
 }
 
+/* The run's end: its duration stops growing (fg_ga3c_get_stats after the run reports the run's
+ * length), the curve's last point, and the first failure's status. */
+static fg_status run_finish(fg_ga3c *r) {
+    pthread_mutex_lock(&r->stats_mu);
+    r->t_end = fg_time_now();
+    pthread_mutex_unlock(&r->stats_mu);
+    add_point(r);
+    if (r->err != FG_OK) return fg_fail(r->err, "%s", r->errmsg);
+    return FG_OK;
+}
+
 fg_status fg_ga3c_run(fg_ga3c *r) {
     if (r->ran) return fg_fail(FG_ERR_INVALID, "ga3c: fg_ga3c_run runs once per handle");
+    pthread_mutex_lock(&r->stats_mu); /* fg_ga3c_get_stats may be called from another thread */
     r->ran = 1;
     r->t0 = fg_time_now();
+    pthread_mutex_unlock(&r->stats_mu);
     const fg_ga3c_config *c = &r->cfg;
     if (c->lockstep) {
         lockstep_run(r);
-        add_point(r);
-        if (r->err != FG_OK) return fg_fail(r->err, "%s", r->errmsg);
-        return FG_OK;
+        return run_finish(r);
     }
     for (int i = 0; i < r->n_trains; i++) {
         r->trainers[i] = (ga3c_worker){r, i, 0, 0};
@@ -1495,9 +1507,7 @@ fg_status fg_ga3c_run(fg_ga3c *r) {
         if (r->predictors[i].started) pthread_join(r->predictors[i].th, NULL), r->predictors[i].started = 0;
     for (int i = 0; i < r->n_trains; i++)
         if (r->trainers[i].started) pthread_join(r->trainers[i].th, NULL), r->trainers[i].started = 0;
-    add_point(r);
-    if (r->err != FG_OK) return fg_fail(r->err, "%s", r->errmsg);
-    return FG_OK;
+    return run_finish(r);
 }
 
 void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out) {
@@ -1508,8 +1518,8 @@ void fg_ga3c_get_stats(fg_ga3c *r, fg_ga3c_stats *out) {
     out->updates = atomic_load(&r->updates);
     out->episodes = atomic_load(&r->episodes);
     out->experiences = atomic_load(&r->experiences);
-    out->seconds = r->ran ? fg_time_now() - r->t0 : 0.0;
     pthread_mutex_lock(&r->stats_mu);
+    out->seconds = !r->ran ? 0.0 : (r->t_end > 0.0 ? r->t_end : fg_time_now()) - r->t0;
     size_t k = r->ret_count < 100 ? r->ret_count : 100;
     double sum = 0.0;
     for (size_t i = 0; i < k; i++) sum += r->ret_ring[i];
