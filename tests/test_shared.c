@@ -5,19 +5,22 @@
  * the refusals (a graph with a loss, a shape or name mismatch, loading into a sharer); and the
  * point of the lock: every output a predictor produced while training ran equals, bit for bit,
  * the output of a separate graph given the exact weights of the version that forward reported,
- * i.e. no forward ever saw a half-written optimizer step. */
+ * i.e. no forward ever saw a half-written optimizer step; and likewise every checkpoint another
+ * thread wrote meanwhile (fg_graph_save) holds one version's weights and that version's step count. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frugal/graph.h"
+#include "frugal/io.h"
 #include "frugal/vmem.h"
 #include "testutil.h"
 
 /* big enough that an optimizer step (a pass over 100k weights) overlaps many forwards */
-enum { IN = 192, HID = 512, CLS = 5, TB = 16, PB = 4, STEPS = 40, NPRED = 2, MAXS = 256 };
+enum { IN = 192, HID = 512, CLS = 5, TB = 16, PB = 4, STEPS = 40, NPRED = 2, MAXS = 256, NSAVE = 6 };
 
 typedef struct net {
     fg_graph *g;
@@ -152,6 +155,58 @@ static void *predictor(void *arg) {
     return NULL;
 }
 
+/* Checkpoints of the owner written while the trainer steps, up to NSAVE files. */
+typedef struct saver {
+    shared_run *r;
+    char path[NSAVE][64];
+    int n;
+    fg_status st;
+} saver;
+
+static void *saver_main(void *arg) {
+    saver *sv = arg;
+    fg_threads_set(1);
+    while (atomic_load(&sv->r->started) < NPRED) sched_yield();
+    while (sv->st == FG_OK && sv->n < NSAVE && !atomic_load(&sv->r->done)) {
+        snprintf(sv->path[sv->n], sizeof sv->path[0], "/tmp/fg_test_shared_%d_%d.safetensors", (int)getpid(), sv->n);
+        sv->st = fg_graph_save(sv->r->owner.g, sv->r->opt, sv->path[sv->n], 0, NULL, NULL);
+        if (sv->st == FG_OK) sv->n++;
+    }
+    return NULL;
+}
+
+/* Each file: its optim.steps k, and its parameters bit for bit the snapshot of version k + 1
+ * (init_params wrote version 1). */
+static void check_saves(saver *sv) {
+    fg_graph *g = sv->r->owner.g;
+    if (sv->st != FG_OK) fprintf(stderr, "saver: %s\n", fg_last_error());
+    CHECK(sv->st == FG_OK && sv->n >= 1);
+    int torn = 0;
+    for (int i = 0; i < sv->n; i++) {
+        fg_st_file *f = NULL;
+        int64_t k = -1;
+        CHECK_OK(fg_st_load(sv->path[i], &f));
+        if (f) CHECK_OK(fg_st_meta_i64(f, "optim.steps", 0, STEPS, &k));
+        if (k >= 0 && sv->r->snap[k + 1].w) {
+            size_t o = 0;
+            for (int p = 0; p < fg_graph_n_params(g); p++) {
+                const fg_tinfo *t = fg_graph_tinfo(g, fg_graph_param(g, p));
+                const fg_st_entry *e = fg_st_find(f, t->t.name);
+                CHECK(e && e->nbytes == t->bytes);
+                if (e && e->nbytes == t->bytes && memcmp(e->data, sv->r->snap[k + 1].w + o, t->bytes) != 0) torn++;
+                o += t->bytes / sizeof(float);
+            }
+        } else {
+            CHECK(0 && "a checkpoint's step count has no snapshot");
+        }
+        fg_st_free(f);
+        unlink(sv->path[i]);
+    }
+    printf("shared weights: %d checkpoints written during training, %d parameters differ from their step's\n", sv->n,
+           torn);
+    CHECK(torn == 0);
+}
+
 static void test_concurrent(void) {
     shared_run *r = calloc(1, sizeof *r);
     pred *pr = calloc(NPRED, sizeof *pr);
@@ -181,12 +236,16 @@ static void test_concurrent(void) {
         CHECK(fg_pool_get_stats(pr[k].n.pool).in_use + param_floats(r->owner.g) * sizeof(float) <= before);
     }
 
-    pthread_t tt, tp[NPRED];
+    pthread_t tt, tp[NPRED], ts;
+    saver sv = {.r = r, .st = FG_OK};
     for (int k = 0; k < NPRED; k++) pthread_create(&tp[k], NULL, predictor, &pr[k]);
+    pthread_create(&ts, NULL, saver_main, &sv);
     pthread_create(&tt, NULL, trainer, r);
     pthread_join(tt, NULL);
+    pthread_join(ts, NULL);
     for (int k = 0; k < NPRED; k++) pthread_join(tp[k], NULL);
     CHECK(fg_graph_weights_version(r->owner.g) == STEPS + 1);
+    check_saves(&sv);
 
     /* every output against a separate graph holding that version's weights */
     net ref;

@@ -507,7 +507,9 @@ void fg_optim_set_steps(fg_optim *o, int64_t steps);
 /* ---------------------------------------------------------------- checkpoints (safetensors) */
 
 /* Writes params and state (and optimizer state when o != NULL) with metadata (model name,
- * format version, and the extra key/value pairs, n_meta of them). Atomic. */
+ * format version, and the extra key/value pairs, n_meta of them). Atomic. Holds the read side of
+ * the weights' lock (the owner's, for a sharing graph) until the file is written, so a save from
+ * another thread while the optimizer steps writes one whole version (the step waits meanwhile). */
 fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_meta,
                         const char *const *meta_keys, const char *const *meta_values);
 /* Loads params and state by name, shapes checked (and optimizer state when o != NULL). */

@@ -17,6 +17,12 @@ fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_
                         const char *const *meta_values) {
     fg_st_writer *w = NULL;
     FG_TRY(fg_st_writer_create(&w));
+    /* One version of the weights, state and optimizer buffers, also when another thread steps the
+     * optimizer meanwhile (a GA3C checkpoint written while trainers update): the read side of the
+     * weights' lock, held until the file is written (the writer reads the tensors at save). */
+    fg_graph *lk = g->owner ? g->owner : g;
+    int rc = pthread_rwlock_rdlock(&lk->wlock);
+    FG_ASSERT_MSG(rc == 0, "weights lock: rdlock failed");
     fg_status s = FG_OK;
     char steps[32];
     s = fg_st_writer_meta(w, "format", CKPT_FORMAT);
@@ -44,6 +50,7 @@ fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_
         }
     }
     if (s == FG_OK) s = fg_st_writer_save(w, path);
+    pthread_rwlock_unlock(&lk->wlock);
     free(names);
     fg_st_writer_free(w);
     return s;
