@@ -1,9 +1,12 @@
 /* Graph tests: gradients of a whole DAG (branches, concat, a tensor read by three consumers,
  * views) against finite differences; the two built-in memory policies give bit-identical losses
  * and gradients and free-when-dead uses less memory; liveness of a chain; shape errors name the
- * op and both shapes; the device pool's best fit, coalescing and OOM message. */
+ * op and both shapes; the device pool's best fit, coalescing and OOM message; misuse of the API
+ * (wrong dtypes, sizes that overflow, calls out of order, a failed build) refused with an error. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -290,11 +293,205 @@ static void test_pool_alloc_at(void) {
     fg_pool_destroy(p);
 }
 
+/* x (4, 6) -> linear 3 -> xent on labels y; built with free-when-dead (policy 1) or network-wide. */
+static fg_status small_net(net *n, int policy_kind, size_t pool_bytes) {
+    CHECK_OK(fg_pool_create(&n->pool, pool_bytes));
+    CHECK_OK(fg_graph_create(&n->g, "small"));
+    int64_t xs[2] = {4, 6}, ys[1] = {4};
+    n->x = fg_nn_input(n->g, "x", FG_F32, 2, xs);
+    n->y = fg_nn_input(n->g, "y", FG_I32, 1, ys);
+    n->loss = fg_nn_xent(n->g, "loss", fg_layer_linear(n->g, "fc", n->x, 3, 1), n->y);
+    fg_mem_policy p;
+    if (policy_kind == 0) CHECK_OK(fg_policy_network_wide(&p));
+    else CHECK_OK(fg_policy_free_when_dead(&p));
+    return fg_graph_build(n->g, n->loss, n->pool, &p);
+}
+
+/* Each builder given the wrong dtype, a size that overflows, a missing name, or a built graph:
+ * a sticky error that names the op, never a node that reads past its input. */
+static void test_builder_misuse(void) {
+    struct {
+        const char *what, *want;
+        int kind;
+    } cases[] = {
+        {"linear on u8", "expected f32", 0},     {"add of i32", "expected f32", 1},
+        {"conv2d on i32", "expected f32", 2},    {"input 2^32 x 2^32 x 4", "too large", 3},
+        {"slice start INT64_MAX", "out of range", 4}, {"repeat 2^62", "too large", 5},
+        {"reshape to negative dims", "each >= 1", 6}, {"param without a name", "name is required", 7},
+        {"input after build", "already built", 8}, {"batchnorm eps 0", "eps", 9},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fg_graph *g;
+        CHECK_OK(fg_graph_create(&g, "misuse"));
+        int64_t s2[2] = {2, 4}, s4[4] = {1, 2, 4, 4}, w2[2] = {3, 4};
+        switch (cases[c].kind) {
+        case 0: fg_nn_linear(g, "fc", fg_nn_input(g, "x", FG_U8, 2, s2), fg_nn_param(g, "w", 2, w2, FG_INIT_ONES, 0), FG_NONE); break;
+        case 1: fg_nn_add(g, "sum", fg_nn_input(g, "a", FG_I32, 2, s2), fg_nn_input(g, "b", FG_I32, 2, s2)); break;
+        case 2: fg_layer_conv2d(g, "conv", fg_nn_input(g, "x", FG_I32, 4, s4), 2, 3, 1, 1, 0); break;
+        case 3: {
+            int64_t big[3] = {(int64_t)1 << 32, (int64_t)1 << 32, 4};
+            fg_nn_input(g, "x", FG_F32, 3, big);
+            break;
+        }
+        case 4: fg_nn_slice(g, "sl", fg_nn_input(g, "x", FG_F32, 2, s2), 1, INT64_MAX, 2); break;
+        case 5: fg_nn_repeat(g, "rep", fg_nn_input(g, "x", FG_F32, 2, s2), (int64_t)1 << 62); break;
+        case 6: {
+            int64_t neg[2] = {-2, -4};
+            fg_nn_reshape(g, "r", fg_nn_input(g, "x", FG_F32, 2, s2), 2, neg);
+            break;
+        }
+        case 7: fg_nn_param(g, NULL, 2, w2, FG_INIT_ONES, 0); break;
+        case 8: {
+            fg_pool *pool;
+            CHECK_OK(fg_pool_create(&pool, 0));
+            fg_id x = fg_nn_input(g, "x", FG_F32, 2, s2);
+            fg_graph_mark_output(g, fg_nn_relu(g, "r", x));
+            fg_mem_policy p;
+            CHECK_OK(fg_policy_network_wide(&p));
+            CHECK_OK(fg_graph_build(g, FG_NONE, pool, &p));
+            CHECK(fg_nn_input(g, "late", FG_F32, 2, s2) == FG_NONE);
+            CHECK(fg_nn_param(g, "late_p", 2, w2, FG_INIT_ONES, 0) == FG_NONE);
+            fg_graph_free(g);
+            g = NULL;
+            fg_pool_destroy(pool);
+            break;
+        }
+        case 9: fg_nn_batchnorm(g, "bn", fg_nn_input(g, "x", FG_F32, 4, s4), 0.1f, 0.0f); break;
+        }
+        if (!g) continue; /* case 8 checked its own */
+        if (fg_graph_status(g) == FG_OK || !strstr(fg_graph_error(g), cases[c].want)) {
+            fprintf(stderr, "builder misuse '%s': status %s, error '%s' (expected one with '%s')\n", cases[c].what,
+                    fg_status_name(fg_graph_status(g)), fg_graph_error(g), cases[c].want);
+            fg_test_failures++;
+        }
+        CHECK(fg_graph_find(g, NULL) == FG_NONE);
+        fg_graph_free(g);
+    }
+}
+
+/* The run's order: backward needs a finished forward it has not used yet; a loss with no
+ * parameter behind it is refused at build; a failed build sticks; save and load need a build. */
+static void test_call_order(void) {
+    for (int pk = 0; pk < 2; pk++) {
+        net n;
+        CHECK_OK(small_net(&n, pk, 0));
+        fg_rng r;
+        fg_rng_seed(&r, 5);
+        fg_graph_init_params(n.g, &r);
+        float x[24];
+        fg_fill_uniform(x, 24, -1, 1, &r);
+        int32_t y[4] = {0, 1, 2, 1}, bad[4] = {0, 1, 7, 1};
+        CHECK_OK(fg_graph_set_input(n.g, n.x, x, sizeof x));
+        CHECK_OK(fg_graph_set_input(n.g, n.y, y, sizeof y));
+        CHECK_STATUS(fg_graph_backward(n.g), FG_ERR_INVALID); /* no forward yet */
+        CHECK(strstr(fg_last_error(), "no finished forward") != NULL);
+        CHECK_OK(fg_graph_forward(n.g));
+        CHECK_OK(fg_graph_backward(n.g));
+        CHECK_STATUS(fg_graph_backward(n.g), FG_ERR_INVALID); /* that forward is used */
+        CHECK_OK(fg_graph_set_input(n.g, n.y, bad, sizeof bad));
+        CHECK(fg_graph_forward(n.g) != FG_OK); /* a label out of range */
+        CHECK_STATUS(fg_graph_backward(n.g), FG_ERR_INVALID);
+        CHECK_OK(fg_graph_set_input(n.g, n.y, y, sizeof y));
+        CHECK_OK(fg_graph_forward(n.g));
+        CHECK_OK(fg_graph_backward(n.g));
+        /* an optimizer's settings are checked */
+        fg_optim *o = NULL;
+        fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_ADAM, 1e-3f);
+        oc.beta1 = 1.0f;
+        CHECK_STATUS(fg_optim_create(&o, n.g, &oc), FG_ERR_INVALID);
+        oc = fg_optim_defaults(FG_OPTIM_RMSPROP, 1e-3f);
+        oc.alpha = 2.0f;
+        CHECK_STATUS(fg_optim_create(&o, n.g, &oc), FG_ERR_INVALID);
+        oc = fg_optim_defaults(FG_OPTIM_SGD, NAN);
+        CHECK_STATUS(fg_optim_create(&o, n.g, &oc), FG_ERR_INVALID);
+        free_net(&n);
+    }
+
+    /* a loss that depends on no parameter */
+    fg_graph *g;
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    CHECK_OK(fg_graph_create(&g, "noparam"));
+    int64_t ls[2] = {4, 3}, ys[1] = {4};
+    fg_id loss = fg_nn_xent(g, "loss", fg_nn_input(g, "logits", FG_F32, 2, ls), fg_nn_input(g, "y", FG_I32, 1, ys));
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_STATUS(fg_graph_build(g, loss, pool, &p), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "depends on no parameter") != NULL);
+    fg_graph_free(g);
+    /* an optimizer for an inference graph */
+    CHECK_OK(fg_graph_create(&g, "infer"));
+    int64_t xs[2] = {4, 6};
+    fg_id out = fg_layer_linear(g, "fc", fg_nn_input(g, "x", FG_F32, 2, xs), 3, 1);
+    fg_graph_mark_output(g, out);
+    CHECK_OK(fg_policy_network_wide(&p));
+    CHECK_STATUS(fg_graph_build(g, FG_NONE, NULL, &p), FG_ERR_INVALID); /* no pool */
+    CHECK(strstr(fg_last_error(), "pool") != NULL);
+    fg_graph_free(g);
+    CHECK_OK(fg_graph_create(&g, "infer"));
+    out = fg_layer_linear(g, "fc", fg_nn_input(g, "x", FG_F32, 2, xs), 3, 1);
+    fg_graph_mark_output(g, out);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/fg_test_graph_%d.safetensors", (int)getpid());
+    CHECK_STATUS(fg_graph_save(g, NULL, path, 0, NULL, NULL), FG_ERR_INVALID); /* not built */
+    CHECK(access(path, F_OK) != 0);
+    CHECK_OK(fg_policy_network_wide(&p));
+    CHECK_OK(fg_graph_build(g, FG_NONE, pool, &p));
+    fg_optim *o = NULL;
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_SGD, 0.1f);
+    CHECK_STATUS(fg_optim_create(&o, g, &oc), FG_ERR_INVALID);
+    CHECK_OK(fg_graph_save(g, NULL, path, 0, NULL, NULL));
+    fg_graph *u;
+    CHECK_OK(fg_graph_create(&u, "unbuilt"));
+    fg_layer_linear(u, "fc", fg_nn_input(u, "x", FG_F32, 2, xs), 3, 1);
+    CHECK_STATUS(fg_graph_load(u, NULL, path), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "not built") != NULL);
+    fg_graph_free(u);
+    unlink(path);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+
+    /* a build that fails (a pool too small for the parameters' gradients): the graph keeps the
+     * error; forward says why it is not built; a second build is refused and its policy stays
+     * the caller's */
+    net n;
+    CHECK(small_net(&n, 1, 256) == FG_ERR_OOM);
+    CHECK(fg_graph_status(n.g) == FG_ERR_OOM && strstr(fg_graph_error(n.g), "build failed"));
+    CHECK_STATUS(fg_graph_forward(n.g), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "not built") && strstr(fg_last_error(), "device pool"));
+    CHECK_STATUS(fg_graph_backward(n.g), FG_ERR_INVALID);
+    CHECK_OK(fg_policy_network_wide(&p));
+    CHECK_STATUS(fg_graph_build(n.g, n.loss, n.pool, &p), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "earlier build failed") != NULL);
+    if (p.destroy) p.destroy(p.self);
+    free_net(&n);
+}
+
+/* Requests whose aligned size wraps around size_t are refused, not granted as 0 bytes. */
+static void test_pool_huge(void) {
+    fg_pool *p;
+    CHECK_OK(fg_pool_create(&p, 1 << 20));
+    void *a = (void *)1;
+    CHECK_STATUS(fg_pool_alloc(p, SIZE_MAX, "huge", &a), FG_ERR_OOM);
+    CHECK(a == NULL && strstr(fg_last_error(), "huge"));
+    CHECK_STATUS(fg_pool_alloc(p, SIZE_MAX - 10, "huge", &a), FG_ERR_OOM);
+    CHECK_STATUS(fg_pool_alloc_at(p, 0, SIZE_MAX - 10, "huge", &a), FG_ERR_OOM);
+    CHECK(fg_pool_get_stats(p).in_use == 0);
+    fg_pool_destroy(p);
+    CHECK_OK(fg_pool_create(&p, 0)); /* unbounded */
+    CHECK_STATUS(fg_pool_alloc(p, SIZE_MAX, "huge", &a), FG_ERR_OOM);
+    CHECK(fg_pool_get_stats(p).in_use == 0);
+    fg_pool_destroy(p);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_pool();
     test_pool_alloc_at();
+    test_pool_huge();
     test_shape_errors();
+    test_builder_misuse();
+    test_call_order();
     test_liveness_chain();
     test_dag_gradients();
     test_param_as_data();

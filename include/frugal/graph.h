@@ -402,11 +402,15 @@ fg_pool *fg_graph_pool(fg_graph *g);
 void fg_graph_mark_output(fg_graph *g, fg_id id);
 /* Freezes the graph: computes requires_grad, gradient tensors, saved lists, liveness and
  * workspace; allocates persistent tensors (inputs, params, state, param grads) in `pool`;
- * calls policy->plan. loss = FG_NONE builds for inference only. The graph takes ownership of
- * the policy, also when build fails (destroy is called by fg_graph_free), except when the graph
- * is already built (FG_ERR_INVALID: the caller keeps the policy). */
+ * calls policy->plan. loss = FG_NONE builds for inference only; a loss that depends on no
+ * parameter is FG_ERR_INVALID. The graph takes ownership of the policy, also when build fails
+ * (destroy is called by fg_graph_free), except when the graph is already built or an earlier
+ * build of it failed (FG_ERR_INVALID: the caller keeps the policy). A graph is built once: after
+ * a failed build it keeps the error (fg_graph_status / fg_graph_error), forward and backward
+ * refuse with it, and trying again takes a new graph. */
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy);
-/* Initializes every param with its declared init from the rng, and state (running mean 0, var 1). */
+/* Initializes every param with its declared init from the rng, and state (running mean 0, var 1).
+ * Call after a successful fg_graph_build, on a graph that owns its weights (aborts otherwise). */
 void fg_graph_init_params(fg_graph *g, fg_rng *rng);
 /* Copies host data into an input tensor (bytes must match). */
 fg_status fg_graph_set_input(fg_graph *g, fg_id id, const void *data, size_t bytes);
@@ -417,9 +421,10 @@ void fg_graph_set_seed(fg_graph *g, uint64_t seed);
 /* A graph reading another's weights (fg_graph_share_weights) refuses a training-mode forward when
  * it has batch-norm nodes (it would write the owner's statistics): FG_ERR_INVALID. */
 fg_status fg_graph_forward(fg_graph *g);
-/* Backward of the last forward: FG_ERR_UNSUPPORTED while a part is skipped or narrowed, when the
- * last forward ran with one (its saved activations are that forward's, even once the knobs are
- * cleared), and for batch norm after an eval-mode forward. */
+/* Backward of the last forward: FG_ERR_INVALID when no forward finished since the last backward
+ * (none ran, it failed, or a backward already used it); FG_ERR_UNSUPPORTED while a part is
+ * skipped or narrowed, when the last forward ran with one (its saved activations are that
+ * forward's, even once the knobs are cleared), and for batch norm after an eval-mode forward. */
 fg_status fg_graph_backward(fg_graph *g);
 void fg_graph_zero_grad(fg_graph *g);
 /* As torch.nn.utils.clip_grad_norm_(params, max_norm): the L2 norm of all parameter gradients
@@ -512,7 +517,8 @@ void fg_optim_set_steps(fg_optim *o, int64_t steps);
  * another thread while the optimizer steps writes one whole version (the step waits meanwhile). */
 fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_meta,
                         const char *const *meta_keys, const char *const *meta_values);
-/* Loads params and state by name, shapes checked (and optimizer state when o != NULL). */
+/* Loads params and state by name, shapes checked (and optimizer state when o != NULL). Save and
+ * load need a built graph (FG_ERR_INVALID otherwise). */
 fg_status fg_graph_load(fg_graph *g, fg_optim *o, const char *path);
 
 #ifdef __cplusplus

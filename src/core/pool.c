@@ -138,12 +138,19 @@ static fg_status over_capacity(fg_pool *p, size_t need, const char *what) {
                    what ? what : "a tensor", avail, p->capacity);
 }
 
+/* A request whose aligned size does not fit in size_t (round_up would wrap to a small number). */
+static fg_status too_large(size_t bytes, const char *what) {
+    return fg_fail(FG_ERR_OOM, "device pool: cannot allocate %zu bytes for %s: more than any pool can hold", bytes,
+                   what ? what : "a tensor");
+}
+
 static fg_status alloc_best_fit(fg_pool *p, size_t bytes, const char *what, void **out, int zero) {
     *out = NULL;
     if (bytes == 0) return FG_OK;
+    if (bytes > SIZE_MAX - FG_POOL_ALIGN) return too_large(bytes, what);
     size_t need = round_up(bytes);
     pthread_mutex_lock(&p->mu);
-    if (p->capacity && p->in_use + need > p->capacity) return over_capacity(p, need, what);
+    if (p->capacity && need > p->capacity - p->in_use) return over_capacity(p, need, what);
     size_t best = SIZE_MAX;
     for (size_t i = 0; i < p->n; i++)
         if (p->blocks[i].free && p->blocks[i].size >= need &&
@@ -180,9 +187,10 @@ fg_status fg_pool_alloc_at(fg_pool *p, size_t offset, size_t bytes, const char *
     *out = NULL;
     if (bytes == 0) return FG_OK;
     FG_ASSERT_MSG(offset % FG_POOL_ALIGN == 0, "pool: alloc_at offset not aligned");
+    if (bytes > SIZE_MAX - FG_POOL_ALIGN) return too_large(bytes, what);
     size_t need = round_up(bytes);
     pthread_mutex_lock(&p->mu);
-    if (p->capacity && p->in_use + need > p->capacity) return over_capacity(p, need, what);
+    if (p->capacity && need > p->capacity - p->in_use) return over_capacity(p, need, what);
     size_t limit = p->capacity ? p->capacity : p->reserved;
     if (offset > limit || need > limit - offset) {
         pthread_mutex_unlock(&p->mu);

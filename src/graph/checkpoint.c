@@ -15,6 +15,9 @@
 
 fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_meta, const char *const *meta_keys,
                         const char *const *meta_values) {
+    if (!g->built)
+        return fg_fail(FG_ERR_INVALID, "checkpoint %s: graph '%s' is not built (its weights have no storage yet)", path,
+                       g->name);
     fg_st_writer *w = NULL;
     FG_TRY(fg_st_writer_create(&w));
     /* One version of the weights, state and optimizer buffers, also when another thread steps the
@@ -100,6 +103,9 @@ static fg_status load_tensors(fg_graph *g, int graph, fg_optim *o, const fg_st_f
 /* All or nothing: every tensor and the optimizer's metadata are checked before anything is
  * written, so a checkpoint that does not fit leaves the graph and the optimizer as they were. */
 fg_status fg_graph_load(fg_graph *g, fg_optim *o, const char *path) {
+    if (!g->built)
+        return fg_fail(FG_ERR_INVALID, "load %s: graph '%s' is not built (its weights have no storage yet)", path,
+                       g->name);
     if (g->owner)
         return fg_fail(FG_ERR_INVALID, "load: graph '%s' reads the weights of '%s'; load %s into that graph", g->name,
                        g->owner->name, path);

@@ -499,8 +499,15 @@ int fg_graph_node_recomputable(const fg_graph *g, int i) {
     return aux_ok && !writes_aux && ni->op != FG_OP_BATCHNORM && ni->op != FG_OP_XENT;
 }
 
+/* "not built", with the reason when a build failed (the graph keeps its error). */
+static fg_status not_built(const fg_graph *g, const char *what) {
+    if (g->status != FG_OK)
+        return fg_fail(FG_ERR_INVALID, "%s: graph '%s' is not built: %s", what, g->name, g->error);
+    return fg_fail(FG_ERR_INVALID, "%s: graph '%s' is not built", what, g->name);
+}
+
 fg_status fg_graph_recompute(fg_graph *g, int i) {
-    if (!g->built) return fg_fail(FG_ERR_INVALID, "recompute: graph '%s' is not built", g->name);
+    if (!g->built) return not_built(g, "recompute");
     if (i < 0 || i >= g->nn) return fg_fail(FG_ERR_INVALID, "recompute: node %d out of range", i);
     if (!fg_graph_node_recomputable(g, i))
         return fg_fail(FG_ERR_UNSUPPORTED, "recompute: node '%s' (%s) writes aux outputs or state and cannot be rerun",
@@ -533,13 +540,15 @@ static fg_status step(fg_graph *g, int i, fg_pass pass) {
 static fg_status forward_steps(fg_graph *g) {
     g->fwd_skipped = g->n_bypass > 0;
     g->fwd_training = g->training;
+    g->fwd_done = 0;
     for (int i = 0; i < g->nn; i++) FG_TRY(step(g, i, FG_FORWARD));
     if (g->loss == FG_NONE && g->policy.end) FG_TRY(g->policy.end(g->policy.self, g));
+    g->fwd_done = 1;
     return FG_OK;
 }
 
 fg_status fg_graph_forward(fg_graph *g) {
-    if (!g->built) return fg_fail(FG_ERR_INVALID, "forward: graph '%s' is not built", g->name);
+    if (!g->built) return not_built(g, "forward");
     if (!g->owner) return forward_steps(g);
     if (g->training && g->owner_bn)
         return fg_fail(FG_ERR_INVALID, "forward: graph '%s' reads the weights of '%s' and has %d batch-norm nodes: a "
@@ -556,7 +565,7 @@ fg_status fg_graph_forward(fg_graph *g) {
 }
 
 fg_status fg_graph_backward(fg_graph *g) {
-    if (!g->built) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' is not built", g->name);
+    if (!g->built) return not_built(g, "backward");
     if (g->loss == FG_NONE) return fg_fail(FG_ERR_INVALID, "backward: graph '%s' was built without a loss", g->name);
     if (g->n_bypass > 0)
         return fg_fail(FG_ERR_UNSUPPORTED, "backward: graph '%s' has %d bypassed nodes (skipping is for inference; "
@@ -565,6 +574,10 @@ fg_status fg_graph_backward(fg_graph *g) {
         return fg_fail(FG_ERR_UNSUPPORTED, "backward: graph '%s''s last forward ran with parts skipped or narrowed, "
                        "and its saved activations are that forward's: run the forward again with every part on",
                        g->name);
+    if (!g->fwd_done)
+        return fg_fail(FG_ERR_INVALID, "backward: graph '%s' has no finished forward to differentiate (none ran, the "
+                       "last one failed, or a backward already used it): run fg_graph_forward first", g->name);
+    g->fwd_done = 0; /* its saved activations are consumed (a policy frees them as the backward goes) */
     fg_id lg = g->t[g->t[g->loss].info.alias_of].info.grad;
     FG_ASSERT(lg != FG_NONE && g->t[lg].info.t.data);
     *(float *)g->t[lg].info.t.data = 1.0f;

@@ -100,8 +100,20 @@ static fg_id new_tensor(fg_graph *g, fg_tkind kind, const char *name, fg_dtype d
     char nm[FG_NAME_MAX];
     FG_ASSERT(ndim >= 0 && ndim <= FG_MAX_DIMS);
     memcpy(shape, shape_in, sizeof(int64_t) * (size_t)ndim);
-    snprintf(nm, sizeof nm, "%s", name);
+    snprintf(nm, sizeof nm, "%s", name ? name : "");
     name = nm;
+    /* a shape whose bytes (channel-padded to 16 for a blocked layout) would not fit in 2^62 is
+     * refused here, where every tensor is made, and kept as all ones so that nothing after the
+     * (sticky) failure overflows computing with it */
+    int64_t elems = 16 * (int64_t)sizeof(float), big = 0;
+    for (int k = 0; k < ndim; k++)
+        if (shape[k] < 0 || __builtin_mul_overflow(elems, shape[k], &elems) || elems > ((int64_t)1 << 62)) big = 1;
+    if (big) {
+        char sh[96];
+        gfail(g, FG_ERR_SHAPE, "tensor '%s': shape %s is too large (more than 2^62 bytes, or a negative dim)", name,
+              fg_shape_str(sh, sizeof sh, ndim, shape));
+        for (int k = 0; k < ndim; k++) shape[k] = 1;
+    }
     g->t = grow(g->t, &g->cap_t, g->nt + 1, sizeof *g->t);
     fg_id id = g->nt++;
     fg_tslot *s = &g->t[id];
@@ -133,6 +145,16 @@ static int ok_id(fg_graph *g, fg_id id, const char *op, const char *name) {
 }
 
 static const fg_tensor *T(fg_graph *g, fg_id id) { return &g->t[id].info.t; }
+
+/* ok_id, and the tensor holds f32 (what every arithmetic op reads; an integer or byte tensor
+ * there would be read as floats, past its end for u8). */
+static int ok_f32(fg_graph *g, fg_id id, const char *op, const char *name) {
+    if (!ok_id(g, id, op, name)) return 0;
+    if (T(g, id)->dtype == FG_F32) return 1;
+    gfail(g, FG_ERR_SHAPE, "%s '%s': input '%s' is %s, expected f32", op, name, T(g, id)->name,
+          fg_dtype_name(T(g, id)->dtype));
+    return 0;
+}
 
 static char *shp(char *buf, size_t cap, fg_graph *g, fg_id id) {
     return fg_shape_str(buf, cap, T(g, id)->ndim, T(g, id)->shape);
@@ -178,8 +200,26 @@ static fg_id add_aux(fg_graph *g, int node, const char *suffix, int ndim, const 
     return add_aux_typed(g, node, suffix, FG_F32, ndim, shape);
 }
 
+/* The checks every leaf (input, parameter) passes: the graph not built, a name. */
+static int ok_leaf(fg_graph *g, const char *what, const char *name) {
+    if (g->status != FG_OK) return 0;
+    if (g->built) {
+        gfail(g, FG_ERR_INVALID, "%s '%s': graph '%s' is already built (add every tensor before fg_graph_build)", what,
+              name ? name : "", g->name);
+        return 0;
+    }
+    if (!name || !*name) {
+        gfail(g, FG_ERR_INVALID, "%s: a name is required (it is how the tensor is found, fed and saved)", what);
+        return 0;
+    }
+    return 1;
+}
+
 fg_id fg_nn_input(fg_graph *g, const char *name, fg_dtype dtype, int ndim, const int64_t *shape) {
-    if (g->status != FG_OK) return FG_NONE;
+    if (!ok_leaf(g, "input", name)) return FG_NONE;
+    if (dtype != FG_F32 && dtype != FG_I32 && dtype != FG_U8)
+        return gfail(g, FG_ERR_INVALID, "input '%s': dtype %d, expected FG_F32, FG_I32 or FG_U8", name, (int)dtype);
+    if (!shape) return gfail(g, FG_ERR_SHAPE, "input '%s': no shape", name);
     if (ndim < 1 || ndim > FG_MAX_DIMS) return gfail(g, FG_ERR_SHAPE, "input '%s': %d dims, expected 1..%d", name, ndim, FG_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
         if (shape[i] <= 0) return gfail(g, FG_ERR_SHAPE, "input '%s': dim %d is %lld, expected > 0", name, i, (long long)shape[i]);
@@ -187,7 +227,8 @@ fg_id fg_nn_input(fg_graph *g, const char *name, fg_dtype dtype, int ndim, const
 }
 
 fg_id fg_nn_param(fg_graph *g, const char *name, int ndim, const int64_t *shape, fg_init init, float init_arg) {
-    if (g->status != FG_OK) return FG_NONE;
+    if (!ok_leaf(g, "param", name)) return FG_NONE;
+    if (!shape) return gfail(g, FG_ERR_SHAPE, "param '%s': no shape", name);
     if (ndim < 1 || ndim > FG_MAX_DIMS) return gfail(g, FG_ERR_SHAPE, "param '%s': %d dims, expected 1..%d", name, ndim, FG_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
         if (shape[i] <= 0) return gfail(g, FG_ERR_SHAPE, "param '%s': dim %d is %lld, expected > 0", name, i, (long long)shape[i]);
@@ -212,8 +253,8 @@ static fg_id new_state(fg_graph *g, const char *name, int64_t c, fg_init init) {
 fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_conv_opts o) {
     char nb[FG_NAME_MAX], s1[96], s2[96];
     name = autoname(g, name, FG_OP_CONV2D, nb, sizeof nb);
-    if (!ok_id(g, x, "conv2d", name) || !ok_id(g, w, "conv2d", name)) return FG_NONE;
-    if (b != FG_NONE && !ok_id(g, b, "conv2d", name)) return FG_NONE;
+    if (!ok_f32(g, x, "conv2d", name) || !ok_f32(g, w, "conv2d", name)) return FG_NONE;
+    if (b != FG_NONE && !ok_f32(g, b, "conv2d", name)) return FG_NONE;
     const fg_tensor *tx = T(g, x), *tw = T(g, w);
     if (tx->ndim != 4 || tw->ndim != 4)
         return gfail(g, FG_ERR_SHAPE, "conv2d '%s': input %s and weight %s must both be 4-D (N,C,H,W) and (OC,C/groups,KH,KW)",
@@ -242,8 +283,8 @@ fg_id fg_nn_conv2d(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, fg_
 static fg_id linear_node(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b, int gelu, int dnnl) {
     char nb[FG_NAME_MAX], s1[96], s2[96];
     name = autoname(g, name, FG_OP_LINEAR, nb, sizeof nb);
-    if (!ok_id(g, x, "linear", name) || !ok_id(g, w, "linear", name)) return FG_NONE;
-    if (b != FG_NONE && !ok_id(g, b, "linear", name)) return FG_NONE;
+    if (!ok_f32(g, x, "linear", name) || !ok_f32(g, w, "linear", name)) return FG_NONE;
+    if (b != FG_NONE && !ok_f32(g, b, "linear", name)) return FG_NONE;
     const fg_tensor *tx = T(g, x), *tw = T(g, w);
     int64_t ic = tx->shape[tx->ndim - 1];
     if (tw->ndim != 2 || tw->shape[1] != ic)
@@ -283,7 +324,7 @@ fg_id fg_nn_linear_gelu(fg_graph *g, const char *name, fg_id x, fg_id w, fg_id b
 fg_id fg_nn_matmul(fg_graph *g, const char *name, fg_id a, fg_id b, int trans_a, int trans_b) {
     char nb[FG_NAME_MAX], s1[96], s2[96];
     name = autoname(g, name, FG_OP_MATMUL, nb, sizeof nb);
-    if (!ok_id(g, a, "matmul", name) || !ok_id(g, b, "matmul", name)) return FG_NONE;
+    if (!ok_f32(g, a, "matmul", name) || !ok_f32(g, b, "matmul", name)) return FG_NONE;
     const fg_tensor *ta = T(g, a), *tb = T(g, b);
     if (ta->ndim < 2 || ta->ndim != tb->ndim)
         return gfail(g, FG_ERR_SHAPE, "matmul '%s': a %s and b %s must have the same rank >= 2", name,
@@ -364,7 +405,7 @@ fg_id fg_nn_dropout(fg_graph *g, const char *name, fg_id x, float p) {
 fg_id fg_nn_xent(fg_graph *g, const char *name, fg_id logits, fg_id labels) {
     char nb[FG_NAME_MAX], s1[96], s2[96];
     name = autoname(g, name, FG_OP_XENT, nb, sizeof nb);
-    if (!ok_id(g, logits, "xent", name) || !ok_id(g, labels, "xent", name)) return FG_NONE;
+    if (!ok_f32(g, logits, "xent", name) || !ok_id(g, labels, "xent", name)) return FG_NONE;
     const fg_tensor *tl = T(g, logits), *ty = T(g, labels);
     if (tl->ndim != 2 || ty->ndim != 1 || ty->shape[0] != tl->shape[0] || ty->dtype != FG_I32)
         return gfail(g, FG_ERR_SHAPE, "xent '%s': logits %s must be (B, C) and labels %s an i32 (B)", name,
@@ -382,7 +423,7 @@ fg_id fg_nn_xent(fg_graph *g, const char *name, fg_id logits, fg_id labels) {
 fg_id fg_nn_add(fg_graph *g, const char *name, fg_id a, fg_id b) {
     char nb[FG_NAME_MAX], s1[96], s2[96];
     name = autoname(g, name, FG_OP_ADD, nb, sizeof nb);
-    if (!ok_id(g, a, "add", name) || !ok_id(g, b, "add", name)) return FG_NONE;
+    if (!ok_f32(g, a, "add", name) || !ok_f32(g, b, "add", name)) return FG_NONE;
     if (!fg_tensor_same_shape(T(g, a), T(g, b)))
         return gfail(g, FG_ERR_SHAPE, "add '%s': shapes %s and %s differ", name, shp(s1, sizeof s1, g, a), shp(s2, sizeof s2, g, b));
     fg_id in[2] = {a, b};
@@ -398,7 +439,7 @@ fg_id fg_nn_concat(fg_graph *g, const char *name, const fg_id *xs, int k, int ax
     if (g->status != FG_OK) return FG_NONE;
     if (k < 1 || k > FG_NODE_MAX_IN) return gfail(g, FG_ERR_INVALID, "concat '%s': %d inputs, expected 1..%d", name, k, FG_NODE_MAX_IN);
     for (int j = 0; j < k; j++)
-        if (!ok_id(g, xs[j], "concat", name)) return FG_NONE;
+        if (!ok_f32(g, xs[j], "concat", name)) return FG_NONE;
     const fg_tensor *t0 = T(g, xs[0]);
     if (axis < 0 || axis >= t0->ndim) return gfail(g, FG_ERR_SHAPE, "concat '%s': axis %d out of range for %d dims", name, axis, t0->ndim);
     int64_t shape[FG_MAX_DIMS];
@@ -430,8 +471,11 @@ fg_id fg_nn_reshape(fg_graph *g, const char *name, fg_id x, int ndim, const int6
     char s1[96], s2[96];
     if (!ok_id(g, x, "reshape", name ? name : "")) return FG_NONE;
     int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
-    if (ndim < 1 || ndim > FG_MAX_DIMS || n != fg_tensor_numel(T(g, x)))
+    int bad = !shape || ndim < 1 || ndim > FG_MAX_DIMS;
+    for (int d = 0; !bad && d < ndim; d++) bad = shape[d] < 1 || __builtin_mul_overflow(n, shape[d], &n);
+    if (bad) return gfail(g, FG_ERR_SHAPE, "reshape '%s': a shape of 1..%d dims, each >= 1, expected", name ? name : "",
+                          FG_MAX_DIMS);
+    if (n != fg_tensor_numel(T(g, x)))
         return gfail(g, FG_ERR_SHAPE, "reshape '%s': cannot view %s as %s", name ? name : "", shp(s1, sizeof s1, g, x),
                      fg_shape_str(s2, sizeof s2, ndim, shape));
     fg_id root = g->t[x].info.alias_of;
@@ -455,7 +499,7 @@ fg_id fg_nn_flatten(fg_graph *g, const char *name, fg_id x) {
 static fg_id pool_op(fg_graph *g, fg_op op, const char *name, fg_id x, fg_pool_opts o) {
     char nb[FG_NAME_MAX], s1[96];
     name = autoname(g, name, op, nb, sizeof nb);
-    if (!ok_id(g, x, fg_op_name(op), name)) return FG_NONE;
+    if (!ok_f32(g, x, fg_op_name(op), name)) return FG_NONE;
     const fg_tensor *tx = T(g, x);
     if (tx->ndim != 4) return gfail(g, FG_ERR_SHAPE, "%s '%s': input %s must be 4-D", fg_op_name(op), name, shp(s1, sizeof s1, g, x));
     fg_pooling_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], tx->shape[3], o.kernel, o.kernel,
@@ -478,7 +522,7 @@ fg_id fg_nn_avgpool2d(fg_graph *g, const char *name, fg_id x, fg_pool_opts o) { 
 fg_id fg_nn_global_avgpool(fg_graph *g, const char *name, fg_id x) {
     char nb[FG_NAME_MAX], s1[96];
     name = autoname(g, name, FG_OP_GAP, nb, sizeof nb);
-    if (!ok_id(g, x, "global_avgpool", name)) return FG_NONE;
+    if (!ok_f32(g, x, "global_avgpool", name)) return FG_NONE;
     const fg_tensor *tx = T(g, x);
     if (tx->ndim != 4) return gfail(g, FG_ERR_SHAPE, "global_avgpool '%s': input %s must be 4-D", name, shp(s1, sizeof s1, g, x));
     int64_t shape[2] = {tx->shape[0], tx->shape[1]}, hw = tx->shape[2] * tx->shape[3];
@@ -493,9 +537,12 @@ fg_id fg_nn_global_avgpool(fg_graph *g, const char *name, fg_id x) {
 fg_id fg_nn_lrn(fg_graph *g, const char *name, fg_id x, int64_t size, float alpha, float beta, float k) {
     char nb[FG_NAME_MAX], s1[96];
     name = autoname(g, name, FG_OP_LRN, nb, sizeof nb);
-    if (!ok_id(g, x, "lrn", name)) return FG_NONE;
+    if (!ok_f32(g, x, "lrn", name)) return FG_NONE;
     const fg_tensor *tx = T(g, x);
     if (tx->ndim != 4 || size < 1) return gfail(g, FG_ERR_SHAPE, "lrn '%s': input %s must be 4-D and size >= 1", name, shp(s1, sizeof s1, g, x));
+    if (!(k > 0.0f && k < INFINITY) || !isfinite(alpha) || !isfinite(beta))
+        return gfail(g, FG_ERR_INVALID, "lrn '%s': k = %g, alpha = %g, beta = %g: expected k > 0 and all finite", name,
+                     (double)k, (double)alpha, (double)beta);
     fg_lrn_desc d = {tx->shape[0], tx->shape[1], tx->shape[2], tx->shape[3], size, alpha, beta, k};
     int i = new_node(g, FG_OP_LRN, name, &x, 1, 4, tx->shape, FG_F32);
     g->nodes[i].p.lrn = d;
@@ -505,8 +552,11 @@ fg_id fg_nn_lrn(fg_graph *g, const char *name, fg_id x, int64_t size, float alph
 
 fg_id fg_nn_batchnorm(fg_graph *g, const char *name, fg_id x, float momentum, float eps) {
     char s1[96], nm[FG_NAME_MAX + 16];
-    if (!ok_id(g, x, "batchnorm", name ? name : "")) return FG_NONE;
+    if (!ok_f32(g, x, "batchnorm", name ? name : "")) return FG_NONE;
     if (!name || !*name) return gfail(g, FG_ERR_INVALID, "batchnorm: a name is required (it names the parameters)");
+    if (!(eps > 0.0f && eps < INFINITY) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return gfail(g, FG_ERR_INVALID, "batchnorm '%s': eps = %g, momentum = %g: expected a finite eps > 0 and momentum "
+                     "in [0, 1]", name, (double)eps, (double)momentum);
     const fg_tensor *tx = T(g, x);
     if (tx->ndim != 4 && tx->ndim != 2)
         return gfail(g, FG_ERR_SHAPE, "batchnorm '%s': input %s must be (N,C,H,W) or (N,C)", name, shp(s1, sizeof s1, g, x));
@@ -797,6 +847,9 @@ fg_id fg_nn_repeat(fg_graph *g, const char *name, fg_id x, int64_t n) {
     if (tx->dtype != FG_F32 || n < 1)
         return gfail(g, FG_ERR_SHAPE, "repeat '%s': input %s must be f32 and n = %lld >= 1", name, shp(s1, sizeof s1, g, x),
                      (long long)n);
+    if (n > INT64_MAX / tx->shape[0])
+        return gfail(g, FG_ERR_SHAPE, "repeat '%s': %s repeated %lld times is too large", name, shp(s1, sizeof s1, g, x),
+                     (long long)n);
     int64_t shape[FG_MAX_DIMS];
     memcpy(shape, tx->shape, sizeof shape);
     const int nd = tx->ndim;
@@ -817,9 +870,9 @@ fg_id fg_nn_slice(fg_graph *g, const char *name, fg_id x, int axis, int64_t star
     if (tx->dtype != FG_F32 || axis < 0 || axis >= tx->ndim)
         return gfail(g, FG_ERR_SHAPE, "slice '%s': input %s must be f32 and axis %d in [0, %d)", name,
                      shp(s1, sizeof s1, g, x), axis, tx->ndim);
-    if (start < 0 || len < 1 || start + len > tx->shape[axis])
-        return gfail(g, FG_ERR_SHAPE, "slice '%s': [%lld, %lld) of axis %d of %s is out of range", name, (long long)start,
-                     (long long)(start + len), axis, shp(s1, sizeof s1, g, x));
+    if (start < 0 || len < 1 || start >= tx->shape[axis] || len > tx->shape[axis] - start)
+        return gfail(g, FG_ERR_SHAPE, "slice '%s': start %lld, length %lld of axis %d of %s is out of range", name,
+                     (long long)start, (long long)len, axis, shp(s1, sizeof s1, g, x));
     int64_t shape[FG_MAX_DIMS], outer = 1, inner = 1;
     memcpy(shape, tx->shape, sizeof shape);
     const int nd = tx->ndim;
@@ -930,6 +983,7 @@ fg_id fg_nn_tome_attention_tokens(fg_graph *g, const char *name, fg_id q, fg_id 
 fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channels, int64_t kernel, int64_t stride,
                       int64_t pad, int bias) {
     if (!ok_id(g, x, "conv2d", name ? name : "")) return FG_NONE;
+    if (!name || !*name) return gfail(g, FG_ERR_INVALID, "conv2d layer: a name is required (it names the parameters)");
     char nm[FG_NAME_MAX + 16];
     int64_t c = T(g, x)->ndim == 4 ? T(g, x)->shape[1] : 0;
     int64_t ws[4] = {out_channels, c, kernel, kernel};
@@ -947,6 +1001,7 @@ fg_id fg_layer_conv2d(fg_graph *g, const char *name, fg_id x, int64_t out_channe
 static fg_id layer_linear(fg_graph *g, const char *name, fg_id x, int64_t out_features, int bias, int gelu,
                           int dnnl) {
     if (!ok_id(g, x, "linear", name ? name : "")) return FG_NONE;
+    if (!name || !*name) return gfail(g, FG_ERR_INVALID, "linear layer: a name is required (it names the parameters)");
     char nm[FG_NAME_MAX + 16];
     int64_t ic = T(g, x)->shape[T(g, x)->ndim - 1];
     int64_t ws[2] = {out_features, ic};
@@ -987,6 +1042,7 @@ fg_tensor *fg_graph_tensor(fg_graph *g, fg_id id) {
     return &g->t[id].info.t;
 }
 fg_id fg_graph_find(const fg_graph *g, const char *name) {
+    if (!name) return FG_NONE;
     for (int i = 0; i < g->nt; i++)
         if (strcmp(g->t[i].info.t.name, name) == 0) return i;
     return FG_NONE;
@@ -1295,13 +1351,31 @@ static int writes_data_grad(const fg_node *n, int k) {
     }
 }
 
+static fg_status build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy);
+
+/* A graph is built once: a failed build (out of memory, a policy that cannot plan it) leaves its
+ * error in the graph, so that a later build, forward or backward refuses with it instead of
+ * running on half-made storage; free the graph and make a new one to try again. */
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy) {
     if (g->built) return fg_fail(FG_ERR_INVALID, "graph '%s' is already built", g->name);
+    if (g->has_policy) /* an earlier build took a policy and failed */
+        return fg_fail(FG_ERR_INVALID, "graph '%s': an earlier build failed (%s); a graph is built once: free it and "
+                       "make a new one", g->name, g->status != FG_OK ? g->error : "?");
     if (!policy) return fg_fail(FG_ERR_INVALID, "graph '%s': a memory policy is required", g->name);
     /* take ownership first, so every failure below frees the policy with the graph */
     g->policy = *policy;
     g->has_policy = 1;
     if (g->status != FG_OK) return fg_fail(g->status, "%s", g->error);
+    fg_status s = pool ? build(g, loss, pool, policy)
+                       : fg_fail(FG_ERR_INVALID, "graph '%s': a device pool is required", g->name);
+    if (s != FG_OK) {
+        g->built = 0;
+        gfail(g, s, "build failed: %s", fg_last_error()); /* fg_last_error keeps the failure's own message */
+    }
+    return s;
+}
+
+static fg_status build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy) {
     if (loss != FG_NONE && (loss < 0 || loss >= g->nt || fg_tensor_numel(&g->t[loss].info.t) != 1))
         return fg_fail(FG_ERR_INVALID, "graph '%s': the loss must be a scalar tensor of the graph", g->name);
     for (int i = 0; loss != FG_NONE && i < g->nn; i++) {
@@ -1331,6 +1405,9 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
         fg_tslot *s = &g->t[i];
         if (s->info.alias_of != i) s->info.requires_grad = g->t[s->info.alias_of].info.requires_grad;
     }
+    if (loss != FG_NONE && !g->t[g->t[loss].info.alias_of].info.requires_grad)
+        return fg_fail(FG_ERR_INVALID, "graph '%s': the loss '%s' depends on no parameter, so there is nothing to "
+                       "train: build with FG_NONE as the loss for inference", g->name, g->t[loss].info.t.name);
     for (int i = 0; i < N; i++) set_saves(&g->nodes[i]);
 
     /* persistent tensors */

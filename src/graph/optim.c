@@ -46,8 +46,28 @@ fg_optim_cfg fg_optim_defaults(fg_optim_kind kind, float lr) {
 
 fg_status fg_optim_create(fg_optim **out, fg_graph *g, const fg_optim_cfg *cfg) {
     if (cfg->kind < 0 || cfg->kind >= FG_OPTIM_KIND_COUNT) return fg_fail(FG_ERR_INVALID, "optimizer: bad kind %d", (int)cfg->kind);
-    if (!(cfg->lr >= 0)) return fg_fail(FG_ERR_INVALID, "optimizer: learning rate %g, expected >= 0", cfg->lr);
+    /* the ranges PyTorch's optimizers check, with the decays below 1 (at 1 or above an average
+     * never forgets, or grows, and the step is NaN or meaningless) */
+    const char *kn = fg_optim_kind_name(cfg->kind);
+    if (!(cfg->lr >= 0 && cfg->lr < INFINITY))
+        return fg_fail(FG_ERR_INVALID, "optimizer %s: learning rate %g, expected a finite value >= 0", kn, cfg->lr);
+    if (!(cfg->weight_decay >= 0 && cfg->weight_decay < INFINITY))
+        return fg_fail(FG_ERR_INVALID, "optimizer %s: weight decay %g, expected a finite value >= 0", kn,
+                       cfg->weight_decay);
+    if (cfg->kind == FG_OPTIM_SGD && !(cfg->momentum >= 0 && cfg->momentum < 1))
+        return fg_fail(FG_ERR_INVALID, "optimizer sgd: momentum %g, expected 0 <= momentum < 1", cfg->momentum);
+    if ((cfg->kind == FG_OPTIM_ADAM || cfg->kind == FG_OPTIM_ADAMW) &&
+        !(cfg->beta1 >= 0 && cfg->beta1 < 1 && cfg->beta2 >= 0 && cfg->beta2 < 1))
+        return fg_fail(FG_ERR_INVALID, "optimizer %s: betas (%g, %g), expected each in [0, 1)", kn, cfg->beta1,
+                       cfg->beta2);
+    if (cfg->kind == FG_OPTIM_RMSPROP && !(cfg->alpha >= 0 && cfg->alpha < 1))
+        return fg_fail(FG_ERR_INVALID, "optimizer rmsprop: alpha %g, expected 0 <= alpha < 1", cfg->alpha);
+    if (cfg->kind != FG_OPTIM_SGD && !(cfg->eps >= 0 && cfg->eps < INFINITY))
+        return fg_fail(FG_ERR_INVALID, "optimizer %s: eps %g, expected a finite value >= 0", kn, cfg->eps);
     if (!g->built) return fg_fail(FG_ERR_INVALID, "optimizer: graph '%s' is not built", g->name);
+    if (g->loss == FG_NONE)
+        return fg_fail(FG_ERR_INVALID, "optimizer: graph '%s' was built without a loss (for inference): it has no "
+                       "gradients to step with", g->name);
     fg_optim *o = calloc(1, sizeof *o);
     if (!o) return fg_fail(FG_ERR_OOM, "optimizer: out of host memory");
     o->cfg = *cfg;
