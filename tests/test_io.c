@@ -596,6 +596,37 @@ static void test_st_io_errors(void) {
     }
     CHECK_STATUS(fg_st_load(tmpdir, &f), FG_ERR_IO); /* a directory */
 
+    /* targets an atomic write would replace rather than write: a directory, a name ending in '/',
+     * a symbolic link (the file it points to stays as it was, the link stays a link) */
+    CHECK_STATUS(fg_st_writer_save(w, tmpdir), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "a directory") != NULL);
+    path_in(path, sizeof path, "newdir/");
+    CHECK_STATUS(fg_output_path_check(path), FG_ERR_INVALID);
+    char target[1024], link_path[1024];
+    path_in(target, sizeof target, "target.txt");
+    path_in(link_path, sizeof link_path, "link.safetensors");
+    FILE *tf = fopen(target, "w");
+    CHECK(tf != NULL);
+    if (tf) fputs("precious", tf), fclose(tf);
+    CHECK(symlink(target, link_path) == 0);
+    CHECK_STATUS(fg_st_writer_save(w, link_path), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "symbolic link") != NULL);
+    struct stat lst;
+    CHECK(lstat(link_path, &lst) == 0 && S_ISLNK(lst.st_mode));
+    char back[16] = {0};
+    tf = fopen(target, "r");
+    if (tf) {
+        CHECK(fread(back, 1, sizeof back - 1, tf) == 8);
+        fclose(tf);
+    }
+    CHECK(strcmp(back, "precious") == 0);
+    CHECK(fg_output_path_check("/dev/null") == FG_ERR_INVALID && strstr(fg_last_error(), "a device"));
+    CHECK_OK(fg_output_path_check(target)); /* a regular file */
+    path_in(path, sizeof path, "absent-output.safetensors");
+    CHECK_OK(fg_output_path_check(path));
+    unlink(link_path);
+    unlink(target);
+
     /* A write that fails part way (file size limit: EFBIG, the same path as ENOSPC) leaves the
      * previous file intact and no temporary. Works as root too. */
     path_in(path, sizeof path, "limited.safetensors");

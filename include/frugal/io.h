@@ -85,6 +85,13 @@ fg_status fg_st_writer_meta(fg_st_writer *w, const char *key, const char *value)
 /* Atomic write (temp file, fsync, rename). FG_ERR_IO with the reason (e.g. "No space left on
  * device") on failure, and the temp file removed. */
 fg_status fg_st_writer_save(fg_st_writer *w, const char *path);
+/* Whether `path` can be the target of one of the library's atomic writes (fg_st_writer_save and
+ * every file it saves): absent, or an existing regular file. A directory, a name ending in '/', a
+ * device, a pipe or a symbolic link is FG_ERR_INVALID naming the path and what it is (the write
+ * renames a temporary file over the name, which would replace the link or the device node
+ * itself); a path that cannot be examined is FG_ERR_IO. The directory's permissions are not
+ * checked. Every atomic write checks this first; a program can check before long work. */
+fg_status fg_output_path_check(const char *path);
 
 /* ---------------------------------------------------------------- IDX
  * The original MNIST format: magic 0x0000 | type byte | ndim byte, then ndim big-endian u32

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/atomic_file.h"
+#include "frugal/io.h"
 
 #ifndef O_CLOEXEC
 #define O_CLOEXEC 0
@@ -41,11 +42,33 @@ void fg_atomic_abort(fg_atomic_file *af) {
     release(af);
 }
 
+fg_status fg_output_path_check(const char *path) {
+    if (!path || !path[0]) return fg_fail(FG_ERR_INVALID, "cannot write a file with an empty path");
+    size_t n = strlen(path);
+    if (path[n - 1] == '/')
+        return fg_fail(FG_ERR_INVALID, "%s: names a directory (ends in '/'), expected a file name", path);
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return FG_OK; /* a new file; its directory is the writer's to find */
+        return fg_fail(FG_ERR_IO, "%s: cannot check the output file: %s", path, strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) return FG_OK;
+    const char *what = S_ISDIR(st.st_mode)   ? "a directory"
+                       : S_ISLNK(st.st_mode) ? "a symbolic link"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISFIFO(st.st_mode)                      ? "a pipe"
+                                                                   : "not a regular file";
+    return fg_fail(FG_ERR_INVALID, "%s is %s, expected a regular file or a new name (an output is written to a "
+                   "temporary file and renamed over the name, which would replace the %s itself)%s", path, what,
+                   S_ISLNK(st.st_mode) ? "link" : S_ISDIR(st.st_mode) ? "directory" : "device or pipe",
+                   S_ISLNK(st.st_mode) ? ": name the file it points to" : "");
+}
+
 fg_status fg_atomic_open(fg_atomic_file *af, const char *path) {
     FG_ASSERT(af && path);
     memset(af, 0, sizeof *af);
     af->fd = -1;
-    if (!path[0]) return fg_fail(FG_ERR_INVALID, "cannot write a file with an empty path");
+    FG_TRY(fg_output_path_check(path));
     size_t n = strlen(path) + 32;
     af->path = dup_str(path);
     af->tmp_path = malloc(n);
