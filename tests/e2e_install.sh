@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check of the library as a user gets it: `cmake --install` of this build into a fresh
 # prefix, then the programs in examples/ compiled against the installed headers and library with
-# nothing but `pkg-config --cflags --libs frugal` (with -Werror), and run: spirals trains an MLP
+# nothing but `pkg-config --cflags --libs frugal` (with -Werror; spirals also statically, with
+# frugal-static, and with the OpenMP start-up hook), and run: spirals trains an MLP
 # to >= 95 % and reloads its weights into an inference graph with the same predictions;
 # lm_sample reads a checkpoint that `frugal lm train` wrote (the Brown corpus must have been
 # fetched) and prints the prime and the words it drew, and names the file when it is not an LSTM
@@ -31,6 +32,16 @@ for ex in spirals lm_sample; do
 done
 ldd ./spirals >out.txt 2>&1 || fail "ldd ./spirals exited $?"
 grep -q "$libdir/libfrugal.so" out.txt || fail "spirals does not load the installed libfrugal.so"
+# statically: frugal-static.pc links libfrugal.a with its OpenMP start-up hook
+# shellcheck disable=SC2046
+cc -std=c11 -O2 -Wall -Wextra -Werror "$src/examples/spirals.c" $(pkg-config --cflags --libs frugal-static) \
+    -o spirals_static >out.txt 2>&1 || fail "examples/spirals.c does not build with pkg-config --libs frugal-static"
+ldd ./spirals_static >out.txt 2>&1 || true
+! grep -q "libfrugal.so" out.txt || fail "spirals_static loads libfrugal.so"
+nm ./spirals_static >out.txt 2>&1 || fail "nm ./spirals_static exited $?"
+grep -q " fg_omp_preinit_state$" out.txt || fail "spirals_static lacks the OpenMP start-up hook"
+./spirals_static ws.safetensors >out.txt 2>&1 || fail "spirals_static exited $?"
+grep -Eq '^training accuracy (0\.9[5-9]|1\.0)' out.txt || fail "spirals_static: training accuracy below 0.95"
 
 ./spirals w.safetensors >out.txt 2>&1 || fail "spirals exited $?"
 grep -Eq '^training accuracy (0\.9[5-9]|1\.0)' out.txt || fail "spirals: training accuracy below 0.95"

@@ -91,7 +91,9 @@ int fg_threads_get(void);
  * "Threads"); a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. libgomp reads its environment
  * before any library code runs, so the default is applied by a start-up hook (a .preinit_array
  * entry that re-executes the program once with OMP_WAIT_POLICY=PASSIVE; src/core/omp_preinit.c)
- * that programs linking libfrugal.a, or following `pkg-config --libs frugal`, carry. Returns
+ * that programs linked with `pkg-config --libs frugal` or `pkg-config --libs frugal-static` carry
+ * (linking libfrugal.a by hand needs -Wl,--undefined=fg_omp_preinit_state: the library refers to
+ * the hook only weakly, so that a program on libfrugal.so links without it). Returns
  * "passive (frugal default)", "user's (OMP_WAIT_POLICY)" and the like, or "libgomp default
  * (spinning: ...)" when the hook did not run. */
 const char *fg_threads_wait_policy(void);
