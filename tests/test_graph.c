@@ -440,6 +440,9 @@ static void test_call_order(void) {
     fg_optim *o = NULL;
     fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_SGD, 0.1f);
     CHECK_STATUS(fg_optim_create(&o, g, &oc), FG_ERR_INVALID);
+    const char *mk[1] = {"format"}, *mv[1] = {"mine"};
+    CHECK_STATUS(fg_graph_save(g, NULL, path, 1, mk, mv), FG_ERR_INVALID); /* the library's own key */
+    CHECK(strstr(fg_last_error(), "reserved") && access(path, F_OK) != 0);
     CHECK_OK(fg_graph_save(g, NULL, path, 0, NULL, NULL));
     fg_graph *u;
     CHECK_OK(fg_graph_create(&u, "unbuilt"));

@@ -137,7 +137,7 @@ void fg_rng_seed(fg_rng *r, uint64_t seed);
 uint64_t fg_rng_u64(fg_rng *r);
 /* uniform in [0, 1) with 24 random bits (exactly representable as float) */
 float fg_rng_uniform(fg_rng *r);
-/* uniform integer in [0, n) without modulo bias */
+/* uniform integer in [0, n) without modulo bias; n >= 1 (asserted: [0, 0) is empty) */
 uint64_t fg_rng_below(fg_rng *r, uint64_t n);
 /* standard normal (Box-Muller) */
 float fg_rng_normal(fg_rng *r);

@@ -66,7 +66,8 @@ fg_status fg_st_meta_f64(const fg_st_file *f, const char *key, double *out);
  * (exact round trip), into a malloc'd string. fg_st_meta_table reads the key's value into a
  * malloc'd array of n * fields numbers (*out NULL when n is 0), at most max_records of them; a
  * missing key, a malformed value or more records is FG_ERR_FORMAT naming the source, the key, the
- * record and field and the text there. */
+ * record and field and the text there. Both need fields >= 1 (and n, max_records >= 0): the
+ * caller's constants, checked by assertion. */
 fg_status fg_st_meta_table_text(const double *x, int64_t n, int fields, char **out);
 fg_status fg_st_meta_table(const fg_st_file *f, const char *key, int fields, int64_t max_records, double **out,
                            int64_t *n);

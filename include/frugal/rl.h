@@ -100,7 +100,7 @@ void fg_env_batch_reset(fg_env_batch *b, void *obs);
 fg_status fg_env_batch_step(fg_env_batch *b, const int32_t *actions, void *obs, float *rewards, uint8_t *dones);
 
 /* After a step that ended env i's episode (dones[i] != 0): that episode's return (sum of its
- * rewards, the terminal one included) and length in steps. */
+ * rewards, the terminal one included) and length in steps. i < the batch's size (asserted). */
 void fg_env_batch_last_episode(const fg_env_batch *b, size_t i, double *ret, int64_t *len);
 /* The last observation of env i's most recently finished episode (obs_size elements of
  * obs_dtype); valid from the step that ended it until env i's next episode ends. */
