@@ -554,6 +554,24 @@ static void test_split(void) {
     free(lb);
 }
 
+/* A NaN in the data is reported as the data's, naming the example, not as a divergence. */
+static void test_nan_data(ctx *c) {
+    fg_dataset bad;
+    make_set(&bad, N_TRAIN, 11, 0.6f);
+    bad.images[(size_t)37 * IMG + 100] = NAN;
+    ctx b = {bad, c->test, c->pool};
+    fg_train_cfg cfg = base_cfg(1);
+    fg_trainer *t = make(&b, &cfg);
+    fg_status s = fg_trainer_run(t);
+    CHECK(s == FG_ERR_INVALID);
+    if (!strstr(fg_last_error(), "example 37") || strstr(fg_last_error(), "diverged")) {
+        fprintf(stderr, "  NaN in the data: %s\n", fg_last_error());
+        fg_test_failures++;
+    }
+    fg_trainer_free(t);
+    free_set(&bad);
+}
+
 int main(void) {
     fg_threads_set(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/fg_test_train.XXXXXX");
@@ -570,6 +588,7 @@ int main(void) {
     test_bad_files(&c);
     test_eval_and_weights(&c);
     test_split();
+    test_nan_data(&c);
 
     fg_pool_destroy(c.pool);
     free_set(&c.train);

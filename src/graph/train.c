@@ -710,9 +710,18 @@ static fg_status run_batch(fg_trainer *t) {
     fg_graph_set_seed(g, fg_rng_u64(&t->rng));
     FG_TRY(fg_graph_forward(g));
     float loss = fg_graph_loss(g);
-    if (!isfinite(loss))
+    if (!isfinite(loss)) {
+        /* a NaN or an infinity in the data is not a divergence: say which example holds it */
+        for (int64_t i = 0; i < B; i++)
+            for (size_t j = 0; j < img; j++)
+                if (!isfinite(t->xbuf[(size_t)i * img + j]))
+                    return fg_fail(FG_ERR_INVALID, "training data: example %lld of the training set holds a non-finite "
+                                   "value (%g at element %zu): the loss is %g at epoch %d, batch %lld",
+                                   (long long)idx[i], (double)t->xbuf[(size_t)i * img + j], j, (double)loss,
+                                   t->epoch + 1, (long long)t->step + 1);
         return fg_fail(FG_ERR_INVALID, "training diverged: loss is %g at epoch %d, batch %lld (lower the learning rate)",
                        (double)loss, t->epoch + 1, (long long)t->step + 1);
+    }
     FG_TRY(fg_graph_read(g, t->io.logits, t->logits, (size_t)(B * K) * sizeof(float)));
     t->correct += count_correct(t->logits, t->ybuf, B, K);
     t->seen += B;
