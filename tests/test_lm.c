@@ -440,6 +440,41 @@ static void test_errors(void) {
     tc.sparse_variant = FG_LSTM_BWD_THRESHOLD;
     s = fg_lm_train(r.g, &r.io, &ok, &tc, &c, NULL, &done);
     CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "tau -1"));
+    /* the configuration passed with the model must be the one it was built with: a layer count
+     * that differs sized the carried state wrongly (a heap overflow before) */
+    fg_lm_cfg two = ok;
+    two.layers = 2;
+    tc = fg_lm_train_defaults();
+    tc.epochs = 1;
+    s = fg_lm_train(r.g, &r.io, &two, &tc, &c, NULL, &done);
+    CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "1 LSTM layers but the configuration says 2"));
+    double ppl = 0;
+    CHECK_STATUS(fg_lm_perplexity(r.g, &r.io, &two, c.ids[1], c.n[1], 0, &ppl), FG_ERR_INVALID);
+    lm_close(&r);
+    /* a validation split too short for one chunk is refused before any training */
+    char *tr = cycle_text(20);
+    const char *texts[3] = {tr, "", "w0 w1\n"};
+    size_t lens[3] = {strlen(tr), 0, 6};
+    fg_corpus shortv;
+    CHECK_OK(fg_corpus_parse(texts, lens, "short-valid", &shortv));
+    free(tr);
+    fg_lm_cfg sv = {shortv.vocab_size, 0, 8, 1, 4, 2, 0.0f, 0};
+    CHECK_OK(lm_open(&r, &sv));
+    done = -1;
+    s = fg_lm_train(r.g, &r.io, &sv, &tc, &shortv, NULL, &done);
+    CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "validation split") && done == 0);
+    lm_close(&r);
+    fg_corpus_free(&shortv);
+    /* sizes that do not fit: refused naming the field, with the message */
+    fg_lm_cfg huge = ok;
+    huge.vocab = (int64_t)1 << 40;
+    s = lm_open(&r, &huge);
+    CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "vocab"));
+    lm_close(&r);
+    huge = ok;
+    huge.steps = huge.batch = (int64_t)1 << 32;
+    s = lm_open(&r, &huge);
+    CHECK(s == FG_ERR_INVALID && strstr(fg_last_error(), "tokens per chunk"));
     lm_close(&r);
     fg_corpus_free(&c);
 }

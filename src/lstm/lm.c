@@ -23,6 +23,23 @@ static fg_status check_cfg(const fg_lm_cfg *c) {
     if (c->sparse_block < 0 || c->sparse_block > c->hidden)
         return fg_fail(FG_ERR_INVALID, "lm: sparse block %lld, expected 0 (dense only) or 1..hidden (%lld)",
                        (long long)c->sparse_block, (long long)c->hidden);
+    if (c->vocab > INT32_MAX)
+        return fg_fail(FG_ERR_INVALID, "lm: vocab %lld, expected at most %d (word ids are 32-bit)", (long long)c->vocab,
+                       INT32_MAX);
+    if (c->steps > INT32_MAX / c->batch)
+        return fg_fail(FG_ERR_INVALID, "lm: steps %lld x batch %lld, expected a product of at most %d tokens per chunk",
+                       (long long)c->steps, (long long)c->batch, INT32_MAX);
+    return FG_OK;
+}
+
+/* The model's handles (fg_lm_build's io) against the configuration the caller passes with them:
+ * the carried state is sized from c, fed per LSTM node of io. */
+static fg_status check_io(const fg_lm_io *io, const fg_lm_cfg *c, const char *what) {
+    FG_TRY(check_cfg(c));
+    if (!io) return fg_fail(FG_ERR_INVALID, "%s: no model (the handles fg_lm_build filled)", what);
+    if (io->n_lstm != c->layers)
+        return fg_fail(FG_ERR_INVALID, "%s: the model has %d LSTM layers but the configuration says %d (pass the "
+                       "configuration it was built with)", what, io->n_lstm, c->layers);
     return FG_OK;
 }
 
@@ -62,7 +79,7 @@ fg_status fg_lm_build(fg_graph *g, const fg_lm_cfg *c, fg_lm_io *io) {
     x = fg_nn_reshape(g, "flat", x, 2, fshape);
     io->logits = fg_layer_linear(g, "decoder", x, c->vocab, 1);
     io->loss = fg_nn_xent(g, "loss", io->logits, io->targets);
-    FG_TRY(fg_graph_status(g));
+    if (fg_graph_status(g) != FG_OK) return fg_fail(fg_graph_status(g), "lm: %s", fg_graph_error(g));
     return set_drop(g, io, c, 0.0f, 0.0f, FG_LSTM_BWD_STRUCTURED); /* sizes the sparse backward's workspace at build */
 }
 
@@ -384,6 +401,7 @@ static fg_status keep_state(fg_graph *g, const fg_lm_io *io, chunk_buf *cb) {
 
 fg_status fg_lm_perplexity(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const int32_t *ids, int64_t n,
                            int64_t max_chunks, double *ppl) {
+    FG_TRY(check_io(io, c, "lm perplexity"));
     int64_t chunks = fg_lm_chunks(n, c->steps, c->batch);
     if (max_chunks > 0 && max_chunks < chunks) chunks = max_chunks;
     if (chunks < 1)
@@ -479,9 +497,10 @@ fg_status fg_lm_generate(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, co
     if (c->steps != 1 || c->batch != 1)
         return fg_fail(FG_ERR_INVALID, "lm generate: the model is built for %lld steps x %lld streams, expected 1 x 1",
                        (long long)c->steps, (long long)c->batch);
+    FG_TRY(check_io(io, c, "lm generate"));
     if (!(temperature >= 0 && isfinite(temperature)))
         return fg_fail(FG_ERR_INVALID, "lm generate: temperature %g, expected a finite value >= 0", temperature);
-    if (n < 0 || n_prime < 0 || (n_prime > 0 && !prime) || (n > 0 && !out))
+    if (n < 0 || n_prime < 0 || n > INT64_MAX - n_prime || (n_prime > 0 && !prime) || (n > 0 && !out))
         return fg_fail(FG_ERR_INVALID, "lm generate: %lld prime words and %lld to draw, expected counts >= 0 with "
                        "their arrays", (long long)n_prime, (long long)n);
     for (int64_t i = 0; i < n_prime; i++)
@@ -528,7 +547,7 @@ static double decayed(const fg_lm_train_cfg *tc, double lr, int e) {
 
 fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const fg_lm_train_cfg *tc,
                       const fg_corpus *corpus, fg_lm_epoch *hist, int *done) {
-    FG_TRY(check_cfg(c));
+    FG_TRY(check_io(io, c, "lm train"));
     if (done) *done = 0;
     if (!(tc->sparse_drop >= 0 && tc->sparse_drop < 1))
         return fg_fail(FG_ERR_INVALID, "lm: sparse drop %g, expected in [0, 1)", (double)tc->sparse_drop);
@@ -561,6 +580,10 @@ fg_status fg_lm_train(fg_graph *g, const fg_lm_io *io, const fg_lm_cfg *c, const
     if (chunks < 1)
         return fg_fail(FG_ERR_INVALID, "lm: the training split (%lld words) makes no chunk of %lld steps x %lld streams",
                        (long long)n, (long long)c->steps, (long long)c->batch);
+    if (fg_lm_chunks(corpus->n[1], c->steps, c->batch) < 1) /* found now, not after an epoch of training */
+        return fg_fail(FG_ERR_INVALID, "lm: the validation split (%lld words) makes no chunk of %lld steps x %lld "
+                       "streams, and every epoch ends with its perplexity", (long long)corpus->n[1],
+                       (long long)c->steps, (long long)c->batch);
     const int64_t split_chunks = chunks; /* epochs shorter than the split take successive windows of it */
     if (tc->max_batches > 0 && tc->max_batches < chunks) chunks = tc->max_batches;
 
