@@ -954,6 +954,13 @@ static void test_interface(void) {
     fg_env_options_init(&o);
     o.obs_dtype = FG_U8;
     CHECK_STATUS(fg_env_batch_create("cartpole", 1, 1, &o, &b), FG_ERR_INVALID);
+    /* a count whose bytes wrap around size_t (a 112-byte block was written past before), a NaN
+     * sticky probability (silently 0 before) */
+    CHECK_STATUS(fg_env_batch_create("breakout", (size_t)1 << 62, 1, NULL, &b), FG_ERR_INVALID);
+    CHECK(b == NULL);
+    fg_env_options_init(&o);
+    o.sticky_prob = NAN;
+    CHECK_STATUS(fg_env_batch_create("breakout", 1, 1, &o, &b), FG_ERR_INVALID);
 
     /* shapes and action counts */
     static const struct {

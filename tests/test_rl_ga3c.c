@@ -963,6 +963,10 @@ static void test_config(void) {
     CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "agents") != NULL);
     small_config(&c, 100);
+    c.lr_final = NAN; /* was taken as "no annealing" */
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "lr_final") != NULL);
+    small_config(&c, 100);
     c.lr_final = 20.0f;
     CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "lr_final") != NULL);

@@ -2,6 +2,7 @@
  * allocation, each with its own RNG stream, stepped together into one observation buffer, with
  * sticky actions, the minimal action set, auto-reset and episode accounting. The rules of each
  * game live in its own file (env_breakout.c ...); this file knows none of them. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,11 +76,15 @@ fg_status fg_env_batch_create(const char *name, size_t n_envs, uint64_t seed, co
     if (o.obs_dtype == FG_U8 && g->channels == 0)
         return fg_fail(FG_ERR_INVALID, "env batch: %s's observation is a float vector; u8 is for the grid games",
                        g->name);
-    if (o.sticky_prob > 1.0f) return fg_fail(FG_ERR_INVALID, "env batch: sticky_prob %g is above 1", (double)o.sticky_prob);
+    if (isnan(o.sticky_prob) || o.sticky_prob > 1.0f)
+        return fg_fail(FG_ERR_INVALID, "env batch: sticky_prob %g, expected at most 1 (negative: the game's default)",
+                       (double)o.sticky_prob);
 
     /* Sizes first, then one allocation carved into the arrays. */
     size_t stride = (g->state_bytes + 15) & ~(size_t)15;
     size_t off_env = (sizeof(fg_env_batch) + 15) & ~(size_t)15;
+    if (n_envs > (SIZE_MAX / 2 - off_env) / (sizeof(fg_env_slot) + 2 * stride + 16))
+        return fg_fail(FG_ERR_INVALID, "env batch: %zu environments is more than memory can hold", n_envs);
     size_t off_states = (off_env + n_envs * sizeof(fg_env_slot) + 15) & ~(size_t)15;
     size_t total = off_states + 2 * n_envs * stride;
     unsigned char *mem = calloc(1, total);

@@ -1066,7 +1066,7 @@ static fg_status check_config(const fg_ga3c_config *c) {
     RANGE(beta, 0, 1e3)
     RANGE(log_epsilon, 1e-30, 1)
     RANGE(lr, 1e-12, 10)
-    if (c->lr_final >= 0) RANGE(lr_final, 0, 10)
+    if (!(c->lr_final < 0)) RANGE(lr_final, 0, 10) /* negative: no annealing; NaN is refused */
     RANGE(rmsprop_decay, 0, 1)
     RANGE(rmsprop_eps, 0, 10)
     if (!(c->grad_clip < 0)) RANGE(grad_clip, 0, 1e12) /* negative: fg_ga3c_grad_clip's choice */
