@@ -454,6 +454,35 @@ static void test_call_order(void) {
     fg_graph_free(g);
     fg_pool_destroy(pool);
 
+    /* one policy value given to two graphs: the second build is refused naming the first, which
+     * keeps it (planned for both and destroyed twice before) */
+    for (int pk = 0; pk < 2; pk++) {
+        fg_graph *g1, *g2;
+        fg_pool *p1;
+        CHECK_OK(fg_pool_create(&p1, 0));
+        fg_mem_policy shared;
+        if (pk == 0) CHECK_OK(fg_policy_free_when_dead(&shared));
+        else {
+            fg_vmem_config vc = fg_vmem_config_defaults(FG_VMEM_ALL);
+            CHECK_OK(fg_vmem_policy_create(&shared, &vc));
+        }
+        for (int k = 0; k < 2; k++) {
+            fg_graph **gk = k ? &g2 : &g1;
+            CHECK_OK(fg_graph_create(gk, k ? "second" : "first"));
+            fg_id y = fg_layer_linear(*gk, "fc", fg_nn_input(*gk, "x", FG_F32, 2, xs), 3, 1);
+            fg_graph_mark_output(*gk, y);
+        }
+        CHECK_OK(fg_graph_build(g1, FG_NONE, p1, &shared));
+        CHECK_STATUS(fg_graph_build(g2, FG_NONE, p1, &shared), FG_ERR_INVALID);
+        CHECK(strstr(fg_last_error(), "already built into graph 'first'") != NULL);
+        fg_graph_free(g2); /* owns nothing */
+        float xin[24] = {0};
+        CHECK_OK(fg_graph_set_input(g1, fg_graph_find(g1, "x"), xin, sizeof xin));
+        CHECK_OK(fg_graph_forward(g1));
+        fg_graph_free(g1);
+        fg_pool_destroy(p1);
+    }
+
     /* a build that fails (a pool too small for the parameters' gradients): the graph keeps the
      * error; forward says why it is not built; a second build is refused and its policy stays
      * the caller's */

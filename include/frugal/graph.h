@@ -404,8 +404,9 @@ void fg_graph_mark_output(fg_graph *g, fg_id id);
  * workspace; allocates persistent tensors (inputs, params, state, param grads) in `pool`;
  * calls policy->plan. loss = FG_NONE builds for inference only; a loss that depends on no
  * parameter is FG_ERR_INVALID. The graph takes ownership of the policy, also when build fails
- * (destroy is called by fg_graph_free), except when the graph is already built or an earlier
- * build of it failed (FG_ERR_INVALID: the caller keeps the policy). A graph is built once: after
+ * (destroy is called by fg_graph_free), except when the graph is already built, an earlier
+ * build of it failed, or the policy (its self) is already built into another live graph
+ * (FG_ERR_INVALID: nothing changes hands; one policy per graph). A graph is built once: after
  * a failed build it keeps the error (fg_graph_status / fg_graph_error), forward and backward
  * refuse with it, and trying again takes a new graph. */
 fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_policy *policy);

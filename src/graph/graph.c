@@ -21,6 +21,46 @@ static const char *op_names[FG_OP_COUNT] = {"conv2d", "linear",  "matmul",  "rel
 
 const char *fg_op_name(fg_op op) { return (op >= 0 && op < FG_OP_COUNT) ? op_names[op] : "?"; }
 
+/* The policies (their `self`) that live graphs own: one fg_mem_policy value given to two graphs
+ * would be planned for both and destroyed twice, so the second build is refused. A short list
+ * under a lock; builds and frees are rare. */
+static pthread_mutex_t owned_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct owned_policy {
+    const void *self;
+    const fg_graph *g;
+} *owned;
+static size_t n_owned, cap_owned;
+
+/* The graph that owns self, or NULL; with add, records g as its owner (FG_ERR_OOM if it cannot). */
+static const fg_graph *owned_find_or_add(const void *self, const fg_graph *g, int add, fg_status *st) {
+    *st = FG_OK;
+    pthread_mutex_lock(&owned_mu);
+    const fg_graph *owner = NULL;
+    for (size_t i = 0; i < n_owned && !owner; i++)
+        if (owned[i].self == self) owner = owned[i].g;
+    if (!owner && add) {
+        if (n_owned == cap_owned) {
+            size_t cap = cap_owned ? 2 * cap_owned : 16;
+            struct owned_policy *o = realloc(owned, cap * sizeof *o);
+            if (o) owned = o, cap_owned = cap;
+        }
+        if (n_owned < cap_owned) owned[n_owned++] = (struct owned_policy){self, g};
+        else *st = FG_ERR_OOM;
+    }
+    pthread_mutex_unlock(&owned_mu);
+    return owner;
+}
+
+static void owned_remove(const void *self) {
+    pthread_mutex_lock(&owned_mu);
+    for (size_t i = 0; i < n_owned; i++)
+        if (owned[i].self == self) {
+            owned[i] = owned[--n_owned];
+            break;
+        }
+    pthread_mutex_unlock(&owned_mu);
+}
+
 fg_status fg_graph_create(fg_graph **out, const char *name) {
     fg_graph *g = calloc(1, sizeof *g);
     if (!g) return fg_fail(FG_ERR_OOM, "graph: out of host memory");
@@ -40,6 +80,7 @@ void fg_graph_free(fg_graph *g) {
     if (!g) return;
     FG_ASSERT_MSG(atomic_load(&g->n_sharers) == 0, "graph freed while other graphs read its weights");
     if (g->owner) atomic_fetch_sub(&g->owner->n_sharers, 1);
+    if (g->has_policy && g->policy.self) owned_remove(g->policy.self);
     if (g->has_policy && g->policy.destroy) g->policy.destroy(g->policy.self);
     if (g->pool)
         for (int i = 0; i < g->nt; i++)
@@ -1362,6 +1403,15 @@ fg_status fg_graph_build(fg_graph *g, fg_id loss, fg_pool *pool, const fg_mem_po
         return fg_fail(FG_ERR_INVALID, "graph '%s': an earlier build failed (%s); a graph is built once: free it and "
                        "make a new one", g->name, g->status != FG_OK ? g->error : "?");
     if (!policy) return fg_fail(FG_ERR_INVALID, "graph '%s': a memory policy is required", g->name);
+    if (policy->self) {
+        fg_status st;
+        const fg_graph *other = owned_find_or_add(policy->self, g, 1, &st);
+        if (other)
+            return fg_fail(FG_ERR_INVALID, "graph '%s': this memory policy is already built into graph '%s' (a policy "
+                           "belongs to one graph: create one per graph; this one stays '%s''s)", g->name, other->name,
+                           other->name);
+        if (st != FG_OK) return fg_fail(st, "graph '%s': out of host memory", g->name);
+    }
     /* take ownership first, so every failure below frees the policy with the graph */
     g->policy = *policy;
     g->has_policy = 1;
