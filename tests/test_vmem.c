@@ -18,6 +18,7 @@
  *  - The trace: CSV with offload/prefetch events whose device bytes peak at the pool's peak.
  *  - A full disk during an iteration: FG_ERR_IO naming the spill file; backward then refuses to
  *    read anything back; after the limit is lifted the next iteration is bit-identical again. */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
@@ -851,6 +852,35 @@ static void test_misc(void) {
     fg_vmem_config c = fg_vmem_config_defaults(FG_VMEM_PLAN);
     c.link.gbps = -1;
     CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_INVALID);
+    /* figures that are not finite, or thread counts that overflow: refused (an infinite latency
+     * hung the first copy, NaN turned pacing off, a NaN step planned on garbage) */
+    c = fg_vmem_config_defaults(FG_VMEM_PLAN);
+    c.link.gbps = 12;
+    c.link.latency_us = INFINITY;
+    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_INVALID);
+    c = fg_vmem_config_defaults(FG_VMEM_PLAN);
+    c.link.gbps = NAN;
+    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_INVALID);
+    c = fg_vmem_config_defaults(FG_VMEM_PLAN);
+    c.model.gbps = -2;
+    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_INVALID);
+    c = fg_vmem_config_defaults(FG_VMEM_PLAN);
+    c.model.compute_share = NAN;
+    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_INVALID);
+    c = fg_vmem_config_defaults(FG_VMEM_ALL);
+    c.link.threads_out = INT_MAX;
+    CHECK_STATUS(fg_vmem_policy_create(&p, &c), FG_ERR_INVALID);
+    {
+        double steps[2 * MAX_NODES];
+        for (int i = 0; i < 2 * MAX_NODES; i++) steps[i] = 1e-3;
+        steps[3] = -0.5;
+        run_spec ns = {"lenet", 28, 1, FG_CONV_DNNL, FG_VMEM_PLAN, 0, 0, NULL, NULL, steps, 0, 0, NULL, 0, 0};
+        run_out no;
+        run(&ns, &no);
+        CHECK(no.status == FG_ERR_INVALID);
+        if (!strstr(no.msg, "step_seconds[3]")) fprintf(stderr, "  negative step: %s\n", no.msg), fg_test_failures++;
+        run_free(&no);
+    }
     CHECK_OK(fg_policy_network_wide(&p));
     CHECK(fg_vmem_of(&p) == NULL);
     p.destroy(p.self);

@@ -13,6 +13,7 @@
  * caller reads the destination, and it takes the mutex after the copy thread released it, so
  * the bytes are ordered (and ThreadSanitizer sees the happens-before). */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -170,11 +171,19 @@ static void link_stop(fg_vmem_link *l) {
     l->n_started = 0;
 }
 
+fg_status fg_vmem_check_rate(const char *what, double gbps, double latency_us) {
+    if (!(gbps >= 0 && gbps < INFINITY && latency_us >= 0 && latency_us < INFINITY))
+        return fg_fail(FG_ERR_INVALID, "%s: bandwidth %g GB/s and latency %g us, expected finite values >= 0", what,
+                       gbps, latency_us);
+    return FG_OK;
+}
+
 fg_status fg_vmem_link_create(fg_vmem_link **out, const fg_vmem_link_cfg *cfg) {
     *out = NULL;
-    if (cfg->gbps < 0 || cfg->latency_us < 0)
-        return fg_fail(FG_ERR_INVALID, "link: bandwidth %g GB/s and latency %g us must be >= 0", cfg->gbps,
-                       cfg->latency_us);
+    FG_TRY(fg_vmem_check_rate("link", cfg->gbps, cfg->latency_us));
+    if (cfg->threads_out > FG_VMEM_MAX_COPY_THREADS || cfg->threads_in > FG_VMEM_MAX_COPY_THREADS)
+        return fg_fail(FG_ERR_INVALID, "link: %d offload and %d prefetch threads, expected at most %d each",
+                       cfg->threads_out, cfg->threads_in, FG_VMEM_MAX_COPY_THREADS);
     fg_vmem_link *l = calloc(1, sizeof *l);
     if (!l) return fg_fail(FG_ERR_OOM, "link: out of host memory");
     pthread_mutex_init(&l->mu, NULL);

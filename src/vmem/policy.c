@@ -23,6 +23,7 @@
  * The whole schedule is computed in plan() as per-step action lists, so plan can replay it on
  * byte counts and find the smallest device budget the policy needs before the first iteration.
  * Persistent tensors (inputs, params, state, param grads, outputs, the loss) stay on the device. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,6 +267,7 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
     FG_TRY(fg_vmem_home_uses_compute(v));
     for (int i = 0; i < v->N; i++) v->ref_algo[i] = fg_graph_node(g, i)->algo;
     if (v->cfg.step_seconds) {
+        FG_TRY(fg_vmem_check_steps("vmem plan", v->cfg.step_seconds, v->steps));
         v->step_seconds = malloc(sizeof(double) * (size_t)v->steps);
         if (!v->step_seconds) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
         memcpy(v->step_seconds, v->cfg.step_seconds, sizeof(double) * (size_t)v->steps);
@@ -643,9 +645,14 @@ fg_status fg_vmem_policy_create(fg_mem_policy *out, const fg_vmem_config *cfg) {
     memset(out, 0, sizeof *out);
     if (cfg->kind < 0 || cfg->kind >= FG_VMEM_KIND_COUNT)
         return fg_fail(FG_ERR_INVALID, "vmem: policy kind %d out of range", (int)cfg->kind);
-    if (cfg->link.gbps < 0 || cfg->link.latency_us < 0)
-        return fg_fail(FG_ERR_INVALID, "vmem: link bandwidth %g GB/s and latency %g us must be >= 0", cfg->link.gbps,
-                       cfg->link.latency_us);
+    FG_TRY(fg_vmem_check_rate("vmem: link", cfg->link.gbps, cfg->link.latency_us));
+    FG_TRY(fg_vmem_check_rate("vmem: link model", cfg->model.gbps, cfg->model.latency_us));
+    if (isnan(cfg->model.compute_share) || cfg->model.compute_share > 1)
+        return fg_fail(FG_ERR_INVALID, "vmem: model.compute_share %g, expected <= 1 (negative: 1 / threads)",
+                       cfg->model.compute_share);
+    if (cfg->link.threads_out > FG_VMEM_MAX_COPY_THREADS || cfg->link.threads_in > FG_VMEM_MAX_COPY_THREADS)
+        return fg_fail(FG_ERR_INVALID, "vmem: %d offload and %d prefetch copy threads, expected at most %d each",
+                       cfg->link.threads_out, cfg->link.threads_in, FG_VMEM_MAX_COPY_THREADS);
     if (cfg->trace < 0 || cfg->trace >= FG_VMEM_TRACE_MODE_COUNT)
         return fg_fail(FG_ERR_INVALID, "vmem: trace mode %d out of range", (int)cfg->trace);
     if (cfg->offload_weights && cfg->kind == FG_VMEM_NONE)

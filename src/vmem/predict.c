@@ -10,6 +10,7 @@
  * a step's start, releases at its end, so the time-weighted average is comparable to the one the
  * trace measures. plan (search.c) ranks its choices with this model; `frugal vmem simulate` feeds
  * it a roofline GPU's step times and a PCIe link. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,12 +200,22 @@ void fg_vmem_scale_steps(const fg_vmem *v, const fg_conv_algo *algo, const doubl
     }
 }
 
+fg_status fg_vmem_check_steps(const char *what, const double *step_seconds, int steps) {
+    for (int i = 0; i < steps; i++)
+        if (!(step_seconds[i] >= 0 && step_seconds[i] < INFINITY))
+            return fg_fail(FG_ERR_INVALID, "%s: step_seconds[%d] is %g, expected a finite time >= 0", what, i,
+                           step_seconds[i]);
+    return FG_OK;
+}
+
 fg_status fg_vmem_predict(fg_vmem *v, const double *step_seconds, const fg_vmem_link_model *m, fg_vmem_prediction *out) {
     if (!v->g) return fg_fail(FG_ERR_INVALID, "vmem predict: the policy has not been planned (build the graph first)");
     if (!step_seconds) return fg_fail(FG_ERR_INVALID, "vmem predict: step_seconds is NULL (2N seconds expected)");
-    if (m->gbps < 0 || m->latency_us < 0)
-        return fg_fail(FG_ERR_INVALID, "vmem predict: link bandwidth %g GB/s and latency %g us must be >= 0", m->gbps,
-                       m->latency_us);
+    FG_TRY(fg_vmem_check_rate("vmem predict: link model", m->gbps, m->latency_us));
+    if (isnan(m->compute_share) || m->compute_share > 1)
+        return fg_fail(FG_ERR_INVALID, "vmem predict: compute_share %g, expected <= 1 (negative: 1 / threads)",
+                       m->compute_share);
+    FG_TRY(fg_vmem_check_steps("vmem predict", step_seconds, v->steps));
     double *secs = malloc(sizeof(double) * (size_t)(v->steps + 1));
     if (!secs) return fg_fail(FG_ERR_OOM, "vmem predict: out of host memory");
     fg_vmem_scale_steps(v, NULL, step_seconds, secs);

@@ -275,6 +275,12 @@ fg_status fg_vmem_algos_record(fg_vmem *v, const double *measured);
 
 /* ---------------------------------------------------------------- prediction (predict.c) */
 
+/* Copy threads per direction a link may start. */
+#define FG_VMEM_MAX_COPY_THREADS 64
+/* A link's or a link model's figures: finite and >= 0, else FG_ERR_INVALID naming `what`. */
+fg_status fg_vmem_check_rate(const char *what, double gbps, double latency_us);
+/* 2N step seconds, each finite and >= 0, else FG_ERR_INVALID naming `what` and the step. */
+fg_status fg_vmem_check_steps(const char *what, const double *step_seconds, int steps);
 fg_status fg_vmem_predict_schedule(const fg_vmem *v, const fg_vmem_schedule *sc, const double *step_seconds,
                                    const fg_vmem_link_model *m, fg_vmem_prediction *out);
 /* in (2N step seconds measured with v->ref_algo) scaled to the conv algorithms `algo` (per node;
