@@ -262,10 +262,11 @@ static fg_status vm_plan(void *self, fg_graph *g, fg_pool *pool) {
     v->persistent_bytes = ps.in_use;
     v->ri = malloc(sizeof *v->ri * (size_t)(v->nt + 1));
     v->ref_algo = malloc(sizeof *v->ref_algo * (size_t)(v->N + 1));
-    if (!v->ri || !v->ref_algo) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
+    v->build_algo = malloc(sizeof *v->build_algo * (size_t)(v->N + 1));
+    if (!v->ri || !v->ref_algo || !v->build_algo) return fg_fail(FG_ERR_OOM, "vmem plan: out of host memory");
     fg_vmem_rinfo_compute(v);
     FG_TRY(fg_vmem_home_uses_compute(v));
-    for (int i = 0; i < v->N; i++) v->ref_algo[i] = fg_graph_node(g, i)->algo;
+    for (int i = 0; i < v->N; i++) v->ref_algo[i] = v->build_algo[i] = fg_graph_node(g, i)->algo;
     if (v->cfg.step_seconds) {
         FG_TRY(fg_vmem_check_steps("vmem plan", v->cfg.step_seconds, v->steps));
         v->step_seconds = malloc(sizeof(double) * (size_t)v->steps);
@@ -632,6 +633,7 @@ static void vm_destroy(void *self) {
     free(v->ri);
     free(v->home_uses);
     free(v->ref_algo);
+    free(v->build_algo);
     free(v->step_seconds);
     free(v->algo_sec);
     free(v->algo_full);

@@ -105,21 +105,23 @@ static size_t min_capacity(const fg_vmem *v, const evald *e) {
     return fg_vmem_min_capacity(e->m.op, e->m.n, v->nt + 1, v->persistent_bytes);
 }
 
-/* Makes c the policy's schedule (e was evaluated from c, its schedule moves into v). */
-static void adopt(fg_vmem *v, evald *e, const config *c, const config *fast) {
+/* Makes c the policy's schedule (e was evaluated from c, its schedule moves into v). Algorithm
+ * changes count from the graph's own at build: after plan's first measured iteration the search's
+ * reference (`fast`) is the algorithms dyn ran it with. */
+static void adopt(fg_vmem *v, evald *e, const config *c) {
     fg_vmem_schedule_free(&v->sc);
     v->sc = e->sc;
     memset(&e->sc, 0, sizeof e->sc);
     v->n_algo_changed = 0;
-    for (int i = 0; i < v->N; i++) v->n_algo_changed += is_conv(v, i) && c->algo[i] != fast->algo[i];
+    for (int i = 0; i < v->N; i++) v->n_algo_changed += is_conv(v, i) && c->algo[i] != v->build_algo[i];
 }
 
-static void describe_algos(const fg_vmem *v, const config *c, const config *fast, char *buf, size_t cap) {
+static void describe_algos(const fg_vmem *v, const config *c, char *buf, size_t cap) {
     int n[FG_CONV_ALGO_COUNT] = {0}, convs = 0;
     for (int i = 0; i < v->N; i++)
         if (is_conv(v, i)) {
             convs++;
-            if (c->algo[i] != fast->algo[i]) n[c->algo[i]]++;
+            if (c->algo[i] != v->build_algo[i]) n[c->algo[i]]++;
         }
     size_t o = 0;
     int any = 0;
@@ -411,9 +413,9 @@ fg_status fg_vmem_search(fg_vmem *v, size_t capacity) {
     st = dyn_choose(v, capacity, &fast, &dyn, &e, &what);
     if (st != FG_OK) goto done;
     char algos[96];
-    describe_algos(v, &dyn, &fast, algos, sizeof algos);
+    describe_algos(v, &dyn, algos, sizeof algos);
     if (v->cfg.kind == FG_VMEM_DYN || !v->step_seconds) {
-        adopt(v, &e, &dyn, &fast);
+        adopt(v, &e, &dyn);
         snprintf(v->decision, sizeof v->decision, "%s, %s%s", what, algos,
                  v->cfg.kind == FG_VMEM_PLAN ? " (dyn's choice until measured)" : "");
         goto done;
@@ -452,15 +454,15 @@ fg_status fg_vmem_search(fg_vmem *v, size_t capacity) {
     if (ok && t_pl < t_dyn * (1.0 - PLAN_MIN_GAIN)) {
         if ((st = evaluate(v, &pl, capacity, &e)) != FG_OK) goto done;
         int n_off = 0, n_rc = 0;
-        adopt(v, &e, &pl, &fast);
+        adopt(v, &e, &pl);
         n_off = v->sc.n_slots;
         n_rc = v->sc.n_recompute;
-        describe_algos(v, &pl, &fast, algos, sizeof algos);
+        describe_algos(v, &pl, algos, sizeof algos);
         snprintf(v->decision, sizeof v->decision, "offload %d, recompute %d, %s; predicted %.3f s vs dyn's %.3f s", n_off,
                  n_rc, algos, t_pl, t_dyn);
     } else {
         if ((st = evaluate(v, &dyn, capacity, &e)) != FG_OK) goto done;
-        adopt(v, &e, &dyn, &fast);
+        adopt(v, &e, &dyn);
         if (ok && t_pl < t_dyn)
             snprintf(v->decision, sizeof v->decision,
                      "dyn's choice (%s, %s): predicted %.3f s; plan's own (%.3f s) is not %.0f %% faster", what, algos,

@@ -185,6 +185,9 @@ struct fg_vmem {
     fg_vmem_rinfo *ri;
     fg_vmem_schedule sc;
     fg_conv_algo *ref_algo;      /* per node: the algorithms step_seconds were measured with */
+    fg_conv_algo *build_algo;    /* per node: the graph's own at build, what n_algo_changed and the
+                                    decision count changes from (ref_algo is dyn's after plan's first
+                                    measured iteration) */
     double *step_seconds;        /* 2N, NULL until known (plan) */
     double *algo_sec;            /* plan: per node x algorithm x pass, seconds at the profile batch
                                     (profile.c); NULL = the static ratios of fg_vmem_algo_cost */
