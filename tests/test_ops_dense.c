@@ -53,7 +53,8 @@ static const lin_shape LIN_SHAPES[] = {
  * widths not a multiple of the 16-column blocks) and above it. */
 static void test_sgemm_threads(fg_rng *rng) {
     static const int64_t shapes[][3] = {{197, 576, 192}, {197, 192, 768}, {1, 1000, 192}, {37, 197, 64},
-                                        {50, 100, 17},   {3, 33, 5},      {640, 2600, 65}, {20, 31, 9}};
+                                        {50, 100, 17},   {3, 33, 5},      {640, 2600, 65}, {20, 31, 9},
+                                        {7, 9, 0} /* K = 0: C = beta C */};
     char what[160];
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int t = 0; t < 4; t++) {

@@ -56,6 +56,12 @@ fg_status fg_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, fl
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                    int64_t ldc) {
     if (M == 0 || N == 0) return FG_OK;
+    if (K == 0) { /* an empty sum: C = beta C (oneDNN 2.6 left C as it was in three of the four
+                     transposes); beta 0 writes zeros, as BLAS does, whatever C held */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return FG_OK;
+    }
     fg_threads_ensure();
     const int nt = split_threads(M, N, K);
     if (!nt) return sgemm_call(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
