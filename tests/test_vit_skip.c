@@ -576,6 +576,13 @@ static void test_governor(void) {
     CHECK(pick == 4);
     CHECK_STATUS(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, 39, &pick), FG_ERR_INVALID);
     CHECK_STATUS(fg_vit_governor_pick(t, 0, FG_VIT_COST_FLOPS, 39, &pick), FG_ERR_INVALID);
+    /* a NaN budget fits nothing (it fitted the most accurate entry), a NaN cost never fits */
+    CHECK_STATUS(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, NAN, &pick), FG_ERR_INVALID);
+    const double f0 = t[0].flops;
+    t[0].flops = NAN;
+    CHECK_OK(fg_vit_governor_pick(t, 5, FG_VIT_COST_FLOPS, 1000, &pick));
+    CHECK(pick == 1);
+    t[0].flops = f0;
     /* an exact tie: only the first of the two is on the front */
     fg_vit_profile_entry two[2];
     memcpy(&two[0], &t[1], sizeof two[0]);

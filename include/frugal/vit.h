@@ -230,7 +230,8 @@ typedef enum fg_vit_cost { FG_VIT_COST_FLOPS, FG_VIT_COST_SECONDS, FG_VIT_COST_C
  * the first is marked. Returns its size. */
 size_t fg_vit_pareto(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, uint8_t *on_front);
 /* The governor: the most accurate entry whose cost fits the budget (ties: the cheaper, then the
- * first). FG_ERR_INVALID naming the cheapest entry's cost when none fits or the table is empty. */
+ * first; an entry of NaN cost never fits). FG_ERR_INVALID naming the cheapest entry's cost when
+ * none fits, the table is empty or the budget is NaN. cost < FG_VIT_COST_COUNT (asserted). */
 fg_status fg_vit_governor_pick(const fg_vit_profile_entry *t, size_t n, fg_vit_cost cost, double budget,
                                size_t *pick);
 
@@ -310,9 +311,9 @@ void fg_vit_governor_free(fg_vit_governor *g);
  * fits: then the entry with the smallest prediction. O(n) at worst, no allocation. */
 size_t fg_vit_governor_choose(const fg_vit_governor *g, double budget, int *fits);
 /* After running entry i: its measured seconds (and the frame's budget, counted for the hit rate).
- * FG_ERR_INVALID for an entry out of range or a time that is not finite and > 0. */
+ * FG_ERR_INVALID for an entry out of range, a time that is not finite and > 0, or a NaN budget. */
 fg_status fg_vit_governor_observe(fg_vit_governor *g, size_t i, double seconds, double budget);
-/* predicted_i (seconds, without the margin). */
+/* predicted_i (seconds, without the margin); i < the table's size (asserted). */
 double fg_vit_governor_predict(const fg_vit_governor *g, size_t i);
 
 typedef struct fg_vit_governor_stats {

@@ -41,11 +41,12 @@ fg_status fg_vit_governor_pick(const fg_vit_profile_entry *t, size_t n, fg_vit_c
                                size_t *pick) {
     FG_ASSERT(pick && cost < FG_VIT_COST_COUNT);
     if (n == 0 || !t) return fg_fail(FG_ERR_INVALID, "governor: the profile table is empty");
+    if (isnan(budget)) return fg_fail(FG_ERR_INVALID, "governor: the budget is NaN");
     size_t best = n, cheapest = 0;
     for (size_t i = 0; i < n; i++) {
         const double c = cost_of(&t[i], cost);
-        if (c < cost_of(&t[cheapest], cost)) cheapest = i;
-        if (c > budget) continue;
+        if (c < cost_of(&t[cheapest], cost) || isnan(cost_of(&t[cheapest], cost))) cheapest = i;
+        if (!(c <= budget)) continue; /* an entry of unknown (NaN) cost never fits */
         if (best == n || t[i].metric > t[best].metric ||
             (t[i].metric == t[best].metric && c < cost_of(&t[best], cost)))
             best = i;
@@ -182,6 +183,7 @@ fg_status fg_vit_governor_observe(fg_vit_governor *g, size_t i, double seconds, 
     if (i >= g->n) return fg_fail(FG_ERR_INVALID, "governor: entry %zu out of range (table of %zu)", i, g->n);
     if (!(seconds > 0 && isfinite(seconds)))
         return fg_fail(FG_ERR_INVALID, "governor: measured time %g s of entry %zu is not finite and > 0", seconds, i);
+    if (isnan(budget)) return fg_fail(FG_ERR_INVALID, "governor: the budget of entry %zu's frame is NaN", i);
     const fg_vit_governor_cfg *c = &g->cfg;
     /* the margin: up by margin_step * (1 - q) in log space after a miss, down by margin_step * q
      * after a hit, q = miss_target / 2: in equilibrium a fraction q of the frames miss. Two kinds

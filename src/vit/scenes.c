@@ -73,9 +73,9 @@ fg_status fg_vit_scenes_make(const fg_idx *images, const fg_idx *labels, int32_t
         return fg_fail(FG_ERR_SHAPE, "scenes: images must be (N, h, w) and labels (N) with the same N (got %d and %d dims)",
                        images->ndim, labels->ndim);
     const int64_t N = images->dims[0], h = images->dims[1], w = images->dims[2], S = cfg->size;
-    if (first < 0 || count < 1 || first + count > N)
-        return fg_fail(FG_ERR_INVALID, "scenes: source range [%lld, %lld) is empty or outside the %lld images",
-                       (long long)first, (long long)(first + count), (long long)N);
+    if (first < 0 || count < 1 || first > N || count > N - first)
+        return fg_fail(FG_ERR_INVALID, "scenes: source range of %lld images from %lld is empty or outside the %lld "
+                       "images", (long long)count, (long long)first, (long long)N);
     if (cfg->n < 1 || cfg->items_min < 1 || cfg->items_max < cfg->items_min || n_classes < 1)
         return fg_fail(FG_ERR_INVALID, "scenes: n = %lld, items %d..%d, %d classes: expected n >= 1, 1 <= items_min <= "
                        "items_max, classes >= 1", (long long)cfg->n, cfg->items_min, cfg->items_max, (int)n_classes);
