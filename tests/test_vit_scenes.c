@@ -149,8 +149,8 @@ int main(void) {
     /* errors */
     fg_scenes d;
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 15, 10, &cfg, &d), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "10 images from 15") != NULL);
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, INT64_MAX - 1, 4, &cfg, &d), FG_ERR_INVALID); /* first + count wrapped */
-    CHECK(strstr(fg_last_error(), "[15, 25)") != NULL);
     fg_scenes_cfg small = {1, 20, 1, 1, 0, 1, 0, 0};
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &small, &d), FG_ERR_SHAPE);
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 5, 0, 10, &cfg, &d), FG_ERR_INVALID); /* label 9 >= 5 classes */
