@@ -1271,6 +1271,8 @@ static void test_graph_state(fg_rng *rng) {
     CHECK_OK(fg_graph_set_input(s.g, s.labels, lab, sizeof lab));
     fg_graph_set_training(s.g, 1);
     fg_graph_zero_grad(s.g);
+    float none[8];
+    CHECK_STATUS(fg_graph_lstm_final_state(s.g, s.node, none, none), FG_ERR_INVALID); /* no forward yet */
     CHECK_OK(fg_graph_forward(s.g));
     CHECK_OK(fg_graph_backward(s.g));
     const fg_ninfo *ni = fg_graph_node(s.g, s.node);

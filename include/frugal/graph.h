@@ -144,7 +144,9 @@ fg_id fg_nn_lstm(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bia
  * them no gradient; backward reads them. */
 fg_id fg_nn_lstm_state(fg_graph *g, const char *name, fg_id x, int64_t hidden, int bias, fg_id h0, fg_id c0);
 /* After a forward: the final state hT and cT (B, H) of LSTM node `node` copied out (either may
- * be NULL). FG_ERR_INVALID for another node, or when the output or `saved` is not in memory. */
+ * be NULL). FG_ERR_INVALID for another node, before any forward, or when the output or `saved`
+ * is not in memory (under a vmem policy with a disk tier they may be in a spill file: the LM's
+ * truncated BPTT, which reads them after every chunk, then fails; keep them on the host). */
 fg_status fg_graph_lstm_final_state(fg_graph *g, int node, float *hT, float *cT);
 /* Embedding lookup (torch.nn.Embedding(num_embeddings, dim)): ids, an FG_I32 tensor of any shape
  * with at most FG_MAX_DIMS-1 dims (an input), -> output shape(ids) + (dim), F32. Creates param

@@ -63,7 +63,8 @@ typedef struct fg_env_options {
 void fg_env_options_init(fg_env_options *o);
 
 /* The games, in a fixed order: "breakout", "space_invaders", "freeway", "asterix", "seaquest",
- * "cartpole". */
+ * "cartpole". fg_env_name needs i < fg_env_count() (asserted), as the per-env and per-action
+ * queries below need an index below the batch's size or action count. */
 size_t fg_env_count(void);
 const char *fg_env_name(size_t i);
 
@@ -79,7 +80,8 @@ const char *fg_env_batch_name(const fg_env_batch *b);
 size_t fg_env_batch_size(const fg_env_batch *b);
 /* Number of valid action indices (6 or the minimal set's size for MinAtar; 2 for CartPole). */
 int fg_env_batch_num_actions(const fg_env_batch *b);
-/* The full-set action an index means (identity unless minimal_actions). */
+/* The full-set action an index means (identity unless minimal_actions); 0 <= action <
+ * fg_env_batch_num_actions (asserted). */
 int fg_env_batch_action_id(const fg_env_batch *b, int action);
 /* One environment's observation shape: returns ndim (3: C,10,10 or 1: 4) and fills shape. */
 int fg_env_batch_obs_shape(const fg_env_batch *b, int64_t shape[3]);

@@ -132,6 +132,8 @@ fg_status fg_graph_lstm_final_state(fg_graph *g, int node, float *hT, float *cT)
     if (node < 0 || node >= g->nn || g->nodes[node].info.op != FG_OP_LSTM)
         return fg_fail(FG_ERR_INVALID, "lstm_final_state: node %d of graph '%s' is not an lstm node", node, g->name);
     const fg_node *n = &g->nodes[node];
+    if (!g->forwards)
+        return fg_fail(FG_ERR_INVALID, "lstm_final_state: lstm '%s': no forward has run yet", n->info.name);
     const fg_lstm_desc *d = &n->p.lstm;
     size_t bh = (size_t)(d->B * d->H), last = (size_t)(d->T - 1) * bh;
     const fg_tensor *y = &g->t[n->info.out].info.t, *sv = &g->t[n->info.aux[0]].info.t;
@@ -544,6 +546,7 @@ static fg_status forward_steps(fg_graph *g) {
     for (int i = 0; i < g->nn; i++) FG_TRY(step(g, i, FG_FORWARD));
     if (g->loss == FG_NONE && g->policy.end) FG_TRY(g->policy.end(g->policy.self, g));
     g->fwd_done = 1;
+    g->forwards++;
     return FG_OK;
 }
 

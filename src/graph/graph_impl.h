@@ -101,6 +101,7 @@ struct fg_graph {
      * norm's backward one in eval mode (even when the flag was set since) */
     int fwd_skipped, fwd_training;
     int fwd_done; /* a forward finished since the last backward began (what a backward reads) */
+    int64_t forwards; /* forwards finished, ever */
     uint64_t seed;
 
     double recompute_seconds; /* fg_graph_recompute's time since fg_graph_reset_times */

@@ -283,7 +283,8 @@ static fg_status read_entries(const fg_json *root, const char *key, const char *
 }
 
 fg_status fg_vit_table_parse(const void *text, size_t len, const char *what, fg_vit_table *out) {
-    FG_ASSERT((text || len == 0) && what && out);
+    FG_ASSERT((text || len == 0) && out);
+    if (!what) what = "profile table";
     memset(out, 0, sizeof *out);
     fg_json_doc *doc = NULL;
     FG_TRY(fg_json_parse(text ? (const char *)text : "", len, TABLE_MAX_DEPTH, what, &doc));
