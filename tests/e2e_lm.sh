@@ -6,7 +6,8 @@
 # with a mid-epoch validation), the CSV trace and the plot are there; a run resumed from the
 # first epoch's checkpoint ends with the same perplexities, and a broken checkpoint is refused by
 # name; lm eval of the last checkpoint prints the perplexities training printed, lm sample draws
-# vocabulary words after the prime, the same for the same seed; bad options are usage errors.
+# vocabulary words after the prime, the same for the same seed; bad options are usage errors, and
+# a model larger than RAM is refused before it is built.
 # ~20 s on 2 cores; the corpus must have been fetched (scripts/fetch-data.sh brown). Usage: e2e_lm.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -165,6 +166,28 @@ for args in "--lr 0" "--lr-decay 0" "--hidden -1" "--decay-after -1" "--dropout 
     set -e
     [[ $rc == 2 ]] && grep -q -- "${args%% *}" bad.txt || { cat bad.txt; fail "lm train $args: exit $rc, expected 2 naming the option"; }
 done
+# options the library took (or refused only after loading the corpus): a tiny run, should one start
+for bad_args in "--threads -3|--threads -3: expected >= 0" "--epochs -1|--epochs -1: expected >= 1" \
+                "--sparse 0.5 --block 0|--block 0: expected 1..hidden" \
+                "--variant threshold --tau 0.1 --block 0|--block 0: expected 1..hidden"; do
+    set +e
+    # shellcheck disable=SC2086
+    timeout 120 "$frugal" lm train --hidden 16 --layers 1 --steps 5 --batch 4 --epochs 1 --max-batches 2 \
+        --eval-batches 2 --quiet ${bad_args%%|*} >bad.txt 2>&1
+    rc=$?
+    set -e
+    [[ $rc == 2 ]] && grep -q -- "${bad_args#*|}" bad.txt ||
+        { cat bad.txt; fail "lm train ${bad_args%%|*}: exit $rc, expected 2 saying '${bad_args#*|}'"; }
+done
+# a model larger than RAM is refused with its estimate before it is built (the pool grew for ever);
+# ulimit and timeout keep an unfixed build from taking the machine
+set +e
+(ulimit -v 8000000
+ timeout 120 "$frugal" lm train --hidden 100000 --layers 1 --steps 10 --batch 8 --epochs 1 >bad.txt 2>&1)
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q -- "lm train: the model .* (estimated) needs .* more than this machine's .* of RAM" bad.txt ||
+    { cat bad.txt; fail "--hidden 100000: exit $rc, expected 2 with the estimate and the RAM"; }
 set +e
 "$frugal" lm train --sparse 1 >bad.txt 2>&1
 rc=$?

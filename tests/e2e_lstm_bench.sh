@@ -5,7 +5,7 @@
 # backward_ms, backward_gflops), the structured backward issues fewer GEMM FLOPs than dense and
 # about the kept fraction of them; a sweep over drops (--drop 0.5,0.75) times each variant at each
 # drop, its FLOPs fall with the drop, the JSON's "sweep" has an entry per drop and --plot writes a
-# PNG; bad options are usage errors (exit 2) naming the option.
+# PNG; bad options are usage errors (exit 2) naming the option, buffers larger than RAM too.
 # No wall-clock assertion. A few seconds. Usage: e2e_lstm_bench.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -78,5 +78,12 @@ for args in "--drop 1" "--drop 0.5,x" "--drop 0.5,0.5" "--drop ," "--plot x.png 
 done
 "$frugal" lstm frobnicate >bad.txt 2>&1
 [[ $? == 2 ]] || { echo "FAIL: unknown subcommand not a usage error"; exit 1; }
+# buffers larger than RAM: refused with the size before any is allocated (they were filled even
+# after an earlier one failed); ulimit keeps an unfixed build from taking the machine
+(ulimit -v 8000000
+ timeout 120 "$frugal" lstm bench --hidden 65536 --batch 65536 --steps 65536 --iters 1 --no-peer >bad.txt 2>&1)
+rc=$?
+[[ $rc == 2 ]] && grep -q "the stack's buffers needs .* more than this machine's .* of RAM" bad.txt ||
+    { cat bad.txt; echo "FAIL: a stack larger than RAM exited $rc, expected 2 naming the sizes"; exit 1; }
 set -e
 echo "e2e_lstm_bench: ok"

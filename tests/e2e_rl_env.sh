@@ -2,8 +2,9 @@
 # End-to-end check of `frugal rl bench-env` (the RL environments): a short random-policy run of
 # every game writes a JSON whose fields exist and are numbers in range (steps per second > 0,
 # episodes as asked, length mean >= 1, sds >= 0; Freeway's every episode is 2501 steps, CartPole's
-# return equals its length); the summary is printed; an unknown environment, a missing --env and
-# a bad --policy fail with a clear message and a non-zero exit. ~1 s. Usage: e2e_rl_env.sh PATH/TO/frugal
+# return equals its length); the summary is printed; an unknown environment, a missing --env, a
+# bad --policy and a --sticky outside [0, 1] fail with a clear message and a non-zero exit. ~1 s.
+# Usage: e2e_rl_env.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 work=$(mktemp -d)
@@ -82,6 +83,12 @@ set +e
 rc=$?
 set -e
 [[ $rc -eq 2 ]] || fail "bad policy exited $rc, expected 2"
+set +e
+"$frugal" rl bench-env --env cartpole --sticky -5 --episodes 3 >bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc -eq 2 ]] && grep -q -- "--sticky -5: expected a probability in \[0, 1\]" bad.txt ||
+    fail "--sticky -5 exited $rc, expected 2 naming the range: $(cat bad.txt)"
 set +e
 "$frugal" rl frobnicate >bad.txt 2>&1
 rc=$?

@@ -5,9 +5,10 @@
 # and lag histograms, the learning curve), the weights as safetensors, and the learning curve as a
 # PNG when gnuplot is installed; --resume continues from such a file (weights and RMSProp state);
 # play loads the weights and finishes its episode; bad options (unknown --algo, missing --env,
-# --tune with a3c, weights of another game, --lockstep with --tune) fail with a message and a
-# non-zero exit; two --lockstep runs with one seed write the same weights, another seed others. A
-# few seconds. Usage: e2e_rl_train.sh PATH/TO/frugal
+# --tune with a3c, weights of another game, --lockstep with --tune, a negative --grad-clip, a
+# --delay past a minute) fail with a message naming the option and a non-zero exit; two
+# --lockstep runs with one seed write the same weights, another seed others. A few seconds.
+# Usage: e2e_rl_train.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 work=$(mktemp -d)
@@ -116,6 +117,17 @@ expect_usage "resuming another game's run" "$frugal" rl train --env breakout --r
 grep -q "was trained on cartpole, this run is breakout" out.txt || fail "resuming another game: $(cat out.txt)"
 expect_usage "--predictors with a3c" "$frugal" rl train --env cartpole --algo a3c --predictors 2 --frames 10
 expect_usage "--tuner without --tune" "$frugal" rl train --env cartpole --tuner ours --frames 10
+expect_usage "a negative --grad-clip" "$frugal" rl train --env cartpole --grad-clip -1 --frames 10
+grep -q -- "--grad-clip -1: expected a norm >= 0" out.txt || fail "--grad-clip -1: $(cat out.txt)"
+# the library's range errors name the options, not its configuration's fields
+for args in "--t-max 0" "--lambda 1.5" "--progress 0" "--envs 0" "--max-predict-batch 1"; do
+    # shellcheck disable=SC2086
+    expect_usage "$args" "$frugal" rl train --env cartpole $args --frames 10
+    grep -q -- "${args%% *} is " out.txt || fail "'$args' does not name the option: $(cat out.txt)"
+done
+# a day between frames is a hang (and past time_t's range undefined): refused before playing
+expect_usage "--delay 1e12" timeout 30 "$frugal" rl play --env cartpole --load w.safetensors --no-render --delay 1e12
+grep -q -- "--delay 1e+12: expected 0 to 60 seconds" out.txt || fail "--delay 1e12: $(cat out.txt)"
 "$frugal" rl --help >help.txt 2>&1 || true
 grep -q train help.txt || fail "rl --help does not list train"
 grep -q play help.txt || fail "rl --help does not list play"

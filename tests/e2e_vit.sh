@@ -5,8 +5,9 @@
 # saved file loads by name (eval rebuilds the network from its metadata and prints the same test
 # metric the training printed), a 2-step greedy profile writes numbers, starts all-on and its Pareto list
 # is undominated, a 2-step profile with ToMe knobs (--tome) scores its front on the test split
-# (--test), and usage errors exit 2 naming what is wrong. Skipped (exit 77, which ctest reports as skipped)
-# without the data files. ~15 s on 2 cores. Usage: e2e_vit.sh PATH/TO/frugal
+# (--test), Ctrl-C exits 130 saying nothing was saved, and usage errors exit 2 naming what is wrong.
+# Skipped (exit 77, which ctest reports as skipped) without the data files. ~20 s on 2 cores.
+# Usage: e2e_vit.sh PATH/TO/frugal
 set -euo pipefail
 frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 data="${FRUGAL_DATA:-$HOME/.cache/frugal}"
@@ -150,6 +151,18 @@ grep -q "^item IoU" out.txt || fail "eval printed no item IoU"
     fail "vit eval --scene-items 1 exited $?"
 python3 -c "import json,sys; d=json.load(open('eval1.json')); sys.exit(0 if 0<=d['test_metric']<=1 and d['test_items']==32 else 1)" ||
     fail "eval1.json"
+
+# Ctrl-C stops training with exit 130 (CLI_EXIT_INTERRUPTED), saying that nothing was saved
+"$frugal" vit train --model vit-tiny-28 --data fashion --epochs 50 --batch 32 --train-images 3200 --val-images 96 \
+    --test-images 100 --threads 2 --quiet --save stopped.safetensors >out.txt 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "^epoch 1/50" out.txt && break; sleep 0.1; done # training (and the handler) started
+kill -INT $pid 2>/dev/null || true # (unless the run ended already)
+rc=0
+wait $pid || rc=$?
+[[ $rc == 130 ]] && grep -q "interrupted in epoch [0-9]*: nothing saved" out.txt ||
+    fail "vit train interrupted exited $rc, expected 130 saying nothing was saved"
+[[ ! -e stopped.safetensors ]] || fail "an interrupted vit train wrote --save"
 
 # usage errors: exit 2 and a message naming the problem
 usage() { # expected-substring args...

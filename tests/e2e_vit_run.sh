@@ -9,9 +9,9 @@
 #  - --budget-swing 0.4:1 and a --budget-trace file: the JSON's fields are numbers in range, one
 #    budget per frame (the trace's values, repeated), the static list holds the full model, and the
 #    plot is a PNG;
-#  - errors: a bad trace line names the file and the line, a table of another model, a corrupt
-#    table names the field, and usage errors (two budgets, none, a bad swing, --clock cpu with 2
-#    threads) exit 2.
+#  - errors: a bad trace line names the file and the line, a trace that is no regular file or holds
+#    a NUL byte is refused, a table of another model, a corrupt table names the field, and usage
+#    errors (two budgets, none, a bad swing, --clock cpu with 2 threads) exit 2; Ctrl-C exits 130.
 # Deadline hit rates under a budget near the latency depend on the load and are not asserted.
 # ~20 s on 2 cores. Skipped (exit 77, which ctest reports as skipped) without the data. Usage: e2e_vit_run.sh PATH/TO/frugal
 set -euo pipefail
@@ -111,6 +111,24 @@ rc=0; run --budget-trace bad.txt || rc=$?
 printf '0.5\n-1\n' >neg.txt
 rc=0; run --budget-trace neg.txt || rc=$?
 [[ $rc == 1 ]] && grep -q "neg.txt:2: expected a budget" out.txt || fail "a negative budget (exit $rc)"
+# a trace that is no regular file, or holds a NUL byte: /dev/zero read as blank lines for ever
+rc=0; timeout 60 "$frugal" vit run --model vit.safetensors --table prof.json --frames 12 --calibrate 3 --quiet \
+    --budget-trace /dev/zero >out.txt 2>&1 || rc=$?
+[[ $rc == 1 ]] && grep -q "/dev/zero: not a regular file" out.txt || fail "--budget-trace /dev/zero (exit $rc)"
+printf '0.5\n1\0002\n' >nul.txt
+rc=0; run --budget-trace nul.txt || rc=$?
+[[ $rc == 1 ]] && grep -q "nul.txt:2: a NUL byte" out.txt || fail "a NUL byte in the trace (exit $rc)"
+# Ctrl-C stops the stream with exit 130 (CLI_EXIT_INTERRUPTED) and says so; no JSON is written
+"$frugal" vit run --model vit.safetensors --table prof.json --frames 100000000 --calibrate 3 --budget-ms 1 \
+    --json stopped.json >out.txt 2>&1 &
+pid=$!
+# the first progress line (5 s into the stream) says the stream, and so the handler, has started
+for _ in $(seq 600); do grep -q "^vit run \[" out.txt && break; sleep 0.1; done
+kill -INT $pid 2>/dev/null || true # (unless the run ended already)
+rc=0; wait $pid || rc=$?
+[[ $rc == 130 ]] && grep -q "interrupted at frame" out.txt ||
+    fail "vit run interrupted exited $rc, expected 130 saying so"
+[[ ! -e stopped.json ]] || fail "an interrupted vit run wrote --json"
 sed 's/"model": "vit-tiny-28"/"model": "deit-tiny"/' prof.json >other.json
 rc=0; "$frugal" vit run --model vit.safetensors --table other.json --budget-ms 1 >out.txt 2>&1 || rc=$?
 [[ $rc == 1 ]] && grep -q "other.json profiles deit-tiny, but vit.safetensors holds vit-tiny-28" out.txt ||

@@ -38,6 +38,20 @@ int cli_fail(const char *what, fg_status s) {
     return CLI_EXIT_FAIL;
 }
 
+double cli_ram_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
+int cli_ram_check(const cli_cmd *cmd, const char *what, double need_bytes, const char *hint) {
+    const double ram = cli_ram_bytes();
+    if (ram <= 0 || need_bytes <= ram) return CLI_CONTINUE;
+    char nb[32], rb[32];
+    fg_bytes_str(nb, sizeof nb, need_bytes);
+    fg_bytes_str(rb, sizeof rb, ram);
+    return cli_usage_error(cmd, "%s needs %s, more than this machine's %s of RAM; %s", what, nb, rb, hint);
+}
+
 int64_t cli_eval_batch(const char *who, int64_t batch, int64_t n, const char *items) {
     if (n <= 0 || batch <= n) return batch;
     fg_log(FG_LOG_INFO, "%s: batch %lld is more than the %lld test %s: using %lld", who, (long long)batch, (long long)n,
@@ -126,8 +140,9 @@ static int set_value(const cli_cmd *cmd, cli_opt *o, const char *v) {
     }
     case CLI_U64: {
         unsigned long long x = strtoull(v, &end, 10);
-        if (errno || end == v || *end || v[0] == '-')
+        if (end == v || *end || v[0] == '-')
             return cli_usage_error(cmd, "--%s: '%s' is not a non-negative integer", o->name, v);
+        if (errno) return cli_usage_error(cmd, "--%s: %s is out of range (0 to %llu)", o->name, v, ULLONG_MAX);
         *(uint64_t *)o->dst = x;
         break;
     }
@@ -185,13 +200,41 @@ static int canonical(const char *path, char *out, size_t cap) {
     return snprintf(out, cap, "%s/%s", buf, slash ? slash + 1 : path) < (int)cap;
 }
 
+int cli_same_file(const char *a, const char *b) {
+    char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+    return a && b && canonical(a, ca, sizeof ca) && canonical(b, cb, sizeof cb) && strcmp(ca, cb) == 0;
+}
+
+/* Creates name exclusively, never through a symbolic link; a leftover of ours (a killed process
+ * whose pid this one reuses, or a link planted under the name) is unlinked, which removes the link
+ * and not its target, and the creation tried once more. Returns the descriptor or -1 (errno). */
+static int create_excl(const char *name) {
+    int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 && errno == EEXIST && unlink(name) == 0)
+        fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    return fd;
+}
+
+fg_status cli_tmp_create(const char *path, char *tmp, size_t cap, int *fd_out) {
+    *fd_out = -1;
+    if (snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid()) >= (int)cap)
+        return fg_fail(FG_ERR_INVALID, "%.200s...: path too long (at most %zu bytes)", path, cap > 32 ? cap - 32 : 0);
+    int fd = create_excl(tmp);
+    if (fd < 0) return fg_fail(FG_ERR_IO, "cannot create %s (temporary file for %s): %s", tmp, path, strerror(errno));
+    *fd_out = fd;
+    return FG_OK;
+}
+
 /* Before any work: can a file be created where path says? (A run that trains for an hour and
- * then cannot write its result has lost the hour.) Creates and removes a probe file there. */
+ * then cannot write its result has lost the hour.) The name must be a regular file or new (an
+ * output renamed over a directory fails after the run, over a device or a symbolic link it
+ * replaces the node or the link); then a probe file is created and removed there. */
 static int check_writable(const cli_cmd *cmd, const char *opt, const char *path) {
+    if (fg_output_path_check(path) != FG_OK) return cli_usage_error(cmd, "--%s: %s", opt, fg_last_error());
     char dir[PATH_MAX], probe[PATH_MAX + 64];
     dir_of(path, dir, sizeof dir);
     snprintf(probe, sizeof probe, "%s/.frugal-probe-%ld", dir, (long)getpid());
-    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int fd = create_excl(probe);
     if (fd < 0)
         return cli_usage_error(cmd, "--%s %s: cannot create a file in %s: %s (checked before the run, so that its "
                                "result is not lost)", opt, path, dir, strerror(errno));
@@ -297,11 +340,14 @@ void cli_log_init(int verbose) {
 
 volatile sig_atomic_t cli_stop_flag = 0;
 
+/* SIGTERM is what timeout, docker stop and SLURM send before they kill: it stops the run as
+ * Ctrl-C does, so that the checkpoint is written rather than lost. */
 static void on_sigint(int sig) {
     (void)sig;
     cli_stop_flag = 1;
-    /* a second Ctrl-C ends the process the default way */
+    /* a second Ctrl-C (or TERM) ends the process the default way */
     signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
 }
 
 void cli_sigint_install(void) {
@@ -310,9 +356,13 @@ void cli_sigint_install(void) {
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
-void cli_sigint_restore(void) { signal(SIGINT, SIG_DFL); }
+void cli_sigint_restore(void) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
 
 /* ---------------------------------------------------------------- progress */
 
@@ -365,22 +415,26 @@ fg_status cli_json_open(cli_json *j, const char *path) {
     memset(j, 0, sizeof *j);
     size_t n = strlen(path);
     j->path = strdup(path);
-    j->tmp = malloc(n + 8);
+    j->tmp = malloc(n + 32);
     if (!j->path || !j->tmp) {
         free(j->path);
         free(j->tmp);
         return fg_fail(FG_ERR_OOM, "json: out of memory");
     }
-    snprintf(j->tmp, n + 8, "%s.tmp", path);
-    j->f = fopen(j->tmp, "w");
-    if (!j->f) {
-        fg_status s = fg_fail(FG_ERR_IO, "cannot write %s: %s", j->tmp, strerror(errno));
+    int fd = -1;
+    fg_status s = fg_output_path_check(path);
+    if (s == FG_OK) s = cli_tmp_create(path, j->tmp, n + 32, &fd);
+    if (s == FG_OK && !(j->f = fdopen(fd, "w"))) {
+        s = fg_fail(FG_ERR_IO, "cannot write %s: %s", j->tmp, strerror(errno));
+        close(fd);
+        unlink(j->tmp);
+    }
+    if (s != FG_OK) {
         free(j->path);
         free(j->tmp);
         j->path = j->tmp = NULL;
-        return s;
     }
-    return FG_OK;
+    return s;
 }
 
 /* Closes a report written to tmp and, when keep and every write succeeded, puts it in place of
@@ -476,20 +530,31 @@ int cli_model_cfg(const cli_cmd *cmd, const fg_model_def *def, int64_t batch, co
     *out = (fg_model_cfg){.batch = batch, .channels = def->default_channels, .height = def->default_height,
                           .width = def->default_width, .classes = def->default_classes, .dropout = -1.0f};
     if (!input) return CLI_CONTINUE;
-    long long a, b, c;
-    char extra;
-    if (sscanf(input, "%lldx%lldx%lld%c", &a, &b, &c, &extra) == 3 && a > 0 && b > 0 && c > 0) {
-        out->channels = a;
-        out->height = b;
-        out->width = c;
-        return CLI_CONTINUE;
+    /* strtoll with ERANGE, not sscanf's %lld: its overflow is undefined (glibc saturates, and
+     * 99999999999999999999x28 became a model of 9223372036854775807 rows) */
+    enum { MAX_SIDE = 1 << 20 };
+    long long v[3];
+    int n = 0;
+    const char *p = input;
+    for (;;) {
+        char *end = NULL;
+        errno = 0;
+        const long long x = p[0] >= '0' && p[0] <= '9' ? strtoll(p, &end, 10) : 0;
+        if (!end || end == p || x <= 0 || n == 3) break;
+        if (errno || x > MAX_SIDE)
+            return cli_usage_error(cmd, "--input '%s': each side at most %d", input, (int)MAX_SIDE);
+        v[n++] = x;
+        if (*end == 0) {
+            if (n == 3) out->channels = v[0], out->height = v[1], out->width = v[2];
+            else if (n == 2) out->height = v[0], out->width = v[1];
+            else break;
+            return CLI_CONTINUE;
+        }
+        if (*end != 'x') break;
+        p = end + 1;
     }
-    if (sscanf(input, "%lldx%lld%c", &a, &b, &extra) == 2 && a > 0 && b > 0) {
-        out->height = a;
-        out->width = b;
-        return CLI_CONTINUE;
-    }
-    return cli_usage_error(cmd, "--input '%s': expected HxW (e.g. 64x64) or CxHxW", input);
+    return cli_usage_error(cmd, "--input '%s': expected HxW (e.g. 64x64) or CxHxW, each side 1..%d", input,
+                           (int)MAX_SIDE);
 }
 
 int cli_zoo_model_cfg(const cli_cmd *cmd, const char *model, int batch_set, int64_t batch, const char *input,
@@ -505,10 +570,15 @@ int cli_zoo_model_cfg(const cli_cmd *cmd, const char *model, int batch_set, int6
 fg_status cli_text_open(cli_text_file *t, const char *path) {
     t->path = path;
     t->f = NULL;
-    if (snprintf(t->tmp, sizeof t->tmp, "%s.tmp", path) >= (int)sizeof t->tmp)
-        return fg_fail(FG_ERR_INVALID, "%.200s...: path too long (at most %zu bytes)", path, sizeof t->tmp - 5);
-    t->f = fopen(t->tmp, "w");
-    return t->f ? FG_OK : fg_fail(FG_ERR_IO, "%s: cannot open for writing", t->tmp);
+    int fd = -1;
+    FG_TRY(fg_output_path_check(path));
+    FG_TRY(cli_tmp_create(path, t->tmp, sizeof t->tmp, &fd));
+    t->f = fdopen(fd, "w");
+    if (t->f) return FG_OK;
+    fg_status s = fg_fail(FG_ERR_IO, "%s: cannot open for writing: %s", t->tmp, strerror(errno));
+    close(fd);
+    unlink(t->tmp);
+    return s;
 }
 
 fg_status cli_text_close(cli_text_file *t, int ok) {

@@ -11,7 +11,8 @@
 #include "frugal/train.h"
 
 /* Exit codes: 0 success, 1 a failure (the library's message is printed), 2 a usage error,
- * 130 training interrupted by SIGINT (a checkpoint was written when --checkpoint was given). */
+ * 130 training interrupted by SIGINT or SIGTERM (a checkpoint was written when --checkpoint was
+ * given); SIGTERM exits 130 too, not 143: it stopped the run as Ctrl-C does, it did not kill it. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2, CLI_EXIT_INTERRUPTED = 130 };
 /* cli_parse's "go on with the command" (any other value is the exit code) */
 enum { CLI_CONTINUE = -1 };
@@ -51,9 +52,10 @@ typedef struct cli_cmd {
 /* Parses argv[0..argc) (the arguments after the subcommand name) into the table; positionals go
  * to pos[0..*npos). Accepts "--name value" and "--name=value"; "--" ends options. A string
  * option's value may not look like an option ("--save --quiet"; --save=--x passes). Then, for
- * every command: --threads at most CLI_MAX_THREADS; every output file's directory can take a new
- * file (--json, --plot, --trace, --vmem-plot, --steps, --save, --checkpoint; probed before any
- * work), no two outputs are one file, and no report/plot/trace output is an input (--load,
+ * every command: --threads at most CLI_MAX_THREADS; every output (--json, --plot, --trace,
+ * --vmem-plot, --steps, --save, --checkpoint) names a regular file or a new one (fg_output_path_check:
+ * not a directory, a device, a pipe or a symbolic link) in a directory that can take a new file
+ * (probed before any work), no two outputs are one file, and no report/plot/trace output is an input (--load,
  * --resume, --init, --table, --budget-trace, --model when it names a file). Returns
  * CLI_CONTINUE to go on, else the exit code: CLI_EXIT_USAGE after printing an error, CLI_EXIT_OK
  * after printing --help. Callers write `if (rc != CLI_CONTINUE) return rc;`. */
@@ -69,6 +71,12 @@ int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...)
     ;
 /* Prints "frugal: <what>: <library message>" and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *what, fg_status s);
+/* This machine's physical RAM in bytes (0 when unknown): a run needing more would swap and be
+ * killed long after it started, so commands refuse it before any work. */
+double cli_ram_bytes(void);
+/* CLI_CONTINUE when need_bytes fit in RAM (or RAM is unknown); else a usage error naming `what`
+ * ("lm train: the model (...)"), both sizes and `hint` (what to make smaller). */
+int cli_ram_check(const cli_cmd *cmd, const char *what, double need_bytes, const char *hint);
 /* An evaluation batch no larger than the n test items (a larger one would only pad: memory for
  * nothing); says so on the info log when it shrinks. `who` names the command. */
 int64_t cli_eval_batch(const char *who, int64_t batch, int64_t n, const char *items);
@@ -77,8 +85,8 @@ int64_t cli_eval_batch(const char *who, int64_t batch, int64_t n, const char *it
 
 /* Installs the log callback (stderr, level prefix; debug lines only when verbose). */
 void cli_log_init(int verbose);
-/* The flag SIGINT raises; the first SIGINT sets it, a second one restores the default action
- * (so a second Ctrl-C kills the process). */
+/* The flag SIGINT and SIGTERM raise; the first signal sets it, a second one (either) meets the
+ * default action (so a second Ctrl-C kills the process). restore puts both back to the default. */
 extern volatile sig_atomic_t cli_stop_flag;
 void cli_sigint_install(void);
 void cli_sigint_restore(void);
@@ -108,7 +116,8 @@ typedef struct cli_json {
     int count[32]; /* items written at each depth (for commas) */
     int error;
 } cli_json;
-/* Opens path.tmp for writing; cli_json_close renames it to path (atomic) and reports errors. */
+/* Opens a new "<path>.tmp.<pid>" (cli_tmp_create) for writing after fg_output_path_check(path);
+ * cli_json_close renames it to path (atomic) and reports errors. */
 fg_status cli_json_open(cli_json *j, const char *path);
 fg_status cli_json_close(cli_json *j);
 void cli_json_obj_begin(cli_json *j, const char *key); /* key NULL at top level or inside arrays */
@@ -119,16 +128,25 @@ void cli_json_str(cli_json *j, const char *key, const char *v);
 void cli_json_num(cli_json *j, const char *key, double v); /* non-finite values become null */
 void cli_json_int(cli_json *j, const char *key, long long v);
 
+/* Creates "<path>.tmp.<pid>" (into tmp[0..cap)) for writing with O_EXCL and O_NOFOLLOW, so that
+ * neither a symbolic link planted under that name nor another process's temporary is written
+ * through; a file or link already there (a killed process with this pid, or planted) is unlinked
+ * and the creation tried once more. *fd_out is the descriptor; FG_ERR_IO naming the file when it
+ * cannot be created, FG_ERR_INVALID when the name does not fit in cap. */
+fg_status cli_tmp_create(const char *path, char *tmp, size_t cap, int *fd_out);
+/* 1 when a and b name one file, existing or not ("x" and "./x"), after resolving links. */
+int cli_same_file(const char *a, const char *b);
+
 /* ---------------------------------------------------------------- text files (CSV traces) */
 
-/* A text file written as "<path>.tmp" and renamed over path only when every write succeeded, so
+/* A text file written as "<path>.tmp.<pid>" and renamed over path only when every write succeeded, so
  * a full disk never leaves half a file under the real name. */
 typedef struct cli_text_file {
     FILE *f;
     char tmp[4096];
     const char *path;
 } cli_text_file;
-/* Opens path.tmp for writing; FG_ERR_IO naming it on failure. */
+/* As cli_json_open; FG_ERR_IO (FG_ERR_INVALID for a path that is no regular file) naming it on failure. */
 fg_status cli_text_open(cli_text_file *t, const char *path);
 /* ok = the caller's own writing succeeded: closes, checks the stream, renames into place; else (or
  * on any failure) removes the temporary file. FG_ERR_IO naming the file when a write or the rename
@@ -171,17 +189,19 @@ typedef struct cli_train_result {
 void cli_train_args_init(cli_train_args *a);
 /* Runs a whole training as `frugal train` does: loads data, applies the per-data-set defaults,
  * resumes, trains with progress, writes --json/--save; prints epoch lines to stdout but not the
- * final "test accuracy" line. Returns a CLI exit code; fills r on success. */
-int cli_train_run(cli_train_args *a, cli_train_result *r);
+ * final "test accuracy" line. Returns a CLI exit code (usage errors point at cmd's --help; cmd
+ * may be NULL); fills r on success. */
+int cli_train_run(const cli_cmd *cmd, cli_train_args *a, cli_train_result *r);
 
 /* vmem (issue 3): checks --policy and the tier options: no --policy (then no tier option and no
  * --offload-weights either) or none|all|conv|dyn|plan is CLI_EXIT_OK (--offload-weights not with
- * none); anything else is a usage error. */
-int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights);
+ * none); anything else is a usage error (pointing at cmd's --help). */
+int cli_vmem_policy_check(const cli_cmd *cmd, const char *policy, const char *spill_dir, size_t host_mem, int trace,
+                          int offload_weights);
 /* Checks as above, then makes the policy into *pol (*have = 1; the caller gives it to a graph)
  * or leaves *have = 0 when policy is NULL. trace != 0 keeps every iteration's events. */
-int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights,
-                    fg_mem_policy *pol, int *have);
+int cli_vmem_policy(const cli_cmd *cmd, const char *policy, const char *spill_dir, size_t host_mem, int trace,
+                    int offload_weights, fg_mem_policy *pol, int *have);
 
 /* The model config of zoo model `def` at `batch`, with --input "HxW" (channels from the model) or
  * "CxHxW" applied when given: CLI_CONTINUE, or the usage error's exit code (printed). */

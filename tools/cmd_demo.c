@@ -439,7 +439,7 @@ int cmd_demo(int argc, char **argv) {
     printf("frugal demo: LeNet-5 on MNIST\n");
     fflush(stdout);
     cli_train_result r;
-    rc = cli_train_run(&a, &r);
+    rc = cli_train_run(&cmd, &a, &r);
     if (rc != CLI_EXIT_OK) {
         fg_dataset_free(&vtrain);
         return rc;

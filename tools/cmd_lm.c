@@ -196,6 +196,20 @@ static fg_status lm_graph_open(const fg_lm_cfg *c, fg_pool **pool, fg_graph **g,
     return fg_graph_build(*g, io->loss, *pool, &pol);
 }
 
+/* Bytes a training of c takes, from the shapes fg_lm_build gives the graph (in floats): the weights
+ * and their gradients (SGD keeps no state), the activations and their gradients over T x B tokens
+ * (the embedding, per layer the output, the 4 gates and the cell state saved for backward,
+ * dropout masks, the decoder's logits, softmax and their gradient) and the LSTM's workspace. An
+ * estimate (hidden 2000 x 2 layers: 0.86 GB, the process peaked at 0.92 GB): the pool grows
+ * without limit, so it is checked against RAM before the build (hidden 100000 grew for ever). */
+static double lm_train_bytes(const fg_lm_cfg *c) {
+    const double V = (double)c->vocab, E = (double)(c->embed ? c->embed : c->hidden), H = (double)c->hidden;
+    const double L = (double)c->layers, TB = (double)c->steps * (double)c->batch;
+    const double params = V * E + 4 * H * (E + H) + 8 * H + (L - 1) * (4 * H * 2 * H + 8 * H) + H * V + V;
+    const double acts = TB * (2 * E + L * 2 * (H + 5 * H + H) + 3 * V) + TB * 4 * H + 4 * H * H;
+    return 4.0 * (2 * params + acts);
+}
+
 static int lm_train(int argc, char **argv) {
     lm_args a = {.data = "brown", .hidden = 200, .steps = 20, .batch = 20, .layers = 2, .epochs = 6,
                  .decay_after = 2, .dropout = 0, .lr = 1.0, .lr_decay = 1.0 / 1.2, .clip = 5.0, .block = 0,
@@ -280,8 +294,11 @@ static int lm_train(int argc, char **argv) {
     if (!(a.sparse >= 0 && a.sparse < 1)) return cli_usage_error(&cmd, "--sparse %g: expected a fraction in [0, 1)", a.sparse);
     if (!(a.tau >= 0 && isfinite(a.tau))) return cli_usage_error(&cmd, "--tau %g: expected a finite tau >= 0", a.tau);
     if ((a.sparse > 0 || a.tau > 0) && !cli_find(opts, "block")->set) a.block = a.hidden < 16 ? a.hidden : 16;
-    if (a.block < 0 || a.block > a.hidden)
+    /* sparse epochs (--sparse or --tau) need blocks of at least one unit: the library refuses 0 only
+     * after the corpus is loaded */
+    if (a.block < ((a.sparse > 0 || a.tau > 0) ? 1 : 0) || a.block > a.hidden)
         return cli_usage_error(&cmd, "--block %lld: expected 1..hidden (%lld)", (long long)a.block, (long long)a.hidden);
+    if (a.threads < 0) return cli_usage_error(&cmd, "--threads %d: expected >= 0 (0 = all cores)", a.threads);
     const fg_lstm_bwd variant = fg_lstm_bwd_parse(a.variant);
     if (variant != FG_LSTM_BWD_STRUCTURED && variant != FG_LSTM_BWD_STEP && variant != FG_LSTM_BWD_MEPROP &&
         variant != FG_LSTM_BWD_THRESHOLD)
@@ -297,25 +314,31 @@ static int lm_train(int argc, char **argv) {
         return cli_usage_error(&cmd, "--schedule %s: expected sparse-dense, alternating or decaying", a.schedule);
     if (!cli_find(opts, "test-batches")->set) a.test_batches = a.eval_batches;
     if (a.eval_every < 0) return cli_usage_error(&cmd, "--eval-every %lld: expected >= 0", (long long)a.eval_every);
+    if (a.epochs < 1) return cli_usage_error(&cmd, "--epochs %d: expected >= 1", a.epochs);
     if (a.dense_epochs < 0 || a.dense_epochs > a.epochs)
         return cli_usage_error(&cmd, "--dense-epochs %d: expected 0..epochs (%d)", a.dense_epochs, a.epochs);
     if (a.dense_first < 0 || a.dense_first + a.dense_epochs > a.epochs)
         return cli_usage_error(&cmd, "--dense-first %d: expected 0..epochs - dense epochs (%d)", a.dense_first,
                                a.epochs - a.dense_epochs);
-    if (a.epochs < 1) return cli_usage_error(&cmd, "--epochs %d: expected >= 1", a.epochs);
     if (a.save && a.checkpoint)
         return cli_usage_error(&cmd, "--save with --checkpoint: --save FILE is --checkpoint FILE without {epoch}, "
                                "expected one of them");
     if (a.save && strstr(a.save, "{epoch}"))
         return cli_usage_error(&cmd, "--save %s: expected a file name; {epoch} belongs to --checkpoint", a.save);
     if (a.save) a.checkpoint = a.save;
-    if (a.plot && (rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
+    if (a.plot && (rc = cli_plot_option_check(&cmd, a.plot)) != CLI_CONTINUE) return rc;
     if (a.threads > 0) fg_threads_set(a.threads);
 
     fg_corpus corpus;
     if ((rc = lm_corpus_open(a.data_dir, a.data, &corpus)) != CLI_CONTINUE) return rc;
     fg_status s = FG_OK;
     fg_lm_cfg c = {corpus.vocab_size, a.embed, a.hidden, a.layers, a.steps, a.batch, (float)a.dropout, a.block};
+    rc = cli_ram_check(&cmd, "lm train: the model with its gradients and activations (estimated)", lm_train_bytes(&c),
+                       "expected a smaller --hidden, --embed, --layers, --steps or --batch");
+    if (rc != CLI_CONTINUE) {
+        fg_corpus_free(&corpus);
+        return rc;
+    }
     fg_lm_train_cfg tc = fg_lm_train_defaults();
     tc.epochs = a.epochs;
     tc.lr = (float)a.lr;
@@ -545,7 +568,7 @@ static int lm_eval(int argc, char **argv) {
 
 /* The ids of the words of text (split at spaces and tabs); a word outside the vocabulary is <unk>
  * when the vocabulary has it, else a usage error naming it. */
-static int prime_ids(const fg_corpus *c, const char *text, int32_t **out, int64_t *n) {
+static int prime_ids(const cli_cmd *cmd, const fg_corpus *c, const char *text, int32_t **out, int64_t *n) {
     *out = NULL;
     *n = 0;
     size_t len = strlen(text);
@@ -565,7 +588,7 @@ static int prime_ids(const fg_corpus *c, const char *text, int32_t **out, int64_
         if (id < 0) id = unk;
         if (id < 0) {
             free(ids);
-            return cli_usage_error(NULL, "lm sample: --prime: '%.*s' is not in the vocabulary (which has no <unk>)",
+            return cli_usage_error(cmd, "lm sample: --prime: '%.*s' is not in the vocabulary (which has no <unk>)",
                                    (int)(w > 64 ? 64 : w), p);
         }
         ids[(*n)++] = id;
@@ -611,7 +634,7 @@ static int lm_sample(int argc, char **argv) {
     int32_t *pids = NULL, *out = malloc((size_t)words * sizeof *out);
     int64_t np = 0;
     if (!out) rc = cli_fail("lm sample", fg_fail(FG_ERR_OOM, "out of host memory for %lld words", (long long)words));
-    else rc = prime_ids(&m.corpus, prime, &pids, &np);
+    else rc = prime_ids(&cmd, &m.corpus, prime, &pids, &np);
     fg_status s = FG_OK;
     if (rc == CLI_CONTINUE) s = fg_lm_generate(m.g, &m.io, &m.c, pids, np, words, temperature, seed, out);
     if (rc == CLI_CONTINUE && s != FG_OK) rc = cli_fail("lm sample", s);

@@ -84,6 +84,23 @@ static void stack_free(stack *s) {
     }
 }
 
+/* The bytes stack_init allocates (per layer the weights, biases, output, saved buffer, gradients,
+ * state; the input, dy and the workspace), checked against RAM before any of it is touched. */
+static double stack_bytes(const bench_args *a) {
+    const double T = (double)a->steps, B = (double)a->batch, H = (double)a->hidden, TB = T * B;
+    double floats = TB * (double)a->input + TB * H, ws = 0;
+    for (int l = 0; l < a->layers; l++) {
+        const double I = l == 0 ? (double)a->input : H;
+        floats += 2 * (4 * H * I + 4 * H * H + 8 * H) + TB * H + 5 * TB * H + TB * I + 4 * B * H;
+        const fg_lstm_desc d = {a->steps, a->batch, l == 0 ? a->input : a->hidden, a->hidden};
+        const size_t w = fg_lstm_sparse_workspace_bytes_max(&d, a->block);
+        ws = (double)w > ws ? (double)w : ws;
+    }
+    return 4.0 * floats + ws;
+}
+
+/* Allocates and fills the stack, each buffer checked as it is allocated: filling buffers after an
+ * earlier allocation failed touched gigabytes for a run that could not happen. */
 static fg_status stack_init(stack *s, const bench_args *a) {
     memset(s, 0, sizeof *s);
     s->L = a->layers;
@@ -97,24 +114,24 @@ static fg_status stack_init(stack *s, const bench_args *a) {
         *d = (fg_lstm_desc){T, B, l == 0 ? a->input : H, H};
         FG_TRY(fg_lstm_check(d));
         const size_t I = (size_t)d->I, G4 = (size_t)(4 * H), TB = (size_t)(T * B);
-        s->w_ih[l] = rand_buf(G4 * I, -k, k, &rng), s->w_hh[l] = rand_buf(G4 * (size_t)H, -k, k, &rng);
-        s->b_ih[l] = rand_buf(G4, -k, k, &rng), s->b_hh[l] = rand_buf(G4, -k, k, &rng);
-        s->y[l] = malloc(TB * (size_t)H * sizeof(float)), s->saved[l] = malloc(fg_lstm_saved_bytes(d));
-        s->dw_ih[l] = calloc(G4 * I, sizeof(float)), s->dw_hh[l] = calloc(G4 * (size_t)H, sizeof(float));
-        s->db_ih[l] = calloc(G4, sizeof(float)), s->db_hh[l] = calloc(G4, sizeof(float));
-        s->dxl[l] = malloc(TB * I * sizeof(float));
-        s->h0[l] = rand_buf((size_t)(B * H), -1, 1, &rng), s->c0[l] = rand_buf((size_t)(B * H), -1, 1, &rng);
-        s->dh0[l] = malloc((size_t)(B * H) * sizeof(float)), s->dc0[l] = malloc((size_t)(B * H) * sizeof(float));
-        ok = ok && s->w_ih[l] && s->w_hh[l] && s->b_ih[l] && s->b_hh[l] && s->y[l] && s->saved[l] && s->dw_ih[l] &&
-             s->dw_hh[l] && s->db_ih[l] && s->db_hh[l] && s->dxl[l] && s->h0[l] && s->c0[l] && s->dh0[l] && s->dc0[l];
+        /* || stops at the first failure: nothing after it is allocated or filled */
+        ok = (s->w_ih[l] = rand_buf(G4 * I, -k, k, &rng)) && (s->w_hh[l] = rand_buf(G4 * (size_t)H, -k, k, &rng)) &&
+             (s->b_ih[l] = rand_buf(G4, -k, k, &rng)) && (s->b_hh[l] = rand_buf(G4, -k, k, &rng)) &&
+             (s->y[l] = malloc(TB * (size_t)H * sizeof(float))) && (s->saved[l] = malloc(fg_lstm_saved_bytes(d))) &&
+             (s->dw_ih[l] = calloc(G4 * I, sizeof(float))) && (s->dw_hh[l] = calloc(G4 * (size_t)H, sizeof(float))) &&
+             (s->db_ih[l] = calloc(G4, sizeof(float))) && (s->db_hh[l] = calloc(G4, sizeof(float))) &&
+             (s->dxl[l] = malloc(TB * I * sizeof(float))) && (s->h0[l] = rand_buf((size_t)(B * H), -1, 1, &rng)) &&
+             (s->c0[l] = rand_buf((size_t)(B * H), -1, 1, &rng)) &&
+             (s->dh0[l] = malloc((size_t)(B * H) * sizeof(float))) &&
+             (s->dc0[l] = malloc((size_t)(B * H) * sizeof(float)));
+        if (!ok) return fg_fail(FG_ERR_OOM, "lstm bench: out of host memory for layer %d's buffers", l + 1);
         const size_t w = fg_lstm_sparse_workspace_bytes_max(d, a->block);
         if (w == 0) return fg_fail(FG_ERR_INVALID, "lstm bench: block %lld: %s", (long long)a->block, fg_last_error());
         if (w > s->ws_bytes) s->ws_bytes = w;
     }
-    s->x = rand_buf((size_t)(T * B * a->input), -1, 1, &rng);
-    s->dy = rand_buf((size_t)(T * B * H), -1, 1, &rng);
-    s->ws = malloc(s->ws_bytes);
-    if (!ok || !s->x || !s->dy || !s->ws) return fg_fail(FG_ERR_OOM, "lstm bench: out of host memory");
+    ok = (s->x = rand_buf((size_t)(T * B * a->input), -1, 1, &rng)) &&
+         (s->dy = rand_buf((size_t)(T * B * H), -1, 1, &rng)) && (s->ws = malloc(s->ws_bytes));
+    if (!ok) return fg_fail(FG_ERR_OOM, "lstm bench: out of host memory");
     return FG_OK;
 }
 
@@ -498,8 +515,11 @@ static int lstm_bench(int argc, char **argv) {
         if (!has_drop)
             return cli_usage_error(&cmd, "--plot draws step, structured or meprop against the drop: none is in "
                                    "--variants %s", a.variants);
-        if ((rc = cli_plot_option_check(a.plot)) != CLI_CONTINUE) return rc;
+        if ((rc = cli_plot_option_check(&cmd, a.plot)) != CLI_CONTINUE) return rc;
     }
+    if ((rc = cli_ram_check(&cmd, "lstm bench: the stack's buffers", stack_bytes(&a),
+                            "expected a smaller --hidden, --input, --batch, --steps or --layers")) != CLI_CONTINUE)
+        return rc;
     fg_threads_set(a.threads);
 
     variant_result r[MAX_CONFIGS];

@@ -96,7 +96,8 @@ static int rl_bench_env(int argc, char **argv) {
         {"envs", CLI_I64, &envs, "N", "environments stepped as one batch; each finishes N/envs of the episodes "
                                       "(default 1)", 0},
         {"seed", CLI_U64, &seed, "S", "seed of the environments and of the policy (default 1)", 0},
-        {"sticky", CLI_FLOAT, &sticky, "P", "sticky-action probability (default: the game's, 0.1 MinAtar, 0 CartPole)", 0},
+        {"sticky", CLI_FLOAT, &sticky, "P", "sticky-action probability, 0 to 1 (default: the game's, 0.1 MinAtar, 0 "
+                                            "CartPole)", 0},
         {"minimal", CLI_FLAG, &minimal, NULL, "use the game's minimal action set", 0},
         {"no-ramping", CLI_FLAG, &no_ramping, NULL, "turn MinAtar's difficulty ramping off", 0},
         {"obs", CLI_STR, &obs_type, "T", "observation element type: u8 (default for the MinAtar games) or f32", 0},
@@ -118,6 +119,9 @@ static int rl_bench_env(int argc, char **argv) {
     if (episodes < 1) return cli_usage_error(&cmd, "rl bench-env: --episodes must be at least 1");
     if (envs < 1 || envs > episodes)
         return cli_usage_error(&cmd, "rl bench-env: --envs must be between 1 and --episodes (%lld)", (long long)episodes);
+    /* the library takes any negative probability for "the game's default" */
+    if (cli_find(opts, "sticky")->set && !(sticky >= 0 && sticky <= 1))
+        return cli_usage_error(&cmd, "rl bench-env: --sticky %g: expected a probability in [0, 1]", sticky);
 
     fg_env_options eo;
     fg_env_options_init(&eo);
@@ -391,6 +395,45 @@ static void train_progress_cb(void *user, const fg_ga3c_stats *st) {
     if (cli_stop_flag) fg_ga3c_stop(tc->r);
 }
 
+/* fg_ga3c_config's fields as the library's messages name them, and rl train's options for them */
+static const char *const FIELD_OPTS[][2] = {
+    {"agents", "agents"}, {"envs_per_agent", "envs"}, {"predictors", "predictors"}, {"trainers", "trainers"},
+    {"max_prediction_batch", "max-predict-batch"}, {"min_training_batch", "min-train-batch"}, {"t_max", "t-max"},
+    {"discount", "discount"}, {"gae_lambda", "lambda"}, {"beta", "beta"}, {"lr", "lr"}, {"lr_final", "lr-final"},
+    {"rmsprop_decay", "rms-decay"}, {"rmsprop_eps", "rms-eps"}, {"grad_clip", "grad-clip"}, {"frames", "frames"},
+    {"progress_seconds", "progress"}, {"tune_window", "tune-window"}, {"max_agents", "max-agents"},
+    {"max_predictors", "max-predictors"}, {"max_trainers", "max-trainers"},
+};
+
+static int is_word(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'; }
+
+/* msg into out with the configuration's field names as the user's options ("ga3c: t_max is 0" ->
+ * "ga3c: --t-max is 0"): a name with '_' wherever it stands as a word, a plain word (agents, lr)
+ * only where a range check names it ("ga3c: agents is"), since elsewhere it is English. */
+static void option_names(const char *msg, char *out, size_t cap) {
+    size_t k = 0;
+    for (const char *p = msg; *p && k + 1 < cap;) {
+        const char *opt = NULL;
+        size_t n = 0;
+        if (p == msg || !is_word(p[-1]))
+            for (size_t i = 0; i < sizeof FIELD_OPTS / sizeof FIELD_OPTS[0] && !opt; i++) {
+                n = strlen(FIELD_OPTS[i][0]);
+                if (strncmp(p, FIELD_OPTS[i][0], n) != 0 || is_word(p[n])) continue;
+                if (strchr(FIELD_OPTS[i][0], '_') || (p - msg >= 6 && strncmp(p - 6, "ga3c: ", 6) == 0 &&
+                                                      strncmp(p + n, " is ", 4) == 0))
+                    opt = FIELD_OPTS[i][1];
+            }
+        if (opt) {
+            int w = snprintf(out + k, cap - k, "--%s", opt);
+            k = w > 0 && (size_t)w < cap - k ? k + (size_t)w : cap - 1;
+            p += n;
+        } else {
+            out[k++] = *p++;
+        }
+    }
+    out[k < cap ? k : cap - 1] = 0;
+}
+
 static int rl_train(int argc, char **argv) {
     const char *env = NULL, *algo = "ga3c", *json = NULL, *plot = NULL, *save = NULL, *load = NULL, *resume = NULL, *net = "minatar",
                *vtrace_boot = "behaviour";
@@ -475,6 +518,9 @@ static int rl_train(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc != CLI_CONTINUE) return rc;
     if (!env) return cli_usage_error(&cmd, "rl train: --env is required (one of: %s)", names);
+    /* the library takes a negative clip for "its own choice", the default: not a value to give */
+    if (cli_find(opts, "grad-clip")->set && !(grad_clip >= 0))
+        return cli_usage_error(&cmd, "rl train: --grad-clip %g: expected a norm >= 0 (0 = none)", grad_clip);
     if (strcmp(algo, "ga3c") != 0 && strcmp(algo, "a3c") != 0)
         return cli_usage_error(&cmd, "rl train: --algo is ga3c or a3c, not '%s'", algo);
     if (strcmp(algo, "a3c") == 0) /* options of the queues A3C does not have */
@@ -487,7 +533,7 @@ static int rl_train(int argc, char **argv) {
              *o; o++)
             if (cli_find(opts, *o)->set) return cli_usage_error(&cmd, "rl train: --%s applies with --tune", *o);
     if (plot) {
-        rc = cli_plot_option_check(plot);
+        rc = cli_plot_option_check(&cmd, plot);
         if (rc != CLI_CONTINUE) return rc;
     }
     c.env = env;
@@ -539,7 +585,11 @@ static int rl_train(int argc, char **argv) {
     c.progress_user = &tc;
     fg_ga3c *r;
     fg_status s = fg_ga3c_create(&c, &r);
-    if (s == FG_ERR_INVALID) return cli_usage_error(&cmd, "rl train: %s", fg_last_error());
+    if (s == FG_ERR_INVALID) {
+        char msg[1024];
+        option_names(fg_last_error(), msg, sizeof msg);
+        return cli_usage_error(&cmd, "rl train: %s", msg);
+    }
     if (s != FG_OK) return cli_fail("rl train", s);
     tc.r = r;
     if (load && resume) {
@@ -642,7 +692,7 @@ static int rl_play(int argc, char **argv) {
         {"load", CLI_STR, &load, "FILE", "weights from rl train --save (required)", 0},
         {"net", CLI_STR, &net, "N", "the network the weights were trained with: minatar (default) or atari", 0},
         {"episodes", CLI_I64, &episodes, "N", "episodes to play (default 1)", 0},
-        {"delay", CLI_FLOAT, &delay, "S", "seconds between frames (default 0.05)", 0},
+        {"delay", CLI_FLOAT, &delay, "S", "seconds between frames, 0 to 60 (default 0.05)", 0},
         {"sample", CLI_FLAG, &sample, NULL, "sample actions from the policy instead of taking the most likely", 0},
         {"no-render", CLI_FLAG, &no_render, NULL, "print only each episode's return", 0},
         {"seed", CLI_U64, &seed, "S", "seed of the environment (default 1)", 0},
@@ -659,6 +709,9 @@ static int rl_play(int argc, char **argv) {
     if (!env) return cli_usage_error(&cmd, "rl play: --env is required (one of: %s)", names);
     if (!load) return cli_usage_error(&cmd, "rl play: --load FILE is required (weights from rl train --save)");
     if (episodes < 1) return cli_usage_error(&cmd, "rl play: --episodes must be at least 1");
+    /* a day's sleep per frame is a hang, and past time_t's range the conversion below is undefined */
+    if (!(delay >= 0 && delay <= 60))
+        return cli_usage_error(&cmd, "rl play: --delay %g: expected 0 to 60 seconds", delay);
     fg_ga3c_config c;
     fg_ga3c_config_init(&c);
     c.env = env;

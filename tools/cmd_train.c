@@ -165,26 +165,27 @@ static int apply_checkpoint(cli_train_args *a, fg_ckpt_info *info, int *have_opt
 
 /* ---------------------------------------------------------------- vmem policy (issue 3) */
 
-int cli_vmem_policy_check(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights) {
+int cli_vmem_policy_check(const cli_cmd *cmd, const char *policy, const char *spill_dir, size_t host_mem, int trace,
+                          int offload_weights) {
     if (!policy) {
         if (spill_dir || host_mem || trace || offload_weights)
-            return cli_usage_error(NULL, "--spill-dir, --host-mem, --trace and --offload-weights need --policy "
+            return cli_usage_error(cmd, "--spill-dir, --host-mem, --trace and --offload-weights need --policy "
                                          "none|all|conv|dyn|plan");
         return CLI_EXIT_OK;
     }
     fg_vmem_kind kind;
     if (fg_vmem_kind_parse(policy, &kind) != FG_OK)
-        return cli_usage_error(NULL, "--policy: unknown policy '%s' (expected none, all, conv, dyn or plan)", policy);
+        return cli_usage_error(cmd, "--policy: unknown policy '%s' (expected none, all, conv, dyn or plan)", policy);
     if (offload_weights && kind == FG_VMEM_NONE)
-        return cli_usage_error(NULL, "--offload-weights needs a layer-wise policy (all, conv, dyn or plan); none is the "
+        return cli_usage_error(cmd, "--offload-weights needs a layer-wise policy (all, conv, dyn or plan); none is the "
                                      "network-wide baseline");
     return CLI_EXIT_OK;
 }
 
-int cli_vmem_policy(const char *policy, const char *spill_dir, size_t host_mem, int trace, int offload_weights,
-                    fg_mem_policy *pol, int *have) {
+int cli_vmem_policy(const cli_cmd *cmd, const char *policy, const char *spill_dir, size_t host_mem, int trace,
+                    int offload_weights, fg_mem_policy *pol, int *have) {
     *have = 0;
-    int rc = cli_vmem_policy_check(policy, spill_dir, host_mem, trace, offload_weights);
+    int rc = cli_vmem_policy_check(cmd, policy, spill_dir, host_mem, trace, offload_weights);
     if (rc != CLI_EXIT_OK || !policy) return rc;
     fg_vmem_kind kind;
     (void)fg_vmem_kind_parse(policy, &kind); /* checked above */
@@ -222,7 +223,7 @@ static int budget_fail(const cli_train_args *a, const fg_train_cfg *cfg, const f
     /* without --policy everything stays on the device, as under none: its plan names the size */
     const char *policy = a->policy ? a->policy : "none";
     if (fg_pool_create(&pool, 0) == FG_OK &&
-        cli_vmem_policy(policy, NULL, 0, 0, a->offload_weights, &pol, &have) == CLI_EXIT_OK && have) {
+        cli_vmem_policy(NULL, policy, NULL, 0, 0, a->offload_weights, &pol, &have) == CLI_EXIT_OK && have) {
         fg_vmem *vm = fg_vmem_of(&pol);
         if (fg_trainer_create(&t, a->model, NULL, &c, &data->train, &data->test, pool, &pol) == FG_OK) {
             fg_vmem_stats st;
@@ -284,14 +285,25 @@ static int write_plot(const cli_train_args *a, fg_vmem *vm) {
     return CLI_EXIT_OK;
 }
 
-int cli_train_run(cli_train_args *a, cli_train_result *r) {
+int cli_train_run(const cli_cmd *cmd, cli_train_args *a, cli_train_result *r) {
     memset(r, 0, sizeof *r);
     fg_ckpt_info info;
     int have_ckpt_optim = 0;
     if (a->resume) {
         int rc = apply_checkpoint(a, &info, &have_ckpt_optim);
         if (rc != CLI_EXIT_OK) return rc;
-        if (!a->checkpoint) a->checkpoint = a->resume; /* keep the resumed run resumable */
+        if (!a->checkpoint) {
+            a->checkpoint = a->resume; /* keep the resumed run resumable */
+            /* cli_parse compared the outputs with an explicit --checkpoint only: one of them on the
+             * resumed file would replace the resumable checkpoint (--save by bare weights) */
+            const char *outs[][2] = {{"save", a->save}, {"json", a->json}, {"trace", a->trace}, {"plot", a->plot}};
+            for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++)
+                if (outs[i][1] && cli_same_file(outs[i][1], a->resume))
+                    return cli_usage_error(cmd, "--%s %s names the file --resume goes on checkpointing to "
+                                           "(--checkpoint defaults to --resume): it would replace the resumable "
+                                           "checkpoint; write --%s to another file, or give --checkpoint another file",
+                                           outs[i][0], outs[i][1], outs[i][0]);
+        }
     }
     const data_defaults *dd = find_defaults(a->data);
     if (!a->set_epochs) a->epochs = dd->epochs;
@@ -299,24 +311,29 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     if (!a->set_optim && !a->resume) a->optim = fg_optim_kind_name(dd->optim);
     if (!a->set_lr && !have_ckpt_optim) a->lr = dd->lr;
     if (!a->set_lr_decay && !a->resume) a->lr_decay = dd->lr_decay;
-    if (a->epochs < 0) return cli_usage_error(NULL, "--epochs must be >= 0, got %d", a->epochs);
-    if (a->batch <= 0) return cli_usage_error(NULL, "--batch must be > 0, got %lld", (long long)a->batch);
-    if (!(a->lr > 0)) return cli_usage_error(NULL, "--lr must be > 0, got %g", a->lr);
+    if (a->epochs < 0) return cli_usage_error(cmd, "--epochs must be >= 0, got %d", a->epochs);
+    /* the trainer would train nothing and exit 0, as if it had (lm train refuses this too) */
+    if (a->resume && a->epochs <= info.epoch)
+        return cli_usage_error(cmd, "--epochs %d%s: %s has %d epochs already: none left to train (expected more "
+                               "than %d)", a->epochs, a->set_epochs ? "" : " (the default)", a->resume, info.epoch,
+                               info.epoch);
+    if (a->batch <= 0) return cli_usage_error(cmd, "--batch must be > 0, got %lld", (long long)a->batch);
+    if (!(a->lr > 0)) return cli_usage_error(cmd, "--lr must be > 0, got %g", a->lr);
     if (!(a->lr_decay > 0 && a->lr_decay <= 1))
-        return cli_usage_error(NULL, "--lr-decay must be in (0, 1], got %g", a->lr_decay);
+        return cli_usage_error(cmd, "--lr-decay must be in (0, 1], got %g", a->lr_decay);
     if (a->checkpoint_every < 0)
-        return cli_usage_error(NULL, "--checkpoint-every must be >= 0, got %lld", (long long)a->checkpoint_every);
-    if (a->threads < 0) return cli_usage_error(NULL, "--threads must be >= 0 (0 = all cores), got %d", a->threads);
+        return cli_usage_error(cmd, "--checkpoint-every must be >= 0, got %lld", (long long)a->checkpoint_every);
+    if (a->threads < 0) return cli_usage_error(cmd, "--threads must be >= 0 (0 = all cores), got %d", a->threads);
     /* --plot draws vmem's trace: it needs a policy, a file name gnuplot can quote and gnuplot,
      * all checked before any training */
     if (a->plot) {
-        if (!a->policy) return cli_usage_error(NULL, "--plot needs --policy none|all|conv|dyn|plan");
-        int prc0 = cli_plot_option_check(a->plot);
+        if (!a->policy) return cli_usage_error(cmd, "--plot needs --policy none|all|conv|dyn|plan");
+        int prc0 = cli_plot_option_check(cmd, a->plot);
         if (prc0 != CLI_CONTINUE) return prc0;
     }
     /* checked before the data is loaded so a bad --policy fails at once; the policy itself is
      * made after (the trainer owns it) */
-    int prc = cli_vmem_policy_check(a->policy, a->spill_dir, a->host_mem, a->trace != NULL, a->offload_weights);
+    int prc = cli_vmem_policy_check(cmd, a->policy, a->spill_dir, a->host_mem, a->trace != NULL, a->offload_weights);
     if (prc != CLI_EXIT_OK) return prc;
 
     fg_train_cfg cfg = fg_train_defaults();
@@ -327,16 +344,16 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     } else {
         fg_optim_kind kind;
         s = fg_optim_kind_parse(a->optim, &kind);
-        if (s != FG_OK) return cli_usage_error(NULL, "--optim: %s", fg_last_error());
+        if (s != FG_OK) return cli_usage_error(cmd, "--optim: %s", fg_last_error());
         cfg.optim = fg_optim_defaults(kind, (float)a->lr);
     }
     if (a->set_momentum && cfg.optim.kind != FG_OPTIM_SGD)
-        return cli_usage_error(NULL, "--momentum applies to --optim sgd only (this run is %s)",
+        return cli_usage_error(cmd, "--momentum applies to --optim sgd only (this run is %s)",
                                fg_optim_kind_name(cfg.optim.kind));
     if (a->set_momentum && !(a->momentum >= 0 && a->momentum < 1))
-        return cli_usage_error(NULL, "--momentum must be in [0, 1), got %g", a->momentum);
+        return cli_usage_error(cmd, "--momentum must be in [0, 1), got %g", a->momentum);
     if (a->set_wd && !(a->weight_decay >= 0))
-        return cli_usage_error(NULL, "--weight-decay must be >= 0, got %g", a->weight_decay);
+        return cli_usage_error(cmd, "--weight-decay must be >= 0, got %g", a->weight_decay);
     if (a->set_momentum) cfg.optim.momentum = (float)a->momentum;
     if (a->set_wd) cfg.optim.weight_decay = (float)a->weight_decay;
     a->optim = fg_optim_kind_name(cfg.optim.kind);
@@ -375,8 +392,8 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
     if (s != FG_OK) rc = cli_fail("device pool", s);
     /* --plot takes the same whole-run trace as --trace and draws its last training iteration */
     if (rc == CLI_EXIT_OK)
-        rc = cli_vmem_policy(a->policy, a->spill_dir, a->host_mem, a->trace != NULL || a->plot != NULL, a->offload_weights,
-                             &pol, &have_pol);
+        rc = cli_vmem_policy(cmd, a->policy, a->spill_dir, a->host_mem, a->trace != NULL || a->plot != NULL,
+                             a->offload_weights, &pol, &have_pol);
     if (rc == CLI_EXIT_OK) {
         if (have_pol) vm = fg_vmem_of(&pol);
         /* the trainer takes the policy (also on failure); a budget too small for the policy
@@ -415,6 +432,10 @@ int cli_train_run(cli_train_args *a, cli_train_result *r) {
                             "checkpoint written, if any: resume from it with --resume %s\n", a->checkpoint, a->checkpoint);
                 else if (a->checkpoint) fprintf(stderr, "interrupted; resume with --resume %s\n", a->checkpoint);
                 else fprintf(stderr, "interrupted; no checkpoint written (give --checkpoint FILE to make runs resumable)\n");
+                /* the results of a finished run only: say so rather than leave the user looking for them */
+                if (a->save || a->json)
+                    fprintf(stderr, "interrupted: %s%s%s not written (the run did not finish)\n",
+                            a->save ? "--save" : "", a->save && a->json ? " and " : "", a->json ? "--json" : "");
                 rc = CLI_EXIT_INTERRUPTED;
             } else {
                 rc = cli_fail("training", s);
@@ -516,7 +537,8 @@ int cmd_train(int argc, char **argv) {
          "iteration it holds)", 0},
         {"json", CLI_STR, &a.json, "FILE", "write results (per-epoch loss and accuracy) as JSON", 0},
         {"save", CLI_STR, &a.save, "FILE", "write the trained weights (safetensors) for frugal eval", 0},
-        {"checkpoint", CLI_STR, &a.checkpoint, "FILE", "write a resumable checkpoint after every epoch and on Ctrl-C", 0},
+        {"checkpoint", CLI_STR, &a.checkpoint, "FILE",
+         "write a resumable checkpoint after every epoch and on Ctrl-C or SIGTERM", 0},
         {"checkpoint-every", CLI_I64, &a.checkpoint_every, "N", "also checkpoint every N batches (needs --checkpoint)", 0},
         {"resume", CLI_STR, &a.resume, "FILE",
          "continue from a checkpoint up to --epochs (takes model, data, batch, seed, optimizer from it; keeps "
@@ -527,7 +549,8 @@ int cmd_train(int argc, char **argv) {
     };
     cli_cmd cmd = {"train", "frugal train [--model NAME] [--data mnist|fashion] [options]",
                    "Trains a zoo model on an image classification set; prints one line per epoch and, last,\n"
-                   "'test accuracy: 0.xxxx'. Ctrl-C writes a checkpoint (with --checkpoint) and exits 130.",
+                   "'test accuracy: 0.xxxx'. Ctrl-C or SIGTERM (timeout, docker stop, SLURM) writes a checkpoint\n"
+                   "(with --checkpoint) and exits 130 (also for SIGTERM).",
                    opts, 0, 0, NULL};
     const char *pos[1];
     int npos;
@@ -547,7 +570,7 @@ int cmd_train(int argc, char **argv) {
     if (a.checkpoint_every > 0 && !a.checkpoint && !a.resume)
         return cli_usage_error(&cmd, "--checkpoint-every needs --checkpoint FILE");
     cli_train_result r;
-    rc = cli_train_run(&a, &r);
+    rc = cli_train_run(&cmd, &a, &r);
     if (rc != CLI_EXIT_OK) return rc;
     printf("test accuracy: %.4f\n", r.test_acc);
     free(r.hist);

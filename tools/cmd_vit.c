@@ -122,7 +122,7 @@ static int vit_train(int argc, char **argv) {
         return cli_usage_error(&cmd, "vit train: --scene-scale, --scene-rotate and --scene-refresh apply to --data "
                                      "scenes only");
     if (a.plot) {
-        int prc = cli_plot_option_check(a.plot);
+        int prc = cli_plot_option_check(&cmd, a.plot);
         if (prc != CLI_CONTINUE) return prc;
     }
     if (a.init) {
@@ -165,7 +165,7 @@ static int vit_train(int argc, char **argv) {
         cli_sigint_install();
         s = vit_train_loop(&a, &m, &d, hist, &n_hist, &test_metric);
         cli_sigint_restore();
-        if (s != FG_OK) rc = cli_fail("training", s);
+        if (s != FG_OK) rc = vit_loop_fail("training", s);
     }
     const double seconds = fg_time_now() - t0;
     if (rc == CLI_EXIT_OK) {
@@ -555,7 +555,7 @@ static int vit_profile(int argc, char **argv) {
     if (n_val < 0 || max_steps < 0) return cli_usage_error(&cmd, "vit profile: --val-images and --max-steps must be >= 0");
     if (threads < 0) return cli_usage_error(&cmd, "vit profile: --threads must be >= 0");
     if (plot) {
-        int prc = cli_plot_option_check(plot);
+        int prc = cli_plot_option_check(&cmd, plot);
         if (prc != CLI_CONTINUE) return prc;
     }
     vit_meta meta;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "plot.h"
@@ -168,7 +169,7 @@ fg_status vit_run_stream(vit_model *m, const vit_split *s, const fg_vit_profile_
     const double t_start = fg_time_now();
     for (size_t f = 0; st == FG_OK && f < F; f++) {
         if (cli_stop_flag) {
-            st = fg_fail(FG_ERR_INVALID, "vit run: interrupted at frame %zu", f);
+            st = fg_fail(FG_ERR_INVALID, "interrupted at frame %zu: no results written", f);
             break;
         }
         const double b = budget[f];
@@ -282,20 +283,34 @@ int vit_run_plot(const char *png, const char *title, const char *metric, const f
 /* ---------------------------------------------------------------- the budget trace file */
 
 /* Reads per-frame budgets in milliseconds, one per line ('#' comments and blank lines skipped),
- * into *out (seconds). FG_ERR_FORMAT naming the file and line for anything else. */
+ * into *out (seconds). FG_ERR_FORMAT naming the file and line for anything else. A regular file
+ * only: /dev/zero or a pipe never ends (NUL bytes looked like blank lines). */
 static fg_status read_trace(const char *path, double **out, int64_t *n_out) {
     *out = NULL;
     *n_out = 0;
     FILE *fp = fopen(path, "r");
     if (!fp) return fg_fail(FG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return fg_fail(FG_ERR_FORMAT, "--budget-trace %s: not a regular file (expected a text file of budgets)", path);
+    }
     size_t cap = 256, n = 0;
     double *v = malloc(cap * sizeof *v);
     char line[256];
     long ln = 0;
     fg_status st = v ? FG_OK : fg_fail(FG_ERR_OOM, "--budget-trace: out of memory");
+    long at = 0; /* the file's offset before the line: fewer bytes in the string than read means a NUL */
     while (st == FG_OK && fgets(line, sizeof line, fp)) {
         ln++;
         const size_t len = strlen(line);
+        const long next = ftell(fp);
+        if (next != at + (long)len) {
+            st = fg_fail(FG_ERR_FORMAT, "--budget-trace %s:%ld: a NUL byte (expected text: one number per line)", path,
+                         ln);
+            break;
+        }
+        at = next;
         if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(fp)) {
             st = fg_fail(FG_ERR_FORMAT, "--budget-trace %s:%ld: line longer than %zu bytes", path, ln, sizeof line - 2);
             break;
@@ -407,7 +422,7 @@ int cmd_vit_run(int argc, char **argv) {
     if (cpu_clock && threads != 1)
         return cli_usage_error(&cmd, "vit run: --clock cpu measures the calling thread only: it needs --threads 1");
     if (plot) {
-        int prc = cli_plot_option_check(plot);
+        int prc = cli_plot_option_check(&cmd, plot);
         if (prc != CLI_CONTINUE) return prc;
     }
     vit_meta meta;
@@ -519,7 +534,7 @@ int cmd_vit_run(int argc, char **argv) {
         cli_sigint_install();
         s = vit_run_stream(&m, &d.test, t, n, budget, frames, 1.0 - rate, cpu_clock, quiet, &r);
         cli_sigint_restore();
-        if (s != FG_OK) rc = cli_fail("running", s);
+        if (s != FG_OK) rc = vit_loop_fail("running", s);
     }
     /* the best static configuration that meets the rate */
     size_t best = SIZE_MAX;

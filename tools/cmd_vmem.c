@@ -275,7 +275,7 @@ static fg_status largest_none_batch(const char *model, const fg_model_cfg *mc, s
     return FG_OK;
 }
 
-static int parse_policies(const char *list, fg_vmem_kind *kinds, int *n) {
+static int parse_policies(const cli_cmd *cmd, const char *list, fg_vmem_kind *kinds, int *n) {
     *n = 0;
     if (!list) {
         for (int k = 0; k < FG_VMEM_KIND_COUNT; k++) kinds[(*n)++] = (fg_vmem_kind)k;
@@ -286,10 +286,10 @@ static int parse_policies(const char *list, fg_vmem_kind *kinds, int *n) {
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         fg_vmem_kind k;
         if (fg_vmem_kind_parse(tok, &k) != FG_OK || *n >= FG_VMEM_KIND_COUNT)
-            return cli_usage_error(NULL, "--policies: expected a comma-separated list of none, all, conv, dyn, plan; got '%s'",
-                                   list);
+            return cli_usage_error(cmd, "--policies: expected a comma-separated list of none, all, conv, dyn, plan; "
+                                   "got '%s'", list);
         for (int i = 0; i < *n; i++)
-            if (kinds[i] == k) return cli_usage_error(NULL, "--policies: %s given twice in '%s'", tok, list);
+            if (kinds[i] == k) return cli_usage_error(cmd, "--policies: %s given twice in '%s'", tok, list);
         kinds[(*n)++] = k;
     }
     return CLI_EXIT_OK;
@@ -325,8 +325,10 @@ static int vmem_report(int argc, char **argv) {
         {"host-mem", CLI_SIZE, &a.host_mem, "SIZE", "host tier capacity (default unlimited)", 0},
         {"offload-weights", CLI_FLAG, &a.offload_weights, NULL,
          "every policy but none keeps params, their gradients and the inputs in host memory between uses", 0},
-        {"link-gbps", CLI_FLOAT, &a.link_gbps, "GB/s", "pace the link to this bandwidth (default 0 = unpaced memcpy)", 0},
-        {"link-latency-us", CLI_FLOAT, &a.link_latency_us, "US", "per-copy latency of the paced link", 0},
+        {"link-gbps", CLI_FLOAT, &a.link_gbps, "GB/s",
+         "pace the link to this bandwidth, 0.001 to 1e6 (default 0 = unpaced memcpy)", 0},
+        {"link-latency-us", CLI_FLOAT, &a.link_latency_us, "US",
+         "per-copy latency of the paced link, 0 to 1e6 (default 0)", 0},
         {"json", CLI_STR, &a.json, "FILE", "write one record per policy as JSON", 0},
         {"plot", CLI_STR, &a.plot, "FILE.png", "device memory over the last iteration, one line per policy (gnuplot)", 0},
         {"threads", CLI_INT, &a.threads, "T", "threads (default 0 = all cores)", 0},
@@ -351,7 +353,13 @@ static int vmem_report(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     if (a.iters <= 0) return cli_usage_error(&cmd, "--iters must be > 0, got %d", a.iters);
     if (a.threads < 0) return cli_usage_error(&cmd, "--threads must be >= 0 (0 = all cores), got %d", a.threads);
-    if (a.link_gbps < 0 || a.link_latency_us < 0) return cli_usage_error(&cmd, "--link-gbps and --link-latency-us must be >= 0");
+    /* a paced link slower than 1 MB/s, or a second per copy, turns the report into a run of days
+     * (1e-300 GB/s never finished) */
+    if (!(a.link_gbps == 0 || (a.link_gbps >= 1e-3 && a.link_gbps <= 1e6)))
+        return cli_usage_error(&cmd, "--link-gbps %g: expected 0 (unpaced) or 0.001 to 1e6 GB/s", a.link_gbps);
+    if (!(a.link_latency_us >= 0 && a.link_latency_us <= 1e6))
+        return cli_usage_error(&cmd, "--link-latency-us %g: expected 0 to 1e6 microseconds per copy",
+                               a.link_latency_us);
     if (!(a.lr > 0)) return cli_usage_error(&cmd, "--lr must be > 0, got %g", a.lr);
     if (a.conv_algo) {
         mc.force_conv_algo = 0;
@@ -365,10 +373,10 @@ static int vmem_report(int argc, char **argv) {
     }
     fg_vmem_kind kinds[FG_VMEM_KIND_COUNT];
     int nk;
-    rc = parse_policies(a.policies, kinds, &nk);
+    rc = parse_policies(&cmd, a.policies, kinds, &nk);
     if (rc != CLI_EXIT_OK) return rc;
     if (a.plot) { /* before minutes of training, not after */
-        int prc = cli_plot_option_check(a.plot);
+        int prc = cli_plot_option_check(&cmd, a.plot);
         if (prc != CLI_CONTINUE) return prc;
     }
     rc = CLI_EXIT_OK;
@@ -392,18 +400,12 @@ static int vmem_report(int argc, char **argv) {
         size_t need = 0;
         fg_status s = min_budget(a.model, &omc, FG_VMEM_NONE, &need);
         if (s != FG_OK) return cli_fail("oracle plan", s);
-        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-        double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-        if (ram > 0 && (double)need > ram) {
-            char nb[32], rb[32];
-            fg_bytes_str(nb, sizeof nb, (double)need);
-            fg_bytes_str(rb, sizeof rb, ram);
-            return cli_usage_error(&cmd,
-                                   "the oracle (none in an unlimited pool at batch %lld) needs %s, more than this "
-                                   "machine's %s of RAM; pass --oracle-batch fit (with --device-mem) or a smaller "
-                                   "--oracle-batch",
-                                   (long long)omc.batch, nb, rb);
-        }
+        char what[96];
+        snprintf(what, sizeof what, "the oracle (none in an unlimited pool at batch %lld)", (long long)omc.batch);
+        rc = cli_ram_check(&cmd, what, (double)need,
+                           "pass --oracle-batch fit (with --device-mem) or a smaller --oracle-batch");
+        if (rc != CLI_CONTINUE) return rc;
+        rc = CLI_EXIT_OK;
     }
     int separate_oracle = a.device_mem || omc.batch != mc.batch;
     fg_threads_set(a.threads);

@@ -81,7 +81,7 @@ int demo_vit(const demo_opts *o) {
         cli_sigint_install();
         s = vit_train_loop(&a, &m, &d, hist, &n_hist, &test_full);
         cli_sigint_restore();
-        if (s != FG_OK) rc = cli_fail("demo: training", s);
+        if (s != FG_OK) rc = vit_loop_fail("demo: training", s);
     }
     const double train_s = fg_time_now() - t_train;
     /* 2. the batch-1 model on the trained weights; the ladder's accuracy on validation images */
@@ -129,7 +129,7 @@ int demo_vit(const demo_opts *o) {
         cli_sigint_install();
         s = vit_run_stream(&m1, &d.test, t, n, budget, frames, 1.0 - DV_RATE, 0, o->quiet, &r);
         cli_sigint_restore();
-        if (s != FG_OK) rc = cli_fail("demo: the stream", s);
+        if (s != FG_OK) rc = vit_loop_fail("demo: the stream", s);
     }
     if (rc == CLI_EXIT_OK) {
         size_t best = SIZE_MAX;

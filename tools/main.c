@@ -29,7 +29,8 @@ static void usage(FILE *f) {
     fprintf(f, "frugal %s: deep learning that fits the memory and the time you have\n\n", FRUGAL_VERSION);
     fprintf(f, "usage: frugal COMMAND [options]      (frugal COMMAND --help lists every option)\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nexit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted (resume with --resume)\n");
+    fprintf(f, "\nexit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted by Ctrl-C or SIGTERM (resume with "
+               "--resume)\n");
 }
 
 int main(int argc, char **argv) {

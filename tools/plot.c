@@ -73,7 +73,20 @@ int cli_gnuplot_open(cli_gnuplot *gp, const char *png, int width, int height, ch
         snprintf(why, why_len, "out of host memory");
         return 0;
     }
-    snprintf(gp->tmp, n + 32, "%s.tmp-%ld", png, (long)getpid());
+    /* the temporary is created here, exclusively and not through a link, for gnuplot to fill:
+     * gnuplot's own open would follow a symbolic link planted under the name */
+    int tfd = -1;
+    struct stat tsb;
+    if (fg_output_path_check(png) != FG_OK || cli_tmp_create(png, gp->tmp, n + 32, &tfd) != FG_OK) {
+        snprintf(why, why_len, "%s", fg_last_error());
+        gnuplot_free(gp);
+        return 0;
+    }
+    if (fstat(tfd, &tsb) == 0) {
+        gp->tmp_dev = tsb.st_dev;
+        gp->tmp_ino = tsb.st_ino;
+    }
+    close(tfd);
     /* gnuplot's stderr, for the reason of a failure; without a temporary file it is dropped */
     const char *td = getenv("TMPDIR");
     if (!td || !td[0] || strchr(td, '\'') || strlen(td) > sizeof gp->err - 32) td = "/tmp";
@@ -95,6 +108,7 @@ int cli_gnuplot_open(cli_gnuplot *gp, const char *png, int width, int height, ch
     if (!gp->f) {
         int e = errno;
         sigaction(SIGPIPE, &gp->old_pipe, NULL);
+        unlink(gp->tmp);
         gnuplot_free(gp);
         snprintf(why, why_len, "could not start gnuplot: %s", strerror(e));
         return 0;
@@ -132,6 +146,14 @@ int cli_gnuplot_close(cli_gnuplot *gp, char *why, size_t why_len) {
     sigaction(SIGPIPE, &gp->old_pipe, NULL);
     struct stat sb;
     int ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && stat(gp->tmp, &sb) == 0 && sb.st_size > 0;
+    if (ok &&
+        (lstat(gp->tmp, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_dev != gp->tmp_dev || sb.st_ino != gp->tmp_ino)) {
+        /* replaced while gnuplot ran (a link, another file): not ours to rename over the target */
+        snprintf(why, why_len, "%s changed while gnuplot wrote it (no longer the file created for it): %s not written",
+                 gp->tmp, gp->png);
+        gnuplot_free(gp);
+        return 0;
+    }
     if (ok) {
         if (rename(gp->tmp, gp->png) != 0) {
             snprintf(why, why_len, "could not rename %s to %s: %s", gp->tmp, gp->png, strerror(errno));
@@ -284,11 +306,11 @@ int cli_plot_memory(const char *png, const char *title, int n_series, const char
     return cli_gnuplot_close(&gp, why, why_len);
 }
 
-int cli_plot_option_check(const char *png) {
+int cli_plot_option_check(const cli_cmd *cmd, const char *png) {
     char why[512];
     int usage = 0;
     if (cli_plot_check(png, why, sizeof why, &usage)) return CLI_CONTINUE;
-    if (usage) return cli_usage_error(NULL, "--plot: %s", why);
+    if (usage) return cli_usage_error(cmd, "--plot: %s", why);
     fprintf(stderr, "frugal: --plot: %s, or leave out --plot\n", why);
     return CLI_EXIT_FAIL;
 }

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "frugal/rl.h"
 #include "frugal/vmem.h"
@@ -22,14 +23,18 @@ int cli_on_path(const char *prog);
  * 1 when the reason is the file name (a usage error), 0 otherwise. usage may be NULL. */
 int cli_plot_check(const char *png, char *why, size_t why_len, int *usage);
 /* The same check for a command's --plot option, before a long run: CLI_CONTINUE, or the exit
- * code after printing why (a usage error for the file name, exit 1 when gnuplot is missing). */
-int cli_plot_option_check(const char *png);
+ * code after printing why (a usage error for the file name, pointing at cmd's --help; exit 1 when
+ * gnuplot is missing). */
+struct cli_cmd;
+int cli_plot_option_check(const struct cli_cmd *cmd, const char *png);
 
 /* A gnuplot process writing a PNG. */
 typedef struct cli_gnuplot {
     FILE *f;          /* gnuplot's standard input: write commands and '-' data blocks here */
     char *png;        /* where the plot goes */
-    char *tmp;        /* where gnuplot writes it (png + ".tmp-<pid>"), renamed on success */
+    char *tmp;        /* where gnuplot writes it (png + ".tmp.<pid>", created by us), renamed on success */
+    dev_t tmp_dev;    /* the file created as tmp: renamed only when tmp is still that regular file */
+    ino_t tmp_ino;
     char err[256];    /* gnuplot's stderr, kept for the reason of a failure ("" = /dev/null) */
     struct sigaction old_pipe; /* SIGPIPE is ignored while gnuplot runs (it may exit before reading
                                   all we write); restored by close */

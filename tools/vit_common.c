@@ -395,7 +395,7 @@ fg_status vit_train_loop(const vit_train_args *a, vit_model *m, vit_data *d, vit
         sc.k = (int32_t)li->t.shape[1];
         for (int64_t b = 0; s == FG_OK && b < nb; b++, step++) {
             if (cli_stop_flag) {
-                s = fg_fail(FG_ERR_INVALID, "train: interrupted in epoch %d (nothing saved)", e + 1);
+                s = fg_fail(FG_ERR_INVALID, "interrupted in epoch %d: nothing saved or written", e + 1);
                 break;
             }
             vit_gather(tr, perm + b * B, B, B, x, y);
@@ -451,4 +451,10 @@ fg_status vit_train_loop(const vit_train_args *a, vit_model *m, vit_data *d, vit
     free(perm);
     fg_optim_free(opt);
     return s;
+}
+
+int vit_loop_fail(const char *what, fg_status s) {
+    if (!cli_stop_flag) return cli_fail(what, s);
+    fprintf(stderr, "frugal: %s: %s\n", what, fg_last_error());
+    return CLI_EXIT_INTERRUPTED;
 }

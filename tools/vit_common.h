@@ -185,6 +185,10 @@ fg_status vit_run_stream(vit_model *m, const vit_split *s, const fg_vit_profile_
                          const double *budget, int64_t frames, double miss_target, int cpu_clock, int quiet,
                          vit_run_result *r);
 void vit_run_result_free(vit_run_result *r);
+/* The exit code of a failed vit_train_loop or vit_run_stream: CLI_EXIT_INTERRUPTED after its
+ * "interrupted" message when SIGINT or SIGTERM stopped it (130 as train, lm and rl exit), else
+ * cli_fail(what, s). */
+int vit_loop_fail(const char *what, fg_status s);
 /* Budget and the governor's latency per frame (ms, left axis), the full model's latency, and the
  * chosen entry's profiled metric (right axis). 1, or 0 with the reason in why. */
 int vit_run_plot(const char *png, const char *title, const char *metric, const fg_vit_profile_entry *t,
