@@ -100,6 +100,11 @@ expect 2 "--save rs.st names the file --resume goes on checkpointing to" \
 cmp -s rs.st rs0.st || fail "the refused --save changed the checkpoint"
 expect 2 "rs.st has 1 epochs already: none left to train" "${train[@]}" --resume rs.st --epochs 1 --save w.st
 [[ ! -e w.st ]] || fail "--resume with no epochs left wrote --save"
+# --resume through a symbolic link: its checkpoints would replace the link, refused before training
+ln -s rs.st rs-link.st
+expect 2 "--resume: checkpoints go to the resumed file" "${train[@]}" --resume rs-link.st --epochs 2
+grep -q "data:" out.txt && fail "--resume through a link was refused only after loading the data"
+expect 0 "" "${train[@]}" --resume rs-link.st --epochs 2 --checkpoint rs2.st
 
 # SIGTERM (timeout, docker stop, SLURM) stops the run as Ctrl-C does: a checkpoint, exit 130
 "$frugal" "${train[@]}" --resume rs.st --epochs 30 --save w.st --json r.json >out.txt 2>&1 &

@@ -111,13 +111,16 @@ rc=0; run --budget-trace bad.txt || rc=$?
 printf '0.5\n-1\n' >neg.txt
 rc=0; run --budget-trace neg.txt || rc=$?
 [[ $rc == 1 ]] && grep -q "neg.txt:2: expected a budget" out.txt || fail "a negative budget (exit $rc)"
-# a trace that is no regular file, or holds a NUL byte: /dev/zero read as blank lines for ever
+# a trace that is a device, or holds a NUL byte: /dev/zero read as blank lines for ever
 rc=0; timeout 60 "$frugal" vit run --model vit.safetensors --table prof.json --frames 12 --calibrate 3 --quiet \
     --budget-trace /dev/zero >out.txt 2>&1 || rc=$?
-[[ $rc == 1 ]] && grep -q "/dev/zero: not a regular file" out.txt || fail "--budget-trace /dev/zero (exit $rc)"
+[[ $rc == 1 ]] && grep -q "/dev/zero: not a regular file or a pipe" out.txt || fail "--budget-trace /dev/zero (exit $rc)"
 printf '0.5\n1\0002\n' >nul.txt
 rc=0; run --budget-trace nul.txt || rc=$?
 [[ $rc == 1 ]] && grep -q "nul.txt:2: a NUL byte" out.txt || fail "a NUL byte in the trace (exit $rc)"
+# a pipe ends: its budgets are read (process substitution)
+rc=0; run --budget-trace <(printf '0.5\n0.4\n') || rc=$?
+[[ $rc == 0 ]] || fail "--budget-trace from a pipe (exit $rc)"
 # Ctrl-C stops the stream with exit 130 (CLI_EXIT_INTERRUPTED) and says so; no JSON is written
 "$frugal" vit run --model vit.safetensors --table prof.json --frames 100000000 --calibrate 3 --budget-ms 1 \
     --json stopped.json >out.txt 2>&1 &

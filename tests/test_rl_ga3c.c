@@ -967,9 +967,17 @@ static void test_config(void) {
     CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "lr_final") != NULL);
     small_config(&c, 100);
+    c.rmsprop_decay = 1.0f; /* passed the range check, then the optimizer refused it */
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "rmsprop_decay is 1, must be in [0, 1)") != NULL);
+    small_config(&c, 100);
     c.lr_final = 20.0f;
     CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "lr_final") != NULL);
+    small_config(&c, 100);
+    c.rmsprop_decay = 1.0f; /* passed the range check, then the optimizer refused it */
+    CHECK_STATUS(fg_ga3c_create(&c, &r), FG_ERR_INVALID);
+    CHECK(strstr(fg_last_error(), "rmsprop_decay is 1, must be in [0, 1)") != NULL);
     /* lambda-returns: GA3C only, not with V-trace, in [0, 1] */
     small_config(&c, 100);
     c.gae_lambda = 0.8f;

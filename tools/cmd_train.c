@@ -293,6 +293,11 @@ int cli_train_run(const cli_cmd *cmd, cli_train_args *a, cli_train_result *r) {
         int rc = apply_checkpoint(a, &info, &have_ckpt_optim);
         if (rc != CLI_EXIT_OK) return rc;
         if (!a->checkpoint) {
+            /* checkpoints go to the resumed file: checked now as cli_parse checks every output (a
+             * symbolic link is refused at the first checkpoint, after training) */
+            if (fg_output_path_check(a->resume) != FG_OK)
+                return cli_usage_error(cmd, "--resume: checkpoints go to the resumed file unless --checkpoint names "
+                                       "another: %s; give --checkpoint FILE", fg_last_error());
             a->checkpoint = a->resume; /* keep the resumed run resumable */
             /* cli_parse compared the outputs with an explicit --checkpoint only: one of them on the
              * resumed file would replace the resumable checkpoint (--save by bare weights) */

@@ -290,29 +290,30 @@ static fg_status read_trace(const char *path, double **out, int64_t *n_out) {
     *n_out = 0;
     FILE *fp = fopen(path, "r");
     if (!fp) return fg_fail(FG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    struct stat sb; /* a file or a pipe ends; a device such as /dev/zero never does */
+    if (fstat(fileno(fp), &sb) != 0 || !(S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode))) {
         fclose(fp);
-        return fg_fail(FG_ERR_FORMAT, "--budget-trace %s: not a regular file (expected a text file of budgets)", path);
+        return fg_fail(FG_ERR_FORMAT, "%s: not a regular file or a pipe (expected a text file of budgets)", path);
     }
     size_t cap = 256, n = 0;
     double *v = malloc(cap * sizeof *v);
     char line[256];
     long ln = 0;
-    fg_status st = v ? FG_OK : fg_fail(FG_ERR_OOM, "--budget-trace: out of memory");
-    long at = 0; /* the file's offset before the line: fewer bytes in the string than read means a NUL */
-    while (st == FG_OK && fgets(line, sizeof line, fp)) {
+    fg_status st = v ? FG_OK : fg_fail(FG_ERR_OOM, "out of memory");
+    int c = 0;
+    while (st == FG_OK && c != EOF) {
+        /* one line, byte by byte: a NUL is refused where it is (fgets would hide it) */
+        size_t len = 0;
+        while ((c = getc(fp)) != EOF && c != '\n' && c != 0 && len < sizeof line - 1) line[len++] = (char)c;
+        line[len] = 0;
+        if (c == EOF && len == 0) break;
         ln++;
-        const size_t len = strlen(line);
-        const long next = ftell(fp);
-        if (next != at + (long)len) {
-            st = fg_fail(FG_ERR_FORMAT, "--budget-trace %s:%ld: a NUL byte (expected text: one number per line)", path,
-                         ln);
+        if (c == 0) {
+            st = fg_fail(FG_ERR_FORMAT, "%s:%ld: a NUL byte (expected text: one number per line)", path, ln);
             break;
         }
-        at = next;
-        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(fp)) {
-            st = fg_fail(FG_ERR_FORMAT, "--budget-trace %s:%ld: line longer than %zu bytes", path, ln, sizeof line - 2);
+        if (c != '\n' && c != EOF) {
+            st = fg_fail(FG_ERR_FORMAT, "%s:%ld: line longer than %zu bytes", path, ln, sizeof line - 2);
             break;
         }
         char *p = line;
@@ -323,14 +324,14 @@ static fg_status read_trace(const char *path, double **out, int64_t *n_out) {
         while (end && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
         if (end == p || !end || *end != 0 || !isfinite(ms) || !(ms > 0)) {
             line[strcspn(line, "\r\n")] = 0;
-            st = fg_fail(FG_ERR_FORMAT, "--budget-trace %s:%ld: expected a budget in milliseconds (a number > 0), got '%.60s'",
+            st = fg_fail(FG_ERR_FORMAT, "%s:%ld: expected a budget in milliseconds (a number > 0), got '%.60s'",
                          path, ln, line);
             break;
         }
         if (n == cap) {
             double *nv = realloc(v, 2 * cap * sizeof *v);
             if (!nv) {
-                st = fg_fail(FG_ERR_OOM, "--budget-trace: out of memory");
+                st = fg_fail(FG_ERR_OOM, "out of memory");
                 break;
             }
             v = nv;
@@ -338,9 +339,9 @@ static fg_status read_trace(const char *path, double **out, int64_t *n_out) {
         }
         v[n++] = ms * 1e-3;
     }
-    if (st == FG_OK && ferror(fp)) st = fg_fail(FG_ERR_IO, "--budget-trace %s: read error", path);
+    if (st == FG_OK && ferror(fp)) st = fg_fail(FG_ERR_IO, "%s: read error", path);
     fclose(fp);
-    if (st == FG_OK && n == 0) st = fg_fail(FG_ERR_FORMAT, "--budget-trace %s: no budgets (one number of milliseconds per line)", path);
+    if (st == FG_OK && n == 0) st = fg_fail(FG_ERR_FORMAT, "%s: no budgets (one number of milliseconds per line)", path);
     if (st != FG_OK) {
         free(v);
         return st;

@@ -114,7 +114,7 @@ double fg_matmul_flops(int64_t batch, int64_t M, int64_t K, int64_t N);
 void fg_relu_forward(float *out, const float *inp, size_t n);
 void fg_relu_backward(float *dinp, const float *dout, const float *out, size_t n); /* saves out */
 /* ReLU saving one bit per element instead of its output: mask bit i (byte i / 8, bit i % 8) is
- * out[i] > 0; mask holds fg_relu_mask_bytes(n) bytes. Backward from the mask writes the same
+ * !(out[i] <= 0) (a NaN output passes its gradient); mask holds fg_relu_mask_bytes(n) bytes. Backward from the mask writes the same
  * gradient as fg_relu_backward, bit for bit. */
 size_t fg_relu_mask_bytes(size_t n);
 void fg_relu_forward_mask(float *out, uint8_t *mask, const float *inp, size_t n);

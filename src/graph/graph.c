@@ -412,8 +412,9 @@ static fg_id unary(fg_graph *g, fg_op op, const char *name, fg_id x) {
     return g->nodes[i].info.out;
 }
 
-/* ReLU's backward reads a 1-bit mask of out > 0 (an AUX output, 1/32 of out's bytes) instead of
- * out, so a ReLU output that only a max pool (or nothing) reads afterwards dies in forward. */
+/* ReLU's backward reads a 1-bit mask of !(out <= 0) (an AUX output, 1/32 of out's bytes; a NaN
+ * output passes its gradient) instead of out, so a ReLU output that only a max pool (or nothing)
+ * reads afterwards dies in forward. */
 fg_id fg_nn_relu(fg_graph *g, const char *name, fg_id x) {
     fg_id y = unary(g, FG_OP_RELU, name, x);
     if (y == FG_NONE) return FG_NONE;

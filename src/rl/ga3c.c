@@ -1067,7 +1067,8 @@ static fg_status check_config(const fg_ga3c_config *c) {
     RANGE(log_epsilon, 1e-30, 1)
     RANGE(lr, 1e-12, 10)
     if (!(c->lr_final < 0)) RANGE(lr_final, 0, 10) /* negative: no annealing; NaN is refused */
-    RANGE(rmsprop_decay, 0, 1)
+    if (!(c->rmsprop_decay >= 0 && c->rmsprop_decay < 1)) /* 1 would never forget: the optimizer refuses it */
+        return fg_fail(FG_ERR_INVALID, "ga3c: rmsprop_decay is %g, must be in [0, 1)", (double)c->rmsprop_decay);
     RANGE(rmsprop_eps, 0, 10)
     if (!(c->grad_clip < 0)) RANGE(grad_clip, 0, 1e12) /* negative: fg_ga3c_grad_clip's choice */
     RANGE(frames, 1, 1e15)
