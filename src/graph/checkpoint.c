@@ -20,9 +20,6 @@ fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_
                        g->name);
     fg_st_writer *w = NULL;
     FG_TRY(fg_st_writer_create(&w));
-    /* One version of the weights, state and optimizer buffers, also when another thread steps the
-     * optimizer meanwhile (a GA3C checkpoint written while trainers update): the read side of the
-     * weights' lock, held until the file is written (the writer reads the tensors at save). */
     /* the library's own keys are the file's identity: a caller's "format" would make a
      * checkpoint that no loader recognises */
     static const char *const reserved[] = {"format", "format_version", "graph", "optim.steps", "optim.kind"};
@@ -33,6 +30,9 @@ fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_
                 return fg_fail(FG_ERR_INVALID, "checkpoint %s: metadata key '%s' is the library's own (reserved: format, "
                                "format_version, graph, optim.steps, optim.kind)", path, meta_keys[i]);
             }
+    /* One version of the weights, state and optimizer buffers, also when another thread steps the
+     * optimizer meanwhile (a GA3C checkpoint written while trainers update): the read side of the
+     * weights' lock, held until the file is written (the writer reads the tensors at save). */
     fg_graph *lk = g->owner ? g->owner : g;
     int rc = pthread_rwlock_rdlock(&lk->wlock);
     FG_ASSERT_MSG(rc == 0, "weights lock: rdlock failed");
