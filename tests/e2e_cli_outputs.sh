@@ -8,7 +8,8 @@
 #  - train: --save onto the file --resume keeps checkpointing to is refused (it replaced the
 #    checkpoint with bare weights), --resume with no epochs left is refused, SIGTERM stops the run
 #    as Ctrl-C does (exit 130, a checkpoint written, --save and --json said not written);
-#  - usage errors raised deep in a command point at its own --help; numbers out of range say so.
+#  - usage errors raised deep in a command point at its own --help; numbers out of range say so;
+#    a capacity of 0 and a --data-dir that is not a directory are usage errors.
 # A pipe stands for a device: a rename over /dev/null by an unfixed build would replace it.
 # ~30 s on 2 cores. Skipped (exit 77) without MNIST for the train part. Usage: e2e_cli_outputs.sh PATH/TO/frugal
 set -euo pipefail
@@ -73,6 +74,14 @@ expect 2 "--input '99999999999999999999x28': each side at most" model info lenet
 expect 2 "run 'frugal train --help'" train --policy most
 expect 2 "run 'frugal train --help'" train --trace t.csv
 expect 2 "run 'frugal vmem report --help'" vmem report --model lenet --batch 8 --policies bogus
+# a capacity of 0 stood for "unlimited" in train and "refused" in vmem simulate: refused everywhere
+expect 2 "--device-mem: '0' is zero; a capacity must be > 0" train --device-mem 0
+expect 2 "--host-mem: '0' is zero" vmem report --model lenet --batch 8 --host-mem 0
+expect 2 "--device-mem: '0' is zero" "${sim[@]}" --device-mem 0
+# a --data-dir that is not there was reported as every data set missing, exit 0
+expect 2 "--data-dir $work/nowhere: No such file or directory" data --data-dir "$work/nowhere"
+expect 2 "--data-dir victim.txt: not a directory" data --data-dir victim.txt
+expect 0 "mnist    missing" data --data-dir adir
 # a link paced to nothing never finished
 report=(vmem report --model lenet --batch 8 --policies all)
 expect 2 "--link-gbps 1e-300: expected 0 (unpaced) or 0.001" "${report[@]}" --link-gbps 1e-300

@@ -157,6 +157,11 @@ static int set_value(const cli_cmd *cmd, cli_opt *o, const char *v) {
         if (fg_bytes_parse(v, &x) != FG_OK)
             return cli_usage_error(cmd, "--%s: '%s' is not a size (e.g. 512M, 8G, 1.5GiB, 1000000): %s", o->name, v,
                                    fg_last_error());
+        /* every SIZE is a capacity, where 0 stands for the default (unlimited, or the GPU's):
+         * given on the command line it is a mistake, not a request for no memory */
+        if (x == 0)
+            return cli_usage_error(cmd, "--%s: '%s' is zero; a capacity must be > 0 (leave --%s out for its default)",
+                                   o->name, v, o->name);
         *(size_t *)o->dst = x;
         break;
     }

@@ -2,6 +2,10 @@
  * and how `frugal train` splits them; for the Brown corpus, its token counts and vocabulary. */
 #include "cli.h"
 
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
 int cmd_data(int argc, char **argv) {
     const char *data_dir = NULL;
     cli_opt opts[] = {
@@ -17,6 +21,16 @@ int cmd_data(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     char buf[4096];
     const char *dir = data_dir ? data_dir : fg_data_dir(buf, sizeof buf);
+    /* a directory named on the command line that is not there is a typo, not "nothing fetched yet" */
+    if (data_dir) {
+        struct stat st_dir;
+        const char *why = stat(data_dir, &st_dir) != 0 ? strerror(errno)
+                          : !S_ISDIR(st_dir.st_mode)   ? "not a directory"
+                                                       : NULL;
+        if (why)
+            return cli_usage_error(&cmd, "--data-dir %s: %s (expected the directory scripts/fetch-data.sh fills)",
+                                   data_dir, why);
+    }
     printf("data directory: %s\n", dir);
     static const char *names[] = {"mnist", "fashion"};
     int missing = 0;

@@ -456,7 +456,7 @@ int cli_train_run(const cli_cmd *cmd, cli_train_args *a, cli_train_result *r) {
         }
         if (rc == CLI_EXIT_OK) {
             /* the last epoch's test accuracy is that of the final weights; without epochs in
-             * this run (a resume at or past --epochs) measure it */
+             * this run (--epochs 0: a resume with none left is refused above) measure it */
             if (r->n_epochs > done_before) {
                 r->test_acc = r->hist[r->n_epochs - 1].test_acc;
             } else {

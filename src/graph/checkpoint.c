@@ -23,12 +23,16 @@ fg_status fg_graph_save(fg_graph *g, const fg_optim *o, const char *path, int n_
     /* the library's own keys are the file's identity: a caller's "format" would make a
      * checkpoint that no loader recognises */
     static const char *const reserved[] = {"format", "format_version", "graph", "optim.steps", "optim.kind"};
+    enum { n_reserved = sizeof reserved / sizeof reserved[0] };
     for (int i = 0; i < n_meta; i++)
-        for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
+        for (size_t r = 0; r < n_reserved; r++)
             if (meta_keys[i] && strcmp(meta_keys[i], reserved[r]) == 0) {
                 fg_st_writer_free(w);
-                return fg_fail(FG_ERR_INVALID, "checkpoint %s: metadata key '%s' is the library's own (reserved: format, "
-                               "format_version, graph, optim.steps, optim.kind)", path, meta_keys[i]);
+                char list[128] = "";
+                for (size_t k = 0; k < n_reserved; k++)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? ", " : "", reserved[k]);
+                return fg_fail(FG_ERR_INVALID, "checkpoint %s: metadata key '%s' is the library's own (reserved: %s)",
+                               path, meta_keys[i], list);
             }
     /* One version of the weights, state and optimizer buffers, also when another thread steps the
      * optimizer meanwhile (a GA3C checkpoint written while trainers update): the read side of the
