@@ -13,13 +13,7 @@
 # A pipe stands for a device: a rename over /dev/null by an unfixed build would replace it.
 # ~30 s on 2 cores. Skipped (exit 77) without MNIST for the train part. Usage: e2e_cli_outputs.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-data="${FRUGAL_DATA:-$HOME/.cache/frugal}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 # expect EXIT TEXT ARGS...: frugal ARGS exits EXIT and prints TEXT (a fixed string; "" = anything)
 expect() {
     local want_rc=$1 want=$2

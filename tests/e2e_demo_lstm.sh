@@ -5,12 +5,7 @@
 # LeNet part runs one epoch first; vmem, GA3C and ViT are skipped. The data must have been fetched
 # (scripts/fetch-data.sh mnist fashion brown). Usage: e2e_demo_lstm.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 "$frugal" demo --epochs 1 --no-vmem --no-rl --no-vit --scale 0.1 --threads 2 --quiet >out.txt 2>&1 ||
     fail "frugal demo exited $?"

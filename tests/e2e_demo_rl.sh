@@ -7,12 +7,7 @@
 # reason when it is not). The data of the LeNet part must have been fetched
 # (scripts/fetch-data.sh). Usage: e2e_demo_rl.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 "$frugal" demo --epochs 1 --no-vmem --no-lstm --no-vit --scale 0.1 --threads 2 --quiet >out.txt 2>&1 ||
     fail "frugal demo exited $?"

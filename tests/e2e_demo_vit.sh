@@ -7,13 +7,7 @@
 # on the machine's load and are not asserted. ~40 s on 2 cores (most of it the LeNet part's epoch).
 # Skipped (exit 77, which ctest reports as skipped) without the data. Usage: e2e_demo_vit.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-data="${FRUGAL_DATA:-$HOME/.cache/frugal}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 if [[ ! -f "$data/fashion-train-images-idx3-ubyte" && ! -f "$data/fashion-images-idx3-ubyte" ]]; then
     echo "SKIP: no fashion data in $data (scripts/fetch-data.sh)"

@@ -8,14 +8,9 @@
 # fetched) and prints the prime and the words it drew, and names the file when it is not an LSTM
 # language model. ~15 s. Usage: e2e_install.sh PATH/TO/frugal (in the build directory).
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-build=$(dirname "$frugal")
 src=${FRUGAL_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
+build=$(dirname "$frugal")
 command -v pkg-config >/dev/null || fail "pkg-config is needed (scripts/bootstrap.sh installs it)"
 
 cmake --install "$build" --prefix "$work/prefix" >out.txt 2>&1 || fail "cmake --install exited $?"

@@ -10,12 +10,7 @@
 # a model larger than RAM is refused before it is built.
 # ~20 s on 2 cores; the corpus must have been fetched (scripts/fetch-data.sh brown). Usage: e2e_lm.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 "$frugal" lm train --hidden 32 --layers 2 --steps 10 --batch 8 --epochs 2 --max-batches 40 --eval-batches 10 \
     --sparse 0.5 --block 8 --dense-epochs 1 --eval-every 20 --threads 2 --quiet --json run.json --plot ppl.png \

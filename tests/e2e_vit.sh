@@ -9,13 +9,7 @@
 # Skipped (exit 77, which ctest reports as skipped) without the data files. ~20 s on 2 cores.
 # Usage: e2e_vit.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-data="${FRUGAL_DATA:-$HOME/.cache/frugal}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 if [[ ! -f "$data/fashion-train-images-idx3-ubyte" && ! -f "$data/fashion-images-idx3-ubyte" ]] ||
    [[ ! -f "$data/mnist-images-idx3-ubyte" ]]; then

@@ -15,13 +15,7 @@
 # Deadline hit rates under a budget near the latency depend on the load and are not asserted.
 # ~20 s on 2 cores. Skipped (exit 77, which ctest reports as skipped) without the data. Usage: e2e_vit_run.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-data="${FRUGAL_DATA:-$HOME/.cache/frugal}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt 2>/dev/null || true; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 if [[ ! -f "$data/fashion-train-images-idx3-ubyte" && ! -f "$data/fashion-images-idx3-ubyte" ]]; then
     echo "SKIP: no fashion data in $data (scripts/fetch-data.sh)"

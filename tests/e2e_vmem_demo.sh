@@ -5,12 +5,7 @@
 # there. A short run (1 LeNet epoch, 30 vmem iterations, ~15 s on 2 cores); the data must have
 # been fetched (scripts/fetch-data.sh). Usage: e2e_vmem_demo.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*"; echo "--- output:"; cat out.txt; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 # the other parts have their own checks (e2e_demo_lstm, e2e_demo_rl, e2e_demo_vit)
 "$frugal" demo --epochs 1 --vmem-iters 30 --no-lstm --no-rl --no-vit --threads 2 --quiet >out.txt 2>&1 ||

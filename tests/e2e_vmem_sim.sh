@@ -10,10 +10,7 @@
 # none needs 2.00 MiB with AVX-512, 1.63 MiB under ONEDNN_MAX_CPU_ISA=AVX2; a fixed 1.9 MiB budget
 # failed on an AVX2-only EPYC). Usage: e2e_vmem_sim.sh PATH/TO/frugal
 set -euo pipefail
-frugal="$1"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
 
 "$frugal" vmem simulate --help > "$work/help.out" || fail "--help exited $?"
 grep -q -- "--gpu" "$work/help.out" || fail "--help does not list --gpu"

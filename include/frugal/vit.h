@@ -254,7 +254,9 @@ typedef struct fg_vit_table {
     fg_vit_profile_entry *all;   /* "configurations": every measured one, in file order */
     size_t n_all;
     uint8_t *all_pareto;         /* their "pareto" flags (0 when absent) */
-    fg_vit_profile_entry *front; /* "pareto": the front over FLOPs, in file order (falling FLOPs) */
+    fg_vit_profile_entry *front; /* "pareto": the front over FLOPs, in file order (falling FLOPs); taken
+                                  * as given, so a hand-curated subset runs as written (fg_vit_pareto
+                                  * recomputes a front from `all` when the file's is not wanted) */
     size_t n_front;
 } fg_vit_table;
 
