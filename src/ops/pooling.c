@@ -173,7 +173,13 @@ static void maxpool_plane_rows(float *out, const float *in, const fg_pooling_des
     }
 }
 
-void fg_maxpool2d_forward(float *out, const float *inp, const fg_pooling_desc *d) {
+/* A forward over every (n, c) plane, in parallel: by padded rows in a stack buffer when a row
+ * fits in it, else directly. */
+typedef void (*plane_rows_fn)(float *out, const float *in, const fg_pooling_desc *d, int64_t OH, int64_t OW,
+                              float *row);
+typedef void (*plane_direct_fn)(float *out, const float *in, const fg_pooling_desc *d, int64_t OH, int64_t OW);
+static void pool_forward(float *out, const float *inp, const fg_pooling_desc *d, plane_rows_fn rows,
+                         plane_direct_fn direct) {
     FG_ASSERT_MSG(fg_pooling_check(d) == FG_OK, "pooling descriptor not validated by fg_pooling_check");
     const int64_t OH = fg_pooling_out_h(d), OW = fg_pooling_out_w(d), planes = d->n * d->c;
     const int64_t HW = d->h * d->w, OHW = OH * OW;
@@ -182,10 +188,14 @@ void fg_maxpool2d_forward(float *out, const float *inp, const fg_pooling_desc *d
     for (int64_t p = 0; p < planes; p++) {
         float row[POOL_ROW_MAX];
         if (use_rows)
-            maxpool_plane_rows(out + p * OHW, inp + p * HW, d, OH, OW, row);
+            rows(out + p * OHW, inp + p * HW, d, OH, OW, row);
         else
-            maxpool_plane_direct(out + p * OHW, inp + p * HW, d, OH, OW);
+            direct(out + p * OHW, inp + p * HW, d, OH, OW);
     }
+}
+
+void fg_maxpool2d_forward(float *out, const float *inp, const fg_pooling_desc *d) {
+    pool_forward(out, inp, d, maxpool_plane_rows, maxpool_plane_direct);
 }
 
 void fg_maxpool2d_forward_naive(float *out, const float *inp, const fg_pooling_desc *d) {
@@ -397,18 +407,7 @@ static void avgpool_plane_rows(float *out, const float *in, const fg_pooling_des
 }
 
 void fg_avgpool2d_forward(float *out, const float *inp, const fg_pooling_desc *d) {
-    FG_ASSERT_MSG(fg_pooling_check(d) == FG_OK, "pooling descriptor not validated by fg_pooling_check");
-    const int64_t OH = fg_pooling_out_h(d), OW = fg_pooling_out_w(d), planes = d->n * d->c;
-    const int64_t HW = d->h * d->w, OHW = OH * OW;
-    const int use_rows = row_len(d, OW) <= POOL_ROW_MAX;
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < planes; p++) {
-        float row[POOL_ROW_MAX];
-        if (use_rows)
-            avgpool_plane_rows(out + p * OHW, inp + p * HW, d, OH, OW, row);
-        else
-            avgpool_plane_direct(out + p * OHW, inp + p * HW, d, OH, OW);
-    }
+    pool_forward(out, inp, d, avgpool_plane_rows, avgpool_plane_direct);
 }
 
 void fg_avgpool2d_forward_naive(float *out, const float *inp, const fg_pooling_desc *d) {
