@@ -18,6 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
     fail "frugal lm train exited $?"
 grep -Eq '^corpus brown: [0-9]+ / [0-9]+ / [0-9]+ words \(train / valid / test\), vocabulary 10002$' out.txt ||
     fail "no corpus line with the Brown vocabulary"
+grep -Eq ', 40 chunks per epoch \(limited by --max-batches\)$' out.txt ||
+    fail "the model line does not give --max-batches 40 as the chunks per epoch"
 grep -Eq '^epoch +1 +drop 0\.50 ' out.txt || fail "epoch 1 is not reported sparse at drop 0.50"
 grep -Eq '^epoch +2 +dense ' out.txt || fail "epoch 2 is not reported dense"
 grep -Eq '^test perplexity [0-9.]+ after 2 epochs' out.txt || fail "no test perplexity"

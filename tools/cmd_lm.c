@@ -367,10 +367,12 @@ static int lm_train(int argc, char **argv) {
 
     printf("corpus %s: %lld / %lld / %lld words (train / valid / test), vocabulary %d\n", a.data,
            (long long)corpus.n[0], (long long)corpus.n[1], (long long)corpus.n[2], corpus.vocab_size);
+    int64_t chunks = fg_lm_chunks(corpus.n[0], a.steps, a.batch);
+    const int limited = a.max_batches > 0 && a.max_batches < chunks;
+    if (limited) chunks = a.max_batches;
     printf("model: embedding %lld, %d x LSTM %lld, decoder %d; T %lld, B %lld, %lld chunks per epoch%s\n",
            (long long)(a.embed ? a.embed : a.hidden), a.layers, (long long)a.hidden, corpus.vocab_size,
-           (long long)a.steps, (long long)a.batch, (long long)fg_lm_chunks(corpus.n[0], a.steps, a.batch),
-           a.max_batches > 0 ? " (limited by --max-batches)" : "");
+           (long long)a.steps, (long long)a.batch, (long long)chunks, limited ? " (limited by --max-batches)" : "");
     if (a.tau > 0) {
         printf("threshold backward (|dG| < tau zeroed), schedule %s: tau per epoch", a.schedule);
         for (int e = 0; e < a.epochs; e++) printf(" %.3g", fg_lm_epoch_tau(&tc, e));
