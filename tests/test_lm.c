@@ -11,6 +11,8 @@
  *  - checkpoints: a run that writes them trains the same; one resumed from an epoch's checkpoint
  *    goes on bit for bit as if it never stopped, reports the earlier epochs as they were, and may
  *    branch to another schedule; a checkpoint of another run or a broken file is refused by name;
+ *  - what an epoch reads: the state carried from chunk to chunk, and short epochs reading
+ *    successive windows of the split (wrapping around);
  *  - generation: the sizes read back from a checkpoint's tensors; a model trained on lines "a x b"
  *    and "c x d" continues a prime of "a x" with b and "c x" with d at temperature 0 (the state
  *    is carried from word to word); with the decoder's weights zeroed the words are drawn from
@@ -295,6 +297,56 @@ static void test_schedules_train(void) {
     fg_corpus_free(&c);
 }
 
+/* What an epoch reads, seen through its training perplexity with the weights held still (a rate
+ * of 1e-30 moves no weight by a float's step, so each epoch's loss is that of the initial model
+ * on the chunks it read):
+ *  - the state is carried from chunk to chunk (truncated BPTT): epoch 1's training perplexity is
+ *    fg_lm_perplexity's over the same chunks, which carries it, and not that of a model whose
+ *    state restarts at zero in every chunk (measured here, to show the test tells them apart);
+ *  - short epochs read successive windows of the split: with max_batches half the chunks, epoch
+ *    2 reads other text than epoch 1 and epoch 3 the same as epoch 1 (the windows wrap). */
+static void test_state_and_windows(void) {
+    fg_corpus c;
+    load_cycles(&c, 400, 30);
+    fg_lm_cfg cfg = {c.vocab_size, 16, 32, 2, 8, 4, 0.0f, 0};
+    const int64_t chunks = fg_lm_chunks(c.n[0], cfg.steps, cfg.batch);
+    CHECK(chunks % 2 == 0 && chunks >= 4);
+    fg_lm_train_cfg tc = fg_lm_train_defaults();
+    tc.epochs = 3;
+    tc.lr = 1e-30f;
+    tc.max_batches = chunks / 2;
+    tc.max_eval_batches = 1;
+    lm_run r;
+    CHECK_OK(lm_open(&r, &cfg));
+    fg_lm_epoch h[3];
+    int done = 0;
+    CHECK_OK(fg_lm_train(r.g, &r.io, &cfg, &tc, &c, h, &done));
+    CHECK(done == 3);
+    double carried = 0, each = 0;
+    CHECK_OK(fg_lm_perplexity(r.g, &r.io, &cfg, c.ids[0], c.n[0], tc.max_batches, &carried));
+    /* the same chunks one at a time, each from zero state: a split of one chunk per call */
+    const int64_t L = c.n[0] / cfg.batch, span = cfg.steps + 1;
+    int32_t *one = malloc((size_t)(span * cfg.batch) * sizeof *one);
+    double nll = 0;
+    for (int64_t k = 0; k < tc.max_batches; k++) {
+        for (int64_t b = 0; b < cfg.batch; b++)
+            memcpy(one + b * span, c.ids[0] + b * L + k * cfg.steps, (size_t)span * sizeof *one);
+        double p = 0;
+        CHECK_OK(fg_lm_perplexity(r.g, &r.io, &cfg, one, span * cfg.batch, 1, &p));
+        nll += log(p);
+    }
+    each = exp(nll / (double)tc.max_batches);
+    free(one);
+    printf("epoch 1 training perplexity %.9f; carried state %.9f, state from zero in every chunk %.9f; epochs 2 "
+           "and 3 %.9f, %.9f\n", h[0].train_ppl, carried, each, h[1].train_ppl, h[2].train_ppl);
+    CHECK(fabs(h[0].train_ppl - carried) <= 1e-9 * carried);
+    CHECK(fabs(carried - each) > 1e-6 * carried); /* the two readings differ, so the line above tells */
+    CHECK(fabs(h[1].train_ppl - h[0].train_ppl) > 1e-6 * h[0].train_ppl);
+    CHECK(fabs(h[2].train_ppl - h[0].train_ppl) <= 1e-9 * h[0].train_ppl);
+    lm_close(&r);
+    fg_corpus_free(&c);
+}
+
 static int same_epoch(const fg_lm_epoch *a, const fg_lm_epoch *b) {
     return a->epoch == b->epoch && a->sparse == b->sparse && a->drop == b->drop && a->lr == b->lr &&
            a->train_ppl == b->train_ppl && a->valid_ppl == b->valid_ppl &&
@@ -360,6 +412,13 @@ static void test_checkpoints(void) {
                hc[e].valid_ppl, ha[e].valid_ppl);
         CHECK(same_epoch(&ha[e], &hc[e]));
     }
+    /* resumed after epoch 2: two epochs of the rate schedule to replay (after epoch 1 there is
+     * one, and the rate of epoch 2 is the same with or without it) */
+    tc.resume = p2;
+    CHECK_OK(try_train(&cfg, &tc, &c, hc, &done));
+    CHECK(done == 3 && hc[0].restored && hc[1].restored && !hc[2].restored);
+    CHECK(hc[2].lr == 0.25 * tc.lr && same_epoch(&ha[2], &hc[2]));
+    tc.resume = p1;
     /* a branch: from epoch 1 on, dense only */
     fg_lm_train_cfg br = tc;
     br.sparse_drop = 0;
@@ -616,6 +675,7 @@ int main(void) {
     test_schedules();
     test_schedules_train();
     test_checkpoints();
+    test_state_and_windows();
     test_generate();
     test_errors();
     return fg_test_finish("test_lm");

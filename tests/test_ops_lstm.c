@@ -32,7 +32,8 @@
  *    the stats against the variant's naive twin, structured's kept set equal to the test's own
  *    selection on the last step's dense dG at every step and its FLOPs the dense ones times the
  *    kept fraction, meprop's kept column count, threshold's reported sparsity; bad variant and
- *    tau refused naming the field. */
+ *    tau refused naming the field; the edges of the rules: tied blocks drop the lower index first,
+ *    a |dG| of exactly tau survives the threshold. */
 #include <math.h>
 #include <string.h>
 
@@ -954,6 +955,60 @@ static void test_variants(fg_rng *rng) {
     CHECK(strstr(fg_last_error(), "tau = ") != NULL);
 }
 
+/* The documented edges of two selections:
+ *  - structured: blocks of equal score are ranked by index, the lower dropped first. With no
+ *    gradient reaching the last step (dy[T-1], dhT, dcT zero) every block scores 0, so the kept
+ *    set, shared by all steps, is the blocks from ndrop on;
+ *  - threshold zeroes |dG| < tau: an entry at exactly tau survives (the last step's dG is the
+ *    dense one, nothing after it having been zeroed). */
+static void test_sparse_edges(fg_rng *rng) {
+    sp_case c;
+    sp_case_init(&c, 4, 3, 5, 24, rng);
+    const int64_t T = c.d.T, B = c.d.B, H = c.d.H, G4 = 4 * H, block = 4, nb = H / block;
+    memset(c.b.dy + (T - 1) * B * H, 0, (size_t)(B * H) * sizeof(float));
+    memset(c.b.dhT, 0, (size_t)(B * H) * sizeof(float));
+    memset(c.b.dcT, 0, (size_t)(B * H) * sizeof(float));
+    const fg_lstm_sparsity st = {.drop = 0.5f, .block = block, .variant = FG_LSTM_BWD_STRUCTURED};
+    const size_t need = fg_lstm_sparse_workspace_bytes(&c.d, &st);
+    void *ws = malloc(need);
+    uint8_t *keep = malloc((size_t)(T * nb));
+    fg_lstm_sparse_stats stats = {.keep = keep};
+    sp_reset(&c, NULL);
+    CHECK_OK(sp_run(fg_lstm_backward_sparse, &c, &st, &stats, ws, need));
+    const int64_t ndrop = nb / 2;
+    int64_t wrong = 0;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t q = 0; q < nb; q++) wrong += keep[t * nb + q] != (q >= ndrop);
+    if (wrong) {
+        fprintf(stderr, "  structured, all blocks tied at 0: %lld of %lld keep flags are not 'index >= %lld'\n",
+                (long long)wrong, (long long)(T * nb), (long long)ndrop);
+        fg_test_failures++;
+    }
+    free(ws);
+    /* threshold at exactly one entry's |dG| (fresh gradients reaching the last step) */
+    sp_case_free(&c);
+    sp_case_init(&c, 4, 3, 5, 24, rng);
+    const size_t dws = fg_lstm_workspace_bytes(&c.d);
+    float *dense = malloc(dws);
+    sp_reset(&c, NULL);
+    CHECK_OK(fg_lstm_backward(c.g[0], c.g[1], c.g[2], c.g[3], c.g[4], c.g[5], c.g[6], c.b.dy, c.b.dhT, c.b.dcT,
+                              c.b.x, c.b.h0, c.b.c0, c.b.w_ih, c.b.w_hh, c.b.y, c.b.saved, &c.d, dense, dws));
+    const float *last = dense + (T - 1) * B * G4;
+    int64_t at = 0;
+    for (int64_t i = 0; i < B * G4; i++)
+        if (fabsf(last[i]) > fabsf(last[at])) at = i; /* the largest: some entries fall below it */
+    const fg_lstm_sparsity th = {.drop = 0.0f, .block = block, .variant = FG_LSTM_BWD_THRESHOLD, .tau = fabsf(last[at])};
+    const size_t need_th = fg_lstm_sparse_workspace_bytes(&c.d, &th);
+    float *wt = malloc(need_th);
+    fg_lstm_sparse_stats sth = {0};
+    sp_reset(&c, NULL);
+    CHECK_OK(sp_run(fg_lstm_backward_sparse, &c, &th, &sth, wt, need_th));
+    CHECK(last[at] != 0.0f && wt[(T - 1) * B * G4 + at] == last[at]);
+    CHECK(sth.sparsity > 0.5); /* and the entries below it were zeroed */
+    free(wt), free(dense), free(keep);
+    sp_case_free(&c);
+}
+
 /* Stats with gradients left out: the FLOPs count only what is issued, dense and sparse alike. */
 static void test_sparse_stats_partial(fg_rng *rng) {
     sp_case c;
@@ -1366,6 +1421,7 @@ int main(void) {
     test_variants(&rng);
     test_graph_sparsity();
     test_graph_state(&rng);
+    test_sparse_edges(&rng);
 
     fg_fixture *f = fg_fixture_open("lstm.bin");
     test_fixtures(f);
