@@ -15,7 +15,9 @@
  *    lognormal noise: the realized miss rate of its own picks stays under the target and the
  *    margin settles above 1; preempted frames (a delay beyond any budget) do not drive the margin
  *    up; a clipped outlier moves the drift by at most clip^weight; none fits: the cheapest with
- *    fits = 0; errors. */
+ *    fits = 0; errors;
+ *  - ties: of two entries with the same metric that both fit, the static pick (FLOPs or seconds)
+ *    and the run-time governor take the cheaper, in either table order. */
 #include <math.h>
 #include <string.h>
 
@@ -404,6 +406,48 @@ static void test_governor_spikes(void) {
     fg_vit_governor_free(g);
 }
 
+/* Equal metric, different costs, both within the budget: the static pick and the run-time
+ * governor take the cheaper (vit.h: ties go to the cheaper), whichever comes first in the table. */
+static void test_governor_ties(void) {
+    for (int order = 0; order < 2; order++) {
+        fg_vit_profile_entry t[3];
+        memset(t, 0, sizeof t);
+        const size_t cheap = order ? 0 : 1, dear = order ? 1 : 0;
+        t[cheap].seconds = 0.5e-3;
+        t[cheap].flops = 5e6;
+        t[dear].seconds = 0.9e-3;
+        t[dear].flops = 9e6;
+        t[cheap].metric = t[dear].metric = 0.8;
+        t[2].seconds = 0.1e-3; /* worse and cheaper still: not a tie */
+        t[2].flops = 1e6;
+        t[2].metric = 0.5;
+        t[2].skip.mlp[0] = 1;
+        t[dear].skip.attn[0] = 1;
+        for (int c = 0; c < FG_VIT_COST_COUNT; c++) {
+            size_t pick = 99;
+            const double budget = c == FG_VIT_COST_FLOPS ? 1e7 : 1e-3;
+            CHECK_OK(fg_vit_governor_pick(t, 3, (fg_vit_cost)c, budget, &pick));
+            if (pick != cheap)
+                fprintf(stderr, "static pick, equal metric (cheaper entry %zu first: %d), cost %d: picked %zu, "
+                                "expected the cheaper %zu\n", cheap, cheap == 0, c, pick, cheap);
+            CHECK(pick == cheap);
+        }
+        fg_vit_governor *g = NULL;
+        CHECK_OK(fg_vit_governor_create(t, 3, NULL, &g));
+        if (!g) continue;
+        int fits = 0;
+        const size_t i = fg_vit_governor_choose(g, 10e-3, &fits); /* both fit with any margin */
+        if (i != cheap)
+            fprintf(stderr, "run-time governor, equal metric (faster entry %zu first: %d): chose %zu, expected the "
+                            "faster %zu\n", cheap, cheap == 0, i, cheap);
+        CHECK(i == cheap && fits == 1);
+        /* only the cheaper fits: still it; neither: the cheapest entry, not fitting */
+        CHECK(fg_vit_governor_choose(g, 0.7e-3, &fits) == cheap && fits == 1);
+        CHECK(fg_vit_governor_choose(g, 0.05e-3, &fits) == 2 && fits == 0);
+        fg_vit_governor_free(g);
+    }
+}
+
 int main(void) {
     test_skip_text();
     test_table();
@@ -412,5 +456,6 @@ int main(void) {
     test_governor_bias();
     test_governor_noise();
     test_governor_spikes();
+    test_governor_ties();
     return fg_test_finish("test_vit_governor");
 }

@@ -4,11 +4,12 @@
  *  - every labelled pixel shows an item of that label's class (intensity of a source image of class
  *    label - 1) and every background pixel is exactly 0;
  *  - only source images of the given range appear (disjoint splits), and never more items than
- *    items_max;
+ *    items_max; the item counts cover [items_min, items_max], both ends;
  *  - the labels at 1/4 resolution are the cells' centre pixels;
  *  - augmentation: on a solid square item the labelled area follows the drawn scales (mean (28 f)^2)
  *    and the labelled box the drawn angles (mean side 28 * 4/pi for angles uniform in +-45 degrees),
- *    labelled pixels carry the item's class and background stays 0;
+ *    labelled pixels carry the item's class and background stays 0; a bar's tilt shows both signs
+ *    (angles in [-r, r], not [0, r]);
  *  - bad ranges, canvases, labels, factors and augmentations are rejected with a message. */
 #include <math.h>
 #include <string.h>
@@ -113,6 +114,103 @@ static void check_near(const char *what, double got, double want, double rel) {
     }
 }
 
+/* Items per scene drawn in [items_min, items_max], both ends included: over 200 scenes of 1 to 3
+ * small items (the synthetic sources, told apart by intensity) on a large canvas, every count
+ * occurs, 3 included, and never more (a repeated source or an item covered whole by a later one
+ * shows fewer). */
+static void test_items_range(const fg_idx *im, const fg_idx *lb) {
+    fg_scenes_cfg cfg = {200, 128, 1, 3, 0, 11, 0, 0};
+    fg_scenes s;
+    CHECK_OK(fg_vit_scenes_make(im, lb, 10, 0, NSRC, &cfg, &s));
+    CHECK(s.n == 200);
+    if (s.n != 200) {
+        fg_vit_scenes_free(&s);
+        return;
+    }
+    const size_t plane = (size_t)(s.size * s.size);
+    int hist[NSRC + 1] = {0};
+    for (int64_t i = 0; i < s.n; i++) {
+        int seen[NSRC] = {0}, distinct = 0;
+        for (size_t p = 0; p < plane; p++) {
+            const float v = s.images[(size_t)i * plane + p];
+            if (v == 0.0f) continue;
+            const int src = (int)(v * 255.0f + 0.5f) - 100;
+            if (src >= 0 && src < NSRC && !seen[src]++) distinct++;
+        }
+        hist[distinct]++;
+    }
+    fprintf(stderr, "  items per scene (1..3): %d x 1, %d x 2, %d x 3, %d x 0 or more than 3\n", hist[1], hist[2],
+            hist[3], 200 - hist[1] - hist[2] - hist[3]);
+    CHECK(hist[1] + hist[2] + hist[3] == 200);
+    CHECK(hist[1] >= 40 && hist[2] >= 40 && hist[3] >= 40); /* about 67 each */
+    /* items_min == items_max: that many, always */
+    fg_vit_scenes_free(&s);
+    fg_scenes_cfg two = {50, 128, 2, 2, 0, 12, 0, 0};
+    CHECK_OK(fg_vit_scenes_make(im, lb, 10, 0, NSRC, &two, &s));
+    int64_t more = 0, labelled = 0;
+    for (size_t p = 0; p < (size_t)(s.n * s.size * s.size); p++) labelled += s.labels[p] != 0;
+    for (int64_t i = 0; i < s.n; i++) {
+        int seen[NSRC] = {0}, distinct = 0;
+        for (size_t p = 0; p < plane; p++) {
+            const float v = s.images[(size_t)i * plane + p];
+            const int src = (int)(v * 255.0f + 0.5f) - 100;
+            if (v != 0.0f && src >= 0 && src < NSRC && !seen[src]++) distinct++;
+        }
+        more += distinct > 2;
+    }
+    CHECK(labelled > 0 && more == 0);
+    fg_vit_scenes_free(&s);
+}
+
+/* Angles drawn in [-rotate_deg, rotate_deg]: a horizontal bar (24 x 4) rotated by a shows as a
+ * bar of slope tan a (rows grow downwards: the box's pixel (dx, dy) samples the source at
+ * u = cos a dx + sin a dy, v = -sin a dx + cos a dy). The labelled pixels' orientation (second
+ * moments) of each scene estimates its angle: over 200 scenes at +-30 degrees both tilts occur
+ * about equally, the mean is near 0 and none is beyond 30 (plus the raster's error). */
+static void test_rotation_sign(void) {
+    static uint8_t px[HW * HW], lab[1] = {5};
+    memset(px, 0, sizeof px);
+    for (int y = 12; y < 16; y++)
+        for (int x = 2; x < 26; x++) px[y * HW + x] = 200;
+    fg_idx im = {3, {1, HW, HW}, px, sizeof px}, lb = {1, {1}, lab, sizeof lab};
+    fg_scenes_cfg cfg = {200, 64, 1, 1, 127, 9, 0, 30};
+    fg_scenes s;
+    CHECK_OK(fg_vit_scenes_make(&im, &lb, 10, 0, 1, &cfg, &s));
+    CHECK(s.n == 200);
+    if (s.n != 200) {
+        fg_vit_scenes_free(&s);
+        return;
+    }
+    int pos = 0, neg = 0, beyond = 0;
+    double mean = 0.0;
+    for (int64_t i = 0; i < s.n; i++) {
+        double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+        for (int64_t y = 0; y < 64; y++)
+            for (int64_t x = 0; x < 64; x++)
+                if (s.labels[(i * 64 + y) * 64 + x] != 0) {
+                    n++;
+                    sx += (double)x, sy += (double)y;
+                    sxx += (double)(x * x), syy += (double)(y * y), sxy += (double)(x * y);
+                }
+        if (n < 10) {
+            beyond++;
+            continue;
+        }
+        const double vx = sxx / n - (sx / n) * (sx / n), vy = syy / n - (sy / n) * (sy / n);
+        const double cxy = sxy / n - (sx / n) * (sy / n);
+        const double deg = 0.5 * atan2(2.0 * cxy, vx - vy) * 180.0 / M_PI;
+        mean += deg / (double)s.n;
+        pos += deg > 2.0;
+        neg += deg < -2.0;
+        beyond += fabs(deg) > 33.0;
+    }
+    fprintf(stderr, "  bar rotated +-30: %d scenes tilted down, %d up, mean angle %.2f degrees\n", pos, neg, mean);
+    CHECK(pos >= 70 && neg >= 70); /* about 93 each */
+    CHECK(fabs(mean) < 4.0);
+    CHECK(beyond == 0);
+    fg_vit_scenes_free(&s);
+}
+
 int main(void) {
     fg_idx im, lb;
     make_source(&im, &lb);
@@ -189,6 +287,8 @@ int main(void) {
     spin.scale_jitter = 1;
     CHECK_STATUS(fg_vit_scenes_make(&im, &lb, 10, 0, 10, &spin, &d), FG_ERR_INVALID);
     CHECK(strstr(fg_last_error(), "jitter") != NULL);
+    test_items_range(&im, &lb);
+    test_rotation_sign();
     fg_vit_scenes_free(&a);
     fg_vit_scenes_free(&b);
     return fg_test_finish("test_vit_scenes");

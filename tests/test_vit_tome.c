@@ -2,7 +2,8 @@
  * fg_vit_cfg.tome_r and the fg_vit_skip.tome check):
  *  - the matching against its naive twin (maps equal) on random keys of many shapes and every r
  *    up to the limit, including ViT-sized (197 tokens) ones; every output slot receives a token,
- *    the class token stays in slot 0 alone, the last T/2 slots are the B tokens in order;
+ *    the class token stays in slot 0 alone, the last T/2 slots are the B tokens in order; ties
+ *    between edges (duplicated tokens) go to the lower A index in both;
  *  - the merge (match + size-weighted average, sizes summed) against PyTorch references
  *    (tests/fixtures/gen_vit_tome.py -> vit_tome.bin), with and without incoming sizes;
  *  - proportional attention (fast, naive, heads kept) against the PyTorch reference; all sizes 1
@@ -12,6 +13,8 @@
  *    formula weights, against the PyTorch reference logits within 1e-4 of the largest;
  *  - FLOPs fall with the merges (and the MLP of a merging block sees T - r tokens); a schedule of
  *    zeros builds the plain graph, bit for bit;
+ *  - heads kept on merging blocks: the logits of an input do not depend on what the graph ran
+ *    before (the key projection ToMe matches on stays whole), equal to a fresh graph's;
  *  - errors: r beyond the limit (named), a skip configuration whose ToMe schedule is not the
  *    graph's, a graph with a merge built with a loss (forward only), bad tome_r blocks. */
 #include <math.h>
@@ -300,9 +303,127 @@ static void test_class_token_kept(void) {
     free(ws);
 }
 
+/* Ties between edges (duplicated A tokens: equal similarities) go to the lower A index
+ * (ops_tome.h; edge_cmp's order), in the fast matcher as in the naive twin. */
+static void test_match_ties(void) {
+    /* T = 9: A tokens 0, 2, 4, 6, 8, B tokens 1, 3, 5, 7. A tokens 2, 4, 6, 8 are copies of B token
+     * 1 (all four edges tie at similarity 1); the other B tokens are unlike them */
+    enum { T = 9, C = 4 };
+    const float tok[4][C] = {{0.3f, -0.7f, 0.2f, 0.5f}, {-1.0f, 0.2f, 0.4f, 0.1f}, {0.1f, 0.9f, -0.6f, 0.2f},
+                             {0.5f, 0.5f, 0.5f, -0.5f}};
+    const int which[T] = {3, 0, 0, 1, 0, 2, 0, 3, 0};
+    float keys[2 * T * C];
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < T; t++) memcpy(keys + (b * T + t) * C, tok[which[t]], sizeof tok[0]);
+    void *ws = malloc(fg_tome_match_workspace_bytes(2, T, C, 1));
+    FG_ASSERT(ws);
+    for (int64_t r = 1; r <= 4; r++) {
+        int32_t m1[2 * T], m2[2 * T], want[T];
+        fg_tome_match(m1, keys, 2, T, C, 1, r, ws);
+        fg_tome_match_naive(m2, keys, 2, T, C, 1, r);
+        /* the documented rule: A tokens 1 .. r (tokens 2, 4, .., 2r) merge into B slot 0 */
+        const int32_t nA = (T + 1) / 2, base = nA - (int32_t)r;
+        int32_t next = 0;
+        for (int32_t i = 0; i < nA; i++) want[2 * i] = i >= 1 && i <= r ? base : next++;
+        for (int32_t j = 0; 2 * j + 1 < T; j++) want[2 * j + 1] = base + j;
+        for (int b = 0; b < 2; b++) {
+            const int fast_ok = memcmp(m1 + b * T, want, sizeof want) == 0;
+            const int naive_ok = memcmp(m2 + b * T, want, sizeof want) == 0;
+            if (!fast_ok || !naive_ok) {
+                fprintf(stderr, "  match ties r %lld item %d: fast %s, naive %s the lower A indices (map", (long long)r,
+                        b, fast_ok ? "merges" : "does not merge", naive_ok ? "merges" : "does not merge");
+                for (int t = 0; t < T; t++) fprintf(stderr, " %d/%d", (int)m1[b * T + t], (int)want[t]);
+                fprintf(stderr, " fast/expected)\n");
+            }
+            CHECK(fast_ok && naive_ok);
+        }
+    }
+    /* random keys with duplicated A tokens (groups of equal edges) on a larger shape: fast = naive */
+    fg_rng rng;
+    fg_rng_seed(&rng, 5);
+    enum { B2 = 3, T2 = 41, C2 = 16, H2 = 2 };
+    float *k2 = malloc((size_t)(B2 * T2 * C2) * sizeof(float));
+    int32_t *a = malloc((size_t)(B2 * T2) * sizeof(int32_t)), *n = malloc((size_t)(B2 * T2) * sizeof(int32_t));
+    void *ws2 = malloc(fg_tome_match_workspace_bytes(B2, T2, C2, H2));
+    FG_ASSERT(k2 && a && n && ws2);
+    fg_fill_uniform(k2, (size_t)(B2 * T2 * C2), -1.0f, 1.0f, &rng);
+    for (int64_t b = 0; b < B2; b++)
+        for (int64_t t = 4; t < T2; t += 2) { /* A tokens: copies of tokens 2 and 4 in turn, some of B token 3 */
+            const int64_t from = t % 8 == 0 ? 3 : t % 6 == 0 ? 2 : 4;
+            memcpy(k2 + (b * T2 + t) * C2, k2 + (b * T2 + from) * C2, C2 * sizeof(float));
+        }
+    for (int64_t r = 1; r <= (T2 - 1) / 2; r++) {
+        fg_tome_match(a, k2, B2, T2, C2, H2, r, ws2);
+        fg_tome_match_naive(n, k2, B2, T2, C2, H2, r);
+        if (memcmp(a, n, (size_t)(B2 * T2) * sizeof(int32_t)) != 0) {
+            fprintf(stderr, "  match ties (duplicated tokens) r %lld: fast and naive maps differ\n", (long long)r);
+            fg_test_failures++;
+        }
+    }
+    free(k2);
+    free(a);
+    free(n);
+    free(ws2);
+    free(ws);
+}
+
+/* Heads kept on a block that merges: the attention and q, v narrow to the kept heads, but ToMe's
+ * matching reads every key column, so the key projection stays whole (src/vit/skip.c). Were it
+ * narrowed, the columns it no longer writes would hold whatever the previous forward (or the
+ * memory's other tenants) left there, and the merge would depend on history: the logits of an
+ * input must not depend on what ran before it, in the same graph or a fresh one. */
+static void test_heads_on_merging_block(void) {
+    fg_vit_cfg cfg;
+    CHECK_OK(fg_vit_config("vit-tiny-28-p4", 10, &cfg)); /* 50 tokens */
+    cfg.tome_r[0] = 8;
+    cfg.tome_r[1] = 8;
+    cfg.tome_r[2] = 6;
+    enum { B = 2, S = 28, K = 10 };
+    const size_t nx = (size_t)(B * S * S), nl = (size_t)(B * K);
+    float xa[B * S * S], xb[B * S * S];
+    fg_rng rng;
+    fg_rng_seed(&rng, 77);
+    fg_fill_uniform(xa, nx, 0.0f, 1.0f, &rng);
+    fg_fill_uniform(xb, nx, 0.0f, 1.0f, &rng);
+    tnet n1, n2;
+    CHECK_OK(tnet_build(&n1, &cfg, B, 1, S, 0));
+    CHECK_OK(tnet_build(&n2, &cfg, B, 1, S, 0));
+    if (!n1.g || !n2.g) {
+        if (n1.g) tnet_free(&n1);
+        if (n2.g) tnet_free(&n2);
+        return;
+    }
+    fg_vit_skip on, heads;
+    memset(&on, 0, sizeof on);
+    memcpy(on.tome, cfg.tome_r, sizeof on.tome);
+    heads = on;
+    heads.heads[0] = 1; /* merging blocks: the first with plain attention, the second proportional */
+    heads.heads[1] = 2;
+    float full_b[B * K], after_a[B * K], fresh[B * K], after_b[B * K];
+    /* graph 1: the whole model on A (every key column written from A), then heads kept on B */
+    CHECK_OK(fg_vit_skip_apply(n1.g, &on));
+    tnet_forward(&n1, xa, nx, full_b, nl);
+    CHECK_OK(fg_vit_skip_apply(n1.g, &heads));
+    tnet_forward(&n1, xb, nx, after_a, nl);
+    /* graph 2, fresh, same weights: heads kept on B first thing */
+    CHECK_OK(fg_vit_skip_apply(n2.g, &heads));
+    tnet_forward(&n2, xb, nx, fresh, nl);
+    /* graph 1 again: the whole model on B, then heads kept on B */
+    CHECK_OK(fg_vit_skip_apply(n1.g, &on));
+    tnet_forward(&n1, xb, nx, full_b, nl);
+    CHECK_OK(fg_vit_skip_apply(n1.g, &heads));
+    tnet_forward(&n1, xb, nx, after_b, nl);
+    CHECK(fg_check_equal("heads kept on merging blocks: after A vs a fresh graph", after_a, fresh, nl));
+    CHECK(fg_check_equal("heads kept on merging blocks: after A vs after B", after_a, after_b, nl));
+    CHECK(memcmp(after_b, full_b, sizeof full_b) != 0); /* the knob acts */
+    tnet_free(&n1);
+    tnet_free(&n2);
+}
+
 int main(void) {
     test_match_twin();
     test_class_token_kept();
+    test_match_ties();
     fg_fixture *f = fg_fixture_open("vit_tome.bin");
     test_merge_fixture(f);
     test_prop_attention(f);
@@ -310,5 +431,6 @@ int main(void) {
     test_vit_fixture(f, 1);
     fg_fixture_close(f);
     test_errors();
+    test_heads_on_merging_block();
     return fg_test_finish("test_vit_tome");
 }
