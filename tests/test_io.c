@@ -290,6 +290,16 @@ static void test_st_roundtrip(void) {
         fprintf(stderr, "  shape mismatch message lacks the entry, a shape or the file: %s\n", m);
         fg_test_failures++;
     }
+    /* every dimension counts, the last one too: a [2, 4] or [2, 2] read of the [2, 3] tensor, and
+     * a rank-1 read of as many elements, are refused (the copy is sized by the file) */
+    const int64_t last_more[2] = {2, 4}, last_less[2] = {2, 2}, flat[1] = {6};
+    CHECK_STATUS(fg_st_read_f32(f, "layer.0.weight", 2, last_more, got), FG_ERR_FORMAT);
+    CHECK_STATUS(fg_st_read_f32(f, "layer.0.weight", 2, last_less, got), FG_ERR_FORMAT);
+    CHECK_STATUS(fg_st_read_f32(f, "layer.0.weight", 1, flat, got), FG_ERR_FORMAT);
+    const int64_t odd4[1] = {4}, odd3[1] = {3};
+    CHECK_STATUS(fg_st_read_f32(f, "odd", 1, odd4, got), FG_ERR_FORMAT);
+    CHECK_OK(fg_st_read_f32(f, "odd", 1, odd3, got));
+    CHECK(got[0] == 9.0f && got[2] == 7.0f);
     CHECK_STATUS(fg_st_read_f32(f, "counts", 1, shapes[1], got), FG_ERR_FORMAT);
     if (!strstr(fg_last_error(), "I64")) {
         fprintf(stderr, "  dtype mismatch message does not say I64: %s\n", fg_last_error());
