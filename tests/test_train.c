@@ -572,6 +572,38 @@ static void test_nan_data(ctx *c) {
     free_set(&bad);
 }
 
+/* The rate schedule: epoch e trains at lr * lr_decay^e. Epoch 0 at lr whatever the decay (one
+ * epoch with decay 0.5 gives the weights of one without), and epoch 1 at half of it (two epochs
+ * with decay 0.5 give the weights of one epoch at lr, then one resumed at lr / 2 without decay). */
+static void test_lr_schedule(ctx *c) {
+    fg_train_cfg cfg = base_cfg(1);
+    cfg.optim = fg_optim_defaults(FG_OPTIM_SGD, 0.05f);
+    cfg.optim.momentum = 0.9f;
+    fg_train_cfg dec = cfg;
+    dec.lr_decay = 0.5f;
+    fg_trainer *a = make(c, &cfg), *b = make(c, &dec);
+    CHECK_OK(fg_trainer_run(a));
+    CHECK_OK(fg_trainer_run(b));
+    same_weights("lr schedule: epoch 0 at lr, with or without decay", a, b);
+    fg_trainer_free(b);
+    char ck[300];
+    path_in_tmp(ck, sizeof ck, "lr.ckpt");
+    CHECK_OK(fg_trainer_save_checkpoint(a, ck));
+    fg_trainer_free(a);
+    dec.epochs = 2;
+    fg_trainer *whole = make(c, &dec);
+    CHECK_OK(fg_trainer_run(whole));
+    fg_train_cfg half = cfg;
+    half.epochs = 2;
+    half.optim.lr = 0.025f;
+    fg_trainer *resumed = make(c, &half);
+    CHECK_OK(fg_trainer_resume(resumed, ck));
+    CHECK_OK(fg_trainer_run(resumed));
+    same_weights("lr schedule: epoch 1 at lr * 0.5", whole, resumed);
+    fg_trainer_free(whole);
+    fg_trainer_free(resumed);
+}
+
 int main(void) {
     fg_threads_set(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/fg_test_train.XXXXXX");
@@ -585,6 +617,7 @@ int main(void) {
     test_deterministic(&c);
     test_resume(&c, FG_OPTIM_ADAM);
     test_resume(&c, FG_OPTIM_SGD);
+    test_lr_schedule(&c);
     test_bad_files(&c);
     test_eval_and_weights(&c);
     test_split();
