@@ -66,6 +66,7 @@ static const shape SHAPES[] = {
     {{2, 3, 20, 18, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 1},     /* pointwise with few channels */
     {{1, 2, 9, 9, 2, 3, 3, 1, 1, 4, 4, 1, 1, 1}, 1},       /* padding > dil*(K-1): negative bwd-data pad */
     {{1, 2, 3, 40, 3, 1, 33, 1, 1, 0, 1, 1, 1, 1}, 1},     /* kernel wider than the fast paths take */
+    {{1, 2, 3, 80, 3, 1, 40, 1, 2, 0, 0, 1, 1, 1}, 1},     /* the same, strided: the generic strided sum */
     {{2, 6, 10, 13, 4, 3, 3, 2, 3, 1, 1, 2, 3, 2}, 1},     /* stride 2x3 with dilation 2x3, groups */
 };
 #define NSHAPES (sizeof SHAPES / sizeof SHAPES[0])
