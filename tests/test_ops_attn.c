@@ -43,13 +43,16 @@ static const ln_shape LN_SHAPES[] = {
     {0, 8},    /* no rows: nothing written, gradients unchanged */
 };
 
+static const char *const AFFINE_NAME[4] = {"", " weight", " bias", " weight and bias"};
+
+/* affine: 0 none, 1 weight only, 2 bias only, 3 both (each has its own loop in the forward) */
 static void test_layernorm_vs_naive(const ln_shape *sh, int affine, fg_rng *rng) {
     const int64_t rows = sh->rows, C = sh->C;
     const size_t n = (size_t)(rows * C), nc = (size_t)C, nr = (size_t)rows;
     const float eps = 1e-5f;
     char what[200];
 #define LNWHAT(s) (snprintf(what, sizeof what, "layernorm %s [rows %lld C %lld%s]", s, (long long)rows, \
-                            (long long)C, affine ? " affine" : ""), what)
+                            (long long)C, AFFINE_NAME[affine]), what)
     float *x = fg_alloc_guarded(n), *w = fg_alloc_guarded(nc), *b = fg_alloc_guarded(nc), *dy = fg_alloc_guarded(n);
     fg_fill_uniform(x, n, -2, 2, rng);
     for (int64_t r = 0; r < rows; r++) /* a row far from 0: the variance must not cancel */
@@ -58,7 +61,7 @@ static void test_layernorm_vs_naive(const ln_shape *sh, int affine, fg_rng *rng)
     fg_fill_uniform(w, nc, 0.5f, 1.5f, rng);
     fg_fill_uniform(b, nc, -1, 1, rng);
     fg_fill_uniform(dy, n, -1, 1, rng);
-    const float *wp = affine ? w : NULL, *bp = affine ? b : NULL;
+    const float *wp = affine & 1 ? w : NULL, *bp = affine & 2 ? b : NULL;
 
     float *y = fg_alloc_guarded(n), *y_ref = fg_alloc_guarded(n);
     float *mu = fg_alloc_guarded(nr), *rs = fg_alloc_guarded(nr), *mu_ref = fg_alloc_guarded(nr), *rs_ref = fg_alloc_guarded(nr);
@@ -718,7 +721,7 @@ int main(void) {
     fg_threads_set(2);
 
     for (size_t i = 0; i < sizeof LN_SHAPES / sizeof LN_SHAPES[0]; i++)
-        for (int affine = 0; affine <= 1; affine++) test_layernorm_vs_naive(&LN_SHAPES[i], affine, &rng);
+        for (int affine = 0; affine <= 3; affine++) test_layernorm_vs_naive(&LN_SHAPES[i], affine, &rng);
     for (size_t i = 0; i < sizeof ATT_SHAPES / sizeof ATT_SHAPES[0]; i++)
         for (int causal = 0; causal <= 1; causal++) test_attention_vs_naive(&ATT_SHAPES[i], causal, &rng);
     test_softmax_exp_accuracy(&rng);
