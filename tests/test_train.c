@@ -572,6 +572,31 @@ static void test_nan_data(ctx *c) {
     free_set(&bad);
 }
 
+/* The data order's shuffle (fg_rng_shuffle, Fisher-Yates) draws every permutation equally often:
+ * of 3 items, each of the 6 orders in 60000 shuffles within 5 sigma of 10000 (an element may stay
+ * where it is: a shuffle that never leaves one in place draws only the 2 cyclic orders). */
+static void test_shuffle(void) {
+    fg_rng r;
+    fg_rng_seed(&r, 5);
+    int count[6] = {0};
+    const int n = 60000;
+    for (int k = 0; k < n; k++) {
+        int64_t idx[3] = {0, 1, 2};
+        fg_rng_shuffle(&r, idx, 3);
+        /* the order's rank among the 6: first element * 2 + whether the other two are swapped */
+        const int rank = (int)idx[0] * 2 + (idx[1] > idx[2]);
+        CHECK(idx[0] + idx[1] + idx[2] == 3 && idx[0] != idx[1] && idx[1] != idx[2] && idx[0] != idx[2]);
+        count[rank]++;
+    }
+    const double want = n / 6.0, sd = sqrt(n * (1.0 / 6.0) * (5.0 / 6.0));
+    for (int i = 0; i < 6; i++)
+        if (fabs(count[i] - want) > 5 * sd) {
+            fprintf(stderr, "  shuffle of 3: order %d drawn %d times in %d, expected %.0f +- %.0f\n", i, count[i], n,
+                    want, 5 * sd);
+            fg_test_failures++;
+        }
+}
+
 /* The rate schedule: epoch e trains at lr * lr_decay^e. Epoch 0 at lr whatever the decay (one
  * epoch with decay 0.5 gives the weights of one without), and epoch 1 at half of it (two epochs
  * with decay 0.5 give the weights of one epoch at lr, then one resumed at lr / 2 without decay). */
@@ -618,6 +643,7 @@ int main(void) {
     test_resume(&c, FG_OPTIM_ADAM);
     test_resume(&c, FG_OPTIM_SGD);
     test_lr_schedule(&c);
+    test_shuffle();
     test_bad_files(&c);
     test_eval_and_weights(&c);
     test_split();
