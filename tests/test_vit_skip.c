@@ -528,6 +528,12 @@ static void test_narrow(void) {
     zero_range(&r, "decode_head.linear_fuse.weight", 2 * E, 3 * E);
     forward(&r, xs, sw);
     fg_check_close("fuse conv over 3 of 4 channel blocks vs that block's columns zeroed", sg, sw, no, 1e-5f, 1e-6f);
+    /* no block at all: the bias alone, whatever the output buffer held from the forward above */
+    CHECK_OK(fg_graph_set_conv_narrow(a.g, fuse, 4, 0));
+    forward(&a, xs, sg);
+    zero_range(&r, "decode_head.linear_fuse.weight", 0, 4 * E);
+    forward(&r, xs, sw);
+    fg_check_close("fuse conv over no channel block vs all its columns zeroed", sg, sw, no, 1e-5f, 1e-6f);
     CHECK_STATUS(fg_graph_set_conv_narrow(a.g, fuse, 3, 1), FG_ERR_INVALID);    /* 3 does not divide 4E */
     CHECK_STATUS(fg_graph_set_conv_narrow(a.g, fuse, 4, 0x10u), FG_ERR_INVALID); /* block 4 of 4 */
     /* a dropped decoder stage narrows the fuse conv by its quarter, beyond its projection's work */
