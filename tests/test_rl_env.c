@@ -638,6 +638,18 @@ static void test_cartpole(void) {
     s.steps = 499;
     step(g, &s, 1, &done);
     EXPECT_INT("cartpole 500 steps: truncated", done, FG_ENV_TRUNCATED);
+    /* Step 500 ending past 2.4 (or past 12 degrees): terminated, not truncated. The time limit and
+     * the fall come together and termination wins, as gym reports terminated = True then: a
+     * learner must not bootstrap from a fallen pole. */
+    memset(&s, 0, sizeof s);
+    s.steps = 499, s.x = 2.39, s.x_dot = 1.0;
+    r = step(g, &s, 1, &done);
+    EXPECT_INT("cartpole 500 steps, x past 2.4: terminated", done, FG_ENV_TERMINATED);
+    EXPECT_INT("cartpole 500 steps, x past 2.4: reward", r, 1);
+    memset(&s, 0, sizeof s);
+    s.steps = 499, s.theta = 0.2, s.theta_dot = 1.0;
+    step(g, &s, 1, &done);
+    EXPECT_INT("cartpole 500 steps, theta past 12 degrees: terminated", done, FG_ENV_TERMINATED);
     /* Reset: all four in [-0.05, 0.05]. */
     for (int k = 0; k < 100; k++) {
         g->reset(&s, &rng, 1);

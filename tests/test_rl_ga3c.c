@@ -4,7 +4,10 @@
  * terminal reward counted; not terminal: bootstrap from V; reward clipping); V-trace's targets
  * (on-policy they are the n-step returns; an off-policy example by hand; random segments against
  * a naive twin that sums IMPALA's definition term by term), V-trace runs (pi = mu at lag 0; the
- * value function bounded at large policy lag with the behaviour's bootstrap); the A3C loss's
+ * value function bounded at large policy lag with the behaviour's bootstrap; the targets of one
+ * update at policy lag 1, through its loss, against fg_ga3c_vtrace with rho_bar = c_bar = 1 and
+ * either bootstrap); a segment cut by CartPole's time limit bootstrapping from V of the episode's
+ * final observation (GA3C, V-trace, A3C: one update's loss by hand); the A3C loss's
  * gradient against central finite differences (logits, and the value with the advantage held
  * constant in the policy term, also where the log-epsilon floor holds); that the graph's
  * backward seeded through the surrogate gives the heads' bias gradients the loss asks for; the
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/rl/env_impl.h"
 #include "../src/rl/ga3c_impl.h"
 #include "testutil.h"
 
@@ -725,6 +729,201 @@ static void test_lockstep(void) {
     }
 }
 
+/* ---------------------------------------------------------------- bootstraps, checked on one update
+ *
+ * A run's update is observed through loss_last, the A3C loss of its last update: with one agent,
+ * one environment and a run that ends right after the update in question, that update is one row
+ * (t_max 1 or a one-step segment), and its loss is written out here from the policy and the value
+ * that a twin handle (same config and seed, never run: the same initial weights) or a run stopped
+ * one update earlier gives on the row's state. The states come from the agents' environments
+ * (ga3c_agent_env); the action taken is the one of CartPole's two that leads from the state to the
+ * next observation. */
+
+/* Which action took CartPole state s0 to observation o1; -1 (and a failure) when neither does. */
+static int cartpole_action(const fg_cartpole *s0, const float o1[4]) {
+    double dist[2];
+    for (int a = 0; a < 2; a++) {
+        fg_cartpole s = *s0;
+        fg_rng unused;
+        fg_rng_seed(&unused, 0);
+        int done;
+        fg_env_game_cartpole.step(&s, a, &unused, &done);
+        float o[4];
+        fg_env_game_cartpole.observe_vec(&s, o);
+        dist[a] = 0.0;
+        for (int k = 0; k < 4; k++) dist[a] = fmax(dist[a], fabs((double)o[k] - (double)o1[k]));
+    }
+    int a = dist[1] < dist[0] ? 1 : 0;
+    if (!(dist[a] <= 1e-6 && dist[1 - a] > 1e-3)) {
+        fprintf(stderr, "cartpole_action: no action leads to the observation (distances %g, %g)\n", dist[0], dist[1]);
+        fg_test_failures++;
+        return -1;
+    }
+    return a;
+}
+
+/* One row of fg_ga3c_loss_adv from the softmax policy p (A) instead of the logits. */
+static double loss_row(const float *p, int A, int a, double V, double R, double adv, float beta, float eps) {
+    double H = 0.0;
+    for (int k = 0; k < A; k++) H -= p[k] * log(p[k] > eps ? (double)p[k] : (double)eps);
+    double pa = p[a] > eps ? p[a] : eps;
+    return -log(pa) * adv - beta * H + 0.5 * (R - V) * (R - V);
+}
+
+/* The loss of a one-step segment (reward 1, clipped: 1) bootstrapped from boot, by V-trace with
+ * rho_bar = c_bar = rho (pi and mu the current and behaviour probabilities of action a; pi = mu
+ * without V-trace: the n-step return 1 + discount * boot). p and V: the trainer's policy and value
+ * on the state. */
+static double one_step_loss(const fg_ga3c_config *c, const float *p, int a, float V, float boot, float mu, float rho) {
+    const float rew = 1.0f, pi = p[a];
+    float vs, adv;
+    fg_ga3c_vtrace(&rew, &V, boot, &pi, &mu, 1, c->discount, rho, rho, &vs, &adv);
+    return loss_row(p, 2, a, V, vs, adv, c->beta, c->log_epsilon);
+}
+
+/* A segment ended by CartPole's time limit (TRUNCATED: not a terminal) bootstraps from V of the
+ * episode's final observation: not 0 (a termination's), not V of the next episode's first
+ * observation (which the batch has already written where the final one was). One agent, one
+ * environment whose step counter is set to 499 before the run, one frame: the first step is
+ * truncated, its one-step segment trained, and the run ends. Checked in lockstep GA3C (n-step
+ * return; V-trace with the behaviour's and with the trainer's own bootstrap) and in the A3C
+ * baseline (the final state's value folded into the step's reward, t_max 1): loss_last is the loss
+ * with the target 1 + discount * V(final), and is held away from the losses of the two wrong
+ * bootstraps. */
+static void test_truncation_bootstrap(void) {
+    struct {
+        const char *name;
+        fg_ga3c_algo algo;
+        int vtrace;
+        fg_ga3c_vtrace_boot boot;
+    } modes[] = {{"ga3c", FG_GA3C_ALGO_GA3C, 0, FG_GA3C_VTRACE_BOOT_BEHAVIOUR},
+                 {"ga3c vtrace behaviour", FG_GA3C_ALGO_GA3C, 1, FG_GA3C_VTRACE_BOOT_BEHAVIOUR},
+                 {"ga3c vtrace current", FG_GA3C_ALGO_GA3C, 1, FG_GA3C_VTRACE_BOOT_CURRENT},
+                 {"a3c", FG_GA3C_ALGO_A3C, 0, FG_GA3C_VTRACE_BOOT_BEHAVIOUR}};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        fg_ga3c_config c;
+        small_config(&c, 1);
+        c.algo = modes[m].algo;
+        c.vtrace = modes[m].vtrace;
+        c.vtrace_boot = modes[m].boot;
+        c.agents = 1;
+        c.min_training_batch = 0;
+        if (c.algo == FG_GA3C_ALGO_A3C) c.t_max = 1; /* a rollout of the one (truncated) step */
+        else c.lockstep = 1;
+        fg_ga3c *r = NULL, *twin = NULL;
+        CHECK_OK(fg_ga3c_create(&c, &r));
+        CHECK_OK(fg_ga3c_create(&c, &twin));
+        if (!r || !twin) {
+            fg_ga3c_free(r), fg_ga3c_free(twin);
+            continue;
+        }
+        fg_env_batch *env = ga3c_agent_env(r, 0);
+        fg_cartpole *st = fg_env_batch_state(env, 0);
+        st->steps = 499; /* the next step is the 500th: truncated, unless the pole falls (it cannot, from a start) */
+        const fg_cartpole s0 = *st;
+        CHECK_OK(fg_ga3c_run(r));
+        fg_ga3c_stats stats;
+        fg_ga3c_get_stats(r, &stats);
+        CHECK(stats.frames == 1 && stats.episodes == 1 && stats.updates == 1);
+        int64_t len = 0;
+        fg_env_batch_last_episode(env, 0, NULL, &len);
+        CHECK(len == 1);
+        /* the row's state, the episode's final observation, and the next episode's first one */
+        float x[3][4], p[3][2], v[3];
+        fg_env_game_cartpole.observe_vec(&s0, x[0]);
+        fg_env_batch_final_obs(env, 0, x[1]);
+        fg_env_game_cartpole.observe_vec(fg_env_batch_state(env, 0), x[2]);
+        int a = cartpole_action(&s0, x[1]);
+        CHECK_OK(fg_ga3c_policy(twin, &x[0][0], 3, &p[0][0], v));
+        if (a >= 0) {
+            /* at lag 0 mu is the trainer's pi (up to rounding: rho 1) */
+            double want = one_step_loss(&c, p[0], a, v[0], v[1], p[0][a], 1.0f);
+            double zero = one_step_loss(&c, p[0], a, v[0], 0.0f, p[0][a], 1.0f);
+            double reset = one_step_loss(&c, p[0], a, v[0], v[2], p[0][a], 1.0f);
+            const double tol = 1e-5 * (1.0 + fabs(want));
+            /* the wrong bootstraps must be told apart from the right one (the test's own premise) */
+            CHECK(fabs(zero - want) > 20 * tol && fabs(reset - want) > 20 * tol);
+            if (!(fabs(stats.loss_last - want) <= tol)) {
+                fprintf(stderr, "truncation bootstrap (%s): loss %.9g, expected %.9g (V(final) %.6g); bootstrapping "
+                        "from 0 gives %.9g, from the next episode's first state (V %.6g) %.9g\n", modes[m].name,
+                        stats.loss_last, want, (double)v[1], zero, (double)v[2], reset);
+                fg_test_failures++;
+            }
+        }
+        fg_ga3c_free(twin);
+        fg_ga3c_free(r);
+    }
+}
+
+/* V-trace's targets in a run, at policy lag 1, against fg_ga3c_vtrace with rho_bar = c_bar = 1.
+ * Lockstep, 2 agents, one environment each, t_max 1, an update per segment: round 1 both agents
+ * act with the initial weights W0; in round 2 agent 0's segment is trained (W0 -> W1), then agent
+ * 1's, whose action was sampled under W0 (mu) and is trained under W1 (pi). A run of 3 frames stops
+ * right before that second update (its weights are W1, its agent 1 has taken exactly the one step);
+ * a run of 4 frames makes it, and its loss_last is checked. The seed gives pi / mu > 1 for agent 1's
+ * action (checked: the ratio must be cut at 1), so a rho_bar other than 1 changes the targets; the
+ * bootstrap is the behaviour's V_W0(x_1) or the trainer's own V_W1(x_1) (FG_GA3C_VTRACE_BOOT_CURRENT),
+ * either held away from the other and from 0. */
+static void test_vtrace_lag_targets(void) {
+    for (int boot = 0; boot < FG_GA3C_VTRACE_BOOT_COUNT; boot++) {
+        fg_ga3c_config c;
+        small_config(&c, 3);
+        c.agents = 2;
+        c.t_max = 1;
+        c.min_training_batch = 0;
+        c.lockstep = 1;
+        c.vtrace = 1;
+        c.vtrace_boot = (fg_ga3c_vtrace_boot)boot;
+        c.lr = 1e-2f; /* one update moves the policy visibly */
+        c.seed = 4; /* pi/mu 1.10 (seeds 1-10: 3, 4, 7, 8, 9 give 1.08-1.11, the others 0.88-0.91) */
+        fg_ga3c *r0 = NULL, *r1 = NULL, *r2 = NULL;
+        CHECK_OK(fg_ga3c_create(&c, &r0)); /* never run: W0 */
+        CHECK_OK(fg_ga3c_create(&c, &r1)); /* 3 frames: W1 */
+        c.frames = 4;
+        CHECK_OK(fg_ga3c_create(&c, &r2)); /* 4 frames: the update under test */
+        if (r0 && r1 && r2) {
+            const fg_cartpole s0 = *(fg_cartpole *)fg_env_batch_state(ga3c_agent_env(r1, 1), 0);
+            CHECK_OK(fg_ga3c_run(r1));
+            CHECK_OK(fg_ga3c_run(r2));
+            fg_ga3c_stats st1, st2;
+            fg_ga3c_get_stats(r1, &st1);
+            fg_ga3c_get_stats(r2, &st2);
+            CHECK(st1.updates == 1 && st2.updates == 2 && st2.episodes == 0);
+            CHECK(st2.lag_hist[0] == 1 && st2.lag_hist[1] == 1); /* agent 0's row at lag 0, agent 1's at 1 */
+            float x[2][4], p0[2][2], v0[2], p1[2][2], v1[2];
+            fg_env_game_cartpole.observe_vec(&s0, x[0]);
+            fg_env_game_cartpole.observe_vec(fg_env_batch_state(ga3c_agent_env(r1, 1), 0), x[1]);
+            int a = cartpole_action(&s0, x[1]);
+            CHECK_OK(fg_ga3c_policy(r0, &x[0][0], 2, &p0[0][0], v0));
+            CHECK_OK(fg_ga3c_policy(r1, &x[0][0], 2, &p1[0][0], v1));
+            if (a >= 0) {
+                float mu = p0[0][a], ratio = p1[0][a] / mu;
+                float b = boot == FG_GA3C_VTRACE_BOOT_CURRENT ? v1[1] : v0[1];
+                double want = one_step_loss(&c, p1[0], a, v1[0], b, mu, 1.0f);
+                double bar2 = one_step_loss(&c, p1[0], a, v1[0], b, mu, 2.0f);
+                double zero = one_step_loss(&c, p1[0], a, v1[0], 0.0f, mu, 1.0f);
+                double other = one_step_loss(&c, p1[0], a, v1[0], boot == FG_GA3C_VTRACE_BOOT_CURRENT ? v0[1] : v1[1],
+                                             mu, 1.0f);
+                const double tol = 1e-5 * (1.0 + fabs(want));
+                if (!(ratio > 1.02f)) {
+                    fprintf(stderr, "vtrace lag targets: pi/mu = %g for agent 1's action, expected > 1.02 (the setup "
+                            "no longer exercises rho_bar: pick another seed)\n", (double)ratio);
+                    fg_test_failures++;
+                }
+                CHECK(fabs(bar2 - want) > 20 * tol && fabs(zero - want) > 20 * tol && fabs(other - want) > 20 * tol);
+                if (!(fabs(st2.loss_last - want) <= tol)) {
+                    fprintf(stderr, "vtrace lag targets (boot %s): loss %.9g, expected %.9g (pi/mu %.6g, bootstrap "
+                            "%.6g); with rho_bar 2: %.9g, bootstrap 0: %.9g, the other bootstrap: %.9g\n",
+                            boot ? "current" : "behaviour", st2.loss_last, want, (double)ratio, (double)b, bar2, zero,
+                            other);
+                    fg_test_failures++;
+                }
+            }
+        }
+        fg_ga3c_free(r0), fg_ga3c_free(r1), fg_ga3c_free(r2);
+    }
+}
+
 static void test_failure(void) {
     fg_ga3c_config c;
     small_config(&c, (int64_t)1e12);
@@ -1041,6 +1240,8 @@ int main(void) {
     test_short_run();
     test_failure();
     test_lockstep();
+    test_truncation_bootstrap();
+    test_vtrace_lag_targets();
     test_vtrace_run();
     test_vtrace_value_bounded();
     test_tuners();

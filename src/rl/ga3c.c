@@ -1625,6 +1625,11 @@ int64_t ga3c_env_steps(const fg_ga3c *r) {
     return n;
 }
 
+fg_env_batch *ga3c_agent_env(fg_ga3c *r, int i) {
+    FG_ASSERT(i >= 0 && i < r->n_agents);
+    return r->agents[i].env;
+}
+
 void fg_ga3c_free(fg_ga3c *r) {
     if (!r) return;
     if (r->predq.items) {

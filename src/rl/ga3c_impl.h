@@ -59,6 +59,12 @@ size_t ga3c_queue_count(ga3c_queue *q);
  * count to it. */
 int64_t ga3c_env_steps(const fg_ga3c *r);
 
+/* Test seam: agent i's batch of environments (0 <= i < the agent count; asserted). Tests set up a
+ * situation in it between fg_ga3c_create and fg_ga3c_run (e.g. CartPole's step counter one short
+ * of its time limit, through fg_env_batch_state) and read its states and final observation after
+ * the run; the runtime itself never calls this. */
+fg_env_batch *ga3c_agent_env(fg_ga3c *r, int i);
+
 /* V-trace runs: among the experiences a trainer took with the very weights their action was
  * sampled with (lag 0), how many (*n) and the largest |log(pi/mu)|: the trainer's pi of the
  * action taken against the behaviour probability the agent recorded, which must agree up to
