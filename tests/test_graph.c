@@ -1,8 +1,11 @@
 /* Graph tests: gradients of a whole DAG (branches, concat, a tensor read by three consumers,
  * views) against finite differences; the two built-in memory policies give bit-identical losses
  * and gradients and free-when-dead uses less memory; liveness of a chain; shape errors name the
- * op and both shapes; the device pool's best fit, coalescing and OOM message; misuse of the API
- * (wrong dtypes, sizes that overflow, calls out of order, a failed build) refused with an error. */
+ * op and both shapes; the device pool's best fit, coalescing, zeroing and OOM message; misuse of
+ * the API (wrong dtypes, sizes that overflow, calls out of order, a failed build) refused with an
+ * error; free-when-dead's peak equals the one its liveness gives; each optimizer's update against
+ * PyTorch's rule; backward after a bypass is turned off; a conv's algorithm changed after build
+ * under the network-wide policy; batch norm's running statistics through a checkpoint. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -516,11 +519,381 @@ static void test_pool_huge(void) {
     fg_pool_destroy(p);
 }
 
+/* Best fit among holes: a 256 hole before a 128 hole, live blocks between and after them; 100
+ * bytes go into the 128 hole (the smallest that fits), not the first that fits. A zeroed request
+ * on memory a freed block had written reads as zeros. */
+static void test_pool_best_fit_holes(void) {
+    fg_pool *p;
+    CHECK_OK(fg_pool_create(&p, 4096));
+    void *h1, *l1, *h2, *l2, *x, *z;
+    CHECK_OK(fg_pool_alloc(p, 256, "h1", &h1)); /* [0, 256) */
+    CHECK_OK(fg_pool_alloc(p, 64, "l1", &l1));  /* [256, 320) */
+    CHECK_OK(fg_pool_alloc(p, 128, "h2", &h2)); /* [320, 448) */
+    CHECK_OK(fg_pool_alloc(p, 64, "l2", &l2));  /* [448, 512) */
+    memset(h1, 0xFF, 256);
+    memset(h2, 0xFF, 128);
+    fg_pool_free(p, h1);
+    fg_pool_free(p, h2);
+    CHECK_OK(fg_pool_alloc(p, 100, "x", &x));
+    if (x != h2) {
+        fprintf(stderr, "  best fit: 100 bytes at offset %td, expected the 128 hole at %td (not the 256 hole at %td)\n",
+                (unsigned char *)x - (unsigned char *)h1, (unsigned char *)h2 - (unsigned char *)h1, (ptrdiff_t)0);
+        fg_test_failures++;
+    }
+    fg_pool_free(p, x);
+    /* both holes were written (0xFF) and freed: zeroed requests there read as zeros */
+    CHECK_OK(fg_pool_alloc_zeroed(p, 128, "z128", &z));
+    CHECK(z == h2);
+    if (z) CHECK(memcmp(z, (unsigned char[128]){0}, 128) == 0);
+    fg_pool_free(p, z);
+    CHECK_OK(fg_pool_alloc_zeroed(p, 256, "z256", &z));
+    CHECK(z == h1);
+    if (z) CHECK(memcmp(z, (unsigned char[256]){0}, 256) == 0);
+    fg_pool_free(p, z);
+    fg_pool_free(p, l1);
+    fg_pool_free(p, l2);
+    CHECK(fg_pool_get_stats(p).in_use == 0);
+    fg_pool_destroy(p);
+}
+
+/* PyTorch's update rule of one step, in double precision: w after the step, from the weight and
+ * gradient before it; m and v are the element's moments (updated), t the step count from 1. */
+static double optim_ref(const fg_optim_cfg *c, int64_t t, double w, double g, double *m, double *v) {
+    switch (c->kind) {
+    case FG_OPTIM_ADAM:
+    case FG_OPTIM_ADAMW: {
+        double d = g;
+        if (c->kind == FG_OPTIM_ADAMW) w *= 1.0 - (double)c->lr * c->weight_decay; /* decoupled */
+        else d += (double)c->weight_decay * w;                                     /* L2 */
+        *m = c->beta1 * *m + (1.0 - c->beta1) * d;
+        *v = c->beta2 * *v + (1.0 - c->beta2) * d * d;
+        double mh = *m / (1.0 - pow(c->beta1, (double)t)), vh = *v / (1.0 - pow(c->beta2, (double)t));
+        return w - c->lr * mh / (sqrt(vh) + c->eps);
+    }
+    case FG_OPTIM_RMSPROP: {
+        double d = g + (double)c->weight_decay * w;
+        *v = c->alpha * *v + (1.0 - c->alpha) * d * d;
+        return w - c->lr * d / (c->eps_inside_sqrt ? sqrt(*v + c->eps) : sqrt(*v) + c->eps);
+    }
+    default: {
+        double d = g + (double)c->weight_decay * w;
+        if (c->momentum > 0) {
+            *m = t == 1 ? d : c->momentum * *m + d;
+            d = *m;
+        }
+        return w - c->lr * d;
+    }
+    }
+}
+
+/* Each optimizer for three steps of small_net against optim_ref, every weight, each step from the
+ * weights and gradients the graph held before it: AdamW's decay decoupled from the moments,
+ * Adam's and RMSProp's L2 decay inside them, RMSProp's eps outside and inside the square root
+ * (eps and decays large enough that each term moves the weights far past the tolerance). */
+static void test_optim_rules(void) {
+    fg_optim_cfg cfgs[5];
+    const char *what[5] = {"adamw wd 0.1", "adam wd 0.5 eps 1e-2", "rmsprop eps 0.1", "rmsprop eps 0.1 inside sqrt",
+                           "sgd momentum 0.9 wd 0.1"};
+    cfgs[0] = fg_optim_defaults(FG_OPTIM_ADAMW, 0.01f);
+    cfgs[0].weight_decay = 0.1f;
+    cfgs[1] = fg_optim_defaults(FG_OPTIM_ADAM, 0.01f);
+    cfgs[1].weight_decay = 0.5f;
+    cfgs[1].eps = 1e-2f;
+    cfgs[2] = fg_optim_defaults(FG_OPTIM_RMSPROP, 0.01f);
+    cfgs[2].eps = 0.1f;
+    cfgs[2].alpha = 0.9f;
+    cfgs[2].weight_decay = 0.05f;
+    cfgs[3] = cfgs[2];
+    cfgs[3].eps_inside_sqrt = 1;
+    cfgs[4] = fg_optim_defaults(FG_OPTIM_SGD, 0.05f);
+    cfgs[4].momentum = 0.9f;
+    cfgs[4].weight_decay = 0.1f;
+    for (int c = 0; c < 5; c++) {
+        net n;
+        CHECK_OK(small_net(&n, 1, 0));
+        fg_rng r;
+        fg_rng_seed(&r, 21);
+        fg_graph_init_params(n.g, &r);
+        float x[24];
+        fg_fill_uniform(x, 24, -1, 1, &r);
+        int32_t y[4] = {2, 0, 1, 2};
+        CHECK_OK(fg_graph_set_input(n.g, n.x, x, sizeof x));
+        CHECK_OK(fg_graph_set_input(n.g, n.y, y, sizeof y));
+        fg_optim *o = NULL;
+        CHECK_OK(fg_optim_create(&o, n.g, &cfgs[c]));
+        if (!o) {
+            free_net(&n);
+            continue;
+        }
+        double m[32] = {0}, v[32] = {0};
+        for (int64_t t = 1; t <= 3; t++) {
+            fg_graph_zero_grad(n.g);
+            CHECK_OK(fg_graph_forward(n.g));
+            CHECK_OK(fg_graph_backward(n.g));
+            float want[32], got[32];
+            size_t k = 0;
+            for (int i = 0; i < fg_graph_n_params(n.g); i++) {
+                fg_id p = fg_graph_param(n.g, i);
+                const float *w = fg_graph_tensor(n.g, p)->data;
+                const float *gr = fg_graph_tensor(n.g, fg_graph_tinfo(n.g, p)->grad)->data;
+                for (int64_t e = 0; e < fg_tensor_numel(fg_graph_tensor(n.g, p)); e++, k++) {
+                    FG_ASSERT(k < 32);
+                    want[k] = (float)optim_ref(&cfgs[c], t, w[e], gr[e], &m[k], &v[k]);
+                }
+            }
+            CHECK(k == 21); /* fc.weight (3, 6) and fc.bias (3) */
+            CHECK_OK(fg_optim_step(o));
+            k = 0;
+            for (int i = 0; i < fg_graph_n_params(n.g); i++) {
+                fg_id p = fg_graph_param(n.g, i);
+                const float *w = fg_graph_tensor(n.g, p)->data;
+                for (int64_t e = 0; e < fg_tensor_numel(fg_graph_tensor(n.g, p)); e++) got[k++] = w[e];
+            }
+            char label[96];
+            snprintf(label, sizeof label, "%s, step %lld", what[c], (long long)t);
+            fg_check_close(label, got, want, k, 1e-5f, 1e-6f);
+        }
+        fg_optim_free(o);
+        free_net(&n);
+    }
+}
+
+/* A bypass set and then set off again: backward is refused while it is on, and runs (with the
+ * plain forward's loss) once it is off. */
+static void test_bypass_off_trains(void) {
+    net n;
+    CHECK_OK(small_net(&n, 1, 0));
+    fg_rng r;
+    fg_rng_seed(&r, 9);
+    fg_graph_init_params(n.g, &r);
+    float x[24];
+    fg_fill_uniform(x, 24, -1, 1, &r);
+    int32_t y[4] = {0, 1, 2, 1};
+    CHECK_OK(fg_graph_set_input(n.g, n.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(n.g, n.y, y, sizeof y));
+    CHECK_OK(fg_graph_forward(n.g));
+    float l0 = fg_graph_loss(n.g);
+    int fc = fg_graph_find_node(n.g, "fc");
+    CHECK(fc >= 0);
+    CHECK_OK(fg_graph_set_bypass(n.g, fc, FG_BYPASS_ZERO, 0));
+    CHECK_OK(fg_graph_forward(n.g));
+    CHECK(fabsf(fg_graph_loss(n.g) - logf(3.0f)) < 1e-5f); /* zero logits */
+    CHECK_STATUS(fg_graph_backward(n.g), FG_ERR_UNSUPPORTED);
+    CHECK_OK(fg_graph_set_bypass(n.g, fc, FG_BYPASS_OFF, 0));
+    CHECK(fg_graph_node_runs_op(n.g, fc));
+    fg_graph_zero_grad(n.g);
+    CHECK_OK(fg_graph_forward(n.g));
+    float l1 = fg_graph_loss(n.g);
+    fg_check_equal("loss with the bypass off again", &l1, &l0, 1);
+    CHECK_OK(fg_graph_backward(n.g));
+    free_net(&n);
+}
+
+/* A conv built with the implicit algorithm (no workspace) under the network-wide policy, switched
+ * to im2col (a column buffer) after build: the shared workspace grows and the output stays. */
+static void test_algo_after_build(void) {
+    fg_pool *pool;
+    fg_graph *g;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    CHECK_OK(fg_graph_create(&g, "algo"));
+    int64_t xs[4] = {2, 3, 8, 8};
+    fg_id x = fg_nn_input(g, "x", FG_F32, 4, xs);
+    fg_id out = fg_layer_conv2d(g, "conv", x, 4, 3, 1, 1, 1);
+    fg_graph_mark_output(g, out);
+    int conv = fg_graph_find_node(g, "conv");
+    CHECK(conv >= 0);
+    CHECK_OK(fg_graph_set_algo(g, conv, FG_CONV_IMPLICIT));
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_network_wide(&p));
+    CHECK_OK(fg_graph_build(g, FG_NONE, pool, &p));
+    CHECK(fg_graph_node(g, conv)->ws_bytes[FG_FORWARD] == 0);
+    fg_rng r;
+    fg_rng_seed(&r, 13);
+    fg_graph_init_params(g, &r);
+    float xd[2 * 3 * 8 * 8], y0[2 * 4 * 8 * 8], y1[2 * 4 * 8 * 8];
+    fg_fill_uniform(xd, sizeof xd / sizeof *xd, -1, 1, &r);
+    CHECK_OK(fg_graph_set_input(g, x, xd, sizeof xd));
+    CHECK_OK(fg_graph_forward(g));
+    CHECK_OK(fg_graph_read(g, out, y0, sizeof y0));
+    CHECK_OK(fg_graph_set_algo(g, conv, FG_CONV_GEMM));
+    CHECK(fg_graph_node(g, conv)->ws_bytes[FG_FORWARD] > 0);
+    memset(y1, 0, sizeof y1);
+    CHECK_OK(fg_graph_forward(g));
+    CHECK_OK(fg_graph_read(g, out, y1, sizeof y1));
+    fg_check_close("conv output after switching to im2col", y1, y0, sizeof y0 / sizeof *y0, 1e-5f, 1e-5f);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+}
+
+/* Free-when-dead's peak over a forward and backward, against the bound its liveness gives: at
+ * step s the tensors with first_use <= s <= last_use (each rounded to the pool's alignment) plus
+ * the node's workspace, over what stays allocated (parameters, gradients, inputs). A tensor
+ * released a step late raises the peak. */
+static size_t align_up(size_t b) { return (b + FG_POOL_ALIGN - 1) / FG_POOL_ALIGN * FG_POOL_ALIGN; }
+
+static size_t liveness_peak(const fg_graph *g, size_t base) {
+    const int N = fg_graph_n_nodes(g);
+    size_t live = 0, peak = base;
+    for (int s = 0; s < 2 * N; s++) {
+        const int node = s < N ? s : 2 * N - 1 - s;
+        const fg_pass pass = s < N ? FG_FORWARD : FG_BACKWARD;
+        for (fg_id t = 0; t < fg_graph_n_tensors(g); t++) {
+            const fg_tinfo *ti = fg_graph_tinfo(g, t);
+            if (ti->alias_of == t && ti->first_use == s) live += align_up(ti->bytes);
+        }
+        size_t ws = align_up(fg_graph_node(g, node)->ws_bytes[pass]);
+        if (base + live + ws > peak) peak = base + live + ws;
+        for (fg_id t = 0; t < fg_graph_n_tensors(g); t++) {
+            const fg_tinfo *ti = fg_graph_tinfo(g, t);
+            if (ti->alias_of == t && ti->first_use >= 0 && ti->last_use == s) live -= align_up(ti->bytes);
+        }
+    }
+    return peak;
+}
+
+static void check_peak(const char *what, fg_graph *g, fg_pool *pool) {
+    fg_graph_zero_grad(g);
+    CHECK_OK(fg_graph_forward(g));
+    CHECK_OK(fg_graph_backward(g));
+    fg_pool_reset_stats(pool);
+    const size_t base = fg_pool_get_stats(pool).in_use;
+    fg_graph_zero_grad(g);
+    CHECK_OK(fg_graph_forward(g));
+    CHECK_OK(fg_graph_backward(g));
+    fg_pool_stats s = fg_pool_get_stats(pool);
+    const size_t want = liveness_peak(g, base);
+    if (s.peak != want || s.in_use != base) {
+        fprintf(stderr, "  %s: free-when-dead peak %zu bytes (in use after %zu), liveness gives %zu (in use %zu)\n",
+                what, s.peak, s.in_use, want, base);
+        fg_test_failures++;
+    }
+}
+
+static void test_free_when_dead_peak(void) {
+    fg_graph *g;
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    CHECK_OK(fg_graph_create(&g, "chain"));
+    int64_t xs[2] = {16, 64}, ys[1] = {16};
+    fg_id x = fg_nn_input(g, "x", FG_F32, 2, xs), y = fg_nn_input(g, "y", FG_I32, 1, ys);
+    fg_id h = fg_nn_relu(g, "relu1", fg_layer_linear(g, "fc1", x, 128, 1));
+    h = fg_nn_tanh(g, "tanh", fg_layer_linear(g, "fc2", h, 96, 1));
+    fg_id l = fg_nn_xent(g, "loss", fg_layer_linear(g, "fc3", h, 10, 1), y);
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(g, l, pool, &p));
+    fg_rng r;
+    fg_rng_seed(&r, 17);
+    fg_graph_init_params(g, &r);
+    float xd[16 * 64];
+    fg_fill_uniform(xd, 16 * 64, -1, 1, &r);
+    int32_t yd[16];
+    for (int i = 0; i < 16; i++) yd[i] = (int32_t)fg_rng_below(&r, 10);
+    CHECK_OK(fg_graph_set_input(g, x, xd, sizeof xd));
+    CHECK_OK(fg_graph_set_input(g, y, yd, sizeof yd));
+    check_peak("chain", g, pool);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+
+    net n;
+    build_net(&n, 1, 3);
+    check_peak("dag", n.g, n.pool);
+    free_net(&n);
+}
+
+/* conv -> batch norm -> global average pool -> linear -> xent, the logits an output too. */
+typedef struct bn_net {
+    fg_graph *g;
+    fg_pool *pool;
+    fg_id x, y, logits, loss;
+} bn_net;
+
+static void build_bn_net(bn_net *n, const char *name) {
+    CHECK_OK(fg_pool_create(&n->pool, 0));
+    CHECK_OK(fg_graph_create(&n->g, name));
+    int64_t xs[4] = {4, 3, 5, 5}, ys[1] = {4};
+    n->x = fg_nn_input(n->g, "x", FG_F32, 4, xs);
+    n->y = fg_nn_input(n->g, "y", FG_I32, 1, ys);
+    fg_id h = fg_nn_batchnorm(n->g, "bn", fg_layer_conv2d(n->g, "conv", n->x, 6, 3, 1, 1, 1), 0.3f, 1e-5f);
+    n->logits = fg_layer_linear(n->g, "fc", fg_nn_global_avgpool(n->g, "gap", fg_nn_relu(n->g, "r", h)), 3, 1);
+    n->loss = fg_nn_xent(n->g, "loss", n->logits, n->y);
+    fg_graph_mark_output(n->g, n->logits);
+    fg_mem_policy p;
+    CHECK_OK(fg_policy_free_when_dead(&p));
+    CHECK_OK(fg_graph_build(n->g, n->loss, n->pool, &p));
+}
+
+/* A checkpoint holds batch norm's running statistics: trained ones (moved by training forwards)
+ * saved and loaded into a fresh graph come back bit for bit, and so do its eval-mode outputs. */
+static void test_checkpoint_state(void) {
+    bn_net a, b;
+    build_bn_net(&a, "bnsave");
+    build_bn_net(&b, "bnload");
+    fg_rng r;
+    fg_rng_seed(&r, 23);
+    fg_graph_init_params(a.g, &r);
+    fg_graph_init_params(b.g, &r); /* other weights, default statistics */
+    float x[4 * 3 * 5 * 5];
+    fg_fill_uniform(x, sizeof x / sizeof *x, -1, 3, &r); /* mean far from 0 */
+    int32_t y[4] = {0, 2, 1, 2};
+    CHECK_OK(fg_graph_set_input(a.g, a.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(a.g, a.y, y, sizeof y));
+    CHECK_OK(fg_graph_set_input(b.g, b.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(b.g, b.y, y, sizeof y));
+    fg_optim *o = NULL;
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_SGD, 0.1f);
+    CHECK_OK(fg_optim_create(&o, a.g, &oc));
+    fg_graph_set_training(a.g, 1);
+    for (int it = 0; it < 3; it++) {
+        fg_graph_zero_grad(a.g);
+        CHECK_OK(fg_graph_forward(a.g));
+        CHECK_OK(fg_graph_backward(a.g));
+        if (o) CHECK_OK(fg_optim_step(o));
+    }
+    CHECK(fg_graph_n_states(a.g) >= 2 && fg_graph_n_states(a.g) == fg_graph_n_states(b.g));
+    const fg_id rm = fg_graph_find(a.g, "bn.running_mean"), rv = fg_graph_find(a.g, "bn.running_var");
+    CHECK(rm != FG_NONE && rv != FG_NONE);
+    if (rm != FG_NONE && rv != FG_NONE) { /* the statistics moved off their defaults (0 and 1) */
+        CHECK(!fg_all_equal_to(fg_graph_tensor(a.g, rm)->data, 6, 0.0f));
+        CHECK(!fg_all_equal_to(fg_graph_tensor(a.g, rv)->data, 6, 1.0f));
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/fg_test_graph_bn_%d.safetensors", (int)getpid());
+    CHECK_OK(fg_graph_save(a.g, NULL, path, 0, NULL, NULL));
+    CHECK_OK(fg_graph_load(b.g, NULL, path));
+    unlink(path);
+    for (int k = 0; k < fg_graph_n_params(a.g) + fg_graph_n_states(a.g); k++) {
+        int pk = k < fg_graph_n_params(a.g);
+        fg_id ia = pk ? fg_graph_param(a.g, k) : fg_graph_state(a.g, k - fg_graph_n_params(a.g));
+        const fg_tensor *ta = fg_graph_tensor(a.g, ia);
+        fg_id ib = fg_graph_find(b.g, ta->name);
+        CHECK(ib != FG_NONE);
+        if (ib == FG_NONE) continue;
+        const fg_tensor *tb = fg_graph_tensor(b.g, ib);
+        CHECK(fg_tensor_numel(ta) == fg_tensor_numel(tb));
+        fg_check_equal(ta->name, tb->data, ta->data, (size_t)fg_tensor_numel(ta));
+    }
+    float la[12], lb[12];
+    fg_graph_set_training(a.g, 0);
+    fg_graph_set_training(b.g, 0);
+    CHECK_OK(fg_graph_forward(a.g));
+    CHECK_OK(fg_graph_read(a.g, a.logits, la, sizeof la));
+    CHECK_OK(fg_graph_forward(b.g));
+    CHECK_OK(fg_graph_read(b.g, b.logits, lb, sizeof lb));
+    fg_check_equal("eval logits after load", lb, la, 12);
+    fg_optim_free(o);
+    fg_graph_free(a.g);
+    fg_pool_destroy(a.pool);
+    fg_graph_free(b.g);
+    fg_pool_destroy(b.pool);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_pool();
     test_pool_alloc_at();
     test_pool_huge();
+    test_pool_best_fit_holes();
     test_shape_errors();
     test_builder_misuse();
     test_call_order();
@@ -528,5 +901,10 @@ int main(void) {
     test_dag_gradients();
     test_param_as_data();
     test_policies_identical();
+    test_free_when_dead_peak();
+    test_optim_rules();
+    test_bypass_off_trains();
+    test_algo_after_build();
+    test_checkpoint_state();
     return fg_test_finish("test_graph");
 }

@@ -2,7 +2,8 @@
  * the trainer updates them on another thread, as GA3C's predictors and trainer do.
  *
  * Checked: sharing binds storage (no copy; the sharer's own parameter bytes go back to its pool);
- * the refusals (a graph with a loss, a shape or name mismatch, loading into a sharer); and the
+ * batch norm's running statistics bound as well (a sharer's eval output equals the owner's); the
+ * refusals (a graph with a loss, a shape or name mismatch, loading into a sharer); and the
  * point of the lock: every output a predictor produced while training ran equals, bit for bit,
  * the output of a separate graph given the exact weights of the version that forward reported,
  * i.e. no forward ever saw a half-written optimizer step; and likewise every checkpoint another
@@ -392,9 +393,54 @@ static void test_batchnorm_and_homes(void) {
     net_free(&sh);
     net_free(&owner);
 }
+/* A sharer reads the owner's batch-norm running statistics as well as its parameters: after the
+ * owner's training forwards moved them, the sharer's eval-mode output equals the owner's bit for
+ * bit (with statistics of its own, still at 0 and 1, it would not). */
+static void test_shared_bn_stats(void) {
+    fg_rng rng;
+    fg_rng_seed(&rng, 11);
+    net owner, sh;
+    build_bn(&owner, "owner", 1, NULL);
+    fg_graph_init_params(owner.g, &rng);
+    build_bn(&sh, "sharer", 0, NULL);
+    CHECK_OK(fg_graph_share_weights(sh.g, owner.g));
+    float x[4 * 3 * 4 * 4];
+    fg_fill_uniform(x, sizeof x / sizeof x[0], -1, 3, &rng); /* a mean far from 0 */
+    const int32_t y[4] = {1, 0, 0, 1};
+    CHECK_OK(fg_graph_set_input(owner.g, owner.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(owner.g, owner.y, y, sizeof y));
+    CHECK_OK(fg_graph_set_input(sh.g, sh.x, x, sizeof x));
+    fg_graph_set_training(sh.g, 0);
+    for (int it = 0; it < 2; it++) {
+        fg_graph_zero_grad(owner.g);
+        CHECK_OK(fg_graph_forward(owner.g));
+        CHECK_OK(fg_graph_backward(owner.g));
+    }
+    const fg_id rm = fg_graph_find(owner.g, "bn.running_mean"), rv = fg_graph_find(owner.g, "bn.running_var");
+    CHECK(rm != FG_NONE && rv != FG_NONE);
+    if (rm != FG_NONE && rv != FG_NONE) {
+        CHECK(!fg_all_equal_to(fg_graph_tensor(owner.g, rm)->data, 4, 0.0f));
+        CHECK(!fg_all_equal_to(fg_graph_tensor(owner.g, rv)->data, 4, 1.0f));
+        /* bound like the parameters: the owner's bytes */
+        const fg_id srm = fg_graph_find(sh.g, "bn.running_mean"), srv = fg_graph_find(sh.g, "bn.running_var");
+        CHECK(fg_graph_tensor(sh.g, srm)->data == fg_graph_tensor(owner.g, rm)->data);
+        CHECK(fg_graph_tensor(sh.g, srv)->data == fg_graph_tensor(owner.g, rv)->data);
+    }
+    float lo[4 * 2], ls[4 * 2];
+    fg_graph_set_training(owner.g, 0);
+    CHECK_OK(fg_graph_forward(owner.g));
+    CHECK_OK(fg_graph_read(owner.g, owner.logits, lo, sizeof lo));
+    CHECK_OK(fg_graph_forward(sh.g));
+    CHECK_OK(fg_graph_read(sh.g, sh.logits, ls, sizeof ls));
+    fg_check_equal("sharer's eval logits against the owner's", ls, lo, 4 * 2);
+    net_free(&sh);
+    net_free(&owner);
+}
+
 int main(void) {
     test_refusals();
     test_batchnorm_and_homes();
+    test_shared_bn_stats();
     test_concurrent();
     return fg_test_finish("test_shared");
 }
