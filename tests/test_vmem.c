@@ -17,7 +17,10 @@
  *    tie (the test finds the flip), and bit-identical to the baseline run with those algorithms.
  *  - The trace: CSV with offload/prefetch events whose device bytes peak at the pool's peak.
  *  - A full disk during an iteration: FG_ERR_IO naming the spill file; backward then refuses to
- *    read anything back; after the limit is lifted the next iteration is bit-identical again. */
+ *    read anything back; after the limit is lifted the next iteration is bit-identical again.
+ *  - The host tier's capacity: a capacity of exactly the arena all needs (the offloaded roots,
+ *    each rounded to 64 bytes) puts every root on the host with no spill directory; one byte less
+ *    needs the disk tier (FG_ERR_OOM without a spill directory). */
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -924,6 +927,44 @@ static void test_misc(void) {
     run_free(&o);
 }
 
+/* A host tier of exactly the arena's size holds every offloaded root: none goes to disk (and with
+ * no spill directory, plan does not fail); one byte less does not. */
+static void test_host_tier_exact(void) {
+    run_spec sp = {"lenet", 28, 1, FG_CONV_IMPLICIT, FG_VMEM_ALL, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+    size_t want = 0;
+    for (int c = 0; c < 3; c++) {
+        sp.host_cap = c == 0 ? 0 : c == 1 ? want : want - 1;
+        fg_pool *pool;
+        CHECK_OK(fg_pool_create(&pool, 0));
+        fg_model_io io;
+        fg_vmem *vm;
+        fg_status st;
+        fg_graph *g = make_graph(&sp, pool, &io, &vm, &st);
+        fg_vmem_stats vs;
+        memset(&vs, 0, sizeof vs);
+        if (st == FG_OK && vm) fg_vmem_get_stats(vm, &vs);
+        if (c == 0) {
+            CHECK_OK(st);
+            want = vs.host_tier_bytes; /* unlimited: the sum of the rounded root sizes */
+            CHECK(vs.n_offload_tensors > 1 && vs.n_disk_tensors == 0 && want >= vs.offload_bytes_per_iter);
+        } else if (c == 1) {
+            if (st != FG_OK || vs.n_disk_tensors != 0 || vs.host_tier_bytes != want) {
+                fprintf(stderr, "  host tier of exactly %zu bytes: %s, %d of %d roots on disk, arena %zu bytes%s%s\n",
+                        want, fg_status_name(st), vs.n_disk_tensors, vs.n_offload_tensors, vs.host_tier_bytes,
+                        st != FG_OK ? ": " : "", st != FG_OK ? fg_last_error() : "");
+                fg_test_failures++;
+            }
+        } else {
+            CHECK(st == FG_ERR_OOM);
+            if (st == FG_ERR_OOM && !strstr(fg_last_error(), "spill directory"))
+                fprintf(stderr, "  host tier one byte short: %s\n", fg_last_error()), fg_test_failures++;
+        }
+        fg_graph_free(g);
+        fg_pool_destroy(pool);
+        if (c == 0 && !want) break;
+    }
+}
+
 /* What a program writes between iterations (fg_graph_set_input, fg_graph_init_params) after a
  * forward-only pass (an evaluation) must be what the next iteration computes with, under every
  * policy: with weight offload the inputs and weights are homed in host memory, and the
@@ -1066,6 +1107,7 @@ int main(void) {
         return 1;
     }
     test_misc();
+    test_host_tier_exact();
     test_link(dir);
     test_model("lenet", 28, 1, FG_CONV_IMPLICIT, dir, 1);
     if (full) {

@@ -13,13 +13,24 @@
  *    peaks are within the budget; the oracle is the sum of the step seconds; dyn's and plan's
  *    predicted iterations are no faster than the oracle's and plan's no slower than dyn's; all's
  *    average device memory is below none's; with the same schedule a slower link never predicts
- *    less stall (and a 100x slower one predicts strictly more). */
+ *    less stall (and a 100x slower one predicts strictly more).
+ *  - The replay of the pool (src/vmem/replay.c, reached through src/vmem/vmem_impl.h): on a
+ *    sequence where best-fit and first-fit place an allocation differently, the replay agrees with
+ *    the real fg_pool on success, peak and highest address, unlimited and at a capacity only
+ *    best-fit runs in; on a sequence whose smallest capacity lies between the in-use peak and the
+ *    unlimited run's highest address, the smallest capacity it reports runs (in the replay and in
+ *    a real pool) and one 64-byte block less does not.
+ *  - The schedule of a dry-run all with weight offload on the small VGG-16: prefetch group k is
+ *    issued at the step of group k-1 (the first when backward starts), strictly before the step
+ *    that waits for it; a parameter gradient's copy home is waited for one step after its last
+ *    use (so it overlaps that step), at its last use only at the end of the iteration. */
 #include <math.h>
 #include <string.h>
 
 #include "frugal/train.h"
 #include "frugal/vmem.h"
 #include "testutil.h"
+#include "../src/vmem/vmem_impl.h"
 
 static int close_rel(const char *what, double got, double want, double rtol) {
     double d = fabs(got - want), tol = rtol * fabs(want);
@@ -305,9 +316,172 @@ static void test_simulate(void) {
     free(steps);
 }
 
+/* ---------------------------------------------------------------- the replay of the pool */
+
+/* Runs ops on a real fg_pool of `capacity` (0 = unlimited); 1 when every allocation succeeds.
+ * *peak: the pool's peak; *hwm: the highest end of a block it handed out (offsets from the first
+ * block of the empty pool, its base). */
+static int pool_run(const fg_vmem_memop *ops, size_t n, int n_ids, size_t capacity, size_t *peak, size_t *hwm) {
+    fg_pool *pool;
+    CHECK_OK(fg_pool_create(&pool, capacity));
+    void *ptr[16] = {0};
+    FG_ASSERT(n_ids <= 16);
+    int ok = 1;
+    *hwm = 0;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (ops[i].alloc) {
+            ok = fg_pool_alloc(pool, ops[i].bytes, "replay test", &ptr[ops[i].id]) == FG_OK;
+            size_t top = fg_pool_get_stats(pool).top;
+            if (ok && top > *hwm) *hwm = top;
+        } else {
+            fg_pool_free(pool, ptr[ops[i].id]);
+            ptr[ops[i].id] = NULL;
+        }
+    }
+    *peak = fg_pool_get_stats(pool).peak;
+    fg_pool_destroy(pool);
+    return ok;
+}
+
+static void test_replay(void) {
+    /* A 256, B 64, C 128, D 64 back to back, A and C released: holes of 256 (offset 0) and 128
+     * (offset 320). E (100, rounded to 128): best-fit takes the 128 hole, first-fit the 256 one;
+     * then F (256) fits the 256 hole under best-fit only, first-fit puts it above D. */
+    const fg_vmem_memop bf[] = {
+        {1, 0, 256, 0}, {1, 1, 64, 0}, {1, 2, 128, 0}, {1, 3, 64, 0}, {0, 0, 256, 0},
+        {0, 2, 128, 0}, {1, 4, 100, 0}, {1, 5, 256, 0},
+    };
+    const size_t nbf = sizeof bf / sizeof bf[0];
+    fg_vmem_replay_out r;
+    size_t peak, hwm;
+    CHECK(pool_run(bf, nbf, 6, 0, &peak, &hwm));
+    CHECK(fg_vmem_replay(bf, nbf, 6, 0, (size_t)1 << 50, &r));
+    if (r.peak != peak || r.hwm != hwm || r.fail_op != nbf) {
+        fprintf(stderr, "replay, unlimited: peak %zu, highest address %zu, failed op %zu; the pool: %zu, %zu\n", r.peak,
+                r.hwm, r.fail_op, peak, hwm);
+        fg_test_failures++;
+    }
+    CHECK(hwm == 512); /* best-fit fills both holes: nothing above D */
+    /* at the capacity the pool runs in (only best-fit does), the replay runs too */
+    int pok = pool_run(bf, nbf, 6, hwm, &peak, &hwm), rok = fg_vmem_replay(bf, nbf, 6, 0, 512, &r);
+    if (!pok || !rok || r.peak != peak) {
+        fprintf(stderr, "replay at 512 bytes: %s (peak %zu), the pool: %s (peak %zu)\n", rok ? "runs" : "fails", r.peak,
+                pok ? "runs" : "fails", peak);
+        fg_test_failures++;
+    }
+    CHECK(fg_vmem_replay_min_capacity(bf, nbf, 6, 0) == 512);
+
+    /* The smallest capacity above the peak and below the unlimited run's highest address:
+     * 0 128, 1 384, 2 320 back to back, 1 released (a hole of 384 at 128), 3 (448) goes on top.
+     * Unlimited, 4 (128) takes the hole (smaller than the rest of the pool), leaving 256, too
+     * small for 5 (320): on top again (highest address 1600). With a capacity that leaves exactly
+     * 128 above 3, best-fit puts 4 there and 5 into the hole: 1408 bytes, 64 more than the peak
+     * (1344, where 4 must take the hole and 5 finds no block). */
+    const fg_vmem_memop mc[] = {
+        {1, 0, 128, 0}, {1, 1, 384, 0}, {1, 2, 320, 0}, {0, 1, 384, 0},
+        {1, 3, 448, 0}, {1, 4, 128, 0}, {1, 5, 320, 0},
+    };
+    const size_t nmc = sizeof mc / sizeof mc[0];
+    CHECK(fg_vmem_replay(mc, nmc, 6, 0, (size_t)1 << 50, &r));
+    CHECK(r.peak == 1344 && r.hwm == 1600);
+    size_t m = fg_vmem_replay_min_capacity(mc, nmc, 6, 0);
+    if (m != 1408) fprintf(stderr, "replay: smallest capacity %zu, expected 1408\n", m), fg_test_failures++;
+    CHECK(fg_vmem_replay(mc, nmc, 6, 0, m, &r));
+    CHECK(!fg_vmem_replay(mc, nmc, 6, 0, m - FG_POOL_ALIGN, &r));
+    CHECK(pool_run(mc, nmc, 6, m, &peak, &hwm));
+    CHECK(!pool_run(mc, nmc, 6, m - FG_POOL_ALIGN, &peak, &hwm));
+    /* with persistent bytes below: the same layout shifted up */
+    size_t mp = fg_vmem_replay_min_capacity(mc, nmc, 6, 1000);
+    if (mp != 1408 + 1024)
+        fprintf(stderr, "replay: smallest capacity %zu above a prefix of 1000 B, expected %d\n", mp, 1408 + 1024),
+            fg_test_failures++;
+    CHECK(fg_vmem_replay(mc, nmc, 6, 1000, mp, &r) && !fg_vmem_replay(mc, nmc, 6, 1000, mp - FG_POOL_ALIGN, &r));
+}
+
+/* ---------------------------------------------------------------- the schedule */
+
+static void test_schedule(void) {
+    fg_model_cfg mc = {.batch = 4, .channels = 3, .height = 32, .width = 32, .classes = 10, .dropout = -1};
+    fg_pool *pool;
+    fg_graph *g = NULL;
+    fg_model_io io;
+    fg_mem_policy pol;
+    fg_vmem_config vc = fg_vmem_config_defaults(FG_VMEM_ALL);
+    vc.dry_run = 1;
+    vc.offload_weights = 1;
+    CHECK_OK(fg_pool_create(&pool, 0));
+    CHECK_OK(fg_vmem_policy_create(&pol, &vc));
+    fg_vmem *v = fg_vmem_of(&pol);
+    fg_status s = fg_train_build_model(&g, &io, "vgg16", &mc, 1, pool, &pol);
+    CHECK_OK(s);
+    if (s != FG_OK) {
+        fg_graph_free(g);
+        fg_pool_destroy(pool);
+        return;
+    }
+    const fg_vmem_schedule *sc = &v->sc;
+    const int N = v->N, last = v->has_backward ? v->steps : N;
+    CHECK(v->has_backward);
+    int *issue = malloc(sizeof(int) * (size_t)(sc->n_slots + 1));
+    int *wait = malloc(sizeof(int) * (size_t)(sc->n_slots + 1));
+    for (int k = 0; k < sc->n_slots; k++) issue[k] = wait[k] = -1;
+    for (int st = 0; st < v->steps; st++) {
+        FG_SCHED_FOR(sc->s[S_PF_ISSUE], st, k) issue[sc->s[S_PF_ISSUE].ids[k]] = st;
+        FG_SCHED_FOR(sc->s[S_PF_WAIT], st, k) wait[sc->s[S_PF_WAIT].ids[k]] = st;
+    }
+    /* slots come in backward order of first need; a group is the slots first read at one step */
+    int groups = 0, prev_bf = -1, cur_bf = -1;
+    for (int k = 0; k < sc->n_slots; k++) {
+        const fg_vmem_slot *sl = &sc->slots[k];
+        if (sl->bf != cur_bf) {
+            groups++;
+            prev_bf = cur_bf;
+            cur_bf = sl->bf;
+        }
+        int want = prev_bf < 0 ? N : prev_bf;
+        if (wait[k] != sl->bf || issue[k] != want || !(issue[k] < wait[k])) {
+            fprintf(stderr, "schedule: slot %d (%s): prefetch issued at step %d, waited for at %d (first read at %d); "
+                    "expected issued at %d, strictly before\n", k, sl->name, issue[k], wait[k], sl->bf, want);
+            fg_test_failures++;
+        }
+    }
+    if (groups < 3) fprintf(stderr, "schedule: %d prefetch groups, expected several\n", groups), fg_test_failures++;
+    free(issue);
+    free(wait);
+
+    /* the copy home of a parameter gradient: waited for after the step following its last use */
+    int *done = malloc(sizeof(int) * (size_t)(sc->n_homes + 1));
+    for (int h = 0; h < sc->n_homes; h++) done[h] = -1;
+    for (int st = 0; st < v->steps; st++) FG_SCHED_FOR(sc->s[S_HOME_DONE], st, k) done[sc->s[S_HOME_DONE].ids[k]] = st;
+    int n_wb = 0, n_overlap = 0;
+    for (int h = 0; h < sc->n_homes; h++) {
+        const fg_vmem_home *hm = &sc->homes[h];
+        if (!hm->writeback) {
+            CHECK(done[h] == -1);
+            continue;
+        }
+        n_wb++;
+        int want = hm->b + 1 < last ? hm->b + 1 : hm->b;
+        n_overlap += hm->b + 1 < last;
+        if (hm->done != want || done[h] != want) {
+            fprintf(stderr, "schedule: gradient %s (steps %d..%d): copy home waited for at step %d (listed at %d), "
+                    "expected %d\n", hm->name, hm->a, hm->b, hm->done, done[h], want);
+            fg_test_failures++;
+        }
+    }
+    if (n_overlap < 2)
+        fprintf(stderr, "schedule: %d gradient copy-backs (%d overlapping a step)\n", n_wb, n_overlap),
+            fg_test_failures++;
+    free(done);
+    fg_graph_free(g);
+    fg_pool_destroy(pool);
+}
+
 int main(void) {
     test_parse();
     test_roofline();
     test_simulate();
+    test_replay();
+    test_schedule();
     return fg_test_finish("test_vmem_sim");
 }
