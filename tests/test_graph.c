@@ -322,6 +322,8 @@ static void test_builder_misuse(void) {
         {"slice start INT64_MAX", "out of range", 4}, {"repeat 2^62", "too large", 5},
         {"reshape to negative dims", "each >= 1", 6}, {"param without a name", "name is required", 7},
         {"input after build", "already built", 8}, {"batchnorm eps 0", "eps", 9},
+        {"concat of (2,3,4,4) and (2,3,5,4) on axis 1", "does not match", 10},
+        {"reshape of 12 elements to 10", "cannot view", 11},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         fg_graph *g;
@@ -360,6 +362,17 @@ static void test_builder_misuse(void) {
             break;
         }
         case 9: fg_nn_batchnorm(g, "bn", fg_nn_input(g, "x", FG_F32, 4, s4), 0.1f, 0.0f); break;
+        case 10: {
+            int64_t sa[4] = {2, 3, 4, 4}, sb[4] = {2, 3, 5, 4};
+            fg_id xs[2] = {fg_nn_input(g, "a", FG_F32, 4, sa), fg_nn_input(g, "b", FG_F32, 4, sb)};
+            fg_nn_concat(g, "cat", xs, 2, 1);
+            break;
+        }
+        case 11: {
+            int64_t s12[2] = {2, 6}, s10[2] = {2, 5};
+            fg_nn_reshape(g, "r", fg_nn_input(g, "x", FG_F32, 2, s12), 2, s10);
+            break;
+        }
         }
         if (!g) continue; /* case 8 checked its own */
         if (fg_graph_status(g) == FG_OK || !strstr(fg_graph_error(g), cases[c].want)) {
@@ -370,6 +383,59 @@ static void test_builder_misuse(void) {
         CHECK(fg_graph_find(g, NULL) == FG_NONE);
         fg_graph_free(g);
     }
+}
+
+/* Evaluation mode and gradient clipping on the DAG net (dropout 0.25 before its last linears):
+ *  - with training off, dropout passes its input through: two forwards under different dropout
+ *    seeds give the same loss bit for bit (with training on they differ), and training is on
+ *    again when set so;
+ *  - fg_graph_clip_grad_norm returns the norm of all parameter gradients and scales every one of
+ *    them, the last included, to max_norm. */
+static void test_eval_and_clip(void) {
+    net n;
+    build_net(&n, 0, 23);
+    fg_graph *g = n.g;
+    float loss[4];
+    for (int k = 0; k < 4; k++) {
+        fg_graph_set_training(g, k >= 2);
+        fg_graph_set_seed(g, 100 + (uint64_t)(k % 2));
+        CHECK_OK(fg_graph_forward(g));
+        loss[k] = fg_graph_loss(g);
+    }
+    CHECK(loss[0] == loss[1]);        /* eval: no dropout, whatever the seed */
+    CHECK(loss[2] != loss[3]);        /* training: the seed draws another mask */
+    CHECK(fg_graph_training(g) == 1);
+    /* clipping: the norm by hand, before and after */
+    fg_graph_zero_grad(g);
+    CHECK_OK(fg_graph_forward(g));
+    CHECK_OK(fg_graph_backward(g));
+    double ss = 0.0;
+    int with_grad = 0;
+    for (int i = 0; i < fg_graph_n_params(g); i++) {
+        const fg_tinfo *ti = fg_graph_tinfo(g, fg_graph_param(g, i));
+        if (ti->grad == FG_NONE) continue;
+        const fg_tensor *t = fg_graph_tensor(g, ti->grad);
+        for (int64_t j = 0; j < fg_tensor_numel(t); j++) ss += (double)((float *)t->data)[j] * ((float *)t->data)[j];
+        with_grad++;
+    }
+    const double norm = sqrt(ss);
+    CHECK(with_grad > 2 && norm > 0);
+    const double got = fg_graph_clip_grad_norm(g, 0.5 * norm);
+    double after = 0.0, last = 0.0;
+    for (int i = 0; i < fg_graph_n_params(g); i++) {
+        const fg_tinfo *ti = fg_graph_tinfo(g, fg_graph_param(g, i));
+        if (ti->grad == FG_NONE) continue;
+        const fg_tensor *t = fg_graph_tensor(g, ti->grad);
+        double s1 = 0.0;
+        for (int64_t j = 0; j < fg_tensor_numel(t); j++) s1 += (double)((float *)t->data)[j] * ((float *)t->data)[j];
+        after += s1;
+        last = s1;
+    }
+    if (fabs(got - norm) > 1e-6 * norm || fabs(sqrt(after) - 0.5 * norm) > 1e-5 * norm || !(last > 0)) {
+        fprintf(stderr, "  clip_grad_norm to half of %.9g: returned %.9g, norm after %.9g\n", norm, got, sqrt(after));
+        fg_test_failures++;
+    }
+    free_net(&n);
 }
 
 /* The run's order: backward needs a finished forward it has not used yet; a loss with no
@@ -906,5 +972,6 @@ int main(void) {
     test_bypass_off_trains();
     test_algo_after_build();
     test_checkpoint_state();
+    test_eval_and_clip();
     return fg_test_finish("test_graph");
 }
