@@ -13,6 +13,7 @@
  *    branch to another schedule; a checkpoint of another run or a broken file is refused by name;
  *  - what an epoch reads: the state carried from chunk to chunk, and short epochs reading
  *    successive windows of the split (wrapping around);
+ *  - evaluation and generation run without dropout and leave the graph training;
  *  - generation: the sizes read back from a checkpoint's tensors; a model trained on lines "a x b"
  *    and "c x d" continues a prime of "a x" with b and "c x" with d at temperature 0 (the state
  *    is carried from word to word); with the decoder's weights zeroed the words are drawn from
@@ -347,6 +348,50 @@ static void test_state_and_windows(void) {
     fg_corpus_free(&c);
 }
 
+/* Evaluation runs without dropout, and leaves the graph training: on a model with dropout 0.5,
+ * fg_lm_perplexity gives the same value under two dropout seeds, and fg_lm_generate (temperature
+ * 1, one seed) the words of the same weights in a model built without dropout; afterwards the
+ * graph is in training mode (where fg_lm_train needs it). */
+static void test_eval_mode(void) {
+    fg_corpus c;
+    load_cycles(&c, 40, 8);
+    fg_lm_cfg cfg = {c.vocab_size, 8, 16, 2, 4, 2, 0.5f, 0};
+    lm_run r;
+    CHECK_OK(lm_open(&r, &cfg));
+    fg_rng rng;
+    fg_rng_seed(&rng, 9);
+    fg_graph_init_params(r.g, &rng);
+    double p[2];
+    for (int k = 0; k < 2; k++) {
+        fg_graph_set_seed(r.g, 1000 + (uint64_t)k);
+        CHECK_OK(fg_lm_perplexity(r.g, &r.io, &cfg, c.ids[1], c.n[1], 0, &p[k]));
+        CHECK(fg_graph_training(r.g) == 1);
+    }
+    CHECK(p[0] == p[1]);
+    lm_close(&r);
+    /* generation: dropout 0.5 against none, same weights */
+    fg_lm_cfg one = cfg, one0 = cfg;
+    one.steps = one.batch = one0.steps = one0.batch = 1;
+    one0.dropout = 0.0f;
+    lm_run a, b;
+    CHECK_OK(lm_open(&a, &one));
+    CHECK_OK(lm_open(&b, &one0));
+    fg_rng_seed(&rng, 9);
+    fg_graph_init_params(a.g, &rng);
+    fg_rng_seed(&rng, 9);
+    fg_graph_init_params(b.g, &rng);
+    fg_graph_set_seed(a.g, 77);
+    fg_graph_set_training(a.g, 1); /* as fg_lm_train leaves it: generate must turn dropout off itself */
+    int32_t wa[32], wb[32];
+    const int32_t prime[2] = {1, 2};
+    CHECK_OK(fg_lm_generate(a.g, &a.io, &one, prime, 2, 32, 1.0, 3, wa));
+    CHECK_OK(fg_lm_generate(b.g, &b.io, &one0, prime, 2, 32, 1.0, 3, wb));
+    CHECK(memcmp(wa, wb, sizeof wa) == 0 && fg_graph_training(a.g) == 1);
+    lm_close(&a);
+    lm_close(&b);
+    fg_corpus_free(&c);
+}
+
 static int same_epoch(const fg_lm_epoch *a, const fg_lm_epoch *b) {
     return a->epoch == b->epoch && a->sparse == b->sparse && a->drop == b->drop && a->lr == b->lr &&
            a->train_ppl == b->train_ppl && a->valid_ppl == b->valid_ppl &&
@@ -624,6 +669,12 @@ static void test_generate(void) {
     CHECK_OK(fg_lm_generate(r.g, &r.io, &one, NULL, 0, 64, 1.0, 42, again));
     CHECK_OK(fg_lm_generate(r.g, &r.io, &one, NULL, 0, n, 1.0, 42, draws));
     CHECK(memcmp(again, draws, sizeof again) == 0);
+    /* every logit equal (bias zeroed too): temperature 0 takes the lowest id, <eos>, every time */
+    memset(bias, 0, (size_t)V * sizeof *bias);
+    CHECK_OK(fg_lm_generate(r.g, &r.io, &one, ax, 2, 64, 0.0, 1, again));
+    int64_t not_first = 0;
+    for (int i = 0; i < 64; i++) not_first += again[i] != 0;
+    CHECK(not_first == 0);
     free(draws);
     free(count);
 
@@ -676,6 +727,7 @@ int main(void) {
     test_schedules_train();
     test_checkpoints();
     test_state_and_windows();
+    test_eval_mode();
     test_generate();
     test_errors();
     return fg_test_finish("test_lm");

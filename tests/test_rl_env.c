@@ -167,6 +167,18 @@ static void test_space_invaders(void) {
     step(g, &s, FG_ACT_N, &done);
     EXPECT_INT("invaders speed-up: timer", s.alien_move_timer, 2);
 
+    /* The block moving down while it occupies row 9 ends the episode, even with the alien away
+     * from the cannon (one alien in row 9, column 0, heading left; cannon in column 5). */
+    g->reset(&s, &rng, 1);
+    memset(s.alien, 0, sizeof s.alien);
+    s.alien[9] = 0x001;
+    s.alien_dir = -1;
+    s.alien_move_timer = 0;
+    s.pos = 5;
+    step(g, &s, FG_ACT_N, &done);
+    EXPECT_INT("invaders down from row 9: dir", s.alien_dir, 1);
+    EXPECT_INT("invaders down from row 9: done", done, FG_ENV_TERMINATED);
+
     /* Enemy bullet: the shooter is the lowest alien of the column nearest the cannon (column 5:
      * row 3); the bullet appears there and moves down a row on each later step. */
     g->reset(&s, &rng, 1);
@@ -406,6 +418,18 @@ static void test_asterix(void) {
     step(g, &s, FG_ACT_N, &done);
     EXPECT_INT("asterix ramp 2: spawn", s.spawn_speed, 8);
     EXPECT_INT("asterix ramp 2: move", s.move_speed, 4);
+    /* Both intervals stop at 1: from 2 (odd ramp index) a ramp takes both to 1; after that
+     * ramping stops and both stay at 1. */
+    g->reset(&s, &rng, 1);
+    s.move_speed = 2, s.spawn_speed = 2, s.ramp_index = 1, s.ramp_timer = -1;
+    step(g, &s, FG_ACT_N, &done);
+    EXPECT_INT("asterix ramp floor: move", s.move_speed, 1);
+    EXPECT_INT("asterix ramp floor: spawn", s.spawn_speed, 1);
+    EXPECT_INT("asterix ramp floor: index", s.ramp_index, 2);
+    s.ramp_index = 3, s.ramp_timer = -1;
+    step(g, &s, FG_ACT_N, &done);
+    EXPECT_INT("asterix ramp floor again: move", s.move_speed, 1);
+    EXPECT_INT("asterix ramp floor again: spawn", s.spawn_speed, 1);
     /* 102 steps between ramps from a reset (100 down to -1, then the ramp) */
     g->reset(&s, &rng, 1);
     int steps = 0;
@@ -505,6 +529,30 @@ static void test_seaquest(void) {
     step(g, &s, FG_ACT_N, &done);
     EXPECT_INT("seaquest full: no pickup", s.diver_count, 6);
     EXPECT_INT("seaquest full: diver stays", s.n_divers, 1);
+
+    /* At most 6 aboard also when two divers reach the sub in one step: with 5 aboard, two
+     * divers moving onto the sub from either side (the list is walked backwards: divers[1]
+     * first) bring the count to 6; the other stays in the water, on the sub's cell. */
+    seaquest_quiet(&s);
+    s.sub_x = 5, s.sub_y = 5, s.surface = 0, s.diver_count = 5;
+    s.divers[0] = (fg_seaquest_obj){4, 5, 1, 0, 0};
+    s.divers[1] = (fg_seaquest_obj){6, 5, 0, 0, 0};
+    s.n_divers = 2;
+    step(g, &s, FG_ACT_N, &done);
+    EXPECT_INT("seaquest two move onto a 5: count", s.diver_count, 6);
+    EXPECT_INT("seaquest two move onto a 5: one left", s.n_divers, 1);
+    EXPECT_INT("seaquest two move onto a 5: the left one stays", s.divers[0].right, 1);
+    EXPECT_INT("seaquest two move onto a 5: on the sub's cell", s.divers[0].x, 5);
+    /* ... and when both are on the sub's cell already (picked up before moving) */
+    seaquest_quiet(&s);
+    s.sub_x = 5, s.sub_y = 5, s.surface = 0, s.diver_count = 5;
+    s.divers[0] = (fg_seaquest_obj){5, 5, 1, 3, 0};
+    s.divers[1] = (fg_seaquest_obj){5, 5, 0, 3, 0};
+    s.n_divers = 2;
+    step(g, &s, FG_ACT_N, &done);
+    EXPECT_INT("seaquest two on a 5: count", s.diver_count, 6);
+    EXPECT_INT("seaquest two on a 5: one left", s.n_divers, 1);
+    EXPECT_INT("seaquest two on a 5: the first one stays", s.divers[0].right, 1);
 
     /* Enemy sub bullets: a sub whose shot timer is 0 fires from its cell; the bullet moves at
      * once, one cell per step in the sub's direction; on the player's cell it is terminal. */
