@@ -152,6 +152,7 @@ static void test_st_roundtrip(void) {
     for (int i = 0; i < N_RT; i++) CHECK_OK(fg_st_writer_add(w, names[i], dts[i], nds[i], shapes[i], datas[i]));
     CHECK_OK(fg_st_writer_meta(w, "format", "test"));
     CHECK_OK(fg_st_writer_meta(w, "note", "tab\there \"q\" \\ \x01 \xe2\x82\xac"));
+    CHECK_OK(fg_st_writer_meta(w, "controls", "\x10 \x1b \x1f \x7f")); /* escaped: a reader refuses them raw */
     CHECK_OK(fg_st_writer_meta(w, "format", "test-v2")); /* replaces */
     CHECK_OK(fg_st_writer_meta(w, "n", "-42"));
     CHECK_OK(fg_st_writer_meta(w, "u", "18446744073709551615"));
@@ -238,6 +239,8 @@ static void test_st_roundtrip(void) {
     CHECK(fmt && strcmp(fmt, "test-v2") == 0);
     const char *note = fg_st_meta(f, "note");
     CHECK(note && strcmp(note, "tab\there \"q\" \\ \x01 \xe2\x82\xac") == 0);
+    const char *ctl = fg_st_meta(f, "controls");
+    CHECK(ctl && strcmp(ctl, "\x10 \x1b \x1f \x7f") == 0);
     CHECK(fg_st_meta(f, "absent") == NULL);
     /* typed metadata: parsed values, and the missing key or the bad value named */
     int64_t iv;
@@ -392,10 +395,27 @@ static void test_st_corrupt(void) {
     expect_bad("NUL escape", "{\"a\\u0000\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, "NUL");
     expect_bad("lone surrogate", "{\"\\ud800x\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
                "surrogate");
+    expect_bad("lone low surrogate", "{\"\\udc00\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+               "surrogate");
+    expect_bad("raw UTF-8 surrogate", "{\"\xed\xa0\x80\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+               "UTF-8");
     expect_bad("raw newline in string", "{\"a\nb\":{}}", 0, "control");
+    expect_bad("raw 0x1f in string", "{\"a\x1f\":{}}", 0, "control");
+    expect_bad("raw 0x10 in string", "{\"a\x10\":{}}", 0, "control");
     expect_bad("leading zero", "{\"a\":{\"dtype\":\"U8\",\"shape\":[01],\"data_offsets\":[0,1]}}", 1, "leading zero");
     expect_bad("bad literal", "{\"__metadata__\":nul}", 0, "null");
     expect_bad("unterminated string", "{\"a", 0, "not terminated");
+
+    /* an escaped surrogate pair is one code point: U+1F600 as F0 9F 98 80 */
+    {
+        size_t len;
+        unsigned char *b = make_st("{\"\\ud83d\\ude00\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, &len);
+        fg_st_file *f = NULL;
+        CHECK_OK(fg_st_parse(b, len, "pair.safetensors", &f));
+        CHECK(f && fg_st_find(f, "\xf0\x9f\x98\x80") != NULL);
+        fg_st_free(f);
+        free(b);
+    }
 
     /* nesting far beyond the bound: a clean error, no stack exhaustion */
     size_t deep = 100000;
@@ -827,6 +847,16 @@ static void test_dataset(void) {
     int64_t d1 = 5;
     CHECK_OK(fg_idx_save(p, 1, &d1, lab));
     CHECK_STATUS(fg_dataset_load_idx(tmpdir, "flat", mean, sd, &d), FG_ERR_FORMAT);
+    /* labels that are not (n): (5, 2) would be read past one label per image */
+    path_in(p, sizeof p, "wide-images-idx3-ubyte");
+    int64_t d3[3] = {5, 3, 4};
+    CHECK_OK(fg_idx_save(p, 3, d3, img));
+    path_in(p, sizeof p, "wide-labels-idx1-ubyte");
+    int64_t dl[2] = {5, 2};
+    uint8_t lab2[10] = {0};
+    CHECK_OK(fg_idx_save(p, 2, dl, lab2));
+    CHECK_STATUS(fg_dataset_load_idx(tmpdir, "wide", mean, sd, &d), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "labels have 2 dims") != NULL);
     CHECK_STATUS(fg_dataset_load_idx(tmpdir, "nothere", mean, sd, &d), FG_ERR_IO);
     CHECK(strstr(fg_last_error(), "nothere-images-idx3-ubyte") != NULL);
     CHECK_STATUS(fg_dataset_load_idx(tmpdir, "ds", mean, 0.0f, &d), FG_ERR_INVALID);
