@@ -9,7 +9,8 @@
 #    checkpoint with bare weights), --resume with no epochs left is refused, SIGTERM stops the run
 #    as Ctrl-C does (exit 130, a checkpoint written, --save and --json said not written);
 #  - usage errors raised deep in a command point at its own --help; numbers out of range say so;
-#    a capacity of 0 and a --data-dir that is not a directory are usage errors.
+#    a capacity of 0 and a --data-dir that is not a directory are usage errors;
+#  - JSON: control bytes in strings are escaped, NaN numbers are null (strictly parsed by node).
 # A pipe stands for a device: a rename over /dev/null by an unfixed build would replace it.
 # ~30 s on 2 cores. Skipped (exit 77) without MNIST for the train part. Usage: e2e_cli_outputs.sh PATH/TO/frugal
 set -euo pipefail
@@ -80,6 +81,21 @@ expect 0 "mnist    missing" data --data-dir adir
 report=(vmem report --model lenet --batch 8 --policies all)
 expect 2 "--link-gbps 1e-300: expected 0 (unpaced) or 0.001" "${report[@]}" --link-gbps 1e-300
 expect 2 "--link-latency-us 1e+12: expected 0 to 1e6" "${report[@]}" --link-gbps 1 --link-latency-us 1e12
+
+# the JSON writer: control bytes in a string are \u00XX escapes (0x10-0x1f too), a number that is
+# not finite is null (lstm bench with the dense variant only: the speedups over structured are NaN);
+# JSON.parse refuses a raw control byte and a bare nan alike
+ctl=$'ctl\x01\x10\x1f.json'
+expect 0 "" lstm bench --hidden 16 --batch 2 --steps 2 --layers 1 --block 8 --drop 0.5 --iters 1 --warmup 0 \
+    --threads 1 --variants dense --no-peer --json "$ctl"
+node -e '
+const path = process.argv[1];
+const r = JSON.parse(require("fs").readFileSync(path, "utf8"));
+const bad = (m) => { console.error("FAIL: lstm bench --json: " + m); process.exit(1); };
+if (!r.command.endsWith(" --json " + path)) bad("command " + JSON.stringify(r.command));
+for (const k of ["kept_fraction", "structured_backward_speedup", "meprop_backward_speedup"])
+    if (r[k] !== null || r.sweep[0][k] !== null) bad(k + " is not null: " + r[k] + ", " + r.sweep[0][k]);
+' "$ctl" || fail "the JSON of a file name with control bytes and of NaN numbers"
 
 if [[ ! -f "$data/mnist-images-idx3-ubyte" && ! -f "$data/mnist-train-images-idx3-ubyte" ]]; then
     echo "SKIP: no mnist data in $data (scripts/fetch-data.sh)"

@@ -5,7 +5,9 @@
  * followed by `--epochs 2 --resume c` (the JSON loss lists compared as text); vmem (issue 3):
  * `train --policy none|all|conv` gives the same losses and final line as no policy, --trace
  * writes the CSV, an unknown policy is a usage error, a budget too small fails before training naming the smallest
- * budget, and `vmem report --json` has one record per policy with the measured keys. */
+ * budget, and `vmem report --json` has one record per policy with the measured keys. Also: numbers
+ * out of an option's range, inf/nan, a flag given "=value", --input's height and width, and
+ * fg_bytes_parse's units (powers of 1024) and refusals. */
 #include <math.h>
 #include <limits.h>
 #include <string.h>
@@ -101,6 +103,25 @@ static int numbers_close(const char *a, const char *b, double rel) {
     }
 }
 
+/* fg_bytes_parse (what every SIZE option takes): K, M, G, T are powers of 1024, as fg_bytes_str
+ * prints them ("--device-mem 8G" is 8 GiB, docs/BENCHMARKS.md); "iB" or "B" may follow the unit */
+static void check_size(const char *s, size_t want) {
+    size_t got = 0;
+    fg_status st = fg_bytes_parse(s, &got);
+    if (st != FG_OK || got != want) {
+        fprintf(stderr, "  fg_bytes_parse(\"%s\"): %s, %zu, expected %zu\n", s, fg_status_name(st), got, want);
+        fg_test_failures++;
+    }
+}
+
+static void check_size_bad(const char *s) {
+    size_t got = 0;
+    if (fg_bytes_parse(s, &got) == FG_OK) {
+        fprintf(stderr, "  fg_bytes_parse(\"%s\") accepted it as %zu, expected an error\n", s, got);
+        fg_test_failures++;
+    }
+}
+
 static void write_data(void) {
     /* 2,256 images: the last 2,000 are held out, 256 train; 4 classes, a bright square per
      * quadrant with noise, as u8 pixels */
@@ -149,6 +170,19 @@ int main(int argc, char **argv) {
     snprintf(out_path, sizeof out_path, "%s/stdout", tmpdir);
     snprintf(err_path, sizeof err_path, "%s/stderr", tmpdir);
 
+    check_size("1000000", 1000000);
+    check_size("1K", 1024);
+    check_size("2M", 2097152);
+    check_size("8G", 8589934592ULL);
+    check_size("1.5GiB", 1610612736ULL);
+    check_size("512MB", 536870912ULL);
+    check_size("1T", 1099511627776ULL);
+    check_size_bad("8Gx");
+    check_size_bad("8GiBx");
+    check_size_bad("");
+    check_size_bad("G");
+    check_size_bad("-1K");
+
     /* help and usage errors */
     expect("--help", 0, "commands:", NULL);
     expect("", 2, NULL, "usage:");
@@ -161,6 +195,15 @@ int main(int argc, char **argv) {
     expect("train --bogus 3", 2, NULL, "unknown option '--bogus'");
     expect("train --epochs", 2, NULL, "--epochs needs a value");
     expect("train --epochs three", 2, NULL, "is not an integer");
+    /* numbers out of their type's range are refused, not wrapped (2^32 + 1 was 1 epoch, -1 a seed
+     * of 2^64 - 1); inf and nan are not numbers; a flag takes no value (--quiet=0 turned it on) */
+    expect("train --epochs 4294967297", 2, NULL, "--epochs: 4294967297 is out of range (-2147483647 to 2147483647)");
+    expect("train --epochs -4294967297", 2, NULL, "--epochs: -4294967297 is out of range");
+    expect("train --seed -1", 2, NULL, "--seed: '-1' is not a non-negative integer");
+    expect("train --lr inf", 2, NULL, "--lr: 'inf' is not a number");
+    expect("train --lr nan", 2, NULL, "--lr: 'nan' is not a number");
+    expect("train --quiet=0", 2, NULL, "--quiet takes no value");
+    expect("model info lenet --inference=0", 2, NULL, "--inference takes no value");
     expect("train --device-mem lots", 2, NULL, "not a size");
     expect("train --device-mem nan", 2, NULL, "not a size");
     expect("train --optim adam --momentum 0.9 --data mnist", 2, NULL, "--momentum applies to --optim sgd only");
@@ -195,6 +238,16 @@ int main(int argc, char **argv) {
     char *js = slurp(jpath);
     CHECK(strstr(js, "\"parameters\": 61706") != NULL); /* LeNet-5: 61,706 parameters */
     free(js);
+    /* --input CxHxW and HxW: height then width (a non-square input tells them apart) */
+    snprintf(args, sizeof args, "model info lenet --input 1x28x32 --json '%s'", jpath);
+    expect(args, 0, "input 1x28x32,", NULL);
+    char *dims = json_array(jpath, "input");
+    if (!numbers_close(dims, "1, 28, 32", 0)) {
+        fprintf(stderr, "  model info --input 1x28x32: \"input\" is [%s], expected [1, 28, 32]\n", dims);
+        fg_test_failures++;
+    }
+    free(dims);
+    expect("model info lenet --input 28x32", 0, "input 1x28x32,", NULL);
 
     /* missing data: a clear message, non-zero exit */
     expect("train --data fashion --epochs 1", 1, NULL, "fetch-data.sh");

@@ -192,7 +192,9 @@ int fg_tensor_same_shape(const fg_tensor *a, const fg_tensor *b);
 char *fg_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
 static inline float *fg_tensor_f32(const fg_tensor *t) { return (float *)t->data; }
 
-/* Human-readable byte counts ("1.50 GiB") and parsing ("8G", "512M", "1.5GiB", "1000000"). */
+/* Human-readable byte counts ("1.50 GiB") and parsing ("8G", "512M", "1.5GiB", "1000000"). The
+ * suffixes are binary whether or not they carry "i" or "B": K = 1024, M = 1024^2, G = 1024^3,
+ * T = 1024^4; anything after the suffix is an error. */
 char *fg_bytes_str(char *buf, size_t cap, double bytes);
 fg_status fg_bytes_parse(const char *s, size_t *out);
 
