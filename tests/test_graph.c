@@ -954,6 +954,98 @@ static void test_checkpoint_state(void) {
     fg_pool_destroy(b.pool);
 }
 
+/* Optimizer state in checkpoints: SGD without momentum keeps none (no buffers, no optim.*
+ * tensors in the file), Adam two per parameter; a checkpoint of one optimizer kind is refused by
+ * a run of another even where the tensor names agree (Adam's into AdamW); the optimizer's
+ * metadata keys are the library's own. */
+static void test_optim_checkpoint(void) {
+    bn_net a;
+    build_bn_net(&a, "optck");
+    fg_rng r;
+    fg_rng_seed(&r, 29);
+    fg_graph_init_params(a.g, &r);
+    const int np = fg_graph_n_params(a.g);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/fg_test_graph_opt_%d.safetensors", (int)getpid());
+    const fg_optim_kind kinds[2] = {FG_OPTIM_SGD, FG_OPTIM_ADAM};
+    for (int k = 0; k < 2; k++) {
+        fg_optim *o = NULL;
+        fg_optim_cfg oc = fg_optim_defaults(kinds[k], 0.01f); /* SGD: momentum 0 */
+        CHECK_OK(fg_optim_create(&o, a.g, &oc));
+        const int want = k == 0 ? 0 : 2 * np;
+        CHECK(fg_optim_n_state(o) == want);
+        CHECK_OK(fg_graph_save(a.g, o, path, 0, NULL, NULL));
+        fg_st_file *f = NULL;
+        CHECK_OK(fg_st_load(path, &f));
+        int n_opt = 0;
+        for (size_t i = 0; i < fg_st_count(f); i++) n_opt += strncmp(fg_st_at(f, i)->name, "optim.", 6) == 0;
+        fg_st_free(f);
+        if (n_opt != want) {
+            fprintf(stderr, "  %s checkpoint: %d optim.* tensors, expected %d\n", fg_optim_kind_name(kinds[k]), n_opt,
+                    want);
+            fg_test_failures++;
+        }
+        CHECK_OK(fg_graph_load(a.g, o, path)); /* its own kind loads */
+        fg_optim_free(o);
+    }
+    /* the file now holds Adam's state: AdamW's buffers have the same names, the kind differs */
+    fg_optim *aw = NULL;
+    fg_optim_cfg oc = fg_optim_defaults(FG_OPTIM_ADAMW, 0.01f);
+    CHECK_OK(fg_optim_create(&aw, a.g, &oc));
+    CHECK_STATUS(fg_graph_load(a.g, aw, path), FG_ERR_FORMAT);
+    CHECK(strstr(fg_last_error(), "holds adam") && strstr(fg_last_error(), "adamw"));
+    CHECK(fg_optim_steps(aw) == 0);
+    fg_optim_free(aw);
+    unlink(path);
+    /* optim.kind and optim.steps are reserved even without an optimizer */
+    const char *keys[2] = {"optim.kind", "optim.steps"};
+    for (int k = 0; k < 2; k++) {
+        const char *mk[1] = {keys[k]}, *mv[1] = {"adam"};
+        CHECK_STATUS(fg_graph_save(a.g, NULL, path, 1, mk, mv), FG_ERR_INVALID);
+        CHECK(strstr(fg_last_error(), "reserved") && strstr(fg_last_error(), keys[k]) && access(path, F_OK) != 0);
+    }
+    fg_graph_free(a.g);
+    fg_pool_destroy(a.pool);
+}
+
+/* Node times add up over forwards (the benchmarks and vmem's planner read sums): the forward
+ * total grows with every forward, and fg_graph_reset_times sets every node's time to 0. */
+static void test_node_times(void) {
+    bn_net a;
+    build_bn_net(&a, "times");
+    fg_rng r;
+    fg_rng_seed(&r, 31);
+    fg_graph_init_params(a.g, &r);
+    float x[4 * 3 * 5 * 5];
+    fg_fill_uniform(x, sizeof x / sizeof *x, -1, 1, &r);
+    int32_t y[4] = {0, 1, 2, 0};
+    CHECK_OK(fg_graph_set_input(a.g, a.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(a.g, a.y, y, sizeof y));
+    const int nn = fg_graph_n_nodes(a.g);
+    fg_graph_reset_times(a.g);
+    double prev = 0.0;
+    int grows = 1;
+    for (int it = 0; it < 8; it++) {
+        CHECK_OK(fg_graph_forward(a.g));
+        double tot = 0.0;
+        for (int i = 0; i < nn; i++) tot += fg_graph_node_time(a.g, i, FG_FORWARD);
+        if (!(tot > prev)) {
+            fprintf(stderr, "  node times: forward total %.9f s after forward %d, %.9f s before\n", tot, it + 1, prev);
+            grows = 0;
+        }
+        prev = tot;
+    }
+    CHECK(grows);
+    CHECK_OK(fg_graph_backward(a.g));
+    fg_graph_reset_times(a.g);
+    int zero = 1;
+    for (int i = 0; i < nn; i++)
+        zero &= fg_graph_node_time(a.g, i, FG_FORWARD) == 0.0 && fg_graph_node_time(a.g, i, FG_BACKWARD) == 0.0;
+    CHECK(zero && fg_graph_recompute_time(a.g) == 0.0);
+    fg_graph_free(a.g);
+    fg_pool_destroy(a.pool);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_pool();
@@ -972,6 +1064,8 @@ int main(void) {
     test_bypass_off_trains();
     test_algo_after_build();
     test_checkpoint_state();
+    test_optim_checkpoint();
+    test_node_times();
     test_eval_and_clip();
     return fg_test_finish("test_graph");
 }

@@ -437,10 +437,97 @@ static void test_shared_bn_stats(void) {
     net_free(&owner);
 }
 
+/* Batch norm's running statistics are weights too: an owner's training forward writes them under
+ * the weights' write lock, one new version per batch-norm node; an eval forward, and a training
+ * forward of a graph without batch norm, write nothing. */
+static void test_bn_versions(void) {
+    fg_rng rng;
+    fg_rng_seed(&rng, 13);
+    net owner, plain;
+    build_bn(&owner, "owner", 1, NULL);
+    fg_graph_init_params(owner.g, &rng);
+    float x[4 * 3 * 4 * 4];
+    fg_fill_uniform(x, sizeof x / sizeof x[0], -1, 2, &rng);
+    const int32_t y[4] = {0, 1, 1, 0};
+    CHECK_OK(fg_graph_set_input(owner.g, owner.x, x, sizeof x));
+    CHECK_OK(fg_graph_set_input(owner.g, owner.y, y, sizeof y));
+    int n_bn = 0;
+    for (int i = 0; i < fg_graph_n_nodes(owner.g); i++) n_bn += fg_graph_node(owner.g, i)->op == FG_OP_BATCHNORM;
+    CHECK(n_bn == 1);
+    uint64_t v = fg_graph_weights_version(owner.g);
+    fg_graph_set_training(owner.g, 1);
+    CHECK_OK(fg_graph_forward(owner.g));
+    CHECK(fg_graph_weights_version(owner.g) == v + (uint64_t)n_bn);
+    CHECK_OK(fg_graph_backward(owner.g));
+    v = fg_graph_weights_version(owner.g);
+    fg_graph_set_training(owner.g, 0);
+    CHECK_OK(fg_graph_forward(owner.g));
+    CHECK(fg_graph_weights_version(owner.g) == v);
+    net_free(&owner);
+
+    build(&plain, "plain", TB, 8, 1);
+    fg_graph_init_params(plain.g, &rng);
+    float xp[TB * IN];
+    int32_t yp[TB] = {0};
+    fg_fill_uniform(xp, TB * IN, -1, 1, &rng);
+    CHECK_OK(fg_graph_set_input(plain.g, plain.x, xp, sizeof xp));
+    CHECK_OK(fg_graph_set_input(plain.g, plain.y, yp, sizeof yp));
+    v = fg_graph_weights_version(plain.g);
+    CHECK_OK(fg_graph_forward(plain.g));
+    CHECK(fg_graph_weights_version(plain.g) == v);
+    net_free(&plain);
+}
+
+/* More refusals: a sharer's batch-norm state whose name the owner gives to a parameter (same
+ * shape: only the kind differs); an owner whose policy keeps its weights in host memory. */
+static void test_refusals_kind_and_owner_home(void) {
+    fg_rng rng;
+    fg_rng_seed(&rng, 17);
+    /* the owner: build_bn's names and shapes, but bn.running_mean and bn.running_var are
+     * parameters (the biases of two 4 -> 4 linears) */
+    net owner, sh;
+    CHECK_OK(fg_pool_create(&owner.pool, 0));
+    CHECK_OK(fg_graph_create(&owner.g, "kindowner"));
+    int64_t xs[4] = {4, 3, 4, 4}, v4[1] = {4}, m44[2] = {4, 4};
+    owner.x = fg_nn_input(owner.g, "x", FG_F32, 4, xs);
+    fg_id h = fg_nn_global_avgpool(owner.g, "gap", fg_layer_conv2d(owner.g, "conv", owner.x, 4, 3, 1, 1, 1));
+    const char *bnames[4] = {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"};
+    for (int i = 0; i < 4; i++) {
+        char wn[32], ln[32];
+        snprintf(wn, sizeof wn, "l%d.weight", i);
+        snprintf(ln, sizeof ln, "l%d", i);
+        fg_id w = fg_nn_param(owner.g, wn, 2, m44, FG_INIT_FANIN_UNIFORM, 4);
+        fg_id b = fg_nn_param(owner.g, bnames[i], 1, v4, FG_INIT_FANIN_UNIFORM, 4);
+        h = fg_nn_linear(owner.g, ln, h, w, b);
+    }
+    owner.logits = fg_layer_linear(owner.g, "fc", h, 2, 1);
+    finish(&owner, 4, 1, NULL);
+    fg_graph_init_params(owner.g, &rng);
+    build_bn(&sh, "kindsharer", 0, NULL);
+    CHECK_STATUS(fg_graph_share_weights(sh.g, owner.g), FG_ERR_SHAPE);
+    CHECK(strstr(fg_last_error(), "state 'bn.running_mean'") && strstr(fg_last_error(), "no state"));
+    net_free(&sh);
+    net_free(&owner);
+
+    fg_vmem_config vc = fg_vmem_config_defaults(FG_VMEM_ALL);
+    vc.offload_weights = 1;
+    fg_mem_policy vp;
+    CHECK_OK(fg_vmem_policy_create(&vp, &vc));
+    build_bn(&owner, "homedowner", 1, &vp);
+    fg_graph_init_params(owner.g, &rng);
+    build_bn(&sh, "reader", 0, NULL);
+    CHECK_STATUS(fg_graph_share_weights(sh.g, owner.g), FG_ERR_UNSUPPORTED);
+    CHECK(strstr(fg_last_error(), "homedowner") && strstr(fg_last_error(), "host memory"));
+    net_free(&sh);
+    net_free(&owner);
+}
+
 int main(void) {
     test_refusals();
     test_batchnorm_and_homes();
     test_shared_bn_stats();
+    test_bn_versions();
+    test_refusals_kind_and_owner_home();
     test_concurrent();
     return fg_test_finish("test_shared");
 }

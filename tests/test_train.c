@@ -629,6 +629,108 @@ static void test_lr_schedule(ctx *c) {
     fg_trainer_free(resumed);
 }
 
+/* ---------------------------------------------------------------- (f) checkpoint metadata, times */
+
+/* The refusals of a resume that the file's own checks give, with their messages: a NaN in an
+ * optimizer moment, another data set's name, running counts that do not fit the step. */
+static void expect_refused_msg(ctx *c, const char *path, fg_status want, const char *msg, const char *what) {
+    fg_train_cfg cfg = base_cfg(2);
+    fg_trainer *t = make(c, &cfg);
+    fg_status s = fg_trainer_resume(t, path);
+    if (s != want || !strstr(fg_last_error(), msg)) {
+        fprintf(stderr, "  %s: resume returned %s (%s), expected %s naming '%s'\n", what, fg_status_name(s),
+                fg_last_error(), fg_status_name(want), msg);
+        fg_test_failures++;
+    }
+    fg_trainer_free(t);
+}
+
+static void test_ckpt_checks(ctx *c) {
+    char ck[300], bad[300];
+    path_in_tmp(ck, sizeof ck, "checks.ckpt");
+    path_in_tmp(bad, sizeof bad, "checks-bad.ckpt");
+    fg_train_cfg cfg = base_cfg(2); /* Adam */
+    fg_trainer *t = make(c, &cfg);
+    CHECK_OK(fg_trainer_save_checkpoint(t, ck)); /* epoch 0, step 0: resumable as it is */
+    char mom[FG_NAME_MAX + 32];
+    fg_graph *g = fg_trainer_graph(t);
+    snprintf(mom, sizeof mom, "optim.%s.exp_avg_sq", fg_graph_tensor(g, fg_graph_param(g, 0))->name);
+    fg_trainer_free(t);
+    rewrite(ck, bad, NULL, NULL, mom);
+    expect_refused_msg(c, bad, FG_ERR_FORMAT, "non-finite", "NaN optimizer moment");
+    rewrite_meta(ck, bad, "data", "other-set");
+    expect_refused_msg(c, bad, FG_ERR_INVALID, "trained on 'other-set'", "other data set");
+    rewrite_meta(ck, bad, "train.seen", "1"); /* step 0: seen must be 0 (and correct 0 <= 1) */
+    expect_refused_msg(c, bad, FG_ERR_FORMAT, "inconsistent", "seen past the step");
+    rewrite_meta(ck, bad, "nothing", "x");
+    fg_trainer *ok = make(c, &cfg);
+    CHECK_OK(fg_trainer_resume(ok, bad)); /* the refusals above are the edits' */
+    fg_trainer_free(ok);
+
+    /* fg_ckpt_read_info gives back every optimizer setting: AdamW's weight decay, RMSProp's eps
+     * inside the square root */
+    fg_train_cfg aw = base_cfg(1);
+    aw.optim = fg_optim_defaults(FG_OPTIM_ADAMW, 1e-3f);
+    aw.optim.weight_decay = 0.05f;
+    t = make(c, &aw);
+    CHECK_OK(fg_trainer_save_checkpoint(t, ck));
+    fg_trainer_free(t);
+    fg_ckpt_info info;
+    CHECK_OK(fg_ckpt_read_info(ck, &info));
+    CHECK(info.optim.kind == FG_OPTIM_ADAMW && info.optim.weight_decay == 0.05f && info.optim.eps_inside_sqrt == 0);
+    fg_train_cfg rp = base_cfg(1);
+    rp.optim = fg_optim_defaults(FG_OPTIM_RMSPROP, 1e-3f);
+    rp.optim.eps_inside_sqrt = 1;
+    rp.optim.eps = 0.1f;
+    t = make(c, &rp);
+    CHECK_OK(fg_trainer_save_checkpoint(t, ck));
+    fg_trainer_free(t);
+    CHECK_OK(fg_ckpt_read_info(ck, &info));
+    CHECK(info.optim.kind == FG_OPTIM_RMSPROP && info.optim.eps_inside_sqrt == 1 && info.optim.eps == 0.1f &&
+          info.optim.weight_decay == 0.0f);
+}
+
+/* Epoch times across a resume: the history's seconds come back bit for bit, and an epoch
+ * interrupted late (after batch 11 of 12) and resumed counts the seconds before the interruption
+ * (the checkpoint's train.epoch_seconds, > 0) as well as the resumed part. */
+static void test_resume_seconds(ctx *c) {
+    char ck[300];
+    path_in_tmp(ck, sizeof ck, "seconds.ckpt");
+    volatile sig_atomic_t stop = 0;
+    fg_train_cfg cfg = base_cfg(2);
+    cfg.checkpoint_path = ck;
+    cfg.stop = &stop;
+    snap ss = {1, N_TRAIN / BATCH - 1, NULL, NULL, 0, &stop};
+    cfg.on_batch = snap_cb;
+    cfg.user = &ss;
+    fg_trainer *f = make(c, &cfg);
+    CHECK_STATUS(fg_trainer_run(f), FG_TRAIN_INTERRUPTED);
+    CHECK(fg_trainer_epochs_done(f) == 1);
+    const double sec0 = fg_trainer_history(f)[0].seconds;
+    fg_trainer_free(f);
+    CHECK(sec0 > 0);
+    fg_st_file *sf = NULL;
+    double esec = -1;
+    CHECK_OK(fg_st_load(ck, &sf));
+    CHECK_OK(fg_st_meta_f64(sf, "train.epoch_seconds", &esec));
+    fg_st_free(sf);
+    CHECK(esec > 0);
+    fg_train_cfg rc = base_cfg(2);
+    fg_trainer *r = make(c, &rc);
+    CHECK_OK(fg_trainer_resume(r, ck));
+    CHECK(fg_trainer_epochs_done(r) == 1 && memcmp(&fg_trainer_history(r)[0].seconds, &sec0, sizeof sec0) == 0);
+    CHECK_OK(fg_trainer_run(r));
+    CHECK(fg_trainer_epochs_done(r) == 2);
+    const fg_epoch_result *h = fg_trainer_history(r);
+    CHECK(memcmp(&h[0].seconds, &sec0, sizeof sec0) == 0);
+    if (!(h[1].seconds >= esec)) {
+        fprintf(stderr, "  resumed epoch: %.6f s, the checkpoint had %.6f s before the interruption\n", h[1].seconds,
+                esec);
+        fg_test_failures++;
+    }
+    fg_trainer_free(r);
+}
+
 int main(void) {
     fg_threads_set(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/fg_test_train.XXXXXX");
@@ -648,6 +750,8 @@ int main(void) {
     test_eval_and_weights(&c);
     test_split();
     test_nan_data(&c);
+    test_ckpt_checks(&c);
+    test_resume_seconds(&c);
 
     fg_pool_destroy(c.pool);
     free_set(&c.train);

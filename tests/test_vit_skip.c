@@ -597,6 +597,74 @@ static void test_governor(void) {
     CHECK(front[0] == 1 && front[1] == 0);
 }
 
+/* fg_graph_active_flops node by node: a node that does not run (dead, or bypassed by a copy or
+ * zeros) costs nothing, the sr conv as pooling costs kh * kw per output element, every other node
+ * its forward FLOPs; pool_node < 0: none pooled. Summed in node order, as the graph does. */
+static double expected_flops(const net *n, int pool_node, double kk) {
+    double f = 0.0;
+    for (int i = 0; i < fg_graph_n_nodes(n->g); i++) {
+        const fg_ninfo *ni = fg_graph_node(n->g, i);
+        if (i == pool_node) f += (double)fg_tensor_numel(&fg_graph_tinfo(n->g, ni->out)->t) * kk;
+        else if (fg_graph_node_runs_op(n->g, i)) f += ni->flops;
+    }
+    return f;
+}
+
+/* Skipping block 1's attention lowers the active FLOPs by exactly its nodes' FLOPs (the branch's
+ * dead nodes, query to the output projection, count nothing); SegFormer's stage-0 sr conv as
+ * 8x8 average pooling costs numel(out) * 64. */
+static void test_active_flops(void) {
+    net a;
+    net_vit(&a, 0);
+    net_init(&a, 41);
+    fg_vit_skip k;
+    memset(&k, 0, sizeof k);
+    double f_all = 0, f_skip = 0;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f_all));
+    CHECK(f_all == expected_flops(&a, -1, 0));
+    k.attn[1] = 1;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f_skip));
+    double dropped = 0.0;
+    for (int i = 0; i < fg_graph_n_nodes(a.g); i++)
+        if (!fg_graph_node_runs_op(a.g, i)) {
+            const char *nm = fg_graph_node(a.g, i)->name;
+            CHECK(strstr(nm, "vit.encoder.layer.1.") == nm); /* only block 1's nodes stop */
+            dropped += fg_graph_node(a.g, i)->flops;
+        }
+    const int q = fg_graph_find_node(a.g, "vit.encoder.layer.1.attention.attention.query");
+    CHECK(q >= 0 && fg_graph_node(a.g, q)->flops > 0 && !fg_graph_node_runs_op(a.g, q));
+    CHECK(dropped > 0);
+    if (f_skip != expected_flops(&a, -1, 0) || fabs((f_all - f_skip) - dropped) > 1e-9 * f_all) {
+        fprintf(stderr, "  active FLOPs: %.0f all on, %.0f with block 1's attention skipped, its nodes' %.0f\n", f_all,
+                f_skip, dropped);
+        fg_test_failures++;
+    }
+    net_free(&a);
+
+    net_segformer(&a);
+    net_init(&a, 43);
+    const char *sr = "segformer.encoder.block.0.0.attention.self.sr";
+    const int si = fg_graph_find_node(a.g, sr);
+    const fg_id w = fg_graph_find(a.g, "segformer.encoder.block.0.0.attention.self.sr.weight");
+    CHECK(si >= 0 && w != FG_NONE);
+    if (si >= 0 && w != FG_NONE) {
+        const fg_tensor *wt = fg_graph_tensor(a.g, w);
+        const double kk = (double)(wt->shape[2] * wt->shape[3]);
+        CHECK(kk == 64.0);
+        memset(&k, 0, sizeof k);
+        double f0 = 0, f1 = 0;
+        CHECK_OK(fg_vit_skip_flops(a.g, &k, &f0));
+        k.sr_pool[0] = 1;
+        CHECK_OK(fg_vit_skip_flops(a.g, &k, &f1));
+        const double want = expected_flops(&a, si, kk);
+        if (f1 != want || !(f1 < f0)) {
+            fprintf(stderr, "  segformer sr pooled: active FLOPs %.0f, expected %.0f (all on %.0f)\n", f1, want, f0);
+            fg_test_failures++;
+        }
+    }
+    net_free(&a);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_vit();
@@ -604,5 +672,6 @@ int main(void) {
     test_heads_pool();
     test_narrow();
     test_governor();
+    test_active_flops();
     return fg_test_finish("test_vit_skip");
 }
