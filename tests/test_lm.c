@@ -14,6 +14,9 @@
  *  - what an epoch reads: the state carried from chunk to chunk, and short epochs reading
  *    successive windows of the split (wrapping around);
  *  - evaluation and generation run without dropout and leave the graph training;
+ *  - the trainer's edges: max_batches = chunks - 1, every "{epoch}" of a checkpoint name, a run
+ *    stopped inside its first epoch (nothing reported or written), validation time left out of
+ *    the epoch's seconds, a resumed threshold epoch reported sparse with its tau;
  *  - generation: the sizes read back from a checkpoint's tensors; a model trained on lines "a x b"
  *    and "c x d" continues a prime of "a x" with b and "c x" with d at temperature 0 (the state
  *    is carried from word to word); with the decoder's weights zeroed the words are drawn from
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frugal/io.h"
 #include "frugal/lm.h"
@@ -408,6 +412,102 @@ static fg_status try_train(const fg_lm_cfg *cfg, const fg_lm_train_cfg *tc, cons
     return s;
 }
 
+typedef struct edge_rec {
+    int64_t calls, batches;   /* on_batch calls, the last one's batches */
+    int epochs_reported;      /* on_epoch calls */
+    volatile sig_atomic_t *stop; /* raised after the first batch when set */
+    double sleep_seconds;     /* each mid-epoch validation sleeps this long */
+} edge_rec;
+
+static void edge_batch(const fg_lm_progress *p, void *user) {
+    edge_rec *r = user;
+    r->calls++;
+    r->batches = p->batches;
+    if (r->stop) *r->stop = 1;
+}
+static void edge_epoch(const fg_lm_epoch *e, void *user) {
+    (void)e;
+    ((edge_rec *)user)->epochs_reported++;
+}
+static void edge_eval(const fg_lm_eval *e, void *user) {
+    const edge_rec *r = user;
+    if (e->batch > 0 && e->epochs_done < e->epoch + 1.0 && r->sleep_seconds > 0)
+        usleep((useconds_t)(r->sleep_seconds * 1e6));
+}
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* The trainer's edges: an epoch of max_batches = chunks - 1 is that many batches; "{epoch}" is
+ * replaced wherever it occurs in the checkpoint name; a run stopped inside its first epoch
+ * reports and checkpoints nothing; time spent in mid-epoch validations is not the epoch's; a
+ * resumed threshold epoch is reported as it was (sparse, with its tau). */
+static void test_train_edges(void) {
+    char dir[] = "/tmp/fg_test_lm.XXXXXX", path[96], pattern[96];
+    FG_ASSERT(mkdtemp(dir));
+    fg_corpus c;
+    load_cycles(&c, 60, 8);
+    fg_lm_cfg cfg = {c.vocab_size, 8, 16, 1, 4, 2, 0.0f, 4};
+    const int64_t chunks = fg_lm_chunks(c.n[0], cfg.steps, cfg.batch);
+    CHECK(chunks > 8);
+    fg_lm_train_cfg tc = fg_lm_train_defaults();
+    tc.epochs = 1;
+    tc.max_batches = chunks - 1;
+    tc.max_eval_batches = 1;
+    edge_rec rec = {0};
+    tc.on_batch = edge_batch, tc.on_epoch = edge_epoch, tc.on_eval = edge_eval, tc.user = &rec;
+    snprintf(pattern, sizeof pattern, "%s/ck{epoch}_{epoch}.st", dir);
+    tc.checkpoint = pattern;
+    fg_lm_epoch h[2];
+    train(&cfg, &tc, &c, h);
+    CHECK(rec.calls == chunks - 1 && rec.batches == chunks - 1 && rec.epochs_reported == 1);
+    snprintf(path, sizeof path, "%s/ck1_1.st", dir);
+    CHECK(file_exists(path));
+    /* stopped after the first batch */
+    volatile sig_atomic_t flag = 0;
+    memset(&rec, 0, sizeof rec);
+    rec.stop = &flag;
+    tc.stop = &flag;
+    snprintf(pattern, sizeof pattern, "%s/stop{epoch}.st", dir);
+    int done = -1;
+    CHECK_OK(try_train(&cfg, &tc, &c, h, &done));
+    snprintf(path, sizeof path, "%s/stop1.st", dir);
+    CHECK(done == 0 && rec.calls == 1 && rec.epochs_reported == 0 && !file_exists(path));
+    tc.stop = NULL;
+    /* a validation every 3 chunks that sleeps 0.5 s: the epoch's seconds leave it out */
+    memset(&rec, 0, sizeof rec);
+    rec.sleep_seconds = 0.5;
+    tc.max_batches = 6;
+    tc.eval_every = 3;
+    tc.checkpoint = NULL;
+    train(&cfg, &tc, &c, h);
+    CHECK(h[0].seconds < 0.5);
+    /* a threshold run resumed after its sparse epoch: that epoch restored as it was */
+    memset(&rec, 0, sizeof rec);
+    tc.eval_every = 0;
+    tc.epochs = 2;
+    tc.dense_epochs = 1;
+    tc.sparse_variant = FG_LSTM_BWD_THRESHOLD;
+    tc.sparse_tau = 0.01f;
+    snprintf(pattern, sizeof pattern, "%s/th{epoch}.st", dir);
+    tc.checkpoint = pattern;
+    fg_lm_epoch ha[2], hr[2];
+    train(&cfg, &tc, &c, ha);
+    CHECK(ha[0].sparse && ha[0].tau > 0 && !ha[1].sparse);
+    snprintf(path, sizeof path, "%s/th1.st", dir);
+    tc.checkpoint = NULL;
+    tc.resume = path;
+    CHECK_OK(try_train(&cfg, &tc, &c, hr, &done));
+    CHECK(done == 2 && hr[0].restored && same_epoch(&ha[0], &hr[0]) && same_epoch(&ha[1], &hr[1]));
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    fg_corpus_free(&c);
+}
+
 static void test_checkpoints(void) {
     char dir[] = "/tmp/fg_test_lm.XXXXXX", pattern[64], p1[64], p2[64], p3[64];
     FG_ASSERT(mkdtemp(dir));
@@ -728,6 +828,7 @@ int main(void) {
     test_checkpoints();
     test_state_and_windows();
     test_eval_mode();
+    test_train_edges();
     test_generate();
     test_errors();
     return fg_test_finish("test_lm");
