@@ -89,6 +89,21 @@ static void test_sgemm_threads(fg_rng *rng) {
         }
 }
 
+/* K = 0 with beta 0: zeros whatever C held (BLAS does not read C then), NaN included, in all four
+ * transposes; with beta 0.5 the old C halved. */
+static void test_sgemm_empty_sum(void) {
+    float c[6], a[1] = {1.0f}, b[1] = {1.0f};
+    for (int t = 0; t < 4; t++) {
+        const char ta = t & 1 ? 'T' : 'N', tb = t & 2 ? 'T' : 'N';
+        for (int i = 0; i < 6; i++) c[i] = NAN;
+        CHECK_OK(fg_sgemm(ta, tb, 2, 3, 0, 1.0f, a, ta == 'T' ? 2 : 1, b, tb == 'T' ? 1 : 3, 0.0f, c, 3));
+        CHECK(fg_all_equal_to(c, 6, 0.0f));
+        for (int i = 0; i < 6; i++) c[i] = (float)i;
+        CHECK_OK(fg_sgemm(ta, tb, 2, 3, 0, 1.0f, a, ta == 'T' ? 2 : 1, b, tb == 'T' ? 1 : 3, 0.5f, c, 3));
+        for (int i = 0; i < 6; i++) CHECK(c[i] == 0.5f * (float)i);
+    }
+}
+
 /* A thread the program starts itself and never hands to fg_threads_set takes OpenMP's settings
  * from the environment (OMP_THREAD_LIMIT, OMP_DYNAMIC), not from the loading thread's; under a
  * limit below the thread count oneDNN 2.6 left part of a product undone on such a thread. The
@@ -1034,6 +1049,7 @@ int main(void) {
     fg_threads_set(2);
 
     test_sgemm_threads(&rng);
+    test_sgemm_empty_sum();
     test_sgemm_fresh_thread(&rng);
     test_linear_gelu(&rng);
     for (size_t i = 0; i < sizeof LIN_SHAPES / sizeof LIN_SHAPES[0]; i++) test_linear_vs_naive(&LIN_SHAPES[i], &rng);

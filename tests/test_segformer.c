@@ -454,6 +454,30 @@ static void test_tiny_training(void) {
     model_free(m);
 }
 
+/* Mutation-review addition: the patch embeddings pad patch / 2 (vit.h), which an even patch tells
+ * apart from (patch - 1) / 2: patch 4, stride 4 on 32x32 pads 2 -> (32 + 4 - 4) / 4 + 1 = 9; then
+ * the default 3x3 stride-2 pad-1 stages: 5, 3, 2. */
+static void test_even_patch(void) {
+    fg_segformer_cfg c;
+    CHECK_OK(fg_segformer_config(FG_SEGFORMER_B0, 3, &c));
+    c.patch[0] = 4;
+    c.stride[0] = 4;
+    fg_graph *g = NULL;
+    CHECK_OK(fg_graph_create(&g, "even"));
+    fg_segformer_io io;
+    CHECK_OK(fg_segformer_build(g, &c, 1, 32, 32, 0, &io));
+    static const int64_t want[4] = {9, 5, 3, 2};
+    for (int i = 0; i < FG_SEGFORMER_STAGES; i++) {
+        if (io.h[i] != want[i] || io.w[i] != want[i])
+            fprintf(stderr, "  even patch: stage %d is %lldx%lld, expected %lldx%lld\n", i, (long long)io.h[i],
+                    (long long)io.w[i], (long long)want[i], (long long)want[i]);
+        CHECK(io.h[i] == want[i] && io.w[i] == want[i]);
+    }
+    const fg_id w = fg_graph_find(g, "segformer.encoder.patch_embeddings.0.proj.weight");
+    CHECK(w != FG_NONE && fg_graph_tinfo(g, w)->t.shape[2] == 4 && fg_graph_tinfo(g, w)->t.shape[3] == 4);
+    fg_graph_free(g);
+}
+
 int main(void) {
     fg_threads_set(2);
     char dir[] = "/tmp/fg_test_segformer_XXXXXX";
@@ -466,6 +490,7 @@ int main(void) {
     entry *ents = fg_test_read_entries("segformer_b0_names.txt", &n);
     CHECK(n == 207);
     test_config_and_errors();
+    test_even_patch();
     test_tiny_training();
     test_param_counts(fx);
     test_numerics(fx, ents, n, dir);

@@ -353,6 +353,56 @@ static void test_fused_gelu(void) {
     fg_pool_destroy(pool);
 }
 
+/* Mutation-review additions: the DeiT presets field by field (vit.h), and the conv stem's widths:
+ * layer j of k has dim / 2^(k - 1 - j) channels, at least 8 (dim 16, 3 layers: 8, 8, 16). */
+static void test_presets_and_stem(void) {
+    static const struct { const char *preset; int64_t patch, dim, depth, heads, mlp; } P[] = {
+        {"vit-tiny-28", 7, 64, 4, 4, 128}, {"vit-tiny-28-p4", 4, 64, 4, 4, 128},
+        {"deit-tiny", 16, 192, 12, 3, 768}, {"deit-small", 16, 384, 12, 6, 1536}};
+    for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
+        fg_vit_cfg c;
+        memset(&c, 0xff, sizeof c);
+        CHECK_OK(fg_vit_config(P[i].preset, 7, &c));
+        const int ok = c.patch == P[i].patch && c.dim == P[i].dim && c.depth == P[i].depth && c.heads == P[i].heads &&
+                       c.mlp_dim == P[i].mlp && c.num_classes == 7 && c.conv_stem == 0 && c.ln_eps == 1e-12f &&
+                       c.init_std == 0.02f;
+        if (!ok)
+            fprintf(stderr, "  preset %s: patch %lld dim %lld depth %lld heads %lld mlp %lld classes %lld stem %d\n",
+                    P[i].preset, (long long)c.patch, (long long)c.dim, (long long)c.depth, (long long)c.heads,
+                    (long long)c.mlp_dim, (long long)c.num_classes, c.conv_stem);
+        CHECK(ok);
+        for (int b = 0; b < FG_VIT_MAX_BLOCKS; b++) CHECK(c.tome_r[b] == 0);
+    }
+    fg_vit_cfg c;
+    CHECK_STATUS(fg_vit_config("deit-tiny", 0, &c), FG_ERR_INVALID);
+    CHECK_OK(fg_vit_config("DeiT-Small", 3, &c)); /* case-insensitive */
+    CHECK(c.dim == 384);
+
+    CHECK_OK(fg_vit_config("vit-tiny-28", 10, &c));
+    c.dim = 16, c.heads = 2, c.mlp_dim = 16, c.depth = 1, c.patch = 8, c.conv_stem = 3;
+    fg_graph *g = NULL;
+    CHECK_OK(fg_graph_create(&g, "stem"));
+    fg_vit_io io;
+    CHECK_OK(fg_vit_build(g, &c, 1, 3, 16, 16, 0, &io));
+    static const struct { const char *name; int64_t shape[4]; } W[] = {
+        {"vit.embeddings.stem.0.conv.weight", {8, 3, 3, 3}},
+        {"vit.embeddings.stem.1.conv.weight", {8, 8, 3, 3}},
+        {"vit.embeddings.stem.2.conv.weight", {16, 8, 3, 3}},
+        {"vit.embeddings.patch_embeddings.projection.weight", {16, 16, 1, 1}},
+    };
+    for (size_t i = 0; i < sizeof W / sizeof W[0]; i++) {
+        const fg_id id = fg_graph_find(g, W[i].name);
+        int ok = id != FG_NONE && fg_graph_tinfo(g, id)->t.ndim == 4;
+        for (int k = 0; ok && k < 4; k++) ok = fg_graph_tinfo(g, id)->t.shape[k] == W[i].shape[k];
+        if (!ok) {
+            fprintf(stderr, "  stem: '%s' missing or not (%lld, %lld, %lld, %lld)\n", W[i].name, (long long)W[i].shape[0],
+                    (long long)W[i].shape[1], (long long)W[i].shape[2], (long long)W[i].shape[3]);
+            fg_test_failures++;
+        }
+    }
+    fg_graph_free(g);
+}
+
 int main(void) {
     fg_threads_set(2);
     char dir[] = "/tmp/fg_test_vit_XXXXXX";
@@ -366,6 +416,7 @@ int main(void) {
     fg_fixture_close(fx);
     rmdir(dir);
     test_counts();
+    test_presets_and_stem();
     test_errors();
     test_fused_gelu();
     test_train_step(0);

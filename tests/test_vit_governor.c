@@ -448,6 +448,56 @@ static void test_governor_ties(void) {
     }
 }
 
+/* Mutation-review additions: frames nothing could meet leave the margin alone; the fallback (nothing
+ * fits) compares the per-entry corrected predictions, not the table's seconds; an infinite table
+ * time is refused. */
+static void test_governor_edges(void) {
+    fg_vit_profile_entry t[2];
+    memset(t, 0, sizeof t);
+    t[0].seconds = 1.0;
+    t[0].metric = 0.9;
+    fg_vit_governor *g = NULL;
+    CHECK_OK(fg_vit_governor_create(t, 1, NULL, &g));
+    if (g) {
+        fg_vit_governor_stats st;
+        fg_vit_governor_get_stats(g, &st);
+        const double m0 = st.margin;
+        CHECK(m0 == fg_vit_governor_defaults().margin_init);
+        /* a miss, but the budget is below every prediction: nothing could have fitted */
+        CHECK_OK(fg_vit_governor_observe(g, 0, 1.0, 0.5));
+        fg_vit_governor_get_stats(g, &st);
+        if (st.margin != m0) fprintf(stderr, "  unmeetable frame moved the margin: %g -> %g\n", m0, st.margin);
+        CHECK(st.margin == m0);
+        CHECK(st.observed == 1 && st.missed == 1);
+        fg_vit_governor_free(g);
+    }
+
+    t[0].seconds = 1.0, t[0].metric = 0.9;
+    t[1].seconds = 1.05, t[1].metric = 0.8;
+    g = NULL;
+    CHECK_OK(fg_vit_governor_create(t, 2, NULL, &g));
+    if (g) {
+        int k = 0;
+        for (; k < 200 && fg_vit_governor_predict(g, 0) <= fg_vit_governor_predict(g, 1); k++) {
+            CHECK_OK(fg_vit_governor_observe(g, 0, 2.0, 10.0));
+            CHECK_OK(fg_vit_governor_observe(g, 1, fg_vit_governor_predict(g, 1), 10.0));
+        }
+        CHECK(fg_vit_governor_predict(g, 0) > fg_vit_governor_predict(g, 1));
+        int fits = 1;
+        const size_t i = fg_vit_governor_choose(g, 1e-9, &fits);
+        if (i != 1) fprintf(stderr, "  fallback after %d rounds chose %zu (predictions %g, %g), expected 1\n", k, i,
+                            fg_vit_governor_predict(g, 0), fg_vit_governor_predict(g, 1));
+        CHECK(i == 1 && fits == 0);
+        fg_vit_governor_free(g);
+    }
+
+    t[1].seconds = INFINITY;
+    g = NULL;
+    CHECK_STATUS(fg_vit_governor_create(t, 2, NULL, &g), FG_ERR_INVALID);
+    CHECK(g == NULL);
+    fg_vit_governor_free(g);
+}
+
 int main(void) {
     test_skip_text();
     test_table();
@@ -457,5 +507,6 @@ int main(void) {
     test_governor_noise();
     test_governor_spikes();
     test_governor_ties();
+    test_governor_edges();
     return fg_test_finish("test_vit_governor");
 }

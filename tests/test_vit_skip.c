@@ -665,6 +665,91 @@ static void test_active_flops(void) {
     net_free(&a);
 }
 
+/* Mutation-review additions. Validation happens before anything is applied: a knob the model does
+ * not have (sr pooling on a stage-3 SegFormer block, sr 1; a depthwise conv on a ViT) is refused
+ * and leaves the previous configuration (its active FLOPs) in place; a knob on a block beyond the
+ * model's depth is refused, not ignored; keeping all H heads is accepted and costs the all-on
+ * FLOPs; a graph of more than FG_VIT_MAX_BLOCKS blocks is refused. */
+static void test_validation(void) {
+    net a;
+    net_segformer(&a);
+    net_init(&a, 51);
+    fg_vit_skip k;
+    memset(&k, 0, sizeof k);
+    k.attn[0] = 1;
+    double f0 = 0, f1 = 0;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f0));
+    CHECK(f0 > 0 && fg_graph_active_flops(a.g) == f0);
+    k.sr_pool[6] = 1; /* block 6 = stage 3 block 0: sr 1, no spatial-reduction conv */
+    CHECK(fg_graph_find_node(a.g, "segformer.encoder.block.3.0.attention.self.sr") < 0);
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &k), FG_ERR_INVALID);
+    CHECK(fg_graph_active_flops(a.g) == f0);
+    /* with knobs of earlier blocks that differ from the applied configuration: none is applied */
+    k.mlp[0] = k.mlp[1] = 1;
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &k), FG_ERR_INVALID);
+    CHECK(fg_graph_active_flops(a.g) == f0);
+    /* a block beyond the SegFormer's 8 */
+    memset(&k, 0, sizeof k);
+    k.attn[0] = 1;
+    k.mlp[8] = 1;
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &k), FG_ERR_INVALID);
+    CHECK(fg_graph_active_flops(a.g) == f0);
+    net_free(&a);
+
+    net_vit(&a, 0);
+    net_init(&a, 53);
+    memset(&k, 0, sizeof k);
+    double fall = 0;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &fall));
+    /* all 4 heads of vit-tiny-28 kept: allowed, the all-on cost */
+    k.heads[0] = 4;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f1));
+    CHECK(f1 == fall);
+    k.heads[0] = 5;
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &k), FG_ERR_INVALID);
+    memset(&k, 0, sizeof k);
+    k.attn[0] = 1;
+    CHECK_OK(fg_vit_skip_flops(a.g, &k, &f0));
+    CHECK(f0 < fall);
+    k.dwconv[0] = 1; /* a ViT has no depthwise conv */
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &k), FG_ERR_INVALID);
+    CHECK(fg_graph_active_flops(a.g) == f0);
+    k.dwconv[0] = 0;
+    k.mlp[0] = k.mlp[1] = 1;
+    k.dwconv[2] = 1;
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &k), FG_ERR_INVALID);
+    CHECK(fg_graph_active_flops(a.g) == f0);
+    /* heads kept on block 7 of a 4-block model: refused, not ignored */
+    memset(&k, 0, sizeof k);
+    k.attn[0] = 1;
+    k.heads[7] = 2;
+    CHECK_STATUS(fg_vit_skip_apply(a.g, &k), FG_ERR_INVALID);
+    CHECK(fg_graph_active_flops(a.g) == f0);
+    net_free(&a);
+
+    /* 65 blocks: more than a skip configuration can name */
+    fg_vit_cfg c;
+    CHECK_OK(fg_vit_config("vit-tiny-28", 2, &c));
+    c.dim = 8, c.heads = 1, c.mlp_dim = 8, c.depth = FG_VIT_MAX_BLOCKS + 1;
+    fg_graph *g = NULL;
+    CHECK_OK(fg_graph_create(&g, "deep"));
+    fg_vit_io io;
+    CHECK_OK(fg_vit_build(g, &c, 1, 1, 28, 28, 0, &io));
+    int64_t nb = -1;
+    int seg = -1;
+    CHECK_STATUS(fg_vit_skip_blocks(g, &nb, &seg), FG_ERR_INVALID);
+    memset(&k, 0, sizeof k);
+    CHECK_STATUS(fg_vit_skip_apply(g, &k), FG_ERR_INVALID);
+    fg_graph_free(g);
+    /* 64 blocks: accepted */
+    c.depth = FG_VIT_MAX_BLOCKS;
+    CHECK_OK(fg_graph_create(&g, "deep64"));
+    CHECK_OK(fg_vit_build(g, &c, 1, 1, 28, 28, 0, &io));
+    CHECK_OK(fg_vit_skip_blocks(g, &nb, &seg));
+    CHECK(nb == FG_VIT_MAX_BLOCKS && seg == 0);
+    fg_graph_free(g);
+}
+
 int main(void) {
     fg_threads_set(2);
     test_vit();
@@ -673,5 +758,6 @@ int main(void) {
     test_narrow();
     test_governor();
     test_active_flops();
+    test_validation();
     return fg_test_finish("test_vit_skip");
 }
