@@ -903,6 +903,17 @@ static void test_variants(fg_rng *rng) {
                     }
                     free(kr);
                 }
+                if (sp.variant == FG_LSTM_BWD_MEPROP || sp.variant == FG_LSTM_BWD_THRESHOLD) {
+                    /* no block is dropped by these (ops.h): dropped 0, every block kept */
+                    int64_t kept = 0;
+                    for (int64_t i = 0; i < T * nb; i++) kept += kf[i];
+                    if (sf.dropped != 0 || sf.kept_blocks != T * nb || kept != T * nb) {
+                        fprintf(stderr, "  %s: dropped %lld, kept_blocks %lld, keep flags %lld; expected 0, %lld, %lld\n",
+                                VWHAT("blocks"), (long long)sf.dropped, (long long)sf.kept_blocks, (long long)kept,
+                                (long long)(T * nb), (long long)(T * nb));
+                        fg_test_failures++;
+                    }
+                }
                 if (sp.variant == FG_LSTM_BWD_MEPROP) {
                     int64_t nd = (int64_t)floor((double)sp.drop * (double)G4 + 0.5);
                     if (nd > G4 - 1) nd = G4 - 1;
