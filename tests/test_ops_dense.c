@@ -724,13 +724,18 @@ static void test_fixtures_concat(fg_fixture *f) {
         fg_check_guard(name, dins[j], (size_t)(N * chunk[j]));
         free(dins[j]);
     }
-    /* a NULL gradient is skipped; the others are still written */
-    float *d0 = fg_alloc_guarded((size_t)(N * chunk[0]));
-    float *const some[3] = {d0, NULL, NULL};
+    /* a NULL gradient is skipped; the others are still written, from their own part of dout
+     * (the last one after a skipped one too) */
+    float *d0 = fg_alloc_guarded((size_t)(N * chunk[0])), *d2 = fg_alloc_guarded((size_t)(N * chunk[2]));
+    float *const some[3] = {d0, NULL, NULL}, *const ends[3] = {d0, NULL, d2};
     fg_concat_backward(some, fg_fixture_get(f, "cat.dout", no), chunk, k, N);
     fg_check_equal("torch cat dx0 (others NULL)", d0, fg_fixture_get(f, "cat.dx0", (size_t)(N * chunk[0])),
                    (size_t)(N * chunk[0]));
-    free(d0), free(y);
+    fg_concat_backward(ends, fg_fixture_get(f, "cat.dout", no), chunk, k, N);
+    fg_check_equal("torch cat dx2 (dx1 NULL)", d2, fg_fixture_get(f, "cat.dx2", (size_t)(N * chunk[2])),
+                   (size_t)(N * chunk[2]));
+    fg_check_guard("torch cat dx2 (dx1 NULL)", d2, (size_t)(N * chunk[2]));
+    free(d0), free(d2), free(y);
 }
 
 /* ---------------------------------------------------------------- large tensors, thread counts */
