@@ -417,6 +417,26 @@ static void test_st_corrupt(void) {
         free(b);
     }
 
+    /* the nesting bound is exact: 32 containers parse (and fail on what the tensor holds), 33 do
+     * not parse */
+    for (int n = 32; n <= 33; n++) {
+        char hdr[128];
+        int o = snprintf(hdr, sizeof hdr, "{\"a\":");
+        for (int i = 1; i < n; i++) hdr[o++] = '[';
+        for (int i = 1; i < n; i++) hdr[o++] = ']';
+        hdr[o++] = '}', hdr[o] = 0;
+        size_t len;
+        unsigned char *b = make_st(hdr, 0, &len);
+        fg_st_file *f = NULL;
+        CHECK(fg_st_parse(b, len, "depth.safetensors", &f) == FG_ERR_FORMAT);
+        const int nesting = strstr(fg_last_error(), "nesting") != NULL;
+        if (nesting != (n == 33)) {
+            fprintf(stderr, "  %d nested containers: '%s'\n", n, fg_last_error());
+            fg_test_failures++;
+        }
+        free(b);
+    }
+
     /* nesting far beyond the bound: a clean error, no stack exhaustion */
     size_t deep = 100000;
     char *h = malloc(deep + 1);
@@ -880,6 +900,48 @@ static void test_dataset(void) {
     }
 }
 
+/* The writer lays the data out by falling element size (8, 4, 2, 1 bytes), so that each tensor
+ * starts at a multiple of its element size from the data's start, whatever order it was added in:
+ * 3 F32 values, then an F64, then a U8 and an I16. */
+static void test_st_alignment(void) {
+    char path[1024];
+    path_in(path, sizeof path, "align.safetensors");
+    const float a[3] = {1, 2, 3};
+    const double b[1] = {4};
+    const uint8_t c[1] = {5};
+    const int16_t d[1] = {6};
+    const int64_t s3 = 3, s1 = 1;
+    fg_st_writer *w;
+    CHECK_OK(fg_st_writer_create(&w));
+    CHECK_OK(fg_st_writer_add(w, "a", FG_ST_F32, 1, &s3, a));
+    CHECK_OK(fg_st_writer_add(w, "b", FG_ST_F64, 1, &s1, b));
+    CHECK_OK(fg_st_writer_add(w, "c", FG_ST_U8, 1, &s1, c));
+    CHECK_OK(fg_st_writer_add(w, "d", FG_ST_I16, 1, &s1, d));
+    CHECK_OK(fg_st_writer_save(w, path));
+    fg_st_writer_free(w);
+    fg_st_file *f;
+    CHECK_OK(fg_st_load(path, &f));
+    const char *names[4] = {"a", "b", "c", "d"};
+    const size_t size[4] = {4, 8, 1, 2};
+    const fg_st_entry *e[4];
+    uintptr_t base = UINTPTR_MAX;
+    for (int i = 0; i < 4; i++) {
+        e[i] = fg_st_find(f, names[i]);
+        CHECK(e[i] && e[i]->data);
+        if (e[i] && (uintptr_t)e[i]->data < base) base = (uintptr_t)e[i]->data;
+    }
+    for (int i = 0; i < 4; i++)
+        if (e[i] && ((uintptr_t)e[i]->data - base) % size[i] != 0) {
+            fprintf(stderr, "  writer layout: '%s' (%zu-byte elements) at data offset %zu\n", names[i], size[i],
+                    (size_t)((uintptr_t)e[i]->data - base));
+            fg_test_failures++;
+        }
+    double got;
+    memcpy(&got, e[1]->data, sizeof got);
+    CHECK(got == 4.0);
+    fg_st_free(f);
+}
+
 int main(void) {
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/fg_test_io.XXXXXX", (t && t[0]) ? t : "/tmp");
@@ -892,6 +954,7 @@ int main(void) {
     test_st_truncation_and_flips();
     test_st_header_only();
     test_st_io_errors();
+    test_st_alignment();
     test_idx();
     test_dataset();
     remove_tree(tmpdir);
