@@ -385,6 +385,24 @@ static void test_builder_misuse(void) {
     }
 }
 
+/* Sum of squares of every parameter gradient; *n the gradients summed, *last the last one's sum. */
+static double grad_sumsq(fg_graph *g, int *n, double *last) {
+    double ss = 0.0;
+    *n = 0;
+    for (int i = 0; i < fg_graph_n_params(g); i++) {
+        const fg_tinfo *ti = fg_graph_tinfo(g, fg_graph_param(g, i));
+        if (ti->grad == FG_NONE) continue;
+        const fg_tensor *t = fg_graph_tensor(g, ti->grad);
+        const float *d = t->data;
+        double s1 = 0.0;
+        for (int64_t j = 0; j < fg_tensor_numel(t); j++) s1 += (double)d[j] * d[j];
+        ss += s1;
+        *last = s1;
+        (*n)++;
+    }
+    return ss;
+}
+
 /* Evaluation mode and gradient clipping on the DAG net (dropout 0.25 before its last linears):
  *  - with training off, dropout passes its input through: two forwards under different dropout
  *    seeds give the same loss bit for bit (with training on they differ), and training is on
@@ -409,28 +427,12 @@ static void test_eval_and_clip(void) {
     fg_graph_zero_grad(g);
     CHECK_OK(fg_graph_forward(g));
     CHECK_OK(fg_graph_backward(g));
-    double ss = 0.0;
     int with_grad = 0;
-    for (int i = 0; i < fg_graph_n_params(g); i++) {
-        const fg_tinfo *ti = fg_graph_tinfo(g, fg_graph_param(g, i));
-        if (ti->grad == FG_NONE) continue;
-        const fg_tensor *t = fg_graph_tensor(g, ti->grad);
-        for (int64_t j = 0; j < fg_tensor_numel(t); j++) ss += (double)((float *)t->data)[j] * ((float *)t->data)[j];
-        with_grad++;
-    }
-    const double norm = sqrt(ss);
+    double last = 0.0;
+    const double norm = sqrt(grad_sumsq(g, &with_grad, &last));
     CHECK(with_grad > 2 && norm > 0);
     const double got = fg_graph_clip_grad_norm(g, 0.5 * norm);
-    double after = 0.0, last = 0.0;
-    for (int i = 0; i < fg_graph_n_params(g); i++) {
-        const fg_tinfo *ti = fg_graph_tinfo(g, fg_graph_param(g, i));
-        if (ti->grad == FG_NONE) continue;
-        const fg_tensor *t = fg_graph_tensor(g, ti->grad);
-        double s1 = 0.0;
-        for (int64_t j = 0; j < fg_tensor_numel(t); j++) s1 += (double)((float *)t->data)[j] * ((float *)t->data)[j];
-        after += s1;
-        last = s1;
-    }
+    const double after = grad_sumsq(g, &with_grad, &last);
     if (fabs(got - norm) > 1e-6 * norm || fabs(sqrt(after) - 0.5 * norm) > 1e-5 * norm || !(last > 0)) {
         fprintf(stderr, "  clip_grad_norm to half of %.9g: returned %.9g, norm after %.9g\n", norm, got, sqrt(after));
         fg_test_failures++;
